@@ -1,0 +1,69 @@
+"""Simulated radar logs and CRM history with a known truth: the data everything is judged on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.simulator.config import SimulationConfig
+from features.simulator.engine import Simulation
+from features.simulator.tables import events_table, items_table, leads_table, stages_table, truth_table
+from features.simulator.world import build_world
+from leadradar.settings import Settings
+
+__all__ = ["SimulationConfig", "SimulationResult", "simulate"]
+
+
+@dataclass
+class SimulationResult:
+    events: pa.Table
+    stages: pa.Table
+    truth: pa.Table
+    items: pa.Table
+    leads: pa.Table
+
+    def write(self, out: Path) -> dict[str, Path]:
+        """Write every table as Parquet under `out`; returns the paths by table name."""
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {}
+        for name in ("events", "stages", "truth", "items", "leads"):
+            path = out / f"{name}.parquet"
+            pq.write_table(getattr(self, name), path)
+            paths[name] = path
+        return paths
+
+
+def truth_cutoff_days(cfg: SimulationConfig, anchor_weekday: int) -> set[int]:
+    if cfg.truth_cadence == "daily":
+        return set(range(1, cfg.days + 1))
+    if cfg.truth_cadence != "weekly":
+        raise ValueError(f"truth_cadence must be 'daily' or 'weekly', got {cfg.truth_cadence!r}")
+    return {d for d in range(1, cfg.days + 1) if (cfg.start + timedelta(days=d)).weekday() == anchor_weekday}
+
+
+def simulate(cfg: SimulationConfig, settings: Settings) -> SimulationResult:
+    """Run the simulation; deterministic for a given config (seed included)."""
+    unknown = sorted(set(cfg.event_type_logits) - set(settings.events.types))
+    if unknown:
+        raise ValueError(f"the simulator emits event types the configuration does not know: {unknown}")
+    rng = np.random.default_rng(cfg.seed)
+    world = build_world(cfg, rng)
+    n_open = len(settings.funnel.open_stages)
+    raw = Simulation(cfg, world, n_open, rng).run(truth_cutoff_days(cfg, settings.features.weekly_anchor_weekday))
+    stage_names = list(settings.funnel.all_stages)
+    return SimulationResult(
+        events=events_table(raw, list(cfg.event_type_logits), cfg, rng),
+        stages=stages_table(raw, stage_names, rng),
+        truth=truth_table(raw, stage_names, cfg),
+        items=items_table(raw),
+        leads=leads_table(raw, rng),
+    )
+
+
+def simulation_end(cfg: SimulationConfig) -> date:
+    return cfg.start + timedelta(days=cfg.days)

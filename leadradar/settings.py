@@ -1,0 +1,229 @@
+"""One settings object for the whole project: defaults run everything on one laptop.
+
+Override with environment variables (`LEADRADAR_HOME`, `LEADRADAR_TRAINING__HORIZON_DAYS=14`, ...)
+or with a TOML file named by `LEADRADAR_CONFIG`.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+EVENT_FAMILIES = ("view", "share", "contact", "content")
+
+DEFAULT_EVENT_TYPES: dict[str, str] = {
+    "card_view": "view",
+    "card_share": "share",
+    "card_save": "contact",
+    "phone_call": "contact",
+    "wechat_add": "contact",
+    "chat_message": "contact",
+    "form_submit": "contact",
+    "meeting": "contact",
+    "product_view": "content",
+    "article_view": "content",
+    "video_view": "content",
+}
+
+# Where a person writes back: these contacts mean the lead and the salesperson spoke.
+DEFAULT_TWO_WAY_CONTACT = ("phone_call", "chat_message", "meeting")
+
+QUIET_ENVIRONMENT = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "BENTOML_DO_NOT_TRACK": "true",
+    "SPARK_LOCAL_IP": "127.0.0.1",
+    "GIT_PYTHON_REFRESH": "quiet",
+}
+
+
+class EventConfig(BaseModel):
+    """Which event types exist and the family each belongs to; a company maps its own log names here."""
+
+    types: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_EVENT_TYPES))
+    two_way_contact: tuple[str, ...] = DEFAULT_TWO_WAY_CONTACT
+
+    @model_validator(mode="after")
+    def _known_families(self) -> "EventConfig":
+        for name, family in self.types.items():
+            if family not in EVENT_FAMILIES:
+                raise ValueError(
+                    f"event type {name!r} has family {family!r}; expected one of {EVENT_FAMILIES}"
+                )
+        for name in self.two_way_contact:
+            if name not in self.types:
+                raise ValueError(f"two_way_contact names unknown event type {name!r}")
+        return self
+
+    def of_family(self, family: str) -> list[str]:
+        return [name for name, fam in self.types.items() if fam == family]
+
+
+class FunnelConfig(BaseModel):
+    """The ordered CRM funnel; the last stage is the win, `lost` is the terminal exit."""
+
+    stages: tuple[str, ...] = ("new", "engaged", "contacted", "qualified", "proposal", "won")
+    lost: str = "lost"
+
+    @field_validator("stages")
+    @classmethod
+    def _at_least_two(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if len(v) < 2 or len(set(v)) != len(v):
+            raise ValueError("funnel needs at least two distinct stages, the last one being the win")
+        return v
+
+    @property
+    def won(self) -> str:
+        return self.stages[-1]
+
+    @property
+    def open_stages(self) -> tuple[str, ...]:
+        return self.stages[:-1]
+
+    @property
+    def all_stages(self) -> tuple[str, ...]:
+        return (*self.stages, self.lost)
+
+    def rank(self, stage: str) -> int:
+        """Position in the funnel; `lost` ranks after the win so it sorts last."""
+        return self.all_stages.index(stage)
+
+
+class FeatureConfig(BaseModel):
+    windows_days: tuple[int, ...] = (1, 7, 30, 90)
+    cadence: Literal["daily", "weekly"] = "weekly"
+    # Weekly cutoffs fall on this weekday (0 = Monday) at midnight UTC.
+    weekly_anchor_weekday: int = 0
+    session_gap_minutes: int = 30
+    timezone: str = "Asia/Shanghai"
+    night_start_hour: int = 22
+    night_end_hour: int = 7
+    engine: Literal["duckdb", "spark"] = "duckdb"
+    # Win-rate smoothing for the salesperson context: prior strength in closed leads.
+    sales_prior_strength: float = 20.0
+
+    @field_validator("windows_days")
+    @classmethod
+    def _positive_windows(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        bad = [w for w in v if w <= 0 or w > 3650]
+        if bad:
+            raise ValueError(f"feature windows must be 1..3650 days, got {bad}")
+        return tuple(sorted(set(v)))
+
+
+class TrainingConfig(BaseModel):
+    horizon_days: int = 30
+    horizons_days: tuple[int, ...] = (7, 30, 90)
+    # Fractions of the labelled cutoffs given to validation and test (time order; the rest trains).
+    validation_fraction: float = 0.2
+    test_fraction: float = 0.2
+    seed: int = 7
+    num_boost_round: int = 2000
+    early_stopping_rounds: int = 100
+    lgbm_params: dict[str, Any] = Field(
+        default_factory=lambda: {
+            "objective": "binary",
+            "learning_rate": 0.05,
+            "num_leaves": 31,
+            "min_data_in_leaf": 200,
+            "feature_fraction": 0.8,
+            "bagging_fraction": 0.8,
+            "bagging_freq": 1,
+            "lambda_l2": 1.0,
+            "num_threads": 2,
+            "verbosity": -1,
+        }
+    )
+    ece_bins: int = 15
+
+
+class MlflowConfig(BaseModel):
+    tracking_uri: str | None = None  # default: sqlite file under the data directory
+    experiment: str = "leadradar"
+    model_name: str = "leadradar-close"
+
+
+class ServingConfig(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 3000
+    max_leads_per_request: int = 1000
+    workers: int = 1
+
+
+class Settings(BaseSettings):
+    """Everything configurable, in one place."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LEADRADAR_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    home: Path = Path(".leadradar")
+    events: EventConfig = Field(default_factory=EventConfig)
+    funnel: FunnelConfig = Field(default_factory=FunnelConfig)
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("LEADRADAR_CONFIG")
+        if config_file:
+            if not Path(config_file).is_file():
+                raise FileNotFoundError(f"LEADRADAR_CONFIG names {config_file}, which does not exist")
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=config_file))
+        return tuple(sources)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def tracking_uri(self) -> str:
+        return self.mlflow.tracking_uri or f"sqlite:///{self.data_dir / 'mlflow.db'}"
+
+    @property
+    def artifact_location(self) -> str:
+        return (self.data_dir / "mlartifacts").as_uri()
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.data_dir / "model-cache"
+
+    @property
+    def scores_dir(self) -> Path:
+        return self.data_dir / "scores"
+
+    def ensure_dirs(self) -> None:
+        for path in (self.data_dir, self.scores_dir, self.model_cache_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+def quiet_environment() -> None:
+    """Turn off telemetry lookups of MLflow and BentoML: this machine cannot reach those hosts."""
+    for key, value in QUIET_ENVIRONMENT.items():
+        os.environ.setdefault(key, value)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    quiet_environment()
+    return Settings()
