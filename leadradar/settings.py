@@ -47,11 +47,47 @@ QUIET_ENVIRONMENT = {
 }
 
 
+class EventLabel(BaseModel):
+    """How an event type or family reads in a reason: a verb phrase and a noun, in both languages."""
+
+    verb_en: str
+    verb_zh: str
+    noun_en: str
+    noun_zh: str
+
+
+def _label(verb_en: str, verb_zh: str, noun_en: str, noun_zh: str) -> EventLabel:
+    return EventLabel(verb_en=verb_en, verb_zh=verb_zh, noun_en=noun_en, noun_zh=noun_zh)
+
+
+DEFAULT_EVENT_LABELS: dict[str, EventLabel] = {
+    "card_view": _label("opened the card", "打开名片", "the card", "名片"),
+    "card_share": _label("shared the card", "转发名片", "shares", "转发"),
+    "card_save": _label("saved the contact", "保存联系方式", "contact saves", "保存联系方式"),
+    "phone_call": _label("called", "通话", "calls", "通话"),
+    "wechat_add": _label("added the salesperson on WeChat", "添加销售微信", "WeChat adds", "添加微信"),
+    "chat_message": _label("sent chat messages", "发送聊天消息", "chat", "聊天"),
+    "form_submit": _label("submitted a form", "提交表单", "forms", "表单"),
+    "meeting": _label("met the salesperson", "与销售见面", "meetings", "见面"),
+    "product_view": _label("viewed products", "查看产品", "product pages", "产品页"),
+    "article_view": _label("read articles", "阅读文章", "articles", "文章"),
+    "video_view": _label("watched videos", "观看视频", "videos", "视频"),
+    "view": _label("viewed the card", "浏览名片", "the card", "名片"),
+    "share": _label("shared", "转发", "shares", "转发"),
+    "contact": _label("got in touch", "主动联系", "contacts", "联系"),
+    "content": _label("viewed content", "浏览内容", "content", "内容"),
+    "any": _label("touched the card", "互动", "the card and its content", "名片及内容"),
+}
+
+
 class EventConfig(BaseModel):
     """Which event types exist and the family each belongs to; a company maps its own log names here."""
 
     types: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_EVENT_TYPES))
     two_way_contact: tuple[str, ...] = DEFAULT_TWO_WAY_CONTACT
+    # Types that carry a dwell time; dwell features are built for these and their families.
+    dwell_types: tuple[str, ...] = ("card_view", "product_view", "article_view", "video_view")
+    labels: dict[str, EventLabel] = Field(default_factory=lambda: dict(DEFAULT_EVENT_LABELS))
 
     @model_validator(mode="after")
     def _known_families(self) -> "EventConfig":
@@ -60,13 +96,23 @@ class EventConfig(BaseModel):
                 raise ValueError(
                     f"event type {name!r} has family {family!r}; expected one of {EVENT_FAMILIES}"
                 )
-        for name in self.two_way_contact:
-            if name not in self.types:
-                raise ValueError(f"two_way_contact names unknown event type {name!r}")
+        for field_name in ("two_way_contact", "dwell_types"):
+            for name in getattr(self, field_name):
+                if name not in self.types:
+                    raise ValueError(f"{field_name} names unknown event type {name!r}")
         return self
 
     def of_family(self, family: str) -> list[str]:
         return [name for name, fam in self.types.items() if fam == family]
+
+    @property
+    def families(self) -> list[str]:
+        return [f for f in EVENT_FAMILIES if self.of_family(f)]
+
+    def label(self, name: str) -> EventLabel:
+        """The words for a type or family; a company's own type without words reads as its name."""
+        words = name.replace("_", " ")
+        return self.labels.get(name) or _label(words, words, words, words)
 
 
 class FunnelConfig(BaseModel):
@@ -74,6 +120,17 @@ class FunnelConfig(BaseModel):
 
     stages: tuple[str, ...] = ("new", "engaged", "contacted", "qualified", "proposal", "won")
     lost: str = "lost"
+    labels: dict[str, tuple[str, str]] = Field(
+        default_factory=lambda: {
+            "new": ("new", "新线索"),
+            "engaged": ("engaged", "有互动"),
+            "contacted": ("contacted", "已联系"),
+            "qualified": ("qualified", "需求确认"),
+            "proposal": ("proposal", "已报价"),
+            "won": ("won", "成交"),
+            "lost": ("lost", "流失"),
+        }
+    )
 
     @field_validator("stages")
     @classmethod
@@ -94,6 +151,10 @@ class FunnelConfig(BaseModel):
     def all_stages(self) -> tuple[str, ...]:
         return (*self.stages, self.lost)
 
+    def label(self, stage: str, lang: str) -> str:
+        en, zh = self.labels.get(stage, (stage, stage))
+        return zh if lang == "zh-CN" else en
+
     def rank(self, stage: str) -> int:
         """Position in the funnel; `lost` ranks after the win so it sorts last."""
         return self.all_stages.index(stage)
@@ -105,10 +166,13 @@ class FeatureConfig(BaseModel):
     # Weekly cutoffs fall on this weekday (0 = Monday) at midnight UTC.
     weekly_anchor_weekday: int = 0
     session_gap_minutes: int = 30
-    timezone: str = "Asia/Shanghai"
+    # Local time of the cards' users for night and weekend habits (China keeps one offset all year).
+    utc_offset_hours: float = 8.0
     night_start_hour: int = 22
     night_end_hour: int = 7
     engine: Literal["duckdb", "spark"] = "duckdb"
+    # Item categories that mean the lead looked at prices.
+    pricing_categories: tuple[str, ...] = ("pricing",)
     # Win-rate smoothing for the salesperson context: prior strength in closed leads.
     sales_prior_strength: float = 20.0
 
@@ -125,7 +189,7 @@ class TrainingConfig(BaseModel):
     horizon_days: int = 30
     horizons_days: tuple[int, ...] = (7, 30, 90)
     # Fractions of the labelled cutoffs given to validation and test (time order; the rest trains).
-    validation_fraction: float = 0.2
+    validation_fraction: float = 0.15
     test_fraction: float = 0.2
     seed: int = 7
     num_boost_round: int = 2000

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 class SimulationConfig(BaseModel):
     tenants: int = 3
     leads: int = 20_000  # organic leads over all tenants; share chains add more
-    days: int = 182
+    days: int = 270
     seed: int = 7
     start: date = date(2026, 1, 5)  # a Monday
     timezone_offset_hours: int = 8  # the cards' users live in UTC+8

@@ -1,0 +1,85 @@
+"""Where feature queries run: embedded DuckDB by default, Spark (local or a cluster) by configuration."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+import pyarrow as pa
+
+from features.contract import EVENT_SCHEMA, ITEM_SCHEMA, STAGE_SCHEMA
+
+SCHEMAS = {"events": EVENT_SCHEMA, "stages": STAGE_SCHEMA, "items": ITEM_SCHEMA}
+
+
+def spark_session(app_name: str = "leadradar") -> Any:
+    """A local Spark session bound to loopback, in UTC (Spark's timestamps are session-zoned)."""
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    from pyspark.sql import SparkSession
+
+    return (
+        SparkSession.builder.appName(app_name)
+        .master(os.environ.get("LEADRADAR_SPARK_MASTER", "local[2]"))
+        .config("spark.driver.host", "127.0.0.1")
+        .config("spark.driver.bindAddress", "127.0.0.1")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "8")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .getOrCreate()
+    )
+
+
+def connect(engine: str = "duckdb", threads: int | None = None) -> ibis.BaseBackend:
+    if engine == "duckdb":
+        con = ibis.duckdb.connect()
+        if threads:
+            con.raw_sql(f"SET threads = {int(threads)}")
+        return con
+    if engine == "spark":
+        return ibis.pyspark.connect(spark_session())
+    raise ValueError(f"unknown feature engine {engine!r}; use 'duckdb' or 'spark'")
+
+
+def conform(table: pa.Table, kind: str) -> pa.Table:
+    """Select and cast an Arrow table to its contract schema (columns in contract order)."""
+    schema = SCHEMAS[kind]
+    missing = [name for name in schema.names if name not in table.column_names]
+    if missing:
+        raise ValueError(f"{kind} table lacks required columns {missing}")
+    return table.select(schema.names).cast(schema)
+
+
+def load(con: ibis.BaseBackend, source: str | Path | pa.Table | pd.DataFrame, kind: str) -> ir.Table:
+    """A contract table on the engine, scanned from Parquet in place or uploaded from memory."""
+    name = f"lr_{kind}"
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.exists():
+            raise FileNotFoundError(f"{kind} file {path} does not exist")
+        table = con.read_parquet(str(path), table_name=name)
+        schema = ibis.Schema.from_pyarrow(SCHEMAS[kind])
+        missing = [c for c in schema.names if c not in table.columns]
+        if missing:
+            raise ValueError(f"{path} lacks required {kind} columns {missing}")
+        return table.select(*schema.names).cast(schema)
+    if isinstance(source, pd.DataFrame):
+        source = pa.Table.from_pandas(source, preserve_index=False)
+    data = conform(source, kind)
+    if con.name == "duckdb":
+        return con.create_table(name, data, temp=True, overwrite=True)
+    return con.create_table(name, data.to_pandas(), overwrite=True)
+
+
+def to_pandas(expr: ir.Table) -> pd.DataFrame:
+    """Execute and return pandas with UTC microsecond timestamps whatever the engine."""
+    df = expr.to_pyarrow().to_pandas()
+    for col in df.columns:
+        if pd.api.types.is_datetime64_any_dtype(df[col]):
+            s = df[col]
+            df[col] = (s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")).astype("datetime64[us, UTC]")
+    return df

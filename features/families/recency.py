@@ -1,0 +1,45 @@
+"""How long ago: hours since the last event of each family, since the last two-way contact, lead age."""
+
+from __future__ import annotations
+
+import ibis.expr.types as ir
+
+from features.grid import HOUR_US
+from features.registry import Feature
+from leadradar.settings import Settings
+
+
+def hours_since(t: ir.Table, us: ir.IntegerValue) -> ir.FloatingValue:
+    return (t.cutoff_us.max() - us).cast("float64") / HOUR_US
+
+
+def declare(settings: Settings) -> list[Feature]:
+    ev = settings.events
+    groups = [("any", list(ev.types))] + [(f, ev.of_family(f)) for f in ev.families]
+    feats = []
+    for name, types in groups:
+        label = ev.label(name)
+        feats.append(Feature(
+            name=f"hours_since_last_{name}", family="recency", source="activity", kind="hours", default=None,
+            expr=lambda t, ty=types: hours_since(t, t.us_max.max(where=t.event_type.isin(ty))),
+            en=f"last {label.verb_en} {{value}} ago", zh=f"上次{label.verb_zh}在{{value}}前",
+        ))
+    feats += [
+        Feature(
+            name="hours_since_two_way_contact", family="contact", source="activity", kind="hours", default=None,
+            expr=lambda t: hours_since(t, t.us_max.max(where=t.event_type.isin(list(ev.two_way_contact)))),
+            en="last spoke with the salesperson {value} ago", zh="上次与销售双向沟通在{value}前",
+        ),
+        Feature(
+            name="n_two_way_contact_30d", family="contact", source="activity",
+            expr=lambda t: t.n.sum(where=t.event_type.isin(list(ev.two_way_contact)) & (t.age < 30)),
+            en="spoke with the salesperson {value} times in the last 30 days",
+            zh="近30天与销售双向沟通{value}次",
+        ),
+        Feature(
+            name="hours_since_first_event", family="recency", source="activity", kind="hours", default=None,
+            expr=lambda t: hours_since(t, t.us_min.min()),
+            en="first opened the card {value} ago", zh="首次打开名片在{value}前",
+        ),
+    ]
+    return feats

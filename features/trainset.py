@@ -1,0 +1,113 @@
+"""The training set: one row per (lead, cutoff) open at the cutoff, features as of it, labels after it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import ibis
+import ibis.expr.types as ir
+import pandas as pd
+import pyarrow as pa
+
+from features.build import KEY, META, feature_query, unbound_inputs
+from features.cutoffs import cadence_cutoffs, cutoff_frame
+from features.engines import connect, load, to_pandas
+from features.labels import label_columns, label_query
+from features.registry import FeatureRegistry, build_registry, definition_hash
+from leadradar.settings import Settings
+
+Source = str | Path | pa.Table | pd.DataFrame
+
+
+@dataclass
+class TrainingSet:
+    frame: pd.DataFrame
+    features: list[str]
+    labels: list[str]
+    first_cutoff: pd.Timestamp
+    last_cutoff: pd.Timestamp
+    data_until: pd.Timestamp
+    definition_hash: str
+    categorical: list[str] = field(default_factory=list)
+
+    @property
+    def window(self) -> dict[str, str]:
+        return {
+            "first_cutoff": self.first_cutoff.isoformat(),
+            "last_cutoff": self.last_cutoff.isoformat(),
+            "data_until": self.data_until.isoformat(),
+        }
+
+
+def registry_hash(settings: Settings, registry: FeatureRegistry) -> str:
+    """Hash of the compiled feature query: changes whenever any definition or setting it uses changes."""
+    t = unbound_inputs(settings)
+    q = feature_query(t["events"], t["stages"], t["cutoffs"], settings, registry, t["items"])
+    return definition_hash(str(ibis.to_sql(q.table, dialect="duckdb")), registry.names)
+
+
+def _until(table: ir.Table, until: pd.Timestamp | None) -> ir.Table:
+    return table if until is None else table.filter(table.ts <= until.to_pydatetime())
+
+
+def data_bounds(events: ir.Table, stages: ir.Table) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First CRM row and the last thing known in either log."""
+    first = pd.Timestamp(stages.ts.min().to_pyarrow().as_py())
+    last = max(pd.Timestamp(events.ts.max().to_pyarrow().as_py()), pd.Timestamp(stages.ts.max().to_pyarrow().as_py()))
+    return first.tz_convert("UTC"), last.tz_convert("UTC")
+
+
+def build_training_set(
+    events: Source,
+    stages: Source,
+    settings: Settings,
+    until: pd.Timestamp | None = None,
+    items: Source | None = None,
+    engine: str | None = None,
+    registry: FeatureRegistry | None = None,
+    min_history_days: int = 7,
+) -> TrainingSet:
+    """Features and labels for every cadence cutoff whose main label window ends by `until`.
+
+    Everything after `until` is dropped before any feature is computed. Labels of longer horizons
+    whose window is not complete by `until` are left missing, not guessed as negatives.
+    """
+    registry = registry or build_registry(settings)
+    con = connect(engine or settings.features.engine)
+    ev = _until(load(con, events, "events"), until)
+    st = _until(load(con, stages, "stages"), until)
+    it = load(con, items, "items") if items is not None else None
+    first, last = data_bounds(ev, st)
+    data_until = until if until is not None else last
+    horizon = timedelta(days=settings.training.horizon_days)
+    cutoffs = cadence_cutoffs(first + timedelta(days=min_history_days), data_until - horizon, settings.features)
+    if len(cutoffs) < 3:
+        raise ValueError(
+            f"only {len(cutoffs)} cutoffs fit between {first:%Y-%m-%d} and {data_until:%Y-%m-%d} "
+            f"with a {settings.training.horizon_days}-day horizon; supply a longer history"
+        )
+    cut = con.create_table("lr_cutoffs", cutoff_frame(cutoffs), overwrite=True, **({"temp": True} if con.name == "duckdb" else {}))
+    q = feature_query(ev, st, cut, settings, registry, it)
+    labels = label_query(q.spine, q.stages, settings)
+    frame = to_pandas(q.table.inner_join(labels, KEY))
+    frame = frame.sort_values(KEY, kind="stable").reset_index(drop=True)
+    for col in label_columns(settings):
+        frame[col] = frame[col].astype("float64")
+    for h in settings.training.horizons_days:
+        late = frame["cutoff"] + timedelta(days=h) > data_until
+        frame.loc[late, f"y_close_{h}d"] = float("nan")
+    return TrainingSet(
+        frame=frame,
+        features=registry.names,
+        labels=label_columns(settings),
+        first_cutoff=cutoffs[0],
+        last_cutoff=cutoffs[-1],
+        data_until=pd.Timestamp(data_until),
+        definition_hash=registry_hash(settings, registry),
+        categorical=registry.categorical(),
+    )
+
+
+__all__ = ["META", "TrainingSet", "build_training_set", "registry_hash"]

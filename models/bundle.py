@@ -1,0 +1,29 @@
+"""The MLflow pyfunc bundle: a saved FunnelModel folder plus the class MLflow loads it with."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import pandas as pd
+
+from models.funnel import FunnelModel
+
+ENTRY_POINT = Path(__file__).with_name("pyfunc_entry.py")
+ARTIFACT_KEY = "funnel"
+
+
+class LeadRadarModel(mlflow.pyfunc.PythonModel):
+    """`predict` takes a feature frame and returns the calibrated probability of every target."""
+
+    def load_context(self, context: Any) -> None:
+        self.model = FunnelModel.load(Path(context.artifacts[ARTIFACT_KEY]))
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        return self.model.predict_targets(model_input)
+
+
+def funnel_of(pyfunc_model: mlflow.pyfunc.PyFuncModel) -> FunnelModel:
+    """The FunnelModel inside a loaded pyfunc, for the fast numpy path the service uses."""
+    return pyfunc_model.unwrap_python_model().model

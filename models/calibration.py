@@ -1,0 +1,94 @@
+"""Calibrators that turn a raw score into a probability people can read literally.
+
+Both store plain arrays (no pickles) so a bundle stays readable across library versions, and both
+predict with numpy only, which keeps the serving path fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+
+EPS = 1e-6
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, EPS, 1 - EPS)
+    return np.log(p / (1 - p))
+
+
+class IsotonicCalibrator:
+    """Monotone step function from raw probability to observed frequency."""
+
+    method = "isotonic"
+
+    def fit(self, p: np.ndarray, y: np.ndarray) -> "IsotonicCalibrator":
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=EPS, y_max=1 - EPS).fit(p, y)
+        self.x_ = np.asarray(iso.X_thresholds_, dtype=float)
+        self.y_ = np.asarray(iso.y_thresholds_, dtype=float)
+        return self
+
+    def predict(self, p: np.ndarray) -> np.ndarray:
+        return np.interp(p, self.x_, self.y_)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "x": self.x_.tolist(), "y": self.y_.tolist()}
+
+
+class SigmoidCalibrator:
+    """Platt scaling on the log-odds: smooth, two parameters, robust on few positives."""
+
+    method = "sigmoid"
+
+    def fit(self, p: np.ndarray, y: np.ndarray) -> "SigmoidCalibrator":
+        lr = LogisticRegression(C=1e6).fit(_logit(p)[:, None], y)
+        self.a_ = float(lr.coef_[0, 0])
+        self.b_ = float(lr.intercept_[0])
+        return self
+
+    def predict(self, p: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-(self.a_ * _logit(p) + self.b_)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "a": self.a_, "b": self.b_}
+
+
+CALIBRATORS = {"isotonic": IsotonicCalibrator, "sigmoid": SigmoidCalibrator}
+
+
+def calibrator_from_dict(d: dict[str, Any]) -> IsotonicCalibrator | SigmoidCalibrator:
+    cal = CALIBRATORS[d["method"]]()
+    if d["method"] == "isotonic":
+        cal.x_, cal.y_ = np.asarray(d["x"], dtype=float), np.asarray(d["y"], dtype=float)
+    else:
+        cal.a_, cal.b_ = float(d["a"]), float(d["b"])
+    return cal
+
+
+def choose_calibrator(
+    p: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int = 0
+) -> tuple[IsotonicCalibrator | SigmoidCalibrator, dict[str, float]]:
+    """Pick isotonic or sigmoid by cross-validated log loss on the validation rows, then refit on all.
+
+    Folds split by `groups` (the lead) so one lead's rows never sit on both sides; judging on the
+    rows a calibrator was fitted on would always favour isotonic.
+    """
+    codes, uniq = pd.factorize(groups)
+    fold = np.random.default_rng(seed).integers(0, 2, len(uniq))[codes]
+    scores = {}
+    for name, cls in CALIBRATORS.items():
+        losses = []
+        for k in (0, 1):
+            fit, held = fold != k, fold == k
+            if y[fit].min() == y[fit].max() or held.sum() == 0:
+                continue
+            pred = cls().fit(p[fit], y[fit]).predict(p[held])
+            losses.append(log_loss(y[held], np.clip(pred, EPS, 1 - EPS), labels=[0, 1]))
+        scores[name] = float(np.mean(losses)) if losses else float("inf")
+    best = min(scores, key=scores.get)
+    return CALIBRATORS[best]().fit(p, y), scores

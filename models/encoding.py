@@ -1,0 +1,55 @@
+"""From a feature frame to the float matrix LightGBM reads, with categoricals as fixed integer codes.
+
+The codes are learned at fit time and stored in the bundle, so training, batch and online scoring
+turn the same category into the same number.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+class FeatureEncoder:
+    def __init__(self, features: list[str], categorical: list[str] | None = None):
+        self.features = list(features)
+        self.categorical = list(categorical or [])
+
+    def fit(self, frame: pd.DataFrame) -> "FeatureEncoder":
+        self._check(frame)
+        self.levels_: dict[str, list[str]] = {
+            c: sorted(str(v) for v in frame[c].dropna().unique()) for c in self.categorical
+        }
+        return self
+
+    def _check(self, frame: pd.DataFrame) -> None:
+        missing = [c for c in self.features if c not in frame.columns]
+        if missing:
+            raise KeyError(f"feature columns missing: {missing[:10]}{' ...' if len(missing) > 10 else ''}")
+
+    def transform(self, frame: pd.DataFrame) -> np.ndarray:
+        """A float64 matrix in feature order; unseen categories and missing values become NaN."""
+        self._check(frame)
+        out = np.empty((len(frame), len(self.features)), dtype=np.float64)
+        for j, name in enumerate(self.features):
+            col = frame[name]
+            if name in self.levels_:
+                codes = pd.Categorical(col.astype("string"), categories=self.levels_[name]).codes
+                out[:, j] = np.where(codes < 0, np.nan, codes)
+            else:
+                out[:, j] = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        return out
+
+    def categorical_indices(self) -> list[int]:
+        return [self.features.index(c) for c in self.categorical]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"features": self.features, "categorical": self.categorical, "levels": self.levels_}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "FeatureEncoder":
+        enc = cls(d["features"], d["categorical"])
+        enc.levels_ = {k: list(v) for k, v in d["levels"].items()}
+        return enc

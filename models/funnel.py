@@ -1,0 +1,151 @@
+"""The funnel model: calibrated LightGBM models, one per target, behind one fit/predict_proba contract."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from models.calibration import IsotonicCalibrator, SigmoidCalibrator, calibrator_from_dict, choose_calibrator
+from models.encoding import FeatureEncoder
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """What one model predicts: a label column, optionally only for leads at one stage."""
+
+    name: str
+    label: str
+    stage: str | None = None
+
+
+@dataclass
+class FittedTarget:
+    spec: TargetSpec
+    booster: lgb.Booster
+    calibrator: IsotonicCalibrator | SigmoidCalibrator
+    best_iteration: int
+    calibration_scores: dict[str, float] = field(default_factory=dict)
+    train_rows: int = 0
+    train_positives: int = 0
+
+    def predict_raw(self, X: np.ndarray) -> np.ndarray:
+        return self.booster.predict(X, num_threads=1)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.calibrator.predict(self.predict_raw(X))
+
+
+class FunnelModel:
+    """Calibrated LightGBM per target; `predict_proba` answers for the main target like a classifier."""
+
+    def __init__(
+        self,
+        targets: list[TargetSpec],
+        features: list[str],
+        categorical: list[str] | None = None,
+        params: dict[str, Any] | None = None,
+        num_boost_round: int = 2000,
+        early_stopping_rounds: int = 100,
+        main_target: str | None = None,
+        seed: int = 7,
+    ):
+        self.targets = targets
+        self.features = features
+        self.categorical = categorical or []
+        self.params = dict(params or {"objective": "binary", "verbosity": -1})
+        self.num_boost_round = num_boost_round
+        self.early_stopping_rounds = early_stopping_rounds
+        self.main_target = main_target or targets[0].name
+        self.seed = seed
+
+    def _rows(self, frame: pd.DataFrame, spec: TargetSpec) -> pd.DataFrame:
+        rows = frame[frame[spec.label].notna()]
+        if spec.stage is not None:
+            rows = rows[rows["stage"] == spec.stage]
+        return rows
+
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame, group: str = "lead_id") -> "FunnelModel":
+        """Fit each target on `train`, stop early and calibrate on `val` (grouped by lead for calibration CV)."""
+        self.encoder_ = FeatureEncoder(self.features, self.categorical).fit(train)
+        self.targets_: dict[str, FittedTarget] = {}
+        for spec in self.targets:
+            tr, va = self._rows(train, spec), self._rows(val, spec)
+            y_tr, y_va = tr[spec.label].to_numpy(int), va[spec.label].to_numpy(int)
+            if y_tr.min(initial=1) == y_tr.max(initial=0) or y_va.min(initial=1) == y_va.max(initial=0):
+                raise ValueError(
+                    f"target {spec.name}: needs both outcomes in train and validation "
+                    f"(train {int(y_tr.sum())}/{len(y_tr)}, validation {int(y_va.sum())}/{len(y_va)} positive)"
+                )
+            X_tr, X_va = self.encoder_.transform(tr), self.encoder_.transform(va)
+            cats = self.encoder_.categorical_indices()
+            d_tr = lgb.Dataset(X_tr, y_tr, feature_name=self.features, categorical_feature=cats, free_raw_data=True)
+            d_va = lgb.Dataset(X_va, y_va, reference=d_tr, categorical_feature=cats)
+            params = {**self.params, "seed": self.seed, "deterministic": True}
+            booster = lgb.train(
+                params, d_tr, num_boost_round=self.num_boost_round, valid_sets=[d_va],
+                callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
+            )
+            best = booster.best_iteration or booster.current_iteration()
+            booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+            raw = booster.predict(X_va)
+            cal, scores = choose_calibrator(raw, y_va, va[group].to_numpy(), seed=self.seed)
+            self.targets_[spec.name] = FittedTarget(
+                spec, booster, cal, best, scores, train_rows=len(y_tr), train_positives=int(y_tr.sum())
+            )
+        return self
+
+    def matrix(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.encoder_.transform(frame)
+
+    def predict_targets(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Calibrated probability of every target for every row (a stage model answers for all rows)."""
+        X = self.matrix(frame)
+        return pd.DataFrame({name: t.predict(X) for name, t in self.targets_.items()}, index=frame.index)
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        p = self.targets_[self.main_target].predict(self.matrix(frame))
+        return np.column_stack([1 - p, p])
+
+    def save(self, path: Path, extra: dict[str, Any] | None = None) -> Path:
+        """Plain files: one LightGBM text model per target and a JSON with everything else."""
+        path.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "main_target": self.main_target,
+            "params": self.params,
+            "seed": self.seed,
+            "encoder": self.encoder_.to_dict(),
+            "targets": [],
+            **(extra or {}),
+        }
+        for name, t in self.targets_.items():
+            t.booster.save_model(str(path / f"{name}.txt"))
+            meta["targets"].append({
+                "spec": asdict(t.spec), "best_iteration": t.best_iteration,
+                "calibrator": t.calibrator.to_dict(), "calibration_scores": t.calibration_scores,
+                "train_rows": t.train_rows, "train_positives": t.train_positives,
+            })
+        (path / "model.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False))
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> "FunnelModel":
+        meta = json.loads((path / "model.json").read_text())
+        enc = FeatureEncoder.from_dict(meta["encoder"])
+        specs = [TargetSpec(**t["spec"]) for t in meta["targets"]]
+        model = cls(specs, enc.features, enc.categorical, meta["params"], main_target=meta["main_target"], seed=meta["seed"])
+        model.encoder_ = enc
+        model.targets_ = {}
+        for t, spec in zip(meta["targets"], specs):
+            booster = lgb.Booster(model_file=str(path / f"{spec.name}.txt"))
+            model.targets_[spec.name] = FittedTarget(
+                spec, booster, calibrator_from_dict(t["calibrator"]), t["best_iteration"],
+                t["calibration_scores"], t["train_rows"], t["train_positives"],
+            )
+        model.meta_ = meta
+        return model
