@@ -26,7 +26,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
-	$(PY) -m leadradar.demo
+	$(VENV)/bin/leadradar demo
 
 bench: bench-features bench-training bench-quality bench-serving
 

@@ -96,3 +96,23 @@ def unbound_inputs(settings: Settings, with_items: bool = True) -> dict[str, ir.
     if with_items:
         tables["items"] = ibis.table(ibis.Schema.from_pyarrow(ITEM_SCHEMA), name="lr_items")
     return tables
+
+
+def compute_features(
+    events,
+    stages,
+    cutoffs: list,
+    settings: Settings,
+    registry: FeatureRegistry,
+    items=None,
+    engine: str | None = None,
+):
+    """Execute the feature query for the given cutoffs on an engine; a pandas frame, one row per open lead."""
+    from features.cutoffs import cutoff_frame
+    from features.engines import connect, load, to_pandas
+
+    con = connect(engine or settings.features.engine)
+    ev, st = load(con, events, "events"), load(con, stages, "stages")
+    it = load(con, items, "items") if items is not None else None
+    cut = ibis.memtable(cutoff_frame(cutoffs))
+    return to_pandas(feature_query(ev, st, cut, settings, registry, it).table)

@@ -6,6 +6,7 @@ or with a TOML file named by `LEADRADAR_CONFIG`.
 
 from __future__ import annotations
 
+import logging
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -44,6 +45,7 @@ QUIET_ENVIRONMENT = {
     "BENTOML_DO_NOT_TRACK": "true",
     "SPARK_LOCAL_IP": "127.0.0.1",
     "GIT_PYTHON_REFRESH": "quiet",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
 
 
@@ -222,6 +224,8 @@ class ServingConfig(BaseModel):
     port: int = 3000
     max_leads_per_request: int = 1000
     workers: int = 1
+    # SQLAlchemy URL of the score store; default: a SQLite file under the data directory.
+    score_store_url: str | None = None
 
 
 class Settings(BaseSettings):
@@ -269,6 +273,10 @@ class Settings(BaseSettings):
         return (self.data_dir / "mlartifacts").as_uri()
 
     @property
+    def score_store_url(self) -> str:
+        return self.serving.score_store_url or f"sqlite:///{self.data_dir / 'scores.db'}"
+
+    @property
     def model_cache_dir(self) -> Path:
         return self.data_dir / "model-cache"
 
@@ -282,9 +290,11 @@ class Settings(BaseSettings):
 
 
 def quiet_environment() -> None:
-    """Turn off telemetry lookups of MLflow and BentoML: this machine cannot reach those hosts."""
+    """Turn off telemetry lookups of MLflow and BentoML (this machine cannot reach those hosts) and their chatter."""
     for key, value in QUIET_ENVIRONMENT.items():
         os.environ.setdefault(key, value)
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 @lru_cache(maxsize=1)

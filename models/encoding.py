@@ -42,6 +42,28 @@ class FeatureEncoder:
                 out[:, j] = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         return out
 
+    def transform_records(self, records: list[dict[str, Any]]) -> np.ndarray:
+        """The same matrix from plain dicts, without building a DataFrame (the online fast path).
+
+        Raises KeyError naming the first record and the features it lacks; a feature given as None
+        is missing on purpose and becomes NaN.
+        """
+        out = np.full((len(records), len(self.features)), np.nan, dtype=np.float64)
+        codes = {c: {v: i for i, v in enumerate(levels)} for c, levels in self.levels_.items()}
+        for i, rec in enumerate(records):
+            lacking = [f for f in self.features if f not in rec]
+            if lacking:
+                raise KeyError(f"record {i} lacks features {lacking[:5]}{' ...' if len(lacking) > 5 else ''}")
+            for j, name in enumerate(self.features):
+                v = rec[name]
+                if v is None:
+                    continue
+                if name in codes:
+                    out[i, j] = codes[name].get(str(v), np.nan)
+                else:
+                    out[i, j] = float(v)
+        return out
+
     def categorical_indices(self) -> list[int]:
         return [self.features.index(c) for c in self.categorical]
 

@@ -12,6 +12,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
+from mlflow.models import infer_signature
 
 from features.build import KEY
 from features.registry import build_registry
@@ -169,11 +170,13 @@ def log_and_register(
             "horizon_days": settings.training.horizon_days,
             "code_version": code_version(),
         })
+        example = ts.frame[ts.features].head(5)
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(ENTRY_POINT),
             artifacts={ARTIFACT_KEY: str(bundle)},
             pip_requirements=["leadradar"],
+            signature=infer_signature(example, model.predict_targets(example)),
         )
         run_id = run.info.run_id
     mv = mlflow.register_model(info.model_uri, settings.mlflow.model_name, tags={

@@ -1,0 +1,267 @@
+"""The `leadradar` command line: a thin layer over the same functions notebooks call."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from leadradar.settings import Settings, quiet_environment
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Lead intent scoring from card radar events.")
+features_app = typer.Typer(no_args_is_help=True, help="Build feature tables.")
+app.add_typer(features_app, name="features")
+console = Console(stderr=True)
+out = Console()
+
+
+def settings_for(horizon: str | None = None, cadence: str | None = None, engine: str | None = None) -> Settings:
+    """Settings from the environment, with this command's options on top."""
+    quiet_environment()
+    s = Settings()
+    if horizon is not None:
+        s.training.horizon_days = parse_days(horizon)
+    if cadence is not None:
+        s.features.cadence = cadence  # type: ignore[assignment]
+    if engine is not None:
+        s.features.engine = engine  # type: ignore[assignment]
+    return s
+
+
+def parse_days(text: str) -> int:
+    m = re.fullmatch(r"\s*(\d+)\s*d?\s*", text)
+    if not m or int(m.group(1)) <= 0:
+        raise typer.BadParameter(f"{text!r} is not a horizon; write days like 30d")
+    return int(m.group(1))
+
+
+def parse_time(text: str | None):
+    if text is None:
+        return None
+    from features.cutoffs import as_utc
+
+    try:
+        return as_utc(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+def beside(path: Path, name: str) -> Path | None:
+    """A companion file the simulator writes next to events.parquet (items, truth), when present."""
+    candidate = path.parent / name
+    return candidate if candidate.exists() else None
+
+
+def fail(message: str) -> None:
+    console.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(2)
+
+
+@app.command()
+def simulate(
+    out_dir: Path = typer.Option(..., "--out", help="folder for events, stages, truth, items and leads Parquet"),
+    tenants: int = typer.Option(3, help="companies"),
+    leads: int = typer.Option(20_000, help="organic leads over all tenants; share chains add more"),
+    days: int = typer.Option(270, help="days of history"),
+    seed: int = typer.Option(7),
+    start: Optional[str] = typer.Option(None, help="first day, YYYY-MM-DD (default 2026-01-05)"),
+) -> None:
+    """Simulated radar events and CRM history, with the exact truth they were drawn from."""
+    from features.simulator import SimulationConfig, simulate as run
+
+    settings = settings_for()
+    cfg = SimulationConfig(tenants=tenants, leads=leads, days=days, seed=seed, **({"start": start} if start else {}))
+    with console.status(f"simulating {leads:,} leads over {days} days"):
+        result = run(cfg, settings)
+        paths = result.write(out_dir)
+    table = Table(title=f"simulation written to {out_dir}")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for name, path in paths.items():
+        table.add_row(name, f"{getattr(result, name).num_rows:,}")
+    out.print(table)
+
+
+@app.command()
+def ingest(
+    files: list[Path] = typer.Argument(..., help="Parquet, CSV or JSON Lines files of radar events"),
+    out_dir: Path = typer.Option(..., "--out", help="folder for events.parquet, quarantine.parquet and the report"),
+) -> None:
+    """Validate events against the contract; keep the good, quarantine the bad with a reason each."""
+    from features.ingest import IngestError, ingest as run
+
+    try:
+        report = run(files, out_dir, settings_for())
+    except IngestError as exc:
+        fail(str(exc))
+    out.print_json(json.dumps(report.to_dict() if hasattr(report, "to_dict") else report.__dict__, default=str))
+
+
+@features_app.command("build")
+def features_build(
+    events: Path = typer.Option(..., help="events Parquet"),
+    stages: Path = typer.Option(..., help="CRM stage history Parquet"),
+    out_file: Path = typer.Option(..., "--out", help="training-set Parquet: features and labels per (lead, cutoff)"),
+    cadence: str = typer.Option("weekly", help="daily or weekly cutoffs"),
+    engine: str = typer.Option("duckdb", help="duckdb (embedded) or spark"),
+    items: Optional[Path] = typer.Option(None, help="item catalogue Parquet (default: items.parquet beside events)"),
+    until: Optional[str] = typer.Option(None, help="use only what was known by this UTC time"),
+    horizon: str = typer.Option("30d", help="label horizon"),
+) -> None:
+    """Point-in-time features and forward-looking labels for every open lead at every cutoff."""
+    from features.trainset import build_training_set
+
+    if cadence not in ("daily", "weekly"):
+        raise typer.BadParameter("cadence is daily or weekly")
+    settings = settings_for(horizon=horizon, cadence=cadence, engine=engine)
+    with console.status(f"building features on {engine}"):
+        ts = build_training_set(events, stages, settings, until=parse_time(until), items=items or beside(events, "items.parquet"))
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    ts.frame.to_parquet(out_file, index=False)
+    console.print(
+        f"{len(ts.frame):,} rows × {len(ts.features)} features, cutoffs {ts.first_cutoff:%Y-%m-%d} … "
+        f"{ts.last_cutoff:%Y-%m-%d}, definition hash {ts.definition_hash} → {out_file}"
+    )
+
+
+@app.command()
+def train(
+    events: Optional[Path] = typer.Option(None, help="events Parquet"),
+    stages: Optional[Path] = typer.Option(None, help="CRM stage history Parquet"),
+    until: Optional[str] = typer.Option(None, help="use only what was known by this UTC time"),
+    horizon: str = typer.Option("30d", help="label horizon"),
+    items: Optional[Path] = typer.Option(None, help="item catalogue (default: items.parquet beside events)"),
+    truth: Optional[Path] = typer.Option(None, help="simulator truth (default: truth.parquet beside events)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object: run id, model, version, test metrics"),
+) -> None:
+    """Train, calibrate and evaluate the close model; log it to MLflow and register it as champion."""
+    from training.pipeline import train_from_logs
+
+    if events is None or stages is None:
+        raise typer.BadParameter("give --events and --stages")
+    settings = settings_for(horizon=horizon)
+    with console.status("building the training set and training"):
+        result = train_from_logs(
+            events, stages, settings, until=parse_time(until),
+            items=items or beside(events, "items.parquet"), truth=truth or beside(events, "truth.parquet"),
+        )
+    if as_json:
+        print(result.to_json())
+        return
+    table = Table(title=f"{result.model_name} v{result.model_version} (@{result.alias}), run {result.run_id}")
+    table.add_column("test metric")
+    table.add_column("value", justify="right")
+    for k, v in result.test_metrics.items():
+        table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+    out.print(table)
+
+
+@app.command()
+def score(
+    events: Path = typer.Option(..., help="events Parquet"),
+    stages: Path = typer.Option(..., help="CRM stage history Parquet"),
+    as_of: Optional[str] = typer.Option(None, "--as-of", help="score as of this UTC time (default: now)"),
+    tenant: Optional[str] = typer.Option(None, help="only this tenant"),
+    out_file: Optional[Path] = typer.Option(None, "--out", help="also write the scores as Parquet"),
+    items: Optional[Path] = typer.Option(None, help="item catalogue (default: items.parquet beside events)"),
+) -> None:
+    """Score every open lead with the champion and keep the scores in the score store."""
+    from features.cutoffs import now_utc
+    from serving.loader import NoModelError, load_alias
+    from serving.scoring import score_batch
+    from serving.store import ScoreStore
+
+    settings = settings_for()
+    when = parse_time(as_of) or now_utc()
+    try:
+        loaded = load_alias(settings)
+    except NoModelError as exc:
+        fail(str(exc))
+    with console.status(f"scoring open leads as of {when:%Y-%m-%d %H:%M} UTC"):
+        scores = score_batch(events, stages, when, settings, loaded, items or beside(events, "items.parquet"), tenant)
+        ScoreStore(settings.score_store_url).write(scores)
+    if out_file:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        scores.to_parquet(out_file, index=False)
+    console.print(
+        f"scored {len(scores):,} open leads with {loaded.ref.name} v{loaded.ref.version} as of {when:%Y-%m-%d %H:%M} UTC"
+        + (f" → {out_file}" if out_file else "")
+    )
+
+
+def rank_table(frame, title: str) -> Table:
+    table = Table(title=title)
+    for col, justify in (("#", "right"), ("lead", "left"), ("salesperson", "left"), ("stage", "left"),
+                         ("P(close)", "right"), ("change", "right")):
+        table.add_column(col, justify=justify)
+    for row in frame.itertuples():
+        change = "" if row.change != row.change else f"{row.change * 100:+.1f} pts"
+        table.add_row(str(row.rank), row.lead_id, row.sales_id or "", row.stage or "", f"{row.p_close:.1%}", change)
+    return table
+
+
+@app.command()
+def rank(
+    tenant: str = typer.Option(..., help="tenant whose leads to rank"),
+    sales: Optional[str] = typer.Option(None, help="only this salesperson's leads"),
+    stage: Optional[str] = typer.Option(None, help="only leads at this stage"),
+    limit: int = typer.Option(20, help="rows to show"),
+    csv: Optional[Path] = typer.Option(None, help="also write the full filtered list as CSV"),
+) -> None:
+    """The tenant's open leads from the latest scoring run, most likely closers first."""
+    from serving.ranking import ranked_leads
+    from serving.store import ScoreStore
+
+    settings = settings_for()
+    store = ScoreStore(settings.score_store_url)
+    frame = ranked_leads(store, tenant, sales, stage, limit=None)
+    if frame.empty:
+        fail(f"no scores for tenant {tenant!r}; run `leadradar score` first")
+    if csv:
+        frame.to_csv(csv, index=False)
+    as_of = frame["as_of"].iloc[0]
+    out.print(rank_table(frame.head(limit), f"{tenant}: top {min(limit, len(frame))} of {len(frame):,} open leads, as of {as_of:%Y-%m-%d %H:%M} UTC"))
+
+
+@app.command()
+def serve(
+    host: Optional[str] = typer.Option(None, help="bind address (default 127.0.0.1)"),
+    port: Optional[int] = typer.Option(None, help="port (default 3000)"),
+) -> None:
+    """Start the BentoML scoring service on this machine."""
+    settings = settings_for()
+    cmd = [
+        sys.executable, "-m", "bentoml", "serve", "serving.service:LeadRadar",
+        "--host", host or settings.serving.host, "--port", str(port or settings.serving.port),
+    ]
+    env = {**os.environ, "LEADRADAR_HOME": str(settings.data_dir)}
+    raise typer.Exit(subprocess.call(cmd, env=env))
+
+
+@app.command()
+def demo(
+    out_dir: Path = typer.Option(Path("demo_data"), "--out", help="folder for the simulated logs"),
+    leads: int = typer.Option(20_000),
+    tenants: int = typer.Option(3),
+    days: int = typer.Option(270),
+) -> None:
+    """Run the main job end to end on the embedded defaults (what `make demo` runs)."""
+    from leadradar.demo import run_demo
+
+    run_demo(out_dir, leads=leads, tenants=tenants, days=days)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
