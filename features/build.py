@@ -6,21 +6,26 @@ from dataclasses import dataclass
 
 import ibis
 import ibis.expr.types as ir
+import pandas as pd
 
-from features.grid import Grid, build_grid
+from features.grid import Grid, Stage, build_grid, no_stage
 from features.registry import FeatureRegistry
 from features.spine import build_spine, prepare_stages
 from leadradar.settings import Settings
 
 KEY = ["tenant_id", "lead_id", "cutoff"]
 META = ["tenant_id", "lead_id", "cutoff", "sales_id", "stage"]
+# Inside the query a cutoff is its integer microseconds; `finish` turns it back into a timestamp.
+QKEY = ["tenant_id", "lead_id", "cutoff_us"]
+QMETA = ["tenant_id", "lead_id", "cutoff_us", "sales_id", "stage"]
 
 
 def _joined(spine: ir.Table, part: ir.Table) -> ir.Table:
     """Rows of a per-day partial at or before each cutoff, with `age` in days before the cutoff."""
-    keys = spine.select(*KEY, "cutoff_us", "K").view()
+    keys = spine.select(*QKEY, "K").view()
     part = part.view()
-    j = keys.inner_join(part, ["tenant_id", "lead_id", part.bucket <= keys.K])
+    j = keys.inner_join(part, ["tenant_id", "lead_id"])
+    j = j.filter(j.bucket <= j.K)
     return j.mutate(age=j.K - j.bucket)
 
 
@@ -32,9 +37,7 @@ def source_rows(source: str, spine: ir.Table, grid: Grid, settings: Settings) ->
     if source == "categories":
         rows = _joined(spine, grid.items)
         rows = rows.filter(rows.category.notnull() & ~rows.category.isin(list(settings.features.pricing_categories)))
-        return rows.group_by([*KEY, "category"]).aggregate(
-            cutoff_us=rows.cutoff_us.max(), cat_dwell=rows.dwell_sum.sum(), cat_n=rows.n.sum()
-        )
+        return rows.group_by([*QKEY, "category"]).aggregate(cat_dwell=rows.dwell_sum.sum(), cat_n=rows.n.sum())
     if source == "referrals":
         return _joined(spine, grid.referrals)
     raise ValueError(f"no rows for source {source!r}")
@@ -56,27 +59,31 @@ def feature_query(
     settings: Settings,
     registry: FeatureRegistry,
     items: ir.Table | None = None,
+    stage: Stage = no_stage,
 ) -> FeatureQuery:
-    """One row per lead open at each cutoff: metadata, then every registry feature in order."""
-    grid = build_grid(events, cutoffs, settings, items)
-    st = prepare_stages(stages, settings.funnel)
-    spine = build_spine(grid.events, st, grid.cutoffs, settings.funnel)
+    """One row per lead open at each cutoff: metadata, then every registry feature in order.
+
+    `stage(name, table)` is called on each intermediate table; an engine may materialise it.
+    """
+    grid = build_grid(events, cutoffs, settings, items, stage)
+    st = stage("lr_stages_prepared", prepare_stages(stages, settings.funnel))
+    spine = stage("lr_spine", build_spine(grid.events, st, grid.cutoffs, settings.funnel))
     out = spine
     for source in ("activity", "items", "categories", "referrals"):
         feats = registry.of_source(source)
         if not feats:
             continue
         rows = source_rows(source, spine, grid, settings)
-        agg = rows.group_by(KEY).aggregate(**{f.name: f.expr(rows) for f in feats})
-        out = out.left_join(agg, KEY).select(out, *[agg[f.name] for f in feats])
+        agg = rows.group_by(QKEY).aggregate(**{f.name: f.expr(rows) for f in feats})
+        out = out.left_join(agg, QKEY).select(out, *[agg[f.name] for f in feats])
     row_level = {f.name: f.expr(out) for f in registry.of_source("funnel")}
     if row_level:
         out = out.mutate(**row_level)
-    filled = {
-        f.name: out[f.name].fill_null(f.default) if f.default is not None else out[f.name]
-        for f in registry
-    }
-    table = out.select(*META, **{name: filled[name].cast(_dtype(registry, name)) for name in registry.names})
+    columns = {}
+    for f in registry:
+        col = out[f.name].cast(_dtype(registry, f.name))
+        columns[f.name] = col.fill_null(f.default) if f.default is not None else col
+    table = out.select(*QMETA, **columns)
     return FeatureQuery(table=table, spine=spine, stages=st)
 
 
@@ -86,16 +93,23 @@ def _dtype(registry: FeatureRegistry, name: str) -> str:
 
 def unbound_inputs(settings: Settings, with_items: bool = True) -> dict[str, ir.Table]:
     """Named, schema-only tables: the same query compiles to SQL once and runs on any data."""
-    from features.contract import EVENT_SCHEMA, ITEM_SCHEMA, STAGE_SCHEMA
+    from features.contract import CUTOFF_SCHEMA, FEATURE_EVENT_SCHEMA, FEATURE_ITEM_SCHEMA, FEATURE_STAGE_SCHEMA
 
     tables = {
-        "events": ibis.table(ibis.Schema.from_pyarrow(EVENT_SCHEMA), name="lr_events"),
-        "stages": ibis.table(ibis.Schema.from_pyarrow(STAGE_SCHEMA), name="lr_stages"),
-        "cutoffs": ibis.table({"cutoff": "timestamp('UTC', 6)"}, name="lr_cutoffs"),
+        "events": ibis.table(ibis.Schema.from_pyarrow(FEATURE_EVENT_SCHEMA), name="lr_events"),
+        "stages": ibis.table(ibis.Schema.from_pyarrow(FEATURE_STAGE_SCHEMA), name="lr_stages"),
+        "cutoffs": ibis.table(ibis.Schema.from_pyarrow(CUTOFF_SCHEMA), name="lr_cutoffs"),
     }
     if with_items:
-        tables["items"] = ibis.table(ibis.Schema.from_pyarrow(ITEM_SCHEMA), name="lr_items")
+        tables["items"] = ibis.table(ibis.Schema.from_pyarrow(FEATURE_ITEM_SCHEMA), name="lr_items")
     return tables
+
+
+def finish(frame: pd.DataFrame) -> pd.DataFrame:
+    """Query output to the public shape: `cutoff` as a UTC timestamp in place of its microseconds."""
+    cutoff = pd.to_datetime(frame["cutoff_us"].astype("int64"), unit="us", utc=True).astype("datetime64[us, UTC]")
+    rest = frame.drop(columns="cutoff_us")
+    return pd.concat([rest.iloc[:, :2], cutoff.rename("cutoff"), rest.iloc[:, 2:]], axis=1)
 
 
 def compute_features(
@@ -108,11 +122,11 @@ def compute_features(
     engine: str | None = None,
 ):
     """Execute the feature query for the given cutoffs on an engine; a pandas frame, one row per open lead."""
-    from features.cutoffs import cutoff_frame
-    from features.engines import connect, load, to_pandas
+    from features.engines import connect, feature_input, load, load_cutoffs, materializer, to_pandas
 
     con = connect(engine or settings.features.engine)
-    ev, st = load(con, events, "events"), load(con, stages, "stages")
-    it = load(con, items, "items") if items is not None else None
-    cut = ibis.memtable(cutoff_frame(cutoffs))
-    return to_pandas(feature_query(ev, st, cut, settings, registry, it).table)
+    ev = feature_input(load(con, events, "events"), "events")
+    st = feature_input(load(con, stages, "stages"), "stages")
+    it = feature_input(load(con, items, "items"), "items") if items is not None else None
+    cut = load_cutoffs(con, cutoffs)
+    return finish(to_pandas(feature_query(ev, st, cut, settings, registry, it, stage=materializer(con)).table))

@@ -35,14 +35,14 @@ def cadence_cutoffs(first: pd.Timestamp, last: pd.Timestamp, cfg: FeatureConfig)
 
 
 def cutoff_frame(cutoffs: list[pd.Timestamp]) -> pd.DataFrame:
-    """Cutoffs as a one-column table, checked to share one time of day (the day grid needs it)."""
+    """Cutoffs as a table of UTC microseconds, checked to share one time of day (the day grid needs it)."""
     if not cutoffs:
         raise ValueError("no cutoffs: the data window is shorter than one cadence step")
     times = {c.tz_convert("UTC").time() for c in cutoffs}
     if len(times) != 1:
         raise ValueError(f"cutoffs of one build must share a time of day, got {sorted(times)}")
     series = pd.Series(sorted(set(cutoffs)), dtype="datetime64[us, UTC]")
-    return pd.DataFrame({"cutoff": series})
+    return pd.DataFrame({"cutoff_us": series.astype("int64")})
 
 
 def now_utc() -> pd.Timestamp:

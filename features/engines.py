@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,14 @@ import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
 
-from features.contract import EVENT_SCHEMA, ITEM_SCHEMA, STAGE_SCHEMA
+from features.contract import (
+    EVENT_SCHEMA,
+    FEATURE_EVENT_SCHEMA,
+    FEATURE_ITEM_SCHEMA,
+    FEATURE_STAGE_SCHEMA,
+    ITEM_SCHEMA,
+    STAGE_SCHEMA,
+)
 
 SCHEMAS = {"events": EVENT_SCHEMA, "stages": STAGE_SCHEMA, "items": ITEM_SCHEMA}
 
@@ -73,6 +81,36 @@ def load(con: ibis.BaseBackend, source: str | Path | pa.Table | pd.DataFrame, ki
     if con.name == "duckdb":
         return con.create_table(name, data, temp=True, overwrite=True)
     return con.create_table(name, data.to_pandas(), overwrite=True)
+
+
+EPOCH = ibis.literal(pd.Timestamp("1970-01-01", tz="UTC"))
+FEATURE_SCHEMAS = {"events": FEATURE_EVENT_SCHEMA, "stages": FEATURE_STAGE_SCHEMA, "items": FEATURE_ITEM_SCHEMA}
+
+
+def feature_input(table: ir.Table, kind: str) -> ir.Table:
+    """What the feature query reads from a contract table: its columns, with `ts` as integer microseconds."""
+    if "ts" in table.columns:
+        table = table.mutate(us=table.ts.delta(EPOCH, unit="microsecond"))
+    return table.select(*FEATURE_SCHEMAS[kind].names)
+
+
+def load_cutoffs(con: ibis.BaseBackend, cutoffs: list[pd.Timestamp]) -> ir.Table:
+    from features.cutoffs import cutoff_frame
+
+    return ibis.memtable(cutoff_frame(cutoffs))
+
+
+def materializer(con: ibis.BaseBackend) -> Callable[[str, ir.Table], ir.Table]:
+    """A stage hook that computes an intermediate table once: a DuckDB temp table, a cached Spark view."""
+
+    def stage(name: str, table: ir.Table) -> ir.Table:
+        if con.name == "duckdb":
+            return con.create_table(name, table, temp=True, overwrite=True)
+        view = con.create_view(name, table, overwrite=True)
+        con._session.catalog.cacheTable(name)
+        return view
+
+    return stage
 
 
 def to_pandas(expr: ir.Table) -> pd.DataFrame:

@@ -9,23 +9,16 @@ All arithmetic is on integer microseconds so DuckDB and Spark agree to the micro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import ibis
 import ibis.expr.types as ir
-import pandas as pd
 
 from leadradar.settings import Settings
 
 DAY_US = 86_400_000_000
 HOUR_US = 3_600_000_000
-EPOCH = ibis.literal(pd.Timestamp("1970-01-01", tz="UTC"))
-
-
-def epoch_us(ts: ir.TimestampValue) -> ir.IntegerValue:
-    return ts.delta(EPOCH, unit="microsecond")
-
-
 def ceil_div(x: ir.IntegerValue, d: int) -> ir.IntegerValue:
     """Ceiling division for positive integers, the same on every engine."""
     return ((x + (d - 1)) // d).cast("int64")
@@ -33,27 +26,26 @@ def ceil_div(x: ir.IntegerValue, d: int) -> ir.IntegerValue:
 
 def cutoff_grid(cutoffs: ir.Table) -> ir.Table:
     """Cutoffs with their bucket index K and the shared time of day (microseconds after midnight)."""
-    us = epoch_us(cutoffs.cutoff)
+    us = cutoffs.cutoff_us
     tod = (us % DAY_US).cast("int64")
-    return cutoffs.select("cutoff", cutoff_us=us, K=((us - tod) // DAY_US).cast("int64"), tod_us=tod)
+    return cutoffs.select("cutoff_us", K=((us - tod) // DAY_US).cast("int64"), tod_us=tod)
 
 
 def prepare_events(events: ir.Table, grid: ir.Table, settings: Settings) -> ir.Table:
     """Deduplicated events with their bucket, local-time flags and session starts."""
     fc = settings.features
     ev = events.select(
-        "tenant_id", "event_id", "lead_id", "sales_id", "ts", "event_type",
+        "tenant_id", "event_id", "lead_id", "sales_id", "us", "event_type",
         "dwell_s", "item_id", "referrer_lead_id",
     ).distinct()
     tod = grid.aggregate(tod_us=grid.tod_us.min())
     ev = ev.cross_join(tod)
-    us = epoch_us(ev.ts)
+    us = ev.us
     local_us = us + int(fc.utc_offset_hours * HOUR_US)
     hour = ((local_us // HOUR_US) % 24).cast("int64")
     weekday = (((local_us // DAY_US) + 3) % 7).cast("int64")  # 1970-01-01 was a Thursday
     night = (hour >= fc.night_start_hour) | (hour < fc.night_end_hour)
     ev = ev.mutate(
-        us=us,
         bucket=ceil_div(us - ev.tod_us, DAY_US),
         night=night.cast("int64"),
         weekend=(weekday >= 5).cast("int64"),
@@ -77,7 +69,6 @@ def activity_partials(ev: ir.Table) -> ir.Table:
         night=ev.night.sum(),
         weekend=ev.weekend.sum(),
         sessions=ev.session_start.sum(),
-        owner=ev.sales_id.argmax(ev.us),
     )
 
 
@@ -112,13 +103,23 @@ class Grid:
     referrals: ir.Table
 
 
-def build_grid(events: ir.Table, cutoffs: ir.Table, settings: Settings, items: ir.Table | None = None) -> Grid:
-    grid = cutoff_grid(cutoffs)
-    ev = prepare_events(events, grid, settings)
+Stage = Callable[[str, ir.Table], ir.Table]
+
+
+def no_stage(name: str, table: ir.Table) -> ir.Table:
+    return table
+
+
+def build_grid(
+    events: ir.Table, cutoffs: ir.Table, settings: Settings, items: ir.Table | None = None, stage: Stage = no_stage
+) -> Grid:
+    """The grid's tables; `stage` may materialise each one so later steps read it instead of recomputing."""
+    grid = stage("lr_grid_cutoffs", cutoff_grid(cutoffs))
+    ev = stage("lr_grid_events", prepare_events(events, grid, settings))
     return Grid(
         cutoffs=grid,
         events=ev,
-        activity=activity_partials(ev),
-        items=item_partials(ev, items),
-        referrals=referral_partials(ev),
+        activity=stage("lr_grid_activity", activity_partials(ev)),
+        items=stage("lr_grid_items", item_partials(ev, items)),
+        referrals=stage("lr_grid_referrals", referral_partials(ev)),
     )

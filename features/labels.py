@@ -7,7 +7,7 @@ import ibis.expr.types as ir
 from features.grid import DAY_US
 from leadradar.settings import Settings
 
-KEY = ["tenant_id", "lead_id", "cutoff"]
+KEY = ["tenant_id", "lead_id", "cutoff_us"]
 
 
 def label_query(spine: ir.Table, stages: ir.Table, settings: Settings) -> ir.Table:
@@ -18,17 +18,10 @@ def label_query(spine: ir.Table, stages: ir.Table, settings: Settings) -> ir.Tab
     funnel = settings.funnel
     won = funnel.all_stages.index(funnel.won)
     horizons = sorted(set(settings.training.horizons_days) | {settings.training.horizon_days})
-    keys = spine.select(*KEY, "cutoff_us", "stage_rank").view()
+    keys = spine.select(*KEY, "stage_rank").view()
     stages = stages.view()
-    j = keys.inner_join(
-        stages,
-        [
-            "tenant_id",
-            "lead_id",
-            stages.us > keys.cutoff_us,
-            stages.us <= keys.cutoff_us + max(horizons) * DAY_US,
-        ],
-    )
+    j = keys.inner_join(stages, ["tenant_id", "lead_id"])
+    j = j.filter((j.us > j.cutoff_us) & (j.us <= j.cutoff_us + max(horizons) * DAY_US))
     firsts = j.group_by(KEY).aggregate(
         won_us=j.us.min(where=j.rank == won),
         advance_us=j.us.min(where=(j.rank > j.stage_rank) & (j.rank <= won)),

@@ -11,9 +11,9 @@ import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
 
-from features.build import KEY, META, feature_query, unbound_inputs
-from features.cutoffs import cadence_cutoffs, cutoff_frame
-from features.engines import connect, load, to_pandas
+from features.build import KEY, META, QKEY, feature_query, finish, unbound_inputs
+from features.cutoffs import cadence_cutoffs
+from features.engines import connect, feature_input, load, load_cutoffs, materializer, to_pandas
 from features.labels import label_columns, label_query
 from features.registry import FeatureRegistry, build_registry, definition_hash
 from leadradar.settings import Settings
@@ -88,10 +88,12 @@ def build_training_set(
             f"only {len(cutoffs)} cutoffs fit between {first:%Y-%m-%d} and {data_until:%Y-%m-%d} "
             f"with a {settings.training.horizon_days}-day horizon; supply a longer history"
         )
-    cut = con.create_table("lr_cutoffs", cutoff_frame(cutoffs), overwrite=True, **({"temp": True} if con.name == "duckdb" else {}))
-    q = feature_query(ev, st, cut, settings, registry, it)
+    q = feature_query(
+        feature_input(ev, "events"), feature_input(st, "stages"), load_cutoffs(con, cutoffs), settings, registry,
+        feature_input(it, "items") if it is not None else None, stage=materializer(con),
+    )
     labels = label_query(q.spine, q.stages, settings)
-    frame = to_pandas(q.table.inner_join(labels, KEY))
+    frame = finish(to_pandas(q.table.inner_join(labels, QKEY)))
     frame = frame.sort_values(KEY, kind="stable").reset_index(drop=True)
     for col in label_columns(settings):
         frame[col] = frame[col].astype("float64")
