@@ -177,6 +177,7 @@ def log_and_register(
             artifacts={ARTIFACT_KEY: str(bundle)},
             pip_requirements=["leadradar"],
             signature=infer_signature(example, model.predict_targets(example)),
+            input_example=example,
         )
         run_id = run.info.run_id
     mv = mlflow.register_model(info.model_uri, settings.mlflow.model_name, tags={
