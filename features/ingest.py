@@ -33,6 +33,8 @@ from leadradar.settings import Settings
 EVENTS_FILE = "events.parquet"
 QUARANTINE_FILE = "quarantine.parquet"
 REPORT_FILE = "ingest_report.json"
+# Later copies of an event_id that came back with different content: not stored, but not lost.
+CONFLICTS_FILE = "conflicts.parquet"
 
 EVENT_KEY = ("tenant_id", "event_id")
 EARLIEST_TS = pd.Timestamp("2000-01-01", tz="UTC")
@@ -200,6 +202,7 @@ def ingest(
             _atomic_write_parquet(stacked.filter(pa.array((origin < 0) | is_new)), events_path)
         if quarantined:
             _atomic_write_parquet(pa.concat_tables(quarantined), quarantine_path)
+        _keep_conflicts(stacked, origin, conflicting, names, now, out_dir / CONFLICTS_FILE)
 
         report = IngestReport(
             files=files,
@@ -596,6 +599,26 @@ def _quarantine_table(rejected: pa.Table, name: str, now: pd.Timestamp) -> pa.Ta
         ],
         schema=QUARANTINE_SCHEMA,
     )
+
+
+def _keep_conflicts(
+    stacked: pa.Table, origin: np.ndarray, conflicting: np.ndarray, names: list[str], now: pd.Timestamp, path: Path
+) -> None:
+    """Append the rejected later copies of conflicting duplicates, with where they came from and why."""
+    mask = (origin >= 0) & conflicting
+    if not mask.any():
+        return
+    rows = stacked.filter(pa.array(mask))
+    source = [names[i] for i in origin[mask]]
+    rows = rows.append_column("source_file", pa.array(source, pa.string()))
+    rows = rows.append_column(
+        "reason",
+        pa.array(["event_id already stored with different content; the first copy was kept"] * rows.num_rows, pa.string()),
+    )
+    rows = rows.append_column("ingested_at", pa.array([now.to_pydatetime()] * rows.num_rows, pa.timestamp("us", tz="UTC")))
+    if path.exists():
+        rows = pa.concat_tables([pq.read_table(path), rows], promote_options="default")
+    _atomic_write_parquet(rows, path)
 
 
 def _read_existing_quarantine(path: Path) -> list[pa.Table]:

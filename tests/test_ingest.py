@@ -339,6 +339,10 @@ def test_a_conflicting_duplicate_keeps_the_first_copy_and_is_counted_as_conflict
     assert (report.total.duplicates, report.total.conflicting_duplicates) == (2, 2)
     assert any("different content" in note for note in report.notes)
     assert_reconciles(report)
+    kept = pd.read_parquet(out / "conflicts.parquet")
+    assert sorted(zip(kept["event_id"], kept["lead_id"])) == [("ev1", "L2"), ("ev2", "L1")]
+    assert kept["dwell_s"].tolist().count(99.0) == 1
+    assert (kept["source_file"] == str(later)).all() and kept["reason"].str.contains("first copy was kept").all()
 
 
 def test_mark_duplicates_flags_all_but_the_first_copy_per_tenant_and_event_id():
