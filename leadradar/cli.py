@@ -82,7 +82,7 @@ def simulate(
     with console.status(f"simulating {leads:,} leads over {days} days"):
         result = run(cfg, settings)
         paths = result.write(out_dir)
-    table = Table(title=f"simulation written to {out_dir}")
+    table = Table(title=f"simulation → {out_dir}", min_width=40)
     table.add_column("table")
     table.add_column("rows", justify="right")
     for name, path in paths.items():
@@ -94,6 +94,7 @@ def simulate(
 def ingest(
     files: list[Path] = typer.Argument(..., help="Parquet, CSV or JSON Lines files of radar events"),
     out_dir: Path = typer.Option(..., "--out", help="folder for events.parquet, quarantine.parquet and the report"),
+    as_json: bool = typer.Option(False, "--json", help="print the full report as one JSON object"),
 ) -> None:
     """Validate events against the contract; keep the good, quarantine the bad with a reason each."""
     from features.ingest import IngestError, ingest as run
@@ -102,7 +103,24 @@ def ingest(
         report = run(files, out_dir, settings_for())
     except IngestError as exc:
         fail(str(exc))
-    out.print_json(json.dumps(report.to_dict() if hasattr(report, "to_dict") else report.__dict__, default=str))
+    if as_json:
+        print(json.dumps(report.to_dict(), default=str, ensure_ascii=False))
+        return
+    table = Table(title="ingest: rows in = accepted + rejected + duplicates")
+    for col in ("file", "rows in", "accepted", "rejected", "duplicates", "of which conflicting"):
+        table.add_column(col, justify="left" if col == "file" else "right")
+    for f in [*report.files, report.total]:
+        table.add_row(getattr(f, "file", "total"), *(f"{getattr(f, k):,}" for k in (
+            "rows_in", "accepted", "rejected", "duplicates", "conflicting_duplicates")))
+    out.print(table)
+    for field, n in report.total.rejected_by_reason_field.items():
+        out.print(f"  rejected for {field}: {n:,}")
+    for etype, n in report.total.unknown_event_types.items():
+        out.print(f"  event type not configured: {etype!r} × {n:,}")
+    for note in report.notes:
+        out.print(f"  note: {note}")
+    out.print(f"stored {report.events_stored:,} events in {report.events_path}"
+              + (f"; rejected rows and reasons in {report.quarantine_path}" if report.quarantine_path else ""))
 
 
 @features_app.command("build")
