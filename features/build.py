@@ -7,10 +7,12 @@ from dataclasses import dataclass
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
+import pyarrow as pa
 
 from features.grid import Grid, Stage, build_grid, no_stage
 from features.registry import FeatureRegistry
-from features.spine import build_spine, prepare_stages
+from features.context import lead_attributes, sales_context
+from features.spine import build_spine, lead_index, prepare_stages
 from leadradar.settings import Settings
 
 KEY = ["tenant_id", "lead_id", "cutoff"]
@@ -60,6 +62,7 @@ def feature_query(
     registry: FeatureRegistry,
     items: ir.Table | None = None,
     stage: Stage = no_stage,
+    leads: ir.Table | None = None,
 ) -> FeatureQuery:
     """One row per lead open at each cutoff: metadata, then every registry feature in order.
 
@@ -67,7 +70,8 @@ def feature_query(
     """
     grid = build_grid(events, cutoffs, settings, items, stage)
     st = stage("lr_stages_prepared", prepare_stages(stages, settings.funnel))
-    spine = stage("lr_spine", build_spine(grid.events, st, grid.cutoffs, settings.funnel))
+    index = stage("lr_lead_index", lead_index(grid.events, st))
+    spine = stage("lr_spine", build_spine(index, st, grid.cutoffs, settings.funnel))
     out = spine
     for source in ("activity", "items", "categories", "referrals"):
         feats = registry.of_source(source)
@@ -76,7 +80,17 @@ def feature_query(
         rows = source_rows(source, spine, grid, settings)
         agg = rows.group_by(QKEY).aggregate(**{f.name: f.expr(rows) for f in feats})
         out = out.left_join(agg, QKEY).select(out, *[agg[f.name] for f in feats])
-    row_level = {f.name: f.expr(out) for f in registry.of_source("funnel")}
+    context = {
+        "sales": lambda: sales_context(spine, index, st, grid.cutoffs, settings),
+        "attributes": lambda: lead_attributes(spine, leads, settings),
+    }
+    for source, build in context.items():
+        feats = registry.of_source(source)
+        if feats:
+            ctx = build()
+            out = out.left_join(ctx, QKEY).select(out, *[ctx[c] for c in ctx.columns if c not in QKEY])
+    row_level = {f.name: f.expr(out) for f in (*registry.of_source("funnel"), *registry.of_source("sales"),
+                                               *registry.of_source("attributes"))}
     if row_level:
         out = out.mutate(**row_level)
     columns = {}
@@ -102,7 +116,16 @@ def unbound_inputs(settings: Settings, with_items: bool = True) -> dict[str, ir.
     }
     if with_items:
         tables["items"] = ibis.table(ibis.Schema.from_pyarrow(FEATURE_ITEM_SCHEMA), name="lr_items")
+        tables["leads"] = ibis.table(ibis.Schema.from_pyarrow(lead_schema(settings)), name="lr_leads")
     return tables
+
+
+def lead_schema(settings: Settings) -> pa.Schema:
+    """The optional leads table: key plus the configured static attributes, all text."""
+    return pa.schema(
+        [pa.field("tenant_id", pa.string(), nullable=False), pa.field("lead_id", pa.string(), nullable=False)]
+        + [pa.field(name, pa.string()) for name in settings.features.lead_attributes]
+    )
 
 
 def finish(frame: pd.DataFrame) -> pd.DataFrame:
@@ -120,6 +143,7 @@ def compute_features(
     registry: FeatureRegistry,
     items=None,
     engine: str | None = None,
+    leads=None,
 ):
     """Execute the feature query for the given cutoffs on an engine; a pandas frame, one row per open lead."""
     from features.engines import connect, feature_input, load, load_cutoffs, materializer, to_pandas
@@ -128,5 +152,7 @@ def compute_features(
     ev = feature_input(load(con, events, "events"), "events")
     st = feature_input(load(con, stages, "stages"), "stages")
     it = feature_input(load(con, items, "items"), "items") if items is not None else None
+    ld = load(con, leads, "leads", lead_schema(settings)) if leads is not None else None
     cut = load_cutoffs(con, cutoffs)
-    return finish(to_pandas(feature_query(ev, st, cut, settings, registry, it, stage=materializer(con)).table))
+    q = feature_query(ev, st, cut, settings, registry, it, stage=materializer(con), leads=ld)
+    return finish(to_pandas(q.table))

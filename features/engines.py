@@ -53,31 +53,37 @@ def connect(engine: str = "duckdb", threads: int | None = None) -> ibis.BaseBack
     raise ValueError(f"unknown feature engine {engine!r}; use 'duckdb' or 'spark'")
 
 
-def conform(table: pa.Table, kind: str) -> pa.Table:
+def conform(table: pa.Table, kind: str, schema: pa.Schema | None = None) -> pa.Table:
     """Select and cast an Arrow table to its contract schema (columns in contract order)."""
-    schema = SCHEMAS[kind]
+    schema = schema or SCHEMAS[kind]
     missing = [name for name in schema.names if name not in table.column_names]
     if missing:
         raise ValueError(f"{kind} table lacks required columns {missing}")
     return table.select(schema.names).cast(schema)
 
 
-def load(con: ibis.BaseBackend, source: str | Path | pa.Table | pd.DataFrame, kind: str) -> ir.Table:
-    """A contract table on the engine, scanned from Parquet in place or uploaded from memory."""
+def load(
+    con: ibis.BaseBackend, source: str | Path | pa.Table | pd.DataFrame, kind: str, schema: pa.Schema | None = None
+) -> ir.Table:
+    """A contract table on the engine, scanned from Parquet in place or uploaded from memory.
+
+    `schema` is needed only for tables whose layout is configuration (the leads table).
+    """
     name = f"lr_{kind}"
+    arrow_schema = schema or SCHEMAS[kind]
     if isinstance(source, (str, Path)):
         path = Path(source)
         if not path.exists():
             raise FileNotFoundError(f"{kind} file {path} does not exist")
         table = con.read_parquet(str(path), table_name=name)
-        schema = ibis.Schema.from_pyarrow(SCHEMAS[kind])
-        missing = [c for c in schema.names if c not in table.columns]
+        ibis_schema = ibis.Schema.from_pyarrow(arrow_schema)
+        missing = [c for c in ibis_schema.names if c not in table.columns]
         if missing:
             raise ValueError(f"{path} lacks required {kind} columns {missing}")
-        return table.select(*schema.names).cast(schema)
+        return table.select(*ibis_schema.names).cast(ibis_schema)
     if isinstance(source, pd.DataFrame):
         source = pa.Table.from_pandas(source, preserve_index=False)
-    data = conform(source, kind)
+    data = conform(source, kind, arrow_schema)
     if con.name == "duckdb":
         return con.create_table(name, data, temp=True, overwrite=True)
     return con.create_table(name, data.to_pandas(), overwrite=True)
@@ -89,6 +95,8 @@ FEATURE_SCHEMAS = {"events": FEATURE_EVENT_SCHEMA, "stages": FEATURE_STAGE_SCHEM
 
 def feature_input(table: ir.Table, kind: str) -> ir.Table:
     """What the feature query reads from a contract table: its columns, with `ts` as integer microseconds."""
+    if kind not in FEATURE_SCHEMAS:
+        return table
     if "ts" in table.columns:
         table = table.mutate(us=table.ts.delta(EPOCH, unit="microsecond"))
     return table.select(*FEATURE_SCHEMAS[kind].names)

@@ -18,13 +18,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.build import feature_query, finish, unbound_inputs
+from features.build import feature_query, finish, lead_schema, unbound_inputs
 from features.contract import CUTOFF_SCHEMA, FEATURE_EVENT_SCHEMA, FEATURE_ITEM_SCHEMA, FEATURE_STAGE_SCHEMA
 from features.cutoffs import cutoff_frame
 from features.registry import FeatureRegistry
 from leadradar.settings import Settings
 
-INPUTS = {
+BASE_INPUTS = {
     "lr_events": FEATURE_EVENT_SCHEMA,
     "lr_stages": FEATURE_STAGE_SCHEMA,
     "lr_items": FEATURE_ITEM_SCHEMA,
@@ -52,7 +52,10 @@ class OnlineFeatures:
             self.stages.append((name, str(ibis.to_sql(table, dialect="sqlite"))))
             return ibis.table(table.schema(), name=name)
 
-        q = feature_query(t["events"], t["stages"], t["cutoffs"], settings, registry, t["items"], stage=stage)
+        q = feature_query(
+            t["events"], t["stages"], t["cutoffs"], settings, registry, t["items"], stage=stage, leads=t["leads"]
+        )
+        self.inputs = {**BASE_INPUTS, "lr_leads": lead_schema(settings)}
         self.sql = str(ibis.to_sql(q.table, dialect="sqlite"))
         self.names = registry.names
         self.categorical = set(registry.categorical())
@@ -62,7 +65,7 @@ class OnlineFeatures:
         con = getattr(self._local, "con", None)
         if con is None:
             con = sqlite3.connect(":memory:", check_same_thread=True)
-            for name, schema in INPUTS.items():
+            for name, schema in self.inputs.items():
                 cols = ", ".join(f'"{f.name}" {SQL_TYPES[f.type]}' for f in schema)
                 con.execute(f"CREATE TEMP TABLE {name} ({cols})")
             # Stage tables live as long as the connection: refilling them keeps SQLite's
@@ -78,6 +81,7 @@ class OnlineFeatures:
         stages: pa.Table | None,
         cutoffs: Sequence[pd.Timestamp],
         items: pa.Table | None = None,
+        leads: pa.Table | None = None,
     ) -> tuple[list[str], list[tuple]]:
         """Column names and raw rows of the feature query over the given contract tables (with `ts`)."""
         con = self._con()
@@ -86,9 +90,10 @@ class OnlineFeatures:
             "lr_stages": with_us(stages) if stages is not None else None,
             "lr_items": items,
             "lr_cutoffs": pa.Table.from_pandas(cutoff_frame(list(cutoffs)), preserve_index=False),
+            "lr_leads": leads,
         }
         try:
-            for name, schema in INPUTS.items():
+            for name, schema in self.inputs.items():
                 table = data[name]
                 if table is None or table.num_rows == 0:
                     continue
@@ -101,7 +106,7 @@ class OnlineFeatures:
             cur = con.execute(self.sql)
             return [d[0] for d in cur.description], cur.fetchall()
         finally:
-            for name in (*INPUTS, *(n for n, _ in self.stages)):
+            for name in (*self.inputs, *(n for n, _ in self.stages)):
                 con.execute(f"DELETE FROM {name}")
 
     def compute(
@@ -110,9 +115,10 @@ class OnlineFeatures:
         stages: pa.Table | None,
         cutoffs: Sequence[pd.Timestamp],
         items: pa.Table | None = None,
+        leads: pa.Table | None = None,
     ) -> pd.DataFrame:
         """Feature rows for the leads open at each cutoff, in the batch shape (one row per open lead)."""
-        names, rows = self.compute_rows(events, stages, cutoffs, items)
+        names, rows = self.compute_rows(events, stages, cutoffs, items, leads)
         n_meta = len(names) - len(self.names)
         meta = pd.DataFrame.from_records([r[:n_meta] for r in rows], columns=names[:n_meta])
         numeric = [n for n in self.names if n not in self.categorical]

@@ -65,9 +65,12 @@ def stage_asof(candidates: ir.Table, stages: ir.Table, funnel: FunnelConfig) -> 
     return agg.inner_join(ranks, QKEY)
 
 
-def build_spine(events: ir.Table, stages: ir.Table, cutoffs: ir.Table, funnel: FunnelConfig) -> ir.Table:
-    """Open leads at every cutoff with stage, days in stage and owner, as of the cutoff only."""
-    leads = lead_index(events, stages).view()  # close the outer-join chain before joining again
+def build_spine(leads: ir.Table, stages: ir.Table, cutoffs: ir.Table, funnel: FunnelConfig) -> ir.Table:
+    """Open leads at every cutoff with stage, days in stage and owner, as of the cutoff only.
+
+    `leads` is the lead index (`lead_index`).
+    """
+    leads = leads.view()
     cutoffs = cutoffs.view()
     cand = leads.cross_join(cutoffs)
     cand = cand.filter(cand.first_us <= cand.cutoff_us)

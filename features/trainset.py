@@ -11,7 +11,7 @@ import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
 
-from features.build import KEY, META, QKEY, feature_query, finish, unbound_inputs
+from features.build import KEY, META, QKEY, feature_query, finish, lead_schema, unbound_inputs
 from features.cutoffs import cadence_cutoffs
 from features.engines import connect, feature_input, load, load_cutoffs, materializer, to_pandas
 from features.labels import label_columns, label_query
@@ -31,6 +31,7 @@ class TrainingSet:
     data_until: pd.Timestamp
     definition_hash: str
     categorical: list[str] = field(default_factory=list)
+    unknown_event_types: dict[str, int] = field(default_factory=dict)
 
     @property
     def window(self) -> dict[str, str]:
@@ -44,12 +45,19 @@ class TrainingSet:
 def registry_hash(settings: Settings, registry: FeatureRegistry) -> str:
     """Hash of the compiled feature query: changes whenever any definition or setting it uses changes."""
     t = unbound_inputs(settings)
-    q = feature_query(t["events"], t["stages"], t["cutoffs"], settings, registry, t["items"])
+    q = feature_query(t["events"], t["stages"], t["cutoffs"], settings, registry, t["items"], leads=t["leads"])
     return definition_hash(str(ibis.to_sql(q.table, dialect="duckdb")), registry.names)
 
 
 def _until(table: ir.Table, until: pd.Timestamp | None) -> ir.Table:
     return table if until is None else table.filter(table.ts <= until.to_pydatetime())
+
+
+def unknown_event_types(events: ir.Table, settings: Settings) -> dict[str, int]:
+    """Events whose type the configuration does not name: counted and reported, never silently dropped."""
+    odd = events.filter(~events.event_type.isin(list(settings.events.types)))
+    counts = odd.group_by("event_type").aggregate(n=odd.count()).to_pyarrow().to_pylist()
+    return {r["event_type"]: int(r["n"]) for r in counts}
 
 
 def data_bounds(events: ir.Table, stages: ir.Table) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -68,6 +76,7 @@ def build_training_set(
     engine: str | None = None,
     registry: FeatureRegistry | None = None,
     min_history_days: int = 7,
+    leads: Source | None = None,
 ) -> TrainingSet:
     """Features and labels for every cadence cutoff whose main label window ends by `until`.
 
@@ -79,6 +88,7 @@ def build_training_set(
     ev = _until(load(con, events, "events"), until)
     st = _until(load(con, stages, "stages"), until)
     it = load(con, items, "items") if items is not None else None
+    ld = load(con, leads, "leads", lead_schema(settings)) if leads is not None else None
     first, last = data_bounds(ev, st)
     data_until = until if until is not None else last
     horizon = timedelta(days=settings.training.horizon_days)
@@ -90,7 +100,7 @@ def build_training_set(
         )
     q = feature_query(
         feature_input(ev, "events"), feature_input(st, "stages"), load_cutoffs(con, cutoffs), settings, registry,
-        feature_input(it, "items") if it is not None else None, stage=materializer(con),
+        feature_input(it, "items") if it is not None else None, stage=materializer(con), leads=ld,
     )
     labels = label_query(q.spine, q.stages, settings)
     frame = finish(to_pandas(q.table.inner_join(labels, QKEY)))
@@ -109,6 +119,7 @@ def build_training_set(
         data_until=pd.Timestamp(data_until),
         definition_hash=registry_hash(settings, registry),
         categorical=registry.categorical(),
+        unknown_event_types=unknown_event_types(ev, settings),
     )
 
 

@@ -133,6 +133,7 @@ def features_build(
     items: Optional[Path] = typer.Option(None, help="item catalogue Parquet (default: items.parquet beside events)"),
     until: Optional[str] = typer.Option(None, help="use only what was known by this UTC time"),
     horizon: str = typer.Option("30d", help="label horizon"),
+    leads: Optional[Path] = typer.Option(None, help="static lead attributes Parquet (default: leads.parquet beside events)"),
 ) -> None:
     """Point-in-time features and forward-looking labels for every open lead at every cutoff."""
     from features.trainset import build_training_set
@@ -141,7 +142,12 @@ def features_build(
         raise typer.BadParameter("cadence is daily or weekly")
     settings = settings_for(horizon=horizon, cadence=cadence, engine=engine)
     with console.status(f"building features on {engine}"):
-        ts = build_training_set(events, stages, settings, until=parse_time(until), items=items or beside(events, "items.parquet"))
+        ts = build_training_set(
+            events, stages, settings, until=parse_time(until), items=items or beside(events, "items.parquet"),
+            leads=leads or beside(events, "leads.parquet"),
+        )
+    if ts.unknown_event_types:
+        console.print(f"[yellow]events of types not in the configuration (counted, not used):[/yellow] {ts.unknown_event_types}")
     out_file.parent.mkdir(parents=True, exist_ok=True)
     ts.frame.to_parquet(out_file, index=False)
     console.print(
@@ -158,6 +164,7 @@ def train(
     horizon: str = typer.Option("30d", help="label horizon"),
     items: Optional[Path] = typer.Option(None, help="item catalogue (default: items.parquet beside events)"),
     truth: Optional[Path] = typer.Option(None, help="simulator truth (default: truth.parquet beside events)"),
+    leads: Optional[Path] = typer.Option(None, help="static lead attributes (default: leads.parquet beside events)"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object: run id, model, version, test metrics"),
 ) -> None:
     """Train, calibrate and evaluate the close model; log it to MLflow and register it as champion."""
@@ -170,6 +177,7 @@ def train(
         result = train_from_logs(
             events, stages, settings, until=parse_time(until),
             items=items or beside(events, "items.parquet"), truth=truth or beside(events, "truth.parquet"),
+            leads=leads or beside(events, "leads.parquet"),
         )
     if as_json:
         print(result.to_json())
@@ -190,6 +198,7 @@ def score(
     tenant: Optional[str] = typer.Option(None, help="only this tenant"),
     out_file: Optional[Path] = typer.Option(None, "--out", help="also write the scores as Parquet"),
     items: Optional[Path] = typer.Option(None, help="item catalogue (default: items.parquet beside events)"),
+    leads: Optional[Path] = typer.Option(None, help="static lead attributes (default: leads.parquet beside events)"),
 ) -> None:
     """Score every open lead with the champion and keep the scores in the score store."""
     from features.cutoffs import now_utc
@@ -204,7 +213,8 @@ def score(
     except NoModelError as exc:
         fail(str(exc))
     with console.status(f"scoring open leads as of {when:%Y-%m-%d %H:%M} UTC"):
-        scores = score_batch(events, stages, when, settings, loaded, items or beside(events, "items.parquet"), tenant)
+        scores = score_batch(events, stages, when, settings, loaded, items or beside(events, "items.parquet"), tenant,
+                             leads or beside(events, "leads.parquet"))
         ScoreStore(settings.score_store_url).write(scores)
     if out_file:
         out_file.parent.mkdir(parents=True, exist_ok=True)

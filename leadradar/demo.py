@@ -44,7 +44,8 @@ def run_demo(data_dir: Path = Path("demo_data"), leads: int = 20_000, tenants: i
                   f"{sim.stages.num_rows:,} stage changes, {tenants} tenants → {data_dir}/")
 
     step("2. build the training set, train, calibrate, evaluate, register")
-    result = train_from_logs(paths["events"], paths["stages"], settings, items=paths["items"], truth=paths["truth"])
+    result = train_from_logs(paths["events"], paths["stages"], settings, items=paths["items"], truth=paths["truth"],
+                             leads=paths["leads"])
     m = result.test_metrics
     console.print(
         f"{result.model_name} v{result.model_version} is @{result.alias} (run {result.run_id}); test period: "
@@ -57,7 +58,8 @@ def run_demo(data_dir: Path = Path("demo_data"), leads: int = 20_000, tenants: i
     as_of = pd.Timestamp(simulation_end(cfg), tz="UTC").as_unit("us")
     loaded = load_alias(settings)
     check_definitions(loaded, settings)
-    feats = compute_features(paths["events"], paths["stages"], [as_of], settings, build_registry(settings), paths["items"])
+    feats = compute_features(paths["events"], paths["stages"], [as_of], settings, build_registry(settings), paths["items"],
+                             leads=paths["leads"])
     scores = score_frame(feats, loaded)
     ScoreStore(settings.score_store_url).write(scores)
     console.print(f"{len(scores):,} open leads scored and stored as of {as_of:%Y-%m-%d}")

@@ -175,6 +175,8 @@ class FeatureConfig(BaseModel):
     engine: Literal["duckdb", "spark"] = "duckdb"
     # Item categories that mean the lead looked at prices.
     pricing_categories: tuple[str, ...] = ("pricing",)
+    # Static CRM attributes read from an optional leads table (tenant_id, lead_id, these columns).
+    lead_attributes: tuple[str, ...] = ("source", "industry", "region")
     # Win-rate smoothing for the salesperson context: prior strength in closed leads.
     sales_prior_strength: float = 20.0
 

@@ -85,7 +85,7 @@ def choose_calibrator(
         losses = []
         for k in (0, 1):
             fit, held = fold != k, fold == k
-            if y[fit].min() == y[fit].max() or held.sum() == 0:
+            if fit.sum() == 0 or held.sum() == 0 or y[fit].min() == y[fit].max():
                 continue
             pred = cls().fit(p[fit], y[fit]).predict(p[held])
             losses.append(log_loss(y[held], np.clip(pred, EPS, 1 - EPS), labels=[0, 1]))

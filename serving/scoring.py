@@ -51,10 +51,11 @@ def score_batch(
     loaded: LoadedModel,
     items: Source | None = None,
     tenant: str | None = None,
+    leads: Source | None = None,
 ) -> pd.DataFrame:
     """Score every lead open at `as_of` (optionally of one tenant) with the loaded model."""
     check_definitions(loaded, settings)
-    feats = compute_features(events, stages, [as_of], settings, build_registry(settings), items)
+    feats = compute_features(events, stages, [as_of], settings, build_registry(settings), items, leads=leads)
     if tenant is not None:
         feats = feats[feats["tenant_id"] == tenant]
     return score_frame(feats, loaded)

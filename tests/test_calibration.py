@@ -99,12 +99,6 @@ def test_choose_calibrator_does_not_prefer_isotonic_on_few_platt_distorted_sampl
     assert cal.method == "sigmoid"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="models/calibration.py choose_calibrator: when every group falls into one fold the other "
-    "fold's fit set is empty and `y[fit].min()` raises ValueError (zero-size reduction) before the "
-    "`held.sum() == 0` guard; the documented fallback (scores of inf, refit on all rows) is never reached",
-)
 def test_choose_calibrator_survives_rows_of_a_single_lead():
     p = np.linspace(0.05, 0.95, 60)
     y = np.arange(60) % 2

@@ -54,11 +54,6 @@ def test_too_few_cutoffs_are_refused_with_a_message_about_the_gaps():
         time_split(weekly(8), horizon_days=30, validation_fraction=0.15, test_fraction=0.2)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="training/splits.py time_split: with no cutoffs at all the error message formats cuts[0] "
-    "and raises IndexError instead of the ValueError about too few cutoffs",
-)
 def test_no_cutoffs_at_all_are_refused_with_a_value_error():
     with pytest.raises(ValueError, match="too few"):
         time_split([], horizon_days=30, validation_fraction=0.15, test_fraction=0.2)

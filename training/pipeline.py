@@ -88,9 +88,10 @@ def train_from_logs(
     items: Source | None = None,
     truth: Source | None = None,
     alias: str = "champion",
+    leads: Source | None = None,
 ) -> TrainResult:
     registry = build_registry(settings)
-    ts = build_training_set(events, stages, settings, until=until, items=items, registry=registry)
+    ts = build_training_set(events, stages, settings, until=until, items=items, registry=registry, leads=leads)
     tc = settings.training
     split = time_split(sorted(ts.frame["cutoff"].unique()), tc.horizon_days, tc.validation_fraction, tc.test_fraction)
     target = close_target(settings)

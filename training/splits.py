@@ -32,6 +32,8 @@ def time_split(
 ) -> TimeSplit:
     """Latest cutoffs test, the ones before validate, the earliest train; gaps of one horizon between."""
     cuts = sorted(set(cutoffs))
+    if not cuts:
+        raise ValueError("too few cutoffs to split: none at all (the training set is empty)")
     gap = timedelta(days=horizon_days)
     n_test = max(1, math.ceil(len(cuts) * test_fraction))
     test = cuts[-n_test:]

@@ -1,6 +1,6 @@
 """Feature families: each module declares its features from the settings."""
 
-from features.families import activity, content, funnel, habits, recency, sharing
+from features.families import activity, attributes, content, funnel, habits, recency, sales, sharing
 
 FAMILIES = (
     activity.declare,
@@ -9,4 +9,6 @@ FAMILIES = (
     content.declare,
     sharing.declare,
     funnel.declare,
+    sales.declare,
+    attributes.declare,
 )
