@@ -1,0 +1,88 @@
+"""Bad feature configuration is refused when loaded, naming what is wrong; the definition hash tracks changes."""
+
+from __future__ import annotations
+
+import ibis
+import pandas as pd
+import pytest
+from pydantic import ValidationError
+
+from features.cutoffs import as_utc, cadence_cutoffs, cutoff_frame
+from features.registry import Feature, FeatureRegistry, build_registry
+from features.trainset import registry_hash, unknown_event_types
+from leadradar.settings import FeatureConfig, Settings
+
+
+def test_an_unknown_event_type_in_the_feature_configuration_is_refused_by_name():
+    with pytest.raises(ValidationError, match="card_swipe"):
+        Settings(events={"dwell_types": ["card_view", "card_swipe"]})
+    with pytest.raises(ValidationError, match="video_call"):
+        Settings(events={"two_way_contact": ["phone_call", "video_call"]})
+
+
+def test_an_event_type_in_an_unknown_family_is_refused_by_name():
+    with pytest.raises(ValidationError, match="gossip"):
+        Settings(events={"types": {"card_view": "view", "rumour": "gossip"}, "two_way_contact": [], "dwell_types": []})
+
+
+@pytest.mark.parametrize("windows", [(0, 7), (7, -1), (7, 5000)])
+def test_an_impossible_window_is_refused_naming_it(windows):
+    with pytest.raises(ValidationError, match="1..3650") as err:
+        FeatureConfig(windows_days=windows)
+    assert str([w for w in windows if w <= 0 or w > 3650]) in str(err.value)
+
+
+def test_two_features_with_one_name_are_refused():
+    f = next(iter(build_registry(Settings())))
+    with pytest.raises(ValueError, match=f.name):
+        FeatureRegistry([f, f])
+
+
+def test_a_feature_reading_an_unknown_source_is_refused():
+    with pytest.raises(ValueError, match="nowhere"):
+        Feature(name="x", family="y", source="nowhere", expr=lambda t: t, en="", zh="")
+
+
+def test_every_feature_has_words_in_both_languages_with_a_value_slot():
+    for f in build_registry(Settings()):
+        assert "{value}" in f.en and "{value}" in f.zh, f.name
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in f.zh), f.name
+
+
+def test_a_company_can_map_its_own_event_names_and_get_features_for_them():
+    types = {**Settings().events.types, "mini_live": "content"}
+    reg = build_registry(Settings(events={"types": types}))
+    assert "n_mini_live_7d" in reg and "mini live" in reg["n_mini_live_7d"].en
+
+
+def test_the_definition_hash_is_stable_and_moves_with_any_definition():
+    base = Settings()
+    h = registry_hash(base, build_registry(base))
+    assert h == registry_hash(Settings(), build_registry(Settings()))
+    other_windows = Settings(features={"windows_days": (1, 7, 30)})
+    assert registry_hash(other_windows, build_registry(other_windows)) != h
+    other_session = Settings(features={"session_gap_minutes": 20})
+    assert registry_hash(other_session, build_registry(other_session)) != h
+
+
+def test_events_of_types_outside_the_configuration_are_counted_not_dropped_silently():
+    t = ibis.memtable(pd.DataFrame({"event_type": ["card_view", "card_swipe", "card_swipe", "poke"]}))
+    assert unknown_event_types(t, Settings()) == {"card_swipe": 2, "poke": 1}
+
+
+def test_cutoffs_of_one_build_must_share_a_time_of_day():
+    with pytest.raises(ValueError, match="time of day"):
+        cutoff_frame([pd.Timestamp("2026-03-02", tz="UTC"), pd.Timestamp("2026-03-09 10:00", tz="UTC")])
+
+
+def test_a_cutoff_without_a_zone_is_refused_not_guessed():
+    with pytest.raises(ValueError, match="no time zone"):
+        as_utc("2026-03-02 10:00")
+
+
+def test_weekly_cutoffs_fall_on_the_anchor_day_and_daily_ones_every_day():
+    start, end = pd.Timestamp("2026-03-03 12:00", tz="UTC"), pd.Timestamp("2026-03-31", tz="UTC")
+    weekly = cadence_cutoffs(start, end, FeatureConfig(cadence="weekly"))
+    assert [c.day for c in weekly] == [9, 16, 23, 30] and all(c.weekday() == 0 for c in weekly)
+    daily = cadence_cutoffs(start, end, FeatureConfig(cadence="daily"))
+    assert len(daily) == 28 and daily[0] == pd.Timestamp("2026-03-04", tz="UTC")
