@@ -148,7 +148,8 @@ def compute_features(
     """Execute the feature query for the given cutoffs on an engine; a pandas frame, one row per open lead."""
     from features.engines import connect, feature_input, load, load_cutoffs, materializer, to_pandas
 
-    con = connect(engine or settings.features.engine)
+    fc = settings.features
+    con = connect(engine or fc.engine, fc.duckdb_threads, fc.duckdb_memory_limit)
     ev = feature_input(load(con, events, "events"), "events")
     st = feature_input(load(con, stages, "stages"), "stages")
     it = feature_input(load(con, items, "items"), "items") if items is not None else None

@@ -45,20 +45,38 @@ def prepare_events(events: ir.Table, grid: ir.Table, settings: Settings) -> ir.T
     hour = ((local_us // HOUR_US) % 24).cast("int64")
     weekday = (((local_us // DAY_US) + 3) % 7).cast("int64")  # 1970-01-01 was a Thursday
     night = (hour >= fc.night_start_hour) | (hour < fc.night_end_hour)
+    codes = [(name, i) for i, name in enumerate(settings.events.types)]
     ev = ev.mutate(
         bucket=ceil_div(us - ev.tod_us, DAY_US),
+        tcode=ev.event_type.cases(*codes, else_=-1).cast("int64"),
         night=night.cast("int64"),
         weekend=(weekday >= 5).cast("int64"),
     )
     order = ibis.window(group_by=[ev.tenant_id, ev.lead_id], order_by=[ev.us, ev.event_id])
     prev = ev.us.lag().over(order)
     gap = fc.session_gap_minutes * 60_000_000
-    return ev.mutate(session_start=(prev.isnull() | ((ev.us - prev) > gap)).cast("int64")).drop("tod_us")
+    session_start = (prev.isnull() | ((ev.us - prev) > gap)).cast("int64")
+    return ev.mutate(session_start=session_start).drop("tod_us", "event_id")
 
 
-def activity_partials(ev: ir.Table) -> ir.Table:
+def event_groups(settings: Settings) -> list[tuple[str, list[str]]]:
+    """Every type, every family (`fam_<family>`), all configured types (`any`) and `two_way` contacts."""
+    ev = settings.events
+    return (
+        [(t, [t]) for t in ev.types]
+        + [(f"fam_{f}", ev.of_family(f)) for f in ev.families]
+        + [("any", list(ev.types)), ("two_way", list(ev.two_way_contact))]
+    )
+
+
+def dwell_groups(settings: Settings) -> set[str]:
+    dwell = set(settings.events.dwell_types)
+    return {g for g, types in event_groups(settings) if g != "two_way" and dwell & set(types)}
+
+
+def type_partials(ev: ir.Table) -> ir.Table:
     """Per (lead, day, event type): counts, dwell statistics, time bounds and habits."""
-    return ev.group_by(["tenant_id", "lead_id", "bucket", "event_type"]).aggregate(
+    return ev.group_by(["tenant_id", "lead_id", "bucket", "tcode"]).aggregate(
         n=ev.count(),
         dwell_sum=ev.dwell_s.sum(),
         dwell_n=ev.dwell_s.count(),
@@ -69,6 +87,35 @@ def activity_partials(ev: ir.Table) -> ir.Table:
         night=ev.night.sum(),
         weekend=ev.weekend.sum(),
         sessions=ev.session_start.sum(),
+    )
+
+
+def activity_partials(ev: ir.Table, settings: Settings) -> ir.Table:
+    """Per (lead, day): one column per event group and statistic, so features filter on integers only.
+
+    Columns: n__<group>, dsum__/dn__/dmax__<group> for groups with dwell, last__<group> (latest
+    microsecond), and day totals: us_min, night, weekend, zero_dwell, sessions. Unknown event types
+    count in the day's sessions and time bounds but in no group.
+    """
+    tp = type_partials(ev)
+    code = {name: i for i, name in enumerate(settings.events.types)}
+    with_dwell = dwell_groups(settings)
+    aggs: dict[str, ir.Value] = {}
+    for group, types in event_groups(settings):
+        mine = tp.tcode.isin([code[t] for t in types])
+        aggs[f"n__{group}"] = ibis.ifelse(mine, tp.n, 0).sum()
+        aggs[f"last__{group}"] = ibis.ifelse(mine, tp.us_max, ibis.null("int64")).max()
+        if group in with_dwell:
+            aggs[f"dsum__{group}"] = ibis.ifelse(mine, tp.dwell_sum, ibis.null("float64")).sum()
+            aggs[f"dn__{group}"] = ibis.ifelse(mine, tp.dwell_n, 0).sum()
+            aggs[f"dmax__{group}"] = ibis.ifelse(mine, tp.dwell_max, ibis.null("float64")).max()
+    return tp.group_by(["tenant_id", "lead_id", "bucket"]).aggregate(
+        **aggs,
+        us_min=tp.us_min.min(),
+        night=tp.night.sum(),
+        weekend=tp.weekend.sum(),
+        zero_dwell=tp.zero_dwell.sum(),
+        sessions=tp.sessions.sum(),
     )
 
 
@@ -119,7 +166,7 @@ def build_grid(
     return Grid(
         cutoffs=grid,
         events=ev,
-        activity=stage("lr_grid_activity", activity_partials(ev)),
+        activity=stage("lr_grid_activity", activity_partials(ev, settings)),
         items=stage("lr_grid_items", item_partials(ev, items)),
         referrals=stage("lr_grid_referrals", referral_partials(ev)),
     )

@@ -84,7 +84,8 @@ def build_training_set(
     whose window is not complete by `until` are left missing, not guessed as negatives.
     """
     registry = registry or build_registry(settings)
-    con = connect(engine or settings.features.engine)
+    fc = settings.features
+    con = connect(engine or fc.engine, fc.duckdb_threads, fc.duckdb_memory_limit)
     ev = _until(load(con, events, "events"), until)
     st = _until(load(con, stages, "stages"), until)
     it = load(con, items, "items") if items is not None else None

@@ -173,6 +173,9 @@ class FeatureConfig(BaseModel):
     night_start_hour: int = 22
     night_end_hour: int = 7
     engine: Literal["duckdb", "spark"] = "duckdb"
+    # DuckDB memory cap for batch builds, e.g. "3GB" (spills to disk beyond it); None: DuckDB's default.
+    duckdb_memory_limit: str | None = None
+    duckdb_threads: int | None = None
     # Item categories that mean the lead looked at prices.
     pricing_categories: tuple[str, ...] = ("pricing",)
     # Static CRM attributes read from an optional leads table (tenant_id, lead_id, these columns).

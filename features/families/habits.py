@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ibis
+
+from features.families.activity import windowed
 from features.registry import Feature
 from leadradar.settings import Settings
 
@@ -10,28 +13,28 @@ def declare(settings: Settings) -> list[Feature]:
     feats = [
         Feature(
             name="momentum_7d", family="momentum", source="activity", kind="number", default=1.0,
-            expr=lambda t: (t.n.sum(where=t.age < 7).fill_null(0) + 1).cast("float64")
-            / (t.n.sum(where=(t.age >= 7) & (t.age < 14)).fill_null(0) + 1),
+            expr=lambda t: (windowed(t, "n__any", 7).sum().fill_null(0) + 1).cast("float64")
+            / (ibis.ifelse((t.age >= 7) & (t.age < 14), t.n__any, 0).sum().fill_null(0) + 1),
             en="activity this week is {value}× the week before", zh="本周活跃度是上周的{value}倍",
         ),
         Feature(
             name="events_per_session", family="momentum", source="activity", kind="number", default=None,
-            expr=lambda t: t.n.sum().cast("float64") / t.sessions.sum().nullif(0),
+            expr=lambda t: t.n__any.sum().cast("float64") / t.sessions.sum().nullif(0),
             en="{value} actions per visit", zh="每次访问{value}个动作",
         ),
         Feature(
             name="night_share", family="timing", source="activity", kind="share", default=None,
-            expr=lambda t: t.night.sum().cast("float64") / t.n.sum().nullif(0),
+            expr=lambda t: t.night.sum().cast("float64") / t.n__any.sum().nullif(0),
             en="{value} of activity at night", zh="夜间活动占{value}",
         ),
         Feature(
             name="weekend_share", family="timing", source="activity", kind="share", default=None,
-            expr=lambda t: t.weekend.sum().cast("float64") / t.n.sum().nullif(0),
+            expr=lambda t: t.weekend.sum().cast("float64") / t.n__any.sum().nullif(0),
             en="{value} of activity at weekends", zh="周末活动占{value}",
         ),
         Feature(
             name="zero_dwell_share", family="quality", source="activity", kind="share", default=None,
-            expr=lambda t: t.zero_dwell.sum().cast("float64") / t.n.sum().nullif(0),
+            expr=lambda t: t.zero_dwell.sum().cast("float64") / t.n__any.sum().nullif(0),
             en="{value} of card opens lasted zero seconds (link previews, bots)",
             zh="{value}的打开停留为0秒（链接预览或机器）",
         ),
@@ -40,16 +43,15 @@ def declare(settings: Settings) -> list[Feature]:
         sfx = "all" if w is None else f"{w}d"
         span_en = "in all" if w is None else f"in the last {w} days"
         span_zh = "累计" if w is None else f"近{w}天"
-        mask = (lambda t: t.age >= 0) if w is None else (lambda t, w=w: t.age < w)
         feats += [
             Feature(
                 name=f"sessions_{sfx}", family="momentum", source="activity", window_days=w,
-                expr=lambda t, m=mask: t.sessions.sum(where=m(t)),
+                expr=lambda t, w=w: windowed(t, "sessions", w).sum(),
                 en=f"{{value}} visits {span_en}", zh=f"{span_zh}访问{{value}}次",
             ),
             Feature(
                 name=f"active_days_{sfx}", family="momentum", source="activity", window_days=w,
-                expr=lambda t, m=mask: t.bucket.nunique(where=m(t)),
+                expr=lambda t, w=w: t.count() if w is None else ibis.ifelse(t.age < w, 1, 0).sum(),
                 en=f"active on {{value}} days {span_en}", zh=f"{span_zh}有{{value}}天活跃",
             ),
         ]

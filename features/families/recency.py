@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ibis.expr.types as ir
 
+from features.families.activity import windowed
 from features.grid import HOUR_US
 from features.registry import Feature
 from leadradar.settings import Settings
@@ -15,24 +16,24 @@ def hours_since(t: ir.Table, us: ir.IntegerValue) -> ir.FloatingValue:
 
 def declare(settings: Settings) -> list[Feature]:
     ev = settings.events
-    groups = [("any", list(ev.types))] + [(f, ev.of_family(f)) for f in ev.families]
     feats = []
-    for name, types in groups:
+    for name in ["any", *ev.families]:
+        column = "last__any" if name == "any" else f"last__fam_{name}"
         label = ev.label(name)
         feats.append(Feature(
             name=f"hours_since_last_{name}", family="recency", source="activity", kind="hours", default=None,
-            expr=lambda t, ty=types: hours_since(t, t.us_max.max(where=t.event_type.isin(ty))),
+            expr=lambda t, c=column: hours_since(t, t[c].max()),
             en=f"last {label.verb_en} {{value}} ago", zh=f"上次{label.verb_zh}在{{value}}前",
         ))
     feats += [
         Feature(
             name="hours_since_two_way_contact", family="contact", source="activity", kind="hours", default=None,
-            expr=lambda t: hours_since(t, t.us_max.max(where=t.event_type.isin(list(ev.two_way_contact)))),
+            expr=lambda t: hours_since(t, t.last__two_way.max()),
             en="last spoke with the salesperson {value} ago", zh="上次与销售双向沟通在{value}前",
         ),
         Feature(
-            name="n_two_way_contact_30d", family="contact", source="activity",
-            expr=lambda t: t.n.sum(where=t.event_type.isin(list(ev.two_way_contact)) & (t.age < 30)),
+            name="n_two_way_contact_30d", family="contact", source="activity", window_days=30,
+            expr=lambda t: windowed(t, "n__two_way", 30).sum(),
             en="spoke with the salesperson {value} times in the last 30 days",
             zh="近30天与销售双向沟通{value}次",
         ),
