@@ -81,7 +81,7 @@ class FeatureRegistry:
 def window_label(w: int | None) -> tuple[str, str]:
     """How a window reads: ('in the last 7 days', '近7天') or ('in all', '累计')."""
     if w is None:
-        return "in all", "累计"
+        return "so far", "累计"
     if w == 1:
         return "in the last day", "近1天"
     return f"in the last {w} days", f"近{w}天"

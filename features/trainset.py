@@ -77,6 +77,7 @@ def build_training_set(
     registry: FeatureRegistry | None = None,
     min_history_days: int = 7,
     leads: Source | None = None,
+    cutoff_range: tuple[pd.Timestamp, pd.Timestamp] | None = None,
 ) -> TrainingSet:
     """Features and labels for every cadence cutoff whose main label window ends by `until`.
 
@@ -94,7 +95,9 @@ def build_training_set(
     data_until = until if until is not None else last
     horizon = timedelta(days=settings.training.horizon_days)
     cutoffs = cadence_cutoffs(first + timedelta(days=min_history_days), data_until - horizon, settings.features)
-    if len(cutoffs) < 3:
+    if cutoff_range is not None:
+        cutoffs = [c for c in cutoffs if cutoff_range[0] <= c <= cutoff_range[1]]
+    if len(cutoffs) < (1 if cutoff_range is not None else 3):
         raise ValueError(
             f"only {len(cutoffs)} cutoffs fit between {first:%Y-%m-%d} and {data_until:%Y-%m-%d} "
             f"with a {settings.training.horizon_days}-day horizon; supply a longer history"

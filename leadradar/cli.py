@@ -156,38 +156,166 @@ def features_build(
     )
 
 
+def data_options(events: Path | None, stages: Path | None, table: Path | None, label: str | None) -> str:
+    """Which input a train or tune command got: radar logs or a ready feature table."""
+    if table is not None:
+        if label is None:
+            raise typer.BadParameter("--table needs --label (the 0/1 column to predict)")
+        if events is not None or stages is not None:
+            raise typer.BadParameter("give either --events/--stages or --table, not both")
+        return "table"
+    if events is None or stages is None:
+        raise typer.BadParameter("give --events and --stages (radar logs), or --table and --label")
+    return "logs"
+
+
 @app.command()
 def train(
     events: Optional[Path] = typer.Option(None, help="events Parquet"),
     stages: Optional[Path] = typer.Option(None, help="CRM stage history Parquet"),
+    table: Optional[Path] = typer.Option(None, help="or: your own feature table (CSV or Parquet)"),
+    label: Optional[str] = typer.Option(None, help="with --table: the 0/1 column to predict"),
+    time_column: Optional[str] = typer.Option(None, help="with --table: split by this time column"),
+    model_name: Optional[str] = typer.Option(None, help="with --table: registered model name"),
     until: Optional[str] = typer.Option(None, help="use only what was known by this UTC time"),
     horizon: str = typer.Option("30d", help="label horizon"),
     items: Optional[Path] = typer.Option(None, help="item catalogue (default: items.parquet beside events)"),
     truth: Optional[Path] = typer.Option(None, help="simulator truth (default: truth.parquet beside events)"),
     leads: Optional[Path] = typer.Option(None, help="static lead attributes (default: leads.parquet beside events)"),
+    tuned: bool = typer.Option(True, help="use the best parameters of `leadradar tune` when there are some"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object: run id, model, version, test metrics"),
 ) -> None:
-    """Train, calibrate and evaluate the close model; log it to MLflow and register it as champion."""
-    from training.pipeline import train_from_logs
-
-    if events is None or stages is None:
-        raise typer.BadParameter("give --events and --stages")
+    """Train, calibrate and evaluate; log to MLflow and register the model as the challenger."""
+    kind = data_options(events, stages, table, label)
     settings = settings_for(horizon=horizon)
-    with console.status("building the training set and training"):
-        result = train_from_logs(
-            events, stages, settings, until=parse_time(until),
-            items=items or beside(events, "items.parquet"), truth=truth or beside(events, "truth.parquet"),
-            leads=leads or beside(events, "leads.parquet"),
-        )
+    with console.status("training"):
+        if kind == "table":
+            from training.table import TableError, train_from_table
+
+            try:
+                result = train_from_table(table, label, settings, time_column, model_name, use_tuned=tuned)
+            except TableError as exc:
+                fail(str(exc))
+        else:
+            from training.pipeline import train_from_logs
+
+            result = train_from_logs(
+                events, stages, settings, until=parse_time(until),
+                items=items or beside(events, "items.parquet"), truth=truth or beside(events, "truth.parquet"),
+                leads=leads or beside(events, "leads.parquet"), use_tuned=tuned,
+            )
     if as_json:
         print(result.to_json())
         return
-    table = Table(title=f"{result.model_name} v{result.model_version} (@{result.alias}), run {result.run_id}")
-    table.add_column("test metric")
-    table.add_column("value", justify="right")
+    table_out = Table(title=f"{result.model_name} v{result.model_version} (@{result.alias}), run {result.run_id}")
+    table_out.add_column("test metric")
+    table_out.add_column("value", justify="right")
     for k, v in result.test_metrics.items():
-        table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
-    out.print(table)
+        table_out.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
+    out.print(table_out)
+    console.print("next: `leadradar promote` compares it with the champion on the latest holdout")
+
+
+@app.command()
+def tune(
+    events: Optional[Path] = typer.Option(None, help="events Parquet"),
+    stages: Optional[Path] = typer.Option(None, help="CRM stage history Parquet"),
+    table: Optional[Path] = typer.Option(None, help="or: your own feature table (CSV or Parquet)"),
+    label: Optional[str] = typer.Option(None, help="with --table: the 0/1 column to predict"),
+    time_column: Optional[str] = typer.Option(None, help="with --table: split by this time column"),
+    model_name: Optional[str] = typer.Option(None, help="with --table: registered model name"),
+    until: Optional[str] = typer.Option(None, help="use only what was known by this UTC time"),
+    horizon: str = typer.Option("30d", help="label horizon"),
+    items: Optional[Path] = typer.Option(None, help="item catalogue (default: items.parquet beside events)"),
+    leads: Optional[Path] = typer.Option(None, help="static lead attributes (default: leads.parquet beside events)"),
+    trials: Optional[int] = typer.Option(30, help="trial budget (the study resumes where it stopped)"),
+    timeout: Optional[float] = typer.Option(None, help="time budget in seconds"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object"),
+) -> None:
+    """Search LightGBM parameters with Optuna (TPE, pruning); `train` then uses the best ones."""
+    from dataclasses import asdict
+
+    kind = data_options(events, stages, table, label)
+    settings = settings_for(horizon=horizon)
+    if kind == "table":
+        from training.table import TableError, tune_table
+
+        try:
+            result = tune_table(table, label, settings, time_column, model_name, trials, timeout, progress=not as_json)
+        except TableError as exc:
+            fail(str(exc))
+    else:
+        from training.pipeline import tune_from_logs
+
+        result = tune_from_logs(events, stages, settings, parse_time(until), items or beside(events, "items.parquet"),
+                                leads or beside(events, "leads.parquet"), trials, timeout, progress=not as_json)
+    if as_json:
+        print(json.dumps(asdict(result), default=float))
+        return
+    console.print(
+        f"study {result.study}: {result.trials_complete} complete, {result.trials_pruned} pruned of "
+        f"{result.trials_total} trials; best validation log loss {result.best_value:.5f}"
+    )
+    out.print_json(json.dumps(result.best_params))
+
+
+def metrics_table(verdict) -> Table:
+    table = Table(title=f"holdout: {verdict.holdout.get('rows', 0):,} rows, {verdict.holdout.get('positives', 0):,} wins, "
+                        f"cutoffs {verdict.holdout.get('from', '')[:10]} … {verdict.holdout.get('to', '')[:10]}")
+    table.add_column("metric")
+    table.add_column(f"challenger v{verdict.challenger['version']}", justify="right")
+    table.add_column(f"champion v{verdict.champion['version']}" if verdict.champion else "champion", justify="right")
+    for key in ("logloss", "auc", "pr_auc", "brier", "ece", "lift_top10"):
+        if key in verdict.challenger_metrics:
+            table.add_row(key, f"{verdict.challenger_metrics[key]:.5f}", f"{verdict.champion_metrics.get(key, float('nan')):.5f}")
+    return table
+
+
+@app.command()
+def promote(
+    model_name: Optional[str] = typer.Option(None, help="registered model (default: the lead close model)"),
+    as_json: bool = typer.Option(False, "--json", help="print the verdict as one JSON object"),
+) -> None:
+    """Make the challenger champion only if it beats the champion on the same, latest holdout."""
+    from training.promotion import PromotionError, promote as run
+
+    settings = settings_for()
+    if model_name:
+        from training.table import table_settings
+
+        settings = table_settings(settings, model_name)
+    try:
+        with console.status("scoring challenger and champion on the latest holdout"):
+            verdict = run(settings)
+    except PromotionError as exc:
+        fail(str(exc))
+    if as_json:
+        print(verdict.to_json())
+    else:
+        if verdict.challenger_metrics:
+            out.print(metrics_table(verdict))
+        word = "[green]promoted[/green]" if verdict.promoted else "[red]refused[/red]"
+        out.print(f"{word}: v{verdict.challenger['version']} — {verdict.reason}")
+    raise typer.Exit(0 if verdict.promoted else 1)
+
+
+@app.command()
+def rollback(
+    model_name: Optional[str] = typer.Option(None, help="registered model (default: the lead close model)"),
+) -> None:
+    """Put the previous champion back."""
+    from training.promotion import rollback as run
+
+    settings = settings_for()
+    if model_name:
+        from training.table import table_settings
+
+        settings = table_settings(settings, model_name)
+    try:
+        restored, replaced = run(settings)
+    except LookupError as exc:
+        fail(str(exc))
+    out.print(f"{restored.name}: champion is v{restored.version} again (v{replaced.version} stepped down)")
 
 
 @app.command()

@@ -46,9 +46,13 @@ def run_demo(data_dir: Path = Path("demo_data"), leads: int = 20_000, tenants: i
     step("2. build the training set, train, calibrate, evaluate, register")
     result = train_from_logs(paths["events"], paths["stages"], settings, items=paths["items"], truth=paths["truth"],
                              leads=paths["leads"])
+    from training.promotion import promote
+
+    verdict = promote(settings)
+    console.print(f"promotion gate: {'promoted' if verdict.promoted else 'refused'} — {verdict.reason}")
     m = result.test_metrics
     console.print(
-        f"{result.model_name} v{result.model_version} is @{result.alias} (run {result.run_id}); test period: "
+        f"{result.model_name} v{result.model_version} (run {result.run_id}); test period: "
         f"AUC {m['auc']:.3f} (oracle {m.get('oracle_auc', float('nan')):.3f}), log loss {m['logloss']:.4f}, "
         f"ECE {m['ece']:.4f}, mean |p − truth| {m.get('mean_abs_err_vs_truth', float('nan')):.4f}, "
         f"calibration {result.calibration}"

@@ -200,7 +200,7 @@ class TrainingConfig(BaseModel):
     test_fraction: float = 0.2
     seed: int = 7
     num_boost_round: int = 2000
-    early_stopping_rounds: int = 100
+    early_stopping_rounds: int = 30
     lgbm_params: dict[str, Any] = Field(
         default_factory=lambda: {
             "objective": "binary",
@@ -211,11 +211,14 @@ class TrainingConfig(BaseModel):
             "bagging_fraction": 0.8,
             "bagging_freq": 1,
             "lambda_l2": 1.0,
+            "max_bin": 63,
             "num_threads": 2,
             "verbosity": -1,
         }
     )
     ece_bins: int = 15
+    # Bring-your-own tables: a text column with more distinct values than this is free text, not a category.
+    max_category_levels: int = 200
 
 
 class MlflowConfig(BaseModel):

@@ -72,33 +72,43 @@ class FunnelModel:
 
     def fit(self, train: pd.DataFrame, val: pd.DataFrame, group: str = "lead_id") -> "FunnelModel":
         """Fit each target on `train`, stop early and calibrate on `val` (grouped by lead for calibration CV)."""
-        self.encoder_ = FeatureEncoder(self.features, self.categorical).fit(train)
-        self.targets_: dict[str, FittedTarget] = {}
+        self.begin(train)
         for spec in self.targets:
-            tr, va = self._rows(train, spec), self._rows(val, spec)
-            y_tr, y_va = tr[spec.label].to_numpy(int), va[spec.label].to_numpy(int)
-            if y_tr.min(initial=1) == y_tr.max(initial=0) or y_va.min(initial=1) == y_va.max(initial=0):
-                raise ValueError(
-                    f"target {spec.name}: needs both outcomes in train and validation "
-                    f"(train {int(y_tr.sum())}/{len(y_tr)}, validation {int(y_va.sum())}/{len(y_va)} positive)"
-                )
-            X_tr, X_va = self.encoder_.transform(tr), self.encoder_.transform(va)
-            cats = self.encoder_.categorical_indices()
-            d_tr = lgb.Dataset(X_tr, y_tr, feature_name=self.features, categorical_feature=cats, free_raw_data=True)
-            d_va = lgb.Dataset(X_va, y_va, reference=d_tr, categorical_feature=cats)
-            params = {**self.params, "seed": self.seed, "deterministic": True}
-            booster = lgb.train(
-                params, d_tr, num_boost_round=self.num_boost_round, valid_sets=[d_va],
-                callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
-            )
-            best = booster.best_iteration or booster.current_iteration()
-            booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
-            raw = booster.predict(X_va)
-            cal, scores = choose_calibrator(raw, y_va, va[group].to_numpy(), seed=self.seed)
-            self.targets_[spec.name] = FittedTarget(
-                spec, booster, cal, best, scores, train_rows=len(y_tr), train_positives=int(y_tr.sum())
-            )
+            self.fit_target(spec, train, val, group)
         return self
+
+    def begin(self, frame: pd.DataFrame) -> "FunnelModel":
+        """Learn the feature encoding (categorical codes) before fitting targets one by one."""
+        self.encoder_ = FeatureEncoder(self.features, self.categorical).fit(frame)
+        self.targets_: dict[str, FittedTarget] = {}
+        self.skipped_: dict[str, str] = {}
+        return self
+
+    def fit_target(self, spec: TargetSpec, train: pd.DataFrame, val: pd.DataFrame, group: str = "lead_id") -> FittedTarget:
+        """One calibrated LightGBM on its own train and validation rows (each target may have its own split)."""
+        tr, va = self._rows(train, spec), self._rows(val, spec)
+        y_tr, y_va = tr[spec.label].to_numpy(int), va[spec.label].to_numpy(int)
+        if len(y_tr) == 0 or len(y_va) == 0 or y_tr.min() == y_tr.max() or y_va.min() == y_va.max():
+            raise ValueError(
+                f"target {spec.name}: needs both outcomes in train and validation "
+                f"(train {int(y_tr.sum())}/{len(y_tr)}, validation {int(y_va.sum())}/{len(y_va)} positive)"
+            )
+        X_tr, X_va = self.encoder_.transform(tr), self.encoder_.transform(va)
+        cats = self.encoder_.categorical_indices()
+        d_tr = lgb.Dataset(X_tr, y_tr, feature_name=self.features, categorical_feature=cats, free_raw_data=True)
+        d_va = lgb.Dataset(X_va, y_va, reference=d_tr, categorical_feature=cats)
+        params = {**self.params, "seed": self.seed, "deterministic": True}
+        booster = lgb.train(
+            params, d_tr, num_boost_round=self.num_boost_round, valid_sets=[d_va],
+            callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
+        )
+        best = booster.best_iteration or booster.current_iteration()
+        booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+        raw = booster.predict(X_va)
+        cal, scores = choose_calibrator(raw, y_va, va[group].to_numpy(), seed=self.seed)
+        fitted = FittedTarget(spec, booster, cal, best, scores, train_rows=len(y_tr), train_positives=int(y_tr.sum()))
+        self.targets_[spec.name] = fitted
+        return fitted
 
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
         return self.encoder_.transform(frame)
@@ -107,6 +117,38 @@ class FunnelModel:
         """Calibrated probability of every target for every row (a stage model answers for all rows)."""
         X = self.matrix(frame)
         return pd.DataFrame({name: t.predict(X) for name, t in self.targets_.items()}, index=frame.index)
+
+    def predict_funnel(self, frame: pd.DataFrame, stages: list[str]) -> pd.DataFrame:
+        """What a boss reads: close probability per horizon (never falling as the horizon grows), the
+        chance of moving past the current stage, and the close probability chained from transitions.
+
+        `stages` is the ordered list of open funnel stages; rows need a `stage` column.
+        """
+        probs = self.predict_targets(frame)
+        out = pd.DataFrame(index=frame.index)
+        horizons = sorted(
+            (int(name.removeprefix("close_").removesuffix("d")), name)
+            for name in probs.columns if name.startswith("close_")
+        )
+        running = np.zeros(len(frame))
+        for h, name in horizons:
+            running = np.maximum(running, probs[name].to_numpy())
+            out[f"p_close_{h}d"] = running
+        advance = [f"advance_{s}" for s in stages if f"advance_{s}" in probs.columns]
+        if advance:
+            position = frame["stage"].map({s: i for i, s in enumerate(stages)}).to_numpy(dtype=float)
+            p_advance = np.full(len(frame), np.nan)
+            chained = np.ones(len(frame))
+            for i, s in enumerate(stages):
+                col = f"advance_{s}"
+                if col not in probs.columns:
+                    continue
+                p = probs[col].to_numpy()
+                p_advance = np.where(position == i, p, p_advance)
+                chained = np.where(position <= i, chained * p, chained)
+            out["p_advance"] = p_advance
+            out["p_close_chained"] = np.where(np.isnan(position), np.nan, chained)
+        return out
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         p = self.targets_[self.main_target].predict(self.matrix(frame))
@@ -123,6 +165,7 @@ class FunnelModel:
             "targets": [],
             **(extra or {}),
         }
+        meta["skipped_targets"] = getattr(self, "skipped_", {})
         for name, t in self.targets_.items():
             t.booster.save_model(str(path / f"{name}.txt"))
             meta["targets"].append({
@@ -141,6 +184,7 @@ class FunnelModel:
         model = cls(specs, enc.features, enc.categorical, meta["params"], main_target=meta["main_target"], seed=meta["seed"])
         model.encoder_ = enc
         model.targets_ = {}
+        model.skipped_ = meta.get("skipped_targets", {})
         for t, spec in zip(meta["targets"], specs):
             booster = lgb.Booster(model_file=str(path / f"{spec.name}.txt"))
             model.targets_[spec.name] = FittedTarget(

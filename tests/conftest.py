@@ -61,7 +61,10 @@ def trained(small_sim: Sim, settings: Settings) -> dict:
         env={"LEADRADAR_HOME": str(settings.data_dir)},
     )
     assert result.exit_code == 0, result.output
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    trained = json.loads(result.stdout.strip().splitlines()[-1])
+    promoted = CliRunner().invoke(app, ["promote", "--json"], env={"LEADRADAR_HOME": str(settings.data_dir)})
+    trained["promotion"] = json.loads(promoted.stdout.strip().splitlines()[-1])
+    return trained
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,8 @@ def as_of_end() -> pd.Timestamp:
 
 def test_train_json_names_run_model_version_and_test_metrics(trained):
     assert trained["model_name"] == "leadradar-close"
-    assert trained["alias"] == "champion"
+    assert trained["alias"] == "challenger"
+    assert trained["promotion"]["promoted"], trained["promotion"]  # the first model becomes champion
     assert int(trained["model_version"]) >= 1
     for key in ("auc", "pr_auc", "logloss", "brier", "ece", "oracle_auc", "mean_abs_err_vs_truth"):
         assert np.isfinite(trained["test_metrics"][key]), key

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 EPS = 1e-6
@@ -57,3 +58,65 @@ def truth_metrics(y: np.ndarray, p: np.ndarray, p_true: np.ndarray) -> dict[str,
         "oracle_logloss": float(log_loss(y, np.clip(p_true, EPS, 1 - EPS), labels=[0, 1])),
         "mean_abs_err_vs_truth": float(np.mean(np.abs(p - p_true))),
     }
+
+
+def precision_recall_at_k(y: np.ndarray, p: np.ndarray, ks: tuple[int, ...] = (50, 100, 500)) -> dict[str, float]:
+    """Precision and recall among the k highest-scored rows: what a salesperson calling the top k would find.
+
+    Rows tied with the k-th score count by their share (the expected value when ties are called in
+    random order), so a constant score gets the base rate, not an accident of row order. A k larger
+    than the rows takes all rows (the key still names the k asked for). Recall is NaN with no positive.
+    """
+    y = np.asarray(y, dtype=float)
+    p = np.asarray(p, dtype=float)
+    if len(y) != len(p):
+        raise ValueError(f"precision_recall_at_k: {len(y)} labels but {len(p)} scores")
+    ranked = np.sort(p)[::-1]
+    positives = y.sum()
+    out: dict[str, float] = {}
+    for k in ks:
+        if k < 1:
+            raise ValueError(f"precision_recall_at_k: k must be >= 1, got {k}")
+        n = min(int(k), len(y))
+        if n == 0:
+            tp = float("nan")
+        else:
+            edge = ranked[n - 1]
+            above, tied = p > edge, p == edge
+            tp = y[above].sum() + (n - above.sum()) * y[tied].mean()
+        out[f"precision_at_{k}"] = float(tp / n) if n else float("nan")
+        out[f"recall_at_{k}"] = float(tp / positives) if positives else float("nan")
+    return out
+
+
+def group_metrics(y: np.ndarray, p: np.ndarray, bins: int = 15) -> dict[str, float]:
+    """The per-group numbers: size, positives, base rate, AUC (NaN with one class), log loss, ECE, mean p."""
+    y = np.asarray(y, dtype=int)
+    p = np.clip(np.asarray(p, dtype=float), EPS, 1 - EPS)
+    both = 0 < y.sum() < len(y)
+    return {
+        "rows": float(len(y)),
+        "positives": float(y.sum()),
+        "base_rate": float(y.mean()),
+        "auc": float(roc_auc_score(y, p)) if both else float("nan"),
+        "logloss": float(log_loss(y, p, labels=[0, 1])),
+        "ece": expected_calibration_error(y, p, min(bins, len(y))),
+        "mean_p": float(p.mean()),
+    }
+
+
+def metrics_by(
+    frame_keys: pd.DataFrame, y: np.ndarray, p: np.ndarray, by: str = "tenant_id", bins: int = 15
+) -> dict[str, dict[str, float]]:
+    """`group_metrics` for each value of `frame_keys[by]` (e.g. per tenant or per funnel stage), keyed by str.
+
+    Rows whose group is missing are grouped under "<missing>".
+    """
+    if by not in frame_keys.columns:
+        raise KeyError(f"metrics_by: no column {by!r}; columns: {list(frame_keys.columns)[:20]}")
+    if not len(frame_keys) == len(y) == len(p):
+        raise ValueError(f"metrics_by: frame_keys has {len(frame_keys)} rows, y {len(y)}, p {len(p)}; they must match")
+    y, p = np.asarray(y), np.asarray(p)
+    groups = frame_keys[by].astype("string").fillna("<missing>").reset_index(drop=True)
+    index = groups.groupby(groups, sort=True).indices
+    return {str(g): group_metrics(y[rows], p[rows], bins) for g, rows in index.items()}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import tempfile
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +16,14 @@ from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
 from features.build import KEY
-from features.registry import build_registry
+from features.registry import FeatureRegistry, build_registry
 from features.trainset import Source, TrainingSet, build_training_set
 from leadradar.settings import Settings
 from models.bundle import ARTIFACT_KEY, ENTRY_POINT
 from models.funnel import FunnelModel, TargetSpec
 from training import plots
 from training.metrics import classification_metrics, truth_metrics
-from training.registry import ModelRef, set_alias
+from training.registry import CHALLENGER, CHAMPION, ModelRef, crown, set_alias
 from training.splits import TimeSplit, time_split
 from training.tracking import code_version, configure_mlflow
 
@@ -45,19 +46,62 @@ class TrainResult:
         return json.dumps(asdict(self), default=float, ensure_ascii=False)
 
 
-def close_target(settings: Settings) -> TargetSpec:
+def horizons(settings: Settings) -> list[int]:
+    tc = settings.training
+    return sorted(set(tc.horizons_days) | {tc.horizon_days})
+
+
+def funnel_targets(settings: Settings) -> list[TargetSpec]:
+    """The close model for every horizon, then one transition model per open stage."""
     h = settings.training.horizon_days
-    return TargetSpec(name=f"close_{h}d", label=f"y_close_{h}d")
+    targets = [TargetSpec(f"close_{d}d", f"y_close_{d}d") for d in horizons(settings)]
+    targets += [TargetSpec(f"advance_{s}", f"y_advance_{h}d", stage=s) for s in settings.funnel.open_stages]
+    return targets
 
 
-def fit_funnel(ts: TrainingSet, split: TimeSplit, settings: Settings, targets: list[TargetSpec]) -> FunnelModel:
-    masks = split.masks(ts.frame["cutoff"])
+def main_target(settings: Settings) -> str:
+    return f"close_{settings.training.horizon_days}d"
+
+
+def target_horizon(spec: TargetSpec, settings: Settings) -> int:
+    """How far a target's label looks ahead: its own horizon for close models, the main one for transitions."""
+    if spec.name.startswith("close_"):
+        return int(spec.name.removeprefix("close_").removesuffix("d"))
+    return settings.training.horizon_days
+
+
+def target_split(cutoffs: list[pd.Timestamp], horizon_days: int, data_until: pd.Timestamp, settings: Settings) -> TimeSplit:
+    """A time split for one horizon: only cutoffs whose label window ends by `data_until`, gaps of that horizon."""
+    complete = [c for c in cutoffs if c + timedelta(days=horizon_days) <= data_until]
+    tc = settings.training
+    return time_split(complete, horizon_days, tc.validation_fraction, tc.test_fraction)
+
+
+def lgbm_params(settings: Settings, tuned: dict[str, Any] | None) -> dict[str, Any]:
+    return {**settings.training.lgbm_params, **(tuned or {})}
+
+
+def fit_funnel(ts: TrainingSet, settings: Settings, targets: list[TargetSpec], params: dict[str, Any]) -> tuple[FunnelModel, dict[str, TimeSplit]]:
+    """Fit every target on its own horizon's split; a secondary target without enough data is skipped, with the reason kept."""
     tc = settings.training
     model = FunnelModel(
-        targets, ts.features, ts.categorical, tc.lgbm_params, tc.num_boost_round, tc.early_stopping_rounds,
-        seed=tc.seed,
+        targets, ts.features, ts.categorical, params, tc.num_boost_round, tc.early_stopping_rounds,
+        main_target=main_target(settings), seed=tc.seed,
     )
-    return model.fit(ts.frame[masks["train"]], ts.frame[masks["validation"]])
+    cutoffs = sorted(ts.frame["cutoff"].unique())
+    splits: dict[str, TimeSplit] = {}
+    model.begin(ts.frame)
+    for spec in targets:
+        try:
+            split = target_split(cutoffs, target_horizon(spec, settings), ts.data_until, settings)
+            masks = split.masks(ts.frame["cutoff"])
+            model.fit_target(spec, ts.frame[masks["train"]], ts.frame[masks["validation"]])
+            splits[spec.name] = split
+        except ValueError as exc:
+            if spec.name == model.main_target:
+                raise
+            model.skipped_[spec.name] = str(exc)
+    return model, splits
 
 
 def attach_truth(frame: pd.DataFrame, truth: Source | None, column: str) -> pd.Series | None:
@@ -80,6 +124,15 @@ def evaluate(y: np.ndarray, p: np.ndarray, p_true: pd.Series | None, bins: int) 
     return out
 
 
+def sources_tags(**sources: Source | None) -> dict[str, str]:
+    """Where the training data came from, so promotion can rebuild the same holdout."""
+    tags = {"data.kind": "logs"}
+    for name, src in sources.items():
+        if isinstance(src, (str, Path)):
+            tags[f"data.{name}"] = str(Path(src).resolve())
+    return tags
+
+
 def train_from_logs(
     events: Source,
     stages: Source,
@@ -87,37 +140,72 @@ def train_from_logs(
     until: pd.Timestamp | None = None,
     items: Source | None = None,
     truth: Source | None = None,
-    alias: str = "champion",
+    alias: str = CHALLENGER,
     leads: Source | None = None,
+    use_tuned: bool = True,
 ) -> TrainResult:
+    """Train every funnel target on the logs, evaluate the main one, log it all, register the bundle.
+
+    With `use_tuned`, LightGBM parameters come from the best trial of `leadradar tune`, when there is one.
+    """
+    from training.tuning import tuned_params
+
+    found = tuned_params(settings, main_target(settings)) if use_tuned else None
+    tuned, params_source = found if found else (None, "settings")
     registry = build_registry(settings)
     ts = build_training_set(events, stages, settings, until=until, items=items, registry=registry, leads=leads)
     tc = settings.training
-    split = time_split(sorted(ts.frame["cutoff"].unique()), tc.horizon_days, tc.validation_fraction, tc.test_fraction)
-    target = close_target(settings)
-    model = fit_funnel(ts, split, settings, [target])
-    masks = split.masks(ts.frame["cutoff"])
-    test, val = ts.frame[masks["test"]], ts.frame[masks["validation"]]
-    fitted = model.targets_[target.name]
+    params = lgbm_params(settings, tuned)
+    model, splits = fit_funnel(ts, settings, funnel_targets(settings), params)
+    split = splits[model.main_target]
+    frame = ts.frame
+    masks = split.masks(frame["cutoff"])
+    target = model.targets_[model.main_target]
     results: dict[str, dict[str, float]] = {}
-    curves: dict[str, np.ndarray] = {}
-    for name, part in (("validation", val), ("test", test)):
-        X = model.matrix(part)
-        p = fitted.predict(X)
-        y = part[target.label].to_numpy(int)
-        results[name] = evaluate(y, p, attach_truth(part, truth, f"p_{target.name}"), tc.ece_bins)
-        if name == "test":
-            curves = {"calibrated": p, "raw LightGBM": fitted.predict_raw(X)}
-            y_test = y
+    for name in ("validation", "test"):
+        part = frame[masks[name]]
+        part = part[part[target.spec.label].notna()]
+        p = target.predict(model.matrix(part))
+        results[name] = evaluate(part[target.spec.label].to_numpy(int), p, attach_truth(part, truth, f"p_{target.spec.name}"),
+                                 tc.ece_bins)
+    test = frame[masks["test"]]
+    test = test[test[target.spec.label].notna()]
     rows = {name: int(m.sum()) for name, m in masks.items()}
     ref = log_and_register(
-        settings, ts, split, model, results, curves, y_test, rows, alias,
+        settings, ts, split, model, results, test, registry, rows, alias, params,
+        {**sources_tags(events=events, stages=stages, items=items, leads=leads, truth=truth), "params_source": params_source},
+        truth,
     )
     return TrainResult(
         run_id=ref.run_id, model_name=ref.name, model_version=ref.version, alias=alias,
         test_metrics=results["test"], validation_metrics=results["validation"], window=ts.window,
-        rows=rows, definition_hash=ts.definition_hash, calibration=fitted.calibrator.method,
+        rows=rows, definition_hash=ts.definition_hash, calibration=target.calibrator.method,
+        extra={"targets": {n: t.calibrator.method for n, t in model.targets_.items()}, "skipped": model.skipped_},
     )
+
+
+def tune_from_logs(
+    events: Source,
+    stages: Source,
+    settings: Settings,
+    until: pd.Timestamp | None = None,
+    items: Source | None = None,
+    leads: Source | None = None,
+    n_trials: int | None = 30,
+    timeout: float | None = None,
+    progress: bool = True,
+):
+    """Tune the main close model on the same training set and split that `train` would use."""
+    from training.tuning import tune_frames
+
+    ts = build_training_set(events, stages, settings, until=until, items=items, leads=leads)
+    tc = settings.training
+    split = target_split(sorted(ts.frame["cutoff"].unique()), tc.horizon_days, ts.data_until, settings)
+    masks = split.masks(ts.frame["cutoff"])
+    label = f"y_close_{tc.horizon_days}d"
+    train, val = ts.frame[masks["train"]], ts.frame[masks["validation"]]
+    return tune_frames(train[train[label].notna()], val[val[label].notna()], ts.features, ts.categorical, label,
+                       settings, main_target(settings), n_trials, timeout, progress)
 
 
 def log_and_register(
@@ -126,40 +214,49 @@ def log_and_register(
     split: TimeSplit,
     model: FunnelModel,
     results: dict[str, dict[str, float]],
-    curves: dict[str, np.ndarray],
-    y_test: np.ndarray,
+    test: pd.DataFrame,
+    registry: FeatureRegistry,
     rows: dict[str, int],
     alias: str,
+    params: dict[str, Any],
+    data_tags: dict[str, str],
+    truth: Source | None,
 ) -> ModelRef:
     """Log everything the run produced; register and alias the model only once all of it is logged."""
     configure_mlflow(settings)
     client = MlflowClient()
-    registry = build_registry(settings).select(ts.features)
+    target = model.targets_[model.main_target]
+    y_test = test[target.spec.label].to_numpy(int)
+    X_test = model.matrix(test)
+    p_test = target.predict(X_test)
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run() as run:
         out = Path(tmp)
         mlflow.set_tags({
+            **{f"skipped.{n}": why[:250] for n, why in model.skipped_.items()},
             "code_version": code_version(),
             "feature_definition_hash": ts.definition_hash,
             **{f"window.{k}": v for k, v in ts.window.items()},
             **{f"split.{k}": v for k, v in split.describe().items()},
+            **data_tags,
         })
         mlflow.log_params({
             "horizon_days": settings.training.horizon_days,
             "cadence": settings.features.cadence,
             "n_features": len(ts.features),
             **{f"rows_{k}": v for k, v in rows.items()},
-            **{f"lgbm_{k}": v for k, v in settings.training.lgbm_params.items()},
+            **{f"lgbm_{k}": v for k, v in params.items()},
             **{f"best_iteration_{n}": t.best_iteration for n, t in model.targets_.items()},
             **{f"calibration_{n}": t.calibrator.method for n, t in model.targets_.items()},
         })
         for split_name, metrics in results.items():
             mlflow.log_metrics({f"{split_name}_{k}": v for k, v in metrics.items() if np.isfinite(v)})
+        curves = {"calibrated": p_test, "raw LightGBM": target.predict_raw(X_test)}
         plots.reliability_diagram(y_test, curves, out / "plots" / "reliability.png", settings.training.ece_bins)
         plots.roc_plot(y_test, curves, out / "plots" / "roc.png")
         plots.pr_plot(y_test, curves, out / "plots" / "precision_recall.png")
         features_doc = [
             {"name": f.name, "family": f.family, "window_days": f.window_days, "en": f.en, "zh": f.zh}
-            for f in registry
+            for f in registry.select(ts.features)
         ]
         (out / "features.json").write_text(json.dumps(features_doc, ensure_ascii=False, indent=1))
         mlflow.log_artifacts(str(out / "plots"), "plots")
@@ -169,9 +266,10 @@ def log_and_register(
             "window": ts.window,
             "test_metrics": results["test"],
             "horizon_days": settings.training.horizon_days,
+            "open_stages": list(settings.funnel.open_stages),
             "code_version": code_version(),
         })
-        example = ts.frame[ts.features].head(5)
+        example = test[ts.features].head(5)
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(ENTRY_POINT),
@@ -181,13 +279,18 @@ def log_and_register(
             input_example=example,
         )
         run_id = run.info.run_id
-    mv = mlflow.register_model(info.model_uri, settings.mlflow.model_name, tags={
+    return register(client, settings.mlflow.model_name, info.model_uri, run_id, alias, {
         "feature_definition_hash": ts.definition_hash, "code_version": code_version(),
         **{f"window.{k}": v for k, v in ts.window.items()},
     })
-    ref = ModelRef(settings.mlflow.model_name, str(mv.version), run_id)
+
+
+def register(client: MlflowClient, name: str, model_uri: str, run_id: str, alias: str, tags: dict[str, str]) -> ModelRef:
+    """A new registered version with its alias, or nothing: a failure after registering removes the version."""
+    mv = mlflow.register_model(model_uri, name, tags=tags)
+    ref = ModelRef(name, str(mv.version), run_id)
     try:
-        return set_alias(client, ref, alias)
+        return crown(client, ref) if alias == CHAMPION else set_alias(client, ref, alias)
     except Exception:
         client.delete_model_version(ref.name, ref.version)
         raise

@@ -47,14 +47,14 @@ def declare(settings: Settings) -> list[Feature]:
                     expr=lambda t, g=group, w=w: windowed(t, f"dsum__{g}", w).sum()
                     / windowed(t, f"dn__{g}", w).sum().nullif(0),
                     en=f"stayed {{value}} per visit on {label.noun_en} {wen}",
-                    zh=f"{wzh}每次在{label.noun_zh}平均停留{{value}}",
+                    zh=f"{'历来' if w is None else wzh}每次在{label.noun_zh}平均停留{{value}}",
                 ),
                 Feature(
                     name=f"dwell_max_{group}_{sfx}", family="activity", source="activity", window_days=w,
                     kind="seconds", default=None,
                     expr=lambda t, g=group, w=w: windowed(t, f"dmax__{g}", w).max(),
-                    en=f"stayed up to {{value}} on {label.noun_en} {wen}",
-                    zh=f"{wzh}在{label.noun_zh}最长停留{{value}}",
+                    en=f"stayed up to {{value}} on {label.noun_en} in one visit {wen}",
+                    zh=f"{'历来' if w is None else wzh}单次在{label.noun_zh}最长停留{{value}}",
                 ),
             ]
     return feats

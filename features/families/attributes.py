@@ -8,7 +8,7 @@ from leadradar.settings import Settings
 WORDS = {
     "source": ("came in through {value}", "来源：{value}"),
     "industry": ("works in {value}", "行业：{value}"),
-    "region": ("is in the {value} region", "地区：{value}"),
+    "region": ("is in {value}", "地区：{value}"),
 }
 
 

@@ -37,7 +37,7 @@ def declare(settings: Settings) -> list[Feature]:
     ]
     for w in (7, 30, None):
         sfx = "all" if w is None else f"{w}d"
-        span_en = "in all" if w is None else f"in the last {w} days"
+        span_en = "so far" if w is None else f"in the last {w} days"
         span_zh = "累计" if w is None else f"近{w}天"
         feats.append(Feature(
             name=f"pricing_views_{sfx}", family="content", source="items", window_days=w,

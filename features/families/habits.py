@@ -15,39 +15,39 @@ def declare(settings: Settings) -> list[Feature]:
             name="momentum_7d", family="momentum", source="activity", kind="number", default=1.0,
             expr=lambda t: (windowed(t, "n__any", 7).sum().fill_null(0) + 1).cast("float64")
             / (ibis.ifelse((t.age >= 7) & (t.age < 14), t.n__any, 0).sum().fill_null(0) + 1),
-            en="activity this week is {value}× the week before", zh="本周活跃度是上周的{value}倍",
+            en="activity in the last 7 days is {value}× the 7 days before", zh="近7天活跃度是前7天的{value}倍",
         ),
         Feature(
             name="events_per_session", family="momentum", source="activity", kind="number", default=None,
             expr=lambda t: t.n__any.sum().cast("float64") / t.sessions.sum().nullif(0),
-            en="{value} actions per visit", zh="每次访问{value}个动作",
+            en="did {value} actions per visit", zh="每次访问{value}个动作",
         ),
         Feature(
             name="night_share", family="timing", source="activity", kind="share", default=None,
             expr=lambda t: t.night.sum().cast("float64") / t.n__any.sum().nullif(0),
-            en="{value} of activity at night", zh="夜间活动占{value}",
+            en="was active at night {value} of the time", zh="夜间活动占{value}",
         ),
         Feature(
             name="weekend_share", family="timing", source="activity", kind="share", default=None,
             expr=lambda t: t.weekend.sum().cast("float64") / t.n__any.sum().nullif(0),
-            en="{value} of activity at weekends", zh="周末活动占{value}",
+            en="was active at weekends {value} of the time", zh="周末活动占{value}",
         ),
         Feature(
             name="zero_dwell_share", family="quality", source="activity", kind="share", default=None,
             expr=lambda t: t.zero_dwell.sum().cast("float64") / t.n__any.sum().nullif(0),
             en="{value} of card opens lasted zero seconds (link previews, bots)",
-            zh="{value}的打开停留为0秒（链接预览或机器）",
+            zh="{value}的名片打开停留0秒（可能是链接预览或机器）",
         ),
     ]
     for w in [*[w for w in settings.features.windows_days if w >= 7], None]:
         sfx = "all" if w is None else f"{w}d"
-        span_en = "in all" if w is None else f"in the last {w} days"
+        span_en = "so far" if w is None else f"in the last {w} days"
         span_zh = "累计" if w is None else f"近{w}天"
         feats += [
             Feature(
                 name=f"sessions_{sfx}", family="momentum", source="activity", window_days=w,
                 expr=lambda t, w=w: windowed(t, "sessions", w).sum(),
-                en=f"{{value}} visits {span_en}", zh=f"{span_zh}访问{{value}}次",
+                en=f"visited {{value}} times {span_en}", zh=f"{span_zh}访问{{value}}次",
             ),
             Feature(
                 name=f"active_days_{sfx}", family="momentum", source="activity", window_days=w,

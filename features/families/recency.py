@@ -23,13 +23,13 @@ def declare(settings: Settings) -> list[Feature]:
         feats.append(Feature(
             name=f"hours_since_last_{name}", family="recency", source="activity", kind="hours", default=None,
             expr=lambda t, c=column: hours_since(t, t[c].max()),
-            en=f"last {label.verb_en} {{value}} ago", zh=f"上次{label.verb_zh}在{{value}}前",
+            en=f"last {label.verb_en} {{value}} ago", zh=f"上次{label.verb_zh}是在{{value}}前",
         ))
     feats += [
         Feature(
             name="hours_since_two_way_contact", family="contact", source="activity", kind="hours", default=None,
             expr=lambda t: hours_since(t, t.last__two_way.max()),
-            en="last spoke with the salesperson {value} ago", zh="上次与销售双向沟通在{value}前",
+            en="last spoke with the salesperson {value} ago", zh="上次与销售双向沟通是在{value}前",
         ),
         Feature(
             name="n_two_way_contact_30d", family="contact", source="activity", window_days=30,
@@ -40,7 +40,7 @@ def declare(settings: Settings) -> list[Feature]:
         Feature(
             name="hours_since_first_event", family="recency", source="activity", kind="hours", default=None,
             expr=lambda t: hours_since(t, t.us_min.min()),
-            en="first opened the card {value} ago", zh="首次打开名片在{value}前",
+            en="first touched the card {value} ago", zh="首次互动是在{value}前",
         ),
     ]
     return feats

@@ -1,0 +1,362 @@
+"""Feature-build benchmark (issue 3): simulated events in Parquet to the feature table, DuckDB vs plain pandas.
+
+`make bench-features` does all of it:
+1. the guard: the pandas baseline must compute the same table as DuckDB on a small simulation;
+2. simulated data sets of ~1 M, ~10 M and ~30 M events (cached under benchmarks/data/);
+3. on ~10 M events and 8 weekly cutoffs, each in a fresh process: the DuckDB build (uncapped, then with a
+   3 GB DuckDB memory cap) and the pandas baseline: wall time, events/s and peak RSS;
+4. the two full-size tables compared by fingerprint (the same features, at full size too);
+5. where DuckDB's time goes (one more run, timing each materialised stage);
+6. DuckDB at ~1 M and ~30 M events, to show how time and memory grow;
+and writes benchmarks/results/features.json with the targets next to the figures. It passes or fails
+nothing: it writes what it measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import Measurement, machine, measure, write_results
+from benchmarks.datasets import DataSet, dataset, weekly_cutoffs
+
+# Simulations sized for the issue's points (3 tenants, 270 days, 8 weekly cutoffs at the end). The
+# organic lead count and activity level were chosen so the ~10 M point has ~200 k leads; share chains add
+# leads on top of the organic ones. Actual sizes are read back from the data and written to the results.
+BASE = {"tenants": 3, "days": 270, "activity_log_mean": -2.03}
+SIZES: dict[str, dict[str, Any]] = {
+    "1M": {**BASE, "leads": 11_900},
+    "10M": {**BASE, "leads": 119_000},
+    "30M": {**BASE, "leads": 357_000},
+}
+MAIN = "10M"
+N_CUTOFFS = 8
+CAP = "3GB"
+TARGETS = {"events_per_s": 5e6, "speedup_vs_baseline": 10.0, "peak_rss_mb": 4096.0}
+QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "BENTOML_DO_NOT_TRACK": "true"}
+
+# ---- what runs inside the measured processes --------------------------------------------------------------------
+
+def _paths(data_dir: str) -> dict[str, str]:
+    return {t: str(Path(data_dir) / f"{t}.parquet") for t in ("events", "stages", "items", "leads")}
+
+def _cutoffs(cutoffs: list[str]) -> list:
+    import pandas as pd
+
+    return [pd.Timestamp(c) for c in cutoffs]
+
+def fingerprint(frame, registry) -> dict[str, Any]:
+    """Order-free summary of a feature table: rows per cutoff, and per column its non-null count and sum or hash."""
+    import numpy as np
+    import pandas as pd
+
+    def text_hash(col: pd.Series) -> int:
+        return int(pd.util.hash_pandas_object(col.astype("string").fillna("<NA>"), index=False).sum())
+
+    keys = frame["tenant_id"].astype("string") + "|" + frame["lead_id"].astype("string") + "|" + \
+        frame["cutoff"].astype("int64").astype("string")
+    cols: dict[str, list] = {}
+    for name in ("sales_id", "stage", *registry.names):
+        col = frame[name]
+        if name in registry.categorical() or name in ("sales_id", "stage"):
+            cols[name] = [int(col.notna().sum()), text_hash(col)]
+        else:
+            values = col.to_numpy(float)
+            cols[name] = [int(np.isfinite(values).sum()), float(np.nansum(values))]
+    return {
+        "rows": len(frame), "keys": text_hash(keys),
+        "rows_per_cutoff": {str(k): int(v) for k, v in frame.groupby("cutoff").size().items()},
+        "columns": cols,
+    }
+
+def duckdb_build(data_dir: str, cutoffs: list[str], memory_limit: str | None = None) -> dict[str, Any]:
+    """The measured DuckDB build: Parquet paths in, pandas feature table out (then fingerprinted, untimed)."""
+    from features.build import compute_features
+    from features.registry import build_registry
+    from leadradar.settings import Settings
+
+    settings = Settings(features={"duckdb_memory_limit": memory_limit})
+    registry = build_registry(settings)
+    p = _paths(data_dir)
+    start = time.perf_counter()
+    table = compute_features(p["events"], p["stages"], _cutoffs(cutoffs), settings, registry, p["items"],
+                             leads=p["leads"])
+    seconds = time.perf_counter() - start
+    return {"seconds": round(seconds, 3), "rows": len(table), "columns": table.shape[1],
+            "fingerprint": fingerprint(table, registry)}
+
+def pandas_build(data_dir: str, cutoffs: list[str]) -> dict[str, Any]:
+    """The measured pandas baseline, timing its read-and-clean step and each cutoff on the way."""
+    import pandas as pd
+
+    from benchmarks.pandas_baseline import features_at, read_inputs
+    from features.registry import build_registry
+    from leadradar.settings import Settings
+
+    settings = Settings()
+    registry = build_registry(settings)
+    p = _paths(data_dir)
+    start = time.perf_counter()
+    data = read_inputs(p["events"], p["stages"], settings, p["items"], p["leads"])
+    read_s = time.perf_counter() - start
+    frames, per_cutoff = [], []
+    for c in sorted(set(_cutoffs(cutoffs))):
+        t0 = time.perf_counter()
+        frames.append(features_at(data, c, settings, registry))
+        per_cutoff.append(round(time.perf_counter() - t0, 3))
+    table = pd.concat(frames, ignore_index=True)
+    table["cutoff"] = table["cutoff"].astype("datetime64[us, UTC]")
+    seconds = time.perf_counter() - start
+    return {"seconds": round(seconds, 3), "rows": len(table), "columns": table.shape[1],
+            "read_and_clean_seconds": round(read_s, 3), "per_cutoff_seconds": per_cutoff,
+            "fingerprint": fingerprint(table, registry)}
+
+def duckdb_profile(data_dir: str, cutoffs: list[str]) -> dict[str, Any]:
+    """The DuckDB build step by step, the way `compute_features` runs it, timing each materialised stage."""
+    from features.build import feature_query, finish, lead_schema
+    from features.engines import connect, feature_input, load, load_cutoffs, materializer
+    from features.registry import build_registry
+    from leadradar.settings import Settings
+
+    settings = Settings()
+    registry = build_registry(settings)
+    p = _paths(data_dir)
+    fc = settings.features
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    con = connect(fc.engine, fc.duckdb_threads, fc.duckdb_memory_limit)
+    materialise = materializer(con)
+
+    def timed_stage(name: str, table):
+        t0 = time.perf_counter()
+        out = materialise(name, table)
+        timings[name] = round(time.perf_counter() - t0, 3)
+        return out
+
+    ev = feature_input(load(con, p["events"], "events"), "events")
+    st = feature_input(load(con, p["stages"], "stages"), "stages")
+    it = feature_input(load(con, p["items"], "items"), "items")
+    ld = load(con, p["leads"], "leads", lead_schema(settings))
+    t0 = time.perf_counter()
+    q = feature_query(ev, st, load_cutoffs(con, _cutoffs(cutoffs)), settings, registry, it, stage=timed_stage,
+                      leads=ld)
+    timings["build_expressions"] = round(time.perf_counter() - t0 - sum(timings.values()), 3)
+    t0 = time.perf_counter()
+    arrow = q.table.to_pyarrow()
+    timings["final_query"] = round(time.perf_counter() - t0, 3)
+    t0 = time.perf_counter()
+    finish(arrow.to_pandas())  # what `to_pandas` + `finish` do; the table holds no timestamp column to convert
+    timings["to_pandas"] = round(time.perf_counter() - t0, 3)
+    return {"seconds": round(time.perf_counter() - start, 3), "stages": timings}
+
+# ---- comparing the two full-size tables -------------------------------------------------------------------------
+
+def same_fingerprint(a: dict[str, Any], b: dict[str, Any], rtol: float = 1e-9) -> list[str]:
+    """Where two fingerprints disagree (empty: the same table up to float summation order)."""
+    import math
+
+    diffs = []
+    for key in ("rows", "keys", "rows_per_cutoff"):
+        if a[key] != b[key]:
+            diffs.append(key)
+    for name, (count, value) in a["columns"].items():
+        other = b["columns"].get(name)
+        if other is None or other[0] != count:
+            diffs.append(name)
+        elif isinstance(value, float) and not math.isclose(value, other[1], rel_tol=rtol, abs_tol=1e-6):
+            diffs.append(name)
+        elif not isinstance(value, float) and value != other[1]:
+            diffs.append(name)
+    return diffs
+
+# ---- the run ----------------------------------------------------------------------------------------------------
+
+def _run(progress, label: str, target: str, kwargs: dict[str, Any] | None = None) -> Measurement:
+    task = progress.add_task(label, total=None)
+    started = time.perf_counter()
+    m = measure(target, kwargs, env=QUIET)
+    status = "[green]done[/]" if m.ok else "[red]failed[/]"
+    progress.update(task, total=1, completed=1,
+                    description=f"{label}: {status} in {time.perf_counter() - started:,.0f} s")
+    return m
+
+def _conditions(m: Measurement) -> dict[str, Any]:
+    """How one run went: its own and its process's time, CPU time, peak memory, and how busy the machine was."""
+    keys = ("ok", "seconds", "process_seconds", "cpu_seconds", "peak_rss_mb", "load_before", "load_after",
+            "cpu_wait_share")
+    return {k: getattr(m, k) for k in keys}
+
+
+def _point(m: Measurement, data: DataSet) -> dict[str, Any]:
+    """One DuckDB measurement as a flat record."""
+    if not m.ok:
+        return {"events": data.events, "leads": data.leads, "ok": False, "error": m.error,
+                "peak_rss_mb": m.peak_rss_mb, "returncode": m.returncode}
+    return {
+        "events": data.events, "leads": data.leads, "rows": m.result["rows"], "ok": True,
+        "seconds": m.seconds, "events_per_s": round(data.events / m.seconds),
+        "peak_rss_mb": m.peak_rss_mb, "process_seconds": m.process_seconds, "cpu_seconds": m.cpu_seconds,
+        "load_before": m.load_before, "cpu_wait_share": m.cpu_wait_share,
+    }
+
+def run(main_size: str = MAIN, scaling_sizes: tuple[str, ...] = tuple(SIZES), baseline: bool = True,
+        profile: bool = True) -> dict[str, Any]:
+    """Everything the benchmark measures, as the results document's figures and nested parts."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) as progress:
+        guard = _run(progress, "guard: pandas baseline = DuckDB on a small simulation", "benchmarks.check_baseline:run")
+        if not guard.ok:
+            raise SystemExit(f"the pandas baseline computes different features; no figures taken.\n{guard.error}")
+        sets: dict[str, DataSet] = {}
+        for size in dict.fromkeys([main_size, *scaling_sizes]):
+            task = progress.add_task(f"data: ~{size} events (simulated once, then cached)", total=None)
+            sets[size] = dataset(SIZES[size])
+            d = sets[size]
+            progress.update(task, total=1, completed=1,
+                            description=f"data: ~{size}: {d.events:,} events, {d.leads:,} leads ({d.dir.name})")
+        data = sets[main_size]
+        cutoffs = [c.isoformat() for c in weekly_cutoffs(SIZES[main_size], N_CUTOFFS)]
+        args = {"data_dir": str(data.dir), "cutoffs": cutoffs}
+        duck = _run(progress, f"DuckDB build, {data.events:,} events", "benchmarks.features:duckdb_build", args)
+        capped = _run(progress, f"DuckDB build, memory_limit={CAP}", "benchmarks.features:duckdb_build",
+                      {**args, "memory_limit": CAP})
+        base = _run(progress, "pandas baseline (several minutes)", "benchmarks.features:pandas_build",
+                    args) if baseline else None
+        prof = _run(progress, "DuckDB build, stage by stage", "benchmarks.features:duckdb_profile",
+                    args) if profile else None
+        scaling = []
+        for size in scaling_sizes:
+            if size == main_size:
+                scaling.append({"size": size, **_point(duck, data), "reused": "the main DuckDB measurement"})
+                continue
+            d = sets[size]
+            m = _run(progress, f"scaling: DuckDB build, {d.events:,} events", "benchmarks.features:duckdb_build",
+                     {"data_dir": str(d.dir), "cutoffs": [c.isoformat() for c in weekly_cutoffs(SIZES[size], N_CUTOFFS)]})
+            scaling.append({"size": size, **_point(m, d)})
+    return _document(data, cutoffs, guard, duck, capped, base, prof, scaling)
+
+def _document(data: DataSet, cutoffs: list[str], guard: Measurement, duck: Measurement, capped: Measurement,
+              base: Measurement | None, prof: Measurement | None, scaling: list[dict[str, Any]]) -> dict[str, Any]:
+    if not duck.ok:
+        raise SystemExit(f"the DuckDB build failed; no figures taken.\n{duck.error}")
+    events = data.events
+    figures: dict[str, Any] = {
+        "events": events, "leads": data.leads, "cutoffs": len(cutoffs), "rows": duck.result["rows"],
+        "columns": duck.result["columns"], "cores": machine()["cores"],
+        "seconds": duck.seconds, "events_per_s": round(events / duck.seconds), "peak_rss_mb": duck.peak_rss_mb,
+        "process_seconds": duck.process_seconds,
+        "capped_memory_limit": CAP,
+        "capped_seconds": capped.seconds if capped.ok else None,
+        "capped_events_per_s": round(events / capped.seconds) if capped.ok else None,
+        "capped_peak_rss_mb": capped.peak_rss_mb,
+    }
+    if base is not None:
+        figures |= {
+            "baseline": "pandas (benchmarks/pandas_baseline.py)",
+            "baseline_seconds": base.seconds if base.ok else None,
+            "baseline_events_per_s": round(events / base.seconds) if base.ok else None,
+            "baseline_peak_rss_mb": base.peak_rss_mb,
+            "speedup_vs_baseline": round(base.seconds / duck.seconds, 2) if base.ok else None,
+            "capped_speedup_vs_baseline": round(base.seconds / capped.seconds, 2) if base.ok and capped.ok else None,
+            "baseline_same_features_small": guard.ok,
+            "baseline_same_features_full_size": (
+                not same_fingerprint(duck.result["fingerprint"], base.result["fingerprint"]) if base.ok else None
+            ),
+        }
+    figures |= {f"target_{k}": v for k, v in TARGETS.items()}
+    figures |= {
+        "met_events_per_s": figures["events_per_s"] >= TARGETS["events_per_s"],
+        "met_speedup_vs_baseline": (figures.get("speedup_vs_baseline") or 0) >= TARGETS["speedup_vs_baseline"],
+        "met_peak_rss_mb": figures["peak_rss_mb"] <= TARGETS["peak_rss_mb"],
+        "met_peak_rss_mb_capped": capped.ok and figures["capped_peak_rss_mb"] <= TARGETS["peak_rss_mb"],
+        "met_events_per_s_capped": capped.ok and figures["capped_events_per_s"] >= TARGETS["events_per_s"],
+    }
+    inputs = {
+        "simulation": data.config, "data_dir": data.dir.name, "tables": data.sizes, "cutoffs": cutoffs,
+        "what_is_timed": "compute_features(events.parquet, stages.parquet, cutoffs, Settings(), registry, "
+                         "items.parquet, leads=leads.parquet): reading Parquet to the pandas feature table, "
+                         "in a fresh process; peak RSS is that whole process's (kernel ru_maxrss)",
+        "runs": "one run per figure",
+    }
+    extra: dict[str, Any] = {"scaling": scaling, "runs": {
+        name: _conditions(m) for name, m in
+        (("duckdb", duck), ("duckdb_capped", capped), ("baseline", base), ("duckdb_profile", prof)) if m is not None
+    }}
+    if base is not None and base.ok:
+        extra["baseline_breakdown"] = {k: base.result[k] for k in ("read_and_clean_seconds", "per_cutoff_seconds")}
+        extra["baseline_fingerprint_differences"] = same_fingerprint(duck.result["fingerprint"], base.result["fingerprint"])
+    if base is not None and not base.ok:
+        extra["baseline_error"] = base.error
+    if not capped.ok:
+        extra["capped_error"] = capped.error
+    if prof is not None:
+        extra["duckdb_profile"] = prof.result["stages"] if prof.ok else {"error": prof.error}
+        if prof.ok:
+            extra["duckdb_profile"]["total"] = prof.seconds
+    extra["guard"] = guard.result
+    return {"figures": figures, "inputs": inputs, "extra": extra}
+
+def report(doc: dict[str, Any]) -> None:
+    """A short table of the figures and targets, then the scaling points."""
+    from rich.console import Console
+    from rich.table import Table
+
+    f = doc["figures"]
+    console = Console()
+    t = Table(title=f"feature build: {f['events']:,} events, {f['leads']:,} leads, {f['cutoffs']} weekly cutoffs, "
+                    f"{f['rows']:,} rows, {f['cores']} cores")
+    for col in ("run", "seconds", "events/s", "peak RSS (MiB)", "speed-up vs pandas"):
+        t.add_column(col, justify="right" if col != "run" else "left")
+
+    def num(x, fmt="{:,.1f}"):
+        return "—" if x is None else fmt.format(x)
+
+    t.add_row("DuckDB", num(f["seconds"]), num(f["events_per_s"], "{:,.0f}"), num(f["peak_rss_mb"], "{:,.0f}"),
+              num(f.get("speedup_vs_baseline"), "{:.1f}×"))
+    t.add_row(f"DuckDB, memory_limit={f['capped_memory_limit']}", num(f["capped_seconds"]),
+              num(f["capped_events_per_s"], "{:,.0f}"), num(f["capped_peak_rss_mb"], "{:,.0f}"),
+              num(f.get("capped_speedup_vs_baseline"), "{:.1f}×"))
+    if "baseline_seconds" in f:
+        t.add_row("pandas baseline", num(f["baseline_seconds"]), num(f["baseline_events_per_s"], "{:,.0f}"),
+                  num(f["baseline_peak_rss_mb"], "{:,.0f}"), "1.0×")
+    t.add_row("target", "", num(f["target_events_per_s"], "≥ {:,.0f}"), num(f["target_peak_rss_mb"], "≤ {:,.0f}"),
+              num(f["target_speedup_vs_baseline"], "≥ {:.0f}×"))
+    console.print(t)
+    met = {k: v for k, v in f.items() if k.startswith("met_")}
+    console.print("  ".join(f"{k}: {'[green]yes[/]' if v else '[red]no[/]'}" for k, v in met.items()))
+    if "baseline_same_features_full_size" in f:
+        console.print(f"pandas baseline computes the same features: small simulation {f['baseline_same_features_small']}, "
+                      f"full size {f['baseline_same_features_full_size']}")
+    s = Table(title="scaling (DuckDB, uncapped)")
+    for col in ("events", "leads", "rows", "seconds", "events/s", "peak RSS (MiB)"):
+        s.add_column(col, justify="right")
+    for p in doc["extra"]["scaling"]:
+        if p["ok"]:
+            s.add_row(f"{p['events']:,}", f"{p['leads']:,}", f"{p['rows']:,}", f"{p['seconds']:,.1f}",
+                      f"{p['events_per_s']:,}", f"{p['peak_rss_mb']:,.0f}")
+        else:
+            s.add_row(f"{p['events']:,}", f"{p['leads']:,}", "failed", "—", "—", f"{p['peak_rss_mb']:,.0f}")
+    console.print(s)
+    prof = doc["extra"].get("duckdb_profile")
+    if prof and "error" not in prof:
+        console.print("DuckDB time by stage (s): " + ", ".join(f"{k} {v}" for k, v in prof.items()))
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--main-size", default=MAIN, choices=list(SIZES), help="data set of the main measurement")
+    parser.add_argument("--scaling", nargs="*", default=list(SIZES), choices=list(SIZES),
+                        help="data sets of the scaling points (DuckDB only)")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the pandas baseline (no speed-up figure)")
+    parser.add_argument("--no-profile", action="store_true", help="skip the stage-by-stage DuckDB run")
+    parser.add_argument("--name", default="features", help="results file name (benchmarks/results/<name>.json)")
+    args = parser.parse_args(argv)
+    doc = run(args.main_size, tuple(args.scaling), baseline=not args.no_baseline, profile=not args.no_profile)
+    report(doc)
+    path = write_results(args.name, doc["figures"], doc["inputs"], doc["extra"])
+    print(f"wrote {path}")
+
+if __name__ == "__main__":
+    main()

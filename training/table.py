@@ -1,0 +1,239 @@
+"""`leadradar train --table`: the same fit, calibration, evaluation and registry on a data scientist's own table.
+
+Numeric and boolean columns are features as they are; text columns with few distinct values
+become LightGBM categoricals; free text and timestamps are refused with a message naming them.
+A time column gives a time-ordered split, otherwise the split is stratified on the label.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.models import infer_signature
+from sklearn.model_selection import train_test_split
+
+from leadradar.settings import Settings
+from models.bundle import ARTIFACT_KEY, ENTRY_POINT
+from models.funnel import FunnelModel, TargetSpec
+from training import plots
+from training.metrics import classification_metrics
+from training.pipeline import TrainResult, register
+from training.registry import CHALLENGER
+from training.tracking import code_version, configure_mlflow
+
+ROW = "_row"
+TARGET = "target"
+
+
+class TableError(ValueError):
+    """The table cannot be trained on as it is; the message names the columns and what to do."""
+
+
+@dataclass(frozen=True)
+class TableColumns:
+    numeric: list[str]
+    categorical: list[str]
+
+    @property
+    def features(self) -> list[str]:
+        return [*self.numeric, *self.categorical]
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise TableError(f"{path}: no such file")
+    try:
+        if suffix == ".parquet":
+            return pd.read_parquet(path)
+        if suffix == ".csv":
+            return pd.read_csv(path)
+    except Exception as exc:
+        raise TableError(f"{path}: cannot be read as {suffix[1:]}: {exc}") from exc
+    raise TableError(f"{path}: unsupported file type {suffix or '(none)'}; give a .csv or .parquet table")
+
+
+def binary_label(frame: pd.DataFrame, label: str) -> pd.Series:
+    if label not in frame.columns:
+        raise TableError(f"label column {label!r} is not in the table (columns: {list(frame.columns)[:20]})")
+    y = frame[label]
+    values = set(pd.unique(y.dropna()))
+    if not values <= {0, 1, True, False}:
+        shown = sorted(map(str, values))[:8]
+        raise TableError(f"label {label!r} must be 0/1 or true/false; found values {shown}")
+    if y.isna().any():
+        raise TableError(f"label {label!r} is missing on {int(y.isna().sum())} rows; drop or fill them first")
+    return y.astype(int)
+
+
+def classify_columns(frame: pd.DataFrame, label: str, time_column: str | None, settings: Settings) -> TableColumns:
+    """Which columns are numeric features, which categorical; refuse the rest, all named in one error."""
+    max_levels = settings.training.max_category_levels
+    numeric, categorical, refused = [], [], []
+    for col in frame.columns:
+        if col in (label, time_column):
+            continue
+        s = frame[col]
+        if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
+            numeric.append(col)
+        elif pd.api.types.is_datetime64_any_dtype(s):
+            refused.append(f"{col!r} is a timestamp: derive numbers from it (e.g. days since) or pass it as --time-column")
+        elif isinstance(s.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(s) or s.dtype == object:
+            levels = s.dropna().astype(str).nunique()
+            if levels <= max_levels and levels <= max(2, 0.5 * s.notna().sum()):
+                categorical.append(col)
+            else:
+                refused.append(
+                    f"{col!r} looks like free text ({levels:,} distinct values in {len(s):,} rows, more than "
+                    f"{max_levels} categories): drop it or turn it into numeric features first"
+                )
+        else:
+            refused.append(f"{col!r} has type {s.dtype}, which is neither numeric, boolean nor categorical")
+    if refused:
+        raise TableError("these columns cannot be features:\n  - " + "\n  - ".join(refused))
+    if not numeric and not categorical:
+        raise TableError("the table has no feature columns besides the label")
+    return TableColumns(numeric, categorical)
+
+
+def split_rows(frame: pd.DataFrame, y: pd.Series, time_column: str | None, settings: Settings) -> dict[str, np.ndarray]:
+    """Row positions of train, validation and test: by time when a time column is given, else stratified."""
+    tc = settings.training
+    n = len(frame)
+    if time_column:
+        if time_column not in frame.columns:
+            raise TableError(f"time column {time_column!r} is not in the table")
+        when = pd.to_datetime(frame[time_column], errors="coerce", utc=True)
+        if when.isna().any():
+            raise TableError(f"time column {time_column!r} has {int(when.isna().sum())} values that are not times")
+        order = np.argsort(when.to_numpy(), kind="stable")
+        n_test, n_val = int(round(n * tc.test_fraction)), int(round(n * tc.validation_fraction))
+        return {"train": order[: n - n_test - n_val], "validation": order[n - n_test - n_val: n - n_test],
+                "test": order[n - n_test:]}
+    idx = np.arange(n)
+    rest, test = train_test_split(idx, test_size=tc.test_fraction, stratify=y, random_state=tc.seed)
+    train, val = train_test_split(rest, test_size=tc.validation_fraction / (1 - tc.test_fraction),
+                                  stratify=y.iloc[rest], random_state=tc.seed)
+    return {"train": np.sort(train), "validation": np.sort(val), "test": np.sort(test)}
+
+
+@dataclass
+class PreparedTable:
+    frame: pd.DataFrame
+    columns: TableColumns
+    parts: dict[str, np.ndarray]
+
+
+def prepare(path: Path, label: str, time_column: str | None, settings: Settings) -> PreparedTable:
+    raw = read_table(path)
+    y = binary_label(raw, label)
+    cols = classify_columns(raw, label, time_column, settings)
+    frame = raw[cols.features].copy()
+    for c in cols.numeric:
+        frame[c] = frame[c].astype(float)
+    frame[TARGET] = y.to_numpy()
+    frame[ROW] = np.arange(len(frame))
+    parts = split_rows(raw, y, time_column, settings)
+    for name, rows in parts.items():
+        if frame[TARGET].iloc[rows].nunique() < 2:
+            raise TableError(f"the {name} part ({len(rows)} rows) has only one label value; the table is too small")
+    return PreparedTable(frame, cols, parts)
+
+
+def table_model_name(path: Path, label: str, model_name: str | None) -> str:
+    return model_name or f"table-{path.stem}-{label}".replace(" ", "_")
+
+
+def table_settings(settings: Settings, name: str) -> Settings:
+    """The settings with the registered model name of this table (studies and aliases are per model)."""
+    return settings.model_copy(update={"mlflow": settings.mlflow.model_copy(update={"model_name": name})})
+
+
+def train_from_table(
+    path: Path, label: str, settings: Settings, time_column: str | None = None, model_name: str | None = None,
+    alias: str = CHALLENGER, use_tuned: bool = True,
+) -> TrainResult:
+    from training.tuning import tuned_params
+
+    name = table_model_name(path, label, model_name)
+    settings = table_settings(settings, name)
+    prep = prepare(path, label, time_column, settings)
+    tc = settings.training
+    found = tuned_params(settings, TARGET) if use_tuned else None
+    tuned, source = found if found else ({}, "settings")
+    params = {**tc.lgbm_params, **tuned}
+    model = FunnelModel([TargetSpec(TARGET, TARGET)], prep.columns.features, prep.columns.categorical, params,
+                        tc.num_boost_round, tc.early_stopping_rounds, seed=tc.seed)
+    part = {k: prep.frame.iloc[v] for k, v in prep.parts.items()}
+    model.fit(part["train"], part["validation"], group=ROW)
+    fitted = model.targets_[TARGET]
+    results, curves = {}, {}
+    for split_name in ("validation", "test"):
+        X = model.matrix(part[split_name])
+        y = part[split_name][TARGET].to_numpy(int)
+        p = fitted.predict(X)
+        results[split_name] = classification_metrics(y, p, tc.ece_bins)
+        if split_name == "test":
+            curves, y_test = {"calibrated": p, "raw LightGBM": fitted.predict_raw(X)}, y
+    tags = {
+        "data.kind": "table", "data.table": str(path.resolve()), "data.label": label,
+        "data.time_column": time_column or "", "split.kind": "time" if time_column else "stratified",
+        "split.seed": str(tc.seed), "code_version": code_version(), "params_source": source,
+    }
+    configure_mlflow(settings)
+    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name=f"table {path.name}") as run:
+        out = Path(tmp)
+        mlflow.set_tags(tags)
+        mlflow.log_params({"rows_" + k: len(v) for k, v in prep.parts.items()}
+                          | {"n_numeric": len(prep.columns.numeric), "n_categorical": len(prep.columns.categorical)}
+                          | {f"lgbm_{k}": v for k, v in params.items()}
+                          | {"best_iteration": fitted.best_iteration, "calibration": fitted.calibrator.method})
+        for split_name, metrics in results.items():
+            mlflow.log_metrics({f"{split_name}_{k}": v for k, v in metrics.items() if np.isfinite(v)})
+        plots.reliability_diagram(y_test, curves, out / "plots" / "reliability.png", tc.ece_bins)
+        plots.roc_plot(y_test, curves, out / "plots" / "roc.png")
+        plots.pr_plot(y_test, curves, out / "plots" / "precision_recall.png")
+        mlflow.log_artifacts(str(out / "plots"), "plots")
+        bundle = model.save(out / "bundle", extra={"test_metrics": results["test"], "label": label,
+                                                   "table": str(path.resolve()), "code_version": code_version()})
+        example = part["test"][prep.columns.features].head(5)
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=str(ENTRY_POINT), artifacts={ARTIFACT_KEY: str(bundle)},
+            pip_requirements=["leadradar"], signature=infer_signature(example, model.predict_targets(example)),
+            input_example=example,
+        )
+        run_id = run.info.run_id
+    ref = register(MlflowClient(), name, info.model_uri, run_id, alias, {"code_version": code_version(), "label": label})
+    return TrainResult(
+        run_id=run_id, model_name=ref.name, model_version=ref.version, alias=alias,
+        test_metrics=results["test"], validation_metrics=results["validation"],
+        window={"split": tags["split.kind"]}, rows={k: int(len(v)) for k, v in prep.parts.items()},
+        definition_hash="", calibration=fitted.calibrator.method,
+        extra={"features": {"numeric": prep.columns.numeric, "categorical": prep.columns.categorical}},
+    )
+
+
+def tune_table(path: Path, label: str, settings: Settings, time_column: str | None = None,
+               model_name: str | None = None, n_trials: int | None = 30, timeout: float | None = None,
+               progress: bool = True):
+    from training.tuning import tune_frames
+
+    settings = table_settings(settings, table_model_name(path, label, model_name))
+    prep = prepare(path, label, time_column, settings)
+    train, val = (prep.frame.iloc[prep.parts[k]] for k in ("train", "validation"))
+    return tune_frames(train, val, prep.columns.features, prep.columns.categorical, TARGET, settings, TARGET,
+                       n_trials, timeout, progress)
+
+
+def table_holdout(run_tags: dict[str, str], settings: Settings) -> tuple[pd.DataFrame, str]:
+    """The test rows of the table a run trained on, split again exactly as then (for promotion)."""
+    seeded = settings.model_copy(update={"training": settings.training.model_copy(update={"seed": int(run_tags["split.seed"])})})
+    prep = prepare(Path(run_tags["data.table"]), run_tags["data.label"], run_tags.get("data.time_column") or None, seeded)
+    return prep.frame.iloc[prep.parts["test"]], TARGET
+

@@ -1,0 +1,145 @@
+"""`leadradar tune`: Optuna TPE with pruning over LightGBM, a resumable study beside the MLflow database.
+
+Each trial is a nested MLflow run under one parent run. The study keeps the best parameters, and
+`leadradar train` reads them back, so tuning once carries into every later training run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import lightgbm as lgb
+import mlflow
+import optuna
+import pandas as pd
+
+from leadradar.settings import Settings
+from models.encoding import FeatureEncoder
+from training.tracking import code_version, configure_mlflow
+
+
+@dataclass
+class TuneResult:
+    study: str
+    storage: str
+    best_params: dict[str, Any]
+    best_value: float
+    trials_total: int
+    trials_complete: int
+    trials_pruned: int
+    parent_run_id: str
+
+
+def storage_url(settings: Settings) -> str:
+    return f"sqlite:///{settings.data_dir / 'optuna.db'}"
+
+
+def study_name(settings: Settings, target: str) -> str:
+    return f"{settings.mlflow.model_name}-{target}"
+
+
+def search_space(trial: optuna.Trial) -> dict[str, Any]:
+    return {
+        "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
+        "num_leaves": trial.suggest_int("num_leaves", 8, 128, log=True),
+        "min_data_in_leaf": trial.suggest_int("min_data_in_leaf", 20, 1000, log=True),
+        "feature_fraction": trial.suggest_float("feature_fraction", 0.4, 1.0),
+        "bagging_fraction": trial.suggest_float("bagging_fraction", 0.5, 1.0),
+        "lambda_l1": trial.suggest_float("lambda_l1", 1e-8, 10.0, log=True),
+        "lambda_l2": trial.suggest_float("lambda_l2", 1e-8, 10.0, log=True),
+        "min_gain_to_split": trial.suggest_float("min_gain_to_split", 0.0, 1.0),
+    }
+
+
+def pruning_callback(trial: optuna.Trial, every: int = 10):
+    """Report the validation log loss to Optuna every few rounds and stop a trial that falls behind."""
+
+    def callback(env: lgb.callback.CallbackEnv) -> None:
+        if env.iteration % every:
+            return
+        value = next(score for _, metric, score, _ in env.evaluation_result_list if metric == "binary_logloss")
+        trial.report(value, step=env.iteration)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at round {env.iteration} with validation log loss {value:.5f}")
+
+    callback.order = 40
+    return callback
+
+
+def tune_frames(
+    train: pd.DataFrame,
+    val: pd.DataFrame,
+    features: list[str],
+    categorical: list[str],
+    label: str,
+    settings: Settings,
+    target: str,
+    n_trials: int | None = 30,
+    timeout: float | None = None,
+    progress: bool = True,
+) -> TuneResult:
+    """Search LightGBM parameters on one target; validation log loss is the objective."""
+    configure_mlflow(settings)
+    tc = settings.training
+    enc = FeatureEncoder(features, categorical).fit(train)
+    cats = enc.categorical_indices()
+    d_tr = lgb.Dataset(enc.transform(train), train[label].to_numpy(int), feature_name=features,
+                       categorical_feature=cats, free_raw_data=False, params={"feature_pre_filter": False})
+    d_va = lgb.Dataset(enc.transform(val), val[label].to_numpy(int), reference=d_tr, categorical_feature=cats,
+                       free_raw_data=False)
+    name = study_name(settings, target)
+    storage = storage_url(settings)
+    study = optuna.create_study(
+        study_name=name, storage=storage, direction="minimize", load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=tc.seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=50, interval_steps=10),
+    )
+    base = {**tc.lgbm_params, "objective": "binary", "metric": "binary_logloss", "seed": tc.seed, "verbosity": -1}
+
+    with mlflow.start_run(run_name=f"tune {target}") as parent:
+        mlflow.set_tags({"kind": "tuning", "study": name, "code_version": code_version(), "target": target})
+
+        def objective(trial: optuna.Trial) -> float:
+            params = {**base, **search_space(trial)}
+            with mlflow.start_run(run_name=f"trial {trial.number}", nested=True):
+                mlflow.log_params({k: v for k, v in trial.params.items()})
+                try:
+                    booster = lgb.train(
+                        params, d_tr, num_boost_round=tc.num_boost_round, valid_sets=[d_va], valid_names=["val"],
+                        callbacks=[lgb.early_stopping(tc.early_stopping_rounds, verbose=False), pruning_callback(trial)],
+                    )
+                except optuna.TrialPruned:
+                    mlflow.set_tag("state", "pruned")
+                    raise
+                value = float(booster.best_score["val"]["binary_logloss"])
+                trial.set_user_attr("best_iteration", int(booster.best_iteration))
+                mlflow.log_metrics({"val_logloss": value, "best_iteration": booster.best_iteration})
+                mlflow.set_tag("state", "complete")
+                return value
+
+        study.optimize(objective, n_trials=n_trials, timeout=timeout, show_progress_bar=progress, gc_after_trial=True)
+        states = [t.state for t in study.trials]
+        complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        if not complete:
+            raise RuntimeError(f"study {name} has no complete trial yet; give it more trials or time")
+        mlflow.log_params({f"best_{k}": v for k, v in study.best_params.items()})
+        mlflow.log_metric("best_val_logloss", study.best_value)
+        return TuneResult(
+            study=name, storage=storage, best_params=dict(study.best_params), best_value=float(study.best_value),
+            trials_total=len(states), trials_complete=len(complete),
+            trials_pruned=sum(s == optuna.trial.TrialState.PRUNED for s in states), parent_run_id=parent.info.run_id,
+        )
+
+
+def tuned_params(settings: Settings, target: str) -> tuple[dict[str, Any], str] | None:
+    """The best parameters of the target's study, and where they came from; None if never tuned."""
+    if not (settings.data_dir / "optuna.db").exists():
+        return None
+    try:
+        study = optuna.load_study(study_name=study_name(settings, target), storage=storage_url(settings))
+        best = study.best_trial
+    except (KeyError, ValueError):
+        return None
+    return dict(best.params), f"optuna:{study.study_name}#trial{best.number}"
+
