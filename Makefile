@@ -10,6 +10,7 @@ export DO_NOT_TRACK := true
 export BENTOML_DO_NOT_TRACK := true
 export SPARK_LOCAL_IP := 127.0.0.1
 export PYTHONDONTWRITEBYTECODE := 1
+export OMP_WAIT_POLICY := PASSIVE
 
 .PHONY: install test demo bench bench-features bench-training bench-quality bench-serving clean
 

@@ -7,7 +7,7 @@
    3 GB DuckDB memory cap) and the pandas baseline: wall time, events/s and peak RSS;
 4. the two full-size tables compared by fingerprint (the same features, at full size too);
 5. where DuckDB's time goes (one more run, timing each materialised stage);
-6. DuckDB at ~1 M and ~30 M events, to show how time and memory grow;
+6. DuckDB at ~1 M and ~30 M events, uncapped and capped, to show how time and memory grow;
 and writes benchmarks/results/features.json with the targets next to the figures. It passes or fails
 nothing: it writes what it measured.
 """
@@ -37,15 +37,18 @@ CAP = "3GB"
 TARGETS = {"events_per_s": 5e6, "speedup_vs_baseline": 10.0, "peak_rss_mb": 4096.0}
 QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "BENTOML_DO_NOT_TRACK": "true"}
 
+
 # ---- what runs inside the measured processes --------------------------------------------------------------------
 
 def _paths(data_dir: str) -> dict[str, str]:
     return {t: str(Path(data_dir) / f"{t}.parquet") for t in ("events", "stages", "items", "leads")}
 
+
 def _cutoffs(cutoffs: list[str]) -> list:
     import pandas as pd
 
     return [pd.Timestamp(c) for c in cutoffs]
+
 
 def fingerprint(frame, registry) -> dict[str, Any]:
     """Order-free summary of a feature table: rows per cutoff, and per column its non-null count and sum or hash."""
@@ -71,6 +74,7 @@ def fingerprint(frame, registry) -> dict[str, Any]:
         "columns": cols,
     }
 
+
 def duckdb_build(data_dir: str, cutoffs: list[str], memory_limit: str | None = None) -> dict[str, Any]:
     """The measured DuckDB build: Parquet paths in, pandas feature table out (then fingerprinted, untimed)."""
     from features.build import compute_features
@@ -86,6 +90,7 @@ def duckdb_build(data_dir: str, cutoffs: list[str], memory_limit: str | None = N
     seconds = time.perf_counter() - start
     return {"seconds": round(seconds, 3), "rows": len(table), "columns": table.shape[1],
             "fingerprint": fingerprint(table, registry)}
+
 
 def pandas_build(data_dir: str, cutoffs: list[str]) -> dict[str, Any]:
     """The measured pandas baseline, timing its read-and-clean step and each cutoff on the way."""
@@ -112,6 +117,7 @@ def pandas_build(data_dir: str, cutoffs: list[str]) -> dict[str, Any]:
     return {"seconds": round(seconds, 3), "rows": len(table), "columns": table.shape[1],
             "read_and_clean_seconds": round(read_s, 3), "per_cutoff_seconds": per_cutoff,
             "fingerprint": fingerprint(table, registry)}
+
 
 def duckdb_profile(data_dir: str, cutoffs: list[str]) -> dict[str, Any]:
     """The DuckDB build step by step, the way `compute_features` runs it, timing each materialised stage."""
@@ -151,6 +157,7 @@ def duckdb_profile(data_dir: str, cutoffs: list[str]) -> dict[str, Any]:
     timings["to_pandas"] = round(time.perf_counter() - t0, 3)
     return {"seconds": round(time.perf_counter() - start, 3), "stages": timings}
 
+
 # ---- comparing the two full-size tables -------------------------------------------------------------------------
 
 def same_fingerprint(a: dict[str, Any], b: dict[str, Any], rtol: float = 1e-9) -> list[str]:
@@ -171,6 +178,7 @@ def same_fingerprint(a: dict[str, Any], b: dict[str, Any], rtol: float = 1e-9) -
             diffs.append(name)
     return diffs
 
+
 # ---- the run ----------------------------------------------------------------------------------------------------
 
 def _run(progress, label: str, target: str, kwargs: dict[str, Any] | None = None) -> Measurement:
@@ -182,6 +190,7 @@ def _run(progress, label: str, target: str, kwargs: dict[str, Any] | None = None
                     description=f"{label}: {status} in {time.perf_counter() - started:,.0f} s")
     return m
 
+
 def _conditions(m: Measurement) -> dict[str, Any]:
     """How one run went: its own and its process's time, CPU time, peak memory, and how busy the machine was."""
     keys = ("ok", "seconds", "process_seconds", "cpu_seconds", "peak_rss_mb", "load_before", "load_after",
@@ -189,17 +198,50 @@ def _conditions(m: Measurement) -> dict[str, Any]:
     return {k: getattr(m, k) for k in keys}
 
 
-def _point(m: Measurement, data: DataSet) -> dict[str, Any]:
-    """One DuckDB measurement as a flat record."""
+def _point(m: Measurement, data: DataSet, prefix: str = "") -> dict[str, Any]:
+    """One DuckDB measurement as flat keys (`capped_seconds`, ... with a prefix)."""
     if not m.ok:
-        return {"events": data.events, "leads": data.leads, "ok": False, "error": m.error,
-                "peak_rss_mb": m.peak_rss_mb, "returncode": m.returncode}
-    return {
-        "events": data.events, "leads": data.leads, "rows": m.result["rows"], "ok": True,
-        "seconds": m.seconds, "events_per_s": round(data.events / m.seconds),
-        "peak_rss_mb": m.peak_rss_mb, "process_seconds": m.process_seconds, "cpu_seconds": m.cpu_seconds,
-        "load_before": m.load_before, "cpu_wait_share": m.cpu_wait_share,
+        return {f"{prefix}ok": False, f"{prefix}error": m.error, f"{prefix}peak_rss_mb": m.peak_rss_mb}
+    point = {
+        "seconds": m.seconds, "events_per_s": round(data.events / m.seconds), "peak_rss_mb": m.peak_rss_mb,
+        "process_seconds": m.process_seconds, "cpu_seconds": m.cpu_seconds, "cpu_wait_share": m.cpu_wait_share,
     }
+    return {f"{prefix}ok": True, **{prefix + k: v for k, v in point.items()}}
+
+
+def _data_sets(progress, sizes: list[str]) -> dict[str, DataSet]:
+    """Every data set the run needs, simulated on first use and cached."""
+    sets = {}
+    for size in dict.fromkeys(sizes):
+        task = progress.add_task(f"data: ~{size} events (simulated once, then cached)", total=None)
+        d = sets[size] = dataset(SIZES[size])
+        progress.update(task, total=1, completed=1,
+                        description=f"data: ~{size}: {d.events:,} events, {d.leads:,} leads ({d.dir.name})")
+    return sets
+
+
+def _build_args(d: DataSet) -> dict[str, Any]:
+    return {"data_dir": str(d.dir), "cutoffs": [c.isoformat() for c in weekly_cutoffs(d.config, N_CUTOFFS)]}
+
+
+def _scaling(progress, sets: dict[str, DataSet], sizes: tuple[str, ...], main_size: str,
+             main: tuple[Measurement, Measurement]) -> list[dict[str, Any]]:
+    """DuckDB at each size, uncapped and with the memory cap (the main size reuses its two measurements)."""
+    points = []
+    for size in sizes:
+        d = sets[size]
+        if size == main_size:
+            duck, capped = main
+        else:
+            duck = _run(progress, f"scaling: DuckDB build, {d.events:,} events", "benchmarks.features:duckdb_build",
+                        _build_args(d))
+            capped = _run(progress, f"scaling: DuckDB build, {d.events:,} events, memory_limit={CAP}",
+                          "benchmarks.features:duckdb_build", {**_build_args(d), "memory_limit": CAP})
+        rows = (duck.result or capped.result or {}).get("rows")
+        points.append({"size": size, "events": d.events, "leads": d.leads, "rows": rows,
+                       **_point(duck, d), **_point(capped, d, "capped_")})
+    return points
+
 
 def run(main_size: str = MAIN, scaling_sizes: tuple[str, ...] = tuple(SIZES), baseline: bool = True,
         profile: bool = True) -> dict[str, Any]:
@@ -210,33 +252,19 @@ def run(main_size: str = MAIN, scaling_sizes: tuple[str, ...] = tuple(SIZES), ba
         guard = _run(progress, "guard: pandas baseline = DuckDB on a small simulation", "benchmarks.check_baseline:run")
         if not guard.ok:
             raise SystemExit(f"the pandas baseline computes different features; no figures taken.\n{guard.error}")
-        sets: dict[str, DataSet] = {}
-        for size in dict.fromkeys([main_size, *scaling_sizes]):
-            task = progress.add_task(f"data: ~{size} events (simulated once, then cached)", total=None)
-            sets[size] = dataset(SIZES[size])
-            d = sets[size]
-            progress.update(task, total=1, completed=1,
-                            description=f"data: ~{size}: {d.events:,} events, {d.leads:,} leads ({d.dir.name})")
+        sets = _data_sets(progress, [main_size, *scaling_sizes])
         data = sets[main_size]
-        cutoffs = [c.isoformat() for c in weekly_cutoffs(SIZES[main_size], N_CUTOFFS)]
-        args = {"data_dir": str(data.dir), "cutoffs": cutoffs}
+        args = _build_args(data)
         duck = _run(progress, f"DuckDB build, {data.events:,} events", "benchmarks.features:duckdb_build", args)
         capped = _run(progress, f"DuckDB build, memory_limit={CAP}", "benchmarks.features:duckdb_build",
                       {**args, "memory_limit": CAP})
-        base = _run(progress, "pandas baseline (several minutes)", "benchmarks.features:pandas_build",
+        base = _run(progress, "pandas baseline (minutes)", "benchmarks.features:pandas_build",
                     args) if baseline else None
         prof = _run(progress, "DuckDB build, stage by stage", "benchmarks.features:duckdb_profile",
                     args) if profile else None
-        scaling = []
-        for size in scaling_sizes:
-            if size == main_size:
-                scaling.append({"size": size, **_point(duck, data), "reused": "the main DuckDB measurement"})
-                continue
-            d = sets[size]
-            m = _run(progress, f"scaling: DuckDB build, {d.events:,} events", "benchmarks.features:duckdb_build",
-                     {"data_dir": str(d.dir), "cutoffs": [c.isoformat() for c in weekly_cutoffs(SIZES[size], N_CUTOFFS)]})
-            scaling.append({"size": size, **_point(m, d)})
-    return _document(data, cutoffs, guard, duck, capped, base, prof, scaling)
+        scaling = _scaling(progress, sets, scaling_sizes, main_size, (duck, capped))
+    return _document(data, args["cutoffs"], guard, duck, capped, base, prof, scaling)
+
 
 def _document(data: DataSet, cutoffs: list[str], guard: Measurement, duck: Measurement, capped: Measurement,
               base: Measurement | None, prof: Measurement | None, scaling: list[dict[str, Any]]) -> dict[str, Any]:
@@ -299,6 +327,7 @@ def _document(data: DataSet, cutoffs: list[str], guard: Measurement, duck: Measu
     extra["guard"] = guard.result
     return {"figures": figures, "inputs": inputs, "extra": extra}
 
+
 def report(doc: dict[str, Any]) -> None:
     """A short table of the figures and targets, then the scaling points."""
     from rich.console import Console
@@ -330,19 +359,18 @@ def report(doc: dict[str, Any]) -> None:
     if "baseline_same_features_full_size" in f:
         console.print(f"pandas baseline computes the same features: small simulation {f['baseline_same_features_small']}, "
                       f"full size {f['baseline_same_features_full_size']}")
-    s = Table(title="scaling (DuckDB, uncapped)")
-    for col in ("events", "leads", "rows", "seconds", "events/s", "peak RSS (MiB)"):
+    s = Table(title=f"scaling (DuckDB; capped = memory_limit {f['capped_memory_limit']})")
+    for col in ("events", "leads", "rows", "seconds", "events/s", "peak RSS (MiB)", "capped s", "capped RSS (MiB)"):
         s.add_column(col, justify="right")
     for p in doc["extra"]["scaling"]:
-        if p["ok"]:
-            s.add_row(f"{p['events']:,}", f"{p['leads']:,}", f"{p['rows']:,}", f"{p['seconds']:,.1f}",
-                      f"{p['events_per_s']:,}", f"{p['peak_rss_mb']:,.0f}")
-        else:
-            s.add_row(f"{p['events']:,}", f"{p['leads']:,}", "failed", "—", "—", f"{p['peak_rss_mb']:,.0f}")
+        s.add_row(f"{p['events']:,}", f"{p['leads']:,}", num(p["rows"], "{:,}"), num(p.get("seconds")),
+                  num(p.get("events_per_s"), "{:,}"), num(p.get("peak_rss_mb"), "{:,.0f}"),
+                  num(p.get("capped_seconds")), num(p.get("capped_peak_rss_mb"), "{:,.0f}"))
     console.print(s)
     prof = doc["extra"].get("duckdb_profile")
     if prof and "error" not in prof:
         console.print("DuckDB time by stage (s): " + ", ".join(f"{k} {v}" for k, v in prof.items()))
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -357,6 +385,7 @@ def main(argv: list[str] | None = None) -> None:
     report(doc)
     path = write_results(args.name, doc["figures"], doc["inputs"], doc["extra"])
     print(f"wrote {path}")
+
 
 if __name__ == "__main__":
     main()

@@ -54,6 +54,7 @@ class FunnelModel:
         early_stopping_rounds: int = 100,
         main_target: str | None = None,
         seed: int = 7,
+        single_thread_below_rows: int = 20_000,
     ):
         self.targets = targets
         self.features = features
@@ -63,6 +64,7 @@ class FunnelModel:
         self.early_stopping_rounds = early_stopping_rounds
         self.main_target = main_target or targets[0].name
         self.seed = seed
+        self.single_thread_below_rows = single_thread_below_rows
 
     def _rows(self, frame: pd.DataFrame, spec: TargetSpec) -> pd.DataFrame:
         rows = frame[frame[spec.label].notna()]
@@ -98,6 +100,8 @@ class FunnelModel:
         d_tr = lgb.Dataset(X_tr, y_tr, feature_name=self.features, categorical_feature=cats, free_raw_data=True)
         d_va = lgb.Dataset(X_va, y_va, reference=d_tr, categorical_feature=cats)
         params = {**self.params, "seed": self.seed, "deterministic": True}
+        if len(y_tr) < self.single_thread_below_rows:
+            params["num_threads"] = 1
         booster = lgb.train(
             params, d_tr, num_boost_round=self.num_boost_round, valid_sets=[d_va],
             callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],

@@ -55,7 +55,8 @@ def funnel_targets(settings: Settings) -> list[TargetSpec]:
     """The close model for every horizon, then one transition model per open stage."""
     h = settings.training.horizon_days
     targets = [TargetSpec(f"close_{d}d", f"y_close_{d}d") for d in horizons(settings)]
-    targets += [TargetSpec(f"advance_{s}", f"y_advance_{h}d", stage=s) for s in settings.funnel.open_stages]
+    if settings.training.transition_models:
+        targets += [TargetSpec(f"advance_{s}", f"y_advance_{h}d", stage=s) for s in settings.funnel.open_stages]
     return targets
 
 
@@ -86,7 +87,7 @@ def fit_funnel(ts: TrainingSet, settings: Settings, targets: list[TargetSpec], p
     tc = settings.training
     model = FunnelModel(
         targets, ts.features, ts.categorical, params, tc.num_boost_round, tc.early_stopping_rounds,
-        main_target=main_target(settings), seed=tc.seed,
+        main_target=main_target(settings), seed=tc.seed, single_thread_below_rows=tc.single_thread_below_rows,
     )
     cutoffs = sorted(ts.frame["cutoff"].unique())
     splits: dict[str, TimeSplit] = {}
@@ -122,6 +123,26 @@ def evaluate(y: np.ndarray, p: np.ndarray, p_true: pd.Series | None, bins: int) 
         if has.any():
             out |= truth_metrics(y[has], p[has], p_true.to_numpy()[has])
     return out
+
+
+def evaluate_main_target(model: FunnelModel, train: pd.DataFrame, test: pd.DataFrame, truth: Source | None,
+                         settings: Settings):
+    """The test period in full: model, the four baselines on the same rows, by tenant and stage, direct vs chained."""
+    from training.baselines import baseline_predictions, fit_baselines
+    from training.evaluation import evaluate_test_period
+
+    target = model.targets_[model.main_target]
+    label = target.spec.label
+    y = test[label].to_numpy(int)
+    p = target.predict(model.matrix(test))
+    baselines = baseline_predictions(fit_baselines(train, train[label].to_numpy(int)), test)
+    p_true = attach_truth(test, truth, f"p_{target.spec.name}")
+    chained = model.predict_funnel(test, list(settings.funnel.open_stages)).get("p_close_chained")
+    report = evaluate_test_period(
+        test, y, p, baselines, None if p_true is None else p_true.to_numpy(), settings.training.ece_bins,
+        p_chained=None if chained is None else chained.to_numpy(),
+    )
+    return report, baselines
 
 
 def sources_tags(**sources: Source | None) -> dict[str, str]:
@@ -170,11 +191,16 @@ def train_from_logs(
                                  tc.ece_bins)
     test = frame[masks["test"]]
     test = test[test[target.spec.label].notna()]
+    train = frame[masks["train"]]
+    train = train[train[target.spec.label].notna()]
+    report, baseline_scores = evaluate_main_target(model, train, test, truth, settings)
+    results["test"] = {**results["test"], **{k.removeprefix("test_"): v for k, v in report.flat_metrics("test", groups=False).items()
+                                            if k.startswith(("test_baseline_logloss", "test_direct_", "test_chained_"))}}
     rows = {name: int(m.sum()) for name, m in masks.items()}
     ref = log_and_register(
         settings, ts, split, model, results, test, registry, rows, alias, params,
         {**sources_tags(events=events, stages=stages, items=items, leads=leads, truth=truth), "params_source": params_source},
-        truth,
+        report, baseline_scores,
     )
     return TrainResult(
         run_id=ref.run_id, model_name=ref.name, model_version=ref.version, alias=alias,
@@ -220,7 +246,8 @@ def log_and_register(
     alias: str,
     params: dict[str, Any],
     data_tags: dict[str, str],
-    truth: Source | None,
+    report,
+    baseline_scores: dict[str, np.ndarray],
 ) -> ModelRef:
     """Log everything the run produced; register and alias the model only once all of it is logged."""
     configure_mlflow(settings)
@@ -248,12 +275,14 @@ def log_and_register(
             **{f"best_iteration_{n}": t.best_iteration for n, t in model.targets_.items()},
             **{f"calibration_{n}": t.calibrator.method for n, t in model.targets_.items()},
         })
-        for split_name, metrics in results.items():
-            mlflow.log_metrics({f"{split_name}_{k}": v for k, v in metrics.items() if np.isfinite(v)})
-        curves = {"calibrated": p_test, "raw LightGBM": target.predict_raw(X_test)}
-        plots.reliability_diagram(y_test, curves, out / "plots" / "reliability.png", settings.training.ece_bins)
-        plots.roc_plot(y_test, curves, out / "plots" / "roc.png")
-        plots.pr_plot(y_test, curves, out / "plots" / "precision_recall.png")
+        mlflow.log_metrics({f"validation_{k}": v for k, v in results["validation"].items() if np.isfinite(v)})
+        mlflow.log_metrics(report.flat_metrics("test"))
+        mlflow.log_dict(report.to_dict(), "evaluation/test.json")
+        mlflow.log_dict({"skipped_targets": model.skipped_,
+                         "targets": {n: {"best_iteration": t.best_iteration, "train_rows": t.train_rows,
+                                         "calibration": t.calibrator.method, "calibration_scores": t.calibration_scores}
+                                     for n, t in model.targets_.items()}}, "evaluation/targets.json")
+        write_plots(out / "plots", model, y_test, p_test, X_test, baseline_scores, settings)
         features_doc = [
             {"name": f.name, "family": f.family, "window_days": f.window_days, "en": f.en, "zh": f.zh}
             for f in registry.select(ts.features)
@@ -283,6 +312,22 @@ def log_and_register(
         "feature_definition_hash": ts.definition_hash, "code_version": code_version(),
         **{f"window.{k}": v for k, v in ts.window.items()},
     })
+
+
+def write_plots(folder: Path, model: FunnelModel, y: np.ndarray, p: np.ndarray, X: np.ndarray,
+                baseline_scores: dict[str, np.ndarray], settings: Settings) -> None:
+    """The test period's pictures: ROC, PR, reliability, gains (with baselines), importance, SHAP summary."""
+    target = model.targets_[model.main_target]
+    curves = {"LightGBM (calibrated)": p, "LightGBM (raw)": target.predict_raw(X)}
+    plots.reliability_diagram(y, curves, folder / "reliability.png", settings.training.ece_bins)
+    ranked = {"LightGBM": p, **baseline_scores}
+    plots.roc_plot(y, ranked, folder / "roc.png")
+    plots.pr_plot(y, ranked, folder / "precision_recall.png")
+    plots.cumulative_gains(y, ranked, folder / "cumulative_gains.png")
+    plots.feature_importance(model.features, target.booster.feature_importance("gain"), folder / "feature_importance.png")
+    sample = np.random.default_rng(settings.training.seed).choice(len(X), size=min(3000, len(X)), replace=False)
+    contrib = target.booster.predict(X[sample], pred_contrib=True)
+    plots.shap_summary(model.features, contrib, X[sample], folder / "shap_summary.png", categorical=model.categorical)
 
 
 def register(client: MlflowClient, name: str, model_uri: str, run_id: str, alias: str, tags: dict[str, str]) -> ModelRef:

@@ -169,7 +169,8 @@ def train_from_table(
     tuned, source = found if found else ({}, "settings")
     params = {**tc.lgbm_params, **tuned}
     model = FunnelModel([TargetSpec(TARGET, TARGET)], prep.columns.features, prep.columns.categorical, params,
-                        tc.num_boost_round, tc.early_stopping_rounds, seed=tc.seed)
+                        tc.num_boost_round, tc.early_stopping_rounds, seed=tc.seed,
+                        single_thread_below_rows=tc.single_thread_below_rows)
     part = {k: prep.frame.iloc[v] for k, v in prep.parts.items()}
     model.fit(part["train"], part["validation"], group=ROW)
     fitted = model.targets_[TARGET]

@@ -85,7 +85,8 @@ def tune_frames(
     enc = FeatureEncoder(features, categorical).fit(train)
     cats = enc.categorical_indices()
     d_tr = lgb.Dataset(enc.transform(train), train[label].to_numpy(int), feature_name=features,
-                       categorical_feature=cats, free_raw_data=False, params={"feature_pre_filter": False})
+                       categorical_feature=cats, free_raw_data=False,
+                       params={"feature_pre_filter": False, "max_bin": tc.lgbm_params.get("max_bin", 255), "verbosity": -1})
     d_va = lgb.Dataset(enc.transform(val), val[label].to_numpy(int), reference=d_tr, categorical_feature=cats,
                        free_raw_data=False)
     name = study_name(settings, target)
@@ -96,6 +97,8 @@ def tune_frames(
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=50, interval_steps=10),
     )
     base = {**tc.lgbm_params, "objective": "binary", "metric": "binary_logloss", "seed": tc.seed, "verbosity": -1}
+    if len(train) < tc.single_thread_below_rows:
+        base["num_threads"] = 1
 
     with mlflow.start_run(run_name=f"tune {target}") as parent:
         mlflow.set_tags({"kind": "tuning", "study": name, "code_version": code_version(), "target": target})
