@@ -19,6 +19,8 @@ from leadradar.settings import Settings, quiet_environment
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Lead intent scoring from card radar events.")
 features_app = typer.Typer(no_args_is_help=True, help="Build feature tables.")
 app.add_typer(features_app, name="features")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys for the scoring service.")
+app.add_typer(keys_app, name="keys")
 console = Console(stderr=True)
 out = Console()
 
@@ -331,7 +333,7 @@ def score(
     """Score every open lead with the champion and keep the scores in the score store."""
     from features.cutoffs import now_utc
     from serving.loader import NoModelError, load_alias
-    from serving.scoring import score_batch
+    from serving.scoring import score_batch, store_batch
     from serving.store import ScoreStore
 
     settings = settings_for()
@@ -341,12 +343,12 @@ def score(
     except NoModelError as exc:
         fail(str(exc))
     with console.status(f"scoring open leads as of {when:%Y-%m-%d %H:%M} UTC"):
-        scores = score_batch(events, stages, when, settings, loaded, items or beside(events, "items.parquet"), tenant,
-                             leads or beside(events, "leads.parquet"))
-        ScoreStore(settings.score_store_url).write(scores)
+        scores, feats = score_batch(events, stages, when, settings, loaded, items or beside(events, "items.parquet"),
+                                    tenant, leads or beside(events, "leads.parquet"))
+        store_batch(ScoreStore(settings.score_store_url), scores, feats)
     if out_file:
         out_file.parent.mkdir(parents=True, exist_ok=True)
-        scores.to_parquet(out_file, index=False)
+        scores.drop(columns="detail", errors="ignore").to_parquet(out_file, index=False)
     console.print(
         f"scored {len(scores):,} open leads with {loaded.ref.name} v{loaded.ref.version} as of {when:%Y-%m-%d %H:%M} UTC"
         + (f" → {out_file}" if out_file else "")
@@ -400,6 +402,50 @@ def serve(
     ]
     env = {**os.environ, "LEADRADAR_HOME": str(settings.data_dir)}
     raise typer.Exit(subprocess.call(cmd, env=env))
+
+
+def key_store():
+    from serving.auth import KeyStore
+
+    settings = settings_for()
+    settings.ensure_dirs()
+    return KeyStore(settings.score_store_url)
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: str = typer.Option(..., help="the company the key belongs to"),
+    role: str = typer.Option(..., help="system (CRM, card back end), manager, or sales"),
+    sales: Optional[str] = typer.Option(None, help="with --role sales: the salesperson"),
+    name: Optional[str] = typer.Option(None, help="a note, e.g. which system uses the key"),
+) -> None:
+    """Create a key; it is printed once and only its hash is kept."""
+    try:
+        key_id, token = key_store().create(tenant, role, name, sales)
+    except ValueError as exc:
+        fail(str(exc))
+    console.print(f"key {key_id} for tenant {tenant}, role {role}: store it now, it is not shown again")
+    print(token)
+
+
+@keys_app.command("list")
+def keys_list(tenant: Optional[str] = typer.Option(None, help="only this tenant's keys")) -> None:
+    """Keys with their tenant, role and state (never the secret)."""
+    table = Table(title="API keys")
+    for col in ("key id", "tenant", "role", "sales", "name", "created", "state"):
+        table.add_column(col)
+    for k in key_store().list(tenant):
+        table.add_row(k["key_id"], k["tenant_id"], k["role"], k["sales_id"] or "", k["name"] or "",
+                      f"{k['created_at']:%Y-%m-%d %H:%M}", "revoked" if k["revoked_at"] else "active")
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str = typer.Argument(..., help="the key id shown by `keys list`")) -> None:
+    """Revoke a key; the service refuses it from its next cache refresh (seconds)."""
+    if not key_store().revoke(key_id):
+        fail(f"no active key {key_id!r}")
+    out.print(f"revoked {key_id}")
 
 
 @app.command()

@@ -17,7 +17,8 @@ from leadradar.settings import Settings, quiet_environment
 from serving.loader import load_alias
 from serving.process import ServiceProcess
 from serving.ranking import ranked_leads
-from serving.scoring import check_definitions, score_frame
+from serving.auth import KeyStore
+from serving.scoring import check_definitions, score_frame, store_batch
 from serving.store import ScoreStore
 from training.pipeline import train_from_logs
 from training.tracking import ui_command
@@ -64,25 +65,30 @@ def run_demo(data_dir: Path = Path("demo_data"), leads: int = 20_000, tenants: i
     check_definitions(loaded, settings)
     feats = compute_features(paths["events"], paths["stages"], [as_of], settings, build_registry(settings), paths["items"],
                              leads=paths["leads"])
-    scores = score_frame(feats, loaded)
-    ScoreStore(settings.score_store_url).write(scores)
+    scores = score_frame(feats, loaded, list(settings.funnel.open_stages))
+    store_batch(ScoreStore(settings.score_store_url), scores, feats)
     console.print(f"{len(scores):,} open leads scored and stored as of {as_of:%Y-%m-%d}")
 
     step("4. start the BentoML service and score leads over HTTP")
     tenant = scores["tenant_id"].iloc[0]
-    sample = feats[feats["tenant_id"] == tenant].sample(5, random_state=1)
-    body = {"leads": [
-        {"tenant_id": r["tenant_id"], "lead_id": r["lead_id"],
-         "features": {f: (None if pd.isna(r[f]) else r[f]) for f in loaded.model.features}}
+    _, key = KeyStore(settings.score_store_url).create(tenant, "system", name="demo")
+    sample = feats[feats["tenant_id"] == tenant].nlargest(5, "n_fam_view_30d")
+    body = {"lang": "zh-CN", "leads": [
+        {"lead_id": r["lead_id"], "features": {f: (None if pd.isna(r[f]) else r[f]) for f in loaded.model.features}}
         for r in sample.to_dict("records")
     ]}
+    horizon = f"{settings.training.horizon_days}d"
     with ServiceProcess(settings) as svc:
-        answer = httpx.post(svc.url + "/score", json=body, timeout=30).raise_for_status().json()
-    expected = loaded.model.predict_targets(sample)[loaded.model.main_target].to_numpy()
-    got = np.array([a["p_close"] for a in answer])
-    for a in answer:
-        console.print(f"  POST /score → {a['lead_id']}: P(close) = {a['p_close']:.1%} (model v{a['model_version']})")
-    console.print(f"HTTP answers match in-process predictions: max |Δ| = {np.max(np.abs(got - expected)):.2e}")
+        answer = httpx.post(svc.url + "/v1/score", json=body, headers={"Authorization": f"Bearer {key}"},
+                            timeout=30).raise_for_status().json()
+    expected = loaded.model.predict_funnel(sample, list(settings.funnel.open_stages))[f"p_close_{horizon}"].to_numpy()
+    got = np.array([a["p_close"][horizon] for a in answer["leads"]])
+    for a in answer["leads"]:
+        why = "；".join(r["text"] for r in a["reasons"]["for"][:2]) if a["reasons"] else ""
+        console.print(f"  POST /v1/score → {a['lead_id']}: P(close in {horizon}) = {a['p_close'][horizon]:.1%}, "
+                      f"grade {a['grade']} — {why}")
+    console.print(f"model v{answer['model_version']}; HTTP answers match in-process predictions: "
+                  f"max |Δ| = {np.max(np.abs(got - expected)):.2e}")
 
     step(f"5. the 20 most likely closers of {tenant}")
     console.print(rank_table(ranked_leads(ScoreStore(settings.score_store_url), tenant, limit=20),

@@ -241,6 +241,25 @@ class ServingConfig(BaseModel):
     workers: int = 1
     # SQLAlchemy URL of the score store; default: a SQLite file under the data directory.
     score_store_url: str | None = None
+    model_poll_seconds: float = 10.0
+    max_body_bytes: int = 20_000_000
+    max_events_per_request: int = 50_000
+    key_cache_seconds: float = 10.0
+    # Grade A-D by the main close probability: at least this for A, B, C; D below.
+    grade_thresholds: dict[str, float] = Field(default_factory=lambda: {"A": 0.5, "B": 0.2, "C": 0.05})
+    reasons_for: int = 3
+    reasons_against: int = 2
+
+    @field_validator("grade_thresholds")
+    @classmethod
+    def _grades(cls, v: dict[str, float]) -> dict[str, float]:
+        if set(v) != {"A", "B", "C"} or not (1 >= v["A"] > v["B"] > v["C"] > 0):
+            raise ValueError(f"grade thresholds need A > B > C in (0, 1], got {v}")
+        return v
+
+    def grade(self, p: float) -> str:
+        t = self.grade_thresholds
+        return "A" if p >= t["A"] else "B" if p >= t["B"] else "C" if p >= t["C"] else "D"
 
 
 class Settings(BaseSettings):

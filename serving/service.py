@@ -1,76 +1,136 @@
-"""The BentoML service sales systems call: the champion model behind typed HTTP endpoints."""
+"""The BentoML service sales systems call: /v1/score, /v1/rank, /v1/model, and /healthz, /readyz.
+
+The API is a typed FastAPI app mounted into the BentoML service, so the OpenAPI document
+(/v1/openapi.json) and the 422 errors with field paths come with it. Business logic lives in
+serving/engine.py, serving/ranking.py and serving/auth.py; this module wires keys and status codes.
+"""
 
 from __future__ import annotations
 
 import logging
-import bentoml
-import numpy as np
-from pydantic import BaseModel, Field
 
+import bentoml
+from fastapi import FastAPI, Header, HTTPException
+from fastapi.responses import JSONResponse
+
+from features.online import OnlineFeatures
+from features.registry import build_registry
 from leadradar.settings import get_settings
-from serving.loader import LoadedModel, NoModelError, load_alias
+from serving.auth import KeyStore, Principal
+from serving.engine import ContextCache, Engine, RequestError, load_items
+from serving.holder import ModelHolder
+from serving.limits import BodyLimit
+from serving.ranking import ranked_leads
+from serving.schemas import ErrorBody, ModelInfo, RankedLead, RankRequest, RankResponse, ScoreRequest, ScoreResponse
+from serving.store import ScoreStore
 
 log = logging.getLogger(__name__)
 SETTINGS = get_settings()
+ERRORS = {code: {"model": ErrorBody} for code in (401, 403, 413, 503)}
 
-
-class LeadFeatures(BaseModel):
-    tenant_id: str = Field(min_length=1, max_length=64)
-    lead_id: str = Field(min_length=1, max_length=128)
-    features: dict[str, float | int | bool | str | None] = Field(
-        description="every feature the model was trained on, by name; null for a value that is missing"
-    )
-
-
-class LeadScore(BaseModel):
-    tenant_id: str
-    lead_id: str
-    p_close: float = Field(description="calibrated probability of winning within the model's horizon")
-    model_name: str
-    model_version: str
-
-
-@bentoml.service(
-    name="leadradar",
-    workers=SETTINGS.serving.workers,
-    traffic={"timeout": 30},
+app = FastAPI(
+    title="leadradar scoring API",
+    version="1",
+    description="Close probabilities, funnel transitions, grades and reasons for sales leads, per tenant.",
+    servers=[{"url": "/v1"}],
 )
+app.add_middleware(BodyLimit, max_bytes=SETTINGS.serving.max_body_bytes)
+
+
+def _token(authorization: str | None, x_api_key: str | None) -> str | None:
+    if x_api_key:
+        return x_api_key
+    if authorization and authorization.lower().startswith("bearer "):
+        return authorization[7:].strip()
+    return authorization
+
+
+@bentoml.service(name="leadradar", workers=SETTINGS.serving.workers, traffic={"timeout": 60})
+@bentoml.asgi_app(app, path="/v1")
 class LeadRadar:
     def __init__(self) -> None:
-        self.settings = get_settings()
-        self.loaded: LoadedModel | None = None
-        try:
-            self.loaded = load_alias(self.settings)
-            log.info("serving %s v%s (%s)", self.loaded.ref.name, self.loaded.ref.version, self.loaded.source)
-        except NoModelError as exc:
-            log.error("no model to serve: %s", exc)
+        settings = get_settings()
+        self.settings = settings
+        self.keys = KeyStore(settings.score_store_url, settings.serving.key_cache_seconds)
+        self.store = ScoreStore(settings.score_store_url)
+        registry = build_registry(settings)
+        online = OnlineFeatures(settings, registry)
+        context = ContextCache(self.store)
+        self.holder: ModelHolder[Engine] = ModelHolder(
+            settings, lambda loaded: Engine(loaded, settings, registry, online, context, load_items(settings, loaded))
+        )
 
     def __is_ready__(self) -> bool:
-        return self.loaded is not None
+        return self.holder.current is not None
 
-    def _model(self) -> LoadedModel:
-        if self.loaded is None:
-            raise bentoml.exceptions.ServiceUnavailable("no model is loaded; train one and give it the champion alias")
-        return self.loaded
+    def _principal(self, authorization: str | None, x_api_key: str | None, action: str) -> Principal:
+        principal = self.keys.verify(_token(authorization, x_api_key))
+        if principal is None:
+            raise HTTPException(401, "missing or unknown API key; send `Authorization: Bearer <key>`",
+                                headers={"WWW-Authenticate": "Bearer"})
+        if not principal.may(action):
+            raise HTTPException(403, f"a {principal.role} key may not {action}")
+        return principal
 
-    @bentoml.api(route="/score")
-    def score(self, leads: list[LeadFeatures]) -> list[LeadScore]:
-        """Close probability for each lead from its feature row."""
-        loaded = self._model()
-        limit = self.settings.serving.max_leads_per_request
-        if len(leads) > limit:
-            raise bentoml.exceptions.InvalidArgument(f"{len(leads)} leads in one request; the limit is {limit}")
+    def _engine(self) -> Engine:
+        engine = self.holder.current
+        if engine is None:
+            raise HTTPException(503, f"no model to score with: {self.holder.problem}")
+        return engine
+
+    @app.post("/score", response_model=ScoreResponse, response_model_by_alias=True, responses=ERRORS)
+    def score(self, body: ScoreRequest, authorization: str | None = Header(default=None),
+              x_api_key: str | None = Header(default=None)):
+        """Close probability per horizon, funnel transitions, grade and reasons, from features or raw events."""
+        principal = self._principal(authorization, x_api_key, "score")
+        engine = self._engine()
         try:
-            X = loaded.model.encoder_.transform_records([lead.features for lead in leads])
-        except KeyError as exc:
-            raise bentoml.exceptions.InvalidArgument(f"leads: {exc.args[0]}") from None
-        except (TypeError, ValueError) as exc:
-            raise bentoml.exceptions.InvalidArgument(f"leads: a feature value is not a number ({exc})") from None
-        p = loaded.model.targets_[loaded.model.main_target].predict(X) if len(leads) else np.empty(0)
-        return [
-            LeadScore(
-                tenant_id=lead.tenant_id, lead_id=lead.lead_id, p_close=float(pi),
-                model_name=loaded.ref.name, model_version=loaded.ref.version,
-            )
-            for lead, pi in zip(leads, p)
+            return engine.score(body, principal)
+        except PermissionError as exc:
+            raise HTTPException(403, str(exc)) from None
+        except RequestError as exc:
+            return JSONResponse(status_code=422, content={"detail": [
+                {"loc": exc.loc, "msg": exc.message, "type": "value_error"}]})
+
+    @app.post("/rank", response_model=RankResponse, responses=ERRORS)
+    def rank(self, body: RankRequest, authorization: str | None = Header(default=None),
+             x_api_key: str | None = Header(default=None)):
+        """The tenant's open leads from the latest batch scores, most likely closers first."""
+        principal = self._principal(authorization, x_api_key, "rank")
+        sales = body.sales_id
+        if principal.role == "sales":
+            if sales not in (None, principal.sales_id):
+                raise HTTPException(403, "a sales key sees only its own leads")
+            sales = principal.sales_id
+        frame = ranked_leads(self.store, principal.tenant_id, sales, body.stage, limit=None)
+        if not frame.empty:
+            frame["grade"] = frame["p_close"].map(self.settings.serving.grade)
+            if body.grade:
+                frame = frame[frame["grade"] == body.grade]
+        start = (body.page - 1) * body.page_size
+        page = frame.iloc[start:start + body.page_size]
+        leads = [
+            RankedLead(rank=int(r["rank"]), lead_id=r["lead_id"], sales_id=r["sales_id"], stage=r["stage"],
+                       p_close=float(r["p_close"]), grade=r["grade"],
+                       change=None if r["change"] != r["change"] else float(r["change"]))
+            for r in page.to_dict("records")
         ]
+        return RankResponse(
+            tenant_id=principal.tenant_id, as_of=frame["as_of"].iloc[0] if len(frame) else None,
+            model_version=str(frame["model_version"].iloc[0]) if len(frame) else None,
+            total=len(frame), page=body.page, page_size=body.page_size, leads=leads,
+        )
+
+    @app.get("/model", response_model=ModelInfo, responses=ERRORS)
+    def model(self, authorization: str | None = Header(default=None), x_api_key: str | None = Header(default=None)):
+        """Which model answers, the data window it learned from, and its test-period metrics."""
+        self._principal(authorization, x_api_key, "model")
+        status = self.holder.status()
+        loaded = self.holder.loaded
+        meta = loaded.meta if loaded else {}
+        return ModelInfo(
+            **{k: status[k] for k in ("ready", "name", "version", "alias", "source", "loaded_at", "problem")},
+            window=meta.get("window"), test_metrics=meta.get("test_metrics"),
+            targets=sorted(loaded.model.targets_) if loaded else [],
+            skipped_targets=meta.get("skipped_targets", {}),
+        )

@@ -28,6 +28,19 @@ SCORES = sa.Table(
     sa.Index("ix_scores_tenant_asof", "tenant_id", "as_of"),
 )
 COLUMNS = [c.name for c in SCORES.columns]
+# Salesperson context as of the latest batch run: online requests cannot compute it from one lead.
+SALES_CONTEXT = sa.Table(
+    "sales_context",
+    METADATA,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("sales_id", sa.String(128), primary_key=True),
+    sa.Column("as_of", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("sales_win_rate", sa.Float),
+    sa.Column("sales_closed_leads", sa.Float),
+    sa.Column("sales_open_leads", sa.Float),
+    sa.Column("tenant_win_rate", sa.Float),
+)
+CONTEXT_FEATURES = ["sales_win_rate", "sales_closed_leads", "sales_open_leads", "tenant_win_rate"]
 
 
 def _utc(value: pd.Timestamp | datetime) -> datetime:
@@ -102,3 +115,26 @@ class ScoreStore:
             frame = pd.DataFrame(conn.execute(q).mappings().all(), columns=COLUMNS)
         frame["as_of"] = pd.to_datetime(frame["as_of"], utc=True)
         return frame
+
+    def write_context(self, features: pd.DataFrame) -> int:
+        """Keep each salesperson's context from a batch feature table (one row per open lead)."""
+        have = [c for c in CONTEXT_FEATURES if c in features.columns]
+        if not have or features.empty:
+            return 0
+        rows = features.dropna(subset=["sales_id"]).groupby(["tenant_id", "sales_id"], as_index=False).first()
+        records = [
+            {"tenant_id": r["tenant_id"], "sales_id": r["sales_id"], "as_of": _utc(r["cutoff"]),
+             **{c: (None if pd.isna(r.get(c)) else float(r[c])) for c in CONTEXT_FEATURES if c in rows.columns}}
+            for r in rows.to_dict("records")
+        ]
+        with self.engine.begin() as conn:
+            for tenant in rows["tenant_id"].unique():
+                conn.execute(SALES_CONTEXT.delete().where(SALES_CONTEXT.c.tenant_id == tenant))
+            conn.execute(SALES_CONTEXT.insert(), records)
+        return len(records)
+
+    def context(self, tenant_id: str) -> dict[str, dict[str, float | None]]:
+        """sales_id → context features for one tenant, as of its latest batch run."""
+        q = sa.select(SALES_CONTEXT).where(SALES_CONTEXT.c.tenant_id == tenant_id)
+        with self.engine.connect() as conn:
+            return {r["sales_id"]: {c: r[c] for c in CONTEXT_FEATURES} for r in conn.execute(q).mappings()}

@@ -68,6 +68,14 @@ def trained(small_sim: Sim, settings: Settings) -> dict:
 
 
 @pytest.fixture(scope="session")
+def system_key(settings: Settings) -> str:
+    """A `system` key of tenant t01, as a CRM would hold."""
+    from serving.auth import KeyStore
+
+    return KeyStore(settings.score_store_url).create("t01", "system", name="tests")[1]
+
+
+@pytest.fixture(scope="session")
 def server(trained: dict, settings: Settings):
     """The real BentoML service in a subprocess, serving the champion; stopped after the session."""
     from serving.process import ServiceProcess

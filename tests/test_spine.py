@@ -95,33 +95,36 @@ def test_batch_score_writes_every_open_lead_and_rank_prints_the_top(trained, sma
     assert top["lead_id"] in r.stdout
 
 
-def test_http_scores_equal_in_process_predictions(server, small_sim, settings):
+def test_http_scores_equal_in_process_predictions(server, small_sim, settings, system_key):
     loaded = load_alias(settings)
     feats = compute_features(small_sim.events, small_sim.stages, [as_of_end()], settings,
-                             build_registry(settings), small_sim.items)
-    sample = feats.sample(40, random_state=0)
+                             build_registry(settings), small_sim.items, leads=small_sim.leads)
+    sample = feats[feats["tenant_id"] == "t01"].sample(40, random_state=0)
     body = {"leads": [
-        {"tenant_id": r["tenant_id"], "lead_id": r["lead_id"],
-         "features": {f: (None if pd.isna(r[f]) else float(r[f])) for f in loaded.model.features}}
+        {"lead_id": r["lead_id"], "features": {f: (None if pd.isna(r[f]) else r[f]) for f in loaded.model.features}}
         for r in sample.to_dict("records")
     ]}
-    resp = httpx.post(server.url + "/score", json=body, timeout=30)
+    resp = httpx.post(server.url + "/v1/score", json=body, headers={"Authorization": f"Bearer {system_key}"}, timeout=30)
     assert resp.status_code == 200, resp.text
-    answers = resp.json()
-    expected = loaded.model.predict_targets(sample)[loaded.model.main_target].to_numpy()
-    assert [a["lead_id"] for a in answers] == sample["lead_id"].tolist()
-    np.testing.assert_allclose([a["p_close"] for a in answers], expected, rtol=0, atol=1e-9)
-    assert {a["model_version"] for a in answers} == {loaded.ref.version}
+    answer = resp.json()
+    assert answer["model_version"] == loaded.ref.version
+    funnel = loaded.model.predict_funnel(sample, list(settings.funnel.open_stages))
+    assert [a["lead_id"] for a in answer["leads"]] == sample["lead_id"].tolist()
+    for h in ("7d", "30d"):
+        np.testing.assert_allclose([a["p_close"][h] for a in answer["leads"]], funnel[f"p_close_{h}"], rtol=0, atol=1e-9)
+    np.testing.assert_allclose([a["p_advance"] for a in answer["leads"]], funnel["p_advance"], rtol=0, atol=1e-9)
 
 
-def test_health_and_a_row_missing_features_gets_a_clear_4xx(server):
+def test_health_and_a_row_missing_features_gets_a_clear_4xx(server, system_key):
     assert httpx.get(server.url + "/healthz", timeout=5).status_code == 200
     assert httpx.get(server.url + "/readyz", timeout=5).status_code == 200
-    resp = httpx.post(server.url + "/score", json={"leads": [{"tenant_id": "t01", "lead_id": "x", "features": {"n_card_view_7d": 1}}]}, timeout=10)
-    assert 400 <= resp.status_code < 500
-    assert "lacks features" in resp.text
-    resp = httpx.post(server.url + "/score", content=b"{not json", headers={"content-type": "application/json"}, timeout=10)
-    assert 400 <= resp.status_code < 500
+    auth = {"Authorization": f"Bearer {system_key}"}
+    resp = httpx.post(server.url + "/v1/score", json={"leads": [{"lead_id": "x", "features": {"n_card_view_7d": 1}}]},
+                      headers=auth, timeout=10)
+    assert resp.status_code == 422 and "lacks" in resp.text and resp.json()["detail"][0]["loc"][:3] == ["body", "leads", 0]
+    resp = httpx.post(server.url + "/v1/score", content=b"{not json", headers={**auth, "content-type": "application/json"},
+                      timeout=10)
+    assert resp.status_code == 422
 
 
 def test_until_drops_everything_after_it(small_sim, settings):

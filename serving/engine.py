@@ -1,0 +1,232 @@
+"""Answering a scoring request with one model version: features, probabilities, grades and reasons.
+
+Built once per model version by the model holder, then shared by every request thread. Business
+logic only: HTTP, keys and status codes live in the service.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from features.contract import EVENT_SCHEMA, ITEM_SCHEMA, STAGE_SCHEMA
+from features.online import OnlineFeatures
+from features.registry import FeatureRegistry
+from leadradar.settings import Settings
+from models.explain import Explainer
+from serving.auth import Principal
+from serving.loader import LoadedModel
+from serving.schemas import LeadIn, LeadScore, Reason, Reasons, ScoreRequest, ScoreResponse
+from serving.store import CONTEXT_FEATURES, ScoreStore
+
+
+class RequestError(ValueError):
+    """A request that is well-formed JSON but cannot be scored; `loc` is the field path."""
+
+    def __init__(self, loc: list[str | int], message: str):
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
+
+
+@dataclass
+class Scored:
+    lead: LeadIn
+    row: dict | None
+    status: str
+
+
+class ContextCache:
+    """Salesperson context per tenant from the score store, re-read at most once a minute."""
+
+    def __init__(self, store: ScoreStore | None, ttl: float = 60.0):
+        self.store, self.ttl = store, ttl
+        self._cache: dict[str, tuple[float, dict]] = {}
+
+    def get(self, tenant: str) -> dict[str, dict]:
+        if self.store is None:
+            return {}
+        hit = self._cache.get(tenant)
+        if hit and time.monotonic() - hit[0] < self.ttl:
+            return hit[1]
+        value = self.store.context(tenant)
+        self._cache[tenant] = (time.monotonic(), value)
+        return value
+
+
+class Engine:
+    """Everything needed to answer for one model version."""
+
+    def __init__(self, loaded: LoadedModel, settings: Settings, registry: FeatureRegistry, online: OnlineFeatures,
+                 context: ContextCache, items: pa.Table | None = None):
+        self.loaded = loaded
+        self.model = loaded.model
+        self.settings = settings
+        self.online = online
+        self.context = context
+        self.items = items
+        self.stages = list(settings.funnel.open_stages)
+        self.rank_to_stage = dict(enumerate(settings.funnel.all_stages))
+        self.features = self.model.features
+        self.index = {n: j for j, n in enumerate(self.features)}
+        self.horizons = sorted(
+            (int(n.removeprefix("close_").removesuffix("d")), n) for n in self.model.targets_ if n.startswith("close_")
+        )
+        self.explainer = Explainer(self.model, self.model.main_target, registry, settings.funnel, settings.events)
+        self.types = set(settings.events.types)
+        self.stage_names = set(settings.funnel.all_stages)
+
+    # -- inputs -----------------------------------------------------------------------------------
+
+    def _from_features(self, leads: list[tuple[int, LeadIn]]) -> tuple[np.ndarray, list[str | None]]:
+        records = []
+        for i, lead in leads:
+            missing = [f for f in self.features if f not in lead.features]
+            if missing:
+                raise RequestError(["body", "leads", i, "features"],
+                                   f"lacks {len(missing)} model features, e.g. {missing[:5]}")
+            records.append(lead.features)
+        try:
+            X = self.model.encoder_.transform_records(records)
+        except (TypeError, ValueError) as exc:
+            raise RequestError(["body", "leads", "features"], f"a feature value is not a number: {exc}") from None
+        stage_col = self.index.get("stage_rank")
+        stages = [None if stage_col is None or np.isnan(x) else self.rank_to_stage.get(int(x)) for x in
+                  (X[:, stage_col] if stage_col is not None else np.full(len(X), np.nan))]
+        return X, stages
+
+    def _from_events(self, leads: list[tuple[int, LeadIn]], tenant: str, as_of: datetime) -> tuple[pd.DataFrame, dict]:
+        ev, st, attrs = {k: [] for k in EVENT_SCHEMA.names}, {k: [] for k in STAGE_SCHEMA.names}, []
+        for i, lead in leads:
+            for j, e in enumerate(lead.events):
+                if e.event_type not in self.types:
+                    raise RequestError(["body", "leads", i, "events", j, "event_type"],
+                                       f"{e.event_type!r} is not a configured event type ({sorted(self.types)})")
+                values = {**e.model_dump(), "tenant_id": tenant, "lead_id": e.lead_id or lead.lead_id}
+                for k in EVENT_SCHEMA.names:
+                    ev[k].append(values[k])
+            for j, s in enumerate(lead.stages or []):
+                if s.stage not in self.stage_names:
+                    raise RequestError(["body", "leads", i, "stages", j, "stage"],
+                                       f"{s.stage!r} is not a funnel stage ({self.settings.funnel.all_stages})")
+                for k, v in (("tenant_id", tenant), ("lead_id", lead.lead_id), ("stage", s.stage), ("ts", s.ts),
+                             ("deal_value", None)):
+                    st[k].append(v)
+            if lead.attributes:
+                attrs.append({"tenant_id": tenant, "lead_id": lead.lead_id, **lead.attributes})
+        if len(ev["event_id"]) > self.settings.serving.max_events_per_request:
+            raise RequestError(["body", "leads"], f"{len(ev['event_id'])} events in one request; the limit is "
+                               f"{self.settings.serving.max_events_per_request}")
+        events = pa.Table.from_pydict(ev, schema=EVENT_SCHEMA)
+        stages = pa.Table.from_pydict(st, schema=STAGE_SCHEMA)
+        lead_table = None
+        names = list(self.settings.features.lead_attributes)
+        if attrs:
+            lead_table = pa.Table.from_pylist([{k: a.get(k) for k in ("tenant_id", "lead_id", *names)} for a in attrs])
+        frame = self.online.compute(events, stages, [pd.Timestamp(as_of).tz_convert("UTC")], self.items, lead_table)
+        frame = self._with_context(frame, tenant)
+        last_stage = {}
+        for lead_id, stage, ts in zip(st["lead_id"], st["stage"], st["ts"]):
+            if ts <= as_of and (lead_id not in last_stage or ts >= last_stage[lead_id][1]):
+                last_stage[lead_id] = (stage, ts)
+        return frame, {k: v[0] for k, v in last_stage.items()}
+
+    def _with_context(self, frame: pd.DataFrame, tenant: str) -> pd.DataFrame:
+        """Salesperson features from the latest batch run: one lead's request cannot know its owner's record."""
+        ctx = self.context.get(tenant)
+        if not ctx or frame.empty:
+            return frame
+        tenant_rate = next(iter(ctx.values())).get("tenant_win_rate")
+        for col in (c for c in CONTEXT_FEATURES if c in frame.columns):
+            known = frame["sales_id"].map(lambda s: ctx.get(s, {}).get(col))
+            if col == "tenant_win_rate":
+                known = known.fillna(tenant_rate)
+            elif col == "sales_win_rate":
+                known = known.fillna(tenant_rate)
+            frame[col] = known.astype(float).where(known.notna(), frame[col])
+        return frame
+
+    # -- answers ----------------------------------------------------------------------------------
+
+    def _probabilities(self, X: np.ndarray) -> dict[str, np.ndarray]:
+        return {name: t.predict(X) for name, t in self.model.targets_.items()}
+
+    def score(self, request: ScoreRequest, principal: Principal) -> ScoreResponse:
+        tenant = principal.tenant_id
+        for i, lead in enumerate(request.leads):
+            if lead.tenant_id not in (None, tenant):
+                raise PermissionError(f"leads[{i}].tenant_id is {lead.tenant_id!r}; this key belongs to {tenant!r}")
+        as_of = request.as_of or datetime.now(timezone.utc)
+        by_features = [(i, lead) for i, lead in enumerate(request.leads) if lead.features is not None]
+        by_events = [(i, lead) for i, lead in enumerate(request.leads) if lead.events is not None]
+        rows: dict[int, tuple[np.ndarray, str | None]] = {}
+        status = {i: "scored" for i in range(len(request.leads))}
+        if by_features:
+            X, stages = self._from_features(by_features)
+            for k, (i, _) in enumerate(by_features):
+                rows[i] = (X[k], stages[k])
+        if by_events:
+            frame, last_stage = self._from_events(by_events, tenant, as_of)
+            found = {lid: pos for pos, lid in enumerate(frame["lead_id"])}
+            Xe = self.model.matrix(frame) if len(frame) else np.empty((0, len(self.features)))
+            for i, lead in by_events:
+                pos = found.get(lead.lead_id)
+                if pos is None:
+                    closed = last_stage.get(lead.lead_id) in (self.settings.funnel.won, self.settings.funnel.lost)
+                    status[i] = "closed" if closed else "unknown"
+                else:
+                    rows[i] = (Xe[pos], frame["stage"].iloc[pos])
+        order = sorted(rows)
+        X = np.vstack([rows[i][0] for i in order]) if order else np.empty((0, len(self.features)))
+        probs = self._probabilities(X) if order else {}
+        reasons = (self.explainer.explain_matrix(X, request.lang, self.settings.serving.reasons_for,
+                                                 self.settings.serving.reasons_against)
+                   if request.explain and order else [None] * len(order))
+        answers = {}
+        for k, i in enumerate(order):
+            answers[i] = self._answer(request.leads[i], tenant, rows[i][1], {n: p[k] for n, p in probs.items()}, reasons[k])
+        out = [answers.get(i) or LeadScore(lead_id=lead.lead_id, tenant_id=tenant, status=status[i])
+               for i, lead in enumerate(request.leads)]
+        return ScoreResponse(model_name=self.loaded.ref.name, model_version=self.loaded.ref.version,
+                             horizon_days=self.settings.training.horizon_days,
+                             as_of=as_of if by_events else None, leads=out)
+
+    def _answer(self, lead: LeadIn, tenant: str, stage: str | None, p: dict[str, float], why) -> LeadScore:
+        p_close, running = {}, 0.0
+        for h, name in self.horizons:
+            running = max(running, float(p[name]))
+            p_close[f"{h}d"] = running
+        transitions = {}
+        if stage in self.stages:
+            for s in self.stages[self.stages.index(stage):]:
+                if f"advance_{s}" in p:
+                    transitions[s] = float(p[f"advance_{s}"])
+        main = float(p[self.model.main_target])
+        reasons = None
+        if why is not None:
+            conv = lambda r: Reason(feature=r.feature, value=r.value, contribution=round(float(r.contribution), 4), text=r.text)
+            reasons = Reasons(for_=[conv(r) for r in why.for_], against=[conv(r) for r in why.against])
+        return LeadScore(
+            lead_id=lead.lead_id, tenant_id=tenant, status="scored", stage=stage, p_close=p_close,
+            p_advance=transitions.get(stage), transitions=transitions, grade=self.settings.serving.grade(main),
+            reasons=reasons,
+        )
+
+
+def load_items(settings: Settings, loaded: LoadedModel) -> pa.Table | None:
+    """The item catalogue the model's training run used, for pricing and product-line features online."""
+    import pyarrow.parquet as pq
+    from mlflow import MlflowClient
+
+    try:
+        path = MlflowClient().get_run(loaded.ref.run_id).data.tags.get("data.items")
+    except Exception:
+        path = None
+    if path and pd.io.common.file_exists(path):
+        return pq.read_table(path).select(ITEM_SCHEMA.names).cast(ITEM_SCHEMA)
+    return None

@@ -1,0 +1,144 @@
+"""The /v1 API's request and response bodies; their JSON Schema is the service's OpenAPI document."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+Lang = Literal["en", "zh-CN"]
+FeatureValue = float | int | bool | str | None
+Id = Field(min_length=1, max_length=128)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EventIn(Strict):
+    """One radar event of the lead (tenant comes from the API key; lead defaults to the lead scored)."""
+
+    event_id: str = Field(min_length=1, max_length=128)
+    ts: AwareDatetime = Field(description="with a time zone; naive times are refused")
+    event_type: str = Field(min_length=1, max_length=64)
+    sales_id: str = Field(min_length=1, max_length=128)
+    dwell_s: float | None = Field(default=None, ge=0, le=1e7, allow_inf_nan=False)
+    item_id: str | None = Field(default=None, max_length=128)
+    referrer_lead_id: str | None = Field(default=None, max_length=128)
+    channel: str | None = Field(default=None, max_length=64)
+    lead_id: str | None = Field(default=None, min_length=1, max_length=128,
+                                description="another lead's event, e.g. a visit this lead's share brought")
+
+
+class StageIn(Strict):
+    stage: str = Field(min_length=1, max_length=64)
+    ts: AwareDatetime
+
+
+class LeadIn(Strict):
+    """A lead to score: either its feature row, or its raw events (and stage history)."""
+
+    lead_id: str = Id
+    tenant_id: str | None = Field(default=None, min_length=1, max_length=64,
+                                  description="optional; must be the API key's tenant")
+    features: dict[str, FeatureValue] | None = Field(default=None, max_length=2000)
+    events: list[EventIn] | None = Field(default=None, max_length=20_000)
+    stages: list[StageIn] | None = Field(default=None, max_length=200)
+    attributes: dict[str, str | None] | None = Field(default=None, max_length=50)
+
+    @model_validator(mode="after")
+    def _one_input(self) -> "LeadIn":
+        if (self.features is None) == (self.events is None):
+            raise ValueError("give either `features` or `events` for each lead, not both or neither")
+        return self
+
+
+class ScoreRequest(Strict):
+    leads: list[LeadIn] = Field(min_length=1, max_length=1000, description="at most 1,000 leads per call")
+    lang: Lang = "en"
+    as_of: AwareDatetime | None = Field(default=None, description="for raw events: score as of this time (default now)")
+    explain: bool = Field(default=True, description="include the top reasons for and against")
+
+
+class Reason(BaseModel):
+    feature: str
+    value: float | str | None
+    contribution: float
+    text: str
+
+
+class Reasons(BaseModel):
+    for_: list[Reason] = Field(alias="for", serialization_alias="for")
+    against: list[Reason]
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class LeadScore(BaseModel):
+    lead_id: str
+    tenant_id: str
+    status: Literal["scored", "closed", "unknown"] = Field(
+        description="closed: won or lost at as_of; unknown: nothing about the lead at or before as_of"
+    )
+    stage: str | None = None
+    p_close: dict[str, float] = Field(default_factory=dict, description="by horizon, e.g. {'30d': 0.12}")
+    p_advance: float | None = Field(default=None, description="chance of moving past the current stage")
+    transitions: dict[str, float] = Field(default_factory=dict, description="per funnel stage from here on")
+    grade: Literal["A", "B", "C", "D"] | None = None
+    reasons: Reasons | None = None
+
+
+class ScoreResponse(BaseModel):
+    model_name: str
+    model_version: str
+    horizon_days: int
+    as_of: datetime | None = None
+    leads: list[LeadScore]
+
+
+class RankRequest(Strict):
+    sales_id: str | None = Field(default=None, min_length=1, max_length=128)
+    stage: str | None = Field(default=None, min_length=1, max_length=64)
+    grade: Literal["A", "B", "C", "D"] | None = None
+    page: int = Field(default=1, ge=1, le=100_000)
+    page_size: int = Field(default=50, ge=1, le=500)
+
+
+class RankedLead(BaseModel):
+    rank: int
+    lead_id: str
+    sales_id: str | None
+    stage: str | None
+    p_close: float
+    grade: str
+    change: float | None
+
+
+class RankResponse(BaseModel):
+    tenant_id: str
+    as_of: datetime | None
+    model_version: str | None
+    total: int
+    page: int
+    page_size: int
+    leads: list[RankedLead]
+
+
+class ModelInfo(BaseModel):
+    ready: bool
+    name: str
+    version: str | None
+    alias: str
+    source: str | None
+    loaded_at: str | None
+    problem: str | None
+    window: dict | None = None
+    test_metrics: dict | None = None
+    targets: list[str] = []
+    skipped_targets: dict[str, str] = {}
+
+
+class ErrorBody(BaseModel):
+    error: str
+    detail: list | str | None = None
