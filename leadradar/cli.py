@@ -21,6 +21,20 @@ features_app = typer.Typer(no_args_is_help=True, help="Build feature tables.")
 app.add_typer(features_app, name="features")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys for the scoring service.")
 app.add_typer(keys_app, name="keys")
+bento_app = typer.Typer(no_args_is_help=True, help="Package the service and the champion as a Bento.")
+app.add_typer(bento_app, name="bento")
+
+
+@bento_app.command("build")
+def bento_build() -> None:
+    """Build a Bento holding the service code, the champion model and its settings (offline, seconds)."""
+    from serving.bento import build_bento
+
+    try:
+        tag = build_bento(settings_for())
+    except LookupError as exc:
+        fail(str(exc))
+    out.print(f"built Bento {tag}; containerise with `bentoml containerize {tag}` where Docker runs")
 console = Console(stderr=True)
 out = Console()
 

@@ -234,6 +234,25 @@ class MlflowConfig(BaseModel):
     model_name: str = "leadradar-close"
 
 
+class DashboardConfig(BaseModel):
+    """The managers' dashboard: browser sessions, page sizes and what a batch run keeps for the pages."""
+
+    # Signing key of the session cookies; default: a random key kept in `<data dir>/dashboard-secret`.
+    session_secret: str | None = None
+    session_hours: float = 12.0
+    # Send the session cookie over HTTPS only; turn on behind TLS (a plain-HTTP laptop needs it off).
+    cookie_secure: bool = False
+    page_size: int = 50
+    movers: int = 5
+    # Last events kept per scored lead for its timeline.
+    events_per_lead: int = 50
+    # Leads with their own page in the e-mailed HTML report.
+    report_leads: int = 10
+    # Failed sign-ins per user name and address within `login_window_seconds` before a pause.
+    login_attempts: int = 5
+    login_window_seconds: float = 300.0
+
+
 class ServingConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = 3000
@@ -249,6 +268,7 @@ class ServingConfig(BaseModel):
     grade_thresholds: dict[str, float] = Field(default_factory=lambda: {"A": 0.5, "B": 0.2, "C": 0.05})
     reasons_for: int = 3
     reasons_against: int = 2
+    dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
 
     @field_validator("grade_thresholds")
     @classmethod

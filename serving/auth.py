@@ -68,7 +68,9 @@ class KeyStore:
     """Keys in SQL (the score store's database by default); verified keys are cached for `cache_seconds`."""
 
     def __init__(self, url: str, cache_seconds: float = 30.0):
-        self.engine = sa.create_engine(url, future=True)
+        from serving.store import engine_for
+
+        self.engine = engine_for(url)
         METADATA.create_all(self.engine)
         self.cache_seconds = cache_seconds
         self._cache: dict[str, tuple[float, Principal | None]] = {}

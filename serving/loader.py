@@ -76,18 +76,34 @@ def load_alias(settings: Settings, alias: str = CHAMPION) -> LoadedModel:
         ref = resolve(settings, alias)
     except Exception as exc:  # registry down or unreadable: serve what we had
         log.warning("model registry unreachable (%s); trying the local copy", exc)
-        ref = None
         if pointer.exists():
             return _load_local(settings, pointer)
+        bundled = _load_bundled()
+        if bundled is not None:
+            return bundled
         raise NoModelError(f"registry unreachable and no local copy at {pointer}") from exc
     if ref is None:
+        bundled = _load_bundled()
+        if bundled is not None:
+            return bundled
         raise NoModelError(
-            f"no model has the alias '{alias}' in {settings.mlflow.model_name}; run `leadradar train` first"
+            f"no model has the alias '{alias}' in {settings.mlflow.model_name}; run `leadradar train` and `promote` first"
         )
     bundle = fetch(settings, ref)
     pointer.parent.mkdir(parents=True, exist_ok=True)
     pointer.write_text(json.dumps({"name": ref.name, "version": ref.version, "run_id": ref.run_id, "alias": alias}))
     return LoadedModel(ref=ref, model=FunnelModel.load(bundle), source="registry")
+
+
+def _load_bundled() -> LoadedModel | None:
+    """The model a Bento was built with (see serving/bento.py), when running from one."""
+    from serving.bento import bundled_model_dir, bundled_ref
+
+    path, info = bundled_model_dir(), bundled_ref()
+    if path is None or info is None:
+        return None
+    ref = ModelRef(info.get("registered_model", ""), info.get("version", ""), info.get("run_id", ""), info.get("alias"))
+    return LoadedModel(ref=ref, model=FunnelModel.load(path), source=f"bundled in the Bento ({info['tag']})")
 
 
 def _load_local(settings: Settings, pointer: Path) -> LoadedModel:

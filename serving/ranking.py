@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pandas as pd
 
 from serving.store import ScoreStore
@@ -34,3 +36,19 @@ def ranked_leads(
         latest = latest[latest["stage"] == stage]
     end = None if limit is None else offset + limit
     return latest.iloc[offset:end].reset_index(drop=True)
+
+
+def with_grades(frame: pd.DataFrame, grade: Callable[[float], str], only: str | None = None) -> pd.DataFrame:
+    """The list with each lead's grade (A-D by close probability), optionally only one grade."""
+    frame = frame.assign(grade=frame["p_close"].map(grade) if len(frame) else pd.Series(dtype=str))
+    if only is not None:
+        frame = frame[frame["grade"] == only].reset_index(drop=True)
+    return frame
+
+
+def movers(frame: pd.DataFrame, n: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The `n` leads whose probability rose most and the `n` that fell most since the previous run."""
+    known = frame[frame["change"].notna()] if "change" in frame else frame.iloc[0:0]
+    up = known[known["change"] > 0].sort_values(["change", "lead_id"], ascending=[False, True], kind="stable")
+    down = known[known["change"] < 0].sort_values(["change", "lead_id"], ascending=[True, True], kind="stable")
+    return up.head(n).reset_index(drop=True), down.head(n).reset_index(drop=True)

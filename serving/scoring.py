@@ -11,6 +11,8 @@ from features.build import compute_features
 from features.registry import build_registry
 from features.trainset import Source, registry_hash
 from leadradar.settings import Settings
+from models.explain import Explainer, Explanation, explainer_for
+from serving.activity import BatchActivity
 from serving.loader import LoadedModel
 from serving.store import ScoreStore
 
@@ -35,11 +37,28 @@ def check_definitions(loaded: LoadedModel, settings: Settings) -> list[str]:
     return wanted
 
 
-def score_frame(features: pd.DataFrame, loaded: LoadedModel, stages: list[str] | None = None) -> pd.DataFrame:
+def _stored(explanation: Explanation) -> dict[str, list[dict]]:
+    """A lead's reasons as data (feature, value, contribution), so pages word them in either language."""
+    def row(r):
+        value = r.value if isinstance(r.value, str) else round(float(r.value), 6)
+        return {"feature": r.feature, "value": value, "contribution": round(r.contribution, 4)}
+
+    return {"for": [row(r) for r in explanation.for_], "against": [row(r) for r in explanation.against]}
+
+
+def score_frame(
+    features: pd.DataFrame,
+    loaded: LoadedModel,
+    stages: list[str] | None = None,
+    explainer: Explainer | None = None,
+    n_for: int = 3,
+    n_against: int = 2,
+) -> pd.DataFrame:
     """The champion's close probability (main target) per row, with its name and version.
 
     With the funnel's open `stages`, a `detail` JSON column also holds every horizon and the
-    lead's transition probability, for ranked lists and reports.
+    lead's transition probability, for ranked lists and reports; with an `explainer`, also the
+    lead's reasons for and against (TreeSHAP of the main target).
     """
     probs = loaded.model.predict_targets(features)
     out = features[["tenant_id", "lead_id", "sales_id", "stage", "cutoff"]].rename(columns={"cutoff": "as_of"})
@@ -49,8 +68,13 @@ def score_frame(features: pd.DataFrame, loaded: LoadedModel, stages: list[str] |
     columns = SCORE_COLUMNS
     if stages is not None:
         funnel = loaded.model.predict_funnel(features, stages)
-        out["detail"] = [json.dumps({k: (None if v != v else round(float(v), 6)) for k, v in row.items()})
-                         for row in funnel.to_dict("records")]
+        details = [{k: (None if v != v else round(float(v), 6)) for k, v in row.items()}
+                   for row in funnel.to_dict("records")]
+        if explainer is not None and len(features):
+            explained = explainer.explain_matrix(loaded.model.matrix(features), "en", n_for, n_against)
+            for detail, explanation in zip(details, explained):
+                detail["reasons"] = _stored(explanation)
+        out["detail"] = [json.dumps(d, ensure_ascii=False) for d in details]
         columns = [*SCORE_COLUMNS, "detail"]
     return out[columns].sort_values(["tenant_id", "p_close"], ascending=[True, False]).reset_index(drop=True)
 
@@ -65,15 +89,30 @@ def score_batch(
     tenant: str | None = None,
     leads: Source | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Score every lead open at `as_of` (optionally of one tenant); returns (scores, their feature rows)."""
+    """Score every lead open at `as_of` (optionally of one tenant); returns (scores, their feature rows).
+
+    Each score's `detail` holds its horizons, transition and reasons (for the pages people read).
+    """
     check_definitions(loaded, settings)
-    feats = compute_features(events, stages, [as_of], settings, build_registry(settings), items, leads=leads)
+    registry = build_registry(settings)
+    feats = compute_features(events, stages, [as_of], settings, registry, items, leads=leads)
     if tenant is not None:
         feats = feats[feats["tenant_id"] == tenant]
-    return score_frame(feats, loaded, list(settings.funnel.open_stages)), feats
+    model = loaded.model
+    explainer = explainer_for(model, model.main_target, registry, settings.funnel, settings.events)
+    scores = score_frame(feats, loaded, list(settings.funnel.open_stages), explainer,
+                         settings.serving.reasons_for, settings.serving.reasons_against)
+    return scores, feats
 
 
-def store_batch(store: ScoreStore, scores: pd.DataFrame, features: pd.DataFrame) -> int:
-    """Keep the scores and the salesperson context the online service reads."""
+def store_batch(
+    store: ScoreStore, scores: pd.DataFrame, features: pd.DataFrame, activity: BatchActivity | None = None
+) -> int:
+    """Keep the scores and the salesperson context the online service reads; with `activity`, also
+    the scored leads' recent events and the funnel counts the dashboard shows."""
     store.write_context(features)
-    return store.write(scores)
+    written = store.write(scores)
+    if activity is not None:
+        store.write_events(activity.events, activity.as_of)
+        store.write_funnel(activity.funnel)
+    return written

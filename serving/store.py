@@ -7,6 +7,7 @@ Re-scoring the same as_of with the same model replaces those rows, never duplica
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
@@ -41,6 +42,43 @@ SALES_CONTEXT = sa.Table(
     sa.Column("tenant_win_rate", sa.Float),
 )
 CONTEXT_FEATURES = ["sales_win_rate", "sales_closed_leads", "sales_open_leads", "tenant_win_rate"]
+# Each scored lead's last events before its run's as_of, for the timeline on its page (newest run only).
+LEAD_EVENTS = sa.Table(
+    "lead_events",
+    METADATA,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("lead_id", sa.String(128), primary_key=True),
+    sa.Column("event_id", sa.String(200), primary_key=True),
+    sa.Column("as_of", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ts", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("event_type", sa.String(64), nullable=False),
+    sa.Column("sales_id", sa.String(128)),
+    sa.Column("dwell_s", sa.Float),
+    sa.Column("item_id", sa.Text),
+    sa.Column("channel", sa.String(64)),
+    sa.Index("ix_lead_events_lead_ts", "tenant_id", "lead_id", "ts"),
+)
+EVENT_COLUMNS = [c.name for c in LEAD_EVENTS.columns]
+# The funnel to date per run: how many leads reached each stage, and how many were lost there.
+FUNNEL_COUNTS = sa.Table(
+    "funnel_counts",
+    METADATA,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("as_of", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("stage", sa.String(64), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("reached", sa.Integer, nullable=False),
+    sa.Column("lost", sa.Integer, nullable=False),
+)
+FUNNEL_COLUMNS = [c.name for c in FUNNEL_COUNTS.columns]
+
+
+def engine_for(url: str) -> sa.Engine:
+    """A SQLAlchemy engine; for a SQLite file, its folder is created first."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    return sa.create_engine(url, future=True)
 
 
 def _utc(value: pd.Timestamp | datetime) -> datetime:
@@ -48,9 +86,27 @@ def _utc(value: pd.Timestamp | datetime) -> datetime:
     return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()
 
 
+def _records(frame: pd.DataFrame, columns: list[str], times: tuple[str, ...]) -> list[dict]:
+    """Plain Python rows for a driver: None for missing values, UTC datetimes for `times`."""
+    rows = []
+    for row in frame[columns].to_dict("records"):
+        rec = {k: (None if not isinstance(v, (list, dict)) and pd.isna(v) else v) for k, v in row.items()}
+        for t in times:
+            rec[t] = _utc(rec[t])
+        rows.append(rec)
+    return rows
+
+
+def _frame(rows: list, columns: list[str], times: tuple[str, ...]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=columns)
+    for col in times:
+        frame[col] = pd.to_datetime(frame[col], utc=True)
+    return frame
+
+
 class ScoreStore:
     def __init__(self, url: str):
-        self.engine = sa.create_engine(url, future=True)
+        self.engine = engine_for(url)
         METADATA.create_all(self.engine)
 
     def write(self, scores: pd.DataFrame) -> int:
@@ -138,3 +194,56 @@ class ScoreStore:
         q = sa.select(SALES_CONTEXT).where(SALES_CONTEXT.c.tenant_id == tenant_id)
         with self.engine.connect() as conn:
             return {r["sales_id"]: {c: r[c] for c in CONTEXT_FEATURES} for r in conn.execute(q).mappings()}
+
+    def write_events(self, events: pd.DataFrame, as_of: pd.Timestamp | datetime) -> int:
+        """Keep the scored leads' recent events of a run, replacing each tenant's older run's.
+
+        A run older than the one already kept (a backfill) leaves the timeline alone: the pages
+        show the newest run's events.
+        """
+        if events.empty:
+            return 0
+        when = _utc(as_of)
+        frame = events.assign(as_of=when)
+        written = 0
+        with self.engine.begin() as conn:
+            for tenant, rows in frame.groupby("tenant_id", sort=False):
+                newest = conn.execute(sa.select(sa.func.max(LEAD_EVENTS.c.as_of))
+                                      .where(LEAD_EVENTS.c.tenant_id == tenant)).scalar()
+                if newest is not None and _utc(newest) > when:
+                    continue
+                conn.execute(LEAD_EVENTS.delete().where(LEAD_EVENTS.c.tenant_id == tenant))
+                conn.execute(LEAD_EVENTS.insert(), _records(rows, EVENT_COLUMNS, ("as_of", "ts")))
+                written += len(rows)
+        return written
+
+    def events(self, tenant_id: str, lead_id: str, limit: int | None = None) -> pd.DataFrame:
+        """A lead's kept events, newest first."""
+        q = (sa.select(LEAD_EVENTS)
+             .where((LEAD_EVENTS.c.tenant_id == tenant_id) & (LEAD_EVENTS.c.lead_id == lead_id))
+             .order_by(LEAD_EVENTS.c.ts.desc(), LEAD_EVENTS.c.event_id).limit(limit))
+        with self.engine.connect() as conn:
+            return _frame(conn.execute(q).mappings().all(), EVENT_COLUMNS, ("as_of", "ts"))
+
+    def write_funnel(self, counts: pd.DataFrame) -> int:
+        """Replace the funnel counts of each (tenant, as_of) present in `counts`."""
+        if counts.empty:
+            return 0
+        records = _records(counts, FUNNEL_COLUMNS, ("as_of",))
+        with self.engine.begin() as conn:
+            for tenant, as_of in {(r["tenant_id"], r["as_of"]) for r in records}:
+                conn.execute(FUNNEL_COUNTS.delete().where(
+                    (FUNNEL_COUNTS.c.tenant_id == tenant) & (FUNNEL_COUNTS.c.as_of == as_of)))
+            conn.execute(FUNNEL_COUNTS.insert(), records)
+        return len(records)
+
+    def funnel(self, tenant_id: str, as_of: pd.Timestamp | datetime | None = None) -> pd.DataFrame:
+        """The tenant's funnel counts at `as_of` (default: the newest kept), in funnel order."""
+        c = FUNNEL_COUNTS.c
+        with self.engine.connect() as conn:
+            when = _utc(as_of) if as_of is not None else conn.execute(
+                sa.select(sa.func.max(c.as_of)).where(c.tenant_id == tenant_id)).scalar()
+            if when is None:
+                return _frame([], FUNNEL_COLUMNS, ("as_of",))
+            q = sa.select(FUNNEL_COUNTS).where((c.tenant_id == tenant_id) & (c.as_of == when)).order_by(c.position)
+            return _frame(conn.execute(q).mappings().all(), FUNNEL_COLUMNS, ("as_of",))

@@ -1,0 +1,67 @@
+"""Reasons kept with a batch score, worded at display time in the reader's language.
+
+A batch run stores each reason as (feature, value, contribution) in the score's `detail`; the
+registry's sentences turn them into words here, so the same stored run reads in English or Chinese.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from features.describe import describe
+from features.registry import FeatureRegistry
+from leadradar.settings import FunnelConfig
+
+
+@dataclass(frozen=True)
+class WordedReason:
+    """One reason as a person reads it, with the direction and the size of its push (log-odds)."""
+
+    text: str
+    direction: str
+    contribution: float
+    feature: str
+
+
+def parse_detail(detail: str | dict | None) -> dict[str, Any]:
+    """A score's `detail` JSON as a dict; empty for rows stored without one."""
+    if detail is None or (isinstance(detail, float) and detail != detail):
+        return {}
+    if isinstance(detail, dict):
+        return detail
+    try:
+        return json.loads(detail)
+    except (TypeError, ValueError):
+        return {}
+
+
+class ReasonWriter:
+    """Words for stored reasons, from the feature registry and the funnel's stage names."""
+
+    def __init__(self, registry: FeatureRegistry, funnel: FunnelConfig):
+        self.registry = registry
+        self.funnel = funnel
+
+    def sentence(self, feature: str, value: Any, lang: str) -> str:
+        """The feature's sentence with the value; a feature this code no longer declares reads as its name."""
+        if feature not in self.registry:
+            return feature.replace("_", " ")
+        return describe(self.registry[feature], value, lang, self.funnel)
+
+    def reasons(self, detail: str | dict | None, lang: str) -> dict[str, list[WordedReason]]:
+        """`{"for": [...], "against": [...]}`, strongest first, in `lang`."""
+        stored = parse_detail(detail).get("reasons") or {}
+        return {
+            side: [WordedReason(self.sentence(r["feature"], r.get("value"), lang), side,
+                                float(r.get("contribution", 0.0)), r["feature"])
+                   for r in stored.get(side, [])]
+            for side in ("for", "against")
+        }
+
+    def top(self, detail: str | dict | None, lang: str) -> str:
+        """The strongest reason for the score, or against it when nothing speaks for it; '' without reasons."""
+        worded = self.reasons(detail, lang)
+        first = (worded["for"] or worded["against"] or [None])[0]
+        return first.text if first else ""
