@@ -170,13 +170,15 @@ def _stage(value: Any, lang: str, funnel: FunnelConfig | None, feature: Feature 
 
 
 @lru_cache(maxsize=4096)
-def template_parts(feature: Feature, lang: str) -> tuple[str, str, str]:
-    """The template split at its one `{value}` slot, and the whole sentence for a value of 1."""
-    template = feature.zh if check_lang(lang) == "zh-CN" else feature.en
+def template_parts(feature: Feature, lang: str) -> tuple[str, str, str, str | None]:
+    """The template split at its one `{value}` slot, the sentence for a value of 1, and for 0 if declared."""
+    zh = check_lang(lang) == "zh-CN"
+    template = feature.zh if zh else feature.en
     if template.count(SLOT) != 1 or "{" in template.replace(SLOT, "") or "}" in template.replace(SLOT, ""):
         raise ValueError(f"feature {feature.name!r}: the {lang} template {template!r} needs exactly one {SLOT}")
     before, after = template.split(SLOT)
-    return before, after, _one(before, after) if lang == "en" else before + "1" + after
+    one = before + "1" + after if zh else _one(before, after)
+    return before, after, one, feature.zh0 if zh else feature.en0
 
 
 def _one(before: str, after: str) -> str:
@@ -195,9 +197,11 @@ def _one(before: str, after: str) -> str:
     return f"{before}1{after}"
 
 
-def fill(parts: tuple[str, str, str], value_text: str) -> str:
-    """Template parts with a formatted value in the slot."""
-    before, after, one = parts
+def fill(parts: tuple[str, str, str, str | None], value_text: str) -> str:
+    """Template parts with a formatted value in the slot (or the declared sentence for 1 and for 0)."""
+    before, after, one, zero = parts
+    if value_text == "0" and zero:
+        return zero
     return one if value_text == "1" else before + value_text + after
 
 

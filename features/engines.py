@@ -45,15 +45,15 @@ def spark_session(app_name: str = "leadradar") -> Any:
 def connect(engine: str = "duckdb", threads: int | None = None, memory_limit: str | None = None) -> ibis.BaseBackend:
     """An engine connection; for DuckDB, an optional memory cap makes big builds spill instead of growing."""
     if engine == "duckdb":
+        import tempfile
+
         con = ibis.duckdb.connect()
         con.raw_sql("SET preserve_insertion_order = false")
+        con.raw_sql(f"SET temp_directory = '{tempfile.gettempdir()}/leadradar-duckdb-spill'")
         if threads:
             con.raw_sql(f"SET threads = {int(threads)}")
         if memory_limit:
-            import tempfile
-
             con.raw_sql(f"SET memory_limit = '{memory_limit}'")
-            con.raw_sql(f"SET temp_directory = '{tempfile.gettempdir()}/leadradar-duckdb-spill'")
         return con
     if engine == "spark":
         return ibis.pyspark.connect(spark_session())

@@ -31,6 +31,9 @@ class Feature:
     kind: Kind = "count"
     window_days: int | None = None
     default: float | None = 0.0  # value for a lead with no rows in the source; None keeps it missing
+    # The sentence for a count of zero ("has not viewed the pricing page in the last 7 days").
+    en0: str | None = None
+    zh0: str | None = None
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:

@@ -31,6 +31,8 @@ def declare(settings: Settings) -> list[Feature]:
                 name=f"n_{group}_{sfx}", family="activity", source="activity", window_days=w,
                 expr=lambda t, g=group, w=w: windowed(t, f"n__{g}", w).sum(),
                 en=f"{label.verb_en} {{value}} times {wen}", zh=f"{wzh}{label.verb_zh}{{value}}次",
+                en0=f"has not {label.verb_en} {wen}" if w else f"has never {label.verb_en}",
+                zh0=f"{wzh}未{label.verb_zh}" if w else f"从未{label.verb_zh}",
             ))
             if group not in with_dwell:
                 continue

@@ -43,5 +43,7 @@ def declare(settings: Settings) -> list[Feature]:
             name=f"pricing_views_{sfx}", family="content", source="items", window_days=w,
             expr=lambda t, w=w: t.n.sum(where=t.category.isin(pricing) & ((t.age < w) if w else t.age >= 0)),
             en=f"viewed the pricing page {{value}} times {span_en}", zh=f"{span_zh}查看报价页{{value}}次",
+            en0=f"has not viewed the pricing page {span_en}" if w else "has never viewed the pricing page",
+            zh0=f"{span_zh}未查看报价页" if w else "从未查看报价页",
         ))
     return feats

@@ -48,6 +48,7 @@ def declare(settings: Settings) -> list[Feature]:
                 name=f"sessions_{sfx}", family="momentum", source="activity", window_days=w,
                 expr=lambda t, w=w: windowed(t, "sessions", w).sum(),
                 en=f"visited {{value}} times {span_en}", zh=f"{span_zh}访问{{value}}次",
+                en0=f"has not visited {span_en}" if w else "has never visited", zh0=f"{span_zh}未访问",
             ),
             Feature(
                 name=f"active_days_{sfx}", family="momentum", source="activity", window_days=w,

@@ -36,6 +36,7 @@ def declare(settings: Settings) -> list[Feature]:
             expr=lambda t: windowed(t, "n__two_way", 30).sum(),
             en="spoke with the salesperson {value} times in the last 30 days",
             zh="近30天与销售双向沟通{value}次",
+            en0="has not spoken with the salesperson in the last 30 days", zh0="近30天未与销售双向沟通",
         ),
         Feature(
             name="hours_since_first_event", family="recency", source="activity", kind="hours", default=None,
