@@ -56,7 +56,10 @@ def prepare_events(events: ir.Table, grid: ir.Table, settings: Settings) -> ir.T
     prev = ev.us.lag().over(order)
     gap = fc.session_gap_minutes * 60_000_000
     session_start = (prev.isnull() | ((ev.us - prev) > gap)).cast("int64")
-    return ev.mutate(session_start=session_start).drop("tod_us", "event_id")
+    ev = ev.mutate(session_start=session_start)
+    # An explicit column list, not .drop(): Ibis writes a drop in set order, which would change the
+    # compiled SQL (and the definition hash) from one process to the next.
+    return ev.select(*[c for c in ev.columns if c not in ("tod_us", "event_id")])
 
 
 def event_groups(settings: Settings) -> list[tuple[str, list[str]]]:

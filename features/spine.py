@@ -89,7 +89,8 @@ def build_spine(leads: ir.Table, stages: ir.Table, cutoffs: ir.Table, funnel: Fu
         stage_since_us=stage_since,
         sales_id=ibis.ifelse(sp.owner_us <= sp.cutoff_us, sp.owner, ibis.null("string")),
     )
-    return sp.filter(sp.stage_rank < won).drop("last_rank", "owner", "owner_us")
+    sp = sp.filter(sp.stage_rank < won)
+    return sp.select(*[c for c in sp.columns if c not in ("last_rank", "owner", "owner_us")])
 
 
 def days_between(later_us: ir.IntegerValue, earlier_us: ir.IntegerValue) -> ir.FloatingValue:

@@ -86,3 +86,15 @@ def test_weekly_cutoffs_fall_on_the_anchor_day_and_daily_ones_every_day():
     assert [c.day for c in weekly] == [9, 16, 23, 30] and all(c.weekday() == 0 for c in weekly)
     daily = cadence_cutoffs(start, end, FeatureConfig(cadence="daily"))
     assert len(daily) == 28 and daily[0] == pd.Timestamp("2026-03-04", tz="UTC")
+
+
+def test_the_definition_hash_is_the_same_in_every_process():
+    import subprocess
+    import sys
+
+    code = ("from features.trainset import registry_hash; from features.registry import build_registry; "
+            "from leadradar.settings import Settings; s = Settings(); print(registry_hash(s, build_registry(s)))")
+    hashes = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                             env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)}).stdout.strip()
+              for seed in (1, 2, 3)}
+    assert len(hashes) == 1, hashes

@@ -4,31 +4,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.cm
+import matplotlib.colors
+import matplotlib.ticker
+from matplotlib.figure import Figure
+import numpy as np
+import pandas as pd
+from sklearn.metrics import precision_recall_curve, roc_curve
 
-matplotlib.use("Agg")
-import matplotlib.cm  # noqa: E402
-import matplotlib.colors  # noqa: E402
-import matplotlib.ticker  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.metrics import precision_recall_curve, roc_curve  # noqa: E402
-
-from training.metrics import reliability_table  # noqa: E402
+from training.metrics import reliability_table
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
+def _figure(figsize: tuple[float, float]):
+    """A figure without pyplot, so importing this module never changes anyone's matplotlib backend."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
+
+
+def _save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path
 
 
 def reliability_diagram(y: np.ndarray, curves: dict[str, np.ndarray], path: Path, bins: int = 15) -> Path:
     """Predicted against observed close rate per equal-count bin; the diagonal is perfect calibration."""
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, ax = _figure(figsize=(5.5, 5))
     top = 0.0
     for name, p in curves.items():
         rows = reliability_table(y, p, bins)
@@ -44,7 +46,7 @@ def reliability_diagram(y: np.ndarray, curves: dict[str, np.ndarray], path: Path
 
 
 def roc_plot(y: np.ndarray, curves: dict[str, np.ndarray], path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, ax = _figure(figsize=(5.5, 5))
     for name, p in curves.items():
         fpr, tpr, _ = roc_curve(y, p)
         ax.plot(fpr, tpr, label=name)
@@ -55,7 +57,7 @@ def roc_plot(y: np.ndarray, curves: dict[str, np.ndarray], path: Path) -> Path:
 
 
 def pr_plot(y: np.ndarray, curves: dict[str, np.ndarray], path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, ax = _figure(figsize=(5.5, 5))
     for name, p in curves.items():
         prec, rec, _ = precision_recall_curve(y, p)
         ax.plot(rec, prec, label=name)
@@ -82,7 +84,7 @@ def gains_curve(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def cumulative_gains(y: np.ndarray, curves: dict[str, np.ndarray], path: Path) -> Path:
     """Share of wins captured against share of leads contacted, best first; the diagonal is calling at random."""
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, ax = _figure(figsize=(5.5, 5))
     for name, p in curves.items():
         x, g = gains_curve(y, p)
         at10 = float(np.interp(0.1, x, g))
@@ -107,7 +109,7 @@ def feature_importance(names: list[str], gains: np.ndarray, path: Path, top: int
     total = gains.sum()
     share = gains / total if total > 0 else np.zeros_like(gains)
     order = np.argsort(-share, kind="stable")[:top][::-1]
-    fig, ax = plt.subplots(figsize=(7, 1.2 + 0.28 * len(order)))
+    fig, ax = _figure(figsize=(7, 1.2 + 0.28 * len(order)))
     ax.barh(np.arange(len(order)), share[order], color="#4c72b0")
     ax.set_yticks(np.arange(len(order)), [names[i] for i in order], fontsize=8)
     ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
@@ -167,7 +169,7 @@ def shap_summary(
         keep = rng.choice(len(contrib), max_rows, replace=False)
         contrib, vals = contrib[keep], vals[keep]
     order = np.argsort(-np.abs(contrib).mean(axis=0), kind="stable")[:top]
-    fig, ax = plt.subplots(figsize=(7.5, 1.4 + 0.36 * len(order)))
+    fig, ax = _figure(figsize=(7.5, 1.4 + 0.36 * len(order)))
     cmap = SHAP_COLOURS
     for row, j in enumerate(order[::-1]):
         x, v = contrib[:, j], vals[:, j]
