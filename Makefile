@@ -36,3 +36,20 @@ bench-%: $(STAMP)
 
 clean:
 	rm -rf .leadradar demo_data .pytest_cache .hypothesis spark-warehouse
+
+# Notebooks for data scientists (README "For data scientists"): JupyterLab on this machine only.
+.PHONY: notebooks notebooks-sync
+NB_STAMP := $(VENV)/.notebooks-installed
+
+$(NB_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,notebooks]'
+	@touch $(NB_STAMP)
+
+notebooks: $(NB_STAMP)
+	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks
+
+# After editing in JupyterLab: bring each .py and .ipynb pair level, then store the .ipynb without outputs.
+notebooks-sync: $(NB_STAMP)
+	$(VENV)/bin/jupytext --sync notebooks/[0-9]*.ipynb
+	$(VENV)/bin/jupyter nbconvert --log-level=WARN --clear-output --inplace notebooks/[0-9]*.ipynb
+	$(VENV)/bin/jupytext --sync notebooks/[0-9]*.ipynb

@@ -113,6 +113,7 @@ def measure(
                                 stderr=subprocess.STDOUT, text=True)
         output = _drain(proc, timeout)
         _, status, usage = os.wait4(proc.pid, 0)
+        proc.stdout.close()
         process_seconds = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         load_after, stalled_after = os.getloadavg()[0], cpu_stall_us()

@@ -154,7 +154,12 @@ def format_value(
     except (TypeError, ValueError):
         where = f"feature {registry_feature.name!r}" if registry_feature else f"a {kind} value"
         raise ValueError(f"{where}: expected a number, got {value!r}") from None
-    return fmt(x, lang) if math.isfinite(x) else MISSING[lang]
+    if not math.isfinite(x):
+        return MISSING[lang]
+    try:
+        return fmt(x, lang)
+    except (OverflowError, ValueError):  # a finite value too large to round for words: show it as is
+        return f"{x:g}"
 
 
 def _stage(value: Any, lang: str, funnel: FunnelConfig | None, feature: Feature | None) -> str:

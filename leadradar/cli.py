@@ -21,6 +21,9 @@ features_app = typer.Typer(no_args_is_help=True, help="Build feature tables.")
 app.add_typer(features_app, name="features")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys for the scoring service.")
 app.add_typer(keys_app, name="keys")
+users_app = typer.Typer(no_args_is_help=True, help="People who sign in to the dashboard (managers).")
+app.add_typer(users_app, name="users")
+LANG_HELP = "language of stages and reasons: en or zh-CN"
 bento_app = typer.Typer(no_args_is_help=True, help="Package the service and the champion as a Bento.")
 app.add_typer(bento_app, name="bento")
 
@@ -344,10 +347,13 @@ def score(
     items: Optional[Path] = typer.Option(None, help="item catalogue (default: items.parquet beside events)"),
     leads: Optional[Path] = typer.Option(None, help="static lead attributes (default: leads.parquet beside events)"),
 ) -> None:
-    """Score every open lead with the champion and keep the scores in the score store."""
+    """Score every open lead with the champion; keep scores, reasons, recent events and the funnel in the score store.
+
+    Re-running for the same as_of (and model version) replaces that run, never duplicates it.
+    """
     from features.cutoffs import now_utc
     from serving.loader import NoModelError, load_alias
-    from serving.scoring import score_batch, store_batch
+    from serving.scoring import score_and_store
     from serving.store import ScoreStore
 
     settings = settings_for()
@@ -357,9 +363,8 @@ def score(
     except NoModelError as exc:
         fail(str(exc))
     with console.status(f"scoring open leads as of {when:%Y-%m-%d %H:%M} UTC"):
-        scores, feats = score_batch(events, stages, when, settings, loaded, items or beside(events, "items.parquet"),
-                                    tenant, leads or beside(events, "leads.parquet"))
-        store_batch(ScoreStore(settings.score_store_url), scores, feats)
+        scores = score_and_store(ScoreStore(settings.score_store_url), events, stages, when, settings, loaded,
+                                 items or beside(events, "items.parquet"), tenant, leads or beside(events, "leads.parquet"))
     if out_file:
         out_file.parent.mkdir(parents=True, exist_ok=True)
         scores.drop(columns="detail", errors="ignore").to_parquet(out_file, index=False)
@@ -369,15 +374,42 @@ def score(
     )
 
 
-def rank_table(frame, title: str) -> Table:
-    table = Table(title=title)
+GRADE_STYLE = {"A": "bold white on red", "B": "bold black on yellow", "C": "bold white on blue", "D": "white on grey50"}
+
+
+def rank_table(frame, title: str, stage_label=None, width: int | None = None, caption: bool = True):
+    """A ranked list for the terminal: rank, lead, salesperson, stage, probability, grade, change, top reason.
+
+    On a terminal narrower than 120 columns the reasons follow the table, one line per lead.
+    """
+    from rich import box
+    from rich.console import Group
+    from rich.text import Text
+
+    wide = (width or out.width) >= 120
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, caption_justify="left",
+                  caption="change: percentage points since the previous run" if caption else None)
     for col, justify in (("#", "right"), ("lead", "left"), ("salesperson", "left"), ("stage", "left"),
-                         ("P(close)", "right"), ("change", "right")):
-        table.add_column(col, justify=justify)
-    for row in frame.itertuples():
-        change = "" if row.change != row.change else f"{row.change * 100:+.1f} pts"
-        table.add_row(str(row.rank), row.lead_id, row.sales_id or "", row.stage or "", f"{row.p_close:.1%}", change)
-    return table
+                         ("P(close)", "right"), ("grade", "center"), ("change", "right")):
+        table.add_column(col, justify=justify, no_wrap=True)
+    if wide:
+        table.add_column("top reason", ratio=1)
+    notes = []
+    for row in frame.to_dict("records"):
+        change = row.get("change")
+        if change is None or change != change:
+            moved = "[magenta]new[/magenta]"
+        else:
+            color = "green" if change > 0.0005 else "red" if change < -0.0005 else "dim"
+            moved = f"[{color}]{change * 100:+.1f}[/{color}]"
+        grade, stage, reason = row.get("grade") or "", row.get("stage") or "", row.get("top_reason") or ""
+        cells = [str(row["rank"]), row["lead_id"], row.get("sales_id") or "",
+                 stage_label(stage) if stage_label and stage else stage, f"{row['p_close']:.1%}",
+                 f"[{GRADE_STYLE.get(grade, '')}] {grade} [/]" if grade else "", moved]
+        table.add_row(*cells, *([reason] if wide else []))
+        if reason and not wide:
+            notes.append(Text.assemble((f"{row['rank']:>4}  {row['lead_id']}: ", "dim"), reason))
+    return Group(table, *notes) if notes else table
 
 
 @app.command()
@@ -385,22 +417,70 @@ def rank(
     tenant: str = typer.Option(..., help="tenant whose leads to rank"),
     sales: Optional[str] = typer.Option(None, help="only this salesperson's leads"),
     stage: Optional[str] = typer.Option(None, help="only leads at this stage"),
+    grade: Optional[str] = typer.Option(None, help="only leads of this grade (A, B, C or D)"),
     limit: int = typer.Option(20, help="rows to show"),
-    csv: Optional[Path] = typer.Option(None, help="also write the full filtered list as CSV"),
+    csv: Optional[Path] = typer.Option(None, help="also write the full filtered list as CSV (UTF-8)"),
+    xlsx: Optional[Path] = typer.Option(None, help="also write the full filtered list and its movers as Excel"),
+    movers: int = typer.Option(5, help="show the N leads that rose and fell most since the last run (0: none)"),
+    lang: str = typer.Option("en", help=LANG_HELP),
 ) -> None:
-    """The tenant's open leads from the latest scoring run, most likely closers first."""
-    from serving.ranking import ranked_leads
+    """The tenant's open leads from the latest scoring run, most likely closers first, and the movers."""
+    from features.registry import build_registry
+    from serving.export import write_csv, write_xlsx
+    from serving.ranking import ranked_list
+    from serving.reasons import ReasonWriter
     from serving.store import ScoreStore
 
     settings = settings_for()
+    if grade is not None and grade not in ("A", "B", "C", "D"):
+        raise typer.BadParameter(f"grade is A, B, C or D, not {grade!r}")
+    if lang not in ("en", "zh-CN"):
+        raise typer.BadParameter(f"language is en or zh-CN, not {lang!r}")
     store = ScoreStore(settings.score_store_url)
-    frame = ranked_leads(store, tenant, sales, stage, limit=None)
-    if frame.empty:
+    writer = ReasonWriter(build_registry(settings), settings.funnel)
+    result = ranked_list(store, tenant, settings.serving.grade, writer, lang, sales, stage, grade, max(movers, 0))
+    if result.table.empty and not store.runs(tenant):
         fail(f"no scores for tenant {tenant!r}; run `leadradar score` first")
+    label = lambda s: settings.funnel.label(s, lang)
     if csv:
-        frame.to_csv(csv, index=False)
-    as_of = frame["as_of"].iloc[0]
-    out.print(rank_table(frame.head(limit), f"{tenant}: top {min(limit, len(frame))} of {len(frame):,} open leads, as of {as_of:%Y-%m-%d %H:%M} UTC"))
+        write_csv(result.table, csv)
+    if xlsx:
+        write_xlsx(result.table, xlsx, lang, label, movers=result.movers)
+    table = result.table
+    as_of = f"{table['as_of'].iloc[0]:%Y-%m-%d %H:%M} UTC" if len(table) else "the latest run"
+    shown = " ".join(f"{k}={v}" for k, v in (("sales", sales), ("stage", stage), ("grade", grade)) if v)
+    out.print(rank_table(table.head(limit), f"{tenant}: top {min(limit, len(table))} of {len(table):,} open leads"
+                         f"{' (' + shown + ')' if shown else ''}, as of {as_of}", label))
+    if movers > 0 and result.previous_as_of is not None:
+        since = f"since {result.previous_as_of:%Y-%m-%d}"
+        for frame, title in ((result.up, f"rising fastest {since}"), (result.down, f"falling fastest {since}")):
+            if len(frame):
+                out.print(rank_table(frame, title, label, caption=False))
+    for path in (csv, xlsx):
+        if path:
+            console.print(f"wrote {len(table):,} leads → {path}")
+
+
+@app.command()
+def report(
+    tenant: str = typer.Option(..., help="tenant to report on"),
+    out_file: Path = typer.Option(..., "--out", help="the HTML file to write"),
+    lang: str = typer.Option("en", help=LANG_HELP),
+    top: int = typer.Option(25, help="leads in the ranked table"),
+) -> None:
+    """A self-contained HTML report (charts and styles inline, no script) of the latest run, for e-mail."""
+    from serving.dashboard.pagedata import PageData
+    from serving.report import write_report
+    from serving.store import ScoreStore
+
+    if lang not in ("en", "zh-CN"):
+        raise typer.BadParameter(f"language is en or zh-CN, not {lang!r}")
+    settings = settings_for()
+    store = ScoreStore(settings.score_store_url)
+    if not store.runs(tenant):
+        fail(f"no scores for tenant {tenant!r}; run `leadradar score` first")
+    path = write_report(PageData(store, settings), tenant, lang, out_file, top)
+    console.print(f"report of {tenant} → {path} ({path.stat().st_size / 1024:.0f} KiB)")
 
 
 @app.command()
@@ -460,6 +540,71 @@ def keys_revoke(key_id: str = typer.Argument(..., help="the key id shown by `key
     if not key_store().revoke(key_id):
         fail(f"no active key {key_id!r}")
     out.print(f"revoked {key_id}")
+
+
+def user_store():
+    from serving.users import UserStore
+
+    settings = settings_for()
+    settings.ensure_dirs()
+    return UserStore(settings.score_store_url)
+
+
+def new_password(from_stdin: bool) -> str:
+    """A password from standard input (for scripts) or typed twice at a hidden prompt."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return typer.prompt("password", hide_input=True, confirmation_prompt=True)
+
+
+@users_app.command("create")
+def users_create(
+    tenant: str = typer.Option(..., help="the company the person works for"),
+    name: str = typer.Option(..., help="the user name they sign in with"),
+    role: str = typer.Option("manager", help="manager (the dashboard is for managers)"),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="read the password from standard input"),
+) -> None:
+    """Create a dashboard account; the password is kept only as a scrypt hash."""
+    try:
+        user = user_store().create(tenant, name, new_password(password_stdin), role)
+    except ValueError as exc:
+        fail(str(exc))
+    console.print(f"user {user.username} of tenant {user.tenant_id} ({user.role}) can now sign in at /dashboard")
+
+
+@users_app.command("password")
+def users_password(
+    name: str = typer.Argument(..., help="the user name"),
+    password_stdin: bool = typer.Option(False, "--password-stdin", help="read the password from standard input"),
+) -> None:
+    """Set a new password; the user's open sessions end."""
+    try:
+        done = user_store().set_password(name, new_password(password_stdin))
+    except ValueError as exc:
+        fail(str(exc))
+    if not done:
+        fail(f"no user {name!r}")
+    console.print(f"new password set for {name}")
+
+
+@users_app.command("list")
+def users_list(tenant: Optional[str] = typer.Option(None, help="only this tenant's users")) -> None:
+    """Dashboard accounts with their tenant, role and state (never a password)."""
+    table = Table(title="dashboard users")
+    for col in ("user", "tenant", "role", "created", "state"):
+        table.add_column(col)
+    for u in user_store().list(tenant):
+        table.add_row(u["username"], u["tenant_id"], u["role"], f"{u['created_at']:%Y-%m-%d %H:%M}",
+                      "disabled" if u["disabled_at"] else "active")
+    out.print(table)
+
+
+@users_app.command("disable")
+def users_disable(name: str = typer.Argument(..., help="the user name")) -> None:
+    """Disable an account; its sessions end with the next page it opens."""
+    if not user_store().disable(name):
+        fail(f"no active user {name!r}")
+    out.print(f"disabled {name}")
 
 
 @app.command()

@@ -10,15 +10,16 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
-from features.build import compute_features
 from features.registry import build_registry
 from features.simulator import SimulationConfig, simulate, simulation_end
 from leadradar.settings import Settings, quiet_environment
 from serving.loader import load_alias
 from serving.process import ServiceProcess
-from serving.ranking import ranked_leads
+from serving.ranking import ranked_list
+from serving.reasons import ReasonWriter
 from serving.auth import KeyStore
-from serving.scoring import check_definitions, score_frame, store_batch
+from serving.activity import batch_activity
+from serving.scoring import score_batch, store_batch
 from serving.store import ScoreStore
 from training.pipeline import train_from_logs
 from training.tracking import ui_command
@@ -62,11 +63,10 @@ def run_demo(data_dir: Path = Path("demo_data"), leads: int = 20_000, tenants: i
     step("3. batch-score every open lead as of the end of the data")
     as_of = pd.Timestamp(simulation_end(cfg), tz="UTC").as_unit("us")
     loaded = load_alias(settings)
-    check_definitions(loaded, settings)
-    feats = compute_features(paths["events"], paths["stages"], [as_of], settings, build_registry(settings), paths["items"],
-                             leads=paths["leads"])
-    scores = score_frame(feats, loaded, list(settings.funnel.open_stages))
-    store_batch(ScoreStore(settings.score_store_url), scores, feats)
+    scores, feats = score_batch(paths["events"], paths["stages"], as_of, settings, loaded, paths["items"],
+                                leads=paths["leads"])
+    store_batch(ScoreStore(settings.score_store_url), scores, feats,
+                batch_activity(paths["events"], paths["stages"], scores, as_of, settings))
     console.print(f"{len(scores):,} open leads scored and stored as of {as_of:%Y-%m-%d}")
 
     step("4. start the BentoML service and score leads over HTTP")
@@ -91,10 +91,14 @@ def run_demo(data_dir: Path = Path("demo_data"), leads: int = 20_000, tenants: i
                   f"max |Δ| = {np.max(np.abs(got - expected)):.2e}")
 
     step(f"5. the 20 most likely closers of {tenant}")
-    console.print(rank_table(ranked_leads(ScoreStore(settings.score_store_url), tenant, limit=20),
-                             f"{tenant}, as of {as_of:%Y-%m-%d}"))
+    writer = ReasonWriter(build_registry(settings), settings.funnel)
+    ranked = ranked_list(ScoreStore(settings.score_store_url), tenant, settings.serving.grade, writer, n_movers=0)
+    console.print(rank_table(ranked.table.head(20), f"{tenant}, as of {as_of:%Y-%m-%d}"))
 
     wall = time.perf_counter() - started
     console.rule(f"[bold green]demo done in {wall:.0f} s[/bold green]")
     console.print(f"MLflow UI:  {ui_command(settings)}\n           then open http://127.0.0.1:5000")
+    console.print(f"Dashboard:  leadradar users create --tenant {tenant} --name boss; leadradar serve\n"
+                  f"            then open http://127.0.0.1:{settings.serving.port}/dashboard "
+                  f"(or: leadradar report --tenant {tenant} --out report.html)")
     return wall

@@ -12,6 +12,14 @@ import numpy as np
 import pandas as pd
 
 
+class FeatureValueError(ValueError):
+    """A feature value that cannot be a model input; names the record and the feature."""
+
+    def __init__(self, record: int, feature: str, reason: str):
+        super().__init__(f"record {record}, feature {feature}: {reason}")
+        self.record, self.feature, self.reason = record, feature, reason
+
+
 class FeatureEncoder:
     def __init__(self, features: list[str], categorical: list[str] | None = None):
         self.features = list(features)
@@ -60,8 +68,14 @@ class FeatureEncoder:
                     continue
                 if name in codes:
                     out[i, j] = codes[name].get(str(v), np.nan)
-                else:
-                    out[i, j] = float(v)
+                    continue
+                try:
+                    x = float(v)
+                except (TypeError, ValueError, OverflowError):
+                    raise FeatureValueError(i, name, f"{v!r} is not a number") from None
+                if not np.isfinite(x):
+                    raise FeatureValueError(i, name, f"{v!r} is not a finite number (send null for a missing value)")
+                out[i, j] = x
         return out
 
     def categorical_indices(self) -> list[int]:

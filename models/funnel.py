@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,6 +162,8 @@ class FunnelModel:
     def save(self, path: Path, extra: dict[str, Any] | None = None) -> Path:
         """Plain files: one LightGBM text model per target and a JSON with everything else."""
         path.mkdir(parents=True, exist_ok=True)
+        extra = dict(extra or {})
+        files = extra.pop("_files", {})
         meta = {
             "main_target": self.main_target,
             "params": self.params,
@@ -170,6 +173,8 @@ class FunnelModel:
             **(extra or {}),
         }
         meta["skipped_targets"] = getattr(self, "skipped_", {})
+        for name, file in files.items():
+            shutil.copyfile(file, path / name)
         for name, t in self.targets_.items():
             t.booster.save_model(str(path / f"{name}.txt"))
             meta["targets"].append({
@@ -189,6 +194,7 @@ class FunnelModel:
         model.encoder_ = enc
         model.targets_ = {}
         model.skipped_ = meta.get("skipped_targets", {})
+        model.path_ = path
         for t, spec in zip(meta["targets"], specs):
             booster = lgb.Booster(model_file=str(path / f"{spec.name}.txt"))
             model.targets_[spec.name] = FittedTarget(

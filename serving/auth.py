@@ -115,6 +115,14 @@ class KeyStore:
             self._cache[cache_key] = (now, principal)
         return principal
 
+    def active(self, key_id: str) -> Principal | None:
+        """The principal of an unrevoked key by its id (for sessions begun with that key), else None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(KEYS).where(KEYS.c.key_id == key_id)).mappings().first()
+        if row is None or row["revoked_at"] is not None:
+            return None
+        return Principal(key_id, row["tenant_id"], row["role"], row["sales_id"])
+
     def revoke(self, key_id: str) -> bool:
         with self.engine.begin() as conn:
             done = conn.execute(KEYS.update().where((KEYS.c.key_id == key_id) & KEYS.c.revoked_at.is_(None))

@@ -18,6 +18,7 @@ from features.contract import EVENT_SCHEMA, ITEM_SCHEMA, STAGE_SCHEMA
 from features.online import OnlineFeatures
 from features.registry import FeatureRegistry
 from leadradar.settings import Settings
+from models.encoding import FeatureValueError
 from models.explain import Explainer
 from serving.auth import Principal
 from serving.loader import LoadedModel
@@ -80,6 +81,7 @@ class Engine:
         self.explainer = Explainer(self.model, self.model.main_target, registry, settings.funnel, settings.events)
         self.types = set(settings.events.types)
         self.stage_names = set(settings.funnel.all_stages)
+        self.ranges = feature_ranges(registry, self.features, len(self.stages))
 
     # -- inputs -----------------------------------------------------------------------------------
 
@@ -93,12 +95,24 @@ class Engine:
             records.append(lead.features)
         try:
             X = self.model.encoder_.transform_records(records)
-        except (TypeError, ValueError) as exc:
-            raise RequestError(["body", "leads", "features"], f"a feature value is not a number: {exc}") from None
+        except FeatureValueError as exc:
+            raise RequestError(["body", "leads", leads[exc.record][0], "features", exc.feature], exc.reason) from None
+        self._check_ranges(X, [i for i, _ in leads])
         stage_col = self.index.get("stage_rank")
         stages = [None if stage_col is None or np.isnan(x) else self.rank_to_stage.get(int(x)) for x in
                   (X[:, stage_col] if stage_col is not None else np.full(len(X), np.nan))]
         return X, stages
+
+    def _check_ranges(self, X: np.ndarray, positions: list[int]) -> None:
+        """Values a feature of its kind can take: counts and durations not negative, shares in [0, 1],
+        the stage an open funnel stage. The first offending lead and feature are named."""
+        for j, (low, high, what) in self.ranges.items():
+            col = X[:, j]
+            bad = np.flatnonzero(~np.isnan(col) & ((col < low) | (col > high)))
+            if bad.size:
+                k = bad[0]
+                raise RequestError(["body", "leads", positions[k], "features", self.features[j]],
+                                   f"{col[k]:g} is outside {what}")
 
     def _from_events(self, leads: list[tuple[int, LeadIn]], tenant: str, as_of: datetime) -> tuple[pd.DataFrame, dict]:
         ev, st, attrs = {k: [] for k in EVENT_SCHEMA.names}, {k: [] for k in STAGE_SCHEMA.names}, []
@@ -218,15 +232,27 @@ class Engine:
         )
 
 
-def load_items(settings: Settings, loaded: LoadedModel) -> pa.Table | None:
-    """The item catalogue the model's training run used, for pricing and product-line features online."""
-    import pyarrow.parquet as pq
-    from mlflow import MlflowClient
+def feature_ranges(registry: FeatureRegistry, names: list[str], open_stages: int) -> dict[int, tuple[float, float, str]]:
+    """Per model column, the values its kind allows (unbounded kinds are left out)."""
+    bounds = {"count": (0, np.inf, "counts (>= 0)"), "seconds": (0, np.inf, "durations (>= 0)"),
+              "hours": (0, np.inf, "durations (>= 0)"), "days": (0, np.inf, "durations (>= 0)"),
+              "share": (0, 1, "shares [0, 1]"), "rank": (0, open_stages - 1, f"open funnel stages 0..{open_stages - 1}")}
+    return {j: bounds[registry[n].kind] for j, n in enumerate(names) if n in registry and registry[n].kind in bounds}
 
-    try:
-        path = MlflowClient().get_run(loaded.ref.run_id).data.tags.get("data.items")
+
+def load_items(settings: Settings, loaded: LoadedModel) -> pa.Table | None:
+    """The item catalogue the model trained with, carried in its bundle, for pricing and product-line features."""
+    import pyarrow.parquet as pq
+
+    path = getattr(loaded.model, "path_", None)
+    if path is not None and (path / "items.parquet").exists():
+        return pq.read_table(path / "items.parquet").select(ITEM_SCHEMA.names).cast(ITEM_SCHEMA)
+    try:  # bundles from before the catalogue travelled with them: the path the training run recorded
+        from mlflow import MlflowClient
+
+        recorded = MlflowClient().get_run(loaded.ref.run_id).data.tags.get("data.items")
     except Exception:
-        path = None
-    if path and pd.io.common.file_exists(path):
-        return pq.read_table(path).select(ITEM_SCHEMA.names).cast(ITEM_SCHEMA)
+        recorded = None
+    if recorded and pd.io.common.file_exists(recorded):
+        return pq.read_table(recorded).select(ITEM_SCHEMA.names).cast(ITEM_SCHEMA)
     return None

@@ -1,4 +1,5 @@
-"""Request body limits: an oversized body gets 413 before any of it is parsed."""
+"""Request limits: a body over the limit gets 413 before any of it is parsed, a request without a valid
+key gets 401 before its body is looked at."""
 
 from __future__ import annotations
 
@@ -6,57 +7,78 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+PUBLIC_PATHS = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
+
+
+async def send_json(send: Send, status: int, doc: dict, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = json.dumps(doc, ensure_ascii=True).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(headers or [])]})
+    await send({"type": "http.response.body", "body": body})
+
 
 class BodyLimit:
-    """Pure ASGI middleware: refuse bodies above `max_bytes`, by Content-Length or while streaming."""
+    """Pure ASGI middleware: read the body up to `max_bytes` (by Content-Length or streamed), then replay it."""
 
     def __init__(self, app: ASGIApp, max_bytes: int):
         self.app = app
         self.max_bytes = max_bytes
 
     async def _refuse(self, send: Send) -> None:
-        body = json.dumps({"error": "request body too large", "detail": f"the limit is {self.max_bytes} bytes"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await send_json(send, 413, {"error": "request body too large", "detail": f"the limit is {self.max_bytes} bytes"})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
         length = dict(scope.get("headers", [])).get(b"content-length")
-        if length is not None:
-            try:
-                too_big = int(length) > self.max_bytes
-            except ValueError:
-                too_big = False
-            if too_big:
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await self._refuse(send)
+            return
+        chunks, seen = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_bytes:
                 await self._refuse(send)
                 return
-        seen = 0
-        started = False
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body, replayed = b"".join(chunks), False
 
-        async def counting_receive() -> Message:
-            nonlocal seen
-            message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _TooLarge()
-            return message
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await self._refuse(send)
+        await self.app(scope, replay, send)
 
 
-class _TooLarge(Exception):
-    pass
+class KeyGate:
+    """Pure ASGI middleware: no valid API key, no further (401), whatever the body; the role check stays
+    in the endpoint. The key store is the one the service put on `app.state.keys`."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path", "").endswith(PUBLIC_PATHS):
+            await self.app(scope, receive, send)
+            return
+        keys = getattr(scope["app"].state, "keys", None) if "app" in scope else None
+        if keys is not None:
+            headers = dict(scope.get("headers", []))
+            token = (headers.get(b"x-api-key") or headers.get(b"authorization") or b"").decode("latin-1")
+            if token.lower().startswith("bearer "):
+                token = token[7:].strip()
+            if keys.verify(token or None) is None:
+                await send_json(send, 401, {"detail": "missing or unknown API key; send `Authorization: Bearer <key>`"},
+                                [(b"www-authenticate", b"Bearer")])
+                return
+        await self.app(scope, receive, send)

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import pandas as pd
 
+from serving.reasons import ReasonWriter
 from serving.store import ScoreStore
+
+# What a ranked list carries into files and terminals, in this order.
+LIST_COLUMNS = ["rank", "lead_id", "sales_id", "stage", "p_close", "grade", "change", "top_reason",
+                "as_of", "model_version"]
+# The list's stage column already says what this reason would; its "top reason" is the next one.
+SHOWN_IN_COLUMNS = ("stage_rank",)
 
 
 def ranked_leads(
@@ -52,3 +60,54 @@ def movers(frame: pd.DataFrame, n: int = 5) -> tuple[pd.DataFrame, pd.DataFrame]
     up = known[known["change"] > 0].sort_values(["change", "lead_id"], ascending=[False, True], kind="stable")
     down = known[known["change"] < 0].sort_values(["change", "lead_id"], ascending=[True, True], kind="stable")
     return up.head(n).reset_index(drop=True), down.head(n).reset_index(drop=True)
+
+
+def reason_side(grade: str) -> str:
+    """Which side a list's top reason speaks from: why a hot lead is hot, why a cold one is cold."""
+    return "for" if grade in ("A", "B") else "against"
+
+
+def listing(frame: pd.DataFrame, writer: ReasonWriter | None, lang: str = "en") -> pd.DataFrame:
+    """A graded ranked frame as the list's columns, with its top reason worded in `lang`."""
+    reasons = ([writer.top(d, lang, SHOWN_IN_COLUMNS, reason_side(g)) for d, g in zip(frame["detail"], frame["grade"])]
+               if writer is not None and len(frame) and "detail" in frame else "")
+    out = frame.assign(top_reason=reasons)
+    for col in LIST_COLUMNS:
+        if col not in out:
+            out[col] = None
+    return out[LIST_COLUMNS].reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class RankedList:
+    """A filtered list (all of it), its biggest movers since the previous run, and the run it is of."""
+
+    table: pd.DataFrame
+    up: pd.DataFrame
+    down: pd.DataFrame
+    previous_as_of: pd.Timestamp | None
+
+    @property
+    def movers(self) -> pd.DataFrame:
+        """Risers then fallers, as one table (for a file)."""
+        parts = [f for f in (self.up, self.down) if len(f)]
+        return pd.concat(parts, ignore_index=True) if parts else self.up
+
+
+def ranked_list(
+    store: ScoreStore,
+    tenant_id: str,
+    grade: Callable[[float], str],
+    writer: ReasonWriter | None = None,
+    lang: str = "en",
+    sales_id: str | None = None,
+    stage: str | None = None,
+    only_grade: str | None = None,
+    n_movers: int = 5,
+) -> RankedList:
+    """The tenant's latest list, filtered, with grades, top reasons and movers (what `rank` prints and exports)."""
+    frame = with_grades(ranked_leads(store, tenant_id, sales_id, stage, limit=None), grade, only_grade)
+    up, down = movers(frame, n_movers)
+    runs = store.runs(tenant_id)
+    previous = pd.Timestamp(runs[1][0]) if len(runs) > 1 else None
+    return RankedList(listing(frame, writer, lang), listing(up, writer, lang), listing(down, writer, lang), previous)

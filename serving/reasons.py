@@ -60,8 +60,24 @@ class ReasonWriter:
             for side in ("for", "against")
         }
 
-    def top(self, detail: str | dict | None, lang: str) -> str:
-        """The strongest reason for the score, or against it when nothing speaks for it; '' without reasons."""
-        worded = self.reasons(detail, lang)
-        first = (worded["for"] or worded["against"] or [None])[0]
-        return first.text if first else ""
+    def strongest(self, detail: str | dict | None, lang: str, skip: tuple[str, ...] = (),
+                  prefer: str = "for") -> WordedReason | None:
+        """The strongest reason on the `prefer` side ("for" or "against"), else on the other; None without reasons.
+
+        Features in `skip` (say, the stage a list shows in its own column) give way to the next
+        reason on the same side, and speak only when their side has no other.
+        """
+        stored = parse_detail(detail).get("reasons") or {}
+        sides = ("for", "against") if prefer == "for" else ("against", "for")
+        for side in sides:
+            kept = stored.get(side) or []
+            if kept:
+                r = next((r for r in kept if r["feature"] not in skip), kept[0])
+                return WordedReason(self.sentence(r["feature"], r.get("value"), lang), side,
+                                    float(r.get("contribution", 0.0)), r["feature"])
+        return None
+
+    def top(self, detail: str | dict | None, lang: str, skip: tuple[str, ...] = (), prefer: str = "for") -> str:
+        """The words of `strongest`; '' without reasons."""
+        reason = self.strongest(detail, lang, skip, prefer)
+        return reason.text if reason else ""

@@ -116,3 +116,22 @@ def store_batch(
         store.write_events(activity.events, activity.as_of)
         store.write_funnel(activity.funnel)
     return written
+
+
+def score_and_store(
+    store: ScoreStore,
+    events: Source,
+    stages: Source,
+    as_of: pd.Timestamp,
+    settings: Settings,
+    loaded: LoadedModel,
+    items: Source | None = None,
+    tenant: str | None = None,
+    leads: Source | None = None,
+) -> pd.DataFrame:
+    """A whole batch run: score the open leads, keep scores, reasons, recent events and the funnel."""
+    from serving.activity import batch_activity
+
+    scores, feats = score_batch(events, stages, as_of, settings, loaded, items, tenant, leads)
+    store_batch(store, scores, feats, batch_activity(events, stages, scores, as_of, settings))
+    return scores

@@ -7,19 +7,23 @@ serving/engine.py, serving/ranking.py and serving/auth.py; this module wires key
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 
 import bentoml
-from fastapi import FastAPI, Header, HTTPException
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 
 from features.online import OnlineFeatures
 from features.registry import build_registry
 from leadradar.settings import get_settings
 from serving.auth import KeyStore, Principal
+from serving.dashboard.mount import service_dashboard
 from serving.engine import ContextCache, Engine, RequestError, load_items
 from serving.holder import ModelHolder
-from serving.limits import BodyLimit
+from serving.limits import BodyLimit, KeyGate
 from serving.ranking import ranked_leads
 from serving.schemas import ErrorBody, ModelInfo, RankedLead, RankRequest, RankResponse, ScoreRequest, ScoreResponse
 from serving.store import ScoreStore
@@ -34,7 +38,16 @@ app = FastAPI(
     description="Close probabilities, funnel transitions, grades and reasons for sales leads, per tenant.",
     servers=[{"url": "/v1"}],
 )
+app.add_middleware(KeyGate)
 app.add_middleware(BodyLimit, max_bytes=SETTINGS.serving.max_body_bytes)
+
+
+@app.exception_handler(RequestValidationError)
+async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+    """422 with each error's field path and message, never echoing the input (it may not even encode)."""
+    detail = [{"loc": list(e.get("loc", [])), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+              for e in exc.errors()]
+    return Response(json.dumps({"detail": detail}, ensure_ascii=True), status_code=422, media_type="application/json")
 
 
 def _token(authorization: str | None, x_api_key: str | None) -> str | None:
@@ -46,12 +59,18 @@ def _token(authorization: str | None, x_api_key: str | None) -> str | None:
 
 
 @bentoml.service(name="leadradar", workers=SETTINGS.serving.workers, traffic={"timeout": 60})
+@bentoml.asgi_app(service_dashboard(), path="/dashboard")  # the managers' pages (serving/dashboard/)
 @bentoml.asgi_app(app, path="/v1")
 class LeadRadar:
     def __init__(self) -> None:
+        # A registry that does not answer should cost seconds, not MLflow's default minutes of retries:
+        # the service then serves its last local copy.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
         settings = get_settings()
         self.settings = settings
         self.keys = KeyStore(settings.score_store_url, settings.serving.key_cache_seconds)
+        app.state.keys = self.keys
         self.store = ScoreStore(settings.score_store_url)
         registry = build_registry(settings)
         online = OnlineFeatures(settings, registry)

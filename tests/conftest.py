@@ -82,3 +82,88 @@ def server(trained: dict, settings: Settings):
 
     with ServiceProcess(settings) as svc:
         yield svc
+
+
+# -- The scoring service's tests (tests/test_service_*.py): scores in the store, keys per role, a bare server --
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Two batch runs kept in the session's score store, a week apart; `scores`/`features` are the latest."""
+
+    as_of: object  # pd.Timestamp, UTC
+    previous: object
+    scores: object  # pd.DataFrame: the latest run, as `leadradar score` keeps it
+    features: object  # pd.DataFrame: the latest run's feature rows
+    version: str
+
+
+@dataclass(frozen=True)
+class Key:
+    token: str
+    key_id: str
+    tenant: str
+    role: str
+    sales_id: str | None = None
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture(scope="session")
+def scored(trained: dict, small_sim: Sim, settings: Settings) -> Batch:
+    """Every open lead scored at the simulation's end and a week before, and stored, as `leadradar score` does."""
+    import pandas as pd
+
+    from features.simulator import SimulationConfig, simulation_end
+    from serving.loader import load_alias
+    from serving.scoring import score_batch, store_batch
+    from serving.store import ScoreStore
+
+    end = pd.Timestamp(simulation_end(SimulationConfig(**SMALL)), tz="UTC").as_unit("us")
+    loaded = load_alias(settings)
+    store = ScoreStore(settings.score_store_url)
+    runs = {}
+    for as_of in (end - pd.Timedelta(days=7), end):  # the latest last, so its salesperson context stays
+        runs[as_of] = score_batch(small_sim.events, small_sim.stages, as_of, settings, loaded, small_sim.items,
+                                  leads=small_sim.leads)
+        store_batch(store, *runs[as_of])
+    scores, features = runs[end]
+    return Batch(end, end - pd.Timedelta(days=7), scores, features, loaded.ref.version)
+
+
+@pytest.fixture(scope="session")
+def role_keys(settings: Settings, scored: Batch) -> dict[tuple[str, str], Key]:
+    """A key per (tenant, role) of t01 and t02; a sales key belongs to the tenant's busiest salesperson."""
+    from serving.auth import KeyStore
+
+    store = KeyStore(settings.score_store_url)
+    keys = {}
+    for tenant in ("t01", "t02"):
+        mine = scored.scores[scored.scores["tenant_id"] == tenant]
+        busiest = mine["sales_id"].value_counts().index[0]
+        for role in ("system", "manager", "sales"):
+            sales_id = busiest if role == "sales" else None
+            key_id, token = store.create(tenant, role, name=f"service tests {role}", sales_id=sales_id)
+            keys[tenant, role] = Key(token, key_id, tenant, role, sales_id)
+    return keys
+
+
+@pytest.fixture(scope="session")
+def bare_server(tmp_path_factory: pytest.TempPathFactory):
+    """A server on an empty data directory (no model anywhere), with a 4 KB body limit and no key cache.
+
+    One start serves three configurations that the session server cannot show: no model to answer
+    with, a small `max_body_bytes`, and a revoked key refused at once (`key_cache_seconds=0`).
+    """
+    from serving.process import ServiceProcess
+
+    home = tmp_path_factory.mktemp("bare-home")
+    env = {
+        "LEADRADAR_SERVING__MAX_BODY_BYTES": "4096",
+        "LEADRADAR_SERVING__KEY_CACHE_SECONDS": "0",
+        "BENTOML_HOME": str(tmp_path_factory.mktemp("bare-bentoml")),  # no bundled model to fall back to
+    }
+    with ServiceProcess(Settings(home=home), env=env, require_ready=False) as svc:
+        yield svc

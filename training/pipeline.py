@@ -290,7 +290,9 @@ def log_and_register(
         (out / "features.json").write_text(json.dumps(features_doc, ensure_ascii=False, indent=1))
         mlflow.log_artifacts(str(out / "plots"), "plots")
         mlflow.log_artifact(str(out / "features.json"))
+        carried = {"items.parquet": data_tags["data.items"]} if data_tags.get("data.items") else {}
         bundle = model.save(out / "bundle", extra={
+            "_files": carried,
             "definition_hash": ts.definition_hash,
             "window": ts.window,
             "test_metrics": results["test"],

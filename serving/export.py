@@ -1,0 +1,91 @@
+"""Ranked lists as files: CSV for programs and spreadsheets, Excel for people.
+
+CSV keeps stable column names (`rank, lead_id, ..., top_reason`) and is written as UTF-8 with a byte
+order mark, so Excel on a Chinese Windows opens the Chinese reasons correctly. The workbook has
+headings in the reader's language, percentages as numbers formatted as percent, a frozen header
+and filters, and a second sheet with the movers.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+
+from serving.dashboard.messages import translator
+
+HEADINGS = {
+    "rank": "col.rank", "lead_id": "col.lead", "sales_id": "col.sales", "stage": "col.stage", "p_close": "col.p",
+    "grade": "col.grade", "change": "col.change", "top_reason": "col.reason", "as_of": "col.asof",
+    "model_version": "col.model",
+}
+WIDTHS = {"rank": 7, "lead_id": 16, "sales_id": 14, "stage": 12, "p_close": 12, "grade": 7, "change": 10,
+          "top_reason": 60, "as_of": 18, "model_version": 10}
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Timestamps as text a spreadsheet shows as written (UTC), numbers as numbers."""
+    out = frame.copy()
+    if "as_of" in out and len(out):
+        out["as_of"] = pd.to_datetime(out["as_of"], utc=True).dt.strftime("%Y-%m-%d %H:%M UTC")
+    return out
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """The list as UTF-8 CSV with a BOM (Excel needs it to read Chinese)."""
+    return _plain(frame).to_csv(index=False).encode("utf-8-sig")
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(csv_bytes(frame))
+    return path
+
+
+def xlsx_bytes(frame: pd.DataFrame, lang: str, stage_label=None, movers: pd.DataFrame | None = None,
+               title: str = "") -> bytes:
+    """An Excel workbook of the list (and its movers), headings in `lang`, stages worded by `stage_label`."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font, PatternFill
+    from openpyxl.utils import get_column_letter
+
+    t = translator(lang)
+    book = Workbook()
+    sheets = [(book.active, frame, title or t("board.title"))]
+    if movers is not None:
+        sheets.append((book.create_sheet(), movers, f'{t("movers.up")} / {t("movers.down")}'))
+    for sheet, data, name in sheets:
+        sheet.title = name[:31].replace("/", "-")
+        data = _plain(data)
+        if stage_label is not None and "stage" in data:
+            data["stage"] = data["stage"].map(lambda s: stage_label(s) if isinstance(s, str) else s)
+        columns = list(data.columns)
+        sheet.append([t(HEADINGS[c]) if c in HEADINGS else c for c in columns])
+        for row in data.itertuples(index=False):
+            sheet.append([None if (isinstance(v, float) and v != v) else v for v in row])
+        for j, col in enumerate(columns, start=1):
+            letter = get_column_letter(j)
+            sheet.column_dimensions[letter].width = WIDTHS.get(col, 14)
+            if col in ("p_close", "change"):
+                for cell in sheet[letter][1:]:
+                    cell.number_format = "0.0%" if col == "p_close" else "+0.0%;-0.0%;0.0%"
+            if col == "top_reason":
+                for cell in sheet[letter][1:]:
+                    cell.alignment = Alignment(wrap_text=False)
+        for cell in sheet[1]:
+            cell.font = Font(bold=True, color="FFFFFF")
+            cell.fill = PatternFill("solid", fgColor="1C7ED6")
+        sheet.freeze_panes = "A2"
+        if columns:
+            sheet.auto_filter.ref = sheet.dimensions
+    buffer = io.BytesIO()
+    book.save(buffer)
+    return buffer.getvalue()
+
+
+def write_xlsx(frame: pd.DataFrame, path: Path, lang: str, stage_label=None, movers: pd.DataFrame | None = None,
+               title: str = "") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(xlsx_bytes(frame, lang, stage_label, movers, title))
+    return path

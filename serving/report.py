@@ -1,0 +1,28 @@
+"""The e-mailed HTML report: the dashboard's content and charts in one self-contained file.
+
+It renders the same page data with the same templates; styles and SVG charts are inline, there is
+no script and nothing is fetched, so it reads the same in a mail client, a browser or offline.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from serving.dashboard.formatting import Clock
+from serving.dashboard.pagedata import PageData
+from serving.dashboard.render import render
+
+
+def report_html(data: PageData, tenant: str, lang: str, top: int = 25) -> str:
+    """The report of one tenant's latest scoring run, in `lang`."""
+    content = data.report(tenant, lang, top)
+    clock = Clock(data.settings.features.utc_offset_hours, lang)
+    return render("report.html", lang, r=content, generated=clock.datetime(datetime.now(timezone.utc)),
+                  base=None, viewer=None, nav="")
+
+
+def write_report(data: PageData, tenant: str, lang: str, out: Path, top: int = 25) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(report_html(data, tenant, lang, top), encoding="utf-8")
+    return out

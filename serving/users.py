@@ -1,0 +1,147 @@
+"""People who sign in to the dashboard: a user name and a password, bound to one tenant and one role.
+
+Machines use API keys (serving/auth.py); a person should not have to paste one. Passwords are kept
+only as scrypt hashes (salted, memory-hard: n=2^14, r=8, p=1), checked in constant time, and a
+failed look-up costs the same as a wrong password so that timing does not tell which names exist.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+
+from serving.auth import ROLES
+
+SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+MIN_PASSWORD = 10
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+METADATA = sa.MetaData()
+USERS = sa.Table(
+    "dashboard_users",
+    METADATA,
+    sa.Column("username", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("password_hash", sa.String(256), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("disabled_at", sa.DateTime(timezone=True)),
+)
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def hash_password(password: str, salt: bytes | None = None, n: int = SCRYPT["n"], r: int = SCRYPT["r"],
+                  p: int = SCRYPT["p"]) -> str:
+    """`scrypt$n$r$p$salt$hash`, all a later check needs."""
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32)
+    return f"scrypt${n}${r}${p}${_b64(salt)}${_b64(digest)}"
+
+
+def check_password(password: str, stored: str) -> bool:
+    """True when `password` hashes to `stored` (constant-time comparison)."""
+    try:
+        kind, n, r, p, salt, digest = stored.split("$")
+        if kind != "scrypt":
+            return False
+        again = hashlib.scrypt(password.encode(), salt=_unb64(salt), n=int(n), r=int(r), p=int(p), dklen=32)
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(again, _unb64(digest))
+
+
+_DUMMY = hash_password("not a password of anyone", b"0" * 16)
+
+
+@dataclass(frozen=True)
+class User:
+    """A person's account; `fingerprint` changes with the password, ending sessions made before."""
+
+    username: str
+    tenant_id: str
+    role: str
+    fingerprint: str
+
+
+def _user(row) -> User:
+    return User(row["username"], row["tenant_id"], row["role"],
+                hashlib.sha256(row["password_hash"].encode()).hexdigest()[:16])
+
+
+class UserStore:
+    """Dashboard accounts in SQL (the score store's database by default)."""
+
+    def __init__(self, url: str):
+        self.engine = sa.create_engine(url, future=True)
+        METADATA.create_all(self.engine)
+
+    def create(self, tenant_id: str, username: str, password: str, role: str = "manager") -> User:
+        """A new account; refuses a taken name, a short password or an unknown role."""
+        if not NAME.match(username or ""):
+            raise ValueError(f"user name {username!r}: use 1-64 letters, digits, '.', '_', '@' or '-'")
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+        if not tenant_id:
+            raise ValueError("a user needs a tenant")
+        _check_strength(password)
+        with self.engine.begin() as conn:
+            if conn.execute(sa.select(USERS.c.username).where(USERS.c.username == username)).first():
+                raise ValueError(f"user {username!r} exists; use `leadradar users password` to change the password")
+            conn.execute(USERS.insert().values(
+                username=username, tenant_id=tenant_id, role=role, password_hash=hash_password(password),
+                created_at=datetime.now(timezone.utc), disabled_at=None))
+        return self.get(username)  # type: ignore[return-value]
+
+    def set_password(self, username: str, password: str) -> bool:
+        """A new password (ends the user's sessions); False if there is no such user."""
+        _check_strength(password)
+        with self.engine.begin() as conn:
+            done = conn.execute(USERS.update().where(USERS.c.username == username)
+                                .values(password_hash=hash_password(password))).rowcount
+        return bool(done)
+
+    def get(self, username: str) -> User | None:
+        """The active account of that name, or None."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(USERS).where(USERS.c.username == username)).mappings().first()
+        return _user(row) if row and row["disabled_at"] is None else None
+
+    def verify(self, username: str, password: str) -> User | None:
+        """The account if the password is right and the account active; None otherwise."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(USERS).where(USERS.c.username == username)).mappings().first()
+        ok = check_password(password, row["password_hash"] if row else _DUMMY)
+        return _user(row) if row and ok and row["disabled_at"] is None else None
+
+    def disable(self, username: str) -> bool:
+        with self.engine.begin() as conn:
+            done = conn.execute(USERS.update().where((USERS.c.username == username) & USERS.c.disabled_at.is_(None))
+                                .values(disabled_at=datetime.now(timezone.utc))).rowcount
+        return bool(done)
+
+    def list(self, tenant_id: str | None = None) -> list[dict]:
+        q = sa.select(USERS.c.username, USERS.c.tenant_id, USERS.c.role, USERS.c.created_at,
+                      USERS.c.disabled_at).order_by(USERS.c.created_at)
+        if tenant_id:
+            q = q.where(USERS.c.tenant_id == tenant_id)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def _check_strength(password: str) -> None:
+    if len(password or "") < MIN_PASSWORD:
+        raise ValueError(f"a password needs at least {MIN_PASSWORD} characters")
