@@ -149,7 +149,7 @@ def compute_features(
     from features.engines import connect, feature_input, load, load_cutoffs, materializer, to_pandas
 
     fc = settings.features
-    con = connect(engine or fc.engine, fc.duckdb_threads, fc.duckdb_memory_limit)
+    con = connect(engine or fc.engine, fc)
     ev = feature_input(load(con, events, "events"), "events")
     st = feature_input(load(con, stages, "stages"), "stages")
     it = feature_input(load(con, items, "items"), "items") if items is not None else None

@@ -20,30 +20,33 @@ from features.contract import (
     ITEM_SCHEMA,
     STAGE_SCHEMA,
 )
+from leadradar.settings import FeatureConfig
 
 SCHEMAS = {"events": EVENT_SCHEMA, "stages": STAGE_SCHEMA, "items": ITEM_SCHEMA}
 
 
-def spark_session(app_name: str = "leadradar") -> Any:
-    """A local Spark session bound to loopback, in UTC (Spark's timestamps are session-zoned)."""
+def spark_session(master: str = "local[2]", shuffle_partitions: int = 2, app_name: str = "leadradar") -> Any:
+    """A Spark session bound to loopback, in UTC (Spark's timestamps are session-zoned)."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     from pyspark.sql import SparkSession
 
     return (
         SparkSession.builder.appName(app_name)
-        .master(os.environ.get("LEADRADAR_SPARK_MASTER", "local[2]"))
+        .master(master)
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "8")
+        .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         .getOrCreate()
     )
 
 
-def connect(engine: str = "duckdb", threads: int | None = None, memory_limit: str | None = None) -> ibis.BaseBackend:
+def connect(engine: str = "duckdb", fc: FeatureConfig | None = None) -> ibis.BaseBackend:
     """An engine connection; for DuckDB, an optional memory cap makes big builds spill instead of growing."""
+    fc = fc or FeatureConfig()
+    threads, memory_limit = fc.duckdb_threads, fc.duckdb_memory_limit
     if engine == "duckdb":
         import tempfile
 
@@ -56,7 +59,7 @@ def connect(engine: str = "duckdb", threads: int | None = None, memory_limit: st
             con.raw_sql(f"SET memory_limit = '{memory_limit}'")
         return con
     if engine == "spark":
-        return ibis.pyspark.connect(spark_session())
+        return ibis.pyspark.connect(spark_session(fc.spark_master, fc.spark_shuffle_partitions))
     raise ValueError(f"unknown feature engine {engine!r}; use 'duckdb' or 'spark'")
 
 

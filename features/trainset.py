@@ -86,7 +86,7 @@ def build_training_set(
     """
     registry = registry or build_registry(settings)
     fc = settings.features
-    con = connect(engine or fc.engine, fc.duckdb_threads, fc.duckdb_memory_limit)
+    con = connect(engine or fc.engine, fc)
     ev = _until(load(con, events, "events"), until)
     st = _until(load(con, stages, "stages"), until)
     it = load(con, items, "items") if items is not None else None

@@ -179,6 +179,9 @@ class FeatureConfig(BaseModel):
     # DuckDB memory cap for batch builds, e.g. "3GB" (spills to disk beyond it); None: DuckDB's default.
     duckdb_memory_limit: str | None = None
     duckdb_threads: int | None = None
+    # Spark for `--engine spark`: local mode on this machine, or a cluster's master URL.
+    spark_master: str = "local[2]"
+    spark_shuffle_partitions: int = 2
     # Item categories that mean the lead looked at prices.
     pricing_categories: tuple[str, ...] = ("pricing",)
     # Static CRM attributes read from an optional leads table (tenant_id, lead_id, these columns).
