@@ -1,6 +1,6 @@
 """Quality benchmark (issue 4): the model against the simulator's exact truth and four baselines.
 
-`make bench-quality` trains on the default simulation (3 tenants, 20,000 organic leads, 270 days)
+`make bench-quality` trains on the default simulation (3 tenants, 20,000 organic leads, 455 days)
 exactly as `leadradar train` does, and reports the test period: AUC next to the oracle's, ECE, mean
 |p̂ − p_true|, log loss next to every baseline's. Then the same on 2× and 4× the leads, a learning
 curve: a gap to the oracle that does not close with more data is what the events cannot tell, not
@@ -16,7 +16,7 @@ from pathlib import Path
 from benchmarks.common import machine, measure, write_results
 from benchmarks.datasets import dataset
 
-DEFAULT_SIM = {"tenants": 3, "leads": 20_000, "days": 270}
+DEFAULT_SIM = {"tenants": 3, "leads": 20_000, "days": 455}  # the simulator's defaults
 CURVE = (2, 4)
 TARGETS = {"auc_gap_to_oracle": 0.01, "ece": 0.01, "mean_abs_err_vs_truth": 0.01}
 QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "BENTOML_DO_NOT_TRACK": "true",

@@ -89,7 +89,7 @@ def simulate(
     out_dir: Path = typer.Option(..., "--out", help="folder for events, stages, truth, items and leads Parquet"),
     tenants: int = typer.Option(3, help="companies"),
     leads: int = typer.Option(20_000, help="organic leads over all tenants; share chains add more"),
-    days: int = typer.Option(270, help="days of history"),
+    days: int = typer.Option(455, help="days of history (a 90-day model needs about 400)"),
     seed: int = typer.Option(7),
     start: Optional[str] = typer.Option(None, help="first day, YYYY-MM-DD (default 2026-01-05)"),
 ) -> None:
@@ -612,7 +612,7 @@ def demo(
     out_dir: Path = typer.Option(Path("demo_data"), "--out", help="folder for the simulated logs"),
     leads: int = typer.Option(20_000),
     tenants: int = typer.Option(3),
-    days: int = typer.Option(270),
+    days: int = typer.Option(455),
 ) -> None:
     """Run the main job end to end on the embedded defaults (what `make demo` runs)."""
     from leadradar.demo import run_demo

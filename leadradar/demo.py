@@ -27,7 +27,7 @@ from training.tracking import ui_command
 console = Console()
 
 
-def run_demo(data_dir: Path = Path("demo_data"), leads: int = 20_000, tenants: int = 3, days: int = 270) -> float:
+def run_demo(data_dir: Path = Path("demo_data"), leads: int = 20_000, tenants: int = 3, days: int = 455) -> float:
     """Simulate, train, register, serve, score over HTTP, rank; returns the wall time in seconds."""
     from leadradar.cli import rank_table
 
@@ -59,6 +59,10 @@ def run_demo(data_dir: Path = Path("demo_data"), leads: int = 20_000, tenants: i
         f"ECE {m['ece']:.4f}, mean |p − truth| {m.get('mean_abs_err_vs_truth', float('nan')):.4f}, "
         f"calibration {result.calibration}"
     )
+    trained = sorted(result.extra.get("targets", {}))
+    console.print(f"models trained: {', '.join(trained)}")
+    for target, why in result.extra.get("skipped", {}).items():
+        console.print(f"[yellow]skipped {target}:[/yellow] {why}")
 
     step("3. batch-score every open lead as of the end of the data")
     as_of = pd.Timestamp(simulation_end(cfg), tz="UTC").as_unit("us")

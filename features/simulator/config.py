@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 class SimulationConfig(BaseModel):
     tenants: int = 3
     leads: int = 20_000  # organic leads over all tenants; share chains add more
-    days: int = 270
+    days: int = 455  # 65 weeks: enough history for 90-day labels with 90-day gaps between splits
     seed: int = 7
     start: date = date(2026, 1, 5)  # a Monday
     timezone_offset_hours: int = 8  # the cards' users live in UTC+8
