@@ -15,6 +15,7 @@ nothing: it writes what it measured.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -121,42 +122,38 @@ def pandas_build(data_dir: str, cutoffs: list[str]) -> dict[str, Any]:
 
 
 def duckdb_profile(data_dir: str, cutoffs: list[str]) -> dict[str, Any]:
-    """The DuckDB build step by step, the way `compute_features` runs it, timing each materialised stage."""
-    from features.build import feature_query, finish, lead_schema
-    from features.engines import connect, feature_input, load, load_cutoffs, materializer
-    from features.registry import build_registry
-    from leadradar.settings import Settings
+    """The same DuckDB build with each materialised stage timed (and the final query with its conversion).
 
-    settings = Settings()
-    registry = build_registry(settings)
-    p = _paths(data_dir)
-    fc = settings.features
+    `compute_features` takes its stage hook and its executor from `features.engines` when it runs, so this
+    process wraps both with timers; every other second (reading, loading, building the expressions,
+    `finish`) lands in `other`.
+    """
+    import features.engines as engines
+
     timings: dict[str, float] = {}
-    start = time.perf_counter()
-    con = connect(fc.engine, fc.duckdb_threads, fc.duckdb_memory_limit)
-    materialise = materializer(con)
+    make_stage, execute = engines.materializer, engines.to_pandas
 
-    def timed_stage(name: str, table):
+    def timed_materializer(con):
+        stage = make_stage(con)
+
+        def timed(name: str, table):
+            t0 = time.perf_counter()
+            out = stage(name, table)
+            timings[name] = round(time.perf_counter() - t0, 3)
+            return out
+
+        return timed
+
+    def timed_to_pandas(expr):
         t0 = time.perf_counter()
-        out = materialise(name, table)
-        timings[name] = round(time.perf_counter() - t0, 3)
+        out = execute(expr)
+        timings["final_query_to_pandas"] = round(time.perf_counter() - t0, 3)
         return out
 
-    ev = feature_input(load(con, p["events"], "events"), "events")
-    st = feature_input(load(con, p["stages"], "stages"), "stages")
-    it = feature_input(load(con, p["items"], "items"), "items")
-    ld = load(con, p["leads"], "leads", lead_schema(settings))
-    t0 = time.perf_counter()
-    q = feature_query(ev, st, load_cutoffs(con, _cutoffs(cutoffs)), settings, registry, it, stage=timed_stage,
-                      leads=ld)
-    timings["build_expressions"] = round(time.perf_counter() - t0 - sum(timings.values()), 3)
-    t0 = time.perf_counter()
-    arrow = q.table.to_pyarrow()
-    timings["final_query"] = round(time.perf_counter() - t0, 3)
-    t0 = time.perf_counter()
-    finish(arrow.to_pandas())  # what `to_pandas` + `finish` do; the table holds no timestamp column to convert
-    timings["to_pandas"] = round(time.perf_counter() - t0, 3)
-    return {"seconds": round(time.perf_counter() - start, 3), "stages": timings}
+    engines.materializer, engines.to_pandas = timed_materializer, timed_to_pandas
+    build = duckdb_build(data_dir, cutoffs)
+    timings["other"] = round(build["seconds"] - sum(timings.values()), 3)
+    return {"seconds": build["seconds"], "stages": timings}
 
 
 # ---- comparing the two full-size tables -------------------------------------------------------------------------
@@ -360,46 +357,57 @@ def _document(data: DataSet, cutoffs: list[str], guard: Measurement, ducks: list
     return {"figures": figures, "inputs": inputs, "extra": extra}
 
 
-def report(doc: dict[str, Any]) -> None:
-    """A short table of the figures and targets, then the scaling points."""
-    from rich.console import Console
+def _num(x, fmt: str = "{:,.1f}") -> str:
+    return "—" if x is None else fmt.format(x)
+
+
+def _main_table(f: dict[str, Any]):
     from rich.table import Table
 
-    f = doc["figures"]
-    console = Console()
     t = Table(title=f"feature build: {f['events']:,} events, {f['leads']:,} leads, {f['cutoffs']} weekly cutoffs, "
                     f"{f['rows']:,} rows, {f['cores']} cores")
     for col in ("run", "seconds", "events/s", "peak RSS (MiB)", "speed-up vs pandas"):
         t.add_column(col, justify="right" if col != "run" else "left")
+    t.add_row("DuckDB", _num(f["seconds"]), _num(f["events_per_s"], "{:,.0f}"), _num(f["peak_rss_mb"], "{:,.0f}"),
+              _num(f.get("speedup_vs_baseline"), "{:.1f}×"))
+    t.add_row(f"DuckDB, memory_limit={f['capped_memory_limit']}", _num(f["capped_seconds"]),
+              _num(f["capped_events_per_s"], "{:,.0f}"), _num(f["capped_peak_rss_mb"], "{:,.0f}"),
+              _num(f.get("capped_speedup_vs_baseline"), "{:.1f}×"))
+    if f.get("baseline_seconds") is not None:
+        t.add_row("pandas baseline", _num(f["baseline_seconds"]), _num(f["baseline_events_per_s"], "{:,.0f}"),
+                  _num(f["baseline_peak_rss_mb"], "{:,.0f}"), "1.0×")
+    t.add_row("target", "", _num(f["target_events_per_s"], "≥ {:,.0f}"),
+              _num(f["target_peak_rss_mb"], "≤ {:,.0f}"), _num(f["target_speedup_vs_baseline"], "≥ {:.0f}×"))
+    return t
 
-    def num(x, fmt="{:,.1f}"):
-        return "—" if x is None else fmt.format(x)
 
-    t.add_row("DuckDB", num(f["seconds"]), num(f["events_per_s"], "{:,.0f}"), num(f["peak_rss_mb"], "{:,.0f}"),
-              num(f.get("speedup_vs_baseline"), "{:.1f}×"))
-    t.add_row(f"DuckDB, memory_limit={f['capped_memory_limit']}", num(f["capped_seconds"]),
-              num(f["capped_events_per_s"], "{:,.0f}"), num(f["capped_peak_rss_mb"], "{:,.0f}"),
-              num(f.get("capped_speedup_vs_baseline"), "{:.1f}×"))
-    if "baseline_seconds" in f:
-        t.add_row("pandas baseline", num(f["baseline_seconds"]), num(f["baseline_events_per_s"], "{:,.0f}"),
-                  num(f["baseline_peak_rss_mb"], "{:,.0f}"), "1.0×")
-    t.add_row("target", "", num(f["target_events_per_s"], "≥ {:,.0f}"), num(f["target_peak_rss_mb"], "≤ {:,.0f}"),
-              num(f["target_speedup_vs_baseline"], "≥ {:.0f}×"))
-    console.print(t)
-    met = {k: v for k, v in f.items() if k.startswith("met_")}
-    console.print("  ".join(f"{k}: {'[green]yes[/]' if v else '[red]no[/]'}" for k, v in met.items()))
-    if "baseline_same_features_full_size" in f:
-        console.print(f"pandas baseline computes the same features: small simulation {f['baseline_same_features_small']}, "
-                      f"full size {f['baseline_same_features_full_size']}")
+def _scaling_table(f: dict[str, Any], points: list[dict[str, Any]]):
+    from rich.table import Table
+
     s = Table(title=f"scaling (DuckDB; capped: memory_limit {f['capped_memory_limit']}; RSS in MiB)")
     for col in ("events", "leads", "rows", "s", "events/s", "RSS", "capped s", "capped RSS"):
         s.add_column(col, justify="right")
-    for p in doc["extra"]["scaling"]:
-        s.add_row(f"{p['events']:,}", f"{p['leads']:,}", num(p["rows"], "{:,}"), num(p.get("seconds")),
-                  num(p.get("events_per_s"), "{:,}"), num(p.get("peak_rss_mb"), "{:,.0f}"),
-                  num(p.get("capped_seconds")), num(p.get("capped_peak_rss_mb"), "{:,.0f}"))
-    console.print(s)
-    prof = doc["extra"].get("duckdb_profile")
+    for p in points:
+        s.add_row(f"{p['events']:,}", f"{p['leads']:,}", _num(p["rows"], "{:,}"), _num(p.get("seconds")),
+                  _num(p.get("events_per_s"), "{:,}"), _num(p.get("peak_rss_mb"), "{:,.0f}"),
+                  _num(p.get("capped_seconds")), _num(p.get("capped_peak_rss_mb"), "{:,.0f}"))
+    return s
+
+
+def report(doc: dict[str, Any]) -> None:
+    """A short table of the figures and targets, then the scaling points and where DuckDB's time went."""
+    from rich.console import Console
+
+    f, extra = doc["figures"], doc["extra"]
+    console = Console(width=None if sys.stdout.isatty() else 110)  # a log file gets whole tables
+    console.print(_main_table(f))
+    met = {k: v for k, v in f.items() if k.startswith("met_")}
+    console.print("  ".join(f"{k}: {'[green]yes[/]' if v else '[red]no[/]'}" for k, v in met.items()))
+    if "baseline_same_features_full_size" in f:
+        console.print("pandas baseline computes the same features: small simulation "
+                      f"{f['baseline_same_features_small']}, full size {f['baseline_same_features_full_size']}")
+    console.print(_scaling_table(f, extra["scaling"]))
+    prof = extra.get("duckdb_profile")
     if prof and "error" not in prof:
         console.print("DuckDB time by stage (s): " + ", ".join(f"{k} {v}" for k, v in prof.items()))
 

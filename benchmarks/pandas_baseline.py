@@ -261,10 +261,11 @@ def sales_context(spine: pd.DataFrame, data: Inputs, cutoff_us: int, settings: S
     oc = data.outcomes
     known = oc[(oc["closed_us"] <= cutoff_us) & (oc["owner_us"] <= cutoff_us)].reset_index()
     by_sales = known.groupby(["tenant_id", "owner"]).agg(s_wins=("won", "sum"), s_closed=("won", "size"))
+    by_sales = by_sales.rename_axis(["tenant_id", "sales_id"])
     by_tenant = known.groupby("tenant_id").agg(t_wins=("won", "sum"), t_closed=("won", "size"))
     workload = spine.dropna(subset=["sales_id"]).groupby(["tenant_id", "sales_id"]).size().rename("s_open")
     rows = spine[["sales_id"]].reset_index()
-    rows = rows.merge(by_sales.rename_axis(["tenant_id", "sales_id"]).reset_index(), on=["tenant_id", "sales_id"], how="left")
+    rows = rows.merge(by_sales.reset_index(), on=["tenant_id", "sales_id"], how="left")
     rows = rows.merge(by_tenant.reset_index(), on="tenant_id", how="left")
     rows = rows.merge(workload.reset_index(), on=["tenant_id", "sales_id"], how="left")
     rows[["s_wins", "s_closed", "t_wins", "t_closed"]] = rows[["s_wins", "s_closed", "t_wins", "t_closed"]].fillna(0)
