@@ -31,7 +31,9 @@ demo: $(STAMP)
 
 bench: bench-features bench-training bench-quality bench-serving
 
-bench-%: $(STAMP)
+# Explicit rules: make skips pattern rules for .PHONY targets.
+BENCHES := features training quality serving
+$(addprefix bench-,$(BENCHES)): bench-%: $(STAMP)
 	$(PY) -m benchmarks.$*
 
 clean:
