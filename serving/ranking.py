@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from serving.reasons import ReasonWriter
-from serving.store import ScoreStore
+from serving.store import COLUMNS, ScoreStore
 
 # What a ranked list carries into files and terminals, in this order.
 LIST_COLUMNS = ["rank", "lead_id", "sales_id", "stage", "p_close", "grade", "change", "top_reason",
@@ -24,14 +24,20 @@ def ranked_leads(
     stage: str | None = None,
     limit: int | None = 20,
     offset: int = 0,
+    detail: bool = True,
 ) -> pd.DataFrame:
-    """The tenant's latest scores, highest close probability first, with `change` against the previous run."""
-    latest = store.latest(tenant_id)
-    if latest.empty:
-        return latest.assign(change=pd.Series(dtype=float), rank=pd.Series(dtype=int))
-    prev = store.latest(tenant_id, back=1)
-    if not prev.empty:
-        latest = latest.merge(prev[["lead_id", "p_close"]].rename(columns={"p_close": "p_prev"}), on="lead_id", how="left")
+    """The tenant's latest scores, highest close probability first, with `change` against the previous run.
+
+    `detail=False` leaves out each lead's horizons and reasons (JSON), which a bare ranking never reads.
+    """
+    runs = store.runs(tenant_id)
+    columns = COLUMNS if detail else [c for c in COLUMNS if c != "detail"]
+    if not runs:
+        return pd.DataFrame(columns=columns).assign(change=pd.Series(dtype=float), rank=pd.Series(dtype=int))
+    latest = store.run(tenant_id, *runs[0], columns=columns)
+    if len(runs) > 1:
+        prev = store.run(tenant_id, *runs[1], columns=["lead_id", "p_close"]).rename(columns={"p_close": "p_prev"})
+        latest = latest.merge(prev, on="lead_id", how="left")
         latest["change"] = latest["p_close"] - latest["p_prev"]
         latest = latest.drop(columns="p_prev")
     else:

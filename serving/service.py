@@ -121,7 +121,7 @@ class LeadRadar:
             if sales not in (None, principal.sales_id):
                 raise HTTPException(403, "a sales key sees only its own leads")
             sales = principal.sales_id
-        frame = ranked_leads(self.store, principal.tenant_id, sales, body.stage, limit=None)
+        frame = ranked_leads(self.store, principal.tenant_id, sales, body.stage, limit=None, detail=False)
         if not frame.empty:
             frame["grade"] = frame["p_close"].map(self.settings.serving.grade)
             if body.grade:

@@ -143,23 +143,27 @@ class ScoreStore:
         with self.engine.connect() as conn:
             return [(_utc(r.as_of), r.model_version) for r in conn.execute(q)]
 
-    def run(self, tenant_id: str, as_of: datetime, model_version: str) -> pd.DataFrame:
-        q = sa.select(SCORES).where(
+    def run(self, tenant_id: str, as_of: datetime, model_version: str,
+            columns: list[str] | None = None) -> pd.DataFrame:
+        """One scoring run's rows; `columns` reads only those (a ranked list needs no reasons' JSON)."""
+        columns = columns or COLUMNS
+        q = sa.select(*[SCORES.c[c] for c in columns]).where(
             (SCORES.c.tenant_id == tenant_id) & (SCORES.c.as_of == _utc(as_of))
             & (SCORES.c.model_version == model_version)
         )
         with self.engine.connect() as conn:
-            frame = pd.DataFrame(conn.execute(q).mappings().all(), columns=COLUMNS)
+            frame = pd.DataFrame(conn.execute(q).mappings().all(), columns=columns)
         for col in ("as_of", "scored_at"):
-            frame[col] = pd.to_datetime(frame[col], utc=True)
+            if col in frame:
+                frame[col] = pd.to_datetime(frame[col], utc=True)
         return frame
 
-    def latest(self, tenant_id: str, back: int = 0) -> pd.DataFrame:
+    def latest(self, tenant_id: str, back: int = 0, columns: list[str] | None = None) -> pd.DataFrame:
         """The tenant's newest scoring run (`back=1` for the one before); empty if there is none."""
         runs = self.runs(tenant_id)
         if len(runs) <= back:
-            return pd.DataFrame(columns=COLUMNS)
-        return self.run(tenant_id, *runs[back])
+            return pd.DataFrame(columns=columns or COLUMNS)
+        return self.run(tenant_id, *runs[back], columns=columns)
 
     def history(self, tenant_id: str, lead_id: str) -> pd.DataFrame:
         q = (

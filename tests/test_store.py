@@ -177,3 +177,10 @@ def test_ranked_leads_of_an_unknown_tenant_are_empty_with_change_and_rank_column
     ranked = ranked_leads(two_runs, "nobody")
     assert ranked.empty
     assert {"change", "rank", "p_close", "lead_id"} <= set(ranked.columns)
+
+
+def test_ranked_leads_without_detail_are_the_same_list_minus_the_reasons(two_runs: ScoreStore):
+    full = ranked_leads(two_runs, "ta", limit=None)
+    bare = ranked_leads(two_runs, "ta", limit=None, detail=False)
+    assert "detail" in full and "detail" not in bare
+    pd.testing.assert_frame_equal(bare, full.drop(columns="detail"))
