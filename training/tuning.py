@@ -42,7 +42,7 @@ def study_name(settings: Settings, target: str) -> str:
 def search_space(trial: optuna.Trial) -> dict[str, Any]:
     return {
         "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
-        "num_leaves": trial.suggest_int("num_leaves", 8, 128, log=True),
+        "num_leaves": trial.suggest_int("num_leaves", 4, 128, log=True),
         "min_data_in_leaf": trial.suggest_int("min_data_in_leaf", 20, 1000, log=True),
         "feature_fraction": trial.suggest_float("feature_fraction", 0.4, 1.0),
         "bagging_fraction": trial.suggest_float("bagging_fraction", 0.5, 1.0),
