@@ -5,7 +5,8 @@ directory, stores a batch of scores (for the salesperson context), starts `leadr
 baseline app (benchmarks/serving_baseline.py, same model bundle), and measures from a client process:
 single-lead feature-row requests (p50, p99), a 1,000-lead batch, single-lead requests with 200 raw
 events (p99), and leads/s from 8 concurrent single-lead clients. Headline latencies are without
-reasons (`explain: false`); the same requests with reasons are reported beside them. Writes
+reasons (`explain: false`); the same requests with reasons are reported beside them, and the
+first page of the tenant's ranked list (`/v1/rank`). Writes
 benchmarks/results/serving.json; passes or fails nothing.
 """
 
@@ -112,7 +113,7 @@ def prepare(home: Path, sim) -> dict:
     own = events.filter(pc.equal(events["lead_id"], busy)).sort_by("ts").slice(0, 200).to_pylist()
     event_body = [{k: (v.isoformat() if k == "ts" else v) for k, v in e.items() if k not in ("tenant_id", "lead_id")}
                   for e in own]
-    return {"settings": settings, "key": key, "leads": as_features, "events_lead": busy, "events": event_body,
+    return {"settings": settings, "key": key, "ranked": int((scores["tenant_id"] == tenant).sum()), "leads": as_features, "events_lead": busy, "events": event_body,
             "as_of": as_of.isoformat(), "bundle": str(next((home / "model-cache").rglob("model.json")).parent)}
 
 
@@ -154,6 +155,8 @@ def main(argv: list[str] | None = None) -> None:
                 bx = timed(c, url, batch_explained, headers, 5)
             with console.status("single leads with 200 raw events"):
                 e = timed(c, url, ev, headers, max(300, args.n // 4))
+            with console.status("ranked lists"):
+                r = timed(c, svc.url + "/v1/rank", {"page": 1, "page_size": 50}, headers, 200)
             with console.status(f"8 concurrent clients for {args.seconds:.0f} s"):
                 n, errors = concurrent(url, singles, headers, 8, args.seconds)
             deadline = time.monotonic() + 60
@@ -180,13 +183,14 @@ def main(argv: list[str] | None = None) -> None:
         "p50_ratio_vs_baseline": round(statistics.median(lat) / statistics.median(lat_base), 3),
         "with_reasons_p50_ms": round(statistics.median(lat_x), 3), "with_reasons_p99_ms": round(percentile(lat_x, 99), 3),
         "with_reasons_batch1000_ms": round(statistics.median(bx), 1),
+        "rank_p50_ms": round(statistics.median(r), 2), "rank_p99_ms": round(percentile(r, 99), 2),
         "targets": TARGETS,
     }
     for k, limit in TARGETS.items():
         figures[f"met_{k}"] = figures[k] >= limit if k == "leads_per_s" else figures[k] <= limit
     path = write_results("serving", figures, inputs={
         "simulation": DEFAULT_SIM, "events": sim.events, "leads": sim.leads, "sequential_requests": args.n,
-        "concurrent_clients": 8, "concurrent_seconds": args.seconds, "events_per_request": len(ctx["events"]),
+        "rank_leads": ctx["ranked"], "concurrent_clients": 8, "concurrent_seconds": args.seconds, "events_per_request": len(ctx["events"]),
         "server": "leadradar serve (BentoML 1.4, 1 worker) on 127.0.0.1; client in another process on the same 2 cores",
     })
     console.print(figures)
