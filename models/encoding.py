@@ -54,20 +54,45 @@ class FeatureEncoder:
         """The same matrix from plain dicts, without building a DataFrame (the online fast path).
 
         Raises KeyError naming the first record and the features it lacks; a feature given as None
-        is missing on purpose and becomes NaN.
+        is missing on purpose and becomes NaN. Values are converted column-wise in NumPy; only a
+        request with a bad value takes the row-by-row path, which names the first one.
         """
-        out = np.full((len(records), len(self.features)), np.nan, dtype=np.float64)
-        codes = {c: {v: i for i, v in enumerate(levels)} for c, levels in self.levels_.items()}
+        features, n = self.features, len(records)
+        try:
+            grid = [[rec[name] for name in features] for rec in records]
+        except KeyError:
+            self._first_lacking(records)
+            raise
+        obj = np.empty((n, len(features)), dtype=object)
+        if n:
+            obj[:] = grid
+        given = obj != None  # noqa: E711 (element-wise on an object array)
+        out = np.full(obj.shape, np.nan, dtype=np.float64)
+        numeric = [j for j, name in enumerate(features) if name not in self.levels_]
+        try:
+            values = np.where(given[:, numeric], obj[:, numeric], np.nan).astype(np.float64)
+        except (TypeError, ValueError, OverflowError):
+            values = None
+        if values is None or (given[:, numeric] & ~np.isfinite(values)).any():
+            self._first_bad_value(records)
+        out[:, numeric] = values
+        for c, levels in self.levels_.items():
+            j, code = features.index(c), {v: i for i, v in enumerate(levels)}
+            out[:, j] = [np.nan if v is None else code.get(str(v), np.nan) for v in obj[:, j]]
+        return out
+
+    def _first_lacking(self, records: list[dict[str, Any]]) -> None:
         for i, rec in enumerate(records):
             lacking = [f for f in self.features if f not in rec]
             if lacking:
                 raise KeyError(f"record {i} lacks features {lacking[:5]}{' ...' if len(lacking) > 5 else ''}")
-            for j, name in enumerate(self.features):
+
+    def _first_bad_value(self, records: list[dict[str, Any]]) -> None:
+        """Raise FeatureValueError for the first numeric value, in record then feature order, that is not a finite number."""
+        for i, rec in enumerate(records):
+            for name in self.features:
                 v = rec[name]
-                if v is None:
-                    continue
-                if name in codes:
-                    out[i, j] = codes[name].get(str(v), np.nan)
+                if v is None or name in self.levels_:
                     continue
                 try:
                     x = float(v)
@@ -75,8 +100,7 @@ class FeatureEncoder:
                     raise FeatureValueError(i, name, f"{v!r} is not a number") from None
                 if not np.isfinite(x):
                     raise FeatureValueError(i, name, f"{v!r} is not a finite number (send null for a missing value)")
-                out[i, j] = x
-        return out
+        raise AssertionError("a value NumPy refused passed the row-by-row check")
 
     def categorical_indices(self) -> list[int]:
         return [self.features.index(c) for c in self.categorical]

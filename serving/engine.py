@@ -75,6 +75,7 @@ class Engine:
         self.rank_to_stage = dict(enumerate(settings.funnel.all_stages))
         self.features = self.model.features
         self.index = {n: j for j, n in enumerate(self.features)}
+        self.feature_set = frozenset(self.features)
         self.horizons = sorted(
             (int(n.removeprefix("close_").removesuffix("d")), n) for n in self.model.targets_ if n.startswith("close_")
         )
@@ -82,14 +83,17 @@ class Engine:
         self.types = set(settings.events.types)
         self.stage_names = set(settings.funnel.all_stages)
         self.ranges = feature_ranges(registry, self.features, len(self.stages))
+        self.range_arrays = (np.array(list(self.ranges), dtype=np.intp),
+                             np.array([r[0] for r in self.ranges.values()], dtype=np.float64),
+                             np.array([r[1] for r in self.ranges.values()], dtype=np.float64))
 
     # -- inputs -----------------------------------------------------------------------------------
 
     def _from_features(self, leads: list[tuple[int, LeadIn]]) -> tuple[np.ndarray, list[str | None]]:
         records = []
         for i, lead in leads:
-            missing = [f for f in self.features if f not in lead.features]
-            if missing:
+            if not self.feature_set <= lead.features.keys():
+                missing = [f for f in self.features if f not in lead.features]
                 raise RequestError(["body", "leads", i, "features"],
                                    f"lacks {len(missing)} model features, e.g. {missing[:5]}")
             records.append(lead.features)
@@ -105,14 +109,16 @@ class Engine:
 
     def _check_ranges(self, X: np.ndarray, positions: list[int]) -> None:
         """Values a feature of its kind can take: counts and durations not negative, shares in [0, 1],
-        the stage an open funnel stage. The first offending lead and feature are named."""
-        for j, (low, high, what) in self.ranges.items():
-            col = X[:, j]
-            bad = np.flatnonzero(~np.isnan(col) & ((col < low) | (col > high)))
-            if bad.size:
-                k = bad[0]
-                raise RequestError(["body", "leads", positions[k], "features", self.features[j]],
-                                   f"{col[k]:g} is outside {what}")
+        the stage an open funnel stage. The first offending feature and its first lead are named."""
+        cols, low, high = self.range_arrays
+        sub = X[:, cols]
+        bad = ~np.isnan(sub) & ((sub < low) | (sub > high))
+        if bad.any():
+            k = int(np.flatnonzero(bad.any(axis=0))[0])
+            i = int(np.flatnonzero(bad[:, k])[0])
+            j = int(cols[k])
+            raise RequestError(["body", "leads", positions[i], "features", self.features[j]],
+                               f"{X[i, j]:g} is outside {self.ranges[j][2]}")
 
     def _from_events(self, leads: list[tuple[int, LeadIn]], tenant: str, as_of: datetime) -> tuple[pd.DataFrame, dict]:
         ev, st, attrs = {k: [] for k in EVENT_SCHEMA.names}, {k: [] for k in STAGE_SCHEMA.names}, []
