@@ -6,6 +6,7 @@ turn the same category into the same number.
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,14 @@ class FeatureValueError(ValueError):
     def __init__(self, record: int, feature: str, reason: str):
         super().__init__(f"record {record}, feature {feature}: {reason}")
         self.record, self.feature, self.reason = record, feature, reason
+
+
+class MissingFeaturesError(KeyError):
+    """A record without some of the model's features; names the first such record and what it lacks."""
+
+    def __init__(self, record: int, missing: list[str]):
+        super().__init__(f"record {record} lacks features {missing[:5]}{' ...' if len(missing) > 5 else ''}")
+        self.record, self.missing = record, missing
 
 
 class FeatureEncoder:
@@ -58,8 +67,9 @@ class FeatureEncoder:
         request with a bad value takes the row-by-row path, which names the first one.
         """
         features, n = self.features, len(records)
+        row = operator.itemgetter(*features) if len(features) > 1 else (lambda rec: (rec[features[0]],))
         try:
-            grid = [[rec[name] for name in features] for rec in records]
+            grid = list(map(row, records))
         except KeyError:
             self._first_lacking(records)
             raise
@@ -85,7 +95,7 @@ class FeatureEncoder:
         for i, rec in enumerate(records):
             lacking = [f for f in self.features if f not in rec]
             if lacking:
-                raise KeyError(f"record {i} lacks features {lacking[:5]}{' ...' if len(lacking) > 5 else ''}")
+                raise MissingFeaturesError(i, lacking)
 
     def _first_bad_value(self, records: list[dict[str, Any]]) -> None:
         """Raise FeatureValueError for the first numeric value, in record then feature order, that is not a finite number."""

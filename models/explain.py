@@ -40,6 +40,7 @@ import pandas as pd
 from features.describe import LANGS, check_lang, fill, format_value, template_parts
 from features.registry import Feature, FeatureRegistry
 from leadradar.settings import EventConfig, FunnelConfig
+from models.funnel import predict_threads
 from models.funnel import FunnelModel
 
 WINDOW_SUFFIX = re.compile(r"_(?:\d+d|all)$")
@@ -84,9 +85,7 @@ def contributions(model: FunnelModel, target: str, X: np.ndarray) -> np.ndarray:
 def _pred_contrib(booster: Any, X: np.ndarray, n_features: int) -> np.ndarray:
     if X.ndim != 2 or X.shape[1] != n_features:
         raise ValueError(f"X has shape {X.shape}; expected (rows, {n_features}) in the model's feature order")
-    # One thread for a few rows (starting threads costs more than the work); the booster's own setting for batches.
-    threads = {"num_threads": 1} if len(X) < 64 else {}
-    return booster.predict(X, pred_contrib=True, **threads)
+    return booster.predict(X, pred_contrib=True, num_threads=predict_threads(len(X)))
 
 
 def _booster(model: FunnelModel, target: str) -> Any:

@@ -25,6 +25,16 @@ class TargetSpec:
     stage: str | None = None
 
 
+# From this many rows LightGBM predicts on every core; below it one thread is faster (8 boosters on 2 cores:
+# 1 row 0.21 ms on one thread vs 0.55 ms on two with passive OpenMP waiting, 1,000 rows 40 vs 22 ms).
+PARALLEL_FROM_ROWS = 64
+
+
+def predict_threads(rows: int) -> int:
+    """LightGBM's `num_threads` for `rows` rows: 1, or 0 (every core) for batches."""
+    return 1 if rows < PARALLEL_FROM_ROWS else 0
+
+
 @dataclass
 class FittedTarget:
     spec: TargetSpec
@@ -36,7 +46,7 @@ class FittedTarget:
     train_positives: int = 0
 
     def predict_raw(self, X: np.ndarray) -> np.ndarray:
-        return self.booster.predict(X, num_threads=1)
+        return self.booster.predict(X, num_threads=predict_threads(len(X)))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.calibrator.predict(self.predict_raw(X))

@@ -18,7 +18,7 @@ from features.contract import EVENT_SCHEMA, ITEM_SCHEMA, STAGE_SCHEMA
 from features.online import OnlineFeatures
 from features.registry import FeatureRegistry
 from leadradar.settings import Settings
-from models.encoding import FeatureValueError
+from models.encoding import FeatureValueError, MissingFeaturesError
 from models.explain import Explainer
 from serving.auth import Principal
 from serving.loader import LoadedModel
@@ -75,7 +75,6 @@ class Engine:
         self.rank_to_stage = dict(enumerate(settings.funnel.all_stages))
         self.features = self.model.features
         self.index = {n: j for j, n in enumerate(self.features)}
-        self.feature_set = frozenset(self.features)
         self.horizons = sorted(
             (int(n.removeprefix("close_").removesuffix("d")), n) for n in self.model.targets_ if n.startswith("close_")
         )
@@ -90,15 +89,11 @@ class Engine:
     # -- inputs -----------------------------------------------------------------------------------
 
     def _from_features(self, leads: list[tuple[int, LeadIn]]) -> tuple[np.ndarray, list[str | None]]:
-        records = []
-        for i, lead in leads:
-            if not self.feature_set <= lead.features.keys():
-                missing = [f for f in self.features if f not in lead.features]
-                raise RequestError(["body", "leads", i, "features"],
-                                   f"lacks {len(missing)} model features, e.g. {missing[:5]}")
-            records.append(lead.features)
         try:
-            X = self.model.encoder_.transform_records(records)
+            X = self.model.encoder_.transform_records([lead.features for _, lead in leads])
+        except MissingFeaturesError as exc:
+            raise RequestError(["body", "leads", leads[exc.record][0], "features"],
+                               f"lacks {len(exc.missing)} model features, e.g. {exc.missing[:5]}") from None
         except FeatureValueError as exc:
             raise RequestError(["body", "leads", leads[exc.record][0], "features", exc.feature], exc.reason) from None
         self._check_ranges(X, [i for i, _ in leads])
@@ -207,9 +202,9 @@ class Engine:
         reasons = (self.explainer.explain_matrix(X, request.lang, self.settings.serving.reasons_for,
                                                  self.settings.serving.reasons_against)
                    if request.explain and order else [None] * len(order))
-        answers = {}
+        answers, values = {}, {n: p.tolist() for n, p in probs.items()}
         for k, i in enumerate(order):
-            answers[i] = self._answer(request.leads[i], tenant, rows[i][1], {n: p[k] for n, p in probs.items()}, reasons[k])
+            answers[i] = self._answer(request.leads[i], tenant, rows[i][1], {n: p[k] for n, p in values.items()}, reasons[k])
         out = [answers.get(i) or LeadScore(lead_id=lead.lead_id, tenant_id=tenant, status=status[i])
                for i, lead in enumerate(request.leads)]
         return ScoreResponse(model_name=self.loaded.ref.name, model_version=self.loaded.ref.version,

@@ -8,6 +8,8 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 PUBLIC_PATHS = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
+# Where KeyGate leaves the verified caller in the request scope, so an endpoint need not verify again.
+PRINCIPAL = "leadradar.principal"
 
 
 async def send_json(send: Send, status: int, doc: dict, headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -77,8 +79,10 @@ class KeyGate:
             token = (headers.get(b"x-api-key") or headers.get(b"authorization") or b"").decode("latin-1")
             if token.lower().startswith("bearer "):
                 token = token[7:].strip()
-            if keys.verify(token or None) is None:
+            principal = keys.verify(token or None)
+            if principal is None:
                 await send_json(send, 401, {"detail": "missing or unknown API key; send `Authorization: Bearer <key>`"},
                                 [(b"www-authenticate", b"Bearer")])
                 return
+            scope[PRINCIPAL] = principal
         await self.app(scope, receive, send)

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.encoding import FeatureEncoder, FeatureValueError
+from models.encoding import FeatureEncoder, FeatureValueError, MissingFeaturesError
 
 ENCODER = FeatureEncoder(["a", "b", "c"], ["c"]).fit(pd.DataFrame({"a": [1.0, 2.0], "b": [0.5, 1.5], "c": ["x", "y"]}))
 GOOD = {"a": 1, "b": None, "c": "x"}
@@ -44,5 +44,14 @@ def test_the_first_bad_value_is_named_by_record_and_feature(bad, feature, reason
 
 
 def test_a_record_lacking_features_is_named():
-    with pytest.raises(KeyError, match=r"record 1 lacks features \['b', 'c'\]"):
+    with pytest.raises(KeyError, match=r"record 1 lacks features \['b', 'c'\]") as caught:
         ENCODER.transform_records([GOOD, {"a": 1}])
+    assert isinstance(caught.value, MissingFeaturesError)
+    assert (caught.value.record, caught.value.missing) == (1, ["b", "c"])
+
+
+def test_a_model_of_one_feature_reads_its_records_too():
+    one = FeatureEncoder(["a"]).fit(pd.DataFrame({"a": [1.0]}))
+    np.testing.assert_array_equal(one.transform_records([{"a": 2}, {"a": None}]), [[2.0], [np.nan]])
+    with pytest.raises(MissingFeaturesError):
+        one.transform_records([{"b": 1}])

@@ -179,7 +179,7 @@ BAD = {
     "features and events": ({"leads": [{"lead_id": "L1", "events": [EVENT], "features": {"x": 1}}]},
                             ["body", "leads", 0], "either `features` or `events`"),
     "neither features nor events": ({"leads": [{"lead_id": "L1"}]}, ["body", "leads", 0], "either `features` or `events`"),
-    "leads not a list": ({"leads": {"lead_id": "L1"}}, ["body", "leads"], "list"),
+    "leads not a list": ({"leads": {"lead_id": "L1"}}, ["body", "leads"], "array"),
     "no leads": ({"leads": []}, ["body", "leads"], "at least 1"),
     "lead id a number": ({"leads": [{"lead_id": 7, "features": {}}]}, ["body", "leads", 0, "lead_id"], "string"),
     "feature value a list": ({"leads": [{"lead_id": "L1", "features": {"x": [1]}}]},
