@@ -115,7 +115,9 @@ class Engine:
             raise RequestError(["body", "leads", positions[i], "features", self.features[j]],
                                f"{X[i, j]:g} is outside {self.ranges[j][2]}")
 
-    def _from_events(self, leads: list[tuple[int, LeadIn]], tenant: str, as_of: datetime) -> tuple[pd.DataFrame, dict]:
+    def _from_events(self, leads: list[tuple[int, LeadIn]], tenant: str, as_of: datetime) -> tuple[list[dict], dict]:
+        """One feature record per lead open at `as_of` (the online query's rows, with the salesperson
+        context), and each lead's last stage."""
         ev, st, attrs = {k: [] for k in EVENT_SCHEMA.names}, {k: [] for k in STAGE_SCHEMA.names}, []
         for i, lead in leads:
             for j, e in enumerate(lead.events):
@@ -143,28 +145,32 @@ class Engine:
         names = list(self.settings.features.lead_attributes)
         if attrs:
             lead_table = pa.Table.from_pylist([{k: a.get(k) for k in ("tenant_id", "lead_id", *names)} for a in attrs])
-        frame = self.online.compute(events, stages, [pd.Timestamp(as_of).tz_convert("UTC")], self.items, lead_table)
-        frame = self._with_context(frame, tenant)
+        columns, rows = self.online.compute_rows(events, stages, [pd.Timestamp(as_of).tz_convert("UTC")], self.items,
+                                                 lead_table)
+        records = [dict(zip(columns, row)) for row in rows]
+        self._with_context(records, tenant)
         last_stage = {}
         for lead_id, stage, ts in zip(st["lead_id"], st["stage"], st["ts"]):
             if ts <= as_of and (lead_id not in last_stage or ts >= last_stage[lead_id][1]):
                 last_stage[lead_id] = (stage, ts)
-        return frame, {k: v[0] for k, v in last_stage.items()}
+        return records, {k: v[0] for k, v in last_stage.items()}
 
-    def _with_context(self, frame: pd.DataFrame, tenant: str) -> pd.DataFrame:
-        """Salesperson features from the latest batch run: one lead's request cannot know its owner's record."""
+    def _with_context(self, records: list[dict], tenant: str) -> None:
+        """Salesperson features from the latest batch run: one lead's request cannot know its owner's record.
+        A salesperson the run did not see gets the tenant's win rate."""
         ctx = self.context.get(tenant)
-        if not ctx or frame.empty:
-            return frame
+        if not ctx or not records:
+            return
         tenant_rate = next(iter(ctx.values())).get("tenant_win_rate")
-        for col in (c for c in CONTEXT_FEATURES if c in frame.columns):
-            known = frame["sales_id"].map(lambda s: ctx.get(s, {}).get(col))
-            if col == "tenant_win_rate":
-                known = known.fillna(tenant_rate)
-            elif col == "sales_win_rate":
-                known = known.fillna(tenant_rate)
-            frame[col] = known.astype(float).where(known.notna(), frame[col])
-        return frame
+        columns = [c for c in CONTEXT_FEATURES if c in records[0]]
+        for record in records:
+            known = ctx.get(record["sales_id"], {})
+            for col in columns:
+                value = known.get(col)
+                if value is None and col in ("tenant_win_rate", "sales_win_rate"):
+                    value = tenant_rate
+                if value is not None and value == value:
+                    record[col] = float(value)
 
     # -- answers ----------------------------------------------------------------------------------
 
@@ -186,16 +192,16 @@ class Engine:
             for k, (i, _) in enumerate(by_features):
                 rows[i] = (X[k], stages[k])
         if by_events:
-            frame, last_stage = self._from_events(by_events, tenant, as_of)
-            found = {lid: pos for pos, lid in enumerate(frame["lead_id"])}
-            Xe = self.model.matrix(frame) if len(frame) else np.empty((0, len(self.features)))
+            records, last_stage = self._from_events(by_events, tenant, as_of)
+            found = {record["lead_id"]: pos for pos, record in enumerate(records)}
+            Xe = self.model.encoder_.transform_records(records) if records else np.empty((0, len(self.features)))
             for i, lead in by_events:
                 pos = found.get(lead.lead_id)
                 if pos is None:
                     closed = last_stage.get(lead.lead_id) in (self.settings.funnel.won, self.settings.funnel.lost)
                     status[i] = "closed" if closed else "unknown"
                 else:
-                    rows[i] = (Xe[pos], frame["stage"].iloc[pos])
+                    rows[i] = (Xe[pos], records[pos]["stage"])
         order = sorted(rows)
         X = np.vstack([rows[i][0] for i in order]) if order else np.empty((0, len(self.features)))
         probs = self._probabilities(X) if order else {}
