@@ -76,14 +76,17 @@ class FeatureEncoder:
         obj = np.empty((n, len(features)), dtype=object)
         if n:
             obj[:] = grid
-        given = obj != None  # noqa: E711 (element-wise on an object array)
         out = np.full(obj.shape, np.nan, dtype=np.float64)
         numeric = [j for j, name in enumerate(features) if name not in self.levels_]
+        given = obj[:, numeric]
         try:
-            values = np.where(given[:, numeric], obj[:, numeric], np.nan).astype(np.float64)
+            values = given.astype(np.float64)  # None becomes NaN
         except (TypeError, ValueError, OverflowError):
             values = None
-        if values is None or (given[:, numeric] & ~np.isfinite(values)).any():
+        if values is None or np.isinf(values).any():
+            self._first_bad_value(records)
+        nan = np.isnan(values)
+        if nan.any() and any(v is not None for v in given[nan]):  # a NaN sent as a value, not a missing one
             self._first_bad_value(records)
         out[:, numeric] = values
         for c, levels in self.levels_.items():

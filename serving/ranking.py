@@ -52,6 +52,24 @@ def ranked_leads(
     return latest.iloc[offset:end].reset_index(drop=True)
 
 
+class RankedCache:
+    """Each tenant's whole ranked list with grades (no reasons), read again only when its scores change:
+    the service pages and filters it for every /v1/rank call."""
+
+    def __init__(self, store: ScoreStore, grade: Callable[[float], str]):
+        self.store, self.grade = store, grade
+        self._lists: dict[str, tuple[tuple, pd.DataFrame]] = {}
+
+    def get(self, tenant_id: str) -> pd.DataFrame:
+        stamp = self.store.stamp(tenant_id)
+        hit = self._lists.get(tenant_id)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        frame = with_grades(ranked_leads(self.store, tenant_id, limit=None, detail=False), self.grade)
+        self._lists[tenant_id] = (stamp, frame)
+        return frame
+
+
 def with_grades(frame: pd.DataFrame, grade: Callable[[float], str], only: str | None = None) -> pd.DataFrame:
     """The list with each lead's grade (A-D by close probability), optionally only one grade."""
     frame = frame.assign(grade=frame["p_close"].map(grade) if len(frame) else pd.Series(dtype=str))

@@ -28,7 +28,7 @@ from serving.dashboard.mount import service_dashboard
 from serving.engine import ContextCache, Engine, RequestError, load_items
 from serving.holder import ModelHolder
 from serving.limits import PRINCIPAL, BodyLimit, KeyGate
-from serving.ranking import ranked_leads
+from serving.ranking import RankedCache
 from serving.schemas import ErrorBody, ModelInfo, RankedLead, RankRequest, RankResponse, ScoreRequest, ScoreResponse
 from serving.store import ScoreStore
 
@@ -106,6 +106,7 @@ class LeadRadar:
         self.keys = KeyStore(settings.score_store_url, settings.serving.key_cache_seconds)
         app.state.keys = self.keys
         self.store = ScoreStore(settings.score_store_url)
+        self.ranked = RankedCache(self.store, settings.serving.grade)
         registry = build_registry(settings)
         online = OnlineFeatures(settings, registry)
         context = ContextCache(self.store)
@@ -165,11 +166,10 @@ class LeadRadar:
             if sales not in (None, principal.sales_id):
                 raise HTTPException(403, "a sales key sees only its own leads")
             sales = principal.sales_id
-        frame = ranked_leads(self.store, principal.tenant_id, sales, body.stage, limit=None, detail=False)
-        if not frame.empty:
-            frame["grade"] = frame["p_close"].map(self.settings.serving.grade)
-            if body.grade:
-                frame = frame[frame["grade"] == body.grade]
+        frame = self.ranked.get(principal.tenant_id)
+        for column, wanted in (("sales_id", sales), ("stage", body.stage), ("grade", body.grade)):
+            if wanted is not None:
+                frame = frame[frame[column] == wanted]
         start = (body.page - 1) * body.page_size
         page = frame.iloc[start:start + body.page_size]
         leads = [

@@ -143,6 +143,13 @@ class ScoreStore:
         with self.engine.connect() as conn:
             return [(_utc(r.as_of), r.model_version) for r in conn.execute(q)]
 
+    def stamp(self, tenant_id: str) -> tuple:
+        """Changes whenever the tenant's scores do (a run written, replaced or removed): what was read
+        from them before holds while the stamp does."""
+        q = sa.select(sa.func.count(), sa.func.max(SCORES.c.scored_at)).where(SCORES.c.tenant_id == tenant_id)
+        with self.engine.connect() as conn:
+            return tuple(conn.execute(q).one())
+
     def run(self, tenant_id: str, as_of: datetime, model_version: str,
             columns: list[str] | None = None) -> pd.DataFrame:
         """One scoring run's rows; `columns` reads only those (a ranked list needs no reasons' JSON)."""

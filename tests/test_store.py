@@ -184,3 +184,21 @@ def test_ranked_leads_without_detail_are_the_same_list_minus_the_reasons(two_run
     bare = ranked_leads(two_runs, "ta", limit=None, detail=False)
     assert "detail" in full and "detail" not in bare
     pd.testing.assert_frame_equal(bare, full.drop(columns="detail"))
+
+
+def test_the_ranked_cache_reads_again_exactly_when_the_tenants_scores_change(store: ScoreStore):
+    from serving.ranking import RankedCache
+
+    cache = RankedCache(store, lambda p: "A" if p >= 0.5 else "D")
+    store.write(scores("ta", MONDAY, {"L1": 0.1, "L2": 0.6}))
+    first = cache.get("ta")
+    assert list(first["lead_id"]) == ["L2", "L1"] and list(first["grade"]) == ["A", "D"]
+    store.write(scores("tb", MONDAY, {"L9": 0.9}))
+    assert cache.get("ta") is first  # another tenant's run changes nothing here
+    store.write(scores("ta", MONDAY, {"L1": 0.7, "L2": 0.6}))  # the same run, replaced
+    replaced = cache.get("ta")
+    assert replaced is not first and list(replaced["lead_id"]) == ["L1", "L2"]
+    store.write(scores("ta", MONDAY + WEEK, {"L1": 0.2, "L2": 0.6}))  # a new run
+    newest = cache.get("ta")
+    assert list(newest["lead_id"]) == ["L2", "L1"] and newest["change"].tolist() == pytest.approx([0.0, -0.5])
+    assert cache.get("nobody").empty
