@@ -40,8 +40,7 @@ import pandas as pd
 from features.describe import LANGS, check_lang, fill, format_value, template_parts
 from features.registry import Feature, FeatureRegistry
 from leadradar.settings import EventConfig, FunnelConfig
-from models.funnel import predict_threads
-from models.funnel import FunnelModel
+from models.funnel import FunnelModel, predict_threads
 
 WINDOW_SUFFIX = re.compile(r"_(?:\d+d|all)$")
 ACTIVITY_STEM = re.compile(r"^(?:n|dwell_(?:sum|mean|max))_(?P<group>.+)$")
