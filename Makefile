@@ -36,6 +36,14 @@ BENCHES := features training quality serving
 $(addprefix bench-,$(BENCHES)): bench-%: $(STAMP)
 	$(PY) -m benchmarks.$*
 
+# The serving benchmark drives the service with wrk too, installed here where that is possible (root, Debian).
+bench-serving: bench-wrk
+.PHONY: bench-wrk
+bench-wrk:
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -q && apt-get install -y -q --no-install-recommends wrk; } || \
+	  echo "wrk is not installed: the serving benchmark measures with its Python client only"
+
 clean:
 	rm -rf .leadradar demo_data .pytest_cache .hypothesis spark-warehouse
 
