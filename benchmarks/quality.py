@@ -43,14 +43,13 @@ def hidden_state_ceiling(data_dir: str) -> dict:
 
     A diagnostic, not a model: no real log carries these columns.
     """
-    import numpy as np
+    from dataclasses import replace
+
     import pandas as pd
-    from sklearn.metrics import log_loss, roc_auc_score
 
     from features.trainset import build_training_set
     from leadradar.settings import Settings
-    from models.funnel import FunnelModel
-    from training.pipeline import attach_truth, funnel_targets, lgbm_params, main_target, target_horizon, target_split
+    from training.pipeline import attach_truth, evaluate, fit_funnel, funnel_targets, lgbm_params, main_target
 
     d = Path(data_dir)
     settings = Settings(home=Path(tempfile.mkdtemp(prefix="leadradar-bench-quality-")))
@@ -61,19 +60,14 @@ def hidden_state_ceiling(data_dir: str) -> dict:
     hidden["cutoff"] = hidden["cutoff"].astype("datetime64[us, UTC]")
     frame = ts.frame.merge(hidden, on=key, how="left").set_axis(ts.frame.index)
     frame["hidden_mode"] = pd.Categorical(frame["hidden_mode"].astype(str)).codes.astype(float)
+    ts = replace(ts, frame=frame, features=[*ts.features, "hidden_mode", "hidden_intent"])
     spec = next(t for t in funnel_targets(settings) if t.name == main_target(settings))
-    split = target_split(sorted(frame["cutoff"].unique()), target_horizon(spec, settings), ts.data_until, settings)
-    masks = split.masks(frame["cutoff"])
-    tc = settings.training
-    model = FunnelModel([spec], [*ts.features, "hidden_mode", "hidden_intent"], ts.categorical,
-                        lgbm_params(settings, None), tc.num_boost_round, tc.early_stopping_rounds, seed=tc.seed)
-    model.begin(frame).fit_target(spec, frame[masks["train"]], frame[masks["validation"]])
-    test = frame[masks["test"]]
-    y, p = test[spec.label].to_numpy(int), model.targets_[spec.name].predict(model.matrix(test))
-    truth = attach_truth(test, d / "truth.parquet", f"p_{spec.name}").to_numpy()
-    known = ~np.isnan(truth)
-    return {"auc": float(roc_auc_score(y, p)), "logloss": float(log_loss(y, p)),
-            "mean_abs_err_vs_truth": float(np.abs(p[known] - truth[known]).mean()), "test_rows": int(len(y))}
+    model, splits = fit_funnel(ts, settings, [spec], lgbm_params(settings, None))
+    test = frame[splits[spec.name].masks(frame["cutoff"])["test"]]
+    p = model.targets_[spec.name].predict(model.matrix(test))
+    metrics = evaluate(test[spec.label].to_numpy(int), p, attach_truth(test, d / "truth.parquet", f"p_{spec.name}"),
+                       settings.training.ece_bins)
+    return {k: metrics[k] for k in ("auc", "logloss", "mean_abs_err_vs_truth")} | {"test_rows": len(test)}
 
 
 def summary(metrics: dict) -> dict:
