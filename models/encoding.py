@@ -78,15 +78,15 @@ class FeatureEncoder:
             obj[:] = grid
         out = np.full(obj.shape, np.nan, dtype=np.float64)
         numeric = [j for j, name in enumerate(features) if name not in self.levels_]
-        given = obj[:, numeric]
+        cells = obj[:, numeric]
         try:
-            values = given.astype(np.float64)  # None becomes NaN
+            values = cells.astype(np.float64)  # None becomes NaN
         except (TypeError, ValueError, OverflowError):
             values = None
         if values is None or np.isinf(values).any():
             self._first_bad_value(records)
         nan = np.isnan(values)
-        if nan.any() and any(v is not None for v in given[nan]):  # a NaN sent as a value, not a missing one
+        if nan.any() and any(v is not None for v in cells[nan]):  # a NaN sent as a value, not a missing one
             self._first_bad_value(records)
         out[:, numeric] = values
         for c, levels in self.levels_.items():

@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 
 import bentoml
-from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
@@ -117,9 +117,10 @@ class LeadRadar:
     def __is_ready__(self) -> bool:
         return self.holder.current is not None
 
-    def _principal(self, authorization: str | None, x_api_key: str | None, action: str,
-                   verified: Principal | None = None) -> Principal:
-        principal = verified or self.keys.verify(_token(authorization, x_api_key))
+    def _principal(self, request: Request, action: str) -> Principal:
+        """The caller KeyGate verified (or, outside it, the key in the headers), allowed to do `action`."""
+        principal = request.scope.get(PRINCIPAL) or self.keys.verify(
+            _token(request.headers.get("authorization"), request.headers.get("x-api-key")))
         if principal is None:
             raise HTTPException(401, "missing or unknown API key; send `Authorization: Bearer <key>`",
                                 headers={"WWW-Authenticate": "Bearer"})
@@ -138,9 +139,8 @@ class LeadRadar:
     async def score(self, request: Request) -> Response:
         """Close probability per horizon, funnel transitions, grade and reasons, from features or raw events."""
         # The body is parsed straight from its bytes by pydantic, and the answer serialised once: FastAPI's
-        # own path (json.loads, validation of Python objects, re-validating the answer) took 4x as long.
-        principal = self._principal(request.headers.get("authorization"), request.headers.get("x-api-key"), "score",
-                                    request.scope.get(PRINCIPAL))
+        # own path (json.loads, then validating Python objects) took 70 ms for 1,000 leads against 23 ms.
+        principal = self._principal(request, "score")
         try:
             body = ScoreRequest.model_validate_json(await request.body())
         except ValidationError as exc:
@@ -156,11 +156,10 @@ class LeadRadar:
             return invalid([{"loc": exc.loc, "msg": exc.message, "type": "value_error"}])
         return Response(answer.model_dump_json(by_alias=True), media_type="application/json")
 
-    @app.post("/rank", response_model=RankResponse, responses=ERRORS)
-    def rank(self, body: RankRequest, authorization: str | None = Header(default=None),
-             x_api_key: str | None = Header(default=None)):
+    @app.post("/rank", response_model=RankResponse, responses=ERRORS, openapi_extra={"parameters": KEY_HEADERS})
+    def rank(self, body: RankRequest, request: Request):
         """The tenant's open leads from the latest batch scores, most likely closers first."""
-        principal = self._principal(authorization, x_api_key, "rank")
+        principal = self._principal(request, "rank")
         sales = body.sales_id
         if principal.role == "sales":
             if sales not in (None, principal.sales_id):
@@ -184,10 +183,10 @@ class LeadRadar:
             total=len(frame), page=body.page, page_size=body.page_size, leads=leads,
         )
 
-    @app.get("/model", response_model=ModelInfo, responses=ERRORS)
-    def model(self, authorization: str | None = Header(default=None), x_api_key: str | None = Header(default=None)):
+    @app.get("/model", response_model=ModelInfo, responses=ERRORS, openapi_extra={"parameters": KEY_HEADERS})
+    def model(self, request: Request):
         """Which model answers, the data window it learned from, and its test-period metrics."""
-        self._principal(authorization, x_api_key, "model")
+        self._principal(request, "model")
         status = self.holder.status()
         loaded = self.holder.loaded
         meta = loaded.meta if loaded else {}
