@@ -12,7 +12,7 @@ export SPARK_LOCAL_IP := 127.0.0.1
 export PYTHONDONTWRITEBYTECODE := 1
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: install test demo bench bench-features bench-training bench-quality bench-serving clean
+.PHONY: install lint test test-fast demo bench bench-features bench-training bench-quality bench-serving clean
 
 install: $(STAMP)
 
@@ -23,8 +23,22 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
-test: $(STAMP)
+# ruff (lint, import order, format) and mypy over the package as it installs (a tree of links, see pyproject).
+TYPECHECK := .tmp/typecheck
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	@rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/leadradar
+	@for f in leadradar/*.py; do ln -s "$(CURDIR)/$$f" $(TYPECHECK)/leadradar/; done
+	@for d in features models training serving; do ln -s "$(CURDIR)/$$d" $(TYPECHECK)/leadradar/$$d; done
+	cd $(TYPECHECK) && $(CURDIR)/$(PY) -m mypy --config-file $(CURDIR)/pyproject.toml -p leadradar
+
+test: lint
 	$(PY) -m pytest -q
+
+# The unit tests: no servers, no Spark, no notebooks; a loop of a minute or two.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" -x
 
 demo: $(STAMP)
 	$(VENV)/bin/leadradar demo

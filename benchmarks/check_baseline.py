@@ -25,29 +25,35 @@ def odd_time_cutoffs(weekly: list[pd.Timestamp]) -> list[pd.Timestamp]:
 def check(data: DataSet, cutoffs: list[pd.Timestamp]) -> dict[str, float | int]:
     """Build both tables and assert they agree; returns the sizes and both build times."""
     from benchmarks.pandas_baseline import pandas_features
-    from features.build import compute_features
-    from features.registry import build_registry
-    from leadradar.settings import Settings
+    from leadradar.config import Settings
+    from leadradar.features.build import compute_features
+    from leadradar.features.registry import build_registry
     from tests.parity import assert_same_features
 
     settings = Settings()
     registry = build_registry(settings)
     paths = {t: str(data.path(t)) for t in ("events", "stages", "items", "leads")}
     start = time.perf_counter()
-    duck = compute_features(paths["events"], paths["stages"], cutoffs, settings, registry, paths["items"],
-                            leads=paths["leads"])
+    duck = compute_features(
+        paths["events"], paths["stages"], cutoffs, settings, registry, paths["items"], leads=paths["leads"]
+    )
     duck_s = time.perf_counter() - start
     start = time.perf_counter()
-    base = pandas_features(paths["events"], paths["stages"], cutoffs, settings, registry, paths["items"],
-                           leads=paths["leads"])
+    base = pandas_features(
+        paths["events"], paths["stages"], cutoffs, settings, registry, paths["items"], leads=paths["leads"]
+    )
     base_s = time.perf_counter() - start
     assert list(base.columns) == list(duck.columns), (
         f"columns differ: {sorted(set(base.columns) ^ set(duck.columns))} (or their order)"
     )
     assert len(duck) > 0 and duck["cutoff"].nunique() == len(set(cutoffs)), "the check needs rows at every cutoff"
     assert_same_features(duck, base, registry)
-    return {"rows": len(duck), "columns": duck.shape[1], "duckdb_seconds": round(duck_s, 3),
-            "pandas_seconds": round(base_s, 3)}
+    return {
+        "rows": len(duck),
+        "columns": duck.shape[1],
+        "duckdb_seconds": round(duck_s, 3),
+        "pandas_seconds": round(base_s, 3),
+    }
 
 
 def run(config: dict | None = None) -> dict[str, object]:
@@ -71,9 +77,11 @@ def main() -> None:
         result = run()
     for name in ("weekly_midnight", "odd_time_of_day"):
         r = result[name]
-        console.print(f"[green]same features[/] ({name.replace('_', ' ')}): {r['rows']:,} rows × {r['columns']} "
-                      f"columns from {result['events']:,} events; DuckDB {r['duckdb_seconds']} s, "
-                      f"pandas {r['pandas_seconds']} s")
+        console.print(
+            f"[green]same features[/] ({name.replace('_', ' ')}): {r['rows']:,} rows × {r['columns']} "
+            f"columns from {result['events']:,} events; DuckDB {r['duckdb_seconds']} s, "
+            f"pandas {r['pandas_seconds']} s"
+        )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -109,16 +109,25 @@ def measure(
         cmd = [sys.executable, "-m", "benchmarks._worker", target, json.dumps(kwargs), str(out)]
         load_before, stalled_before = os.getloadavg()[0], cpu_stall_us()
         start = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         output = _drain(proc, timeout)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.stdout.close()
         process_seconds = time.perf_counter() - start
         proc.returncode = os.waitstatus_to_exitcode(status)
         load_after, stalled_after = os.getloadavg()[0], cpu_stall_us()
-        waited = None if stalled_before is None or stalled_after is None else \
-            round((stalled_after - stalled_before) / 1e6 / process_seconds, 3)
+        waited = (
+            None
+            if stalled_before is None or stalled_after is None
+            else round((stalled_after - stalled_before) / 1e6 / process_seconds, 3)
+        )
         peak_mb = usage.ru_maxrss / 1024  # Linux reports kilobytes
         payload = json.loads(out.read_text()) if out.exists() else {}
     ok = proc.returncode == 0 and "result" in payload
@@ -127,10 +136,19 @@ def measure(
         reason = f"killed by signal {-proc.returncode}" if proc.returncode < 0 else f"exit code {proc.returncode}"
         error = f"{target} failed ({reason}): {payload.get('error') or output[-2000:]}"
     return Measurement(
-        target=target, ok=ok, seconds=payload.get("seconds"), process_seconds=round(process_seconds, 3),
-        peak_rss_mb=round(peak_mb, 1), cpu_seconds=round(usage.ru_utime + usage.ru_stime, 3),
-        load_before=round(load_before, 2), load_after=round(load_after, 2), cpu_wait_share=waited,
-        returncode=proc.returncode, result=payload.get("result"), error=error, kwargs=kwargs,
+        target=target,
+        ok=ok,
+        seconds=payload.get("seconds"),
+        process_seconds=round(process_seconds, 3),
+        peak_rss_mb=round(peak_mb, 1),
+        cpu_seconds=round(usage.ru_utime + usage.ru_stime, 3),
+        load_before=round(load_before, 2),
+        load_after=round(load_after, 2),
+        cpu_wait_share=waited,
+        returncode=proc.returncode,
+        result=payload.get("result"),
+        error=error,
+        kwargs=kwargs,
     )
 
 
@@ -155,13 +173,14 @@ def _drain(proc: subprocess.Popen, timeout: float | None) -> str:
     return "".join(chunks)
 
 
-def write_results(name: str, figures: dict[str, Any], inputs: dict[str, Any] | None = None,
-                  extra: dict[str, Any] | None = None) -> Path:
+def write_results(
+    name: str, figures: dict[str, Any], inputs: dict[str, Any] | None = None, extra: dict[str, Any] | None = None
+) -> Path:
     """Write `benchmarks/results/<name>.json`: flat figures, then `inputs`, `machine` and anything nested."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     doc = {
         "benchmark": name,
-        "measured_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         **figures,
         "inputs": inputs or {},
         **(extra or {}),

@@ -41,8 +41,8 @@ class DataSet:
 
 def config_key(config: dict[str, Any]) -> str:
     """A short, stable hash of a full simulation config and the event types the simulator is checked against."""
-    from features.simulator import SimulationConfig
-    from leadradar.settings import Settings
+    from leadradar.config import Settings
+    from leadradar.features.simulator import SimulationConfig
 
     full = SimulationConfig(**config).model_dump(mode="json")
     doc = json.dumps({"config": full, "types": Settings().events.types}, sort_keys=True)
@@ -51,8 +51,8 @@ def config_key(config: dict[str, Any]) -> str:
 
 def generate(config: dict[str, Any], out: str) -> dict[str, Any]:
     """Simulate and write every table under `out` (run in a worker process); returns the row counts."""
-    from features.simulator import SimulationConfig, simulate
-    from leadradar.settings import Settings
+    from leadradar.config import Settings
+    from leadradar.features.simulator import SimulationConfig, simulate
 
     result = simulate(SimulationConfig(**config), Settings())
     result.write(Path(out))
@@ -75,8 +75,11 @@ def dataset(config: dict[str, Any], root: Path = DATA_DIR) -> DataSet:
         shutil.rmtree(partial, ignore_errors=True)
         raise RuntimeError(f"simulating {config} failed: {run.error}")
     doc = {
-        "config": config, "key": key, "sizes": run.result,
-        "simulate_seconds": run.seconds, "simulate_peak_rss_mb": run.peak_rss_mb,
+        "config": config,
+        "key": key,
+        "sizes": run.result,
+        "simulate_seconds": run.seconds,
+        "simulate_peak_rss_mb": run.peak_rss_mb,
     }
     (partial / "meta.json").write_text(json.dumps(doc, indent=2) + "\n")
     shutil.rmtree(final, ignore_errors=True)
@@ -88,9 +91,9 @@ def weekly_cutoffs(config: dict[str, Any], n: int = 8) -> list:
     """The last `n` weekly cutoffs (the configured anchor day, 00:00 UTC) up to the simulation's end."""
     import pandas as pd
 
-    from features.cutoffs import cadence_cutoffs
-    from features.simulator import SimulationConfig, simulation_end
-    from leadradar.settings import Settings
+    from leadradar.config import Settings
+    from leadradar.features.cutoffs import cadence_cutoffs
+    from leadradar.features.simulator import SimulationConfig, simulation_end
 
     cfg = SimulationConfig(**config)
     first, last = pd.Timestamp(cfg.start, tz="UTC"), pd.Timestamp(simulation_end(cfg), tz="UTC")

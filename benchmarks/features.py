@@ -42,6 +42,7 @@ QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "BENTOML_DO
 
 # ---- what runs inside the measured processes --------------------------------------------------------------------
 
+
 def _paths(data_dir: str) -> dict[str, str]:
     return {t: str(Path(data_dir) / f"{t}.parquet") for t in ("events", "stages", "items", "leads")}
 
@@ -60,8 +61,13 @@ def fingerprint(frame, registry) -> dict[str, Any]:
     def text_hash(col: pd.Series) -> int:
         return int(pd.util.hash_pandas_object(col.astype("string").fillna("<NA>"), index=False).sum())
 
-    keys = frame["tenant_id"].astype("string") + "|" + frame["lead_id"].astype("string") + "|" + \
-        frame["cutoff"].astype("int64").astype("string")
+    keys = (
+        frame["tenant_id"].astype("string")
+        + "|"
+        + frame["lead_id"].astype("string")
+        + "|"
+        + frame["cutoff"].astype("int64").astype("string")
+    )
     cols: dict[str, list] = {}
     for name in ("sales_id", "stage", *registry.names):
         col = frame[name]
@@ -71,7 +77,8 @@ def fingerprint(frame, registry) -> dict[str, Any]:
             values = col.to_numpy(float)
             cols[name] = [int(np.isfinite(values).sum()), float(np.nansum(values))]
     return {
-        "rows": len(frame), "keys": text_hash(keys),
+        "rows": len(frame),
+        "keys": text_hash(keys),
         "rows_per_cutoff": {str(k): int(v) for k, v in frame.groupby("cutoff").size().items()},
         "columns": cols,
     }
@@ -79,19 +86,24 @@ def fingerprint(frame, registry) -> dict[str, Any]:
 
 def duckdb_build(data_dir: str, cutoffs: list[str], memory_limit: str | None = None) -> dict[str, Any]:
     """The measured DuckDB build: Parquet paths in, pandas feature table out (then fingerprinted, untimed)."""
-    from features.build import compute_features
-    from features.registry import build_registry
-    from leadradar.settings import Settings
+    from leadradar.config import Settings
+    from leadradar.features.build import compute_features
+    from leadradar.features.registry import build_registry
 
     settings = Settings(features={"duckdb_memory_limit": memory_limit})
     registry = build_registry(settings)
     p = _paths(data_dir)
     start = time.perf_counter()
-    table = compute_features(p["events"], p["stages"], _cutoffs(cutoffs), settings, registry, p["items"],
-                             leads=p["leads"])
+    table = compute_features(
+        p["events"], p["stages"], _cutoffs(cutoffs), settings, registry, p["items"], leads=p["leads"]
+    )
     seconds = time.perf_counter() - start
-    return {"seconds": round(seconds, 3), "rows": len(table), "columns": table.shape[1],
-            "fingerprint": fingerprint(table, registry)}
+    return {
+        "seconds": round(seconds, 3),
+        "rows": len(table),
+        "columns": table.shape[1],
+        "fingerprint": fingerprint(table, registry),
+    }
 
 
 def pandas_build(data_dir: str, cutoffs: list[str]) -> dict[str, Any]:
@@ -99,8 +111,8 @@ def pandas_build(data_dir: str, cutoffs: list[str]) -> dict[str, Any]:
     import pandas as pd
 
     from benchmarks.pandas_baseline import features_at, read_inputs
-    from features.registry import build_registry
-    from leadradar.settings import Settings
+    from leadradar.config import Settings
+    from leadradar.features.registry import build_registry
 
     settings = Settings()
     registry = build_registry(settings)
@@ -116,9 +128,14 @@ def pandas_build(data_dir: str, cutoffs: list[str]) -> dict[str, Any]:
     table = pd.concat(frames, ignore_index=True)
     table["cutoff"] = table["cutoff"].astype("datetime64[us, UTC]")
     seconds = time.perf_counter() - start
-    return {"seconds": round(seconds, 3), "rows": len(table), "columns": table.shape[1],
-            "read_and_clean_seconds": round(read_s, 3), "per_cutoff_seconds": per_cutoff,
-            "fingerprint": fingerprint(table, registry)}
+    return {
+        "seconds": round(seconds, 3),
+        "rows": len(table),
+        "columns": table.shape[1],
+        "read_and_clean_seconds": round(read_s, 3),
+        "per_cutoff_seconds": per_cutoff,
+        "fingerprint": fingerprint(table, registry),
+    }
 
 
 def duckdb_profile(data_dir: str, cutoffs: list[str]) -> dict[str, Any]:
@@ -128,7 +145,7 @@ def duckdb_profile(data_dir: str, cutoffs: list[str]) -> dict[str, Any]:
     process wraps both with timers; every other second (reading, loading, building the expressions,
     `finish`) lands in `other`.
     """
-    import features.engines as engines
+    import leadradar.features.engines as engines
 
     timings: dict[str, float] = {}
     make_stage, execute = engines.materializer, engines.to_pandas
@@ -158,6 +175,7 @@ def duckdb_profile(data_dir: str, cutoffs: list[str]) -> dict[str, Any]:
 
 # ---- comparing the two full-size tables -------------------------------------------------------------------------
 
+
 def same_fingerprint(a: dict[str, Any], b: dict[str, Any], rtol: float = 1e-9) -> list[str]:
     """Where two fingerprints disagree (empty: the same table up to float summation order)."""
     import math
@@ -168,31 +186,42 @@ def same_fingerprint(a: dict[str, Any], b: dict[str, Any], rtol: float = 1e-9) -
             diffs.append(key)
     for name, (count, value) in a["columns"].items():
         other = b["columns"].get(name)
-        if other is None or other[0] != count:
-            diffs.append(name)
-        elif isinstance(value, float) and not math.isclose(value, other[1], rel_tol=rtol, abs_tol=1e-6):
-            diffs.append(name)
-        elif not isinstance(value, float) and value != other[1]:
+        if (
+            other is None
+            or other[0] != count
+            or (isinstance(value, float) and not math.isclose(value, other[1], rel_tol=rtol, abs_tol=1e-6))
+            or (not isinstance(value, float) and value != other[1])
+        ):
             diffs.append(name)
     return diffs
 
 
 # ---- the run ----------------------------------------------------------------------------------------------------
 
+
 def _run(progress, label: str, target: str, kwargs: dict[str, Any] | None = None) -> Measurement:
     task = progress.add_task(label, total=None)
     started = time.perf_counter()
     m = measure(target, kwargs, env=QUIET)
     status = "[green]done[/]" if m.ok else "[red]failed[/]"
-    progress.update(task, total=1, completed=1,
-                    description=f"{label}: {status} in {time.perf_counter() - started:,.0f} s")
+    progress.update(
+        task, total=1, completed=1, description=f"{label}: {status} in {time.perf_counter() - started:,.0f} s"
+    )
     return m
 
 
 def _conditions(m: Measurement) -> dict[str, Any]:
     """How one run went: its own and its process's time, CPU time, peak memory, and how busy the machine was."""
-    keys = ("ok", "seconds", "process_seconds", "cpu_seconds", "peak_rss_mb", "load_before", "load_after",
-            "cpu_wait_share")
+    keys = (
+        "ok",
+        "seconds",
+        "process_seconds",
+        "cpu_seconds",
+        "peak_rss_mb",
+        "load_before",
+        "load_after",
+        "cpu_wait_share",
+    )
     return {k: getattr(m, k) for k in keys}
 
 
@@ -201,8 +230,12 @@ def _point(m: Measurement, data: DataSet, prefix: str = "") -> dict[str, Any]:
     if not m.ok:
         return {f"{prefix}ok": False, f"{prefix}error": m.error, f"{prefix}peak_rss_mb": m.peak_rss_mb}
     point = {
-        "seconds": m.seconds, "events_per_s": round(data.events / m.seconds), "peak_rss_mb": m.peak_rss_mb,
-        "process_seconds": m.process_seconds, "cpu_seconds": m.cpu_seconds, "cpu_wait_share": m.cpu_wait_share,
+        "seconds": m.seconds,
+        "events_per_s": round(data.events / m.seconds),
+        "peak_rss_mb": m.peak_rss_mb,
+        "process_seconds": m.process_seconds,
+        "cpu_seconds": m.cpu_seconds,
+        "cpu_wait_share": m.cpu_wait_share,
     }
     return {f"{prefix}ok": True, **{prefix + k: v for k, v in point.items()}}
 
@@ -219,8 +252,12 @@ def _data_sets(progress, sizes: list[str]) -> dict[str, DataSet]:
     for size in dict.fromkeys(sizes):
         task = progress.add_task(f"data: ~{size} events (simulated once, then cached)", total=None)
         d = sets[size] = dataset(SIZES[size])
-        progress.update(task, total=1, completed=1,
-                        description=f"data: ~{size}: {d.events:,} events, {d.leads:,} leads ({d.dir.name})")
+        progress.update(
+            task,
+            total=1,
+            completed=1,
+            description=f"data: ~{size}: {d.events:,} events, {d.leads:,} leads ({d.dir.name})",
+        )
     return sets
 
 
@@ -228,8 +265,9 @@ def _build_args(d: DataSet) -> dict[str, Any]:
     return {"data_dir": str(d.dir), "cutoffs": [c.isoformat() for c in weekly_cutoffs(d.config, N_CUTOFFS)]}
 
 
-def _scaling(progress, sets: dict[str, DataSet], sizes: tuple[str, ...], main_size: str,
-             main: tuple[Measurement, Measurement]) -> list[dict[str, Any]]:
+def _scaling(
+    progress, sets: dict[str, DataSet], sizes: tuple[str, ...], main_size: str, main: tuple[Measurement, Measurement]
+) -> list[dict[str, Any]]:
     """DuckDB at each size, uncapped and with the memory cap (the main size reuses its two measurements)."""
     points = []
     for size in sizes:
@@ -237,18 +275,39 @@ def _scaling(progress, sets: dict[str, DataSet], sizes: tuple[str, ...], main_si
         if size == main_size:
             duck, capped = main
         else:
-            duck = _run(progress, f"scaling: DuckDB build, {d.events:,} events", "benchmarks.features:duckdb_build",
-                        _build_args(d))
-            capped = _run(progress, f"scaling: DuckDB build, {d.events:,} events, memory_limit={CAP}",
-                          "benchmarks.features:duckdb_build", {**_build_args(d), "memory_limit": CAP})
+            duck = _run(
+                progress,
+                f"scaling: DuckDB build, {d.events:,} events",
+                "benchmarks.features:duckdb_build",
+                _build_args(d),
+            )
+            capped = _run(
+                progress,
+                f"scaling: DuckDB build, {d.events:,} events, memory_limit={CAP}",
+                "benchmarks.features:duckdb_build",
+                {**_build_args(d), "memory_limit": CAP},
+            )
         rows = (duck.result or capped.result or {}).get("rows")
-        points.append({"size": size, "events": d.events, "leads": d.leads, "rows": rows,
-                       **_point(duck, d), **_point(capped, d, "capped_")})
+        points.append(
+            {
+                "size": size,
+                "events": d.events,
+                "leads": d.leads,
+                "rows": rows,
+                **_point(duck, d),
+                **_point(capped, d, "capped_"),
+            }
+        )
     return points
 
 
-def run(main_size: str = MAIN, scaling_sizes: tuple[str, ...] = tuple(SIZES), baseline: bool = True,
-        profile: bool = True, repeats: int = REPEATS) -> dict[str, Any]:
+def run(
+    main_size: str = MAIN,
+    scaling_sizes: tuple[str, ...] = tuple(SIZES),
+    baseline: bool = True,
+    profile: bool = True,
+    repeats: int = REPEATS,
+) -> dict[str, Any]:
     """Everything the benchmark measures, as the results document's figures and nested parts."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
@@ -261,15 +320,34 @@ def run(main_size: str = MAIN, scaling_sizes: tuple[str, ...] = tuple(SIZES), ba
         args = _build_args(data)
         ducks, bases = [], []
         for i in range(1, repeats + 1):  # interleaved, so both see the machine's other work alike
-            ducks.append(_run(progress, f"DuckDB build, {data.events:,} events (run {i}/{repeats})",
-                              "benchmarks.features:duckdb_build", args))
+            ducks.append(
+                _run(
+                    progress,
+                    f"DuckDB build, {data.events:,} events (run {i}/{repeats})",
+                    "benchmarks.features:duckdb_build",
+                    args,
+                )
+            )
             if baseline:
-                bases.append(_run(progress, f"pandas baseline (run {i}/{repeats}, minutes)",
-                                  "benchmarks.features:pandas_build", args))
-        capped = _run(progress, f"DuckDB build, memory_limit={CAP}", "benchmarks.features:duckdb_build",
-                      {**args, "memory_limit": CAP})
-        prof = _run(progress, "DuckDB build, stage by stage", "benchmarks.features:duckdb_profile",
-                    args) if profile else None
+                bases.append(
+                    _run(
+                        progress,
+                        f"pandas baseline (run {i}/{repeats}, minutes)",
+                        "benchmarks.features:pandas_build",
+                        args,
+                    )
+                )
+        capped = _run(
+            progress,
+            f"DuckDB build, memory_limit={CAP}",
+            "benchmarks.features:duckdb_build",
+            {**args, "memory_limit": CAP},
+        )
+        prof = (
+            _run(progress, "DuckDB build, stage by stage", "benchmarks.features:duckdb_profile", args)
+            if profile
+            else None
+        )
         scaling = _scaling(progress, sets, scaling_sizes, main_size, (fastest(ducks), capped))
     return _document(data, args["cutoffs"], guard, ducks, capped, bases, prof, scaling)
 
@@ -278,10 +356,16 @@ def _main_figures(data: DataSet, cutoffs: list[str], ducks: list[Measurement], c
     """The DuckDB figures: the fastest uncapped run's time, the highest peak of all runs, the capped run."""
     duck, events = fastest(ducks), data.events
     return {
-        "events": events, "leads": data.leads, "cutoffs": len(cutoffs), "rows": duck.result["rows"],
-        "columns": duck.result["columns"], "cores": machine()["cores"],
-        "seconds": duck.seconds, "events_per_s": round(events / duck.seconds),
-        "peak_rss_mb": max(m.peak_rss_mb for m in ducks), "process_seconds": duck.process_seconds,
+        "events": events,
+        "leads": data.leads,
+        "cutoffs": len(cutoffs),
+        "rows": duck.result["rows"],
+        "columns": duck.result["columns"],
+        "cores": machine()["cores"],
+        "seconds": duck.seconds,
+        "events_per_s": round(events / duck.seconds),
+        "peak_rss_mb": max(m.peak_rss_mb for m in ducks),
+        "process_seconds": duck.process_seconds,
         "runs_per_figure": len(ducks),
         "capped_memory_limit": CAP,
         "capped_seconds": capped.seconds if capped.ok else None,
@@ -290,8 +374,9 @@ def _main_figures(data: DataSet, cutoffs: list[str], ducks: list[Measurement], c
     }
 
 
-def _baseline_figures(data: DataSet, guard: Measurement, ducks: list[Measurement], capped: Measurement,
-                      bases: list[Measurement]) -> dict[str, Any]:
+def _baseline_figures(
+    data: DataSet, guard: Measurement, ducks: list[Measurement], capped: Measurement, bases: list[Measurement]
+) -> dict[str, Any]:
     """The pandas figures, the speed-ups, and whether both computed the same table (small and full size)."""
     duck, base = fastest(ducks), fastest(bases)
     if not base.ok:
@@ -304,8 +389,9 @@ def _baseline_figures(data: DataSet, guard: Measurement, ducks: list[Measurement
         "speedup_vs_baseline": round(base.seconds / duck.seconds, 2),
         "capped_speedup_vs_baseline": round(base.seconds / capped.seconds, 2) if capped.ok else None,
         "baseline_same_features_small": guard.ok,
-        "baseline_same_features_full_size": not same_fingerprint(duck.result["fingerprint"],
-                                                                 base.result["fingerprint"]),
+        "baseline_same_features_full_size": not same_fingerprint(
+            duck.result["fingerprint"], base.result["fingerprint"]
+        ),
     }
 
 
@@ -322,8 +408,16 @@ def _targets(f: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _document(data: DataSet, cutoffs: list[str], guard: Measurement, ducks: list[Measurement], capped: Measurement,
-              bases: list[Measurement], prof: Measurement | None, scaling: list[dict[str, Any]]) -> dict[str, Any]:
+def _document(
+    data: DataSet,
+    cutoffs: list[str],
+    guard: Measurement,
+    ducks: list[Measurement],
+    capped: Measurement,
+    bases: list[Measurement],
+    prof: Measurement | None,
+    scaling: list[dict[str, Any]],
+) -> dict[str, Any]:
     """The results document: flat figures, the inputs, and the nested detail (scaling, runs, profile)."""
     duck = fastest(ducks)
     if not duck.ok:
@@ -333,21 +427,28 @@ def _document(data: DataSet, cutoffs: list[str], guard: Measurement, ducks: list
         figures |= _baseline_figures(data, guard, ducks, capped, bases)
     figures |= _targets(figures)
     inputs = {
-        "simulation": data.config, "data_dir": data.dir.name, "tables": data.sizes, "cutoffs": cutoffs,
+        "simulation": data.config,
+        "data_dir": data.dir.name,
+        "tables": data.sizes,
+        "cutoffs": cutoffs,
         "what_is_timed": "compute_features(events.parquet, stages.parquet, cutoffs, Settings(), registry, "
-                         "items.parquet, leads=leads.parquet): reading Parquet to the pandas feature table, "
-                         "in a fresh process; peak RSS is that whole process's (kernel ru_maxrss)",
+        "items.parquet, leads=leads.parquet): reading Parquet to the pandas feature table, "
+        "in a fresh process; peak RSS is that whole process's (kernel ru_maxrss)",
         "runs": f"main DuckDB and pandas: {len(ducks)} interleaved runs each, the fastest is the figure and "
-                "the highest peak RSS the memory figure; capped, profile and scaling: one run each",
+        "the highest peak RSS the memory figure; capped, profile and scaling: one run each",
     }
-    runs: dict[str, Any] = {"duckdb": [_conditions(m) for m in ducks], "baseline": [_conditions(m) for m in bases],
-                            "duckdb_capped": _conditions(capped)}
+    runs: dict[str, Any] = {
+        "duckdb": [_conditions(m) for m in ducks],
+        "baseline": [_conditions(m) for m in bases],
+        "duckdb_capped": _conditions(capped),
+    }
     extra: dict[str, Any] = {"scaling": scaling, "runs": runs, "guard": guard.result}
     base = fastest(bases) if bases else None
     if base is not None and base.ok:
         extra["baseline_breakdown"] = {k: base.result[k] for k in ("read_and_clean_seconds", "per_cutoff_seconds")}
-        extra["baseline_fingerprint_differences"] = same_fingerprint(duck.result["fingerprint"],
-                                                                     base.result["fingerprint"])
+        extra["baseline_fingerprint_differences"] = same_fingerprint(
+            duck.result["fingerprint"], base.result["fingerprint"]
+        )
     errors = {m.target + str(m.kwargs.get("memory_limit") or ""): m.error for m in [*ducks, *bases, capped] if not m.ok}
     if errors:
         extra["errors"] = errors
@@ -364,20 +465,41 @@ def _num(x, fmt: str = "{:,.1f}") -> str:
 def _main_table(f: dict[str, Any]):
     from rich.table import Table
 
-    t = Table(title=f"feature build: {f['events']:,} events, {f['leads']:,} leads, {f['cutoffs']} weekly cutoffs, "
-                    f"{f['rows']:,} rows, {f['cores']} cores")
+    t = Table(
+        title=f"feature build: {f['events']:,} events, {f['leads']:,} leads, {f['cutoffs']} weekly cutoffs, "
+        f"{f['rows']:,} rows, {f['cores']} cores"
+    )
     for col in ("run", "seconds", "events/s", "peak RSS (MiB)", "speed-up vs pandas"):
         t.add_column(col, justify="right" if col != "run" else "left")
-    t.add_row("DuckDB", _num(f["seconds"]), _num(f["events_per_s"], "{:,.0f}"), _num(f["peak_rss_mb"], "{:,.0f}"),
-              _num(f.get("speedup_vs_baseline"), "{:.1f}×"))
-    t.add_row(f"DuckDB, memory_limit={f['capped_memory_limit']}", _num(f["capped_seconds"]),
-              _num(f["capped_events_per_s"], "{:,.0f}"), _num(f["capped_peak_rss_mb"], "{:,.0f}"),
-              _num(f.get("capped_speedup_vs_baseline"), "{:.1f}×"))
+    t.add_row(
+        "DuckDB",
+        _num(f["seconds"]),
+        _num(f["events_per_s"], "{:,.0f}"),
+        _num(f["peak_rss_mb"], "{:,.0f}"),
+        _num(f.get("speedup_vs_baseline"), "{:.1f}×"),
+    )
+    t.add_row(
+        f"DuckDB, memory_limit={f['capped_memory_limit']}",
+        _num(f["capped_seconds"]),
+        _num(f["capped_events_per_s"], "{:,.0f}"),
+        _num(f["capped_peak_rss_mb"], "{:,.0f}"),
+        _num(f.get("capped_speedup_vs_baseline"), "{:.1f}×"),
+    )
     if f.get("baseline_seconds") is not None:
-        t.add_row("pandas baseline", _num(f["baseline_seconds"]), _num(f["baseline_events_per_s"], "{:,.0f}"),
-                  _num(f["baseline_peak_rss_mb"], "{:,.0f}"), "1.0×")
-    t.add_row("target", "", _num(f["target_events_per_s"], "≥ {:,.0f}"),
-              _num(f["target_peak_rss_mb"], "≤ {:,.0f}"), _num(f["target_speedup_vs_baseline"], "≥ {:.0f}×"))
+        t.add_row(
+            "pandas baseline",
+            _num(f["baseline_seconds"]),
+            _num(f["baseline_events_per_s"], "{:,.0f}"),
+            _num(f["baseline_peak_rss_mb"], "{:,.0f}"),
+            "1.0×",
+        )
+    t.add_row(
+        "target",
+        "",
+        _num(f["target_events_per_s"], "≥ {:,.0f}"),
+        _num(f["target_peak_rss_mb"], "≤ {:,.0f}"),
+        _num(f["target_speedup_vs_baseline"], "≥ {:.0f}×"),
+    )
     return t
 
 
@@ -388,9 +510,16 @@ def _scaling_table(f: dict[str, Any], points: list[dict[str, Any]]):
     for col in ("events", "leads", "rows", "s", "events/s", "RSS", "capped s", "capped RSS"):
         s.add_column(col, justify="right")
     for p in points:
-        s.add_row(f"{p['events']:,}", f"{p['leads']:,}", _num(p["rows"], "{:,}"), _num(p.get("seconds")),
-                  _num(p.get("events_per_s"), "{:,}"), _num(p.get("peak_rss_mb"), "{:,.0f}"),
-                  _num(p.get("capped_seconds")), _num(p.get("capped_peak_rss_mb"), "{:,.0f}"))
+        s.add_row(
+            f"{p['events']:,}",
+            f"{p['leads']:,}",
+            _num(p["rows"], "{:,}"),
+            _num(p.get("seconds")),
+            _num(p.get("events_per_s"), "{:,}"),
+            _num(p.get("peak_rss_mb"), "{:,.0f}"),
+            _num(p.get("capped_seconds")),
+            _num(p.get("capped_peak_rss_mb"), "{:,.0f}"),
+        )
     return s
 
 
@@ -404,8 +533,10 @@ def report(doc: dict[str, Any]) -> None:
     met = {k: v for k, v in f.items() if k.startswith("met_")}
     console.print("  ".join(f"{k}: {'[green]yes[/]' if v else '[red]no[/]'}" for k, v in met.items()))
     if "baseline_same_features_full_size" in f:
-        console.print("pandas baseline computes the same features: small simulation "
-                      f"{f['baseline_same_features_small']}, full size {f['baseline_same_features_full_size']}")
+        console.print(
+            "pandas baseline computes the same features: small simulation "
+            f"{f['baseline_same_features_small']}, full size {f['baseline_same_features_full_size']}"
+        )
     console.print(_scaling_table(f, extra["scaling"]))
     prof = extra.get("duckdb_profile")
     if prof and "error" not in prof:
@@ -415,15 +546,25 @@ def report(doc: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--main-size", default=MAIN, choices=list(SIZES), help="data set of the main measurement")
-    parser.add_argument("--scaling", nargs="*", default=list(SIZES), choices=list(SIZES),
-                        help="data sets of the scaling points (DuckDB only)")
+    parser.add_argument(
+        "--scaling",
+        nargs="*",
+        default=list(SIZES),
+        choices=list(SIZES),
+        help="data sets of the scaling points (DuckDB only)",
+    )
     parser.add_argument("--no-baseline", action="store_true", help="skip the pandas baseline (no speed-up figure)")
     parser.add_argument("--no-profile", action="store_true", help="skip the stage-by-stage DuckDB run")
     parser.add_argument("--repeats", type=int, default=REPEATS, help="runs of the main DuckDB and pandas builds")
     parser.add_argument("--name", default="features", help="results file name (benchmarks/results/<name>.json)")
     args = parser.parse_args(argv)
-    doc = run(args.main_size, tuple(args.scaling), baseline=not args.no_baseline, profile=not args.no_profile,
-              repeats=args.repeats)
+    doc = run(
+        args.main_size,
+        tuple(args.scaling),
+        baseline=not args.no_baseline,
+        profile=not args.no_profile,
+        repeats=args.repeats,
+    )
     report(doc)
     path = write_results(args.name, doc["figures"], doc["inputs"], doc["extra"])
     print(f"wrote {path}")

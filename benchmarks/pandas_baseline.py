@@ -15,17 +15,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.registry import FeatureRegistry, build_registry
-from leadradar.settings import Settings
+from leadradar.config import Settings
+from leadradar.features.registry import FeatureRegistry, build_registry
 
 KEYS = ["tenant_id", "lead_id"]
 DAY_US = 86_400_000_000
 HOUR_US = 3_600_000_000
-EVENT_COLUMNS = ["event_id", "tenant_id", "lead_id", "sales_id", "ts", "event_type", "dwell_s", "item_id",
-                 "referrer_lead_id"]
+EVENT_COLUMNS = [
+    "event_id",
+    "tenant_id",
+    "lead_id",
+    "sales_id",
+    "ts",
+    "event_type",
+    "dwell_s",
+    "item_id",
+    "referrer_lead_id",
+]
 
 
 # ---- the event groups features are declared over ------------------------------------------------------------
+
 
 def groups(settings: Settings) -> dict[str, list[str]]:
     """Every event type, every family (`fam_<family>`), all configured types (`any`) and `two_way` contacts."""
@@ -41,6 +51,7 @@ def dwell_groups(settings: Settings) -> list[str]:
 
 
 # ---- reading and cleaning ---------------------------------------------------------------------------------------
+
 
 @dataclass
 class Inputs:
@@ -116,6 +127,7 @@ def read_inputs(events, stages, settings: Settings, items=None, leads=None) -> I
 
 # ---- per cutoff: the spine and the funnel -----------------------------------------------------------------------
 
+
 def open_leads(data: Inputs, cutoff_us: int, settings: Settings) -> pd.DataFrame:
     """Leads seen by the cutoff whose latest stage by then is open: owner, stage and the funnel features."""
     funnel = settings.funnel
@@ -143,11 +155,19 @@ def open_leads(data: Inputs, cutoff_us: int, settings: Settings) -> pd.DataFrame
 
 # ---- per cutoff: the lead's own events --------------------------------------------------------------------------
 
+
 def by_type(frame: pd.DataFrame, settings: Settings) -> pd.DataFrame:
     """Counts and dwell per lead and event type, one column per (statistic, type)."""
-    stats = frame.groupby([*KEYS, "event_type"]).agg(
-        n=("event_type", "size"), dsum=("dwell_s", "sum"), dn=("dwell_s", "count"), dmax=("dwell_s", "max"),
-    ).unstack("event_type")
+    stats = (
+        frame.groupby([*KEYS, "event_type"])
+        .agg(
+            n=("event_type", "size"),
+            dsum=("dwell_s", "sum"),
+            dn=("dwell_s", "count"),
+            dmax=("dwell_s", "max"),
+        )
+        .unstack("event_type")
+    )
     types = list(settings.events.types)
     return stats.reindex(columns=pd.MultiIndex.from_product([["n", "dsum", "dn", "dmax"], types]))
 
@@ -181,7 +201,7 @@ def recency_and_habits(known: pd.DataFrame, cutoff_us: int, settings: Settings) 
     ev = settings.events
     last = known.groupby([*KEYS, "event_type"])["us"].max().unstack("event_type")
     last = last.reindex(columns=list(ev.types))
-    hours = lambda us: (cutoff_us - us) / HOUR_US  # noqa: E731
+    hours = lambda us: (cutoff_us - us) / HOUR_US
     cols = {"hours_since_last_any": hours(last.max(axis=1))}
     for family in ev.families:
         cols[f"hours_since_last_{family}"] = hours(last[ev.of_family(family)].max(axis=1))
@@ -200,9 +220,14 @@ def recency_and_habits(known: pd.DataFrame, cutoff_us: int, settings: Settings) 
         zero_dwell=typed * known["zero_dwell"],
     )
     per = known.groupby(KEYS).agg(
-        first_us=("us", "min"), n_any=("typed", "sum"), sessions=("session_start", "sum"),
-        night=("night", "sum"), weekend=("weekend", "sum"), zero_dwell=("zero_dwell", "sum"),
-        this_week=("this_week", "sum"), last_week=("last_week", "sum"),
+        first_us=("us", "min"),
+        n_any=("typed", "sum"),
+        sessions=("session_start", "sum"),
+        night=("night", "sum"),
+        weekend=("weekend", "sum"),
+        zero_dwell=("zero_dwell", "sum"),
+        this_week=("this_week", "sum"),
+        last_week=("last_week", "sum"),
     )
     n_any = per["n_any"].replace(0, np.nan)
     contacts = known[(known["age"] < 30) & known["event_type"].isin(list(ev.two_way_contact))]
@@ -235,10 +260,15 @@ def content(known: pd.DataFrame, items: pd.DataFrame | None, settings: Settings)
     lines = seen[seen["category"].notna() & ~seen["category"].isin(pricing)]
     per_line = lines.groupby([*KEYS, "category"])["dwell_s"].sum(min_count=1)
     by_lead = per_line.groupby(level=KEYS)
-    out = out.join(pd.DataFrame({
-        "top_category_share": by_lead.max() / by_lead.sum().replace(0, np.nan),
-        "n_categories": by_lead.size(),
-    }), how="outer")
+    out = out.join(
+        pd.DataFrame(
+            {
+                "top_category_share": by_lead.max() / by_lead.sum().replace(0, np.nan),
+                "n_categories": by_lead.size(),
+            }
+        ),
+        how="outer",
+    )
     return out
 
 
@@ -247,13 +277,15 @@ def sharing(known: pd.DataFrame) -> pd.DataFrame:
     referred = known[known["referrer_lead_id"].notna()]
     referred = referred.assign(recent=(referred["age"] < 30).astype("int64"))
     per = referred.groupby(["tenant_id", "referrer_lead_id"]).agg(
-        referred_visits_30d=("recent", "sum"), referred_visits_all=("lead_id", "size"),
+        referred_visits_30d=("recent", "sum"),
+        referred_visits_all=("lead_id", "size"),
         referred_leads_all=("lead_id", "nunique"),
     )
     return per.rename_axis(KEYS)
 
 
 # ---- per cutoff: context beyond the lead ------------------------------------------------------------------------
+
 
 def sales_context(spine: pd.DataFrame, data: Inputs, cutoff_us: int, settings: Settings) -> pd.DataFrame:
     """The owner's smoothed win rate and closed leads, the tenant's win rate, the owner's open leads now."""
@@ -287,6 +319,7 @@ def attributes(spine: pd.DataFrame, leads: pd.DataFrame | None, settings: Settin
 
 # ---- the table --------------------------------------------------------------------------------------------------
 
+
 def features_at(data: Inputs, cutoff: pd.Timestamp, settings: Settings, registry: FeatureRegistry) -> pd.DataFrame:
     """One row per lead open at `cutoff`: metadata, then every registry feature, from events known by then."""
     cutoff = pd.Timestamp(cutoff).tz_convert("UTC").as_unit("us")
@@ -314,8 +347,9 @@ def features_at(data: Inputs, cutoff: pd.Timestamp, settings: Settings, registry
     return pd.DataFrame(cols)
 
 
-def pandas_features(events, stages, cutoffs: list, settings: Settings, registry: FeatureRegistry | None = None,
-                    items=None, leads=None) -> pd.DataFrame:
+def pandas_features(
+    events, stages, cutoffs: list, settings: Settings, registry: FeatureRegistry | None = None, items=None, leads=None
+) -> pd.DataFrame:
     """The feature table for every cutoff, from Parquet paths: the same contract as `compute_features`."""
     registry = registry or build_registry(settings)
     data = read_inputs(events, stages, settings, items, leads)

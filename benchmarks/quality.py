@@ -21,19 +21,30 @@ from benchmarks.datasets import dataset
 DEFAULT_SIM = {"tenants": 3, "leads": 20_000, "days": 455}  # the simulator's defaults
 CURVE = (2, 4)
 TARGETS = {"auc_gap_to_oracle": 0.01, "ece": 0.01, "mean_abs_err_vs_truth": 0.01}
-QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "BENTOML_DO_NOT_TRACK": "true",
-         "OMP_WAIT_POLICY": "PASSIVE"}
+QUIET = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "BENTOML_DO_NOT_TRACK": "true",
+    "OMP_WAIT_POLICY": "PASSIVE",
+}
 
 
 def train_on(data_dir: str) -> dict:
     """`leadradar train` on one simulation in a throwaway data directory; the test metrics."""
-    from leadradar.settings import Settings
-    from training.pipeline import train_from_logs
+    from leadradar.config import Settings
+    from leadradar.training.pipeline import train_from_logs
 
     d = Path(data_dir)
     settings = Settings(home=Path(tempfile.mkdtemp(prefix="leadradar-bench-quality-")))
-    result = train_from_logs(d / "events.parquet", d / "stages.parquet", settings, items=d / "items.parquet",
-                             truth=d / "truth.parquet", leads=d / "leads.parquet", use_tuned=False)
+    result = train_from_logs(
+        d / "events.parquet",
+        d / "stages.parquet",
+        settings,
+        items=d / "items.parquet",
+        truth=d / "truth.parquet",
+        leads=d / "leads.parquet",
+        use_tuned=False,
+    )
     return {"test": result.test_metrics, "rows": result.rows, "skipped": result.extra.get("skipped", {})}
 
 
@@ -47,14 +58,15 @@ def hidden_state_ceiling(data_dir: str) -> dict:
 
     import pandas as pd
 
-    from features.trainset import build_training_set
-    from leadradar.settings import Settings
-    from training.pipeline import attach_truth, evaluate, fit_funnel, funnel_targets, lgbm_params, main_target
+    from leadradar.config import Settings
+    from leadradar.features.trainset import build_training_set
+    from leadradar.training.pipeline import attach_truth, evaluate, fit_funnel, funnel_targets, lgbm_params, main_target
 
     d = Path(data_dir)
     settings = Settings(home=Path(tempfile.mkdtemp(prefix="leadradar-bench-quality-")))
-    ts = build_training_set(d / "events.parquet", d / "stages.parquet", settings, items=d / "items.parquet",
-                            leads=d / "leads.parquet")
+    ts = build_training_set(
+        d / "events.parquet", d / "stages.parquet", settings, items=d / "items.parquet", leads=d / "leads.parquet"
+    )
     key = ["tenant_id", "lead_id", "cutoff"]
     hidden = pd.read_parquet(d / "truth.parquet", columns=[*key, "hidden_mode", "hidden_intent"])
     hidden["cutoff"] = hidden["cutoff"].astype("datetime64[us, UTC]")
@@ -65,14 +77,30 @@ def hidden_state_ceiling(data_dir: str) -> dict:
     model, splits = fit_funnel(ts, settings, [spec], lgbm_params(settings, None))
     test = frame[splits[spec.name].masks(frame["cutoff"])["test"]]
     p = model.targets_[spec.name].predict(model.matrix(test))
-    metrics = evaluate(test[spec.label].to_numpy(int), p, attach_truth(test, d / "truth.parquet", f"p_{spec.name}"),
-                       settings.training.ece_bins)
+    metrics = evaluate(
+        test[spec.label].to_numpy(int),
+        p,
+        attach_truth(test, d / "truth.parquet", f"p_{spec.name}"),
+        settings.training.ece_bins,
+    )
     return {k: metrics[k] for k in ("auc", "logloss", "mean_abs_err_vs_truth")} | {"test_rows": len(test)}
 
 
 def summary(metrics: dict) -> dict:
-    out = {k: metrics.get(k) for k in ("auc", "oracle_auc", "logloss", "oracle_logloss", "ece", "brier",
-                                       "mean_abs_err_vs_truth", "pr_auc", "lift_top10")}
+    out = {
+        k: metrics.get(k)
+        for k in (
+            "auc",
+            "oracle_auc",
+            "logloss",
+            "oracle_logloss",
+            "ece",
+            "brier",
+            "mean_abs_err_vs_truth",
+            "pr_auc",
+            "lift_top10",
+        )
+    }
     out["auc_gap_to_oracle"] = round(metrics["oracle_auc"] - metrics["auc"], 5)
     for key, value in metrics.items():
         if key.startswith("baseline_logloss_"):
@@ -110,20 +138,34 @@ def main(argv: list[str] | None = None) -> None:
         "train_seconds": runs[1].seconds,
         "with_hidden_state": ceiling.result if ceiling.ok else {"error": ceiling.error},
         "learning_curve": [
-            {"leads_multiple": k, "events": sims[k].events, "leads": sims[k].leads,
-             "test_rows": runs[k].result["rows"]["test"] if runs[k].ok else None,
-             **(summary(runs[k].result["test"]) if runs[k].ok else {"error": runs[k].error})}
+            {
+                "leads_multiple": k,
+                "events": sims[k].events,
+                "leads": sims[k].leads,
+                "test_rows": runs[k].result["rows"]["test"] if runs[k].ok else None,
+                **(summary(runs[k].result["test"]) if runs[k].ok else {"error": runs[k].error}),
+            }
             for k in sims
         ],
     }
-    path = write_results("quality", figures, inputs={"simulation": DEFAULT_SIM, "events": sims[1].events,
-                                                     "leads": sims[1].leads, "test_rows": runs[1].result["rows"]["test"]},
-                         extra={"runs": {str(k): r.as_dict() for k, r in runs.items()}})
+    path = write_results(
+        "quality",
+        figures,
+        inputs={
+            "simulation": DEFAULT_SIM,
+            "events": sims[1].events,
+            "leads": sims[1].leads,
+            "test_rows": runs[1].result["rows"]["test"],
+        },
+        extra={"runs": {str(k): r.as_dict() for k, r in runs.items()}},
+    )
     console.print({k: v for k, v in figures.items() if k != "learning_curve"})
     console.print(f"given the hidden state: {figures['with_hidden_state']}")
     for point in figures["learning_curve"]:
-        console.print(f"×{point['leads_multiple']}: AUC {point.get('auc')} vs oracle {point.get('oracle_auc')}, "
-                      f"mean |p − truth| {point.get('mean_abs_err_vs_truth')}")
+        console.print(
+            f"×{point['leads_multiple']}: AUC {point.get('auc')} vs oracle {point.get('oracle_auc')}, "
+            f"mean |p − truth| {point.get('mean_abs_err_vs_truth')}"
+        )
     console.print(f"wrote {path} (machine: {machine()['cpu_model']}, {machine()['cores']} cores)")
 
 

@@ -32,10 +32,20 @@ from benchmarks.common import machine, write_results
 from benchmarks.datasets import dataset
 
 DEFAULT_SIM = {"tenants": 3, "leads": 20_000, "days": 455}  # the simulator's defaults
-TARGETS = {"p50_ms": 3.0, "p99_ms": 10.0, "batch1000_ms": 50.0, "events200_p99_ms": 20.0, "leads_per_s": 1500.0,
-           "p50_ratio_vs_baseline": 1.5}
-QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "BENTOML_DO_NOT_TRACK": "true",
-         "OMP_WAIT_POLICY": "PASSIVE"}
+TARGETS = {
+    "p50_ms": 3.0,
+    "p99_ms": 10.0,
+    "batch1000_ms": 50.0,
+    "events200_p99_ms": 20.0,
+    "leads_per_s": 1500.0,
+    "p50_ratio_vs_baseline": 1.5,
+}
+QUIET = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "BENTOML_DO_NOT_TRACK": "true",
+    "OMP_WAIT_POLICY": "PASSIVE",
+}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -101,14 +111,25 @@ def wrk_rate(url: str, bodies: list[dict], headers: dict, connections: int, seco
         return None
     lines = ['wrk.method = "POST"', 'wrk.headers["Content-Type"] = "application/json"']
     lines += [f'wrk.headers["{k}"] = "{v}"' for k, v in headers.items()]
-    lines += ["local bodies = {", *[f"  [==[{json.dumps(b)}]==]," for b in bodies], "}", "local i = 0",
-              "request = function()", "  i = i + 1", "  return wrk.format(nil, nil, nil, bodies[(i % #bodies) + 1])",
-              "end"]
+    lines += [
+        "local bodies = {",
+        *[f"  [==[{json.dumps(b)}]==]," for b in bodies],
+        "}",
+        "local i = 0",
+        "request = function()",
+        "  i = i + 1",
+        "  return wrk.format(nil, nil, nil, bodies[(i % #bodies) + 1])",
+        "end",
+    ]
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write("\n".join(lines))
     try:
-        out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "-s", script.name, url],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "-s", script.name, url],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     finally:
         os.unlink(script.name)
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -124,38 +145,62 @@ def prepare(home: Path, sim) -> dict:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from features.simulator import SimulationConfig, simulation_end
-    from leadradar.settings import Settings
-    from serving.auth import KeyStore
-    from serving.loader import load_alias
-    from serving.scoring import score_batch, store_batch
-    from serving.store import ScoreStore
-    from training.pipeline import train_from_logs
-    from training.promotion import promote
+    from leadradar.config import Settings
+    from leadradar.features.simulator import SimulationConfig, simulation_end
+    from leadradar.registry import load_alias
+    from leadradar.serving.auth import KeyStore
+    from leadradar.serving.scoring import score_batch, store_batch
+    from leadradar.serving.store import ScoreStore
+    from leadradar.training.pipeline import train_from_logs
+    from leadradar.training.promotion import promote
 
     settings = Settings(home=home)
     d = sim.dir
-    train_from_logs(d / "events.parquet", d / "stages.parquet", settings, items=d / "items.parquet",
-                    leads=d / "leads.parquet", use_tuned=False)
+    train_from_logs(
+        d / "events.parquet",
+        d / "stages.parquet",
+        settings,
+        items=d / "items.parquet",
+        leads=d / "leads.parquet",
+        use_tuned=False,
+    )
     promote(settings)
     loaded = load_alias(settings)
     as_of = pd.Timestamp(simulation_end(SimulationConfig(**DEFAULT_SIM)), tz="UTC").as_unit("us")
-    scores, feats = score_batch(d / "events.parquet", d / "stages.parquet", as_of, settings, loaded,
-                                d / "items.parquet", leads=d / "leads.parquet")
+    scores, feats = score_batch(
+        d / "events.parquet",
+        d / "stages.parquet",
+        as_of,
+        settings,
+        loaded,
+        d / "items.parquet",
+        leads=d / "leads.parquet",
+    )
     store_batch(ScoreStore(settings.score_store_url), scores, feats)
     tenant = feats["tenant_id"].iloc[0]
     key = KeyStore(settings.score_store_url).create(tenant, "system", name="bench")[1]
     rows = feats[feats["tenant_id"] == tenant]
-    as_features = [{"lead_id": r["lead_id"], "features": {f: (None if pd.isna(r[f]) else r[f]) for f in loaded.model.features}}
-                   for r in rows.head(1000).to_dict("records")]
+    as_features = [
+        {"lead_id": r["lead_id"], "features": {f: (None if pd.isna(r[f]) else r[f]) for f in loaded.model.features}}
+        for r in rows.head(1000).to_dict("records")
+    ]
     events = pq.read_table(d / "events.parquet")
     counts = pc.value_counts(events.filter(pc.equal(events["tenant_id"], tenant))["lead_id"]).to_pylist()
     busy = sorted((c["counts"], c["values"]) for c in counts if c["counts"] >= 200)[0][1]
     own = events.filter(pc.equal(events["lead_id"], busy)).sort_by("ts").slice(0, 200).to_pylist()
-    event_body = [{k: (v.isoformat() if k == "ts" else v) for k, v in e.items() if k not in ("tenant_id", "lead_id")}
-                  for e in own]
-    return {"settings": settings, "key": key, "ranked": int((scores["tenant_id"] == tenant).sum()), "leads": as_features, "events_lead": busy, "events": event_body,
-            "as_of": as_of.isoformat(), "bundle": str(next((home / "model-cache").rglob("model.json")).parent)}
+    event_body = [
+        {k: (v.isoformat() if k == "ts" else v) for k, v in e.items() if k not in ("tenant_id", "lead_id")} for e in own
+    ]
+    return {
+        "settings": settings,
+        "key": key,
+        "ranked": int((scores["tenant_id"] == tenant).sum()),
+        "leads": as_features,
+        "events_lead": busy,
+        "events": event_body,
+        "as_of": as_of.isoformat(),
+        "bundle": str(next((home / "model-cache").rglob("model.json")).parent),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -166,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     import httpx
     from rich.console import Console
 
-    from serving.process import ServiceProcess, free_port
+    from leadradar.serving.process import ServiceProcess, free_port
 
     os.environ.update(QUIET)
     console = Console()
@@ -183,8 +228,11 @@ def main(argv: list[str] | None = None) -> None:
     singles = [{"leads": [lead], "explain": False} for lead in ctx["leads"][:200]]
     figures: dict = {}
     port = free_port()
-    base = subprocess.Popen([sys.executable, "-m", "benchmarks.serving_baseline", ctx["bundle"], str(port)],
-                            env={**os.environ}, start_new_session=True)
+    base = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.serving_baseline", ctx["bundle"], str(port)],
+        env={**os.environ},
+        start_new_session=True,
+    )
     try:
         with ServiceProcess(ctx["settings"]) as svc, httpx.Client(timeout=60) as c:
             url = svc.url + "/v1/score"
@@ -218,8 +266,10 @@ def main(argv: list[str] | None = None) -> None:
                 wrk_base = wrk_rate(f"http://127.0.0.1:{port}/score", base_singles, {}, 8, args.seconds)
         os.killpg(base.pid, signal.SIGTERM)
         base.wait(timeout=30)
-        with console.status(f"8 concurrent clients against 2 workers for {args.seconds:.0f} s"), \
-                ServiceProcess(ctx["settings"], env={"LEADRADAR_SERVING__WORKERS": "2"}) as svc2:
+        with (
+            console.status(f"8 concurrent clients against 2 workers for {args.seconds:.0f} s"),
+            ServiceProcess(ctx["settings"], env={"LEADRADAR_SERVING__WORKERS": "2"}) as svc2,
+        ):
             n2, errors2 = concurrent(svc2.url + "/v1/score", singles, headers, 8, args.seconds)
             wrk_two = wrk_rate(svc2.url + "/v1/score", singles, headers, 8, args.seconds)
     finally:
@@ -230,8 +280,10 @@ def main(argv: list[str] | None = None) -> None:
     encoded(batch)
     encode_ms = (time.perf_counter() - started) * 1000
     figures = {
-        "p50_ms": round(statistics.median(lat), 3), "p99_ms": round(percentile(lat, 99), 3),
-        "batch1000_ms": round(statistics.median(b), 2), "events200_p99_ms": round(percentile(e, 99), 3),
+        "p50_ms": round(statistics.median(lat), 3),
+        "p99_ms": round(percentile(lat, 99), 3),
+        "batch1000_ms": round(statistics.median(b), 2),
+        "events200_p99_ms": round(percentile(e, 99), 3),
         "events200_p50_ms": round(statistics.median(e), 3),
         # The headline: one worker per core, driven by wrk (the Python client figures beside it).
         "leads_per_s": wrk_two["requests_per_s"] if wrk_two else round(n2 / args.seconds, 1),
@@ -239,25 +291,39 @@ def main(argv: list[str] | None = None) -> None:
         "leads_per_s_failed": wrk_two["failed"] if wrk_two else errors2,
         "leads_per_s_1_worker_wrk": wrk_one and wrk_one["requests_per_s"],
         "baseline_leads_per_s_wrk": wrk_base and wrk_base["requests_per_s"],
-        "leads_per_s_python_clients": round(n / args.seconds, 1), "concurrent_errors": errors,
-        "leads_per_s_2_workers_python_clients": round(n2 / args.seconds, 1), "concurrent_errors_2_workers": errors2,
+        "leads_per_s_python_clients": round(n / args.seconds, 1),
+        "concurrent_errors": errors,
+        "leads_per_s_2_workers_python_clients": round(n2 / args.seconds, 1),
+        "concurrent_errors_2_workers": errors2,
         "baseline_leads_per_s_python_clients": round(base_n / args.seconds, 1),
         "batch1000_client_encode_ms": round(encode_ms, 1),
         "baseline_p50_ms": round(statistics.median(lat_base), 3),
         "p50_ratio_vs_baseline": round(statistics.median(lat) / statistics.median(lat_base), 3),
-        "with_reasons_p50_ms": round(statistics.median(lat_x), 3), "with_reasons_p99_ms": round(percentile(lat_x, 99), 3),
+        "with_reasons_p50_ms": round(statistics.median(lat_x), 3),
+        "with_reasons_p99_ms": round(percentile(lat_x, 99), 3),
         "with_reasons_batch1000_ms": round(statistics.median(bx), 1),
-        "rank_p50_ms": round(statistics.median(r), 2), "rank_p99_ms": round(percentile(r, 99), 2),
+        "rank_p50_ms": round(statistics.median(r), 2),
+        "rank_p99_ms": round(percentile(r, 99), 2),
         "targets": TARGETS,
     }
     for k, limit in TARGETS.items():
         figures[f"met_{k}"] = figures[k] >= limit if k == "leads_per_s" else figures[k] <= limit
-    path = write_results("serving", figures, inputs={
-        "simulation": DEFAULT_SIM, "events": sim.events, "leads": sim.leads, "sequential_requests": args.n,
-        "rank_leads": ctx["ranked"], "concurrent_clients": 8, "concurrent_seconds": args.seconds, "events_per_request": len(ctx["events"]),
-        "server": "leadradar serve (BentoML 1.4, 1 worker unless said) on 127.0.0.1; client in another process on "
-                  "the same 2 cores, sending request bodies encoded once beforehand (as a load generator does)",
-    })
+    path = write_results(
+        "serving",
+        figures,
+        inputs={
+            "simulation": DEFAULT_SIM,
+            "events": sim.events,
+            "leads": sim.leads,
+            "sequential_requests": args.n,
+            "rank_leads": ctx["ranked"],
+            "concurrent_clients": 8,
+            "concurrent_seconds": args.seconds,
+            "events_per_request": len(ctx["events"]),
+            "server": "leadradar serve (BentoML 1.4, 1 worker unless said) on 127.0.0.1; client in another process on "
+            "the same 2 cores, sending request bodies encoded once beforehand (as a load generator does)",
+        },
+    )
     console.print(figures)
     console.print(f"wrote {path} (machine: {machine()['cpu_model']}, {machine()['cores']} cores)")
 

@@ -13,7 +13,7 @@ import uvicorn
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from models.funnel import FunnelModel
+from leadradar.models.funnel import FunnelModel
 
 
 class Lead(BaseModel):

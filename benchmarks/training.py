@@ -19,8 +19,12 @@ from benchmarks.datasets import dataset
 
 ROWS, FEATURES, ROUNDS, TRIALS = 1_000_000, 150, 300, 30
 DEFAULT_SIM = {"tenants": 3, "leads": 20_000, "days": 455}  # the simulator's defaults
-QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "BENTOML_DO_NOT_TRACK": "true",
-         "OMP_WAIT_POLICY": "PASSIVE"}
+QUIET = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "BENTOML_DO_NOT_TRACK": "true",
+    "OMP_WAIT_POLICY": "PASSIVE",
+}
 
 
 def synthetic_table(rows: int, features: int, seed: int = 0):
@@ -45,15 +49,20 @@ def fit_wide(rows: int, features: int, rounds: int) -> dict:
     """Fit and calibrate one target on `rows` × `features`; seconds exclude building the synthetic table."""
     import time
 
-    from leadradar.settings import Settings
-    from models.funnel import FunnelModel, TargetSpec
+    from leadradar.config import Settings
+    from leadradar.models.funnel import FunnelModel, TargetSpec
 
     frame = synthetic_table(rows, features)
-    train, val = frame.iloc[: int(rows * 0.85)], frame.iloc[int(rows * 0.85):]
+    train, val = frame.iloc[: int(rows * 0.85)], frame.iloc[int(rows * 0.85) :]
     settings = Settings()
-    model = FunnelModel([TargetSpec("y", "y")], [c for c in frame.columns if c.startswith("f")],
-                        params=settings.training.lgbm_params, num_boost_round=rounds,
-                        early_stopping_rounds=rounds + 1, seed=7)
+    model = FunnelModel(
+        [TargetSpec("y", "y")],
+        [c for c in frame.columns if c.startswith("f")],
+        params=settings.training.lgbm_params,
+        num_boost_round=rounds,
+        early_stopping_rounds=rounds + 1,
+        seed=7,
+    )
     start = time.perf_counter()
     model.fit(train, val)
     seconds = time.perf_counter() - start
@@ -65,17 +74,28 @@ def tune_default(data_dir: str, trials: int) -> dict:
     """`leadradar tune` on the default simulation, in a throwaway data directory."""
     import time
 
-    from leadradar.settings import Settings
-    from training.pipeline import tune_from_logs
+    from leadradar.config import Settings
+    from leadradar.training.pipeline import tune_from_logs
 
     home = Path(tempfile.mkdtemp(prefix="leadradar-bench-tune-"))
     settings = Settings(home=home)
     d = Path(data_dir)
     start = time.perf_counter()
-    result = tune_from_logs(d / "events.parquet", d / "stages.parquet", settings, items=d / "items.parquet",
-                            leads=d / "leads.parquet", n_trials=trials, progress=False)
-    return {"seconds": round(time.perf_counter() - start, 2), "complete": result.trials_complete,
-            "pruned": result.trials_pruned, "best_val_logloss": result.best_value}
+    result = tune_from_logs(
+        d / "events.parquet",
+        d / "stages.parquet",
+        settings,
+        items=d / "items.parquet",
+        leads=d / "leads.parquet",
+        n_trials=trials,
+        progress=False,
+    )
+    return {
+        "seconds": round(time.perf_counter() - start, 2),
+        "complete": result.trials_complete,
+        "pruned": result.trials_pruned,
+        "best_val_logloss": result.best_value,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -87,7 +107,9 @@ def main(argv: list[str] | None = None) -> None:
 
     console = Console()
     with console.status(f"fitting on {args.rows:,} rows × {FEATURES} features"):
-        fit = measure("benchmarks.training:fit_wide", {"rows": args.rows, "features": FEATURES, "rounds": ROUNDS}, env=QUIET)
+        fit = measure(
+            "benchmarks.training:fit_wide", {"rows": args.rows, "features": FEATURES, "rounds": ROUNDS}, env=QUIET
+        )
     sim = dataset(DEFAULT_SIM)
     with console.status(f"tuning {args.trials} trials on the default simulation"):
         tune = measure("benchmarks.training:tune_default", {"data_dir": str(sim.dir), "trials": args.trials}, env=QUIET)
@@ -95,15 +117,24 @@ def main(argv: list[str] | None = None) -> None:
         if not m.ok:
             console.print(f"[red]{m.error}[/red]")
     figures = {
-        "rows": args.rows, "features": FEATURES, "rounds": ROUNDS,
-        "train_seconds": fit.seconds, "train_peak_rss_mb": fit.peak_rss_mb,
-        "tune_trials": args.trials, "tune_seconds": tune.seconds, "tune_peak_rss_mb": tune.peak_rss_mb,
-        "tune_trials_complete": (tune.result or {}).get("complete"), "tune_trials_pruned": (tune.result or {}).get("pruned"),
+        "rows": args.rows,
+        "features": FEATURES,
+        "rounds": ROUNDS,
+        "train_seconds": fit.seconds,
+        "train_peak_rss_mb": fit.peak_rss_mb,
+        "tune_trials": args.trials,
+        "tune_seconds": tune.seconds,
+        "tune_peak_rss_mb": tune.peak_rss_mb,
+        "tune_trials_complete": (tune.result or {}).get("complete"),
+        "tune_trials_pruned": (tune.result or {}).get("pruned"),
         "peak_rss_mb": max(fit.peak_rss_mb, tune.peak_rss_mb),
     }
-    path = write_results("training", figures, inputs={"fit": fit.kwargs, "tune_simulation": DEFAULT_SIM,
-                                                      "tune_events": sim.events, "tune_leads": sim.leads},
-                         extra={"runs": {"fit": fit.as_dict(), "tune": tune.as_dict()}})
+    path = write_results(
+        "training",
+        figures,
+        inputs={"fit": fit.kwargs, "tune_simulation": DEFAULT_SIM, "tune_events": sim.events, "tune_leads": sim.leads},
+        extra={"runs": {"fit": fit.as_dict(), "tune": tune.as_dict()}},
+    )
     console.print(figures)
     console.print(f"wrote {path} (machine: {machine()['cpu_model']}, {machine()['cores']} cores)")
 

@@ -9,11 +9,11 @@ import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
 
-from features.grid import Grid, Stage, build_grid, no_stage
-from features.registry import FeatureRegistry
-from features.context import lead_attributes, sales_context
-from features.spine import build_spine, lead_index, prepare_stages
-from leadradar.settings import Settings
+from leadradar.config import Settings
+from leadradar.features.context import lead_attributes, sales_context
+from leadradar.features.grid import Grid, Stage, build_grid, no_stage
+from leadradar.features.registry import FeatureRegistry
+from leadradar.features.spine import build_spine, lead_index, prepare_stages
 
 KEY = ["tenant_id", "lead_id", "cutoff"]
 META = ["tenant_id", "lead_id", "cutoff", "sales_id", "stage"]
@@ -89,8 +89,10 @@ def feature_query(
         if feats:
             ctx = build()
             out = out.left_join(ctx, QKEY).select(out, *[ctx[c] for c in ctx.columns if c not in QKEY])
-    row_level = {f.name: f.expr(out) for f in (*registry.of_source("funnel"), *registry.of_source("sales"),
-                                               *registry.of_source("attributes"))}
+    row_level = {
+        f.name: f.expr(out)
+        for f in (*registry.of_source("funnel"), *registry.of_source("sales"), *registry.of_source("attributes"))
+    }
     if row_level:
         out = out.mutate(**row_level)
     columns = {}
@@ -107,7 +109,12 @@ def _dtype(registry: FeatureRegistry, name: str) -> str:
 
 def unbound_inputs(settings: Settings, with_items: bool = True) -> dict[str, ir.Table]:
     """Named, schema-only tables: the same query compiles to SQL once and runs on any data."""
-    from features.contract import CUTOFF_SCHEMA, FEATURE_EVENT_SCHEMA, FEATURE_ITEM_SCHEMA, FEATURE_STAGE_SCHEMA
+    from leadradar.features.contract import (
+        CUTOFF_SCHEMA,
+        FEATURE_EVENT_SCHEMA,
+        FEATURE_ITEM_SCHEMA,
+        FEATURE_STAGE_SCHEMA,
+    )
 
     tables = {
         "events": ibis.table(ibis.Schema.from_pyarrow(FEATURE_EVENT_SCHEMA), name="lr_events"),
@@ -146,7 +153,7 @@ def compute_features(
     leads=None,
 ):
     """Execute the feature query for the given cutoffs on an engine; a pandas frame, one row per open lead."""
-    from features.engines import connect, feature_input, load, load_cutoffs, materializer, to_pandas
+    from leadradar.features.engines import connect, feature_input, load, load_cutoffs, materializer, to_pandas
 
     fc = settings.features
     con = connect(engine or fc.engine, fc)

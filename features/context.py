@@ -9,7 +9,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from leadradar.settings import Settings
+from leadradar.config import Settings
 
 QKEY = ["tenant_id", "lead_id", "cutoff_us"]
 
@@ -25,7 +25,9 @@ def outcomes(stages: ir.Table, settings: Settings) -> ir.Table:
     return per.mutate(won=(per.won_us.notnull() & (per.won_us <= per.closed_us)).cast("int64"))
 
 
-def sales_context(spine: ir.Table, leads: ir.Table, stages: ir.Table, cutoffs: ir.Table, settings: Settings) -> ir.Table:
+def sales_context(
+    spine: ir.Table, leads: ir.Table, stages: ir.Table, cutoffs: ir.Table, settings: Settings
+) -> ir.Table:
     """Per open (lead, cutoff): its owner's wins, closes and open workload, and its tenant's, as of the cutoff."""
     out = outcomes(stages, settings)
     owned = leads.select("tenant_id", "lead_id", "owner", "owner_us").inner_join(out, ["tenant_id", "lead_id"]).view()
@@ -38,7 +40,11 @@ def sales_context(spine: ir.Table, leads: ir.Table, stages: ir.Table, cutoffs: i
     owned_open = spine.filter(spine.sales_id.notnull())
     workload = owned_open.group_by(["tenant_id", "sales_id", "cutoff_us"]).aggregate(s_open=owned_open.count())
     keys = spine.select(*QKEY, "sales_id").view()
-    j = keys.left_join(by_sales, ["tenant_id", "sales_id", "cutoff_us"]).select(keys, by_sales.s_wins, by_sales.s_closed).view()
+    j = (
+        keys.left_join(by_sales, ["tenant_id", "sales_id", "cutoff_us"])
+        .select(keys, by_sales.s_wins, by_sales.s_closed)
+        .view()
+    )
     j = j.left_join(by_tenant, ["tenant_id", "cutoff_us"]).select(j, by_tenant.t_wins, by_tenant.t_closed).view()
     j = j.left_join(workload, ["tenant_id", "sales_id", "cutoff_us"]).select(j, workload.s_open).view()
     return j.select(

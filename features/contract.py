@@ -56,7 +56,11 @@ ROW_KEY = ("tenant_id", "lead_id", "cutoff")
 
 # What the feature query reads: the contract columns with time as integer UTC microseconds (`us`),
 # so every engine (DuckDB, Spark, SQLite for online requests) does the same integer arithmetic.
-FEATURE_EVENT_SCHEMA = pa.schema([f for f in EVENT_SCHEMA if f.name != "ts"] + [pa.field("us", pa.int64(), nullable=False)])
-FEATURE_STAGE_SCHEMA = pa.schema([f for f in STAGE_SCHEMA if f.name not in ("ts", "deal_value")] + [pa.field("us", pa.int64(), nullable=False)])
+FEATURE_EVENT_SCHEMA = pa.schema(
+    [f for f in EVENT_SCHEMA if f.name != "ts"] + [pa.field("us", pa.int64(), nullable=False)]
+)
+FEATURE_STAGE_SCHEMA = pa.schema(
+    [f for f in STAGE_SCHEMA if f.name not in ("ts", "deal_value")] + [pa.field("us", pa.int64(), nullable=False)]
+)
 FEATURE_ITEM_SCHEMA = ITEM_SCHEMA
 CUTOFF_SCHEMA = pa.schema([pa.field("cutoff_us", pa.int64(), nullable=False)])

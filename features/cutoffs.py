@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
-from leadradar.settings import FeatureConfig
+from leadradar.config import FeatureConfig
 
 DAY = timedelta(days=1)
 
@@ -46,4 +46,4 @@ def cutoff_frame(cutoffs: list[pd.Timestamp]) -> pd.DataFrame:
 
 
 def now_utc() -> pd.Timestamp:
-    return pd.Timestamp(datetime.now(timezone.utc)).floor("s").as_unit("us")
+    return pd.Timestamp(datetime.now(UTC)).floor("s").as_unit("us")

@@ -14,8 +14,8 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from features.registry import Feature
-    from leadradar.settings import FunnelConfig
+    from leadradar.config import FunnelConfig
+    from leadradar.features.registry import Feature
 
 LANGS = ("en", "zh-CN")
 MISSING = {"en": "no data", "zh-CN": "无数据"}
@@ -23,8 +23,14 @@ SLOT = "{value}"
 
 # English plurals that follow the value in the registry's templates; "1 visits" reads as "1 visit".
 _SINGULAR = {
-    "visits": "visit", "days": "day", "items": "item", "lines": "line",
-    "leads": "lead", "stages": "stage", "actions": "action", "people": "person",
+    "visits": "visit",
+    "days": "day",
+    "items": "item",
+    "lines": "line",
+    "leads": "lead",
+    "stages": "stage",
+    "actions": "action",
+    "people": "person",
 }
 _WORD = re.compile(r"\s*(\S+)")
 
@@ -122,8 +128,13 @@ def _number(value: float, lang: str) -> str:
 
 
 _FORMAT = {
-    "count": _count, "seconds": _seconds, "hours": _hours, "days": _days,
-    "ratio": _percent, "share": _percent, "number": _number,
+    "count": _count,
+    "seconds": _seconds,
+    "hours": _hours,
+    "days": _days,
+    "ratio": _percent,
+    "share": _percent,
+    "number": _number,
 }
 
 
@@ -195,9 +206,9 @@ def _one(before: str, after: str) -> str:
             break
         word = m.group(1)
         if word == "times" and i == 0:
-            return f"{before.rstrip()} once{after[m.end():]}".strip()
+            return f"{before.rstrip()} once{after[m.end() :]}".strip()
         if word in _SINGULAR:
-            return f"{before}1{after[: m.start(1)]}{_SINGULAR[word]}{after[m.end(1):]}"
+            return f"{before}1{after[: m.start(1)]}{_SINGULAR[word]}{after[m.end(1) :]}"
         pos = m.end()
     return f"{before}1{after}"
 

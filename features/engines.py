@@ -12,7 +12,8 @@ import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
 
-from features.contract import (
+from leadradar.config import FeatureConfig
+from leadradar.features.contract import (
     EVENT_SCHEMA,
     FEATURE_EVENT_SCHEMA,
     FEATURE_ITEM_SCHEMA,
@@ -20,7 +21,6 @@ from features.contract import (
     ITEM_SCHEMA,
     STAGE_SCHEMA,
 )
-from leadradar.settings import FeatureConfig
 
 SCHEMAS = {"events": EVENT_SCHEMA, "stages": STAGE_SCHEMA, "items": ITEM_SCHEMA}
 
@@ -113,7 +113,7 @@ def feature_input(table: ir.Table, kind: str) -> ir.Table:
 
 
 def load_cutoffs(con: ibis.BaseBackend, cutoffs: list[pd.Timestamp]) -> ir.Table:
-    from features.cutoffs import cutoff_frame
+    from leadradar.features.cutoffs import cutoff_frame
 
     return ibis.memtable(cutoff_frame(cutoffs))
 
@@ -137,5 +137,7 @@ def to_pandas(expr: ir.Table) -> pd.DataFrame:
     for col in df.columns:
         if pd.api.types.is_datetime64_any_dtype(df[col]):
             s = df[col]
-            df[col] = (s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")).astype("datetime64[us, UTC]")
+            df[col] = (s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")).astype(
+                "datetime64[us, UTC]"
+            )
     return df

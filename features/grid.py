@@ -15,10 +15,12 @@ from dataclasses import dataclass
 import ibis
 import ibis.expr.types as ir
 
-from leadradar.settings import Settings
+from leadradar.config import Settings
 
 DAY_US = 86_400_000_000
 HOUR_US = 3_600_000_000
+
+
 def ceil_div(x: ir.IntegerValue, d: int) -> ir.IntegerValue:
     """Ceiling division for positive integers, the same on every engine."""
     return ((x + (d - 1)) // d).cast("int64")
@@ -35,8 +37,15 @@ def prepare_events(events: ir.Table, grid: ir.Table, settings: Settings) -> ir.T
     """Deduplicated events with their bucket, local-time flags and session starts."""
     fc = settings.features
     ev = events.select(
-        "tenant_id", "event_id", "lead_id", "sales_id", "us", "event_type",
-        "dwell_s", "item_id", "referrer_lead_id",
+        "tenant_id",
+        "event_id",
+        "lead_id",
+        "sales_id",
+        "us",
+        "event_type",
+        "dwell_s",
+        "item_id",
+        "referrer_lead_id",
     ).distinct()
     tod = grid.aggregate(tod_us=grid.tod_us.min())
     ev = ev.cross_join(tod)

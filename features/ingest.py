@@ -27,8 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from features.contract import EVENT_COLUMNS, EVENT_OPTIONAL, EVENT_REQUIRED, EVENT_SCHEMA, TS_TYPE
-from leadradar.settings import Settings
+from leadradar.config import Settings
+from leadradar.features.contract import EVENT_COLUMNS, EVENT_OPTIONAL, EVENT_REQUIRED, EVENT_SCHEMA, TS_TYPE
 
 EVENTS_FILE = "events.parquet"
 QUARANTINE_FILE = "quarantine.parquet"
@@ -133,7 +133,9 @@ class IngestReport:
 def validate_events(
     df: pd.DataFrame, settings: Settings, now: pd.Timestamp | None = None, *, source: str = "events"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split raw events into contract rows and rejected rows with one reason each, so ingestion and serving apply the same rules.
+    """Split raw events into contract rows and rejected rows with one reason each.
+
+    Ingestion and serving both call this, so both apply the same rules.
 
     Rejected rows carry `row` (1-based position in `df`), `field`, `reason` and the original
     values as strings. Raises `IngestError` naming every missing required column.
@@ -143,7 +145,7 @@ def validate_events(
 
 
 def mark_duplicates(events: pd.DataFrame | pa.Table) -> tuple[np.ndarray, np.ndarray]:
-    """Flag re-sent events (all but the first per tenant and event id), and those among them whose content differs from the first."""
+    """Flag re-sent events (all but the first per tenant and event id), and those whose content differs."""
     table = events if isinstance(events, pa.Table) else pa.Table.from_pandas(events, preserve_index=False)
     keys = table.select(list(EVENT_KEY)).to_pandas()
     duplicate = keys.duplicated(keep="first").to_numpy()
@@ -160,7 +162,7 @@ def mark_duplicates(events: pd.DataFrame | pa.Table) -> tuple[np.ndarray, np.nda
 def ingest(
     paths: Sequence[Path | str], out_dir: Path | str, settings: Settings, now: pd.Timestamp | None = None
 ) -> IngestReport:
-    """Append the valid, new events of some files to `out_dir/events.parquet`, quarantine the rest, and account for every row.
+    """Append the valid, new events of files to `out_dir/events.parquet`, quarantine the rest, account for every row.
 
     All inputs are read and validated before anything is written, so an unreadable file
     (`IngestError`) leaves `out_dir` as it was.
@@ -225,8 +227,7 @@ def _read_table(path: Path) -> pd.DataFrame:
     kind = READERS.get(path.suffix.lower())
     if kind is None:
         raise IngestError(
-            f"{path}: unsupported file type {path.suffix or '(no extension)'!r};"
-            f" expected one of {', '.join(READERS)}"
+            f"{path}: unsupported file type {path.suffix or '(no extension)'!r}; expected one of {', '.join(READERS)}"
         )
     if not path.is_file():
         raise IngestError(f"{path}: no such file")
@@ -422,7 +423,9 @@ def _check_required_text(column: str, text: pa.Array, types: dict[str, str], rej
         known = _bools(pc.is_in(trimmed, value_set=pa.array(list(types), pa.string())))
         allowed = ", ".join(types)
         rejections.add(
-            column, ~(absent | blank | known), _said(trimmed.take, "", f" is not a configured type (allowed: {allowed})")
+            column,
+            ~(absent | blank | known),
+            _said(trimmed.take, "", f" is not a configured type (allowed: {allowed})"),
         )
     return trimmed
 
@@ -613,9 +616,13 @@ def _keep_conflicts(
     rows = rows.append_column("source_file", pa.array(source, pa.string()))
     rows = rows.append_column(
         "reason",
-        pa.array(["event_id already stored with different content; the first copy was kept"] * rows.num_rows, pa.string()),
+        pa.array(
+            ["event_id already stored with different content; the first copy was kept"] * rows.num_rows, pa.string()
+        ),
     )
-    rows = rows.append_column("ingested_at", pa.array([now.to_pydatetime()] * rows.num_rows, pa.timestamp("us", tz="UTC")))
+    rows = rows.append_column(
+        "ingested_at", pa.array([now.to_pydatetime()] * rows.num_rows, pa.timestamp("us", tz="UTC"))
+    )
     if path.exists():
         rows = pa.concat_tables([pq.read_table(path), rows], promote_options="default")
     _atomic_write_parquet(rows, path)

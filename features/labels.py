@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ibis.expr.types as ir
 
-from features.grid import DAY_US
-from leadradar.settings import Settings
+from leadradar.config import Settings
+from leadradar.features.grid import DAY_US
 
 KEY = ["tenant_id", "lead_id", "cutoff_us"]
 
@@ -32,9 +32,7 @@ def label_query(spine: ir.Table, stages: ir.Table, settings: Settings) -> ir.Tab
         limit = out.cutoff_us + h * DAY_US
         cols[f"y_close_{h}d"] = (out.won_us.notnull() & (out.won_us <= limit)).cast("int8")
     h = settings.training.horizon_days
-    cols[f"y_advance_{h}d"] = (
-        out.advance_us.notnull() & (out.advance_us <= out.cutoff_us + h * DAY_US)
-    ).cast("int8")
+    cols[f"y_advance_{h}d"] = (out.advance_us.notnull() & (out.advance_us <= out.cutoff_us + h * DAY_US)).cast("int8")
     return out.select(*KEY, **cols)
 
 

@@ -18,11 +18,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.build import feature_query, finish, lead_schema, unbound_inputs
-from features.contract import CUTOFF_SCHEMA, FEATURE_EVENT_SCHEMA, FEATURE_ITEM_SCHEMA, FEATURE_STAGE_SCHEMA
-from features.cutoffs import cutoff_frame
-from features.registry import FeatureRegistry
-from leadradar.settings import Settings
+from leadradar.config import Settings
+from leadradar.features.build import feature_query, finish, lead_schema, unbound_inputs
+from leadradar.features.contract import CUTOFF_SCHEMA, FEATURE_EVENT_SCHEMA, FEATURE_ITEM_SCHEMA, FEATURE_STAGE_SCHEMA
+from leadradar.features.cutoffs import cutoff_frame
+from leadradar.features.registry import FeatureRegistry
 
 BASE_INPUTS = {
     "lr_events": FEATURE_EVENT_SCHEMA,

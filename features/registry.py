@@ -14,7 +14,7 @@ from typing import Literal
 
 import ibis.expr.types as ir
 
-from leadradar.settings import Settings
+from leadradar.config import Settings
 
 Kind = Literal["count", "seconds", "hours", "days", "ratio", "share", "rank", "category", "number"]
 SOURCES = ("activity", "items", "categories", "referrals", "funnel", "sales", "attributes")
@@ -76,7 +76,7 @@ class FeatureRegistry:
     def categorical(self) -> list[str]:
         return [f.name for f in self if f.kind == "category"]
 
-    def select(self, names: Iterable[str]) -> "FeatureRegistry":
+    def select(self, names: Iterable[str]) -> FeatureRegistry:
         """The sub-registry a model was trained on, in its order."""
         return FeatureRegistry(self._features[n] for n in names)
 
@@ -96,7 +96,7 @@ def window_suffix(w: int | None) -> str:
 
 def build_registry(settings: Settings) -> FeatureRegistry:
     """All features the settings declare, family by family."""
-    from features.families import FAMILIES
+    from leadradar.features.families import FAMILIES
 
     feats: list[Feature] = []
     for declare in FAMILIES:

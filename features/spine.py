@@ -10,8 +10,8 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from features.grid import DAY_US
-from leadradar.settings import FunnelConfig
+from leadradar.config import FunnelConfig
+from leadradar.features.grid import DAY_US
 
 QKEY = ["tenant_id", "lead_id", "cutoff_us"]
 
@@ -76,9 +76,19 @@ def build_spine(leads: ir.Table, stages: ir.Table, cutoffs: ir.Table, funnel: Fu
     cand = cand.filter(cand.first_us <= cand.cutoff_us)
     asof = stage_asof(cand, stages, funnel)
     sp = cand.left_join(asof, ["tenant_id", "lead_id", "cutoff_us"]).select(
-        cand.tenant_id, cand.lead_id, cand.cutoff_us, cand.K, cand.first_us,
-        cand.owner, cand.owner_us, asof.last_rank, asof.stage_since_us, asof.crm_first_us,
-        asof.stage_changes, asof.max_open_rank, asof.open_stages_seen,
+        cand.tenant_id,
+        cand.lead_id,
+        cand.cutoff_us,
+        cand.K,
+        cand.first_us,
+        cand.owner,
+        cand.owner_us,
+        asof.last_rank,
+        asof.stage_since_us,
+        asof.crm_first_us,
+        asof.stage_changes,
+        asof.max_open_rank,
+        asof.open_stages_seen,
     )
     stage_rank = ibis.coalesce(sp.last_rank, 0)
     stage_since = ibis.coalesce(sp.stage_since_us, sp.first_us)

@@ -11,12 +11,12 @@ import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
 
-from features.build import KEY, META, QKEY, feature_query, finish, lead_schema, unbound_inputs
-from features.cutoffs import cadence_cutoffs
-from features.engines import connect, feature_input, load, load_cutoffs, materializer, to_pandas
-from features.labels import label_columns, label_query
-from features.registry import FeatureRegistry, build_registry, definition_hash
-from leadradar.settings import Settings
+from leadradar.config import Settings
+from leadradar.features.build import KEY, META, QKEY, feature_query, finish, lead_schema, unbound_inputs
+from leadradar.features.cutoffs import cadence_cutoffs
+from leadradar.features.engines import connect, feature_input, load, load_cutoffs, materializer, to_pandas
+from leadradar.features.labels import label_columns, label_query
+from leadradar.features.registry import FeatureRegistry, build_registry, definition_hash
 
 Source = str | Path | pa.Table | pd.DataFrame
 
@@ -103,8 +103,14 @@ def build_training_set(
             f"with a {settings.training.horizon_days}-day horizon; supply a longer history"
         )
     q = feature_query(
-        feature_input(ev, "events"), feature_input(st, "stages"), load_cutoffs(con, cutoffs), settings, registry,
-        feature_input(it, "items") if it is not None else None, stage=materializer(con), leads=ld,
+        feature_input(ev, "events"),
+        feature_input(st, "stages"),
+        load_cutoffs(con, cutoffs),
+        settings,
+        registry,
+        feature_input(it, "items") if it is not None else None,
+        stage=materializer(con),
+        leads=ld,
     )
     labels = label_query(q.spine, q.stages, settings)
     frame = finish(to_pandas(q.table.inner_join(labels, QKEY)))

@@ -8,13 +8,12 @@ import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from leadradar.settings import Settings, quiet_environment
+from leadradar.config import Settings, quiet_environment
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Lead intent scoring from card radar events.")
 features_app = typer.Typer(no_args_is_help=True, help="Build feature tables.")
@@ -31,13 +30,15 @@ app.add_typer(bento_app, name="bento")
 @bento_app.command("build")
 def bento_build() -> None:
     """Build a Bento holding the service code, the champion model and its settings (offline, seconds)."""
-    from serving.bento import build_bento
+    from leadradar.serving.bento import build_bento
 
     try:
         tag = build_bento(settings_for())
     except LookupError as exc:
         fail(str(exc))
     out.print(f"built Bento {tag}; containerise with `bentoml containerize {tag}` where Docker runs")
+
+
 console = Console(stderr=True)
 out = Console()
 
@@ -65,7 +66,7 @@ def parse_days(text: str) -> int:
 def parse_time(text: str | None):
     if text is None:
         return None
-    from features.cutoffs import as_utc
+    from leadradar.features.cutoffs import as_utc
 
     try:
         return as_utc(text)
@@ -91,10 +92,11 @@ def simulate(
     leads: int = typer.Option(20_000, help="organic leads over all tenants; share chains add more"),
     days: int = typer.Option(455, help="days of history (a 90-day model needs about 400)"),
     seed: int = typer.Option(7),
-    start: Optional[str] = typer.Option(None, help="first day, YYYY-MM-DD (default 2026-01-05)"),
+    start: str | None = typer.Option(None, help="first day, YYYY-MM-DD (default 2026-01-05)"),
 ) -> None:
     """Simulated radar events and CRM history, with the exact truth they were drawn from."""
-    from features.simulator import SimulationConfig, simulate as run
+    from leadradar.features.simulator import SimulationConfig
+    from leadradar.features.simulator import simulate as run
 
     settings = settings_for()
     cfg = SimulationConfig(tenants=tenants, leads=leads, days=days, seed=seed, **({"start": start} if start else {}))
@@ -104,7 +106,7 @@ def simulate(
     table = Table(title=f"simulation → {out_dir}", min_width=40)
     table.add_column("table")
     table.add_column("rows", justify="right")
-    for name, path in paths.items():
+    for name in paths:
         table.add_row(name, f"{getattr(result, name).num_rows:,}")
     out.print(table)
 
@@ -116,7 +118,8 @@ def ingest(
     as_json: bool = typer.Option(False, "--json", help="print the full report as one JSON object"),
 ) -> None:
     """Validate events against the contract; keep the good, quarantine the bad with a reason each."""
-    from features.ingest import IngestError, ingest as run
+    from leadradar.features.ingest import IngestError
+    from leadradar.features.ingest import ingest as run
 
     try:
         report = run(files, out_dir, settings_for())
@@ -129,8 +132,13 @@ def ingest(
     for col in ("file", "rows in", "accepted", "rejected", "duplicates", "of which conflicting"):
         table.add_column(col, justify="left" if col == "file" else "right")
     for f in [*report.files, report.total]:
-        table.add_row(getattr(f, "file", "total"), *(f"{getattr(f, k):,}" for k in (
-            "rows_in", "accepted", "rejected", "duplicates", "conflicting_duplicates")))
+        table.add_row(
+            getattr(f, "file", "total"),
+            *(
+                f"{getattr(f, k):,}"
+                for k in ("rows_in", "accepted", "rejected", "duplicates", "conflicting_duplicates")
+            ),
+        )
     out.print(table)
     for field, n in report.total.rejected_by_reason_field.items():
         out.print(f"  rejected for {field}: {n:,}")
@@ -138,8 +146,10 @@ def ingest(
         out.print(f"  event type not configured: {etype!r} × {n:,}")
     for note in report.notes:
         out.print(f"  note: {note}")
-    out.print(f"stored {report.events_stored:,} events in {report.events_path}"
-              + (f"; rejected rows and reasons in {report.quarantine_path}" if report.quarantine_path else ""))
+    out.print(
+        f"stored {report.events_stored:,} events in {report.events_path}"
+        + (f"; rejected rows and reasons in {report.quarantine_path}" if report.quarantine_path else "")
+    )
 
 
 @features_app.command("build")
@@ -149,24 +159,32 @@ def features_build(
     out_file: Path = typer.Option(..., "--out", help="training-set Parquet: features and labels per (lead, cutoff)"),
     cadence: str = typer.Option("weekly", help="daily or weekly cutoffs"),
     engine: str = typer.Option("duckdb", help="duckdb (embedded) or spark"),
-    items: Optional[Path] = typer.Option(None, help="item catalogue Parquet (default: items.parquet beside events)"),
-    until: Optional[str] = typer.Option(None, help="use only what was known by this UTC time"),
+    items: Path | None = typer.Option(None, help="item catalogue Parquet (default: items.parquet beside events)"),
+    until: str | None = typer.Option(None, help="use only what was known by this UTC time"),
     horizon: str = typer.Option("30d", help="label horizon"),
-    leads: Optional[Path] = typer.Option(None, help="static lead attributes Parquet (default: leads.parquet beside events)"),
+    leads: Path | None = typer.Option(
+        None, help="static lead attributes Parquet (default: leads.parquet beside events)"
+    ),
 ) -> None:
     """Point-in-time features and forward-looking labels for every open lead at every cutoff."""
-    from features.trainset import build_training_set
+    from leadradar.features.trainset import build_training_set
 
     if cadence not in ("daily", "weekly"):
         raise typer.BadParameter("cadence is daily or weekly")
     settings = settings_for(horizon=horizon, cadence=cadence, engine=engine)
     with console.status(f"building features on {engine}"):
         ts = build_training_set(
-            events, stages, settings, until=parse_time(until), items=items or beside(events, "items.parquet"),
+            events,
+            stages,
+            settings,
+            until=parse_time(until),
+            items=items or beside(events, "items.parquet"),
             leads=leads or beside(events, "leads.parquet"),
         )
     if ts.unknown_event_types:
-        console.print(f"[yellow]events of types not in the configuration (counted, not used):[/yellow] {ts.unknown_event_types}")
+        console.print(
+            f"[yellow]events of types not in the configuration (counted, not used):[/yellow] {ts.unknown_event_types}"
+        )
     out_file.parent.mkdir(parents=True, exist_ok=True)
     ts.frame.to_parquet(out_file, index=False)
     console.print(
@@ -190,17 +208,17 @@ def data_options(events: Path | None, stages: Path | None, table: Path | None, l
 
 @app.command()
 def train(
-    events: Optional[Path] = typer.Option(None, help="events Parquet"),
-    stages: Optional[Path] = typer.Option(None, help="CRM stage history Parquet"),
-    table: Optional[Path] = typer.Option(None, help="or: your own feature table (CSV or Parquet)"),
-    label: Optional[str] = typer.Option(None, help="with --table: the 0/1 column to predict"),
-    time_column: Optional[str] = typer.Option(None, help="with --table: split by this time column"),
-    model_name: Optional[str] = typer.Option(None, help="with --table: registered model name"),
-    until: Optional[str] = typer.Option(None, help="use only what was known by this UTC time"),
+    events: Path | None = typer.Option(None, help="events Parquet"),
+    stages: Path | None = typer.Option(None, help="CRM stage history Parquet"),
+    table: Path | None = typer.Option(None, help="or: your own feature table (CSV or Parquet)"),
+    label: str | None = typer.Option(None, help="with --table: the 0/1 column to predict"),
+    time_column: str | None = typer.Option(None, help="with --table: split by this time column"),
+    model_name: str | None = typer.Option(None, help="with --table: registered model name"),
+    until: str | None = typer.Option(None, help="use only what was known by this UTC time"),
     horizon: str = typer.Option("30d", help="label horizon"),
-    items: Optional[Path] = typer.Option(None, help="item catalogue (default: items.parquet beside events)"),
-    truth: Optional[Path] = typer.Option(None, help="simulator truth (default: truth.parquet beside events)"),
-    leads: Optional[Path] = typer.Option(None, help="static lead attributes (default: leads.parquet beside events)"),
+    items: Path | None = typer.Option(None, help="item catalogue (default: items.parquet beside events)"),
+    truth: Path | None = typer.Option(None, help="simulator truth (default: truth.parquet beside events)"),
+    leads: Path | None = typer.Option(None, help="static lead attributes (default: leads.parquet beside events)"),
     tuned: bool = typer.Option(True, help="use the best parameters of `leadradar tune` when there are some"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object: run id, model, version, test metrics"),
 ) -> None:
@@ -209,19 +227,24 @@ def train(
     settings = settings_for(horizon=horizon)
     with console.status("training"):
         if kind == "table":
-            from training.table import TableError, train_from_table
+            from leadradar.training.table import TableError, train_from_table
 
             try:
                 result = train_from_table(table, label, settings, time_column, model_name, use_tuned=tuned)
             except TableError as exc:
                 fail(str(exc))
         else:
-            from training.pipeline import train_from_logs
+            from leadradar.training.pipeline import train_from_logs
 
             result = train_from_logs(
-                events, stages, settings, until=parse_time(until),
-                items=items or beside(events, "items.parquet"), truth=truth or beside(events, "truth.parquet"),
-                leads=leads or beside(events, "leads.parquet"), use_tuned=tuned,
+                events,
+                stages,
+                settings,
+                until=parse_time(until),
+                items=items or beside(events, "items.parquet"),
+                truth=truth or beside(events, "truth.parquet"),
+                leads=leads or beside(events, "leads.parquet"),
+                use_tuned=tuned,
             )
     if as_json:
         print(result.to_json())
@@ -237,18 +260,18 @@ def train(
 
 @app.command()
 def tune(
-    events: Optional[Path] = typer.Option(None, help="events Parquet"),
-    stages: Optional[Path] = typer.Option(None, help="CRM stage history Parquet"),
-    table: Optional[Path] = typer.Option(None, help="or: your own feature table (CSV or Parquet)"),
-    label: Optional[str] = typer.Option(None, help="with --table: the 0/1 column to predict"),
-    time_column: Optional[str] = typer.Option(None, help="with --table: split by this time column"),
-    model_name: Optional[str] = typer.Option(None, help="with --table: registered model name"),
-    until: Optional[str] = typer.Option(None, help="use only what was known by this UTC time"),
+    events: Path | None = typer.Option(None, help="events Parquet"),
+    stages: Path | None = typer.Option(None, help="CRM stage history Parquet"),
+    table: Path | None = typer.Option(None, help="or: your own feature table (CSV or Parquet)"),
+    label: str | None = typer.Option(None, help="with --table: the 0/1 column to predict"),
+    time_column: str | None = typer.Option(None, help="with --table: split by this time column"),
+    model_name: str | None = typer.Option(None, help="with --table: registered model name"),
+    until: str | None = typer.Option(None, help="use only what was known by this UTC time"),
     horizon: str = typer.Option("30d", help="label horizon"),
-    items: Optional[Path] = typer.Option(None, help="item catalogue (default: items.parquet beside events)"),
-    leads: Optional[Path] = typer.Option(None, help="static lead attributes (default: leads.parquet beside events)"),
-    trials: Optional[int] = typer.Option(30, help="trial budget (the study resumes where it stopped)"),
-    timeout: Optional[float] = typer.Option(None, help="time budget in seconds"),
+    items: Path | None = typer.Option(None, help="item catalogue (default: items.parquet beside events)"),
+    leads: Path | None = typer.Option(None, help="static lead attributes (default: leads.parquet beside events)"),
+    trials: int | None = typer.Option(30, help="trial budget (the study resumes where it stopped)"),
+    timeout: float | None = typer.Option(None, help="time budget in seconds"),
     as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object"),
 ) -> None:
     """Search LightGBM parameters with Optuna (TPE, pruning); `train` then uses the best ones."""
@@ -257,17 +280,26 @@ def tune(
     kind = data_options(events, stages, table, label)
     settings = settings_for(horizon=horizon)
     if kind == "table":
-        from training.table import TableError, tune_table
+        from leadradar.training.table import TableError, tune_table
 
         try:
             result = tune_table(table, label, settings, time_column, model_name, trials, timeout, progress=not as_json)
         except TableError as exc:
             fail(str(exc))
     else:
-        from training.pipeline import tune_from_logs
+        from leadradar.training.pipeline import tune_from_logs
 
-        result = tune_from_logs(events, stages, settings, parse_time(until), items or beside(events, "items.parquet"),
-                                leads or beside(events, "leads.parquet"), trials, timeout, progress=not as_json)
+        result = tune_from_logs(
+            events,
+            stages,
+            settings,
+            parse_time(until),
+            items or beside(events, "items.parquet"),
+            leads or beside(events, "leads.parquet"),
+            trials,
+            timeout,
+            progress=not as_json,
+        )
     if as_json:
         print(json.dumps(asdict(result), default=float))
         return
@@ -279,28 +311,33 @@ def tune(
 
 
 def metrics_table(verdict) -> Table:
-    table = Table(title=f"holdout: {verdict.holdout.get('rows', 0):,} rows, {verdict.holdout.get('positives', 0):,} wins, "
-                        f"cutoffs {verdict.holdout.get('from', '')[:10]} … {verdict.holdout.get('to', '')[:10]}")
+    table = Table(
+        title=f"holdout: {verdict.holdout.get('rows', 0):,} rows, {verdict.holdout.get('positives', 0):,} wins, "
+        f"cutoffs {verdict.holdout.get('from', '')[:10]} … {verdict.holdout.get('to', '')[:10]}"
+    )
     table.add_column("metric")
     table.add_column(f"challenger v{verdict.challenger['version']}", justify="right")
     table.add_column(f"champion v{verdict.champion['version']}" if verdict.champion else "champion", justify="right")
     for key in ("logloss", "auc", "pr_auc", "brier", "ece", "lift_top10"):
         if key in verdict.challenger_metrics:
-            table.add_row(key, f"{verdict.challenger_metrics[key]:.5f}", f"{verdict.champion_metrics.get(key, float('nan')):.5f}")
+            table.add_row(
+                key, f"{verdict.challenger_metrics[key]:.5f}", f"{verdict.champion_metrics.get(key, float('nan')):.5f}"
+            )
     return table
 
 
 @app.command()
 def promote(
-    model_name: Optional[str] = typer.Option(None, help="registered model (default: the lead close model)"),
+    model_name: str | None = typer.Option(None, help="registered model (default: the lead close model)"),
     as_json: bool = typer.Option(False, "--json", help="print the verdict as one JSON object"),
 ) -> None:
     """Make the challenger champion only if it beats the champion on the same, latest holdout."""
-    from training.promotion import PromotionError, promote as run
+    from leadradar.training.promotion import PromotionError
+    from leadradar.training.promotion import promote as run
 
     settings = settings_for()
     if model_name:
-        from training.table import table_settings
+        from leadradar.training.table import table_settings
 
         settings = table_settings(settings, model_name)
     try:
@@ -320,14 +357,14 @@ def promote(
 
 @app.command()
 def rollback(
-    model_name: Optional[str] = typer.Option(None, help="registered model (default: the lead close model)"),
+    model_name: str | None = typer.Option(None, help="registered model (default: the lead close model)"),
 ) -> None:
     """Put the previous champion back."""
-    from training.promotion import rollback as run
+    from leadradar.training.promotion import rollback as run
 
     settings = settings_for()
     if model_name:
-        from training.table import table_settings
+        from leadradar.training.table import table_settings
 
         settings = table_settings(settings, model_name)
     try:
@@ -341,20 +378,20 @@ def rollback(
 def score(
     events: Path = typer.Option(..., help="events Parquet"),
     stages: Path = typer.Option(..., help="CRM stage history Parquet"),
-    as_of: Optional[str] = typer.Option(None, "--as-of", help="score as of this UTC time (default: now)"),
-    tenant: Optional[str] = typer.Option(None, help="only this tenant"),
-    out_file: Optional[Path] = typer.Option(None, "--out", help="also write the scores as Parquet"),
-    items: Optional[Path] = typer.Option(None, help="item catalogue (default: items.parquet beside events)"),
-    leads: Optional[Path] = typer.Option(None, help="static lead attributes (default: leads.parquet beside events)"),
+    as_of: str | None = typer.Option(None, "--as-of", help="score as of this UTC time (default: now)"),
+    tenant: str | None = typer.Option(None, help="only this tenant"),
+    out_file: Path | None = typer.Option(None, "--out", help="also write the scores as Parquet"),
+    items: Path | None = typer.Option(None, help="item catalogue (default: items.parquet beside events)"),
+    leads: Path | None = typer.Option(None, help="static lead attributes (default: leads.parquet beside events)"),
 ) -> None:
     """Score every open lead with the champion; keep scores, reasons, recent events and the funnel in the score store.
 
     Re-running for the same as_of (and model version) replaces that run, never duplicates it.
     """
-    from features.cutoffs import now_utc
-    from serving.loader import NoModelError, load_alias
-    from serving.scoring import score_and_store
-    from serving.store import ScoreStore
+    from leadradar.features.cutoffs import now_utc
+    from leadradar.registry import NoModelError, load_alias
+    from leadradar.serving.scoring import score_and_store
+    from leadradar.serving.store import ScoreStore
 
     settings = settings_for()
     when = parse_time(as_of) or now_utc()
@@ -363,14 +400,23 @@ def score(
     except NoModelError as exc:
         fail(str(exc))
     with console.status(f"scoring open leads as of {when:%Y-%m-%d %H:%M} UTC"):
-        scores = score_and_store(ScoreStore(settings.score_store_url), events, stages, when, settings, loaded,
-                                 items or beside(events, "items.parquet"), tenant, leads or beside(events, "leads.parquet"))
+        scores = score_and_store(
+            ScoreStore(settings.score_store_url),
+            events,
+            stages,
+            when,
+            settings,
+            loaded,
+            items or beside(events, "items.parquet"),
+            tenant,
+            leads or beside(events, "leads.parquet"),
+        )
     if out_file:
         out_file.parent.mkdir(parents=True, exist_ok=True)
         scores.drop(columns="detail", errors="ignore").to_parquet(out_file, index=False)
     console.print(
-        f"scored {len(scores):,} open leads with {loaded.ref.name} v{loaded.ref.version} as of {when:%Y-%m-%d %H:%M} UTC"
-        + (f" → {out_file}" if out_file else "")
+        f"scored {len(scores):,} open leads with {loaded.ref.name} v{loaded.ref.version}"
+        f" as of {when:%Y-%m-%d %H:%M} UTC" + (f" → {out_file}" if out_file else "")
     )
 
 
@@ -387,10 +433,23 @@ def rank_table(frame, title: str, stage_label=None, width: int | None = None, ca
     from rich.text import Text
 
     wide = (width or out.width) >= 120
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, caption_justify="left",
-                  caption="change: percentage points since the previous run" if caption else None)
-    for col, justify in (("#", "right"), ("lead", "left"), ("salesperson", "left"), ("stage", "left"),
-                         ("P(close)", "right"), ("grade", "center"), ("change", "right")):
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        caption_justify="left",
+        caption="change: percentage points since the previous run" if caption else None,
+    )
+    for col, justify in (
+        ("#", "right"),
+        ("lead", "left"),
+        ("salesperson", "left"),
+        ("stage", "left"),
+        ("P(close)", "right"),
+        ("grade", "center"),
+        ("change", "right"),
+    ):
         table.add_column(col, justify=justify, no_wrap=True)
     if wide:
         table.add_column("top reason", ratio=1)
@@ -403,9 +462,15 @@ def rank_table(frame, title: str, stage_label=None, width: int | None = None, ca
             color = "green" if change > 0.0005 else "red" if change < -0.0005 else "dim"
             moved = f"[{color}]{change * 100:+.1f}[/{color}]"
         grade, stage, reason = row.get("grade") or "", row.get("stage") or "", row.get("top_reason") or ""
-        cells = [str(row["rank"]), row["lead_id"], row.get("sales_id") or "",
-                 stage_label(stage) if stage_label and stage else stage, f"{row['p_close']:.1%}",
-                 f"[{GRADE_STYLE.get(grade, '')}] {grade} [/]" if grade else "", moved]
+        cells = [
+            str(row["rank"]),
+            row["lead_id"],
+            row.get("sales_id") or "",
+            stage_label(stage) if stage_label and stage else stage,
+            f"{row['p_close']:.1%}",
+            f"[{GRADE_STYLE.get(grade, '')}] {grade} [/]" if grade else "",
+            moved,
+        ]
         table.add_row(*cells, *([reason] if wide else []))
         if reason and not wide:
             notes.append(Text.assemble((f"{row['rank']:>4}  {row['lead_id']}: ", "dim"), reason))
@@ -415,21 +480,21 @@ def rank_table(frame, title: str, stage_label=None, width: int | None = None, ca
 @app.command()
 def rank(
     tenant: str = typer.Option(..., help="tenant whose leads to rank"),
-    sales: Optional[str] = typer.Option(None, help="only this salesperson's leads"),
-    stage: Optional[str] = typer.Option(None, help="only leads at this stage"),
-    grade: Optional[str] = typer.Option(None, help="only leads of this grade (A, B, C or D)"),
+    sales: str | None = typer.Option(None, help="only this salesperson's leads"),
+    stage: str | None = typer.Option(None, help="only leads at this stage"),
+    grade: str | None = typer.Option(None, help="only leads of this grade (A, B, C or D)"),
     limit: int = typer.Option(20, help="rows to show"),
-    csv: Optional[Path] = typer.Option(None, help="also write the full filtered list as CSV (UTF-8)"),
-    xlsx: Optional[Path] = typer.Option(None, help="also write the full filtered list and its movers as Excel"),
+    csv: Path | None = typer.Option(None, help="also write the full filtered list as CSV (UTF-8)"),
+    xlsx: Path | None = typer.Option(None, help="also write the full filtered list and its movers as Excel"),
     movers: int = typer.Option(5, help="show the N leads that rose and fell most since the last run (0: none)"),
     lang: str = typer.Option("en", help=LANG_HELP),
 ) -> None:
     """The tenant's open leads from the latest scoring run, most likely closers first, and the movers."""
-    from features.registry import build_registry
-    from serving.export import write_csv, write_xlsx
-    from serving.ranking import ranked_list
-    from serving.reasons import ReasonWriter
-    from serving.store import ScoreStore
+    from leadradar.features.registry import build_registry
+    from leadradar.serving.export import write_csv, write_xlsx
+    from leadradar.serving.ranking import ranked_list
+    from leadradar.serving.reasons import ReasonWriter
+    from leadradar.serving.store import ScoreStore
 
     settings = settings_for()
     if grade is not None and grade not in ("A", "B", "C", "D"):
@@ -449,8 +514,14 @@ def rank(
     table = result.table
     as_of = f"{table['as_of'].iloc[0]:%Y-%m-%d %H:%M} UTC" if len(table) else "the latest run"
     shown = " ".join(f"{k}={v}" for k, v in (("sales", sales), ("stage", stage), ("grade", grade)) if v)
-    out.print(rank_table(table.head(limit), f"{tenant}: top {min(limit, len(table))} of {len(table):,} open leads"
-                         f"{' (' + shown + ')' if shown else ''}, as of {as_of}", label))
+    out.print(
+        rank_table(
+            table.head(limit),
+            f"{tenant}: top {min(limit, len(table))} of {len(table):,} open leads"
+            f"{' (' + shown + ')' if shown else ''}, as of {as_of}",
+            label,
+        )
+    )
     if movers > 0 and result.previous_as_of is not None:
         since = f"since {result.previous_as_of:%Y-%m-%d}"
         for frame, title in ((result.up, f"rising fastest {since}"), (result.down, f"falling fastest {since}")):
@@ -469,9 +540,9 @@ def report(
     top: int = typer.Option(25, help="leads in the ranked table"),
 ) -> None:
     """A self-contained HTML report (charts and styles inline, no script) of the latest run, for e-mail."""
-    from serving.dashboard.pagedata import PageData
-    from serving.report import write_report
-    from serving.store import ScoreStore
+    from leadradar.serving.dashboard.pagedata import PageData
+    from leadradar.serving.report import write_report
+    from leadradar.serving.store import ScoreStore
 
     if lang not in ("en", "zh-CN"):
         raise typer.BadParameter(f"language is en or zh-CN, not {lang!r}")
@@ -485,21 +556,28 @@ def report(
 
 @app.command()
 def serve(
-    host: Optional[str] = typer.Option(None, help="bind address (default 127.0.0.1)"),
-    port: Optional[int] = typer.Option(None, help="port (default 3000)"),
+    host: str | None = typer.Option(None, help="bind address (default 127.0.0.1)"),
+    port: int | None = typer.Option(None, help="port (default 3000)"),
 ) -> None:
     """Start the BentoML scoring service on this machine."""
     settings = settings_for()
     cmd = [
-        sys.executable, "-m", "bentoml", "serve", "serving.service:LeadRadar",
-        "--host", host or settings.serving.host, "--port", str(port or settings.serving.port),
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        "leadradar.serving.service:LeadRadar",
+        "--host",
+        host or settings.serving.host,
+        "--port",
+        str(port or settings.serving.port),
     ]
     env = {**os.environ, "LEADRADAR_HOME": str(settings.data_dir)}
     raise typer.Exit(subprocess.call(cmd, env=env))
 
 
 def key_store():
-    from serving.auth import KeyStore
+    from leadradar.serving.auth import KeyStore
 
     settings = settings_for()
     settings.ensure_dirs()
@@ -510,8 +588,8 @@ def key_store():
 def keys_create(
     tenant: str = typer.Option(..., help="the company the key belongs to"),
     role: str = typer.Option(..., help="system (CRM, card back end), manager, or sales"),
-    sales: Optional[str] = typer.Option(None, help="with --role sales: the salesperson"),
-    name: Optional[str] = typer.Option(None, help="a note, e.g. which system uses the key"),
+    sales: str | None = typer.Option(None, help="with --role sales: the salesperson"),
+    name: str | None = typer.Option(None, help="a note, e.g. which system uses the key"),
 ) -> None:
     """Create a key; it is printed once and only its hash is kept."""
     try:
@@ -523,14 +601,21 @@ def keys_create(
 
 
 @keys_app.command("list")
-def keys_list(tenant: Optional[str] = typer.Option(None, help="only this tenant's keys")) -> None:
+def keys_list(tenant: str | None = typer.Option(None, help="only this tenant's keys")) -> None:
     """Keys with their tenant, role and state (never the secret)."""
     table = Table(title="API keys")
     for col in ("key id", "tenant", "role", "sales", "name", "created", "state"):
         table.add_column(col)
     for k in key_store().list(tenant):
-        table.add_row(k["key_id"], k["tenant_id"], k["role"], k["sales_id"] or "", k["name"] or "",
-                      f"{k['created_at']:%Y-%m-%d %H:%M}", "revoked" if k["revoked_at"] else "active")
+        table.add_row(
+            k["key_id"],
+            k["tenant_id"],
+            k["role"],
+            k["sales_id"] or "",
+            k["name"] or "",
+            f"{k['created_at']:%Y-%m-%d %H:%M}",
+            "revoked" if k["revoked_at"] else "active",
+        )
     out.print(table)
 
 
@@ -543,7 +628,7 @@ def keys_revoke(key_id: str = typer.Argument(..., help="the key id shown by `key
 
 
 def user_store():
-    from serving.users import UserStore
+    from leadradar.serving.users import UserStore
 
     settings = settings_for()
     settings.ensure_dirs()
@@ -588,14 +673,19 @@ def users_password(
 
 
 @users_app.command("list")
-def users_list(tenant: Optional[str] = typer.Option(None, help="only this tenant's users")) -> None:
+def users_list(tenant: str | None = typer.Option(None, help="only this tenant's users")) -> None:
     """Dashboard accounts with their tenant, role and state (never a password)."""
     table = Table(title="dashboard users")
     for col in ("user", "tenant", "role", "created", "state"):
         table.add_column(col)
     for u in user_store().list(tenant):
-        table.add_row(u["username"], u["tenant_id"], u["role"], f"{u['created_at']:%Y-%m-%d %H:%M}",
-                      "disabled" if u["disabled_at"] else "active")
+        table.add_row(
+            u["username"],
+            u["tenant_id"],
+            u["role"],
+            f"{u['created_at']:%Y-%m-%d %H:%M}",
+            "disabled" if u["disabled_at"] else "active",
+        )
     out.print(table)
 
 

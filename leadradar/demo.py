@@ -10,19 +10,19 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
-from features.registry import build_registry
-from features.simulator import SimulationConfig, simulate, simulation_end
-from leadradar.settings import Settings, quiet_environment
-from serving.loader import load_alias
-from serving.process import ServiceProcess
-from serving.ranking import ranked_list
-from serving.reasons import ReasonWriter
-from serving.auth import KeyStore
-from serving.activity import batch_activity
-from serving.scoring import score_batch, store_batch
-from serving.store import ScoreStore
-from training.pipeline import train_from_logs
-from training.tracking import ui_command
+from leadradar.config import Settings, quiet_environment
+from leadradar.features.registry import build_registry
+from leadradar.features.simulator import SimulationConfig, simulate, simulation_end
+from leadradar.registry import load_alias
+from leadradar.serving.activity import batch_activity
+from leadradar.serving.auth import KeyStore
+from leadradar.serving.process import ServiceProcess
+from leadradar.serving.ranking import ranked_list
+from leadradar.serving.reasons import ReasonWriter
+from leadradar.serving.scoring import score_batch, store_batch
+from leadradar.serving.store import ScoreStore
+from leadradar.training.pipeline import train_from_logs
+from leadradar.training.tracking import ui_command
 
 console = Console()
 
@@ -42,13 +42,16 @@ def run_demo(data_dir: Path = Path("demo_data"), leads: int = 20_000, tenants: i
     step("1. simulate radar events and CRM history")
     sim = simulate(cfg, settings)
     paths = sim.write(data_dir)
-    console.print(f"{sim.events.num_rows:,} events, {sim.leads.num_rows:,} leads, "
-                  f"{sim.stages.num_rows:,} stage changes, {tenants} tenants → {data_dir}/")
+    console.print(
+        f"{sim.events.num_rows:,} events, {sim.leads.num_rows:,} leads, "
+        f"{sim.stages.num_rows:,} stage changes, {tenants} tenants → {data_dir}/"
+    )
 
     step("2. build the training set, train, calibrate, evaluate, register")
-    result = train_from_logs(paths["events"], paths["stages"], settings, items=paths["items"], truth=paths["truth"],
-                             leads=paths["leads"])
-    from training.promotion import promote
+    result = train_from_logs(
+        paths["events"], paths["stages"], settings, items=paths["items"], truth=paths["truth"], leads=paths["leads"]
+    )
+    from leadradar.training.promotion import promote
 
     verdict = promote(settings)
     console.print(f"promotion gate: {'promoted' if verdict.promoted else 'refused'} — {verdict.reason}")
@@ -67,32 +70,47 @@ def run_demo(data_dir: Path = Path("demo_data"), leads: int = 20_000, tenants: i
     step("3. batch-score every open lead as of the end of the data")
     as_of = pd.Timestamp(simulation_end(cfg), tz="UTC").as_unit("us")
     loaded = load_alias(settings)
-    scores, feats = score_batch(paths["events"], paths["stages"], as_of, settings, loaded, paths["items"],
-                                leads=paths["leads"])
-    store_batch(ScoreStore(settings.score_store_url), scores, feats,
-                batch_activity(paths["events"], paths["stages"], scores, as_of, settings))
+    scores, feats = score_batch(
+        paths["events"], paths["stages"], as_of, settings, loaded, paths["items"], leads=paths["leads"]
+    )
+    store_batch(
+        ScoreStore(settings.score_store_url),
+        scores,
+        feats,
+        batch_activity(paths["events"], paths["stages"], scores, as_of, settings),
+    )
     console.print(f"{len(scores):,} open leads scored and stored as of {as_of:%Y-%m-%d}")
 
     step("4. start the BentoML service and score leads over HTTP")
     tenant = scores["tenant_id"].iloc[0]
     _, key = KeyStore(settings.score_store_url).create(tenant, "system", name="demo")
     sample = feats[feats["tenant_id"] == tenant].nlargest(5, "n_fam_view_30d")
-    body = {"lang": "zh-CN", "leads": [
-        {"lead_id": r["lead_id"], "features": {f: (None if pd.isna(r[f]) else r[f]) for f in loaded.model.features}}
-        for r in sample.to_dict("records")
-    ]}
+    body = {
+        "lang": "zh-CN",
+        "leads": [
+            {"lead_id": r["lead_id"], "features": {f: (None if pd.isna(r[f]) else r[f]) for f in loaded.model.features}}
+            for r in sample.to_dict("records")
+        ],
+    }
     horizon = f"{settings.training.horizon_days}d"
     with ServiceProcess(settings) as svc:
-        answer = httpx.post(svc.url + "/v1/score", json=body, headers={"Authorization": f"Bearer {key}"},
-                            timeout=30).raise_for_status().json()
+        answer = (
+            httpx.post(svc.url + "/v1/score", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=30)
+            .raise_for_status()
+            .json()
+        )
     expected = loaded.model.predict_funnel(sample, list(settings.funnel.open_stages))[f"p_close_{horizon}"].to_numpy()
     got = np.array([a["p_close"][horizon] for a in answer["leads"]])
     for a in answer["leads"]:
         why = "；".join(r["text"] for r in a["reasons"]["for"][:2]) if a["reasons"] else ""
-        console.print(f"  POST /v1/score → {a['lead_id']}: P(close in {horizon}) = {a['p_close'][horizon]:.1%}, "
-                      f"grade {a['grade']} — {why}")
-    console.print(f"model v{answer['model_version']}; HTTP answers match in-process predictions: "
-                  f"max |Δ| = {np.max(np.abs(got - expected)):.2e}")
+        console.print(
+            f"  POST /v1/score → {a['lead_id']}: P(close in {horizon}) = {a['p_close'][horizon]:.1%}, "
+            f"grade {a['grade']} — {why}"
+        )
+    console.print(
+        f"model v{answer['model_version']}; HTTP answers match in-process predictions: "
+        f"max |Δ| = {np.max(np.abs(got - expected)):.2e}"
+    )
 
     step(f"5. the 20 most likely closers of {tenant}")
     writer = ReasonWriter(build_registry(settings), settings.funnel)
@@ -102,7 +120,9 @@ def run_demo(data_dir: Path = Path("demo_data"), leads: int = 20_000, tenants: i
     wall = time.perf_counter() - started
     console.rule(f"[bold green]demo done in {wall:.0f} s[/bold green]")
     console.print(f"MLflow UI:  {ui_command(settings)}\n           then open http://127.0.0.1:5000")
-    console.print(f"Dashboard:  leadradar users create --tenant {tenant} --name boss; leadradar serve\n"
-                  f"            then open http://127.0.0.1:{settings.serving.port}/dashboard "
-                  f"(or: leadradar report --tenant {tenant} --out report.html)")
+    console.print(
+        f"Dashboard:  leadradar users create --tenant {tenant} --name boss; leadradar serve\n"
+        f"            then open http://127.0.0.1:{settings.serving.port}/dashboard "
+        f"(or: leadradar report --tenant {tenant} --out report.html)"
+    )
     return wall

@@ -8,7 +8,7 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 
-from models.funnel import FunnelModel
+from leadradar.models.funnel import FunnelModel
 
 ENTRY_POINT = Path(__file__).with_name("pyfunc_entry.py")
 ARTIFACT_KEY = "funnel"

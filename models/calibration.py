@@ -27,7 +27,7 @@ class IsotonicCalibrator:
 
     method = "isotonic"
 
-    def fit(self, p: np.ndarray, y: np.ndarray) -> "IsotonicCalibrator":
+    def fit(self, p: np.ndarray, y: np.ndarray) -> IsotonicCalibrator:
         iso = IsotonicRegression(out_of_bounds="clip", y_min=EPS, y_max=1 - EPS).fit(p, y)
         self.x_ = np.asarray(iso.X_thresholds_, dtype=float)
         self.y_ = np.asarray(iso.y_thresholds_, dtype=float)
@@ -45,7 +45,7 @@ class SigmoidCalibrator:
 
     method = "sigmoid"
 
-    def fit(self, p: np.ndarray, y: np.ndarray) -> "SigmoidCalibrator":
+    def fit(self, p: np.ndarray, y: np.ndarray) -> SigmoidCalibrator:
         lr = LogisticRegression(C=1e6).fit(_logit(p)[:, None], y)
         self.a_ = float(lr.coef_[0, 0])
         self.b_ = float(lr.intercept_[0])

@@ -34,7 +34,7 @@ class FeatureEncoder:
         self.features = list(features)
         self.categorical = list(categorical or [])
 
-    def fit(self, frame: pd.DataFrame) -> "FeatureEncoder":
+    def fit(self, frame: pd.DataFrame) -> FeatureEncoder:
         self._check(frame)
         self.levels_: dict[str, list[str]] = {
             c: sorted(str(v) for v in frame[c].dropna().unique()) for c in self.categorical
@@ -101,7 +101,7 @@ class FeatureEncoder:
                 raise MissingFeaturesError(i, lacking)
 
     def _first_bad_value(self, records: list[dict[str, Any]]) -> None:
-        """Raise FeatureValueError for the first numeric value, in record then feature order, that is not a finite number."""
+        """Raise FeatureValueError for the first non-finite numeric value, in record then feature order."""
         for i, rec in enumerate(records):
             for name in self.features:
                 v = rec[name]
@@ -122,7 +122,7 @@ class FeatureEncoder:
         return {"features": self.features, "categorical": self.categorical, "levels": self.levels_}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "FeatureEncoder":
+    def from_dict(cls, d: dict[str, Any]) -> FeatureEncoder:
         enc = cls(d["features"], d["categorical"])
         enc.levels_ = {k: list(v) for k, v in d["levels"].items()}
         return enc

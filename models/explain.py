@@ -37,10 +37,10 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from features.describe import LANGS, check_lang, fill, format_value, template_parts
-from features.registry import Feature, FeatureRegistry
-from leadradar.settings import EventConfig, FunnelConfig
-from models.funnel import FunnelModel, predict_threads
+from leadradar.config import EventConfig, FunnelConfig
+from leadradar.features.describe import LANGS, check_lang, fill, format_value, template_parts
+from leadradar.features.registry import Feature, FeatureRegistry
+from leadradar.models.funnel import FunnelModel, predict_threads
 
 WINDOW_SUFFIX = re.compile(r"_(?:\d+d|all)$")
 ACTIVITY_STEM = re.compile(r"^(?:n|dwell_(?:sum|mean|max))_(?P<group>.+)$")
@@ -112,7 +112,7 @@ class Explanation:
     for_: list[Reason]
     against: list[Reason]
     lang: str
-    _explainer: "Explainer" = field(repr=False, compare=False)
+    _explainer: Explainer = field(repr=False, compare=False)
 
     @property
     def reasons(self) -> list[Reason]:
@@ -190,9 +190,7 @@ class Explainer:
         """Reasons for each row of a feature frame (encoded as the model was trained)."""
         return self.explain_matrix(self.encoder.transform(frame), lang, n_for, n_against)
 
-    def explain_matrix(
-        self, X: np.ndarray, lang: str = "en", n_for: int = 3, n_against: int = 2
-    ) -> list[Explanation]:
+    def explain_matrix(self, X: np.ndarray, lang: str = "en", n_for: int = 3, n_against: int = 2) -> list[Explanation]:
         """Reasons for each row of the model's matrix: one `pred_contrib` call, selection in numpy."""
         check_lang(lang)
         if n_for < 0 or n_against < 0:
@@ -242,7 +240,7 @@ class Explainer:
         return Reason(f.name, value, float(phi[i, j]), direction, text)  # type: ignore[arg-type]
 
 
-_CACHE: "weakref.WeakKeyDictionary[FunnelModel, dict[tuple, tuple[Explainer, tuple]]]" = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary[FunnelModel, dict[tuple, tuple[Explainer, tuple]]] = weakref.WeakKeyDictionary()
 
 
 def explainer_for(
@@ -290,6 +288,12 @@ def explain_rows(
 
 
 __all__ = [
-    "MIN_CONTRIBUTION", "Explainer", "Explanation", "Reason", "contributions", "explain_rows",
-    "explainer_for", "topic_of",
+    "MIN_CONTRIBUTION",
+    "Explainer",
+    "Explanation",
+    "Reason",
+    "contributions",
+    "explain_rows",
+    "explainer_for",
+    "topic_of",
 ]

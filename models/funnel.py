@@ -12,8 +12,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from models.calibration import IsotonicCalibrator, SigmoidCalibrator, calibrator_from_dict, choose_calibrator
-from models.encoding import FeatureEncoder
+from leadradar.models.calibration import IsotonicCalibrator, SigmoidCalibrator, calibrator_from_dict, choose_calibrator
+from leadradar.models.encoding import FeatureEncoder
 
 
 @dataclass(frozen=True)
@@ -83,21 +83,23 @@ class FunnelModel:
             rows = rows[rows["stage"] == spec.stage]
         return rows
 
-    def fit(self, train: pd.DataFrame, val: pd.DataFrame, group: str = "lead_id") -> "FunnelModel":
+    def fit(self, train: pd.DataFrame, val: pd.DataFrame, group: str = "lead_id") -> FunnelModel:
         """Fit each target on `train`, stop early and calibrate on `val` (grouped by lead for calibration CV)."""
         self.begin(train)
         for spec in self.targets:
             self.fit_target(spec, train, val, group)
         return self
 
-    def begin(self, frame: pd.DataFrame) -> "FunnelModel":
+    def begin(self, frame: pd.DataFrame) -> FunnelModel:
         """Learn the feature encoding (categorical codes) before fitting targets one by one."""
         self.encoder_ = FeatureEncoder(self.features, self.categorical).fit(frame)
         self.targets_: dict[str, FittedTarget] = {}
         self.skipped_: dict[str, str] = {}
         return self
 
-    def fit_target(self, spec: TargetSpec, train: pd.DataFrame, val: pd.DataFrame, group: str = "lead_id") -> FittedTarget:
+    def fit_target(
+        self, spec: TargetSpec, train: pd.DataFrame, val: pd.DataFrame, group: str = "lead_id"
+    ) -> FittedTarget:
         """One calibrated LightGBM on its own train and validation rows (each target may have its own split)."""
         tr, va = self._rows(train, spec), self._rows(val, spec)
         y_tr, y_va = tr[spec.label].to_numpy(int), va[spec.label].to_numpy(int)
@@ -114,7 +116,10 @@ class FunnelModel:
         if len(y_tr) < self.single_thread_below_rows:
             params["num_threads"] = 1
         booster = lgb.train(
-            params, d_tr, num_boost_round=self.num_boost_round, valid_sets=[d_va],
+            params,
+            d_tr,
+            num_boost_round=self.num_boost_round,
+            valid_sets=[d_va],
             callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
         )
         best = booster.best_iteration or booster.current_iteration()
@@ -143,7 +148,8 @@ class FunnelModel:
         out = pd.DataFrame(index=frame.index)
         horizons = sorted(
             (int(name.removeprefix("close_").removesuffix("d")), name)
-            for name in probs.columns if name.startswith("close_")
+            for name in probs.columns
+            if name.startswith("close_")
         )
         running = np.zeros(len(frame))
         for h, name in horizons:
@@ -187,20 +193,27 @@ class FunnelModel:
             shutil.copyfile(file, path / name)
         for name, t in self.targets_.items():
             t.booster.save_model(str(path / f"{name}.txt"))
-            meta["targets"].append({
-                "spec": asdict(t.spec), "best_iteration": t.best_iteration,
-                "calibrator": t.calibrator.to_dict(), "calibration_scores": t.calibration_scores,
-                "train_rows": t.train_rows, "train_positives": t.train_positives,
-            })
+            meta["targets"].append(
+                {
+                    "spec": asdict(t.spec),
+                    "best_iteration": t.best_iteration,
+                    "calibrator": t.calibrator.to_dict(),
+                    "calibration_scores": t.calibration_scores,
+                    "train_rows": t.train_rows,
+                    "train_positives": t.train_positives,
+                }
+            )
         (path / "model.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False))
         return path
 
     @classmethod
-    def load(cls, path: Path) -> "FunnelModel":
+    def load(cls, path: Path) -> FunnelModel:
         meta = json.loads((path / "model.json").read_text())
         enc = FeatureEncoder.from_dict(meta["encoder"])
         specs = [TargetSpec(**t["spec"]) for t in meta["targets"]]
-        model = cls(specs, enc.features, enc.categorical, meta["params"], main_target=meta["main_target"], seed=meta["seed"])
+        model = cls(
+            specs, enc.features, enc.categorical, meta["params"], main_target=meta["main_target"], seed=meta["seed"]
+        )
         model.encoder_ = enc
         model.targets_ = {}
         model.skipped_ = meta.get("skipped_targets", {})
@@ -208,8 +221,13 @@ class FunnelModel:
         for t, spec in zip(meta["targets"], specs):
             booster = lgb.Booster(model_file=str(path / f"{spec.name}.txt"))
             model.targets_[spec.name] = FittedTarget(
-                spec, booster, calibrator_from_dict(t["calibrator"]), t["best_iteration"],
-                t["calibration_scores"], t["train_rows"], t["train_positives"],
+                spec,
+                booster,
+                calibrator_from_dict(t["calibrator"]),
+                t["best_iteration"],
+                t["calibration_scores"],
+                t["train_rows"],
+                t["train_positives"],
             )
         model.meta_ = meta
         return model

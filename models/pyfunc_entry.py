@@ -2,6 +2,6 @@
 
 import mlflow.models
 
-from models.bundle import LeadRadarModel
+from leadradar.models.bundle import LeadRadarModel
 
 mlflow.models.set_model(LeadRadarModel())

@@ -54,17 +54,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from features.registry import build_registry
-from features.simulator import SimulationConfig, simulate
-from features.trainset import build_training_set
-from leadradar.settings import Settings, quiet_environment
-from serving.activity import funnel_counts
+from leadradar.config import Settings, quiet_environment
+from leadradar.features.registry import build_registry
+from leadradar.features.simulator import SimulationConfig, simulate
+from leadradar.features.trainset import build_training_set
+from leadradar.serving.activity import funnel_counts
 
 # %matplotlib inline
 quiet_environment()
 settings = Settings()  # reads LEADRADAR_HOME and any LEADRADAR_* overrides, as the CLI does
-plt.rcParams.update({"figure.dpi": 90, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
-                     "axes.spines.right": False})
+plt.rcParams.update(
+    {"figure.dpi": 90, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
+)
 print(f"data: {data}\nLEADRADAR_HOME: {settings.data_dir}")
 
 # %% [markdown]
@@ -85,21 +86,25 @@ end = max(events["ts"].max(), stages["ts"].max())
 as_of = end.ceil("D")  # midnight after the last record: "now" for this log
 family = events["event_type"].map(settings.events.types)
 
-pd.DataFrame({
-    "leads": leads.groupby("tenant_id").size(),
-    "salespeople": events.groupby("tenant_id")["sales_id"].nunique(),
-    "events": events.groupby("tenant_id").size(),
-    "stage changes": stages.groupby("tenant_id").size(),
-    "first event": events.groupby("tenant_id")["ts"].min().dt.date,
-    "last event": events.groupby("tenant_id")["ts"].max().dt.date,
-})
+pd.DataFrame(
+    {
+        "leads": leads.groupby("tenant_id").size(),
+        "salespeople": events.groupby("tenant_id")["sales_id"].nunique(),
+        "events": events.groupby("tenant_id").size(),
+        "stage changes": stages.groupby("tenant_id").size(),
+        "first event": events.groupby("tenant_id")["ts"].min().dt.date,
+        "last event": events.groupby("tenant_id")["ts"].max().dt.date,
+    }
+)
 
 # %%
-pd.DataFrame({
-    "family": pd.Series(settings.events.types),
-    "events": events["event_type"].value_counts(),
-    "share": events["event_type"].value_counts(normalize=True).map("{:.1%}".format),
-}).sort_values("events", ascending=False)
+pd.DataFrame(
+    {
+        "family": pd.Series(settings.events.types),
+        "events": events["event_type"].value_counts(),
+        "share": events["event_type"].value_counts(normalize=True).map("{:.1%}".format),
+    }
+).sort_values("events", ascending=False)
 
 # %% [markdown]
 # ## Activity: a few leads make most of the traffic
@@ -115,14 +120,22 @@ top10 = per_lead.sort_values(ascending=False).head(max(1, len(per_lead) // 10)).
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8))
 bins = np.unique(np.geomspace(1, per_lead.max() + 1, 30).astype(int))
 ax1.hist(per_lead[per_lead > 0], bins=bins, color="#4c72b0")
-ax1.set(xscale="log", yscale="log", xlabel="events per lead", ylabel="leads",
-        title=f"Events per lead (median {per_lead.median():.0f}, max {per_lead.max():,})")
+ax1.set(
+    xscale="log",
+    yscale="log",
+    xlabel="events per lead",
+    ylabel="leads",
+    title=f"Events per lead (median {per_lead.median():.0f}, max {per_lead.max():,})",
+)
 ranked = np.sort(per_lead.to_numpy())[::-1]
 ax2.plot(np.arange(1, len(ranked) + 1) / len(ranked), ranked.cumsum() / ranked.sum(), color="#4c72b0")
 ax2.plot([0, 1], [0, 1], color="grey", ls="--", lw=1)
 ax2.axvline(0.1, color="grey", lw=0.6)
-ax2.set(xlabel="share of leads, most active first", ylabel="share of all events",
-        title=f"The top 10% of leads make {top10:.0%} of the events")
+ax2.set(
+    xlabel="share of leads, most active first",
+    ylabel="share of all events",
+    title=f"The top 10% of leads make {top10:.0%} of the events",
+)
 plt.show()
 
 # %% [markdown]
@@ -132,7 +145,8 @@ plt.show()
 # %%
 local = events["ts"] + pd.Timedelta(hours=settings.features.utc_offset_hours)
 daily = events.assign(day=events["ts"].dt.floor("D"), family=family).pivot_table(
-    index="day", columns="family", values="event_id", aggfunc="count", fill_value=0)
+    index="day", columns="family", values="event_id", aggfunc="count", fill_value=0
+)
 
 fig = plt.figure(figsize=(11, 6.5))
 ax = fig.add_subplot(2, 1, 1)
@@ -143,7 +157,8 @@ local.dt.hour.value_counts(normalize=True).sort_index().plot.bar(ax=ax, color="#
 ax.set(xlabel="local hour", ylabel="share of events", title="Hour of day")
 ax = fig.add_subplot(2, 2, 4)
 local.dt.day_name().str[:3].value_counts(normalize=True).reindex(
-    ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]).plot.bar(ax=ax, color="#4c72b0", width=0.8, rot=0)
+    ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+).plot.bar(ax=ax, color="#4c72b0", width=0.8, rot=0)
 ax.set(xlabel="", ylabel="share of events", title="Weekday")
 fig.tight_layout()
 plt.show()
@@ -165,12 +180,22 @@ step = (table / table.shift(1)).map(lambda x: "" if pd.isna(x) else f"{x:.0%}")
 fig, ax = plt.subplots(figsize=(10, 4))
 table.plot.barh(ax=ax, width=0.8)
 ax.invert_yaxis()
-ax.set(xscale="log", xlabel="leads that reached the stage (log scale)", ylabel="",
-       title=f"Funnel by tenant as of {as_of:%Y-%m-%d}; labels: conversion from the stage above")
+ax.set(
+    xscale="log",
+    xlabel="leads that reached the stage (log scale)",
+    ylabel="",
+    title=f"Funnel by tenant as of {as_of:%Y-%m-%d}; labels: conversion from the stage above",
+)
 for i, tenant in enumerate(table.columns):
     for j, stage in enumerate(table.index):
-        ax.annotate(step.loc[stage, tenant], (table.loc[stage, tenant], j - 0.4 + (i + 0.5) * 0.8 / len(table.columns)),
-                    xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
+        ax.annotate(
+            step.loc[stage, tenant],
+            (table.loc[stage, tenant], j - 0.4 + (i + 0.5) * 0.8 / len(table.columns)),
+            xytext=(3, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=7,
+        )
 plt.show()
 funnel.pivot(index="stage", columns="tenant_id", values=["reached", "lost"]).loc[list(settings.funnel.stages)]
 
@@ -189,11 +214,16 @@ fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_rati
 bins = np.geomspace(0.5, max(views["dwell_s"].max(), 1.0), 40)
 for name in dwell_types:
     d = views.loc[views["event_type"] == name, "dwell_s"]
-    ax1.hist(d[d > 0], bins=bins, histtype="step", lw=1.5, density=True, label=f"{name} (median {d[d > 0].median():.0f} s)")
+    ax1.hist(
+        d[d > 0], bins=bins, histtype="step", lw=1.5, density=True, label=f"{name} (median {d[d > 0].median():.0f} s)"
+    )
 ax1.set(xscale="log", xlabel="dwell seconds (log scale, > 0)", ylabel="density", title="Dwell by event type")
 ax1.legend(fontsize=8)
-shares = views.groupby("event_type")["dwell_s"].agg(
-    zero=lambda d: (d == 0).mean(), missing=lambda d: d.isna().mean()).loc[dwell_types]
+shares = (
+    views.groupby("event_type")["dwell_s"]
+    .agg(zero=lambda d: (d == 0).mean(), missing=lambda d: d.isna().mean())
+    .loc[dwell_types]
+)
 shares.plot.barh(ax=ax2, width=0.8)
 ax2.xaxis.set_major_formatter(plt.matplotlib.ticker.PercentFormatter(1.0))
 ax2.set(xlabel="share of views", ylabel="", title="Zero and missing dwell")
@@ -230,8 +260,10 @@ ax3.yaxis.set_major_formatter(plt.matplotlib.ticker.PercentFormatter(1.0))
 ax3.set(xlabel="leads brought in", ylabel="won by the end of the log", title="Sharers close more often")
 fig.tight_layout()
 plt.show()
-print(f"{len(referrer):,} of {len(leads):,} leads ({len(referrer) / len(leads):.0%}) came through a share; "
-      f"deepest chain: {depth.max()} generations")
+print(
+    f"{len(referrer):,} of {len(leads):,} leads ({len(referrer) / len(leads):.0%}) came through a share; "
+    f"deepest chain: {depth.max()} generations"
+)
 
 # %% [markdown]
 # ## The same log as the model sees it
@@ -243,12 +275,20 @@ print(f"{len(referrer):,} of {len(leads):,} leads ({len(referrer) / len(leads):.
 
 # %%
 registry = build_registry(settings)
-ts = build_training_set(data / "events.parquet", data / "stages.parquet", settings,
-                        items=data / "items.parquet", leads=data / "leads.parquet", registry=registry)
+ts = build_training_set(
+    data / "events.parquet",
+    data / "stages.parquet",
+    settings,
+    items=data / "items.parquet",
+    leads=data / "leads.parquet",
+    registry=registry,
+)
 label = f"y_close_{settings.training.horizon_days}d"
 by_cutoff = ts.frame.groupby("cutoff")[label].agg(["size", "mean"])
-print(f"{len(ts.frame):,} rows × {len(ts.features)} features, cutoffs {ts.first_cutoff:%Y-%m-%d} … "
-      f"{ts.last_cutoff:%Y-%m-%d}; features by family:")
+print(
+    f"{len(ts.frame):,} rows × {len(ts.features)} features, cutoffs {ts.first_cutoff:%Y-%m-%d} … "
+    f"{ts.last_cutoff:%Y-%m-%d}; features by family:"
+)
 pd.Series([f.family for f in registry]).value_counts().to_frame("features").T
 
 # %%
@@ -271,8 +311,10 @@ for ax, name in zip(axes, shown):
     bins = pd.qcut(x, 10, labels=False, duplicates="drop")  # tied values share a bin
     rate = labelled[label].groupby(bins).mean()
     ax.plot(x.groupby(bins).median(), rate, marker="o", color="#4c72b0")
-    ax.set(xlabel=f"{name}\n(median of each decile bin)",
-           title=textwrap.fill(registry[name].en.replace("{value}", "N"), 30))
+    ax.set(
+        xlabel=f"{name}\n(median of each decile bin)",
+        title=textwrap.fill(registry[name].en.replace("{value}", "N"), 30),
+    )
     ax.title.set_fontsize(9)
 axes[0].set_ylabel(f"{label} rate")
 axes[0].yaxis.set_major_formatter(plt.matplotlib.ticker.PercentFormatter(1.0))

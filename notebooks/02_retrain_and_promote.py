@@ -64,22 +64,23 @@ import optuna
 import pandas as pd
 from mlflow import MlflowClient
 
-from features.cutoffs import as_utc
-from features.simulator import SimulationConfig, simulate
-from features.trainset import build_training_set
-from leadradar.settings import Settings, quiet_environment
-from training.pipeline import target_split, train_from_logs, tune_from_logs
-from training.promotion import promote
-from training.registry import CHALLENGER, CHAMPION, version_for_alias
-from training.tracking import configure_mlflow, ui_command
+from leadradar.config import Settings, quiet_environment
+from leadradar.features.cutoffs import as_utc
+from leadradar.features.simulator import SimulationConfig, simulate
+from leadradar.features.trainset import build_training_set
+from leadradar.registry import CHAMPION, configure_mlflow, version_for_alias
+from leadradar.training.pipeline import target_split, train_from_logs, tune_from_logs
+from leadradar.training.promotion import promote
+from leadradar.training.tracking import ui_command
 
 # %matplotlib inline
 quiet_environment()
 optuna.logging.set_verbosity(optuna.logging.WARNING)  # one line per trial is too many here; the plot below has them
 settings = Settings()  # reads LEADRADAR_HOME and any LEADRADAR_* overrides, as the CLI does
 settings.training.horizon_days = HORIZON_DAYS  # the CLI's --horizon
-plt.rcParams.update({"figure.dpi": 90, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
-                     "axes.spines.right": False})
+plt.rcParams.update(
+    {"figure.dpi": 90, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
+)
 if not (data / "events.parquet").exists():
     simulate(SimulationConfig(tenants=TENANTS, leads=LEADS, days=DAYS, seed=SEED), settings).write(data)
 logs = {name: data / f"{name}.parquet" for name in ("events", "stages", "items", "leads")}
@@ -103,8 +104,9 @@ print(f"data: {data}\nLEADRADAR_HOME: {settings.data_dir}\nMLflow: {settings.tra
 champion = version_for_alias(client, name, CHAMPION)
 if champion is None:
     earlier = window_end - pd.Timedelta(weeks=CHAMPION_WEEKS_EARLIER)
-    first = train_from_logs(logs["events"], logs["stages"], settings, until=earlier, items=logs["items"],
-                            truth=truth, leads=logs["leads"])
+    first = train_from_logs(
+        logs["events"], logs["stages"], settings, until=earlier, items=logs["items"], truth=truth, leads=logs["leads"]
+    )
     print(f"trained v{first.model_version} on data until {earlier:%Y-%m-%d}: {promote(settings).reason}")
     champion = version_for_alias(client, name, CHAMPION)
 print(f"champion: {name} v{champion.version} (run {champion.run_id})")
@@ -131,13 +133,21 @@ colours = {"train": "#4c72b0", "validation": "#dd8452", "test": "#55a868", "unus
 for which, colour in colours.items():
     rows = per_cutoff[per_cutoff["part"] == which]
     ax.bar(rows["cutoff"], rows["size"], width=5, color=colour, label=which)
-ax.set(ylabel="rows (open leads)", title=f"Training set: {len(ts.frame):,} rows, {len(ts.features)} features, "
-       f"data until {ts.data_until:%Y-%m-%d}")
+ax.set(
+    ylabel="rows (open leads)",
+    title=f"Training set: {len(ts.frame):,} rows, {len(ts.features)} features, data until {ts.data_until:%Y-%m-%d}",
+)
 ax.legend(fontsize=8, ncol=4, loc="upper left")
 plt.show()
 by_part = ts.frame.assign(part=part).groupby("part")
-pd.DataFrame({"cutoffs": by_part["cutoff"].nunique(), "rows": by_part.size(), "wins": by_part[label].sum().astype(int),
-              "close rate": by_part[label].mean().map("{:.2%}".format)}).reindex([k for k in colours if k in by_part.groups])
+pd.DataFrame(
+    {
+        "cutoffs": by_part["cutoff"].nunique(),
+        "rows": by_part.size(),
+        "wins": by_part[label].sum().astype(int),
+        "close rate": by_part[label].mean().map("{:.2%}".format),
+    }
+).reindex([k for k in colours if k in by_part.groups])
 
 # %% [markdown]
 # ## Tune briefly
@@ -148,18 +158,32 @@ pd.DataFrame({"cutoffs": by_part["cutoff"].nunique(), "rows": by_part.size(), "w
 # MLflow run under one tuning run, so the history below comes from MLflow.
 
 # %%
-tuned = tune_from_logs(logs["events"], logs["stages"], settings, until=until, items=logs["items"], leads=logs["leads"],
-                       n_trials=N_TRIALS, timeout=TUNE_TIMEOUT_S, progress=False)
-trials = mlflow.search_runs(experiment_names=[settings.mlflow.experiment],
-                            filter_string=f"tags.mlflow.parentRunId = '{tuned.parent_run_id}'",
-                            order_by=["attributes.start_time ASC"])
+tuned = tune_from_logs(
+    logs["events"],
+    logs["stages"],
+    settings,
+    until=until,
+    items=logs["items"],
+    leads=logs["leads"],
+    n_trials=N_TRIALS,
+    timeout=TUNE_TIMEOUT_S,
+    progress=False,
+)
+trials = mlflow.search_runs(
+    experiment_names=[settings.mlflow.experiment],
+    filter_string=f"tags.mlflow.parentRunId = '{tuned.parent_run_id}'",
+    order_by=["attributes.start_time ASC"],
+)
 complete = trials[trials["tags.state"] == "complete"]
 
 fig, ax = plt.subplots(figsize=(8, 3.3))
 ax.plot(np.arange(len(complete)), complete["metrics.val_logloss"], "o", color="#4c72b0", label="trial")
 ax.plot(np.arange(len(complete)), complete["metrics.val_logloss"].cummin(), color="#c44e52", label="best so far")
-ax.set(xlabel="completed trial (this session)", ylabel="validation log loss",
-       title=f"Study {tuned.study}: {tuned.trials_complete} complete, {tuned.trials_pruned} pruned in total")
+ax.set(
+    xlabel="completed trial (this session)",
+    ylabel="validation log loss",
+    title=f"Study {tuned.study}: {tuned.trials_complete} complete, {tuned.trials_pruned} pruned in total",
+)
 ax.xaxis.set_major_locator(plt.matplotlib.ticker.MaxNLocator(integer=True))
 ax.legend(fontsize=8)
 plt.show()
@@ -173,12 +197,21 @@ pd.Series(tuned.best_params, name="best parameters").to_frame().style.format("{:
 # data, the simulator's exact truth), log it all to MLflow and register it as `@challenger`.
 
 # %%
-challenger = train_from_logs(logs["events"], logs["stages"], settings, until=until, items=logs["items"],
-                             truth=truth, leads=logs["leads"])
-print(f"{challenger.model_name} v{challenger.model_version} @{challenger.alias}, run {challenger.run_id}, "
-      f"{challenger.calibration} calibration")
-pd.Series({k: challenger.test_metrics[k] for k in ("auc", "pr_auc", "logloss", "brier", "ece", "lift_top10")
-           if k in challenger.test_metrics}, name="test period").to_frame().T
+challenger = train_from_logs(
+    logs["events"], logs["stages"], settings, until=until, items=logs["items"], truth=truth, leads=logs["leads"]
+)
+print(
+    f"{challenger.model_name} v{challenger.model_version} @{challenger.alias}, run {challenger.run_id}, "
+    f"{challenger.calibration} calibration"
+)
+pd.Series(
+    {
+        k: challenger.test_metrics[k]
+        for k in ("auc", "pr_auc", "logloss", "brier", "ece", "lift_top10")
+        if k in challenger.test_metrics
+    },
+    name="test period",
+).to_frame().T
 
 # %% [markdown]
 # ## Compare the runs in MLflow
@@ -192,20 +225,33 @@ versions = {mv.run_id: mv for mv in client.search_model_versions(f"name = '{name
 aliases = {}
 for alias, version in client.get_registered_model(name).aliases.items():
     aliases.setdefault(str(version), []).append(alias)
-runs = mlflow.search_runs(experiment_names=[settings.mlflow.experiment], filter_string="tags.`data.kind` = 'logs'",
-                          order_by=["attributes.start_time DESC"])
-shown = {"metrics.test_auc": "AUC", "metrics.test_pr_auc": "PR AUC", "metrics.test_logloss": "log loss",
-         "metrics.test_brier": "Brier", "metrics.test_ece": "ECE", "metrics.test_oracle_auc": "oracle AUC",
-         "metrics.test_mean_abs_err_vs_truth": "mean |p - truth|"}
-table = pd.DataFrame({
-    "version": runs["run_id"].map(lambda r: str(versions[r].version) if r in versions else ""),
-    "alias": runs["run_id"].map(lambda r: ", ".join(aliases.get(str(versions[r].version), [])) if r in versions else ""),
-    "run": runs["run_id"].str[:8],
-    "data until": runs["tags.window.data_until"].str[:10],
-    "test cutoffs": runs["tags.split.test_from"].str[:10] + " … " + runs["tags.split.test_to"].str[:10],
-    "params": runs["tags.params_source"],
-    **{title: runs[col] for col, title in shown.items() if col in runs},
-})
+runs = mlflow.search_runs(
+    experiment_names=[settings.mlflow.experiment],
+    filter_string="tags.`data.kind` = 'logs'",
+    order_by=["attributes.start_time DESC"],
+)
+shown = {
+    "metrics.test_auc": "AUC",
+    "metrics.test_pr_auc": "PR AUC",
+    "metrics.test_logloss": "log loss",
+    "metrics.test_brier": "Brier",
+    "metrics.test_ece": "ECE",
+    "metrics.test_oracle_auc": "oracle AUC",
+    "metrics.test_mean_abs_err_vs_truth": "mean |p - truth|",
+}
+table = pd.DataFrame(
+    {
+        "version": runs["run_id"].map(lambda r: str(versions[r].version) if r in versions else ""),
+        "alias": runs["run_id"].map(
+            lambda r: ", ".join(aliases.get(str(versions[r].version), [])) if r in versions else ""
+        ),
+        "run": runs["run_id"].str[:8],
+        "data until": runs["tags.window.data_until"].str[:10],
+        "test cutoffs": runs["tags.split.test_from"].str[:10] + " … " + runs["tags.split.test_to"].str[:10],
+        "params": runs["tags.params_source"],
+        **{title: runs[col] for col, title in shown.items() if col in runs},
+    }
+)
 table.style.format(precision=4).hide(axis="index")
 
 # %% [markdown]
@@ -222,12 +268,20 @@ side.style.format(precision=4)
 
 # %%
 with tempfile.TemporaryDirectory() as tmp:
-    pictures = {role: plt.imread(mlflow.artifacts.download_artifacts(
-        run_id=run_id, artifact_path="plots/reliability.png", dst_path=f"{tmp}/{role}")) for role, run_id in pair.items()}
+    pictures = {
+        role: plt.imread(
+            mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path="plots/reliability.png", dst_path=f"{tmp}/{role}"
+            )
+        )
+        for role, run_id in pair.items()
+    }
 fig, axes = plt.subplots(1, 2, figsize=(11, 5))
 for ax, (role, picture) in zip(axes, pictures.items()):
     ax.imshow(picture)
-    ax.set_title(f"{role} v{champion.version if role == 'champion' else challenger.model_version}: plots/reliability.png")
+    ax.set_title(
+        f"{role} v{champion.version if role == 'champion' else challenger.model_version}: plots/reliability.png"
+    )
     ax.axis("off")
 fig.tight_layout()
 plt.show()
@@ -244,13 +298,21 @@ verdict = promote(settings)
 print(("PROMOTED" if verdict.promoted else "REFUSED") + f": v{verdict.challenger['version']} — {verdict.reason}")
 if verdict.champion_metrics:
     holdout = verdict.holdout
-    print(f"holdout: {holdout['rows']:,} rows, {holdout['positives']:,} wins, cutoffs {holdout['from'][:10]} … {holdout['to'][:10]}")
+    print(
+        f"holdout: {holdout['rows']:,} rows, {holdout['positives']:,} wins, cutoffs {holdout['from'][:10]} … {holdout['to'][:10]}"
+    )
     keys = ["auc", "pr_auc", "logloss", "brier", "ece", "lift_top10"]
-    gate = pd.DataFrame({f"challenger v{verdict.challenger['version']}": verdict.challenger_metrics,
-                         f"champion v{verdict.champion['version']}": verdict.champion_metrics}).loc[keys]
+    gate = pd.DataFrame(
+        {
+            f"challenger v{verdict.challenger['version']}": verdict.challenger_metrics,
+            f"champion v{verdict.champion['version']}": verdict.champion_metrics,
+        }
+    ).loc[keys]
     lower_is_better = {"logloss", "brier", "ece"}
-    gate["better"] = [("challenger" if (row.iloc[0] < row.iloc[1]) == (k in lower_is_better) else "champion")
-                      for k, row in gate.iterrows()]
+    gate["better"] = [
+        ("challenger" if (row.iloc[0] < row.iloc[1]) == (k in lower_is_better) else "champion")
+        for k, row in gate.iterrows()
+    ]
     display(gate.style.format(precision=4, subset=gate.columns[:2]))
 
     fig, axes = plt.subplots(1, len(keys), figsize=(12, 2.8))
@@ -276,9 +338,17 @@ if verdict.champion_metrics:
 aliases = {}
 for alias, version in client.get_registered_model(name).aliases.items():
     aliases.setdefault(str(version), []).append(alias)
-pd.DataFrame([{"version": mv.version, "aliases": ", ".join(aliases.get(str(mv.version), [])), "run": mv.run_id[:8],
-               "data until": mv.tags.get("window.data_until", "")[:10]}
-              for mv in client.search_model_versions(f"name = '{name}'")]).sort_values("version", key=lambda v: v.astype(int))
+pd.DataFrame(
+    [
+        {
+            "version": mv.version,
+            "aliases": ", ".join(aliases.get(str(mv.version), [])),
+            "run": mv.run_id[:8],
+            "data until": mv.tags.get("window.data_until", "")[:10],
+        }
+        for mv in client.search_model_versions(f"name = '{name}'")
+    ]
+).sort_values("version", key=lambda v: v.astype(int))
 
 # %% [markdown]
 # ## Look further in the MLflow UI

@@ -61,23 +61,24 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from features.build import compute_features
-from features.cutoffs import as_utc, cadence_cutoffs
-from features.describe import describe, format_value
-from features.registry import build_registry
-from features.simulator import SimulationConfig, simulate
-from leadradar.settings import Settings, quiet_environment
-from models.explain import contributions, explain_rows
-from serving.loader import NoModelError, load_alias
-from serving.scoring import score_batch
-from training.pipeline import train_from_logs
-from training.promotion import promote
+from leadradar.config import Settings, quiet_environment
+from leadradar.features.build import compute_features
+from leadradar.features.cutoffs import as_utc, cadence_cutoffs
+from leadradar.features.describe import describe, format_value
+from leadradar.features.registry import build_registry
+from leadradar.features.simulator import SimulationConfig, simulate
+from leadradar.models.explain import contributions, explain_rows
+from leadradar.registry import NoModelError, load_alias
+from leadradar.serving.scoring import score_batch
+from leadradar.training.pipeline import train_from_logs
+from leadradar.training.promotion import promote
 
 # %matplotlib inline
 quiet_environment()
 settings = Settings()  # reads LEADRADAR_HOME and any LEADRADAR_* overrides, as the CLI does
-plt.rcParams.update({"figure.dpi": 90, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
-                     "axes.spines.right": False})
+plt.rcParams.update(
+    {"figure.dpi": 90, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
+)
 if not (data / "events.parquet").exists():
     simulate(SimulationConfig(tenants=TENANTS, leads=LEADS, days=DAYS, seed=SEED), settings).write(data)
 logs = {name: data / f"{name}.parquet" for name in ("events", "stages", "items", "leads")}
@@ -98,13 +99,21 @@ print(f"data: {data}\nLEADRADAR_HOME: {settings.data_dir}\nscoring as of {as_of}
 try:
     loaded = load_alias(settings)
 except NoModelError:
-    train_from_logs(logs["events"], logs["stages"], settings, items=logs["items"], leads=logs["leads"],
-                    truth=data / "truth.parquet" if (data / "truth.parquet").exists() else None)
+    train_from_logs(
+        logs["events"],
+        logs["stages"],
+        settings,
+        items=logs["items"],
+        leads=logs["leads"],
+        truth=data / "truth.parquet" if (data / "truth.parquet").exists() else None,
+    )
     print(promote(settings).reason)
     loaded = load_alias(settings)
 model = loaded.model
-print(f"{loaded.ref.name} v{loaded.ref.version} from the {loaded.source}; main target {model.main_target}, "
-      f"{len(model.features)} features, trained on data until {loaded.meta.get('window', {}).get('data_until', '?')[:10]}")
+print(
+    f"{loaded.ref.name} v{loaded.ref.version} from the {loaded.source}; main target {model.main_target}, "
+    f"{len(model.features)} features, trained on data until {loaded.meta.get('window', {}).get('data_until', '?')[:10]}"
+)
 
 # %% [markdown]
 # ## Every open lead, scored
@@ -113,7 +122,9 @@ print(f"{loaded.ref.name} v{loaded.ref.version} from the {loaded.source}; main t
 # computes and stores, and `leadradar rank` lists.
 
 # %%
-scores, feats = score_batch(logs["events"], logs["stages"], as_of, settings, loaded, logs["items"], TENANT, logs["leads"])
+scores, feats = score_batch(
+    logs["events"], logs["stages"], as_of, settings, loaded, logs["items"], TENANT, logs["leads"]
+)
 ranked = scores.sort_values("p_close", ascending=False).reset_index(drop=True)
 lead_id = LEAD_ID or ranked["lead_id"].iloc[0]
 p_main = scores.loc[scores["lead_id"] == lead_id, "p_close"]
@@ -126,12 +137,17 @@ ranked.head(10)[["tenant_id", "lead_id", "sales_id", "stage", "p_close"]].style.
 # %%
 row = feats[feats["lead_id"] == lead_id]
 if row.empty:
-    raise ValueError(f"{lead_id} is not an open lead as of {as_of} (won, lost, or not yet created); pick another LEAD_ID")
+    raise ValueError(
+        f"{lead_id} is not an open lead as of {as_of} (won, lost, or not yet created); pick another LEAD_ID"
+    )
 outlook = model.predict_funnel(row, list(settings.funnel.open_stages)).iloc[0]
 card = row[["tenant_id", "lead_id", "sales_id", "stage"]].iloc[0].to_dict()
 card["stage"] = f"{card['stage']} / {settings.funnel.label(card['stage'], 'zh-CN')}"
-card |= {f"{k} ({'chained from transitions' if k.endswith('chained') else 'this stage → next' if k == 'p_advance' else 'direct'})":
-         f"{v:.1%}" for k, v in outlook.items() if pd.notna(v)}
+card |= {
+    f"{k} ({'chained from transitions' if k.endswith('chained') else 'this stage → next' if k == 'p_advance' else 'direct'})": f"{v:.1%}"
+    for k, v in outlook.items()
+    if pd.notna(v)
+}
 pd.Series(card, name=lead_id).to_frame()
 
 # %% [markdown]
@@ -147,8 +163,16 @@ types = [t for t in settings.events.types if t in set(mine["event_type"])]
 
 fig, ax = plt.subplots(figsize=(11, 0.9 + 0.35 * len(types)))
 size = 8 + 2 * np.sqrt(mine["dwell_s"].fillna(0).to_numpy())
-ax.scatter(mine["ts"], mine["event_type"].map({t: i for i, t in enumerate(types)}), s=size, alpha=0.6,
-           c=mine["event_type"].map({t: i for i, t in enumerate(types)}), cmap="tab20", vmin=0, vmax=19)
+ax.scatter(
+    mine["ts"],
+    mine["event_type"].map({t: i for i, t in enumerate(types)}),
+    s=size,
+    alpha=0.6,
+    c=mine["event_type"].map({t: i for i, t in enumerate(types)}),
+    cmap="tab20",
+    vmin=0,
+    vmax=19,
+)
 for change in changes.itertuples():
     ax.axvline(change.ts, color="grey", ls="--", lw=0.8)
     ax.annotate(change.stage, (change.ts, 1.01), xycoords=ax.get_xaxis_transform(), rotation=40, fontsize=8)
@@ -175,25 +199,38 @@ target = model.main_target
 X = model.matrix(row)
 phi = contributions(model, target, X)[0]
 contrib = pd.Series(phi[:-1], index=model.features)
-top = pd.concat([contrib[contrib > 0].nlargest(10), contrib[contrib < 0].nsmallest(5)]).sort_values(ascending=False).index
+top = (
+    pd.concat([contrib[contrib > 0].nlargest(10), contrib[contrib < 0].nsmallest(5)]).sort_values(ascending=False).index
+)
 
 fig, ax = plt.subplots(figsize=(9, 5))
 shown = contrib[top][::-1]
 ax.barh(range(len(shown)), shown, color=np.where(shown > 0, "#d62728", "#1f77b4"))
-ax.set_yticks(range(len(shown)), [f"{n} = {format_value(registry[n].kind, row[n].iloc[0], 'en', registry[n], settings.funnel)}"
-                                   for n in shown.index], fontsize=8)
+ax.set_yticks(
+    range(len(shown)),
+    [
+        f"{n} = {format_value(registry[n].kind, row[n].iloc[0], 'en', registry[n], settings.funnel)}"
+        for n in shown.index
+    ],
+    fontsize=8,
+)
 ax.axvline(0, color="grey", lw=0.8)
-ax.set(xlabel=f"contribution to the log-odds of {target}",
-       title=f"{lead_id}: log-odds {phi.sum():+.2f} = base {phi[-1]:+.2f} + features {phi[:-1].sum():+.2f} "
-             f"(calibrated P = {p_main.iloc[0]:.1%})")
+ax.set(
+    xlabel=f"contribution to the log-odds of {target}",
+    title=f"{lead_id}: log-odds {phi.sum():+.2f} = base {phi[-1]:+.2f} + features {phi[:-1].sum():+.2f} "
+    f"(calibrated P = {p_main.iloc[0]:.1%})",
+)
 plt.show()
 
 values = row.iloc[0]
-pd.DataFrame({
-    "value": [values[n] for n in top],
-    "contribution": contrib[top].round(3),
-    **{lang: [describe(registry[n], values[n], lang, settings.funnel) for n in top] for lang in LANGS},
-}, index=top)
+pd.DataFrame(
+    {
+        "value": [values[n] for n in top],
+        "contribution": contrib[top].round(3),
+        **{lang: [describe(registry[n], values[n], lang, settings.funnel) for n in top] for lang in LANGS},
+    },
+    index=top,
+)
 
 # %% [markdown]
 # ## The reasons people read
@@ -205,11 +242,23 @@ pd.DataFrame({
 
 # %%
 for lang in LANGS:
-    explanation = explain_rows(model, target, row, registry, settings.funnel, lang, N_FOR, N_AGAINST,
-                               events=settings.events)[0]
+    explanation = explain_rows(
+        model, target, row, registry, settings.funnel, lang, N_FOR, N_AGAINST, events=settings.events
+    )[0]
     print(f"[{lang}] {explanation.text()}")
-    display(pd.DataFrame([{"direction": r.direction, "reason": r.text, "feature": r.feature,
-                           "contribution": round(r.contribution, 3)} for r in explanation.reasons]))
+    display(
+        pd.DataFrame(
+            [
+                {
+                    "direction": r.direction,
+                    "reason": r.text,
+                    "feature": r.feature,
+                    "contribution": round(r.contribution, 3),
+                }
+                for r in explanation.reasons
+            ]
+        )
+    )
 
 # %% [markdown]
 # ## How the score got here
@@ -221,7 +270,9 @@ for lang in LANGS:
 
 # %%
 cutoffs = [as_of - pd.Timedelta(weeks=k) for k in range(HISTORY_WEEKS, -1, -1)]
-history = compute_features(logs["events"], logs["stages"], cutoffs, settings, registry, logs["items"], leads=logs["leads"])
+history = compute_features(
+    logs["events"], logs["stages"], cutoffs, settings, registry, logs["items"], leads=logs["leads"]
+)
 history = history[history["lead_id"] == lead_id].sort_values("cutoff")
 p = model.predict_targets(history)[target]
 edges = [cutoffs[0] - pd.Timedelta(weeks=1), *cutoffs]

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import ibis
 import pandas as pd
 
-from features.engines import connect, load, to_pandas
-from features.trainset import Source
-from leadradar.settings import FunnelConfig, Settings
+from leadradar.config import FunnelConfig, Settings
+from leadradar.features.engines import connect, load, to_pandas
+from leadradar.features.trainset import Source
 
 EVENT_FIELDS = ["tenant_id", "lead_id", "event_id", "ts", "event_type", "sales_id", "dwell_s", "item_id", "channel"]
 
@@ -34,7 +34,9 @@ def recent_events(events: Source, leads: pd.DataFrame, as_of: pd.Timestamp, per_
     con = connect("duckdb")
     ev = load(con, events, "events")
     keys = ibis.memtable(leads[["tenant_id", "lead_id"]].drop_duplicates().reset_index(drop=True))
-    ev = ev.filter(ev.ts <= ibis.literal(pd.Timestamp(as_of).tz_convert("UTC"))).semi_join(keys, ["tenant_id", "lead_id"])
+    ev = ev.filter(ev.ts <= ibis.literal(pd.Timestamp(as_of).tz_convert("UTC"))).semi_join(
+        keys, ["tenant_id", "lead_id"]
+    )
     newest = ibis.window(group_by=[ev.tenant_id, ev.lead_id], order_by=[ibis.desc(ev.ts), ev.event_id])
     ev = ev.mutate(n=ibis.row_number().over(newest))
     ev = ev.filter(ev.n < per_lead).select(*EVENT_FIELDS)
@@ -58,16 +60,23 @@ def funnel_counts(stages: Source, as_of: pd.Timestamp, funnel: FunnelConfig, ten
     position = {s: i for i, s in enumerate(funnel.stages)}
     rows["position"] = rows["stage"].map(position)
     rows["is_lost"] = rows["stage"] == funnel.lost
-    per_lead = rows.groupby(["tenant_id", "lead_id"]).agg(furthest=("position", "max"), lost=("is_lost", "any")).reset_index()
+    per_lead = (
+        rows.groupby(["tenant_id", "lead_id"]).agg(furthest=("position", "max"), lost=("is_lost", "any")).reset_index()
+    )
     out = []
     for tenant in tenants:
         leads = per_lead[per_lead["tenant_id"] == tenant]
         for stage, i in position.items():
-            out.append({
-                "tenant_id": tenant, "as_of": pd.Timestamp(as_of), "stage": stage, "position": i,
-                "reached": int((leads["furthest"] >= i).sum()),
-                "lost": int((leads["lost"] & (leads["furthest"] == i)).sum()),
-            })
+            out.append(
+                {
+                    "tenant_id": tenant,
+                    "as_of": pd.Timestamp(as_of),
+                    "stage": stage,
+                    "position": i,
+                    "reached": int((leads["furthest"] >= i).sum()),
+                    "lost": int((leads["lost"] & (leads["furthest"] == i)).sum()),
+                }
+            )
     return pd.DataFrame(out, columns=columns)
 
 

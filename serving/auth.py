@@ -12,7 +12,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
@@ -68,7 +68,7 @@ class KeyStore:
     """Keys in SQL (the score store's database by default); verified keys are cached for `cache_seconds`."""
 
     def __init__(self, url: str, cache_seconds: float = 30.0):
-        from serving.store import engine_for
+        from leadradar.serving.store import engine_for
 
         self.engine = engine_for(url)
         METADATA.create_all(self.engine)
@@ -76,7 +76,9 @@ class KeyStore:
         self._cache: dict[str, tuple[float, Principal | None]] = {}
         self._lock = threading.Lock()
 
-    def create(self, tenant_id: str, role: str, name: str | None = None, sales_id: str | None = None) -> tuple[str, str]:
+    def create(
+        self, tenant_id: str, role: str, name: str | None = None, sales_id: str | None = None
+    ) -> tuple[str, str]:
         """A new key; returns (key id, the full key). The full key is shown once and never stored."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, got {role!r}")
@@ -86,10 +88,18 @@ class KeyStore:
             raise ValueError("a key needs a tenant")
         key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32).replace("_", "-")
         with self.engine.begin() as conn:
-            conn.execute(KEYS.insert().values(
-                key_id=key_id, secret_sha256=_digest(secret), tenant_id=tenant_id, role=role, sales_id=sales_id,
-                name=name, created_at=datetime.now(timezone.utc), revoked_at=None,
-            ))
+            conn.execute(
+                KEYS.insert().values(
+                    key_id=key_id,
+                    secret_sha256=_digest(secret),
+                    tenant_id=tenant_id,
+                    role=role,
+                    sales_id=sales_id,
+                    name=name,
+                    created_at=datetime.now(UTC),
+                    revoked_at=None,
+                )
+            )
         return key_id, f"lr_{key_id}_{secret}"
 
     def verify(self, token: str | None) -> Principal | None:
@@ -125,15 +135,25 @@ class KeyStore:
 
     def revoke(self, key_id: str) -> bool:
         with self.engine.begin() as conn:
-            done = conn.execute(KEYS.update().where((KEYS.c.key_id == key_id) & KEYS.c.revoked_at.is_(None))
-                                .values(revoked_at=datetime.now(timezone.utc))).rowcount
+            done = conn.execute(
+                KEYS.update()
+                .where((KEYS.c.key_id == key_id) & KEYS.c.revoked_at.is_(None))
+                .values(revoked_at=datetime.now(UTC))
+            ).rowcount
         with self._lock:
             self._cache.clear()
         return bool(done)
 
     def list(self, tenant_id: str | None = None) -> list[dict]:
-        q = sa.select(KEYS.c.key_id, KEYS.c.tenant_id, KEYS.c.role, KEYS.c.sales_id, KEYS.c.name, KEYS.c.created_at,
-                      KEYS.c.revoked_at).order_by(KEYS.c.created_at)
+        q = sa.select(
+            KEYS.c.key_id,
+            KEYS.c.tenant_id,
+            KEYS.c.role,
+            KEYS.c.sales_id,
+            KEYS.c.name,
+            KEYS.c.created_at,
+            KEYS.c.revoked_at,
+        ).order_by(KEYS.c.created_at)
         if tenant_id:
             q = q.where(KEYS.c.tenant_id == tenant_id)
         with self.engine.connect() as conn:

@@ -7,16 +7,13 @@ reach, the service loads this bundled model instead (serving/loader.py).
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
-from leadradar.settings import Settings
-from serving.loader import fetch, resolve
-from training.registry import CHAMPION
+from leadradar.config import Settings
+from leadradar.registry import BENTO_MODEL_TAG, CHAMPION, fetch, resolve
 
 ROOT = Path(__file__).resolve().parent.parent
-BENTO_MODEL_TAG = "leadradar-bundle"
 
 
 def bundle_champion(settings: Settings, alias: str = CHAMPION) -> str:
@@ -36,10 +33,10 @@ def bundle_champion(settings: Settings, alias: str = CHAMPION) -> str:
 
 def build_bento(settings: Settings, alias: str = CHAMPION) -> str:
     """Bundle the champion and build the Bento from bentofile.yaml; returns the Bento's tag."""
+    import tempfile
+
     import bentoml
     import yaml
-
-    import tempfile
 
     model_tag = bundle_champion(settings, alias)
     spec = yaml.safe_load((ROOT / "bentofile.yaml").read_text())
@@ -49,26 +46,3 @@ def build_bento(settings: Settings, alias: str = CHAMPION) -> str:
         bentofile.write_text(yaml.safe_dump(spec))
         bento = bentoml.bentos.build_bentofile(str(bentofile), build_ctx=str(ROOT))
     return str(bento.tag)
-
-
-def bundled_model_dir() -> Path | None:
-    """The bundle inside a Bento's model store, when the service runs from a built Bento."""
-    try:
-        import bentoml
-
-        model = bentoml.models.get(f"{BENTO_MODEL_TAG}:latest")
-    except Exception:
-        return None
-    path = Path(model.path) / "bundle"
-    return path if (path / "model.json").exists() else None
-
-
-def bundled_ref() -> dict | None:
-    try:
-        import bentoml
-
-        model = bentoml.models.get(f"{BENTO_MODEL_TAG}:latest")
-    except Exception:
-        return None
-    return {**model.info.labels, "run_id": model.info.metadata.get("run_id", ""), "tag": str(model.tag),
-            "settings": json.loads((Path(model.path) / "settings.json").read_text())}

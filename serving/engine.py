@@ -8,22 +8,22 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from features.contract import EVENT_SCHEMA, ITEM_SCHEMA, STAGE_SCHEMA
-from features.online import OnlineFeatures
-from features.registry import FeatureRegistry
-from leadradar.settings import Settings
-from models.encoding import FeatureValueError, MissingFeaturesError
-from models.explain import Explainer
-from serving.auth import Principal
-from serving.loader import LoadedModel
-from serving.schemas import LeadIn, LeadScore, Reason, Reasons, ScoreRequest, ScoreResponse
-from serving.store import CONTEXT_FEATURES, ScoreStore
+from leadradar.config import Settings
+from leadradar.features.contract import EVENT_SCHEMA, ITEM_SCHEMA, STAGE_SCHEMA
+from leadradar.features.online import OnlineFeatures
+from leadradar.features.registry import FeatureRegistry
+from leadradar.models.encoding import FeatureValueError, MissingFeaturesError
+from leadradar.models.explain import Explainer
+from leadradar.registry import LoadedModel
+from leadradar.serving.auth import Principal
+from leadradar.serving.schemas import LeadIn, LeadScore, Reason, Reasons, ScoreRequest, ScoreResponse
+from leadradar.serving.store import CONTEXT_FEATURES, ScoreStore
 
 
 class RequestError(ValueError):
@@ -63,8 +63,15 @@ class ContextCache:
 class Engine:
     """Everything needed to answer for one model version."""
 
-    def __init__(self, loaded: LoadedModel, settings: Settings, registry: FeatureRegistry, online: OnlineFeatures,
-                 context: ContextCache, items: pa.Table | None = None):
+    def __init__(
+        self,
+        loaded: LoadedModel,
+        settings: Settings,
+        registry: FeatureRegistry,
+        online: OnlineFeatures,
+        context: ContextCache,
+        items: pa.Table | None = None,
+    ):
         self.loaded = loaded
         self.model = loaded.model
         self.settings = settings
@@ -82,9 +89,11 @@ class Engine:
         self.types = set(settings.events.types)
         self.stage_names = set(settings.funnel.all_stages)
         self.ranges = feature_ranges(registry, self.features, len(self.stages))
-        self.range_arrays = (np.array(list(self.ranges), dtype=np.intp),
-                             np.array([r[0] for r in self.ranges.values()], dtype=np.float64),
-                             np.array([r[1] for r in self.ranges.values()], dtype=np.float64))
+        self.range_arrays = (
+            np.array(list(self.ranges), dtype=np.intp),
+            np.array([r[0] for r in self.ranges.values()], dtype=np.float64),
+            np.array([r[1] for r in self.ranges.values()], dtype=np.float64),
+        )
 
     # -- inputs -----------------------------------------------------------------------------------
 
@@ -92,14 +101,18 @@ class Engine:
         try:
             X = self.model.encoder_.transform_records([lead.features for _, lead in leads])
         except MissingFeaturesError as exc:
-            raise RequestError(["body", "leads", leads[exc.record][0], "features"],
-                               f"lacks {len(exc.missing)} model features, e.g. {exc.missing[:5]}") from None
+            raise RequestError(
+                ["body", "leads", leads[exc.record][0], "features"],
+                f"lacks {len(exc.missing)} model features, e.g. {exc.missing[:5]}",
+            ) from None
         except FeatureValueError as exc:
             raise RequestError(["body", "leads", leads[exc.record][0], "features", exc.feature], exc.reason) from None
         self._check_ranges(X, [i for i, _ in leads])
         stage_col = self.index.get("stage_rank")
-        stages = [None if stage_col is None or np.isnan(x) else self.rank_to_stage.get(int(x)) for x in
-                  (X[:, stage_col] if stage_col is not None else np.full(len(X), np.nan))]
+        stages = [
+            None if stage_col is None or np.isnan(x) else self.rank_to_stage.get(int(x))
+            for x in (X[:, stage_col] if stage_col is not None else np.full(len(X), np.nan))
+        ]
         return X, stages
 
     def _check_ranges(self, X: np.ndarray, positions: list[int]) -> None:
@@ -112,8 +125,10 @@ class Engine:
             k = int(np.flatnonzero(bad.any(axis=0))[0])
             i = int(np.flatnonzero(bad[:, k])[0])
             j = int(cols[k])
-            raise RequestError(["body", "leads", positions[i], "features", self.features[j]],
-                               f"{X[i, j]:g} is outside {self.ranges[j][2]}")
+            raise RequestError(
+                ["body", "leads", positions[i], "features", self.features[j]],
+                f"{X[i, j]:g} is outside {self.ranges[j][2]}",
+            )
 
     def _from_events(self, leads: list[tuple[int, LeadIn]], tenant: str, as_of: datetime) -> tuple[list[dict], dict]:
         """One feature record per lead open at `as_of` (the online query's rows, with the salesperson
@@ -122,31 +137,44 @@ class Engine:
         for i, lead in leads:
             for j, e in enumerate(lead.events):
                 if e.event_type not in self.types:
-                    raise RequestError(["body", "leads", i, "events", j, "event_type"],
-                                       f"{e.event_type!r} is not a configured event type ({sorted(self.types)})")
+                    raise RequestError(
+                        ["body", "leads", i, "events", j, "event_type"],
+                        f"{e.event_type!r} is not a configured event type ({sorted(self.types)})",
+                    )
                 values = {**e.model_dump(), "tenant_id": tenant, "lead_id": e.lead_id or lead.lead_id}
                 for k in EVENT_SCHEMA.names:
                     ev[k].append(values[k])
             for j, s in enumerate(lead.stages or []):
                 if s.stage not in self.stage_names:
-                    raise RequestError(["body", "leads", i, "stages", j, "stage"],
-                                       f"{s.stage!r} is not a funnel stage ({self.settings.funnel.all_stages})")
-                for k, v in (("tenant_id", tenant), ("lead_id", lead.lead_id), ("stage", s.stage), ("ts", s.ts),
-                             ("deal_value", None)):
+                    raise RequestError(
+                        ["body", "leads", i, "stages", j, "stage"],
+                        f"{s.stage!r} is not a funnel stage ({self.settings.funnel.all_stages})",
+                    )
+                for k, v in (
+                    ("tenant_id", tenant),
+                    ("lead_id", lead.lead_id),
+                    ("stage", s.stage),
+                    ("ts", s.ts),
+                    ("deal_value", None),
+                ):
                     st[k].append(v)
             if lead.attributes:
                 attrs.append({"tenant_id": tenant, "lead_id": lead.lead_id, **lead.attributes})
         if len(ev["event_id"]) > self.settings.serving.max_events_per_request:
-            raise RequestError(["body", "leads"], f"{len(ev['event_id'])} events in one request; the limit is "
-                               f"{self.settings.serving.max_events_per_request}")
+            raise RequestError(
+                ["body", "leads"],
+                f"{len(ev['event_id'])} events in one request; the limit is "
+                f"{self.settings.serving.max_events_per_request}",
+            )
         events = pa.Table.from_pydict(ev, schema=EVENT_SCHEMA)
         stages = pa.Table.from_pydict(st, schema=STAGE_SCHEMA)
         lead_table = None
         names = list(self.settings.features.lead_attributes)
         if attrs:
             lead_table = pa.Table.from_pylist([{k: a.get(k) for k in ("tenant_id", "lead_id", *names)} for a in attrs])
-        columns, rows = self.online.compute_rows(events, stages, [pd.Timestamp(as_of).tz_convert("UTC")], self.items,
-                                                 lead_table)
+        columns, rows = self.online.compute_rows(
+            events, stages, [pd.Timestamp(as_of).tz_convert("UTC")], self.items, lead_table
+        )
         records = [dict(zip(columns, row)) for row in rows]
         self._with_context(records, tenant)
         last_stage = {}
@@ -182,7 +210,7 @@ class Engine:
         for i, lead in enumerate(request.leads):
             if lead.tenant_id not in (None, tenant):
                 raise PermissionError(f"leads[{i}].tenant_id is {lead.tenant_id!r}; this key belongs to {tenant!r}")
-        as_of = request.as_of or datetime.now(timezone.utc)
+        as_of = request.as_of or datetime.now(UTC)
         by_features = [(i, lead) for i, lead in enumerate(request.leads) if lead.features is not None]
         by_events = [(i, lead) for i, lead in enumerate(request.leads) if lead.events is not None]
         rows: dict[int, tuple[np.ndarray, str | None]] = {}
@@ -205,17 +233,29 @@ class Engine:
         order = sorted(rows)
         X = np.vstack([rows[i][0] for i in order]) if order else np.empty((0, len(self.features)))
         probs = self._probabilities(X) if order else {}
-        reasons = (self.explainer.explain_matrix(X, request.lang, self.settings.serving.reasons_for,
-                                                 self.settings.serving.reasons_against)
-                   if request.explain and order else [None] * len(order))
+        reasons = (
+            self.explainer.explain_matrix(
+                X, request.lang, self.settings.serving.reasons_for, self.settings.serving.reasons_against
+            )
+            if request.explain and order
+            else [None] * len(order)
+        )
         answers, values = {}, {n: p.tolist() for n, p in probs.items()}
         for k, i in enumerate(order):
-            answers[i] = self._answer(request.leads[i], tenant, rows[i][1], {n: p[k] for n, p in values.items()}, reasons[k])
-        out = [answers.get(i) or LeadScore(lead_id=lead.lead_id, tenant_id=tenant, status=status[i])
-               for i, lead in enumerate(request.leads)]
-        return ScoreResponse(model_name=self.loaded.ref.name, model_version=self.loaded.ref.version,
-                             horizon_days=self.settings.training.horizon_days,
-                             as_of=as_of if by_events else None, leads=out)
+            answers[i] = self._answer(
+                request.leads[i], tenant, rows[i][1], {n: p[k] for n, p in values.items()}, reasons[k]
+            )
+        out = [
+            answers.get(i) or LeadScore(lead_id=lead.lead_id, tenant_id=tenant, status=status[i])
+            for i, lead in enumerate(request.leads)
+        ]
+        return ScoreResponse(
+            model_name=self.loaded.ref.name,
+            model_version=self.loaded.ref.version,
+            horizon_days=self.settings.training.horizon_days,
+            as_of=as_of if by_events else None,
+            leads=out,
+        )
 
     def _answer(self, lead: LeadIn, tenant: str, stage: str | None, p: dict[str, float], why) -> LeadScore:
         p_close, running = {}, 0.0
@@ -224,26 +264,41 @@ class Engine:
             p_close[f"{h}d"] = running
         transitions = {}
         if stage in self.stages:
-            for s in self.stages[self.stages.index(stage):]:
+            for s in self.stages[self.stages.index(stage) :]:
                 if f"advance_{s}" in p:
                     transitions[s] = float(p[f"advance_{s}"])
         main = float(p[self.model.main_target])
         reasons = None
         if why is not None:
-            conv = lambda r: Reason(feature=r.feature, value=r.value, contribution=round(float(r.contribution), 4), text=r.text)
+            conv = lambda r: Reason(
+                feature=r.feature, value=r.value, contribution=round(float(r.contribution), 4), text=r.text
+            )
             reasons = Reasons(for_=[conv(r) for r in why.for_], against=[conv(r) for r in why.against])
         return LeadScore(
-            lead_id=lead.lead_id, tenant_id=tenant, status="scored", stage=stage, p_close=p_close,
-            p_advance=transitions.get(stage), transitions=transitions, grade=self.settings.serving.grade(main),
+            lead_id=lead.lead_id,
+            tenant_id=tenant,
+            status="scored",
+            stage=stage,
+            p_close=p_close,
+            p_advance=transitions.get(stage),
+            transitions=transitions,
+            grade=self.settings.serving.grade(main),
             reasons=reasons,
         )
 
 
-def feature_ranges(registry: FeatureRegistry, names: list[str], open_stages: int) -> dict[int, tuple[float, float, str]]:
+def feature_ranges(
+    registry: FeatureRegistry, names: list[str], open_stages: int
+) -> dict[int, tuple[float, float, str]]:
     """Per model column, the values its kind allows (unbounded kinds are left out)."""
-    bounds = {"count": (0, np.inf, "counts (>= 0)"), "seconds": (0, np.inf, "durations (>= 0)"),
-              "hours": (0, np.inf, "durations (>= 0)"), "days": (0, np.inf, "durations (>= 0)"),
-              "share": (0, 1, "shares [0, 1]"), "rank": (0, open_stages - 1, f"open funnel stages 0..{open_stages - 1}")}
+    bounds = {
+        "count": (0, np.inf, "counts (>= 0)"),
+        "seconds": (0, np.inf, "durations (>= 0)"),
+        "hours": (0, np.inf, "durations (>= 0)"),
+        "days": (0, np.inf, "durations (>= 0)"),
+        "share": (0, 1, "shares [0, 1]"),
+        "rank": (0, open_stages - 1, f"open funnel stages 0..{open_stages - 1}"),
+    }
     return {j: bounds[registry[n].kind] for j, n in enumerate(names) if n in registry and registry[n].kind in bounds}
 
 

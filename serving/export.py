@@ -13,15 +13,32 @@ from pathlib import Path
 
 import pandas as pd
 
-from serving.dashboard.messages import translator
+from leadradar.serving.dashboard.messages import translator
 
 HEADINGS = {
-    "rank": "col.rank", "lead_id": "col.lead", "sales_id": "col.sales", "stage": "col.stage", "p_close": "col.p",
-    "grade": "col.grade", "change": "col.change", "top_reason": "col.reason", "as_of": "col.asof",
+    "rank": "col.rank",
+    "lead_id": "col.lead",
+    "sales_id": "col.sales",
+    "stage": "col.stage",
+    "p_close": "col.p",
+    "grade": "col.grade",
+    "change": "col.change",
+    "top_reason": "col.reason",
+    "as_of": "col.asof",
     "model_version": "col.model",
 }
-WIDTHS = {"rank": 7, "lead_id": 16, "sales_id": 14, "stage": 12, "p_close": 12, "grade": 7, "change": 10,
-          "top_reason": 60, "as_of": 18, "model_version": 10}
+WIDTHS = {
+    "rank": 7,
+    "lead_id": 16,
+    "sales_id": 14,
+    "stage": 12,
+    "p_close": 12,
+    "grade": 7,
+    "change": 10,
+    "top_reason": 60,
+    "as_of": 18,
+    "model_version": 10,
+}
 
 
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:
@@ -43,8 +60,9 @@ def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def xlsx_bytes(frame: pd.DataFrame, lang: str, stage_label=None, movers: pd.DataFrame | None = None,
-               title: str = "") -> bytes:
+def xlsx_bytes(
+    frame: pd.DataFrame, lang: str, stage_label=None, movers: pd.DataFrame | None = None, title: str = ""
+) -> bytes:
     """An Excel workbook of the list (and its movers), headings in `lang`, stages worded by `stage_label`."""
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
@@ -54,7 +72,7 @@ def xlsx_bytes(frame: pd.DataFrame, lang: str, stage_label=None, movers: pd.Data
     book = Workbook()
     sheets = [(book.active, frame, title or t("board.title"))]
     if movers is not None:
-        sheets.append((book.create_sheet(), movers, f'{t("movers.up")} / {t("movers.down")}'))
+        sheets.append((book.create_sheet(), movers, f"{t('movers.up')} / {t('movers.down')}"))
     for sheet, data, name in sheets:
         sheet.title = name[:31].replace("/", "-")
         data = _plain(data)
@@ -84,8 +102,9 @@ def xlsx_bytes(frame: pd.DataFrame, lang: str, stage_label=None, movers: pd.Data
     return buffer.getvalue()
 
 
-def write_xlsx(frame: pd.DataFrame, path: Path, lang: str, stage_label=None, movers: pd.DataFrame | None = None,
-               title: str = "") -> Path:
+def write_xlsx(
+    frame: pd.DataFrame, path: Path, lang: str, stage_label=None, movers: pd.DataFrame | None = None, title: str = ""
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(xlsx_bytes(frame, lang, stage_label, movers, title))
     return path

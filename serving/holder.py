@@ -12,12 +12,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
-from leadradar.settings import Settings
-from serving.loader import LoadedModel, NoModelError, load_alias, resolve
-from training.registry import CHAMPION
+from leadradar.config import Settings
+from leadradar.registry import CHAMPION, LoadedModel, NoModelError, load_alias, resolve
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -26,8 +25,13 @@ T = TypeVar("T")
 class ModelHolder(Generic[T]):
     """Holds `build(loaded_model)` for the current champion; `current` is None until a model exists."""
 
-    def __init__(self, settings: Settings, build: Callable[[LoadedModel], T], poll_seconds: float | None = None,
-                 alias: str = CHAMPION):
+    def __init__(
+        self,
+        settings: Settings,
+        build: Callable[[LoadedModel], T],
+        poll_seconds: float | None = None,
+        alias: str = CHAMPION,
+    ):
         self.settings = settings
         self.build = build
         self.alias = alias
@@ -56,12 +60,16 @@ class ModelHolder(Generic[T]):
                 self.problem = f"could not load {self.alias}: {exc}"
                 log.exception("loading the %s failed; still serving the previous model", self.alias)
                 return False
-            if self.loaded is not None and loaded.ref.version == self.loaded.ref.version and loaded.source == self.loaded.source:
+            if (
+                self.loaded is not None
+                and loaded.ref.version == self.loaded.ref.version
+                and loaded.source == self.loaded.source
+            ):
                 self.problem = None if loaded.source == "registry" else self.problem
                 return False
             built = self.build(loaded)
             self.current, self.loaded = built, loaded
-            self.loaded_at = datetime.now(timezone.utc)
+            self.loaded_at = datetime.now(UTC)
             self.problem = None if loaded.source == "registry" else "registry unreachable: serving the last local copy"
             self.swaps += 1
             log.info("now serving %s v%s (%s)", loaded.ref.name, loaded.ref.version, loaded.source)
@@ -72,10 +80,11 @@ class ModelHolder(Generic[T]):
             try:
                 ref = resolve(self.settings, self.alias)
             except Exception as exc:
-                self.problem = f"registry unreachable since {datetime.now(timezone.utc):%H:%M:%S} UTC: {exc}"
+                self.problem = f"registry unreachable since {datetime.now(UTC):%H:%M:%S} UTC: {exc}"
                 continue
-            if ref is not None and (self.loaded is None or ref.version != self.loaded.ref.version
-                                    or self.loaded.source != "registry"):
+            if ref is not None and (
+                self.loaded is None or ref.version != self.loaded.ref.version or self.loaded.source != "registry"
+            ):
                 self.refresh()
 
     def stop(self) -> None:

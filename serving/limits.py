@@ -14,8 +14,17 @@ PRINCIPAL = "leadradar.principal"
 
 async def send_json(send: Send, status: int, doc: dict, headers: list[tuple[bytes, bytes]] | None = None) -> None:
     body = json.dumps(doc, ensure_ascii=True).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(headers or [])]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                *(headers or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -27,7 +36,9 @@ class BodyLimit:
         self.max_bytes = max_bytes
 
     async def _refuse(self, send: Send) -> None:
-        await send_json(send, 413, {"error": "request body too large", "detail": f"the limit is {self.max_bytes} bytes"})
+        await send_json(
+            send, 413, {"error": "request body too large", "detail": f"the limit is {self.max_bytes} bytes"}
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
@@ -81,8 +92,12 @@ class KeyGate:
                 token = token[7:].strip()
             principal = keys.verify(token or None)
             if principal is None:
-                await send_json(send, 401, {"detail": "missing or unknown API key; send `Authorization: Bearer <key>`"},
-                                [(b"www-authenticate", b"Bearer")])
+                await send_json(
+                    send,
+                    401,
+                    {"detail": "missing or unknown API key; send `Authorization: Bearer <key>`"},
+                    [(b"www-authenticate", b"Bearer")],
+                )
                 return
             scope[PRINCIPAL] = principal
         await self.app(scope, receive, send)

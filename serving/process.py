@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from leadradar.settings import Settings
+from leadradar.config import Settings
 
 
 def free_port() -> int:
@@ -24,8 +24,15 @@ def free_port() -> int:
 class ServiceProcess:
     """`with ServiceProcess(settings) as svc:` starts `leadradar serve`, waits until /readyz, stops it after."""
 
-    def __init__(self, settings: Settings, port: int | None = None, log_file: Path | None = None,
-                 ready_timeout: float = 120.0, env: dict[str, str] | None = None, require_ready: bool = True):
+    def __init__(
+        self,
+        settings: Settings,
+        port: int | None = None,
+        log_file: Path | None = None,
+        ready_timeout: float = 120.0,
+        env: dict[str, str] | None = None,
+        require_ready: bool = True,
+    ):
         self.settings = settings
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -35,11 +42,11 @@ class ServiceProcess:
         self.require_ready = require_ready
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "ServiceProcess":
+    def start(self) -> ServiceProcess:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "LEADRADAR_HOME": str(self.settings.data_dir), **self.env}
         cmd = [sys.executable, "-m", "leadradar.cli", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
-        self._log = open(self.log_file, "w")
+        self._log = open(self.log_file, "w")  # noqa: SIM115 - held by the child until stop()
         self.proc = subprocess.Popen(cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
         self._wait()
         return self
@@ -76,7 +83,7 @@ class ServiceProcess:
         if getattr(self, "_log", None):
             self._log.close()
 
-    def __enter__(self) -> "ServiceProcess":
+    def __enter__(self) -> ServiceProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -7,12 +7,22 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from serving.reasons import ReasonWriter
-from serving.store import COLUMNS, ScoreStore
+from leadradar.serving.reasons import ReasonWriter
+from leadradar.serving.store import COLUMNS, ScoreStore
 
 # What a ranked list carries into files and terminals, in this order.
-LIST_COLUMNS = ["rank", "lead_id", "sales_id", "stage", "p_close", "grade", "change", "top_reason",
-                "as_of", "model_version"]
+LIST_COLUMNS = [
+    "rank",
+    "lead_id",
+    "sales_id",
+    "stage",
+    "p_close",
+    "grade",
+    "change",
+    "top_reason",
+    "as_of",
+    "model_version",
+]
 # The list's stage column already says what this reason would; its "top reason" is the next one.
 SHOWN_IN_COLUMNS = ("stage_rank",)
 
@@ -93,8 +103,11 @@ def reason_side(grade: str) -> str:
 
 def listing(frame: pd.DataFrame, writer: ReasonWriter | None, lang: str = "en") -> pd.DataFrame:
     """A graded ranked frame as the list's columns, with its top reason worded in `lang`."""
-    reasons = ([writer.top(d, lang, SHOWN_IN_COLUMNS, reason_side(g)) for d, g in zip(frame["detail"], frame["grade"])]
-               if writer is not None and len(frame) and "detail" in frame else "")
+    reasons = (
+        [writer.top(d, lang, SHOWN_IN_COLUMNS, reason_side(g)) for d, g in zip(frame["detail"], frame["grade"])]
+        if writer is not None and len(frame) and "detail" in frame
+        else ""
+    )
     out = frame.assign(top_reason=reasons)
     for col in LIST_COLUMNS:
         if col not in out:

@@ -10,9 +10,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from features.describe import describe
-from features.registry import FeatureRegistry
-from leadradar.settings import FunnelConfig
+from leadradar.config import FunnelConfig
+from leadradar.features.describe import describe
+from leadradar.features.registry import FeatureRegistry
 
 
 @dataclass(frozen=True)
@@ -54,14 +54,21 @@ class ReasonWriter:
         """`{"for": [...], "against": [...]}`, strongest first, in `lang`."""
         stored = parse_detail(detail).get("reasons") or {}
         return {
-            side: [WordedReason(self.sentence(r["feature"], r.get("value"), lang), side,
-                                float(r.get("contribution", 0.0)), r["feature"])
-                   for r in stored.get(side, [])]
+            side: [
+                WordedReason(
+                    self.sentence(r["feature"], r.get("value"), lang),
+                    side,
+                    float(r.get("contribution", 0.0)),
+                    r["feature"],
+                )
+                for r in stored.get(side, [])
+            ]
             for side in ("for", "against")
         }
 
-    def strongest(self, detail: str | dict | None, lang: str, skip: tuple[str, ...] = (),
-                  prefer: str = "for") -> WordedReason | None:
+    def strongest(
+        self, detail: str | dict | None, lang: str, skip: tuple[str, ...] = (), prefer: str = "for"
+    ) -> WordedReason | None:
         """The strongest reason on the `prefer` side ("for" or "against"), else on the other; None without reasons.
 
         Features in `skip` (say, the stage a list shows in its own column) give way to the next
@@ -73,8 +80,12 @@ class ReasonWriter:
             kept = stored.get(side) or []
             if kept:
                 r = next((r for r in kept if r["feature"] not in skip), kept[0])
-                return WordedReason(self.sentence(r["feature"], r.get("value"), lang), side,
-                                    float(r.get("contribution", 0.0)), r["feature"])
+                return WordedReason(
+                    self.sentence(r["feature"], r.get("value"), lang),
+                    side,
+                    float(r.get("contribution", 0.0)),
+                    r["feature"],
+                )
         return None
 
     def top(self, detail: str | dict | None, lang: str, skip: tuple[str, ...] = (), prefer: str = "for") -> str:

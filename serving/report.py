@@ -6,20 +6,21 @@ no script and nothing is fetched, so it reads the same in a mail client, a brows
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from serving.dashboard.formatting import Clock
-from serving.dashboard.pagedata import PageData
-from serving.dashboard.render import render
+from leadradar.serving.dashboard.formatting import Clock
+from leadradar.serving.dashboard.pagedata import PageData
+from leadradar.serving.dashboard.render import render
 
 
 def report_html(data: PageData, tenant: str, lang: str, top: int = 25) -> str:
     """The report of one tenant's latest scoring run, in `lang`."""
     content = data.report(tenant, lang, top)
     clock = Clock(data.settings.features.utc_offset_hours, lang)
-    return render("report.html", lang, r=content, generated=clock.datetime(datetime.now(timezone.utc)),
-                  base=None, viewer=None, nav="")
+    return render(
+        "report.html", lang, r=content, generated=clock.datetime(datetime.now(UTC)), base=None, viewer=None, nav=""
+    )
 
 
 def write_report(data: PageData, tenant: str, lang: str, out: Path, top: int = 25) -> Path:

@@ -27,8 +27,12 @@ class EventIn(Strict):
     item_id: str | None = Field(default=None, max_length=128)
     referrer_lead_id: str | None = Field(default=None, max_length=128)
     channel: str | None = Field(default=None, max_length=64)
-    lead_id: str | None = Field(default=None, min_length=1, max_length=128,
-                                description="another lead's event, e.g. a visit this lead's share brought")
+    lead_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=128,
+        description="another lead's event, e.g. a visit this lead's share brought",
+    )
 
 
 class StageIn(Strict):
@@ -40,15 +44,16 @@ class LeadIn(Strict):
     """A lead to score: either its feature row, or its raw events (and stage history)."""
 
     lead_id: str = Id
-    tenant_id: str | None = Field(default=None, min_length=1, max_length=64,
-                                  description="optional; must be the API key's tenant")
+    tenant_id: str | None = Field(
+        default=None, min_length=1, max_length=64, description="optional; must be the API key's tenant"
+    )
     features: dict[str, FeatureValue] | None = Field(default=None, max_length=2000)
     events: list[EventIn] | None = Field(default=None, max_length=20_000)
     stages: list[StageIn] | None = Field(default=None, max_length=200)
     attributes: dict[str, str | None] | None = Field(default=None, max_length=50)
 
     @model_validator(mode="after")
-    def _one_input(self) -> "LeadIn":
+    def _one_input(self) -> LeadIn:
         if (self.features is None) == (self.events is None):
             raise ValueError("give either `features` or `events` for each lead, not both or neither")
         return self

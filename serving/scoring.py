@@ -7,14 +7,14 @@ import logging
 
 import pandas as pd
 
-from features.build import compute_features
-from features.registry import build_registry
-from features.trainset import Source, registry_hash
-from leadradar.settings import Settings
-from models.explain import Explainer, Explanation, explainer_for
-from serving.activity import BatchActivity
-from serving.loader import LoadedModel
-from serving.store import ScoreStore
+from leadradar.config import Settings
+from leadradar.features.build import compute_features
+from leadradar.features.registry import build_registry
+from leadradar.features.trainset import Source, registry_hash
+from leadradar.models.explain import Explainer, Explanation, explainer_for
+from leadradar.registry import LoadedModel
+from leadradar.serving.activity import BatchActivity
+from leadradar.serving.store import ScoreStore
 
 log = logging.getLogger(__name__)
 
@@ -27,18 +27,22 @@ def check_definitions(loaded: LoadedModel, settings: Settings) -> list[str]:
     wanted = loaded.model.features
     unknown = [f for f in wanted if f not in registry]
     if unknown:
-        raise ValueError(f"model {loaded.ref.name} v{loaded.ref.version} needs features this code does not declare: {unknown[:5]}")
+        raise ValueError(
+            f"model {loaded.ref.name} v{loaded.ref.version} needs features this code does not declare: {unknown[:5]}"
+        )
     trained_hash = loaded.meta.get("definition_hash")
     if trained_hash and trained_hash != registry_hash(settings, registry):
         log.warning(
             "feature definitions changed since model v%s was trained (hash %s); scores may drift from training",
-            loaded.ref.version, trained_hash,
+            loaded.ref.version,
+            trained_hash,
         )
     return wanted
 
 
 def _stored(explanation: Explanation) -> dict[str, list[dict]]:
     """A lead's reasons as data (feature, value, contribution), so pages word them in either language."""
+
     def row(r):
         value = r.value if isinstance(r.value, str) else round(float(r.value), 6)
         return {"feature": r.feature, "value": value, "contribution": round(r.contribution, 4)}
@@ -68,8 +72,9 @@ def score_frame(
     columns = SCORE_COLUMNS
     if stages is not None:
         funnel = loaded.model.predict_funnel(features, stages)
-        details = [{k: (None if v != v else round(float(v), 6)) for k, v in row.items()}
-                   for row in funnel.to_dict("records")]
+        details = [
+            {k: (None if v != v else round(float(v), 6)) for k, v in row.items()} for row in funnel.to_dict("records")
+        ]
         if explainer is not None and len(features):
             explained = explainer.explain_matrix(loaded.model.matrix(features), "en", n_for, n_against)
             for detail, explanation in zip(details, explained):
@@ -100,8 +105,14 @@ def score_batch(
         feats = feats[feats["tenant_id"] == tenant]
     model = loaded.model
     explainer = explainer_for(model, model.main_target, registry, settings.funnel, settings.events)
-    scores = score_frame(feats, loaded, list(settings.funnel.open_stages), explainer,
-                         settings.serving.reasons_for, settings.serving.reasons_against)
+    scores = score_frame(
+        feats,
+        loaded,
+        list(settings.funnel.open_stages),
+        explainer,
+        settings.serving.reasons_for,
+        settings.serving.reasons_against,
+    )
     return scores, feats
 
 
@@ -130,7 +141,7 @@ def score_and_store(
     leads: Source | None = None,
 ) -> pd.DataFrame:
     """A whole batch run: score the open leads, keep scores, reasons, recent events and the funnel."""
-    from serving.activity import batch_activity
+    from leadradar.serving.activity import batch_activity
 
     scores, feats = score_batch(events, stages, as_of, settings, loaded, items, tenant, leads)
     store_batch(store, scores, feats, batch_activity(events, stages, scores, as_of, settings))

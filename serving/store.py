@@ -6,7 +6,7 @@ Re-scoring the same as_of with the same model replaces those rows, never duplica
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -114,7 +114,7 @@ class ScoreStore:
         if scores.empty:
             return 0
         frame = scores.copy()
-        frame["scored_at"] = datetime.now(timezone.utc)
+        frame["scored_at"] = datetime.now(UTC)
         for col in ("sales_id", "stage", "detail"):
             if col not in frame:
                 frame[col] = None
@@ -125,10 +125,13 @@ class ScoreStore:
         batches = frame[["tenant_id", "as_of", "model_version"]].drop_duplicates().to_dict("records")
         with self.engine.begin() as conn:
             for b in batches:
-                conn.execute(SCORES.delete().where(
-                    (SCORES.c.tenant_id == b["tenant_id"]) & (SCORES.c.as_of == _utc(b["as_of"]))
-                    & (SCORES.c.model_version == b["model_version"])
-                ))
+                conn.execute(
+                    SCORES.delete().where(
+                        (SCORES.c.tenant_id == b["tenant_id"])
+                        & (SCORES.c.as_of == _utc(b["as_of"]))
+                        & (SCORES.c.model_version == b["model_version"])
+                    )
+                )
             conn.execute(SCORES.insert(), records)
         return len(records)
 
@@ -150,12 +153,14 @@ class ScoreStore:
         with self.engine.connect() as conn:
             return tuple(conn.execute(q).one())
 
-    def run(self, tenant_id: str, as_of: datetime, model_version: str,
-            columns: list[str] | None = None) -> pd.DataFrame:
+    def run(
+        self, tenant_id: str, as_of: datetime, model_version: str, columns: list[str] | None = None
+    ) -> pd.DataFrame:
         """One scoring run's rows; `columns` reads only those (a ranked list needs no reasons' JSON)."""
         columns = columns or COLUMNS
         q = sa.select(*[SCORES.c[c] for c in columns]).where(
-            (SCORES.c.tenant_id == tenant_id) & (SCORES.c.as_of == _utc(as_of))
+            (SCORES.c.tenant_id == tenant_id)
+            & (SCORES.c.as_of == _utc(as_of))
             & (SCORES.c.model_version == model_version)
         )
         with self.engine.connect() as conn:
@@ -190,8 +195,12 @@ class ScoreStore:
             return 0
         rows = features.dropna(subset=["sales_id"]).groupby(["tenant_id", "sales_id"], as_index=False).first()
         records = [
-            {"tenant_id": r["tenant_id"], "sales_id": r["sales_id"], "as_of": _utc(r["cutoff"]),
-             **{c: (None if pd.isna(r.get(c)) else float(r[c])) for c in CONTEXT_FEATURES if c in rows.columns}}
+            {
+                "tenant_id": r["tenant_id"],
+                "sales_id": r["sales_id"],
+                "as_of": _utc(r["cutoff"]),
+                **{c: (None if pd.isna(r.get(c)) else float(r[c])) for c in CONTEXT_FEATURES if c in rows.columns},
+            }
             for r in rows.to_dict("records")
         ]
         with self.engine.begin() as conn:
@@ -219,8 +228,9 @@ class ScoreStore:
         written = 0
         with self.engine.begin() as conn:
             for tenant, rows in frame.groupby("tenant_id", sort=False):
-                newest = conn.execute(sa.select(sa.func.max(LEAD_EVENTS.c.as_of))
-                                      .where(LEAD_EVENTS.c.tenant_id == tenant)).scalar()
+                newest = conn.execute(
+                    sa.select(sa.func.max(LEAD_EVENTS.c.as_of)).where(LEAD_EVENTS.c.tenant_id == tenant)
+                ).scalar()
                 if newest is not None and _utc(newest) > when:
                     continue
                 conn.execute(LEAD_EVENTS.delete().where(LEAD_EVENTS.c.tenant_id == tenant))
@@ -230,9 +240,12 @@ class ScoreStore:
 
     def events(self, tenant_id: str, lead_id: str, limit: int | None = None) -> pd.DataFrame:
         """A lead's kept events, newest first."""
-        q = (sa.select(LEAD_EVENTS)
-             .where((LEAD_EVENTS.c.tenant_id == tenant_id) & (LEAD_EVENTS.c.lead_id == lead_id))
-             .order_by(LEAD_EVENTS.c.ts.desc(), LEAD_EVENTS.c.event_id).limit(limit))
+        q = (
+            sa.select(LEAD_EVENTS)
+            .where((LEAD_EVENTS.c.tenant_id == tenant_id) & (LEAD_EVENTS.c.lead_id == lead_id))
+            .order_by(LEAD_EVENTS.c.ts.desc(), LEAD_EVENTS.c.event_id)
+            .limit(limit)
+        )
         with self.engine.connect() as conn:
             return _frame(conn.execute(q).mappings().all(), EVENT_COLUMNS, ("as_of", "ts"))
 
@@ -243,8 +256,11 @@ class ScoreStore:
         records = _records(counts, FUNNEL_COLUMNS, ("as_of",))
         with self.engine.begin() as conn:
             for tenant, as_of in {(r["tenant_id"], r["as_of"]) for r in records}:
-                conn.execute(FUNNEL_COUNTS.delete().where(
-                    (FUNNEL_COUNTS.c.tenant_id == tenant) & (FUNNEL_COUNTS.c.as_of == as_of)))
+                conn.execute(
+                    FUNNEL_COUNTS.delete().where(
+                        (FUNNEL_COUNTS.c.tenant_id == tenant) & (FUNNEL_COUNTS.c.as_of == as_of)
+                    )
+                )
             conn.execute(FUNNEL_COUNTS.insert(), records)
         return len(records)
 
@@ -252,8 +268,11 @@ class ScoreStore:
         """The tenant's funnel counts at `as_of` (default: the newest kept), in funnel order."""
         c = FUNNEL_COUNTS.c
         with self.engine.connect() as conn:
-            when = _utc(as_of) if as_of is not None else conn.execute(
-                sa.select(sa.func.max(c.as_of)).where(c.tenant_id == tenant_id)).scalar()
+            when = (
+                _utc(as_of)
+                if as_of is not None
+                else conn.execute(sa.select(sa.func.max(c.as_of)).where(c.tenant_id == tenant_id)).scalar()
+            )
             if when is None:
                 return _frame([], FUNNEL_COLUMNS, ("as_of",))
             q = sa.select(FUNNEL_COUNTS).where((c.tenant_id == tenant_id) & (c.as_of == when)).order_by(c.position)

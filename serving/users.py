@@ -13,11 +13,11 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from serving.auth import ROLES
+from leadradar.serving.auth import ROLES
 
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 MIN_PASSWORD = 10
@@ -44,8 +44,9 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def hash_password(password: str, salt: bytes | None = None, n: int = SCRYPT["n"], r: int = SCRYPT["r"],
-                  p: int = SCRYPT["p"]) -> str:
+def hash_password(
+    password: str, salt: bytes | None = None, n: int = SCRYPT["n"], r: int = SCRYPT["r"], p: int = SCRYPT["p"]
+) -> str:
     """`scrypt$n$r$p$salt$hash`, all a later check needs."""
     salt = salt or secrets.token_bytes(16)
     digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32)
@@ -78,8 +79,9 @@ class User:
 
 
 def _user(row) -> User:
-    return User(row["username"], row["tenant_id"], row["role"],
-                hashlib.sha256(row["password_hash"].encode()).hexdigest()[:16])
+    return User(
+        row["username"], row["tenant_id"], row["role"], hashlib.sha256(row["password_hash"].encode()).hexdigest()[:16]
+    )
 
 
 class UserStore:
@@ -101,17 +103,25 @@ class UserStore:
         with self.engine.begin() as conn:
             if conn.execute(sa.select(USERS.c.username).where(USERS.c.username == username)).first():
                 raise ValueError(f"user {username!r} exists; use `leadradar users password` to change the password")
-            conn.execute(USERS.insert().values(
-                username=username, tenant_id=tenant_id, role=role, password_hash=hash_password(password),
-                created_at=datetime.now(timezone.utc), disabled_at=None))
+            conn.execute(
+                USERS.insert().values(
+                    username=username,
+                    tenant_id=tenant_id,
+                    role=role,
+                    password_hash=hash_password(password),
+                    created_at=datetime.now(UTC),
+                    disabled_at=None,
+                )
+            )
         return self.get(username)  # type: ignore[return-value]
 
     def set_password(self, username: str, password: str) -> bool:
         """A new password (ends the user's sessions); False if there is no such user."""
         _check_strength(password)
         with self.engine.begin() as conn:
-            done = conn.execute(USERS.update().where(USERS.c.username == username)
-                                .values(password_hash=hash_password(password))).rowcount
+            done = conn.execute(
+                USERS.update().where(USERS.c.username == username).values(password_hash=hash_password(password))
+            ).rowcount
         return bool(done)
 
     def get(self, username: str) -> User | None:
@@ -129,13 +139,17 @@ class UserStore:
 
     def disable(self, username: str) -> bool:
         with self.engine.begin() as conn:
-            done = conn.execute(USERS.update().where((USERS.c.username == username) & USERS.c.disabled_at.is_(None))
-                                .values(disabled_at=datetime.now(timezone.utc))).rowcount
+            done = conn.execute(
+                USERS.update()
+                .where((USERS.c.username == username) & USERS.c.disabled_at.is_(None))
+                .values(disabled_at=datetime.now(UTC))
+            ).rowcount
         return bool(done)
 
     def list(self, tenant_id: str | None = None) -> list[dict]:
-        q = sa.select(USERS.c.username, USERS.c.tenant_id, USERS.c.role, USERS.c.created_at,
-                      USERS.c.disabled_at).order_by(USERS.c.created_at)
+        q = sa.select(
+            USERS.c.username, USERS.c.tenant_id, USERS.c.role, USERS.c.created_at, USERS.c.disabled_at
+        ).order_by(USERS.c.created_at)
         if tenant_id:
             q = q.where(USERS.c.tenant_id == tenant_id)
         with self.engine.connect() as conn:

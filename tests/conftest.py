@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from leadradar.settings import QUIET_ENVIRONMENT, Settings
+from leadradar.config import QUIET_ENVIRONMENT, Settings
 
 for _key, _value in QUIET_ENVIRONMENT.items():
     os.environ.setdefault(_key, _value)
@@ -42,7 +42,7 @@ def settings(home: Path) -> Settings:
 
 @pytest.fixture(scope="session")
 def small_sim(tmp_path_factory: pytest.TempPathFactory, settings: Settings) -> Sim:
-    from features.simulator import SimulationConfig, simulate
+    from leadradar.features.simulator import SimulationConfig, simulate
 
     out = tmp_path_factory.mktemp("sim")
     paths = simulate(SimulationConfig(**SMALL), settings).write(out)
@@ -57,7 +57,8 @@ def trained(small_sim: Sim, settings: Settings) -> dict:
     from leadradar.cli import app
 
     result = CliRunner().invoke(
-        app, ["train", "--events", str(small_sim.events), "--stages", str(small_sim.stages), "--json"],
+        app,
+        ["train", "--events", str(small_sim.events), "--stages", str(small_sim.stages), "--json"],
         env={"LEADRADAR_HOME": str(settings.data_dir)},
     )
     assert result.exit_code == 0, result.output
@@ -70,7 +71,7 @@ def trained(small_sim: Sim, settings: Settings) -> dict:
 @pytest.fixture(scope="session")
 def system_key(settings: Settings) -> str:
     """A `system` key of tenant t01, as a CRM would hold."""
-    from serving.auth import KeyStore
+    from leadradar.serving.auth import KeyStore
 
     return KeyStore(settings.score_store_url).create("t01", "system", name="tests")[1]
 
@@ -78,7 +79,7 @@ def system_key(settings: Settings) -> str:
 @pytest.fixture(scope="session")
 def server(trained: dict, settings: Settings):
     """The real BentoML service in a subprocess, serving the champion; stopped after the session."""
-    from serving.process import ServiceProcess
+    from leadradar.serving.process import ServiceProcess
 
     with ServiceProcess(settings) as svc:
         yield svc
@@ -116,18 +117,19 @@ def scored(trained: dict, small_sim: Sim, settings: Settings) -> Batch:
     """Every open lead scored at the simulation's end and a week before, and stored, as `leadradar score` does."""
     import pandas as pd
 
-    from features.simulator import SimulationConfig, simulation_end
-    from serving.loader import load_alias
-    from serving.scoring import score_batch, store_batch
-    from serving.store import ScoreStore
+    from leadradar.features.simulator import SimulationConfig, simulation_end
+    from leadradar.registry import load_alias
+    from leadradar.serving.scoring import score_batch, store_batch
+    from leadradar.serving.store import ScoreStore
 
     end = pd.Timestamp(simulation_end(SimulationConfig(**SMALL)), tz="UTC").as_unit("us")
     loaded = load_alias(settings)
     store = ScoreStore(settings.score_store_url)
     runs = {}
     for as_of in (end - pd.Timedelta(days=7), end):  # the latest last, so its salesperson context stays
-        runs[as_of] = score_batch(small_sim.events, small_sim.stages, as_of, settings, loaded, small_sim.items,
-                                  leads=small_sim.leads)
+        runs[as_of] = score_batch(
+            small_sim.events, small_sim.stages, as_of, settings, loaded, small_sim.items, leads=small_sim.leads
+        )
         store_batch(store, *runs[as_of])
     scores, features = runs[end]
     return Batch(end, end - pd.Timedelta(days=7), scores, features, loaded.ref.version)
@@ -136,7 +138,7 @@ def scored(trained: dict, small_sim: Sim, settings: Settings) -> Batch:
 @pytest.fixture(scope="session")
 def role_keys(settings: Settings, scored: Batch) -> dict[tuple[str, str], Key]:
     """A key per (tenant, role) of t01 and t02; a sales key belongs to the tenant's busiest salesperson."""
-    from serving.auth import KeyStore
+    from leadradar.serving.auth import KeyStore
 
     store = KeyStore(settings.score_store_url)
     keys = {}
@@ -157,7 +159,7 @@ def bare_server(tmp_path_factory: pytest.TempPathFactory):
     One start serves three configurations that the session server cannot show: no model to answer
     with, a small `max_body_bytes`, and a revoked key refused at once (`key_cache_seconds=0`).
     """
-    from serving.process import ServiceProcess
+    from leadradar.serving.process import ServiceProcess
 
     home = tmp_path_factory.mktemp("bare-home")
     env = {

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from leadradar.settings import Settings
-from serving.activity import BatchActivity, batch_activity
-from serving.store import ScoreStore
-from serving.users import UserStore
+from leadradar.config import Settings
+from leadradar.serving.activity import BatchActivity, batch_activity
+from leadradar.serving.store import ScoreStore
+from leadradar.serving.users import UserStore
 
 LEAD_ID = re.compile(r"\bt0\d-L\d+\b")
 PASSWORD = "tests-only password 1"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.registry import FeatureRegistry
+from leadradar.features.registry import FeatureRegistry
 
 KEY = ["tenant_id", "lead_id", "cutoff"]
 

@@ -6,8 +6,8 @@ import pandas as pd
 import pyarrow as pa
 from hypothesis import strategies as st
 
-from features.contract import EVENT_SCHEMA, STAGE_SCHEMA
-from leadradar.settings import DEFAULT_EVENT_TYPES
+from leadradar.config import DEFAULT_EVENT_TYPES
+from leadradar.features.contract import EVENT_SCHEMA, STAGE_SCHEMA
 
 CUTOFF = pd.Timestamp("2026-03-02 09:30:15", tz="UTC")
 TENANTS = ["ta", "tb"]
@@ -23,27 +23,33 @@ after = st.one_of(st.just(1), st.integers(1, 40 * 86400))
 
 
 def event_rows(offsets: st.SearchStrategy[int]) -> st.SearchStrategy[dict]:
-    return st.fixed_dictionaries({
-        "tenant_id": st.sampled_from(TENANTS),
-        "lead_id": st.sampled_from(LEADS),
-        "sales_id": st.sampled_from(SALES),
-        "offset_s": offsets,
-        "micro": st.integers(0, 999_999),
-        "event_type": st.sampled_from(TYPES),
-        "dwell_s": st.one_of(st.none(), st.just(0.0), st.floats(0, 3000, allow_nan=False).map(lambda x: round(x, 1))),
-        "item_id": st.one_of(st.none(), st.sampled_from(ITEMS)),
-        "referrer_lead_id": st.one_of(st.none(), st.sampled_from(LEADS)),
-        "channel": st.sampled_from(["mini_program", "h5", None]),
-    })
+    return st.fixed_dictionaries(
+        {
+            "tenant_id": st.sampled_from(TENANTS),
+            "lead_id": st.sampled_from(LEADS),
+            "sales_id": st.sampled_from(SALES),
+            "offset_s": offsets,
+            "micro": st.integers(0, 999_999),
+            "event_type": st.sampled_from(TYPES),
+            "dwell_s": st.one_of(
+                st.none(), st.just(0.0), st.floats(0, 3000, allow_nan=False).map(lambda x: round(x, 1))
+            ),
+            "item_id": st.one_of(st.none(), st.sampled_from(ITEMS)),
+            "referrer_lead_id": st.one_of(st.none(), st.sampled_from(LEADS)),
+            "channel": st.sampled_from(["mini_program", "h5", None]),
+        }
+    )
 
 
 def stage_rows(offsets: st.SearchStrategy[int]) -> st.SearchStrategy[dict]:
-    return st.fixed_dictionaries({
-        "tenant_id": st.sampled_from(TENANTS),
-        "lead_id": st.sampled_from(LEADS),
-        "stage": st.sampled_from(STAGES),
-        "offset_s": offsets,
-    })
+    return st.fixed_dictionaries(
+        {
+            "tenant_id": st.sampled_from(TENANTS),
+            "lead_id": st.sampled_from(LEADS),
+            "stage": st.sampled_from(STAGES),
+            "offset_s": offsets,
+        }
+    )
 
 
 def events_table(rows: list[dict], id_prefix: str = "e") -> pa.Table:
@@ -52,7 +58,16 @@ def events_table(rows: list[dict], id_prefix: str = "e") -> pa.Table:
         ts = CUTOFF + pd.Timedelta(seconds=r["offset_s"], microseconds=r.get("micro", 0) if r["offset_s"] else 0)
         data["event_id"].append(r.get("event_id", f"{id_prefix}{i}"))
         data["ts"].append(ts.to_pydatetime())
-        for k in ("tenant_id", "lead_id", "sales_id", "event_type", "dwell_s", "item_id", "referrer_lead_id", "channel"):
+        for k in (
+            "tenant_id",
+            "lead_id",
+            "sales_id",
+            "event_type",
+            "dwell_s",
+            "item_id",
+            "referrer_lead_id",
+            "channel",
+        ):
             data[k].append(r[k])
     return pa.Table.from_pydict(data, schema=EVENT_SCHEMA)
 

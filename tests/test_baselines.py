@@ -8,7 +8,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.metrics import log_loss
 
-from training.baselines import (
+from leadradar.training.baselines import (
     BASELINES,
     BaseRate,
     LogisticBaseline,
@@ -28,21 +28,23 @@ def lead_frame(n: int, seed: int) -> pd.DataFrame:
     rank = np.clip(np.round(intent + rng.normal(scale=0.8, size=n) + 1), 0, 4).astype(int)
     hours = rng.exponential(200 * np.exp(-intent), size=n)
     hours[rng.random(n) < 0.1] = np.nan  # never touched the card
-    frame = pd.DataFrame({
-        "tenant_id": rng.choice(["t1", "t2"], n),
-        "lead_id": [f"L{i}" for i in range(n)],
-        "cutoff": pd.Timestamp("2026-01-05", tz="UTC"),
-        "stage": np.array(STAGES)[rank],
-        "stage_rank": rank.astype(float),
-        "hours_since_last_any": hours,
-        "sessions_30d": rng.poisson(2 * np.exp(0.6 * intent)).astype(float),
-        "n_card_view_30d": rng.poisson(3 * np.exp(0.5 * intent)).astype(float),
-        "n_product_view_30d": rng.poisson(np.exp(0.6 * intent)).astype(float),
-        "pricing_views_30d": rng.poisson(0.5 * np.exp(intent)).astype(float),
-        "n_meeting_30d": rng.poisson(0.1 * np.exp(intent)).astype(float),
-        "n_card_save_all": rng.poisson(0.3 * np.exp(0.5 * intent)).astype(float),
-        "attr_industry": rng.choice(["retail", "finance"], n),
-    })
+    frame = pd.DataFrame(
+        {
+            "tenant_id": rng.choice(["t1", "t2"], n),
+            "lead_id": [f"L{i}" for i in range(n)],
+            "cutoff": pd.Timestamp("2026-01-05", tz="UTC"),
+            "stage": np.array(STAGES)[rank],
+            "stage_rank": rank.astype(float),
+            "hours_since_last_any": hours,
+            "sessions_30d": rng.poisson(2 * np.exp(0.6 * intent)).astype(float),
+            "n_card_view_30d": rng.poisson(3 * np.exp(0.5 * intent)).astype(float),
+            "n_product_view_30d": rng.poisson(np.exp(0.6 * intent)).astype(float),
+            "pricing_views_30d": rng.poisson(0.5 * np.exp(intent)).astype(float),
+            "n_meeting_30d": rng.poisson(0.1 * np.exp(intent)).astype(float),
+            "n_card_save_all": rng.poisson(0.3 * np.exp(0.5 * intent)).astype(float),
+            "attr_industry": rng.choice(["retail", "finance"], n),
+        }
+    )
     frame.loc[rng.random(n) < 0.05, "n_product_view_30d"] = np.nan
     p = 1 / (1 + np.exp(-(-3.0 + 1.5 * intent)))
     frame["y_close_30d"] = (rng.random(n) < p).astype(float)
@@ -97,13 +99,15 @@ def test_logistic_reads_only_numeric_features_never_labels_or_keys(train: pd.Dat
 
 
 def test_points_score_puts_pricing_views_and_a_meeting_above_a_single_card_open(train: pd.DataFrame) -> None:
-    two = pd.DataFrame({
-        "stage_rank": [1.0, 1.0],
-        "hours_since_last_any": [30.0, 30.0],
-        "n_card_view_30d": [1.0, 1.0],
-        "pricing_views_30d": [2.0, 0.0],
-        "n_meeting_30d": [1.0, 0.0],
-    })
+    two = pd.DataFrame(
+        {
+            "stage_rank": [1.0, 1.0],
+            "hours_since_last_any": [30.0, 30.0],
+            "n_card_view_30d": [1.0, 1.0],
+            "pricing_views_30d": [2.0, 0.0],
+            "n_meeting_30d": [1.0, 0.0],
+        }
+    )
     est = PointsScore().fit(train, train["y_close_30d"])
     score = est.score_rows(two)
     assert score[0] - score[1] == pytest.approx(2 * 10 + 25)
@@ -119,16 +123,18 @@ def test_points_decay_with_every_idle_week_up_to_the_cap() -> None:
 
 
 def test_point_table_is_a_parameter_and_clones_with_the_estimator(train: pd.DataFrame) -> None:
-    est = PointsScore(points={"n_card_view_30d": (100.0, 100.0)}, stage_points=0, recent_points=0,
-                      decay_per_idle_week=0)
+    est = PointsScore(
+        points={"n_card_view_30d": (100.0, 100.0)}, stage_points=0, recent_points=0, decay_per_idle_week=0
+    )
     one_open = pd.DataFrame({"n_card_view_30d": [1.0], "hours_since_last_any": [1.0]})
     assert est.score_rows(one_open)[0] == 100.0
     assert clone(est).get_params()["points"] == {"n_card_view_30d": (100.0, 100.0)}
 
 
 def test_recency_frequency_gives_recent_frequent_leads_the_top_bucket() -> None:
-    leads = pd.DataFrame({"hours_since_last_any": [1.0, 24.0, 25.0, 5000.0, np.nan],
-                          "sessions_30d": [20.0, 3.0, 1.0, 0.0, np.nan]})
+    leads = pd.DataFrame(
+        {"hours_since_last_any": [1.0, 24.0, 25.0, 5000.0, np.nan], "sessions_30d": [20.0, 3.0, 1.0, 0.0, np.nan]}
+    )
     r, f = RecencyFrequency().buckets(leads)
     assert list(r) == [5, 5, 4, 0, 0]
     assert list(f) == [5, 2, 1, 0, 0]

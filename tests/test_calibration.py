@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import log_loss
 
-from models.calibration import (
+from leadradar.models.calibration import (
     EPS,
     IsotonicCalibrator,
     SigmoidCalibrator,

@@ -16,14 +16,14 @@ from fastapi.testclient import TestClient
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from features.registry import build_registry
-from serving.dashboard.messages import MESSAGES
-from serving.dashboard.routes import Backend, build_dashboard
-from serving.dashboard.sessions import COOKIE
-from serving.ranking import ranked_leads, with_grades
-from serving.reasons import ReasonWriter
-from serving.store import ScoreStore
-from serving.users import UserStore
+from leadradar.features.registry import build_registry
+from leadradar.serving.dashboard.messages import MESSAGES
+from leadradar.serving.dashboard.routes import Backend, build_dashboard
+from leadradar.serving.dashboard.sessions import COOKIE
+from leadradar.serving.ranking import ranked_leads, with_grades
+from leadradar.serving.reasons import ReasonWriter
+from leadradar.serving.store import ScoreStore
+from leadradar.serving.users import UserStore
 from tests.dashboard_support import lead_ids_in, manager, session_activity
 
 ROW = re.compile(r'<tr data-lead="([^"]+)">')
@@ -42,8 +42,9 @@ def app(settings, small_sim, scored) -> Starlette:
 def signed_in(app: Starlette, settings, tenant: str) -> TestClient:
     client = TestClient(app)
     name, password = manager(settings, tenant)
-    r = client.post("/dashboard/login", data={"username": name, "password": password, "next": "/dashboard/"},
-                    follow_redirects=False)
+    r = client.post(
+        "/dashboard/login", data={"username": name, "password": password, "next": "/dashboard/"}, follow_redirects=False
+    )
     assert r.status_code == 303, r.text
     return client
 
@@ -65,8 +66,18 @@ def rows(html: str) -> list[str]:
 # -- signing in ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/dashboard/", "/dashboard/funnel", "/dashboard/team", "/dashboard/leads/t01-L1",
-                                  "/dashboard/export.csv", "/dashboard/export.xlsx", "/dashboard/report.html"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/dashboard/",
+        "/dashboard/funnel",
+        "/dashboard/team",
+        "/dashboard/leads/t01-L1",
+        "/dashboard/export.csv",
+        "/dashboard/export.xlsx",
+        "/dashboard/report.html",
+    ],
+)
 def test_every_page_sends_a_person_who_is_not_signed_in_to_the_login_page(app, path):
     r = TestClient(app).get(path, follow_redirects=False)
     assert r.status_code == 303
@@ -77,8 +88,11 @@ def test_every_page_sends_a_person_who_is_not_signed_in_to_the_login_page(app, p
 def test_signing_in_sets_an_httponly_samesite_cookie_that_expires(app, settings):
     client = TestClient(app)
     name, password = manager(settings, "t01")
-    r = client.post("/dashboard/login", data={"username": name, "password": password, "next": "/dashboard/team"},
-                    follow_redirects=False)
+    r = client.post(
+        "/dashboard/login",
+        data={"username": name, "password": password, "next": "/dashboard/team"},
+        follow_redirects=False,
+    )
     assert r.status_code == 303 and r.headers["location"] == "/dashboard/team"
     cookie = r.headers["set-cookie"]
     assert cookie.startswith(f"{COOKIE}=") and "HttpOnly" in cookie and "SameSite=lax" in cookie
@@ -91,16 +105,19 @@ def test_the_secure_flag_is_set_when_configured(settings, scored):
     secure = settings.model_copy(deep=True)
     secure.serving.dashboard.cookie_secure = True
     name, password = manager(settings, "t01")
-    r = TestClient(mounted(secure)).post("/dashboard/login", data={"username": name, "password": password},
-                                         follow_redirects=False)
+    r = TestClient(mounted(secure)).post(
+        "/dashboard/login", data={"username": name, "password": password}, follow_redirects=False
+    )
     assert "Secure" in r.headers["set-cookie"]
 
 
 def test_a_wrong_password_is_refused_and_repeated_failures_pause_sign_in(app, settings):
     client = TestClient(app)
     name, password = manager(settings, "t02")
-    statuses = [client.post("/dashboard/login", data={"username": name, "password": "not it at all"}).status_code
-                for _ in range(settings.serving.dashboard.login_attempts)]
+    statuses = [
+        client.post("/dashboard/login", data={"username": name, "password": "not it at all"}).status_code
+        for _ in range(settings.serving.dashboard.login_attempts)
+    ]
     assert statuses == [401] * settings.serving.dashboard.login_attempts
     paused = client.post("/dashboard/login", data={"username": name, "password": password})
     assert paused.status_code == 429 and COOKIE not in paused.headers.get("set-cookie", "")
@@ -148,8 +165,9 @@ def test_a_forged_or_expired_cookie_is_refused(app, settings, boss):
 @pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/elsewhere", "/dashboard\\..\\x"])
 def test_signing_in_never_redirects_off_the_dashboard(app, settings, target):
     name, password = manager(settings, "t01")
-    r = TestClient(app).post("/dashboard/login", data={"username": name, "password": password, "next": target},
-                             follow_redirects=False)
+    r = TestClient(app).post(
+        "/dashboard/login", data={"username": name, "password": password, "next": target}, follow_redirects=False
+    )
     assert r.headers["location"] == "/dashboard/"
 
 
@@ -177,7 +195,7 @@ def test_a_filter_narrows_the_table_to_its_leads_in_rank_order(boss, settings, c
     html = boss.get("/dashboard/", params={param: value, "lang": "en"}).text
     want = full[full[column] == value]
     assert rows(html) == list(want["lead_id"][:50])
-    assert f'{len(want):,} leads' in html
+    assert f"{len(want):,} leads" in html
 
 
 def test_the_language_switch_changes_headings_and_stage_names(boss):
@@ -224,8 +242,16 @@ def test_exports_carry_the_filtered_list_with_reasons(boss, settings):
     r = boss.get("/dashboard/export.csv", params={"sales": sales, "lang": "en"})
     assert r.content.startswith("\ufeff".encode()) and "attachment" in r.headers["content-disposition"]
     frame = pd.read_csv(io.BytesIO(r.content), encoding="utf-8-sig")
-    assert list(frame.columns[:8]) == ["rank", "lead_id", "sales_id", "stage", "p_close", "grade", "change",
-                                       "top_reason"]
+    assert list(frame.columns[:8]) == [
+        "rank",
+        "lead_id",
+        "sales_id",
+        "stage",
+        "p_close",
+        "grade",
+        "change",
+        "top_reason",
+    ]
     assert list(frame["lead_id"]) == list(full[full["sales_id"] == sales]["lead_id"])
     assert frame["top_reason"].notna().mean() > 0.9
     book = load_workbook(io.BytesIO(boss.get("/dashboard/export.xlsx", params={"lang": "zh-CN"}).content))
@@ -274,8 +300,10 @@ def test_a_manager_never_sees_another_tenants_leads_on_any_page_or_export(settin
     theirs = set(scored.scores[scored.scores["tenant_id"] == other]["lead_id"])
     pages = []
     for lang in ("en", "zh-CN"):
-        pages += [client.get(f"/dashboard/{name}", params={"lang": lang}).text
-                  for name in ("", "funnel", "team", "report.html")]
+        pages += [
+            client.get(f"/dashboard/{name}", params={"lang": lang}).text
+            for name in ("", "funnel", "team", "report.html")
+        ]
     pages += [client.get("/dashboard/", params={"sales": s}).text for s in mine["sales_id"].unique()]
     pages += [client.get("/dashboard/", params={"grade": g}).text for g in "ABCD"]
     pages += [client.get(f"/dashboard/leads/{lead}").text for lead in mine["lead_id"][:5]]
@@ -298,7 +326,7 @@ def test_every_message_reads_in_both_languages_with_the_same_slots():
     from importlib.resources import files
 
     used = set()
-    for template in files("serving.dashboard").joinpath("templates").iterdir():
+    for template in files("leadradar.serving.dashboard").joinpath("templates").iterdir():
         used |= set(re.findall(r"""t\(["']([\w.]+)["']""", template.read_text()))
     assert used <= set(MESSAGES), used - set(MESSAGES)
 

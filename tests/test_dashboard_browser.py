@@ -12,13 +12,21 @@ from pathlib import Path
 
 import pytest
 
-from serving.ranking import ranked_leads
-from serving.store import ScoreStore
+from leadradar.serving.ranking import ranked_leads
+from leadradar.serving.store import ScoreStore
 from tests.dashboard_support import manager, session_activity
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 pytestmark = pytest.mark.server
 
@@ -31,8 +39,13 @@ def browser_page(tmp_path_factory):
     profile = tempfile.mkdtemp(prefix="leadradar-chromium-")
     with sync_api.sync_playwright() as p:
         context = p.chromium.launch_persistent_context(
-            profile, executable_path=str(CHROMIUM), headless=True, args=ARGS, locale="en-US",
-            viewport={"width": 1366, "height": 900})
+            profile,
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=ARGS,
+            locale="en-US",
+            viewport={"width": 1366, "height": 900},
+        )
         context.set_default_timeout(20_000)
         try:
             yield context, context.new_page()
@@ -53,8 +66,9 @@ def snap(page, shots: Path, name: str) -> Path:
     return path
 
 
-def test_a_manager_signs_in_filters_switches_language_and_reads_a_lead(server, settings, small_sim, scored,
-                                                                        browser_page, shots):
+def test_a_manager_signs_in_filters_switches_language_and_reads_a_lead(
+    server, settings, small_sim, scored, browser_page, shots
+):
     session_activity(settings, small_sim, scored)
     name, password = manager(settings, "t01")
     context, page = browser_page

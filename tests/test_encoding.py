@@ -8,13 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.encoding import FeatureEncoder, FeatureValueError, MissingFeaturesError
+from leadradar.models.encoding import FeatureEncoder, FeatureValueError, MissingFeaturesError
 
 ENCODER = FeatureEncoder(["a", "b", "c"], ["c"]).fit(pd.DataFrame({"a": [1.0, 2.0], "b": [0.5, 1.5], "c": ["x", "y"]}))
 GOOD = {"a": 1, "b": None, "c": "x"}
 
-value = st.one_of(st.none(), st.integers(-10**6, 10**6), st.floats(allow_nan=False, allow_infinity=False), st.booleans())
-record = st.fixed_dictionaries({"a": value, "b": value, "c": st.one_of(st.none(), st.sampled_from(["x", "y", "unseen"]))})
+value = st.one_of(
+    st.none(), st.integers(-(10**6), 10**6), st.floats(allow_nan=False, allow_infinity=False), st.booleans()
+)
+record = st.fixed_dictionaries(
+    {"a": value, "b": value, "c": st.one_of(st.none(), st.sampled_from(["x", "y", "unseen"]))}
+)
 
 
 @given(st.lists(record, max_size=30))
@@ -30,12 +34,15 @@ def test_numbers_sent_as_text_and_booleans_are_read_as_numbers():
     np.testing.assert_array_equal(X, [[2.5, 1.0, 1.0]])
 
 
-@pytest.mark.parametrize("bad, feature, reason", [
-    ({"a": "abc", "b": 1, "c": "x"}, "a", "'abc' is not a number"),
-    ({"a": 1, "b": float("inf"), "c": "x"}, "b", "not a finite number"),
-    ({"a": float("nan"), "b": "oops", "c": "x"}, "a", "not a finite number"),
-    ({"a": 10**400, "b": 1, "c": None}, "a", "is not a number"),
-])
+@pytest.mark.parametrize(
+    "bad, feature, reason",
+    [
+        ({"a": "abc", "b": 1, "c": "x"}, "a", "'abc' is not a number"),
+        ({"a": 1, "b": float("inf"), "c": "x"}, "b", "not a finite number"),
+        ({"a": float("nan"), "b": "oops", "c": "x"}, "a", "not a finite number"),
+        ({"a": 10**400, "b": 1, "c": None}, "a", "is not a number"),
+    ],
+)
 def test_the_first_bad_value_is_named_by_record_and_feature(bad, feature, reason):
     with pytest.raises(FeatureValueError, match=reason) as caught:
         ENCODER.transform_records([GOOD, GOOD, bad])

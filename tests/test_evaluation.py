@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training import plots
-from training.evaluation import compare_direct_and_chained, evaluate_test_period, key_part
-from training.metrics import metrics_by, precision_recall_at_k
+from leadradar.training import plots
+from leadradar.training.evaluation import compare_direct_and_chained, evaluate_test_period, key_part
+from leadradar.training.metrics import metrics_by, precision_recall_at_k
 
 MLFLOW_KEY = re.compile(r"^[A-Za-z0-9_\-. /]+$")
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -26,10 +26,12 @@ def scored_rows(n: int = 600, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray, 
     p_true = rng.beta(1, 8, n)
     y = (rng.random(n) < p_true).astype(int)
     p_model = np.clip(p_true + rng.normal(scale=0.03, size=n), 0.001, 0.999)
-    keys = pd.DataFrame({
-        "tenant_id": rng.choice(["t01", "华东 tenant/2"], n),
-        "stage": rng.choice(["new", "engaged", "proposal"], n),
-    })
+    keys = pd.DataFrame(
+        {
+            "tenant_id": rng.choice(["t01", "华东 tenant/2"], n),
+            "stage": rng.choice(["new", "engaged", "proposal"], n),
+        }
+    )
     return keys, y, p_model, p_true
 
 
@@ -82,14 +84,27 @@ def test_flat_metrics_are_valid_mlflow_keys_with_finite_values() -> None:
     keys, y, p_model, p_true = scored_rows()
     y[(keys["stage"] == "engaged").to_numpy()] = 0  # one class: its AUC is NaN and must be left out
     report = evaluate_test_period(
-        keys, y, p_model, {"points": p_true, "logistic": p_model}, p_true, p_chained=p_true,
+        keys,
+        y,
+        p_model,
+        {"points": p_true, "logistic": p_model},
+        p_true,
+        p_chained=p_true,
     )
     flat = report.flat_metrics("test")
     for key, value in flat.items():
         assert MLFLOW_KEY.match(key) and posixpath.normpath(key) == key and len(key) <= 250, key
         assert isinstance(value, float) and math.isfinite(value), key
-    for key in ("test_auc", "test_logloss", "test_baseline_logloss_points", "test_by_stage_proposal_auc",
-                "test_precision_at_50", "test_oracle_auc", "test_chained_logloss", "test_chained_better"):
+    for key in (
+        "test_auc",
+        "test_logloss",
+        "test_baseline_logloss_points",
+        "test_by_stage_proposal_auc",
+        "test_precision_at_50",
+        "test_oracle_auc",
+        "test_chained_logloss",
+        "test_chained_better",
+    ):
         assert key in flat, key
     assert "test_by_stage_engaged_auc" not in flat
     assert "test_by_stage_engaged_logloss" in flat
@@ -128,7 +143,7 @@ def test_bad_inputs_are_named() -> None:
 
 @pytest.mark.parametrize("chained_is_truth", [True, False])
 def test_compare_direct_and_chained_picks_the_lower_log_loss(chained_is_truth: bool) -> None:
-    _, y, p_model, p_true = scored_rows(2000, seed=3)
+    _, y, _p_model, p_true = scored_rows(2000, seed=3)
     far = np.clip(p_true * 3, 0, 1)
     direct, chained = (far, p_true) if chained_is_truth else (p_true, far)
     got = compare_direct_and_chained(y, direct, chained)
@@ -147,7 +162,7 @@ def test_a_constant_score_gains_like_calling_at_random() -> None:
 
 
 def test_every_new_plot_writes_a_png(tmp_path: Path) -> None:
-    keys, y, p_model, p_true = scored_rows()
+    _keys, y, p_model, p_true = scored_rows()
     rng = np.random.default_rng(1)
     names = [f"feature_{i}" for i in range(30)] + ["attr_industry"]
     values = rng.normal(size=(len(y), len(names)))
@@ -156,8 +171,9 @@ def test_every_new_plot_writes_a_png(tmp_path: Path) -> None:
     written = [
         plots.cumulative_gains(y, {"model": p_model, "truth": p_true}, tmp_path / "gains.png"),
         plots.feature_importance(names, rng.random(len(names)), tmp_path / "importance.png", top=10),
-        plots.shap_summary(names, contributions, values, tmp_path / "shap.png", top=8, max_rows=300,
-                           categorical=["attr_industry"]),
+        plots.shap_summary(
+            names, contributions, values, tmp_path / "shap.png", top=8, max_rows=300, categorical=["attr_industry"]
+        ),
     ]
     for path in written:
         assert path.exists() and path.stat().st_size > 1000 and path.read_bytes()[:8] == PNG

@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.describe import describe, format_value
-from features.registry import FeatureRegistry, build_registry
-from leadradar.settings import FunnelConfig, Settings
-from models.explain import Explainer, contributions, explain_rows, topic_of
-from models.funnel import FunnelModel, TargetSpec
+from leadradar.config import FunnelConfig, Settings
+from leadradar.features.describe import describe, format_value
+from leadradar.features.registry import FeatureRegistry, build_registry
+from leadradar.models.explain import Explainer, contributions, explain_rows, topic_of
+from leadradar.models.funnel import FunnelModel, TargetSpec
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 INDUSTRIES = ["finance", "manufacturing", "retail"]
@@ -73,12 +73,20 @@ def synthetic_frame(registry: FeatureRegistry, n: int, seed: int) -> pd.DataFram
 @pytest.fixture(scope="module")
 def model(registry: FeatureRegistry) -> FunnelModel:
     params = {
-        "objective": "binary", "verbosity": -1, "learning_rate": 0.1, "num_leaves": 15,
-        "min_data_in_leaf": 20, "num_threads": 1,
+        "objective": "binary",
+        "verbosity": -1,
+        "learning_rate": 0.1,
+        "num_leaves": 15,
+        "min_data_in_leaf": 20,
+        "num_threads": 1,
     }
     m = FunnelModel(
-        [TargetSpec("close_30d", "y")], features=registry.names, categorical=registry.categorical(),
-        params=params, num_boost_round=150, early_stopping_rounds=20,
+        [TargetSpec("close_30d", "y")],
+        features=registry.names,
+        categorical=registry.categorical(),
+        params=params,
+        num_boost_round=150,
+        early_stopping_rounds=20,
     )
     return m.fit(synthetic_frame(registry, 4000, seed=1), synthetic_frame(registry, 2000, seed=2))
 
@@ -188,7 +196,10 @@ def test_english_and_chinese_both_read(explained):
         assert ("For: " in en.text()) == bool(en.for_) and ("Against: " in en.text()) == bool(en.against)
         assert ("有利：" in zh.text()) == bool(zh.for_) and ("不利：" in zh.text()) == bool(zh.against)
     first = explained["en"][0]
-    assert first.text() == f"For: {'; '.join(r.text for r in first.for_)}. Against: {'; '.join(r.text for r in first.against)}."
+    assert (
+        first.text()
+        == f"For: {'; '.join(r.text for r in first.for_)}. Against: {'; '.join(r.text for r in first.against)}."
+    )
 
 
 def test_both_languages_name_the_same_features(explained):

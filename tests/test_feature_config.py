@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from features.cutoffs import as_utc, cadence_cutoffs, cutoff_frame
-from features.registry import Feature, FeatureRegistry, build_registry
-from features.trainset import registry_hash, unknown_event_types
-from leadradar.settings import FeatureConfig, Settings
+from leadradar.config import FeatureConfig, Settings
+from leadradar.features.cutoffs import as_utc, cadence_cutoffs, cutoff_frame
+from leadradar.features.registry import Feature, FeatureRegistry, build_registry
+from leadradar.features.trainset import registry_hash, unknown_event_types
 
 
 def test_an_unknown_event_type_in_the_feature_configuration_is_refused_by_name():
@@ -27,7 +27,7 @@ def test_an_event_type_in_an_unknown_family_is_refused_by_name():
 
 @pytest.mark.parametrize("windows", [(0, 7), (7, -1), (7, 5000)])
 def test_an_impossible_window_is_refused_naming_it(windows):
-    with pytest.raises(ValidationError, match="1..3650") as err:
+    with pytest.raises(ValidationError, match=r"1\.\.3650") as err:
         FeatureConfig(windows_days=windows)
     assert str([w for w in windows if w <= 0 or w > 3650]) in str(err.value)
 
@@ -92,9 +92,19 @@ def test_the_definition_hash_is_the_same_in_every_process():
     import subprocess
     import sys
 
-    code = ("from features.trainset import registry_hash; from features.registry import build_registry; "
-            "from leadradar.settings import Settings; s = Settings(); print(registry_hash(s, build_registry(s)))")
-    hashes = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                             env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)}).stdout.strip()
-              for seed in (1, 2, 3)}
+    code = (
+        "from leadradar.features.trainset import registry_hash; "
+        "from leadradar.features.registry import build_registry; "
+        "from leadradar.config import Settings; s = Settings(); print(registry_hash(s, build_registry(s)))"
+    )
+    hashes = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**__import__("os").environ, "PYTHONHASHSEED": str(seed)},
+        ).stdout.strip()
+        for seed in (1, 2, 3)
+    }
     assert len(hashes) == 1, hashes

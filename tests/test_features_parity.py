@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import pandas as pd
-import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from features.build import compute_features
-from features.online import OnlineFeatures
-from features.registry import build_registry
-from features.simulator import SimulationConfig, simulate
-from leadradar.settings import Settings
+from leadradar.config import Settings
+from leadradar.features.build import compute_features
+from leadradar.features.online import OnlineFeatures
+from leadradar.features.registry import build_registry
+from leadradar.features.simulator import SimulationConfig, simulate
 from tests.parity import assert_same_features
 
 SETTINGS = Settings()
@@ -35,7 +34,10 @@ def duck(sim) -> pd.DataFrame:
 
 def test_duckdb_and_online_sqlite_agree_on_every_row(sim, duck):
     online = OnlineFeatures(SETTINGS, REGISTRY).compute(
-        *(pq.read_table(sim[k]) for k in ("events", "stages")), CUTOFFS, pq.read_table(sim["items"]), pq.read_table(sim["leads"])
+        *(pq.read_table(sim[k]) for k in ("events", "stages")),
+        CUTOFFS,
+        pq.read_table(sim["items"]),
+        pq.read_table(sim["leads"]),
     )
     assert len(duck) > 500
     assert_same_features(duck, online, REGISTRY)
@@ -45,7 +47,10 @@ def test_daily_cadence_cutoffs_agree_too(sim):
     days = [CUTOFFS[0] + pd.Timedelta(days=d) for d in range(0, 6)]
     a = compute_features(sim["events"], sim["stages"], days, SETTINGS, REGISTRY, sim["items"], leads=sim["leads"])
     b = OnlineFeatures(SETTINGS, REGISTRY).compute(
-        *(pq.read_table(sim[k]) for k in ("events", "stages")), days, pq.read_table(sim["items"]), pq.read_table(sim["leads"])
+        *(pq.read_table(sim[k]) for k in ("events", "stages")),
+        days,
+        pq.read_table(sim["items"]),
+        pq.read_table(sim["leads"]),
     )
     assert a["cutoff"].nunique() == 6
     assert_same_features(a, b, REGISTRY)
@@ -62,14 +67,18 @@ def test_one_leads_request_equals_its_batch_row(sim, duck):
     for lead in pd.concat([busy, at.sample(20, random_state=2)])["lead_id"].unique():
         mine = pc.or_kleene(pc.equal(events["lead_id"], lead), pc.equal(events["referrer_lead_id"], lead))
         req = online.compute(
-            events.filter(pc.fill_null(mine, False)), stages.filter(pc.equal(stages["lead_id"], lead)), [CUTOFFS[1]],
-            items, leads.filter(pc.equal(leads["lead_id"], lead)),
+            events.filter(pc.fill_null(mine, False)),
+            stages.filter(pc.equal(stages["lead_id"], lead)),
+            [CUTOFFS[1]],
+            items,
+            leads.filter(pc.equal(leads["lead_id"], lead)),
         )
         assert_same_features(at[at["lead_id"] == lead], req[req["lead_id"] == lead], local)
 
 
 @pytest.mark.spark
 def test_spark_and_duckdb_agree_on_every_row(sim, duck):
-    spark = compute_features(sim["events"], sim["stages"], CUTOFFS, SETTINGS, REGISTRY, sim["items"], engine="spark",
-                             leads=sim["leads"])
+    spark = compute_features(
+        sim["events"], sim["stages"], CUTOFFS, SETTINGS, REGISTRY, sim["items"], engine="spark", leads=sim["leads"]
+    )
     assert_same_features(duck, spark, REGISTRY)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from models.funnel import FunnelModel, TargetSpec
+from leadradar.models.funnel import FunnelModel, TargetSpec
 
 STAGES = ["new", "engaged", "contacted", "qualified", "proposal"]
 
@@ -19,14 +19,22 @@ def fitted() -> tuple[FunnelModel, pd.DataFrame]:
     rank = pd.Series(stage).map({s: i for i, s in enumerate(STAGES)}).to_numpy()
     x = rng.normal(size=n)
     p30 = 1 / (1 + np.exp(-(-4 + 0.9 * rank + x)))
-    frame = pd.DataFrame({"x": x, "stage_rank": rank.astype(float), "stage": stage, "lead_id": np.arange(n).astype(str)})
+    frame = pd.DataFrame(
+        {"x": x, "stage_rank": rank.astype(float), "stage": stage, "lead_id": np.arange(n).astype(str)}
+    )
     frame["y7"] = (rng.random(n) < p30 * 0.4).astype(float)
     frame["y30"] = np.maximum(frame["y7"], (rng.random(n) < p30).astype(float))
     frame["yadv"] = (rng.random(n) < 1 / (1 + np.exp(-(-1 + x)))).astype(float)
     targets = [TargetSpec("close_7d", "y7"), TargetSpec("close_30d", "y30")]
     targets += [TargetSpec(f"advance_{s}", "yadv", stage=s) for s in STAGES]
-    model = FunnelModel(targets, ["x", "stage_rank"], params={"objective": "binary", "verbosity": -1, "min_data_in_leaf": 20},
-                        num_boost_round=200, early_stopping_rounds=20, main_target="close_30d")
+    model = FunnelModel(
+        targets,
+        ["x", "stage_rank"],
+        params={"objective": "binary", "verbosity": -1, "min_data_in_leaf": 20},
+        num_boost_round=200,
+        early_stopping_rounds=20,
+        main_target="close_30d",
+    )
     model.fit(frame.iloc[:4000], frame.iloc[4000:])
     return model, frame.iloc[4000:]
 

@@ -10,10 +10,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from hypothesis import HealthCheck, given, settings as hyp_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
-from features.contract import EVENT_COLUMNS, EVENT_SCHEMA
-from features.ingest import (
+from leadradar.config import EventConfig, Settings
+from leadradar.features.contract import EVENT_COLUMNS, EVENT_SCHEMA
+from leadradar.features.ingest import (
     EVENTS_FILE,
     QUARANTINE_FILE,
     REPORT_FILE,
@@ -23,7 +26,6 @@ from features.ingest import (
     mark_duplicates,
     validate_events,
 )
-from leadradar.settings import EventConfig, Settings
 
 NOW = pd.Timestamp("2026-03-10T00:00:00Z")
 
@@ -170,9 +172,7 @@ def test_timestamps_with_offsets_are_converted_to_the_right_utc_instant(settings
         "2026-02-28T21:00:00-05:00",
         " 2026-03-01T10:00:00.123456+08:00 ",
     ]
-    accepted, rejected = validate_events(
-        pd.DataFrame([event(i, ts=ts) for i, ts in enumerate(raw)]), settings, now=NOW
-    )
+    accepted, rejected = validate_events(pd.DataFrame([event(i, ts=ts) for i, ts in enumerate(raw)]), settings, now=NOW)
 
     assert rejected.empty
     assert str(accepted["ts"].dtype) == "datetime64[us, UTC]"
@@ -181,7 +181,10 @@ def test_timestamps_with_offsets_are_converted_to_the_right_utc_instant(settings
     assert accepted["ts"].iloc[4] == expected + pd.Timedelta(microseconds=123456)
 
 
-@pytest.mark.parametrize(("dwell", "ok"), [("0", True), (None, True), ("3.25", True), ("-0.5", False), ("inf", False), ("nan", False), ("long", False)])
+@pytest.mark.parametrize(
+    ("dwell", "ok"),
+    [("0", True), (None, True), ("3.25", True), ("-0.5", False), ("inf", False), ("nan", False), ("long", False)],
+)
 def test_dwell_must_be_a_finite_non_negative_number_or_empty(settings, dwell, ok):
     accepted, rejected = validate_events(pd.DataFrame([event(1, dwell_s=dwell)]), settings, now=NOW)
 
@@ -210,9 +213,7 @@ def test_strings_are_trimmed_and_blank_optional_values_become_null(settings):
 
 
 def test_validate_events_serves_the_scoring_service_with_contract_frames(settings):
-    df = pd.DataFrame(
-        [event(1, dwell_s=4.0), event(2, ts="2026-03-01T10:00:00", dwell_s=None)], index=[101, 205]
-    )
+    df = pd.DataFrame([event(1, dwell_s=4.0), event(2, ts="2026-03-01T10:00:00", dwell_s=None)], index=[101, 205])
 
     accepted, rejected = validate_events(df, settings, now=NOW)
 
@@ -421,7 +422,7 @@ def test_an_unreadable_file_leaves_the_output_as_it_was(tmp_path, settings):
     good = write_csv(tmp_path / "b.csv", [event(2, ts="bad")])
     (tmp_path / "c.csv").write_bytes(b"\x00\x01")
 
-    with pytest.raises(IngestError, match="c.csv"):
+    with pytest.raises(IngestError, match=r"c\.csv"):
         ingest([good, tmp_path / "c.csv"], out, settings, now=NOW)
 
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before

@@ -1,7 +1,8 @@
 """The notebooks: each .ipynb matches its jupytext .py and stores no outputs, and each runs top to bottom.
 
 The .py (jupytext percent format) is the source of truth; after editing either file,
-`make notebooks-sync` brings the pair level and clears the .ipynb's outputs. Execution injects small parameters after the cell
+`make notebooks-sync` brings the pair level and clears the .ipynb's outputs.
+Execution injects small parameters after the cell
 tagged `parameters` (as papermill does) and runs the notebooks in order in one work folder, so
 the explain notebook finds the champion the retrain notebook promoted.
 """
@@ -51,8 +52,9 @@ def execute(source: Path, values: dict, out: Path | None = None) -> tuple[nbform
     nb = inject(jupytext.read(source), values)
     started = time.perf_counter()
     try:
-        NotebookClient(nb, timeout=CELL_TIMEOUT_S, kernel_name="python3",
-                       resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
+        NotebookClient(
+            nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}}
+        ).execute()
     finally:
         if out is not None:
             nbformat.write(nb, out)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
-from features.build import compute_features
-from features.online import OnlineFeatures
-from features.registry import build_registry
-from leadradar.settings import Settings
+from leadradar.config import Settings
+from leadradar.features.build import compute_features
+from leadradar.features.online import OnlineFeatures
+from leadradar.features.registry import build_registry
 from tests.strategies import CUTOFF, after, before, event_rows, events_table, stage_rows, stages_table
 
 SETTINGS = Settings()
@@ -24,7 +26,9 @@ def features(events: pa.Table, stages: pa.Table) -> pd.DataFrame:
 
 def assert_same_rows(a: pd.DataFrame, b: pd.DataFrame) -> None:
     assert a[["tenant_id", "lead_id", "sales_id", "stage"]].equals(b[["tenant_id", "lead_id", "sales_id", "stage"]])
-    np.testing.assert_allclose(a[REGISTRY.names].to_numpy(float), b[REGISTRY.names].to_numpy(float), rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(
+        a[REGISTRY.names].to_numpy(float), b[REGISTRY.names].to_numpy(float), rtol=1e-12, atol=1e-9
+    )
 
 
 def mutate(rows: list[dict], data: st.DataObject) -> list[dict]:
@@ -54,12 +58,17 @@ def test_event_after_cutoff_never_changes_features(known, later, stages_known, s
 
 
 @hsettings(max_examples=5, deadline=None)
-@given(known=st.lists(event_rows(before), min_size=3, max_size=25), later=st.lists(event_rows(after), min_size=1, max_size=25),
-       stages_known=st.lists(stage_rows(before), max_size=6))
+@given(
+    known=st.lists(event_rows(before), min_size=3, max_size=25),
+    later=st.lists(event_rows(after), min_size=1, max_size=25),
+    stages_known=st.lists(stage_rows(before), max_size=6),
+)
 def test_batch_engine_agrees_that_later_events_change_nothing(known, later, stages_known):
     stages = stages_table(stages_known)
     reg = REGISTRY
     a = compute_features(events_table(known, "k"), stages, [CUTOFF], SETTINGS, reg)
-    b = compute_features(pa.concat_tables([events_table(known, "k"), events_table(later, "a")]), stages, [CUTOFF], SETTINGS, reg)
+    b = compute_features(
+        pa.concat_tables([events_table(known, "k"), events_table(later, "a")]), stages, [CUTOFF], SETTINGS, reg
+    )
     a, b = (x.sort_values(["tenant_id", "lead_id"]).reset_index(drop=True) for x in (a, b))
     assert_same_rows(a, b)

@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from leadradar.cli import app
-from serving.ranking import movers, ranked_leads, with_grades
-from serving.store import ScoreStore
-from serving.users import UserStore
+from leadradar.serving.ranking import movers, ranked_leads, with_grades
+from leadradar.serving.store import ScoreStore
+from leadradar.serving.users import UserStore
 from tests.dashboard_support import lead_ids_in, session_activity
 
 
@@ -28,8 +28,7 @@ def cli(settings, small_sim, scored):
 
 
 def expected(settings, tenant: str) -> pd.DataFrame:
-    return with_grades(ranked_leads(ScoreStore(settings.score_store_url), tenant, limit=None),
-                       settings.serving.grade)
+    return with_grades(ranked_leads(ScoreStore(settings.score_store_url), tenant, limit=None), settings.serving.grade)
 
 
 def test_rank_prints_the_top_leads_with_grade_change_and_reason(cli, settings):
@@ -107,15 +106,18 @@ def test_report_writes_one_self_contained_html_file(cli, settings, tmp_path, lan
 
 
 def test_users_create_keeps_only_a_hash_and_the_person_can_sign_in(cli, settings):
-    r = cli("users", "create", "--tenant", "t02", "--name", "cli-boss", "--password-stdin",
-            stdin="a fine long password\n")
+    r = cli(
+        "users", "create", "--tenant", "t02", "--name", "cli-boss", "--password-stdin", stdin="a fine long password\n"
+    )
     assert r.exit_code == 0, r.output
     users = UserStore(settings.score_store_url)
     assert users.verify("cli-boss", "a fine long password").tenant_id == "t02"
     with users.engine.connect() as conn:
         stored = conn.exec_driver_sql("select password_hash from dashboard_users where username='cli-boss'").scalar()
     assert stored.startswith("scrypt$") and "a fine long password" not in stored
-    again = cli("users", "create", "--tenant", "t02", "--name", "cli-boss", "--password-stdin", stdin="another one 123\n")
+    again = cli(
+        "users", "create", "--tenant", "t02", "--name", "cli-boss", "--password-stdin", stdin="another one 123\n"
+    )
     assert again.exit_code == 2 and "exists" in again.output
     short = cli("users", "create", "--tenant", "t02", "--name", "x", "--password-stdin", stdin="short\n")
     assert short.exit_code == 2 and "at least" in short.output

@@ -8,19 +8,21 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from features.simulator import SimulationConfig, simulate
 from leadradar.cli import app
-from leadradar.settings import Settings
-from training import pipeline
-from training.promotion import beats, promote, rollback
-from training.registry import CHALLENGER, CHAMPION, champion_history, version_for_alias
-from training.tracking import configure_mlflow
+from leadradar.config import Settings
+from leadradar.features.simulator import SimulationConfig, simulate
+from leadradar.registry import CHALLENGER, CHAMPION, champion_history, configure_mlflow, version_for_alias
+from leadradar.training import pipeline
+from leadradar.training.promotion import beats, promote, rollback
 
 
 def fast(home, **training) -> Settings:
     """Quick models on a small simulation: one horizon, no transition models."""
-    return Settings(home=home, mlflow={"model_name": "promo-test"},
-                    training={"horizons_days": (30,), "transition_models": False, **training})
+    return Settings(
+        home=home,
+        mlflow={"model_name": "promo-test"},
+        training={"horizons_days": (30,), "transition_models": False, **training},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +37,9 @@ def home(tmp_path_factory):
 
 
 def train(data, settings):
-    return pipeline.train_from_logs(data["events"], data["stages"], settings, items=data["items"], leads=data["leads"],
-                                    use_tuned=False)
+    return pipeline.train_from_logs(
+        data["events"], data["stages"], settings, items=data["items"], leads=data["leads"], use_tuned=False
+    )
 
 
 def versions(settings) -> list[str]:
@@ -59,11 +62,20 @@ def test_first_model_becomes_champion_then_a_weaker_challenger_is_refused_and_a_
     verdict = promote(good)
     assert verdict.promoted and "first champion" in verdict.reason
 
-    weak = fast(home, num_boost_round=3, lgbm_params={**good.training.lgbm_params, "learning_rate": 0.01, "num_leaves": 2})
+    weak = fast(
+        home, num_boost_round=3, lgbm_params={**good.training.lgbm_params, "learning_rate": 0.01, "num_leaves": 2}
+    )
     second = train(data, weak)
     runner = CliRunner()
-    result = runner.invoke(app, ["promote"], env={"LEADRADAR_HOME": str(home), "LEADRADAR_MLFLOW__MODEL_NAME": "promo-test",
-                                                  "LEADRADAR_TRAINING__TRANSITION_MODELS": "false"})
+    result = runner.invoke(
+        app,
+        ["promote"],
+        env={
+            "LEADRADAR_HOME": str(home),
+            "LEADRADAR_MLFLOW__MODEL_NAME": "promo-test",
+            "LEADRADAR_TRAINING__TRANSITION_MODELS": "false",
+        },
+    )
     assert result.exit_code == 1, result.output
     assert "refused" in result.output and f"challenger v{second.model_version}" in result.output
     assert f"champion v{first.model_version}" in result.output  # both sets of numbers are shown
@@ -103,8 +115,11 @@ def test_a_run_that_fails_after_registering_leaves_no_version_behind(data, home,
     with pytest.raises(RuntimeError, match="registry went away"):
         train(data, settings)
     assert versions(settings) == before
-    runs = MlflowClient().search_runs([MlflowClient().get_experiment_by_name(settings.mlflow.experiment).experiment_id],
-                                      order_by=["attributes.start_time DESC"], max_results=1)
+    runs = MlflowClient().search_runs(
+        [MlflowClient().get_experiment_by_name(settings.mlflow.experiment).experiment_id],
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
     assert runs[0].info.status == "FINISHED"  # logged fully; only the registration was undone
 
 
@@ -121,16 +136,26 @@ def test_a_run_that_fails_before_registering_registers_nothing(data, home, monke
     assert versions(settings) == before
     client = MlflowClient()
     exp = client.get_experiment_by_name(settings.mlflow.experiment)
-    assert client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)[0].info.status == "FAILED"
+    assert (
+        client.search_runs([exp.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)[0].info.status
+        == "FAILED"
+    )
 
 
 def test_the_cli_train_json_is_one_object_with_run_model_version_and_metrics(data, home):
     result = CliRunner().invoke(
-        app, ["train", "--events", str(data["events"]), "--stages", str(data["stages"]), "--json", "--no-tuned"],
-        env={"LEADRADAR_HOME": str(home), "LEADRADAR_MLFLOW__MODEL_NAME": "promo-json",
-             "LEADRADAR_TRAINING__TRANSITION_MODELS": "false", "LEADRADAR_TRAINING__NUM_BOOST_ROUND": "30"},
+        app,
+        ["train", "--events", str(data["events"]), "--stages", str(data["stages"]), "--json", "--no-tuned"],
+        env={
+            "LEADRADAR_HOME": str(home),
+            "LEADRADAR_MLFLOW__MODEL_NAME": "promo-json",
+            "LEADRADAR_TRAINING__TRANSITION_MODELS": "false",
+            "LEADRADAR_TRAINING__NUM_BOOST_ROUND": "30",
+        },
     )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout.strip().splitlines()[-1])
     assert payload["model_name"] == "promo-json" and payload["run_id"] and payload["model_version"] == "1"
-    assert {"auc", "logloss", "ece", "baseline_logloss_points", "baseline_logloss_logistic"} <= set(payload["test_metrics"])
+    assert {"auc", "logloss", "ece", "baseline_logloss_points", "baseline_logloss_logistic"} <= set(
+        payload["test_metrics"]
+    )

@@ -11,12 +11,12 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from features.contract import EVENT_SCHEMA, ITEM_SCHEMA, STAGE_SCHEMA
-from features.online import OnlineFeatures
-from features.registry import build_registry
-from serving.loader import load_alias
-from serving.ranking import ranked_leads
-from serving.store import CONTEXT_FEATURES, ScoreStore
+from leadradar.features.contract import EVENT_SCHEMA, ITEM_SCHEMA, STAGE_SCHEMA
+from leadradar.features.online import OnlineFeatures
+from leadradar.features.registry import build_registry
+from leadradar.registry import load_alias
+from leadradar.serving.ranking import ranked_leads
+from leadradar.serving.store import CONTEXT_FEATURES, ScoreStore
 
 pytestmark = pytest.mark.server
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -66,13 +66,26 @@ def request_tables(leads: list[dict], tenant: str) -> tuple[pa.Table, pa.Table, 
     attrs = []
     for lead in leads:
         for e in lead["events"]:
-            row = {"dwell_s": None, "item_id": None, "referrer_lead_id": None, "channel": None, **e,
-                   "ts": pd.Timestamp(e["ts"]).to_pydatetime(), "tenant_id": tenant, "lead_id": lead["lead_id"]}
+            row = {
+                "dwell_s": None,
+                "item_id": None,
+                "referrer_lead_id": None,
+                "channel": None,
+                **e,
+                "ts": pd.Timestamp(e["ts"]).to_pydatetime(),
+                "tenant_id": tenant,
+                "lead_id": lead["lead_id"],
+            }
             for k in EVENT_SCHEMA.names:
                 ev[k].append(row[k])
         for s in lead.get("stages", []):
-            for k, v in (("tenant_id", tenant), ("lead_id", lead["lead_id"]), ("stage", s["stage"]),
-                         ("ts", pd.Timestamp(s["ts"]).to_pydatetime()), ("deal_value", None)):
+            for k, v in (
+                ("tenant_id", tenant),
+                ("lead_id", lead["lead_id"]),
+                ("stage", s["stage"]),
+                ("ts", pd.Timestamp(s["ts"]).to_pydatetime()),
+                ("deal_value", None),
+            ):
                 st[k].append(v)
         if lead.get("attributes"):
             attrs.append({"tenant_id": tenant, "lead_id": lead["lead_id"], **lead["attributes"]})
@@ -134,8 +147,11 @@ def open_leads_at(sim_frames, tenant: str, when: pd.Timestamp, settings) -> list
 def expected_online(settings, online, champion, small_sim, leads: list[dict], as_of: pd.Timestamp) -> pd.DataFrame:
     """The service's answer for raw events, computed in process: online features, stored context, the funnel."""
     events, stages, lead_table = request_tables(leads, TENANT)
-    items = pa.Table.from_pandas(pd.read_parquet(small_sim.items), preserve_index=False).select(
-        ITEM_SCHEMA.names).cast(ITEM_SCHEMA)
+    items = (
+        pa.Table.from_pandas(pd.read_parquet(small_sim.items), preserve_index=False)
+        .select(ITEM_SCHEMA.names)
+        .cast(ITEM_SCHEMA)
+    )
     frame = online.compute(events, stages, [as_of], items, lead_table)
     frame = with_stored_context(frame, ScoreStore(settings.score_store_url).context(TENANT))
     funnel = champion.model.predict_funnel(frame, list(settings.funnel.open_stages))
@@ -144,7 +160,7 @@ def expected_online(settings, online, champion, small_sim, leads: list[dict], as
 
 def assert_same_as_in_process(answer: dict, expected: pd.DataFrame) -> None:
     scored = {a["lead_id"]: a for a in answer["leads"] if a["status"] == "scored"}
-    assert set(scored) == set(expected.index), (set(scored) ^ set(expected.index))
+    assert set(scored) == set(expected.index), set(scored) ^ set(expected.index)
     for lead_id, a in scored.items():
         row = expected.loc[lead_id]
         assert a["stage"] == row["stage"]
@@ -172,8 +188,9 @@ def test_feature_rows_score_exactly_as_the_champion_predicts_in_process(server, 
     for k, a in enumerate(answer["leads"]):
         assert a["status"] == "scored" and a["tenant_id"] == TENANT
         assert a["stage"] == sample["stage"].iloc[k]
-        assert set(a["p_close"]) == {c.removeprefix("p_close_") for c in funnel.columns
-                                     if c.startswith("p_close_") and c != "p_close_chained"}
+        assert set(a["p_close"]) == {
+            c.removeprefix("p_close_") for c in funnel.columns if c.startswith("p_close_") and c != "p_close_chained"
+        }
         for h, p in a["p_close"].items():
             assert p == pytest.approx(funnel[f"p_close_{h}"].iloc[k], abs=1e-9, rel=0)
         assert a["p_advance"] == pytest.approx(funnel["p_advance"].iloc[k], abs=1e-9, rel=0)
@@ -204,8 +221,9 @@ def test_zh_cn_reasons_are_in_chinese_and_explain_false_gives_none(server, score
 
 
 @pytest.mark.parametrize("when", ["end", "mid"])
-def test_raw_events_score_exactly_as_online_features_in_process(when, server, scored, sim_frames, online, champion,
-                                                                 settings, small_sim, role_keys):
+def test_raw_events_score_exactly_as_online_features_in_process(
+    when, server, scored, sim_frames, online, champion, settings, small_sim, role_keys
+):
     as_of = scored.as_of if when == "end" else scored.as_of - pd.Timedelta(days=61, hours=-13, minutes=-7)
     candidates = open_leads_at(sim_frames, TENANT, as_of, settings)
     picked = list(np.random.default_rng(5).choice(candidates, 8, replace=False))
@@ -233,8 +251,9 @@ def test_events_after_as_of_never_change_the_answer(server, scored, sim_frames, 
     assert answers[0]["status"] == "scored" and answers[0] == answers[1]
 
 
-def test_a_lead_won_or_lost_before_as_of_answers_closed_and_one_not_seen_yet_unknown(server, scored, sim_frames,
-                                                                                     settings, role_keys):
+def test_a_lead_won_or_lost_before_as_of_answers_closed_and_one_not_seen_yet_unknown(
+    server, scored, sim_frames, settings, role_keys
+):
     st, ev = sim_frames["stages"], sim_frames["events"]
     as_of = scored.as_of
     mine = st[(st["tenant_id"] == TENANT) & (st["ts"] <= as_of)].sort_values("ts")
@@ -244,8 +263,11 @@ def test_a_lead_won_or_lost_before_as_of_answers_closed_and_one_not_seen_yet_unk
     first_seen = ev[ev["tenant_id"] == TENANT].groupby("lead_id")["ts"].min()
     early = as_of - pd.Timedelta(days=60)
     newcomer = first_seen[first_seen > early + pd.Timedelta(days=1)].index[0]
-    leads = [lead_payload(sim_frames, won, as_of), lead_payload(sim_frames, lost, as_of),
-             lead_payload(sim_frames, newcomer, as_of, after=True)]
+    leads = [
+        lead_payload(sim_frames, won, as_of),
+        lead_payload(sim_frames, lost, as_of),
+        lead_payload(sim_frames, newcomer, as_of, after=True),
+    ]
     resp = post(server, "/v1/score", {"leads": leads, "as_of": iso(early)}, role_keys[TENANT, "system"])
     assert resp.status_code == 200, resp.text
     unseen = resp.json()["leads"][2]  # nothing of the newcomer at or before `early`
@@ -260,8 +282,9 @@ def test_a_lead_won_or_lost_before_as_of_answers_closed_and_one_not_seen_yet_unk
 
 
 def expected_rank(settings, tenant: str, **filters) -> pd.DataFrame:
-    frame = ranked_leads(ScoreStore(settings.score_store_url), tenant, filters.get("sales_id"), filters.get("stage"),
-                         limit=None)
+    frame = ranked_leads(
+        ScoreStore(settings.score_store_url), tenant, filters.get("sales_id"), filters.get("stage"), limit=None
+    )
     frame = frame.assign(grade=frame["p_close"].map(settings.serving.grade))
     if filters.get("grade"):
         frame = frame[frame["grade"] == filters["grade"]]
@@ -299,8 +322,13 @@ def test_rank_filters_by_salesperson_stage_and_grade(server, scored, settings, r
     grades = mine["p_close"].map(settings.serving.grade)
     grade = grades.value_counts().index[-1]
     key = role_keys[TENANT, "system"]
-    for filters in ({"sales_id": sales}, {"stage": stage}, {"grade": grade}, {"sales_id": sales, "stage": "engaged"},
-                    {"stage": stage, "grade": grade}):
+    for filters in (
+        {"sales_id": sales},
+        {"stage": stage},
+        {"grade": grade},
+        {"sales_id": sales, "stage": "engaged"},
+        {"stage": stage, "grade": grade},
+    ):
         resp = post(server, "/v1/rank", {**filters, "page_size": 500}, key)
         assert resp.status_code == 200, (filters, resp.text)
         want = expected_rank(settings, TENANT, **filters)
@@ -357,4 +385,5 @@ def test_the_openapi_document_declares_the_v1_server_and_its_operations(server):
     doc = httpx.get(server.url + "/v1/openapi.json", timeout=10).json()
     assert doc["servers"] == [{"url": "/v1"}]
     assert {("/score", "post"), ("/rank", "post"), ("/model", "get")} <= {
-        (p, m) for p, ops in doc["paths"].items() for m in ops}
+        (p, m) for p, ops in doc["paths"].items() for m in ops
+    }

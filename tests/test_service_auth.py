@@ -6,7 +6,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from serving.auth import PERMISSIONS, KeyStore
+from leadradar.serving.auth import PERMISSIONS, KeyStore
 
 pytestmark = pytest.mark.server
 TENANTS = ("t01", "t02")
@@ -24,8 +24,11 @@ def feature_row(scored, tenant: str) -> dict:
     """One open lead of `tenant` as a feature row, naming its tenant as a CRM may."""
     row = scored.features[scored.features["tenant_id"] == tenant].iloc[0]
     names = [c for c in scored.features.columns if c not in ("tenant_id", "lead_id", "cutoff", "sales_id", "stage")]
-    return {"lead_id": row["lead_id"], "tenant_id": tenant,
-            "features": {f: (None if pd.isna(row[f]) else row[f]) for f in names}}
+    return {
+        "lead_id": row["lead_id"],
+        "tenant_id": tenant,
+        "features": {f: (None if pd.isna(row[f]) else row[f]) for f in names},
+    }
 
 
 def busiest_sales(scored, tenant: str) -> str:
@@ -50,19 +53,26 @@ def request_for(endpoint: str, whose: str, key, scored) -> dict | None:
     return None
 
 
-MATRIX = [(tenant, role, endpoint, whose) for tenant in TENANTS for role in ROLES
-          for endpoint, scopes in (("score", ("own", "other")), ("rank", ("own", "other")), ("model", ("own",)))
-          for whose in scopes]
+MATRIX = [
+    (tenant, role, endpoint, whose)
+    for tenant in TENANTS
+    for role in ROLES
+    for endpoint, scopes in (("score", ("own", "other")), ("rank", ("own", "other")), ("model", ("own",)))
+    for whose in scopes
+]
 
 
 @pytest.mark.parametrize("tenant,role,endpoint,whose", MATRIX, ids=["-".join(m) for m in MATRIX])
 def test_every_role_and_tenant_gets_exactly_the_status_the_permissions_table_gives(
-        tenant, role, endpoint, whose, server, scored, role_keys):
+    tenant, role, endpoint, whose, server, scored, role_keys
+):
     key = role_keys[tenant, role]
     if endpoint == "rank" and whose == "other" and role == "sales":
         # a sales key asking for another salesperson: one of its own tenant, and one of the other tenant
-        for sales in (busiest_sales(scored, OTHER[tenant]),
-                      scored.scores.loc[scored.scores["tenant_id"] == tenant, "sales_id"].value_counts().index[1]):
+        for sales in (
+            busiest_sales(scored, OTHER[tenant]),
+            scored.scores.loc[scored.scores["tenant_id"] == tenant, "sales_id"].value_counts().index[1],
+        ):
             resp = call(server, endpoint, key.auth, {"sales_id": sales})
             assert resp.status_code == 403, resp.text
         return
@@ -143,8 +153,18 @@ def test_no_key_is_401_with_a_bearer_challenge(endpoint, server, scored):
     assert set(resp.json()) == {"detail"} and "t01-" not in resp.text
 
 
-MALFORMED = ["garbage", "lr_", "lr_abc", "lr__secret", "lr_abc_", "lr_a_b_c", "xx_abc_def", "Bearer", "Basic Zm9vOmJhcg==",
-             "lr_" + "a" * 5000 + "_b"]
+MALFORMED = [
+    "garbage",
+    "lr_",
+    "lr_abc",
+    "lr__secret",
+    "lr_abc_",
+    "lr_a_b_c",
+    "xx_abc_def",
+    "Bearer",
+    "Basic Zm9vOmJhcg==",
+    "lr_" + "a" * 5000 + "_b",
+]
 
 
 @pytest.mark.parametrize("token", MALFORMED, ids=[t[:20] for t in MALFORMED])
@@ -157,8 +177,13 @@ def test_a_malformed_key_is_401(token, server):
 def test_a_wrong_secret_or_an_unknown_key_id_is_401_and_the_right_one_200(server, role_keys):
     key = role_keys["t01", "manager"]
     _, key_id, secret = key.token.split("_")
-    for token in (f"lr_{key_id}_{secret[:-1]}", f"lr_{key_id}_{secret}x", f"lr_{key_id}_{'A' * len(secret)}",
-                  f"lr_{key_id[::-1]}_{secret}", f"lr_{key_id.upper()}_{secret}"):
+    for token in (
+        f"lr_{key_id}_{secret[:-1]}",
+        f"lr_{key_id}_{secret}x",
+        f"lr_{key_id}_{'A' * len(secret)}",
+        f"lr_{key_id[::-1]}_{secret}",
+        f"lr_{key_id.upper()}_{secret}",
+    ):
         if token == key.token:
             continue
         assert call(server, "model", {"Authorization": f"Bearer {token}"}).status_code == 401, token

@@ -5,24 +5,35 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, Phase, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
-from serving.loader import load_alias
+from leadradar.registry import load_alias
 
 pytestmark = pytest.mark.server
 
-FUZZ = hsettings(deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck),
-                 phases=[Phase.explicit, Phase.generate])
-OPERATIONS = [("POST /score", GenerationMode.POSITIVE, 60), ("POST /score", GenerationMode.NEGATIVE, 40),
-              ("POST /rank", GenerationMode.POSITIVE, 30), ("POST /rank", GenerationMode.NEGATIVE, 30),
-              ("GET /model", GenerationMode.POSITIVE, 5)]
+FUZZ = hsettings(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+    phases=[Phase.explicit, Phase.generate],
+)
+OPERATIONS = [
+    ("POST /score", GenerationMode.POSITIVE, 60),
+    ("POST /score", GenerationMode.NEGATIVE, 40),
+    ("POST /rank", GenerationMode.POSITIVE, 30),
+    ("POST /rank", GenerationMode.NEGATIVE, 30),
+    ("GET /model", GenerationMode.POSITIVE, 5),
+]
 EVENT_TYPES = ["card_view", "card_share", "product_view", "phone_call", "meeting"]
 STAGES = ["new", "engaged", "contacted", "qualified", "proposal", "won", "lost"]
 
@@ -81,8 +92,10 @@ def test_schemathesis_finds_no_server_error(label, mode, examples, schema, serve
     started = time.monotonic()
     fuzz()
     with capsys.disabled():
-        print(f"\nschemathesis {label} {mode.value}: {len(codes)} requests in {time.monotonic() - started:.1f} s, "
-              f"statuses {dict(sorted(Counter(codes).items()))}")
+        print(
+            f"\nschemathesis {label} {mode.value}: {len(codes)} requests in {time.monotonic() - started:.1f} s, "
+            f"statuses {dict(sorted(Counter(codes).items()))}"
+        )
     assert codes and max(codes) < 500
 
 
@@ -96,8 +109,14 @@ def feature_names(settings, trained) -> tuple[list[str], set[str]]:
 
 
 finite = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False)
-values = st.one_of(st.none(), finite, st.integers(-10**9, 10**9), st.booleans(),
-                   st.sampled_from(["Infinity", "-Infinity", "NaN", "1e3", "", "abc", "3"]), st.text(max_size=8))
+values = st.one_of(
+    st.none(),
+    finite,
+    st.integers(-(10**9), 10**9),
+    st.booleans(),
+    st.sampled_from(["Infinity", "-Infinity", "NaN", "1e3", "", "abc", "3"]),
+    st.text(max_size=8),
+)
 
 
 def test_any_feature_values_get_200_or_422_never_5xx(server, auth, feature_names, capsys):
@@ -123,28 +142,47 @@ def test_any_feature_values_get_200_or_422_never_5xx(server, auth, feature_names
         print(f"\nfeature-row fuzz: {len(codes)} requests, {codes.count(200)} answered 200, {codes.count(422)} 422")
 
 
-timestamps = st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2100, 1, 1),
-                          timezones=st.sampled_from([timezone.utc, timezone(timedelta(hours=8)),
-                                                     timezone(-timedelta(hours=5, minutes=30))]))
+timestamps = st.datetimes(
+    min_value=datetime(1970, 1, 2),
+    max_value=datetime(2100, 1, 1),
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=8)), timezone(-timedelta(hours=5, minutes=30))]),
+)
 
 
 def test_any_events_and_stages_get_200_or_422_never_5xx(server, auth, capsys):
     codes: list[int] = []
     event = st.fixed_dictionaries(
-        {"event_id": st.text(min_size=1, max_size=6), "ts": timestamps.map(lambda t: t.isoformat()),
-         "event_type": st.sampled_from(EVENT_TYPES), "sales_id": st.sampled_from(["t01-s001", "t01-s002", "zz"])},
-        optional={"dwell_s": st.one_of(st.none(), st.floats(0, 1e7)), "item_id": st.sampled_from(["t01-p1-01", "x"]),
-                  "referrer_lead_id": st.sampled_from(["L1", "L2"]), "channel": st.sampled_from(["h5", "wecom", "?"]),
-                  "lead_id": st.sampled_from(["L1", "L2", "L3"])})
+        {
+            "event_id": st.text(min_size=1, max_size=6),
+            "ts": timestamps.map(lambda t: t.isoformat()),
+            "event_type": st.sampled_from(EVENT_TYPES),
+            "sales_id": st.sampled_from(["t01-s001", "t01-s002", "zz"]),
+        },
+        optional={
+            "dwell_s": st.one_of(st.none(), st.floats(0, 1e7)),
+            "item_id": st.sampled_from(["t01-p1-01", "x"]),
+            "referrer_lead_id": st.sampled_from(["L1", "L2"]),
+            "channel": st.sampled_from(["h5", "wecom", "?"]),
+            "lead_id": st.sampled_from(["L1", "L2", "L3"]),
+        },
+    )
     stage = st.fixed_dictionaries({"stage": st.sampled_from(STAGES), "ts": timestamps.map(lambda t: t.isoformat())})
-    lead = st.fixed_dictionaries({"lead_id": st.sampled_from(["L1", "L2", "L3"]), "events": st.lists(event, max_size=12)},
-                                 optional={"stages": st.lists(stage, max_size=4),
-                                           "attributes": st.dictionaries(st.sampled_from(["source", "industry", "x"]),
-                                                                         st.one_of(st.none(), st.text(max_size=5)))})
+    lead = st.fixed_dictionaries(
+        {"lead_id": st.sampled_from(["L1", "L2", "L3"]), "events": st.lists(event, max_size=12)},
+        optional={
+            "stages": st.lists(stage, max_size=4),
+            "attributes": st.dictionaries(
+                st.sampled_from(["source", "industry", "x"]), st.one_of(st.none(), st.text(max_size=5))
+            ),
+        },
+    )
 
     @hsettings(FUZZ, max_examples=60)
-    @given(leads=st.lists(lead, min_size=1, max_size=3), as_of=st.one_of(st.none(), timestamps.map(lambda t: t.isoformat())),
-           explain=st.booleans())
+    @given(
+        leads=st.lists(lead, min_size=1, max_size=3),
+        as_of=st.one_of(st.none(), timestamps.map(lambda t: t.isoformat())),
+        explain=st.booleans(),
+    )
     def fuzz(leads, as_of, explain):
         body = {"leads": leads, "explain": explain, **({"as_of": as_of} if as_of else {})}
         resp = httpx.post(server.url + "/v1/score", json=body, headers=auth, timeout=60)
@@ -170,24 +208,43 @@ BAD = {
     "naive event time": (events_body(ts="2026-09-01T10:00:00"), ["body", "leads", 0, "events", 0, "ts"], "timezone"),
     "unparseable event time": (events_body(ts="yesterday"), ["body", "leads", 0, "events", 0, "ts"], "datetime"),
     "naive as_of": ({**events_body(), "as_of": "2026-09-02T00:00:00"}, ["body", "as_of"], "timezone"),
-    "unknown event type": (events_body(event_type="teleport"), ["body", "leads", 0, "events", 0, "event_type"],
-                           "not a configured event type"),
+    "unknown event type": (
+        events_body(event_type="teleport"),
+        ["body", "leads", 0, "events", 0, "event_type"],
+        "not a configured event type",
+    ),
     "negative dwell": (events_body(dwell_s=-1), ["body", "leads", 0, "events", 0, "dwell_s"], "greater than or equal"),
     "dwell not a number": (events_body(dwell_s="long"), ["body", "leads", 0, "events", 0, "dwell_s"], "number"),
-    "unknown stage": ({"leads": [{"lead_id": "L1", "events": [EVENT], "stages": [{"stage": "nope", "ts": AS_OF}]}]},
-                      ["body", "leads", 0, "stages", 0, "stage"], "not a funnel stage"),
-    "features and events": ({"leads": [{"lead_id": "L1", "events": [EVENT], "features": {"x": 1}}]},
-                            ["body", "leads", 0], "either `features` or `events`"),
-    "neither features nor events": ({"leads": [{"lead_id": "L1"}]}, ["body", "leads", 0], "either `features` or `events`"),
+    "unknown stage": (
+        {"leads": [{"lead_id": "L1", "events": [EVENT], "stages": [{"stage": "nope", "ts": AS_OF}]}]},
+        ["body", "leads", 0, "stages", 0, "stage"],
+        "not a funnel stage",
+    ),
+    "features and events": (
+        {"leads": [{"lead_id": "L1", "events": [EVENT], "features": {"x": 1}}]},
+        ["body", "leads", 0],
+        "either `features` or `events`",
+    ),
+    "neither features nor events": (
+        {"leads": [{"lead_id": "L1"}]},
+        ["body", "leads", 0],
+        "either `features` or `events`",
+    ),
     "leads not a list": ({"leads": {"lead_id": "L1"}}, ["body", "leads"], "array"),
     "no leads": ({"leads": []}, ["body", "leads"], "at least 1"),
     "lead id a number": ({"leads": [{"lead_id": 7, "features": {}}]}, ["body", "leads", 0, "lead_id"], "string"),
-    "feature value a list": ({"leads": [{"lead_id": "L1", "features": {"x": [1]}}]},
-                             ["body", "leads", 0, "features", "x"], ""),
+    "feature value a list": (
+        {"leads": [{"lead_id": "L1", "features": {"x": [1]}}]},
+        ["body", "leads", 0, "features", "x"],
+        "",
+    ),
     "unknown field": ({"leads": [{"lead_id": "L1", "features": {}}], "colour": "red"}, ["body", "colour"], "Extra"),
     "unknown language": ({"leads": [{"lead_id": "L1", "features": {}}], "lang": "fr"}, ["body", "lang"], "en"),
-    "more than 1000 leads": ({"leads": [{"lead_id": f"L{i}", "features": {}} for i in range(1001)]}, ["body", "leads"],
-                             "at most 1000"),
+    "more than 1000 leads": (
+        {"leads": [{"lead_id": f"L{i}", "features": {}} for i in range(1001)]},
+        ["body", "leads"],
+        "at most 1000",
+    ),
     "rank page 0": ({"page": 0}, ["body", "page"], "greater than or equal to 1"),
     "rank page size over 500": ({"page_size": 501}, ["body", "page_size"], "less than or equal to 500"),
     "rank grade E": ({"grade": "E"}, ["body", "grade"], "'A'"),
@@ -201,37 +258,58 @@ def test_a_bad_input_gets_422_naming_the_field(case, server, auth):
     resp = httpx.post(server.url + path, json=body, headers=auth, timeout=60)
     assert resp.status_code == 422, resp.text[:500]
     detail = resp.json()["detail"]
-    assert any(d["loc"][:len(loc)] == loc and words.lower() in d["msg"].lower() for d in detail), detail[:3]
+    assert any(d["loc"][: len(loc)] == loc and words.lower() in d["msg"].lower() for d in detail), detail[:3]
     assert len(resp.content) < 2_000_000
 
 
 def test_a_lead_missing_model_features_gets_422_naming_the_lead(server, auth):
-    resp = httpx.post(server.url + "/v1/score", json={"leads": [{"lead_id": "L1", "features": {"n_card_view_7d": 1}}]},
-                      headers=auth, timeout=30)
+    resp = httpx.post(
+        server.url + "/v1/score",
+        json={"leads": [{"lead_id": "L1", "features": {"n_card_view_7d": 1}}]},
+        headers=auth,
+        timeout=30,
+    )
     assert resp.status_code == 422 and resp.json()["detail"][0]["loc"] == ["body", "leads", 0, "features"]
     assert "lacks" in resp.json()["detail"][0]["msg"]
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"", b"[]", b"null", b'{"leads": [', "{\"leads\": \"\u00e9\"}".encode("latin-1"),
-                                 b'{"leads": [{"lead_id": "L1", "features": {}}]}' * 2],
-                         ids=["broken", "empty", "array", "null", "truncated", "latin-1", "two objects"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{not json",
+        b"",
+        b"[]",
+        b"null",
+        b'{"leads": [',
+        '{"leads": "\u00e9"}'.encode("latin-1"),
+        b'{"leads": [{"lead_id": "L1", "features": {}}]}' * 2,
+    ],
+    ids=["broken", "empty", "array", "null", "truncated", "latin-1", "two objects"],
+)
 def test_a_body_that_is_not_one_json_object_gets_4xx(raw, server, auth):
-    resp = httpx.post(server.url + "/v1/score", content=raw, headers={**auth, "content-type": "application/json"},
-                      timeout=30)
+    resp = httpx.post(
+        server.url + "/v1/score", content=raw, headers={**auth, "content-type": "application/json"}, timeout=30
+    )
     assert resp.status_code in (400, 422), resp.text[:300]
 
 
 def test_a_non_json_content_type_gets_4xx(server, auth):
-    resp = httpx.post(server.url + "/v1/score", content=b"leads=1", timeout=30,
-                      headers={**auth, "content-type": "application/x-www-form-urlencoded"})
+    resp = httpx.post(
+        server.url + "/v1/score",
+        content=b"leads=1",
+        timeout=30,
+        headers={**auth, "content-type": "application/x-www-form-urlencoded"},
+    )
     assert 400 <= resp.status_code < 500, resp.text[:300]
 
 
 def test_more_events_than_the_request_limit_get_422_naming_the_limit(server, auth, settings):
     limit = settings.serving.max_events_per_request
     per_lead = 20_000
-    leads = [{"lead_id": f"L{i}", "events": [{**EVENT, "event_id": f"e{i}-{j}"} for j in range(per_lead)]}
-             for i in range(limit // per_lead + 1)]
+    leads = [
+        {"lead_id": f"L{i}", "events": [{**EVENT, "event_id": f"e{i}-{j}"} for j in range(per_lead)]}
+        for i in range(limit // per_lead + 1)
+    ]
     resp = httpx.post(server.url + "/v1/score", json={"leads": leads, "as_of": AS_OF}, headers=auth, timeout=120)
     assert resp.status_code == 422, resp.text[:300]
     assert str(limit) in json.dumps(resp.json()["detail"]).replace(",", "")
@@ -242,8 +320,12 @@ def test_more_events_than_the_request_limit_get_422_naming_the_limit(server, aut
 
 def test_a_body_over_max_body_bytes_gets_413_naming_the_limit(bare_server):
     body = json.dumps({"leads": [{"lead_id": "L1", "features": {"x": "y" * 5000}}]}).encode()
-    resp = httpx.post(bare_server.url + "/v1/score", content=body, timeout=30,
-                      headers={"content-type": "application/json", "Authorization": "Bearer lr_x_y"})
+    resp = httpx.post(
+        bare_server.url + "/v1/score",
+        content=body,
+        timeout=30,
+        headers={"content-type": "application/json", "Authorization": "Bearer lr_x_y"},
+    )
     assert resp.status_code == 413 and "4096" in resp.json()["detail"]
 
 
@@ -254,14 +336,22 @@ def test_a_streamed_body_over_max_body_bytes_gets_413(bare_server):
             yield b"y" * 1000
         yield b'"}}]}'
 
-    resp = httpx.post(bare_server.url + "/v1/score", content=chunks(), timeout=30,
-                      headers={"content-type": "application/json", "Authorization": "Bearer lr_x_y"})
+    resp = httpx.post(
+        bare_server.url + "/v1/score",
+        content=chunks(),
+        timeout=30,
+        headers={"content-type": "application/json", "Authorization": "Bearer lr_x_y"},
+    )
     assert resp.status_code == 413, resp.text[:300]
 
 
 def test_a_body_under_max_body_bytes_is_read(bare_server):
-    resp = httpx.post(bare_server.url + "/v1/score", json={"leads": [{"lead_id": "L1", "features": {}}]},
-                      headers={"Authorization": "Bearer lr_x_y"}, timeout=30)
+    resp = httpx.post(
+        bare_server.url + "/v1/score",
+        json={"leads": [{"lead_id": "L1", "features": {}}]},
+        headers={"Authorization": "Bearer lr_x_y"},
+        timeout=30,
+    )
     assert resp.status_code == 401  # past the limit, on to the key check
 
 
@@ -276,9 +366,12 @@ def valid_row(feature_names) -> dict:
 
 @pytest.mark.parametrize("rank", ["Infinity", -1, 7, 1e300])
 def test_a_stage_rank_outside_the_funnel_gets_422(rank, server, auth, valid_row):
-    resp = httpx.post(server.url + "/v1/score", json={"leads": [{"lead_id": "L1", "features": {**valid_row,
-                                                                                              "stage_rank": rank}}]},
-                      headers=auth, timeout=30)
+    resp = httpx.post(
+        server.url + "/v1/score",
+        json={"leads": [{"lead_id": "L1", "features": {**valid_row, "stage_rank": rank}}]},
+        headers=auth,
+        timeout=30,
+    )
     assert resp.status_code == 422, resp.text[:200]
     assert resp.json()["detail"][0]["loc"] == ["body", "leads", 0, "features", "stage_rank"]
 
@@ -286,22 +379,28 @@ def test_a_stage_rank_outside_the_funnel_gets_422(rank, server, auth, valid_row)
 def test_an_integer_beyond_the_float_range_gets_422(server, auth, valid_row, feature_names):
     name = next(f for f in feature_names[0] if f not in feature_names[1] and f != "stage_rank")
     raw = json.dumps({"leads": [{"lead_id": "L1", "features": {**valid_row, name: 10**400}}]})
-    resp = httpx.post(server.url + "/v1/score", content=raw, timeout=30,
-                      headers={**auth, "content-type": "application/json"})
+    resp = httpx.post(
+        server.url + "/v1/score", content=raw, timeout=30, headers={**auth, "content-type": "application/json"}
+    )
     assert resp.status_code == 422, resp.text[:200]
 
 
 @pytest.mark.parametrize("value", [1e308, -1e308])
 def test_an_extreme_but_finite_share_is_answered(value, server, auth, valid_row):
-    resp = httpx.post(server.url + "/v1/score", json={"leads": [{"lead_id": "L1", "features": {
-        **valid_row, "sales_win_rate": value}}]}, headers=auth, timeout=30)
+    resp = httpx.post(
+        server.url + "/v1/score",
+        json={"leads": [{"lead_id": "L1", "features": {**valid_row, "sales_win_rate": value}}]},
+        headers=auth,
+        timeout=30,
+    )
     assert resp.status_code in (200, 422), resp.text[:200]
 
 
 def test_a_lone_surrogate_in_a_string_gets_4xx(server, auth):
     raw = b'{"leads": [{"lead_id": "\\ud800", "features": {}}]}'
-    resp = httpx.post(server.url + "/v1/score", content=raw, timeout=30,
-                      headers={**auth, "content-type": "application/json"})
+    resp = httpx.post(
+        server.url + "/v1/score", content=raw, timeout=30, headers={**auth, "content-type": "application/json"}
+    )
     assert 400 <= resp.status_code < 500, resp.text[:200]
 
 

@@ -12,30 +12,37 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from leadradar.settings import Settings
-from serving.auth import KeyStore
-from serving.loader import load_alias
-from serving.process import ServiceProcess, free_port
-from training.registry import CHAMPION, crown, model_version, version_for_alias
-from training.tracking import configure_mlflow
+from leadradar.config import Settings
+from leadradar.registry import CHAMPION, configure_mlflow, crown, load_alias, model_version, version_for_alias
+from leadradar.serving.auth import KeyStore
+from leadradar.serving.process import ServiceProcess, free_port
 
 pytestmark = pytest.mark.server
 
 
 def feature_leads(scored, tenant: str, n: int, offset: int = 0) -> list[dict]:
-    rows = scored.features[scored.features["tenant_id"] == tenant].iloc[offset:offset + n]
+    rows = scored.features[scored.features["tenant_id"] == tenant].iloc[offset : offset + n]
     names = [c for c in scored.features.columns if c not in ("tenant_id", "lead_id", "cutoff", "sales_id", "stage")]
-    return [{"lead_id": r["lead_id"], "features": {f: (None if pd.isna(r[f]) else r[f]) for f in names}}
-            for r in rows.to_dict("records")]
+    return [
+        {"lead_id": r["lead_id"], "features": {f: (None if pd.isna(r[f]) else r[f]) for f in names}}
+        for r in rows.to_dict("records")
+    ]
 
 
 def events_lead(small_sim, lead_id: str, as_of: pd.Timestamp) -> dict:
     ev = pd.read_parquet(small_sim.events, filters=[("lead_id", "==", lead_id)])
     ev = ev[ev["ts"] <= as_of]
     optional = ("dwell_s", "item_id", "referrer_lead_id", "channel")
-    events = [{"event_id": e["event_id"], "ts": e["ts"].isoformat(), "event_type": e["event_type"],
-               "sales_id": e["sales_id"], **{k: e[k] for k in optional if pd.notna(e[k])}}
-              for e in ev.to_dict("records")]
+    events = [
+        {
+            "event_id": e["event_id"],
+            "ts": e["ts"].isoformat(),
+            "event_type": e["event_type"],
+            "sales_id": e["sales_id"],
+            **{k: e[k] for k in optional if pd.notna(e[k])},
+        }
+        for e in ev.to_dict("records")
+    ]
     return {"lead_id": lead_id, "events": events}
 
 
@@ -50,8 +57,14 @@ def test_with_no_model_the_server_is_alive_not_ready_and_score_answers_503(bare_
     lead = {"lead_id": "x", "features": {"n_card_view_7d": 1}}
     resp = httpx.post(bare_server.url + "/v1/score", json={"leads": [lead]}, headers=auth, timeout=10)
     assert resp.status_code == 503 and "no model" in resp.json()["detail"]
-    events = {"leads": [{"lead_id": "x", "events": [{"event_id": "e", "ts": "2026-09-01T00:00:00Z",
-                                                      "event_type": "card_view", "sales_id": "s"}]}]}
+    events = {
+        "leads": [
+            {
+                "lead_id": "x",
+                "events": [{"event_id": "e", "ts": "2026-09-01T00:00:00Z", "event_type": "card_view", "sales_id": "s"}],
+            }
+        ]
+    }
     assert httpx.post(bare_server.url + "/v1/score", json=events, headers=auth, timeout=10).status_code == 503
     # the key is checked first: no key is 401, not 503
     assert httpx.post(bare_server.url + "/v1/score", json={"leads": [lead]}, timeout=10).status_code == 401
@@ -79,8 +92,9 @@ def registry_away(trained, scored, settings, tmp_path_factory):
         yield svc
 
 
-def test_with_the_registry_away_the_last_local_copy_serves_and_model_says_so(registry_away, server, scored,
-                                                                             trained, role_keys):
+def test_with_the_registry_away_the_last_local_copy_serves_and_model_says_so(
+    registry_away, server, scored, trained, role_keys
+):
     key = role_keys["t01", "system"]
     assert httpx.get(registry_away.url + "/readyz", timeout=5).status_code == 200
     info = httpx.get(registry_away.url + "/v1/model", headers=key.auth, timeout=10).json()
@@ -106,8 +120,10 @@ def pricing_lead(small_sim, scored) -> str:
 
 def test_with_the_registry_away_raw_events_score_as_with_it(registry_away, server, scored, small_sim, role_keys):
     key = role_keys["t01", "system"]
-    body = {"leads": [events_lead(small_sim, pricing_lead(small_sim, scored), scored.as_of)],
-            "as_of": scored.as_of.isoformat()}
+    body = {
+        "leads": [events_lead(small_sim, pricing_lead(small_sim, scored), scored.as_of)],
+        "as_of": scored.as_of.isoformat(),
+    }
     away = httpx.post(registry_away.url + "/v1/score", json=body, headers=key.auth, timeout=30)
     home = httpx.post(server.url + "/v1/score", json=body, headers=key.auth, timeout=30)
     assert away.status_code == home.status_code == 200, away.text
@@ -150,8 +166,9 @@ class Client(threading.Thread):
                     continue
                 if resp.status_code == 200:
                     answer = resp.json()
-                    self.answers.append((time.monotonic(), 200, which, answer["model_version"],
-                                         [x["p_close"] for x in answer["leads"]]))
+                    self.answers.append(
+                        (time.monotonic(), 200, which, answer["model_version"], [x["p_close"] for x in answer["leads"]])
+                    )
                 else:
                     self.answers.append((time.monotonic(), resp.status_code, which, resp.text[:300], None))
 
@@ -166,9 +183,11 @@ def test_a_new_champion_is_swapped_in_under_load_without_a_failed_request(swap_h
     old = version_for_alias(client, name, CHAMPION)
     key = KeyStore(swap_home.score_store_url).create("t01", "system", name="swap")[1]
     lead = scored.features[scored.features["tenant_id"] == "t01"]["lead_id"].iloc[0]
-    bodies = [{"leads": feature_leads(scored, "t01", 5)},
-              {"leads": [events_lead(small_sim, lead, scored.as_of)], "as_of": scored.as_of.isoformat()},
-              {"leads": feature_leads(scored, "t01", 1, offset=7), "lang": "zh-CN"}]
+    bodies = [
+        {"leads": feature_leads(scored, "t01", 5)},
+        {"leads": [events_lead(small_sim, lead, scored.as_of)], "as_of": scored.as_of.isoformat()},
+        {"leads": feature_leads(scored, "t01", 1, offset=7), "lang": "zh-CN"},
+    ]
     env = {"LEADRADAR_SERVING__MODEL_POLL_SECONDS": "1"}
     with ServiceProcess(swap_home, env=env) as svc:
         stop = threading.Event()
@@ -181,8 +200,10 @@ def test_a_new_champion_is_swapped_in_under_load_without_a_failed_request(swap_h
         crowned_at = time.monotonic()
         new = crown(client, model_version(client, name, str(copied.version)))
         deadline = time.monotonic() + 40
-        while time.monotonic() < deadline and not (all(new.version in c.versions() for c in clients) and {
-                a[2] for c in clients for a in c.answers if a[3] == new.version} == set(range(len(bodies)))):
+        while time.monotonic() < deadline and not (
+            all(new.version in c.versions() for c in clients)
+            and {a[2] for c in clients for a in c.answers if a[3] == new.version} == set(range(len(bodies)))
+        ):
             time.sleep(0.1)  # until both clients have seen the new model and it has answered every body
         stop.set()
         for c in clients:
@@ -204,5 +225,7 @@ def test_a_new_champion_is_swapped_in_under_load_without_a_failed_request(swap_h
         assert len({p for _, p in seen}) == 1 and {v for v, _ in seen} == {old.version, new.version}, which
     first_new = min(a[0] for a in answers if a[3] == new.version)
     with capsys.disabled():
-        print(f"\nswap: {len(answers)} requests, 0 failed; v{old.version} -> v{new.version} answered "
-              f"{first_new - crowned_at:.1f} s after the alias moved")
+        print(
+            f"\nswap: {len(answers)} requests, 0 failed; v{old.version} -> v{new.version} answered "
+            f"{first_new - crowned_at:.1f} s after the alias moved"
+        )

@@ -69,11 +69,22 @@ def generate(plan: dict) -> dict:
     wall = time.monotonic() - began
     every = [x for v in latencies.values() for x in v]
     return {
-        "seconds": wall, "clients": plan["clients"], "requests": len(every), "errors": len(errors),
-        "error_samples": errors[:5], "throughput_rps": len(every) / wall,
-        "by_endpoint": {k: {"requests": len(v), "p50_ms": percentile(v, 0.5) * 1e3, "p95_ms": percentile(v, 0.95) * 1e3,
-                            "p99_ms": percentile(v, 0.99) * 1e3, "max_ms": max(v, default=float("nan")) * 1e3}
-                        for k, v in latencies.items()},
+        "seconds": wall,
+        "clients": plan["clients"],
+        "requests": len(every),
+        "errors": len(errors),
+        "error_samples": errors[:5],
+        "throughput_rps": len(every) / wall,
+        "by_endpoint": {
+            k: {
+                "requests": len(v),
+                "p50_ms": percentile(v, 0.5) * 1e3,
+                "p95_ms": percentile(v, 0.95) * 1e3,
+                "p99_ms": percentile(v, 0.99) * 1e3,
+                "max_ms": max(v, default=float("nan")) * 1e3,
+            }
+            for k, v in latencies.items()
+        },
     }
 
 
@@ -99,13 +110,17 @@ def plan_for(server, scored, small_sim, role_keys) -> dict:
     names = [c for c in feats.columns if c not in ("tenant_id", "lead_id", "cutoff", "sales_id", "stage")]
 
     def rows(frame):
-        return [{"lead_id": r["lead_id"], "features": {f: (None if pd.isna(r[f]) else r[f]) for f in names}}
-                for r in frame.to_dict("records")]
+        return [
+            {"lead_id": r["lead_id"], "features": {f: (None if pd.isna(r[f]) else r[f]) for f in names}}
+            for r in frame.to_dict("records")
+        ]
 
     lead = feats["lead_id"].iloc[3]
     ev = pd.read_parquet(small_sim.events, filters=[("lead_id", "==", lead)])
-    events = [{"event_id": e["event_id"], "ts": e["ts"].isoformat(), "event_type": e["event_type"],
-               "sales_id": e["sales_id"]} for e in ev[ev["ts"] <= scored.as_of].to_dict("records")]
+    events = [
+        {"event_id": e["event_id"], "ts": e["ts"].isoformat(), "event_type": e["event_type"], "sales_id": e["sales_id"]}
+        for e in ev[ev["ts"] <= scored.as_of].to_dict("records")
+    ]
     score = [{"leads": rows(feats.iloc[[i]])} for i in range(5)] + [
         {"leads": rows(feats.iloc[10:30])},
         {"leads": rows(feats.iloc[30:31]), "lang": "zh-CN"},
@@ -113,31 +128,50 @@ def plan_for(server, scored, small_sim, role_keys) -> dict:
         {"leads": [{"lead_id": lead, "events": events}], "as_of": scored.as_of.isoformat()},
     ]
     sales = scored.scores.loc[scored.scores["tenant_id"] == "t01", "sales_id"].value_counts().index[:3].tolist()
-    rank = [{}, {"page": 2, "page_size": 20}, {"stage": "qualified"}, {"grade": "B"}, {"sales_id": sales[1]},
-            {"sales_id": sales[2], "stage": "engaged", "page_size": 10}]
+    rank = [
+        {},
+        {"page": 2, "page_size": 20},
+        {"stage": "qualified"},
+        {"grade": "B"},
+        {"sales_id": sales[1]},
+        {"sales_id": sales[2], "stage": "engaged", "page_size": 10},
+    ]
     return {
-        "url": server.url, "seconds": LOAD_SECONDS, "clients": CLIENTS,
+        "url": server.url,
+        "seconds": LOAD_SECONDS,
+        "clients": CLIENTS,
         "bodies": {"score": score, "rank": rank},
-        "keys": {"score": [role_keys["t01", "system"].token, role_keys["t01", "manager"].token],
-                 "rank": [role_keys["t01", "manager"].token, role_keys["t01", "system"].token],
-                 "model": [role_keys[t, r].token for t in ("t01", "t02") for r in ("system", "manager", "sales")]},
+        "keys": {
+            "score": [role_keys["t01", "system"].token, role_keys["t01", "manager"].token],
+            "rank": [role_keys["t01", "manager"].token, role_keys["t01", "system"].token],
+            "model": [role_keys[t, r].token for t in ("t01", "t02") for r in ("system", "manager", "sales")],
+        },
     }
 
 
-def test_a_minute_of_mixed_traffic_from_eight_clients_has_no_error(server, scored, small_sim, role_keys, tmp_path,
-                                                                   capsys):
+def test_a_minute_of_mixed_traffic_from_eight_clients_has_no_error(
+    server, scored, small_sim, role_keys, tmp_path, capsys
+):
     plan = plan_for(server, scored, small_sim, role_keys)
     (tmp_path / "plan.json").write_text(json.dumps(plan))
     out = tmp_path / "result.json"
-    done = subprocess.run([sys.executable, __file__, str(tmp_path / "plan.json"), str(out)], capture_output=True,
-                          text=True, timeout=LOAD_SECONDS + 120)
+    done = subprocess.run(
+        [sys.executable, __file__, str(tmp_path / "plan.json"), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=LOAD_SECONDS + 120,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     result = json.loads(out.read_text())
-    lines = [f"\nload: {result['requests']} requests from {result['clients']} clients in {result['seconds']:.0f} s, "
-             f"{result['throughput_rps']:.0f} req/s, {result['errors']} errors"]
+    lines = [
+        f"\nload: {result['requests']} requests from {result['clients']} clients in {result['seconds']:.0f} s, "
+        f"{result['throughput_rps']:.0f} req/s, {result['errors']} errors"
+    ]
     for name, s in result["by_endpoint"].items():
-        lines.append(f"  {name:5s} {s['requests']:6d} requests  p50 {s['p50_ms']:6.1f} ms  p95 {s['p95_ms']:6.1f} ms  "
-                     f"p99 {s['p99_ms']:6.1f} ms  max {s['max_ms']:6.1f} ms")
+        lines.append(
+            f"  {name:5s} {s['requests']:6d} requests  p50 {s['p50_ms']:6.1f} ms  p95 {s['p95_ms']:6.1f} ms  "
+            f"p99 {s['p99_ms']:6.1f} ms  max {s['max_ms']:6.1f} ms"
+        )
     with capsys.disabled():
         print("\n".join(lines))
     assert result["errors"] == 0, result["error_samples"]

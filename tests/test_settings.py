@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from leadradar.settings import DEFAULT_EVENT_TYPES, Settings
+from leadradar.config import DEFAULT_EVENT_TYPES, Settings
 
 
 @pytest.fixture(autouse=True)
@@ -58,7 +58,7 @@ def test_nested_environment_variable_overrides_one_field_and_keeps_its_siblings(
 
 def _write_toml(path: Path) -> Path:
     path.write_text(
-        '[training]\nhorizon_days = 21\n\n[features]\nwindows_days = [3, 14]\n\n[serving]\nport = 4100\n',
+        "[training]\nhorizon_days = 21\n\n[features]\nwindows_days = [3, 14]\n\n[serving]\nport = 4100\n",
         encoding="utf-8",
     )
     return path
@@ -121,5 +121,5 @@ def test_feature_windows_at_the_limits_are_accepted_sorted_and_unique():
 
 def test_bad_window_in_the_environment_is_refused(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("LEADRADAR_FEATURES__WINDOWS_DAYS", "[7, 0]")
-    with pytest.raises(ValidationError, match="1..3650"):
+    with pytest.raises(ValidationError, match=r"1\.\.3650"):
         Settings()

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
 
-from features.contract import EVENT_SCHEMA, STAGE_SCHEMA
-from features.simulator import SimulationConfig, SimulationResult, simulate
-from features.simulator.dynamics import BROWSING, BUYING, DORMANT, intent, mode_matrix, stage_step
-from features.simulator.truth import advance_probabilities, close_probabilities
-from leadradar.settings import DEFAULT_EVENT_TYPES, Settings
+from leadradar.config import DEFAULT_EVENT_TYPES, Settings
+from leadradar.features.contract import EVENT_SCHEMA, STAGE_SCHEMA
+from leadradar.features.simulator import SimulationConfig, SimulationResult, simulate
+from leadradar.features.simulator.dynamics import BROWSING, BUYING, DORMANT, intent, mode_matrix, stage_step
+from leadradar.features.simulator.truth import advance_probabilities, close_probabilities
 
 SMALL = {"tenants": 2, "leads": 4000, "days": 200, "seed": 5}
 TABLES = ("events", "stages", "truth", "items", "leads")

@@ -11,14 +11,13 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
-from features.build import compute_features
-from features.registry import build_registry
-from features.simulator import SimulationConfig, simulation_end
 from leadradar.cli import app
-from serving.loader import load_alias
-from serving.scoring import SCORE_COLUMNS
+from leadradar.features.build import compute_features
+from leadradar.features.registry import build_registry
+from leadradar.features.simulator import SimulationConfig, simulation_end
+from leadradar.registry import configure_mlflow, load_alias
+from leadradar.serving.scoring import SCORE_COLUMNS
 from tests.conftest import SMALL
-from training.tracking import configure_mlflow
 
 
 def as_of_end() -> pd.Timestamp:
@@ -79,8 +78,21 @@ def test_batch_score_writes_every_open_lead_and_rank_prints_the_top(trained, sma
     out = tmp_path / "scores.parquet"
     runner = CliRunner()
     env = {"LEADRADAR_HOME": str(settings.data_dir)}
-    r = runner.invoke(app, ["score", "--events", str(small_sim.events), "--stages", str(small_sim.stages),
-                            "--as-of", as_of_end().isoformat(), "--out", str(out)], env=env)
+    r = runner.invoke(
+        app,
+        [
+            "score",
+            "--events",
+            str(small_sim.events),
+            "--stages",
+            str(small_sim.stages),
+            "--as-of",
+            as_of_end().isoformat(),
+            "--out",
+            str(out),
+        ],
+        env=env,
+    )
     assert r.exit_code == 0, r.output
     scores = pd.read_parquet(out)
     assert list(scores.columns) == SCORE_COLUMNS
@@ -97,21 +109,34 @@ def test_batch_score_writes_every_open_lead_and_rank_prints_the_top(trained, sma
 
 def test_http_scores_equal_in_process_predictions(server, small_sim, settings, system_key):
     loaded = load_alias(settings)
-    feats = compute_features(small_sim.events, small_sim.stages, [as_of_end()], settings,
-                             build_registry(settings), small_sim.items, leads=small_sim.leads)
+    feats = compute_features(
+        small_sim.events,
+        small_sim.stages,
+        [as_of_end()],
+        settings,
+        build_registry(settings),
+        small_sim.items,
+        leads=small_sim.leads,
+    )
     sample = feats[feats["tenant_id"] == "t01"].sample(40, random_state=0)
-    body = {"leads": [
-        {"lead_id": r["lead_id"], "features": {f: (None if pd.isna(r[f]) else r[f]) for f in loaded.model.features}}
-        for r in sample.to_dict("records")
-    ]}
-    resp = httpx.post(server.url + "/v1/score", json=body, headers={"Authorization": f"Bearer {system_key}"}, timeout=30)
+    body = {
+        "leads": [
+            {"lead_id": r["lead_id"], "features": {f: (None if pd.isna(r[f]) else r[f]) for f in loaded.model.features}}
+            for r in sample.to_dict("records")
+        ]
+    }
+    resp = httpx.post(
+        server.url + "/v1/score", json=body, headers={"Authorization": f"Bearer {system_key}"}, timeout=30
+    )
     assert resp.status_code == 200, resp.text
     answer = resp.json()
     assert answer["model_version"] == loaded.ref.version
     funnel = loaded.model.predict_funnel(sample, list(settings.funnel.open_stages))
     assert [a["lead_id"] for a in answer["leads"]] == sample["lead_id"].tolist()
     for h in ("7d", "30d"):
-        np.testing.assert_allclose([a["p_close"][h] for a in answer["leads"]], funnel[f"p_close_{h}"], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(
+            [a["p_close"][h] for a in answer["leads"]], funnel[f"p_close_{h}"], rtol=0, atol=1e-9
+        )
     np.testing.assert_allclose([a["p_advance"] for a in answer["leads"]], funnel["p_advance"], rtol=0, atol=1e-9)
 
 
@@ -119,16 +144,23 @@ def test_health_and_a_row_missing_features_gets_a_clear_4xx(server, system_key):
     assert httpx.get(server.url + "/healthz", timeout=5).status_code == 200
     assert httpx.get(server.url + "/readyz", timeout=5).status_code == 200
     auth = {"Authorization": f"Bearer {system_key}"}
-    resp = httpx.post(server.url + "/v1/score", json={"leads": [{"lead_id": "x", "features": {"n_card_view_7d": 1}}]},
-                      headers=auth, timeout=10)
-    assert resp.status_code == 422 and "lacks" in resp.text and resp.json()["detail"][0]["loc"][:3] == ["body", "leads", 0]
-    resp = httpx.post(server.url + "/v1/score", content=b"{not json", headers={**auth, "content-type": "application/json"},
-                      timeout=10)
+    resp = httpx.post(
+        server.url + "/v1/score",
+        json={"leads": [{"lead_id": "x", "features": {"n_card_view_7d": 1}}]},
+        headers=auth,
+        timeout=10,
+    )
+    assert (
+        resp.status_code == 422 and "lacks" in resp.text and resp.json()["detail"][0]["loc"][:3] == ["body", "leads", 0]
+    )
+    resp = httpx.post(
+        server.url + "/v1/score", content=b"{not json", headers={**auth, "content-type": "application/json"}, timeout=10
+    )
     assert resp.status_code == 422
 
 
 def test_until_drops_everything_after_it(small_sim, settings):
-    from features.trainset import build_training_set
+    from leadradar.features.trainset import build_training_set
 
     until = pd.Timestamp("2026-06-01", tz="UTC")
     ts = build_training_set(small_sim.events, small_sim.stages, settings, until=until)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from training.splits import time_split
+from leadradar.training.splits import time_split
 
 FIRST = pd.Timestamp("2026-01-05", tz="UTC")  # a Monday
 
@@ -62,7 +62,7 @@ def test_no_cutoffs_at_all_are_refused_with_a_value_error():
 def test_masks_mark_each_row_by_its_cutoff_period():
     cutoffs = weekly(52)
     split = time_split(cutoffs, 30, 0.15, 0.2)
-    rows = pd.Series(cutoffs + [cutoffs[-1]])
+    rows = pd.Series([*cutoffs, cutoffs[-1]])
     masks = split.masks(rows)
     assert masks["test"].sum() == len(split.test) + 1
     assert masks["train"].sum() == len(split.train)

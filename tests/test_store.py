@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving.ranking import ranked_leads
-from serving.scoring import SCORE_COLUMNS
-from serving.store import ScoreStore
+from leadradar.serving.ranking import ranked_leads
+from leadradar.serving.scoring import SCORE_COLUMNS
+from leadradar.serving.store import ScoreStore
 
 MONDAY = pd.Timestamp("2026-03-02", tz="UTC")
 WEEK = pd.Timedelta(weeks=1)
@@ -187,7 +187,7 @@ def test_ranked_leads_without_detail_are_the_same_list_minus_the_reasons(two_run
 
 
 def test_the_ranked_cache_reads_again_exactly_when_the_tenants_scores_change(store: ScoreStore):
-    from serving.ranking import RankedCache
+    from leadradar.serving.ranking import RankedCache
 
     cache = RankedCache(store, lambda p: "A" if p >= 0.5 else "D")
     store.write(scores("ta", MONDAY, {"L1": 0.1, "L2": 0.6}))

@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from serving.auth import KeyStore
-from serving.store import ScoreStore
-from serving.users import UserStore
+from leadradar.serving.auth import KeyStore
+from leadradar.serving.store import ScoreStore
+from leadradar.serving.users import UserStore
 from tests.postgres import PostgresServer, find_bin_dir
 
 # The store's behaviour, again on PostgreSQL: these use the `store` fixture defined below.
@@ -87,14 +87,17 @@ def test_timestamps_come_back_as_the_same_utc_instant_from_a_beijing_time_sessio
 
 
 def test_a_batch_run_reads_back_the_same_on_postgres_as_on_the_embedded_default(
-        scored, small_sim, settings, tmp_path, postgres):
+    scored, small_sim, settings, tmp_path, postgres
+):
     from tests.dashboard_support import session_activity
 
     activity = session_activity(settings, small_sim, scored)
     some = set(scored.scores[scored.scores["tenant_id"] == "t01"]["lead_id"][:300])
     events = activity.events[activity.events["lead_id"].isin(some)]
-    stores = {"sqlite": ScoreStore(f"sqlite:///{tmp_path / 'embedded.db'}"),
-              "postgresql": ScoreStore(postgres.create_database("batch") + SHANGHAI)}
+    stores = {
+        "sqlite": ScoreStore(f"sqlite:///{tmp_path / 'embedded.db'}"),
+        "postgresql": ScoreStore(postgres.create_database("batch") + SHANGHAI),
+    }
     read = {}
     for name, store in stores.items():
         for _ in range(2):  # the same run twice: replaced, never duplicated
@@ -105,8 +108,10 @@ def test_a_batch_run_reads_back_the_same_on_postgres_as_on_the_embedded_default(
         read[name] = {
             "scores": _sorted(store.latest("t01").drop(columns="scored_at"), ["lead_id"]),
             "runs": store.runs("t01"),
-            "events": _sorted(pd.concat([store.events("t01", lead) for lead in scored.scores["lead_id"][:50]]),
-                              ["lead_id", "event_id"]),
+            "events": _sorted(
+                pd.concat([store.events("t01", lead) for lead in scored.scores["lead_id"][:50]]),
+                ["lead_id", "event_id"],
+            ),
             "funnel": store.funnel("t01"),
             "context": store.context("t01"),
         }
@@ -124,9 +129,19 @@ def test_a_batch_run_reads_back_the_same_on_postgres_as_on_the_embedded_default(
 
 def test_lead_events_keep_the_newest_run_and_a_backfill_leaves_them(any_store):
     def events(lead: str, ids: list[str], day: str) -> pd.DataFrame:
-        return pd.DataFrame({"tenant_id": "ta", "lead_id": lead, "event_id": ids, "ts": pd.Timestamp(day, tz="UTC"),
-                             "event_type": "card_view", "sales_id": "s1", "dwell_s": 12.5, "item_id": None,
-                             "channel": "h5"})
+        return pd.DataFrame(
+            {
+                "tenant_id": "ta",
+                "lead_id": lead,
+                "event_id": ids,
+                "ts": pd.Timestamp(day, tz="UTC"),
+                "event_type": "card_view",
+                "sales_id": "s1",
+                "dwell_s": 12.5,
+                "item_id": None,
+                "channel": "h5",
+            }
+        )
 
     any_store.write_events(events("L1", ["e1", "e2"], "2026-03-01"), MONDAY)
     any_store.write_events(events("L1", ["e3"], "2026-03-08"), MONDAY + WEEK)  # the next run replaces
@@ -138,8 +153,16 @@ def test_lead_events_keep_the_newest_run_and_a_backfill_leaves_them(any_store):
 
 def test_funnel_counts_replace_per_run_and_read_in_funnel_order(any_store):
     def counts(as_of: pd.Timestamp, reached: list[int]) -> pd.DataFrame:
-        return pd.DataFrame({"tenant_id": "ta", "as_of": as_of, "stage": ["new", "engaged", "won"],
-                             "position": [0, 1, 2], "reached": reached, "lost": [5, 1, 0]})
+        return pd.DataFrame(
+            {
+                "tenant_id": "ta",
+                "as_of": as_of,
+                "stage": ["new", "engaged", "won"],
+                "position": [0, 1, 2],
+                "reached": reached,
+                "lost": [5, 1, 0],
+            }
+        )
 
     any_store.write_funnel(counts(MONDAY, [100, 40, 10]))
     any_store.write_funnel(counts(MONDAY, [120, 50, 12]))
@@ -165,8 +188,17 @@ def test_rerunning_leadradar_score_on_postgres_replaces_the_run(trained, scored,
     from leadradar.cli import app
 
     env = {"LEADRADAR_HOME": str(settings.data_dir), "LEADRADAR_SERVING__SCORE_STORE_URL": pg_url}
-    args = ["score", "--events", str(small_sim.events), "--stages", str(small_sim.stages), "--tenant", "t01",
-            "--as-of", scored.as_of.isoformat()]
+    args = [
+        "score",
+        "--events",
+        str(small_sim.events),
+        "--stages",
+        str(small_sim.stages),
+        "--tenant",
+        "t01",
+        "--as-of",
+        scored.as_of.isoformat(),
+    ]
     counts = []
     store = ScoreStore(pg_url)
     for _ in range(2):

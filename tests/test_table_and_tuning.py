@@ -12,12 +12,10 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner
 
 from leadradar.cli import app
-from leadradar.settings import Settings
-from models.funnel import FunnelModel
-from serving.loader import fetch
-from training.registry import CHALLENGER, version_for_alias
-from training.table import TableError, classify_columns, train_from_table, tune_table
-from training.tracking import configure_mlflow
+from leadradar.config import Settings
+from leadradar.models.funnel import FunnelModel
+from leadradar.registry import CHALLENGER, configure_mlflow, fetch, version_for_alias
+from leadradar.training.table import TableError, classify_columns, train_from_table, tune_table
 
 
 def feature_table(n: int = 3000, seed: int = 0) -> pd.DataFrame:
@@ -26,11 +24,16 @@ def feature_table(n: int = 3000, seed: int = 0) -> pd.DataFrame:
     visits = rng.poisson(3, n)
     vip = rng.random(n) < 0.2
     logit = -3 + 0.5 * visits + 1.5 * vip + np.where(region == "east", 1.0, 0.0)
-    return pd.DataFrame({
-        "visits": visits, "dwell": rng.gamma(2, 30, n), "vip": vip, "region": region,
-        "signed_at": pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 200, n), unit="D"),
-        "won": (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int),
-    })
+    return pd.DataFrame(
+        {
+            "visits": visits,
+            "dwell": rng.gamma(2, 30, n),
+            "vip": vip,
+            "region": region,
+            "signed_at": pd.Timestamp("2026-01-01", tz="UTC") + pd.to_timedelta(rng.integers(0, 200, n), unit="D"),
+            "won": (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int),
+        }
+    )
 
 
 @pytest.fixture
@@ -60,7 +63,7 @@ def test_numeric_boolean_and_categorical_columns_are_used_natively(tmp_path, hom
 
 
 def test_a_time_column_puts_the_latest_rows_in_the_test_period(tmp_path):
-    from training.table import prepare
+    from leadradar.training.table import prepare
 
     path = tmp_path / "t.csv"
     df = feature_table()
@@ -72,7 +75,7 @@ def test_a_time_column_puts_the_latest_rows_in_the_test_period(tmp_path):
 
 
 def test_without_a_time_column_the_split_is_stratified(tmp_path):
-    from training.table import prepare
+    from leadradar.training.table import prepare
 
     path = tmp_path / "t.parquet"
     feature_table().drop(columns="signed_at").to_parquet(path)
@@ -82,7 +85,7 @@ def test_without_a_time_column_the_split_is_stratified(tmp_path):
 
 
 def test_a_label_that_is_not_binary_is_refused(tmp_path):
-    from training.table import binary_label
+    from leadradar.training.table import binary_label
 
     with pytest.raises(TableError, match="0/1"):
         binary_label(pd.DataFrame({"y": [0, 1, 2]}), "y")
@@ -91,8 +94,11 @@ def test_a_label_that_is_not_binary_is_refused(tmp_path):
 def test_cli_train_table_json(tmp_path, home):
     path = tmp_path / "byo.csv"
     feature_table().drop(columns="signed_at").to_csv(path, index=False)
-    r = CliRunner().invoke(app, ["train", "--table", str(path), "--label", "won", "--json", "--no-tuned"],
-                           env={"LEADRADAR_HOME": str(home)})
+    r = CliRunner().invoke(
+        app,
+        ["train", "--table", str(path), "--label", "won", "--json", "--no-tuned"],
+        env={"LEADRADAR_HOME": str(home)},
+    )
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["model_name"] == "table-byo-won" and out["model_version"] == "1" and out["run_id"]
@@ -109,8 +115,10 @@ def test_tuning_resumes_logs_nested_runs_and_carries_into_train(tmp_path, home):
     study = optuna.load_study(study_name=second.study, storage=second.storage)
     assert len(study.trials) == 5
     client = MlflowClient()
-    children = client.search_runs([client.get_experiment_by_name(settings.mlflow.experiment).experiment_id],
-                                  filter_string=f"tags.mlflow.parentRunId = '{second.parent_run_id}'")
+    children = client.search_runs(
+        [client.get_experiment_by_name(settings.mlflow.experiment).experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{second.parent_run_id}'",
+    )
     assert len(children) == 2
     result = train_from_table(path, "won", settings)
     run = client.get_run(result.run_id)

@@ -32,18 +32,18 @@ NOT_FEATURE_PREFIXES = ("y_", "p_")
 # 30 days for repeatable touches and over all time for one-off commitments (saving the contact,
 # adding WeChat). A column the frame lacks gives no points.
 DEFAULT_POINTS: dict[str, tuple[float, float]] = {
-    "n_card_view_30d": (1.0, 10.0),        # opened the card
-    "n_article_view_30d": (2.0, 10.0),     # read an article
-    "n_video_view_30d": (2.0, 10.0),       # watched a video
-    "n_product_view_30d": (3.0, 15.0),     # looked at a product page
-    "pricing_views_30d": (10.0, 30.0),     # looked at the pricing page
-    "n_card_share_30d": (5.0, 15.0),       # shared the card with colleagues
-    "n_card_save_all": (10.0, 10.0),       # saved the contact (once is enough)
-    "n_form_submit_30d": (10.0, 20.0),     # submitted a form
-    "n_chat_message_30d": (2.0, 10.0),     # chatted
-    "n_wechat_add_all": (15.0, 15.0),      # added the salesperson on WeChat
-    "n_phone_call_30d": (15.0, 30.0),      # called
-    "n_meeting_30d": (25.0, 50.0),         # met the salesperson
+    "n_card_view_30d": (1.0, 10.0),  # opened the card
+    "n_article_view_30d": (2.0, 10.0),  # read an article
+    "n_video_view_30d": (2.0, 10.0),  # watched a video
+    "n_product_view_30d": (3.0, 15.0),  # looked at a product page
+    "pricing_views_30d": (10.0, 30.0),  # looked at the pricing page
+    "n_card_share_30d": (5.0, 15.0),  # shared the card with colleagues
+    "n_card_save_all": (10.0, 10.0),  # saved the contact (once is enough)
+    "n_form_submit_30d": (10.0, 20.0),  # submitted a form
+    "n_chat_message_30d": (2.0, 10.0),  # chatted
+    "n_wechat_add_all": (15.0, 15.0),  # added the salesperson on WeChat
+    "n_phone_call_30d": (15.0, 30.0),  # called
+    "n_meeting_30d": (25.0, 50.0),  # met the salesperson
 }
 
 
@@ -78,7 +78,7 @@ class _ScoreToProbability(ClassifierMixin, BaseEstimator):
     def _needed_columns(self) -> list[str]:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def fit(self, frame: pd.DataFrame, y: np.ndarray | pd.Series) -> "_ScoreToProbability":
+    def fit(self, frame: pd.DataFrame, y: np.ndarray | pd.Series) -> _ScoreToProbability:
         name = type(self).__name__
         y = _binary_target(y, name)
         _check_rows(frame, y, name)
@@ -102,7 +102,7 @@ class _ScoreToProbability(ClassifierMixin, BaseEstimator):
 class BaseRate(ClassifierMixin, BaseEstimator):
     """The training positive rate for every row: what knowing nothing about the lead is worth."""
 
-    def fit(self, frame: pd.DataFrame, y: np.ndarray | pd.Series) -> "BaseRate":
+    def fit(self, frame: pd.DataFrame, y: np.ndarray | pd.Series) -> BaseRate:
         y = _binary_target(y, "BaseRate")
         _check_rows(frame, y, "BaseRate")
         self.classes_ = np.array([0, 1])
@@ -146,8 +146,9 @@ class RecencyFrequency(_ScoreToProbability):
         hours = _column(frame, self.recency_column, np.inf)
         edges = np.asarray(self.recency_edges_hours, dtype=float)
         r = len(edges) - np.searchsorted(edges, hours, side="left")
-        f = np.searchsorted(np.asarray(self.frequency_edges, dtype=float), _column(frame, self.frequency_column, 0.0),
-                            side="right")
+        f = np.searchsorted(
+            np.asarray(self.frequency_edges, dtype=float), _column(frame, self.frequency_column, 0.0), side="right"
+        )
         return r.astype(float), f.astype(float)
 
     def score_rows(self, frame: pd.DataFrame) -> np.ndarray:
@@ -202,11 +203,14 @@ class PointsScore(_ScoreToProbability):
 
 def numeric_feature_columns(frame: pd.DataFrame, features: Iterable[str] | None = None) -> list[str]:
     """The numeric feature columns: `features` if given, else every column that is not a key, label or oracle."""
-    names = list(features) if features is not None else [
-        c for c in frame.columns if c not in NOT_FEATURES and not str(c).startswith(NOT_FEATURE_PREFIXES)
-    ]
+    names = (
+        list(features)
+        if features is not None
+        else [c for c in frame.columns if c not in NOT_FEATURES and not str(c).startswith(NOT_FEATURE_PREFIXES)]
+    )
     return [
-        c for c in names
+        c
+        for c in names
         if c in frame.columns and (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))
     ]
 
@@ -218,7 +222,7 @@ class MedianImputer(TransformerMixin, BaseEstimator):
     with `np.nanmedian` instead of masked arrays: ~1 s instead of ~6 s on 100k rows x 200 columns.
     """
 
-    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> "MedianImputer":
+    def fit(self, X: np.ndarray, y: np.ndarray | None = None) -> MedianImputer:
         X = np.asarray(X, dtype=np.float64)
         missing = np.isnan(X)
         empty = missing.all(axis=0)
@@ -263,7 +267,7 @@ class LogisticBaseline(ClassifierMixin, BaseEstimator):
             raise KeyError(f"LogisticBaseline: frame lacks feature columns {missing[:10]}")
         return frame[self.columns_].to_numpy(dtype=np.float64, na_value=np.nan)
 
-    def fit(self, frame: pd.DataFrame, y: np.ndarray | pd.Series) -> "LogisticBaseline":
+    def fit(self, frame: pd.DataFrame, y: np.ndarray | pd.Series) -> LogisticBaseline:
         y = _binary_target(y, "LogisticBaseline")
         _check_rows(frame, y, "LogisticBaseline")
         self.columns_ = numeric_feature_columns(frame, self.features)
@@ -274,12 +278,14 @@ class LogisticBaseline(ClassifierMixin, BaseEstimator):
         lo, hi = np.fmin.reduce(X, axis=0), np.fmax.reduce(X, axis=0)  # NaN only for an all-missing column
         # Count-like: never negative and not already a share in [0, 1].
         self.log_columns_ = np.flatnonzero((lo >= 0) & (hi > 1))
-        self.pipeline_ = Pipeline([
-            ("log1p", FunctionTransformer(_log1p_nonnegative, kw_args={"columns": self.log_columns_})),
-            ("impute", MedianImputer()),
-            ("scale", StandardScaler()),
-            ("logistic", LogisticRegression(C=self.C, tol=self.tol, max_iter=self.max_iter)),
-        ]).fit(X, y)
+        self.pipeline_ = Pipeline(
+            [
+                ("log1p", FunctionTransformer(_log1p_nonnegative, kw_args={"columns": self.log_columns_})),
+                ("impute", MedianImputer()),
+                ("scale", StandardScaler()),
+                ("logistic", LogisticRegression(C=self.C, tol=self.tol, max_iter=self.max_iter)),
+            ]
+        ).fit(X, y)
         return self
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:

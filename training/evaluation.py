@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
-from training.metrics import EPS, classification_metrics, metrics_by, precision_recall_at_k, truth_metrics
+from leadradar.training.metrics import EPS, classification_metrics, metrics_by, precision_recall_at_k, truth_metrics
 
 MODEL = "model"
 # The baselines' distance to the truth is theirs; the oracle's own AUC and log loss are the same
@@ -118,7 +118,11 @@ def _json_safe(value: Any) -> Any:
 
 
 def scorer_metrics(
-    y: np.ndarray, p: np.ndarray, bins: int, ks: tuple[int, ...], p_true: np.ndarray | None,
+    y: np.ndarray,
+    p: np.ndarray,
+    bins: int,
+    ks: tuple[int, ...],
+    p_true: np.ndarray | None,
     truth_keys: tuple[str, ...] | None = None,
 ) -> dict[str, float]:
     """Classification metrics, precision and recall at k, and (where the truth is known) distance from it."""
@@ -161,9 +165,7 @@ def evaluate_test_period(
     return EvaluationReport(
         rows=n,
         model=scorer_metrics(y, p, bins, ks, truth),
-        baselines={
-            name: scorer_metrics(y, pb, bins, ks, truth, BASELINE_TRUTH_KEYS) for name, pb in scored.items()
-        },
+        baselines={name: scorer_metrics(y, pb, bins, ks, truth, BASELINE_TRUTH_KEYS) for name, pb in scored.items()},
         by_tenant=metrics_by(test, y, p, "tenant_id", bins) if "tenant_id" in test.columns else {},
         by_stage=metrics_by(test, y, p, "stage", bins) if "stage" in test.columns else {},
         direct_vs_chained=None if p_chained is None else compare_direct_and_chained(y, p, p_chained),

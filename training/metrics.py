@@ -19,7 +19,7 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 15) -> 
 def reliability_table(y: np.ndarray, p: np.ndarray, bins: int = 15) -> list[dict[str, float]]:
     order = np.argsort(p, kind="stable")
     return [
-        {"p_mean": float(p[c].mean()), "observed": float(y[c].mean()), "n": int(len(c))}
+        {"p_mean": float(p[c].mean()), "observed": float(y[c].mean()), "n": len(c)}
         for c in np.array_split(order, bins)
         if len(c)
     ]
@@ -45,7 +45,7 @@ def classification_metrics(y: np.ndarray, p: np.ndarray, bins: int = 15) -> dict
         "ece": expected_calibration_error(y, p, bins),
         "lift_top10": lift_at(y, p, 0.1),
         "base_rate": float(y.mean()),
-        "rows": int(len(y)),
+        "rows": len(y),
     }
 
 

@@ -15,17 +15,17 @@ import pandas as pd
 from mlflow import MlflowClient
 from mlflow.models import infer_signature
 
-from features.build import KEY
-from features.registry import FeatureRegistry, build_registry
-from features.trainset import Source, TrainingSet, build_training_set
-from leadradar.settings import Settings
-from models.bundle import ARTIFACT_KEY, ENTRY_POINT
-from models.funnel import FunnelModel, TargetSpec
-from training import plots
-from training.metrics import classification_metrics, truth_metrics
-from training.registry import CHALLENGER, CHAMPION, ModelRef, crown, set_alias
-from training.splits import TimeSplit, time_split
-from training.tracking import code_version, configure_mlflow
+from leadradar.config import Settings
+from leadradar.features.build import KEY
+from leadradar.features.registry import FeatureRegistry, build_registry
+from leadradar.features.trainset import Source, TrainingSet, build_training_set
+from leadradar.models.bundle import ARTIFACT_KEY, ENTRY_POINT
+from leadradar.models.funnel import FunnelModel, TargetSpec
+from leadradar.registry import CHALLENGER, CHAMPION, ModelRef, configure_mlflow, crown, set_alias
+from leadradar.training import plots
+from leadradar.training.metrics import classification_metrics, truth_metrics
+from leadradar.training.splits import TimeSplit, time_split
+from leadradar.training.tracking import code_version
 
 
 @dataclass
@@ -71,7 +71,9 @@ def target_horizon(spec: TargetSpec, settings: Settings) -> int:
     return settings.training.horizon_days
 
 
-def target_split(cutoffs: list[pd.Timestamp], horizon_days: int, data_until: pd.Timestamp, settings: Settings) -> TimeSplit:
+def target_split(
+    cutoffs: list[pd.Timestamp], horizon_days: int, data_until: pd.Timestamp, settings: Settings
+) -> TimeSplit:
     """A time split for one horizon: only cutoffs whose label window ends by `data_until`, gaps of that horizon."""
     complete = [c for c in cutoffs if c + timedelta(days=horizon_days) <= data_until]
     tc = settings.training
@@ -82,12 +84,21 @@ def lgbm_params(settings: Settings, tuned: dict[str, Any] | None) -> dict[str, A
     return {**settings.training.lgbm_params, **(tuned or {})}
 
 
-def fit_funnel(ts: TrainingSet, settings: Settings, targets: list[TargetSpec], params: dict[str, Any]) -> tuple[FunnelModel, dict[str, TimeSplit]]:
-    """Fit every target on its own horizon's split; a secondary target without enough data is skipped, with the reason kept."""
+def fit_funnel(
+    ts: TrainingSet, settings: Settings, targets: list[TargetSpec], params: dict[str, Any]
+) -> tuple[FunnelModel, dict[str, TimeSplit]]:
+    """Fit every target on its own horizon's split; a secondary target short of data is skipped, the reason kept."""
     tc = settings.training
     model = FunnelModel(
-        targets, ts.features, ts.categorical, params, tc.num_boost_round, tc.early_stopping_rounds,
-        main_target=main_target(settings), seed=tc.seed, single_thread_below_rows=tc.single_thread_below_rows,
+        targets,
+        ts.features,
+        ts.categorical,
+        params,
+        tc.num_boost_round,
+        tc.early_stopping_rounds,
+        main_target=main_target(settings),
+        seed=tc.seed,
+        single_thread_below_rows=tc.single_thread_below_rows,
     )
     cutoffs = sorted(ts.frame["cutoff"].unique())
     splits: dict[str, TimeSplit] = {}
@@ -125,11 +136,12 @@ def evaluate(y: np.ndarray, p: np.ndarray, p_true: pd.Series | None, bins: int) 
     return out
 
 
-def evaluate_main_target(model: FunnelModel, train: pd.DataFrame, test: pd.DataFrame, truth: Source | None,
-                         settings: Settings):
+def evaluate_main_target(
+    model: FunnelModel, train: pd.DataFrame, test: pd.DataFrame, truth: Source | None, settings: Settings
+):
     """The test period in full: model, the four baselines on the same rows, by tenant and stage, direct vs chained."""
-    from training.baselines import baseline_predictions, fit_baselines
-    from training.evaluation import evaluate_test_period
+    from leadradar.training.baselines import baseline_predictions, fit_baselines
+    from leadradar.training.evaluation import evaluate_test_period
 
     target = model.targets_[model.main_target]
     label = target.spec.label
@@ -139,7 +151,12 @@ def evaluate_main_target(model: FunnelModel, train: pd.DataFrame, test: pd.DataF
     p_true = attach_truth(test, truth, f"p_{target.spec.name}")
     chained = model.predict_funnel(test, list(settings.funnel.open_stages)).get("p_close_chained")
     report = evaluate_test_period(
-        test, y, p, baselines, None if p_true is None else p_true.to_numpy(), settings.training.ece_bins,
+        test,
+        y,
+        p,
+        baselines,
+        None if p_true is None else p_true.to_numpy(),
+        settings.training.ece_bins,
         p_chained=None if chained is None else chained.to_numpy(),
     )
     return report, baselines
@@ -169,7 +186,7 @@ def train_from_logs(
 
     With `use_tuned`, LightGBM parameters come from the best trial of `leadradar tune`, when there is one.
     """
-    from training.tuning import tuned_params
+    from leadradar.training.tuning import tuned_params
 
     found = tuned_params(settings, main_target(settings)) if use_tuned else None
     tuned, params_source = found if found else (None, "settings")
@@ -187,25 +204,52 @@ def train_from_logs(
         part = frame[masks[name]]
         part = part[part[target.spec.label].notna()]
         p = target.predict(model.matrix(part))
-        results[name] = evaluate(part[target.spec.label].to_numpy(int), p, attach_truth(part, truth, f"p_{target.spec.name}"),
-                                 tc.ece_bins)
+        results[name] = evaluate(
+            part[target.spec.label].to_numpy(int), p, attach_truth(part, truth, f"p_{target.spec.name}"), tc.ece_bins
+        )
     test = frame[masks["test"]]
     test = test[test[target.spec.label].notna()]
     train = frame[masks["train"]]
     train = train[train[target.spec.label].notna()]
     report, baseline_scores = evaluate_main_target(model, train, test, truth, settings)
-    results["test"] = {**results["test"], **{k.removeprefix("test_"): v for k, v in report.flat_metrics("test", groups=False).items()
-                                            if k.startswith(("test_baseline_logloss", "test_direct_", "test_chained_"))}}
+    results["test"] = {
+        **results["test"],
+        **{
+            k.removeprefix("test_"): v
+            for k, v in report.flat_metrics("test", groups=False).items()
+            if k.startswith(("test_baseline_logloss", "test_direct_", "test_chained_"))
+        },
+    }
     rows = {name: int(m.sum()) for name, m in masks.items()}
     ref = log_and_register(
-        settings, ts, split, model, results, test, registry, rows, alias, params,
-        {**sources_tags(events=events, stages=stages, items=items, leads=leads, truth=truth), "params_source": params_source},
-        report, baseline_scores,
+        settings,
+        ts,
+        split,
+        model,
+        results,
+        test,
+        registry,
+        rows,
+        alias,
+        params,
+        {
+            **sources_tags(events=events, stages=stages, items=items, leads=leads, truth=truth),
+            "params_source": params_source,
+        },
+        report,
+        baseline_scores,
     )
     return TrainResult(
-        run_id=ref.run_id, model_name=ref.name, model_version=ref.version, alias=alias,
-        test_metrics=results["test"], validation_metrics=results["validation"], window=ts.window,
-        rows=rows, definition_hash=ts.definition_hash, calibration=target.calibrator.method,
+        run_id=ref.run_id,
+        model_name=ref.name,
+        model_version=ref.version,
+        alias=alias,
+        test_metrics=results["test"],
+        validation_metrics=results["validation"],
+        window=ts.window,
+        rows=rows,
+        definition_hash=ts.definition_hash,
+        calibration=target.calibrator.method,
         extra={"targets": {n: t.calibrator.method for n, t in model.targets_.items()}, "skipped": model.skipped_},
     )
 
@@ -222,7 +266,7 @@ def tune_from_logs(
     progress: bool = True,
 ):
     """Tune the main close model on the same training set and split that `train` would use."""
-    from training.tuning import tune_frames
+    from leadradar.training.tuning import tune_frames
 
     ts = build_training_set(events, stages, settings, until=until, items=items, leads=leads)
     tc = settings.training
@@ -230,8 +274,18 @@ def tune_from_logs(
     masks = split.masks(ts.frame["cutoff"])
     label = f"y_close_{tc.horizon_days}d"
     train, val = ts.frame[masks["train"]], ts.frame[masks["validation"]]
-    return tune_frames(train[train[label].notna()], val[val[label].notna()], ts.features, ts.categorical, label,
-                       settings, main_target(settings), n_trials, timeout, progress)
+    return tune_frames(
+        train[train[label].notna()],
+        val[val[label].notna()],
+        ts.features,
+        ts.categorical,
+        label,
+        settings,
+        main_target(settings),
+        n_trials,
+        timeout,
+        progress,
+    )
 
 
 def log_and_register(
@@ -258,30 +312,45 @@ def log_and_register(
     p_test = target.predict(X_test)
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run() as run:
         out = Path(tmp)
-        mlflow.set_tags({
-            **{f"skipped.{n}": why[:250] for n, why in model.skipped_.items()},
-            "code_version": code_version(),
-            "feature_definition_hash": ts.definition_hash,
-            **{f"window.{k}": v for k, v in ts.window.items()},
-            **{f"split.{k}": v for k, v in split.describe().items()},
-            **data_tags,
-        })
-        mlflow.log_params({
-            "horizon_days": settings.training.horizon_days,
-            "cadence": settings.features.cadence,
-            "n_features": len(ts.features),
-            **{f"rows_{k}": v for k, v in rows.items()},
-            **{f"lgbm_{k}": v for k, v in params.items()},
-            **{f"best_iteration_{n}": t.best_iteration for n, t in model.targets_.items()},
-            **{f"calibration_{n}": t.calibrator.method for n, t in model.targets_.items()},
-        })
+        mlflow.set_tags(
+            {
+                **{f"skipped.{n}": why[:250] for n, why in model.skipped_.items()},
+                "code_version": code_version(),
+                "feature_definition_hash": ts.definition_hash,
+                **{f"window.{k}": v for k, v in ts.window.items()},
+                **{f"split.{k}": v for k, v in split.describe().items()},
+                **data_tags,
+            }
+        )
+        mlflow.log_params(
+            {
+                "horizon_days": settings.training.horizon_days,
+                "cadence": settings.features.cadence,
+                "n_features": len(ts.features),
+                **{f"rows_{k}": v for k, v in rows.items()},
+                **{f"lgbm_{k}": v for k, v in params.items()},
+                **{f"best_iteration_{n}": t.best_iteration for n, t in model.targets_.items()},
+                **{f"calibration_{n}": t.calibrator.method for n, t in model.targets_.items()},
+            }
+        )
         mlflow.log_metrics({f"validation_{k}": v for k, v in results["validation"].items() if np.isfinite(v)})
         mlflow.log_metrics(report.flat_metrics("test"))
         mlflow.log_dict(report.to_dict(), "evaluation/test.json")
-        mlflow.log_dict({"skipped_targets": model.skipped_,
-                         "targets": {n: {"best_iteration": t.best_iteration, "train_rows": t.train_rows,
-                                         "calibration": t.calibrator.method, "calibration_scores": t.calibration_scores}
-                                     for n, t in model.targets_.items()}}, "evaluation/targets.json")
+        mlflow.log_dict(
+            {
+                "skipped_targets": model.skipped_,
+                "targets": {
+                    n: {
+                        "best_iteration": t.best_iteration,
+                        "train_rows": t.train_rows,
+                        "calibration": t.calibrator.method,
+                        "calibration_scores": t.calibration_scores,
+                    }
+                    for n, t in model.targets_.items()
+                },
+            },
+            "evaluation/targets.json",
+        )
         write_plots(out / "plots", model, y_test, p_test, X_test, baseline_scores, settings)
         features_doc = [
             {"name": f.name, "family": f.family, "window_days": f.window_days, "en": f.en, "zh": f.zh}
@@ -291,15 +360,18 @@ def log_and_register(
         mlflow.log_artifacts(str(out / "plots"), "plots")
         mlflow.log_artifact(str(out / "features.json"))
         carried = {"items.parquet": data_tags["data.items"]} if data_tags.get("data.items") else {}
-        bundle = model.save(out / "bundle", extra={
-            "_files": carried,
-            "definition_hash": ts.definition_hash,
-            "window": ts.window,
-            "test_metrics": results["test"],
-            "horizon_days": settings.training.horizon_days,
-            "open_stages": list(settings.funnel.open_stages),
-            "code_version": code_version(),
-        })
+        bundle = model.save(
+            out / "bundle",
+            extra={
+                "_files": carried,
+                "definition_hash": ts.definition_hash,
+                "window": ts.window,
+                "test_metrics": results["test"],
+                "horizon_days": settings.training.horizon_days,
+                "open_stages": list(settings.funnel.open_stages),
+                "code_version": code_version(),
+            },
+        )
         example = test[ts.features].head(5)
         info = mlflow.pyfunc.log_model(
             name="model",
@@ -310,14 +382,29 @@ def log_and_register(
             input_example=example,
         )
         run_id = run.info.run_id
-    return register(client, settings.mlflow.model_name, info.model_uri, run_id, alias, {
-        "feature_definition_hash": ts.definition_hash, "code_version": code_version(),
-        **{f"window.{k}": v for k, v in ts.window.items()},
-    })
+    return register(
+        client,
+        settings.mlflow.model_name,
+        info.model_uri,
+        run_id,
+        alias,
+        {
+            "feature_definition_hash": ts.definition_hash,
+            "code_version": code_version(),
+            **{f"window.{k}": v for k, v in ts.window.items()},
+        },
+    )
 
 
-def write_plots(folder: Path, model: FunnelModel, y: np.ndarray, p: np.ndarray, X: np.ndarray,
-                baseline_scores: dict[str, np.ndarray], settings: Settings) -> None:
+def write_plots(
+    folder: Path,
+    model: FunnelModel,
+    y: np.ndarray,
+    p: np.ndarray,
+    X: np.ndarray,
+    baseline_scores: dict[str, np.ndarray],
+    settings: Settings,
+) -> None:
     """The test period's pictures: ROC, PR, reliability, gains (with baselines), importance, SHAP summary."""
     target = model.targets_[model.main_target]
     curves = {"LightGBM (calibrated)": p, "LightGBM (raw)": target.predict_raw(X)}
@@ -326,13 +413,17 @@ def write_plots(folder: Path, model: FunnelModel, y: np.ndarray, p: np.ndarray, 
     plots.roc_plot(y, ranked, folder / "roc.png")
     plots.pr_plot(y, ranked, folder / "precision_recall.png")
     plots.cumulative_gains(y, ranked, folder / "cumulative_gains.png")
-    plots.feature_importance(model.features, target.booster.feature_importance("gain"), folder / "feature_importance.png")
+    plots.feature_importance(
+        model.features, target.booster.feature_importance("gain"), folder / "feature_importance.png"
+    )
     sample = np.random.default_rng(settings.training.seed).choice(len(X), size=min(3000, len(X)), replace=False)
     contrib = target.booster.predict(X[sample], pred_contrib=True)
     plots.shap_summary(model.features, contrib, X[sample], folder / "shap_summary.png", categorical=model.categorical)
 
 
-def register(client: MlflowClient, name: str, model_uri: str, run_id: str, alias: str, tags: dict[str, str]) -> ModelRef:
+def register(
+    client: MlflowClient, name: str, model_uri: str, run_id: str, alias: str, tags: dict[str, str]
+) -> ModelRef:
     """A new registered version with its alias, or nothing: a failure after registering removes the version."""
     mv = mlflow.register_model(model_uri, name, tags=tags)
     ref = ModelRef(name, str(mv.version), run_id)

@@ -7,12 +7,12 @@ from pathlib import Path
 import matplotlib.cm
 import matplotlib.colors
 import matplotlib.ticker
-from matplotlib.figure import Figure
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from training.metrics import reliability_table
+from leadradar.training.metrics import reliability_table
 
 
 def _figure(figsize: tuple[float, float]):
@@ -39,8 +39,13 @@ def reliability_diagram(y: np.ndarray, curves: dict[str, np.ndarray], path: Path
         top = max(top, max(xs), max(ys))
     top = min(1.0, top * 1.05 + 1e-3)
     ax.plot([0, top], [0, top], color="grey", lw=1, ls="--", label="perfect")
-    ax.set(xlim=(0, top), ylim=(0, top), xlabel="predicted probability", ylabel="observed rate",
-           title="Reliability (test period)")
+    ax.set(
+        xlim=(0, top),
+        ylim=(0, top),
+        xlabel="predicted probability",
+        ylabel="observed rate",
+        title="Reliability (test period)",
+    )
     ax.legend(loc="upper left", fontsize=8)
     return _save(fig, path)
 
@@ -93,8 +98,13 @@ def cumulative_gains(y: np.ndarray, curves: dict[str, np.ndarray], path: Path) -
     ax.plot(x, g, color="black", lw=1, ls=":", label="perfect")
     ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--", label="random")
     ax.axvline(0.1, color="grey", lw=0.6, alpha=0.5)
-    ax.set(xlim=(0, 1), ylim=(0, 1.01), xlabel="share of leads contacted (highest score first)",
-           ylabel="share of wins captured", title="Cumulative gains (test period)")
+    ax.set(
+        xlim=(0, 1),
+        ylim=(0, 1.01),
+        xlabel="share of leads contacted (highest score first)",
+        ylabel="share of wins captured",
+        title="Cumulative gains (test period)",
+    )
     ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax.legend(loc="lower right", fontsize=7)
@@ -114,8 +124,10 @@ def feature_importance(names: list[str], gains: np.ndarray, path: Path, top: int
     ax.set_yticks(np.arange(len(order)), [names[i] for i in order], fontsize=8)
     ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     shown = share[order].sum()
-    ax.set(xlabel="share of total split gain",
-           title=f"Feature importance (gain), top {len(order)} of {len(names)}: {shown:.0%} of the gain")
+    ax.set(
+        xlabel="share of total split gain",
+        title=f"Feature importance (gain), top {len(order)} of {len(names)}: {shown:.0%} of the gain",
+    )
     ax.title.set_fontsize(10)
     return _save(fig, path)
 
@@ -180,15 +192,17 @@ def shap_summary(
             ax.scatter(x[known], y[known], s=4, color=CATEGORY_COLOUR, alpha=0.7, linewidths=0, rasterized=True)
             continue
         rank = pd.Series(v[known]).rank(pct=True).to_numpy()
-        ax.scatter(x[known], y[known], s=4, c=rank, cmap=cmap, vmin=0, vmax=1, alpha=0.8, linewidths=0,
-                   rasterized=True)
+        ax.scatter(x[known], y[known], s=4, c=rank, cmap=cmap, vmin=0, vmax=1, alpha=0.8, linewidths=0, rasterized=True)
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_yticks(np.arange(len(order)), [names[j] for j in order[::-1]], fontsize=8)
-    ax.set(xlabel="contribution to the log-odds of closing (per row)",
-           title=f"What drives the score: top {len(order)} features by mean |contribution|")
+    ax.set(
+        xlabel="contribution to the log-odds of closing (per row)",
+        title=f"What drives the score: top {len(order)} features by mean |contribution|",
+    )
     ax.title.set_fontsize(10)
-    bar = fig.colorbar(matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0, 1), cmap=cmap), ax=ax,
-                       pad=0.01, aspect=40)
+    bar = fig.colorbar(
+        matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(0, 1), cmap=cmap), ax=ax, pad=0.01, aspect=40
+    )
     bar.set_ticks([0, 1], labels=["low", "high"])
     bar.set_label("feature value (rank); grey: missing, green: a category", fontsize=8)
     return _save(fig, path)

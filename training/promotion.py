@@ -15,11 +15,18 @@ from typing import Any
 import pandas as pd
 from mlflow import MlflowClient
 
-from leadradar.settings import Settings
-from models.funnel import FunnelModel
-from training.metrics import classification_metrics
-from training.registry import CHALLENGER, CHAMPION, ModelRef, crown, uncrown, version_for_alias
-from training.tracking import configure_mlflow
+from leadradar.config import Settings
+from leadradar.registry import (
+    CHALLENGER,
+    CHAMPION,
+    ModelRef,
+    configure_mlflow,
+    crown,
+    load_version,
+    uncrown,
+    version_for_alias,
+)
+from leadradar.training.metrics import classification_metrics
 
 
 @dataclass
@@ -51,20 +58,14 @@ def beats(challenger: dict[str, float], champion: dict[str, float], auc_toleranc
     return True, f"log loss {ll_c:.5f} < {ll_k:.5f} and AUC {auc_c:.4f} vs {auc_k:.4f} (tolerance {auc_tolerance})"
 
 
-def load_version(settings: Settings, ref: ModelRef) -> FunnelModel:
-    from serving.loader import fetch
-
-    return FunnelModel.load(fetch(settings, ref))
-
-
 def holdout_for(settings: Settings, run_tags: dict[str, str], run_params: dict[str, str]) -> tuple[pd.DataFrame, str]:
     """The challenger's test rows with their label column, rebuilt from the sources its run recorded."""
     kind = run_tags.get("data.kind", "logs")
     if kind == "table":
-        from training.table import table_holdout
+        from leadradar.training.table import table_holdout
 
         return table_holdout(run_tags, settings)
-    from features.trainset import build_training_set
+    from leadradar.features.trainset import build_training_set
 
     paths = {k: run_tags.get(f"data.{k}") for k in ("events", "stages", "items", "leads")}
     if not paths["events"] or not paths["stages"] or not Path(paths["events"]).exists():
@@ -72,7 +73,12 @@ def holdout_for(settings: Settings, run_tags: dict[str, str], run_params: dict[s
     first, last = pd.Timestamp(run_tags["split.test_from"]), pd.Timestamp(run_tags["split.test_to"])
     until = pd.Timestamp(run_tags["window.data_until"])
     ts = build_training_set(
-        paths["events"], paths["stages"], settings, until=until, items=paths["items"], leads=paths["leads"],
+        paths["events"],
+        paths["stages"],
+        settings,
+        until=until,
+        items=paths["items"],
+        leads=paths["leads"],
         cutoff_range=(first, last),
     )
     label = f"y_close_{settings.training.horizon_days}d"
@@ -107,8 +113,11 @@ def promote(settings: Settings, auc_tolerance: float = 0.005) -> Verdict:
         metrics[role] = classification_metrics(y, p, settings.training.ece_bins)
     ok, why = beats(metrics["challenger"], metrics["champion"], auc_tolerance)
     holdout = {
-        "rows": int(len(frame)), "positives": int(y.sum()), "label": label,
-        "from": run.data.tags.get("split.test_from"), "to": run.data.tags.get("split.test_to"),
+        "rows": len(frame),
+        "positives": int(y.sum()),
+        "label": label,
+        "from": run.data.tags.get("split.test_from"),
+        "to": run.data.tags.get("split.test_to"),
     }
     if ok:
         crown(client, challenger)
@@ -119,5 +128,3 @@ def rollback(settings: Settings) -> tuple[ModelRef, ModelRef]:
     """Put the previous champion back; returns (restored, replaced)."""
     configure_mlflow(settings)
     return uncrown(MlflowClient(), settings.mlflow.model_name)
-
-

@@ -18,14 +18,14 @@ from mlflow import MlflowClient
 from mlflow.models import infer_signature
 from sklearn.model_selection import train_test_split
 
-from leadradar.settings import Settings
-from models.bundle import ARTIFACT_KEY, ENTRY_POINT
-from models.funnel import FunnelModel, TargetSpec
-from training import plots
-from training.metrics import classification_metrics
-from training.pipeline import TrainResult, register
-from training.registry import CHALLENGER
-from training.tracking import code_version, configure_mlflow
+from leadradar.config import Settings
+from leadradar.models.bundle import ARTIFACT_KEY, ENTRY_POINT
+from leadradar.models.funnel import FunnelModel, TargetSpec
+from leadradar.registry import CHALLENGER, configure_mlflow
+from leadradar.training import plots
+from leadradar.training.metrics import classification_metrics
+from leadradar.training.pipeline import TrainResult, register
+from leadradar.training.tracking import code_version
 
 ROW = "_row"
 TARGET = "target"
@@ -64,7 +64,7 @@ def binary_label(frame: pd.DataFrame, label: str) -> pd.Series:
         raise TableError(f"label column {label!r} is not in the table (columns: {list(frame.columns)[:20]})")
     y = frame[label]
     values = set(pd.unique(y.dropna()))
-    if not values <= {0, 1, True, False}:
+    if not values <= {0, 1}:
         shown = sorted(map(str, values))[:8]
         raise TableError(f"label {label!r} must be 0/1 or true/false; found values {shown}")
     if y.isna().any():
@@ -83,7 +83,9 @@ def classify_columns(frame: pd.DataFrame, label: str, time_column: str | None, s
         if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
             numeric.append(col)
         elif pd.api.types.is_datetime64_any_dtype(s):
-            refused.append(f"{col!r} is a timestamp: derive numbers from it (e.g. days since) or pass it as --time-column")
+            refused.append(
+                f"{col!r} is a timestamp: derive numbers from it (e.g. days since) or pass it as --time-column"
+            )
         elif isinstance(s.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(s) or s.dtype == object:
             levels = s.dropna().astype(str).nunique()
             if levels <= max_levels and levels <= max(2, 0.5 * s.notna().sum()):
@@ -114,12 +116,16 @@ def split_rows(frame: pd.DataFrame, y: pd.Series, time_column: str | None, setti
             raise TableError(f"time column {time_column!r} has {int(when.isna().sum())} values that are not times")
         order = np.argsort(when.to_numpy(), kind="stable")
         n_test, n_val = int(round(n * tc.test_fraction)), int(round(n * tc.validation_fraction))
-        return {"train": order[: n - n_test - n_val], "validation": order[n - n_test - n_val: n - n_test],
-                "test": order[n - n_test:]}
+        return {
+            "train": order[: n - n_test - n_val],
+            "validation": order[n - n_test - n_val : n - n_test],
+            "test": order[n - n_test :],
+        }
     idx = np.arange(n)
     rest, test = train_test_split(idx, test_size=tc.test_fraction, stratify=y, random_state=tc.seed)
-    train, val = train_test_split(rest, test_size=tc.validation_fraction / (1 - tc.test_fraction),
-                                  stratify=y.iloc[rest], random_state=tc.seed)
+    train, val = train_test_split(
+        rest, test_size=tc.validation_fraction / (1 - tc.test_fraction), stratify=y.iloc[rest], random_state=tc.seed
+    )
     return {"train": np.sort(train), "validation": np.sort(val), "test": np.sort(test)}
 
 
@@ -156,10 +162,15 @@ def table_settings(settings: Settings, name: str) -> Settings:
 
 
 def train_from_table(
-    path: Path, label: str, settings: Settings, time_column: str | None = None, model_name: str | None = None,
-    alias: str = CHALLENGER, use_tuned: bool = True,
+    path: Path,
+    label: str,
+    settings: Settings,
+    time_column: str | None = None,
+    model_name: str | None = None,
+    alias: str = CHALLENGER,
+    use_tuned: bool = True,
 ) -> TrainResult:
-    from training.tuning import tuned_params
+    from leadradar.training.tuning import tuned_params
 
     name = table_model_name(path, label, model_name)
     settings = table_settings(settings, name)
@@ -168,9 +179,16 @@ def train_from_table(
     found = tuned_params(settings, TARGET) if use_tuned else None
     tuned, source = found if found else ({}, "settings")
     params = {**tc.lgbm_params, **tuned}
-    model = FunnelModel([TargetSpec(TARGET, TARGET)], prep.columns.features, prep.columns.categorical, params,
-                        tc.num_boost_round, tc.early_stopping_rounds, seed=tc.seed,
-                        single_thread_below_rows=tc.single_thread_below_rows)
+    model = FunnelModel(
+        [TargetSpec(TARGET, TARGET)],
+        prep.columns.features,
+        prep.columns.categorical,
+        params,
+        tc.num_boost_round,
+        tc.early_stopping_rounds,
+        seed=tc.seed,
+        single_thread_below_rows=tc.single_thread_below_rows,
+    )
     part = {k: prep.frame.iloc[v] for k, v in prep.parts.items()}
     model.fit(part["train"], part["validation"], group=ROW)
     fitted = model.targets_[TARGET]
@@ -183,58 +201,103 @@ def train_from_table(
         if split_name == "test":
             curves, y_test = {"calibrated": p, "raw LightGBM": fitted.predict_raw(X)}, y
     tags = {
-        "data.kind": "table", "data.table": str(path.resolve()), "data.label": label,
-        "data.time_column": time_column or "", "split.kind": "time" if time_column else "stratified",
-        "split.seed": str(tc.seed), "code_version": code_version(), "params_source": source,
+        "data.kind": "table",
+        "data.table": str(path.resolve()),
+        "data.label": label,
+        "data.time_column": time_column or "",
+        "split.kind": "time" if time_column else "stratified",
+        "split.seed": str(tc.seed),
+        "code_version": code_version(),
+        "params_source": source,
     }
     configure_mlflow(settings)
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name=f"table {path.name}") as run:
         out = Path(tmp)
         mlflow.set_tags(tags)
-        mlflow.log_params({"rows_" + k: len(v) for k, v in prep.parts.items()}
-                          | {"n_numeric": len(prep.columns.numeric), "n_categorical": len(prep.columns.categorical)}
-                          | {f"lgbm_{k}": v for k, v in params.items()}
-                          | {"best_iteration": fitted.best_iteration, "calibration": fitted.calibrator.method})
+        mlflow.log_params(
+            {"rows_" + k: len(v) for k, v in prep.parts.items()}
+            | {"n_numeric": len(prep.columns.numeric), "n_categorical": len(prep.columns.categorical)}
+            | {f"lgbm_{k}": v for k, v in params.items()}
+            | {"best_iteration": fitted.best_iteration, "calibration": fitted.calibrator.method}
+        )
         for split_name, metrics in results.items():
             mlflow.log_metrics({f"{split_name}_{k}": v for k, v in metrics.items() if np.isfinite(v)})
         plots.reliability_diagram(y_test, curves, out / "plots" / "reliability.png", tc.ece_bins)
         plots.roc_plot(y_test, curves, out / "plots" / "roc.png")
         plots.pr_plot(y_test, curves, out / "plots" / "precision_recall.png")
         mlflow.log_artifacts(str(out / "plots"), "plots")
-        bundle = model.save(out / "bundle", extra={"test_metrics": results["test"], "label": label,
-                                                   "table": str(path.resolve()), "code_version": code_version()})
+        bundle = model.save(
+            out / "bundle",
+            extra={
+                "test_metrics": results["test"],
+                "label": label,
+                "table": str(path.resolve()),
+                "code_version": code_version(),
+            },
+        )
         example = part["test"][prep.columns.features].head(5)
         info = mlflow.pyfunc.log_model(
-            name="model", python_model=str(ENTRY_POINT), artifacts={ARTIFACT_KEY: str(bundle)},
-            pip_requirements=["leadradar"], signature=infer_signature(example, model.predict_targets(example)),
+            name="model",
+            python_model=str(ENTRY_POINT),
+            artifacts={ARTIFACT_KEY: str(bundle)},
+            pip_requirements=["leadradar"],
+            signature=infer_signature(example, model.predict_targets(example)),
             input_example=example,
         )
         run_id = run.info.run_id
-    ref = register(MlflowClient(), name, info.model_uri, run_id, alias, {"code_version": code_version(), "label": label})
+    ref = register(
+        MlflowClient(), name, info.model_uri, run_id, alias, {"code_version": code_version(), "label": label}
+    )
     return TrainResult(
-        run_id=run_id, model_name=ref.name, model_version=ref.version, alias=alias,
-        test_metrics=results["test"], validation_metrics=results["validation"],
-        window={"split": tags["split.kind"]}, rows={k: int(len(v)) for k, v in prep.parts.items()},
-        definition_hash="", calibration=fitted.calibrator.method,
+        run_id=run_id,
+        model_name=ref.name,
+        model_version=ref.version,
+        alias=alias,
+        test_metrics=results["test"],
+        validation_metrics=results["validation"],
+        window={"split": tags["split.kind"]},
+        rows={k: len(v) for k, v in prep.parts.items()},
+        definition_hash="",
+        calibration=fitted.calibrator.method,
         extra={"features": {"numeric": prep.columns.numeric, "categorical": prep.columns.categorical}},
     )
 
 
-def tune_table(path: Path, label: str, settings: Settings, time_column: str | None = None,
-               model_name: str | None = None, n_trials: int | None = 30, timeout: float | None = None,
-               progress: bool = True):
-    from training.tuning import tune_frames
+def tune_table(
+    path: Path,
+    label: str,
+    settings: Settings,
+    time_column: str | None = None,
+    model_name: str | None = None,
+    n_trials: int | None = 30,
+    timeout: float | None = None,
+    progress: bool = True,
+):
+    from leadradar.training.tuning import tune_frames
 
     settings = table_settings(settings, table_model_name(path, label, model_name))
     prep = prepare(path, label, time_column, settings)
     train, val = (prep.frame.iloc[prep.parts[k]] for k in ("train", "validation"))
-    return tune_frames(train, val, prep.columns.features, prep.columns.categorical, TARGET, settings, TARGET,
-                       n_trials, timeout, progress)
+    return tune_frames(
+        train,
+        val,
+        prep.columns.features,
+        prep.columns.categorical,
+        TARGET,
+        settings,
+        TARGET,
+        n_trials,
+        timeout,
+        progress,
+    )
 
 
 def table_holdout(run_tags: dict[str, str], settings: Settings) -> tuple[pd.DataFrame, str]:
     """The test rows of the table a run trained on, split again exactly as then (for promotion)."""
-    seeded = settings.model_copy(update={"training": settings.training.model_copy(update={"seed": int(run_tags["split.seed"])})})
-    prep = prepare(Path(run_tags["data.table"]), run_tags["data.label"], run_tags.get("data.time_column") or None, seeded)
+    seeded = settings.model_copy(
+        update={"training": settings.training.model_copy(update={"seed": int(run_tags["split.seed"])})}
+    )
+    prep = prepare(
+        Path(run_tags["data.table"]), run_tags["data.label"], run_tags.get("data.time_column") or None, seeded
+    )
     return prep.frame.iloc[prep.parts["test"]], TARGET
-

@@ -14,9 +14,10 @@ import mlflow
 import optuna
 import pandas as pd
 
-from leadradar.settings import Settings
-from models.encoding import FeatureEncoder
-from training.tracking import code_version, configure_mlflow
+from leadradar.config import Settings
+from leadradar.models.encoding import FeatureEncoder
+from leadradar.registry import configure_mlflow
+from leadradar.training.tracking import code_version
 
 
 @dataclass
@@ -84,15 +85,24 @@ def tune_frames(
     tc = settings.training
     enc = FeatureEncoder(features, categorical).fit(train)
     cats = enc.categorical_indices()
-    d_tr = lgb.Dataset(enc.transform(train), train[label].to_numpy(int), feature_name=features,
-                       categorical_feature=cats, free_raw_data=False,
-                       params={"feature_pre_filter": False, "max_bin": tc.lgbm_params.get("max_bin", 255), "verbosity": -1})
-    d_va = lgb.Dataset(enc.transform(val), val[label].to_numpy(int), reference=d_tr, categorical_feature=cats,
-                       free_raw_data=False)
+    d_tr = lgb.Dataset(
+        enc.transform(train),
+        train[label].to_numpy(int),
+        feature_name=features,
+        categorical_feature=cats,
+        free_raw_data=False,
+        params={"feature_pre_filter": False, "max_bin": tc.lgbm_params.get("max_bin", 255), "verbosity": -1},
+    )
+    d_va = lgb.Dataset(
+        enc.transform(val), val[label].to_numpy(int), reference=d_tr, categorical_feature=cats, free_raw_data=False
+    )
     name = study_name(settings, target)
     storage = storage_url(settings)
     study = optuna.create_study(
-        study_name=name, storage=storage, direction="minimize", load_if_exists=True,
+        study_name=name,
+        storage=storage,
+        direction="minimize",
+        load_if_exists=True,
         sampler=optuna.samplers.TPESampler(seed=tc.seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=50, interval_steps=10),
     )
@@ -109,8 +119,15 @@ def tune_frames(
                 mlflow.log_params({k: v for k, v in trial.params.items()})
                 try:
                     booster = lgb.train(
-                        params, d_tr, num_boost_round=tc.num_boost_round, valid_sets=[d_va], valid_names=["val"],
-                        callbacks=[lgb.early_stopping(tc.early_stopping_rounds, verbose=False), pruning_callback(trial)],
+                        params,
+                        d_tr,
+                        num_boost_round=tc.num_boost_round,
+                        valid_sets=[d_va],
+                        valid_names=["val"],
+                        callbacks=[
+                            lgb.early_stopping(tc.early_stopping_rounds, verbose=False),
+                            pruning_callback(trial),
+                        ],
                     )
                 except optuna.TrialPruned:
                     mlflow.set_tag("state", "pruned")
@@ -129,9 +146,14 @@ def tune_frames(
         mlflow.log_params({f"best_{k}": v for k, v in study.best_params.items()})
         mlflow.log_metric("best_val_logloss", study.best_value)
         return TuneResult(
-            study=name, storage=storage, best_params=dict(study.best_params), best_value=float(study.best_value),
-            trials_total=len(states), trials_complete=len(complete),
-            trials_pruned=sum(s == optuna.trial.TrialState.PRUNED for s in states), parent_run_id=parent.info.run_id,
+            study=name,
+            storage=storage,
+            best_params=dict(study.best_params),
+            best_value=float(study.best_value),
+            trials_total=len(states),
+            trials_complete=len(complete),
+            trials_pruned=sum(s == optuna.trial.TrialState.PRUNED for s in states),
+            parent_run_id=parent.info.run_id,
         )
 
 
@@ -145,4 +167,3 @@ def tuned_params(settings: Settings, target: str) -> tuple[dict[str, Any], str] 
     except (KeyError, ValueError):
         return None
     return dict(best.params), f"optuna:{study.study_name}#trial{best.number}"
-

@@ -1,6 +1,6 @@
 """Feature families: each module declares its features from the settings."""
 
-from features.families import activity, attributes, content, funnel, habits, recency, sales, sharing
+from leadradar.features.families import activity, attributes, content, funnel, habits, recency, sales, sharing
 
 FAMILIES = (
     activity.declare,

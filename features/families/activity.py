@@ -5,9 +5,9 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from features.grid import dwell_groups, event_groups
-from features.registry import Feature, window_label, window_suffix
-from leadradar.settings import Settings
+from leadradar.config import Settings
+from leadradar.features.grid import dwell_groups, event_groups
+from leadradar.features.registry import Feature, window_label, window_suffix
 
 
 def windowed(t: ir.Table, column: str, w: int | None) -> ir.Value:
@@ -27,33 +27,52 @@ def declare(settings: Settings) -> list[Feature]:
         for w in windows:
             wen, wzh = window_label(w)
             sfx = window_suffix(w)
-            feats.append(Feature(
-                name=f"n_{group}_{sfx}", family="activity", source="activity", window_days=w,
-                expr=lambda t, g=group, w=w: windowed(t, f"n__{g}", w).sum(),
-                en=f"{label.verb_en} {{value}} times {wen}", zh=f"{wzh}{label.verb_zh}{{value}}次",
-                en0=f"has not {label.verb_en} {wen}" if w else f"has never {label.verb_en}",
-                zh0=f"{wzh}未{label.verb_zh}" if w else f"从未{label.verb_zh}",
-            ))
+            feats.append(
+                Feature(
+                    name=f"n_{group}_{sfx}",
+                    family="activity",
+                    source="activity",
+                    window_days=w,
+                    expr=lambda t, g=group, w=w: windowed(t, f"n__{g}", w).sum(),
+                    en=f"{label.verb_en} {{value}} times {wen}",
+                    zh=f"{wzh}{label.verb_zh}{{value}}次",
+                    en0=f"has not {label.verb_en} {wen}" if w else f"has never {label.verb_en}",
+                    zh0=f"{wzh}未{label.verb_zh}" if w else f"从未{label.verb_zh}",
+                )
+            )
             if group not in with_dwell:
                 continue
             feats += [
                 Feature(
-                    name=f"dwell_sum_{group}_{sfx}", family="activity", source="activity", window_days=w,
+                    name=f"dwell_sum_{group}_{sfx}",
+                    family="activity",
+                    source="activity",
+                    window_days=w,
                     kind="seconds",
                     expr=lambda t, g=group, w=w: windowed(t, f"dsum__{g}", w).sum(),
-                    en=f"spent {{value}} on {label.noun_en} {wen}", zh=f"{wzh}在{label.noun_zh}停留{{value}}",
+                    en=f"spent {{value}} on {label.noun_en} {wen}",
+                    zh=f"{wzh}在{label.noun_zh}停留{{value}}",
                 ),
                 Feature(
-                    name=f"dwell_mean_{group}_{sfx}", family="activity", source="activity", window_days=w,
-                    kind="seconds", default=None,
-                    expr=lambda t, g=group, w=w: windowed(t, f"dsum__{g}", w).sum()
-                    / windowed(t, f"dn__{g}", w).sum().nullif(0),
+                    name=f"dwell_mean_{group}_{sfx}",
+                    family="activity",
+                    source="activity",
+                    window_days=w,
+                    kind="seconds",
+                    default=None,
+                    expr=lambda t, g=group, w=w: (
+                        windowed(t, f"dsum__{g}", w).sum() / windowed(t, f"dn__{g}", w).sum().nullif(0)
+                    ),
                     en=f"stayed {{value}} per visit on {label.noun_en} {wen}",
                     zh=f"{'历来' if w is None else wzh}每次在{label.noun_zh}平均停留{{value}}",
                 ),
                 Feature(
-                    name=f"dwell_max_{group}_{sfx}", family="activity", source="activity", window_days=w,
-                    kind="seconds", default=None,
+                    name=f"dwell_max_{group}_{sfx}",
+                    family="activity",
+                    source="activity",
+                    window_days=w,
+                    kind="seconds",
+                    default=None,
                     expr=lambda t, g=group, w=w: windowed(t, f"dmax__{g}", w).max(),
                     en=f"stayed up to {{value}} on {label.noun_en} in one visit {wen}",
                     zh=f"{'历来' if w is None else wzh}单次在{label.noun_zh}最长停留{{value}}",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from features.registry import Feature
-from leadradar.settings import Settings
+from leadradar.config import Settings
+from leadradar.features.registry import Feature
 
 WORDS = {
     "source": ("came in through {value}", "来源：{value}"),
@@ -16,8 +16,16 @@ def declare(settings: Settings) -> list[Feature]:
     feats = []
     for name in settings.features.lead_attributes:
         en, zh = WORDS.get(name, (f"{name}: {{value}}", f"{name}：{{value}}"))
-        feats.append(Feature(
-            name=f"attr_{name}", family="attributes", source="attributes", kind="category", default=None,
-            expr=lambda t, n=name: t[f"attr_{n}"], en=en, zh=zh,
-        ))
+        feats.append(
+            Feature(
+                name=f"attr_{name}",
+                family="attributes",
+                source="attributes",
+                kind="category",
+                default=None,
+                expr=lambda t, n=name: t[f"attr_{n}"],
+                en=en,
+                zh=zh,
+            )
+        )
     return feats

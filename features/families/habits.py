@@ -4,36 +4,62 @@ from __future__ import annotations
 
 import ibis
 
-from features.families.activity import windowed
-from features.registry import Feature
-from leadradar.settings import Settings
+from leadradar.config import Settings
+from leadradar.features.families.activity import windowed
+from leadradar.features.registry import Feature
 
 
 def declare(settings: Settings) -> list[Feature]:
     feats = [
         Feature(
-            name="momentum_7d", family="momentum", source="activity", kind="number", default=1.0,
-            expr=lambda t: (windowed(t, "n__any", 7).sum().fill_null(0) + 1).cast("float64")
-            / (ibis.ifelse((t.age >= 7) & (t.age < 14), t.n__any, 0).sum().fill_null(0) + 1),
-            en="activity in the last 7 days is {value}× the 7 days before", zh="近7天活跃度是前7天的{value}倍",
+            name="momentum_7d",
+            family="momentum",
+            source="activity",
+            kind="number",
+            default=1.0,
+            expr=lambda t: (
+                (windowed(t, "n__any", 7).sum().fill_null(0) + 1).cast("float64")
+                / (ibis.ifelse((t.age >= 7) & (t.age < 14), t.n__any, 0).sum().fill_null(0) + 1)
+            ),
+            en="activity in the last 7 days is {value}× the 7 days before",
+            zh="近7天活跃度是前7天的{value}倍",
         ),
         Feature(
-            name="events_per_session", family="momentum", source="activity", kind="number", default=None,
+            name="events_per_session",
+            family="momentum",
+            source="activity",
+            kind="number",
+            default=None,
             expr=lambda t: t.n__any.sum().cast("float64") / t.sessions.sum().nullif(0),
-            en="did {value} actions per visit", zh="每次访问{value}个动作",
+            en="did {value} actions per visit",
+            zh="每次访问{value}个动作",
         ),
         Feature(
-            name="night_share", family="timing", source="activity", kind="share", default=None,
+            name="night_share",
+            family="timing",
+            source="activity",
+            kind="share",
+            default=None,
             expr=lambda t: t.night.sum().cast("float64") / t.n__any.sum().nullif(0),
-            en="was active at night {value} of the time", zh="夜间活动占{value}",
+            en="was active at night {value} of the time",
+            zh="夜间活动占{value}",
         ),
         Feature(
-            name="weekend_share", family="timing", source="activity", kind="share", default=None,
+            name="weekend_share",
+            family="timing",
+            source="activity",
+            kind="share",
+            default=None,
             expr=lambda t: t.weekend.sum().cast("float64") / t.n__any.sum().nullif(0),
-            en="was active at weekends {value} of the time", zh="周末活动占{value}",
+            en="was active at weekends {value} of the time",
+            zh="周末活动占{value}",
         ),
         Feature(
-            name="zero_dwell_share", family="quality", source="activity", kind="share", default=None,
+            name="zero_dwell_share",
+            family="quality",
+            source="activity",
+            kind="share",
+            default=None,
             expr=lambda t: t.zero_dwell.sum().cast("float64") / t.n__any.sum().nullif(0),
             en="{value} of card opens lasted zero seconds (link previews, bots)",
             zh="{value}的名片打开停留0秒（可能是链接预览或机器）",
@@ -45,15 +71,24 @@ def declare(settings: Settings) -> list[Feature]:
         span_zh = "累计" if w is None else f"近{w}天"
         feats += [
             Feature(
-                name=f"sessions_{sfx}", family="momentum", source="activity", window_days=w,
+                name=f"sessions_{sfx}",
+                family="momentum",
+                source="activity",
+                window_days=w,
                 expr=lambda t, w=w: windowed(t, "sessions", w).sum(),
-                en=f"visited {{value}} times {span_en}", zh=f"{span_zh}访问{{value}}次",
-                en0=f"has not visited {span_en}" if w else "has never visited", zh0=f"{span_zh}未访问",
+                en=f"visited {{value}} times {span_en}",
+                zh=f"{span_zh}访问{{value}}次",
+                en0=f"has not visited {span_en}" if w else "has never visited",
+                zh0=f"{span_zh}未访问",
             ),
             Feature(
-                name=f"active_days_{sfx}", family="momentum", source="activity", window_days=w,
+                name=f"active_days_{sfx}",
+                family="momentum",
+                source="activity",
+                window_days=w,
                 expr=lambda t, w=w: t.count() if w is None else ibis.ifelse(t.age < w, 1, 0).sum(),
-                en=f"active on {{value}} days {span_en}", zh=f"{span_zh}有{{value}}天活跃",
+                en=f"active on {{value}} days {span_en}",
+                zh=f"{span_zh}有{{value}}天活跃",
             ),
         ]
     return feats

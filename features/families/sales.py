@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ibis.expr.types as ir
 
-from features.registry import Feature
-from leadradar.settings import Settings
+from leadradar.config import Settings
+from leadradar.features.registry import Feature
 
 
 def tenant_rate(t: ir.Table) -> ir.FloatingValue:
@@ -17,23 +17,38 @@ def declare(settings: Settings) -> list[Feature]:
     m = settings.features.sales_prior_strength
     return [
         Feature(
-            name="sales_win_rate", family="sales", source="sales", kind="share",
+            name="sales_win_rate",
+            family="sales",
+            source="sales",
+            kind="share",
             expr=lambda t: (t.s_wins + m * tenant_rate(t)) / (t.s_closed + m),
-            en="the salesperson wins {value} of closed leads", zh="该销售的成交率为{value}",
+            en="the salesperson wins {value} of closed leads",
+            zh="该销售的成交率为{value}",
         ),
         Feature(
-            name="sales_closed_leads", family="sales", source="sales",
+            name="sales_closed_leads",
+            family="sales",
+            source="sales",
             expr=lambda t: t.s_closed.cast("float64"),
-            en="the salesperson has closed {value} leads", zh="该销售已结案{value}个线索",
+            en="the salesperson has closed {value} leads",
+            zh="该销售已结案{value}个线索",
         ),
         Feature(
-            name="sales_open_leads", family="sales", source="sales", default=None,
+            name="sales_open_leads",
+            family="sales",
+            source="sales",
+            default=None,
             expr=lambda t: t.s_open.cast("float64"),
-            en="the salesperson has {value} open leads", zh="该销售手上有{value}个未结线索",
+            en="the salesperson has {value} open leads",
+            zh="该销售手上有{value}个未结线索",
         ),
         Feature(
-            name="tenant_win_rate", family="sales", source="sales", kind="share",
+            name="tenant_win_rate",
+            family="sales",
+            source="sales",
+            kind="share",
             expr=tenant_rate,
-            en="the company wins {value} of closed leads", zh="公司整体成交率为{value}",
+            en="the company wins {value} of closed leads",
+            zh="公司整体成交率为{value}",
         ),
     ]

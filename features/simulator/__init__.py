@@ -10,11 +10,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from features.simulator.config import SimulationConfig
-from features.simulator.engine import Simulation
-from features.simulator.tables import events_table, items_table, leads_table, stages_table, truth_table
-from features.simulator.world import build_world
-from leadradar.settings import Settings
+from leadradar.config import Settings
+from leadradar.features.simulator.config import SimulationConfig
+from leadradar.features.simulator.engine import Simulation
+from leadradar.features.simulator.tables import events_table, items_table, leads_table, stages_table, truth_table
+from leadradar.features.simulator.world import build_world
 
 __all__ = ["SimulationConfig", "SimulationResult", "simulate"]
 

@@ -91,9 +91,29 @@ class SimulationConfig(BaseModel):
     )
     # Local-time hour profile of card traffic: mornings at work, after lunch, the evening phone hour.
     hour_profile: tuple[float, ...] = (
-        0.3, 0.15, 0.1, 0.08, 0.08, 0.15, 0.4, 0.9, 1.6, 2.2, 2.6, 2.4,
-        1.8, 1.9, 2.3, 2.3, 2.1, 1.8, 1.6, 1.9, 2.3, 2.2, 1.6, 0.9,
+        0.3,
+        0.15,
+        0.1,
+        0.08,
+        0.08,
+        0.15,
+        0.4,
+        0.9,
+        1.6,
+        2.2,
+        2.6,
+        2.4,
+        1.8,
+        1.9,
+        2.3,
+        2.3,
+        2.1,
+        1.8,
+        1.6,
+        1.9,
+        2.3,
+        2.2,
+        1.6,
+        0.9,
     )
-    channel_mix: dict[str, float] = Field(
-        default_factory=lambda: {"mini_program": 0.6, "h5": 0.3, "wecom": 0.1}
-    )
+    channel_mix: dict[str, float] = Field(default_factory=lambda: {"mini_program": 0.6, "h5": 0.3, "wecom": 0.1})

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features.simulator.config import SimulationConfig
+from leadradar.features.simulator.config import SimulationConfig
 
 BROWSING, BUYING, DORMANT = 0, 1, 2
 N_MODES = 3
@@ -54,9 +54,7 @@ class StageStep:
         return 1.0 - self.lost - self.advance_one - self.advance_two
 
 
-def stage_step(
-    intent_value: np.ndarray, mode: np.ndarray, offset: np.ndarray, cfg: SimulationConfig
-) -> StageStep:
+def stage_step(intent_value: np.ndarray, mode: np.ndarray, offset: np.ndarray, cfg: SimulationConfig) -> StageStep:
     """Daily stage-move probabilities for every open stage, given intent, mode and skill offset.
 
     Inputs broadcast together; the result has one more trailing axis over the open stages.
@@ -66,9 +64,7 @@ def stage_step(
     i = np.asarray(intent_value)[..., None]
     adv = sigmoid(base + cfg.intent_coef * i + np.asarray(offset)[..., None])
     lost = sigmoid(
-        cfg.lost_base
-        + cfg.lost_intent_coef * i
-        + cfg.lost_dormant * (np.asarray(mode)[..., None] == DORMANT)
+        cfg.lost_base + cfg.lost_intent_coef * i + cfg.lost_dormant * (np.asarray(mode)[..., None] == DORMANT)
     )
     lost = np.broadcast_to(lost, adv.shape)
     moves = adv * (1.0 - lost)

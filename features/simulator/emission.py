@@ -6,14 +6,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features.simulator.config import SimulationConfig
-from features.simulator.dynamics import sigmoid
-from features.simulator.world import ITEM_KINDS, World
+from leadradar.features.simulator.config import SimulationConfig
+from leadradar.features.simulator.dynamics import sigmoid
+from leadradar.features.simulator.world import ITEM_KINDS, World
 
 SECOND_US = 1_000_000
 HOUR_US = 3_600 * SECOND_US
 DAY_US = 24 * HOUR_US
-
 
 
 @dataclass
@@ -65,9 +64,9 @@ class Emitter:
                     )
                     self.item_start[t, line, k] = idx[0]
                     self.item_count[k] = idx.shape[0]
-            self.pricing_item[t] = np.flatnonzero(
-                (w.item_tenant == t) & (w.item_kind == ITEM_KINDS.index("pricing"))
-            )[0]
+            self.pricing_item[t] = np.flatnonzero((w.item_tenant == t) & (w.item_kind == ITEM_KINDS.index("pricing")))[
+                0
+            ]
 
     def session_starts(self, day_start_us: int, n: int) -> np.ndarray:
         """Start times of n sessions on one UTC day, following the local hour profile."""

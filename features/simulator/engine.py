@@ -6,16 +6,26 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from features.simulator.config import SimulationConfig
-from features.simulator.dynamics import BROWSING, BUYING, DORMANT, intent, sigmoid, stage_step
-from features.simulator.emission import DAY_US, HOUR_US, SECOND_US, EventBatch, Emitter
-from features.simulator.world import World
+from leadradar.features.simulator.config import SimulationConfig
+from leadradar.features.simulator.dynamics import BROWSING, BUYING, DORMANT, intent, sigmoid, stage_step
+from leadradar.features.simulator.emission import DAY_US, HOUR_US, SECOND_US, Emitter, EventBatch
+from leadradar.features.simulator.world import World
 
 LEAD_FIELDS = {
-    "tenant": np.int32, "sales": np.int32, "line": np.int32, "z": np.float64,
-    "activity": np.float64, "created_us": np.int64, "created_day": np.int32,
-    "referrer": np.int64, "channel": np.int8, "stage": np.int8, "mode": np.int8,
-    "to_buy": np.float64, "to_dormant": np.float64, "offset": np.float64,
+    "tenant": np.int32,
+    "sales": np.int32,
+    "line": np.int32,
+    "z": np.float64,
+    "activity": np.float64,
+    "created_us": np.int64,
+    "created_day": np.int32,
+    "referrer": np.int64,
+    "channel": np.int8,
+    "stage": np.int8,
+    "mode": np.int8,
+    "to_buy": np.float64,
+    "to_dormant": np.float64,
+    "offset": np.float64,
 }
 
 
@@ -95,10 +105,17 @@ class Simulation:
         activity = np.exp(rng.normal(cfg.activity_log_mean, cfg.activity_log_sd, n))
         mode = np.where(rng.random(n) < sigmoid(-2.0 + 0.9 * z), BUYING, BROWSING)
         idx = self.leads.append(
-            tenant=tenant, sales=sales, line=line, z=z, activity=activity,
-            created_us=created_us, created_day=(created_us - self.start_us) // DAY_US,
-            referrer=referrer, channel=rng.choice(len(self.emitter.channels), size=n, p=self.emitter.channel_p),
-            stage=np.zeros(n), mode=mode,
+            tenant=tenant,
+            sales=sales,
+            line=line,
+            z=z,
+            activity=activity,
+            created_us=created_us,
+            created_day=(created_us - self.start_us) // DAY_US,
+            referrer=referrer,
+            channel=rng.choice(len(self.emitter.channels), size=n, p=self.emitter.channel_p),
+            stage=np.zeros(n),
+            mode=mode,
             to_buy=sigmoid(cfg.to_buying[0] + cfg.to_buying[1] * z),
             to_dormant=sigmoid(cfg.to_dormant[0] - cfg.to_dormant[1] * z),
             offset=w.sales_skill[sales] + w.tenant_offset[tenant],
@@ -125,7 +142,9 @@ class Simulation:
         ts = np.repeat(L.created_us[idx], counts) + csum - csum[group_start]
         batch = self._sample(lead, ts)
         batch.etype[first] = self.emitter.view_type
-        batch.dwell[first] = np.round(np.exp(rng.normal(self.cfg.dwell_log_mean, self.cfg.dwell_log_sd, first.sum())), 1)
+        batch.dwell[first] = np.round(
+            np.exp(rng.normal(self.cfg.dwell_log_mean, self.cfg.dwell_log_sd, first.sum())), 1
+        )
         batch.item[first] = -1
         batch.referrer[first] = L.referrer[idx]
         keep = ts < self.end_us
@@ -134,8 +153,13 @@ class Simulation:
     def _sample(self, lead: np.ndarray, ts: np.ndarray) -> EventBatch:
         L = self.leads
         return self.emitter.sample(
-            lead, ts, intent(L.z[lead], L.mode[lead], self.cfg), L.stage[lead].astype(np.float64),
-            L.tenant[lead], L.line[lead], L.channel[lead],
+            lead,
+            ts,
+            intent(L.z[lead], L.mode[lead], self.cfg),
+            L.stage[lead].astype(np.float64),
+            L.tenant[lead],
+            L.line[lead],
+            L.channel[lead],
         )
 
     def _record(self, batch: EventBatch, keep: np.ndarray | None = None) -> None:
@@ -167,8 +191,14 @@ class Simulation:
     def _organic_arrivals(self) -> None:
         cfg, rng, w = self.cfg, self.rng, self.world
         n = cfg.leads
-        day_w = np.array([cfg.weekend_factor if (np.datetime64(cfg.start) + d).astype("datetime64[D]").item().weekday() >= 5 else 1.0
-                          for d in range(cfg.days)]) * np.linspace(0.85, 1.15, cfg.days)
+        day_w = np.array(
+            [
+                cfg.weekend_factor
+                if (np.datetime64(cfg.start) + d).astype("datetime64[D]").item().weekday() >= 5
+                else 1.0
+                for d in range(cfg.days)
+            ]
+        ) * np.linspace(0.85, 1.15, cfg.days)
         day = rng.choice(cfg.days, size=n, p=day_w / day_w.sum())
         created = self.emitter.session_starts(0, n) + self.start_us + day * DAY_US
         order = np.argsort(created, kind="stable")
@@ -248,6 +278,11 @@ class Simulation:
             still_open = existing[self.leads.stage[existing] < self.won]
             self._emit_day(still_open, d, day_start_us)
         return RawSimulation(
-            world=self.world, leads=self.leads, events=self.events, stage_rows=self.stage_rows,
-            snapshots=snapshots, start_us=self.start_us, n_open=self.n_open,
+            world=self.world,
+            leads=self.leads,
+            events=self.events,
+            stage_rows=self.stage_rows,
+            snapshots=snapshots,
+            start_us=self.start_us,
+            n_open=self.n_open,
         )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.simulator.config import SimulationConfig
-from features.simulator.emission import HOUR_US, SECOND_US
+from leadradar.features.simulator.config import SimulationConfig
+from leadradar.features.simulator.emission import HOUR_US, SECOND_US
 
 
 def skew_offsets(n_leads: int, cfg: SimulationConfig, rng: np.random.Generator) -> np.ndarray:

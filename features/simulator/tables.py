@@ -6,13 +6,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from features.contract import EVENT_SCHEMA, ITEM_SCHEMA, STAGE_SCHEMA, TS_TYPE
-from features.simulator.config import SimulationConfig
-from features.simulator.dynamics import N_MODES
-from features.simulator.emission import DAY_US
-from features.simulator.engine import RawSimulation
-from features.simulator.noise import arrival_order, skew_offsets
-from features.simulator.truth import advance_probabilities, close_probabilities
+from leadradar.features.contract import EVENT_SCHEMA, ITEM_SCHEMA, STAGE_SCHEMA, TS_TYPE
+from leadradar.features.simulator.config import SimulationConfig
+from leadradar.features.simulator.dynamics import N_MODES
+from leadradar.features.simulator.emission import DAY_US
+from leadradar.features.simulator.engine import RawSimulation
+from leadradar.features.simulator.noise import arrival_order, skew_offsets
+from leadradar.features.simulator.truth import advance_probabilities, close_probabilities
 
 MODE_NAMES = ("browsing", "buying", "dormant")
 
@@ -31,7 +31,9 @@ def lead_ids(raw: RawSimulation) -> list[str]:
     return [f"{tenants[t]}-L{i:07d}" for i, t in enumerate(raw.leads.tenant.tolist())]
 
 
-def events_table(raw: RawSimulation, event_types: list[str], cfg: SimulationConfig, rng: np.random.Generator) -> pa.Table:
+def events_table(
+    raw: RawSimulation, event_types: list[str], cfg: SimulationConfig, rng: np.random.Generator
+) -> pa.Table:
     cols = {k: np.concatenate([getattr(b, k) for b in raw.events]) for k in raw.events[0].__dict__}
     ts = cols["ts"] + skew_offsets(raw.leads.n, cfg, rng)[cols["lead"]]
     order = arrival_order(ts, cfg, rng)
@@ -111,9 +113,7 @@ def leads_table(raw: RawSimulation, rng: np.random.Generator) -> pa.Table:
     L = raw.leads
     n = L.n
     sources = ["referral", "moments", "qr_poster", "search", "exhibition"]
-    organic = np.where(
-        rng.random(n) < 1 / (1 + np.exp(-(L.z - 1.5))), 4, rng.integers(1, 4, n)
-    )
+    organic = np.where(rng.random(n) < 1 / (1 + np.exp(-(L.z - 1.5))), 4, rng.integers(1, 4, n))
     source = np.where(L.referrer >= 0, 0, organic)
     industries = ["manufacturing", "retail", "healthcare", "education", "finance", "logistics"]
     regions = ["east", "south", "north", "central", "west"]

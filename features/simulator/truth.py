@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from features.simulator.config import SimulationConfig
-from features.simulator.dynamics import N_MODES, intent, mode_matrix, stage_step
+from leadradar.features.simulator.config import SimulationConfig
+from leadradar.features.simulator.dynamics import N_MODES, intent, mode_matrix, stage_step
 
 
 def _per_mode_steps(z: np.ndarray, offset: np.ndarray, cfg: SimulationConfig):
@@ -49,9 +49,7 @@ def close_probabilities(
     return out
 
 
-def advance_probabilities(
-    z: np.ndarray, offset: np.ndarray, horizon: int, cfg: SimulationConfig
-) -> np.ndarray:
+def advance_probabilities(z: np.ndarray, offset: np.ndarray, horizon: int, cfg: SimulationConfig) -> np.ndarray:
     """P(the lead moves beyond its current stage within `horizon` days | stage, mode): (leads, stages, modes).
 
     Stages never go back, so from stage s the chain only stays, leaves forward, or is lost.

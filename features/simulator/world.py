@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from features.simulator.config import SimulationConfig
+from leadradar.features.simulator.config import SimulationConfig
 
 ITEM_KINDS = ("product", "article", "video", "pricing")
 

@@ -15,7 +15,7 @@ from markupsafe import Markup, escape
 GRADE_COLORS = {"A": "#e03131", "B": "#f08c00", "C": "#1c7ed6", "D": "#adb5bd"}
 FAMILY_COLORS = {"view": "#4dabf7", "share": "#9775fa", "contact": "#f03e3e", "content": "#20c997"}
 INK, MUTED, GRID = "#212529", "#868e96", "#e9ecef"
-FONT = "font-family=\"inherit\""
+FONT = 'font-family="inherit"'
 
 
 def _svg(width: int, height: int, body: str, label: str) -> Markup:
@@ -26,10 +26,13 @@ def _svg(width: int, height: int, body: str, label: str) -> Markup:
     )
 
 
-def _text(x: float, y: float, text: str, size: int = 12, anchor: str = "start", fill: str = INK,
-          weight: str = "normal") -> str:
-    return (f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" fill="{fill}" '
-            f'font-weight="{weight}" {FONT}>{escape(text)}</text>')
+def _text(
+    x: float, y: float, text: str, size: int = 12, anchor: str = "start", fill: str = INK, weight: str = "normal"
+) -> str:
+    return (
+        f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}" fill="{fill}" '
+        f'font-weight="{weight}" {FONT}>{escape(text)}</text>'
+    )
 
 
 def _nice_top(value: float) -> float:
@@ -44,8 +47,9 @@ class Point:
     tip: str = ""  # hover text
 
 
-def history_chart(points: Sequence[Point], thresholds: dict[str, float], label: str,
-                  width: int = 640, height: int = 230) -> Markup:
+def history_chart(
+    points: Sequence[Point], thresholds: dict[str, float], label: str, width: int = 640, height: int = 230
+) -> Markup:
     """A probability over scoring runs, with the grade thresholds as dashed lines."""
     left, right, top, bottom = 46, 34, 14, 30
     w, h = width - left - right, height - top - bottom
@@ -60,19 +64,26 @@ def history_chart(points: Sequence[Point], thresholds: dict[str, float], label: 
         parts.append(_text(left - 6, y(v) + 4, f"{v * 100:.0f}%", 11, "end", MUTED))
     for grade, t in sorted(thresholds.items()):
         if t <= ymax:
-            parts.append(f'<line x1="{left}" x2="{left + w}" y1="{y(t):.1f}" y2="{y(t):.1f}" '
-                         f'stroke="{GRADE_COLORS[grade]}" stroke-dasharray="4 4" stroke-width="1"/>')
+            parts.append(
+                f'<line x1="{left}" x2="{left + w}" y1="{y(t):.1f}" y2="{y(t):.1f}" '
+                f'stroke="{GRADE_COLORS[grade]}" stroke-dasharray="4 4" stroke-width="1"/>'
+            )
             parts.append(_text(left + w + 6, y(t) + 4, grade, 11, "start", GRADE_COLORS[grade], "bold"))
     if n > 1:
         area = " ".join(f"{x(i):.1f},{y(p.value):.1f}" for i, p in enumerate(points))
-        parts.append(f'<polygon points="{x(0):.1f},{y(0):.1f} {area} {x(n - 1):.1f},{y(0):.1f}" fill="#1c7ed6" '
-                     f'fill-opacity="0.08"/>')
-        parts.append(f'<polyline points="{area}" fill="none" stroke="#1c7ed6" stroke-width="2.5" '
-                     f'stroke-linejoin="round"/>')
+        parts.append(
+            f'<polygon points="{x(0):.1f},{y(0):.1f} {area} {x(n - 1):.1f},{y(0):.1f}" fill="#1c7ed6" '
+            f'fill-opacity="0.08"/>'
+        )
+        parts.append(
+            f'<polyline points="{area}" fill="none" stroke="#1c7ed6" stroke-width="2.5" stroke-linejoin="round"/>'
+        )
     step = max(1, math.ceil(n / 6))
     for i, p in enumerate(points):
-        parts.append(f'<circle cx="{x(i):.1f}" cy="{y(p.value):.1f}" r="{4.5 if i == n - 1 else 3}" fill="#1c7ed6" '
-                     f'stroke="#fff" stroke-width="1.5"><title>{escape(p.tip or p.label)}</title></circle>')
+        parts.append(
+            f'<circle cx="{x(i):.1f}" cy="{y(p.value):.1f}" r="{4.5 if i == n - 1 else 3}" fill="#1c7ed6" '
+            f'stroke="#fff" stroke-width="1.5"><title>{escape(p.tip or p.label)}</title></circle>'
+        )
         if i % step == 0 or i == n - 1:
             parts.append(_text(x(i), height - 8, p.label, 11, "middle", MUTED))
     if points:
@@ -101,12 +112,23 @@ def funnel_chart(bars: Sequence[FunnelBar], label: str, width: int = 640) -> Mar
         bw = max(2.0, b.reached / most * w)
         x0 = left + (w - bw) / 2
         shade = 0.95 - 0.55 * i / max(1, len(bars) - 1)
-        parts.append(f'<rect x="{x0:.1f}" y="{top}" width="{bw:.1f}" height="{row}" rx="4" '
-                     f'fill="#1c7ed6" fill-opacity="{shade:.2f}"/>')
+        parts.append(
+            f'<rect x="{x0:.1f}" y="{top}" width="{bw:.1f}" height="{row}" rx="4" '
+            f'fill="#1c7ed6" fill-opacity="{shade:.2f}"/>'
+        )
         parts.append(_text(left - 10, top + row / 2 + 4, b.label, 13, "end", INK, "bold"))
         inside = bw > 70
-        parts.append(_text(left + w / 2 if inside else x0 + bw + 6, top + row / 2 + 5, f"{b.reached:,}", 13,
-                           "middle" if inside else "start", "#fff" if inside and shade > 0.5 else INK, "bold"))
+        parts.append(
+            _text(
+                left + w / 2 if inside else x0 + bw + 6,
+                top + row / 2 + 5,
+                f"{b.reached:,}",
+                13,
+                "middle" if inside else "start",
+                "#fff" if inside and shade > 0.5 else INK,
+                "bold",
+            )
+        )
         if b.note:
             parts.append(_text(left + w + 10, top + row / 2 + 4, b.note, 11, "start", MUTED))
         if b.conversion and i < len(bars) - 1:
@@ -126,8 +148,10 @@ def grade_chart(counts: dict[str, int], label: str, width: int = 320) -> Markup:
         n = counts.get(g, 0)
         top = 2 + i * row
         parts.append(_text(4, top + row / 2 + 4, g, 13, "start", GRADE_COLORS[g], "bold"))
-        parts.append(f'<rect x="{left}" y="{top + 4}" width="{max(1.5, n / most * w):.1f}" height="{row - 8}" rx="3" '
-                     f'fill="{GRADE_COLORS[g]}"/>')
+        parts.append(
+            f'<rect x="{left}" y="{top + 4}" width="{max(1.5, n / most * w):.1f}" height="{row - 8}" rx="3" '
+            f'fill="{GRADE_COLORS[g]}"/>'
+        )
         parts.append(_text(left + max(1.5, n / most * w) + 6, top + row / 2 + 4, f"{n:,}", 12, "start", INK))
     return _svg(width, height, "".join(parts), label)
 
@@ -138,8 +162,14 @@ class Mark:
     family: str
 
 
-def activity_chart(marks: Sequence[Mark], rows: dict[str, str], days: int, ticks: Sequence[tuple[float, str]],
-                   label: str, width: int = 640) -> Markup:
+def activity_chart(
+    marks: Sequence[Mark],
+    rows: dict[str, str],
+    days: int,
+    ticks: Sequence[tuple[float, str]],
+    label: str,
+    width: int = 640,
+) -> Markup:
     """Events of the last `days` days: one row per event family, a dot per day sized by its count."""
     row, left, right, top = 26, 78, 14, 6
     height = top + len(rows) * row + 22
@@ -159,11 +189,15 @@ def activity_chart(marks: Sequence[Mark], rows: dict[str, str], days: int, ticks
     for (family, day), n in sorted(per_day.items()):
         cy = top + families.index(family) * row + row / 2
         r = min(10.0, 3.0 + 2.2 * math.sqrt(n - 1))
-        parts.append(f'<circle cx="{x(day + 0.5):.1f}" cy="{cy:.1f}" r="{r:.1f}" fill="{FAMILY_COLORS.get(family, MUTED)}" '
-                     f'fill-opacity="0.85"><title>{n}</title></circle>')
+        parts.append(
+            f'<circle cx="{x(day + 0.5):.1f}" cy="{cy:.1f}" r="{r:.1f}" fill="{FAMILY_COLORS.get(family, MUTED)}" '
+            f'fill-opacity="0.85"><title>{n}</title></circle>'
+        )
     for d, text in ticks:
-        parts.append(f'<line x1="{x(d):.1f}" x2="{x(d):.1f}" y1="{top}" y2="{top + len(rows) * row}" stroke="{GRID}" '
-                     f'stroke-dasharray="2 3"/>')
+        parts.append(
+            f'<line x1="{x(d):.1f}" x2="{x(d):.1f}" y1="{top}" y2="{top + len(rows) * row}" stroke="{GRID}" '
+            f'stroke-dasharray="2 3"/>'
+        )
         parts.append(_text(x(d), height - 6, text, 11, "middle", MUTED))
     return _svg(width, height, "".join(parts), label)
 

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 
-from features.describe import format_value
-from serving.dashboard.messages import WEEKDAYS
+from leadradar.features.describe import format_value
+from leadradar.serving.dashboard.messages import WEEKDAYS
 
 
 def pct(p: float | None, digits: int = 1) -> str:

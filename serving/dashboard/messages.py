@@ -22,8 +22,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "nav.switch": ("中文", "English"),
     "tenant": ("Company {tenant}", "公司 {tenant}"),
     "board.title": ("Who to call today", "今日重点跟进"),
-    "board.subtitle": ("Open leads ranked by their chance to close within {days} days.",
-                       "在跟线索按 {days} 天内成交概率排序。"),
+    "board.subtitle": (
+        "Open leads ranked by their chance to close within {days} days.",
+        "在跟线索按 {days} 天内成交概率排序。",
+    ),
     "card.open": ("Open leads", "在跟线索"),
     "card.hot": ("Hot leads (grade A)", "高意向线索（A 级）"),
     "card.expected": ("Expected wins in {days} days", "预计 {days} 天内成交"),
@@ -63,8 +65,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "page.of": ("Page {page} of {pages} · {total} leads", "第 {page} 页，共 {pages} 页 · {total} 条线索"),
     "page.prev": ("← Previous", "← 上一页"),
     "page.next": ("Next →", "下一页 →"),
-    "empty.scores": ("No scores yet for this company: run `leadradar score` first.",
-                     "该公司暂无评分：请先运行 leadradar score。"),
+    "empty.scores": (
+        "No scores yet for this company: run `leadradar score` first.",
+        "该公司暂无评分：请先运行 leadradar score。",
+    ),
     "empty.filter": ("No leads match these filters.", "没有符合条件的线索。"),
     "lead.title": ("Lead {lead}", "线索 {lead}"),
     "lead.back": ("← Back to the list", "← 返回线索列表"),
@@ -73,7 +77,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "lead.horizon": ("Close within {days} days", "{days} 天内成交"),
     "lead.advance": ("Moves past “{stage}” within {days} days", "{days} 天内推进过“{stage}”"),
     "lead.history": ("Score history", "评分历史"),
-    "lead.history.one": ("One scoring run so far; the line grows with each run.", "目前只有一次评分，每次评分后曲线会延长。"),
+    "lead.history.one": (
+        "One scoring run so far; the line grows with each run.",
+        "目前只有一次评分，每次评分后曲线会延长。",
+    ),
     "lead.why": ("Why this score", "评分原因"),
     "lead.for": ("Speaks for closing", "有利因素"),
     "lead.against": ("Speaks against", "不利因素"),
@@ -91,15 +98,20 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "family.contact": ("contacts", "联系"),
     "family.content": ("content", "内容"),
     "funnel.title": ("Funnel to date", "销售漏斗（累计）"),
-    "funnel.subtitle": ("Every lead by the furthest stage it reached, up to {date}.",
-                        "截至 {date}，按每条线索到达的最远阶段统计。"),
+    "funnel.subtitle": (
+        "Every lead by the furthest stage it reached, up to {date}.",
+        "截至 {date}，按每条线索到达的最远阶段统计。",
+    ),
     "funnel.reached": ("Reached", "到达"),
     "funnel.conversion": ("On to next stage", "转入下一阶段"),
     "funnel.open": ("Open now", "当前在跟"),
     "funnel.lost": ("Lost here", "在此流失"),
     "funnel.expected": ("Model: moves on within {days} days", "模型预测 {days} 天内推进"),
     "funnel.winrate": ("Overall win rate: {rate} of {n} leads", "整体成交率：{n} 条线索中 {rate}"),
-    "funnel.empty": ("No funnel counts yet: they are kept by `leadradar score`.", "暂无漏斗数据：由 leadradar score 生成。"),
+    "funnel.empty": (
+        "No funnel counts yet: they are kept by `leadradar score`.",
+        "暂无漏斗数据：由 leadradar score 生成。",
+    ),
     "team.title": ("Team", "团队概览"),
     "team.subtitle": ("Each salesperson's open leads as of {date}.", "截至 {date} 每位销售的在跟线索。"),
     "team.leads": ("Open leads", "在跟线索"),
@@ -111,8 +123,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "team.moves": ("Rising / falling", "上升 / 下降"),
     "team.total": ("All", "合计"),
     "login.title": ("Sign in", "登录"),
-    "login.intro": ("The dashboard is for sales managers. Sign in with the user name and password you were given.",
-                    "看板供销售经理使用。请使用分配给您的用户名和密码登录。"),
+    "login.intro": (
+        "The dashboard is for sales managers. Sign in with the user name and password you were given.",
+        "看板供销售经理使用。请使用分配给您的用户名和密码登录。",
+    ),
     "login.user": ("User name", "用户名"),
     "login.password": ("Password", "密码"),
     "login.submit": ("Sign in", "登录"),
@@ -125,18 +139,24 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "login.signed_out": ("You are signed out.", "您已退出登录。"),
     "login.expired": ("Your session has ended; please sign in again.", "登录已过期，请重新登录。"),
     "report.title": ("Lead report · {tenant}", "线索报告 · {tenant}"),
-    "report.generated": ("Made {date} from the scoring run of {asof} (model v{version}).",
-                         "生成于 {date}，基于 {asof} 的评分（模型 v{version}）。"),
+    "report.generated": (
+        "Made {date} from the scoring run of {asof} (model v{version}).",
+        "生成于 {date}，基于 {asof} 的评分（模型 v{version}）。",
+    ),
     "report.top": ("Top {n} leads", "前 {n} 条线索"),
     "report.leads": ("The top leads in detail", "重点线索详情"),
     "time.zone": ("Times in UTC{offset}.", "时间为 UTC{offset}。"),
-    "footer": ("Probabilities are calibrated: of leads shown at 30 %, about 3 in 10 close.",
-               "概率经过校准：显示为 30% 的线索，约十分之三会成交。"),
+    "footer": (
+        "Probabilities are calibrated: of leads shown at 30 %, about 3 in 10 close.",
+        "概率经过校准：显示为 30% 的线索，约十分之三会成交。",
+    ),
     "error.forbidden": ("This page is not yours to see.", "您无权查看此页面。"),
 }
 
-WEEKDAYS = {"en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
-            "zh-CN": ("周一", "周二", "周三", "周四", "周五", "周六", "周日")}
+WEEKDAYS = {
+    "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
+    "zh-CN": ("周一", "周二", "周三", "周四", "周五", "周六", "周日"),
+}
 
 
 def check(lang: str) -> str:

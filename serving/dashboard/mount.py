@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from serving.dashboard.routes import Backend, build_dashboard
+from leadradar.serving.dashboard.routes import Backend, build_dashboard
 
 
 def service_dashboard() -> FastAPI:

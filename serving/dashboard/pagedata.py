@@ -12,14 +12,14 @@ from typing import Any
 
 import pandas as pd
 
-from features.registry import FeatureRegistry, build_registry
-from leadradar.settings import Settings
-from serving.dashboard import charts
-from serving.dashboard.formatting import Clock, count, decimal, pct, points, seconds
-from serving.dashboard.messages import translator
-from serving.ranking import SHOWN_IN_COLUMNS, listing, movers, ranked_leads, reason_side, with_grades
-from serving.reasons import ReasonWriter, parse_detail
-from serving.store import ScoreStore
+from leadradar.config import Settings
+from leadradar.features.registry import FeatureRegistry, build_registry
+from leadradar.serving.dashboard import charts
+from leadradar.serving.dashboard.formatting import Clock, count, decimal, pct, points, seconds
+from leadradar.serving.dashboard.messages import translator
+from leadradar.serving.ranking import SHOWN_IN_COLUMNS, listing, movers, ranked_leads, reason_side, with_grades
+from leadradar.serving.reasons import ReasonWriter, parse_detail
+from leadradar.serving.store import ScoreStore
 
 GRADES = ("A", "B", "C", "D")
 ACTIVITY_DAYS = 30
@@ -66,11 +66,18 @@ class PageData:
         new = change is None or (isinstance(change, float) and math.isnan(change))
         reason = self.writer.strongest(r.get("detail"), lang, SHOWN_IN_COLUMNS, reason_side(r["grade"]))
         return {
-            "rank": int(r["rank"]), "lead_id": r["lead_id"], "sales_id": r.get("sales_id") or "",
-            "stage": r.get("stage"), "stage_label": self.stage_label(r.get("stage"), lang),
-            "p": float(r["p_close"]), "p_text": pct(r["p_close"]), "grade": r["grade"],
-            "change": None if new else float(change), "change_text": "" if new else points(change),
-            "reason": reason.text if reason else "", "reason_side": reason.direction if reason else "",
+            "rank": int(r["rank"]),
+            "lead_id": r["lead_id"],
+            "sales_id": r.get("sales_id") or "",
+            "stage": r.get("stage"),
+            "stage_label": self.stage_label(r.get("stage"), lang),
+            "p": float(r["p_close"]),
+            "p_text": pct(r["p_close"]),
+            "grade": r["grade"],
+            "change": None if new else float(change),
+            "change_text": "" if new else points(change),
+            "reason": reason.text if reason else "",
+            "reason_side": reason.direction if reason else "",
         }
 
     def _run(self, tenant: str, frame: pd.DataFrame, clock: Clock) -> dict[str, Any]:
@@ -84,12 +91,18 @@ class PageData:
         }
 
     def _common(self, tenant: str, lang: str) -> dict[str, Any]:
-        return {"tenant": tenant, "lang": lang, "days": self.settings.training.horizon_days,
-                "offset": Clock(self.settings.features.utc_offset_hours, lang).offset}
+        return {
+            "tenant": tenant,
+            "lang": lang,
+            "days": self.settings.training.horizon_days,
+            "offset": Clock(self.settings.features.utc_offset_hours, lang).offset,
+        }
 
     # -- the ranked list -------------------------------------------------------------------------
 
-    def board(self, tenant: str, lang: str, filters: Filters = Filters(), page_size: int | None = None) -> dict[str, Any]:
+    def board(
+        self, tenant: str, lang: str, filters: Filters = Filters(), page_size: int | None = None
+    ) -> dict[str, Any]:
         """The ranked table with its filters, summary cards, movers and the grade chart."""
         t, clock = translator(lang), Clock(self.settings.features.utc_offset_hours, lang)
         size = page_size or self.settings.serving.dashboard.page_size
@@ -97,14 +110,19 @@ class PageData:
         chosen = self.filtered(frame, filters)
         pages = max(1, math.ceil(len(chosen) / size))
         page = min(max(1, filters.page), pages)
-        rows = [self._row(r, lang) for r in chosen.iloc[(page - 1) * size: page * size].to_dict("records")]
+        rows = [self._row(r, lang) for r in chosen.iloc[(page - 1) * size : page * size].to_dict("records")]
         up, down = movers(chosen, self.settings.serving.dashboard.movers)
         # The cards and the grade chart speak of the selection: a salesperson's own numbers when filtered.
         counts = chosen["grade"].value_counts().to_dict() if len(chosen) else {}
         thresholds = self.settings.serving.grade_thresholds
         return {
-            **self._common(tenant, lang), **self._run(tenant, frame, clock),
-            "empty": frame.empty, "rows": rows, "total": len(chosen), "page": page, "pages": pages,
+            **self._common(tenant, lang),
+            **self._run(tenant, frame, clock),
+            "empty": frame.empty,
+            "rows": rows,
+            "total": len(chosen),
+            "page": page,
+            "pages": pages,
             "filters": filters,
             "options": {
                 "sales": sorted(frame["sales_id"].dropna().unique().tolist()) if len(frame) else [],
@@ -112,15 +130,19 @@ class PageData:
                 "grades": list(GRADES),
             },
             "cards": {
-                "open": count(len(chosen)), "hot": count(counts.get("A", 0)),
+                "open": count(len(chosen)),
+                "hot": count(counts.get("A", 0)),
                 "expected": decimal(chosen["p_close"].sum() if len(chosen) else 0.0),
             },
-            "movers": {"up": [self._row(r, lang) for r in up.to_dict("records")],
-                       "down": [self._row(r, lang) for r in down.to_dict("records")]},
+            "movers": {
+                "up": [self._row(r, lang) for r in up.to_dict("records")],
+                "down": [self._row(r, lang) for r in down.to_dict("records")],
+            },
             "grades": {g: int(counts.get(g, 0)) for g in GRADES},
             "grade_chart": charts.grade_chart({g: int(counts.get(g, 0)) for g in GRADES}, t("grades.title")),
-            "grade_legend": t("grades.legend", a=pct(thresholds["A"], 0), b=pct(thresholds["B"], 0),
-                              c=pct(thresholds["C"], 0)),
+            "grade_legend": t(
+                "grades.legend", a=pct(thresholds["A"], 0), b=pct(thresholds["B"], 0), c=pct(thresholds["C"], 0)
+            ),
         }
 
     def filtered(self, frame: pd.DataFrame, filters: Filters) -> pd.DataFrame:
@@ -151,18 +173,27 @@ class PageData:
             detail = current.iloc[0]["detail"]
         else:  # closed or gone since: show its last score
             last = history.iloc[-1].to_dict()
-            row = self._row({**last, "rank": 0, "change": None, "grade": self.settings.serving.grade(last["p_close"])},
-                            lang)
+            row = self._row(
+                {**last, "rank": 0, "change": None, "grade": self.settings.serving.grade(last["p_close"])}, lang
+            )
             detail = last["detail"]
         info = parse_detail(detail)
-        horizons = sorted((int(k[len("p_close_"):-1]), v) for k, v in info.items()
-                          if k.startswith("p_close_") and k.endswith("d") and k[len("p_close_"):-1].isdigit())
-        pts = [charts.Point(clock.short(a), float(p), f"{clock.date(a)}: {pct(p)}")
-               for a, p in zip(history["as_of"], history["p_close"])]
+        horizons = sorted(
+            (int(k[len("p_close_") : -1]), v)
+            for k, v in info.items()
+            if k.startswith("p_close_") and k.endswith("d") and k[len("p_close_") : -1].isdigit()
+        )
+        pts = [
+            charts.Point(clock.short(a), float(p), f"{clock.date(a)}: {pct(p)}")
+            for a, p in zip(history["as_of"], history["p_close"])
+        ]
         as_of = history["as_of"].iloc[-1]
         events = self.store.events(tenant, lead_id)
         return {
-            **self._common(tenant, lang), "lead": row, "current": bool(len(current)), "total": len(frame),
+            **self._common(tenant, lang),
+            "lead": row,
+            "current": bool(len(current)),
+            "total": len(frame),
             "as_of": clock.datetime(as_of),
             "horizons": [{"days": d, "p": pct(v)} for d, v in horizons if v is not None],
             "advance": pct(info["p_advance"]) if info.get("p_advance") is not None else None,
@@ -181,9 +212,13 @@ class PageData:
         for e in events.to_dict("records"):
             label = types.label(e["event_type"])
             extra = [x for x in (seconds(e.get("dwell_s"), lang), _word(e.get("item_id"))) if x]
-            item = {"time": clock.time(e["ts"]), "text": label.verb_zh if lang == "zh-CN" else label.verb_en,
-                    "family": types.types.get(e["event_type"], "view"), "extra": " · ".join(extra),
-                    "channel": _word(e.get("channel"))}
+            item = {
+                "time": clock.time(e["ts"]),
+                "text": label.verb_zh if lang == "zh-CN" else label.verb_en,
+                "family": types.types.get(e["event_type"], "view"),
+                "extra": " · ".join(extra),
+                "channel": _word(e.get("channel")),
+            }
             heading = clock.day(e["ts"])
             if not days or days[-1]["day"] != heading:
                 days.append({"day": heading, "items": []})
@@ -193,8 +228,10 @@ class PageData:
     def _activity(self, events: pd.DataFrame, as_of: pd.Timestamp, clock: Clock, lang: str):
         t = translator(lang)
         before = (pd.Timestamp(as_of) - events["ts"]).dt.total_seconds() / 86400
-        marks = [charts.Mark(float(d), self.settings.events.types.get(et, "view"))
-                 for d, et in zip(before, events["event_type"])]
+        marks = [
+            charts.Mark(float(d), self.settings.events.types.get(et, "view"))
+            for d, et in zip(before, events["event_type"])
+        ]
         rows = {f: t(f"family.{f}") for f in ("view", "content", "share", "contact")}
         ticks = [(float(d), clock.short(pd.Timestamp(as_of) - pd.Timedelta(days=d))) for d in (28, 21, 14, 7, 0)]
         return charts.activity_chart(marks, rows, ACTIVITY_DAYS, ticks, t("lead.activity"))
@@ -217,17 +254,28 @@ class PageData:
         stages = []
         for i, r in enumerate(counts.to_dict("records")):
             nxt = reached[i + 1] / reached[i] if i + 1 < len(reached) and reached[i] else None
-            stages.append({
-                "stage": r["stage"], "label": self.stage_label(r["stage"], lang), "reached": int(r["reached"]),
-                "conversion": pct(nxt) if nxt is not None else "", "lost": int(r["lost"]),
-                "open": int(open_now.get(r["stage"], 0)),
-                "expected": pct(advance.get(r["stage"])) if r["stage"] in advance else "",
-            })
-        bars = [charts.FunnelBar(s["label"], s["reached"], s["conversion"],
-                                 f'{t("funnel.lost")} {s["lost"]:,}' if s["lost"] else "") for s in stages]
+            stages.append(
+                {
+                    "stage": r["stage"],
+                    "label": self.stage_label(r["stage"], lang),
+                    "reached": int(r["reached"]),
+                    "conversion": pct(nxt) if nxt is not None else "",
+                    "lost": int(r["lost"]),
+                    "open": int(open_now.get(r["stage"], 0)),
+                    "expected": pct(advance.get(r["stage"])) if r["stage"] in advance else "",
+                }
+            )
+        bars = [
+            charts.FunnelBar(
+                s["label"], s["reached"], s["conversion"], f"{t('funnel.lost')} {s['lost']:,}" if s["lost"] else ""
+            )
+            for s in stages
+        ]
         first = reached[0] if reached else 0
         return {
-            **self._common(tenant, lang), "stages": stages, "empty": counts.empty,
+            **self._common(tenant, lang),
+            "stages": stages,
+            "empty": counts.empty,
             "as_of_date": clock.date(counts["as_of"].iloc[0]) if len(counts) else None,
             "chart": charts.funnel_chart(bars, t("funnel.title")) if stages else None,
             "winrate": t("funnel.winrate", rate=pct(reached[-1] / first if first else None), n=f"{first:,}"),
@@ -241,23 +289,39 @@ class PageData:
         if len(frame):
             for sales, g in frame.groupby(frame["sales_id"].fillna("–"), sort=False):
                 best = g.iloc[0]  # the frame is best first
-                rows.append({
-                    "sales_id": sales, "leads": len(g), "hot": int((g["grade"] == "A").sum()),
-                    "warm": int((g["grade"] == "B").sum()), "expected_value": float(g["p_close"].sum()),
-                    "expected": decimal(g["p_close"].sum()), "mean": pct(g["p_close"].mean()),
-                    "best": best["lead_id"], "best_p": pct(best["p_close"]),
-                    "up": int((g["change"] > 0.005).sum()), "down": int((g["change"] < -0.005).sum()),
-                })
+                rows.append(
+                    {
+                        "sales_id": sales,
+                        "leads": len(g),
+                        "hot": int((g["grade"] == "A").sum()),
+                        "warm": int((g["grade"] == "B").sum()),
+                        "expected_value": float(g["p_close"].sum()),
+                        "expected": decimal(g["p_close"].sum()),
+                        "mean": pct(g["p_close"].mean()),
+                        "best": best["lead_id"],
+                        "best_p": pct(best["p_close"]),
+                        "up": int((g["change"] > 0.005).sum()),
+                        "down": int((g["change"] < -0.005).sum()),
+                    }
+                )
         rows.sort(key=lambda r: (-r["expected_value"], r["sales_id"]))
         most = max([r["expected_value"] for r in rows] + [1e-9])
         for r in rows:
             r["bar"] = charts.bar(r["expected_value"] / most)
-        total = {"leads": count(len(frame)), "hot": int((frame["grade"] == "A").sum()) if len(frame) else 0,
-                 "warm": int((frame["grade"] == "B").sum()) if len(frame) else 0,
-                 "expected": decimal(frame["p_close"].sum() if len(frame) else 0.0),
-                 "mean": pct(frame["p_close"].mean()) if len(frame) else "–"}
-        return {**self._common(tenant, lang), **self._run(tenant, frame, clock), "rows": rows, "total": total,
-                "empty": frame.empty}
+        total = {
+            "leads": count(len(frame)),
+            "hot": int((frame["grade"] == "A").sum()) if len(frame) else 0,
+            "warm": int((frame["grade"] == "B").sum()) if len(frame) else 0,
+            "expected": decimal(frame["p_close"].sum() if len(frame) else 0.0),
+            "mean": pct(frame["p_close"].mean()) if len(frame) else "–",
+        }
+        return {
+            **self._common(tenant, lang),
+            **self._run(tenant, frame, clock),
+            "rows": rows,
+            "total": total,
+            "empty": frame.empty,
+        }
 
     # -- the e-mailed report ---------------------------------------------------------------------
 
@@ -267,8 +331,14 @@ class PageData:
         n_leads = self.settings.serving.dashboard.report_leads
         ranked = self.ranked(tenant)
         leads = [self.lead(tenant, r["lead_id"], lang, ranked) for r in board["rows"][:n_leads]]
-        return {"board": board, "funnel": self.funnel(tenant, lang), "team": self.team(tenant, lang),
-                "leads": [x for x in leads if x], "top": top, **self._common(tenant, lang)}
+        return {
+            "board": board,
+            "funnel": self.funnel(tenant, lang),
+            "team": self.team(tenant, lang),
+            "leads": [x for x in leads if x],
+            "top": top,
+            **self._common(tenant, lang),
+        }
 
 
 def _word(value: Any) -> str:

@@ -7,14 +7,14 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from serving.dashboard.charts import GRADE_COLORS, FAMILY_COLORS
-from serving.dashboard.messages import translator
+from leadradar.serving.dashboard.charts import FAMILY_COLORS, GRADE_COLORS
+from leadradar.serving.dashboard.messages import translator
 
 
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     env = Environment(
-        loader=PackageLoader("serving.dashboard", "templates"),
+        loader=PackageLoader("leadradar.serving.dashboard", "templates"),
         autoescape=select_autoescape(["html"]),
         undefined=StrictUndefined,
         trim_blocks=True,

@@ -9,28 +9,34 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from leadradar.settings import Settings
-from serving.auth import KeyStore
-from serving.dashboard.messages import LANGS, from_accept_language
-from serving.dashboard.pagedata import Filters, PageData
-from serving.dashboard.render import render
-from serving.dashboard.sessions import (
-    COOKIE, LANG_COOKIE, Gate, LoginThrottle, SessionSigner, Viewer, load_secret,
+from leadradar.config import Settings
+from leadradar.serving.auth import KeyStore
+from leadradar.serving.dashboard.messages import LANGS, from_accept_language
+from leadradar.serving.dashboard.pagedata import Filters, PageData
+from leadradar.serving.dashboard.render import render
+from leadradar.serving.dashboard.sessions import (
+    COOKIE,
+    LANG_COOKIE,
+    Gate,
+    LoginThrottle,
+    SessionSigner,
+    Viewer,
+    load_secret,
 )
-from serving.export import csv_bytes, xlsx_bytes
-from serving.store import ScoreStore
-from serving.users import UserStore
+from leadradar.serving.export import csv_bytes, xlsx_bytes
+from leadradar.serving.store import ScoreStore
+from leadradar.serving.users import UserStore
 
 # No script, no frames, nothing from elsewhere: styles and SVG are inline.
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
@@ -47,12 +53,16 @@ class Backend:
     gate: Gate
 
     @classmethod
-    def build(cls, settings: Settings, store: ScoreStore | None = None, keys: KeyStore | None = None) -> "Backend":
+    def build(cls, settings: Settings, store: ScoreStore | None = None, keys: KeyStore | None = None) -> Backend:
         store = store or ScoreStore(settings.score_store_url)
         keys = keys or KeyStore(settings.score_store_url, settings.serving.key_cache_seconds)
         cfg = settings.serving.dashboard
-        gate = Gate(SessionSigner(load_secret(settings), cfg.session_hours), UserStore(settings.score_store_url), keys,
-                    LoginThrottle(cfg.login_attempts, cfg.login_window_seconds))
+        gate = Gate(
+            SessionSigner(load_secret(settings), cfg.session_hours),
+            UserStore(settings.score_store_url),
+            keys,
+            LoginThrottle(cfg.login_attempts, cfg.login_window_seconds),
+        )
         return cls(settings, PageData(store, settings), gate)
 
 
@@ -96,12 +106,20 @@ def build_dashboard(backend: Callable[[], Backend]) -> FastAPI:
 
     def page(request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
         lang = _lang(request)
-        html = render(template, lang, base=_base(request), path=request.url.path, query=dict(request.query_params),
-                      **context)
+        html = render(
+            template, lang, base=_base(request), path=request.url.path, query=dict(request.query_params), **context
+        )
         response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
         if request.query_params.get("lang") in LANGS:
-            response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, httponly=True, samesite="lax",
-                                secure=backend().settings.serving.dashboard.cookie_secure, path=_base(request) + "/")
+            response.set_cookie(
+                LANG_COOKIE,
+                lang,
+                max_age=365 * 86400,
+                httponly=True,
+                samesite="lax",
+                secure=backend().settings.serving.dashboard.cookie_secure,
+                path=_base(request) + "/",
+            )
         return response
 
     def viewer(request: Request) -> Viewer | None:
@@ -131,7 +149,9 @@ def build_dashboard(backend: Callable[[], Backend]) -> FastAPI:
         except ValueError:
             number = 1
         grade = q.get("grade") or None
-        return Filters(q.get("sales") or None, q.get("stage") or None, grade if grade in ("A", "B", "C", "D") else None, number)
+        return Filters(
+            q.get("sales") or None, q.get("stage") or None, grade if grade in ("A", "B", "C", "D") else None, number
+        )
 
     @app.get("/", response_class=HTMLResponse)
     def board(request: Request):
@@ -148,8 +168,9 @@ def build_dashboard(backend: Callable[[], Backend]) -> FastAPI:
             return who
         data = backend().data.lead(who.tenant_id, lead_id, _lang(request))
         if data is None:  # another tenant's lead looks exactly like no lead at all
-            return page(request, "missing.html", status=404, viewer=who, lead_id=lead_id, nav="leads",
-                        tenant=who.tenant_id)
+            return page(
+                request, "missing.html", status=404, viewer=who, lead_id=lead_id, nav="leads", tenant=who.tenant_id
+            )
         return page(request, "lead.html", viewer=who, d=data, nav="leads")
 
     @app.get("/funnel", response_class=HTMLResponse)
@@ -157,8 +178,9 @@ def build_dashboard(backend: Callable[[], Backend]) -> FastAPI:
         who = signed_in(request)
         if isinstance(who, Response):
             return who
-        return page(request, "funnel.html", viewer=who, d=backend().data.funnel(who.tenant_id, _lang(request)),
-                    nav="funnel")
+        return page(
+            request, "funnel.html", viewer=who, d=backend().data.funnel(who.tenant_id, _lang(request)), nav="funnel"
+        )
 
     @app.get("/team", response_class=HTMLResponse)
     def team(request: Request):
@@ -183,15 +205,16 @@ def build_dashboard(backend: Callable[[], Backend]) -> FastAPI:
         data, lang = backend().data, _lang(request)
         frame = data.export(who.tenant_id, lang, filters(request))
         content = xlsx_bytes(frame, lang, lambda s: data.stage_label(s, lang))
-        return _download(content, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                         _filename(who, "xlsx"))
+        return _download(
+            content, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", _filename(who, "xlsx")
+        )
 
     @app.get("/report.html")
     def report(request: Request):
         who = signed_in(request)
         if isinstance(who, Response):
             return who
-        from serving.report import report_html
+        from leadradar.serving.report import report_html
 
         html = report_html(backend().data, who.tenant_id, _lang(request))
         return _download(html.encode(), "text/html; charset=utf-8", _filename(who, "html", "report"))
@@ -199,14 +222,27 @@ def build_dashboard(backend: Callable[[], Backend]) -> FastAPI:
     @app.get("/login", response_class=HTMLResponse)
     def login_form(request: Request):
         message = LOGIN_MESSAGES.get(request.query_params.get("msg", ""))
-        return page(request, "login.html", error=None, notice=message, next=request.query_params.get("next", ""),
-                    username="", key_open=False, viewer=None, nav="")
+        return page(
+            request,
+            "login.html",
+            error=None,
+            notice=message,
+            next=request.query_params.get("next", ""),
+            username="",
+            key_open=False,
+            viewer=None,
+            nav="",
+        )
 
     @app.post("/login", response_class=HTMLResponse)
     async def login(request: Request):
         form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
         gate, base = backend().gate, _base(request)
-        username, password, key = form.get("username", "").strip(), form.get("password", ""), form.get("api_key", "").strip()
+        username, password, key = (
+            form.get("username", "").strip(),
+            form.get("password", ""),
+            form.get("api_key", "").strip(),
+        )
         address = request.client.host if request.client else ""
         who_tried = username or f"key:{key[:16]}"
         error = None
@@ -223,11 +259,28 @@ def build_dashboard(backend: Callable[[], Backend]) -> FastAPI:
                 gate.throttle.succeeded(who_tried, address)
                 response = RedirectResponse(_safe_next(base, form.get("next")), status_code=303)
                 cfg = backend().settings.serving.dashboard
-                response.set_cookie(COOKIE, signed[1], max_age=gate.signer.max_age, httponly=True, samesite="lax",
-                                    secure=cfg.cookie_secure, path=base + "/")
+                response.set_cookie(
+                    COOKIE,
+                    signed[1],
+                    max_age=gate.signer.max_age,
+                    httponly=True,
+                    samesite="lax",
+                    secure=cfg.cookie_secure,
+                    path=base + "/",
+                )
                 return response
-        return page(request, "login.html", status=401 if error != "login.throttled" else 429, error=error, notice=None,
-                    next=form.get("next", ""), username=username, key_open=bool(key), viewer=None, nav="")
+        return page(
+            request,
+            "login.html",
+            status=401 if error != "login.throttled" else 429,
+            error=error,
+            notice=None,
+            next=form.get("next", ""),
+            username=username,
+            key_open=bool(key),
+            viewer=None,
+            nav="",
+        )
 
     @app.post("/logout")
     def logout(request: Request):
@@ -239,7 +292,7 @@ def build_dashboard(backend: Callable[[], Backend]) -> FastAPI:
 
 
 def _filename(who: Viewer, ext: str, kind: str = "leads") -> str:
-    return f"{kind}-{who.tenant_id}-{datetime.now(timezone.utc):%Y%m%d}.{ext}"
+    return f"{kind}-{who.tenant_id}-{datetime.now(UTC):%Y%m%d}.{ext}"
 
 
 def _download(content: bytes, media_type: str, filename: str) -> Response:

@@ -20,9 +20,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from leadradar.settings import Settings
-from serving.auth import PERMISSIONS, KeyStore
-from serving.users import UserStore
+from leadradar.config import Settings
+from leadradar.serving.auth import PERMISSIONS, KeyStore
+from leadradar.serving.users import UserStore
 
 COOKIE = "lr_session"
 LANG_COOKIE = "lr_lang"
@@ -84,8 +84,15 @@ class SessionSigner:
 
     def issue(self, viewer: Viewer, fingerprint: str, now: float | None = None) -> str:
         now = time.time() if now is None else now
-        body = {"t": viewer.tenant_id, "n": viewer.name, "k": viewer.kind, "r": viewer.role, "f": fingerprint,
-                "e": int(now + self.max_age), "j": secrets.token_hex(8)}
+        body = {
+            "t": viewer.tenant_id,
+            "n": viewer.name,
+            "k": viewer.kind,
+            "r": viewer.role,
+            "f": fingerprint,
+            "e": int(now + self.max_age),
+            "j": secrets.token_hex(8),
+        }
         payload = _b64(json.dumps(body, separators=(",", ":")).encode())
         return f"v1.{payload}.{self._sign(payload)}"
 

@@ -95,12 +95,10 @@ class EventConfig(BaseModel):
     labels: dict[str, EventLabel] = Field(default_factory=lambda: dict(DEFAULT_EVENT_LABELS))
 
     @model_validator(mode="after")
-    def _known_families(self) -> "EventConfig":
+    def _known_families(self) -> EventConfig:
         for name, family in self.types.items():
             if family not in EVENT_FAMILIES:
-                raise ValueError(
-                    f"event type {name!r} has family {family!r}; expected one of {EVENT_FAMILIES}"
-                )
+                raise ValueError(f"event type {name!r} has family {family!r}; expected one of {EVENT_FAMILIES}")
         for field_name in ("two_way_contact", "dwell_types"):
             for name in getattr(self, field_name):
                 if name not in self.types:
@@ -299,9 +297,7 @@ class ServingConfig(BaseModel):
 class Settings(BaseSettings):
     """Everything configurable, in one place."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="LEADRADAR_", env_nested_delimiter="__", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="LEADRADAR_", env_nested_delimiter="__", extra="ignore")
 
     home: Path = Path(".leadradar")
     events: EventConfig = Field(default_factory=EventConfig)

@@ -1,0 +1,214 @@
+"""The model registry, one module for training and serving: MLflow set-up, aliases, the local bundle cache.
+
+Training registers versions and moves the `champion` and `challenger` aliases; serving resolves an
+alias, keeps a local copy of its bundle, and falls back to that copy (or to the model a Bento was built
+with) when the registry is out of reach. Both import this module; neither imports the other.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from leadradar.config import Settings, quiet_environment
+from leadradar.models.bundle import ARTIFACT_KEY
+from leadradar.models.funnel import FunnelModel
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+HISTORY_TAG = "champion_history"
+# The champion's bundle inside BentoML's model store, when the service runs from a built Bento.
+BENTO_MODEL_TAG = "leadradar-bundle"
+
+
+def configure_mlflow(settings: Settings) -> str:
+    """Point MLflow at the configured store and make sure the experiment exists; returns its id."""
+    quiet_environment()
+    settings.ensure_dirs()
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    mlflow.set_registry_uri(settings.tracking_uri)
+    exp = mlflow.get_experiment_by_name(settings.mlflow.experiment)
+    if exp is None:
+        exp_id = mlflow.create_experiment(settings.mlflow.experiment, artifact_location=settings.artifact_location)
+    else:
+        exp_id = exp.experiment_id
+    mlflow.set_experiment(experiment_id=exp_id)
+    return str(exp_id)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    name: str
+    version: str
+    run_id: str
+    alias: str | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+def version_for_alias(client: MlflowClient, name: str, alias: str) -> ModelRef | None:
+    try:
+        mv = client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+    return ModelRef(name=name, version=str(mv.version), run_id=str(mv.run_id), alias=alias)
+
+
+def model_version(client: MlflowClient, name: str, version: str) -> ModelRef:
+    mv = client.get_model_version(name, version)
+    return ModelRef(name=name, version=str(mv.version), run_id=str(mv.run_id))
+
+
+def set_alias(client: MlflowClient, ref: ModelRef, alias: str) -> ModelRef:
+    client.set_registered_model_alias(ref.name, alias, ref.version)
+    return ModelRef(ref.name, ref.version, ref.run_id, alias)
+
+
+def champion_history(client: MlflowClient, name: str) -> list[str]:
+    """Versions that were champion before the current one, oldest first."""
+    tags = client.get_registered_model(name).tags
+    raw = tags.get(HISTORY_TAG, "")
+    return [v for v in raw.split(",") if v]
+
+
+def crown(client: MlflowClient, ref: ModelRef) -> ModelRef:
+    """Make `ref` the champion, remembering the one it replaces so a rollback can bring it back."""
+    current = version_for_alias(client, ref.name, CHAMPION)
+    if current is not None and current.version != ref.version:
+        history = [*champion_history(client, ref.name), current.version]
+        client.set_registered_model_tag(ref.name, HISTORY_TAG, ",".join(history))
+    crowned = set_alias(client, ref, CHAMPION)
+    challenger = version_for_alias(client, ref.name, CHALLENGER)
+    if challenger is not None and challenger.version == ref.version:
+        client.delete_registered_model_alias(ref.name, CHALLENGER)
+    return crowned
+
+
+def uncrown(client: MlflowClient, name: str) -> tuple[ModelRef, ModelRef]:
+    """Put the previous champion back; returns (restored, replaced)."""
+    history = champion_history(client, name)
+    current = version_for_alias(client, name, CHAMPION)
+    if not history or current is None:
+        raise LookupError(f"{name} has no previous champion to roll back to")
+    previous = model_version(client, name, history[-1])
+    client.set_registered_model_tag(name, HISTORY_TAG, ",".join(history[:-1]))
+    return set_alias(client, previous, CHAMPION), current
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    ref: ModelRef
+    model: FunnelModel
+    source: str  # "registry", "local copy" or "bundled in the Bento (...)"
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return getattr(self.model, "meta_", {})
+
+
+class NoModelError(RuntimeError):
+    """No model to score with: nothing registered under the alias and no local copy."""
+
+
+def _cache_dir(settings: Settings, ref: ModelRef) -> Path:
+    return settings.model_cache_dir / ref.name / ref.version
+
+
+def _pointer(settings: Settings, alias: str) -> Path:
+    return settings.model_cache_dir / f"{settings.mlflow.model_name}@{alias}.json"
+
+
+def resolve(settings: Settings, alias: str = CHAMPION) -> ModelRef | None:
+    """Which version the alias points at now; None if the alias is not set."""
+    configure_mlflow(settings)
+    return version_for_alias(MlflowClient(), settings.mlflow.model_name, alias)
+
+
+def fetch(settings: Settings, ref: ModelRef) -> Path:
+    """Download a version's bundle into the local cache once; later loads read the copy."""
+    target = _cache_dir(settings, ref)
+    bundle = target / "bundle"
+    if (bundle / "model.json").exists():
+        return bundle
+    tmp = target.with_name(target.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=ref.uri, dst_path=str(tmp)))
+    found = next(local.rglob("model.json"), None)
+    if found is None:
+        raise NoModelError(f"{ref.uri} holds no funnel bundle ({ARTIFACT_KEY}/model.json)")
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    shutil.move(str(found.parent), str(bundle))
+    shutil.rmtree(tmp, ignore_errors=True)
+    return bundle
+
+
+def load_version(settings: Settings, ref: ModelRef) -> FunnelModel:
+    """A registered version's model, through the local cache."""
+    return FunnelModel.load(fetch(settings, ref))
+
+
+def load_alias(settings: Settings, alias: str = CHAMPION) -> LoadedModel:
+    """The model behind the alias; if the registry cannot be reached, the last good local copy."""
+    pointer = _pointer(settings, alias)
+    try:
+        ref = resolve(settings, alias)
+    except Exception as exc:  # registry down or unreadable: serve what we had
+        log.warning("model registry unreachable (%s); trying the local copy", exc)
+        if pointer.exists():
+            return _load_local(settings, pointer)
+        bundled = load_bundled()
+        if bundled is not None:
+            return bundled
+        raise NoModelError(f"registry unreachable and no local copy at {pointer}") from exc
+    if ref is None:
+        bundled = load_bundled()
+        if bundled is not None:
+            return bundled
+        raise NoModelError(
+            f"no model has the alias '{alias}' in {settings.mlflow.model_name}; "
+            "run `leadradar train` and `leadradar promote` first"
+        )
+    bundle = fetch(settings, ref)
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    pointer.write_text(json.dumps({"name": ref.name, "version": ref.version, "run_id": ref.run_id, "alias": alias}))
+    return LoadedModel(ref=ref, model=FunnelModel.load(bundle), source="registry")
+
+
+def load_bundled() -> LoadedModel | None:
+    """The model a Bento was built with (`leadradar bento build`), when the service runs from one."""
+    try:
+        import bentoml
+
+        stored = bentoml.models.get(f"{BENTO_MODEL_TAG}:latest")
+    except Exception:
+        return None
+    path = Path(stored.path) / "bundle"
+    if not (path / "model.json").exists():
+        return None
+    labels = stored.info.labels
+    ref = ModelRef(
+        labels.get("registered_model", ""),
+        labels.get("version", ""),
+        str(stored.info.metadata.get("run_id", "")),
+        labels.get("alias"),
+    )
+    return LoadedModel(ref=ref, model=FunnelModel.load(path), source=f"bundled in the Bento ({stored.tag})")
+
+
+def _load_local(settings: Settings, pointer: Path) -> LoadedModel:
+    ref = ModelRef(**json.loads(pointer.read_text()))
+    return LoadedModel(ref=ref, model=FunnelModel.load(_cache_dir(settings, ref) / "bundle"), source="local copy")
