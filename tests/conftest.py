@@ -85,7 +85,7 @@ def server(trained: dict, settings: Settings):
         yield svc
 
 
-# -- The scoring service's tests (tests/test_service_*.py): scores in the store, keys per role, a bare server --
+# -- The scoring service's tests (tests/serving/test_service_*.py): scores in the store, keys per role, a bare server --
 
 
 @dataclass(frozen=True)
@@ -169,3 +169,22 @@ def bare_server(tmp_path_factory: pytest.TempPathFactory):
     }
     with ServiceProcess(Settings(home=home), env=env, require_ready=False) as svc:
         yield svc
+
+
+# -- `make test-fast`: the unit tests, without servers, Spark, notebooks or a trained champion ---------------
+SLOW_FIXTURES = {"trained", "server", "scored", "role_keys", "bare_server", "small_sim"}
+SLOW_FOLDERS = {"notebooks", "packaging"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark as `slow` what starts a server or Spark, runs a notebook, or needs the session's trained model."""
+    for item in items:
+        folder = item.path.parent.name
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if (
+            folder in SLOW_FOLDERS
+            or fixtures & SLOW_FIXTURES
+            or item.get_closest_marker("server")
+            or item.get_closest_marker("spark")
+        ):
+            item.add_marker(pytest.mark.slow)

@@ -24,7 +24,7 @@ from leadradar.serving.ranking import ranked_leads, with_grades
 from leadradar.serving.reasons import ReasonWriter
 from leadradar.serving.store import ScoreStore
 from leadradar.serving.users import UserStore
-from tests.dashboard_support import lead_ids_in, manager, session_activity
+from tests.support.dashboard_support import lead_ids_in, manager, session_activity
 
 ROW = re.compile(r'<tr data-lead="([^"]+)">')
 

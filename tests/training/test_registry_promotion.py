@@ -15,6 +15,9 @@ from leadradar.registry import CHALLENGER, CHAMPION, champion_history, configure
 from leadradar.training import pipeline
 from leadradar.training.promotion import beats, promote, rollback
 
+# Each test trains two or three models (about a minute together): left out of `make test-fast`.
+pytestmark = pytest.mark.slow
+
 
 def fast(home, **training) -> Settings:
     """Quick models on a small simulation: one horizon, no transition models."""

@@ -13,7 +13,7 @@ from leadradar.config import Settings
 from leadradar.features.build import compute_features
 from leadradar.features.online import OnlineFeatures
 from leadradar.features.registry import build_registry
-from tests.strategies import CUTOFF, after, before, event_rows, events_table, stage_rows, stages_table
+from tests.support.strategies import CUTOFF, after, before, event_rows, events_table, stage_rows, stages_table
 
 SETTINGS = Settings()
 REGISTRY = build_registry(SETTINGS)

@@ -1,7 +1,7 @@
 """The score store on a real PostgreSQL server behaves as on the embedded SQLite default.
 
 The harness starts a throwaway server (tests/postgres.py) once for this module; each test gets a
-database of its own. The store's own tests (tests/test_store.py) run again here against PostgreSQL
+database of its own. The store's own tests (tests/serving/test_store.py) run again here against PostgreSQL
 with the session time zone of a server in China, then batch runs are compared row for row.
 """
 
@@ -16,10 +16,9 @@ from typer.testing import CliRunner
 from leadradar.serving.auth import KeyStore
 from leadradar.serving.store import ScoreStore
 from leadradar.serving.users import UserStore
-from tests.postgres import PostgresServer, find_bin_dir
 
 # The store's behaviour, again on PostgreSQL: these use the `store` fixture defined below.
-from tests.test_store import (  # noqa: F401
+from tests.serving.test_store import (  # noqa: F401
     MONDAY,
     WEEK,
     scores,
@@ -35,6 +34,7 @@ from tests.test_store import (  # noqa: F401
     test_writing_the_same_run_twice_replaces_rather_than_duplicates,
     two_runs,
 )
+from tests.support.postgres import PostgresServer, find_bin_dir
 
 SHANGHAI = "?options=-c%20TimeZone%3DAsia%2FShanghai"
 _names = itertools.count()
@@ -89,7 +89,7 @@ def test_timestamps_come_back_as_the_same_utc_instant_from_a_beijing_time_sessio
 def test_a_batch_run_reads_back_the_same_on_postgres_as_on_the_embedded_default(
     scored, small_sim, settings, tmp_path, postgres
 ):
-    from tests.dashboard_support import session_activity
+    from tests.support.dashboard_support import session_activity
 
     activity = session_activity(settings, small_sim, scored)
     some = set(scored.scores[scored.scores["tenant_id"] == "t01"]["lead_id"][:300])

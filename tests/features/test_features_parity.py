@@ -12,7 +12,7 @@ from leadradar.features.build import compute_features
 from leadradar.features.online import OnlineFeatures
 from leadradar.features.registry import build_registry
 from leadradar.features.simulator import SimulationConfig, simulate
-from tests.parity import assert_same_features
+from tests.support.parity import assert_same_features
 
 SETTINGS = Settings()
 REGISTRY = build_registry(SETTINGS)

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from leadradar.config import Settings
 from leadradar.features.online import OnlineFeatures
 from leadradar.features.registry import build_registry
-from tests.parity import assert_same_features
-from tests.strategies import CUTOFF, after, before, event_rows, events_table, stage_rows, stages_table
+from tests.support.parity import assert_same_features
+from tests.support.strategies import CUTOFF, after, before, event_rows, events_table, stage_rows, stages_table
 
 SETTINGS = Settings()
 REGISTRY = build_registry(SETTINGS)

@@ -14,7 +14,7 @@ import pytest
 
 from leadradar.serving.ranking import ranked_leads
 from leadradar.serving.store import ScoreStore
-from tests.dashboard_support import manager, session_activity
+from tests.support.dashboard_support import manager, session_activity
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [

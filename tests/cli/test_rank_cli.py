@@ -12,7 +12,7 @@ from leadradar.cli import app
 from leadradar.serving.ranking import movers, ranked_leads, with_grades
 from leadradar.serving.store import ScoreStore
 from leadradar.serving.users import UserStore
-from tests.dashboard_support import lead_ids_in, session_activity
+from tests.support.dashboard_support import lead_ids_in, session_activity
 
 
 @pytest.fixture(scope="module")

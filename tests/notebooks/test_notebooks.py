@@ -18,7 +18,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 SOURCES = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py"))
 # Small enough that the three notebooks run in about two minutes on 2 cores.
 SMALL = {"TENANTS": 2, "LEADS": 2500, "DAYS": 240, "SEED": 11, "N_TRIALS": 3, "TUNE_TIMEOUT_S": 60}

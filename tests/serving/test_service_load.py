@@ -20,7 +20,7 @@ CLIENTS = 8
 MIX = (("score", 0.6), ("rank", 0.25), ("model", 0.15))
 
 
-# -- the load generator (runs as `python tests/test_service_load.py PLAN OUT`) -----------------------------------
+# -- the load generator (runs as `python tests/serving/test_service_load.py PLAN OUT`) ----------------------------
 
 
 def percentile(values: list[float], q: float) -> float:
