@@ -60,7 +60,8 @@ def hidden_state_ceiling(data_dir: str) -> dict:
 
     from leadradar.config import Settings
     from leadradar.features.trainset import build_training_set
-    from leadradar.training.pipeline import attach_truth, evaluate, fit_funnel, funnel_targets, lgbm_params, main_target
+    from leadradar.targets import Targets
+    from leadradar.training.pipeline import attach_truth, evaluate, fit_funnel, lgbm_params
 
     d = Path(data_dir)
     settings = Settings(home=Path(tempfile.mkdtemp(prefix="leadradar-bench-quality-")))
@@ -73,7 +74,8 @@ def hidden_state_ceiling(data_dir: str) -> dict:
     frame = ts.frame.merge(hidden, on=key, how="left").set_axis(ts.frame.index)
     frame["hidden_mode"] = pd.Categorical(frame["hidden_mode"].astype(str)).codes.astype(float)
     ts = replace(ts, frame=frame, features=[*ts.features, "hidden_mode", "hidden_intent"])
-    spec = next(t for t in funnel_targets(settings) if t.name == main_target(settings))
+    targets = Targets.from_settings(settings)
+    spec = next(t for t in targets.specs() if t.name == targets.main)
     model, splits = fit_funnel(ts, settings, [spec], lgbm_params(settings, None))
     test = frame[splits[spec.name].masks(frame["cutoff"])["test"]]
     p = model.targets_[spec.name].predict(model.matrix(test))

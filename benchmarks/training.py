@@ -50,7 +50,8 @@ def fit_wide(rows: int, features: int, rounds: int) -> dict:
     import time
 
     from leadradar.config import Settings
-    from leadradar.models.funnel import FunnelModel, TargetSpec
+    from leadradar.models.funnel import FunnelModel
+    from leadradar.targets import TargetSpec
 
     frame = synthetic_table(rows, features)
     train, val = frame.iloc[: int(rows * 0.85)], frame.iloc[int(rows * 0.85) :]

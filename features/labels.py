@@ -6,6 +6,7 @@ import ibis.expr.types as ir
 
 from leadradar.config import Settings
 from leadradar.features.grid import DAY_US
+from leadradar.targets import Targets, close_label
 
 KEY = ["tenant_id", "lead_id", "cutoff_us"]
 
@@ -17,7 +18,8 @@ def label_query(spine: ir.Table, stages: ir.Table, settings: Settings) -> ir.Tab
     """
     funnel = settings.funnel
     won = funnel.all_stages.index(funnel.won)
-    horizons = sorted(set(settings.training.horizons_days) | {settings.training.horizon_days})
+    targets = Targets.from_settings(settings)
+    horizons = targets.horizons_days
     keys = spine.select(*KEY, "stage_rank").view()
     stages = stages.view()
     j = keys.inner_join(stages, ["tenant_id", "lead_id"])
@@ -30,12 +32,7 @@ def label_query(spine: ir.Table, stages: ir.Table, settings: Settings) -> ir.Tab
     cols = {}
     for h in horizons:
         limit = out.cutoff_us + h * DAY_US
-        cols[f"y_close_{h}d"] = (out.won_us.notnull() & (out.won_us <= limit)).cast("int8")
-    h = settings.training.horizon_days
-    cols[f"y_advance_{h}d"] = (out.advance_us.notnull() & (out.advance_us <= out.cutoff_us + h * DAY_US)).cast("int8")
+        cols[close_label(h)] = (out.won_us.notnull() & (out.won_us <= limit)).cast("int8")
+    advance_limit = out.cutoff_us + targets.main_days * DAY_US
+    cols[targets.advance_label] = (out.advance_us.notnull() & (out.advance_us <= advance_limit)).cast("int8")
     return out.select(*KEY, **cols)
-
-
-def label_columns(settings: Settings) -> list[str]:
-    horizons = sorted(set(settings.training.horizons_days) | {settings.training.horizon_days})
-    return [f"y_close_{h}d" for h in horizons] + [f"y_advance_{settings.training.horizon_days}d"]

@@ -15,8 +15,9 @@ from leadradar.config import Settings
 from leadradar.features.build import KEY, META, QKEY, feature_query, finish, lead_schema, unbound_inputs
 from leadradar.features.cutoffs import cadence_cutoffs
 from leadradar.features.engines import connect, feature_input, load, load_cutoffs, materializer, to_pandas
-from leadradar.features.labels import label_columns, label_query
+from leadradar.features.labels import label_query
 from leadradar.features.registry import FeatureRegistry, build_registry, definition_hash
+from leadradar.targets import Targets, close_label
 
 Source = str | Path | pa.Table | pd.DataFrame
 
@@ -115,15 +116,16 @@ def build_training_set(
     labels = label_query(q.spine, q.stages, settings)
     frame = finish(to_pandas(q.table.inner_join(labels, QKEY)))
     frame = frame.sort_values(KEY, kind="stable").reset_index(drop=True)
-    for col in label_columns(settings):
+    targets = Targets.from_settings(settings)
+    for col in targets.label_columns:
         frame[col] = frame[col].astype("float64")
-    for h in settings.training.horizons_days:
+    for h in targets.horizons_days:
         late = frame["cutoff"] + timedelta(days=h) > data_until
-        frame.loc[late, f"y_close_{h}d"] = float("nan")
+        frame.loc[late, close_label(h)] = float("nan")
     return TrainingSet(
         frame=frame,
         features=registry.names,
-        labels=label_columns(settings),
+        labels=targets.label_columns,
         first_cutoff=cutoffs[0],
         last_cutoff=cutoffs[-1],
         data_until=pd.Timestamp(data_until),

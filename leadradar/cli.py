@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from leadradar.config import Settings, quiet_environment
+from leadradar.terminal import rank_table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Lead intent scoring from card radar events.")
 features_app = typer.Typer(no_args_is_help=True, help="Build feature tables.")
@@ -418,63 +419,6 @@ def score(
         f"scored {len(scores):,} open leads with {loaded.ref.name} v{loaded.ref.version}"
         f" as of {when:%Y-%m-%d %H:%M} UTC" + (f" → {out_file}" if out_file else "")
     )
-
-
-GRADE_STYLE = {"A": "bold white on red", "B": "bold black on yellow", "C": "bold white on blue", "D": "white on grey50"}
-
-
-def rank_table(frame, title: str, stage_label=None, width: int | None = None, caption: bool = True):
-    """A ranked list for the terminal: rank, lead, salesperson, stage, probability, grade, change, top reason.
-
-    On a terminal narrower than 120 columns the reasons follow the table, one line per lead.
-    """
-    from rich import box
-    from rich.console import Group
-    from rich.text import Text
-
-    wide = (width or out.width) >= 120
-    table = Table(
-        title=title,
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        caption_justify="left",
-        caption="change: percentage points since the previous run" if caption else None,
-    )
-    for col, justify in (
-        ("#", "right"),
-        ("lead", "left"),
-        ("salesperson", "left"),
-        ("stage", "left"),
-        ("P(close)", "right"),
-        ("grade", "center"),
-        ("change", "right"),
-    ):
-        table.add_column(col, justify=justify, no_wrap=True)
-    if wide:
-        table.add_column("top reason", ratio=1)
-    notes = []
-    for row in frame.to_dict("records"):
-        change = row.get("change")
-        if change is None or change != change:
-            moved = "[magenta]new[/magenta]"
-        else:
-            color = "green" if change > 0.0005 else "red" if change < -0.0005 else "dim"
-            moved = f"[{color}]{change * 100:+.1f}[/{color}]"
-        grade, stage, reason = row.get("grade") or "", row.get("stage") or "", row.get("top_reason") or ""
-        cells = [
-            str(row["rank"]),
-            row["lead_id"],
-            row.get("sales_id") or "",
-            stage_label(stage) if stage_label and stage else stage,
-            f"{row['p_close']:.1%}",
-            f"[{GRADE_STYLE.get(grade, '')}] {grade} [/]" if grade else "",
-            moved,
-        ]
-        table.add_row(*cells, *([reason] if wide else []))
-        if reason and not wide:
-            notes.append(Text.assemble((f"{row['rank']:>4}  {row['lead_id']}: ", "dim"), reason))
-    return Group(table, *notes) if notes else table
 
 
 @app.command()

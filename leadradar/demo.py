@@ -29,7 +29,7 @@ console = Console()
 
 def run_demo(data_dir: Path = Path("demo_data"), leads: int = 20_000, tenants: int = 3, days: int = 455) -> float:
     """Simulate, train, register, serve, score over HTTP, rank; returns the wall time in seconds."""
-    from leadradar.cli import rank_table
+    from leadradar.terminal import rank_table
 
     quiet_environment()
     started = time.perf_counter()

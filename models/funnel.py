@@ -14,16 +14,7 @@ import pandas as pd
 
 from leadradar.models.calibration import IsotonicCalibrator, SigmoidCalibrator, calibrator_from_dict, choose_calibrator
 from leadradar.models.encoding import FeatureEncoder
-
-
-@dataclass(frozen=True)
-class TargetSpec:
-    """What one model predicts: a label column, optionally only for leads at one stage."""
-
-    name: str
-    label: str
-    stage: str | None = None
-
+from leadradar.targets import TargetSpec, advance_target, close_curve, close_output
 
 # From this many rows LightGBM predicts on every core; below it one thread is faster (8 boosters on 2 cores:
 # 1 row 0.21 ms on one thread vs 0.55 ms on two with passive OpenMP waiting, 1,000 rows 40 vs 22 ms).
@@ -146,22 +137,15 @@ class FunnelModel:
         """
         probs = self.predict_targets(frame)
         out = pd.DataFrame(index=frame.index)
-        horizons = sorted(
-            (int(name.removeprefix("close_").removesuffix("d")), name)
-            for name in probs.columns
-            if name.startswith("close_")
-        )
-        running = np.zeros(len(frame))
-        for h, name in horizons:
-            running = np.maximum(running, probs[name].to_numpy())
-            out[f"p_close_{h}d"] = running
-        advance = [f"advance_{s}" for s in stages if f"advance_{s}" in probs.columns]
+        for days, p_close in close_curve({n: probs[n].to_numpy() for n in probs.columns}, probs.columns).items():
+            out[close_output(days)] = p_close
+        advance = [advance_target(s) for s in stages if advance_target(s) in probs.columns]
         if advance:
             position = frame["stage"].map({s: i for i, s in enumerate(stages)}).to_numpy(dtype=float)
             p_advance = np.full(len(frame), np.nan)
             chained = np.ones(len(frame))
             for i, s in enumerate(stages):
-                col = f"advance_{s}"
+                col = advance_target(s)
                 if col not in probs.columns:
                     continue
                 p = probs[col].to_numpy()

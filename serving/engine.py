@@ -24,6 +24,7 @@ from leadradar.registry import LoadedModel
 from leadradar.serving.auth import Principal
 from leadradar.serving.schemas import LeadIn, LeadScore, Reason, Reasons, ScoreRequest, ScoreResponse
 from leadradar.serving.store import CONTEXT_FEATURES, ScoreStore
+from leadradar.targets import advance_target, close_curve, close_targets
 
 
 class RequestError(ValueError):
@@ -82,9 +83,7 @@ class Engine:
         self.rank_to_stage = dict(enumerate(settings.funnel.all_stages))
         self.features = self.model.features
         self.index = {n: j for j, n in enumerate(self.features)}
-        self.horizons = sorted(
-            (int(n.removeprefix("close_").removesuffix("d")), n) for n in self.model.targets_ if n.startswith("close_")
-        )
+        self.close_names = [name for _, name in close_targets(self.model.targets_)]
         self.explainer = Explainer(self.model, self.model.main_target, registry, settings.funnel, settings.events)
         self.types = set(settings.events.types)
         self.stage_names = set(settings.funnel.all_stages)
@@ -258,15 +257,13 @@ class Engine:
         )
 
     def _answer(self, lead: LeadIn, tenant: str, stage: str | None, p: dict[str, float], why) -> LeadScore:
-        p_close, running = {}, 0.0
-        for h, name in self.horizons:
-            running = max(running, float(p[name]))
-            p_close[f"{h}d"] = running
+        curve = close_curve({name: np.asarray(p[name]) for name in self.close_names}, self.close_names)
+        p_close = {f"{days}d": float(value) for days, value in curve.items()}
         transitions = {}
         if stage in self.stages:
             for s in self.stages[self.stages.index(stage) :]:
-                if f"advance_{s}" in p:
-                    transitions[s] = float(p[f"advance_{s}"])
+                if advance_target(s) in p:
+                    transitions[s] = float(p[advance_target(s)])
         main = float(p[self.model.main_target])
         reasons = None
         if why is not None:

@@ -20,8 +20,9 @@ from leadradar.features.build import KEY
 from leadradar.features.registry import FeatureRegistry, build_registry
 from leadradar.features.trainset import Source, TrainingSet, build_training_set
 from leadradar.models.bundle import ARTIFACT_KEY, ENTRY_POINT
-from leadradar.models.funnel import FunnelModel, TargetSpec
+from leadradar.models.funnel import FunnelModel
 from leadradar.registry import CHALLENGER, CHAMPION, ModelRef, configure_mlflow, crown, set_alias
+from leadradar.targets import Targets, TargetSpec
 from leadradar.training import plots
 from leadradar.training.metrics import classification_metrics, truth_metrics
 from leadradar.training.splits import TimeSplit, time_split
@@ -44,31 +45,6 @@ class TrainResult:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), default=float, ensure_ascii=False)
-
-
-def horizons(settings: Settings) -> list[int]:
-    tc = settings.training
-    return sorted(set(tc.horizons_days) | {tc.horizon_days})
-
-
-def funnel_targets(settings: Settings) -> list[TargetSpec]:
-    """The close model for every horizon, then one transition model per open stage."""
-    h = settings.training.horizon_days
-    targets = [TargetSpec(f"close_{d}d", f"y_close_{d}d") for d in horizons(settings)]
-    if settings.training.transition_models:
-        targets += [TargetSpec(f"advance_{s}", f"y_advance_{h}d", stage=s) for s in settings.funnel.open_stages]
-    return targets
-
-
-def main_target(settings: Settings) -> str:
-    return f"close_{settings.training.horizon_days}d"
-
-
-def target_horizon(spec: TargetSpec, settings: Settings) -> int:
-    """How far a target's label looks ahead: its own horizon for close models, the main one for transitions."""
-    if spec.name.startswith("close_"):
-        return int(spec.name.removeprefix("close_").removesuffix("d"))
-    return settings.training.horizon_days
 
 
 def target_split(
@@ -96,7 +72,7 @@ def fit_funnel(
         params,
         tc.num_boost_round,
         tc.early_stopping_rounds,
-        main_target=main_target(settings),
+        main_target=Targets.from_settings(settings).main,
         seed=tc.seed,
         single_thread_below_rows=tc.single_thread_below_rows,
     )
@@ -105,7 +81,7 @@ def fit_funnel(
     model.begin(ts.frame)
     for spec in targets:
         try:
-            split = target_split(cutoffs, target_horizon(spec, settings), ts.data_until, settings)
+            split = target_split(cutoffs, Targets.from_settings(settings).horizon_of(spec), ts.data_until, settings)
             masks = split.masks(ts.frame["cutoff"])
             model.fit_target(spec, ts.frame[masks["train"]], ts.frame[masks["validation"]])
             splits[spec.name] = split
@@ -188,13 +164,14 @@ def train_from_logs(
     """
     from leadradar.training.tuning import tuned_params
 
-    found = tuned_params(settings, main_target(settings)) if use_tuned else None
+    targets = Targets.from_settings(settings)
+    found = tuned_params(settings, targets.main) if use_tuned else None
     tuned, params_source = found if found else (None, "settings")
     registry = build_registry(settings)
     ts = build_training_set(events, stages, settings, until=until, items=items, registry=registry, leads=leads)
     tc = settings.training
     params = lgbm_params(settings, tuned)
-    model, splits = fit_funnel(ts, settings, funnel_targets(settings), params)
+    model, splits = fit_funnel(ts, settings, targets.specs(), params)
     split = splits[model.main_target]
     frame = ts.frame
     masks = split.masks(frame["cutoff"])
@@ -272,7 +249,8 @@ def tune_from_logs(
     tc = settings.training
     split = target_split(sorted(ts.frame["cutoff"].unique()), tc.horizon_days, ts.data_until, settings)
     masks = split.masks(ts.frame["cutoff"])
-    label = f"y_close_{tc.horizon_days}d"
+    targets = Targets.from_settings(settings)
+    label = targets.main_label
     train, val = ts.frame[masks["train"]], ts.frame[masks["validation"]]
     return tune_frames(
         train[train[label].notna()],
@@ -281,7 +259,7 @@ def tune_from_logs(
         ts.categorical,
         label,
         settings,
-        main_target(settings),
+        targets.main,
         n_trials,
         timeout,
         progress,

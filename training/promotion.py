@@ -26,6 +26,7 @@ from leadradar.registry import (
     uncrown,
     version_for_alias,
 )
+from leadradar.targets import Targets
 from leadradar.training.metrics import classification_metrics
 
 
@@ -81,7 +82,7 @@ def holdout_for(settings: Settings, run_tags: dict[str, str], run_params: dict[s
         leads=paths["leads"],
         cutoff_range=(first, last),
     )
-    label = f"y_close_{settings.training.horizon_days}d"
+    label = Targets.from_settings(settings).main_label
     frame = ts.frame[ts.frame[label].notna()]
     return frame, label
 

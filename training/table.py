@@ -20,8 +20,9 @@ from sklearn.model_selection import train_test_split
 
 from leadradar.config import Settings
 from leadradar.models.bundle import ARTIFACT_KEY, ENTRY_POINT
-from leadradar.models.funnel import FunnelModel, TargetSpec
+from leadradar.models.funnel import FunnelModel
 from leadradar.registry import CHALLENGER, configure_mlflow
+from leadradar.targets import TargetSpec
 from leadradar.training import plots
 from leadradar.training.metrics import classification_metrics
 from leadradar.training.pipeline import TrainResult, register

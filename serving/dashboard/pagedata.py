@@ -20,6 +20,7 @@ from leadradar.serving.dashboard.messages import translator
 from leadradar.serving.ranking import SHOWN_IN_COLUMNS, listing, movers, ranked_leads, reason_side, with_grades
 from leadradar.serving.reasons import ReasonWriter, parse_detail
 from leadradar.serving.store import ScoreStore
+from leadradar.targets import close_days
 
 GRADES = ("A", "B", "C", "D")
 ACTIVITY_DAYS = 30
@@ -179,9 +180,7 @@ class PageData:
             detail = last["detail"]
         info = parse_detail(detail)
         horizons = sorted(
-            (int(k[len("p_close_") : -1]), v)
-            for k, v in info.items()
-            if k.startswith("p_close_") and k.endswith("d") and k[len("p_close_") : -1].isdigit()
+            (days, v) for k, v in info.items() if k.startswith("p_") and (days := close_days(k[2:])) is not None
         )
         pts = [
             charts.Point(clock.short(a), float(p), f"{clock.date(a)}: {pct(p)}")

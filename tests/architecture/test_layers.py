@@ -23,8 +23,11 @@ RANK = {"config": 0, "features": 1, "models": 2, "registry": 3, "training": 4, "
 TOP_MODULES = {
     "leadradar": "config",
     "leadradar.config": "config",
+    "leadradar.targets": "config",
+    "leadradar.errors": "config",
     "leadradar.registry": "registry",
     "leadradar.cli": "cli",
+    "leadradar.terminal": "cli",
     "leadradar.demo": "cli",
     "leadradar.__main__": "cli",
 }

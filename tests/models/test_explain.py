@@ -13,7 +13,8 @@ from leadradar.config import FunnelConfig, Settings
 from leadradar.features.describe import describe, format_value
 from leadradar.features.registry import FeatureRegistry, build_registry
 from leadradar.models.explain import Explainer, contributions, explain_rows, topic_of
-from leadradar.models.funnel import FunnelModel, TargetSpec
+from leadradar.models.funnel import FunnelModel
+from leadradar.targets import TargetSpec
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 INDUSTRIES = ["finance", "manufacturing", "retail"]

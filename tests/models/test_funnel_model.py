@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from leadradar.models.funnel import FunnelModel, TargetSpec
+from leadradar.models.funnel import FunnelModel
+from leadradar.targets import TargetSpec
 
 STAGES = ["new", "engaged", "contacted", "qualified", "proposal"]
 

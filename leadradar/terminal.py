@@ -1,0 +1,69 @@
+"""Ranked lists on a terminal (rich): what `leadradar rank` and the demo print."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pandas as pd
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+GRADE_STYLE = {"A": "bold white on red", "B": "bold black on yellow", "C": "bold white on blue", "D": "white on grey50"}
+
+
+def rank_table(
+    frame: pd.DataFrame,
+    title: str,
+    stage_label: Callable[[str], str] | None = None,
+    width: int | None = None,
+    caption: bool = True,
+) -> RenderableType:
+    """A ranked list for the terminal: rank, lead, salesperson, stage, probability, grade, change, top reason.
+
+    On a terminal narrower than 120 columns the reasons follow the table, one line per lead.
+    """
+    wide = (width or Console().width) >= 120
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        caption_justify="left",
+        caption="change: percentage points since the previous run" if caption else None,
+    )
+    for col, justify in (
+        ("#", "right"),
+        ("lead", "left"),
+        ("salesperson", "left"),
+        ("stage", "left"),
+        ("P(close)", "right"),
+        ("grade", "center"),
+        ("change", "right"),
+    ):
+        table.add_column(col, justify=justify, no_wrap=True)
+    if wide:
+        table.add_column("top reason", ratio=1)
+    notes = []
+    for row in frame.to_dict("records"):
+        change = row.get("change")
+        if change is None or change != change:
+            moved = "[magenta]new[/magenta]"
+        else:
+            color = "green" if change > 0.0005 else "red" if change < -0.0005 else "dim"
+            moved = f"[{color}]{change * 100:+.1f}[/{color}]"
+        grade, stage, reason = row.get("grade") or "", row.get("stage") or "", row.get("top_reason") or ""
+        cells = [
+            str(row["rank"]),
+            row["lead_id"],
+            row.get("sales_id") or "",
+            stage_label(stage) if stage_label and stage else stage,
+            f"{row['p_close']:.1%}",
+            f"[{GRADE_STYLE.get(grade, '')}] {grade} [/]" if grade else "",
+            moved,
+        ]
+        table.add_row(*cells, *([reason] if wide else []))
+        if reason and not wide:
+            notes.append(Text.assemble((f"{row['rank']:>4}  {row['lead_id']}: ", "dim"), reason))
+    return Group(table, *notes) if notes else table
