@@ -159,11 +159,10 @@ class FunnelModel:
         p = self.targets_[self.main_target].predict(self.matrix(frame))
         return np.column_stack([1 - p, p])
 
-    def save(self, path: Path, extra: dict[str, Any] | None = None) -> Path:
-        """Plain files: one LightGBM text model per target and a JSON with everything else."""
+    def save(self, path: Path, extra: dict[str, Any] | None = None, files: dict[str, str] | None = None) -> Path:
+        """Plain files: one LightGBM text model per target, a JSON with everything else, and `files` copied in."""
         path.mkdir(parents=True, exist_ok=True)
-        extra = dict(extra or {})
-        files = extra.pop("_files", {})
+        files = files or {}
         meta = {
             "main_target": self.main_target,
             "params": self.params,

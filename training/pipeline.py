@@ -3,30 +3,26 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import numpy as np
 import pandas as pd
-from mlflow import MlflowClient
-from mlflow.models import infer_signature
 
 from leadradar.config import Settings
 from leadradar.features.build import KEY
 from leadradar.features.registry import FeatureRegistry, build_registry
 from leadradar.features.trainset import Source, TrainingSet, build_training_set
-from leadradar.models.bundle import ARTIFACT_KEY, ENTRY_POINT
 from leadradar.models.funnel import FunnelModel
-from leadradar.registry import CHALLENGER, CHAMPION, ModelRef, configure_mlflow, crown, set_alias
+from leadradar.registry import CHALLENGER, ModelRef
 from leadradar.targets import Targets, TargetSpec
 from leadradar.training import plots
+from leadradar.training.evaluation import EvaluationReport
 from leadradar.training.metrics import classification_metrics, truth_metrics
 from leadradar.training.splits import TimeSplit, time_split
-from leadradar.training.tracking import code_version
+from leadradar.training.tracking import RunRecord, record_run
 
 
 @dataclass
@@ -278,44 +274,39 @@ def log_and_register(
     alias: str,
     params: dict[str, Any],
     data_tags: dict[str, str],
-    report,
+    report: EvaluationReport,
     baseline_scores: dict[str, np.ndarray],
 ) -> ModelRef:
     """Log everything the run produced; register and alias the model only once all of it is logged."""
-    configure_mlflow(settings)
-    client = MlflowClient()
     target = model.targets_[model.main_target]
     y_test = test[target.spec.label].to_numpy(int)
     X_test = model.matrix(test)
     p_test = target.predict(X_test)
-    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run() as run:
-        out = Path(tmp)
-        mlflow.set_tags(
-            {
-                **{f"skipped.{n}": why[:250] for n, why in model.skipped_.items()},
-                "code_version": code_version(),
-                "feature_definition_hash": ts.definition_hash,
-                **{f"window.{k}": v for k, v in ts.window.items()},
-                **{f"split.{k}": v for k, v in split.describe().items()},
-                **data_tags,
-            }
-        )
-        mlflow.log_params(
-            {
-                "horizon_days": settings.training.horizon_days,
-                "cadence": settings.features.cadence,
-                "n_features": len(ts.features),
-                **{f"rows_{k}": v for k, v in rows.items()},
-                **{f"lgbm_{k}": v for k, v in params.items()},
-                **{f"best_iteration_{n}": t.best_iteration for n, t in model.targets_.items()},
-                **{f"calibration_{n}": t.calibrator.method for n, t in model.targets_.items()},
-            }
-        )
-        mlflow.log_metrics({f"validation_{k}": v for k, v in results["validation"].items() if np.isfinite(v)})
-        mlflow.log_metrics(report.flat_metrics("test"))
-        mlflow.log_dict(report.to_dict(), "evaluation/test.json")
-        mlflow.log_dict(
-            {
+    window = {f"window.{k}": v for k, v in ts.window.items()}
+    record = RunRecord(
+        tags={
+            **{f"skipped.{n}": why[:250] for n, why in model.skipped_.items()},
+            "feature_definition_hash": ts.definition_hash,
+            **window,
+            **{f"split.{k}": v for k, v in split.describe().items()},
+            **data_tags,
+        },
+        params={
+            "horizon_days": settings.training.horizon_days,
+            "cadence": settings.features.cadence,
+            "n_features": len(ts.features),
+            **{f"rows_{k}": v for k, v in rows.items()},
+            **{f"lgbm_{k}": v for k, v in params.items()},
+            **{f"best_iteration_{n}": t.best_iteration for n, t in model.targets_.items()},
+            **{f"calibration_{n}": t.calibrator.method for n, t in model.targets_.items()},
+        },
+        metrics={
+            **{f"validation_{k}": v for k, v in results["validation"].items() if np.isfinite(v)},
+            **report.flat_metrics("test"),
+        },
+        documents={
+            "evaluation/test.json": report.to_dict(),
+            "evaluation/targets.json": {
                 "skipped_targets": model.skipped_,
                 "targets": {
                     n: {
@@ -327,51 +318,27 @@ def log_and_register(
                     for n, t in model.targets_.items()
                 },
             },
-            "evaluation/targets.json",
-        )
-        write_plots(out / "plots", model, y_test, p_test, X_test, baseline_scores, settings)
-        features_doc = [
-            {"name": f.name, "family": f.family, "window_days": f.window_days, "en": f.en, "zh": f.zh}
-            for f in registry.select(ts.features)
-        ]
-        (out / "features.json").write_text(json.dumps(features_doc, ensure_ascii=False, indent=1))
-        mlflow.log_artifacts(str(out / "plots"), "plots")
-        mlflow.log_artifact(str(out / "features.json"))
-        carried = {"items.parquet": data_tags["data.items"]} if data_tags.get("data.items") else {}
-        bundle = model.save(
-            out / "bundle",
-            extra={
-                "_files": carried,
-                "definition_hash": ts.definition_hash,
-                "window": ts.window,
-                "test_metrics": results["test"],
-                "horizon_days": settings.training.horizon_days,
-                "open_stages": list(settings.funnel.open_stages),
-                "code_version": code_version(),
-            },
-        )
-        example = test[ts.features].head(5)
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(ENTRY_POINT),
-            artifacts={ARTIFACT_KEY: str(bundle)},
-            pip_requirements=["leadradar"],
-            signature=infer_signature(example, model.predict_targets(example)),
-            input_example=example,
-        )
-        run_id = run.info.run_id
-    return register(
-        client,
-        settings.mlflow.model_name,
-        info.model_uri,
-        run_id,
-        alias,
-        {
-            "feature_definition_hash": ts.definition_hash,
-            "code_version": code_version(),
-            **{f"window.{k}": v for k, v in ts.window.items()},
         },
+        bundle_extra={
+            "definition_hash": ts.definition_hash,
+            "window": ts.window,
+            "test_metrics": results["test"],
+            "horizon_days": settings.training.horizon_days,
+            "open_stages": list(settings.funnel.open_stages),
+        },
+        bundle_files={"items.parquet": data_tags["data.items"]} if data_tags.get("data.items") else {},
+        version_tags={"feature_definition_hash": ts.definition_hash, **window},
     )
+    features_doc = [
+        {"name": f.name, "family": f.family, "window_days": f.window_days, "en": f.en, "zh": f.zh}
+        for f in registry.select(ts.features)
+    ]
+
+    def write_files(folder: Path) -> None:
+        write_plots(folder / "plots", model, y_test, p_test, X_test, baseline_scores, settings)
+        (folder / "features.json").write_text(json.dumps(features_doc, ensure_ascii=False, indent=1))
+
+    return record_run(settings, model, record, test[ts.features].head(5), write_files, alias)
 
 
 def write_plots(
@@ -397,16 +364,3 @@ def write_plots(
     sample = np.random.default_rng(settings.training.seed).choice(len(X), size=min(3000, len(X)), replace=False)
     contrib = target.booster.predict(X[sample], pred_contrib=True)
     plots.shap_summary(model.features, contrib, X[sample], folder / "shap_summary.png", categorical=model.categorical)
-
-
-def register(
-    client: MlflowClient, name: str, model_uri: str, run_id: str, alias: str, tags: dict[str, str]
-) -> ModelRef:
-    """A new registered version with its alias, or nothing: a failure after registering removes the version."""
-    mv = mlflow.register_model(model_uri, name, tags=tags)
-    ref = ModelRef(name, str(mv.version), run_id)
-    try:
-        return crown(client, ref) if alias == CHAMPION else set_alias(client, ref, alias)
-    except Exception:
-        client.delete_model_version(ref.name, ref.version)
-        raise

@@ -7,26 +7,21 @@ A time column gives a time-ordered split, otherwise the split is stratified on t
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow
 import numpy as np
 import pandas as pd
-from mlflow import MlflowClient
-from mlflow.models import infer_signature
 from sklearn.model_selection import train_test_split
 
 from leadradar.config import Settings
-from leadradar.models.bundle import ARTIFACT_KEY, ENTRY_POINT
 from leadradar.models.funnel import FunnelModel
-from leadradar.registry import CHALLENGER, configure_mlflow
+from leadradar.registry import CHALLENGER
 from leadradar.targets import TargetSpec
 from leadradar.training import plots
 from leadradar.training.metrics import classification_metrics
-from leadradar.training.pipeline import TrainResult, register
-from leadradar.training.tracking import code_version
+from leadradar.training.pipeline import TrainResult
+from leadradar.training.tracking import RunRecord, record_run
 
 ROW = "_row"
 TARGET = "target"
@@ -208,47 +203,27 @@ def train_from_table(
         "data.time_column": time_column or "",
         "split.kind": "time" if time_column else "stratified",
         "split.seed": str(tc.seed),
-        "code_version": code_version(),
         "params_source": source,
     }
-    configure_mlflow(settings)
-    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name=f"table {path.name}") as run:
-        out = Path(tmp)
-        mlflow.set_tags(tags)
-        mlflow.log_params(
-            {"rows_" + k: len(v) for k, v in prep.parts.items()}
-            | {"n_numeric": len(prep.columns.numeric), "n_categorical": len(prep.columns.categorical)}
-            | {f"lgbm_{k}": v for k, v in params.items()}
-            | {"best_iteration": fitted.best_iteration, "calibration": fitted.calibrator.method}
-        )
-        for split_name, metrics in results.items():
-            mlflow.log_metrics({f"{split_name}_{k}": v for k, v in metrics.items() if np.isfinite(v)})
-        plots.reliability_diagram(y_test, curves, out / "plots" / "reliability.png", tc.ece_bins)
-        plots.roc_plot(y_test, curves, out / "plots" / "roc.png")
-        plots.pr_plot(y_test, curves, out / "plots" / "precision_recall.png")
-        mlflow.log_artifacts(str(out / "plots"), "plots")
-        bundle = model.save(
-            out / "bundle",
-            extra={
-                "test_metrics": results["test"],
-                "label": label,
-                "table": str(path.resolve()),
-                "code_version": code_version(),
-            },
-        )
-        example = part["test"][prep.columns.features].head(5)
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(ENTRY_POINT),
-            artifacts={ARTIFACT_KEY: str(bundle)},
-            pip_requirements=["leadradar"],
-            signature=infer_signature(example, model.predict_targets(example)),
-            input_example=example,
-        )
-        run_id = run.info.run_id
-    ref = register(
-        MlflowClient(), name, info.model_uri, run_id, alias, {"code_version": code_version(), "label": label}
+    record = RunRecord(
+        tags=tags,
+        params={"rows_" + k: len(v) for k, v in prep.parts.items()}
+        | {"n_numeric": len(prep.columns.numeric), "n_categorical": len(prep.columns.categorical)}
+        | {f"lgbm_{k}": v for k, v in params.items()}
+        | {"best_iteration": fitted.best_iteration, "calibration": fitted.calibrator.method},
+        metrics={f"{part_name}_{k}": v for part_name, m in results.items() for k, v in m.items() if np.isfinite(v)},
+        bundle_extra={"test_metrics": results["test"], "label": label, "table": str(path.resolve())},
+        version_tags={"label": label},
     )
+
+    def write_files(folder: Path) -> None:
+        plots.reliability_diagram(y_test, curves, folder / "plots" / "reliability.png", tc.ece_bins)
+        plots.roc_plot(y_test, curves, folder / "plots" / "roc.png")
+        plots.pr_plot(y_test, curves, folder / "plots" / "precision_recall.png")
+
+    example = part["test"][prep.columns.features].head(5)
+    ref = record_run(settings, model, record, example, write_files, alias, run_name=f"table {path.name}")
+    run_id = ref.run_id
     return TrainResult(
         run_id=run_id,
         model_name=ref.name,

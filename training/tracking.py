@@ -1,12 +1,24 @@
-"""What every run records: the code version, and where the MLflow UI is."""
+"""What every training run records in MLflow, logged one way for radar logs and for tables; the MLflow UI."""
 
 from __future__ import annotations
 
 import subprocess
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+from mlflow.models import infer_signature
 
 from leadradar.config import Settings
+from leadradar.models.bundle import ARTIFACT_KEY, ENTRY_POINT
+from leadradar.models.funnel import FunnelModel
+from leadradar.registry import CHAMPION, ModelRef, configure_mlflow, crown, set_alias
 
 
 @lru_cache(maxsize=1)
@@ -36,3 +48,69 @@ def ui_command(settings: Settings) -> str:
         f"{Path('.venv/bin/mlflow')} ui --backend-store-uri {settings.tracking_uri} "
         f"--default-artifact-root {settings.artifact_location} --host 127.0.0.1 --port 5000 --workers 1"
     )
+
+
+@dataclass
+class RunRecord:
+    """What one training run logs: tags, parameters, metrics, JSON documents and files, and the bundle's extras."""
+
+    tags: dict[str, str]
+    params: dict[str, Any]
+    metrics: dict[str, float]
+    documents: dict[str, Any] = field(default_factory=dict)  # artifact path → JSON-able value
+    bundle_extra: dict[str, Any] = field(default_factory=dict)
+    version_tags: dict[str, str] = field(default_factory=dict)
+    bundle_files: dict[str, str] = field(default_factory=dict)  # file name → path, copied into the bundle
+
+
+def record_run(
+    settings: Settings,
+    model: FunnelModel,
+    record: RunRecord,
+    example: pd.DataFrame,
+    write_files: Callable[[Path], None],
+    alias: str,
+    run_name: str | None = None,
+) -> ModelRef:
+    """Log a run (with the code version) and the model bundle; register and alias it only once all of it is logged.
+
+    `write_files(folder)` writes the run's files (plots, feature lists) into `folder`, logged at the run's root.
+    The registered version's `run_id` names the run.
+    """
+    configure_mlflow(settings)
+    version = code_version()
+    with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name=run_name) as run:
+        out = Path(tmp)
+        mlflow.set_tags({**record.tags, "code_version": version})
+        mlflow.log_params(record.params)
+        mlflow.log_metrics(record.metrics)
+        for artifact, value in record.documents.items():
+            mlflow.log_dict(value, artifact)
+        (out / "files").mkdir()
+        write_files(out / "files")
+        mlflow.log_artifacts(str(out / "files"))
+        bundle = model.save(out / "bundle", {**record.bundle_extra, "code_version": version}, record.bundle_files)
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(ENTRY_POINT),
+            artifacts={ARTIFACT_KEY: str(bundle)},
+            pip_requirements=["leadradar"],
+            signature=infer_signature(example, model.predict_targets(example)),
+            input_example=example,
+        )
+        run_id = run.info.run_id
+    tags = {**record.version_tags, "code_version": version}
+    return register(MlflowClient(), settings.mlflow.model_name, info.model_uri, run_id, alias, tags)
+
+
+def register(
+    client: MlflowClient, name: str, model_uri: str, run_id: str, alias: str, tags: dict[str, str]
+) -> ModelRef:
+    """A new registered version with its alias, or nothing: a failure after registering removes the version."""
+    mv = mlflow.register_model(model_uri, name, tags=tags)
+    ref = ModelRef(name, str(mv.version), run_id)
+    try:
+        return crown(client, ref) if alias == CHAMPION else set_alias(client, ref, alias)
+    except Exception:
+        client.delete_model_version(ref.name, ref.version)
+        raise

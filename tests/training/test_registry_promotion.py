@@ -12,7 +12,7 @@ from leadradar.cli import app
 from leadradar.config import Settings
 from leadradar.features.simulator import SimulationConfig, simulate
 from leadradar.registry import CHALLENGER, CHAMPION, champion_history, configure_mlflow, version_for_alias
-from leadradar.training import pipeline
+from leadradar.training import pipeline, tracking
 from leadradar.training.promotion import beats, promote, rollback
 
 # Each test trains two or three models (about a minute together): left out of `make test-fast`.
@@ -114,7 +114,7 @@ def test_a_run_that_fails_after_registering_leaves_no_version_behind(data, home,
     def broken(*args, **kwargs):
         raise RuntimeError("registry went away")
 
-    monkeypatch.setattr(pipeline, "set_alias", broken)
+    monkeypatch.setattr(tracking, "set_alias", broken)
     with pytest.raises(RuntimeError, match="registry went away"):
         train(data, settings)
     assert versions(settings) == before
@@ -133,7 +133,7 @@ def test_a_run_that_fails_before_registering_registers_nothing(data, home, monke
     def broken(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(pipeline.mlflow.pyfunc, "log_model", broken)
+    monkeypatch.setattr(tracking.mlflow.pyfunc, "log_model", broken)
     with pytest.raises(OSError):
         train(data, settings)
     assert versions(settings) == before
