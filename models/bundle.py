@@ -22,8 +22,3 @@ class LeadRadarModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         return self.model.predict_targets(model_input)
-
-
-def funnel_of(pyfunc_model: mlflow.pyfunc.PyFuncModel) -> FunnelModel:
-    """The FunnelModel inside a loaded pyfunc, for the fast numpy path the service uses."""
-    return pyfunc_model.unwrap_python_model().model

@@ -14,6 +14,7 @@ from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import log_loss
 
+# Probabilities are kept in [EPS, 1 - EPS] wherever a log is taken: calibration, metrics, baselines.
 EPS = 1e-6
 
 

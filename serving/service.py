@@ -135,7 +135,7 @@ class LeadRadar:
         self.ranked = RankedCache(self.store, settings.serving.grade)
         registry = build_registry(settings)
         online = OnlineFeatures(settings, registry)
-        context = ContextCache(self.store)
+        context = ContextCache(self.store, settings.serving.context_cache_seconds)
         self.holder: ModelHolder[Engine] = ModelHolder(
             settings, lambda loaded: Engine(loaded, settings, registry, online, context, load_items(settings, loaded))
         )

@@ -21,7 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-EPS = 1e-6
+from leadradar.models.calibration import EPS
 
 # Columns of the training set that are never features: keys, metadata, labels, oracle probabilities.
 NOT_FEATURES = ("tenant_id", "lead_id", "cutoff", "sales_id", "stage")

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
-EPS = 1e-6
+from leadradar.models.calibration import EPS
 
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 15) -> float:

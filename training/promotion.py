@@ -2,7 +2,7 @@
 
 Both models are scored on the challenger's own test period (the most recent labelled cutoffs),
 rebuilt from the data sources its run recorded. The challenger must have a lower log loss and an
-AUC no more than `auc_tolerance` below the champion's.
+AUC no more than `training.promotion_auc_tolerance` below the champion's.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def holdout_for(settings: Settings, run_tags: dict[str, str], run_params: dict[s
     return frame, label
 
 
-def promote(settings: Settings, auc_tolerance: float = 0.005) -> Verdict:
+def promote(settings: Settings) -> Verdict:
     """Move `champion` to the challenger if it passes the gate; otherwise leave everything as it is."""
     configure_mlflow(settings)
     client = MlflowClient()
@@ -112,7 +112,7 @@ def promote(settings: Settings, auc_tolerance: float = 0.005) -> Verdict:
             raise PromotionError(f"the {role} v{ref.version} needs features this code no longer builds: {missing[:5]}")
         p = model.targets_[model.main_target].predict(model.matrix(frame))
         metrics[role] = classification_metrics(y, p, settings.training.ece_bins)
-    ok, why = beats(metrics["challenger"], metrics["champion"], auc_tolerance)
+    ok, why = beats(metrics["challenger"], metrics["champion"], settings.training.promotion_auc_tolerance)
     holdout = {
         "rows": len(frame),
         "positives": int(y.sum()),

@@ -6,13 +6,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from leadradar.features.grid import DAY_US, HOUR_US
 from leadradar.features.simulator.config import SimulationConfig
 from leadradar.features.simulator.dynamics import sigmoid
 from leadradar.features.simulator.world import ITEM_KINDS, World
 
 SECOND_US = 1_000_000
-HOUR_US = 3_600 * SECOND_US
-DAY_US = 24 * HOUR_US
 
 
 @dataclass

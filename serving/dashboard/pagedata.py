@@ -23,7 +23,6 @@ from leadradar.serving.store import ScoreStore
 from leadradar.targets import close_days
 
 GRADES = ("A", "B", "C", "D")
-ACTIVITY_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -233,7 +232,9 @@ class PageData:
         ]
         rows = {f: t(f"family.{f}") for f in ("view", "content", "share", "contact")}
         ticks = [(float(d), clock.short(pd.Timestamp(as_of) - pd.Timedelta(days=d))) for d in (28, 21, 14, 7, 0)]
-        return charts.activity_chart(marks, rows, ACTIVITY_DAYS, ticks, t("lead.activity"))
+        return charts.activity_chart(
+            marks, rows, self.settings.serving.dashboard.activity_days, ticks, t("lead.activity")
+        )
 
     # -- funnel and team -------------------------------------------------------------------------
 
