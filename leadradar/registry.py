@@ -115,7 +115,7 @@ class LoadedModel:
 
     @property
     def meta(self) -> dict[str, Any]:
-        return getattr(self.model, "meta_", {})
+        return self.model.meta_ or {}
 
 
 class NoModelError(RuntimeError):

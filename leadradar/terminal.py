@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pandas as pd
 from rich import box
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, Group, JustifyMethod, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -33,7 +33,7 @@ def rank_table(
         caption_justify="left",
         caption="change: percentage points since the previous run" if caption else None,
     )
-    for col, justify in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("#", "right"),
         ("lead", "left"),
         ("salesperson", "left"),
@@ -41,7 +41,8 @@ def rank_table(
         ("P(close)", "right"),
         ("grade", "center"),
         ("change", "right"),
-    ):
+    )
+    for col, justify in columns:
         table.add_column(col, justify=justify, no_wrap=True)
     if wide:
         table.add_column("top reason", ratio=1)

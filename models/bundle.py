@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from leadradar.models.funnel import FunnelModel
 
@@ -14,7 +14,7 @@ ENTRY_POINT = Path(__file__).with_name("pyfunc_entry.py")
 ARTIFACT_KEY = "funnel"
 
 
-class LeadRadarModel(mlflow.pyfunc.PythonModel):
+class LeadRadarModel(PythonModel):
     """`predict` takes a feature frame and returns the calibrated probability of every target."""
 
     def load_context(self, context: Any) -> None:

@@ -59,16 +59,18 @@ class SigmoidCalibrator:
         return {"method": self.method, "a": self.a_, "b": self.b_}
 
 
-CALIBRATORS = {"isotonic": IsotonicCalibrator, "sigmoid": SigmoidCalibrator}
+Calibrator = IsotonicCalibrator | SigmoidCalibrator
+CALIBRATORS: dict[str, type[Calibrator]] = {"isotonic": IsotonicCalibrator, "sigmoid": SigmoidCalibrator}
 
 
-def calibrator_from_dict(d: dict[str, Any]) -> IsotonicCalibrator | SigmoidCalibrator:
-    cal = CALIBRATORS[d["method"]]()
+def calibrator_from_dict(d: dict[str, Any]) -> Calibrator:
     if d["method"] == "isotonic":
-        cal.x_, cal.y_ = np.asarray(d["x"], dtype=float), np.asarray(d["y"], dtype=float)
-    else:
-        cal.a_, cal.b_ = float(d["a"]), float(d["b"])
-    return cal
+        iso = IsotonicCalibrator()
+        iso.x_, iso.y_ = np.asarray(d["x"], dtype=float), np.asarray(d["y"], dtype=float)
+        return iso
+    sig = SigmoidCalibrator()
+    sig.a_, sig.b_ = float(d["a"]), float(d["b"])
+    return sig
 
 
 def choose_calibrator(
@@ -81,7 +83,7 @@ def choose_calibrator(
     """
     codes, uniq = pd.factorize(groups)
     fold = np.random.default_rng(seed).integers(0, 2, len(uniq))[codes]
-    scores = {}
+    scores: dict[str, float] = {}
     for name, cls in CALIBRATORS.items():
         losses = []
         for k in (0, 1):
@@ -91,5 +93,5 @@ def choose_calibrator(
             pred = cls().fit(p[fit], y[fit]).predict(p[held])
             losses.append(log_loss(y[held], np.clip(pred, EPS, 1 - EPS), labels=[0, 1]))
         scores[name] = float(np.mean(losses)) if losses else float("inf")
-    best = min(scores, key=scores.get)
+    best = min(scores, key=lambda name: scores[name])
     return CALIBRATORS[best]().fit(p, y), scores

@@ -7,7 +7,7 @@ turn the same category into the same number.
 from __future__ import annotations
 
 import operator
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -100,7 +100,7 @@ class FeatureEncoder:
             if lacking:
                 raise MissingFeaturesError(i, lacking)
 
-    def _first_bad_value(self, records: list[dict[str, Any]]) -> None:
+    def _first_bad_value(self, records: list[dict[str, Any]]) -> NoReturn:
         """Raise FeatureValueError for the first non-finite numeric value, in record then feature order."""
         for i, rec in enumerate(records):
             for name in self.features:

@@ -37,7 +37,7 @@ class FittedTarget:
     train_positives: int = 0
 
     def predict_raw(self, X: np.ndarray) -> np.ndarray:
-        return self.booster.predict(X, num_threads=predict_threads(len(X)))
+        return np.asarray(self.booster.predict(X, num_threads=predict_threads(len(X))))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.calibrator.predict(self.predict_raw(X))
@@ -45,6 +45,13 @@ class FittedTarget:
 
 class FunnelModel:
     """Calibrated LightGBM per target; `predict_proba` answers for the main target like a classifier."""
+
+    encoder_: FeatureEncoder
+    targets_: dict[str, FittedTarget]
+    skipped_: dict[str, str]
+    # Set by `load`: the bundle folder it was read from and its model.json, for what travels with the model.
+    path_: Path | None = None
+    meta_: dict[str, Any] | None = None
 
     def __init__(
         self,
@@ -84,8 +91,8 @@ class FunnelModel:
     def begin(self, frame: pd.DataFrame) -> FunnelModel:
         """Learn the feature encoding (categorical codes) before fitting targets one by one."""
         self.encoder_ = FeatureEncoder(self.features, self.categorical).fit(frame)
-        self.targets_: dict[str, FittedTarget] = {}
-        self.skipped_: dict[str, str] = {}
+        self.targets_ = {}
+        self.skipped_ = {}
         return self
 
     def fit_target(
@@ -115,7 +122,7 @@ class FunnelModel:
         )
         best = booster.best_iteration or booster.current_iteration()
         booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
-        raw = booster.predict(X_va)
+        raw = np.asarray(booster.predict(X_va))
         cal, scores = choose_calibrator(raw, y_va, va[group].to_numpy(), seed=self.seed)
         fitted = FittedTarget(spec, booster, cal, best, scores, train_rows=len(y_tr), train_positives=int(y_tr.sum()))
         self.targets_[spec.name] = fitted

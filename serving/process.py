@@ -54,9 +54,11 @@ class ServiceProcess:
     def _wait(self) -> None:
         deadline = time.monotonic() + self.ready_timeout
         path = "/readyz" if self.require_ready else "/healthz"
+        proc = self.proc
+        assert proc is not None, "start() sets the process before waiting for it"
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"service exited with {self.proc.returncode}; log: {self.log_file}\n{self.tail()}")
+            if proc.poll() is not None:
+                raise RuntimeError(f"service exited with {proc.returncode}; log: {self.log_file}\n{self.tail()}")
             try:
                 if httpx.get(self.url + path, timeout=1.0).status_code == 200:
                     return

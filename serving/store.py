@@ -6,8 +6,10 @@ Re-scoring the same as_of with the same model replaces those rows, never duplica
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -86,18 +88,20 @@ def _utc(value: pd.Timestamp | datetime) -> datetime:
     return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()
 
 
-def _records(frame: pd.DataFrame, columns: list[str], times: tuple[str, ...]) -> list[dict]:
+def _records(frame: pd.DataFrame, columns: list[str], times: tuple[str, ...]) -> list[dict[str, Any]]:
     """Plain Python rows for a driver: None for missing values, UTC datetimes for `times`."""
     rows = []
     for row in frame[columns].to_dict("records"):
-        rec = {k: (None if not isinstance(v, (list, dict)) and pd.isna(v) else v) for k, v in row.items()}
+        rec: dict[str, Any] = {
+            str(k): (None if not isinstance(v, (list, dict)) and pd.isna(v) else v) for k, v in row.items()
+        }
         for t in times:
             rec[t] = _utc(rec[t])
         rows.append(rec)
     return rows
 
 
-def _frame(rows: list, columns: list[str], times: tuple[str, ...]) -> pd.DataFrame:
+def _frame(rows: Sequence[Any], columns: list[str], times: tuple[str, ...]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=columns)
     for col in times:
         frame[col] = pd.to_datetime(frame[col], utc=True)
@@ -118,8 +122,8 @@ class ScoreStore:
         for col in ("sales_id", "stage", "detail"):
             if col not in frame:
                 frame[col] = None
-        records = [
-            {**{k: (None if pd.isna(v) else v) for k, v in row.items()}, "as_of": _utc(row["as_of"])}
+        records: list[dict[str, Any]] = [
+            {**{str(k): (None if pd.isna(v) else v) for k, v in row.items()}, "as_of": _utc(row["as_of"])}
             for row in frame[COLUMNS].to_dict("records")
         ]
         batches = frame[["tenant_id", "as_of", "model_version"]].drop_duplicates().to_dict("records")

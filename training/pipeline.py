@@ -362,5 +362,5 @@ def write_plots(
         model.features, target.booster.feature_importance("gain"), folder / "feature_importance.png"
     )
     sample = np.random.default_rng(settings.training.seed).choice(len(X), size=min(3000, len(X)), replace=False)
-    contrib = target.booster.predict(X[sample], pred_contrib=True)
+    contrib = np.asarray(target.booster.predict(X[sample], pred_contrib=True))
     plots.shap_summary(model.features, contrib, X[sample], folder / "shap_summary.png", categorical=model.categorical)

@@ -59,12 +59,12 @@ def pruning_callback(trial: optuna.Trial, every: int = 10):
     def callback(env: lgb.callback.CallbackEnv) -> None:
         if env.iteration % every:
             return
-        value = next(score for _, metric, score, _ in env.evaluation_result_list if metric == "binary_logloss")
+        value = next(r[2] for r in env.evaluation_result_list or [] if r[1] == "binary_logloss")
         trial.report(value, step=env.iteration)
         if trial.should_prune():
             raise optuna.TrialPruned(f"pruned at round {env.iteration} with validation log loss {value:.5f}")
 
-    callback.order = 40
+    callback.order = 40  # type: ignore[attr-defined]  # LightGBM runs callbacks by this attribute
     return callback
 
 

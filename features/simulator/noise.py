@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from leadradar.features.grid import HOUR_US
 from leadradar.features.simulator.config import SimulationConfig
-from leadradar.features.simulator.emission import HOUR_US, SECOND_US
+from leadradar.features.simulator.emission import SECOND_US
 
 
 def skew_offsets(n_leads: int, cfg: SimulationConfig, rng: np.random.Generator) -> np.ndarray:
@@ -20,8 +21,8 @@ def arrival_order(ts: np.ndarray, cfg: SimulationConfig, rng: np.random.Generato
     dup = np.flatnonzero(rng.random(n) < cfg.duplicate_rate)
     rows = np.concatenate([np.arange(n), dup])
     delay = np.zeros(rows.shape[0], dtype=np.int64)
-    late = rng.random(rows.shape[0]) < cfg.late_rate
-    delay[late] = rng.exponential(cfg.late_mean_hours * HOUR_US, late.sum()).astype(np.int64)
+    late = rng.random(int(rows.shape[0])) < cfg.late_rate
+    delay[late] = rng.exponential(cfg.late_mean_hours * HOUR_US, int(late.sum())).astype(np.int64)
     # A re-sent event arrives again minutes to hours after the first copy.
     delay[n:] += rng.exponential(2 * HOUR_US, dup.shape[0]).astype(np.int64) + SECOND_US
     arrival = ts[rows] + delay

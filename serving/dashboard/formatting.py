@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta, timezone
 
 import pandas as pd
 
@@ -44,34 +45,34 @@ class Clock:
         self.offset = f"{'+' if offset_hours >= 0 else '−'}{abs(offset_hours):g}"
         self.lang = lang
 
-    def local(self, value: pd.Timestamp | datetime) -> datetime:
+    def local(self, value: pd.Timestamp | dt.datetime) -> dt.datetime:
         ts = pd.Timestamp(value)
         ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts
         return ts.tz_convert(self.tz).to_pydatetime()
 
-    def date(self, value: pd.Timestamp | datetime | None) -> str:
+    def date(self, value: pd.Timestamp | dt.datetime | None) -> str:
         if value is None or pd.isna(value):
             return "–"
         d = self.local(value)
         return f"{d.year}年{d.month}月{d.day}日" if self.lang == "zh-CN" else d.strftime("%-d %b %Y")
 
-    def datetime(self, value: pd.Timestamp | datetime | None) -> str:
+    def datetime(self, value: pd.Timestamp | dt.datetime | None) -> str:
         if value is None or pd.isna(value):
             return "–"
         return f"{self.date(value)} {self.local(value):%H:%M}"
 
-    def day(self, value: pd.Timestamp | datetime) -> str:
+    def day(self, value: pd.Timestamp | dt.datetime) -> str:
         """A timeline day heading: 'Sun 27 Sep' / '9月27日 周日'."""
         d = self.local(value)
         weekday = WEEKDAYS[self.lang if self.lang in WEEKDAYS else "en"][d.weekday()]
         return f"{d.month}月{d.day}日 {weekday}" if self.lang == "zh-CN" else f"{weekday} {d:%-d %b}"
 
-    def short(self, value: pd.Timestamp | datetime) -> str:
+    def short(self, value: pd.Timestamp | dt.datetime) -> str:
         """An axis label: '27 Sep' / '9/27'."""
         d = self.local(value)
         return f"{d.month}/{d.day}" if self.lang == "zh-CN" else d.strftime("%-d %b")
 
-    def time(self, value: pd.Timestamp | datetime) -> str:
+    def time(self, value: pd.Timestamp | dt.datetime) -> str:
         return f"{self.local(value):%H:%M}"
 
 

@@ -64,6 +64,7 @@ class PageData:
     def _row(self, r: dict, lang: str) -> dict[str, Any]:
         change = r.get("change")
         new = change is None or (isinstance(change, float) and math.isnan(change))
+        change = 0.0 if change is None or new else float(change)
         reason = self.writer.strongest(r.get("detail"), lang, SHOWN_IN_COLUMNS, reason_side(r["grade"]))
         return {
             "rank": int(r["rank"]),

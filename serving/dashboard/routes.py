@@ -68,7 +68,7 @@ class Backend:
 
 def _lazy(factory: Callable[[], Backend]) -> Callable[[], Backend]:
     """The backend built on first use (inside the server process), then shared."""
-    lock, box = threading.Lock(), []
+    lock, box = threading.Lock(), list[Backend]()
 
     def get() -> Backend:
         if not box:
