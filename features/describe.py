@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from leadradar.config import FunnelConfig
-    from leadradar.features.registry import Feature
+    from leadradar.features.feature import Feature
 
 LANGS = ("en", "zh-CN")
 MISSING = {"en": "no data", "zh-CN": "无数据"}

@@ -1,47 +1,18 @@
-"""The feature registry: every feature declared once, with its meaning in English and Chinese.
+"""The feature registry: every family's features collected once, in order, from the settings.
 
-A feature is a name, a family, the source table it reads, an optional window, one Ibis expression,
-and description templates. The training set, online scoring, the reasons people read and the
-definition hash that travels with a model all come from these declarations.
+Each feature is declared in features/families/ (as a `Feature`, features/feature.py). The training
+set, online scoring, the reasons people read and the definition hash that travels with a model all
+come from this collection.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Literal
-
-import ibis.expr.types as ir
+from collections.abc import Iterable, Iterator
 
 from leadradar.config import Settings
-
-Kind = Literal["count", "seconds", "hours", "days", "ratio", "share", "rank", "category", "number"]
-SOURCES = ("activity", "items", "categories", "referrals", "funnel", "sales", "attributes")
-
-
-@dataclass(frozen=True)
-class Feature:
-    name: str
-    family: str
-    source: str
-    expr: Callable[[ir.Table], ir.Value] = field(repr=False, compare=False)
-    en: str
-    zh: str
-    kind: Kind = "count"
-    window_days: int | None = None
-    default: float | None = 0.0  # value for a lead with no rows in the source; None keeps it missing
-    # The sentence for a count of zero ("has not viewed the pricing page in the last 7 days").
-    en0: str | None = None
-    zh0: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.source not in SOURCES:
-            raise ValueError(f"feature {self.name!r} reads unknown source {self.source!r}; sources: {SOURCES}")
-
-    def describe(self, value_text: str, lang: str) -> str:
-        template = self.zh if lang == "zh-CN" else self.en
-        return template.format(value=value_text)
+from leadradar.features.families import FAMILIES
+from leadradar.features.feature import Feature
 
 
 class FeatureRegistry:
@@ -81,23 +52,8 @@ class FeatureRegistry:
         return FeatureRegistry(self._features[n] for n in names)
 
 
-def window_label(w: int | None) -> tuple[str, str]:
-    """How a window reads: ('in the last 7 days', '近7天') or ('in all', '累计')."""
-    if w is None:
-        return "so far", "累计"
-    if w == 1:
-        return "in the last day", "近1天"
-    return f"in the last {w} days", f"近{w}天"
-
-
-def window_suffix(w: int | None) -> str:
-    return "all" if w is None else f"{w}d"
-
-
 def build_registry(settings: Settings) -> FeatureRegistry:
     """All features the settings declare, family by family."""
-    from leadradar.features.families import FAMILIES
-
     feats: list[Feature] = []
     for declare in FAMILIES:
         feats.extend(declare(settings))

@@ -6,14 +6,15 @@ filled with the lead's values, in English or Simplified Chinese.
 
 One reason per topic. Many features say nearly the same thing (`n_card_view_7d` and
 `n_fam_view_7d`; the 7-, 30- and 90-day counts of one event; the count and the dwell time of
-product views), and SHAP spreads credit among such features, so each reason stands for a topic:
+product views), and SHAP spreads credit among such features, so each reason stands for a topic,
+which each feature declares (`Feature.topic`, features/feature.py; the names are never parsed):
 
-* a feature's topic is its name without the window suffix (`_1d`, `_7d`, `_30d`, `_90d`, `_all`);
-* activity counts and dwell times (`n_<group>_<w>`, `dwell_<stat>_<group>_<w>`) take the event
-  family of their group instead: the type's configured family, `fam_<f>` is `f`. So every
-  statistic and window of card views, and a type with its family, are one topic;
-* every `hours_since_last_*` is one topic ("last touched"), and `SAME_TOPIC` joins a few
-  near-synonyms with different names (lead age, visits, referrals, content breadth, track record).
+* by default a feature's topic is its family and stem, the name without its window
+  (`content:pricing_views` for `pricing_views_7d`, `pricing_views_30d` and `pricing_views_all`);
+* activity counts and dwell times of an event type or family speak to the event family
+  (`events:view`): every statistic and window of card views, and a type with its family, are one topic;
+* every "hours since last ..." is one topic ("last touched"), and a few near-synonyms with
+  different stems share one (lead age, visits, referrals, content breadth, track record).
 
 A topic's weight is the sum of the contributions of its features that have a value (SHAP values
 add up); topics are ranked by that sum, and each is told by its strongest valued feature pushing
@@ -29,7 +30,6 @@ then numpy over rows; only the chosen reasons are formatted. Build one `Explaine
 
 from __future__ import annotations
 
-import re
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -39,41 +39,19 @@ import pandas as pd
 
 from leadradar.config import EventConfig, FunnelConfig
 from leadradar.features.describe import LANGS, check_lang, fill, format_value, template_parts
-from leadradar.features.registry import Feature, FeatureRegistry
+from leadradar.features.feature import Feature
+from leadradar.features.registry import FeatureRegistry
 from leadradar.models.funnel import FunnelModel, predict_threads
 
-WINDOW_SUFFIX = re.compile(r"_(?:\d+d|all)$")
-ACTIVITY_STEM = re.compile(r"^(?:n|dwell_(?:sum|mean|max))_(?P<group>.+)$")
-SAME_TOPIC = {
-    "n_two_way_contact": "events:contact",
-    "hours_since_first_event": "lead_age",
-    "days_since_created": "lead_age",
-    "sessions": "visits",
-    "active_days": "visits",
-    "referred_visits": "referrals",
-    "referred_leads": "referrals",
-    "distinct_items": "content_breadth",
-    "n_categories": "content_breadth",
-    "sales_win_rate": "sales_record",
-    "sales_closed_leads": "sales_record",
-}
 # A topic moving the log-odds by less than this (odds by ~5%) is not worth a line; fewer reasons beat noise.
 MIN_CONTRIBUTION = 0.05
 HEADINGS = {"en": ("For", "Against"), "zh-CN": ("有利", "不利")}
 SEPARATORS = {"en": ("; ", "."), "zh-CN": ("；", "。")}
 
 
-def topic_of(feature: Feature, events: EventConfig) -> str:
-    """The topic a feature speaks to; at most one reason per topic (see the module docstring)."""
-    stem = WINDOW_SUFFIX.sub("", feature.name)
-    m = ACTIVITY_STEM.match(stem) if feature.family == "activity" else None
-    if m:
-        group = m["group"]
-        family = group.removeprefix("fam_") if group.startswith("fam_") else events.types.get(group, group)
-        return f"events:{family}"
-    if stem.startswith("hours_since_last_"):
-        return "last_touch"
-    return SAME_TOPIC.get(stem, f"{feature.family}:{stem}")
+def topic_of(feature: Feature, events: EventConfig | None = None) -> str:
+    """The topic a feature speaks to, as declared; `events` is ignored (the registry's settings decided it)."""
+    return feature.topic
 
 
 def contributions(model: FunnelModel, target: str, X: np.ndarray) -> np.ndarray:
@@ -140,7 +118,11 @@ class Explanation:
 
 
 class Explainer:
-    """Reasons for one target of one model; build it once per loaded model and reuse it per request."""
+    """Reasons for one target of one model; build it once per loaded model and reuse it per request.
+
+    The topics are the registry's own (`Feature.topic`); `events` is still accepted from callers
+    that pass it, and ignored.
+    """
 
     def __init__(
         self,
@@ -165,8 +147,7 @@ class Explainer:
         self.funnel = funnel
         self.levels = [self.encoder.levels_.get(f.name) for f in self.features]
         self._parts = {(f.name, lang): template_parts(f, lang) for f in self.features for lang in LANGS}
-        events = events or EventConfig()
-        topics = [topic_of(f, events) for f in self.features]
+        topics = [f.topic for f in self.features]
         self.topics = list(dict.fromkeys(topics))
         self.topic_of = np.array([self.topics.index(t) for t in topics])
         self.one_hot = np.zeros((self.n_features, len(self.topics)))
@@ -252,7 +233,7 @@ def explainer_for(
     min_contribution: float = MIN_CONTRIBUTION,
 ) -> Explainer:
     """The model's explainer for these words, built on first use and kept while the model lives."""
-    parts = (_booster(model, target), model.encoder_, registry, funnel, events)
+    parts = (_booster(model, target), model.encoder_, registry, funnel)
     # Each entry holds these objects, so their ids cannot be reused while it exists; a refit model
     # has new boosters and gets a new entry.
     key = (target, min_contribution, *map(id, parts))
@@ -278,9 +259,9 @@ def explain_rows(
 ) -> list[Explanation]:
     """The top reasons for and against each row's score, one per topic, in English or Chinese.
 
-    `events` maps event types to families for the topics (default: the default event types; pass
-    `settings.events` when a company maps its own). Topics moving the log-odds by less than
-    `min_contribution` are left out, so a lead may have fewer reasons than asked.
+    Topics come from the registry's features, built from the company's settings (`events` is
+    ignored). Topics moving the log-odds by less than `min_contribution` are left out, so a lead
+    may have fewer reasons than asked.
     """
     check_lang(lang)
     explainer = explainer_for(model, target, registry, funnel, events, min_contribution)

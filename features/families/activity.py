@@ -1,4 +1,8 @@
-"""Counts and dwell per event type and per family, over each configured window and all time."""
+"""Counts and dwell per event type and per family, over each configured window and all time.
+
+Every count and dwell statistic of a type or a family speaks to the event family's topic
+(`events:content`), so card views and all view events, in any window, give one reason.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,8 @@ import ibis
 import ibis.expr.types as ir
 
 from leadradar.config import Settings
+from leadradar.features.feature import Feature, window_label
 from leadradar.features.grid import dwell_groups, event_groups
-from leadradar.features.registry import Feature, window_label, window_suffix
 
 
 def windowed(t: ir.Table, column: str, w: int | None) -> ir.Value:
@@ -20,19 +24,20 @@ def declare(settings: Settings) -> list[Feature]:
     with_dwell = dwell_groups(settings)
     windows: list[int | None] = [*settings.features.windows_days, None]
     feats: list[Feature] = []
-    for group, _ in event_groups(settings):
+    for group, types in event_groups(settings):
         if group in ("any", "two_way"):
             continue
         label = ev.label(group.removeprefix("fam_"))
+        topic = f"events:{ev.types[types[0]]}"  # a type's family, or the family whose types these are
         for w in windows:
             wen, wzh = window_label(w)
-            sfx = window_suffix(w)
             feats.append(
-                Feature(
-                    name=f"n_{group}_{sfx}",
+                Feature.over(
+                    f"n_{group}",
+                    w,
                     family="activity",
                     source="activity",
-                    window_days=w,
+                    topic=topic,
                     expr=lambda t, g=group, w=w: windowed(t, f"n__{g}", w).sum(),
                     en=f"{label.verb_en} {{value}} times {wen}",
                     zh=f"{wzh}{label.verb_zh}{{value}}次",
@@ -43,21 +48,23 @@ def declare(settings: Settings) -> list[Feature]:
             if group not in with_dwell:
                 continue
             feats += [
-                Feature(
-                    name=f"dwell_sum_{group}_{sfx}",
+                Feature.over(
+                    f"dwell_sum_{group}",
+                    w,
                     family="activity",
                     source="activity",
-                    window_days=w,
+                    topic=topic,
                     kind="seconds",
                     expr=lambda t, g=group, w=w: windowed(t, f"dsum__{g}", w).sum(),
                     en=f"spent {{value}} on {label.noun_en} {wen}",
                     zh=f"{wzh}在{label.noun_zh}停留{{value}}",
                 ),
-                Feature(
-                    name=f"dwell_mean_{group}_{sfx}",
+                Feature.over(
+                    f"dwell_mean_{group}",
+                    w,
                     family="activity",
                     source="activity",
-                    window_days=w,
+                    topic=topic,
                     kind="seconds",
                     default=None,
                     expr=lambda t, g=group, w=w: (
@@ -66,11 +73,12 @@ def declare(settings: Settings) -> list[Feature]:
                     en=f"stayed {{value}} per visit on {label.noun_en} {wen}",
                     zh=f"{'历来' if w is None else wzh}每次在{label.noun_zh}平均停留{{value}}",
                 ),
-                Feature(
-                    name=f"dwell_max_{group}_{sfx}",
+                Feature.over(
+                    f"dwell_max_{group}",
+                    w,
                     family="activity",
                     source="activity",
-                    window_days=w,
+                    topic=topic,
                     kind="seconds",
                     default=None,
                     expr=lambda t, g=group, w=w: windowed(t, f"dmax__{g}", w).max(),

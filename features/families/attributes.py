@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from functools import partial
+
+import ibis.expr.types as ir
+
 from leadradar.config import Settings
-from leadradar.features.registry import Feature
+from leadradar.features.feature import Feature
 
 WORDS = {
     "source": ("came in through {value}", "来源：{value}"),
     "industry": ("works in {value}", "行业：{value}"),
     "region": ("is in {value}", "地区：{value}"),
 }
+
+
+def attribute(t: ir.Table, name: str) -> ir.Value:
+    return t[f"attr_{name}"]
 
 
 def declare(settings: Settings) -> list[Feature]:
@@ -23,7 +31,7 @@ def declare(settings: Settings) -> list[Feature]:
                 source="attributes",
                 kind="category",
                 default=None,
-                expr=lambda t, n=name: t[f"attr_{n}"],
+                expr=partial(attribute, name=name),
                 en=en,
                 zh=zh,
             )

@@ -3,31 +3,35 @@
 from __future__ import annotations
 
 from leadradar.config import Settings
-from leadradar.features.registry import Feature
+from leadradar.features.feature import Feature, window_label
 
 
 def declare(settings: Settings) -> list[Feature]:
     pricing = list(settings.features.pricing_categories)
     feats = [
-        Feature(
-            name="distinct_items_all",
+        Feature.over(
+            "distinct_items",
+            None,
             family="content",
             source="items",
+            topic="content_breadth",
             expr=lambda t: t.item_id.nunique(),
             en="looked at {value} different items",
             zh="累计浏览{value}个不同内容",
         ),
-        Feature(
-            name="distinct_items_30d",
+        Feature.over(
+            "distinct_items",
+            30,
             family="content",
             source="items",
-            window_days=30,
+            topic="content_breadth",
             expr=lambda t: t.item_id.nunique(where=t.age < 30),
             en="looked at {value} different items in the last 30 days",
             zh="近30天浏览{value}个不同内容",
         ),
-        Feature(
-            name="repeat_item_views_all",
+        Feature.over(
+            "repeat_item_views",
+            None,
             family="content",
             source="items",
             expr=lambda t: t.n.sum() - t.item_id.nunique(),
@@ -48,21 +52,20 @@ def declare(settings: Settings) -> list[Feature]:
             name="n_categories",
             family="content",
             source="categories",
+            topic="content_breadth",
             expr=lambda t: t.category.nunique(),
             en="looked at {value} product lines",
             zh="浏览了{value}个产品线",
         ),
     ]
     for w in (7, 30, None):
-        sfx = "all" if w is None else f"{w}d"
-        span_en = "so far" if w is None else f"in the last {w} days"
-        span_zh = "累计" if w is None else f"近{w}天"
+        span_en, span_zh = window_label(w)
         feats.append(
-            Feature(
-                name=f"pricing_views_{sfx}",
+            Feature.over(
+                "pricing_views",
+                w,
                 family="content",
                 source="items",
-                window_days=w,
                 expr=lambda t, w=w: t.n.sum(where=t.category.isin(pricing) & ((t.age < w) if w else t.age >= 0)),
                 en=f"viewed the pricing page {{value}} times {span_en}",
                 zh=f"{span_zh}查看报价页{{value}}次",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ibis
 
 from leadradar.config import Settings
-from leadradar.features.registry import Feature
+from leadradar.features.feature import Feature
 from leadradar.features.spine import days_between
 
 
@@ -33,6 +33,7 @@ def declare(settings: Settings) -> list[Feature]:
             name="days_since_created",
             family="funnel",
             source="funnel",
+            topic="lead_age",
             kind="days",
             expr=lambda t: days_between(t.cutoff_us, ibis.coalesce(t.crm_first_us, t.first_us)),
             en="became a lead {value} ago",

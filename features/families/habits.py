@@ -6,13 +6,14 @@ import ibis
 
 from leadradar.config import Settings
 from leadradar.features.families.activity import windowed
-from leadradar.features.registry import Feature
+from leadradar.features.feature import Feature, window_label
 
 
 def declare(settings: Settings) -> list[Feature]:
     feats = [
         Feature(
             name="momentum_7d",
+            stem="momentum",
             family="momentum",
             source="activity",
             kind="number",
@@ -66,26 +67,26 @@ def declare(settings: Settings) -> list[Feature]:
         ),
     ]
     for w in [*[w for w in settings.features.windows_days if w >= 7], None]:
-        sfx = "all" if w is None else f"{w}d"
-        span_en = "so far" if w is None else f"in the last {w} days"
-        span_zh = "累计" if w is None else f"近{w}天"
+        span_en, span_zh = window_label(w)
         feats += [
-            Feature(
-                name=f"sessions_{sfx}",
+            Feature.over(
+                "sessions",
+                w,
                 family="momentum",
                 source="activity",
-                window_days=w,
+                topic="visits",
                 expr=lambda t, w=w: windowed(t, "sessions", w).sum(),
                 en=f"visited {{value}} times {span_en}",
                 zh=f"{span_zh}访问{{value}}次",
                 en0=f"has not visited {span_en}" if w else "has never visited",
                 zh0=f"{span_zh}未访问",
             ),
-            Feature(
-                name=f"active_days_{sfx}",
+            Feature.over(
+                "active_days",
+                w,
                 family="momentum",
                 source="activity",
-                window_days=w,
+                topic="visits",
                 expr=lambda t, w=w: t.count() if w is None else ibis.ifelse(t.age < w, 1, 0).sum(),
                 en=f"active on {{value}} days {span_en}",
                 zh=f"{span_zh}有{{value}}天活跃",

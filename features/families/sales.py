@@ -5,7 +5,7 @@ from __future__ import annotations
 import ibis.expr.types as ir
 
 from leadradar.config import Settings
-from leadradar.features.registry import Feature
+from leadradar.features.feature import Feature
 
 
 def tenant_rate(t: ir.Table) -> ir.FloatingValue:
@@ -20,6 +20,7 @@ def declare(settings: Settings) -> list[Feature]:
             name="sales_win_rate",
             family="sales",
             source="sales",
+            topic="sales_record",
             kind="share",
             expr=lambda t: (t.s_wins + m * tenant_rate(t)) / (t.s_closed + m),
             en="the salesperson wins {value} of closed leads",
@@ -29,6 +30,7 @@ def declare(settings: Settings) -> list[Feature]:
             name="sales_closed_leads",
             family="sales",
             source="sales",
+            topic="sales_record",
             expr=lambda t: t.s_closed.cast("float64"),
             en="the salesperson has closed {value} leads",
             zh="该销售已结案{value}个线索",

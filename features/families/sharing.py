@@ -3,32 +3,37 @@
 from __future__ import annotations
 
 from leadradar.config import Settings
-from leadradar.features.registry import Feature
+from leadradar.features.feature import Feature
 
 
 def declare(settings: Settings) -> list[Feature]:
     return [
-        Feature(
-            name="referred_visits_30d",
+        Feature.over(
+            "referred_visits",
+            30,
             family="sharing",
             source="referrals",
-            window_days=30,
+            topic="referrals",
             expr=lambda t: t.n.sum(where=t.age < 30),
             en="their shares brought {value} visits in the last 30 days",
             zh="近30天其转发带来{value}次访问",
         ),
-        Feature(
-            name="referred_visits_all",
+        Feature.over(
+            "referred_visits",
+            None,
             family="sharing",
             source="referrals",
+            topic="referrals",
             expr=lambda t: t.n.sum(),
             en="their shares brought {value} visits",
             zh="其转发累计带来{value}次访问",
         ),
-        Feature(
-            name="referred_leads_all",
+        Feature.over(
+            "referred_leads",
+            None,
             family="sharing",
             source="referrals",
+            topic="referrals",
             expr=lambda t: t.referred_lead_id.nunique(),
             en="shared the card with {value} people who opened it",
             zh="转发给{value}位打开名片的新客户",

@@ -9,7 +9,8 @@ from pydantic import ValidationError
 
 from leadradar.config import FeatureConfig, Settings
 from leadradar.features.cutoffs import as_utc, cadence_cutoffs, cutoff_frame
-from leadradar.features.registry import Feature, FeatureRegistry, build_registry
+from leadradar.features.feature import Feature
+from leadradar.features.registry import FeatureRegistry, build_registry
 from leadradar.features.trainset import registry_hash, unknown_event_types
 
 
