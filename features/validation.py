@@ -175,39 +175,42 @@ def validate_events(
     an event gets the same verdict either way. Raises `EventColumnsError` naming every missing
     required column.
     """
-    df = events.to_pandas() if isinstance(events, pa.Table) else events
-    _require_columns(df, source)
+    names = [str(c) for c in (events.column_names if isinstance(events, pa.Table) else events.columns)]
+    _require_columns(names, source)
     limits = Limits.of(settings.events, utc_now(now))
-    n = len(df)
-    columns = {name: _read(name, df[name] if name in df.columns else None, n) for name in EVENT_COLUMNS}
+    n = len(events)
+    columns = {name: _read(name, _values(events, name), n) for name in EVENT_COLUMNS}
     rejections = _Rejections(n)
     for rule in RULES:
         column = columns[rule.field]
         rejections.add(rule.field, rule.broken(column, limits), _reason(rule.reason, column.raw, limits.words))
 
     accepted = pa.Table.from_arrays([columns[c].clean for c in EVENT_COLUMNS], schema=EVENT_SCHEMA)
-    if rejections.taken.any():
-        accepted = accepted.filter(pa.array(~rejections.taken))
+    if not rejections.taken.any():
+        return Checked(accepted, REJECTED_SCHEMA.empty_table())
     rows, fields, reasons = rejections.ordered()
     rejected = pa.Table.from_arrays(
         [pa.array(rows + 1, pa.int64()), fields, reasons, *(columns[c].raw(rows) for c in EVENT_COLUMNS)],
         schema=REJECTED_SCHEMA,
     )
-    return Checked(accepted, rejected)
+    return Checked(accepted.filter(pa.array(~rejections.taken)), rejected)
 
 
 def mark_duplicates(events: pd.DataFrame | pa.Table) -> tuple[np.ndarray, np.ndarray]:
     """Flag re-sent events (all but the first per tenant and event id), and those whose content differs."""
     table = events if isinstance(events, pa.Table) else pa.Table.from_pandas(events, preserve_index=False)
+    none = np.zeros(table.num_rows, dtype=bool)
+    key = pc.binary_join_element_wise(*(table[c].cast(pa.string()) for c in EVENT_KEY), "\x1f")
+    if pc.count_distinct(key, mode="all").as_py() == table.num_rows:
+        return none, none
     keys = table.select(list(EVENT_KEY)).to_pandas()
     duplicate = keys.duplicated(keep="first").to_numpy()
-    conflicting = np.zeros(len(keys), dtype=bool)
-    if duplicate.any():
-        involved = np.flatnonzero(keys.duplicated(keep=False).to_numpy())
-        sub = table.select(list(EVENT_COLUMNS)).take(involved).to_pandas()
-        content = pd.util.hash_pandas_object(sub, index=False)
-        first = content.groupby([sub[c] for c in EVENT_KEY], sort=False).transform("first")
-        conflicting[involved] = duplicate[involved] & (content != first).to_numpy()
+    conflicting = none.copy()
+    involved = np.flatnonzero(keys.duplicated(keep=False).to_numpy())
+    sub = table.select(list(EVENT_COLUMNS)).take(involved).to_pandas()
+    content = pd.util.hash_pandas_object(sub, index=False)
+    first = content.groupby([sub[c] for c in EVENT_KEY], sort=False).transform("first")
+    conflicting[involved] = duplicate[involved] & (content != first).to_numpy()
     return duplicate, conflicting
 
 
@@ -230,18 +233,34 @@ def utc_now(now: pd.Timestamp | None) -> pd.Timestamp:
 # --- reading a column --------------------------------------------------------------------------
 
 
-def _read(name: str, col: pd.Series | None, n: int) -> Column:
+def _values(events: pd.DataFrame | pa.Table, name: str) -> pa.Array | None:
+    """A column as Arrow: typed times and numbers as they are, anything else as text (as sent)."""
+    if isinstance(events, pa.Table):
+        return events[name].combine_chunks() if name in events.column_names else None
+    if name not in events.columns:
+        return None
+    col = events[name]
+    typed = (name == "ts" and pd.api.types.is_datetime64_any_dtype(col.dtype)) or (
+        name == "dwell_s" and pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype)
+    )
+    if not typed:
+        return _text(col)
+    arr = pa.Array.from_pandas(col)
+    return arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+
+
+def _read(name: str, values: pa.Array | None, n: int) -> Column:
     if name == "ts":
-        return _read_time(col if col is not None else pd.Series([None] * n, dtype="str"))
+        return _read_time(values if values is not None else pa.nulls(n, pa.string()))
     if name == "dwell_s":
-        return _read_seconds(col, n)
+        return _read_seconds(values, n)
     if EVENT_SCHEMA.field(name).type == pa.string():
-        return _read_text(col, n)
+        return _read_text(values, n)
     raise NotImplementedError(f"no reader for contract column {name!r}")  # pragma: no cover - a new column
 
 
-def _read_text(col: pd.Series | None, n: int) -> Column:
-    text = _text(col) if col is not None else pa.nulls(n, pa.string())
+def _read_text(values: pa.Array | None, n: int) -> Column:
+    text = values.cast(pa.string()) if values is not None else pa.nulls(n, pa.string())
     trimmed = pc.utf8_trim_whitespace(text)
     blank = _bools(pc.equal(trimmed, ""))
     none = np.zeros(n, dtype=bool)
@@ -257,21 +276,20 @@ def _read_text(col: pd.Series | None, n: int) -> Column:
     )
 
 
-def _read_time(col: pd.Series) -> Column:
-    n = len(col)
+def _read_time(values: pa.Array) -> Column:
+    n = len(values)
     none = np.zeros(n, dtype=bool)
     blank = unparseable = naive = none
-    if isinstance(col.dtype, pd.DatetimeTZDtype):
-        raw = _lazy_text(col)
-        ts = pa.Array.from_pandas(col).cast(TS_TYPE, safe=False)
-        null = _bools(ts.is_null())
-    elif pd.api.types.is_datetime64_dtype(col.dtype):
-        raw = _lazy_text(col)
-        ts = pa.nulls(n, TS_TYPE)
-        null = col.isna().to_numpy()
-        naive = ~null
+    if pa.types.is_timestamp(values.type):
+        raw = _lazy_text(values)
+        null = _bools(values.is_null())
+        if values.type.tz is None:
+            ts = pa.nulls(n, TS_TYPE)
+            naive = ~null
+        else:
+            ts = values.cast(TS_TYPE, safe=False)
     else:
-        text = _text(col)
+        text = values.cast(pa.string())
         raw = text.take
         trimmed = pc.utf8_trim_whitespace(text)
         null = _bools(text.is_null())
@@ -293,48 +311,46 @@ def _read_time(col: pd.Series) -> Column:
     )
 
 
-def _read_seconds(col: pd.Series | None, n: int) -> Column:
+def _read_seconds(values: pa.Array | None, n: int) -> Column:
     none = np.zeros(n, dtype=bool)
-    if col is None:
-        raw: Callable[[np.ndarray], pa.Array] = _const_nulls
-        values = np.full(n, np.nan)
-        absent = np.ones(n, dtype=bool)
-    elif pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
-        raw = _lazy_text(col)
-        values = col.to_numpy(dtype="float64", na_value=np.nan)
-        absent = np.isnan(values)
+    raw: Callable[[np.ndarray], pa.Array]
+    if values is None:
+        raw, numbers = _const_nulls, np.full(n, np.nan)
+        absent = ~none
+    elif pa.types.is_integer(values.type) or pa.types.is_floating(values.type) or pa.types.is_decimal(values.type):
+        raw, numbers = _lazy_text(values), values.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        absent = np.isnan(numbers)
     else:
-        text = _text(col)
+        text = values.cast(pa.string())
         raw = text.take
         trimmed = pc.utf8_trim_whitespace(text)
         present = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
         absent = _bools(present.is_null())
         try:
-            values = present.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
+            numbers = present.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
         except pa.ArrowInvalid:
-            values = pd.to_numeric(present.to_pandas(), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+            numbers = pd.to_numeric(present.to_pandas(), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
     return Column(
-        clean=pa.array(np.where(absent, np.nan, values), pa.float64(), from_pandas=True),
+        clean=pa.array(np.where(absent, np.nan, numbers), pa.float64(), from_pandas=True),
         raw=raw,
         text=pa.nulls(n, pa.string()),
         null=absent,
         blank=none,
-        unreadable=~absent & ~np.isfinite(values),
+        unreadable=~absent & ~np.isfinite(numbers),
         naive=none,
-        number=values,
+        number=numbers,
     )
 
 
-def _require_columns(df: pd.DataFrame, source: str) -> None:
-    names = pd.Series([str(c) for c in df.columns], dtype=object)
-    twice = sorted(set(names[names.duplicated() & names.isin(EVENT_COLUMNS)]))
+def _require_columns(columns: list[str], source: str) -> None:
+    twice = sorted({c for c in columns if c in EVENT_COLUMNS and columns.count(c) > 1})
     if twice:
         plural = len(twice) > 1
         raise EventColumnsError(
             f"{source}: column{'s' if plural else ''} {', '.join(twice)} appear{'' if plural else 's'} more than once"
             " (expected each event column once)"
         )
-    present = set(names)
+    present = set(columns)
     missing = [c for c in EVENT_REQUIRED if c not in present]
     if not missing:
         return
@@ -403,8 +419,9 @@ def _text(col: pd.Series) -> pa.Array:
     return arr.cast(pa.string())
 
 
-def _lazy_text(col: pd.Series) -> Callable[[np.ndarray], pa.Array]:
-    return lambda rows: _text(col.iloc[rows])
+def _lazy_text(values: pa.Array) -> Callable[[np.ndarray], pa.Array]:
+    """Typed values as text the way pandas writes them (e.g. '2026-03-01 10:00:00+08:00'), only when shown."""
+    return lambda rows: _text(values.take(rows).to_pandas())
 
 
 def _const_nulls(rows: np.ndarray) -> pa.Array:
@@ -423,7 +440,7 @@ def _shown(values: pa.Array) -> pa.Array:
 
 
 def _micros(t: pd.Timestamp) -> int:
-    return (t - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1)
+    return t.value // 1000
 
 
 def _duration(span: timedelta) -> str:
