@@ -227,8 +227,7 @@ def test_mark_duplicates_flags_all_but_the_first_copy_per_tenant_and_event_id():
 
 def test_a_changed_resend_is_refused_on_event_id_quoting_it():
     assert resent_changed_reason(pa.array(["ev7"])).to_pylist() == [
-        "event_id: 'ev7' came before with different content; the first copy was kept"
-        " (a new event needs a new event_id)"
+        "event_id: 'ev7' came before with different content; the first copy was kept (a new event needs a new event_id)"
     ]
 
 
