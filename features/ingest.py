@@ -6,8 +6,8 @@ an event already stored (dropped and counted, so ingestion is idempotent), or go
 `quarantine.parquet` with its original values and one reason naming the field, the bad value
 and what was expected. The counts always reconcile: rows in = accepted + rejected + duplicates.
 
-`validate_events` is the vectorised core (Arrow compute, no Python loop per row), shared with
-the scoring service, which checks the raw events that come with a request by the same rules.
+The rules themselves are features/validation.py's, the same ones the scoring service applies to
+the raw events of a request, so an event gets one verdict whichever way it comes in.
 """
 
 from __future__ import annotations
@@ -28,7 +28,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from leadradar.config import Settings
-from leadradar.features.contract import EVENT_COLUMNS, EVENT_OPTIONAL, EVENT_REQUIRED, EVENT_SCHEMA, TS_TYPE
+from leadradar.features.contract import EVENT_COLUMNS, EVENT_SCHEMA, TS_TYPE
+from leadradar.features.validation import (
+    REJECTED_SCHEMA,
+    Checked,
+    EventColumnsError,
+    mark_duplicates,
+    resent_changed_reason,
+    utc_now,
+    validate_events,
+)
 
 EVENTS_FILE = "events.parquet"
 QUARANTINE_FILE = "quarantine.parquet"
@@ -36,33 +45,12 @@ REPORT_FILE = "ingest_report.json"
 # Later copies of an event_id that came back with different content: not stored, but not lost.
 CONFLICTS_FILE = "conflicts.parquet"
 
-EVENT_KEY = ("tenant_id", "event_id")
-EARLIEST_TS = pd.Timestamp("2000-01-01", tz="UTC")
-MAX_FUTURE = pd.Timedelta(days=1)
-
 READERS = {".parquet": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 _KIND_NAMES = {"parquet": "Parquet", "csv": "CSV", "jsonl": "JSON Lines"}
 _BOM = b"\xef\xbb\xbf"
 _SNIFF_BYTES = 65536
 _JSON_SPACE = np.frombuffer(b" \t\r\n", dtype=np.uint8)
 
-# A time of day followed by `Z` or a numeric offset; a bare date such as 2026-03-01 has no zone.
-_ZONE_PATTERN = r"[T ]\d{2}(?::?\d{2}){0,2}(?:[.,]\d+)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
-_TS_EXPECTED = "expected ISO 8601 with a time zone, e.g. '2026-03-01T10:00:00+08:00'"
-_DWELL_EXPECTED = "expected a finite number of seconds >= 0, or empty"
-_TEXT_EXPECTED = "expected a non-empty string"
-_SHOWN_CHARS = 60
-
-_TEXT_COLUMNS = tuple(f.name for f in EVENT_SCHEMA if f.type == pa.string())
-
-REJECTED_SCHEMA = pa.schema(
-    [
-        pa.field("row", pa.int64()),
-        pa.field("field", pa.string()),
-        pa.field("reason", pa.string()),
-        *(pa.field(c, pa.string()) for c in EVENT_COLUMNS),
-    ]
-)
 QUARANTINE_SCHEMA = pa.schema(
     [
         pa.field("source_file", pa.string()),
@@ -130,35 +118,6 @@ class IngestReport:
         return asdict(self)
 
 
-def validate_events(
-    df: pd.DataFrame, settings: Settings, now: pd.Timestamp | None = None, *, source: str = "events"
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split raw events into contract rows and rejected rows with one reason each.
-
-    Ingestion and serving both call this, so both apply the same rules.
-
-    Rejected rows carry `row` (1-based position in `df`), `field`, `reason` and the original
-    values as strings. Raises `IngestError` naming every missing required column.
-    """
-    accepted, rejected = _validate(df, settings, _utc_now(now), source)
-    return accepted.to_pandas(), rejected.to_pandas()
-
-
-def mark_duplicates(events: pd.DataFrame | pa.Table) -> tuple[np.ndarray, np.ndarray]:
-    """Flag re-sent events (all but the first per tenant and event id), and those whose content differs."""
-    table = events if isinstance(events, pa.Table) else pa.Table.from_pandas(events, preserve_index=False)
-    keys = table.select(list(EVENT_KEY)).to_pandas()
-    duplicate = keys.duplicated(keep="first").to_numpy()
-    conflicting = np.zeros(len(keys), dtype=bool)
-    if duplicate.any():
-        involved = np.flatnonzero(keys.duplicated(keep=False).to_numpy())
-        sub = table.select(list(EVENT_COLUMNS)).take(involved).to_pandas()
-        content = pd.util.hash_pandas_object(sub, index=False)
-        first = content.groupby([sub[c] for c in EVENT_KEY], sort=False).transform("first")
-        conflicting[involved] = duplicate[involved] & (content != first).to_numpy()
-    return duplicate, conflicting
-
-
 def ingest(
     paths: Sequence[Path | str], out_dir: Path | str, settings: Settings, now: pd.Timestamp | None = None
 ) -> IngestReport:
@@ -167,11 +126,11 @@ def ingest(
     All inputs are read and validated before anything is written, so an unreadable file
     (`IngestError`) leaves `out_dir` as it was.
     """
-    now = _utc_now(now)
+    now = utc_now(now)
     out_dir = Path(out_dir)
     names = [str(p) for p in paths]
     frames = [_read_table(Path(p)) for p in paths]
-    checked = [_validate(df, settings, now, name) for df, name in zip(frames, names)]
+    checked = [_validated(df, settings, now, name) for df, name in zip(frames, names)]
 
     out_dir.mkdir(parents=True, exist_ok=True)
     events_path, quarantine_path, report_path = (out_dir / f for f in (EVENTS_FILE, QUARANTINE_FILE, REPORT_FILE))
@@ -289,222 +248,14 @@ def _require_object_per_line(path: Path, data: bytes) -> None:
         )
 
 
-# --- validation --------------------------------------------------------------------------------
+# --- validation (the rules are features/validation.py's) ---------------------------------------
 
 
-class _Rejections:
-    """The first problem of each row, in contract column order, with its reason."""
-
-    def __init__(self, n: int) -> None:
-        self.taken = np.zeros(n, dtype=bool)
-        self._rows: list[np.ndarray] = []
-        self._fields: list[str] = []
-        self._reasons: list[pa.Array] = []
-
-    def add(self, column: str, bad: np.ndarray, reason: Callable[[np.ndarray], pa.Array]) -> None:
-        rows = np.flatnonzero(bad & ~self.taken)
-        if len(rows):
-            self.taken[rows] = True
-            self._rows.append(rows)
-            self._fields.append(column)
-            self._reasons.append(pc.binary_join_element_wise(f"{column}: ", reason(rows), ""))
-
-    def ordered(self) -> tuple[np.ndarray, pa.Array, pa.Array]:
-        if not self._rows:
-            return np.zeros(0, dtype=np.int64), pa.array([], pa.string()), pa.array([], pa.string())
-        rows = np.concatenate(self._rows)
-        order = np.argsort(rows, kind="stable")
-        fields = np.repeat(np.array(self._fields, dtype=object), [len(r) for r in self._rows])
-        return rows[order], pa.array(fields[order], pa.string()), pa.concat_arrays(self._reasons).take(order)
-
-
-def _validate(df: pd.DataFrame, settings: Settings, now: pd.Timestamp, source: str) -> tuple[pa.Table, pa.Table]:
-    _require_columns(df, source)
-    n = len(df)
-    rejections = _Rejections(n)
-    raw: dict[str, Callable[[np.ndarray], pa.Array]] = {}
-    clean: dict[str, pa.Array] = {}
-    for column in EVENT_COLUMNS:
-        col = df[column] if column in df.columns else None
-        if column == "ts":
-            clean[column], raw[column] = _check_ts(df[column], now, rejections)
-        elif column == "dwell_s":
-            clean[column], raw[column] = _check_dwell(col, n, rejections)
-        elif column in _TEXT_COLUMNS:
-            text = _text(col) if col is not None else pa.nulls(n, pa.string())
-            raw[column] = text.take
-            if column in EVENT_REQUIRED:
-                clean[column] = _check_required_text(column, text, settings.events.types, rejections)
-            else:
-                trimmed = pc.utf8_trim_whitespace(text)
-                clean[column] = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
-        else:  # pragma: no cover - a new contract column needs a rule here
-            raise NotImplementedError(f"no validation rule for contract column {column!r}")
-
-    accepted = pa.Table.from_arrays([clean[c] for c in EVENT_COLUMNS], schema=EVENT_SCHEMA)
-    if rejections.taken.any():
-        accepted = accepted.filter(pa.array(~rejections.taken))
-    rows, fields, reasons = rejections.ordered()
-    rejected = pa.Table.from_arrays(
-        [pa.array(rows + 1, pa.int64()), fields, reasons, *(raw[c](rows) for c in EVENT_COLUMNS)],
-        schema=REJECTED_SCHEMA,
-    )
-    return accepted, rejected
-
-
-def _require_columns(df: pd.DataFrame, source: str) -> None:
-    names = pd.Series([str(c) for c in df.columns], dtype=object)
-    twice = sorted(set(names[names.duplicated() & names.isin(EVENT_COLUMNS)]))
-    if twice:
-        plural = len(twice) > 1
-        raise IngestError(
-            f"{source}: column{'s' if plural else ''} {', '.join(twice)} appear{'' if plural else 's'} more than once"
-            " (expected each event column once)"
-        )
-    present = set(names)
-    missing = [c for c in EVENT_REQUIRED if c not in present]
-    if not missing:
-        return
-    message = (
-        f"{source}: missing required column{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
-        f" (required: {', '.join(EVENT_REQUIRED)}; optional: {', '.join(EVENT_OPTIONAL)})"
-    )
-    for c in missing:
-        near = sorted(p for p in present if p.strip().lower() == c)
-        if near:
-            message += f"; {near[0]!r} looks like {c!r}, but column names are exact and case-sensitive"
-    raise IngestError(message)
-
-
-def _text(col: pd.Series) -> pa.Array:
-    """The values as Arrow strings with nulls kept: the form checks, reasons and the quarantine use."""
-    if pd.api.types.is_float_dtype(col.dtype):
-        present = col.dropna()
-        if len(present) and (present == np.floor(present)).all() and present.abs().max() < 2**53:
-            col = col.astype("Int64")
-    if not isinstance(col.dtype, pd.StringDtype):
-        col = col.astype("str")
-    arr = pa.Array.from_pandas(col)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    return arr.cast(pa.string())
-
-
-def _lazy_text(col: pd.Series) -> Callable[[np.ndarray], pa.Array]:
-    return lambda rows: _text(col.iloc[rows])
-
-
-def _bools(arr: pa.Array) -> np.ndarray:
-    return arr.fill_null(False).to_numpy(zero_copy_only=False)
-
-
-def _shown(values: pa.Array) -> pa.Array:
-    """Values quoted for a reason, long ones cut short."""
-    long = pc.greater(pc.utf8_length(values), _SHOWN_CHARS)
-    cut = pc.binary_join_element_wise(pc.utf8_slice_codeunits(values, 0, _SHOWN_CHARS), "…", "")
-    return pc.binary_join_element_wise("'", pc.if_else(long, cut, values), "'", "")
-
-
-def _said(raw: Callable[[np.ndarray], pa.Array], before: str, after: str) -> Callable[[np.ndarray], pa.Array]:
-    return lambda rows: pc.binary_join_element_wise(before, _shown(raw(rows)), after, "")
-
-
-def _const(text: str) -> Callable[[np.ndarray], pa.Array]:
-    return lambda rows: pa.repeat(text, len(rows)).cast(pa.string())
-
-
-def _check_required_text(column: str, text: pa.Array, types: dict[str, str], rejections: _Rejections) -> pa.Array:
-    trimmed = pc.utf8_trim_whitespace(text)
-    absent = _bools(text.is_null())
-    blank = _bools(pc.equal(trimmed, ""))
-    rejections.add(column, absent, _const(f"missing ({_TEXT_EXPECTED})"))
-    rejections.add(column, blank, _said(text.take, "blank value ", f" ({_TEXT_EXPECTED})"))
-    if column == "event_type":
-        known = _bools(pc.is_in(trimmed, value_set=pa.array(list(types), pa.string())))
-        allowed = ", ".join(types)
-        rejections.add(
-            column,
-            ~(absent | blank | known),
-            _said(trimmed.take, "", f" is not a configured type (allowed: {allowed})"),
-        )
-    return trimmed
-
-
-def _check_ts(col: pd.Series, now: pd.Timestamp, rejections: _Rejections) -> tuple[pa.Array, Callable]:
-    n = len(col)
-    unparseable = naive = np.zeros(n, dtype=bool)
-    if isinstance(col.dtype, pd.DatetimeTZDtype):
-        raw = _lazy_text(col)
-        ts = pa.Array.from_pandas(col).cast(TS_TYPE, safe=False)
-        absent = _bools(ts.is_null())
-    elif pd.api.types.is_datetime64_dtype(col.dtype):
-        raw = _lazy_text(col)
-        ts = pa.nulls(n, TS_TYPE)
-        absent = col.isna().to_numpy()
-        naive = ~absent
-    else:
-        text = _text(col)
-        raw = text.take
-        trimmed = pc.utf8_trim_whitespace(text)
-        absent = _bools(text.is_null()) | _bools(pc.equal(trimmed, ""))
-        parsed = pd.to_datetime(trimmed.to_pandas(), utc=True, errors="coerce", format="ISO8601")
-        ts = pa.Array.from_pandas(parsed).cast(TS_TYPE, safe=False)
-        unparseable = ~absent & _bools(ts.is_null())
-        naive = ~absent & ~unparseable & ~_bools(pc.match_substring_regex(trimmed, _ZONE_PATTERN))
-    micros = ts.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False)
-    usable = ~(absent | unparseable | naive)
-    latest = now + MAX_FUTURE
-    early = usable & (micros < _micros(EARLIEST_TS))
-    late = usable & (micros > _micros(latest))
-
-    rejections.add("ts", absent, _const(f"missing ({_TS_EXPECTED})"))
-    rejections.add("ts", unparseable, _said(raw, "", f" is not a timestamp ({_TS_EXPECTED})"))
-    rejections.add("ts", naive, _said(raw, "naive timestamp ", f" (no time zone; {_TS_EXPECTED})"))
-    rejections.add("ts", early, _said(raw, "", " is before 2000-01-01 (expected a real event time)"))
-    rejections.add(
-        "ts", late, _said(raw, "", f" is more than 1 day after now ({now.isoformat()}; expected at most now + 1 day)")
-    )
-    return ts, raw
-
-
-def _check_dwell(col: pd.Series | None, n: int, rejections: _Rejections) -> tuple[pa.Array, Callable]:
-    if col is None:
-        return pa.nulls(n, pa.float64()), _const_nulls
-    if pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
-        raw = _lazy_text(col)
-        values = col.to_numpy(dtype="float64", na_value=np.nan)
-        absent = np.isnan(values)
-    else:
-        text = _text(col)
-        raw = text.take
-        trimmed = pc.utf8_trim_whitespace(text)
-        present = pc.if_else(pc.equal(trimmed, ""), pa.scalar(None, pa.string()), trimmed)
-        absent = _bools(present.is_null())
-        try:
-            values = present.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
-        except pa.ArrowInvalid:
-            values = pd.to_numeric(present.to_pandas(), errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-    finite = np.isfinite(values)
-    rejections.add("dwell_s", ~absent & ~finite, _said(raw, "", f" is not a finite number ({_DWELL_EXPECTED})"))
-    rejections.add("dwell_s", ~absent & finite & (values < 0), _said(raw, "", f" is negative ({_DWELL_EXPECTED})"))
-    return pa.array(np.where(absent, np.nan, values), pa.float64(), from_pandas=True), raw
-
-
-def _micros(t: pd.Timestamp) -> int:
-    return (t - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1)
-
-
-def _const_nulls(rows: np.ndarray) -> pa.Array:
-    return pa.nulls(len(rows), pa.string())
-
-
-def _utc_now(now: pd.Timestamp | None) -> pd.Timestamp:
-    if now is None:
-        return pd.Timestamp.now(tz="UTC")
-    now = pd.Timestamp(now)
-    if now.tzinfo is None:
-        raise ValueError(f"now={now} is naive; pass a time-zone-aware timestamp")
-    return now.tz_convert("UTC")
+def _validated(df: pd.DataFrame, settings: Settings, now: pd.Timestamp, name: str) -> Checked:
+    try:
+        return validate_events(df, settings, now, source=name)
+    except EventColumnsError as exc:
+        raise IngestError(str(exc)) from exc
 
 
 def _one_line(exc: BaseException) -> str:
@@ -614,12 +365,7 @@ def _keep_conflicts(
     rows = stacked.filter(pa.array(mask))
     source = [names[i] for i in origin[mask]]
     rows = rows.append_column("source_file", pa.array(source, pa.string()))
-    rows = rows.append_column(
-        "reason",
-        pa.array(
-            ["event_id already stored with different content; the first copy was kept"] * rows.num_rows, pa.string()
-        ),
-    )
+    rows = rows.append_column("reason", resent_changed_reason(rows["event_id"].combine_chunks()))
     rows = rows.append_column(
         "ingested_at", pa.array([now.to_pydatetime()] * rows.num_rows, pa.timestamp("us", tz="UTC"))
     )

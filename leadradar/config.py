@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import os
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -93,6 +94,23 @@ class EventConfig(BaseModel):
     # Types that carry a dwell time; dwell features are built for these and their families.
     dwell_types: tuple[str, ...] = ("card_view", "product_view", "article_view", "video_view")
     labels: dict[str, EventLabel] = Field(default_factory=lambda: dict(DEFAULT_EVENT_LABELS))
+    # Event validation (features/validation.py), the same for `leadradar ingest` and the service's raw events.
+    # Before this, a time is an export or clock error (a zero date, a 1970 epoch), not a card log.
+    earliest_ts: AwareDatetime = datetime(2000, 1, 1, tzinfo=UTC)
+    # How far past now an event may be stamped: phone clocks run minutes ahead and a day covers any time-zone
+    # slip; more is a wrong clock or year, and would sit after every cutoff until that day came.
+    future_tolerance: timedelta = timedelta(days=1)
+    # The longest plausible dwell on a card or page. 4 hours is twice the longest of the default simulation's
+    # 780 k timed events (1.9 h) and longer than any reading or video session; a longer one is a page left
+    # open in a background tab, and would be read (and explained) as intent. Such events are refused, not clipped.
+    max_dwell_seconds: float = Field(default=4 * 3600.0, gt=0)
+
+    @field_validator("future_tolerance")
+    @classmethod
+    def _not_negative(cls, v: timedelta) -> timedelta:
+        if v < timedelta(0):
+            raise ValueError(f"future_tolerance must be zero or more, got {v}")
+        return v
 
     @model_validator(mode="after")
     def _known_families(self) -> EventConfig:

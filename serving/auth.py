@@ -57,6 +57,20 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The key in an `Authorization: Bearer <key>` header, else None: the one reading of that header,
+    so the API, its key gate and the dashboard accept the same headers (scheme in any case, spaces around)."""
+    parts = (authorization or "").split()
+    if len(parts) != 2 or parts[0].lower() != "bearer":
+        return None
+    return parts[1]
+
+
+def request_key(authorization: str | None, x_api_key: str | None) -> str | None:
+    """The key a request presents: `X-Api-Key` when sent, else the Bearer token."""
+    return (x_api_key or "").strip() or bearer_token(authorization)
+
+
 def parse_token(token: str) -> tuple[str, str] | None:
     parts = token.strip().split("_")
     if len(parts) != 3 or parts[0] != "lr" or not parts[1] or not parts[2]:

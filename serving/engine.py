@@ -18,6 +18,7 @@ from leadradar.config import Settings
 from leadradar.features.contract import EVENT_SCHEMA, ITEM_SCHEMA, STAGE_SCHEMA
 from leadradar.features.online import OnlineFeatures
 from leadradar.features.registry import FeatureRegistry
+from leadradar.features.validation import mark_duplicates, resent_changed_reason, validate_events
 from leadradar.models.encoding import FeatureValueError, MissingFeaturesError
 from leadradar.models.explain import Explainer
 from leadradar.registry import LoadedModel
@@ -85,7 +86,6 @@ class Engine:
         self.index = {n: j for j, n in enumerate(self.features)}
         self.close_names = [name for _, name in close_targets(self.model.targets_)]
         self.explainer = Explainer(self.model, self.model.main_target, registry, settings.funnel, settings.events)
-        self.types = set(settings.events.types)
         self.stage_names = set(settings.funnel.all_stages)
         self.ranges = feature_ranges(registry, self.features, len(self.stages))
         self.range_arrays = (
@@ -133,16 +133,14 @@ class Engine:
         """One feature record per lead open at `as_of` (the online query's rows, with the salesperson
         context), and each lead's last stage."""
         ev, st, attrs = {k: [] for k in EVENT_SCHEMA.names}, {k: [] for k in STAGE_SCHEMA.names}, []
+        sent: list[tuple[int, int, bool]] = []  # per event: its lead's position, its own, whether it named its lead
         for i, lead in leads:
-            for j, e in enumerate(lead.events):
-                if e.event_type not in self.types:
-                    raise RequestError(
-                        ["body", "leads", i, "events", j, "event_type"],
-                        f"{e.event_type!r} is not a configured event type ({sorted(self.types)})",
-                    )
+            lead_id = lead.lead_id.strip()  # as the rules trim the events' ids
+            for j, e in enumerate(lead.events or []):
                 values = {**e.model_dump(), "tenant_id": tenant, "lead_id": e.lead_id or lead.lead_id}
                 for k in EVENT_SCHEMA.names:
                     ev[k].append(values[k])
+                sent.append((i, j, e.lead_id is not None))
             for j, s in enumerate(lead.stages or []):
                 if s.stage not in self.stage_names:
                     raise RequestError(
@@ -151,21 +149,21 @@ class Engine:
                     )
                 for k, v in (
                     ("tenant_id", tenant),
-                    ("lead_id", lead.lead_id),
+                    ("lead_id", lead_id),
                     ("stage", s.stage),
                     ("ts", s.ts),
                     ("deal_value", None),
                 ):
                     st[k].append(v)
             if lead.attributes:
-                attrs.append({"tenant_id": tenant, "lead_id": lead.lead_id, **lead.attributes})
+                attrs.append({"tenant_id": tenant, "lead_id": lead_id, **lead.attributes})
         if len(ev["event_id"]) > self.settings.serving.max_events_per_request:
             raise RequestError(
                 ["body", "leads"],
                 f"{len(ev['event_id'])} events in one request; the limit is "
                 f"{self.settings.serving.max_events_per_request}",
             )
-        events = pa.Table.from_pydict(ev, schema=EVENT_SCHEMA)
+        events = self._validated(pa.Table.from_pydict(ev, schema=EVENT_SCHEMA), sent)
         stages = pa.Table.from_pydict(st, schema=STAGE_SCHEMA)
         lead_table = None
         names = list(self.settings.features.lead_attributes)
@@ -181,6 +179,35 @@ class Engine:
             if ts <= as_of and (lead_id not in last_stage or ts >= last_stage[lead_id][1]):
                 last_stage[lead_id] = (stage, ts)
         return records, {k: v[0] for k, v in last_stage.items()}
+
+    def _validated(self, events: pa.Table, sent: list[tuple[int, int, bool]]) -> pa.Table:
+        """The request's events by the rules `leadradar ingest` applies (features/validation.py), as of now.
+
+        An event ingest would quarantine, or a later copy of an event id with other content, refuses the
+        request (422) naming the first such event and its field; a copy with the same content counts once.
+        """
+        accepted, rejected = validate_events(events, self.settings, pd.Timestamp.now(tz="UTC"), source="request")
+        if rejected.num_rows:
+            first = rejected.slice(0, 1).to_pylist()[0]
+            more = rejected.num_rows - 1
+            tail = f"; {more} more event{'s' if more > 1 else ''} of this request refused too" if more else ""
+            raise RequestError(self._event_loc(sent[first["row"] - 1], first["field"]), first["reason"] + tail)
+        duplicate, conflicting = mark_duplicates(accepted)
+        if conflicting.any():
+            k = int(np.flatnonzero(conflicting)[0])
+            raise RequestError(
+                self._event_loc(sent[k], "event_id"),
+                resent_changed_reason(accepted["event_id"].take([k]).combine_chunks())[0].as_py(),
+            )
+        return accepted.filter(pa.array(~duplicate)) if duplicate.any() else accepted
+
+    @staticmethod
+    def _event_loc(sent: tuple[int, int, bool], field: str) -> list[str | int]:
+        """Where a refused event's field was sent: its lead's `lead_id` when the event did not name its own."""
+        i, j, own_lead = sent
+        if field == "lead_id" and not own_lead:
+            return ["body", "leads", i, "lead_id"]
+        return ["body", "leads", i, "events", j, field]
 
     def _with_context(self, records: list[dict], tenant: str) -> None:
         """Salesperson features from the latest batch run: one lead's request cannot know its owner's record.
@@ -223,9 +250,10 @@ class Engine:
             found = {record["lead_id"]: pos for pos, record in enumerate(records)}
             Xe = self.model.encoder_.transform_records(records) if records else np.empty((0, len(self.features)))
             for i, lead in by_events:
-                pos = found.get(lead.lead_id)
+                lead_id = lead.lead_id.strip()
+                pos = found.get(lead_id)
                 if pos is None:
-                    closed = last_stage.get(lead.lead_id) in (self.settings.funnel.won, self.settings.funnel.lost)
+                    closed = last_stage.get(lead_id) in (self.settings.funnel.won, self.settings.funnel.lost)
                     status[i] = "closed" if closed else "unknown"
                 else:
                     rows[i] = (Xe[pos], records[pos]["stage"])

@@ -7,6 +7,8 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from leadradar.serving.auth import request_key
+
 PUBLIC_PATHS = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
 # Where KeyGate leaves the verified caller in the request scope, so an endpoint need not verify again.
 PRINCIPAL = "leadradar.principal"
@@ -87,10 +89,8 @@ class KeyGate:
         keys = getattr(scope["app"].state, "keys", None) if "app" in scope else None
         if keys is not None:
             headers = dict(scope.get("headers", []))
-            token = (headers.get(b"x-api-key") or headers.get(b"authorization") or b"").decode("latin-1")
-            if token.lower().startswith("bearer "):
-                token = token[7:].strip()
-            principal = keys.verify(token or None)
+            authorization, x_api_key = (headers.get(h, b"").decode("latin-1") for h in (b"authorization", b"x-api-key"))
+            principal = keys.verify(request_key(authorization, x_api_key))
             if principal is None:
                 await send_json(
                     send,

@@ -20,10 +20,15 @@ class EventIn(Strict):
     """One radar event of the lead (tenant comes from the API key; lead defaults to the lead scored)."""
 
     event_id: str = Field(min_length=1, max_length=128)
-    ts: AwareDatetime = Field(description="with a time zone; naive times are refused")
+    ts: AwareDatetime = Field(
+        description="with a time zone (naive times are refused);"
+        " from settings.events.earliest_ts up to now + settings.events.future_tolerance"
+    )
     event_type: str = Field(min_length=1, max_length=64)
     sales_id: str = Field(min_length=1, max_length=128)
-    dwell_s: float | None = Field(default=None, ge=0, le=1e7, allow_inf_nan=False)
+    dwell_s: float | None = Field(
+        default=None, ge=0, allow_inf_nan=False, description="seconds; at most settings.events.max_dwell_seconds"
+    )
     item_id: str | None = Field(default=None, max_length=128)
     referrer_lead_id: str | None = Field(default=None, max_length=128)
     channel: str | None = Field(default=None, max_length=64)

@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from leadradar.config import get_settings
 from leadradar.features.online import OnlineFeatures
 from leadradar.features.registry import build_registry
-from leadradar.serving.auth import KeyStore, Principal
+from leadradar.serving.auth import KeyStore, Principal, request_key
 from leadradar.serving.dashboard.mount import service_dashboard
 from leadradar.serving.engine import ContextCache, Engine, RequestError, load_items
 from leadradar.serving.holder import ModelHolder
@@ -103,14 +103,6 @@ SCORE_ERRORS = {
 }
 
 
-def _token(authorization: str | None, x_api_key: str | None) -> str | None:
-    if x_api_key:
-        return x_api_key
-    if authorization and authorization.lower().startswith("bearer "):
-        return authorization[7:].strip()
-    return authorization
-
-
 @bentoml.service(
     name="leadradar",
     workers=SETTINGS.serving.workers,
@@ -146,7 +138,7 @@ class LeadRadar:
     def _principal(self, request: Request, action: str) -> Principal:
         """The caller KeyGate verified (or, outside it, the key in the headers), allowed to do `action`."""
         principal = request.scope.get(PRINCIPAL) or self.keys.verify(
-            _token(request.headers.get("authorization"), request.headers.get("x-api-key"))
+            request_key(request.headers.get("authorization"), request.headers.get("x-api-key"))
         )
         if principal is None:
             raise HTTPException(

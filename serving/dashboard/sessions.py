@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from leadradar.config import Settings
-from leadradar.serving.auth import PERMISSIONS, KeyStore
+from leadradar.serving.auth import PERMISSIONS, KeyStore, bearer_token
 from leadradar.serving.users import UserStore
 
 COOKIE = "lr_session"
@@ -184,9 +184,8 @@ class Gate:
 
     def from_bearer(self, authorization: str | None) -> Viewer | None:
         """A manager key sent by a machine as `Authorization: Bearer <key>`."""
-        if not authorization or not authorization.lower().startswith("bearer "):
-            return None
-        principal = self.keys.verify(authorization[7:].strip())
+        token = bearer_token(authorization)
+        principal = self.keys.verify(token) if token else None
         if principal is None or not self.may_view(principal.role):
             return None
         return Viewer(principal.tenant_id, principal.key_id, "key", principal.role)

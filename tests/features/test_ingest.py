@@ -7,14 +7,13 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
-from leadradar.config import EventConfig, Settings
+from leadradar.config import Settings
 from leadradar.features.contract import EVENT_COLUMNS, EVENT_SCHEMA
 from leadradar.features.ingest import (
     EVENTS_FILE,
@@ -23,8 +22,6 @@ from leadradar.features.ingest import (
     IngestError,
     IngestReport,
     ingest,
-    mark_duplicates,
-    validate_events,
 )
 
 NOW = pd.Timestamp("2026-03-10T00:00:00Z")
@@ -143,85 +140,6 @@ def test_a_row_with_several_problems_is_rejected_for_the_first_in_contract_order
     assert reason == "lead_id: blank value '  ' (expected a non-empty string)"
     assert report.total.rejected_by_reason_field == {"lead_id": 1}
     assert report.total.unknown_event_types == {"cardview": 1}
-
-
-@pytest.mark.parametrize(
-    ("ts", "expected_in_reason"),
-    [
-        ("2026-03-01T10:00:00", "naive timestamp"),
-        ("2026-03-01", "naive timestamp"),
-        ("03/01/2026 10:00 +08:00", "is not a timestamp"),
-        ("1999-12-31T23:59:59Z", "is before 2000-01-01"),
-        ("2026-03-11T00:00:01Z", "more than 1 day after now"),
-        ("", "missing"),
-    ],
-)
-def test_timestamps_without_a_zone_or_out_of_range_are_rejected_not_guessed(tmp_path, settings, ts, expected_in_reason):
-    accepted, rejected = validate_events(pd.DataFrame([event(1, ts=ts or None)]), settings, now=NOW)
-
-    assert accepted.empty
-    assert rejected["field"].tolist() == ["ts"]
-    assert expected_in_reason in rejected["reason"][0]
-
-
-def test_timestamps_with_offsets_are_converted_to_the_right_utc_instant(settings):
-    raw = [
-        "2026-03-01T10:00:00+08:00",
-        "2026-03-01 10:00:00+0800",
-        "2026-03-01T02:00:00Z",
-        "2026-02-28T21:00:00-05:00",
-        " 2026-03-01T10:00:00.123456+08:00 ",
-    ]
-    accepted, rejected = validate_events(pd.DataFrame([event(i, ts=ts) for i, ts in enumerate(raw)]), settings, now=NOW)
-
-    assert rejected.empty
-    assert str(accepted["ts"].dtype) == "datetime64[us, UTC]"
-    expected = pd.Timestamp("2026-03-01T02:00:00Z")
-    assert accepted["ts"].tolist()[:4] == [expected] * 4
-    assert accepted["ts"].iloc[4] == expected + pd.Timedelta(microseconds=123456)
-
-
-@pytest.mark.parametrize(
-    ("dwell", "ok"),
-    [("0", True), (None, True), ("3.25", True), ("-0.5", False), ("inf", False), ("nan", False), ("long", False)],
-)
-def test_dwell_must_be_a_finite_non_negative_number_or_empty(settings, dwell, ok):
-    accepted, rejected = validate_events(pd.DataFrame([event(1, dwell_s=dwell)]), settings, now=NOW)
-
-    assert len(accepted) == int(ok)
-    assert rejected["field"].tolist() == ([] if ok else ["dwell_s"])
-
-
-def test_event_types_come_from_the_settings(settings):
-    own = Settings(events=EventConfig(types={"card_open": "view"}, two_way_contact=(), dwell_types=()))
-    df = pd.DataFrame([event(1, event_type="card_open"), event(2, event_type="card_view")])
-
-    accepted, rejected = validate_events(df, own, now=NOW)
-
-    assert accepted["event_id"].tolist() == ["ev1"]
-    assert rejected["reason"].tolist() == ["event_type: 'card_view' is not a configured type (allowed: card_open)"]
-
-
-def test_strings_are_trimmed_and_blank_optional_values_become_null(settings):
-    df = pd.DataFrame([event(1, lead_id=" L1 ", event_type=" card_view", item_id="  ", channel=" h5 ")])
-
-    accepted, _ = validate_events(df, settings, now=NOW)
-
-    row = accepted.iloc[0]
-    assert (row["lead_id"], row["event_type"], row["channel"]) == ("L1", "card_view", "h5")
-    assert pd.isna(row["item_id"])
-
-
-def test_validate_events_serves_the_scoring_service_with_contract_frames(settings):
-    df = pd.DataFrame([event(1, dwell_s=4.0), event(2, ts="2026-03-01T10:00:00", dwell_s=None)], index=[101, 205])
-
-    accepted, rejected = validate_events(df, settings, now=NOW)
-
-    assert list(accepted.columns) == list(EVENT_COLUMNS)
-    assert all(pd.api.types.is_string_dtype(accepted[c]) for c in ("event_id", "lead_id", "item_id"))
-    assert accepted["dwell_s"].dtype == "float64" and accepted["dwell_s"][0] == 4.0
-    assert pa.Table.from_pandas(accepted, schema=EVENT_SCHEMA, preserve_index=False).num_rows == 1
-    assert rejected[["row", "field"]].to_dict("records") == [{"row": 2, "field": "ts"}]
 
 
 # --- formats ------------------------------------------------------------------------------------
@@ -344,25 +262,6 @@ def test_a_conflicting_duplicate_keeps_the_first_copy_and_is_counted_as_conflict
     assert sorted(zip(kept["event_id"], kept["lead_id"])) == [("ev1", "L2"), ("ev2", "L1")]
     assert kept["dwell_s"].tolist().count(99.0) == 1
     assert (kept["source_file"] == str(later)).all() and kept["reason"].str.contains("first copy was kept").all()
-
-
-def test_mark_duplicates_flags_all_but_the_first_copy_per_tenant_and_event_id():
-    events = pd.DataFrame(
-        {
-            "event_id": ["a", "a", "a", "a"],
-            "tenant_id": ["t", "t", "t", "u"],
-            "lead_id": ["L1", "L1", "L9", "L1"],
-            **{c: ["x"] * 4 for c in ("sales_id", "event_type")},
-            "ts": pd.to_datetime(["2026-03-01"] * 4, utc=True),
-            "dwell_s": [1.0] * 4,
-            **{c: [None] * 4 for c in ("item_id", "referrer_lead_id", "channel")},
-        }
-    )[list(EVENT_COLUMNS)]
-
-    duplicate, conflicting = mark_duplicates(events)
-
-    assert duplicate.tolist() == [False, True, True, False]
-    assert conflicting.tolist() == [False, False, True, False]
 
 
 def test_the_quarantine_keeps_earlier_runs(tmp_path, settings):

@@ -211,7 +211,7 @@ BAD = {
     "unknown event type": (
         events_body(event_type="teleport"),
         ["body", "leads", 0, "events", 0, "event_type"],
-        "not a configured event type",
+        "not a configured type",
     ),
     "negative dwell": (events_body(dwell_s=-1), ["body", "leads", 0, "events", 0, "dwell_s"], "greater than or equal"),
     "dwell not a number": (events_body(dwell_s="long"), ["body", "leads", 0, "events", 0, "dwell_s"], "number"),
