@@ -313,7 +313,7 @@ class ServingConfig(BaseModel):
             raise ValueError(f"grade thresholds need A > B > C in (0, 1], got {v}")
         return v
 
-    def grade(self, p: float) -> str:
+    def grade(self, p: float) -> Literal["A", "B", "C", "D"]:
         t = self.grade_thresholds
         return "A" if p >= t["A"] else "B" if p >= t["B"] else "C" if p >= t["C"] else "D"
 

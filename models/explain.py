@@ -37,9 +37,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from leadradar.config import EventConfig, FunnelConfig
+from leadradar.config import FunnelConfig
 from leadradar.features.describe import LANGS, check_lang, fill, format_value, template_parts
-from leadradar.features.feature import Feature
 from leadradar.features.registry import FeatureRegistry
 from leadradar.models.funnel import FunnelModel, predict_threads
 
@@ -47,11 +46,6 @@ from leadradar.models.funnel import FunnelModel, predict_threads
 MIN_CONTRIBUTION = 0.05
 HEADINGS = {"en": ("For", "Against"), "zh-CN": ("有利", "不利")}
 SEPARATORS = {"en": ("; ", "."), "zh-CN": ("；", "。")}
-
-
-def topic_of(feature: Feature, events: EventConfig | None = None) -> str:
-    """The topic a feature speaks to, as declared; `events` is ignored (the registry's settings decided it)."""
-    return feature.topic
 
 
 def contributions(model: FunnelModel, target: str, X: np.ndarray) -> np.ndarray:
@@ -120,8 +114,7 @@ class Explanation:
 class Explainer:
     """Reasons for one target of one model; build it once per loaded model and reuse it per request.
 
-    The topics are the registry's own (`Feature.topic`); `events` is still accepted from callers
-    that pass it, and ignored.
+    The topics are the registry's own (`Feature.topic`), declared with each feature.
     """
 
     def __init__(
@@ -130,7 +123,6 @@ class Explainer:
         target: str,
         registry: FeatureRegistry,
         funnel: FunnelConfig,
-        events: EventConfig | None = None,
         min_contribution: float = MIN_CONTRIBUTION,
     ):
         if min_contribution < 0:
@@ -229,7 +221,6 @@ def explainer_for(
     target: str,
     registry: FeatureRegistry,
     funnel: FunnelConfig,
-    events: EventConfig | None = None,
     min_contribution: float = MIN_CONTRIBUTION,
 ) -> Explainer:
     """The model's explainer for these words, built on first use and kept while the model lives."""
@@ -241,7 +232,7 @@ def explainer_for(
     if key not in per_model:
         if len(per_model) >= 8:
             per_model.clear()
-        per_model[key] = (Explainer(model, target, registry, funnel, events, min_contribution), parts)
+        per_model[key] = (Explainer(model, target, registry, funnel, min_contribution), parts)
     return per_model[key][0]
 
 
@@ -254,17 +245,16 @@ def explain_rows(
     lang: str = "en",
     n_for: int = 3,
     n_against: int = 2,
-    events: EventConfig | None = None,
     min_contribution: float = MIN_CONTRIBUTION,
 ) -> list[Explanation]:
     """The top reasons for and against each row's score, one per topic, in English or Chinese.
 
-    Topics come from the registry's features, built from the company's settings (`events` is
-    ignored). Topics moving the log-odds by less than `min_contribution` are left out, so a lead
+    Topics come from the registry's features, built from the company's settings. Topics moving
+    the log-odds by less than `min_contribution` are left out, so a lead
     may have fewer reasons than asked.
     """
     check_lang(lang)
-    explainer = explainer_for(model, target, registry, funnel, events, min_contribution)
+    explainer = explainer_for(model, target, registry, funnel, min_contribution)
     return explainer.explain_frame(frame, lang, n_for, n_against)
 
 
@@ -276,5 +266,4 @@ __all__ = [
     "contributions",
     "explain_rows",
     "explainer_for",
-    "topic_of",
 ]

@@ -242,9 +242,7 @@ pd.DataFrame(
 
 # %%
 for lang in LANGS:
-    explanation = explain_rows(
-        model, target, row, registry, settings.funnel, lang, N_FOR, N_AGAINST, events=settings.events
-    )[0]
+    explanation = explain_rows(model, target, row, registry, settings.funnel, lang, N_FOR, N_AGAINST)[0]
     print(f"[{lang}] {explanation.text()}")
     display(
         pd.DataFrame(

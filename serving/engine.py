@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,7 +25,7 @@ from leadradar.models.encoding import FeatureValueError, MissingFeaturesError
 from leadradar.models.explain import Explainer
 from leadradar.registry import LoadedModel
 from leadradar.serving.auth import Principal
-from leadradar.serving.schemas import LeadIn, LeadScore, Reason, Reasons, ScoreRequest, ScoreResponse
+from leadradar.serving.schemas import LeadIn, LeadScore, LeadStatus, Reason, Reasons, ScoreRequest, ScoreResponse
 from leadradar.serving.store import CONTEXT_FEATURES, ScoreStore
 from leadradar.targets import advance_target, close_curve, close_targets
 
@@ -85,7 +87,7 @@ class Engine:
         self.features = self.model.features
         self.index = {n: j for j, n in enumerate(self.features)}
         self.close_names = [name for _, name in close_targets(self.model.targets_)]
-        self.explainer = Explainer(self.model, self.model.main_target, registry, settings.funnel, settings.events)
+        self.explainer = Explainer(self.model, self.model.main_target, registry, settings.funnel)
         self.stage_names = set(settings.funnel.all_stages)
         self.ranges = feature_ranges(registry, self.features, len(self.stages))
         self.range_arrays = (
@@ -98,7 +100,7 @@ class Engine:
 
     def _from_features(self, leads: list[tuple[int, LeadIn]]) -> tuple[np.ndarray, list[str | None]]:
         try:
-            X = self.model.encoder_.transform_records([lead.features for _, lead in leads])
+            X = self.model.encoder_.transform_records([lead.features or {} for _, lead in leads])
         except MissingFeaturesError as exc:
             raise RequestError(
                 ["body", "leads", leads[exc.record][0], "features"],
@@ -132,7 +134,9 @@ class Engine:
     def _from_events(self, leads: list[tuple[int, LeadIn]], tenant: str, as_of: datetime) -> tuple[list[dict], dict]:
         """One feature record per lead open at `as_of` (the online query's rows, with the salesperson
         context), and each lead's last stage."""
-        ev, st, attrs = {k: [] for k in EVENT_SCHEMA.names}, {k: [] for k in STAGE_SCHEMA.names}, []
+        ev: dict[str, list[Any]] = {k: [] for k in EVENT_SCHEMA.names}
+        st: dict[str, list[Any]] = {k: [] for k in STAGE_SCHEMA.names}
+        attrs = []
         sent: list[tuple[int, int, bool]] = []  # per event: its lead's position, its own, whether it named its lead
         for i, lead in leads:
             lead_id = lead.lead_id.strip()  # as the rules trim the events' ids
@@ -174,7 +178,7 @@ class Engine:
         )
         records = [dict(zip(columns, row)) for row in rows]
         self._with_context(records, tenant)
-        last_stage = {}
+        last_stage: dict[str, tuple[str, datetime]] = {}
         for lead_id, stage, ts in zip(st["lead_id"], st["stage"], st["ts"]):
             if ts <= as_of and (lead_id not in last_stage or ts >= last_stage[lead_id][1]):
                 last_stage[lead_id] = (stage, ts)
@@ -240,7 +244,7 @@ class Engine:
         by_features = [(i, lead) for i, lead in enumerate(request.leads) if lead.features is not None]
         by_events = [(i, lead) for i, lead in enumerate(request.leads) if lead.events is not None]
         rows: dict[int, tuple[np.ndarray, str | None]] = {}
-        status = {i: "scored" for i in range(len(request.leads))}
+        status: dict[int, LeadStatus] = {i: "scored" for i in range(len(request.leads))}
         if by_features:
             X, stages = self._from_features(by_features)
             for k, (i, _) in enumerate(by_features):
@@ -298,14 +302,14 @@ class Engine:
             conv = lambda r: Reason(
                 feature=r.feature, value=r.value, contribution=round(float(r.contribution), 4), text=r.text
             )
-            reasons = Reasons(for_=[conv(r) for r in why.for_], against=[conv(r) for r in why.against])
+            reasons = Reasons(**{"for": [conv(r) for r in why.for_], "against": [conv(r) for r in why.against]})
         return LeadScore(
             lead_id=lead.lead_id,
             tenant_id=tenant,
             status="scored",
             stage=stage,
             p_close=p_close,
-            p_advance=transitions.get(stage),
+            p_advance=transitions.get(stage) if stage else None,
             transitions=transitions,
             grade=self.settings.serving.grade(main),
             reasons=reasons,
@@ -340,6 +344,6 @@ def load_items(settings: Settings, loaded: LoadedModel) -> pa.Table | None:
         recorded = MlflowClient().get_run(loaded.ref.run_id).data.tags.get("data.items")
     except Exception:
         recorded = None
-    if recorded and pd.io.common.file_exists(recorded):
+    if recorded and Path(recorded).exists():
         return pq.read_table(recorded).select(ITEM_SCHEMA.names).cast(ITEM_SCHEMA)
     return None

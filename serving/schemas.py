@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 Lang = Literal["en", "zh-CN"]
+LeadStatus = Literal["scored", "closed", "unknown"]
 FeatureValue = float | int | bool | str | None
 Id = Field(min_length=1, max_length=128)
 
@@ -88,7 +89,7 @@ class Reasons(BaseModel):
 class LeadScore(BaseModel):
     lead_id: str
     tenant_id: str
-    status: Literal["scored", "closed", "unknown"] = Field(
+    status: LeadStatus = Field(
         description="closed: won or lost at as_of; unknown: nothing about the lead at or before as_of"
     )
     stage: str | None = None

@@ -104,7 +104,7 @@ def score_batch(
     if tenant is not None:
         feats = feats[feats["tenant_id"] == tenant]
     model = loaded.model
-    explainer = explainer_for(model, model.main_target, registry, settings.funnel, settings.events)
+    explainer = explainer_for(model, model.main_target, registry, settings.funnel)
     scores = score_frame(
         feats,
         loaded,

@@ -12,7 +12,7 @@ import pytest
 from leadradar.config import FunnelConfig, Settings
 from leadradar.features.describe import describe, format_value
 from leadradar.features.registry import FeatureRegistry, build_registry
-from leadradar.models.explain import Explainer, contributions, explain_rows, topic_of
+from leadradar.models.explain import Explainer, contributions, explain_rows
 from leadradar.models.funnel import FunnelModel
 from leadradar.targets import TargetSpec
 
@@ -175,12 +175,12 @@ def test_one_reason_per_topic(explained, registry, words):
     for e in explained["en"]:
         names = [r.feature for r in e.reasons]
         assert not {"n_card_view_7d", "n_fam_view_7d"} <= set(names)
-        topics = [topic_of(registry[n], words.events) for n in names]
+        topics = [registry[n].topic for n in names]
         assert len(topics) == len(set(topics)), names
 
 
 def test_near_duplicates_share_a_topic(registry, words):
-    topic = lambda name: topic_of(registry[name], words.events)
+    topic = lambda name: registry[name].topic
     assert topic("n_card_view_7d") == topic("n_fam_view_7d") == topic("dwell_max_card_view_all")
     assert topic("n_product_view_30d") == topic("n_product_view_90d") == topic("dwell_sum_fam_content_7d")
     assert topic("pricing_views_7d") == topic("pricing_views_all") != topic("n_fam_content_7d")
