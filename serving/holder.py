@@ -3,7 +3,8 @@
 A background thread polls the registry. When the alias moves, the new version is loaded completely
 first and then swapped in with one reference assignment, so a request in flight finishes on the
 model it started with. If the registry cannot be reached at start, the last good local copy serves,
-and `/v1/model` says so.
+and `/v1/model` says so. The service starts and stops the thread from BentoML's lifecycle hooks
+(serving/service.py), so a worker that shuts down leaves no poller behind.
 """
 
 from __future__ import annotations
@@ -43,9 +44,21 @@ class ModelHolder(Generic[T]):
         self.swaps = 0
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._poller: threading.Thread | None = None
         self.refresh()
-        if self.poll_seconds > 0:
-            threading.Thread(target=self._poll, name="champion-poll", daemon=True).start()
+
+    def start(self) -> None:
+        """Follow the alias in a background thread (every `poll_seconds`; never when that is 0)."""
+        if self.poll_seconds <= 0 or self.polling:
+            return
+        self._stop.clear()
+        self._poller = threading.Thread(target=self._poll, name="champion-poll", daemon=True)
+        self._poller.start()
+
+    @property
+    def polling(self) -> bool:
+        """Whether the poll thread runs: the lifecycle tests read it, a stopped worker must say False."""
+        return self._poller is not None and self._poller.is_alive()
 
     def refresh(self) -> bool:
         """Load the alias's version if it differs from the one served; True when a new model went in."""
@@ -87,8 +100,15 @@ class ModelHolder(Generic[T]):
             ):
                 self.refresh()
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
+        """End the poll thread and wait for it, so a load under way finishes before the worker exits."""
         self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout)
+            if self._poller.is_alive():
+                log.warning("the champion poll thread did not end within %.0f s", timeout)
+            else:
+                log.info("stopped following the %s alias", self.alias)
 
     def status(self) -> dict:
         loaded = self.loaded

@@ -132,6 +132,16 @@ class LeadRadar:
             settings, lambda loaded: Engine(loaded, settings, registry, online, context, load_items(settings, loaded))
         )
 
+    @bentoml.on_startup
+    def follow_champion(self) -> None:
+        """Poll the registry for a new champion once the worker is up (BentoML runs this after __init__)."""
+        self.holder.start()
+
+    @bentoml.on_shutdown
+    def stop_following_champion(self) -> None:
+        """End the poll thread when the worker shuts down, before BentoML tears the service down."""
+        self.holder.stop()
+
     def __is_ready__(self) -> bool:
         return self.holder.current is not None
 
