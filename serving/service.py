@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import bentoml
 from fastapi import FastAPI, HTTPException, Request
@@ -42,7 +43,7 @@ from leadradar.serving.store import ScoreStore
 
 log = logging.getLogger(__name__)
 SETTINGS = get_settings()
-ERRORS = {code: {"model": ErrorBody} for code in (401, 403, 413, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 403, 413, 503)}
 
 app = FastAPI(
     title="leadradar scoring API",
@@ -54,7 +55,7 @@ app.add_middleware(KeyGate)
 app.add_middleware(BodyLimit, max_bytes=SETTINGS.serving.max_body_bytes)
 
 
-def invalid(errors: Sequence[dict], prefix: tuple[str, ...] = ()) -> Response:
+def invalid(errors: Sequence[Mapping[str, Any]], prefix: tuple[str, ...] = ()) -> Response:
     """422 with each error's field path and message, never echoing the input (it may not even encode)."""
     detail = [
         {"loc": [*prefix, *e.get("loc", [])], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
@@ -82,7 +83,7 @@ def openapi_document() -> dict:
     return app.openapi_schema
 
 
-app.openapi = openapi_document
+app.openapi = openapi_document  # type: ignore[method-assign]  # FastAPI's documented way to shape the document
 KEY_HEADERS = [
     {"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
     for name in ("authorization", "x-api-key")
@@ -94,7 +95,7 @@ SCORE_DOC = {
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ScoreRequest"}}},
     },
 }
-SCORE_ERRORS = {
+SCORE_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
     422: {
         "description": "Validation Error",
