@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from leadradar.config import Settings
+from leadradar.errors import UserError
 from leadradar.features.contract import EVENT_COLUMNS, EVENT_SCHEMA, TS_TYPE
 from leadradar.features.validation import (
     REJECTED_SCHEMA,
@@ -60,7 +61,7 @@ QUARANTINE_SCHEMA = pa.schema(
 )
 
 
-class IngestError(ValueError):
+class IngestError(UserError, ValueError):
     """A whole input cannot be used: unreadable, not a table, or missing required columns."""
 
 

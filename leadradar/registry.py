@@ -19,6 +19,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from leadradar.config import Settings, quiet_environment
+from leadradar.errors import NotFoundError, UserError
 from leadradar.models.bundle import ARTIFACT_KEY
 from leadradar.models.funnel import FunnelModel
 
@@ -98,10 +99,10 @@ def crown(client: MlflowClient, ref: ModelRef) -> ModelRef:
 
 def uncrown(client: MlflowClient, name: str) -> tuple[ModelRef, ModelRef]:
     """Put the previous champion back; returns (restored, replaced)."""
-    history = champion_history(client, name)
     current = version_for_alias(client, name, CHAMPION)
+    history = champion_history(client, name) if current is not None else []
     if not history or current is None:
-        raise LookupError(f"{name} has no previous champion to roll back to")
+        raise NotFoundError(f"{name} has no previous champion to roll back to")
     previous = model_version(client, name, history[-1])
     client.set_registered_model_tag(name, HISTORY_TAG, ",".join(history[:-1]))
     return set_alias(client, previous, CHAMPION), current
@@ -118,7 +119,7 @@ class LoadedModel:
         return self.model.meta_ or {}
 
 
-class NoModelError(RuntimeError):
+class NoModelError(UserError, RuntimeError):
     """No model to score with: nothing registered under the alias and no local copy."""
 
 

@@ -12,8 +12,10 @@ from typing import Any, NoReturn
 import numpy as np
 import pandas as pd
 
+from leadradar.errors import UserError
 
-class FeatureValueError(ValueError):
+
+class FeatureValueError(UserError, ValueError):
     """A feature value that cannot be a model input; names the record and the feature."""
 
     def __init__(self, record: int, feature: str, reason: str):
@@ -21,7 +23,7 @@ class FeatureValueError(ValueError):
         self.record, self.feature, self.reason = record, feature, reason
 
 
-class MissingFeaturesError(KeyError):
+class MissingFeaturesError(UserError, KeyError):
     """A record without some of the model's features; names the first such record and what it lacks."""
 
     def __init__(self, record: int, missing: list[str]):

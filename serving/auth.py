@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from leadradar.errors import BadValueError
+
 ROLES = ("system", "manager", "sales")
 # What each role may do; the tenant check comes on top of this.
 PERMISSIONS = {
@@ -95,11 +97,11 @@ class KeyStore:
     ) -> tuple[str, str]:
         """A new key; returns (key id, the full key). The full key is shown once and never stored."""
         if role not in ROLES:
-            raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+            raise BadValueError(f"role must be one of {ROLES}, got {role!r}")
         if role == "sales" and not sales_id:
-            raise ValueError("a sales key needs the salesperson it belongs to (--sales)")
+            raise BadValueError("a sales key needs the salesperson it belongs to (--sales)")
         if not tenant_id:
-            raise ValueError("a key needs a tenant")
+            raise BadValueError("a key needs a tenant")
         key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32).replace("_", "-")
         with self.engine.begin() as conn:
             conn.execute(

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from leadradar.errors import BadValueError
 from leadradar.serving.auth import ROLES
 
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
@@ -94,15 +95,15 @@ class UserStore:
     def create(self, tenant_id: str, username: str, password: str, role: str = "manager") -> User:
         """A new account; refuses a taken name, a short password or an unknown role."""
         if not NAME.match(username or ""):
-            raise ValueError(f"user name {username!r}: use 1-64 letters, digits, '.', '_', '@' or '-'")
+            raise BadValueError(f"user name {username!r}: use 1-64 letters, digits, '.', '_', '@' or '-'")
         if role not in ROLES:
-            raise ValueError(f"role must be one of {ROLES}, got {role!r}")
+            raise BadValueError(f"role must be one of {ROLES}, got {role!r}")
         if not tenant_id:
-            raise ValueError("a user needs a tenant")
+            raise BadValueError("a user needs a tenant")
         _check_strength(password)
         with self.engine.begin() as conn:
             if conn.execute(sa.select(USERS.c.username).where(USERS.c.username == username)).first():
-                raise ValueError(f"user {username!r} exists; use `leadradar users password` to change the password")
+                raise BadValueError(f"user {username!r} exists; use `leadradar users password` to change the password")
             conn.execute(
                 USERS.insert().values(
                     username=username,
@@ -158,4 +159,4 @@ class UserStore:
 
 def _check_strength(password: str) -> None:
     if len(password or "") < MIN_PASSWORD:
-        raise ValueError(f"a password needs at least {MIN_PASSWORD} characters")
+        raise BadValueError(f"a password needs at least {MIN_PASSWORD} characters")

@@ -9,6 +9,8 @@ from datetime import timedelta
 import numpy as np
 import pandas as pd
 
+from leadradar.errors import TooLittleDataError
+
 
 @dataclass(frozen=True)
 class TimeSplit:
@@ -33,7 +35,7 @@ def time_split(
     """Latest cutoffs test, the ones before validate, the earliest train; gaps of one horizon between."""
     cuts = sorted(set(cutoffs))
     if not cuts:
-        raise ValueError("too few cutoffs to split: none at all (the training set is empty)")
+        raise TooLittleDataError("too few cutoffs to split: none at all (the training set is empty)")
     gap = timedelta(days=horizon_days)
     n_test = max(1, math.ceil(len(cuts) * test_fraction))
     test = cuts[-n_test:]
@@ -42,7 +44,7 @@ def time_split(
     validation = before_test[-n_val:]
     train = [c for c in before_test if c + gap <= validation[0]] if validation else []
     if not train or not validation:
-        raise ValueError(
+        raise TooLittleDataError(
             f"{len(cuts)} cutoffs from {cuts[0]:%Y-%m-%d} to {cuts[-1]:%Y-%m-%d} are too few for train, "
             f"validation and test with {horizon_days}-day gaps; supply a longer history"
         )

@@ -15,6 +15,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from leadradar.config import Settings
+from leadradar.errors import UserError
 from leadradar.models.funnel import FunnelModel
 from leadradar.registry import CHALLENGER
 from leadradar.targets import TargetSpec
@@ -27,7 +28,7 @@ ROW = "_row"
 TARGET = "target"
 
 
-class TableError(ValueError):
+class TableError(UserError, ValueError):
     """The table cannot be trained on as it is; the message names the columns and what to do."""
 
 

@@ -15,6 +15,7 @@ import optuna
 import pandas as pd
 
 from leadradar.config import Settings
+from leadradar.errors import UserError
 from leadradar.models.encoding import FeatureEncoder
 from leadradar.registry import configure_mlflow
 from leadradar.training.tracking import code_version
@@ -142,7 +143,7 @@ def tune_frames(
         states = [t.state for t in study.trials]
         complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
         if not complete:
-            raise RuntimeError(f"study {name} has no complete trial yet; give it more trials or time")
+            raise UserError(f"study {name} has no complete trial yet; give it more --trials or a longer --timeout")
         mlflow.log_params({f"best_{k}": v for k, v in study.best_params.items()})
         mlflow.log_metric("best_val_logloss", study.best_value)
         return TuneResult(
