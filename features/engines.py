@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from leadradar.config import FeatureConfig
+from leadradar.errors import BadValueError
 from leadradar.features.contract import (
     EVENT_SCHEMA,
     FEATURE_EVENT_SCHEMA,
@@ -21,6 +22,7 @@ from leadradar.features.contract import (
     ITEM_SCHEMA,
     STAGE_SCHEMA,
 )
+from leadradar.features.radar_log import file_schema, require_contract
 
 SCHEMAS = {"events": EVENT_SCHEMA, "stages": STAGE_SCHEMA, "items": ITEM_SCHEMA}
 
@@ -60,15 +62,14 @@ def connect(engine: str = "duckdb", fc: FeatureConfig | None = None) -> ibis.Bas
         return con
     if engine == "spark":
         return ibis.pyspark.connect(spark_session(fc.spark_master, fc.spark_shuffle_partitions))
-    raise ValueError(f"unknown feature engine {engine!r}; use 'duckdb' or 'spark'")
+    raise BadValueError(f"unknown feature engine {engine!r}; use 'duckdb' or 'spark'")
 
 
 def conform(table: pa.Table, kind: str, schema: pa.Schema | None = None) -> pa.Table:
-    """Select and cast an Arrow table to its contract schema (columns in contract order)."""
+    """Select and cast an Arrow table to its contract schema (columns in contract order, absent optional ones null)."""
     schema = schema or SCHEMAS[kind]
-    missing = [name for name in schema.names if name not in table.column_names]
-    if missing:
-        raise ValueError(f"{kind} table lacks required columns {missing}")
+    for name in require_contract(table.schema, schema, f"the {kind} table"):
+        table = table.append_column(name, pa.nulls(table.num_rows, schema.field(name).type))
     return table.select(schema.names).cast(schema)
 
 
@@ -83,13 +84,11 @@ def load(
     arrow_schema = schema or SCHEMAS[kind]
     if isinstance(source, (str, Path)):
         path = Path(source)
-        if not path.exists():
-            raise FileNotFoundError(f"{kind} file {path} does not exist")
+        absent = require_contract(file_schema(path, kind), arrow_schema, str(path))
         table = con.read_parquet(str(path), table_name=name)
         ibis_schema = ibis.Schema.from_pyarrow(arrow_schema)
-        missing = [c for c in ibis_schema.names if c not in table.columns]
-        if missing:
-            raise ValueError(f"{path} lacks required {kind} columns {missing}")
+        if absent:
+            table = table.mutate(**{c: ibis.null(ibis_schema[c]) for c in absent})
         return table.select(*ibis_schema.names).cast(ibis_schema)
     if isinstance(source, pd.DataFrame):
         source = pa.Table.from_pandas(source, preserve_index=False)

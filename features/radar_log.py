@@ -1,0 +1,185 @@
+"""The radar log as one value: events and CRM stages, with the optional items, lead attributes and simulator truth.
+
+The CLI, notebooks, benchmarks, training, promotion and batch scoring pass a `RadarLog` instead of
+five loose sources. Files are checked where they are read: a missing file or a column that misses
+the contract is one `InputError` naming the file; a truth file that is not the simulator's is
+ignored with a one-line warning.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import TypeAlias
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from leadradar.errors import InputError
+from leadradar.features.contract import (
+    EVENT_SCHEMA,
+    ITEM_SCHEMA,
+    STAGE_SCHEMA,
+    TRUTH_CLOSE_COLUMN,
+    TRUTH_KEY_SCHEMA,
+    contract_gaps,
+)
+
+Source: TypeAlias = str | Path | pa.Table | pd.DataFrame
+
+# The parts whose columns are fixed by a contract (the leads table's columns are configuration).
+CONTRACTS = {"events": EVENT_SCHEMA, "stages": STAGE_SCHEMA, "items": ITEM_SCHEMA}
+
+# The file of each part in a radar-log folder (what `leadradar simulate --out DIR` writes).
+FILES = {
+    "events": "events.parquet",
+    "stages": "stages.parquet",
+    "items": "items.parquet",
+    "leads": "leads.parquet",
+    "truth": "truth.parquet",
+}
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RadarLog:
+    """Where each part of the radar log is: a Parquet path, or a table already in memory.
+
+    The plain constructor takes exactly the parts given; `from_dir` and `from_paths` also find the
+    optional parts beside the events. Files are checked against their contracts here, before any
+    work starts; a truth that is not the simulator's is dropped with a warning.
+    """
+
+    events: Source
+    stages: Source
+    items: Source | None = None
+    leads: Source | None = None
+    truth: Source | None = None
+
+    def __post_init__(self) -> None:
+        for part in (f.name for f in fields(self)):
+            value = getattr(self, part)
+            if isinstance(value, str):
+                value = Path(value)
+                object.__setattr__(self, part, value)
+            if isinstance(value, Path) and part in CONTRACTS:
+                require_contract(file_schema(value, part), CONTRACTS[part], str(value))
+            elif isinstance(value, Path) and not value.is_file():
+                raise InputError(f"{value}: no such {part} file; check the path")
+        if self.truth is not None and (why := not_truth(self.truth)):
+            log.warning("%s is not the simulator's truth (%s); ignored: no metrics against it", _name(self.truth), why)
+            object.__setattr__(self, "truth", None)
+
+    @classmethod
+    def from_dir(cls, folder: str | Path) -> RadarLog:
+        """The parts a folder holds under their usual names; events.parquet and stages.parquet must be there."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise InputError(f"{folder}: no such folder; give the folder that holds events.parquet and stages.parquet")
+        found = {part: folder / name for part, name in FILES.items() if (folder / name).is_file()}
+        missing = [FILES[part] for part in ("events", "stages") if part not in found]
+        if missing:
+            raise InputError(
+                f"{folder}: no {' or '.join(missing)} in this folder; a radar log folder holds events.parquet and"
+                " stages.parquet (as `leadradar simulate --out DIR` writes them)"
+            )
+        return cls(**found)
+
+    @classmethod
+    def from_paths(
+        cls,
+        events: str | Path,
+        stages: str | Path,
+        items: str | Path | None = None,
+        leads: str | Path | None = None,
+        truth: str | Path | None = None,
+        *,
+        beside: tuple[str, ...] = ("items", "leads", "truth"),
+    ) -> RadarLog:
+        """Named files; the optional parts in `beside` that are not named come from beside the events, when there."""
+        events = Path(events)
+
+        def beside_events(part: str, given: str | Path | None) -> Path | None:
+            if given is not None:
+                return Path(given)
+            candidate = events.parent / FILES[part]
+            return candidate if part in beside and candidate.is_file() else None
+
+        return cls(
+            events,
+            Path(stages),
+            beside_events("items", items),
+            beside_events("leads", leads),
+            beside_events("truth", truth),
+        )
+
+    def paths(self) -> dict[str, Path]:
+        """The parts that are files, as absolute paths: what a training run records to rebuild its data."""
+        return {
+            f.name: getattr(self, f.name).resolve() for f in fields(self) if isinstance(getattr(self, f.name), Path)
+        }
+
+    def truth_of(self, column: str) -> pd.DataFrame | None:
+        """The simulator's `column` per (tenant_id, lead_id, cutoff); None without truth or when it lacks the column."""
+        if self.truth is None or column not in _truth_schema(self.truth).names:
+            return None
+        columns = [*TRUTH_KEY_SCHEMA.names, column]
+        if isinstance(self.truth, Path):
+            frame = pd.read_parquet(self.truth, columns=columns)
+        else:
+            table = self.truth if isinstance(self.truth, pa.Table) else pa.Table.from_pandas(self.truth)
+            frame = table.select(columns).to_pandas()
+        frame["cutoff"] = frame["cutoff"].astype("datetime64[us, UTC]")
+        return frame
+
+
+def not_truth(source: Source) -> str | None:
+    """Why a table is not the simulator's truth, in words; None when its schema says it is."""
+    try:
+        schema = _truth_schema(source)
+    except InputError:
+        return "it cannot be read as Parquet"
+    problems, _ = contract_gaps(schema, TRUTH_KEY_SCHEMA)
+    if problems or not any(TRUTH_CLOSE_COLUMN.fullmatch(name) for name in schema.names):
+        return "the simulator's truth has columns tenant_id, lead_id, cutoff (UTC) and p_close_<days>d"
+    return None
+
+
+def file_schema(path: Path, part: str) -> pa.Schema:
+    """The Arrow schema of a Parquet file, or one `InputError` naming the file and what is wrong with it."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such {part} file; check the path")
+    try:
+        return pq.read_schema(path)
+    except (pa.ArrowException, OSError) as exc:
+        reason = " ".join(str(exc).split())
+        raise InputError(f"{path}: cannot be read as Parquet ({reason}); give the {part} as a Parquet file") from exc
+
+
+def require_contract(schema: pa.Schema, contract: pa.Schema, where: str) -> list[str]:
+    """The optional contract columns the table lacks (they read as missing); an `InputError` if it misses more."""
+    problems, absent = contract_gaps(schema, contract)
+    if problems:
+        required = ", ".join(f.name for f in contract if not f.nullable)
+        optional = ", ".join(f.name for f in contract if f.nullable)
+        raise InputError(
+            f"{where}: {'; '.join(problems)} (required: {required}"
+            + (f"; optional: {optional}" if optional else "")
+            + ")"
+        )
+    return absent
+
+
+def _truth_schema(source: Source) -> pa.Schema:
+    if isinstance(source, (str, Path)):
+        return file_schema(Path(source), "truth")
+    if isinstance(source, pd.DataFrame):
+        return pa.Schema.from_pandas(source, preserve_index=False)
+    return source.schema
+
+
+def _name(source: Source) -> str:
+    return str(source) if isinstance(source, (str, Path)) else "the truth table"
