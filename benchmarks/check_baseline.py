@@ -1,6 +1,6 @@
 """Guard: the pandas baseline computes the same feature table as the DuckDB build, or it is no baseline.
 
-Same rows (open leads per cutoff), same columns (the registry's names), same values (`tests.parity`), on a
+Same rows (open leads per cutoff), same columns (the registry's names), same values (`tests.support.parity`), on a
 small simulation, for weekly midnight cutoffs and for cutoffs at an odd time of day (the day grid must
 follow the cutoffs, not midnight). Run alone with `python -m benchmarks.check_baseline`; the feature
 benchmark runs it before it measures anything.
@@ -28,7 +28,7 @@ def check(data: DataSet, cutoffs: list[pd.Timestamp]) -> dict[str, float | int]:
     from leadradar.config import Settings
     from leadradar.features.build import compute_features
     from leadradar.features.registry import build_registry
-    from tests.parity import assert_same_features
+    from tests.support.parity import assert_same_features
 
     settings = Settings()
     registry = build_registry(settings)

@@ -32,19 +32,11 @@ QUIET = {
 def train_on(data_dir: str) -> dict:
     """`leadradar train` on one simulation in a throwaway data directory; the test metrics."""
     from leadradar.config import Settings
+    from leadradar.features.radar_log import RadarLog
     from leadradar.training.pipeline import train_from_logs
 
-    d = Path(data_dir)
     settings = Settings(home=Path(tempfile.mkdtemp(prefix="leadradar-bench-quality-")))
-    result = train_from_logs(
-        d / "events.parquet",
-        d / "stages.parquet",
-        settings,
-        items=d / "items.parquet",
-        truth=d / "truth.parquet",
-        leads=d / "leads.parquet",
-        use_tuned=False,
-    )
+    result = train_from_logs(RadarLog.from_dir(data_dir), settings, use_tuned=False)
     return {"test": result.test_metrics, "rows": result.rows, "skipped": result.extra.get("skipped", {})}
 
 
@@ -59,15 +51,15 @@ def hidden_state_ceiling(data_dir: str) -> dict:
     import pandas as pd
 
     from leadradar.config import Settings
+    from leadradar.features.radar_log import RadarLog
     from leadradar.features.trainset import build_training_set
     from leadradar.targets import Targets
     from leadradar.training.pipeline import attach_truth, evaluate, fit_funnel, lgbm_params
 
     d = Path(data_dir)
+    log = RadarLog.from_dir(d)
     settings = Settings(home=Path(tempfile.mkdtemp(prefix="leadradar-bench-quality-")))
-    ts = build_training_set(
-        d / "events.parquet", d / "stages.parquet", settings, items=d / "items.parquet", leads=d / "leads.parquet"
-    )
+    ts = build_training_set(log, settings)
     key = ["tenant_id", "lead_id", "cutoff"]
     hidden = pd.read_parquet(d / "truth.parquet", columns=[*key, "hidden_mode", "hidden_intent"])
     hidden["cutoff"] = hidden["cutoff"].astype("datetime64[us, UTC]")
@@ -82,7 +74,7 @@ def hidden_state_ceiling(data_dir: str) -> dict:
     metrics = evaluate(
         test[spec.label].to_numpy(int),
         p,
-        attach_truth(test, d / "truth.parquet", f"p_{spec.name}"),
+        attach_truth(test, log, f"p_{spec.name}"),
         settings.training.ece_bins,
     )
     return {k: metrics[k] for k in ("auc", "logloss", "mean_abs_err_vs_truth")} | {"test_rows": len(test)}

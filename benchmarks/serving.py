@@ -146,6 +146,7 @@ def prepare(home: Path, sim) -> dict:
     import pyarrow.parquet as pq
 
     from leadradar.config import Settings
+    from leadradar.features.radar_log import RadarLog
     from leadradar.features.simulator import SimulationConfig, simulation_end
     from leadradar.registry import load_alias
     from leadradar.serving.auth import KeyStore
@@ -156,26 +157,12 @@ def prepare(home: Path, sim) -> dict:
 
     settings = Settings(home=home)
     d = sim.dir
-    train_from_logs(
-        d / "events.parquet",
-        d / "stages.parquet",
-        settings,
-        items=d / "items.parquet",
-        leads=d / "leads.parquet",
-        use_tuned=False,
-    )
+    log = RadarLog.from_paths(d / "events.parquet", d / "stages.parquet", beside=("items", "leads"))
+    train_from_logs(log, settings, use_tuned=False)
     promote(settings)
     loaded = load_alias(settings)
     as_of = pd.Timestamp(simulation_end(SimulationConfig(**DEFAULT_SIM)), tz="UTC").as_unit("us")
-    scores, feats = score_batch(
-        d / "events.parquet",
-        d / "stages.parquet",
-        as_of,
-        settings,
-        loaded,
-        d / "items.parquet",
-        leads=d / "leads.parquet",
-    )
+    scores, feats = score_batch(log, as_of, settings, loaded)
     store_batch(ScoreStore(settings.score_store_url), scores, feats)
     tenant = feats["tenant_id"].iloc[0]
     key = KeyStore(settings.score_store_url).create(tenant, "system", name="bench")[1]

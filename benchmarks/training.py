@@ -76,21 +76,14 @@ def tune_default(data_dir: str, trials: int) -> dict:
     import time
 
     from leadradar.config import Settings
+    from leadradar.features.radar_log import RadarLog
     from leadradar.training.pipeline import tune_from_logs
 
     home = Path(tempfile.mkdtemp(prefix="leadradar-bench-tune-"))
     settings = Settings(home=home)
-    d = Path(data_dir)
+    log = RadarLog.from_dir(data_dir)
     start = time.perf_counter()
-    result = tune_from_logs(
-        d / "events.parquet",
-        d / "stages.parquet",
-        settings,
-        items=d / "items.parquet",
-        leads=d / "leads.parquet",
-        n_trials=trials,
-        progress=False,
-    )
+    result = tune_from_logs(log, settings, n_trials=trials, progress=False)
     return {
         "seconds": round(time.perf_counter() - start, 2),
         "complete": result.trials_complete,

@@ -5,21 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
-import pyarrow as pa
 
 from leadradar.config import Settings
+from leadradar.errors import TooLittleDataError
 from leadradar.features.build import KEY, META, QKEY, feature_query, finish, lead_schema, unbound_inputs
 from leadradar.features.cutoffs import cadence_cutoffs
 from leadradar.features.engines import connect, feature_input, load, load_cutoffs, materializer, to_pandas
 from leadradar.features.labels import label_query
+from leadradar.features.radar_log import RadarLog, Source
 from leadradar.features.registry import FeatureRegistry, build_registry, definition_hash
 from leadradar.targets import Targets, close_label
-
-Source = str | Path | pa.Table | pd.DataFrame
 
 
 @dataclass
@@ -61,23 +61,30 @@ def unknown_event_types(events: ir.Table, settings: Settings) -> dict[str, int]:
     return {r["event_type"]: int(r["n"]) for r in counts}
 
 
-def data_bounds(events: ir.Table, stages: ir.Table) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """First CRM row and the last thing known in either log."""
-    first = pd.Timestamp(stages.ts.min().to_pyarrow().as_py())
-    last = max(pd.Timestamp(events.ts.max().to_pyarrow().as_py()), pd.Timestamp(stages.ts.max().to_pyarrow().as_py()))
-    return first.tz_convert("UTC"), last.tz_convert("UTC")
+def _time(value: Any) -> pd.Timestamp | None:
+    return None if value is None else pd.Timestamp(value).tz_convert("UTC")
+
+
+def data_bounds(events: ir.Table, stages: ir.Table) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """First CRM row and the last thing known in either log; None when there is no CRM row."""
+    first = _time(stages.ts.min().to_pyarrow().as_py())
+    if first is None:
+        return None
+    ends = [_time(t.ts.max().to_pyarrow().as_py()) for t in (events, stages)]
+    return first, max(t for t in ends if t is not None)
+
+
+def _named(source: Source, kind: str) -> str:
+    return str(source) if isinstance(source, (str, Path)) else f"the {kind} table"
 
 
 def build_training_set(
-    events: Source,
-    stages: Source,
+    log: RadarLog,
     settings: Settings,
     until: pd.Timestamp | None = None,
-    items: Source | None = None,
     engine: str | None = None,
     registry: FeatureRegistry | None = None,
     min_history_days: int = 7,
-    leads: Source | None = None,
     cutoff_range: tuple[pd.Timestamp, pd.Timestamp] | None = None,
 ) -> TrainingSet:
     """Features and labels for every cadence cutoff whose main label window ends by `until`.
@@ -88,20 +95,28 @@ def build_training_set(
     registry = registry or build_registry(settings)
     fc = settings.features
     con = connect(engine or fc.engine, fc)
-    ev = _until(load(con, events, "events"), until)
-    st = _until(load(con, stages, "stages"), until)
-    it = load(con, items, "items") if items is not None else None
-    ld = load(con, leads, "leads", lead_schema(settings)) if leads is not None else None
-    first, last = data_bounds(ev, st)
+    ev = _until(load(con, log.events, "events"), until)
+    st = _until(load(con, log.stages, "stages"), until)
+    it = load(con, log.items, "items") if log.items is not None else None
+    ld = load(con, log.leads, "leads", lead_schema(settings)) if log.leads is not None else None
+    bounds = data_bounds(ev, st)
+    if bounds is None:
+        raise TooLittleDataError(
+            f"{_named(log.stages, 'stages')} has no stage rows"
+            + (f" at or before {until:%Y-%m-%d %H:%M} UTC; choose a later cutoff" if until is not None else "")
+            + "; a training set needs the leads' CRM stage history"
+        )
+    first, last = bounds
     data_until = until if until is not None else last
     horizon = timedelta(days=settings.training.horizon_days)
     cutoffs = cadence_cutoffs(first + timedelta(days=min_history_days), data_until - horizon, settings.features)
     if cutoff_range is not None:
         cutoffs = [c for c in cutoffs if cutoff_range[0] <= c <= cutoff_range[1]]
     if len(cutoffs) < (1 if cutoff_range is not None else 3):
-        raise ValueError(
-            f"only {len(cutoffs)} cutoffs fit between {first:%Y-%m-%d} and {data_until:%Y-%m-%d} "
-            f"with a {settings.training.horizon_days}-day horizon; supply a longer history"
+        raise TooLittleDataError(
+            f"only {len(cutoffs)} cutoffs fit between {first:%Y-%m-%d} and {data_until:%Y-%m-%d}"
+            f" with a {settings.training.horizon_days}-day horizon; supply a longer history, a later cutoff"
+            " or a shorter horizon"
         )
     q = feature_query(
         feature_input(ev, "events"),

@@ -7,16 +7,77 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
+import traceback
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+from typer._click.core import Context
+from typer._click.exceptions import NoArgsIsHelpError, UsageError
+from typer.core import TyperGroup
 
 from leadradar.config import Settings, quiet_environment
+from leadradar.errors import BadValueError, ConfigError, NotFoundError, UserError
 from leadradar.terminal import rank_table
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Lead intent scoring from card radar events.")
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from leadradar.features.radar_log import RadarLog
+
+Model = TypeVar("Model", bound=BaseModel)
+DEBUG_KEY = "leadradar.debug"
+DEBUG_ENV = "LEADRADAR_DEBUG"
+
+
+class OneLineErrors(TyperGroup):
+    """Every command's input errors as one line on stderr and exit code 2; a traceback only with --debug.
+
+    A `UserError` (or a usage error: unknown option, bad option type) is the user's to fix; any
+    other exception is our bug and keeps its traceback.
+    """
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except NoArgsIsHelpError:
+            raise
+        except UsageError as exc:
+            exit_one_line(ctx, exc)
+
+    def invoke(self, ctx: Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NoArgsIsHelpError:
+            raise
+        except (UserError, UsageError) as exc:
+            exit_one_line(ctx, exc)
+
+
+def exit_one_line(ctx: Context, exc: Exception) -> NoReturn:
+    """Print the error as one line (after its traceback with --debug or LEADRADAR_DEBUG=1) and exit 2."""
+    if ctx.meta.get(DEBUG_KEY, os.environ.get(DEBUG_ENV, "") not in ("", "0")):
+        traceback.print_exc()
+    console.print(Text.assemble(("error: ", "bold red"), one_line(exc)), soft_wrap=True)
+    raise typer.Exit(2) from None
+
+
+def one_line(exc: Exception) -> str:
+    """The error's message on one line; a usage error also says where the command's help is."""
+    if isinstance(exc, UsageError):
+        where = f"; see `{exc.ctx.command_path} --help`" if exc.ctx is not None else ""
+        return " ".join(exc.format_message().split()).rstrip(".") + where
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+app = typer.Typer(
+    cls=OneLineErrors, add_completion=False, no_args_is_help=True, help="Lead intent scoring from card radar events."
+)
 features_app = typer.Typer(no_args_is_help=True, help="Build feature tables.")
 app.add_typer(features_app, name="features")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys for the scoring service.")
@@ -35,8 +96,8 @@ def bento_build() -> None:
 
     try:
         tag = build_bento(settings_for())
-    except LookupError as exc:
-        fail(str(exc))
+    except LookupError as exc:  # serving/bento.py raises a bare LookupError when there is no champion
+        raise NotFoundError(str(exc)) from exc
     out.print(f"built Bento {tag}; containerise with `bentoml containerize {tag}` where Docker runs")
 
 
@@ -44,46 +105,107 @@ console = Console(stderr=True)
 out = Console()
 
 
+@app.callback()
+def options(
+    ctx: typer.Context,
+    debug: bool = typer.Option(
+        False, "--debug", envvar=DEBUG_ENV, help="show the traceback behind an input error too (or LEADRADAR_DEBUG=1)"
+    ),
+) -> None:
+    """Lead intent scoring from card radar events."""
+    ctx.meta[DEBUG_KEY] = debug
+
+
 def settings_for(horizon: str | None = None, cadence: str | None = None, engine: str | None = None) -> Settings:
     """Settings from the environment, with this command's options on top."""
     quiet_environment()
-    s = Settings()
+    s = load_settings()
     if horizon is not None:
         s.training.horizon_days = parse_days(horizon)
     if cadence is not None:
-        s.features.cadence = cadence  # type: ignore[assignment]
+        s.features = with_option(s.features, "cadence", cadence)
     if engine is not None:
-        s.features.engine = engine  # type: ignore[assignment]
+        s.features = with_option(s.features, "engine", engine)
     return s
+
+
+def load_settings() -> Settings:
+    """The settings; a bad value in LEADRADAR_CONFIG's file or a LEADRADAR_* variable is one line naming it."""
+    config = os.environ.get("LEADRADAR_CONFIG")
+    where = f"LEADRADAR_CONFIG file {config} or the LEADRADAR_* variables" if config else "the LEADRADAR_* variables"
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in first["loc"])
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        got = repr(first.get("input"))[:60]
+        raise ConfigError(f"setting {field} from {where}: {first['msg']} (got {got}){more}; fix that value") from exc
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{exc}; point LEADRADAR_CONFIG at a TOML file or unset it") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{config}: not valid TOML ({exc}); fix the file LEADRADAR_CONFIG names") from exc
+
+
+def with_option(section: Model, field: str, value: str) -> Model:
+    """A settings section with one field set from an option, validated as the settings validate it."""
+    return from_options(type(section), {**section.model_dump(), field: value})
+
+
+def from_options(model: type[Model], values: dict[str, Any]) -> Model:
+    """A pydantic model built from option values; a value it refuses is one line naming the option."""
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        option = "--" + str(error["loc"][0]).replace("_", "-") if error["loc"] else "an option"
+        message = error["msg"][:1].lower() + error["msg"][1:]
+        raise BadValueError(f"{option} {error['input']!r}: {message}") from None
 
 
 def parse_days(text: str) -> int:
     m = re.fullmatch(r"\s*(\d+)\s*d?\s*", text)
     if not m or int(m.group(1)) <= 0:
-        raise typer.BadParameter(f"{text!r} is not a horizon; write days like 30d")
+        raise BadValueError(f"--horizon {text!r} is not a horizon; write days like 30d")
     return int(m.group(1))
 
 
-def parse_time(text: str | None):
+def parse_time(text: str | None, option: str) -> pd.Timestamp | None:
+    """A time option as UTC; a time without a zone is refused rather than guessed."""
     if text is None:
         return None
+    import pandas as pd
+
     from leadradar.features.cutoffs import as_utc
 
+    example = "write ISO 8601 with a zone, e.g. 2026-03-02T00:00:00Z or 2026-03-02T08:00:00+08:00"
     try:
-        return as_utc(text)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        when = pd.Timestamp(text)
+    except ValueError:
+        raise BadValueError(f"{option} {text!r} is not a time; {example}") from None
+    if pd.isna(when):
+        raise BadValueError(f"{option} {text!r} is not a time; {example}")
+    if when.tzinfo is None:
+        raise BadValueError(f"{option} {text!r} has no time zone; {example}")
+    return as_utc(when)
 
 
-def beside(path: Path, name: str) -> Path | None:
-    """A companion file the simulator writes next to events.parquet (items, truth), when present."""
-    candidate = path.parent / name
-    return candidate if candidate.exists() else None
+def radar_log(
+    events: Path | None,
+    stages: Path | None,
+    items: Path | None,
+    leads: Path | None,
+    truth: Path | None = None,
+    with_truth: bool = False,
+) -> RadarLog:
+    """The command's radar log: the files named, and the optional ones found beside the events."""
+    from leadradar.features.radar_log import RadarLog
 
+    if events is None or stages is None:
+        raise BadValueError("give --events and --stages (radar logs), or --table and --label")
 
-def fail(message: str) -> None:
-    console.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(2)
+    beside = ("items", "leads", "truth") if with_truth else ("items", "leads")
+    return RadarLog.from_paths(events, stages, items, leads, truth, beside=beside)
 
 
 @app.command()
@@ -100,7 +222,8 @@ def simulate(
     from leadradar.features.simulator import simulate as run
 
     settings = settings_for()
-    cfg = SimulationConfig(tenants=tenants, leads=leads, days=days, seed=seed, **({"start": start} if start else {}))
+    values = {"tenants": tenants, "leads": leads, "days": days, "seed": seed}
+    cfg = from_options(SimulationConfig, values | ({"start": start} if start else {}))
     with console.status(f"simulating {leads:,} leads over {days} days"):
         result = run(cfg, settings)
         paths = result.write(out_dir)
@@ -119,13 +242,9 @@ def ingest(
     as_json: bool = typer.Option(False, "--json", help="print the full report as one JSON object"),
 ) -> None:
     """Validate events against the contract; keep the good, quarantine the bad with a reason each."""
-    from leadradar.features.ingest import IngestError
     from leadradar.features.ingest import ingest as run
 
-    try:
-        report = run(files, out_dir, settings_for())
-    except IngestError as exc:
-        fail(str(exc))
+    report = run(files, out_dir, settings_for())
     if as_json:
         print(json.dumps(report.to_dict(), default=str, ensure_ascii=False))
         return
@@ -170,18 +289,11 @@ def features_build(
     """Point-in-time features and forward-looking labels for every open lead at every cutoff."""
     from leadradar.features.trainset import build_training_set
 
-    if cadence not in ("daily", "weekly"):
-        raise typer.BadParameter("cadence is daily or weekly")
     settings = settings_for(horizon=horizon, cadence=cadence, engine=engine)
+    log = radar_log(events, stages, items, leads)
+    cutoff = parse_time(until, "--until")
     with console.status(f"building features on {engine}"):
-        ts = build_training_set(
-            events,
-            stages,
-            settings,
-            until=parse_time(until),
-            items=items or beside(events, "items.parquet"),
-            leads=leads or beside(events, "leads.parquet"),
-        )
+        ts = build_training_set(log, settings, until=cutoff)
     if ts.unknown_event_types:
         console.print(
             f"[yellow]events of types not in the configuration (counted, not used):[/yellow] {ts.unknown_event_types}"
@@ -194,17 +306,17 @@ def features_build(
     )
 
 
-def data_options(events: Path | None, stages: Path | None, table: Path | None, label: str | None) -> str:
-    """Which input a train or tune command got: radar logs or a ready feature table."""
-    if table is not None:
-        if label is None:
-            raise typer.BadParameter("--table needs --label (the 0/1 column to predict)")
-        if events is not None or stages is not None:
-            raise typer.BadParameter("give either --events/--stages or --table, not both")
-        return "table"
-    if events is None or stages is None:
-        raise typer.BadParameter("give --events and --stages (radar logs), or --table and --label")
-    return "logs"
+def table_input(
+    events: Path | None, stages: Path | None, table: Path | None, label: str | None
+) -> tuple[Path, str] | None:
+    """The feature table and label a train or tune command got; None when it reads radar logs instead."""
+    if table is None:
+        return None
+    if label is None:
+        raise BadValueError("--table needs --label (the 0/1 column to predict)")
+    if events is not None or stages is not None:
+        raise BadValueError("give either --events/--stages or --table, not both")
+    return table, label
 
 
 @app.command()
@@ -224,29 +336,20 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object: run id, model, version, test metrics"),
 ) -> None:
     """Train, calibrate and evaluate; log to MLflow and register the model as the challenger."""
-    kind = data_options(events, stages, table, label)
+    given = table_input(events, stages, table, label)
     settings = settings_for(horizon=horizon)
-    with console.status("training"):
-        if kind == "table":
-            from leadradar.training.table import TableError, train_from_table
+    if given is not None:
+        from leadradar.training.table import train_from_table
 
-            try:
-                result = train_from_table(table, label, settings, time_column, model_name, use_tuned=tuned)
-            except TableError as exc:
-                fail(str(exc))
-        else:
-            from leadradar.training.pipeline import train_from_logs
+        with console.status("training"):
+            result = train_from_table(*given, settings, time_column, model_name, use_tuned=tuned)
+    else:
+        log = radar_log(events, stages, items, leads, truth, with_truth=True)
+        cutoff = parse_time(until, "--until")
+        from leadradar.training.pipeline import train_from_logs
 
-            result = train_from_logs(
-                events,
-                stages,
-                settings,
-                until=parse_time(until),
-                items=items or beside(events, "items.parquet"),
-                truth=truth or beside(events, "truth.parquet"),
-                leads=leads or beside(events, "leads.parquet"),
-                use_tuned=tuned,
-            )
+        with console.status("training"):
+            result = train_from_logs(log, settings, until=cutoff, use_tuned=tuned)
     if as_json:
         print(result.to_json())
         return
@@ -278,29 +381,18 @@ def tune(
     """Search LightGBM parameters with Optuna (TPE, pruning); `train` then uses the best ones."""
     from dataclasses import asdict
 
-    kind = data_options(events, stages, table, label)
+    given = table_input(events, stages, table, label)
     settings = settings_for(horizon=horizon)
-    if kind == "table":
-        from leadradar.training.table import TableError, tune_table
+    if given is not None:
+        from leadradar.training.table import tune_table
 
-        try:
-            result = tune_table(table, label, settings, time_column, model_name, trials, timeout, progress=not as_json)
-        except TableError as exc:
-            fail(str(exc))
+        result = tune_table(*given, settings, time_column, model_name, trials, timeout, progress=not as_json)
     else:
+        log = radar_log(events, stages, items, leads)
+        cutoff = parse_time(until, "--until")
         from leadradar.training.pipeline import tune_from_logs
 
-        result = tune_from_logs(
-            events,
-            stages,
-            settings,
-            parse_time(until),
-            items or beside(events, "items.parquet"),
-            leads or beside(events, "leads.parquet"),
-            trials,
-            timeout,
-            progress=not as_json,
-        )
+        result = tune_from_logs(log, settings, cutoff, trials, timeout, progress=not as_json)
     if as_json:
         print(json.dumps(asdict(result), default=float))
         return
@@ -333,7 +425,6 @@ def promote(
     as_json: bool = typer.Option(False, "--json", help="print the verdict as one JSON object"),
 ) -> None:
     """Make the challenger champion only if it beats the champion on the same, latest holdout."""
-    from leadradar.training.promotion import PromotionError
     from leadradar.training.promotion import promote as run
 
     settings = settings_for()
@@ -341,11 +432,8 @@ def promote(
         from leadradar.training.table import table_settings
 
         settings = table_settings(settings, model_name)
-    try:
-        with console.status("scoring challenger and champion on the latest holdout"):
-            verdict = run(settings)
-    except PromotionError as exc:
-        fail(str(exc))
+    with console.status("scoring challenger and champion on the latest holdout"):
+        verdict = run(settings)
     if as_json:
         print(verdict.to_json())
     else:
@@ -368,10 +456,7 @@ def rollback(
         from leadradar.training.table import table_settings
 
         settings = table_settings(settings, model_name)
-    try:
-        restored, replaced = run(settings)
-    except LookupError as exc:
-        fail(str(exc))
+    restored, replaced = run(settings)
     out.print(f"{restored.name}: champion is v{restored.version} again (v{replaced.version} stepped down)")
 
 
@@ -390,28 +475,16 @@ def score(
     Re-running for the same as_of (and model version) replaces that run, never duplicates it.
     """
     from leadradar.features.cutoffs import now_utc
-    from leadradar.registry import NoModelError, load_alias
+    from leadradar.registry import load_alias
     from leadradar.serving.scoring import score_and_store
     from leadradar.serving.store import ScoreStore
 
     settings = settings_for()
-    when = parse_time(as_of) or now_utc()
-    try:
-        loaded = load_alias(settings)
-    except NoModelError as exc:
-        fail(str(exc))
+    log = radar_log(events, stages, items, leads)
+    when = parse_time(as_of, "--as-of") or now_utc()
+    loaded = load_alias(settings)
     with console.status(f"scoring open leads as of {when:%Y-%m-%d %H:%M} UTC"):
-        scores = score_and_store(
-            ScoreStore(settings.score_store_url),
-            events,
-            stages,
-            when,
-            settings,
-            loaded,
-            items or beside(events, "items.parquet"),
-            tenant,
-            leads or beside(events, "leads.parquet"),
-        )
+        scores = score_and_store(ScoreStore(settings.score_store_url), log, when, settings, loaded, tenant)
     if out_file:
         out_file.parent.mkdir(parents=True, exist_ok=True)
         scores.drop(columns="detail", errors="ignore").to_parquet(out_file, index=False)
@@ -442,14 +515,14 @@ def rank(
 
     settings = settings_for()
     if grade is not None and grade not in ("A", "B", "C", "D"):
-        raise typer.BadParameter(f"grade is A, B, C or D, not {grade!r}")
+        raise BadValueError(f"--grade is A, B, C or D, not {grade!r}")
     if lang not in ("en", "zh-CN"):
-        raise typer.BadParameter(f"language is en or zh-CN, not {lang!r}")
+        raise BadValueError(f"--lang is en or zh-CN, not {lang!r}")
     store = ScoreStore(settings.score_store_url)
     writer = ReasonWriter(build_registry(settings), settings.funnel)
     result = ranked_list(store, tenant, settings.serving.grade, writer, lang, sales, stage, grade, max(movers, 0))
     if result.table.empty and not store.runs(tenant):
-        fail(f"no scores for tenant {tenant!r}; run `leadradar score` first")
+        raise NotFoundError(f"no scores for tenant {tenant!r}; run `leadradar score` first")
     label = lambda s: settings.funnel.label(s, lang)
     if csv:
         write_csv(result.table, csv)
@@ -489,11 +562,11 @@ def report(
     from leadradar.serving.store import ScoreStore
 
     if lang not in ("en", "zh-CN"):
-        raise typer.BadParameter(f"language is en or zh-CN, not {lang!r}")
+        raise BadValueError(f"--lang is en or zh-CN, not {lang!r}")
     settings = settings_for()
     store = ScoreStore(settings.score_store_url)
     if not store.runs(tenant):
-        fail(f"no scores for tenant {tenant!r}; run `leadradar score` first")
+        raise NotFoundError(f"no scores for tenant {tenant!r}; run `leadradar score` first")
     path = write_report(PageData(store, settings), tenant, lang, out_file, top)
     console.print(f"report of {tenant} → {path} ({path.stat().st_size / 1024:.0f} KiB)")
 
@@ -536,10 +609,7 @@ def keys_create(
     name: str | None = typer.Option(None, help="a note, e.g. which system uses the key"),
 ) -> None:
     """Create a key; it is printed once and only its hash is kept."""
-    try:
-        key_id, token = key_store().create(tenant, role, name, sales)
-    except ValueError as exc:
-        fail(str(exc))
+    key_id, token = key_store().create(tenant, role, name, sales)
     console.print(f"key {key_id} for tenant {tenant}, role {role}: store it now, it is not shown again")
     print(token)
 
@@ -567,7 +637,7 @@ def keys_list(tenant: str | None = typer.Option(None, help="only this tenant's k
 def keys_revoke(key_id: str = typer.Argument(..., help="the key id shown by `keys list`")) -> None:
     """Revoke a key; the service refuses it from its next cache refresh (seconds)."""
     if not key_store().revoke(key_id):
-        fail(f"no active key {key_id!r}")
+        raise NotFoundError(f"no active key {key_id!r}; `leadradar keys list` shows the keys")
     out.print(f"revoked {key_id}")
 
 
@@ -594,10 +664,7 @@ def users_create(
     password_stdin: bool = typer.Option(False, "--password-stdin", help="read the password from standard input"),
 ) -> None:
     """Create a dashboard account; the password is kept only as a scrypt hash."""
-    try:
-        user = user_store().create(tenant, name, new_password(password_stdin), role)
-    except ValueError as exc:
-        fail(str(exc))
+    user = user_store().create(tenant, name, new_password(password_stdin), role)
     console.print(f"user {user.username} of tenant {user.tenant_id} ({user.role}) can now sign in at /dashboard")
 
 
@@ -607,12 +674,8 @@ def users_password(
     password_stdin: bool = typer.Option(False, "--password-stdin", help="read the password from standard input"),
 ) -> None:
     """Set a new password; the user's open sessions end."""
-    try:
-        done = user_store().set_password(name, new_password(password_stdin))
-    except ValueError as exc:
-        fail(str(exc))
-    if not done:
-        fail(f"no user {name!r}")
+    if not user_store().set_password(name, new_password(password_stdin)):
+        raise NotFoundError(f"no user {name!r}; `leadradar users list` shows the users")
     console.print(f"new password set for {name}")
 
 
@@ -637,7 +700,7 @@ def users_list(tenant: str | None = typer.Option(None, help="only this tenant's 
 def users_disable(name: str = typer.Argument(..., help="the user name")) -> None:
     """Disable an account; its sessions end with the next page it opens."""
     if not user_store().disable(name):
-        fail(f"no active user {name!r}")
+        raise NotFoundError(f"no active user {name!r}; `leadradar users list` shows the users")
     out.print(f"disabled {name}")
 
 

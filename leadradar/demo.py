@@ -11,6 +11,7 @@ import pandas as pd
 from rich.console import Console
 
 from leadradar.config import Settings, quiet_environment
+from leadradar.features.radar_log import RadarLog
 from leadradar.features.registry import build_registry
 from leadradar.features.simulator import SimulationConfig, simulate, simulation_end
 from leadradar.registry import load_alias
@@ -41,16 +42,15 @@ def run_demo(data_dir: Path = Path("demo_data"), leads: int = 20_000, tenants: i
 
     step("1. simulate radar events and CRM history")
     sim = simulate(cfg, settings)
-    paths = sim.write(data_dir)
+    sim.write(data_dir)
+    log = RadarLog.from_dir(data_dir)
     console.print(
         f"{sim.events.num_rows:,} events, {sim.leads.num_rows:,} leads, "
         f"{sim.stages.num_rows:,} stage changes, {tenants} tenants → {data_dir}/"
     )
 
     step("2. build the training set, train, calibrate, evaluate, register")
-    result = train_from_logs(
-        paths["events"], paths["stages"], settings, items=paths["items"], truth=paths["truth"], leads=paths["leads"]
-    )
+    result = train_from_logs(log, settings)
     from leadradar.training.promotion import promote
 
     verdict = promote(settings)
@@ -70,15 +70,9 @@ def run_demo(data_dir: Path = Path("demo_data"), leads: int = 20_000, tenants: i
     step("3. batch-score every open lead as of the end of the data")
     as_of = pd.Timestamp(simulation_end(cfg), tz="UTC").as_unit("us")
     loaded = load_alias(settings)
-    scores, feats = score_batch(
-        paths["events"], paths["stages"], as_of, settings, loaded, paths["items"], leads=paths["leads"]
-    )
-    store_batch(
-        ScoreStore(settings.score_store_url),
-        scores,
-        feats,
-        batch_activity(paths["events"], paths["stages"], scores, as_of, settings),
-    )
+    scores, feats = score_batch(log, as_of, settings, loaded)
+    activity = batch_activity(log.events, log.stages, scores, as_of, settings)
+    store_batch(ScoreStore(settings.score_store_url), scores, feats, activity)
     console.print(f"{len(scores):,} open leads scored and stored as of {as_of:%Y-%m-%d}")
 
     step("4. start the BentoML service and score leads over HTTP")

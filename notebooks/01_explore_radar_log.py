@@ -55,6 +55,7 @@ import numpy as np
 import pandas as pd
 
 from leadradar.config import Settings, quiet_environment
+from leadradar.features.radar_log import RadarLog
 from leadradar.features.registry import build_registry
 from leadradar.features.simulator import SimulationConfig, simulate
 from leadradar.features.trainset import build_training_set
@@ -78,10 +79,11 @@ print(f"data: {data}\nLEADRADAR_HOME: {settings.data_dir}")
 if not (data / "events.parquet").exists():
     cfg = SimulationConfig(tenants=TENANTS, leads=LEADS, days=DAYS, seed=SEED)
     simulate(cfg, settings).write(data)
+log = RadarLog.from_dir(data)  # events, stages, and the items, leads and truth beside them
 
-events = pd.read_parquet(data / "events.parquet")
-stages = pd.read_parquet(data / "stages.parquet")
-leads = pd.read_parquet(data / "leads.parquet")
+events = pd.read_parquet(log.events)
+stages = pd.read_parquet(log.stages)
+leads = pd.read_parquet(log.leads)
 end = max(events["ts"].max(), stages["ts"].max())
 as_of = end.ceil("D")  # midnight after the last record: "now" for this log
 family = events["event_type"].map(settings.events.types)
@@ -275,14 +277,7 @@ print(
 
 # %%
 registry = build_registry(settings)
-ts = build_training_set(
-    data / "events.parquet",
-    data / "stages.parquet",
-    settings,
-    items=data / "items.parquet",
-    leads=data / "leads.parquet",
-    registry=registry,
-)
+ts = build_training_set(log, settings, registry=registry)
 label = f"y_close_{settings.training.horizon_days}d"
 by_cutoff = ts.frame.groupby("cutoff")[label].agg(["size", "mean"])
 print(

@@ -66,6 +66,7 @@ from mlflow import MlflowClient
 
 from leadradar.config import Settings, quiet_environment
 from leadradar.features.cutoffs import as_utc
+from leadradar.features.radar_log import RadarLog
 from leadradar.features.simulator import SimulationConfig, simulate
 from leadradar.features.trainset import build_training_set
 from leadradar.registry import CHAMPION, configure_mlflow, version_for_alias
@@ -83,10 +84,9 @@ plt.rcParams.update(
 )
 if not (data / "events.parquet").exists():
     simulate(SimulationConfig(tenants=TENANTS, leads=LEADS, days=DAYS, seed=SEED), settings).write(data)
-logs = {name: data / f"{name}.parquet" for name in ("events", "stages", "items", "leads")}
-truth = data / "truth.parquet" if (data / "truth.parquet").exists() else None  # only a simulation has one
+log = RadarLog.from_dir(data)  # events, stages, and the items, leads and truth (only a simulation has one) beside them
 until = as_utc(UNTIL) if UNTIL else None
-window_end = until or pd.read_parquet(logs["events"], columns=["ts"])["ts"].max().ceil("D")
+window_end = until or pd.read_parquet(log.events, columns=["ts"])["ts"].max().ceil("D")
 
 configure_mlflow(settings)
 client = MlflowClient()
@@ -104,9 +104,7 @@ print(f"data: {data}\nLEADRADAR_HOME: {settings.data_dir}\nMLflow: {settings.tra
 champion = version_for_alias(client, name, CHAMPION)
 if champion is None:
     earlier = window_end - pd.Timedelta(weeks=CHAMPION_WEEKS_EARLIER)
-    first = train_from_logs(
-        logs["events"], logs["stages"], settings, until=earlier, items=logs["items"], truth=truth, leads=logs["leads"]
-    )
+    first = train_from_logs(log, settings, until=earlier)
     print(f"trained v{first.model_version} on data until {earlier:%Y-%m-%d}: {promote(settings).reason}")
     champion = version_for_alias(client, name, CHAMPION)
 print(f"champion: {name} v{champion.version} (run {champion.run_id})")
@@ -120,7 +118,7 @@ print(f"champion: {name} v{champion.version} (run {champion.run_id})")
 # that no label window crosses a split. `train_from_logs` builds this same set.
 
 # %%
-ts = build_training_set(logs["events"], logs["stages"], settings, until=until, items=logs["items"], leads=logs["leads"])
+ts = build_training_set(log, settings, until=until)
 label = f"y_close_{HORIZON_DAYS}d"
 split = target_split(sorted(ts.frame["cutoff"].unique()), HORIZON_DAYS, ts.data_until, settings)
 part = pd.Series("unused (in a gap)", index=ts.frame.index)
@@ -158,17 +156,7 @@ pd.DataFrame(
 # MLflow run under one tuning run, so the history below comes from MLflow.
 
 # %%
-tuned = tune_from_logs(
-    logs["events"],
-    logs["stages"],
-    settings,
-    until=until,
-    items=logs["items"],
-    leads=logs["leads"],
-    n_trials=N_TRIALS,
-    timeout=TUNE_TIMEOUT_S,
-    progress=False,
-)
+tuned = tune_from_logs(log, settings, until=until, n_trials=N_TRIALS, timeout=TUNE_TIMEOUT_S, progress=False)
 trials = mlflow.search_runs(
     experiment_names=[settings.mlflow.experiment],
     filter_string=f"tags.mlflow.parentRunId = '{tuned.parent_run_id}'",
@@ -197,9 +185,7 @@ pd.Series(tuned.best_params, name="best parameters").to_frame().style.format("{:
 # data, the simulator's exact truth), log it all to MLflow and register it as `@challenger`.
 
 # %%
-challenger = train_from_logs(
-    logs["events"], logs["stages"], settings, until=until, items=logs["items"], truth=truth, leads=logs["leads"]
-)
+challenger = train_from_logs(log, settings, until=until)
 print(
     f"{challenger.model_name} v{challenger.model_version} @{challenger.alias}, run {challenger.run_id}, "
     f"{challenger.calibration} calibration"

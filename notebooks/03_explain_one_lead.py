@@ -65,6 +65,7 @@ from leadradar.config import Settings, quiet_environment
 from leadradar.features.build import compute_features
 from leadradar.features.cutoffs import as_utc, cadence_cutoffs
 from leadradar.features.describe import describe, format_value
+from leadradar.features.radar_log import RadarLog
 from leadradar.features.registry import build_registry
 from leadradar.features.simulator import SimulationConfig, simulate
 from leadradar.models.explain import contributions, explain_rows
@@ -81,9 +82,9 @@ plt.rcParams.update(
 )
 if not (data / "events.parquet").exists():
     simulate(SimulationConfig(tenants=TENANTS, leads=LEADS, days=DAYS, seed=SEED), settings).write(data)
-logs = {name: data / f"{name}.parquet" for name in ("events", "stages", "items", "leads")}
-events = pd.read_parquet(logs["events"])
-stages = pd.read_parquet(logs["stages"])
+log = RadarLog.from_dir(data)  # events, stages, and the items, leads and truth beside them
+events = pd.read_parquet(log.events)
+stages = pd.read_parquet(log.stages)
 end = events["ts"].max()
 as_of = as_utc(AS_OF) if AS_OF else cadence_cutoffs(end - pd.Timedelta(weeks=1), end, settings.features)[-1]
 registry = build_registry(settings)
@@ -99,14 +100,7 @@ print(f"data: {data}\nLEADRADAR_HOME: {settings.data_dir}\nscoring as of {as_of}
 try:
     loaded = load_alias(settings)
 except NoModelError:
-    train_from_logs(
-        logs["events"],
-        logs["stages"],
-        settings,
-        items=logs["items"],
-        leads=logs["leads"],
-        truth=data / "truth.parquet" if (data / "truth.parquet").exists() else None,
-    )
+    train_from_logs(log, settings)
     print(promote(settings).reason)
     loaded = load_alias(settings)
 model = loaded.model
@@ -122,9 +116,7 @@ print(
 # computes and stores, and `leadradar rank` lists.
 
 # %%
-scores, feats = score_batch(
-    logs["events"], logs["stages"], as_of, settings, loaded, logs["items"], TENANT, logs["leads"]
-)
+scores, feats = score_batch(log, as_of, settings, loaded, TENANT)
 ranked = scores.sort_values("p_close", ascending=False).reset_index(drop=True)
 lead_id = LEAD_ID or ranked["lead_id"].iloc[0]
 p_main = scores.loc[scores["lead_id"] == lead_id, "p_close"]
@@ -268,9 +260,7 @@ for lang in LANGS:
 
 # %%
 cutoffs = [as_of - pd.Timedelta(weeks=k) for k in range(HISTORY_WEEKS, -1, -1)]
-history = compute_features(
-    logs["events"], logs["stages"], cutoffs, settings, registry, logs["items"], leads=logs["leads"]
-)
+history = compute_features(log.events, log.stages, cutoffs, settings, registry, log.items, leads=log.leads)
 history = history[history["lead_id"] == lead_id].sort_values("cutoff")
 p = model.predict_targets(history)[target]
 edges = [cutoffs[0] - pd.Timedelta(weeks=1), *cutoffs]
@@ -278,12 +268,10 @@ weekly = pd.cut(mine["ts"], edges).value_counts(sort=False)
 
 fig, ax = plt.subplots(figsize=(11, 3.6))
 ax.plot(history["cutoff"], p, marker="o", color="#c44e52", label=f"champion: P({target})")
-if (data / "truth.parquet").exists():
-    truth = pd.read_parquet(data / "truth.parquet")
+truth = log.truth_of(f"p_{target}")  # None unless the log is a simulation
+if truth is not None:
     truth = truth[(truth["lead_id"] == lead_id) & truth["cutoff"].isin(history["cutoff"])].sort_values("cutoff")
-    column = f"p_{target}"
-    if column in truth:
-        ax.plot(truth["cutoff"], truth[column], ls=":", marker=".", color="black", label="simulator truth")
+    ax.plot(truth["cutoff"], truth[f"p_{target}"], ls=":", marker=".", color="black", label="simulator truth")
 ax.yaxis.set_major_formatter(plt.matplotlib.ticker.PercentFormatter(1.0))
 ax.set(ylabel="close probability", title=f"{lead_id}: the score week by week")
 ax.legend(fontsize=8, loc="upper left")

@@ -9,8 +9,9 @@ import pandas as pd
 
 from leadradar.config import Settings
 from leadradar.features.build import compute_features
+from leadradar.features.radar_log import RadarLog
 from leadradar.features.registry import build_registry
-from leadradar.features.trainset import Source, registry_hash
+from leadradar.features.trainset import registry_hash
 from leadradar.models.explain import Explainer, Explanation, explainer_for
 from leadradar.registry import LoadedModel
 from leadradar.serving.activity import BatchActivity
@@ -85,14 +86,7 @@ def score_frame(
 
 
 def score_batch(
-    events: Source,
-    stages: Source,
-    as_of: pd.Timestamp,
-    settings: Settings,
-    loaded: LoadedModel,
-    items: Source | None = None,
-    tenant: str | None = None,
-    leads: Source | None = None,
+    log: RadarLog, as_of: pd.Timestamp, settings: Settings, loaded: LoadedModel, tenant: str | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score every lead open at `as_of` (optionally of one tenant); returns (scores, their feature rows).
 
@@ -100,7 +94,7 @@ def score_batch(
     """
     check_definitions(loaded, settings)
     registry = build_registry(settings)
-    feats = compute_features(events, stages, [as_of], settings, registry, items, leads=leads)
+    feats = compute_features(log.events, log.stages, [as_of], settings, registry, log.items, leads=log.leads)
     if tenant is not None:
         feats = feats[feats["tenant_id"] == tenant]
     model = loaded.model
@@ -131,18 +125,15 @@ def store_batch(
 
 def score_and_store(
     store: ScoreStore,
-    events: Source,
-    stages: Source,
+    log: RadarLog,
     as_of: pd.Timestamp,
     settings: Settings,
     loaded: LoadedModel,
-    items: Source | None = None,
     tenant: str | None = None,
-    leads: Source | None = None,
 ) -> pd.DataFrame:
     """A whole batch run: score the open leads, keep scores, reasons, recent events and the funnel."""
     from leadradar.serving.activity import batch_activity
 
-    scores, feats = score_batch(events, stages, as_of, settings, loaded, items, tenant, leads)
-    store_batch(store, scores, feats, batch_activity(events, stages, scores, as_of, settings))
+    scores, feats = score_batch(log, as_of, settings, loaded, tenant)
+    store_batch(store, scores, feats, batch_activity(log.events, log.stages, scores, as_of, settings))
     return scores

@@ -117,6 +117,7 @@ def scored(trained: dict, small_sim: Sim, settings: Settings) -> Batch:
     """Every open lead scored at the simulation's end and a week before, and stored, as `leadradar score` does."""
     import pandas as pd
 
+    from leadradar.features.radar_log import RadarLog
     from leadradar.features.simulator import SimulationConfig, simulation_end
     from leadradar.registry import load_alias
     from leadradar.serving.scoring import score_batch, store_batch
@@ -125,11 +126,10 @@ def scored(trained: dict, small_sim: Sim, settings: Settings) -> Batch:
     end = pd.Timestamp(simulation_end(SimulationConfig(**SMALL)), tz="UTC").as_unit("us")
     loaded = load_alias(settings)
     store = ScoreStore(settings.score_store_url)
+    log = RadarLog(small_sim.events, small_sim.stages, items=small_sim.items, leads=small_sim.leads)
     runs = {}
     for as_of in (end - pd.Timedelta(days=7), end):  # the latest last, so its salesperson context stays
-        runs[as_of] = score_batch(
-            small_sim.events, small_sim.stages, as_of, settings, loaded, small_sim.items, leads=small_sim.leads
-        )
+        runs[as_of] = score_batch(log, as_of, settings, loaded)
         store_batch(store, *runs[as_of])
     scores, features = runs[end]
     return Batch(end, end - pd.Timedelta(days=7), scores, features, loaded.ref.version)

@@ -13,8 +13,9 @@ import pandas as pd
 
 from leadradar.config import Settings
 from leadradar.features.build import KEY
+from leadradar.features.radar_log import RadarLog
 from leadradar.features.registry import FeatureRegistry, build_registry
-from leadradar.features.trainset import Source, TrainingSet, build_training_set
+from leadradar.features.trainset import TrainingSet, build_training_set
 from leadradar.models.funnel import FunnelModel
 from leadradar.registry import CHALLENGER, ModelRef
 from leadradar.targets import Targets, TargetSpec
@@ -88,12 +89,11 @@ def fit_funnel(
     return model, splits
 
 
-def attach_truth(frame: pd.DataFrame, truth: Source | None, column: str) -> pd.Series | None:
+def attach_truth(frame: pd.DataFrame, log: RadarLog, column: str) -> pd.Series | None:
     """The oracle probability for each row, where the simulator wrote one."""
-    if truth is None:
+    t = log.truth_of(column)
+    if t is None:
         return None
-    t = pd.read_parquet(truth, columns=[*KEY, column]) if isinstance(truth, (str, Path)) else pd.DataFrame(truth)
-    t["cutoff"] = t["cutoff"].astype("datetime64[us, UTC]")
     merged = frame[KEY].merge(t[[*KEY, column]], on=KEY, how="left")
     return pd.Series(merged[column].to_numpy(), index=frame.index)
 
@@ -109,7 +109,7 @@ def evaluate(y: np.ndarray, p: np.ndarray, p_true: pd.Series | None, bins: int) 
 
 
 def evaluate_main_target(
-    model: FunnelModel, train: pd.DataFrame, test: pd.DataFrame, truth: Source | None, settings: Settings
+    model: FunnelModel, train: pd.DataFrame, test: pd.DataFrame, log: RadarLog, settings: Settings
 ):
     """The test period in full: model, the four baselines on the same rows, by tenant and stage, direct vs chained."""
     from leadradar.training.baselines import baseline_predictions, fit_baselines
@@ -120,7 +120,7 @@ def evaluate_main_target(
     y = test[label].to_numpy(int)
     p = target.predict(model.matrix(test))
     baselines = baseline_predictions(fit_baselines(train, train[label].to_numpy(int)), test)
-    p_true = attach_truth(test, truth, f"p_{target.spec.name}")
+    p_true = attach_truth(test, log, f"p_{target.spec.name}")
     chained = model.predict_funnel(test, list(settings.funnel.open_stages)).get("p_close_chained")
     report = evaluate_test_period(
         test,
@@ -134,24 +134,16 @@ def evaluate_main_target(
     return report, baselines
 
 
-def sources_tags(**sources: Source | None) -> dict[str, str]:
+def sources_tags(log: RadarLog) -> dict[str, str]:
     """Where the training data came from, so promotion can rebuild the same holdout."""
-    tags = {"data.kind": "logs"}
-    for name, src in sources.items():
-        if isinstance(src, (str, Path)):
-            tags[f"data.{name}"] = str(Path(src).resolve())
-    return tags
+    return {"data.kind": "logs", **{f"data.{part}": str(path) for part, path in log.paths().items()}}
 
 
 def train_from_logs(
-    events: Source,
-    stages: Source,
+    log: RadarLog,
     settings: Settings,
     until: pd.Timestamp | None = None,
-    items: Source | None = None,
-    truth: Source | None = None,
     alias: str = CHALLENGER,
-    leads: Source | None = None,
     use_tuned: bool = True,
 ) -> TrainResult:
     """Train every funnel target on the logs, evaluate the main one, log it all, register the bundle.
@@ -164,7 +156,7 @@ def train_from_logs(
     found = tuned_params(settings, targets.main) if use_tuned else None
     tuned, params_source = found if found else (None, "settings")
     registry = build_registry(settings)
-    ts = build_training_set(events, stages, settings, until=until, items=items, registry=registry, leads=leads)
+    ts = build_training_set(log, settings, until=until, registry=registry)
     tc = settings.training
     params = lgbm_params(settings, tuned)
     model, splits = fit_funnel(ts, settings, targets.specs(), params)
@@ -178,13 +170,13 @@ def train_from_logs(
         part = part[part[target.spec.label].notna()]
         p = target.predict(model.matrix(part))
         results[name] = evaluate(
-            part[target.spec.label].to_numpy(int), p, attach_truth(part, truth, f"p_{target.spec.name}"), tc.ece_bins
+            part[target.spec.label].to_numpy(int), p, attach_truth(part, log, f"p_{target.spec.name}"), tc.ece_bins
         )
     test = frame[masks["test"]]
     test = test[test[target.spec.label].notna()]
     train = frame[masks["train"]]
     train = train[train[target.spec.label].notna()]
-    report, baseline_scores = evaluate_main_target(model, train, test, truth, settings)
+    report, baseline_scores = evaluate_main_target(model, train, test, log, settings)
     results["test"] = {
         **results["test"],
         **{
@@ -206,7 +198,7 @@ def train_from_logs(
         alias,
         params,
         {
-            **sources_tags(events=events, stages=stages, items=items, leads=leads, truth=truth),
+            **sources_tags(log),
             "params_source": params_source,
         },
         report,
@@ -228,12 +220,9 @@ def train_from_logs(
 
 
 def tune_from_logs(
-    events: Source,
-    stages: Source,
+    log: RadarLog,
     settings: Settings,
     until: pd.Timestamp | None = None,
-    items: Source | None = None,
-    leads: Source | None = None,
     n_trials: int | None = 30,
     timeout: float | None = None,
     progress: bool = True,
@@ -241,7 +230,7 @@ def tune_from_logs(
     """Tune the main close model on the same training set and split that `train` would use."""
     from leadradar.training.tuning import tune_frames
 
-    ts = build_training_set(events, stages, settings, until=until, items=items, leads=leads)
+    ts = build_training_set(log, settings, until=until)
     tc = settings.training
     split = target_split(sorted(ts.frame["cutoff"].unique()), tc.horizon_days, ts.data_until, settings)
     masks = split.masks(ts.frame["cutoff"])

@@ -16,6 +16,7 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from leadradar.config import Settings
+from leadradar.errors import UserError
 from leadradar.registry import (
     CHALLENGER,
     CHAMPION,
@@ -44,7 +45,7 @@ class Verdict:
         return json.dumps(asdict(self), default=float, ensure_ascii=False)
 
 
-class PromotionError(RuntimeError):
+class PromotionError(UserError, RuntimeError):
     """Nothing to promote, or the holdout cannot be rebuilt."""
 
 
@@ -66,22 +67,19 @@ def holdout_for(settings: Settings, run_tags: dict[str, str], run_params: dict[s
         from leadradar.training.table import table_holdout
 
         return table_holdout(run_tags, settings)
+    from leadradar.features.radar_log import RadarLog
     from leadradar.features.trainset import build_training_set
 
     paths = {k: run_tags.get(f"data.{k}") for k in ("events", "stages", "items", "leads")}
     if not paths["events"] or not paths["stages"] or not Path(paths["events"]).exists():
-        raise PromotionError(f"the challenger's run does not name readable data sources (events: {paths['events']})")
+        raise PromotionError(
+            f"the challenger's run does not name readable data sources (events: {paths['events']});"
+            " train the challenger again on data that is still there"
+        )
     first, last = pd.Timestamp(run_tags["split.test_from"]), pd.Timestamp(run_tags["split.test_to"])
     until = pd.Timestamp(run_tags["window.data_until"])
-    ts = build_training_set(
-        paths["events"],
-        paths["stages"],
-        settings,
-        until=until,
-        items=paths["items"],
-        leads=paths["leads"],
-        cutoff_range=(first, last),
-    )
+    log = RadarLog(paths["events"], paths["stages"], items=paths["items"], leads=paths["leads"])
+    ts = build_training_set(log, settings, until=until, cutoff_range=(first, last))
     label = Targets.from_settings(settings).main_label
     frame = ts.frame[ts.frame[label].notna()]
     return frame, label

@@ -160,10 +160,11 @@ def test_health_and_a_row_missing_features_gets_a_clear_4xx(server, system_key):
 
 
 def test_until_drops_everything_after_it(small_sim, settings):
+    from leadradar.features.radar_log import RadarLog
     from leadradar.features.trainset import build_training_set
 
     until = pd.Timestamp("2026-06-01", tz="UTC")
-    ts = build_training_set(small_sim.events, small_sim.stages, settings, until=until)
+    ts = build_training_set(RadarLog(small_sim.events, small_sim.stages), settings, until=until)
     assert ts.data_until == until
     assert ts.last_cutoff + pd.Timedelta(days=settings.training.horizon_days) <= until
     assert ts.frame["cutoff"].max() <= until - pd.Timedelta(days=settings.training.horizon_days)

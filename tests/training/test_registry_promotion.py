@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from leadradar.cli import app
 from leadradar.config import Settings
+from leadradar.features.radar_log import RadarLog
 from leadradar.features.simulator import SimulationConfig, simulate
 from leadradar.registry import CHALLENGER, CHAMPION, champion_history, configure_mlflow, version_for_alias
 from leadradar.training import pipeline, tracking
@@ -40,9 +41,8 @@ def home(tmp_path_factory):
 
 
 def train(data, settings):
-    return pipeline.train_from_logs(
-        data["events"], data["stages"], settings, items=data["items"], leads=data["leads"], use_tuned=False
-    )
+    log = RadarLog(data["events"], data["stages"], items=data["items"], leads=data["leads"])
+    return pipeline.train_from_logs(log, settings, use_tuned=False)
 
 
 def versions(settings) -> list[str]:
