@@ -96,7 +96,7 @@ def bento_build() -> None:
 
     try:
         tag = build_bento(settings_for())
-    except LookupError as exc:  # serving/bento.py raises a bare LookupError when there is no champion
+    except (LookupError, FileNotFoundError) as exc:  # serving/bento.py: no champion, or not run in a checkout
         raise NotFoundError(str(exc)) from exc
     out.print(f"built Bento {tag}; containerise with `bentoml containerize {tag}` where Docker runs")
 
@@ -203,7 +203,6 @@ def radar_log(
 
     if events is None or stages is None:
         raise BadValueError("give --events and --stages (radar logs), or --table and --label")
-
     beside = ("items", "leads", "truth") if with_truth else ("items", "leads")
     return RadarLog.from_paths(events, stages, items, leads, truth, beside=beside)
 
