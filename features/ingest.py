@@ -149,8 +149,8 @@ def ingest(
             for i, (name, df, (_, rejected)) in enumerate(zip(names, frames, checked))
         ]
         total = _sum_reports(files)
-        for report in files:
-            report.check_reconciles(report.file)
+        for file_report in files:
+            file_report.check_reconciles(file_report.file)
         total.check_reconciles("all inputs")
         if total.accepted != int(is_new.sum()):
             raise AssertionError(f"{int(is_new.sum())} new rows to store but {total.accepted} counted as accepted")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 import pandas as pd
 
@@ -73,8 +74,9 @@ def score_frame(
     columns = SCORE_COLUMNS
     if stages is not None:
         funnel = loaded.model.predict_funnel(features, stages)
-        details = [
-            {k: (None if v != v else round(float(v), 6)) for k, v in row.items()} for row in funnel.to_dict("records")
+        details: list[dict[str, Any]] = [
+            {str(k): (None if v != v else round(float(v), 6)) for k, v in row.items()}
+            for row in funnel.to_dict("records")
         ]
         if explainer is not None and len(features):
             explained = explainer.explain_matrix(loaded.model.matrix(features), "en", n_for, n_against)
