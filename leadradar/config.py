@@ -6,6 +6,7 @@ or with a TOML file named by `LEADRADAR_CONFIG`.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 from datetime import UTC, datetime, timedelta
@@ -263,6 +264,9 @@ class DashboardConfig(BaseModel):
     # Signing key of the session cookies; default: a random key kept in `<data dir>/dashboard-secret`.
     session_secret: str | None = None
     session_hours: float = 12.0
+    # A session unused this long ends (server-side, like signing out): a forgotten browser tab or a copied
+    # cookie stops working within the hour, while a manager reading the pages stays signed in.
+    session_idle_minutes: float = 60.0
     # Send the session cookie over HTTPS only; turn on behind TLS (a plain-HTTP laptop needs it off).
     cookie_secure: bool = False
     page_size: int = 50
@@ -275,7 +279,17 @@ class DashboardConfig(BaseModel):
     report_leads: int = 10
     # Failed sign-ins per user name and address within `login_window_seconds` before a pause.
     login_attempts: int = 5
+    # Failed sign-ins per address across all names in the window: one password sprayed over many names
+    # from one place is paused too. An IPv6 address counts by its /64, what one subscriber gets.
+    login_address_attempts: int = 20
     login_window_seconds: float = 300.0
+    # Password checks (scrypt, ~16 MB and ~50 ms each) run in threads, at most this many at once per worker,
+    # so that bad sign-ins cannot take the cores (or the event loop) that scoring needs.
+    login_hash_concurrency: int = Field(default=1, ge=1)
+    # Sign-ins waiting for a password check beyond this many are told to try again (429) at once.
+    login_hash_queue: int = Field(default=32, ge=0)
+    # The largest body the dashboard reads (the sign-in form is well under 1 KB): more is a 413, unread.
+    max_body_bytes: int = Field(default=16_384, gt=0)
 
 
 class ServingConfig(BaseModel):
@@ -289,6 +303,12 @@ class ServingConfig(BaseModel):
     max_body_bytes: int = 20_000_000
     max_events_per_request: int = 50_000
     key_cache_seconds: float = 10.0
+    # Keys (and unknown tokens) remembered at most; the oldest go first, so random tokens cannot fill memory.
+    key_cache_size: int = Field(default=4096, gt=0)
+    # Proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` name the real client (addresses or networks,
+    # e.g. ["10.0.0.5", "10.1.0.0/16"]). None by default: the headers are ignored and the peer's address is
+    # the client's, so nobody can pick the address the sign-in throttle counts by sending a header.
+    trusted_proxies: tuple[str, ...] = ()
     # How long the service keeps a tenant's salesperson context (win rates, workload) before reading it again.
     context_cache_seconds: float = 60.0
     # Requests of at most this many feature rows are answered on the event loop: the hop to a worker thread
@@ -305,6 +325,16 @@ class ServingConfig(BaseModel):
     reasons_for: int = 3
     reasons_against: int = 2
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for item in v:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {item!r} is not an IP address or network") from None
+        return v
 
     @field_validator("grade_thresholds")
     @classmethod

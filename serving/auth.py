@@ -10,11 +10,11 @@ import hashlib
 import hmac
 import secrets
 import threading
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
+from cachetools import TTLCache
 
 from leadradar.errors import BadValueError
 
@@ -81,15 +81,16 @@ def parse_token(token: str) -> tuple[str, str] | None:
 
 
 class KeyStore:
-    """Keys in SQL (the score store's database by default); verified keys are cached for `cache_seconds`."""
+    """Keys in SQL (the score store's database by default); verified keys (and unknown tokens) are cached
+    for `cache_seconds`, at most `cache_size` of them (cachetools' TTLCache drops the expired and the oldest)."""
 
-    def __init__(self, url: str, cache_seconds: float = 30.0):
+    def __init__(self, url: str, cache_seconds: float = 30.0, cache_size: int = 4096):
         from leadradar.serving.store import engine_for
 
         self.engine = engine_for(url)
         METADATA.create_all(self.engine)
         self.cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._cache: TTLCache[str, Principal | None] = TTLCache(maxsize=cache_size, ttl=cache_seconds)
         self._lock = threading.Lock()
 
     def create(
@@ -127,18 +128,16 @@ class KeyStore:
             return None
         key_id, secret = parsed
         cache_key = _digest(token)
-        now = time.monotonic()
         with self._lock:
-            hit = self._cache.get(cache_key)
-        if hit and now - hit[0] < self.cache_seconds:
-            return hit[1]
+            if cache_key in self._cache:
+                return self._cache[cache_key]
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(KEYS).where(KEYS.c.key_id == key_id)).mappings().first()
         principal = None
         if row and row["revoked_at"] is None and hmac.compare_digest(row["secret_sha256"], _digest(secret)):
             principal = Principal(key_id, row["tenant_id"], row["role"], row["sales_id"])
         with self._lock:
-            self._cache[cache_key] = (now, principal)
+            self._cache[cache_key] = principal
         return principal
 
     def active(self, key_id: str) -> Principal | None:

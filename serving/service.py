@@ -122,7 +122,9 @@ class LeadRadar:
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
         settings = get_settings()
         self.settings = settings
-        self.keys = KeyStore(settings.score_store_url, settings.serving.key_cache_seconds)
+        self.keys = KeyStore(
+            settings.score_store_url, settings.serving.key_cache_seconds, settings.serving.key_cache_size
+        )
         app.state.keys = self.keys
         self.store = ScoreStore(settings.score_store_url)
         self.ranked = RankedCache(self.store, settings.serving.grade)

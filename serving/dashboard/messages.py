@@ -136,6 +136,11 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "login.key_failed": ("That key is unknown or revoked.", "该密钥无效或已被吊销。"),
     "login.not_manager": ("Only manager accounts may open the dashboard.", "只有经理账号可以访问看板。"),
     "login.throttled": ("Too many failed attempts; try again in a few minutes.", "失败次数过多，请几分钟后再试。"),
+    "login.busy": ("Too many sign-ins at once; try again in a moment.", "登录请求过多，请稍后再试。"),
+    "login.cross_site": (
+        "This form was sent from another site and was refused; sign in from this page.",
+        "该表单来自其他网站，已被拒绝；请在本页登录。",
+    ),
     "login.signed_out": ("You are signed out.", "您已退出登录。"),
     "login.expired": ("Your session has ended; please sign in again.", "登录已过期，请重新登录。"),
     "report.title": ("Lead report · {tenant}", "线索报告 · {tenant}"),

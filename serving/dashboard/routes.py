@@ -10,12 +10,13 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import parse_qs, urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
-from leadradar.config import Settings
+from leadradar.config import DashboardConfig, Settings
 from leadradar.serving.auth import KeyStore
 from leadradar.serving.dashboard.messages import LANGS, from_accept_language
 from leadradar.serving.dashboard.pagedata import Filters, PageData
@@ -24,12 +25,14 @@ from leadradar.serving.dashboard.sessions import (
     COOKIE,
     LANG_COOKIE,
     Gate,
-    LoginThrottle,
+    SessionLedger,
     SessionSigner,
     Viewer,
     load_secret,
 )
+from leadradar.serving.dashboard.throttle import Busy, CheckPool, LoginThrottle
 from leadradar.serving.export import csv_bytes, xlsx_bytes
+from leadradar.serving.limits import BodyLimit
 from leadradar.serving.store import ScoreStore
 from leadradar.serving.users import UserStore
 
@@ -42,6 +45,10 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 LOGIN_MESSAGES = {"signed_out": "login.signed_out", "expired": "login.expired"}
+# Longest values a sign-in form's fields are read at: a user name is at most 64 characters (serving/users.py),
+# a key about 60, a `next` path a few hundred; anything longer is not one of ours and is not echoed back.
+MAX_NAME, MAX_KEY, MAX_NEXT, MAX_PASSWORD = 64, 128, 2048, 1024
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass
@@ -51,19 +58,65 @@ class Backend:
     settings: Settings
     data: PageData
     gate: Gate
+    checks: CheckPool
 
     @classmethod
     def build(cls, settings: Settings, store: ScoreStore | None = None, keys: KeyStore | None = None) -> Backend:
-        store = store or ScoreStore(settings.score_store_url)
-        keys = keys or KeyStore(settings.score_store_url, settings.serving.key_cache_seconds)
-        cfg = settings.serving.dashboard
+        url, cfg = settings.score_store_url, settings.serving.dashboard
+        store = store or ScoreStore(url)
+        keys = keys or KeyStore(url, settings.serving.key_cache_seconds, settings.serving.key_cache_size)
         gate = Gate(
             SessionSigner(load_secret(settings), cfg.session_hours),
-            UserStore(settings.score_store_url),
+            UserStore(url),
             keys,
-            LoginThrottle(cfg.login_attempts, cfg.login_window_seconds),
+            LoginThrottle(url, cfg.login_attempts, cfg.login_address_attempts, cfg.login_window_seconds),
+            SessionLedger(url, cfg.session_idle_minutes * 60),
         )
-        return cls(settings, PageData(store, settings), gate)
+        return cls(
+            settings, PageData(store, settings), gate, CheckPool(cfg.login_hash_concurrency, cfg.login_hash_queue)
+        )
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """One sign-in attempt, settled: who tried (a user name or `key:<prefix>`), from where, and either the
+    viewer and cookie of the new session or the message key of the refusal."""
+
+    name: str
+    address: str
+    viewer: Viewer | None = None
+    cookie: str | None = None
+    error: str | None = None
+
+    @property
+    def status(self) -> int:
+        return 303 if self.error is None else 429 if self.error in ("login.throttled", "login.busy") else 401
+
+
+async def sign_in(backend: Backend, username: str, password: str, key: str, address: str) -> SignIn:
+    """Budget first, then the check (off the event loop), then a server-side session for a manager."""
+    gate = backend.gate
+    name = username or f"key:{key[:16]}"
+    if not await run_in_threadpool(gate.throttle.attempt, name, address):
+        return SignIn(name, address, error="login.throttled")
+    if len(username) > MAX_NAME or len(key) > MAX_KEY or len(password) > MAX_PASSWORD:
+        return SignIn(name, address, error="login.key_failed" if key else "login.failed")
+    try:
+        if key:
+            checked = await run_in_threadpool(gate.check_key, key)
+        elif username:
+            checked = await backend.checks.run(gate.check_password, username, password)
+        else:
+            checked = None
+    except Busy:
+        return SignIn(name, address, error="login.busy")
+    if checked is None:
+        return SignIn(name, address, error="login.key_failed" if key else "login.failed")
+    viewer, fingerprint = checked
+    if not gate.may_view(viewer.role):
+        return SignIn(name, address, viewer, error="login.not_manager")
+    await run_in_threadpool(gate.throttle.succeeded, name, address)
+    return SignIn(name, address, viewer, await run_in_threadpool(gate.open_session, viewer, fingerprint))
 
 
 def _lazy(factory: Callable[[], Backend]) -> Callable[[], Backend]:
@@ -99,9 +152,44 @@ def _safe_next(base: str, target: str | None) -> str:
     return base + "/"
 
 
-def build_dashboard(backend: Callable[[], Backend]) -> FastAPI:
-    """The dashboard app; `backend()` gives the stores (built lazily in the serving process)."""
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port or DEFAULT_PORTS.get(parts.scheme)
+    except ValueError:
+        port = -1
+    return parts.scheme, (parts.hostname or ""), port
+
+
+def same_origin(request: Request) -> bool:
+    """A form post from the dashboard's own pages: `Origin` (or else `Referer`) names this scheme, host and
+    port. Browsers send `Origin` with every form post, so neither header means no browser sent it."""
+    source = request.headers.get("origin") or request.headers.get("referer")
+    if source is None:
+        return True
+    own = _origin(str(request.base_url))
+    return own[1] != "" and _origin(source) == own
+
+
+def _form(body: bytes) -> dict[str, str]:
+    """The first value of each field of a urlencoded form (at most a few fields are read)."""
+    try:
+        fields = parse_qs(body.decode("utf-8", "replace"), max_num_fields=16)
+    except ValueError:
+        return {}
+    return {k: v[0] for k, v in fields.items()}
+
+
+def _address(request: Request) -> str:
+    """The client's address: the peer, or what a configured proxy says (uvicorn resolves `trusted_proxies`)."""
+    return request.client.host if request.client else ""
+
+
+def build_dashboard(backend: Callable[[], Backend], max_body_bytes: int | None = None) -> FastAPI:
+    """The dashboard app; `backend()` gives the stores (built lazily in the serving process). Bodies over
+    `max_body_bytes` (default: the settings' default) are refused with 413 before they are read."""
     app = FastAPI(title="leadradar dashboard", docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes or DashboardConfig().max_body_bytes)
     backend = _lazy(backend)
 
     def page(request: Request, template: str, status: int = 200, **context) -> HTMLResponse:
@@ -219,15 +307,30 @@ def build_dashboard(backend: Callable[[], Backend]) -> FastAPI:
         html = report_html(backend().data, who.tenant_id, _lang(request))
         return _download(html.encode(), "text/html; charset=utf-8", _filename(who, "html", "report"))
 
+    def login_page(request: Request, status: int, error: str | None, next_: str, username: str, key: bool):
+        return page(
+            request,
+            "login.html",
+            status=status,
+            error=error,
+            notice=None,
+            next=next_,
+            username=username,
+            key_open=key,
+            viewer=None,
+            nav="",
+        )
+
     @app.get("/login", response_class=HTMLResponse)
     def login_form(request: Request):
         message = LOGIN_MESSAGES.get(request.query_params.get("msg", ""))
+        target = request.query_params.get("next", "")
         return page(
             request,
             "login.html",
             error=None,
             notice=message,
-            next=request.query_params.get("next", ""),
+            next=target if len(target) <= MAX_NEXT else "",
             username="",
             key_open=False,
             viewer=None,
@@ -236,54 +339,38 @@ def build_dashboard(backend: Callable[[], Backend]) -> FastAPI:
 
     @app.post("/login", response_class=HTMLResponse)
     async def login(request: Request):
-        form = {k: v[0] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
-        gate, base = backend().gate, _base(request)
+        form = _form(await request.body())
         username, password, key = (
             form.get("username", "").strip(),
             form.get("password", ""),
             form.get("api_key", "").strip(),
         )
-        address = request.client.host if request.client else ""
-        who_tried = username or f"key:{key[:16]}"
-        error = None
-        if not gate.throttle.allowed(who_tried, address):
-            error = "login.throttled"
-        else:
-            signed = gate.with_key(key) if key else gate.with_password(username, password) if username else None
-            if signed is None:
-                error = "login.key_failed" if key else "login.failed"
-                gate.throttle.failed(who_tried, address)
-            elif not gate.may_view(signed[0].role):
-                error = "login.not_manager"
-            else:
-                gate.throttle.succeeded(who_tried, address)
-                response = RedirectResponse(_safe_next(base, form.get("next")), status_code=303)
-                cfg = backend().settings.serving.dashboard
-                response.set_cookie(
-                    COOKIE,
-                    signed[1],
-                    max_age=gate.signer.max_age,
-                    httponly=True,
-                    samesite="lax",
-                    secure=cfg.cookie_secure,
-                    path=base + "/",
-                )
-                return response
-        return page(
-            request,
-            "login.html",
-            status=401 if error != "login.throttled" else 429,
-            error=error,
-            notice=None,
-            next=form.get("next", ""),
-            username=username,
-            key_open=bool(key),
-            viewer=None,
-            nav="",
+        target = form.get("next", "")
+        target = target if len(target) <= MAX_NEXT else ""
+        shown = username if len(username) <= MAX_NAME else ""
+        if not same_origin(request):
+            return login_page(request, 403, "login.cross_site", target, shown, bool(key))
+        attempt = await sign_in(backend(), username, password, key, _address(request))
+        # Every sign-in attempt is settled here: `attempt` says who tried, from where, and how it ended.
+        if attempt.cookie is None:
+            return login_page(request, attempt.status, attempt.error, target, shown, bool(key))
+        response = RedirectResponse(_safe_next(_base(request), target), status_code=303)
+        response.set_cookie(
+            COOKIE,
+            attempt.cookie,
+            max_age=backend().gate.signer.max_age,
+            httponly=True,
+            samesite="lax",
+            secure=backend().settings.serving.dashboard.cookie_secure,
+            path=_base(request) + "/",
         )
+        return response
 
     @app.post("/logout")
     def logout(request: Request):
+        if not same_origin(request):
+            return login_page(request, 403, "login.cross_site", "", "", False)
+        backend().gate.end_session(request.cookies.get(COOKIE))
         response = RedirectResponse(f"{_base(request)}/login?msg=signed_out", status_code=303)
         response.delete_cookie(COOKIE, path=_base(request) + "/")
         return response

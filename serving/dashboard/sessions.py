@@ -1,10 +1,11 @@
 """Browser sessions for the dashboard: a signed cookie after signing in, checked on every page.
 
-The cookie holds who signed in (a user name or an API key id), the tenant, the role, a fingerprint
-and an expiry, signed with HMAC-SHA256. It is HttpOnly (no script reads it), SameSite=Lax (other
-sites' forms do not carry it, so sign-out and sign-in cannot be forged) and Secure when configured.
-Each request re-checks the account: a disabled user, a changed password or a revoked key ends the
-session at once. Machines may skip the cookie and send a manager API key as `Authorization: Bearer`.
+The cookie holds who signed in (a user name or an API key id), the tenant, the role, a fingerprint,
+an expiry and a session id, signed with HMAC-SHA256. It is HttpOnly (no script reads it), SameSite=Lax
+and Secure when configured. The session id must name an open session in the session ledger (SQL, every
+worker shares it): signing out or an idle spell ends it, so a copied cookie ends with it. Each request
+also re-checks the account: a disabled user, a changed password or a revoked key ends the session at
+once. Machines may skip the cookie and send a manager API key as `Authorization: Bearer`.
 """
 
 from __future__ import annotations
@@ -15,18 +16,35 @@ import hmac
 import json
 import os
 import secrets
-import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
+
+import sqlalchemy as sa
 
 from leadradar.config import Settings
 from leadradar.serving.auth import PERMISSIONS, KeyStore, bearer_token
+from leadradar.serving.dashboard.throttle import LoginThrottle
+from leadradar.serving.store import engine_for
 from leadradar.serving.users import UserStore
 
 COOKIE = "lr_session"
 LANG_COOKIE = "lr_lang"
 SECRET_FILE = "dashboard-secret"
+
+METADATA = sa.MetaData()
+SESSIONS = sa.Table(
+    "dashboard_sessions",
+    METADATA,
+    sa.Column("session_id", sa.String(64), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("seen_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False, index=True),
+)
 
 
 @dataclass(frozen=True)
@@ -73,35 +91,37 @@ def _unb64(text: str) -> bytes:
 
 
 class SessionSigner:
-    """Makes and reads the signed cookie value; it says nothing about whether the account still exists."""
+    """Makes and reads the signed cookie value; it says nothing about whether the session or account still exists."""
 
     def __init__(self, secret: bytes, hours: float):
         self.secret = secret
         self.max_age = int(hours * 3600)
 
-    def _sign(self, payload: str) -> str:
-        return _b64(hmac.new(self.secret, f"v1.{payload}".encode(), hashlib.sha256).digest())
+    def _sign(self, payload: str) -> bytes:
+        return _b64(hmac.new(self.secret, f"v1.{payload}".encode(), hashlib.sha256).digest()).encode()
 
-    def issue(self, viewer: Viewer, fingerprint: str, now: float | None = None) -> str:
+    def issue(self, viewer: Viewer, fingerprint: str, now: float | None = None) -> Ticket:
+        """A new session for `viewer`: its id (kept server-side) and the signed cookie value carrying it."""
         now = time.time() if now is None else now
+        ticket = Ticket(viewer, fingerprint, secrets.token_urlsafe(24), now + self.max_age)
         body = {
             "t": viewer.tenant_id,
             "n": viewer.name,
             "k": viewer.kind,
             "r": viewer.role,
             "f": fingerprint,
-            "e": int(now + self.max_age),
-            "j": secrets.token_hex(8),
+            "e": int(ticket.expires_at),
+            "j": ticket.session_id,
         }
         payload = _b64(json.dumps(body, separators=(",", ":")).encode())
-        return f"v1.{payload}.{self._sign(payload)}"
+        return replace(ticket, cookie=f"v1.{payload}.{self._sign(payload).decode()}")
 
-    def read(self, value: str | None, now: float | None = None) -> tuple[Viewer, str] | None:
-        """(viewer, fingerprint) from a genuine, unexpired cookie; None for anything else."""
+    def read(self, value: str | None, now: float | None = None) -> Ticket | None:
+        """The ticket of a genuine, unexpired cookie; None for anything else (any bytes, any characters)."""
         if not value or value.count(".") != 2:
             return None
         version, payload, signature = value.split(".")
-        if version != "v1" or not hmac.compare_digest(signature, self._sign(payload)):
+        if version != "v1" or not hmac.compare_digest(signature.encode("utf-8", "replace"), self._sign(payload)):
             return None
         try:
             body = json.loads(_unb64(payload))
@@ -109,69 +129,117 @@ class SessionSigner:
             return None
         if body.get("e", 0) < (time.time() if now is None else now):
             return None
-        return Viewer(body["t"], body["n"], body["k"], body["r"]), body["f"]
+        viewer = Viewer(body["t"], body["n"], body["k"], body["r"])
+        return Ticket(viewer, body["f"], body["j"], float(body["e"]), value)
 
 
-class LoginThrottle:
-    """At most `attempts` failed sign-ins per (name, address) within `window` seconds."""
+@dataclass(frozen=True)
+class Ticket:
+    """One session as its cookie carries it: who, the account's fingerprint, the session id, the expiry."""
 
-    def __init__(self, attempts: int, window: float):
-        self.attempts, self.window = attempts, window
-        self._failures: dict[tuple[str, str], list[float]] = {}
-        self._lock = threading.Lock()
+    viewer: Viewer
+    fingerprint: str
+    session_id: str
+    expires_at: float
+    cookie: str = ""
 
-    def _recent(self, key: tuple[str, str], now: float) -> list[float]:
-        kept = [t for t in self._failures.get(key, []) if now - t < self.window]
-        if kept:
-            self._failures[key] = kept
-        else:
-            self._failures.pop(key, None)
-        return kept
 
-    def allowed(self, name: str, address: str) -> bool:
-        with self._lock:
-            return len(self._recent((name, address), time.monotonic())) < self.attempts
+class SessionLedger:
+    """The sessions that are open, in SQL (shared by every worker): signing out or staying idle past
+    `idle_seconds` removes one, and its cookie, however copied, opens nothing after that."""
 
-    def failed(self, name: str, address: str) -> None:
-        with self._lock:
-            now = time.monotonic()
-            self._failures[(name, address)] = [*self._recent((name, address), now), now]
+    def __init__(self, url: str, idle_seconds: float, clock: Callable[[], float] = time.time):
+        self.engine = engine_for(url)
+        METADATA.create_all(self.engine)
+        self.idle_seconds, self.clock = idle_seconds, clock
+        # Last-seen times are written at most this often: a page view is not a database write.
+        self.touch_seconds = min(60.0, idle_seconds / 10)
 
-    def succeeded(self, name: str, address: str) -> None:
-        with self._lock:
-            self._failures.pop((name, address), None)
+    def open(self, ticket: Ticket) -> None:
+        """Record a new session (and forget ended ones on the way)."""
+        now = self.clock()
+        with self.engine.begin() as conn:
+            conn.execute(
+                SESSIONS.delete().where((SESSIONS.c.expires_at < now) | (SESSIONS.c.seen_at < now - self.idle_seconds))
+            )
+            conn.execute(
+                SESSIONS.insert().values(
+                    session_id=ticket.session_id,
+                    tenant_id=ticket.viewer.tenant_id,
+                    name=ticket.viewer.name,
+                    kind=ticket.viewer.kind,
+                    created_at=now,
+                    seen_at=now,
+                    expires_at=ticket.expires_at,
+                )
+            )
+
+    def alive(self, ticket: Ticket) -> bool:
+        """True for an open session used within the idle time (and mark it used); an idle one is ended."""
+        now = self.clock()
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                sa.select(SESSIONS.c.seen_at, SESSIONS.c.expires_at).where(SESSIONS.c.session_id == ticket.session_id)
+            ).first()
+        if row is None or row.expires_at < now:
+            return False
+        if now - row.seen_at > self.idle_seconds:
+            self.end(ticket.session_id)
+            return False
+        if now - row.seen_at > self.touch_seconds:
+            with self.engine.begin() as conn:
+                conn.execute(SESSIONS.update().where(SESSIONS.c.session_id == ticket.session_id).values(seen_at=now))
+        return True
+
+    def end(self, session_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(SESSIONS.delete().where(SESSIONS.c.session_id == session_id))
 
 
 class Gate:
     """Signs people in and tells, for each request, who is looking (or nobody)."""
 
-    def __init__(self, signer: SessionSigner, users: UserStore, keys: KeyStore, throttle: LoginThrottle):
-        self.signer, self.users, self.keys, self.throttle = signer, users, keys, throttle
+    def __init__(
+        self, signer: SessionSigner, users: UserStore, keys: KeyStore, throttle: LoginThrottle, ledger: SessionLedger
+    ):
+        self.signer, self.users, self.keys, self.throttle, self.ledger = signer, users, keys, throttle, ledger
 
     @staticmethod
     def may_view(role: str) -> bool:
         return role in PERMISSIONS["dashboard"]
 
-    def with_password(self, username: str, password: str) -> tuple[Viewer, str] | None:
+    def check_password(self, username: str, password: str) -> tuple[Viewer, str] | None:
+        """(viewer, fingerprint) for a right password, else None. Slow on purpose (scrypt): run it in a thread."""
         user = self.users.verify(username, password)
         if user is None:
             return None
-        viewer = Viewer(user.tenant_id, user.username, "user", user.role)
-        return viewer, self.signer.issue(viewer, user.fingerprint)
+        return Viewer(user.tenant_id, user.username, "user", user.role), user.fingerprint
 
-    def with_key(self, token: str) -> tuple[Viewer, str] | None:
+    def check_key(self, token: str) -> tuple[Viewer, str] | None:
+        """(viewer, fingerprint) for a valid, unrevoked key, else None."""
         principal = self.keys.verify(token)
         if principal is None:
             return None
-        viewer = Viewer(principal.tenant_id, principal.key_id, "key", principal.role)
-        return viewer, self.signer.issue(viewer, principal.key_id)
+        return Viewer(principal.tenant_id, principal.key_id, "key", principal.role), principal.key_id
+
+    def open_session(self, viewer: Viewer, fingerprint: str) -> str:
+        """A new server-side session for a checked viewer; returns the cookie value."""
+        ticket = self.signer.issue(viewer, fingerprint)
+        self.ledger.open(ticket)
+        return ticket.cookie
+
+    def end_session(self, value: str | None) -> None:
+        """Sign-out: the session of this cookie ends for every copy of it."""
+        ticket = self.signer.read(value)
+        if ticket is not None:
+            self.ledger.end(ticket.session_id)
 
     def from_cookie(self, value: str | None) -> Viewer | None:
-        """The viewer of a genuine cookie whose account is still active, unchanged and allowed."""
-        read = self.signer.read(value)
-        if read is None:
+        """The viewer of a genuine cookie of an open session whose account is still active, unchanged and allowed."""
+        ticket = self.signer.read(value)
+        if ticket is None or not self.ledger.alive(ticket):
             return None
-        viewer, fingerprint = read
+        viewer, fingerprint = ticket.viewer, ticket.fingerprint
         if viewer.kind == "user":
             user = self.users.get(viewer.name)
             ok = user is not None and user.fingerprint == fingerprint and user.tenant_id == viewer.tenant_id

@@ -9,7 +9,8 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from leadradar.serving.auth import KeyStore, bearer_token, request_key
-from leadradar.serving.dashboard.sessions import Gate, LoginThrottle, SessionSigner
+from leadradar.serving.dashboard.sessions import Gate, SessionLedger, SessionSigner
+from leadradar.serving.dashboard.throttle import LoginThrottle
 from leadradar.serving.limits import KeyGate
 from leadradar.serving.users import UserStore
 
@@ -61,7 +62,9 @@ def test_the_api_key_gate_and_the_dashboard_accept_the_same_authorization_header
     app = Starlette(routes=[Route("/model", lambda request: PlainTextResponse("ok"))])
     app.state.keys = keys
     app.add_middleware(KeyGate)
-    dashboard = Gate(SessionSigner(b"secret", 1.0), UserStore(url), keys, LoginThrottle(5, 60.0))
+    dashboard = Gate(
+        SessionSigner(b"secret", 1.0), UserStore(url), keys, LoginThrottle(url, 5, 20, 60.0), SessionLedger(url, 3600)
+    )
 
     with TestClient(app) as client:
         for template in HEADERS:

@@ -113,7 +113,9 @@ def test_the_secure_flag_is_set_when_configured(settings, scored):
 
 def test_a_wrong_password_is_refused_and_repeated_failures_pause_sign_in(app, settings):
     client = TestClient(app)
-    name, password = manager(settings, "t02")
+    # An account of its own: the pause is kept in the database, for every backend, until the window ends.
+    name, password = "paused-t02", "tests-only password 2"
+    UserStore(settings.score_store_url).create("t02", name, password)
     statuses = [
         client.post("/dashboard/login", data={"username": name, "password": "not it at all"}).status_code
         for _ in range(settings.serving.dashboard.login_attempts)
