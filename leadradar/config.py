@@ -276,6 +276,8 @@ class DashboardConfig(BaseModel):
     # Failed sign-ins per user name and address within `login_window_seconds` before a pause.
     login_attempts: int = 5
     login_window_seconds: float = 300.0
+    # Rows of the audit log a manager sees on its page (newest first).
+    audit_rows: int = 200
 
 
 class ServingConfig(BaseModel):

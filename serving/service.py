@@ -1,4 +1,4 @@
-"""The BentoML service sales systems call: /v1/score, /v1/rank, /v1/model, and /healthz, /readyz.
+"""The BentoML service sales systems call: /v1/score, /v1/rank, /v1/model, /v1/audit, and /healthz, /readyz.
 
 The API is a typed FastAPI app mounted into the BentoML service, so the OpenAPI document
 (/v1/openapi.json) and the 422 errors with field paths come with it. Business logic lives in
@@ -30,6 +30,7 @@ from leadradar.features.registry import build_registry
 from leadradar.serving import connections
 from leadradar.serving.apidocs import HEADERS as DOCS_HEADERS
 from leadradar.serving.apidocs import reference_html
+from leadradar.serving.audit import AuditLog
 from leadradar.serving.auth import KeyStore, Principal, request_key
 from leadradar.serving.dashboard.mount import service_dashboard
 from leadradar.serving.engine import ContextCache, Engine, RequestError, load_items
@@ -37,6 +38,8 @@ from leadradar.serving.holder import ModelHolder
 from leadradar.serving.limits import PRINCIPAL, BodyLimit, KeyGate
 from leadradar.serving.ranking import RankedCache
 from leadradar.serving.schemas import (
+    AuditResponse,
+    AuditRow,
     ErrorBody,
     ModelInfo,
     RankedLead,
@@ -156,6 +159,7 @@ class LeadRadar:
         self.keys = KeyStore(settings.score_store_url, settings.serving.key_cache_seconds)
         app.state.keys = self.keys
         self.store = ScoreStore(settings.score_store_url)
+        self.audit_log = AuditLog(settings.score_store_url)
         self.ranked = RankedCache(self.store, settings.serving.grade)
         registry = build_registry(settings)
         online = OnlineFeatures(settings, registry)
@@ -276,4 +280,14 @@ class LeadRadar:
             test_metrics=meta.get("test_metrics"),
             targets=sorted(loaded.model.targets_) if loaded else [],
             skipped_targets=meta.get("skipped_targets", {}),
+        )
+
+    @app.get("/audit", response_model=AuditResponse, responses=ERRORS, openapi_extra={"parameters": KEY_HEADERS})
+    def audit(self, request: Request, limit: int = 100):
+        """The tenant's audit log, newest first: sign-ins, keys created and revoked, exports, deletions."""
+        principal = self._principal(request, "audit")
+        entries = self.audit_log.read(principal.tenant_id, min(max(limit, 1), 1000))
+        return AuditResponse(
+            tenant_id=principal.tenant_id,
+            entries=[AuditRow.model_validate(e, from_attributes=True) for e in entries],
         )

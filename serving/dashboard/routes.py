@@ -16,8 +16,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from leadradar.config import Settings
+from leadradar.serving.audit import AuditLog
 from leadradar.serving.auth import KeyStore
-from leadradar.serving.dashboard.messages import LANGS, from_accept_language
+from leadradar.serving.dashboard.messages import LANGS, MESSAGES, from_accept_language
 from leadradar.serving.dashboard.pagedata import Filters, PageData
 from leadradar.serving.dashboard.render import render
 from leadradar.serving.dashboard.sessions import (
@@ -46,11 +47,12 @@ LOGIN_MESSAGES = {"signed_out": "login.signed_out", "expired": "login.expired"}
 
 @dataclass
 class Backend:
-    """What the pages need: settings, the page data over the score store, and the sign-in gate."""
+    """What the pages need: settings, the page data over the score store, the sign-in gate, the audit log."""
 
     settings: Settings
     data: PageData
     gate: Gate
+    audit: AuditLog
 
     @classmethod
     def build(cls, settings: Settings, store: ScoreStore | None = None, keys: KeyStore | None = None) -> Backend:
@@ -63,7 +65,7 @@ class Backend:
             keys,
             LoginThrottle(cfg.login_attempts, cfg.login_window_seconds),
         )
-        return cls(settings, PageData(store, settings), gate)
+        return cls(settings, PageData(store, settings), gate, AuditLog(settings.score_store_url))
 
 
 def _lazy(factory: Callable[[], Backend]) -> Callable[[], Backend]:
@@ -195,6 +197,7 @@ def build_dashboard(backend: Callable[[], Backend]) -> FastAPI:
         if isinstance(who, Response):
             return who
         frame = backend().data.export(who.tenant_id, _lang(request), filters(request))
+        backend().audit.exported(who, "csv", _shown(filters(request)))
         return _download(csv_bytes(frame), "text/csv; charset=utf-8", _filename(who, "csv"))
 
     @app.get("/export.xlsx")
@@ -205,6 +208,7 @@ def build_dashboard(backend: Callable[[], Backend]) -> FastAPI:
         data, lang = backend().data, _lang(request)
         frame = data.export(who.tenant_id, lang, filters(request))
         content = xlsx_bytes(frame, lang, lambda s: data.stage_label(s, lang))
+        backend().audit.exported(who, "xlsx", _shown(filters(request)))
         return _download(
             content, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", _filename(who, "xlsx")
         )
@@ -217,7 +221,17 @@ def build_dashboard(backend: Callable[[], Backend]) -> FastAPI:
         from leadradar.serving.report import report_html
 
         html = report_html(backend().data, who.tenant_id, _lang(request))
+        backend().audit.exported(who, "report")
         return _download(html.encode(), "text/html; charset=utf-8", _filename(who, "html", "report"))
+
+    @app.get("/audit", response_class=HTMLResponse)
+    def audit(request: Request):
+        who = signed_in(request)
+        if isinstance(who, Response):
+            return who
+        limit = backend().settings.serving.dashboard.audit_rows
+        entries = backend().audit.read(who.tenant_id, limit)
+        return page(request, "audit.html", viewer=who, entries=entries, limit=limit, known=MESSAGES, nav="audit")
 
     @app.get("/login", response_class=HTMLResponse)
     def login_form(request: Request):
@@ -252,11 +266,14 @@ def build_dashboard(backend: Callable[[], Backend]) -> FastAPI:
             signed = gate.with_key(key) if key else gate.with_password(username, password) if username else None
             if signed is None:
                 error = "login.key_failed" if key else "login.failed"
+                backend().audit.sign_in_failed(gate.users, gate.keys, username, key)
                 gate.throttle.failed(who_tried, address)
             elif not gate.may_view(signed[0].role):
                 error = "login.not_manager"
+                backend().audit.refused(signed[0])
             else:
                 gate.throttle.succeeded(who_tried, address)
+                backend().audit.signed_in(signed[0])
                 response = RedirectResponse(_safe_next(base, form.get("next")), status_code=303)
                 cfg = backend().settings.serving.dashboard
                 response.set_cookie(
@@ -289,6 +306,11 @@ def build_dashboard(backend: Callable[[], Backend]) -> FastAPI:
         return response
 
     return app
+
+
+def _shown(f: Filters) -> str:
+    """The filters of an export, as the audit log keeps them."""
+    return " ".join(f"{k}={v}" for k, v in (("sales", f.sales), ("stage", f.stage), ("grade", f.grade)) if v)
 
 
 def _filename(who: Viewer, ext: str, kind: str = "leads") -> str:
