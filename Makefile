@@ -23,11 +23,14 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	@touch $(STAMP)
 
-# ruff (lint, import order, format) and mypy over the package as it installs (a tree of links, see pyproject).
+# ruff (lint, import order, format), bandit (security) and mypy over the package as it installs (a tree of
+# links, see pyproject).
 TYPECHECK := .tmp/typecheck
+PACKAGE_DIRS := leadradar features models training serving
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/bandit -q -c pyproject.toml -r $(PACKAGE_DIRS)
 	@rm -rf $(TYPECHECK) && mkdir -p $(TYPECHECK)/leadradar
 	@for f in leadradar/*.py; do ln -s "$(CURDIR)/$$f" $(TYPECHECK)/leadradar/; done
 	@for d in features models training serving; do ln -s "$(CURDIR)/$$d" $(TYPECHECK)/leadradar/$$d; done

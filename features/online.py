@@ -99,15 +99,16 @@ class OnlineFeatures:
                     continue
                 cols = table.select(schema.names).cast(schema).to_pydict()
                 marks = ", ".join("?" * len(schema.names))
-                con.executemany(f"INSERT INTO {name} VALUES ({marks})", zip(*(cols[n] for n in schema.names)))
+                insert = f"INSERT INTO {name} VALUES ({marks})"  # nosec B608 # the compiled query's own table names; values are bound
+                con.executemany(insert, zip(*(cols[n] for n in schema.names)))
             for name, sql in self.stages:
-                con.execute(f"DELETE FROM {name}")
+                con.execute(f"DELETE FROM {name}")  # nosec B608 # the compiled query's own table names; values are bound
                 con.execute(f"INSERT INTO {name} {sql}")
             cur = con.execute(self.sql)
             return [d[0] for d in cur.description], cur.fetchall()
         finally:
             for name in (*self.inputs, *(n for n, _ in self.stages)):
-                con.execute(f"DELETE FROM {name}")
+                con.execute(f"DELETE FROM {name}")  # nosec B608 # the compiled query's own table names; values are bound
 
     def compute(
         self,

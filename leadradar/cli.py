@@ -609,6 +609,7 @@ def keys_create(
 ) -> None:
     """Create a key; it is printed once and only its hash is kept."""
     key_id, token = key_store().create(tenant, role, name, sales)
+    audit_key("key_created", key_id)
     console.print(f"key {key_id} for tenant {tenant}, role {role}: store it now, it is not shown again")
     print(token)
 
@@ -637,7 +638,51 @@ def keys_revoke(key_id: str = typer.Argument(..., help="the key id shown by `key
     """Revoke a key; the service refuses it from its next cache refresh (seconds)."""
     if not key_store().revoke(key_id):
         raise NotFoundError(f"no active key {key_id!r}; `leadradar keys list` shows the keys")
+    audit_key("key_revoked", key_id)
     out.print(f"revoked {key_id}")
+
+
+def audit_log():
+    from leadradar.serving.audit import AuditLog
+
+    settings = settings_for()
+    settings.ensure_dirs()
+    return AuditLog(settings.score_store_url)
+
+
+def audit_key(action: str, key_id: str) -> None:
+    """Keep a key's creation or revocation in the audit log, under its tenant, as done by this OS user."""
+    import getpass
+
+    try:
+        who = f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name in this environment (some containers)
+        who = "cli"
+    row = next(k for k in key_store().list() if k["key_id"] == key_id)
+    audit_log().record(action, row["tenant_id"], who, f"key:{key_id}", row["role"])
+
+
+@app.command()
+def audit(
+    tenant: str = typer.Option(..., help="the company whose audit log to show"),
+    limit: int = typer.Option(50, help="rows to show, newest first"),
+    as_json: bool = typer.Option(False, "--json", help="print the rows as one JSON object"),
+) -> None:
+    """Sign-ins, API keys created and revoked, exports and deletions of a tenant: who, when, what."""
+    entries = audit_log().read(tenant, limit)
+    if as_json:
+        rows = [{**e.__dict__, "at": e.at.isoformat()} for e in entries]
+        print(json.dumps({"tenant_id": tenant, "entries": rows}, ensure_ascii=False))
+        return
+    from rich.markup import escape
+    from rich.text import Text
+
+    table = Table(title=f"audit log of {escape(tenant)}, newest first")
+    for col in ("when (UTC)", "who", "what", "on", "detail"):
+        table.add_column(col)
+    for e in entries:
+        table.add_row(*(Text(v or "") for v in (f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.target, e.detail)))
+    out.print(table)
 
 
 def user_store():

@@ -290,6 +290,8 @@ class DashboardConfig(BaseModel):
     login_hash_queue: int = Field(default=32, ge=0)
     # The largest body the dashboard reads (the sign-in form is well under 1 KB): more is a 413, unread.
     max_body_bytes: int = Field(default=16_384, gt=0)
+    # Rows of the audit log a manager sees on its page (newest first).
+    audit_rows: int = 200
 
 
 class ServingConfig(BaseModel):
@@ -320,6 +322,16 @@ class ServingConfig(BaseModel):
     access_log: bool = False
     metrics: bool = False
     tracing: bool = False
+    # The API reference at /v1/docs: a page rendered here from the OpenAPI document, with no script at all
+    # (FastAPI's own pages load Swagger and ReDoc from a CDN). Off hides it; /v1/openapi.json stays.
+    api_docs: bool = True
+    # Connection timeouts, which uvicorn lacks (serving/connections.py): a fresh or reused connection must
+    # deliver a request's headers within `header_timeout_seconds` of its first byte (or of opening), and its
+    # body within `body_timeout_seconds` after the headers (20 MB in 60 s needs 2.7 Mbit/s), else it is
+    # closed; an idle connection between requests is closed after `keep_alive_seconds` (uvicorn's 5 s).
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    body_timeout_seconds: float = Field(default=60.0, gt=0)
+    keep_alive_seconds: float = Field(default=5.0, gt=0)
     # Grade A-D by the main close probability: at least this for A, B, C; D below.
     grade_thresholds: dict[str, float] = Field(default_factory=lambda: {"A": 0.5, "B": 0.2, "C": 0.05})
     reasons_for: int = 3

@@ -25,6 +25,7 @@ PERMISSIONS = {
     "rank": {"system", "manager", "sales"},
     "model": {"system", "manager", "sales"},
     "dashboard": {"manager"},
+    "audit": {"manager"},
 }
 
 METADATA = sa.MetaData()

@@ -9,9 +9,19 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from leadradar.serving.auth import request_key
 
-PUBLIC_PATHS = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc")
+PUBLIC_PATHS = ("/openapi.json", "/docs")
 # Where KeyGate leaves the verified caller in the request scope, so an endpoint need not verify again.
 PRINCIPAL = "leadradar.principal"
+
+
+# Sent with an answer given before the request's body was read: the connection ends there, so the rest of
+# the body is never read (uvicorn would otherwise keep taking it in while the client sends).
+CLOSE = (b"connection", b"close")
+
+
+def has_body(scope: Scope) -> bool:
+    headers = dict(scope.get("headers", []))
+    return headers.get(b"content-length", b"0") not in (b"", b"0") or b"transfer-encoding" in headers
 
 
 async def send_json(send: Send, status: int, doc: dict, headers: list[tuple[bytes, bytes]] | None = None) -> None:
@@ -39,7 +49,7 @@ class BodyLimit:
 
     async def _refuse(self, send: Send) -> None:
         await send_json(
-            send, 413, {"error": "request body too large", "detail": f"the limit is {self.max_bytes} bytes"}
+            send, 413, {"error": "request body too large", "detail": f"the limit is {self.max_bytes} bytes"}, [CLOSE]
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -77,7 +87,8 @@ class BodyLimit:
 
 class KeyGate:
     """Pure ASGI middleware: no valid API key, no further (401), whatever the body; the role check stays
-    in the endpoint. The key store is the one the service put on `app.state.keys`."""
+    in the endpoint. The key store is the one the service put on `app.state.keys`. It sits outside
+    BodyLimit, so a caller without a key is refused before a byte of its body is read."""
 
     def __init__(self, app: ASGIApp):
         self.app = app
@@ -96,7 +107,7 @@ class KeyGate:
                     send,
                     401,
                     {"detail": "missing or unknown API key; send `Authorization: Bearer <key>`"},
-                    [(b"www-authenticate", b"Bearer")],
+                    [(b"www-authenticate", b"Bearer"), *([CLOSE] if has_body(scope) else [])],
                 )
                 return
             scope[PRINCIPAL] = principal

@@ -55,7 +55,8 @@ class ServiceProcess:
         deadline = time.monotonic() + self.ready_timeout
         path = "/readyz" if self.require_ready else "/healthz"
         proc = self.proc
-        assert proc is not None, "start() sets the process before waiting for it"
+        if proc is None:
+            raise RuntimeError("start() sets the process before waiting for it")
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RuntimeError(f"service exited with {proc.returncode}; log: {self.log_file}\n{self.tail()}")

@@ -150,6 +150,21 @@ class ModelInfo(BaseModel):
     skipped_targets: dict[str, str] = {}
 
 
+class AuditRow(BaseModel):
+    """One act of the audit log (serving/audit.py): codes, ids and account names, never a secret."""
+
+    at: datetime
+    actor: str
+    action: str
+    target: str | None
+    detail: str | None
+
+
+class AuditResponse(BaseModel):
+    tenant_id: str
+    entries: list[AuditRow]
+
+
 class ErrorBody(BaseModel):
     error: str
     detail: list | str | None = None

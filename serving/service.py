@@ -1,8 +1,9 @@
-"""The BentoML service sales systems call: /v1/score, /v1/rank, /v1/model, and /healthz, /readyz.
+"""The BentoML service sales systems call: /v1/score, /v1/rank, /v1/model, /v1/audit, and /healthz, /readyz.
 
 The API is a typed FastAPI app mounted into the BentoML service, so the OpenAPI document
 (/v1/openapi.json) and the 422 errors with field paths come with it. Business logic lives in
 serving/engine.py, serving/ranking.py and serving/auth.py; this module wires keys and status codes.
+`/` sends browsers to the dashboard, in place of BentoML's own page (which loads Google Tag Manager).
 """
 
 from __future__ import annotations
@@ -17,13 +18,19 @@ import bentoml
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
 
 from leadradar.config import get_settings
 from leadradar.features.online import OnlineFeatures
 from leadradar.features.registry import build_registry
+from leadradar.serving import connections
+from leadradar.serving.apidocs import HEADERS as DOCS_HEADERS
+from leadradar.serving.apidocs import reference_html
+from leadradar.serving.audit import AuditLog
 from leadradar.serving.auth import KeyStore, Principal, request_key
 from leadradar.serving.dashboard.mount import service_dashboard
 from leadradar.serving.engine import ContextCache, Engine, RequestError, load_items
@@ -31,6 +38,8 @@ from leadradar.serving.holder import ModelHolder
 from leadradar.serving.limits import PRINCIPAL, BodyLimit, KeyGate
 from leadradar.serving.ranking import RankedCache
 from leadradar.serving.schemas import (
+    AuditResponse,
+    AuditRow,
     ErrorBody,
     ModelInfo,
     RankedLead,
@@ -44,15 +53,21 @@ from leadradar.serving.store import ScoreStore
 log = logging.getLogger(__name__)
 SETTINGS = get_settings()
 ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 403, 413, 503)}
+connections.install(
+    SETTINGS.serving.header_timeout_seconds, SETTINGS.serving.body_timeout_seconds, SETTINGS.serving.keep_alive_seconds
+)
 
 app = FastAPI(
     title="leadradar scoring API",
     version="1",
     description="Close probabilities, funnel transitions, grades and reasons for sales leads, per tenant.",
     servers=[{"url": "/v1"}],
+    docs_url=None,  # FastAPI's pages load Swagger and ReDoc from a CDN; /docs below is ours
+    redoc_url=None,
 )
-app.add_middleware(KeyGate)
+# The last added runs first: the key is checked before BodyLimit reads a byte of the body.
 app.add_middleware(BodyLimit, max_bytes=SETTINGS.serving.max_body_bytes)
+app.add_middleware(KeyGate)
 
 
 def invalid(errors: Sequence[Mapping[str, Any]], prefix: tuple[str, ...] = ()) -> Response:
@@ -84,6 +99,24 @@ def openapi_document() -> dict:
 
 
 app.openapi = openapi_document  # type: ignore[method-assign]  # FastAPI's documented way to shape the document
+
+if SETTINGS.serving.api_docs:
+
+    @app.get("/docs", include_in_schema=False)
+    def reference() -> HTMLResponse:
+        """The API reference as one page with no script (serving/apidocs.py)."""
+        return HTMLResponse(reference_html(openapi_document()), headers=DOCS_HEADERS)
+
+
+def front_door() -> Starlette:
+    """`/` redirects to the dashboard; mounted on the service before BentoML's own index page."""
+
+    async def to_dashboard(request: Request) -> RedirectResponse:
+        return RedirectResponse(request.scope.get("root_path", "").rstrip("/") + "/dashboard/", status_code=307)
+
+    return Starlette(routes=[Route("/", to_dashboard, methods=["GET", "HEAD"])])
+
+
 KEY_HEADERS = [
     {"name": name, "in": "header", "required": False, "schema": {"type": "string"}}
     for name in ("authorization", "x-api-key")
@@ -112,6 +145,7 @@ SCORE_ERRORS: dict[int | str, dict[str, Any]] = {
     metrics={"enabled": SETTINGS.serving.metrics},
     tracing={} if SETTINGS.serving.tracing else {"excluded_urls": ["/v1", "/dashboard"]},
 )
+@bentoml.asgi_app(front_door(), path="/")  # matches `/` only: BentoML's mounts match a route, not a prefix
 @bentoml.asgi_app(service_dashboard(), path="/dashboard")  # the managers' pages (serving/dashboard/)
 @bentoml.asgi_app(app, path="/v1")
 class LeadRadar:
@@ -127,6 +161,7 @@ class LeadRadar:
         )
         app.state.keys = self.keys
         self.store = ScoreStore(settings.score_store_url)
+        self.audit_log = AuditLog(settings.score_store_url)
         self.ranked = RankedCache(self.store, settings.serving.grade)
         registry = build_registry(settings)
         online = OnlineFeatures(settings, registry)
@@ -247,4 +282,14 @@ class LeadRadar:
             test_metrics=meta.get("test_metrics"),
             targets=sorted(loaded.model.targets_) if loaded else [],
             skipped_targets=meta.get("skipped_targets", {}),
+        )
+
+    @app.get("/audit", response_model=AuditResponse, responses=ERRORS, openapi_extra={"parameters": KEY_HEADERS})
+    def audit(self, request: Request, limit: int = 100):
+        """The tenant's audit log, newest first: sign-ins, keys created and revoked, exports, deletions."""
+        principal = self._principal(request, "audit")
+        entries = self.audit_log.read(principal.tenant_id, min(max(limit, 1), 1000))
+        return AuditResponse(
+            tenant_id=principal.tenant_id,
+            entries=[AuditRow.model_validate(e, from_attributes=True) for e in entries],
         )

@@ -36,7 +36,7 @@ def key_part(name: str) -> str:
     safe = _UNSAFE.sub("_", str(name))
     if safe == str(name):
         return safe
-    return f"{safe}-{hashlib.sha1(str(name).encode()).hexdigest()[:6]}"
+    return f"{safe}-{hashlib.sha1(str(name).encode(), usedforsecurity=False).hexdigest()[:6]}"
 
 
 def _probabilities(p: np.ndarray | pd.Series, n: int, what: str, allow_missing: bool = False) -> np.ndarray:

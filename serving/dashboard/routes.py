@@ -17,8 +17,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from leadradar.config import DashboardConfig, Settings
+from leadradar.serving.audit import AuditLog
 from leadradar.serving.auth import KeyStore
-from leadradar.serving.dashboard.messages import LANGS, from_accept_language
+from leadradar.serving.dashboard.messages import LANGS, MESSAGES, from_accept_language
 from leadradar.serving.dashboard.pagedata import Filters, PageData
 from leadradar.serving.dashboard.render import render
 from leadradar.serving.dashboard.sessions import (
@@ -53,12 +54,13 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 
 @dataclass
 class Backend:
-    """What the pages need: settings, the page data over the score store, and the sign-in gate."""
+    """What the pages need: settings, the page data over the score store, the sign-in gate, the audit log."""
 
     settings: Settings
     data: PageData
     gate: Gate
     checks: CheckPool
+    audit: AuditLog
 
     @classmethod
     def build(cls, settings: Settings, store: ScoreStore | None = None, keys: KeyStore | None = None) -> Backend:
@@ -72,9 +74,8 @@ class Backend:
             LoginThrottle(url, cfg.login_attempts, cfg.login_address_attempts, cfg.login_window_seconds),
             SessionLedger(url, cfg.session_idle_minutes * 60),
         )
-        return cls(
-            settings, PageData(store, settings), gate, CheckPool(cfg.login_hash_concurrency, cfg.login_hash_queue)
-        )
+        checks = CheckPool(cfg.login_hash_concurrency, cfg.login_hash_queue)
+        return cls(settings, PageData(store, settings), gate, checks, AuditLog(url))
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,17 @@ async def sign_in(backend: Backend, username: str, password: str, key: str, addr
         return SignIn(name, address, viewer, error="login.not_manager")
     await run_in_threadpool(gate.throttle.succeeded, name, address)
     return SignIn(name, address, viewer, await run_in_threadpool(gate.open_session, viewer, fingerprint))
+
+
+def audit_sign_in(backend: Backend, attempt: SignIn, username: str, key: str) -> None:
+    """Keep the sign-in in the tenant's audit log: who signed in, who was refused, failures of known names."""
+    gate, audit = backend.gate, backend.audit
+    if attempt.error is None and attempt.viewer is not None:
+        audit.signed_in(attempt.viewer)
+    elif attempt.error == "login.not_manager" and attempt.viewer is not None:
+        audit.refused(attempt.viewer)
+    elif attempt.error in ("login.failed", "login.key_failed"):
+        audit.sign_in_failed(gate.users, gate.keys, username[:MAX_NAME], key[:MAX_KEY])
 
 
 def _lazy(factory: Callable[[], Backend]) -> Callable[[], Backend]:
@@ -283,6 +295,7 @@ def build_dashboard(backend: Callable[[], Backend], max_body_bytes: int | None =
         if isinstance(who, Response):
             return who
         frame = backend().data.export(who.tenant_id, _lang(request), filters(request))
+        backend().audit.exported(who, "csv", _shown(filters(request)))
         return _download(csv_bytes(frame), "text/csv; charset=utf-8", _filename(who, "csv"))
 
     @app.get("/export.xlsx")
@@ -293,6 +306,7 @@ def build_dashboard(backend: Callable[[], Backend], max_body_bytes: int | None =
         data, lang = backend().data, _lang(request)
         frame = data.export(who.tenant_id, lang, filters(request))
         content = xlsx_bytes(frame, lang, lambda s: data.stage_label(s, lang))
+        backend().audit.exported(who, "xlsx", _shown(filters(request)))
         return _download(
             content, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", _filename(who, "xlsx")
         )
@@ -305,6 +319,7 @@ def build_dashboard(backend: Callable[[], Backend], max_body_bytes: int | None =
         from leadradar.serving.report import report_html
 
         html = report_html(backend().data, who.tenant_id, _lang(request))
+        backend().audit.exported(who, "report")
         return _download(html.encode(), "text/html; charset=utf-8", _filename(who, "html", "report"))
 
     def login_page(request: Request, status: int, error: str | None, next_: str, username: str, key: bool):
@@ -320,6 +335,15 @@ def build_dashboard(backend: Callable[[], Backend], max_body_bytes: int | None =
             viewer=None,
             nav="",
         )
+
+    @app.get("/audit", response_class=HTMLResponse)
+    def audit(request: Request):
+        who = signed_in(request)
+        if isinstance(who, Response):
+            return who
+        limit = backend().settings.serving.dashboard.audit_rows
+        entries = backend().audit.read(who.tenant_id, limit)
+        return page(request, "audit.html", viewer=who, entries=entries, limit=limit, known=MESSAGES, nav="audit")
 
     @app.get("/login", response_class=HTMLResponse)
     def login_form(request: Request):
@@ -352,6 +376,7 @@ def build_dashboard(backend: Callable[[], Backend], max_body_bytes: int | None =
             return login_page(request, 403, "login.cross_site", target, shown, bool(key))
         attempt = await sign_in(backend(), username, password, key, _address(request))
         # Every sign-in attempt is settled here: `attempt` says who tried, from where, and how it ended.
+        await run_in_threadpool(audit_sign_in, backend(), attempt, username, key)
         if attempt.cookie is None:
             return login_page(request, attempt.status, attempt.error, target, shown, bool(key))
         response = RedirectResponse(_safe_next(_base(request), target), status_code=303)
@@ -376,6 +401,11 @@ def build_dashboard(backend: Callable[[], Backend], max_body_bytes: int | None =
         return response
 
     return app
+
+
+def _shown(f: Filters) -> str:
+    """The filters of an export, as the audit log keeps them."""
+    return " ".join(f"{k}={v}" for k, v in (("sales", f.sales), ("stage", f.stage), ("grade", f.grade)) if v)
 
 
 def _filename(who: Viewer, ext: str, kind: str = "leads") -> str:

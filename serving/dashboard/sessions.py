@@ -31,7 +31,7 @@ from leadradar.serving.users import UserStore
 
 COOKIE = "lr_session"
 LANG_COOKIE = "lr_lang"
-SECRET_FILE = "dashboard-secret"
+SECRET_FILE = "dashboard-secret"  # nosec B105 # the name of the file the secret is kept in, not a secret
 
 METADATA = sa.MetaData()
 SESSIONS = sa.Table(
