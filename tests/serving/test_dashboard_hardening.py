@@ -267,6 +267,8 @@ def post_raw(url: str, path: str, size: int, chunked: bool) -> int | None:
     with socket.create_connection((parts.hostname, parts.port), timeout=30) as sock:
         sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
         sent = 0
+        if not chunked:  # a declared length over the limit is refused on the headers alone: wait for that answer
+            select.select([sock], [], [], 2.0)
         try:
             while sent < size and not select.select([sock], [], [], 0)[0]:
                 sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
