@@ -391,8 +391,19 @@ class Settings(BaseSettings):
         return self.data_dir / "scores"
 
     def ensure_dirs(self) -> None:
+        """The data directory and its folders, open to this user only (0700), and its SQLite files 0600.
+
+        They hold customers' scores, key and password hashes, the dashboard's signing key and the models.
+        Databases made before this rule are tightened too.
+        """
         for path in (self.data_dir, self.scores_dir, self.model_cache_dir):
-            path.mkdir(parents=True, exist_ok=True)
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path.chmod(0o700)
+        for name, configured in (("scores.db", self.serving.score_store_url), ("mlflow.db", self.mlflow.tracking_uri)):
+            if configured is None:
+                database = self.data_dir / name
+                os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
+                database.chmod(0o600)
 
 
 def quiet_environment() -> None:
