@@ -9,6 +9,7 @@ compute and numpy, no Python loop per row).
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,7 +31,14 @@ _ZONE_PATTERN = r"[T ]\d{2}(?::?\d{2}){0,2}(?:[.,]\d+)?\s*(?:Z|[+-]\d{2}(?::?\d{
 _TS_EXPECTED = "expected ISO 8601 with a time zone, e.g. '2026-03-01T10:00:00+08:00'"
 _DWELL_EXPECTED = "expected a finite number of seconds >= 0, or empty"
 _TEXT_EXPECTED = "expected a non-empty string"
+VISIBLE_EXPECTED = "expected visible characters only: no bidi control, zero-width, control or other format character"
 _SHOWN_CHARS = 60
+# Characters that do not show, or that reorder what follows (Trojan Source, CVE-2021-42574): control (Cc), format
+# (Cf: bidi controls U+202A-202E and U+2066-2069, zero-width U+200B-200D, U+2060, U+FEFF) and line/paragraph
+# separators. An id holding one reads like another id, or reverses the text around it wherever it is shown.
+INVISIBLE_PATTERN = r"[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]"
+INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp"})
+ID_FIELDS = ("event_id", "tenant_id", "lead_id", "sales_id", "item_id", "referrer_lead_id")
 
 REJECTED_SCHEMA = pa.schema(
     [
@@ -81,6 +89,7 @@ class Limits:
             max_dwell_s=events.max_dwell_seconds,
             words={
                 "text": _TEXT_EXPECTED,
+                "visible": VISIBLE_EXPECTED,
                 "time": _TS_EXPECTED,
                 "number": _DWELL_EXPECTED,
                 "earliest": earliest.isoformat().removesuffix("T00:00:00+00:00"),
@@ -114,11 +123,24 @@ def _text_rules(field: str) -> tuple[Rule, ...]:
     )
 
 
+def _invisible(field: str) -> Rule:
+    return Rule(
+        field,
+        "invisible",
+        lambda c, _: _bools(pc.match_substring_regex(c.text, INVISIBLE_PATTERN)),
+        "holds an invisible or direction-changing character ({visible})",
+    )
+
+
+def _id_rules(field: str) -> tuple[Rule, ...]:
+    return (*_text_rules(field), _invisible(field))
+
+
 RULES: tuple[Rule, ...] = (
-    *_text_rules("event_id"),
-    *_text_rules("tenant_id"),
-    *_text_rules("lead_id"),
-    *_text_rules("sales_id"),
+    *_id_rules("event_id"),
+    *_id_rules("tenant_id"),
+    *_id_rules("lead_id"),
+    *_id_rules("sales_id"),
     Rule("ts", "missing", lambda c, _: c.null | c.blank, "missing ({time})"),
     Rule("ts", "unparseable", lambda c, _: c.unreadable, "{value} is not a timestamp ({time})"),
     Rule("ts", "naive", lambda c, _: c.naive, "naive timestamp {value} (no time zone; {time})"),
@@ -150,6 +172,8 @@ RULES: tuple[Rule, ...] = (
         "{value} is more than {max_dwell} seconds ({max_dwell_hours} h, settings.events.max_dwell_seconds):"
         " a page left open, not read",
     ),
+    _invisible("item_id"),
+    _invisible("referrer_lead_id"),
 )
 
 # The rule `mark_duplicates` applies across events rather than within one: a later copy of an event id
@@ -218,6 +242,11 @@ def resent_changed_reason(event_ids: pa.Array) -> pa.Array:
     """The refusal of later copies of these event ids, which came with other content (`<field>: <reason>`)."""
     reasons = _reason(RESENT_CHANGED, event_ids.take, {})(np.arange(len(event_ids)))
     return pc.binary_join_element_wise("event_id: ", reasons, "")
+
+
+def invisible_in(text: str) -> bool:
+    """True when an id holds a character `INVISIBLE_PATTERN` refuses: the same test for values checked one by one."""
+    return any(unicodedata.category(ch) in INVISIBLE_CATEGORIES for ch in text)
 
 
 def utc_now(now: pd.Timestamp | None) -> pd.Timestamp:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from typer._click.core import Context
@@ -252,7 +253,7 @@ def ingest(
         table.add_column(col, justify="left" if col == "file" else "right")
     for f in [*report.files, report.total]:
         table.add_row(
-            getattr(f, "file", "total"),
+            escape(getattr(f, "file", "total")),
             *(
                 f"{getattr(f, k):,}"
                 for k in ("rows_in", "accepted", "rejected", "duplicates", "conflicting_duplicates")
@@ -262,9 +263,9 @@ def ingest(
     for field, n in report.total.rejected_by_reason_field.items():
         out.print(f"  rejected for {field}: {n:,}")
     for etype, n in report.total.unknown_event_types.items():
-        out.print(f"  event type not configured: {etype!r} × {n:,}")
+        out.print(f"  event type not configured: {escape(repr(etype))} × {n:,}")
     for note in report.notes:
-        out.print(f"  note: {note}")
+        out.print(f"  note: {escape(note)}")
     out.print(
         f"stored {report.events_stored:,} events in {report.events_path}"
         + (f"; rejected rows and reasons in {report.quarantine_path}" if report.quarantine_path else "")
@@ -545,7 +546,7 @@ def rank(
                 out.print(rank_table(frame, title, label, caption=False))
     for path in (csv, xlsx):
         if path:
-            console.print(f"wrote {len(table):,} leads → {path}")
+            console.print(f"wrote {len(table):,} leads → {escape(str(path))}")
 
 
 @app.command()
@@ -567,7 +568,7 @@ def report(
     if not store.runs(tenant):
         raise NotFoundError(f"no scores for tenant {tenant!r}; run `leadradar score` first")
     path = write_report(PageData(store, settings), tenant, lang, out_file, top)
-    console.print(f"report of {tenant} → {path} ({path.stat().st_size / 1024:.0f} KiB)")
+    console.print(f"report of {escape(tenant)} → {escape(str(path))} ({path.stat().st_size / 1024:.0f} KiB)")
 
 
 @app.command()
@@ -610,7 +611,7 @@ def keys_create(
     """Create a key; it is printed once and only its hash is kept."""
     key_id, token = key_store().create(tenant, role, name, sales)
     audit_key("key_created", key_id)
-    console.print(f"key {key_id} for tenant {tenant}, role {role}: store it now, it is not shown again")
+    console.print(f"key {key_id} for tenant {escape(tenant)}, role {escape(role)}: store it now, it is not shown again")
     print(token)
 
 
@@ -623,10 +624,10 @@ def keys_list(tenant: str | None = typer.Option(None, help="only this tenant's k
     for k in key_store().list(tenant):
         table.add_row(
             k["key_id"],
-            k["tenant_id"],
+            escape(k["tenant_id"]),
             k["role"],
-            k["sales_id"] or "",
-            k["name"] or "",
+            escape(k["sales_id"] or ""),
+            escape(k["name"] or ""),
             f"{k['created_at']:%Y-%m-%d %H:%M}",
             "revoked" if k["revoked_at"] else "active",
         )
@@ -639,7 +640,7 @@ def keys_revoke(key_id: str = typer.Argument(..., help="the key id shown by `key
     if not key_store().revoke(key_id):
         raise NotFoundError(f"no active key {key_id!r}; `leadradar keys list` shows the keys")
     audit_key("key_revoked", key_id)
-    out.print(f"revoked {key_id}")
+    out.print(f"revoked {escape(key_id)}")
 
 
 def audit_log():
@@ -709,7 +710,9 @@ def users_create(
 ) -> None:
     """Create a dashboard account; the password is kept only as a scrypt hash."""
     user = user_store().create(tenant, name, new_password(password_stdin), role)
-    console.print(f"user {user.username} of tenant {user.tenant_id} ({user.role}) can now sign in at /dashboard")
+    console.print(
+        f"user {user.username} of tenant {escape(user.tenant_id)} ({user.role}) can now sign in at /dashboard"
+    )
 
 
 @users_app.command("password")
@@ -732,7 +735,7 @@ def users_list(tenant: str | None = typer.Option(None, help="only this tenant's 
     for u in user_store().list(tenant):
         table.add_row(
             u["username"],
-            u["tenant_id"],
+            escape(u["tenant_id"]),
             u["role"],
             f"{u['created_at']:%Y-%m-%d %H:%M}",
             "disabled" if u["disabled_at"] else "active",

@@ -258,6 +258,23 @@ class MlflowConfig(BaseModel):
     model_name: str = "leadradar-close"
 
 
+class PasswordConfig(BaseModel):
+    """What a dashboard password must be, and how hard its hash is to guess (serving/users.py)."""
+
+    # Characters at least: NIST SP 800-63B asks for 8 or more where passwords are checked against a deny-list;
+    # 10 was the rule before the deny-list and stays.
+    min_length: int = Field(default=10, ge=8)
+    # Refuse the 30,000 most common passwords (zxcvbn's list), also with digits or symbols added at the end,
+    # and a password holding the user name: the first ones a sprayer tries.
+    refuse_common: bool = True
+    # Argon2id, argon2-cffi's RFC 9106 "low memory" profile: 64 MiB, 3 passes, 4 lanes (~0.2 s here), where the
+    # scrypt before used 16 MiB (~0.04 s). Each hash keeps its own parameters, so changing these affects new
+    # passwords only, and hashes made with older parameters (or scrypt) still verify.
+    argon2_time_cost: int = Field(default=3, ge=1)
+    argon2_memory_kib: int = Field(default=64 * 1024, ge=8 * 1024)
+    argon2_parallelism: int = Field(default=4, ge=1)
+
+
 class DashboardConfig(BaseModel):
     """The managers' dashboard: browser sessions, page sizes and what a batch run keeps for the pages."""
 
@@ -283,7 +300,7 @@ class DashboardConfig(BaseModel):
     # from one place is paused too. An IPv6 address counts by its /64, what one subscriber gets.
     login_address_attempts: int = 20
     login_window_seconds: float = 300.0
-    # Password checks (scrypt, ~16 MB and ~50 ms each) run in threads, at most this many at once per worker,
+    # Password checks (Argon2id, 64 MiB and ~0.2 s each) run in threads, at most this many at once per worker,
     # so that bad sign-ins cannot take the cores (or the event loop) that scoring needs.
     login_hash_concurrency: int = Field(default=1, ge=1)
     # Sign-ins waiting for a password check beyond this many are told to try again (429) at once.
@@ -292,6 +309,7 @@ class DashboardConfig(BaseModel):
     max_body_bytes: int = Field(default=16_384, gt=0)
     # Rows of the audit log a manager sees on its page (newest first).
     audit_rows: int = 200
+    passwords: PasswordConfig = Field(default_factory=PasswordConfig)
 
 
 class ServingConfig(BaseModel):
@@ -415,8 +433,19 @@ class Settings(BaseSettings):
         return self.data_dir / "scores"
 
     def ensure_dirs(self) -> None:
+        """The data directory and its folders, open to this user only (0700), and its SQLite files 0600.
+
+        They hold customers' scores, key and password hashes, the dashboard's signing key and the models.
+        Databases made before this rule are tightened too.
+        """
         for path in (self.data_dir, self.scores_dir, self.model_cache_dir):
-            path.mkdir(parents=True, exist_ok=True)
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            path.chmod(0o700)
+        for name, configured in (("scores.db", self.serving.score_store_url), ("mlflow.db", self.mlflow.tracking_uri)):
+            if configured is None:
+                database = self.data_dir / name
+                os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
+                database.chmod(0o600)
 
 
 def quiet_environment() -> None:

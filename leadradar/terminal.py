@@ -1,4 +1,8 @@
-"""Ranked lists on a terminal (rich): what `leadradar rank` and the demo print."""
+"""Ranked lists on a terminal (rich): what `leadradar rank` and the demo print.
+
+Ids, stages and reasons come from outside, so they go in as `Text` (never parsed as Rich markup or
+emoji codes): a lead id such as `[bold]x` or `[/]` is shown as written instead of breaking the table.
+"""
 
 from __future__ import annotations
 
@@ -22,11 +26,12 @@ def rank_table(
 ) -> RenderableType:
     """A ranked list for the terminal: rank, lead, salesperson, stage, probability, grade, change, top reason.
 
-    On a terminal narrower than 120 columns the reasons follow the table, one line per lead.
+    On a terminal narrower than 120 columns the reasons follow the table, one line per lead. `title` is
+    plain text (it may hold a tenant id), never markup.
     """
     wide = (width or Console().width) >= 120
     table = Table(
-        title=title,
+        title=Text(title),
         title_justify="left",
         box=box.SIMPLE_HEAD,
         pad_edge=False,
@@ -55,16 +60,16 @@ def rank_table(
             color = "green" if change > 0.0005 else "red" if change < -0.0005 else "dim"
             moved = f"[{color}]{change * 100:+.1f}[/{color}]"
         grade, stage, reason = row.get("grade") or "", row.get("stage") or "", row.get("top_reason") or ""
-        cells = [
+        cells: list[RenderableType] = [
             str(row["rank"]),
-            row["lead_id"],
-            row.get("sales_id") or "",
-            stage_label(stage) if stage_label and stage else stage,
+            Text(str(row["lead_id"])),
+            Text(str(row.get("sales_id") or "")),
+            Text(stage_label(stage) if stage_label and stage else stage),
             f"{row['p_close']:.1%}",
-            f"[{GRADE_STYLE.get(grade, '')}] {grade} [/]" if grade else "",
+            Text(f" {grade} ", GRADE_STYLE.get(grade, "")) if grade else "",
             moved,
         ]
-        table.add_row(*cells, *([reason] if wide else []))
+        table.add_row(*cells, *([Text(reason)] if wide else []))
         if reason and not wide:
             notes.append(Text.assemble((f"{row['rank']:>4}  {row['lead_id']}: ", "dim"), reason))
     return Group(table, *notes) if notes else table

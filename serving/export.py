@@ -4,6 +4,11 @@ CSV keeps stable column names (`rank, lead_id, ..., top_reason`) and is written 
 order mark, so Excel on a Chinese Windows opens the Chinese reasons correctly. The workbook has
 headings in the reader's language, percentages as numbers formatted as percent, a frozen header
 and filters, and a second sheet with the movers.
+
+Ids and reasons come from outside (a CRM, a card log), so a value a spreadsheet would read as a formula
+(one starting with `=`, `+`, `-`, `@`, a tab or a carriage return, after OWASP's CSV injection advice)
+is written as text: in CSV with a leading `'` (the value a program reads back is then `'=...`), in the
+workbook as a string cell (`data_type "s"`), which Excel and LibreOffice never evaluate.
 """
 
 from __future__ import annotations
@@ -41,6 +46,18 @@ WIDTHS = {
 }
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def looks_like_formula(value: object) -> bool:
+    """True for text a spreadsheet would evaluate rather than show."""
+    return isinstance(value, str) and value.startswith(FORMULA_START)
+
+
+def _defused(value: object) -> object:
+    return "'" + value if looks_like_formula(value) else value  # type: ignore[operator]
+
+
 def _plain(frame: pd.DataFrame) -> pd.DataFrame:
     """Timestamps as text a spreadsheet shows as written (UTC), numbers as numbers."""
     out = frame.copy()
@@ -50,8 +67,13 @@ def _plain(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """The list as UTF-8 CSV with a BOM (Excel needs it to read Chinese)."""
-    return _plain(frame).to_csv(index=False).encode("utf-8-sig")
+    """The list as UTF-8 CSV with a BOM (Excel needs it to read Chinese) and CRLF rows (RFC 4180), so a value
+    holding a carriage return is quoted; formula-looking text gets a leading `'`."""
+    data = _plain(frame)
+    for col in data.columns:
+        if not pd.api.types.is_numeric_dtype(data[col].dtype):
+            data[col] = data[col].map(_defused)
+    return data.to_csv(index=False, lineterminator="\r\n").encode("utf-8-sig")  # CRLF: a lone \r gets quoted
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
@@ -82,6 +104,9 @@ def xlsx_bytes(
         sheet.append([t(HEADINGS[c]) if c in HEADINGS else c for c in columns])
         for row in data.itertuples(index=False):
             sheet.append([None if (isinstance(v, float) and v != v) else v for v in row])
+            for cell in sheet[sheet.max_row]:
+                if looks_like_formula(cell.value):
+                    cell.data_type = "s"
         for j, col in enumerate(columns, start=1):
             letter = get_column_letter(j)
             sheet.column_dimensions[letter].width = WIDTHS.get(col, 14)

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from leadradar.features.validation import VISIBLE_EXPECTED, invisible_in
 
 Lang = Literal["en", "zh-CN"]
 LeadStatus = Literal["scored", "closed", "unknown"]
 FeatureValue = float | int | bool | str | None
 Id = Field(min_length=1, max_length=128)
+
+
+def _visible(value: str | None) -> str | None:
+    """The id rule of features/validation.py for ids a request names outside its events."""
+    if value is not None and invisible_in(value):
+        raise ValueError(f"holds an invisible or direction-changing character ({VISIBLE_EXPECTED})")
+    return value
+
+
+VisibleId = Annotated[str, AfterValidator(_visible)]
 
 
 class Strict(BaseModel):
@@ -49,8 +61,8 @@ class StageIn(Strict):
 class LeadIn(Strict):
     """A lead to score: either its feature row, or its raw events (and stage history)."""
 
-    lead_id: str = Id
-    tenant_id: str | None = Field(
+    lead_id: VisibleId = Id
+    tenant_id: VisibleId | None = Field(
         default=None, min_length=1, max_length=64, description="optional; must be the API key's tenant"
     )
     features: dict[str, FeatureValue] | None = Field(default=None, max_length=2000)
@@ -109,7 +121,7 @@ class ScoreResponse(BaseModel):
 
 
 class RankRequest(Strict):
-    sales_id: str | None = Field(default=None, min_length=1, max_length=128)
+    sales_id: VisibleId | None = Field(default=None, min_length=1, max_length=128)
     stage: str | None = Field(default=None, min_length=1, max_length=64)
     grade: Literal["A", "B", "C", "D"] | None = None
     page: int = Field(default=1, ge=1, le=100_000)

@@ -6,6 +6,7 @@ Re-scoring the same as_of with the same model replaces those rows, never duplica
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -76,10 +77,13 @@ FUNNEL_COLUMNS = [c.name for c in FUNNEL_COUNTS.columns]
 
 
 def engine_for(url: str) -> sa.Engine:
-    """A SQLAlchemy engine; for a SQLite file, its folder is created first."""
+    """A SQLAlchemy engine; a SQLite file is created first, readable by this user only (0600): it holds
+    customers' scores, key hashes and password hashes. SQLite gives its journals the same mode."""
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(parsed.database).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     return sa.create_engine(url, future=True)
 
 

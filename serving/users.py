@@ -1,27 +1,25 @@
 """People who sign in to the dashboard: a user name and a password, bound to one tenant and one role.
 
 Machines use API keys (serving/auth.py); a person should not have to paste one. Passwords are kept
-only as scrypt hashes (salted, memory-hard: n=2^14, r=8, p=1), checked in constant time, and a
-failed look-up costs the same as a wrong password so that timing does not tell which names exist.
+only as Argon2id hashes (serving/passwords.py: what is refused, how it is hashed), and a failed
+look-up costs the same as a wrong password so that timing does not tell which names exist.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from leadradar.config import PasswordConfig, get_settings
 from leadradar.errors import BadValueError
 from leadradar.serving.auth import ROLES
+from leadradar.serving.passwords import check_password, hash_password, unknown_user_hash, weakness
+from leadradar.serving.store import engine_for
 
-SCRYPT = {"n": 2**14, "r": 8, "p": 1}
-MIN_PASSWORD = 10
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 
 METADATA = sa.MetaData()
@@ -35,38 +33,6 @@ USERS = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("disabled_at", sa.DateTime(timezone=True)),
 )
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-
-
-def hash_password(
-    password: str, salt: bytes | None = None, n: int = SCRYPT["n"], r: int = SCRYPT["r"], p: int = SCRYPT["p"]
-) -> str:
-    """`scrypt$n$r$p$salt$hash`, all a later check needs."""
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, dklen=32)
-    return f"scrypt${n}${r}${p}${_b64(salt)}${_b64(digest)}"
-
-
-def check_password(password: str, stored: str) -> bool:
-    """True when `password` hashes to `stored` (constant-time comparison)."""
-    try:
-        kind, n, r, p, salt, digest = stored.split("$")
-        if kind != "scrypt":
-            return False
-        again = hashlib.scrypt(password.encode(), salt=_unb64(salt), n=int(n), r=int(r), p=int(p), dklen=32)
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(again, _unb64(digest))
-
-
-_DUMMY = hash_password("not a password of anyone", b"0" * 16)
 
 
 @dataclass(frozen=True)
@@ -88,19 +54,20 @@ def _user(row) -> User:
 class UserStore:
     """Dashboard accounts in SQL (the score store's database by default)."""
 
-    def __init__(self, url: str):
-        self.engine = sa.create_engine(url, future=True)
+    def __init__(self, url: str, passwords: PasswordConfig | None = None):
+        self.engine = engine_for(url)
+        self.passwords = passwords or get_settings().serving.dashboard.passwords
         METADATA.create_all(self.engine)
 
     def create(self, tenant_id: str, username: str, password: str, role: str = "manager") -> User:
-        """A new account; refuses a taken name, a short password or an unknown role."""
+        """A new account; refuses a taken name, a weak password (`PasswordConfig`) or an unknown role."""
         if not NAME.match(username or ""):
             raise BadValueError(f"user name {username!r}: use 1-64 letters, digits, '.', '_', '@' or '-'")
         if role not in ROLES:
             raise BadValueError(f"role must be one of {ROLES}, got {role!r}")
         if not tenant_id:
             raise BadValueError("a user needs a tenant")
-        _check_strength(password)
+        self._check_strength(password, username)
         with self.engine.begin() as conn:
             if conn.execute(sa.select(USERS.c.username).where(USERS.c.username == username)).first():
                 raise BadValueError(f"user {username!r} exists; use `leadradar users password` to change the password")
@@ -109,7 +76,7 @@ class UserStore:
                     username=username,
                     tenant_id=tenant_id,
                     role=role,
-                    password_hash=hash_password(password),
+                    password_hash=hash_password(password, self.passwords),
                     created_at=datetime.now(UTC),
                     disabled_at=None,
                 )
@@ -118,10 +85,12 @@ class UserStore:
 
     def set_password(self, username: str, password: str) -> bool:
         """A new password (ends the user's sessions); False if there is no such user."""
-        _check_strength(password)
+        self._check_strength(password, username)
         with self.engine.begin() as conn:
             done = conn.execute(
-                USERS.update().where(USERS.c.username == username).values(password_hash=hash_password(password))
+                USERS.update()
+                .where(USERS.c.username == username)
+                .values(password_hash=hash_password(password, self.passwords))
             ).rowcount
         return bool(done)
 
@@ -135,7 +104,7 @@ class UserStore:
         """The account if the password is right and the account active; None otherwise."""
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(USERS).where(USERS.c.username == username)).mappings().first()
-        ok = check_password(password, row["password_hash"] if row else _DUMMY)
+        ok = check_password(password, row["password_hash"] if row else unknown_user_hash(self.passwords))
         return _user(row) if row and ok and row["disabled_at"] is None else None
 
     def disable(self, username: str) -> bool:
@@ -156,7 +125,7 @@ class UserStore:
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(q).mappings()]
 
-
-def _check_strength(password: str) -> None:
-    if len(password or "") < MIN_PASSWORD:
-        raise BadValueError(f"a password needs at least {MIN_PASSWORD} characters")
+    def _check_strength(self, password: str, username: str) -> None:
+        problem = weakness(password, username, self.passwords)
+        if problem:
+            raise BadValueError(problem)

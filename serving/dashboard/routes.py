@@ -6,11 +6,12 @@ manager (or a manager key as `Authorization: Bearer`) and shows only that viewer
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -261,7 +262,7 @@ def build_dashboard(backend: Callable[[], Backend], max_body_bytes: int | None =
         data = backend().data.board(who.tenant_id, _lang(request), filters(request))
         return page(request, "board.html", viewer=who, d=data, nav="leads")
 
-    @app.get("/leads/{lead_id}", response_class=HTMLResponse)
+    @app.get("/leads/{lead_id:path}", response_class=HTMLResponse)
     def lead(request: Request, lead_id: str):
         who = signed_in(request)
         if isinstance(who, Response):
@@ -413,5 +414,10 @@ def _filename(who: Viewer, ext: str, kind: str = "leads") -> str:
 
 
 def _download(content: bytes, media_type: str, filename: str) -> Response:
-    headers = {**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{filename}"'}
+    """The file as an attachment; a name beyond ASCII (a Chinese tenant id) goes in `filename*` (RFC 6266, 5987)."""
+    fallback = re.sub(r"[^A-Za-z0-9._-]", "_", filename)
+    disposition = f'attachment; filename="{fallback}"'
+    if fallback != filename:
+        disposition += f"; filename*=UTF-8''{quote(filename, safe='')}"
+    headers = {**SECURITY_HEADERS, "Content-Disposition": disposition}
     return Response(content, media_type=media_type, headers=headers)

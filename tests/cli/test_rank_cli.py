@@ -114,14 +114,16 @@ def test_users_create_keeps_only_a_hash_and_the_person_can_sign_in(cli, settings
     assert users.verify("cli-boss", "a fine long password").tenant_id == "t02"
     with users.engine.connect() as conn:
         stored = conn.exec_driver_sql("select password_hash from dashboard_users where username='cli-boss'").scalar()
-    assert stored.startswith("scrypt$") and "a fine long password" not in stored
+    assert stored.startswith("$argon2id$") and "a fine long password" not in stored
     again = cli(
         "users", "create", "--tenant", "t02", "--name", "cli-boss", "--password-stdin", stdin="another one 123\n"
     )
     assert again.exit_code == 2 and "exists" in again.output
     short = cli("users", "create", "--tenant", "t02", "--name", "x", "--password-stdin", stdin="short\n")
     assert short.exit_code == 2 and "at least" in short.output
+    common = cli("users", "create", "--tenant", "t02", "--name", "x", "--password-stdin", stdin="password1234\n")
+    assert common.exit_code == 2 and "most common" in common.output
     listed = cli("users", "list", "--tenant", "t02")
-    assert "cli-boss" in listed.stdout and "scrypt" not in listed.stdout
+    assert "cli-boss" in listed.stdout and "argon2" not in listed.stdout
     assert cli("users", "disable", "cli-boss").exit_code == 0
     assert users.verify("cli-boss", "a fine long password") is None

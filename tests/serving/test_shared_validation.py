@@ -79,11 +79,16 @@ BAD: dict[tuple[str, str], dict] = {
     ("dwell_s", "negative"): event("negative-dwell", dwell_s=-3.0),
     ("dwell_s", "implausible"): event("dwell-2500-hours", dwell_s=2500 * 3600.0),
     ("event_id", "resent_changed"): CHANGED,
+    ("event_id", "invisible"): event("zero-width-id", event_id="sv-\u200bid"),
+    ("lead_id", "invisible"): event("bidi-lead", lead_id="L\u202e1"),
+    ("sales_id", "invisible"): event("bidi-sales", sales_id="t01-s001\u2066"),
+    ("item_id", "invisible"): event("bom-item", item_id="\ufeffp1"),
+    ("referrer_lead_id", "invisible"): event("zero-width-referrer", referrer_lead_id="L\u200d2"),
 }
 
 
 # What a request fills in itself: the tenant from the key, an event's missing lead_id from the lead scored.
-FILLED_IN = {("tenant_id", "missing"), ("tenant_id", "blank"), ("lead_id", "missing")}
+FILLED_IN = {("tenant_id", "missing"), ("tenant_id", "blank"), ("tenant_id", "invisible"), ("lead_id", "missing")}
 
 
 @pytest.fixture(scope="module")
