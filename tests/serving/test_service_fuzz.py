@@ -318,18 +318,26 @@ def test_more_events_than_the_request_limit_get_422_naming_the_limit(server, aut
 # -- the body limit: 413 before any parsing, by Content-Length or while streaming ---------------------------------
 
 
-def test_a_body_over_max_body_bytes_gets_413_naming_the_limit(bare_server):
+@pytest.fixture(scope="module")
+def bare_key(bare_server) -> str:
+    """A real system key of the bare server: the key is checked before the body, so the limit needs one."""
+    from leadradar.serving.auth import KeyStore
+
+    return KeyStore(bare_server.settings.score_store_url).create("t01", "system", name="body limits")[1]
+
+
+def test_a_body_over_max_body_bytes_gets_413_naming_the_limit(bare_server, bare_key):
     body = json.dumps({"leads": [{"lead_id": "L1", "features": {"x": "y" * 5000}}]}).encode()
     resp = httpx.post(
         bare_server.url + "/v1/score",
         content=body,
         timeout=30,
-        headers={"content-type": "application/json", "Authorization": "Bearer lr_x_y"},
+        headers={"content-type": "application/json", "Authorization": f"Bearer {bare_key}"},
     )
     assert resp.status_code == 413 and "4096" in resp.json()["detail"]
 
 
-def test_a_streamed_body_over_max_body_bytes_gets_413(bare_server):
+def test_a_streamed_body_over_max_body_bytes_gets_413(bare_server, bare_key):
     def chunks():
         yield b'{"leads": [{"lead_id": "L1", "features": {"x": "'
         for _ in range(10):
@@ -340,19 +348,30 @@ def test_a_streamed_body_over_max_body_bytes_gets_413(bare_server):
         bare_server.url + "/v1/score",
         content=chunks(),
         timeout=30,
-        headers={"content-type": "application/json", "Authorization": "Bearer lr_x_y"},
+        headers={"content-type": "application/json", "Authorization": f"Bearer {bare_key}"},
     )
     assert resp.status_code == 413, resp.text[:300]
 
 
-def test_a_body_under_max_body_bytes_is_read(bare_server):
+def test_an_unknown_key_is_refused_before_an_oversized_body_is_read(bare_server):
+    body = json.dumps({"leads": [{"lead_id": "L1", "features": {"x": "y" * 5000}}]}).encode()
+    resp = httpx.post(
+        bare_server.url + "/v1/score",
+        content=body,
+        timeout=30,
+        headers={"content-type": "application/json", "Authorization": "Bearer lr_x_y"},
+    )
+    assert resp.status_code == 401
+
+
+def test_a_body_under_max_body_bytes_is_read(bare_server, bare_key):
     resp = httpx.post(
         bare_server.url + "/v1/score",
         json={"leads": [{"lead_id": "L1", "features": {}}]},
-        headers={"Authorization": "Bearer lr_x_y"},
+        headers={"Authorization": f"Bearer {bare_key}"},
         timeout=30,
     )
-    assert resp.status_code == 401  # past the limit, on to the key check
+    assert resp.status_code == 503  # past the limit and the key, to the missing model
 
 
 # -- inputs that once gave a 5xx or a vague answer, found by fuzzing -----------------------------------------
