@@ -172,7 +172,7 @@ def bare_server(tmp_path_factory: pytest.TempPathFactory):
 
 
 # -- `make test-fast`: the unit tests, without servers, Spark, notebooks or a trained champion ---------------
-SLOW_FIXTURES = {"trained", "server", "scored", "role_keys", "bare_server", "small_sim"}
+SLOW_FIXTURES = {"trained", "server", "scored", "role_keys", "bare_server", "small_sim", "live", "edge"}
 SLOW_FOLDERS = {"notebooks", "packaging"}
 
 

@@ -14,6 +14,9 @@ from leadradar.features.registry import build_registry
 from leadradar.features.simulator import SimulationConfig, simulate
 from tests.support.parity import assert_same_features
 
+# Whole builds on three engines (Spark among them): in `make test`, left out of `make test-fast`.
+pytestmark = pytest.mark.slow
+
 SETTINGS = Settings()
 REGISTRY = build_registry(SETTINGS)
 # Odd times of day on purpose: the day grid must follow the cutoffs, not midnight.
