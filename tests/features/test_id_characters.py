@@ -15,8 +15,9 @@ import pytest
 from leadradar.config import Settings
 from leadradar.features.ingest import ingest
 from leadradar.features.validation import ID_FIELDS, RULES, invisible_in
+from tests.support.raw_events import NOW
+from tests.support.raw_events import event as raw_event
 
-NOW = pd.Timestamp("2026-03-10T00:00:00Z")
 HIDDEN = {
     "right-to-left override": "\u202e",
     "left-to-right isolate": "\u2066",
@@ -32,20 +33,10 @@ HIDDEN = {
 
 
 def event(n: int, **overrides: object) -> dict[str, object]:
-    row: dict[str, object] = {
-        "event_id": f"ev{n}",
-        "tenant_id": "acme",
-        "lead_id": "L1",
-        "sales_id": "S1",
-        "ts": "2026-03-01T10:00:00+08:00",
-        "event_type": "product_view",
-        "dwell_s": 12.5,
-        "item_id": "p1",
-        "referrer_lead_id": "L0",
-        "channel": "mini_program",
-    }
-    row.update(overrides)
-    return row
+    """A product view with every id field filled, so each can be given an invisible character."""
+    return raw_event(
+        n, **{"event_type": "product_view", "dwell_s": 12.5, "item_id": "p1", "referrer_lead_id": "L0", **overrides}
+    )
 
 
 def ingested(tmp_path: Path, rows: list[dict[str, object]]) -> tuple[pd.DataFrame, pd.DataFrame]:

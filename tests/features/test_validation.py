@@ -17,30 +17,12 @@ from leadradar.features.validation import (
     resent_changed_reason,
     validate_events,
 )
-
-NOW = pd.Timestamp("2026-03-10T00:00:00Z")
+from tests.support.raw_events import NOW, event
 
 
 @pytest.fixture(scope="module")
 def settings() -> Settings:
     return Settings()
-
-
-def event(n: int | str, **overrides: object) -> dict[str, object]:
-    row: dict[str, object] = {
-        "event_id": f"ev{n}",
-        "tenant_id": "acme",
-        "lead_id": "L1",
-        "sales_id": "S1",
-        "ts": "2026-03-01T10:00:00+08:00",
-        "event_type": "card_view",
-        "dwell_s": "12.5",
-        "item_id": None,
-        "referrer_lead_id": None,
-        "channel": "mini_program",
-    }
-    row.update(overrides)
-    return row
 
 
 def verdicts(rows: list[dict[str, object]], settings: Settings) -> tuple[pd.DataFrame, pd.DataFrame]:
