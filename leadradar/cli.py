@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import tomllib
 import traceback
@@ -576,8 +575,11 @@ def serve(
     host: str | None = typer.Option(None, help="bind address (default 127.0.0.1)"),
     port: int | None = typer.Option(None, help="port (default 3000)"),
 ) -> None:
-    """Start the BentoML scoring service on this machine."""
+    """Start the BentoML scoring service on this machine; this process becomes the server (a signal to it stops it)."""
     settings = settings_for()
+    bind, number = host or settings.serving.host, port or settings.serving.port
+    if not port_is_free(bind, number):
+        raise BadValueError(f"port {number} on {bind} is in use; stop what holds it or pass --port")
     cmd = [
         sys.executable,
         "-m",
@@ -585,12 +587,26 @@ def serve(
         "serve",
         "leadradar.serving.service:LeadRadar",
         "--host",
-        host or settings.serving.host,
+        bind,
         "--port",
-        str(port or settings.serving.port),
+        str(number),
     ]
     env = {**os.environ, "LEADRADAR_HOME": str(settings.data_dir)}
-    raise typer.Exit(subprocess.call(cmd, env=env))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, cmd, env)  # nosec B606 - our own interpreter with a fixed argument list
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether the server could listen on host:port now (a clear line beats BentoML's 55-line traceback)."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def key_store():
