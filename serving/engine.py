@@ -47,9 +47,9 @@ class Scored:
 
 
 class ContextCache:
-    """Salesperson context per tenant from the score store, re-read at most once a minute."""
+    """Salesperson context per tenant from the score store, re-read at most every `serving.context_cache_seconds`."""
 
-    def __init__(self, store: ScoreStore | None, ttl: float = 60.0):
+    def __init__(self, store: ScoreStore | None, ttl: float):
         self.store, self.ttl = store, ttl
         self._cache: dict[str, tuple[float, dict]] = {}
 
@@ -272,9 +272,15 @@ class Engine:
             else [None] * len(order)
         )
         answers, values = {}, {n: p.tolist() for n, p in probs.items()}
+        curve = {f"{d}d": c.tolist() for d, c in close_curve(probs, self.close_names).items()} if order else {}
         for k, i in enumerate(order):
             answers[i] = self._answer(
-                request.leads[i], tenant, rows[i][1], {n: p[k] for n, p in values.items()}, reasons[k]
+                request.leads[i],
+                tenant,
+                rows[i][1],
+                {n: p[k] for n, p in values.items()},
+                {h: c[k] for h, c in curve.items()},
+                reasons[k],
             )
         out = [
             answers.get(i) or LeadScore(lead_id=lead.lead_id, tenant_id=tenant, status=status[i])
@@ -288,9 +294,10 @@ class Engine:
             leads=out,
         )
 
-    def _answer(self, lead: LeadIn, tenant: str, stage: str | None, p: dict[str, float], why) -> LeadScore:
-        curve = close_curve({name: np.asarray(p[name]) for name in self.close_names}, self.close_names)
-        p_close = {f"{days}d": float(value) for days, value in curve.items()}
+    def _answer(
+        self, lead: LeadIn, tenant: str, stage: str | None, p: dict[str, float], p_close: dict[str, float], why
+    ) -> LeadScore:
+        """One lead's answer from its target probabilities and its close curve (computed for the whole batch)."""
         transitions = {}
         if stage in self.stages:
             for s in self.stages[self.stages.index(stage) :]:

@@ -62,6 +62,7 @@ def fit_funnel(
 ) -> tuple[FunnelModel, dict[str, TimeSplit]]:
     """Fit every target on its own horizon's split; a secondary target short of data is skipped, the reason kept."""
     tc = settings.training
+    goal = Targets.from_settings(settings)
     model = FunnelModel(
         targets,
         ts.features,
@@ -69,7 +70,7 @@ def fit_funnel(
         params,
         tc.num_boost_round,
         tc.early_stopping_rounds,
-        main_target=Targets.from_settings(settings).main,
+        main_target=goal.main,
         seed=tc.seed,
         single_thread_below_rows=tc.single_thread_below_rows,
     )
@@ -78,7 +79,7 @@ def fit_funnel(
     model.begin(ts.frame)
     for spec in targets:
         try:
-            split = target_split(cutoffs, Targets.from_settings(settings).horizon_of(spec), ts.data_until, settings)
+            split = target_split(cutoffs, goal.horizon_of(spec), ts.data_until, settings)
             masks = split.masks(ts.frame["cutoff"])
             model.fit_target(spec, ts.frame[masks["train"]], ts.frame[masks["validation"]])
             splits[spec.name] = split
