@@ -573,7 +573,7 @@ def report(
 @app.command()
 def serve(
     host: str | None = typer.Option(None, help="bind address (default 127.0.0.1)"),
-    port: int | None = typer.Option(None, help="port (default 3000)"),
+    port: int | None = typer.Option(None, min=1, max=65535, help="port (default 3000)"),
 ) -> None:
     """Start the BentoML scoring service on this machine; this process becomes the server (a signal to it stops it)."""
     settings = settings_for()
@@ -599,13 +599,16 @@ def serve(
 
 def port_is_free(host: str, port: int) -> bool:
     """Whether the server could listen on host:port now (a clear line beats BentoML's 55-line traceback)."""
+    import errno
     import socket
 
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
             probe.bind((host, port))
-        except OSError:
-            return False
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return False
+            raise BadValueError(f"cannot listen on --host {host!r}: {exc.strerror or exc}") from None
     return True
 
 

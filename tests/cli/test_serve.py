@@ -70,6 +70,20 @@ def test_serving_on_a_busy_port_is_one_line_naming_the_port(tmp_path: Path) -> N
     assert len(lines) == 1 and str(port) in lines[0] and "in use" in lines[0]
 
 
+@pytest.mark.parametrize(("option", "value"), [("--port", "99999"), ("--host", "no-such-host.invalid")])
+def test_an_impossible_address_is_one_line_naming_it(tmp_path: Path, option: str, value: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "leadradar.cli", "serve", option, value],
+        env={**os.environ, "LEADRADAR_HOME": str(tmp_path / "home")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and option in lines[0]
+
+
 def test_a_second_demo_run_leaves_one_active_demo_key(tmp_path: Path) -> None:
     keys = KeyStore(Settings(home=tmp_path).score_store_url)
     first, second = demo_key(keys, "t01"), demo_key(keys, "t01")
