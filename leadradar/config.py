@@ -312,6 +312,23 @@ class DashboardConfig(BaseModel):
     passwords: PasswordConfig = Field(default_factory=PasswordConfig)
 
 
+class StoreConfig(BaseModel):
+    """The event store: the one durable log every part reads (features/store/)."""
+
+    # SQLAlchemy URL; default: a SQLite file (WAL mode) under the data directory, which the service and the
+    # command line share. PostgreSQL by URL (postgresql+psycopg://...) for teams that outgrow one machine.
+    url: str | None = None
+    # SQLite's `synchronous`: FULL syncs the write-ahead log at every commit, so an acknowledged event survives
+    # a power cut as well as `kill -9`; NORMAL survives `kill -9` only, and is faster.
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    # How long a writer waits for another (the CLI while the service writes) before giving up.
+    busy_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Events (and stage changes) one `POST /v1/events` (`/v1/stages`) may carry; more is a 413.
+    max_events_per_request: int = Field(default=5000, gt=0)
+    # Rows fetched per read from the database when a whole log is read into Arrow.
+    read_batch_rows: int = Field(default=200_000, gt=0)
+
+
 class ServingConfig(BaseModel):
     host: str = "127.0.0.1"
     port: int = 3000
@@ -390,6 +407,7 @@ class Settings(BaseSettings):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -425,6 +443,10 @@ class Settings(BaseSettings):
         return self.serving.score_store_url or f"sqlite:///{self.data_dir / 'scores.db'}"
 
     @property
+    def event_store_url(self) -> str:
+        return self.store.url or f"sqlite:///{self.data_dir / 'events.db'}"
+
+    @property
     def model_cache_dir(self) -> Path:
         return self.data_dir / "model-cache"
 
@@ -441,7 +463,11 @@ class Settings(BaseSettings):
         for path in (self.data_dir, self.scores_dir, self.model_cache_dir):
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
             path.chmod(0o700)
-        for name, configured in (("scores.db", self.serving.score_store_url), ("mlflow.db", self.mlflow.tracking_uri)):
+        for name, configured in (
+            ("scores.db", self.serving.score_store_url),
+            ("mlflow.db", self.mlflow.tracking_uri),
+            ("events.db", self.store.url),
+        ):
             if configured is None:
                 database = self.data_dir / name
                 os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))

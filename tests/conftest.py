@@ -153,6 +153,19 @@ def role_keys(settings: Settings, scored: Batch) -> dict[tuple[str, str], Key]:
 
 
 @pytest.fixture(scope="session")
+def postgres():
+    """One throwaway PostgreSQL server for the run (tests/support/postgres.py); each test makes its own database."""
+    from tests.support.postgres import PostgresServer, find_bin_dir
+
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL server binaries (Debian: apt-get install postgresql, as .ci/run does)")
+    pytest.importorskip("psycopg", reason="psycopg is in the dev extra: pip install -e '.[dev]'")
+    with PostgresServer(bin_dir) as pg:
+        yield pg
+
+
+@pytest.fixture(scope="session")
 def bare_server(tmp_path_factory: pytest.TempPathFactory):
     """A server on an empty data directory (no model anywhere), with a 4 KB body limit and no key cache.
 
