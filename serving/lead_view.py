@@ -64,8 +64,8 @@ def lead_view(
     history = score_history(scores, tenant, lead)
     if latest.empty and history.empty:
         raise LeadNotFound(f"no lead {lead!r} in tenant {tenant!r}")
-    owner = latest["sales_id"].iat[0] if not latest.empty else history["sales_id"].iat[-1]
-    owner = None if pd.isna(owner) else str(owner)
+    newest: Any = latest["sales_id"].tolist()[0] if not latest.empty else history["sales_id"].tolist()[-1]
+    owner = None if pd.isna(newest) else str(newest)
     if principal.role == "sales" and owner != principal.sales_id:
         raise NotYourLead(f"lead {lead!r} is not one of salesperson {principal.sales_id!r}'s leads")
     page = events.timeline(tenant, lead, limit=limit + 1, before_seq=before)
@@ -90,7 +90,7 @@ def lead_view(
         lead_id=lead,
         sales_id=owner,
         events=rows,
-        next_before=int(page["seq"].iat[-1]) if more and len(page) else None,
+        next_before=int(page["seq"].to_numpy()[-1]) if more and len(page) else None,
         scores=points,
         current=current,
     )
@@ -110,7 +110,7 @@ def _item_names(events: EventStore, tenant: str, items: list[str]) -> dict[str, 
     return dict(zip(known["item_id"].astype(str), known[column].astype(str)))
 
 
-def _event(row: dict[str, Any], names: dict[str, str], lang: str, settings: Settings) -> dict[str, Any]:
+def _event(row: dict[Any, Any], names: dict[str, str], lang: str, settings: Settings) -> dict[str, Any]:
     label = settings.events.label(str(row["event_type"]))
     item = None if pd.isna(row["item_id"]) else str(row["item_id"])
     return {
@@ -128,7 +128,7 @@ def _event(row: dict[str, Any], names: dict[str, str], lang: str, settings: Sett
     }
 
 
-def _score(row: dict[str, Any], settings: Settings) -> dict[str, Any]:
+def _score(row: dict[Any, Any], settings: Settings) -> dict[str, Any]:
     return {
         "as_of": pd.Timestamp(row["as_of"]).to_pydatetime(),
         "model_version": str(row["model_version"]),

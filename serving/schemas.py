@@ -79,9 +79,9 @@ class LeadIn(Strict):
     @model_validator(mode="after")
     def _one_input(self) -> LeadIn:
         if self.features is not None and (self.events is not None or self.stored):
-            raise ValueError("give either `features` or events (inline or stored) for each lead, not both")
+            raise ValueError("give either `features` or `events` (inline or stored) for each lead, not both")
         if self.features is None and self.events is None and self.stored is False:
-            raise ValueError("give `features`, `events`, or leave `stored` on to read the lead's stored history")
+            raise ValueError("give either `features` or `events`, or leave `stored` on to read the stored history")
         return self
 
     @property
