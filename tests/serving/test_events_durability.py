@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
-
+import psutil
 import pytest
 
 from leadradar.config import Settings
@@ -32,9 +30,14 @@ def test_an_acknowledged_event_is_in_the_store_after_kill_9(tmp_path_factory):
         warm = post(svc.url, "/v1/events", {"events": [event(fresh("e"), lead)]}, key)
         assert warm.status_code == 200, warm.text
         batch = {"events": [event(fresh("e"), lead, minutes_ago=i) for i in range(200)]}
+        server = psutil.Process(svc.proc.pid)
+        tree = [server, *server.children(recursive=True)]  # BentoML's workers run in their own process groups
+        assert len(tree) > 1, "expected the server and at least one worker"
         acked = post(svc.url, "/v1/events", batch, key)
-        os.killpg(svc.proc.pid, signal.SIGKILL)  # the moment the answer is in: no shutdown, no flush
-        svc.proc.wait()
+        for proc in tree:  # the moment the answer is in: no shutdown, no flush
+            proc.kill()
+        psutil.wait_procs(tree, timeout=30)
+        assert not any(proc.is_running() for proc in tree)
         assert acked.status_code == 200 and acked.json()["stored"] == 200
     finally:
         svc.stop()
