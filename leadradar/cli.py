@@ -866,11 +866,13 @@ def demo(
     leads: int = typer.Option(20_000),
     tenants: int = typer.Option(3),
     days: int = typer.Option(455),
+    stream_days: int = typer.Option(14, min=1, help="the last days of the log, streamed into the running service"),
+    stream_seconds: float = typer.Option(30.0, min=1, help="real seconds the streaming takes (fast-forwarded)"),
 ) -> None:
     """Run the main job end to end on the embedded defaults (what `make demo` runs)."""
     from leadradar.demo import run_demo
 
-    run_demo(out_dir, leads=leads, tenants=tenants, days=days)
+    run_demo(out_dir, leads=leads, tenants=tenants, days=days, stream_days=stream_days, stream_seconds=stream_seconds)
 
 
 def main() -> None:
