@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import bentoml
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -27,6 +27,7 @@ from starlette.routing import Route
 from leadradar.config import get_settings
 from leadradar.features.online import OnlineFeatures
 from leadradar.features.registry import build_registry
+from leadradar.features.store import EventStore
 from leadradar.serving import connections
 from leadradar.serving.apidocs import HEADERS as DOCS_HEADERS
 from leadradar.serving.apidocs import reference_html
@@ -34,19 +35,29 @@ from leadradar.serving.audit import AuditLog
 from leadradar.serving.auth import KeyStore, Principal, request_key
 from leadradar.serving.dashboard.mount import service_dashboard
 from leadradar.serving.engine import ContextCache, Engine, RequestError, load_items
+from leadradar.serving.events_api import EVENTS, STAGES, BodyShapeError, ItemKind, TooManyItems, ingest, read_items
 from leadradar.serving.holder import ModelHolder
+from leadradar.serving.lead_view import LeadNotFound, NotYourLead, lead_view
 from leadradar.serving.limits import PRINCIPAL, BodyLimit, KeyGate
 from leadradar.serving.ranking import RankedCache
+from leadradar.serving.reasons import ReasonWriter
 from leadradar.serving.schemas import (
     AuditResponse,
     AuditRow,
     ErrorBody,
+    EventsRequest,
+    IngestResponse,
+    Lang,
+    LeadResponse,
     ModelInfo,
+    QuarantinedItem,
+    QuarantineResponse,
     RankedLead,
     RankRequest,
     RankResponse,
     ScoreRequest,
     ScoreResponse,
+    StagesRequest,
 )
 from leadradar.serving.store import ScoreStore
 
@@ -90,10 +101,11 @@ def openapi_document() -> dict:
         doc = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes, servers=app.servers
         )
-        body = ScoreRequest.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas = doc.setdefault("components", {}).setdefault("schemas", {})
-        schemas.update(body.pop("$defs", {}))
-        schemas["ScoreRequest"] = body
+        for model in (ScoreRequest, EventsRequest, StagesRequest):
+            body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(body.pop("$defs", {}))
+            schemas[model.__name__] = body
         app.openapi_schema = doc
     return app.openapi_schema
 
@@ -128,6 +140,19 @@ SCORE_DOC = {
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ScoreRequest"}}},
     },
 }
+
+
+def body_doc(model: str) -> dict:
+    """The OpenAPI entry of an endpoint that reads its JSON body itself, as `model` describes it."""
+    return {
+        "parameters": KEY_HEADERS,
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}},
+        },
+    }
+
+
 SCORE_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,
     422: {
@@ -163,11 +188,16 @@ class LeadRadar:
         self.store = ScoreStore(settings.score_store_url)
         self.audit_log = AuditLog(settings.score_store_url)
         self.ranked = RankedCache(self.store, settings.serving.grade)
+        self.events = EventStore.open(settings)  # one per worker process; writes are serialised inside it
         registry = build_registry(settings)
+        self.words = ReasonWriter(registry, settings.funnel)
         online = OnlineFeatures(settings, registry)
         context = ContextCache(self.store, settings.serving.context_cache_seconds)
         self.holder: ModelHolder[Engine] = ModelHolder(
-            settings, lambda loaded: Engine(loaded, settings, registry, online, context, load_items(settings, loaded))
+            settings,
+            lambda loaded: Engine(
+                loaded, settings, registry, online, context, load_items(settings, loaded), self.events
+            ),
         )
 
     @bentoml.on_startup
@@ -223,7 +253,7 @@ class LeadRadar:
         engine = self._engine()
         try:
             small = len(body.leads) <= self.settings.serving.inline_leads and all(
-                lead.events is None for lead in body.leads
+                lead.features is not None for lead in body.leads
             )
             answer = engine.score(body, principal) if small else await run_in_threadpool(engine.score, body, principal)
         except PermissionError as exc:
@@ -293,3 +323,82 @@ class LeadRadar:
             tenant_id=principal.tenant_id,
             entries=[AuditRow.model_validate(e, from_attributes=True) for e in entries],
         )
+
+    async def _ingest(self, request: Request, kind: ItemKind) -> Response:
+        """Read, check and store one request's items in a worker thread; answer once the store committed."""
+        principal = self._principal(request, "write_events")
+        raw = await request.body()
+        try:
+            table = await run_in_threadpool(
+                read_items, raw, kind, principal.tenant_id, self.settings.store.max_events_per_request
+            )
+        except TooManyItems as exc:
+            return Response(
+                json.dumps({"error": "too many items", "detail": str(exc)}),
+                status_code=413,
+                media_type="application/json",
+            )
+        except BodyShapeError as exc:
+            return invalid([{"loc": exc.loc, "msg": exc.message, "type": exc.kind}])
+        done = await run_in_threadpool(ingest, self.events, kind, table, principal.tenant_id, self.settings)
+        return Response(json.dumps(done, ensure_ascii=False), media_type="application/json")
+
+    @app.post("/events", response_model=IngestResponse, responses=SCORE_ERRORS, openapi_extra=body_doc("EventsRequest"))
+    async def post_events(self, request: Request) -> Response:
+        """Store radar events (system keys): idempotent by event id, each refused event quarantined with its reason."""
+        return await self._ingest(request, EVENTS)
+
+    @app.post("/stages", response_model=IngestResponse, responses=SCORE_ERRORS, openapi_extra=body_doc("StagesRequest"))
+    async def post_stages(self, request: Request) -> Response:
+        """Store CRM stage changes (system keys): the same change sent again counts once."""
+        return await self._ingest(request, STAGES)
+
+    @app.get(
+        "/quarantine", response_model=QuarantineResponse, responses=ERRORS, openapi_extra={"parameters": KEY_HEADERS}
+    )
+    def quarantine(self, request: Request, limit: int = Query(100, ge=1, le=1000), before: int | None = None):
+        """The tenant's quarantined events and stage changes, newest first, each with its field and reason."""
+        principal = self._principal(request, "quarantine")
+        rows = self.events.quarantine(principal.tenant_id, limit=limit, before_id=before)
+        items = [
+            QuarantinedItem(index=r["row"], **{k: r[k] for k in QuarantinedItem.model_fields if k in r}) for r in rows
+        ]
+        return QuarantineResponse(
+            tenant_id=principal.tenant_id,
+            items=items,
+            next_before=items[-1].id if len(items) == limit else None,
+        )
+
+    @app.get(
+        "/leads/{lead_id}",
+        response_model=LeadResponse,
+        responses={**ERRORS, 404: {"model": ErrorBody}},
+        openapi_extra={"parameters": KEY_HEADERS},
+    )
+    def lead(
+        self,
+        request: Request,
+        lead_id: str,
+        limit: int = Query(50, ge=1, le=500),
+        before: int | None = None,
+        lang: Lang = "en",
+    ):
+        """One lead: its stored events (newest first, paged by `before`), its score history and current reasons."""
+        principal = self._principal(request, "lead")
+        try:
+            view = lead_view(
+                self.events,
+                self.store,
+                principal,
+                lead_id,
+                limit=limit,
+                before=before,
+                lang=lang,
+                words=self.words,
+                settings=self.settings,
+            )
+        except LeadNotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        except NotYourLead as exc:
+            raise HTTPException(403, str(exc)) from None
+        return LeadResponse.model_validate(view, from_attributes=True)
