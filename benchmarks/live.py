@@ -58,14 +58,19 @@ def fresh_events(n: int, tenant: str, leads: int, seed: int, prefix: str) -> pd.
 def bytes_per_event(store: Any) -> float:
     """The events table and its indexes on disk (SQLite after a checkpoint; PostgreSQL's relation size) per event."""
     n = store.counts()["events"]
-    with store.engine.begin() as conn:
-        if store.sqlite:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            size = conn.exec_driver_sql(
+    if store.sqlite:
+        raw = store.engine.raw_connection()  # autocommit: a checkpoint cannot run inside a transaction
+        try:
+            cursor = raw.cursor()
+            cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            size = cursor.execute(
                 "SELECT SUM(pgsize) FROM dbstat WHERE name = 'events' OR name IN"
                 " (SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events')"
-            ).scalar()
-        else:
+            ).fetchone()[0]
+        finally:
+            raw.close()
+    else:
+        with store.engine.connect() as conn:
             size = conn.exec_driver_sql("SELECT pg_total_relation_size('events')").scalar()
     return float(size) / max(n, 1)
 

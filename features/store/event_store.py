@@ -66,10 +66,11 @@ _COLUMNS = (
     "arrived_s",
 )
 _CONTENT_AT = tuple(_COLUMNS.index(c) for c in _CONTENT)
-_SQLITE_INSERT = f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+# Statements built from the fixed column names above only; every value is a bound parameter.
+_SQLITE_INSERT = f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"  # nosec B608
 _PG_TYPES = ("text", "int", "int", "int", "bigint", "int", "float8", "int", "int", "int", "int")
 _PG_INSERT = (
-    f"INSERT INTO events ({', '.join(_COLUMNS)}) SELECT * FROM unnest("
+    f"INSERT INTO events ({', '.join(_COLUMNS)}) SELECT * FROM unnest("  # nosec B608
     + ", ".join(f"%s::{t}[]" for t in _PG_TYPES)
     + ") ON CONFLICT (tenant, event_id) DO NOTHING RETURNING tenant, event_id"
 )
@@ -677,7 +678,8 @@ class EventStore:
             for t, ids in by_tenant.items():
                 for start in range(0, len(ids), 900):
                     chunk = ids[start : start + 900]
-                    sql = f"SELECT event_id FROM events WHERE tenant = ? AND event_id IN ({','.join('?' * len(chunk))})"
+                    marks = ",".join("?" * len(chunk))
+                    sql = f"SELECT event_id FROM events WHERE tenant = ? AND event_id IN ({marks})"  # nosec B608
                     found.update((t, e) for (e,) in cursor.execute(sql, [t, *chunk]))
         finally:
             cursor.close()

@@ -87,9 +87,9 @@ def load_files(
             out.append(_load_events(store, settings, path, frame, arrival, now))
         else:
             out.append(_load_stages(store, settings, path, frame, arrived_now, now))
-    for part, path in (("items", items), ("leads", leads)):
-        if path is not None:
-            out.append(_load_catalog(store, part, path))
+    for part, catalogue in (("items", items), ("leads", leads)):
+        if catalogue is not None:
+            out.append(_load_catalog(store, part, catalogue))
     return out
 
 
