@@ -304,6 +304,11 @@ def resent_changed_reason(event_ids: pa.Array) -> pa.Array:
     return pc.binary_join_element_wise("event_id: ", reasons, "")
 
 
+def read_time(values: pa.Array) -> Column:
+    """A column of times read as `ts` is (UTC; naive and unparseable ones flagged), for other time columns of a file."""
+    return _read_time(values)
+
+
 def invisible_in(text: str) -> bool:
     """True when an id holds a character `INVISIBLE_PATTERN` refuses: the same test for values checked one by one."""
     return any(unicodedata.category(ch) in INVISIBLE_CATEGORIES for ch in text)

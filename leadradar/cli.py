@@ -197,14 +197,38 @@ def radar_log(
     leads: Path | None,
     truth: Path | None = None,
     with_truth: bool = False,
+    *,
+    settings: Settings | None = None,
+    as_seen: bool = True,
+    until: pd.Timestamp | None = None,
+    tenant: str | None = None,
 ) -> RadarLog:
-    """The command's radar log: the files named, and the optional ones found beside the events."""
+    """The command's radar log: the files named (and the optional ones beside the events), or the event store
+    when neither --events nor --stages is given (then --items, --leads, --truth replace the store's own)."""
+    import dataclasses
+
     from leadradar.features.radar_log import RadarLog
 
+    if events is None and stages is None:
+        from leadradar.features.store import EventStore
+
+        store = EventStore.open(settings or settings_for())
+        try:
+            log = RadarLog.from_store(store, tenant=tenant, until=until, as_seen=as_seen)
+        finally:
+            store.close()
+        named = {k: v for k, v in (("items", items), ("leads", leads), ("truth", truth)) if v is not None}
+        return dataclasses.replace(log, **named) if named else log
     if events is None or stages is None:
-        raise BadValueError("give --events and --stages (radar logs), or --table and --label")
+        raise BadValueError("give both --events and --stages (radar log files), or neither to read the event store")
     beside = ("items", "leads", "truth") if with_truth else ("items", "leads")
     return RadarLog.from_paths(events, stages, items, leads, truth, beside=beside)
+
+
+AS_SEEN_HELP = (
+    "read the event store as the service saw it (an event counts from the later of its time and its arrival;"
+    " the default) or by event time"
+)
 
 
 @app.command()
@@ -236,11 +260,29 @@ def simulate(
 
 @app.command()
 def ingest(
-    files: list[Path] = typer.Argument(..., help="Parquet, CSV or JSON Lines files of radar events"),
-    out_dir: Path = typer.Option(..., "--out", help="folder for events.parquet, quarantine.parquet and the report"),
+    files: list[Path] | None = typer.Argument(
+        None, help="Parquet, CSV or JSON Lines files of radar events (or of stage changes, told by their columns)"
+    ),
+    out_dir: Path | None = typer.Option(
+        None, "--out", help="write events.parquet, quarantine.parquet and the report here instead of the event store"
+    ),
+    stages: list[Path] | None = typer.Option(None, "--stages", help="a file of CRM stage changes (repeatable)"),
+    items: Path | None = typer.Option(None, help="the item catalogue (tenant_id, item_id, category) into the store"),
+    leads: Path | None = typer.Option(None, help="static lead attributes (tenant_id, lead_id, ...) into the store"),
+    arrived_now: bool = typer.Option(
+        False, "--arrived-now", help="events without an arrived_at arrive now (default: when they happened, a backfill)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the full report as one JSON object"),
 ) -> None:
-    """Validate events against the contract; keep the good, quarantine the bad with a reason each."""
+    """Validate events and stage changes into the event store; keep the good, quarantine the bad with a reason each."""
+    files, stages = files or [], stages or []
+    if out_dir is None:
+        ingest_into_store(files, stages, items, leads, arrived_now, as_json)
+        return
+    if stages or items or leads or arrived_now:
+        raise BadValueError("--stages, --items, --leads and --arrived-now are for the event store; drop --out")
+    if not files:
+        raise BadValueError("name at least one events file to ingest")
     from leadradar.features.ingest import ingest as run
 
     report = run(files, out_dir, settings_for())
@@ -271,10 +313,52 @@ def ingest(
     )
 
 
+def ingest_into_store(
+    files: list[Path], stages: list[Path], items: Path | None, leads: Path | None, arrived_now: bool, as_json: bool
+) -> None:
+    """`leadradar ingest` without --out: every file into the event store, one line per file of what it did."""
+    from leadradar.features.store import EventStore
+    from leadradar.features.store.loading import load_files
+
+    if not (files or stages or items or leads):
+        raise BadValueError("name at least one file to ingest (events, --stages, --items or --leads)")
+    settings = settings_for()
+    store = EventStore.open(settings)
+    try:
+        with console.status(f"ingesting into the event store at {store.url}"):
+            loaded = load_files(
+                store, settings, files, stages=stages, items=items, leads=leads, arrived_now=arrived_now
+            )
+        counts = store.counts()
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps({"store": store.url, "files": [f.to_dict() for f in loaded], "stored_now": counts}))
+        return
+    table = Table(title="ingest into the event store: received = stored + duplicate + quarantined")
+    for col in ("file", "kind", "received", "stored", "duplicate", "quarantined", "arrived"):
+        table.add_column(col, justify="right" if col in ("received", "stored", "duplicate", "quarantined") else "left")
+    for f in loaded:
+        table.add_row(
+            escape(f.file),
+            f.kind,
+            *(f"{getattr(f, k):,}" for k in ("received", "stored", "duplicate", "quarantined")),
+            escape(f.arrival),
+        )
+    out.print(table)
+    for f in loaded:
+        for field, n in sorted(f.refused_by_field.items()):
+            out.print(f"  {escape(f.file)}: quarantined for {field}: {n:,}")
+    out.print(
+        f"the store at {escape(store.url)} holds {counts['events']:,} events, {counts['stages']:,} stage changes;"
+        f" {counts['quarantined']:,} quarantined items (with reasons) are listed by GET /v1/quarantine"
+    )
+
+
 @features_app.command("build")
 def features_build(
-    events: Path = typer.Option(..., help="events Parquet"),
-    stages: Path = typer.Option(..., help="CRM stage history Parquet"),
+    events: Path | None = typer.Option(None, help="events Parquet (default: the event store)"),
+    stages: Path | None = typer.Option(None, help="CRM stage history Parquet (default: the event store)"),
     out_file: Path = typer.Option(..., "--out", help="training-set Parquet: features and labels per (lead, cutoff)"),
     cadence: str = typer.Option("weekly", help="daily or weekly cutoffs"),
     engine: str = typer.Option("duckdb", help="duckdb (embedded) or spark"),
@@ -284,13 +368,14 @@ def features_build(
     leads: Path | None = typer.Option(
         None, help="static lead attributes Parquet (default: leads.parquet beside events)"
     ),
+    as_seen: bool = typer.Option(True, "--as-seen/--event-time", help=AS_SEEN_HELP),
 ) -> None:
     """Point-in-time features and forward-looking labels for every open lead at every cutoff."""
     from leadradar.features.trainset import build_training_set
 
     settings = settings_for(horizon=horizon, cadence=cadence, engine=engine)
-    log = radar_log(events, stages, items, leads)
     cutoff = parse_time(until, "--until")
+    log = radar_log(events, stages, items, leads, settings=settings, as_seen=as_seen, until=cutoff)
     with console.status(f"building features on {engine}"):
         ts = build_training_set(log, settings, until=cutoff)
     if ts.unknown_event_types:
@@ -332,6 +417,7 @@ def train(
     truth: Path | None = typer.Option(None, help="simulator truth (default: truth.parquet beside events)"),
     leads: Path | None = typer.Option(None, help="static lead attributes (default: leads.parquet beside events)"),
     tuned: bool = typer.Option(True, help="use the best parameters of `leadradar tune` when there are some"),
+    as_seen: bool = typer.Option(True, "--as-seen/--event-time", help=AS_SEEN_HELP),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object: run id, model, version, test metrics"),
 ) -> None:
     """Train, calibrate and evaluate; log to MLflow and register the model as the challenger."""
@@ -343,8 +429,10 @@ def train(
         with console.status("training"):
             result = train_from_table(*given, settings, time_column, model_name, use_tuned=tuned)
     else:
-        log = radar_log(events, stages, items, leads, truth, with_truth=True)
         cutoff = parse_time(until, "--until")
+        log = radar_log(
+            events, stages, items, leads, truth, with_truth=True, settings=settings, as_seen=as_seen, until=cutoff
+        )
         from leadradar.training.pipeline import train_from_logs
 
         with console.status("training"):
@@ -375,6 +463,7 @@ def tune(
     leads: Path | None = typer.Option(None, help="static lead attributes (default: leads.parquet beside events)"),
     trials: int | None = typer.Option(30, help="trial budget (the study resumes where it stopped)"),
     timeout: float | None = typer.Option(None, help="time budget in seconds"),
+    as_seen: bool = typer.Option(True, "--as-seen/--event-time", help=AS_SEEN_HELP),
     as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object"),
 ) -> None:
     """Search LightGBM parameters with Optuna (TPE, pruning); `train` then uses the best ones."""
@@ -387,8 +476,8 @@ def tune(
 
         result = tune_table(*given, settings, time_column, model_name, trials, timeout, progress=not as_json)
     else:
-        log = radar_log(events, stages, items, leads)
         cutoff = parse_time(until, "--until")
+        log = radar_log(events, stages, items, leads, settings=settings, as_seen=as_seen, until=cutoff)
         from leadradar.training.pipeline import tune_from_logs
 
         result = tune_from_logs(log, settings, cutoff, trials, timeout, progress=not as_json)
@@ -461,15 +550,16 @@ def rollback(
 
 @app.command()
 def score(
-    events: Path = typer.Option(..., help="events Parquet"),
-    stages: Path = typer.Option(..., help="CRM stage history Parquet"),
+    events: Path | None = typer.Option(None, help="events Parquet (default: the event store)"),
+    stages: Path | None = typer.Option(None, help="CRM stage history Parquet (default: the event store)"),
     as_of: str | None = typer.Option(None, "--as-of", help="score as of this UTC time (default: now)"),
     tenant: str | None = typer.Option(None, help="only this tenant"),
     out_file: Path | None = typer.Option(None, "--out", help="also write the scores as Parquet"),
     items: Path | None = typer.Option(None, help="item catalogue (default: items.parquet beside events)"),
     leads: Path | None = typer.Option(None, help="static lead attributes (default: leads.parquet beside events)"),
 ) -> None:
-    """Score every open lead with the champion; keep scores, reasons, recent events and the funnel in the score store.
+    """Score every open lead with the champion; keep scores, reasons, recent events, the funnel and the
+    salesperson context in the score store (without files: from the event store, the nightly refresh).
 
     Re-running for the same as_of (and model version) replaces that run, never duplicates it.
     """
@@ -479,8 +569,8 @@ def score(
     from leadradar.serving.store import ScoreStore
 
     settings = settings_for()
-    log = radar_log(events, stages, items, leads)
     when = parse_time(as_of, "--as-of") or now_utc()
+    log = radar_log(events, stages, items, leads, settings=settings, until=when, tenant=tenant)
     loaded = load_alias(settings)
     with console.status(f"scoring open leads as of {when:%Y-%m-%d %H:%M} UTC"):
         scores = score_and_store(ScoreStore(settings.score_store_url), log, when, settings, loaded, tenant)
@@ -776,11 +866,13 @@ def demo(
     leads: int = typer.Option(20_000),
     tenants: int = typer.Option(3),
     days: int = typer.Option(455),
+    stream_days: int = typer.Option(14, min=1, help="the last days of the log, streamed into the running service"),
+    stream_seconds: float = typer.Option(30.0, min=1, help="real seconds the streaming takes (fast-forwarded)"),
 ) -> None:
     """Run the main job end to end on the embedded defaults (what `make demo` runs)."""
     from leadradar.demo import run_demo
 
-    run_demo(out_dir, leads=leads, tenants=tenants, days=days)
+    run_demo(out_dir, leads=leads, tenants=tenants, days=days, stream_days=stream_days, stream_seconds=stream_seconds)
 
 
 def main() -> None:

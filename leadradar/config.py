@@ -327,6 +327,9 @@ class StoreConfig(BaseModel):
     max_events_per_request: int = Field(default=5000, gt=0)
     # Rows fetched per read from the database when a whole log is read into Arrow.
     read_batch_rows: int = Field(default=200_000, gt=0)
+    # Rows of a file `leadradar ingest` appends per transaction: each batch is committed, so an interrupted
+    # ingest keeps what it stored and a re-run adds only the rest (re-sends are duplicates).
+    file_batch_rows: int = Field(default=50_000, gt=0)
 
 
 class ServingConfig(BaseModel):

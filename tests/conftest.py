@@ -25,6 +25,7 @@ class Sim:
     truth: Path
     items: Path
     leads: Path
+    arrivals: Path | None = None
 
 
 @pytest.fixture(scope="session")

@@ -48,18 +48,32 @@ _EVENT_CODED = {
     "referrer_lead_id": "lead",
     "channel": "channel",
 }
-_EVENT_DB = {
-    "tenant_id": "tenant",
-    "lead_id": "lead",
-    "sales_id": "sales",
-    "event_type": "event_type",
-    "item_id": "item",
-    "referrer_lead_id": "referrer",
-    "channel": "channel",
-}
 _KIND = {kind: i for i, kind in enumerate(NAME_KINDS)}
 _US = 1_000_000
 _CONTENT = ("lead", "sales", "us", "event_type", "dwell_s", "item", "referrer", "channel")
+# An events row as appended: these columns, in this order.
+_COLUMNS = (
+    "event_id",
+    "tenant",
+    "lead",
+    "sales",
+    "us",
+    "event_type",
+    "dwell_s",
+    "item",
+    "referrer",
+    "channel",
+    "arrived_s",
+)
+_CONTENT_AT = tuple(_COLUMNS.index(c) for c in _CONTENT)
+# Statements built from the fixed column names above only; every value is a bound parameter.
+_SQLITE_INSERT = f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"  # nosec B608
+_PG_TYPES = ("text", "int", "int", "int", "bigint", "int", "float8", "int", "int", "int", "int")
+_PG_INSERT = (
+    f"INSERT INTO events ({', '.join(_COLUMNS)}) SELECT * FROM unnest("  # nosec B608
+    + ", ".join(f"%s::{t}[]" for t in _PG_TYPES)
+    + ") ON CONFLICT (tenant, event_id) DO NOTHING RETURNING tenant, event_id"
+)
 
 
 @dataclass(frozen=True)
@@ -177,16 +191,16 @@ class EventStore:
         result.duplicate += int((keep & duplicate & ~conflicting).sum())
         firsts = np.flatnonzero(keep & ~duplicate)
         seconds = _arrival_seconds(arrived, now, index, firsts)
+        sub = accepted.take(firsts)
         with self._write() as conn:
-            rows = self._event_rows(conn, accepted.take(firsts), seconds)
+            rows = self._event_rows(conn, sub, seconds)
             inserted = self._insert_new(conn, rows)
-            stored_leads: set[tuple[str, str]] = set()
-            resent = [j for j, row in enumerate(rows) if (row["tenant"], row["event_id"]) not in inserted]
-            previous = self._stored_content(conn, [(rows[j]["tenant"], rows[j]["event_id"]) for j in resent])
+            resent = [j for j, row in enumerate(rows) if not inserted[j]]
+            previous = self._stored_content(conn, [(rows[j][1], rows[j][0]) for j in resent])
             for j in resent:
                 row = rows[j]
-                first = previous.get((row["tenant"], row["event_id"]))
-                if first is not None and first == tuple(row[c] for c in _CONTENT):
+                first = previous.get((row[1], row[0]))
+                if first is not None and first == tuple(row[c] for c in _CONTENT_AT):
                     result.duplicate += 1
                     continue
                 k = int(firsts[j])
@@ -201,13 +215,10 @@ class EventStore:
                         tenant,
                     )
                 )
-            for j, row in enumerate(rows):
-                if (row["tenant"], row["event_id"]) in inserted:
-                    stored_leads.add(
-                        (accepted["tenant_id"][int(firsts[j])].as_py(), accepted["lead_id"][int(firsts[j])].as_py())
-                    )
-            result.stored = len(inserted)
+            result.stored = int(inserted.sum())
             self._quarantine(conn, quarantine, now)
+        new = pa.array(inserted)
+        stored_leads = set(zip(sub["tenant_id"].filter(new).to_pylist(), sub["lead_id"].filter(new).to_pylist()))
         result.quarantined = len(quarantine)
         result.refusals = sorted(
             (Refusal(q["row"], q["field"], q["reason"]) for q in quarantine), key=lambda r: r.index
@@ -607,35 +618,72 @@ class EventStore:
             return [() for _ in range(width)]
         return list(zip(*rows))
 
-    def _event_rows(self, conn: sa.Connection, events: pa.Table, arrived: list[int | None]) -> list[dict[str, Any]]:
-        codes = {col: self._intern(conn, kind, events[col].to_pylist()) for col, kind in _EVENT_CODED.items()}
-        us = events["ts"].cast(pa.int64()).to_pylist()
-        dwell = events["dwell_s"].to_pylist()
-        ids = events["event_id"].to_pylist()
-        return [
-            {
-                "event_id": ids[j],
-                **{_EVENT_DB[col]: codes[col][j] for col in _EVENT_CODED},
-                "us": us[j],
-                "dwell_s": dwell[j],
-                "arrived_s": arrived[j],
-            }
-            for j in range(events.num_rows)
+    def _event_rows(self, conn: sa.Connection, events: pa.Table, arrived: list[int | None]) -> list[tuple[Any, ...]]:
+        """One tuple per event in `_COLUMNS` order, names as codes (interned once per distinct value)."""
+        code = {col: self._intern_column(conn, kind, events[col]) for col, kind in _EVENT_CODED.items()}
+        columns = [
+            events["event_id"].to_pylist(),
+            *(code[c] for c in ("tenant_id", "lead_id", "sales_id")),
+            events["ts"].cast(pa.int64()).to_pylist(),
+            code["event_type"],
+            events["dwell_s"].to_pylist(),
+            *(code[c] for c in ("item_id", "referrer_lead_id", "channel")),
+            arrived,
         ]
+        return list(zip(*columns))
 
-    def _insert_new(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> set[tuple[int, str]]:
-        """Insert rows whose (tenant, event_id) is new; the keys that were inserted."""
-        inserted: set[tuple[int, str]] = set()
+    def _intern_column(self, conn: sa.Connection, kind: str, values: pa.ChunkedArray | pa.Array) -> list[Any]:
+        """The codes of a column (None for null) through its distinct values: a batch repeats few names."""
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        encoded = pc.dictionary_encode(values)
+        codes = np.array([*self._intern(conn, kind, encoded.dictionary.to_pylist()), None], dtype=object)
+        return codes[encoded.indices.fill_null(len(codes) - 1).to_numpy(zero_copy_only=False)].tolist()
+
+    def _insert_new(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> np.ndarray:
+        """Insert rows whose (tenant, event_id) is new; which rows were inserted.
+
+        SQLite: the write lock is held from BEGIN IMMEDIATE, so the keys found absent stay absent and the new
+        rows go in by the driver's executemany. PostgreSQL: one INSERT ... SELECT FROM unnest(arrays) ON
+        CONFLICT DO NOTHING RETURNING, safe with other writers.
+        """
+        inserted = np.zeros(len(rows), dtype=bool)
         if not rows:
             return inserted
-        stmt = (
-            self._insert(EVENTS)
-            .on_conflict_do_nothing(index_elements=["tenant", "event_id"])
-            .returning(EVENTS.c.tenant, EVENTS.c.event_id)
-        )
-        for start in range(0, len(rows), 1000):
-            inserted.update((t, e) for t, e in conn.execute(stmt, rows[start : start + 1000]))
+        if self.sqlite:
+            stored = self._stored_keys(conn, [(row[1], row[0]) for row in rows])
+            fresh = [j for j, row in enumerate(rows) if (row[1], row[0]) not in stored]
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.executemany(_SQLITE_INSERT, [rows[j] for j in fresh])
+            finally:
+                cursor.close()
+            inserted[fresh] = True
+            return inserted
+        done: set[tuple[int, str]] = set()
+        for start in range(0, len(rows), 5000):
+            chunk = list(zip(*rows[start : start + 5000]))
+            done.update((t, e) for t, e in conn.exec_driver_sql(_PG_INSERT, tuple(list(c) for c in chunk)))
+        inserted[:] = [(row[1], row[0]) in done for row in rows]
         return inserted
+
+    def _stored_keys(self, conn: sa.Connection, keys: list[tuple[int, str]]) -> set[tuple[int, str]]:
+        """Which of these (tenant, event_id) keys are stored already (SQLite, by the unique index)."""
+        by_tenant: dict[int, list[str]] = {}
+        for t, e in keys:
+            by_tenant.setdefault(t, []).append(e)
+        found: set[tuple[int, str]] = set()
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            for t, ids in by_tenant.items():
+                for start in range(0, len(ids), 900):
+                    chunk = ids[start : start + 900]
+                    marks = ",".join("?" * len(chunk))
+                    sql = f"SELECT event_id FROM events WHERE tenant = ? AND event_id IN ({marks})"  # nosec B608
+                    found.update((t, e) for (e,) in cursor.execute(sql, [t, *chunk]))
+        finally:
+            cursor.close()
+        return found
 
     def _stored_content(self, conn: sa.Connection, keys: list[tuple[int, str]]) -> dict[tuple[int, str], tuple]:
         out: dict[tuple[int, str], tuple] = {}

@@ -29,6 +29,7 @@ TOP_MODULES = {
     "leadradar.cli": "cli",
     "leadradar.terminal": "cli",
     "leadradar.demo": "cli",
+    "leadradar.feed": "cli",
     "leadradar.__main__": "cli",
 }
 
