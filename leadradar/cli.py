@@ -352,13 +352,31 @@ def train(
     if as_json:
         print(result.to_json())
         return
-    table_out = Table(title=f"{result.model_name} v{result.model_version} (@{result.alias}), run {result.run_id}")
-    table_out.add_column("test metric")
-    table_out.add_column("value", justify="right")
-    for k, v in result.test_metrics.items():
-        table_out.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
-    out.print(table_out)
+    out.print(backtest_table(result))
+    served = result.extra.get("refit") or {}
+    if served:
+        console.print(
+            f"served: refit on all {served['rows']:,} labelled rows (cutoffs {served['cutoff_from'][:10]} … "
+            f"{served['cutoff_to'][:10]}, {served['rounds']} rounds, calibration {served['calibration']})"
+        )
     console.print("next: `leadradar promote` compares it with the champion on the latest holdout")
+
+
+def backtest_table(result) -> Table:
+    """The backtest's figures, each with its bootstrap interval over leads where there is one."""
+    kind = (result.extra.get("backtest") or {}).get("kind", "time_split").replace("_", " ")
+    table = Table(title=f"{result.model_name} v{result.model_version} (@{result.alias}), run {result.run_id}")
+    table.add_column(f"backtest ({kind})")
+    table.add_column("value", justify="right")
+    table.add_column("interval over leads", justify="right")
+    metrics = result.test_metrics
+    for k, v in metrics.items():
+        if k.endswith(("_lo", "_hi")) and k[:-3] in metrics:
+            continue
+        lo, hi = metrics.get(f"{k}_lo"), metrics.get(f"{k}_hi")
+        interval = f"{lo:.4f} … {hi:.4f}" if lo is not None and hi is not None else ""
+        table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v), interval)
+    return table
 
 
 @app.command()

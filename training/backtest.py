@@ -283,15 +283,16 @@ def rolling_origin_backtest(ts: TrainingSet, settings: Settings, params: dict[st
                 "fold": fold,
             }
         )
-    done = [p for p in parts if "model" in p]
+    done = [part for part in parts if "model" in part]
     if model is None or not done:
-        reasons = "; ".join(p["skipped"] for p in parts) or "no fold could be formed"
+        reasons = "; ".join(part["skipped"] for part in parts) or "no fold could be formed"
         raise TooLittleDataError(f"no rolling-origin fold could be fitted ({reasons}); supply a longer history")
-    test = pd.concat([p["test"] for p in done])
-    p = np.concatenate([p["p"] for p in done])
-    raw = np.concatenate([p["raw"] for p in done])
-    chained = None if any(p["chained"] is None for p in done) else np.concatenate([p["chained"] for p in done])
-    baselines = {name: np.concatenate([p["baselines"][name] for p in done]) for name in done[0]["baselines"]}
+    test = pd.concat([part["test"] for part in done])
+    p = np.concatenate([part["p"] for part in done])
+    raw = np.concatenate([part["raw"] for part in done])
+    pooled_chain = [part["chained"] for part in done]
+    p_chained = None if any(c is None for c in pooled_chain) else np.concatenate(pooled_chain)
+    baselines = {name: np.concatenate([part["baselines"][name] for part in done]) for name in done[0]["baselines"]}
     y = test[label].to_numpy(int)
     p_true = attach_truth(test, log, f"p_{model.main_target}")
     report = evaluate_test_period(
@@ -301,7 +302,7 @@ def rolling_origin_backtest(ts: TrainingSet, settings: Settings, params: dict[st
         baselines,
         None if p_true is None else p_true.to_numpy(),
         tc.ece_bins,
-        p_chained=chained,
+        p_chained=p_chained,
     )
     results = {"test": evaluate(y, p, p_true, tc.ece_bins)}
     results["test"] |= {

@@ -70,7 +70,7 @@ def train_from_logs(
     ts = build_training_set(log, settings, until=until, registry=registry)
     params = lgbm_params(settings, tuned)
     backtest = run_backtest(ts, settings, params, log)
-    served, refit = backtest.model, {}
+    served, refit = backtest.model, dict[str, dict[str, Any]]()
     if settings.training.refit_on_all:
         served, refit = refit_funnel(ts, settings, backtest.model)
     ref = log_and_register(

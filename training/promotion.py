@@ -1,9 +1,9 @@
 """The promotion gate: the challenger becomes champion only if it beats it on the same, latest holdout.
 
 Both models are scored on the challenger's own test period (the most recent labelled cutoffs),
-rebuilt from the data sources its run recorded. A version refit on all labelled rows has seen that
-period, so the gate scores the backtest model kept in its bundle, as it scored versions before refitting. The challenger must have a lower log loss and an
-AUC no more than `training.promotion_auc_tolerance` below the champion's.
+rebuilt from the data sources its run recorded. The challenger must have a lower log loss and an
+AUC no more than `training.promotion_auc_tolerance` below the champion's. A version refit on all
+labelled rows has seen that period, so the gate scores the backtest model kept in its bundle.
 """
 
 from __future__ import annotations
