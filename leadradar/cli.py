@@ -420,6 +420,34 @@ def tune(
     out.print_json(json.dumps(result.best_params))
 
 
+@app.command()
+def evaluate(
+    table: Path = typer.Option(..., help="your own feature table (CSV or Parquet)"),
+    label: str = typer.Option(..., help="the 0/1 column to predict"),
+    cv: int = typer.Option(5, "--cv", help="stratified folds"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object: every scorer's figures"),
+) -> None:
+    """Cross-validate leadradar's table model beside LightGBM's defaults and logistic regression, same folds."""
+    from leadradar.training.table_evaluation import FIGURES, evaluate_table
+
+    with console.status(f"cross-validating on {cv} folds"):
+        result = evaluate_table(table, label, settings_for(), cv)
+    if as_json:
+        print(json.dumps(result.to_dict(), default=float, ensure_ascii=False))
+        return
+    out_table = Table(
+        title=f"{escape(str(table))}: {result.rows:,} rows, {result.positives:,} positive, {result.folds} folds"
+    )
+    for column in ("scorer", "figure", "out of fold", "interval over rows", "± over folds"):
+        out_table.add_column(column, justify="left" if column in ("scorer", "figure") else "right")
+    for name, m in result.scorers.items():
+        for k in FIGURES:
+            interval = f"{m[f'{k}_lo']:.4f} … {m[f'{k}_hi']:.4f}" if f"{k}_lo" in m else ""
+            out_table.add_row(name if k == FIGURES[0] else "", k, f"{m[k]:.4f}", interval, f"{m[f'{k}_fold_sd']:.4f}")
+        out_table.add_section()
+    out.print(out_table)
+
+
 def metrics_table(verdict) -> Table:
     table = Table(
         title=f"holdout: {verdict.holdout.get('rows', 0):,} rows, {verdict.holdout.get('positives', 0):,} wins, "
@@ -479,18 +507,24 @@ def rollback(
 
 @app.command()
 def score(
-    events: Path = typer.Option(..., help="events Parquet"),
-    stages: Path = typer.Option(..., help="CRM stage history Parquet"),
+    events: Path | None = typer.Option(None, help="events Parquet"),
+    stages: Path | None = typer.Option(None, help="CRM stage history Parquet"),
     as_of: str | None = typer.Option(None, "--as-of", help="score as of this UTC time (default: now)"),
     tenant: str | None = typer.Option(None, help="only this tenant"),
-    out_file: Path | None = typer.Option(None, "--out", help="also write the scores as Parquet"),
+    out_file: Path | None = typer.Option(None, "--out", help="also write the scores (Parquet; CSV too with --table)"),
     items: Path | None = typer.Option(None, help="item catalogue (default: items.parquet beside events)"),
     leads: Path | None = typer.Option(None, help="static lead attributes (default: leads.parquet beside events)"),
+    table: Path | None = typer.Option(None, help="or: a table to score (CSV or Parquet, no label needed)"),
+    model_name: str | None = typer.Option(None, "--model", help="with --table: the table model whose champion scores"),
 ) -> None:
     """Score every open lead with the champion; keep scores, reasons, recent events and the funnel in the score store.
 
     Re-running for the same as_of (and model version) replaces that run, never duplicates it.
+    With --table, score a table's rows with a table model's champion instead: probability, rank, reasons.
     """
+    if table is not None:
+        score_a_table(table, model_name, out_file, events, stages)
+        return
     from leadradar.features.cutoffs import now_utc
     from leadradar.registry import load_alias
     from leadradar.serving.scoring import score_and_store
@@ -508,6 +542,22 @@ def score(
     console.print(
         f"scored {len(scores):,} open leads with {loaded.ref.name} v{loaded.ref.version}"
         f" as of {when:%Y-%m-%d %H:%M} UTC" + (f" → {out_file}" if out_file else "")
+    )
+
+
+def score_a_table(table: Path, model_name: str | None, out_file: Path | None, *logs: Path | None) -> None:
+    """`score --table`: the table's rows ranked by a table model's champion, written to --out."""
+    from leadradar.training.table_scoring import score_table, write_scores
+
+    if any(p is not None for p in logs):
+        raise BadValueError("give either --events/--stages or --table, not both")
+    if out_file is None:
+        raise BadValueError("--table needs --out FILE (.csv or .parquet) for the scored rows")
+    with console.status(f"scoring {table}"):
+        scored, loaded = score_table(table, settings_for(), model_name)
+        write_scores(scored, out_file)
+    console.print(
+        f"scored {len(scored):,} rows with {escape(loaded.ref.name)} v{loaded.ref.version} → {escape(str(out_file))}"
     )
 
 
