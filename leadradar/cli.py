@@ -440,13 +440,31 @@ def train(
     if as_json:
         print(result.to_json())
         return
-    table_out = Table(title=f"{result.model_name} v{result.model_version} (@{result.alias}), run {result.run_id}")
-    table_out.add_column("test metric")
-    table_out.add_column("value", justify="right")
-    for k, v in result.test_metrics.items():
-        table_out.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v))
-    out.print(table_out)
+    out.print(backtest_table(result))
+    served = result.extra.get("refit") or {}
+    if served:
+        console.print(
+            f"served: refit on all {served['rows']:,} labelled rows (cutoffs {served['cutoff_from'][:10]} … "
+            f"{served['cutoff_to'][:10]}, {served['rounds']} rounds, calibration {served['calibration']})"
+        )
     console.print("next: `leadradar promote` compares it with the champion on the latest holdout")
+
+
+def backtest_table(result) -> Table:
+    """The backtest's figures, each with its bootstrap interval over leads where there is one."""
+    kind = (result.extra.get("backtest") or {}).get("kind", "time_split").replace("_", " ")
+    table = Table(title=f"{result.model_name} v{result.model_version} (@{result.alias}), run {result.run_id}")
+    table.add_column(f"backtest ({kind})")
+    table.add_column("value", justify="right")
+    table.add_column("interval over leads", justify="right")
+    metrics = result.test_metrics
+    for k, v in metrics.items():
+        if k.endswith(("_lo", "_hi")) and k[:-3] in metrics:
+            continue
+        lo, hi = metrics.get(f"{k}_lo"), metrics.get(f"{k}_hi")
+        interval = f"{lo:.4f} … {hi:.4f}" if lo is not None and hi is not None else ""
+        table.add_row(k, f"{v:.4f}" if isinstance(v, float) else str(v), interval)
+    return table
 
 
 @app.command()
@@ -489,6 +507,34 @@ def tune(
         f"{result.trials_total} trials; best validation log loss {result.best_value:.5f}"
     )
     out.print_json(json.dumps(result.best_params))
+
+
+@app.command()
+def evaluate(
+    table: Path = typer.Option(..., help="your own feature table (CSV or Parquet)"),
+    label: str = typer.Option(..., help="the 0/1 column to predict"),
+    cv: int = typer.Option(5, "--cv", help="stratified folds"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object: every scorer's figures"),
+) -> None:
+    """Cross-validate leadradar's table model beside LightGBM's defaults and logistic regression, same folds."""
+    from leadradar.training.table_evaluation import FIGURES, evaluate_table
+
+    with console.status(f"cross-validating on {cv} folds"):
+        result = evaluate_table(table, label, settings_for(), cv)
+    if as_json:
+        print(json.dumps(result.to_dict(), default=float, ensure_ascii=False))
+        return
+    out_table = Table(
+        title=f"{escape(str(table))}: {result.rows:,} rows, {result.positives:,} positive, {result.folds} folds"
+    )
+    for column in ("scorer", "figure", "out of fold", "interval over rows", "± over folds"):
+        out_table.add_column(column, justify="left" if column in ("scorer", "figure") else "right")
+    for name, m in result.scorers.items():
+        for k in FIGURES:
+            interval = f"{m[f'{k}_lo']:.4f} … {m[f'{k}_hi']:.4f}" if f"{k}_lo" in m else ""
+            out_table.add_row(name if k == FIGURES[0] else "", k, f"{m[k]:.4f}", interval, f"{m[f'{k}_fold_sd']:.4f}")
+        out_table.add_section()
+    out.print(out_table)
 
 
 def metrics_table(verdict) -> Table:
@@ -554,15 +600,21 @@ def score(
     stages: Path | None = typer.Option(None, help="CRM stage history Parquet (default: the event store)"),
     as_of: str | None = typer.Option(None, "--as-of", help="score as of this UTC time (default: now)"),
     tenant: str | None = typer.Option(None, help="only this tenant"),
-    out_file: Path | None = typer.Option(None, "--out", help="also write the scores as Parquet"),
+    out_file: Path | None = typer.Option(None, "--out", help="also write the scores (Parquet; CSV too with --table)"),
     items: Path | None = typer.Option(None, help="item catalogue (default: items.parquet beside events)"),
     leads: Path | None = typer.Option(None, help="static lead attributes (default: leads.parquet beside events)"),
+    table: Path | None = typer.Option(None, help="or: a table to score (CSV or Parquet, no label needed)"),
+    model_name: str | None = typer.Option(None, "--model", help="with --table: the table model whose champion scores"),
 ) -> None:
     """Score every open lead with the champion; keep scores, reasons, recent events, the funnel and the
     salesperson context in the score store (without files: from the event store, the nightly refresh).
 
     Re-running for the same as_of (and model version) replaces that run, never duplicates it.
+    With --table, score a table's rows with a table model's champion instead: probability, rank, reasons.
     """
+    if table is not None:
+        score_a_table(table, model_name, out_file, events, stages)
+        return
     from leadradar.features.cutoffs import now_utc
     from leadradar.registry import load_alias
     from leadradar.serving.scoring import score_and_store
@@ -580,6 +632,22 @@ def score(
     console.print(
         f"scored {len(scores):,} open leads with {loaded.ref.name} v{loaded.ref.version}"
         f" as of {when:%Y-%m-%d %H:%M} UTC" + (f" → {out_file}" if out_file else "")
+    )
+
+
+def score_a_table(table: Path, model_name: str | None, out_file: Path | None, *logs: Path | None) -> None:
+    """`score --table`: the table's rows ranked by a table model's champion, written to --out."""
+    from leadradar.training.table_scoring import score_table, write_scores
+
+    if any(p is not None for p in logs):
+        raise BadValueError("give either --events/--stages or --table, not both")
+    if out_file is None:
+        raise BadValueError("--table needs --out FILE (.csv or .parquet) for the scored rows")
+    with console.status(f"scoring {table}"):
+        scored, loaded = score_table(table, settings_for(), model_name)
+        write_scores(scored, out_file)
+    console.print(
+        f"scored {len(scored):,} rows with {escape(loaded.ref.name)} v{loaded.ref.version} → {escape(str(out_file))}"
     )
 
 

@@ -244,6 +244,26 @@ class TrainingConfig(BaseModel):
         }
     )
     ece_bins: int = 15
+    # The backtest is the honest evaluation; the model served is then refit on every labelled row (the latest
+    # weeks included) with the backtest's rounds. False serves the backtest model itself, as before.
+    refit_on_all: bool = True
+    # Rolling-origin folds whose out-of-time predictions calibrate the refit model (each fit only on cutoffs a
+    # horizon before the fold it predicts).
+    refit_calibration_folds: int = 3
+    # Short histories (too few cutoffs for train, validation and test with horizon gaps) are backtested by
+    # rolling origin over this many time folds instead of being refused.
+    backtest_folds: int = 3
+    # A rolling-origin fold needs this many cutoffs a horizon before the ones it predicts.
+    min_fit_cutoffs: int = 2
+    # Within a rolling-origin fold, this share of the leads (not rows) stops boosting early and calibrates.
+    fold_validation_leads: float = 0.25
+    # Below these, training refuses and says how much more history would do: labelled cutoffs (whose main
+    # label window has passed) and wins within the main horizon in those rows.
+    min_labelled_cutoffs: int = 8
+    min_positives: int = 20
+    # Bootstrap intervals of every backtest figure: resamples of the leads (seeded by `seed`) and the level.
+    bootstrap_resamples: int = 200
+    bootstrap_level: float = 0.95
     # The promotion gate: a challenger must have lower log loss and an AUC at most this much below the champion's.
     promotion_auc_tolerance: float = 0.005
     # Below this many training rows one LightGBM thread is faster than two.

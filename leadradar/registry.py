@@ -147,7 +147,8 @@ def fetch(settings: Settings, ref: ModelRef) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=ref.uri, dst_path=str(tmp)))
-    found = next(local.rglob("model.json"), None)
+    # The shallowest model.json is the bundle; deeper ones are models kept beside it (the backtest model).
+    found = min(local.rglob("model.json"), key=lambda f: len(f.parts), default=None)
     if found is None:
         raise NoModelError(f"{ref.uri} holds no funnel bundle ({ARTIFACT_KEY}/model.json)")
     shutil.rmtree(target, ignore_errors=True)

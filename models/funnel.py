@@ -106,27 +106,64 @@ class FunnelModel:
                 f"target {spec.name}: needs both outcomes in train and validation "
                 f"(train {int(y_tr.sum())}/{len(y_tr)}, validation {int(y_va.sum())}/{len(y_va)} positive)"
             )
-        X_tr, X_va = self.encoder_.transform(tr), self.encoder_.transform(va)
-        cats = self.encoder_.categorical_indices()
-        d_tr = lgb.Dataset(X_tr, y_tr, feature_name=self.features, categorical_feature=cats, free_raw_data=True)
-        d_va = lgb.Dataset(X_va, y_va, reference=d_tr, categorical_feature=cats)
-        params = {**self.params, "seed": self.seed, "deterministic": True}
-        if len(y_tr) < self.single_thread_below_rows:
-            params["num_threads"] = 1
-        booster = lgb.train(
-            params,
-            d_tr,
-            num_boost_round=self.num_boost_round,
-            valid_sets=[d_va],
-            callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
-        )
-        best = booster.best_iteration or booster.current_iteration()
-        booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+        X_va = self.encoder_.transform(va)
+        booster, best = self._train(self.encoder_.transform(tr), y_tr, self.num_boost_round, (X_va, y_va))
         raw = np.asarray(booster.predict(X_va))
         cal, scores = choose_calibrator(raw, y_va, va[group].to_numpy(), seed=self.seed)
         fitted = FittedTarget(spec, booster, cal, best, scores, train_rows=len(y_tr), train_positives=int(y_tr.sum()))
         self.targets_[spec.name] = fitted
         return fitted
+
+    def _train(
+        self, X: np.ndarray, y: np.ndarray, rounds: int, valid: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> tuple[lgb.Booster, int]:
+        """One LightGBM booster: early-stopped on `valid` when given, else exactly `rounds` rounds."""
+        cats = self.encoder_.categorical_indices()
+        d_tr = lgb.Dataset(X, y, feature_name=self.features, categorical_feature=cats, free_raw_data=True)
+        params = {**self.params, "seed": self.seed, "deterministic": True}
+        if len(y) < self.single_thread_below_rows:
+            params["num_threads"] = 1
+        if valid is None:
+            return lgb.train(params, d_tr, num_boost_round=rounds), rounds
+        d_va = lgb.Dataset(valid[0], valid[1], reference=d_tr, categorical_feature=cats)
+        booster = lgb.train(
+            params,
+            d_tr,
+            num_boost_round=rounds,
+            valid_sets=[d_va],
+            callbacks=[lgb.early_stopping(self.early_stopping_rounds, verbose=False)],
+        )
+        best = booster.best_iteration or booster.current_iteration()
+        return lgb.Booster(model_str=booster.model_to_string(num_iteration=best)), best
+
+    def raw_booster(self, spec: TargetSpec, frame: pd.DataFrame, rounds: int) -> lgb.Booster:
+        """An uncalibrated booster of `rounds` rounds on `frame`'s rows of the target (for cross-fitting)."""
+        rows = self._rows(frame, spec)
+        return self._train(self.encoder_.transform(rows), rows[spec.label].to_numpy(int), rounds)[0]
+
+    def refit_target(
+        self,
+        spec: TargetSpec,
+        frame: pd.DataFrame,
+        rounds: int,
+        calibrator: IsotonicCalibrator | SigmoidCalibrator,
+        calibration_scores: dict[str, float],
+    ) -> FittedTarget:
+        """The target refit on all of `frame` with a fixed round count and a calibrator fitted out of time elsewhere."""
+        rows = self._rows(frame, spec)
+        y = rows[spec.label].to_numpy(int)
+        if len(y) == 0 or y.min() == y.max():
+            raise ValueError(f"target {spec.name}: needs both outcomes to refit ({int(y.sum())}/{len(y)} positive)")
+        booster, _ = self._train(self.encoder_.transform(rows), y, rounds)
+        fitted = FittedTarget(
+            spec, booster, calibrator, rounds, calibration_scores, train_rows=len(y), train_positives=int(y.sum())
+        )
+        self.targets_[spec.name] = fitted
+        return fitted
+
+    def rows_of(self, frame: pd.DataFrame, spec: TargetSpec) -> pd.DataFrame:
+        """The rows a target learns from: its label known and, for a stage model, leads at that stage."""
+        return self._rows(frame, spec)
 
     def matrix(self, frame: pd.DataFrame) -> np.ndarray:
         return self.encoder_.transform(frame)
@@ -221,3 +258,8 @@ class FunnelModel:
             )
         model.meta_ = meta
         return model
+
+    def companion(self, name: str) -> FunnelModel | None:
+        """A model saved beside this one in its bundle (the backtest model behind a refit one), if there is one."""
+        folder = self.path_ / name if self.path_ is not None else None
+        return FunnelModel.load(folder) if folder is not None and (folder / "model.json").is_file() else None

@@ -2,7 +2,8 @@
 
 Both models are scored on the challenger's own test period (the most recent labelled cutoffs),
 rebuilt from the data sources its run recorded. The challenger must have a lower log loss and an
-AUC no more than `training.promotion_auc_tolerance` below the champion's.
+AUC no more than `training.promotion_auc_tolerance` below the champion's. A version refit on all
+labelled rows has seen that period, so the gate scores the backtest model kept in its bundle.
 """
 
 from __future__ import annotations
@@ -104,7 +105,9 @@ def promote(settings: Settings) -> Verdict:
     y = frame[label].to_numpy(int)
     metrics = {}
     for role, ref in (("challenger", challenger), ("champion", champion)):
-        model = load_version(settings, ref)
+        served = load_version(settings, ref)
+        # A refit model has trained on the holdout; its backtest model, kept in the bundle, has not.
+        model = served.companion("backtest") or served
         missing = [f for f in model.features if f not in frame.columns]
         if missing:
             raise PromotionError(f"the {role} v{ref.version} needs features this code no longer builds: {missing[:5]}")

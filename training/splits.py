@@ -49,3 +49,26 @@ def time_split(
             f"validation and test with {horizon_days}-day gaps; supply a longer history"
         )
     return TimeSplit(train=train, validation=validation, test=test)
+
+
+@dataclass(frozen=True)
+class Fold:
+    """One rolling-origin step: fit on `fit` (every label window ends by `predict[0]`), predict `predict`."""
+
+    fit: list[pd.Timestamp]
+    predict: list[pd.Timestamp]
+
+
+def rolling_origin(cutoffs: list[pd.Timestamp], horizon_days: int, folds: int, min_fit_cutoffs: int = 1) -> list[Fold]:
+    """The latest cutoffs cut into up to `folds` blocks in time order, each predicted by what precedes it by a gap.
+
+    A cutoff can be predicted once at least `min_fit_cutoffs` cutoffs lie a horizon before it; those
+    cutoffs are shared out into contiguous blocks (earliest first). Empty when none can be predicted.
+    """
+    cuts = sorted(set(cutoffs))
+    gap = timedelta(days=horizon_days)
+    eligible = [c for c in cuts if sum(f + gap <= c for f in cuts) >= min_fit_cutoffs]
+    if not eligible or folds < 1:
+        return []
+    blocks = [list(b) for b in np.array_split(np.array(eligible, dtype=object), min(folds, len(eligible)))]
+    return [Fold(fit=[c for c in cuts if c + gap <= block[0]], predict=block) for block in blocks]

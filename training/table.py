@@ -20,6 +20,7 @@ from leadradar.models.funnel import FunnelModel
 from leadradar.registry import CHALLENGER
 from leadradar.targets import TargetSpec
 from leadradar.training import plots
+from leadradar.training.intervals import bootstrap_intervals
 from leadradar.training.metrics import classification_metrics
 from leadradar.training.pipeline import TrainResult
 from leadradar.training.tracking import RunRecord, record_run
@@ -197,6 +198,10 @@ def train_from_table(
         results[split_name] = classification_metrics(y, p, tc.ece_bins)
         if split_name == "test":
             curves, y_test = {"calibrated": p, "raw LightGBM": fitted.predict_raw(X)}, y
+            rows = part[split_name][ROW].astype(str).to_numpy()
+            results["test"] |= bootstrap_intervals(
+                y, p, rows, None, tc.ece_bins, tc.bootstrap_resamples, tc.bootstrap_level, tc.seed
+            )
     tags = {
         "data.kind": "table",
         "data.table": str(path.resolve()),

@@ -61,6 +61,7 @@ class RunRecord:
     bundle_extra: dict[str, Any] = field(default_factory=dict)
     version_tags: dict[str, str] = field(default_factory=dict)
     bundle_files: dict[str, str] = field(default_factory=dict)  # file name → path, copied into the bundle
+    companions: dict[str, FunnelModel] = field(default_factory=dict)  # folder in the bundle → a model kept beside
 
 
 def record_run(
@@ -90,6 +91,8 @@ def record_run(
         write_files(out / "files")
         mlflow.log_artifacts(str(out / "files"))
         bundle = model.save(out / "bundle", {**record.bundle_extra, "code_version": version}, record.bundle_files)
+        for folder, companion in record.companions.items():
+            companion.save(bundle / folder)
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=str(ENTRY_POINT),

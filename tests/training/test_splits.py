@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from leadradar.training.splits import time_split
+from leadradar.training.splits import rolling_origin, time_split
 
 FIRST = pd.Timestamp("2026-01-05", tz="UTC")  # a Monday
 
@@ -92,3 +92,24 @@ def test_split_is_gapped_or_refused_exactly_when_the_history_is_too_short(
     assert_gapped_and_ordered(split, cutoffs, horizon_days)
     assert split.test == cutoffs[-n_test:]
     assert len(split.validation) == n_val
+
+
+def test_rolling_origin_fits_each_fold_only_on_cutoffs_a_horizon_before_it():
+    cutoffs = weekly(13)
+    folds = rolling_origin(cutoffs, horizon_days=30, folds=3, min_fit_cutoffs=2)
+    assert len(folds) == 3
+    gap = pd.Timedelta(days=30)
+    for fold in folds:
+        assert len(fold.fit) >= 2
+        assert all(c + gap <= fold.predict[0] for c in fold.fit)
+        assert [c for c in cutoffs if c + gap <= fold.predict[0]] == fold.fit  # every such cutoff, none other
+    predicted = [c for fold in folds for c in fold.predict]
+    assert predicted == sorted(predicted) and predicted[-1] == cutoffs[-1]
+    assert predicted[0] == cutoffs[6]  # the first cutoff with two cutoffs 30 days (5 weeks) before it
+
+
+def test_eight_weekly_cutoffs_are_enough_for_a_rolling_origin_but_not_for_a_time_split():
+    with pytest.raises(ValueError):
+        time_split(weekly(8), 30, 0.15, 0.2)
+    assert rolling_origin(weekly(8), 30, folds=3, min_fit_cutoffs=2)
+    assert not rolling_origin(weekly(6), 30, folds=3, min_fit_cutoffs=2)
