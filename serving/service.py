@@ -8,32 +8,29 @@ serving/engine.py, serving/ranking.py and serving/auth.py; this module wires key
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import bentoml
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import Body, FastAPI, HTTPException, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from leadradar.config import get_settings
 from leadradar.features.online import OnlineFeatures
 from leadradar.features.registry import build_registry
-from leadradar.serving import connections
+from leadradar.serving import connections, errors
 from leadradar.serving.apidocs import HEADERS as DOCS_HEADERS
 from leadradar.serving.apidocs import reference_html
 from leadradar.serving.audit import AuditLog
 from leadradar.serving.auth import KeyStore, Principal, request_key
 from leadradar.serving.dashboard.mount import service_dashboard
-from leadradar.serving.engine import ContextCache, Engine, RequestError, load_items
+from leadradar.serving.engine import ContextCache, Engine, RequestError, load_items, model_attributes
 from leadradar.serving.holder import ModelHolder
 from leadradar.serving.limits import PRINCIPAL, BodyLimit, KeyGate
 from leadradar.serving.ranking import RankedCache
@@ -52,7 +49,7 @@ from leadradar.serving.store import ScoreStore
 
 log = logging.getLogger(__name__)
 SETTINGS = get_settings()
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 403, 413, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 403, 404, 413, 422, 503)}
 connections.install(
     SETTINGS.serving.header_timeout_seconds, SETTINGS.serving.body_timeout_seconds, SETTINGS.serving.keep_alive_seconds
 )
@@ -70,18 +67,7 @@ app.add_middleware(BodyLimit, max_bytes=SETTINGS.serving.max_body_bytes)
 app.add_middleware(KeyGate)
 
 
-def invalid(errors: Sequence[Mapping[str, Any]], prefix: tuple[str, ...] = ()) -> Response:
-    """422 with each error's field path and message, never echoing the input (it may not even encode)."""
-    detail = [
-        {"loc": [*prefix, *e.get("loc", [])], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
-        for e in errors
-    ]
-    return Response(json.dumps({"detail": detail}, ensure_ascii=True), status_code=422, media_type="application/json")
-
-
-@app.exception_handler(RequestValidationError)
-async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
-    return invalid(exc.errors())
+errors.install(app)
 
 
 def openapi_document() -> dict:
@@ -94,7 +80,7 @@ def openapi_document() -> dict:
         schemas = doc.setdefault("components", {}).setdefault("schemas", {})
         schemas.update(body.pop("$defs", {}))
         schemas["ScoreRequest"] = body
-        app.openapi_schema = doc
+        app.openapi_schema = errors.document(doc, "ErrorBody")
     return app.openapi_schema
 
 
@@ -126,13 +112,6 @@ SCORE_DOC = {
     "requestBody": {
         "required": True,
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ScoreRequest"}}},
-    },
-}
-SCORE_ERRORS: dict[int | str, dict[str, Any]] = {
-    **ERRORS,
-    422: {
-        "description": "Validation Error",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},
     },
 }
 
@@ -208,7 +187,7 @@ class LeadRadar:
         "/score",
         response_model=ScoreResponse,
         response_model_by_alias=True,
-        responses=SCORE_ERRORS,
+        responses=ERRORS,
         openapi_extra=SCORE_DOC,
     )
     async def score(self, request: Request) -> Response:
@@ -219,7 +198,7 @@ class LeadRadar:
         try:
             body = ScoreRequest.model_validate_json(await request.body())
         except ValidationError as exc:
-            return invalid(exc.errors(include_url=False, include_input=False), ("body",))
+            return errors.invalid(exc.errors(include_url=False, include_input=False), ("body",))
         engine = self._engine()
         try:
             small = len(body.leads) <= self.settings.serving.inline_leads and all(
@@ -229,13 +208,14 @@ class LeadRadar:
         except PermissionError as exc:
             raise HTTPException(403, str(exc)) from None
         except RequestError as exc:
-            return invalid([{"loc": exc.loc, "msg": exc.message, "type": "value_error"}])
+            return errors.invalid([{"loc": exc.loc, "msg": exc.message, "type": "value_error"}])
         return Response(answer.model_dump_json(by_alias=True), media_type="application/json")
 
     @app.post("/rank", response_model=RankResponse, responses=ERRORS, openapi_extra={"parameters": KEY_HEADERS})
-    def rank(self, body: RankRequest, request: Request):
-        """The tenant's open leads from the latest batch scores, most likely closers first."""
+    def rank(self, request: Request, body: Annotated[RankRequest | None, Body()] = None):
+        """The tenant's open leads from the latest batch scores, most likely closers first (no body: page 1)."""
         principal = self._principal(request, "rank")
+        body = body or RankRequest()
         sales = body.sales_id
         if principal.role == "sales":
             if sales not in (None, principal.sales_id):
@@ -282,6 +262,10 @@ class LeadRadar:
             test_metrics=meta.get("test_metrics"),
             targets=sorted(loaded.model.targets_) if loaded else [],
             skipped_targets=meta.get("skipped_targets", {}),
+            features=list(loaded.model.features) if loaded else [],
+            attributes=model_attributes(loaded.model.features, self.settings) if loaded else [],
+            event_types=dict(self.settings.events.types),
+            stages=list(self.settings.funnel.all_stages),
         )
 
     @app.get("/audit", response_model=AuditResponse, responses=ERRORS, openapi_extra={"parameters": KEY_HEADERS})
@@ -293,3 +277,15 @@ class LeadRadar:
             tenant_id=principal.tenant_id,
             entries=[AuditRow.model_validate(e, from_attributes=True) for e in entries],
         )
+
+
+@app.api_route(
+    "/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], include_in_schema=False
+)
+def unknown(request: Request, path: str) -> Response:
+    """Last route: BentoML mounts this app only for paths one of its routes matches, and would answer any other
+    /v1 path with a plain-text 404; here it gets the API's error shape (and 405 for a known path's wrong method)."""
+    others = [route for route in app.routes if getattr(route, "endpoint", None) is not unknown]
+    if any(route.matches(request.scope)[0] is Match.PARTIAL for route in others):
+        raise HTTPException(405, f"{request.method} is not allowed here; /v1/openapi.json lists the methods")
+    raise HTTPException(404, "no such endpoint; /v1/openapi.json lists them")
