@@ -22,7 +22,7 @@ from leadradar.serving.ranking import ranked_list
 from leadradar.serving.reasons import ReasonWriter
 from leadradar.serving.scoring import score_batch, store_batch
 from leadradar.serving.store import ScoreStore
-from leadradar.training.pipeline import train_from_logs
+from leadradar.training.pipeline import TrainResult, train_from_logs
 from leadradar.training.tracking import ui_command
 
 console = Console()
@@ -50,7 +50,8 @@ def run_demo(data_dir: Path = Path("demo_data"), leads: int = 20_000, tenants: i
     )
 
     step("2. build the training set, train, calibrate, evaluate, register")
-    result = train_from_logs(log, settings)
+    result = train_demo_model(log, settings)
+    console.print(f"LightGBM parameters: {result.extra['params_source']} (the demo never reads earlier tuning)")
     from leadradar.training.promotion import promote
 
     verdict = promote(settings)
@@ -120,6 +121,12 @@ def run_demo(data_dir: Path = Path("demo_data"), leads: int = 20_000, tenants: i
         f"(or: leadradar report --tenant {tenant} --out report.html)"
     )
     return wall
+
+
+def train_demo_model(log: RadarLog, settings: Settings) -> TrainResult:
+    """The demo trains with the settings' parameters, never with a study an earlier `leadradar tune` left in the
+    data directory: the demo shows what a fresh clone gets, the same on every machine."""
+    return train_from_logs(log, settings, use_tuned=False)
 
 
 def demo_key(keys: KeyStore, tenant: str) -> str:

@@ -21,6 +21,7 @@ from leadradar.registry import CHALLENGER, ModelRef
 from leadradar.targets import Targets, TargetSpec
 from leadradar.training import plots
 from leadradar.training.evaluation import EvaluationReport
+from leadradar.training.fingerprint import DataKey, log_key
 from leadradar.training.metrics import classification_metrics, truth_metrics
 from leadradar.training.splits import TimeSplit, time_split
 from leadradar.training.tracking import RunRecord, record_run
@@ -151,13 +152,13 @@ def train_from_logs(
 
     With `use_tuned`, LightGBM parameters come from the best trial of `leadradar tune`, when there is one.
     """
-    from leadradar.training.tuning import tuned_params
+    from leadradar.training.tuning import DEFAULTS, tuned_params
 
     targets = Targets.from_settings(settings)
-    found = tuned_params(settings, targets.main) if use_tuned else None
-    tuned, params_source = found if found else (None, "settings")
     registry = build_registry(settings)
     ts = build_training_set(log, settings, until=until, registry=registry)
+    found = tuned_params(settings, targets.main, data_key(log, ts, settings)) if use_tuned else None
+    tuned, params_source = found if found else (None, DEFAULTS)
     tc = settings.training
     params = lgbm_params(settings, tuned)
     model, splits = fit_funnel(ts, settings, targets.specs(), params)
@@ -216,7 +217,11 @@ def train_from_logs(
         rows=rows,
         definition_hash=ts.definition_hash,
         calibration=target.calibrator.method,
-        extra={"targets": {n: t.calibrator.method for n, t in model.targets_.items()}, "skipped": model.skipped_},
+        extra={
+            "targets": {n: t.calibrator.method for n, t in model.targets_.items()},
+            "skipped": model.skipped_,
+            "params_source": params_source,
+        },
     )
 
 
@@ -227,8 +232,10 @@ def tune_from_logs(
     n_trials: int | None = 30,
     timeout: float | None = None,
     progress: bool = True,
+    fresh: bool = False,
 ):
-    """Tune the main close model on the same training set and split that `train` would use."""
+    """Tune the main close model on the same training set and split that `train` would use, in the study
+    keyed by that training set's fingerprint (`fresh`: start that study over)."""
     from leadradar.training.tuning import tune_frames
 
     ts = build_training_set(log, settings, until=until)
@@ -246,10 +253,18 @@ def tune_from_logs(
         label,
         settings,
         targets.main,
+        data_key(log, ts, settings),
         n_trials,
         timeout,
         progress,
+        fresh,
     )
+
+
+def data_key(log: RadarLog, ts: TrainingSet, settings: Settings) -> DataKey:
+    """The key of the data a model learns from: the log's content, the training set's window, the horizon its
+    labels look ahead and the feature definitions."""
+    return log_key(log, ts.window, f"horizon {settings.training.horizon_days}d", ts.definition_hash)
 
 
 def log_and_register(
