@@ -447,6 +447,7 @@ def train(
             f"served: refit on all {served['rows']:,} labelled rows (cutoffs {served['cutoff_from'][:10]} … "
             f"{served['cutoff_to'][:10]}, {served['rounds']} rounds, calibration {served['calibration']})"
         )
+    console.print(f"LightGBM parameters: {escape(result.extra.get('params_source', 'defaults'))}")
     console.print("next: `leadradar promote` compares it with the champion on the latest holdout")
 
 
@@ -482,9 +483,10 @@ def tune(
     trials: int | None = typer.Option(30, help="trial budget (the study resumes where it stopped)"),
     timeout: float | None = typer.Option(None, help="time budget in seconds"),
     as_seen: bool = typer.Option(True, "--as-seen/--event-time", help=AS_SEEN_HELP),
+    fresh: bool = typer.Option(False, "--fresh", help="start this data's study over instead of resuming it"),
     as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object"),
 ) -> None:
-    """Search LightGBM parameters with Optuna (TPE, pruning); `train` then uses the best ones."""
+    """Search LightGBM parameters with Optuna (TPE, pruning); `train` on the same data then uses the best ones."""
     from dataclasses import asdict
 
     given = table_input(events, stages, table, label)
@@ -492,13 +494,15 @@ def tune(
     if given is not None:
         from leadradar.training.table import tune_table
 
-        result = tune_table(*given, settings, time_column, model_name, trials, timeout, progress=not as_json)
+        result = tune_table(
+            *given, settings, time_column, model_name, trials, timeout, progress=not as_json, fresh=fresh
+        )
     else:
         cutoff = parse_time(until, "--until")
         log = radar_log(events, stages, items, leads, settings=settings, as_seen=as_seen, until=cutoff)
         from leadradar.training.pipeline import tune_from_logs
 
-        result = tune_from_logs(log, settings, cutoff, trials, timeout, progress=not as_json)
+        result = tune_from_logs(log, settings, cutoff, trials, timeout, progress=not as_json, fresh=fresh)
     if as_json:
         print(json.dumps(asdict(result), default=float))
         return
@@ -506,6 +510,7 @@ def tune(
         f"study {result.study}: {result.trials_complete} complete, {result.trials_pruned} pruned of "
         f"{result.trials_total} trials; best validation log loss {result.best_value:.5f}"
     )
+    console.print(f"tuned on: {escape(result.window)} (fingerprint {result.fingerprint[:12]})")
     out.print_json(json.dumps(result.best_params))
 
 
@@ -553,45 +558,96 @@ def metrics_table(verdict) -> Table:
     return table
 
 
-@app.command()
-def promote(
-    model_name: str | None = typer.Option(None, help="registered model (default: the lead close model)"),
-    as_json: bool = typer.Option(False, "--json", help="print the verdict as one JSON object"),
-) -> None:
-    """Make the challenger champion only if it beats the champion on the same, latest holdout."""
-    from leadradar.training.promotion import promote as run
-
+def model_settings(model_name: str | None) -> Settings:
+    """The settings, naming another registered model (a table's) when asked."""
     settings = settings_for()
     if model_name:
         from leadradar.training.table import table_settings
 
         settings = table_settings(settings, model_name)
+    return settings
+
+
+@app.command()
+def promote(
+    model_name: str | None = typer.Option(None, help="registered model (default: the lead close model)"),
+    force: bool = typer.Option(False, "--force", help="promote even if the gate refuses (needs --reason)"),
+    reason: str | None = typer.Option(None, "--reason", help="why: recorded with the verdict"),
+    as_json: bool = typer.Option(False, "--json", help="print the verdict as one JSON object"),
+) -> None:
+    """Make the challenger champion only if it beats the champion on the same, latest holdout (or --force).
+
+    The verdict (both models' figures, the rows compared, who and why) is recorded as tags on the challenger's
+    version and as an MLflow run."""
+    from leadradar.training.promotion import promote as run
+
+    settings = model_settings(model_name)
     with console.status("scoring challenger and champion on the latest holdout"):
-        verdict = run(settings)
+        verdict = run(settings, force=force, why=reason)
     if as_json:
         print(verdict.to_json())
     else:
         if verdict.challenger_metrics:
             out.print(metrics_table(verdict))
-        word = "[green]promoted[/green]" if verdict.promoted else "[red]refused[/red]"
-        out.print(f"{word}: v{verdict.challenger['version']} — {verdict.reason}")
+        word = (
+            "[yellow]forced[/yellow]"
+            if verdict.forced
+            else "[green]promoted[/green]"
+            if verdict.promoted
+            else "[red]refused[/red]"
+        )
+        out.print(f"{word}: v{verdict.challenger['version']} — {escape(verdict.reason)}")
+        if verdict.record_run_id:
+            console.print(f"recorded on the version's gate.* tags and in MLflow run {verdict.record_run_id}")
     raise typer.Exit(0 if verdict.promoted else 1)
 
 
 @app.command()
 def rollback(
     model_name: str | None = typer.Option(None, help="registered model (default: the lead close model)"),
+    reason: str | None = typer.Option(None, "--reason", help="why: recorded on both versions"),
 ) -> None:
-    """Put the previous champion back."""
+    """Put the previous champion back (recorded on both versions and as an MLflow run)."""
     from leadradar.training.promotion import rollback as run
 
-    settings = settings_for()
-    if model_name:
-        from leadradar.training.table import table_settings
-
-        settings = table_settings(settings, model_name)
-    restored, replaced = run(settings)
+    restored, replaced = run(model_settings(model_name), why=reason)
     out.print(f"{restored.name}: champion is v{restored.version} again (v{replaced.version} stepped down)")
+
+
+@app.command()
+def models(
+    model_name: str | None = typer.Option(None, help="registered model (default: the lead close model)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object per alias"),
+) -> None:
+    """The champion and the challenger: version, window, test figures, parameter source, the gate's verdict."""
+    from dataclasses import asdict
+
+    from leadradar.training.lineup import lineup
+
+    settings = model_settings(model_name)
+    entries = lineup(settings)
+    if as_json:
+        print(json.dumps({e.alias: asdict(e) for e in entries}, default=float, ensure_ascii=False))
+        return
+    if not entries:
+        raise NotFoundError(f"{settings.mlflow.model_name} has no champion or challenger; run `leadradar train`")
+    table = Table(title=f"{escape(settings.mlflow.model_name)}")
+    shown = ("auc", "logloss", "ece")  # all of them with --json
+    for col in ("alias", "version", "registered", "window (cutoffs)", *shown, "parameters", "gate"):
+        table.add_column(col, justify="right" if col in shown else "left")
+    for e in entries:
+        window = f"{e.window.get('first_cutoff', '')[:10]} … {e.window.get('last_cutoff', '')[:10]}"
+        gate = f"{e.gate.get('verdict', '')} {e.gate.get('at', '')[:16]} {e.gate.get('by', '')}".strip()
+        table.add_row(
+            e.alias,
+            f"v{e.version}",
+            e.registered[:16],
+            window,
+            *(f"{e.metrics[k]:.4f}" if k in e.metrics else "" for k in shown),
+            Text(e.params_source),
+            Text(gate or "not judged yet"),
+        )
+    out.print(table)
 
 
 @app.command()
@@ -886,21 +942,29 @@ def users_create(
     password_stdin: bool = typer.Option(False, "--password-stdin", help="read the password from standard input"),
 ) -> None:
     """Create a dashboard account; the password is kept only as a scrypt hash."""
-    user = user_store().create(tenant, name, new_password(password_stdin), role)
+    store = user_store()
+    user = store.create(tenant, name, new_password(password_stdin), role)
+    login = user.username if store.get(user.username) else f"{user.username}@{user.tenant_id}"
     console.print(
         f"user {user.username} of tenant {escape(user.tenant_id)} ({user.role}) can now sign in at /dashboard"
+        f" as {escape(login)}"
     )
+
+
+USER_NAME = typer.Argument(..., help="the user name, or name@tenant")
+USER_TENANT = typer.Option(None, "--tenant", help="the user's tenant, when several tenants use the name")
 
 
 @users_app.command("password")
 def users_password(
-    name: str = typer.Argument(..., help="the user name"),
+    name: str = USER_NAME,
+    tenant: str | None = USER_TENANT,
     password_stdin: bool = typer.Option(False, "--password-stdin", help="read the password from standard input"),
 ) -> None:
     """Set a new password; the user's open sessions end."""
-    if not user_store().set_password(name, new_password(password_stdin)):
+    if not user_store().set_password(name, new_password(password_stdin), tenant):
         raise NotFoundError(f"no user {name!r}; `leadradar users list` shows the users")
-    console.print(f"new password set for {name}")
+    console.print(f"new password set for {escape(name)}")
 
 
 @users_app.command("list")
@@ -921,11 +985,19 @@ def users_list(tenant: str | None = typer.Option(None, help="only this tenant's 
 
 
 @users_app.command("disable")
-def users_disable(name: str = typer.Argument(..., help="the user name")) -> None:
+def users_disable(name: str = USER_NAME, tenant: str | None = USER_TENANT) -> None:
     """Disable an account; its sessions end with the next page it opens."""
-    if not user_store().disable(name):
+    if not user_store().disable(name, tenant):
         raise NotFoundError(f"no active user {name!r}; `leadradar users list` shows the users")
-    out.print(f"disabled {name}")
+    out.print(f"disabled {escape(name)}")
+
+
+@users_app.command("enable")
+def users_enable(name: str = USER_NAME, tenant: str | None = USER_TENANT) -> None:
+    """Let a disabled account sign in again, with the password it had."""
+    if not user_store().enable(name, tenant):
+        raise NotFoundError(f"no disabled user {name!r}; `leadradar users list` shows the users")
+    out.print(f"enabled {escape(name)}")
 
 
 @app.command()

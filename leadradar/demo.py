@@ -26,7 +26,7 @@ from leadradar.serving.ranking import ranked_list
 from leadradar.serving.reasons import ReasonWriter
 from leadradar.serving.scoring import score_batch, store_batch
 from leadradar.serving.store import ScoreStore
-from leadradar.training.pipeline import train_from_logs
+from leadradar.training.pipeline import TrainResult, train_from_logs
 from leadradar.training.tracking import ui_command
 
 console = Console()
@@ -81,7 +81,8 @@ def run_demo(
     step("3. train from the store (as seen), calibrate, evaluate, register, promote")
     log = dataclasses.replace(RadarLog.from_store(store, as_seen=True), truth=data_dir / "truth.parquet")
     store.close()
-    result = train_from_logs(log, settings)
+    result = train_demo_model(log, settings)
+    console.print(f"LightGBM parameters: {result.extra['params_source']} (the demo never reads earlier tuning)")
     from leadradar.training.promotion import promote
 
     verdict = promote(settings)
@@ -185,6 +186,12 @@ def top_of_rank(client: httpx.Client, key: str, tenant: str, clock: pd.Timestamp
     leads = answer.json()["leads"]
     top = "  ".join(f"{r['lead_id'][-5:]} {r['p_close']:.0%}{r['grade']}" for r in leads)
     return f"  log at {clock:%m-%d %H:%M}  top of {tenant}: {top}"
+
+
+def train_demo_model(log: RadarLog, settings: Settings) -> TrainResult:
+    """The demo trains with the settings' parameters, never with a study an earlier `leadradar tune` left in the
+    data directory: the demo shows what a fresh clone gets, the same on every machine."""
+    return train_from_logs(log, settings, use_tuned=False)
 
 
 def demo_key(keys: KeyStore, tenant: str) -> str:

@@ -88,6 +88,7 @@ class Engine:
         self.stages = list(settings.funnel.open_stages)
         self.rank_to_stage = dict(enumerate(settings.funnel.all_stages))
         self.features = self.model.features
+        self.attributes = model_attributes(self.features, settings)
         self.index = {n: j for j, n in enumerate(self.features)}
         self.close_names = [name for _, name in close_targets(self.model.targets_)]
         self.explainer = Explainer(self.model, self.model.main_target, registry, settings.funnel)
@@ -323,6 +324,8 @@ class Engine:
                 {h: c[k] for h, c in curve.items()},
                 reasons[k],
             )
+        for i, answer in answers.items():
+            answer.warnings = missing_attributes(request.leads[i], self.attributes)
         out = [
             answers.get(i) or LeadScore(lead_id=lead.lead_id, tenant_id=tenant, status=status[i])
             for i, lead in enumerate(request.leads)
@@ -362,6 +365,25 @@ class Engine:
             grade=self.settings.serving.grade(main),
             reasons=reasons,
         )
+
+
+def model_attributes(features: list[str], settings: Settings) -> list[str]:
+    """The lead attributes (settings.features.lead_attributes) the model reads, as `attr_<name>` features."""
+    return [name for name in settings.features.lead_attributes if f"attr_{name}" in features]
+
+
+def missing_attributes(lead: LeadIn, attributes: list[str]) -> list[str]:
+    """One warning per attribute the model uses that the request left out: the lead is scored as if unknown,
+    which can differ from the dashboard's score (the batch run reads the CRM's attributes)."""
+    if lead.features is not None:
+        sent = {name for name in attributes if lead.features.get(f"attr_{name}") not in (None, "")}
+    else:
+        sent = {name for name, value in (lead.attributes or {}).items() if value not in (None, "")}
+    return [
+        f"attribute {name!r} missing: the model uses it, so the lead was scored as if it were unknown"
+        for name in attributes
+        if name not in sent
+    ]
 
 
 def feature_ranges(

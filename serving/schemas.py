@@ -123,6 +123,10 @@ class LeadScore(BaseModel):
     transitions: dict[str, float] = Field(default_factory=dict, description="per funnel stage from here on")
     grade: Literal["A", "B", "C", "D"] | None = None
     reasons: Reasons | None = None
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="what the answer could not take into account, e.g. an attribute the model uses that was not sent",
+    )
 
 
 class ScoreResponse(BaseModel):
@@ -173,6 +177,12 @@ class ModelInfo(BaseModel):
     test_metrics: dict | None = None
     targets: list[str] = []
     skipped_targets: dict[str, str] = {}
+    features: list[str] = Field(default=[], description="the feature row a lead's `features` must carry")
+    attributes: list[str] = Field(
+        default=[], description="the lead attributes the model reads; send them as a lead's `attributes`"
+    )
+    event_types: dict[str, str] = Field(default={}, description="event types the service accepts, with their family")
+    stages: list[str] = Field(default=[], description="the funnel's stages, in order, then the lost stage")
 
 
 class AuditRow(BaseModel):
@@ -190,9 +200,19 @@ class AuditResponse(BaseModel):
     entries: list[AuditRow]
 
 
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="the field's path, e.g. ['body', 'leads', 0, 'events', 2, 'ts']")
+    msg: str
+    type: str
+
+
 class ErrorBody(BaseModel):
-    error: str
-    detail: list | str | None = None
+    """Every answer that is not a success, whatever its status (serving/errors.py)."""
+
+    error: str = Field(description="one line: what was wrong, naming the field where there is one")
+    detail: list[FieldError] | str | None = Field(
+        default=None, description="422: every field error; 413: the limit; otherwise absent"
+    )
 
 
 # -- the event store's endpoints: /v1/events, /v1/stages, /v1/quarantine, /v1/leads/{lead_id} ----------------

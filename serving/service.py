@@ -11,30 +11,28 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import bentoml
-from fastapi import FastAPI, HTTPException, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import Body, FastAPI, HTTPException, Query, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from leadradar.config import get_settings
 from leadradar.features.online import OnlineFeatures
 from leadradar.features.registry import build_registry
 from leadradar.features.store import EventStore
-from leadradar.serving import connections
+from leadradar.serving import connections, errors
 from leadradar.serving.apidocs import HEADERS as DOCS_HEADERS
 from leadradar.serving.apidocs import reference_html
 from leadradar.serving.audit import AuditLog
 from leadradar.serving.auth import KeyStore, Principal, request_key
 from leadradar.serving.dashboard.mount import service_dashboard
-from leadradar.serving.engine import ContextCache, Engine, RequestError, load_items
+from leadradar.serving.engine import ContextCache, Engine, RequestError, load_items, model_attributes
 from leadradar.serving.events_api import EVENTS, STAGES, BodyShapeError, ItemKind, TooManyItems, ingest, read_items
 from leadradar.serving.holder import ModelHolder
 from leadradar.serving.lead_view import LeadNotFound, NotYourLead, lead_view
@@ -63,7 +61,7 @@ from leadradar.serving.store import ScoreStore
 
 log = logging.getLogger(__name__)
 SETTINGS = get_settings()
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 403, 413, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 403, 404, 413, 422, 503)}
 connections.install(
     SETTINGS.serving.header_timeout_seconds, SETTINGS.serving.body_timeout_seconds, SETTINGS.serving.keep_alive_seconds
 )
@@ -81,18 +79,7 @@ app.add_middleware(BodyLimit, max_bytes=SETTINGS.serving.max_body_bytes)
 app.add_middleware(KeyGate)
 
 
-def invalid(errors: Sequence[Mapping[str, Any]], prefix: tuple[str, ...] = ()) -> Response:
-    """422 with each error's field path and message, never echoing the input (it may not even encode)."""
-    detail = [
-        {"loc": [*prefix, *e.get("loc", [])], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
-        for e in errors
-    ]
-    return Response(json.dumps({"detail": detail}, ensure_ascii=True), status_code=422, media_type="application/json")
-
-
-@app.exception_handler(RequestValidationError)
-async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
-    return invalid(exc.errors())
+errors.install(app)
 
 
 def openapi_document() -> dict:
@@ -106,7 +93,7 @@ def openapi_document() -> dict:
             body = model.model_json_schema(ref_template="#/components/schemas/{model}")
             schemas.update(body.pop("$defs", {}))
             schemas[model.__name__] = body
-        app.openapi_schema = doc
+        app.openapi_schema = errors.document(doc, "ErrorBody")
     return app.openapi_schema
 
 
@@ -151,15 +138,6 @@ def body_doc(model: str) -> dict:
             "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}},
         },
     }
-
-
-SCORE_ERRORS: dict[int | str, dict[str, Any]] = {
-    **ERRORS,
-    422: {
-        "description": "Validation Error",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},
-    },
-}
 
 
 @bentoml.service(
@@ -238,7 +216,7 @@ class LeadRadar:
         "/score",
         response_model=ScoreResponse,
         response_model_by_alias=True,
-        responses=SCORE_ERRORS,
+        responses=ERRORS,
         openapi_extra=SCORE_DOC,
     )
     async def score(self, request: Request) -> Response:
@@ -249,7 +227,7 @@ class LeadRadar:
         try:
             body = ScoreRequest.model_validate_json(await request.body())
         except ValidationError as exc:
-            return invalid(exc.errors(include_url=False, include_input=False), ("body",))
+            return errors.invalid(exc.errors(include_url=False, include_input=False), ("body",))
         engine = self._engine()
         try:
             small = len(body.leads) <= self.settings.serving.inline_leads and all(
@@ -259,13 +237,14 @@ class LeadRadar:
         except PermissionError as exc:
             raise HTTPException(403, str(exc)) from None
         except RequestError as exc:
-            return invalid([{"loc": exc.loc, "msg": exc.message, "type": "value_error"}])
+            return errors.invalid([{"loc": exc.loc, "msg": exc.message, "type": "value_error"}])
         return Response(answer.model_dump_json(by_alias=True), media_type="application/json")
 
     @app.post("/rank", response_model=RankResponse, responses=ERRORS, openapi_extra={"parameters": KEY_HEADERS})
-    def rank(self, body: RankRequest, request: Request):
-        """The tenant's open leads from the latest batch scores, most likely closers first."""
+    def rank(self, request: Request, body: Annotated[RankRequest | None, Body()] = None):
+        """The tenant's open leads from the latest batch scores, most likely closers first (no body: page 1)."""
         principal = self._principal(request, "rank")
+        body = body or RankRequest()
         sales = body.sales_id
         if principal.role == "sales":
             if sales not in (None, principal.sales_id):
@@ -312,6 +291,10 @@ class LeadRadar:
             test_metrics=meta.get("test_metrics"),
             targets=sorted(loaded.model.targets_) if loaded else [],
             skipped_targets=meta.get("skipped_targets", {}),
+            features=list(loaded.model.features) if loaded else [],
+            attributes=model_attributes(loaded.model.features, self.settings) if loaded else [],
+            event_types=dict(self.settings.events.types),
+            stages=list(self.settings.funnel.all_stages),
         )
 
     @app.get("/audit", response_model=AuditResponse, responses=ERRORS, openapi_extra={"parameters": KEY_HEADERS})
@@ -333,22 +316,18 @@ class LeadRadar:
                 read_items, raw, kind, principal.tenant_id, self.settings.store.max_events_per_request
             )
         except TooManyItems as exc:
-            return Response(
-                json.dumps({"error": "too many items", "detail": str(exc)}),
-                status_code=413,
-                media_type="application/json",
-            )
+            return errors.error_response(413, "too many items", str(exc))
         except BodyShapeError as exc:
-            return invalid([{"loc": exc.loc, "msg": exc.message, "type": exc.kind}])
+            return errors.invalid([{"loc": exc.loc, "msg": exc.message, "type": exc.kind}])
         done = await run_in_threadpool(ingest, self.events, kind, table, principal.tenant_id, self.settings)
         return Response(json.dumps(done, ensure_ascii=False), media_type="application/json")
 
-    @app.post("/events", response_model=IngestResponse, responses=SCORE_ERRORS, openapi_extra=body_doc("EventsRequest"))
+    @app.post("/events", response_model=IngestResponse, responses=ERRORS, openapi_extra=body_doc("EventsRequest"))
     async def post_events(self, request: Request) -> Response:
         """Store radar events (system keys): idempotent by event id, each refused event quarantined with its reason."""
         return await self._ingest(request, EVENTS)
 
-    @app.post("/stages", response_model=IngestResponse, responses=SCORE_ERRORS, openapi_extra=body_doc("StagesRequest"))
+    @app.post("/stages", response_model=IngestResponse, responses=ERRORS, openapi_extra=body_doc("StagesRequest"))
     async def post_stages(self, request: Request) -> Response:
         """Store CRM stage changes (system keys): the same change sent again counts once."""
         return await self._ingest(request, STAGES)
@@ -402,3 +381,15 @@ class LeadRadar:
         except NotYourLead as exc:
             raise HTTPException(403, str(exc)) from None
         return LeadResponse.model_validate(view, from_attributes=True)
+
+
+@app.api_route(
+    "/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], include_in_schema=False
+)
+def unknown(request: Request, path: str) -> Response:
+    """Last route: BentoML mounts this app only for paths one of its routes matches, and would answer any other
+    /v1 path with a plain-text 404; here it gets the API's error shape (and 405 for a known path's wrong method)."""
+    others = [route for route in app.routes if getattr(route, "endpoint", None) is not unknown]
+    if any(route.matches(request.scope)[0] is Match.PARTIAL for route in others):
+        raise HTTPException(405, f"{request.method} is not allowed here; /v1/openapi.json lists the methods")
+    raise HTTPException(404, "no such endpoint; /v1/openapi.json lists them")

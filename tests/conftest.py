@@ -185,6 +185,17 @@ def bare_server(tmp_path_factory: pytest.TempPathFactory):
         yield svc
 
 
+@pytest.fixture(autouse=True)
+def error_answers():
+    """Every /v1 error answer a test receives has the one shape the OpenAPI document gives (`ErrorBody`)."""
+    from tests.support.error_answers import collected, problems
+
+    with collected() as seen:
+        yield seen
+    wrong = problems(seen)
+    assert not wrong, "error answers outside the documented shape:\n" + "\n".join(wrong)
+
+
 # -- `make test-fast`: the unit tests, without servers, Spark, notebooks or a trained champion ---------------
 SLOW_FIXTURES = {"trained", "server", "scored", "role_keys", "bare_server", "small_sim", "live", "edge"}
 SLOW_FOLDERS = {"notebooks", "packaging"}

@@ -22,6 +22,7 @@ from leadradar.training.backtest import Backtest, lgbm_params, run_backtest, tar
 from leadradar.training.backtest import attach_truth as attach_truth
 from leadradar.training.backtest import evaluate as evaluate
 from leadradar.training.backtest import fit_funnel as fit_funnel
+from leadradar.training.fingerprint import DataKey, log_key
 from leadradar.training.refit import refit_funnel
 from leadradar.training.tracking import RunRecord, record_run
 
@@ -61,13 +62,13 @@ def train_from_logs(
     With `use_tuned`, LightGBM parameters come from the best trial of `leadradar tune`, when there is one.
     With `training.refit_on_all` off, the backtest model itself is registered and served.
     """
-    from leadradar.training.tuning import tuned_params
+    from leadradar.training.tuning import DEFAULTS, tuned_params
 
     targets = Targets.from_settings(settings)
-    found = tuned_params(settings, targets.main) if use_tuned else None
-    tuned, params_source = found if found else (None, "settings")
     registry = build_registry(settings)
     ts = build_training_set(log, settings, until=until, registry=registry)
+    found = tuned_params(settings, targets.main, data_key(log, ts, settings)) if use_tuned else None
+    tuned, params_source = found if found else (None, DEFAULTS)
     params = lgbm_params(settings, tuned)
     backtest = run_backtest(ts, settings, params, log)
     served, refit = backtest.model, dict[str, dict[str, Any]]()
@@ -102,6 +103,7 @@ def train_from_logs(
             "backtest": {"kind": backtest.kind, "folds": backtest.folds},
             "served_model": "refit" if refit else "backtest",
             "refit": refit.get(served.main_target, {}),
+            "params_source": params_source,
         },
     )
 
@@ -113,8 +115,10 @@ def tune_from_logs(
     n_trials: int | None = 30,
     timeout: float | None = None,
     progress: bool = True,
+    fresh: bool = False,
 ):
-    """Tune the main close model on the same training set and split that `train` would use."""
+    """Tune the main close model on the same training set and split that `train` would use, in the study
+    keyed by that training set's fingerprint (`fresh`: start that study over)."""
     from leadradar.training.tuning import tune_frames
 
     ts = build_training_set(log, settings, until=until)
@@ -132,10 +136,18 @@ def tune_from_logs(
         label,
         settings,
         targets.main,
+        data_key(log, ts, settings),
         n_trials,
         timeout,
         progress,
+        fresh,
     )
+
+
+def data_key(log: RadarLog, ts: TrainingSet, settings: Settings) -> DataKey:
+    """The key of the data a model learns from: the log's content, the training set's window, the horizon its
+    labels look ahead and the feature definitions."""
+    return log_key(log, ts.window, f"horizon {settings.training.horizon_days}d", ts.definition_hash)
 
 
 def log_and_register(

@@ -3,7 +3,8 @@
 Both models are scored on the challenger's own test period (the most recent labelled cutoffs),
 rebuilt from the data sources its run recorded. The challenger must have a lower log loss and an
 AUC no more than `training.promotion_auc_tolerance` below the champion's. A version refit on all
-labelled rows has seen that period, so the gate scores the backtest model kept in its bundle.
+labelled rows has seen that period, so the gate scores the backtest model kept in its bundle. A person who
+knows better may force it, with a reason. Every verdict and rollback is recorded (training/verdicts.py).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from leadradar.registry import (
 )
 from leadradar.targets import Targets
 from leadradar.training.metrics import classification_metrics
+from leadradar.training.verdicts import now, record_rollback, record_verdict, who
 
 
 @dataclass
@@ -41,6 +43,11 @@ class Verdict:
     challenger_metrics: dict[str, float] = field(default_factory=dict)
     champion_metrics: dict[str, float] = field(default_factory=dict)
     holdout: dict[str, Any] = field(default_factory=dict)
+    forced: bool = False
+    by: str = ""
+    why: str | None = None  # the reason the person gave, if any
+    at: str = field(default_factory=now)
+    record_run_id: str | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), default=float, ensure_ascii=False)
@@ -86,20 +93,56 @@ def holdout_for(settings: Settings, run_tags: dict[str, str], run_params: dict[s
     return frame, label
 
 
-def promote(settings: Settings) -> Verdict:
-    """Move `champion` to the challenger if it passes the gate; otherwise leave everything as it is."""
+def promote(settings: Settings, force: bool = False, why: str | None = None, by: str | None = None) -> Verdict:
+    """Move `champion` to the challenger if it passes the gate (or `force`, which needs `why`); otherwise leave
+    everything as it is. The verdict is recorded on the challenger's version and as an MLflow run."""
+    if force and not (why or "").strip():
+        raise PromotionError("--force needs --reason: say why the gate's verdict should be overruled")
     configure_mlflow(settings)
     client = MlflowClient()
+    verdict = judge(settings, client, force)
+    verdict.by, verdict.why = by or who(), why
+    if verdict.promoted:
+        crown(client, ModelRef(**verdict.challenger))
+    if verdict.challenger.get("version") != (verdict.champion or {}).get("version"):
+        verdict.record_run_id = record_verdict(client, asdict(verdict))
+    return verdict
+
+
+def judge(settings: Settings, client: MlflowClient, force: bool) -> Verdict:
+    """The gate's verdict on the challenger against the champion; nothing is moved here."""
     name = settings.mlflow.model_name
     challenger = version_for_alias(client, name, CHALLENGER)
     if challenger is None:
         raise PromotionError(f"{name} has no challenger; train a model first")
     champion = version_for_alias(client, name, CHAMPION)
     if champion is None:
-        crown(client, challenger)
         return Verdict(True, "no champion yet: the challenger becomes the first champion", asdict(challenger), None)
     if champion.version == challenger.version:
         return Verdict(False, "the challenger already is the champion", asdict(challenger), asdict(champion))
+    try:
+        metrics, holdout = compare(settings, client, challenger, champion)
+    except PromotionError as exc:
+        if not force:
+            raise
+        return Verdict(True, f"forced without the gate: {exc}", asdict(challenger), asdict(champion), forced=True)
+    ok, why = beats(metrics["challenger"], metrics["champion"], settings.training.promotion_auc_tolerance)
+    return Verdict(
+        ok or force,
+        why if ok or not force else f"forced over the gate, which said: {why}",
+        asdict(challenger),
+        asdict(champion),
+        metrics["challenger"],
+        metrics["champion"],
+        holdout,
+        forced=force and not ok,
+    )
+
+
+def compare(
+    settings: Settings, client: MlflowClient, challenger: ModelRef, champion: ModelRef
+) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    """Both models' figures on the challenger's holdout, and which rows those were."""
     run = client.get_run(challenger.run_id)
     frame, label = holdout_for(settings, run.data.tags, run.data.params)
     y = frame[label].to_numpy(int)
@@ -113,7 +156,6 @@ def promote(settings: Settings) -> Verdict:
             raise PromotionError(f"the {role} v{ref.version} needs features this code no longer builds: {missing[:5]}")
         p = model.targets_[model.main_target].predict(model.matrix(frame))
         metrics[role] = classification_metrics(y, p, settings.training.ece_bins)
-    ok, why = beats(metrics["challenger"], metrics["champion"], settings.training.promotion_auc_tolerance)
     holdout = {
         "rows": len(frame),
         "positives": int(y.sum()),
@@ -121,12 +163,13 @@ def promote(settings: Settings) -> Verdict:
         "from": run.data.tags.get("split.test_from"),
         "to": run.data.tags.get("split.test_to"),
     }
-    if ok:
-        crown(client, challenger)
-    return Verdict(ok, why, asdict(challenger), asdict(champion), metrics["challenger"], metrics["champion"], holdout)
+    return metrics, holdout
 
 
-def rollback(settings: Settings) -> tuple[ModelRef, ModelRef]:
-    """Put the previous champion back; returns (restored, replaced)."""
+def rollback(settings: Settings, why: str | None = None, by: str | None = None) -> tuple[ModelRef, ModelRef]:
+    """Put the previous champion back, recorded on both versions and as an MLflow run; returns (restored, replaced)."""
     configure_mlflow(settings)
-    return uncrown(MlflowClient(), settings.mlflow.model_name)
+    client = MlflowClient()
+    restored, replaced = uncrown(client, settings.mlflow.model_name)
+    record_rollback(client, restored, replaced, by or who(), why)
+    return restored, replaced

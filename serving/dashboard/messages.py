@@ -129,6 +129,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "看板供销售经理使用。请使用分配给您的用户名和密码登录。",
     ),
     "login.user": ("User name", "用户名"),
+    "login.user.hint": (
+        "If another company uses the same name, add yours: name@company.",
+        "如果其他公司也有同名账号，请加上公司：用户名@公司。",
+    ),
     "login.password": ("Password", "密码"),
     "login.submit": ("Sign in", "登录"),
     "login.key": ("Sign in with a manager API key instead", "改用经理 API 密钥登录"),
