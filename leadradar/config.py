@@ -371,6 +371,14 @@ class ServingConfig(BaseModel):
     grade_thresholds: dict[str, float] = Field(default_factory=lambda: {"A": 0.5, "B": 0.2, "C": 0.05})
     reasons_for: int = 3
     reasons_against: int = 2
+    # Live rescoring (serving/rescoring.py): the service follows the event store and rescores each lead whose
+    # events landed, at most once per `rescore_interval_seconds`. Every process that runs it rescores every
+    # lead, so with several replicas (or `workers` > 1: only the first worker rescores) turn it off on all
+    # but one of them.
+    rescore: bool = True
+    rescore_interval_seconds: float = Field(default=1.0, gt=0)
+    # Leads rescored together (one history read, one feature query, one write): bounds a tick's memory in a burst.
+    rescore_batch_leads: int = Field(default=500, gt=0)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
 
     @field_validator("trusted_proxies")

@@ -27,6 +27,7 @@ from starlette.routing import Route
 from leadradar.config import get_settings
 from leadradar.features.online import OnlineFeatures
 from leadradar.features.registry import build_registry
+from leadradar.features.store import EventStore
 from leadradar.serving import connections
 from leadradar.serving.apidocs import HEADERS as DOCS_HEADERS
 from leadradar.serving.apidocs import reference_html
@@ -37,6 +38,7 @@ from leadradar.serving.engine import ContextCache, Engine, RequestError, load_it
 from leadradar.serving.holder import ModelHolder
 from leadradar.serving.limits import PRINCIPAL, BodyLimit, KeyGate
 from leadradar.serving.ranking import RankedCache
+from leadradar.serving.rescoring import Rescorer, rescoring_worker
 from leadradar.serving.schemas import (
     AuditResponse,
     AuditRow,
@@ -172,13 +174,22 @@ class LeadRadar:
 
     @bentoml.on_startup
     def follow_champion(self) -> None:
-        """Poll the registry for a new champion once the worker is up (BentoML runs this after __init__)."""
+        """Poll the registry for a new champion once the worker is up (BentoML runs this after __init__),
+        and rescore leads as their events land (serving/rescoring.py; one worker, when `serving.rescore`)."""
         self.holder.start()
+        self.rescorer: Rescorer | None = None
+        if rescoring_worker(self.settings, bentoml.server_context.worker_index):
+            self.rescorer = Rescorer(
+                self.settings, EventStore.open(self.settings), self.store, lambda: self.holder.current
+            )
+            self.rescorer.start()
 
     @bentoml.on_shutdown
     def stop_following_champion(self) -> None:
-        """End the poll thread when the worker shuts down, before BentoML tears the service down."""
+        """End the poll and rescoring threads when the worker shuts down, before BentoML tears the service down."""
         self.holder.stop()
+        if getattr(self, "rescorer", None) is not None:
+            self.rescorer.stop()
 
     def __is_ready__(self) -> bool:
         return self.holder.current is not None
