@@ -290,6 +290,8 @@ class DashboardConfig(BaseModel):
     movers: int = 5
     # Days of activity drawn on a lead's page.
     activity_days: int = 30
+    # Newest points of a lead's score history drawn on its page (batch runs and live rescorings together).
+    history_points: int = Field(default=200, gt=0)
     # Last events kept per scored lead for its timeline.
     events_per_lead: int = 50
     # Leads with their own page in the e-mailed HTML report.
