@@ -15,7 +15,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 
 import pandas as pd
 import pyarrow as pa
@@ -140,7 +139,7 @@ class Rescorer:
             serving.reasons_against,
         )
         by_lead = {m.lead_id: m for m in moves}
-        scored["scored_at"] = datetime.now(UTC)
+        scored["scored_at"] = now  # the instant its features are as of: a score given then, never rewritten
         scored["grade"] = scored["p_close"].map(serving.grade)
         scored["moved_by"] = scored["lead_id"].map(lambda lead: by_lead[lead].event_id)
         scored["moved_at"] = scored["lead_id"].map(lambda lead: by_lead[lead].ts)
