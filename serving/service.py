@@ -188,8 +188,9 @@ class LeadRadar:
     def stop_following_champion(self) -> None:
         """End the poll and rescoring threads when the worker shuts down, before BentoML tears the service down."""
         self.holder.stop()
-        if getattr(self, "rescorer", None) is not None:
-            self.rescorer.stop()
+        rescorer: Rescorer | None = getattr(self, "rescorer", None)
+        if rescorer is not None:
+            rescorer.stop()
 
     def __is_ready__(self) -> bool:
         return self.holder.current is not None

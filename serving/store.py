@@ -308,7 +308,7 @@ class ScoreStore:
             source="batch",
             grade=batch["p_close"].map(grade) if grade is not None and len(batch) else None,
             moved_by=None,
-            moved_at=pd.NaT,
+            moved_at=pd.Series(pd.NaT, index=batch.index, dtype="datetime64[ns, UTC]"),
         )
         batch["scored_at"] = pd.to_datetime(batch["scored_at"], utc=True)
         live = self.live_history(tenant_id, lead_id, limit)

@@ -7,6 +7,7 @@ Every function takes the tenant and reads only that tenant's rows; nothing here 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -206,7 +207,7 @@ class PageData:
             "activity_chart": self._activity(events, as_of, clock, lang) if len(events) else None,
         }
 
-    def _point(self, h: dict[str, Any], clock: Clock, lang: str) -> charts.Point:
+    def _point(self, h: Mapping[Any, Any], clock: Clock, lang: str) -> charts.Point:
         """One point of the score history; a live score's says which event moved it, and when."""
         if h["source"] != "live":
             return charts.Point(
