@@ -379,6 +379,9 @@ class ServingConfig(BaseModel):
     # but one of them.
     rescore: bool = True
     rescore_interval_seconds: float = Field(default=1.0, gt=0)
+    # How often the store is checked for new events: a lead not rescored within the interval is rescored on
+    # the next check, so its first event shows within about this (plus the work), not a whole interval.
+    rescore_poll_seconds: float = Field(default=0.1, gt=0)
     # Leads rescored together (one history read, one feature query, one write): bounds a tick's memory in a burst.
     rescore_batch_leads: int = Field(default=500, gt=0)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)

@@ -1,12 +1,14 @@
 """Scores that follow the events: a thread in the service rescores each lead whose events landed.
 
 It follows the event store by log position (`moves_since`), from where the log stood when the service
-started. Each tick takes every lead with new events since the last tick once, however many events it got
-(coalescing: at most one rescoring per lead per `serving.rescore_interval_seconds`), computes its features
-from its stored history as of now by the online query a scoring request uses, scores them with the model
-served, and appends the scores to the score store with the newest event that moved each lead. A burst
-makes ticks longer, so scores fall behind and catch up; nothing is skipped. Started and stopped by the
-service's lifecycle hooks (serving/service.py), like the champion poll.
+started, checking it every `serving.rescore_poll_seconds`. Each tick rescores every lead with new events
+once, however many events it got, unless that lead was rescored less than `serving.rescore_interval_seconds`
+ago (then it waits for a later tick): coalescing, at most one rescoring per lead per interval, while a
+lead quiet until now is rescored at once. Its features come from its stored history as of now by the
+online query a scoring request uses; the model served scores them; the scores are appended to the score
+store with the newest event that moved each lead. A burst makes ticks longer, so scores fall behind and
+catch up; nothing is skipped. Started and stopped by the service's lifecycle hooks (serving/service.py),
+like the champion poll.
 """
 
 from __future__ import annotations
@@ -51,7 +53,11 @@ class Rescorer:
         self.scores = scores
         self.engine = engine
         self.interval = settings.serving.rescore_interval_seconds
+        self.poll = settings.serving.rescore_poll_seconds
         self.seq = events.last_seq() if since is None else since
+        # Leads with events not yet in a score (their newest event), and when each lead was last rescored.
+        self.pending: dict[tuple[str, str], Moved] = {}
+        self._last: dict[tuple[str, str], pd.Timestamp] = {}
         self.rescored = 0
         self.ticks = 0
         self.problem: str | None = None
@@ -90,29 +96,39 @@ class Rescorer:
             except Exception as exc:  # a database that went away: keep the position, try again next tick
                 self.problem = f"rescoring failed at log position {self.seq}: {exc}"
                 log.exception("rescoring failed at log position %d; retrying", self.seq)
-            self._stop.wait(max(0.0, self.interval - (time.monotonic() - started)))
+            self._stop.wait(max(0.0, self.poll - (time.monotonic() - started)))
 
     # -- one pass ---------------------------------------------------------------------------------
 
     def tick(self, now: pd.Timestamp | None = None) -> int:
-        """Rescore every lead with events stored since the last pass, as of `now`; how many scores were written.
+        """Rescore, as of `now`, every lead with events stored since its last rescoring that was not rescored
+        within `interval` of `now` (the others wait for a later pass); how many scores were written.
 
         Without a model to score with, the position stays, so those leads are rescored once one is served.
         """
         engine = self.engine()
         if engine is None:
             return 0
-        upto, moved = self.events.moves_since(self.seq)
         when = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now).tz_convert("UTC")
-        by_tenant: dict[str, list[Moved]] = {}
+        upto, moved = self.events.moves_since(self.seq)
         for m in moved:
-            by_tenant.setdefault(m.tenant_id, []).append(m)
+            self.pending[m.tenant_id, m.lead_id] = m
+        self.seq = upto
+        gap = pd.Timedelta(seconds=self.interval)
+        self._last = {k: t for k, t in self._last.items() if when - t < gap}
+        by_tenant: dict[str, list[Moved]] = {}
+        for key, m in self.pending.items():
+            if key not in self._last:
+                by_tenant.setdefault(m.tenant_id, []).append(m)
         size = self.settings.serving.rescore_batch_leads
         written = 0
         for tenant, moves in by_tenant.items():
             for start in range(0, len(moves), size):
-                written += self.rescore(engine, tenant, moves[start : start + size], when)
-        self.seq = upto
+                batch = moves[start : start + size]
+                written += self.rescore(engine, tenant, batch, when)
+                for m in batch:
+                    del self.pending[m.tenant_id, m.lead_id]
+                    self._last[m.tenant_id, m.lead_id] = when
         self.ticks += 1
         self.rescored += written
         return written
@@ -173,6 +189,7 @@ class Rescorer:
             "position": self.seq,
             "ticks": self.ticks,
             "rescored": self.rescored,
+            "pending": len(self.pending),
             "every_s": self.interval,
             "problem": self.problem,
         }
