@@ -310,6 +310,8 @@ class DashboardConfig(BaseModel):
     movers: int = 5
     # Days of activity drawn on a lead's page.
     activity_days: int = 30
+    # Newest points of a lead's score history drawn on its page (batch runs and live rescorings together).
+    history_points: int = Field(default=200, gt=0)
     # Last events kept per scored lead for its timeline.
     events_per_lead: int = 50
     # Leads with their own page in the e-mailed HTML report.
@@ -394,6 +396,17 @@ class ServingConfig(BaseModel):
     grade_thresholds: dict[str, float] = Field(default_factory=lambda: {"A": 0.5, "B": 0.2, "C": 0.05})
     reasons_for: int = 3
     reasons_against: int = 2
+    # Live rescoring (serving/rescoring.py): the service follows the event store and rescores each lead whose
+    # events landed, at most once per `rescore_interval_seconds`. Every process that runs it rescores every
+    # lead, so with several replicas (or `workers` > 1: only the first worker rescores) turn it off on all
+    # but one of them.
+    rescore: bool = True
+    rescore_interval_seconds: float = Field(default=1.0, gt=0)
+    # How often the store is checked for new events: a lead not rescored within the interval is rescored on
+    # the next check, so its first event shows within about this (plus the work), not a whole interval.
+    rescore_poll_seconds: float = Field(default=0.1, gt=0)
+    # Leads rescored together (one history read, one feature query, one write): bounds a tick's memory in a burst.
+    rescore_batch_leads: int = Field(default=500, gt=0)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
 
     @field_validator("trusted_proxies")

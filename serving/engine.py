@@ -226,6 +226,18 @@ class Engine:
         stored_stages = self.store.stages(tenant, leads=lead_ids, until=until)
         return merged, pa.concat_tables([stored_stages, stages.cast(STAGE_SCHEMA)])
 
+    def feature_records(
+        self, events: pa.Table, stages: pa.Table, tenant: str, as_of: datetime, leads: pa.Table | None = None
+    ) -> list[dict]:
+        """Feature records of the leads open at `as_of` from contract tables (a stored history): the online
+        query and salesperson context that raw events in a request get, so a live score is a request's."""
+        columns, rows = self.online.compute_rows(
+            events, stages, [pd.Timestamp(as_of).tz_convert("UTC")], self.items, leads
+        )
+        records = [dict(zip(columns, row)) for row in rows]
+        self._with_context(records, tenant)
+        return records
+
     def _validated(self, events: pa.Table, sent: list[tuple[int, int, bool]]) -> pa.Table:
         """The request's events by the rules `leadradar ingest` applies (features/validation.py), as of now.
 

@@ -39,6 +39,7 @@ from leadradar.serving.lead_view import LeadNotFound, NotYourLead, lead_view
 from leadradar.serving.limits import PRINCIPAL, BodyLimit, KeyGate
 from leadradar.serving.ranking import RankedCache
 from leadradar.serving.reasons import ReasonWriter
+from leadradar.serving.rescoring import Rescorer, rescoring_worker
 from leadradar.serving.schemas import (
     AuditResponse,
     AuditRow,
@@ -180,13 +181,23 @@ class LeadRadar:
 
     @bentoml.on_startup
     def follow_champion(self) -> None:
-        """Poll the registry for a new champion once the worker is up (BentoML runs this after __init__)."""
+        """Poll the registry for a new champion once the worker is up (BentoML runs this after __init__),
+        and rescore leads as their events land (serving/rescoring.py; one worker, when `serving.rescore`)."""
         self.holder.start()
+        self.rescorer: Rescorer | None = None
+        if rescoring_worker(self.settings, bentoml.server_context.worker_index):
+            self.rescorer = Rescorer(
+                self.settings, EventStore.open(self.settings), self.store, lambda: self.holder.current
+            )
+            self.rescorer.start()
 
     @bentoml.on_shutdown
     def stop_following_champion(self) -> None:
-        """End the poll thread when the worker shuts down, before BentoML tears the service down."""
+        """End the poll and rescoring threads when the worker shuts down, before BentoML tears the service down."""
         self.holder.stop()
+        rescorer: Rescorer | None = getattr(self, "rescorer", None)
+        if rescorer is not None:
+            rescorer.stop()
 
     def __is_ready__(self) -> bool:
         return self.holder.current is not None

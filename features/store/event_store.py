@@ -85,6 +85,16 @@ class Refusal:
     reason: str
 
 
+@dataclass(frozen=True)
+class Moved:
+    """A lead whose history changed, and the newest of its events that did it."""
+
+    tenant_id: str
+    lead_id: str
+    event_id: str
+    ts: pd.Timestamp
+
+
 @dataclass
 class Appended:
     """What one append did: received = stored + duplicate + quarantined, always."""
@@ -466,6 +476,24 @@ class EventStore:
             return seq, []
         pairs = dict.fromkeys(zip(self._decode(data[1]).to_pylist(), self._decode(data[2]).to_pylist()))
         return int(max(data[0])), list(pairs)
+
+    def moves_since(self, seq: int, limit: int = 100_000) -> tuple[int, list[Moved]]:
+        """Like `changed_since`, with each lead's newest event after `seq` (the last to arrive): what a
+        rescoring names as the event that moved the lead's score."""
+        query = (
+            sa.select(EVENTS.c.seq, EVENTS.c.tenant, EVENTS.c.lead, EVENTS.c.event_id, EVENTS.c.us)
+            .where(EVENTS.c.seq > seq)
+            .order_by(EVENTS.c.seq)
+            .limit(limit)
+        )
+        data = self._fetch(query, 5)
+        if not data[0]:
+            return seq, []
+        tenants, leads = self._decode(data[1]).to_pylist(), self._decode(data[2]).to_pylist()
+        newest: dict[tuple[str, str], Moved] = {}
+        for k, (tenant, lead) in enumerate(zip(tenants, leads)):
+            newest[tenant, lead] = Moved(tenant, lead, data[3][k], pd.Timestamp(data[4][k], unit="us", tz="UTC"))
+        return int(max(data[0])), list(newest.values())
 
     def last_seq(self) -> int:
         with self.reader.connect() as conn:

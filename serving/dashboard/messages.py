@@ -82,6 +82,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "One scoring run so far; the line grows with each run.",
         "目前只有一次评分，每次评分后曲线会延长。",
     ),
+    "lead.history.live": (
+        "◆ a live score: recomputed as the lead's events arrived; the event that moved it is marked on the time axis.",
+        "◆ 实时评分：线索有新动态时重新计算，时间轴上标出引起变化的动态。",
+    ),
+    "lead.moved_by": ("moved by {event} at {time}", "由 {time} 的动态 {event} 引起"),
+    "lead.live": ("live", "实时"),
     "lead.why": ("Why this score", "评分原因"),
     "lead.for": ("Speaks for closing", "有利因素"),
     "lead.against": ("Speaks against", "不利因素"),
