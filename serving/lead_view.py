@@ -41,9 +41,9 @@ class LeadView:
     current: dict[str, Any] | None
 
 
-def score_history(scores: ScoreStore, tenant: str, lead: str) -> pd.DataFrame:
-    """The lead's scores, oldest first (as_of, model_version, p_close, stage, sales_id, detail): the one read."""
-    return scores.history(tenant, lead)
+def score_history(scores: ScoreStore, tenant: str, lead: str, settings: Settings) -> pd.DataFrame:
+    """The lead's scores, batch runs and live rescorings together, oldest first: the one read."""
+    return scores.score_history(tenant, lead, grade=settings.serving.grade)
 
 
 def lead_view(
@@ -61,7 +61,7 @@ def lead_view(
     """The lead's page of the key's tenant, or `LeadNotFound` / `NotYourLead`."""
     tenant = principal.tenant_id
     latest = events.timeline(tenant, lead, limit=1)
-    history = score_history(scores, tenant, lead)
+    history = score_history(scores, tenant, lead, settings)
     if latest.empty and history.empty:
         raise LeadNotFound(f"no lead {lead!r} in tenant {tenant!r}")
     newest: Any = latest["sales_id"].tolist()[0] if not latest.empty else history["sales_id"].tolist()[-1]
@@ -133,6 +133,10 @@ def _score(row: dict[Any, Any], settings: Settings) -> dict[str, Any]:
         "as_of": pd.Timestamp(row["as_of"]).to_pydatetime(),
         "model_version": str(row["model_version"]),
         "p_close": float(row["p_close"]),
-        "grade": settings.serving.grade(float(row["p_close"])),
+        "grade": str(row["grade"])
+        if isinstance(row.get("grade"), str)
+        else settings.serving.grade(float(row["p_close"])),
         "stage": None if pd.isna(row["stage"]) else str(row["stage"]),
+        "source": str(row.get("source") or "batch"),
+        "moved_by": None if pd.isna(row.get("moved_by")) else str(row["moved_by"]),
     }

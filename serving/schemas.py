@@ -313,6 +313,8 @@ class ScorePoint(BaseModel):
     p_close: float
     grade: Literal["A", "B", "C", "D"]
     stage: str | None
+    source: Literal["batch", "live"] = Field(default="batch", description="a batch run, or a live rescoring")
+    moved_by: str | None = Field(default=None, description="live: the event id that moved the score")
 
 
 class StoredReason(BaseModel):
