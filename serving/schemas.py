@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -173,6 +173,8 @@ class ModelInfo(BaseModel):
     test_metrics: dict | None = None
     targets: list[str] = []
     skipped_targets: dict[str, str] = {}
+    # Retraining: the schedule (cron, time zone, last and next run and outcome) and the last retrains.
+    lifecycle: dict[str, Any] | None = None
 
 
 class AuditRow(BaseModel):

@@ -37,6 +37,7 @@ from leadradar.serving.dashboard.mount import service_dashboard
 from leadradar.serving.engine import ContextCache, Engine, RequestError, load_items
 from leadradar.serving.events_api import EVENTS, STAGES, BodyShapeError, ItemKind, TooManyItems, ingest, read_items
 from leadradar.serving.holder import ModelHolder
+from leadradar.serving.model_health import model_lifecycle
 from leadradar.serving.lead_view import LeadNotFound, NotYourLead, lead_view
 from leadradar.serving.limits import PRINCIPAL, BodyLimit, KeyGate
 from leadradar.serving.ranking import RankedCache
@@ -312,6 +313,7 @@ class LeadRadar:
             test_metrics=meta.get("test_metrics"),
             targets=sorted(loaded.model.targets_) if loaded else [],
             skipped_targets=meta.get("skipped_targets", {}),
+            lifecycle=model_lifecycle(self.settings, history=5),
         )
 
     @app.get("/audit", response_model=AuditResponse, responses=ERRORS, openapi_extra={"parameters": KEY_HEADERS})

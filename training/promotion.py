@@ -18,6 +18,7 @@ from mlflow import MlflowClient
 
 from leadradar.config import Settings
 from leadradar.errors import UserError
+from leadradar.features.radar_log import RadarLog
 from leadradar.registry import (
     CHALLENGER,
     CHAMPION,
@@ -61,33 +62,39 @@ def beats(challenger: dict[str, float], champion: dict[str, float], auc_toleranc
     return True, f"log loss {ll_c:.5f} < {ll_k:.5f} and AUC {auc_c:.4f} vs {auc_k:.4f} (tolerance {auc_tolerance})"
 
 
-def holdout_for(settings: Settings, run_tags: dict[str, str], run_params: dict[str, str]) -> tuple[pd.DataFrame, str]:
-    """The challenger's test rows with their label column, rebuilt from the sources its run recorded."""
+def holdout_for(
+    settings: Settings, run_tags: dict[str, str], run_params: dict[str, str], log: RadarLog | None = None
+) -> tuple[pd.DataFrame, str]:
+    """The challenger's test rows with their label column, rebuilt from the sources its run recorded
+    (or from `log`, the radar log it was just trained on: `leadradar retrain` reads the event store)."""
     kind = run_tags.get("data.kind", "logs")
     if kind == "table":
         from leadradar.training.table import table_holdout
 
         return table_holdout(run_tags, settings)
-    from leadradar.features.radar_log import RadarLog
     from leadradar.features.trainset import build_training_set
 
     paths = {k: run_tags.get(f"data.{k}") for k in ("events", "stages", "items", "leads")}
-    if not paths["events"] or not paths["stages"] or not Path(paths["events"]).exists():
+    readable = bool(paths["events"] and paths["stages"] and Path(str(paths["events"])).exists())
+    if log is None and not readable:
         raise PromotionError(
             f"the challenger's run does not name readable data sources (events: {paths['events']});"
             " train the challenger again on data that is still there"
         )
     first, last = pd.Timestamp(run_tags["split.test_from"]), pd.Timestamp(run_tags["split.test_to"])
     until = pd.Timestamp(run_tags["window.data_until"])
-    log = RadarLog(paths["events"], paths["stages"], items=paths["items"], leads=paths["leads"])
+    if log is None:
+        log = RadarLog(paths["events"], paths["stages"], items=paths["items"], leads=paths["leads"])
     ts = build_training_set(log, settings, until=until, cutoff_range=(first, last))
     label = Targets.from_settings(settings).main_label
     frame = ts.frame[ts.frame[label].notna()]
     return frame, label
 
 
-def promote(settings: Settings) -> Verdict:
-    """Move `champion` to the challenger if it passes the gate; otherwise leave everything as it is."""
+def promote(settings: Settings, log: RadarLog | None = None) -> Verdict:
+    """Move `champion` to the challenger if it passes the gate; otherwise leave everything as it is.
+
+    `log` is the radar log the challenger was trained on, when its run names no files (the event store)."""
     configure_mlflow(settings)
     client = MlflowClient()
     name = settings.mlflow.model_name
@@ -101,7 +108,7 @@ def promote(settings: Settings) -> Verdict:
     if champion.version == challenger.version:
         return Verdict(False, "the challenger already is the champion", asdict(challenger), asdict(champion))
     run = client.get_run(challenger.run_id)
-    frame, label = holdout_for(settings, run.data.tags, run.data.params)
+    frame, label = holdout_for(settings, run.data.tags, run.data.params, log)
     y = frame[label].to_numpy(int)
     metrics = {}
     for role, ref in (("challenger", challenger), ("champion", champion)):
