@@ -46,7 +46,7 @@ def test_matured_bands_count_only_closes_within_the_horizon_after_the_score() ->
 def test_wilson_interval_matches_the_textbook_value() -> None:
     low, high = wilson(2, 10, 0.95)
     assert low == pytest.approx(0.0567, abs=1e-4) and high == pytest.approx(0.5098, abs=1e-4)
-    assert wilson(0, 5, 0.95)[0] == 0.0
+    assert wilson(0, 5, 0.95)[0] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_a_tenant_whose_realised_closes_miss_its_scores_is_flagged_and_a_calibrated_one_is_not() -> None:
