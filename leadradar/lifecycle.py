@@ -10,6 +10,7 @@ from dataclasses import asdict
 from datetime import timedelta
 
 import pandas as pd
+import pyarrow as pa
 
 from leadradar.config import Settings
 from leadradar.features.radar_log import RadarLog
@@ -70,7 +71,12 @@ def calibration_check(settings: Settings, now: pd.Timestamp | None = None, log: 
     now = now if now is not None else pd.Timestamp.now(tz="UTC")
     log = log if log is not None else store_log(settings, now)
     stages = log.stages
-    frame = stages.to_pandas() if hasattr(stages, "to_pandas") else pd.read_parquet(stages)
+    if isinstance(stages, pd.DataFrame):
+        frame = stages
+    elif isinstance(stages, pa.Table):
+        frame = stages.to_pandas()
+    else:
+        frame = pd.read_parquet(stages)
     tenants = sorted(frame["tenant_id"].astype(str).unique())
     store = ScoreStore(settings.score_store_url)
     bands, errors = matured_week(store, frame, tenants, now, settings)
@@ -79,7 +85,9 @@ def calibration_check(settings: Settings, now: pd.Timestamp | None = None, log: 
     flagged = errors[errors["flagged"]]
     detail = {"bands": bands.to_dict("records"), "errors": errors.to_dict("records")}
     if flagged.empty:
-        return JobResult("ok", f"realised calibration error within {settings.lifecycle.calibration_error_threshold}", detail)
+        return JobResult(
+            "ok", f"realised calibration error within {settings.lifecycle.calibration_error_threshold}", detail
+        )
     worst = flagged.sort_values("ece").iloc[-1]
     return JobResult("flagged", f"realised calibration error {worst['ece']:.3f} for {worst['tenant_id']}", detail)
 
@@ -100,4 +108,3 @@ def scheduler_for(settings: Settings, blocking: bool = True) -> LifecycleSchedul
         ],
         blocking=blocking,
     )
-

@@ -41,7 +41,9 @@ def matured_bands(scores: pd.DataFrame, wins: pd.DataFrame, horizon_days: int, s
     horizon = pd.Timedelta(days=horizon_days)
     frame["closed"] = (frame["ts"] > frame["as_of"]) & (frame["ts"] <= frame["as_of"] + horizon)
     edges = list(lc.calibration_bands)
-    frame["band"] = np.clip(np.searchsorted(edges, frame["p_close"].to_numpy(float), side="right") - 1, 0, len(edges) - 2)
+    frame["band"] = np.clip(
+        np.searchsorted(edges, frame["p_close"].to_numpy(float), side="right") - 1, 0, len(edges) - 2
+    )
     rows = []
     groups = [(t, frame[frame["tenant_id"] == t]) for t in sorted(frame["tenant_id"].unique())]
     for tenant, part in [*groups, (ALL, frame)]:
@@ -101,9 +103,7 @@ def matured_week(
     """The week of scores given one horizon before `now`, judged on the stage history: (bands, errors)."""
     horizon = settings.training.horizon_days
     end = now - timedelta(days=horizon)
-    scores = pd.concat(
-        [scores_given(store, t, end - timedelta(days=7), end) for t in tenants], ignore_index=True
-    )
+    scores = pd.concat([scores_given(store, t, end - timedelta(days=7), end) for t in tenants], ignore_index=True)
     wins = stages[stages["stage"] == settings.funnel.won][["tenant_id", "lead_id", "ts"]]
     if scores.empty:
         return pd.DataFrame(), pd.DataFrame()

@@ -37,9 +37,9 @@ from leadradar.serving.dashboard.mount import service_dashboard
 from leadradar.serving.engine import ContextCache, Engine, RequestError, load_items
 from leadradar.serving.events_api import EVENTS, STAGES, BodyShapeError, ItemKind, TooManyItems, ingest, read_items
 from leadradar.serving.holder import ModelHolder
-from leadradar.serving.model_health import model_lifecycle
 from leadradar.serving.lead_view import LeadNotFound, NotYourLead, lead_view
 from leadradar.serving.limits import PRINCIPAL, BodyLimit, KeyGate
+from leadradar.serving.model_health import model_lifecycle
 from leadradar.serving.ranking import RankedCache
 from leadradar.serving.reasons import ReasonWriter
 from leadradar.serving.schemas import (

@@ -37,6 +37,6 @@ def test_missing_values_rising_count_as_drift_and_a_drifting_score_calls_for_a_r
 
 def test_stable_windows_call_for_no_retrain() -> None:
     rng = np.random.default_rng(3)
-    frame = lambda: pd.DataFrame({"tenant_id": "t1", "a": rng.normal(size=3000), SCORE: rng.uniform(size=3000)})  # noqa: E731
+    frame = lambda: pd.DataFrame({"tenant_id": "t1", "a": rng.normal(size=3000), SCORE: rng.uniform(size=3000)})
     table = drift_table(frame(), frame(), ["a", SCORE], Settings())
     assert not table["drifted"].any() and retrain_reason(table, Settings()) is None

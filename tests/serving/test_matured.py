@@ -27,7 +27,15 @@ def hand_made() -> tuple[pd.DataFrame, pd.DataFrame]:
         {
             "tenant_id": ["t1", "t1", "t1", "t1", "t2", "t2", "t2"],
             "lead_id": ["a0", "a1", "a2", "a3", "b0", "b1", "b2"],
-            "ts": [AS_OF + 3 * day, AS_OF + 30 * day, AS_OF + 40 * day, AS_OF - day, AS_OF + day, AS_OF + 2 * day, AS_OF + 29 * day],
+            "ts": [
+                AS_OF + 3 * day,
+                AS_OF + 30 * day,
+                AS_OF + 40 * day,
+                AS_OF - day,
+                AS_OF + day,
+                AS_OF + 2 * day,
+                AS_OF + 29 * day,
+            ],
         }
     )
     return scores, wins

@@ -21,7 +21,10 @@ def test_a_second_holder_is_refused_while_the_first_lives_and_gets_it_after_rele
 
 def test_a_lock_whose_holder_died_on_this_host_is_taken_over_at_once(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    code = f"from datetime import timedelta; from leadradar.ledger import Ledger; Ledger({url!r}).acquire('retrain', timedelta(hours=4))"
+    code = (
+        "from datetime import timedelta; from leadradar.ledger import Ledger; "
+        f"Ledger({url!r}).acquire('retrain', timedelta(hours=4))"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
     held = Ledger(url).holder("retrain")
     assert held is not None and held.expires_at > datetime.now(UTC)
