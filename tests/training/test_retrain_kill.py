@@ -1,4 +1,4 @@
-"""kill -9 during a retrain leaves no registered version, and the next retrain runs (the dead holder's lock is freed)."""
+"""kill -9 during a retrain leaves no registered version; the next retrain runs (the dead holder's lock is freed)."""
 
 from __future__ import annotations
 
