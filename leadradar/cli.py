@@ -651,6 +651,43 @@ def models(
 
 
 @app.command()
+def retrain(
+    until: str | None = typer.Option(None, help="train on what was known by this UTC time (default: now)"),
+    as_json: bool = typer.Option(False, "--json", help="print the outcome as one JSON object"),
+) -> None:
+    """Train a challenger on the event store, run the promotion gate, promote or keep the champion; one at a time."""
+    import dataclasses
+
+    from leadradar.training.retrain import retrain as run
+
+    with console.status("retraining"):
+        outcome = run(settings_for(), now=parse_time(until, "--until"), trigger="manual")
+    if as_json:
+        print(json.dumps(dataclasses.asdict(outcome), default=str, ensure_ascii=False))
+    else:
+        out.print(f"{outcome.outcome}: {outcome.summary}")
+
+
+@app.command()
+def scheduler() -> None:
+    """Run the retrain, drift and calibration jobs on their schedule (`lifecycle.*_cron`) until stopped."""
+    from leadradar.lifecycle import scheduler_for
+
+    settings = settings_for()
+    if not settings.lifecycle.scheduler:
+        raise BadValueError("the scheduler is off (lifecycle.scheduler = false); cron or a systemd timer runs the jobs")
+    running = scheduler_for(settings, blocking=True)
+    lc = settings.lifecycle
+    console.print(
+        f"in {lc.timezone}: retrain '{lc.retrain_cron}', drift '{lc.drift_cron}', calibration '{lc.calibration_cron}'"
+    )
+    try:
+        running.start()
+    except (KeyboardInterrupt, SystemExit):
+        running.stop()
+
+
+@app.command()
 def score(
     events: Path | None = typer.Option(None, help="events Parquet (default: the event store)"),
     stages: Path | None = typer.Option(None, help="CRM stage history Parquet (default: the event store)"),

@@ -431,6 +431,45 @@ class ServingConfig(BaseModel):
         return "A" if p >= t["A"] else "B" if p >= t["B"] else "C" if p >= t["C"] else "D"
 
 
+class LifecycleConfig(BaseModel):
+    """Keeping the served model true: scheduled retraining, drift, calibration on matured labels (issue 19)."""
+
+    # SQLAlchemy URL of the lifecycle ledger (the retrain lock, job runs and their outcomes); default: the event
+    # store's database, so on PostgreSQL the lock holds across machines.
+    url: str | None = None
+    # `leadradar scheduler` runs the jobs; off leaves them to cron or a systemd timer (README).
+    scheduler: bool = True
+    # Cron fields (minute hour day month day_of_week) in `timezone`: retrain weekly on Sunday night, check drift
+    # nightly, compute matured calibration weekly on Monday morning before managers read the dashboard.
+    retrain_cron: str = "0 2 * * sun"
+    drift_cron: str = "30 1 * * *"
+    calibration_cron: str = "0 5 * * mon"
+    # The tenants' time zone (IANA name): "at night" means their night.
+    timezone: str = "Asia/Shanghai"
+    # A retrain whose lock is older than this is taken over (a crashed host); on one host a dead holder's pid
+    # frees it at once.
+    lock_lease_minutes: float = Field(default=240.0, gt=0)
+    # Drift: the last `drift_days` of scoring against the model's training window, per tenant.
+    drift_days: int = Field(default=14, gt=0)
+    # PSI bins (quantiles of the training window) and the PSI above which a feature or the score has drifted:
+    # 0.1 is the usual "watch", 0.25 the usual "act".
+    psi_bins: int = Field(default=10, ge=2)
+    psi_threshold: float = Field(default=0.25, gt=0)
+    # A rise of the missing share by more than this (absolute) counts as drift too.
+    missing_threshold: float = Field(default=0.1, gt=0)
+    # Drifting features (or the score) needed to trigger a retrain; one drifting score always triggers.
+    drift_features_to_retrain: int = Field(default=3, ge=1)
+    # At most one drift-triggered retrain per this many hours (the weekly one is not counted).
+    drift_retrain_every_hours: float = Field(default=72.0, ge=0)
+    # Matured calibration: probability bands, the interval level, and the realised expected calibration error
+    # above which a model is flagged.
+    calibration_bands: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 1.0)
+    calibration_level: float = 0.95
+    calibration_error_threshold: float = Field(default=0.05, gt=0)
+    # Rows of the retrain history kept on the health page.
+    history_rows: int = 20
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one place."""
 
@@ -444,6 +483,7 @@ class Settings(BaseSettings):
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -481,6 +521,10 @@ class Settings(BaseSettings):
     @property
     def event_store_url(self) -> str:
         return self.store.url or f"sqlite:///{self.data_dir / 'events.db'}"
+
+    @property
+    def lifecycle_url(self) -> str:
+        return self.lifecycle.url or self.event_store_url
 
     @property
     def model_cache_dir(self) -> Path:

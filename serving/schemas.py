@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -183,6 +183,8 @@ class ModelInfo(BaseModel):
     )
     event_types: dict[str, str] = Field(default={}, description="event types the service accepts, with their family")
     stages: list[str] = Field(default=[], description="the funnel's stages, in order, then the lost stage")
+    # Retraining: the schedule (cron, time zone, last and next run and outcome) and the last retrains.
+    lifecycle: dict[str, Any] | None = None
 
 
 class AuditRow(BaseModel):

@@ -37,6 +37,7 @@ from leadradar.serving.events_api import EVENTS, STAGES, BodyShapeError, ItemKin
 from leadradar.serving.holder import ModelHolder
 from leadradar.serving.lead_view import LeadNotFound, NotYourLead, lead_view
 from leadradar.serving.limits import PRINCIPAL, BodyLimit, KeyGate
+from leadradar.serving.model_health import model_lifecycle
 from leadradar.serving.ranking import RankedCache
 from leadradar.serving.reasons import ReasonWriter
 from leadradar.serving.rescoring import Rescorer, rescoring_worker
@@ -306,6 +307,7 @@ class LeadRadar:
             attributes=model_attributes(loaded.model.features, self.settings) if loaded else [],
             event_types=dict(self.settings.events.types),
             stages=list(self.settings.funnel.all_stages),
+            lifecycle=model_lifecycle(self.settings, history=5),
         )
 
     @app.get("/audit", response_model=AuditResponse, responses=ERRORS, openapi_extra={"parameters": KEY_HEADERS})

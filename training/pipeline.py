@@ -47,7 +47,9 @@ class TrainResult:
 
 def sources_tags(log: RadarLog) -> dict[str, str]:
     """Where the training data came from, so promotion can rebuild the same holdout."""
-    return {"data.kind": "logs", **{f"data.{part}": str(path) for part, path in log.paths().items()}}
+    paths = log.paths()
+    source = {"data.source": "files" if "events" in paths else "event store"}
+    return {"data.kind": "logs", **source, **{f"data.{part}": str(path) for part, path in paths.items()}}
 
 
 def train_from_logs(

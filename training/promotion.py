@@ -19,6 +19,7 @@ from mlflow import MlflowClient
 
 from leadradar.config import Settings
 from leadradar.errors import UserError
+from leadradar.features.radar_log import RadarLog
 from leadradar.registry import (
     CHALLENGER,
     CHAMPION,
@@ -68,39 +69,59 @@ def beats(challenger: dict[str, float], champion: dict[str, float], auc_toleranc
     return True, f"log loss {ll_c:.5f} < {ll_k:.5f} and AUC {auc_c:.4f} vs {auc_k:.4f} (tolerance {auc_tolerance})"
 
 
-def holdout_for(settings: Settings, run_tags: dict[str, str], run_params: dict[str, str]) -> tuple[pd.DataFrame, str]:
-    """The challenger's test rows with their label column, rebuilt from the sources its run recorded."""
+def holdout_for(
+    settings: Settings, run_tags: dict[str, str], run_params: dict[str, str], log: RadarLog | None = None
+) -> tuple[pd.DataFrame, str]:
+    """The challenger's test rows with their label column, rebuilt from the sources its run recorded
+    (or from `log`, the radar log it was just trained on: `leadradar retrain` reads the event store)."""
     kind = run_tags.get("data.kind", "logs")
     if kind == "table":
         from leadradar.training.table import table_holdout
 
         return table_holdout(run_tags, settings)
-    from leadradar.features.radar_log import RadarLog
     from leadradar.features.trainset import build_training_set
 
     paths = {k: run_tags.get(f"data.{k}") for k in ("events", "stages", "items", "leads")}
-    if not paths["events"] or not paths["stages"] or not Path(paths["events"]).exists():
+    readable = bool(paths["events"] and paths["stages"] and Path(str(paths["events"])).exists())
+    if log is None and not readable and run_tags.get("data.source") == "event store":
+        from leadradar.features.store import EventStore
+
+        store = EventStore.open(settings)
+        try:
+            log = RadarLog.from_store(store, until=pd.Timestamp(run_tags["window.data_until"]))
+        finally:
+            store.close()
+    if log is None and not readable:
         raise PromotionError(
             f"the challenger's run does not name readable data sources (events: {paths['events']});"
             " train the challenger again on data that is still there"
         )
     first, last = pd.Timestamp(run_tags["split.test_from"]), pd.Timestamp(run_tags["split.test_to"])
     until = pd.Timestamp(run_tags["window.data_until"])
-    log = RadarLog(paths["events"], paths["stages"], items=paths["items"], leads=paths["leads"])
+    if log is None:
+        log = RadarLog(paths["events"], paths["stages"], items=paths["items"], leads=paths["leads"])
     ts = build_training_set(log, settings, until=until, cutoff_range=(first, last))
     label = Targets.from_settings(settings).main_label
     frame = ts.frame[ts.frame[label].notna()]
     return frame, label
 
 
-def promote(settings: Settings, force: bool = False, why: str | None = None, by: str | None = None) -> Verdict:
+def promote(
+    settings: Settings,
+    force: bool = False,
+    why: str | None = None,
+    by: str | None = None,
+    log: RadarLog | None = None,
+) -> Verdict:
     """Move `champion` to the challenger if it passes the gate (or `force`, which needs `why`); otherwise leave
-    everything as it is. The verdict is recorded on the challenger's version and as an MLflow run."""
+    everything as it is. The verdict is recorded on the challenger's version and as an MLflow run.
+
+    `log` is the radar log the challenger was trained on, when its run names no files (the event store)."""
     if force and not (why or "").strip():
         raise PromotionError("--force needs --reason: say why the gate's verdict should be overruled")
     configure_mlflow(settings)
     client = MlflowClient()
-    verdict = judge(settings, client, force)
+    verdict = judge(settings, client, force, log)
     verdict.by, verdict.why = by or who(), why
     if verdict.promoted:
         crown(client, ModelRef(**verdict.challenger))
@@ -109,7 +130,7 @@ def promote(settings: Settings, force: bool = False, why: str | None = None, by:
     return verdict
 
 
-def judge(settings: Settings, client: MlflowClient, force: bool) -> Verdict:
+def judge(settings: Settings, client: MlflowClient, force: bool, log: RadarLog | None = None) -> Verdict:
     """The gate's verdict on the challenger against the champion; nothing is moved here."""
     name = settings.mlflow.model_name
     challenger = version_for_alias(client, name, CHALLENGER)
@@ -121,7 +142,7 @@ def judge(settings: Settings, client: MlflowClient, force: bool) -> Verdict:
     if champion.version == challenger.version:
         return Verdict(False, "the challenger already is the champion", asdict(challenger), asdict(champion))
     try:
-        metrics, holdout = compare(settings, client, challenger, champion)
+        metrics, holdout = compare(settings, client, challenger, champion, log)
     except PromotionError as exc:
         if not force:
             raise
@@ -140,11 +161,11 @@ def judge(settings: Settings, client: MlflowClient, force: bool) -> Verdict:
 
 
 def compare(
-    settings: Settings, client: MlflowClient, challenger: ModelRef, champion: ModelRef
+    settings: Settings, client: MlflowClient, challenger: ModelRef, champion: ModelRef, log: RadarLog | None = None
 ) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
     """Both models' figures on the challenger's holdout, and which rows those were."""
     run = client.get_run(challenger.run_id)
-    frame, label = holdout_for(settings, run.data.tags, run.data.params)
+    frame, label = holdout_for(settings, run.data.tags, run.data.params, log)
     y = frame[label].to_numpy(int)
     metrics = {}
     for role, ref in (("challenger", challenger), ("champion", champion)):

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from leadradar.serving.dashboard.health_words import HEALTH_MESSAGES
+
 LANGS = ("zh-CN", "en")
 DEFAULT_LANG = "en"
 
@@ -195,6 +197,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "audit.detail.manager": ("role: manager", "角色：经理"),
     "audit.detail.sales": ("role: sales", "角色：销售"),
     "error.forbidden": ("This page is not yours to see.", "您无权查看此页面。"),
+    **HEALTH_MESSAGES,
 }
 
 WEEKDAYS = {

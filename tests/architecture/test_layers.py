@@ -26,6 +26,8 @@ TOP_MODULES = {
     "leadradar.targets": "config",
     "leadradar.errors": "config",
     "leadradar.registry": "registry",
+    "leadradar.ledger": "registry",
+    "leadradar.lifecycle": "cli",
     "leadradar.cli": "cli",
     "leadradar.terminal": "cli",
     "leadradar.demo": "cli",
