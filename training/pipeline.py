@@ -23,6 +23,7 @@ from leadradar.training.backtest import attach_truth as attach_truth
 from leadradar.training.backtest import evaluate as evaluate
 from leadradar.training.backtest import fit_funnel as fit_funnel
 from leadradar.training.refit import refit_funnel
+from leadradar.training.tenant_evaluation import tenant_figures
 from leadradar.training.tracking import RunRecord, record_run
 
 
@@ -70,6 +71,7 @@ def train_from_logs(
     ts = build_training_set(log, settings, until=until, registry=registry)
     params = lgbm_params(settings, tuned)
     backtest = run_backtest(ts, settings, params, log)
+    backtest.results["tenants"] = tenant_figures(ts, settings, params, backtest.model, log)
     served, refit = backtest.model, dict[str, dict[str, Any]]()
     if settings.training.refit_on_all:
         served, refit = refit_funnel(ts, settings, backtest.model)
@@ -102,6 +104,7 @@ def train_from_logs(
             "backtest": {"kind": backtest.kind, "folds": backtest.folds},
             "served_model": "refit" if refit else "backtest",
             "refit": refit.get(served.main_target, {}),
+            "tenants": backtest.results["tenants"],
         },
     )
 
@@ -182,6 +185,7 @@ def log_and_register(
         metrics={
             **{f"validation_{k}": v for k, v in results["validation"].items() if np.isfinite(v)},
             **backtest.report.flat_metrics("test"),
+            **{f"test_{k}": v for k, v in results.get("tenants", {}).items() if np.isfinite(v)},
         },
         documents={
             "evaluation/test.json": backtest.report.to_dict(),
