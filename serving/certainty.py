@@ -28,7 +28,7 @@ def certainty(
     """Per lead: the interval (None without one), low confidence (interval wider than the setting), pooled, and the
     expected close window in days."""
     start, end = close_window(curve, serving.close_window_min_p)
-    out = []
+    out, wide = [], serving.low_confidence_width
     for k in range(len(p)):
         has = lo is not None and hi is not None and lo[k] == lo[k]
         p_lo = round(float(lo[k]), 6) if has and lo is not None else None
