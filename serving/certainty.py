@@ -37,9 +37,7 @@ def certainty(
             {
                 "p_lo": p_lo,
                 "p_hi": p_hi,
-                "low_confidence": bool(
-                    p_lo is not None and p_hi is not None and p_hi - p_lo > serving.low_confidence_width
-                ),
+                "low_confidence": bool(p_lo is not None and p_hi is not None and p_hi - p_lo > wide),
                 "pooled": bool(pooled[k]),
                 "close_from_days": int(start[k]) if end[k] else None,
                 "close_to_days": int(end[k]) if end[k] else None,
