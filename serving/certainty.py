@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -96,7 +97,7 @@ def close_window_of(start: Any, end: Any, lang: str) -> CloseWindow | None:
     return CloseWindow(from_days=int(start or 0), to_days=int(end), text=window_text(start, end, lang))
 
 
-def ranked_certainty(row: dict[str, Any], lang: str) -> dict[str, Any]:
+def ranked_certainty(row: Mapping[Any, Any], lang: str) -> dict[str, Any]:
     """A ranked row's interval, flags and close window as /v1/rank answers them."""
     return {
         "p_lo": _value(row.get("p_lo")),
