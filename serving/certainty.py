@@ -32,8 +32,8 @@ def certainty(
     out, wide = [], serving.low_confidence_width
     for k in range(len(p)):
         has = lo is not None and hi is not None and lo[k] == lo[k]
-        p_lo = round(float(lo[k]), 6) if has and lo is not None else None
-        p_hi = round(float(hi[k]), 6) if has and hi is not None else None
+        p_lo = float(lo[k]) if has and lo is not None else None
+        p_hi = float(hi[k]) if has and hi is not None else None
         out.append(
             {
                 "p_lo": p_lo,
