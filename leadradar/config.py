@@ -264,6 +264,24 @@ class TrainingConfig(BaseModel):
     # Bootstrap intervals of every backtest figure: resamples of the leads (seeded by `seed`) and the level.
     bootstrap_resamples: int = 200
     bootstrap_level: float = 0.95
+    # Tenants: one pooled model, and a tenant with at least this many labelled rows and wins in the out-of-time
+    # calibration rows gets its own sigmoid over the pooled probability; any other tenant (a new one) is served the
+    # pooled probability, flagged `pooled`. benchmarks/quality_tenants.py measures this against tenant as a feature.
+    tenant_calibration: bool = True
+    tenant_min_rows: int = 2000
+    tenant_min_positives: int = 40
+    # Leave-one-tenant-out figures in the run (each tenant scored by a model that never saw it: a new tenant's
+    # view), for tenants with at least `tenant_min_positives` wins in the test period.
+    leave_one_tenant_out: bool = True
+    # The interval served with each close probability: "bagged" (boosters refit on lead bootstrap samples, the
+    # spread of their calibrated answers), "bin_support" (the calibration bin's Jeffreys interval) or "none".
+    # benchmarks/quality_tenants.py measures how often each holds the simulator's true probability: neither is
+    # honest about the truth (90 % intervals held it 12 % / 6.5 % of the time: they show the model's own variance,
+    # not what the log cannot tell), so the default is the one that costs nothing; bagging adds ~40 s a training
+    # run and 8 boosters to every request.
+    interval_method: Literal["bagged", "bin_support", "none"] = "bin_support"
+    interval_bags: int = Field(default=8, ge=2)
+    interval_level: float = Field(default=0.9, gt=0, lt=1)
     # The promotion gate: a challenger must have lower log loss and an AUC at most this much below the champion's.
     promotion_auc_tolerance: float = 0.005
     # Below this many training rows one LightGBM thread is faster than two.
@@ -407,6 +425,10 @@ class ServingConfig(BaseModel):
     rescore_poll_seconds: float = Field(default=0.1, gt=0)
     # Leads rescored together (one history read, one feature query, one write): bounds a tick's memory in a burst.
     rescore_batch_leads: int = Field(default=500, gt=0)
+    # A score whose interval is wider than this (hi - lo, in probability) is flagged low-confidence.
+    low_confidence_width: float = Field(default=0.15, gt=0, le=1)
+    # Below this close probability at the longest horizon no expected close window is named (too unlikely to say).
+    close_window_min_p: float = Field(default=0.05, ge=0, le=1)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
 
     @field_validator("trusted_proxies")

@@ -73,6 +73,27 @@ def close_curve(probs: Mapping[str, np.ndarray], names: Iterable[str]) -> dict[i
     return curve
 
 
+def close_window(curve: Mapping[int, np.ndarray], min_p: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """The expected close window per lead, as (from_days, to_days): the horizon by which, if the lead closes within
+    the longest horizon, it has more likely than not closed (the median of its close time read off the curve).
+
+    Leads whose longest-horizon probability is below `min_p` get (0, 0): too unlikely to name a window.
+    A curve that rises earlier never gets a later window.
+    """
+    days = sorted(curve)
+    if not days:
+        return np.zeros(0, dtype=int), np.zeros(0, dtype=int)
+    last = np.asarray(curve[days[-1]], dtype=np.float64)
+    end = np.full(len(last), days[-1], dtype=int)
+    start = np.full(len(last), days[-2] + 1 if len(days) > 1 else 0, dtype=int)
+    for before, d in reversed(list(zip([0, *days[:-1]], days))):
+        reached = np.asarray(curve[d], dtype=np.float64) >= 0.5 * last
+        end = np.where(reached, d, end)
+        start = np.where(reached, before + 1 if before else 0, start)
+    none = ~(last >= max(min_p, 1e-12))
+    return np.where(none, 0, start), np.where(none, 0, end)
+
+
 @dataclass(frozen=True)
 class Targets:
     """The targets a settings object asks for: close per horizon, then one transition per open stage."""

@@ -14,6 +14,8 @@ import pandas as pd
 
 from leadradar.models.calibration import IsotonicCalibrator, SigmoidCalibrator, calibrator_from_dict, choose_calibrator
 from leadradar.models.encoding import FeatureEncoder
+from leadradar.models.tenants import TenantCalibration
+from leadradar.models.uncertainty import BaggedInterval, Interval, interval_from_dict
 from leadradar.targets import TargetSpec, advance_target, close_curve, close_output
 
 # From this many rows LightGBM predicts on every core; below it one thread is faster (8 boosters on 2 cores:
@@ -35,12 +37,34 @@ class FittedTarget:
     calibration_scores: dict[str, float] = field(default_factory=dict)
     train_rows: int = 0
     train_positives: int = 0
+    tenants: TenantCalibration | None = None
+    interval: Interval | None = None
 
     def predict_raw(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self.booster.predict(X, num_threads=predict_threads(len(X))))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
+        """The pooled probability: one calibration for every tenant."""
         return self.calibrator.predict(self.predict_raw(X))
+
+    def calibrate_for(self, raw: np.ndarray, tenants: np.ndarray | str | None) -> tuple[np.ndarray, np.ndarray]:
+        """Raw scores calibrated for their tenants: (probability, whether it is the pooled one)."""
+        p = self.calibrator.predict(raw)
+        if self.tenants is None or tenants is None:
+            return p, np.ones(len(p), dtype=bool)
+        return self.tenants.predict(p, tenants)
+
+    def predict_for(self, X: np.ndarray, tenants: np.ndarray | str | None) -> tuple[np.ndarray, np.ndarray]:
+        """The probability a tenant reads (its own calibration where it has one) and where it is pooled."""
+        return self.calibrate_for(self.predict_raw(X), tenants)
+
+    def interval_for(
+        self, X: np.ndarray, p: np.ndarray, tenants: np.ndarray | str | None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The interval around `p` (the tenant's probability), or None for a target without one."""
+        if self.interval is None:
+            return None
+        return self.interval.predict(X, p, lambda raw: self.calibrate_for(raw, tenants)[0])
 
 
 class FunnelModel:
@@ -169,9 +193,24 @@ class FunnelModel:
         return self.encoder_.transform(frame)
 
     def predict_targets(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Calibrated probability of every target for every row (a stage model answers for all rows)."""
+        """Calibrated probability of every target for every row (a stage model answers for all rows), each row
+        calibrated for its tenant where the frame names tenants and the model has the tenant's calibration."""
         X = self.matrix(frame)
-        return pd.DataFrame({name: t.predict(X) for name, t in self.targets_.items()}, index=frame.index)
+        tenants = frame["tenant_id"].astype(str).to_numpy() if "tenant_id" in frame else None
+        return pd.DataFrame(
+            {name: t.predict_for(X, tenants)[0] for name, t in self.targets_.items()}, index=frame.index
+        )
+
+    def certainty(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The main target's probability per row with its interval (`p_lo`, `p_hi`, NaN without one) and
+        whether the row's tenant got the pooled probability (`pooled`)."""
+        X = self.matrix(frame)
+        tenants = frame["tenant_id"].astype(str).to_numpy() if "tenant_id" in frame else None
+        target = self.targets_[self.main_target]
+        p, pooled = target.predict_for(X, tenants)
+        bounds = target.interval_for(X, p, tenants)
+        lo, hi = bounds if bounds is not None else (np.full(len(p), np.nan), np.full(len(p), np.nan))
+        return pd.DataFrame({"p": p, "p_lo": lo, "p_hi": hi, "pooled": pooled}, index=frame.index)
 
     def predict_funnel(self, frame: pd.DataFrame, stages: list[str]) -> pd.DataFrame:
         """What a boss reads: close probability per horizon (never falling as the horizon grows), the
@@ -220,6 +259,9 @@ class FunnelModel:
             shutil.copyfile(file, path / name)
         for name, t in self.targets_.items():
             t.booster.save_model(str(path / f"{name}.txt"))
+            if isinstance(t.interval, BaggedInterval):
+                for i, bag in enumerate(t.interval.boosters_):
+                    bag.save_model(str(path / f"{name}.bag{i}.txt"))
             meta["targets"].append(
                 {
                     "spec": asdict(t.spec),
@@ -228,6 +270,8 @@ class FunnelModel:
                     "calibration_scores": t.calibration_scores,
                     "train_rows": t.train_rows,
                     "train_positives": t.train_positives,
+                    "tenants": None if t.tenants is None else t.tenants.to_dict(),
+                    "interval": None if t.interval is None else t.interval.to_dict(),
                 }
             )
         (path / "model.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False))
@@ -247,6 +291,11 @@ class FunnelModel:
         model.path_ = path
         for t, spec in zip(meta["targets"], specs):
             booster = lgb.Booster(model_file=str(path / f"{spec.name}.txt"))
+            interval = t.get("interval")
+            bags = [
+                lgb.Booster(model_file=str(path / f"{spec.name}.bag{i}.txt"))
+                for i in range(interval.get("bags", 0) if interval else 0)
+            ]
             model.targets_[spec.name] = FittedTarget(
                 spec,
                 booster,
@@ -255,6 +304,8 @@ class FunnelModel:
                 t["calibration_scores"],
                 t["train_rows"],
                 t["train_positives"],
+                TenantCalibration.from_dict(t["tenants"]) if t.get("tenants") else None,
+                interval_from_dict(interval, bags) if interval else None,
             )
         model.meta_ = meta
         return model

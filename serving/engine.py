@@ -26,7 +26,16 @@ from leadradar.models.encoding import FeatureValueError, MissingFeaturesError
 from leadradar.models.explain import Explainer
 from leadradar.registry import LoadedModel
 from leadradar.serving.auth import Principal
-from leadradar.serving.schemas import LeadIn, LeadScore, LeadStatus, Reason, Reasons, ScoreRequest, ScoreResponse
+from leadradar.serving.certainty import certainty, close_window_of
+from leadradar.serving.schemas import (
+    LeadIn,
+    LeadScore,
+    LeadStatus,
+    Reason,
+    Reasons,
+    ScoreRequest,
+    ScoreResponse,
+)
 from leadradar.serving.store import CONTEXT_FEATURES, ScoreStore
 from leadradar.targets import advance_target, close_curve, close_targets
 
@@ -286,8 +295,17 @@ class Engine:
 
     # -- answers ----------------------------------------------------------------------------------
 
-    def _probabilities(self, X: np.ndarray) -> dict[str, np.ndarray]:
-        return {name: t.predict(X) for name, t in self.model.targets_.items()}
+    def _probabilities(self, X: np.ndarray, tenant: str) -> dict[str, np.ndarray]:
+        """Every target's probability as the tenant reads it (its own calibration where it has one)."""
+        return {name: t.predict_for(X, tenant)[0] for name, t in self.model.targets_.items()}
+
+    def _certainty(self, X: np.ndarray, tenant: str, curve: dict[int, np.ndarray]) -> list[dict[str, Any]]:
+        """The main target's interval, flags and expected close window, per row."""
+        target = self.model.targets_[self.model.main_target]
+        p, pooled = target.predict_for(X, tenant)
+        bounds = target.interval_for(X, p, tenant)
+        lo, hi = bounds if bounds is not None else (None, None)
+        return certainty(p, lo, hi, pooled, curve, self.settings.serving)
 
     def score(self, request: ScoreRequest, principal: Principal) -> ScoreResponse:
         tenant = principal.tenant_id
@@ -317,7 +335,7 @@ class Engine:
                     rows[i] = (Xe[pos], records[pos]["stage"])
         order = sorted(rows)
         X = np.vstack([rows[i][0] for i in order]) if order else np.empty((0, len(self.features)))
-        probs = self._probabilities(X) if order else {}
+        probs = self._probabilities(X, tenant) if order else {}
         reasons = (
             self.explainer.explain_matrix(
                 X, request.lang, self.settings.serving.reasons_for, self.settings.serving.reasons_against
@@ -326,7 +344,9 @@ class Engine:
             else [None] * len(order)
         )
         answers, values = {}, {n: p.tolist() for n, p in probs.items()}
-        curve = {f"{d}d": c.tolist() for d, c in close_curve(probs, self.close_names).items()} if order else {}
+        by_days = close_curve(probs, self.close_names) if order else {}
+        curve = {f"{d}d": c.tolist() for d, c in by_days.items()}
+        sure = self._certainty(X, tenant, by_days) if order else []
         for k, i in enumerate(order):
             answers[i] = self._answer(
                 request.leads[i],
@@ -335,6 +355,8 @@ class Engine:
                 {n: p[k] for n, p in values.items()},
                 {h: c[k] for h, c in curve.items()},
                 reasons[k],
+                sure[k],
+                request.lang,
             )
         for i, answer in answers.items():
             answer.warnings = missing_attributes(request.leads[i], self.attributes)
@@ -351,7 +373,15 @@ class Engine:
         )
 
     def _answer(
-        self, lead: LeadIn, tenant: str, stage: str | None, p: dict[str, float], p_close: dict[str, float], why
+        self,
+        lead: LeadIn,
+        tenant: str,
+        stage: str | None,
+        p: dict[str, float],
+        p_close: dict[str, float],
+        why,
+        sure: dict[str, Any],
+        lang: str,
     ) -> LeadScore:
         """One lead's answer from its target probabilities and its close curve (computed for the whole batch)."""
         transitions = {}
@@ -375,6 +405,11 @@ class Engine:
             p_advance=transitions.get(stage) if stage else None,
             transitions=transitions,
             grade=self.settings.serving.grade(main),
+            p_lo=sure["p_lo"],
+            p_hi=sure["p_hi"],
+            low_confidence=sure["low_confidence"],
+            pooled=sure["pooled"],
+            expected_close=close_window_of(sure["close_from_days"], sure["close_to_days"], lang),
             reasons=reasons,
         )
 

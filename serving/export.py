@@ -28,6 +28,11 @@ HEADINGS = {
     "p_close": "col.p",
     "grade": "col.grade",
     "change": "col.change",
+    "p_lo": "col.p_lo",
+    "p_hi": "col.p_hi",
+    "low_confidence": "col.low_confidence",
+    "pooled": "col.pooled",
+    "close_window": "col.window",
     "top_reason": "col.reason",
     "as_of": "col.asof",
     "model_version": "col.model",
@@ -40,6 +45,11 @@ WIDTHS = {
     "p_close": 12,
     "grade": 7,
     "change": 10,
+    "p_lo": 10,
+    "p_hi": 10,
+    "low_confidence": 10,
+    "pooled": 10,
+    "close_window": 16,
     "top_reason": 60,
     "as_of": 18,
     "model_version": 10,
@@ -110,9 +120,9 @@ def xlsx_bytes(
         for j, col in enumerate(columns, start=1):
             letter = get_column_letter(j)
             sheet.column_dimensions[letter].width = WIDTHS.get(col, 14)
-            if col in ("p_close", "change"):
+            if col in ("p_close", "change", "p_lo", "p_hi"):
                 for cell in sheet[letter][1:]:
-                    cell.number_format = "0.0%" if col == "p_close" else "+0.0%;-0.0%;0.0%"
+                    cell.number_format = "+0.0%;-0.0%;0.0%" if col == "change" else "0.0%"
             if col == "top_reason":
                 for cell in sheet[letter][1:]:
                     cell.alignment = Alignment(wrap_text=False)

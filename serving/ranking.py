@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from leadradar.serving.certainty import with_certainty
 from leadradar.serving.reasons import ReasonWriter
 from leadradar.serving.store import COLUMNS, ScoreStore
 
@@ -19,6 +20,11 @@ LIST_COLUMNS = [
     "p_close",
     "grade",
     "change",
+    "p_lo",
+    "p_hi",
+    "low_confidence",
+    "pooled",
+    "close_window",
     "top_reason",
     "as_of",
     "model_version",
@@ -65,8 +71,8 @@ def ranked_leads(
 
 
 class RankedCache:
-    """Each tenant's whole ranked list with grades (no reasons), read again only when its scores change:
-    the service pages and filters it for every /v1/rank call."""
+    """Each tenant's whole ranked list with grades, intervals and close windows (no reasons), read again only when
+    its scores change: the service pages and filters it for every /v1/rank call."""
 
     def __init__(self, store: ScoreStore, grade: Callable[[float], str]):
         self.store, self.grade = store, grade
@@ -77,7 +83,8 @@ class RankedCache:
         hit = self._lists.get(tenant_id)
         if hit is not None and hit[0] == stamp:
             return hit[1]
-        frame = with_grades(ranked_leads(self.store, tenant_id, limit=None, detail=False), self.grade)
+        frame = with_grades(ranked_leads(self.store, tenant_id, limit=None), self.grade)
+        frame = with_certainty(frame, "en").drop(columns=["detail"], errors="ignore")
         self._lists[tenant_id] = (stamp, frame)
         return frame
 
@@ -110,7 +117,7 @@ def listing(frame: pd.DataFrame, writer: ReasonWriter | None, lang: str = "en") 
         if writer is not None and len(frame) and "detail" in frame
         else ""
     )
-    out = frame.assign(top_reason=reasons)
+    out = with_certainty(frame.assign(top_reason=reasons), lang)
     for col in LIST_COLUMNS:
         if col not in out:
             out[col] = None

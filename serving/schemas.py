@@ -111,6 +111,12 @@ class Reasons(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
 
+class CloseWindow(BaseModel):
+    from_days: int = Field(description="first day of the window after as_of (0: from now)")
+    to_days: int
+    text: str = Field(description="the window in the asked language")
+
+
 class LeadScore(BaseModel):
     lead_id: str
     tenant_id: str
@@ -122,6 +128,23 @@ class LeadScore(BaseModel):
     p_advance: float | None = Field(default=None, description="chance of moving past the current stage")
     transitions: dict[str, float] = Field(default_factory=dict, description="per funnel stage from here on")
     grade: Literal["A", "B", "C", "D"] | None = None
+    p_lo: float | None = Field(
+        default=None,
+        description="low end of the main horizon's interval (settings.training.interval_level, 90 % by default)",
+    )
+    p_hi: float | None = None
+    low_confidence: bool | None = Field(
+        default=None, description="the interval is wider than settings.serving.low_confidence_width"
+    )
+    pooled: bool | None = Field(
+        default=None,
+        description="the tenant has too little labelled history of its own: the pooled calibration answered",
+    )
+    expected_close: CloseWindow | None = Field(
+        default=None,
+        description="if the lead closes within the longest horizon, more likely than not within this window;"
+        " null when that chance is below settings.serving.close_window_min_p",
+    )
     reasons: Reasons | None = None
     warnings: list[str] = Field(
         default_factory=list,
@@ -143,6 +166,7 @@ class RankRequest(Strict):
     grade: Literal["A", "B", "C", "D"] | None = None
     page: int = Field(default=1, ge=1, le=100_000)
     page_size: int = Field(default=50, ge=1, le=500)
+    lang: Lang = Field(default="en", description="the language of each lead's expected close window")
 
 
 class RankedLead(BaseModel):
@@ -153,6 +177,11 @@ class RankedLead(BaseModel):
     p_close: float
     grade: str
     change: float | None
+    p_lo: float | None = None
+    p_hi: float | None = None
+    low_confidence: bool | None = None
+    pooled: bool | None = None
+    expected_close: CloseWindow | None = None
 
 
 class RankResponse(BaseModel):

@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from leadradar.config import Settings
+from leadradar.config import ServingConfig, Settings
 from leadradar.features.build import compute_features
 from leadradar.features.radar_log import RadarLog
 from leadradar.features.registry import build_registry
@@ -16,7 +16,9 @@ from leadradar.features.trainset import registry_hash
 from leadradar.models.explain import Explainer, Explanation, explainer_for
 from leadradar.registry import LoadedModel
 from leadradar.serving.activity import BatchActivity
+from leadradar.serving.certainty import certainty
 from leadradar.serving.store import ScoreStore
+from leadradar.targets import close_output, close_targets
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +61,14 @@ def score_frame(
     explainer: Explainer | None = None,
     n_for: int = 3,
     n_against: int = 2,
+    serving: ServingConfig | None = None,
 ) -> pd.DataFrame:
     """The champion's close probability (main target) per row, with its name and version.
 
     With the funnel's open `stages`, a `detail` JSON column also holds every horizon and the
     lead's transition probability, for ranked lists and reports; with an `explainer`, also the
-    lead's reasons for and against (TreeSHAP of the main target).
+    lead's reasons for and against (TreeSHAP of the main target); with `serving`, also the interval,
+    the low-confidence and pooled flags and the expected close window.
     """
     probs = loaded.model.predict_targets(features)
     out = features[["tenant_id", "lead_id", "sales_id", "stage", "cutoff"]].rename(columns={"cutoff": "as_of"})
@@ -78,6 +82,15 @@ def score_frame(
             {str(k): (None if v != v else round(float(v), 6)) for k, v in row.items()}
             for row in funnel.to_dict("records")
         ]
+        if serving is not None and len(features):
+            sure = loaded.model.certainty(features)
+            days = [d for d, _ in close_targets(loaded.model.targets_)]
+            curve = {d: funnel[close_output(d)].to_numpy() for d in days}
+            lo, hi = sure["p_lo"].to_numpy(), sure["p_hi"].to_numpy()
+            for detail, extra in zip(
+                details, certainty(sure["p"].to_numpy(), lo, hi, sure["pooled"].to_numpy(), curve, serving)
+            ):
+                detail.update(extra)
         if explainer is not None and len(features):
             explained = explainer.explain_matrix(loaded.model.matrix(features), "en", n_for, n_against)
             for detail, explanation in zip(details, explained):
@@ -108,6 +121,7 @@ def score_batch(
         explainer,
         settings.serving.reasons_for,
         settings.serving.reasons_against,
+        settings.serving,
     )
     return scores, feats
 

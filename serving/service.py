@@ -31,6 +31,7 @@ from leadradar.serving.apidocs import HEADERS as DOCS_HEADERS
 from leadradar.serving.apidocs import reference_html
 from leadradar.serving.audit import AuditLog
 from leadradar.serving.auth import KeyStore, Principal, request_key
+from leadradar.serving.certainty import ranked_certainty
 from leadradar.serving.dashboard.mount import service_dashboard
 from leadradar.serving.engine import ContextCache, Engine, RequestError, load_items, model_attributes
 from leadradar.serving.events_api import EVENTS, STAGES, BodyShapeError, ItemKind, TooManyItems, ingest, read_items
@@ -277,6 +278,7 @@ class LeadRadar:
                 p_close=float(r["p_close"]),
                 grade=r["grade"],
                 change=None if r["change"] != r["change"] else float(r["change"]),
+                **ranked_certainty(r, body.lang),
             )
             for r in page.to_dict("records")
         ]

@@ -24,6 +24,7 @@ from leadradar.training.backtest import evaluate as evaluate
 from leadradar.training.backtest import fit_funnel as fit_funnel
 from leadradar.training.fingerprint import DataKey, log_key
 from leadradar.training.refit import refit_funnel
+from leadradar.training.tenant_evaluation import tenant_figures
 from leadradar.training.tracking import RunRecord, record_run
 
 
@@ -73,6 +74,7 @@ def train_from_logs(
     tuned, params_source = found if found else (None, DEFAULTS)
     params = lgbm_params(settings, tuned)
     backtest = run_backtest(ts, settings, params, log)
+    backtest.results["tenants"] = tenant_figures(ts, settings, params, backtest.model, log)
     served, refit = backtest.model, dict[str, dict[str, Any]]()
     if settings.training.refit_on_all:
         served, refit = refit_funnel(ts, settings, backtest.model)
@@ -106,6 +108,7 @@ def train_from_logs(
             "served_model": "refit" if refit else "backtest",
             "refit": refit.get(served.main_target, {}),
             "params_source": params_source,
+            "tenants": backtest.results["tenants"],
         },
     )
 
@@ -196,6 +199,7 @@ def log_and_register(
         metrics={
             **{f"validation_{k}": v for k, v in results["validation"].items() if np.isfinite(v)},
             **backtest.report.flat_metrics("test"),
+            **{f"test_{k}": v for k, v in results.get("tenants", {}).items() if np.isfinite(v)},
         },
         documents={
             "evaluation/test.json": backtest.report.to_dict(),

@@ -15,6 +15,7 @@ import pandas as pd
 
 from leadradar.config import Settings
 from leadradar.features.registry import FeatureRegistry, build_registry
+from leadradar.serving.certainty import certainty_words
 from leadradar.serving.dashboard import charts
 from leadradar.serving.dashboard.formatting import Clock, count, decimal, pct, points, seconds
 from leadradar.serving.dashboard.messages import translator
@@ -80,6 +81,7 @@ class PageData:
             "change_text": "" if new else points(change),
             "reason": reason.text if reason else "",
             "reason_side": reason.direction if reason else "",
+            **certainty_words(r.get("detail"), lang),
         }
 
     def _run(self, tenant: str, frame: pd.DataFrame, clock: Clock) -> dict[str, Any]:

@@ -1,0 +1,70 @@
+"""Tenant calibration over a pooled model, and the intervals served with each probability, without training."""
+
+from __future__ import annotations
+
+import lightgbm as lgb
+import numpy as np
+import pytest
+
+from leadradar.models.tenants import TenantCalibration
+from leadradar.models.uncertainty import BaggedInterval, BinSupportInterval, interval_from_dict
+
+
+def _world(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pooled probabilities that are right for tenant a and half the truth for tenant b."""
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0.01, 0.3, 6000)
+    tenants = np.where(np.arange(6000) % 2 == 0, "a", "b")
+    truth = np.where(tenants == "a", p, np.minimum(2 * p, 0.95))
+    return p, (rng.random(6000) < truth).astype(int), tenants
+
+
+def test_a_new_tenant_gets_the_pooled_probability_flagged_as_pooled() -> None:
+    p, y, tenants = _world()
+    cal = TenantCalibration(min_rows=1000, min_positives=40).fit(p, y, tenants)
+    out, pooled = cal.predict(np.array([0.1, 0.1]), np.array(["new", "b"]))
+    assert pooled.tolist() == [True, False]
+    assert out[0] == pytest.approx(0.1)
+    assert out[1] > 0.15  # tenant b's own calibration learned that its leads close twice as often
+
+
+def test_a_tenant_below_the_minimum_rows_stays_pooled() -> None:
+    p, y, tenants = _world()
+    cal = TenantCalibration(min_rows=5000, min_positives=40).fit(p, y, tenants)
+    assert cal.calibrators_ == {}
+    assert cal.predict(p[:3], "b")[1].all()
+
+
+def test_tenant_calibration_survives_a_round_trip_through_json() -> None:
+    p, y, tenants = _world()
+    cal = TenantCalibration(1000, 40).fit(p, y, tenants)
+    back = TenantCalibration.from_dict(cal.to_dict())
+    np.testing.assert_allclose(back.predict(p[:50], tenants[:50])[0], cal.predict(p[:50], tenants[:50])[0])
+
+
+def test_bin_support_intervals_hold_their_probability_and_narrow_with_more_rows() -> None:
+    p, y, _ = _world()
+    wide = BinSupportInterval(0.9, bins=10).fit(p[:500], y[:500])
+    narrow = BinSupportInterval(0.9, bins=10).fit(p, y)
+    q = np.array([0.02, 0.1, 0.25])
+    lo, hi = narrow.predict(np.empty((3, 0)), q)
+    assert (lo <= q).all() and (q <= hi).all()
+    assert ((wide.predict(np.empty((3, 0)), q)[1] - wide.predict(np.empty((3, 0)), q)[0]) > hi - lo).all()
+    back = interval_from_dict(narrow.to_dict(), [])
+    np.testing.assert_allclose(back.predict(np.empty((3, 0)), q)[0], lo)
+
+
+def test_bagged_intervals_are_ordered_around_the_served_probability() -> None:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(3000, 3))
+    y = (rng.random(3000) < 1 / (1 + np.exp(-(X[:, 0] - 2)))).astype(int)
+    params = {"objective": "binary", "verbosity": -1, "num_leaves": 7, "num_threads": 1}
+    bags = []
+    for seed in range(6):
+        rows = np.random.default_rng(seed).integers(0, 3000, 3000)
+        bags.append(lgb.train(params, lgb.Dataset(X[rows], y[rows]), num_boost_round=40))
+    served = lgb.train(params, lgb.Dataset(X, y), num_boost_round=40)
+    p = np.asarray(served.predict(X[:200]))
+    lo, hi = BaggedInterval(0.9).fit(bags).predict(X[:200], p, lambda raw: raw)
+    assert (lo <= p).all() and (p <= hi).all()
+    assert (hi - lo).mean() > 0
