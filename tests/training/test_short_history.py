@@ -56,3 +56,9 @@ def test_a_tiny_history_is_refused_in_one_line_naming_the_labelled_cutoffs_and_m
     message = " ".join(result.output.split())
     assert "labelled cutoffs" in message and "training.min_labelled_cutoffs" in message
     assert "more weeks of history would do" in message
+
+
+def test_a_short_history_can_be_tuned_on_a_split_by_lead(four_months, tmp_path):
+    settings = Settings(home=tmp_path, mlflow={"model_name": "short-tune"})
+    result = pipeline.tune_from_logs(four_months, settings, n_trials=2, progress=False)
+    assert result.trials_complete + result.trials_pruned == 2 and result.best_params
