@@ -130,7 +130,7 @@ def ingest(
     now = utc_now(now)
     out_dir = Path(out_dir)
     names = [str(p) for p in paths]
-    frames = [_read_table(Path(p)) for p in paths]
+    frames = [read_table(Path(p)) for p in paths]
     checked = [_validated(df, settings, now, name) for df, name in zip(frames, names)]
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -183,7 +183,8 @@ def ingest(
 # --- reading -----------------------------------------------------------------------------------
 
 
-def _read_table(path: Path) -> pd.DataFrame:
+def read_table(path: Path, columns: Sequence[str] | None = EVENT_COLUMNS) -> pd.DataFrame:
+    """A Parquet, CSV or JSON Lines file as a frame (Parquet: only `columns`, all if None), or one `IngestError`."""
     kind = READERS.get(path.suffix.lower())
     if kind is None:
         raise IngestError(
@@ -193,7 +194,7 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise IngestError(f"{path}: no such file")
     try:
         if kind == "parquet":
-            return _read_parquet(path)
+            return _read_parquet(path, columns)
         data = path.read_bytes().removeprefix(_BOM)
         _require_text(path, data, kind)
         if kind == "csv":
@@ -208,10 +209,11 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise IngestError(f"{path}: cannot be read as {_KIND_NAMES[kind]}: {_one_line(exc)}") from exc
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def _read_parquet(path: Path, columns: Sequence[str] | None) -> pd.DataFrame:
     names = pq.read_schema(path).names
-    df = pq.read_table(path, columns=[c for c in names if c in EVENT_COLUMNS]).to_pandas()
-    df.attrs["ignored_columns"] = [c for c in names if c not in EVENT_COLUMNS]
+    wanted = names if columns is None else [c for c in names if c in columns]
+    df = pq.read_table(path, columns=wanted).to_pandas()
+    df.attrs["ignored_columns"] = [c for c in names if c not in wanted]
     return df
 
 

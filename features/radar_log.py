@@ -26,6 +26,7 @@ from leadradar.features.contract import (
     TRUTH_KEY_SCHEMA,
     contract_gaps,
 )
+from leadradar.features.store import EventStore
 
 Source: TypeAlias = str | Path | pa.Table | pd.DataFrame
 
@@ -114,6 +115,28 @@ class RadarLog:
             beside_events("items", items),
             beside_events("leads", leads),
             beside_events("truth", truth),
+        )
+
+    @classmethod
+    def from_store(
+        cls, store: EventStore, *, tenant: str | None = None, until: pd.Timestamp | None = None, as_seen: bool = True
+    ) -> RadarLog:
+        """The log the event store holds, as the service saw it by default (an event counts from the later of
+        its time and its arrival) or by event time (`as_seen=False`)."""
+        events = store.events(tenant, until=until, as_seen=as_seen)
+        if events.num_rows == 0:
+            where = f"tenant {tenant!r} in " if tenant else ""
+            raise InputError(
+                f"no events for {where}the event store at {store.url}; send them with `leadradar ingest FILE...`"
+                " or POST /v1/events, or name files with --events and --stages"
+            )
+        items = store.catalog("items", tenant)
+        leads = store.catalog("leads", tenant)
+        return cls(
+            events,
+            store.stages(tenant, until=until),
+            None if items is None else pa.Table.from_pandas(items, schema=ITEM_SCHEMA, preserve_index=False),
+            leads,
         )
 
     def paths(self) -> dict[str, Path]:

@@ -21,7 +21,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from leadradar.config import EventConfig, Settings
-from leadradar.features.contract import EVENT_COLUMNS, EVENT_OPTIONAL, EVENT_REQUIRED, EVENT_SCHEMA, TS_TYPE
+from leadradar.features.contract import (
+    EVENT_COLUMNS,
+    EVENT_OPTIONAL,
+    EVENT_REQUIRED,
+    EVENT_SCHEMA,
+    STAGE_COLUMNS,
+    STAGE_OPTIONAL,
+    STAGE_REQUIRED,
+    STAGE_SCHEMA,
+    TS_TYPE,
+)
 
 # Events are the same event when these agree; re-sending one is a no-op.
 EVENT_KEY = ("tenant_id", "event_id")
@@ -73,17 +83,19 @@ class Limits:
     """What the rules compare with: `settings.events` at one `now`, and the words reasons quote."""
 
     types: pa.Array
+    stages: pa.Array
     earliest_us: int
     latest_us: int
     max_dwell_s: float
     words: dict[str, str]
 
     @classmethod
-    def of(cls, events: EventConfig, now: pd.Timestamp) -> Limits:
+    def of(cls, events: EventConfig, now: pd.Timestamp, stages: tuple[str, ...] = ()) -> Limits:
         earliest = pd.Timestamp(events.earliest_ts).tz_convert("UTC")
         ahead = _duration(events.future_tolerance)
         return cls(
             types=pa.array(list(events.types), pa.string()),
+            stages=pa.array(list(stages), pa.string()),
             earliest_us=_micros(earliest),
             latest_us=_micros(now + pd.Timedelta(events.future_tolerance)),
             max_dwell_s=events.max_dwell_seconds,
@@ -92,6 +104,8 @@ class Limits:
                 "visible": VISIBLE_EXPECTED,
                 "time": _TS_EXPECTED,
                 "number": _DWELL_EXPECTED,
+                "amount": "expected a finite amount >= 0, or empty",
+                "stages": ", ".join(stages),
                 "earliest": earliest.isoformat().removesuffix("T00:00:00+00:00"),
                 "ahead": ahead,
                 "now": now.isoformat(),
@@ -176,6 +190,30 @@ RULES: tuple[Rule, ...] = (
     _invisible("referrer_lead_id"),
 )
 
+# CRM stage changes: ids and time as for events, a stage of the configured funnel, a deal value >= 0.
+STAGE_RULES: tuple[Rule, ...] = (
+    *_id_rules("tenant_id"),
+    *_id_rules("lead_id"),
+    *_text_rules("stage"),
+    Rule(
+        "stage",
+        "unknown",
+        lambda c, lim: ~_bools(pc.is_in(c.text, value_set=lim.stages)),
+        "{value} is not a stage of the funnel (allowed: {stages})",
+    ),
+    *(rule for rule in RULES if rule.field == "ts"),
+    Rule("deal_value", "not_finite", lambda c, _: c.unreadable, "{value} is not a finite number ({amount})"),
+    Rule("deal_value", "negative", lambda c, _: c.number < 0, "{value} is negative ({amount})"),
+)
+REJECTED_STAGE_SCHEMA = pa.schema(
+    [
+        pa.field("row", pa.int64()),
+        pa.field("field", pa.string()),
+        pa.field("reason", pa.string()),
+        *(pa.field(c, pa.string()) for c in STAGE_COLUMNS),
+    ]
+)
+
 # The rule `mark_duplicates` applies across events rather than within one: a later copy of an event id
 # whose content differs is refused (the first copy stays), on the field event_id.
 RESENT_CHANGED = (
@@ -220,6 +258,28 @@ def validate_events(
     return Checked(accepted.filter(pa.array(~rejections.taken)), rejected)
 
 
+def validate_stages(
+    stages: pd.DataFrame | pa.Table, settings: Settings, now: pd.Timestamp | None = None, *, source: str = "stages"
+) -> Checked:
+    """Split raw CRM stage changes into contract rows (`STAGE_SCHEMA`) and refused rows, by `STAGE_RULES`."""
+    names = [str(c) for c in (stages.column_names if isinstance(stages, pa.Table) else stages.columns)]
+    _require_columns(names, source, STAGE_COLUMNS, STAGE_REQUIRED, STAGE_OPTIONAL)
+    limits = Limits.of(settings.events, utc_now(now), settings.funnel.all_stages)
+    n = len(stages)
+    columns = {name: _read(name, _values(stages, name), n) for name in STAGE_COLUMNS}
+    rejections = _Rejections(n)
+    for rule in STAGE_RULES:
+        column = columns[rule.field]
+        rejections.add(rule.field, rule.broken(column, limits), _reason(rule.reason, column.raw, limits.words))
+    accepted = pa.Table.from_arrays([columns[c].clean for c in STAGE_COLUMNS], schema=STAGE_SCHEMA)
+    rows, fields, reasons = rejections.ordered()
+    rejected = pa.Table.from_arrays(
+        [pa.array(rows + 1, pa.int64()), fields, reasons, *(columns[c].raw(rows) for c in STAGE_COLUMNS)],
+        schema=REJECTED_STAGE_SCHEMA,
+    )
+    return Checked(accepted.filter(pa.array(~rejections.taken)), rejected)
+
+
 def mark_duplicates(events: pd.DataFrame | pa.Table) -> tuple[np.ndarray, np.ndarray]:
     """Flag re-sent events (all but the first per tenant and event id), and those whose content differs."""
     table = events if isinstance(events, pa.Table) else pa.Table.from_pandas(events, preserve_index=False)
@@ -242,6 +302,11 @@ def resent_changed_reason(event_ids: pa.Array) -> pa.Array:
     """The refusal of later copies of these event ids, which came with other content (`<field>: <reason>`)."""
     reasons = _reason(RESENT_CHANGED, event_ids.take, {})(np.arange(len(event_ids)))
     return pc.binary_join_element_wise("event_id: ", reasons, "")
+
+
+def read_time(values: pa.Array) -> Column:
+    """A column of times read as `ts` is (UTC; naive and unparseable ones flagged), for other time columns of a file."""
+    return _read_time(values)
 
 
 def invisible_in(text: str) -> bool:
@@ -270,7 +335,9 @@ def _values(events: pd.DataFrame | pa.Table, name: str) -> pa.Array | None:
         return None
     col = events[name]
     typed = (name == "ts" and pd.api.types.is_datetime64_any_dtype(col.dtype)) or (
-        name == "dwell_s" and pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype)
+        name in ("dwell_s", "deal_value")
+        and pd.api.types.is_numeric_dtype(col.dtype)
+        and not pd.api.types.is_bool_dtype(col.dtype)
     )
     if not typed:
         return _text(col)
@@ -281,9 +348,9 @@ def _values(events: pd.DataFrame | pa.Table, name: str) -> pa.Array | None:
 def _read(name: str, values: pa.Array | None, n: int) -> Column:
     if name == "ts":
         return _read_time(values if values is not None else pa.nulls(n, pa.string()))
-    if name == "dwell_s":
+    if name in ("dwell_s", "deal_value"):
         return _read_seconds(values, n)
-    if EVENT_SCHEMA.field(name).type == pa.string():
+    if name in EVENT_COLUMNS or name in STAGE_COLUMNS:
         return _read_text(values, n)
     raise NotImplementedError(f"no reader for contract column {name!r}")  # pragma: no cover - a new column
 
@@ -371,21 +438,27 @@ def _read_seconds(values: pa.Array | None, n: int) -> Column:
     )
 
 
-def _require_columns(columns: list[str], source: str) -> None:
-    twice = sorted({c for c in columns if c in EVENT_COLUMNS and columns.count(c) > 1})
+def _require_columns(
+    columns: list[str],
+    source: str,
+    contract: tuple[str, ...] = EVENT_COLUMNS,
+    required: tuple[str, ...] = EVENT_REQUIRED,
+    optional: tuple[str, ...] = EVENT_OPTIONAL,
+) -> None:
+    twice = sorted({c for c in columns if c in contract and columns.count(c) > 1})
     if twice:
         plural = len(twice) > 1
         raise EventColumnsError(
             f"{source}: column{'s' if plural else ''} {', '.join(twice)} appear{'' if plural else 's'} more than once"
-            " (expected each event column once)"
+            " (expected each column once)"
         )
     present = set(columns)
-    missing = [c for c in EVENT_REQUIRED if c not in present]
+    missing = [c for c in required if c not in present]
     if not missing:
         return
     message = (
         f"{source}: missing required column{'s' if len(missing) > 1 else ''} {', '.join(missing)}"
-        f" (required: {', '.join(EVENT_REQUIRED)}; optional: {', '.join(EVENT_OPTIONAL)})"
+        f" (required: {', '.join(required)}; optional: {', '.join(optional)})"
     )
     for c in missing:
         near = sorted(p for p in present if p.strip().lower() == c)

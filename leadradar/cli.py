@@ -197,14 +197,38 @@ def radar_log(
     leads: Path | None,
     truth: Path | None = None,
     with_truth: bool = False,
+    *,
+    settings: Settings | None = None,
+    as_seen: bool = True,
+    until: pd.Timestamp | None = None,
+    tenant: str | None = None,
 ) -> RadarLog:
-    """The command's radar log: the files named, and the optional ones found beside the events."""
+    """The command's radar log: the files named (and the optional ones beside the events), or the event store
+    when neither --events nor --stages is given (then --items, --leads, --truth replace the store's own)."""
+    import dataclasses
+
     from leadradar.features.radar_log import RadarLog
 
+    if events is None and stages is None:
+        from leadradar.features.store import EventStore
+
+        store = EventStore.open(settings or settings_for())
+        try:
+            log = RadarLog.from_store(store, tenant=tenant, until=until, as_seen=as_seen)
+        finally:
+            store.close()
+        named = {k: v for k, v in (("items", items), ("leads", leads), ("truth", truth)) if v is not None}
+        return dataclasses.replace(log, **named) if named else log
     if events is None or stages is None:
-        raise BadValueError("give --events and --stages (radar logs), or --table and --label")
+        raise BadValueError("give both --events and --stages (radar log files), or neither to read the event store")
     beside = ("items", "leads", "truth") if with_truth else ("items", "leads")
     return RadarLog.from_paths(events, stages, items, leads, truth, beside=beside)
+
+
+AS_SEEN_HELP = (
+    "read the event store as the service saw it (an event counts from the later of its time and its arrival;"
+    " the default) or by event time"
+)
 
 
 @app.command()
@@ -236,11 +260,29 @@ def simulate(
 
 @app.command()
 def ingest(
-    files: list[Path] = typer.Argument(..., help="Parquet, CSV or JSON Lines files of radar events"),
-    out_dir: Path = typer.Option(..., "--out", help="folder for events.parquet, quarantine.parquet and the report"),
+    files: list[Path] | None = typer.Argument(
+        None, help="Parquet, CSV or JSON Lines files of radar events (or of stage changes, told by their columns)"
+    ),
+    out_dir: Path | None = typer.Option(
+        None, "--out", help="write events.parquet, quarantine.parquet and the report here instead of the event store"
+    ),
+    stages: list[Path] | None = typer.Option(None, "--stages", help="a file of CRM stage changes (repeatable)"),
+    items: Path | None = typer.Option(None, help="the item catalogue (tenant_id, item_id, category) into the store"),
+    leads: Path | None = typer.Option(None, help="static lead attributes (tenant_id, lead_id, ...) into the store"),
+    arrived_now: bool = typer.Option(
+        False, "--arrived-now", help="events without an arrived_at arrive now (default: when they happened, a backfill)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the full report as one JSON object"),
 ) -> None:
-    """Validate events against the contract; keep the good, quarantine the bad with a reason each."""
+    """Validate events and stage changes into the event store; keep the good, quarantine the bad with a reason each."""
+    files, stages = files or [], stages or []
+    if out_dir is None:
+        ingest_into_store(files, stages, items, leads, arrived_now, as_json)
+        return
+    if stages or items or leads or arrived_now:
+        raise BadValueError("--stages, --items, --leads and --arrived-now are for the event store; drop --out")
+    if not files:
+        raise BadValueError("name at least one events file to ingest")
     from leadradar.features.ingest import ingest as run
 
     report = run(files, out_dir, settings_for())
@@ -271,10 +313,52 @@ def ingest(
     )
 
 
+def ingest_into_store(
+    files: list[Path], stages: list[Path], items: Path | None, leads: Path | None, arrived_now: bool, as_json: bool
+) -> None:
+    """`leadradar ingest` without --out: every file into the event store, one line per file of what it did."""
+    from leadradar.features.store import EventStore
+    from leadradar.features.store.loading import load_files
+
+    if not (files or stages or items or leads):
+        raise BadValueError("name at least one file to ingest (events, --stages, --items or --leads)")
+    settings = settings_for()
+    store = EventStore.open(settings)
+    try:
+        with console.status(f"ingesting into the event store at {store.url}"):
+            loaded = load_files(
+                store, settings, files, stages=stages, items=items, leads=leads, arrived_now=arrived_now
+            )
+        counts = store.counts()
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps({"store": store.url, "files": [f.to_dict() for f in loaded], "stored_now": counts}))
+        return
+    table = Table(title="ingest into the event store: received = stored + duplicate + quarantined")
+    for col in ("file", "kind", "received", "stored", "duplicate", "quarantined", "arrived"):
+        table.add_column(col, justify="right" if col in ("received", "stored", "duplicate", "quarantined") else "left")
+    for f in loaded:
+        table.add_row(
+            escape(f.file),
+            f.kind,
+            *(f"{getattr(f, k):,}" for k in ("received", "stored", "duplicate", "quarantined")),
+            escape(f.arrival),
+        )
+    out.print(table)
+    for f in loaded:
+        for field, n in sorted(f.refused_by_field.items()):
+            out.print(f"  {escape(f.file)}: quarantined for {field}: {n:,}")
+    out.print(
+        f"the store at {escape(store.url)} holds {counts['events']:,} events, {counts['stages']:,} stage changes;"
+        f" {counts['quarantined']:,} quarantined items (with reasons) are listed by GET /v1/quarantine"
+    )
+
+
 @features_app.command("build")
 def features_build(
-    events: Path = typer.Option(..., help="events Parquet"),
-    stages: Path = typer.Option(..., help="CRM stage history Parquet"),
+    events: Path | None = typer.Option(None, help="events Parquet (default: the event store)"),
+    stages: Path | None = typer.Option(None, help="CRM stage history Parquet (default: the event store)"),
     out_file: Path = typer.Option(..., "--out", help="training-set Parquet: features and labels per (lead, cutoff)"),
     cadence: str = typer.Option("weekly", help="daily or weekly cutoffs"),
     engine: str = typer.Option("duckdb", help="duckdb (embedded) or spark"),
@@ -284,13 +368,14 @@ def features_build(
     leads: Path | None = typer.Option(
         None, help="static lead attributes Parquet (default: leads.parquet beside events)"
     ),
+    as_seen: bool = typer.Option(True, "--as-seen/--event-time", help=AS_SEEN_HELP),
 ) -> None:
     """Point-in-time features and forward-looking labels for every open lead at every cutoff."""
     from leadradar.features.trainset import build_training_set
 
     settings = settings_for(horizon=horizon, cadence=cadence, engine=engine)
-    log = radar_log(events, stages, items, leads)
     cutoff = parse_time(until, "--until")
+    log = radar_log(events, stages, items, leads, settings=settings, as_seen=as_seen, until=cutoff)
     with console.status(f"building features on {engine}"):
         ts = build_training_set(log, settings, until=cutoff)
     if ts.unknown_event_types:
@@ -332,6 +417,7 @@ def train(
     truth: Path | None = typer.Option(None, help="simulator truth (default: truth.parquet beside events)"),
     leads: Path | None = typer.Option(None, help="static lead attributes (default: leads.parquet beside events)"),
     tuned: bool = typer.Option(True, help="use the best parameters of `leadradar tune` when there are some"),
+    as_seen: bool = typer.Option(True, "--as-seen/--event-time", help=AS_SEEN_HELP),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object: run id, model, version, test metrics"),
 ) -> None:
     """Train, calibrate and evaluate; log to MLflow and register the model as the challenger."""
@@ -343,8 +429,10 @@ def train(
         with console.status("training"):
             result = train_from_table(*given, settings, time_column, model_name, use_tuned=tuned)
     else:
-        log = radar_log(events, stages, items, leads, truth, with_truth=True)
         cutoff = parse_time(until, "--until")
+        log = radar_log(
+            events, stages, items, leads, truth, with_truth=True, settings=settings, as_seen=as_seen, until=cutoff
+        )
         from leadradar.training.pipeline import train_from_logs
 
         with console.status("training"):
@@ -359,6 +447,7 @@ def train(
             f"served: refit on all {served['rows']:,} labelled rows (cutoffs {served['cutoff_from'][:10]} … "
             f"{served['cutoff_to'][:10]}, {served['rounds']} rounds, calibration {served['calibration']})"
         )
+    console.print(f"LightGBM parameters: {escape(result.extra.get('params_source', 'defaults'))}")
     console.print("next: `leadradar promote` compares it with the champion on the latest holdout")
 
 
@@ -393,9 +482,11 @@ def tune(
     leads: Path | None = typer.Option(None, help="static lead attributes (default: leads.parquet beside events)"),
     trials: int | None = typer.Option(30, help="trial budget (the study resumes where it stopped)"),
     timeout: float | None = typer.Option(None, help="time budget in seconds"),
+    as_seen: bool = typer.Option(True, "--as-seen/--event-time", help=AS_SEEN_HELP),
+    fresh: bool = typer.Option(False, "--fresh", help="start this data's study over instead of resuming it"),
     as_json: bool = typer.Option(False, "--json", help="print the result as one JSON object"),
 ) -> None:
-    """Search LightGBM parameters with Optuna (TPE, pruning); `train` then uses the best ones."""
+    """Search LightGBM parameters with Optuna (TPE, pruning); `train` on the same data then uses the best ones."""
     from dataclasses import asdict
 
     given = table_input(events, stages, table, label)
@@ -403,13 +494,15 @@ def tune(
     if given is not None:
         from leadradar.training.table import tune_table
 
-        result = tune_table(*given, settings, time_column, model_name, trials, timeout, progress=not as_json)
+        result = tune_table(
+            *given, settings, time_column, model_name, trials, timeout, progress=not as_json, fresh=fresh
+        )
     else:
-        log = radar_log(events, stages, items, leads)
         cutoff = parse_time(until, "--until")
+        log = radar_log(events, stages, items, leads, settings=settings, as_seen=as_seen, until=cutoff)
         from leadradar.training.pipeline import tune_from_logs
 
-        result = tune_from_logs(log, settings, cutoff, trials, timeout, progress=not as_json)
+        result = tune_from_logs(log, settings, cutoff, trials, timeout, progress=not as_json, fresh=fresh)
     if as_json:
         print(json.dumps(asdict(result), default=float))
         return
@@ -417,6 +510,7 @@ def tune(
         f"study {result.study}: {result.trials_complete} complete, {result.trials_pruned} pruned of "
         f"{result.trials_total} trials; best validation log loss {result.best_value:.5f}"
     )
+    console.print(f"tuned on: {escape(result.window)} (fingerprint {result.fingerprint[:12]})")
     out.print_json(json.dumps(result.best_params))
 
 
@@ -464,51 +558,139 @@ def metrics_table(verdict) -> Table:
     return table
 
 
-@app.command()
-def promote(
-    model_name: str | None = typer.Option(None, help="registered model (default: the lead close model)"),
-    as_json: bool = typer.Option(False, "--json", help="print the verdict as one JSON object"),
-) -> None:
-    """Make the challenger champion only if it beats the champion on the same, latest holdout."""
-    from leadradar.training.promotion import promote as run
-
+def model_settings(model_name: str | None) -> Settings:
+    """The settings, naming another registered model (a table's) when asked."""
     settings = settings_for()
     if model_name:
         from leadradar.training.table import table_settings
 
         settings = table_settings(settings, model_name)
+    return settings
+
+
+@app.command()
+def promote(
+    model_name: str | None = typer.Option(None, help="registered model (default: the lead close model)"),
+    force: bool = typer.Option(False, "--force", help="promote even if the gate refuses (needs --reason)"),
+    reason: str | None = typer.Option(None, "--reason", help="why: recorded with the verdict"),
+    as_json: bool = typer.Option(False, "--json", help="print the verdict as one JSON object"),
+) -> None:
+    """Make the challenger champion only if it beats the champion on the same, latest holdout (or --force).
+
+    The verdict (both models' figures, the rows compared, who and why) is recorded as tags on the challenger's
+    version and as an MLflow run."""
+    from leadradar.training.promotion import promote as run
+
+    settings = model_settings(model_name)
     with console.status("scoring challenger and champion on the latest holdout"):
-        verdict = run(settings)
+        verdict = run(settings, force=force, why=reason)
     if as_json:
         print(verdict.to_json())
     else:
         if verdict.challenger_metrics:
             out.print(metrics_table(verdict))
-        word = "[green]promoted[/green]" if verdict.promoted else "[red]refused[/red]"
-        out.print(f"{word}: v{verdict.challenger['version']} — {verdict.reason}")
+        word = (
+            "[yellow]forced[/yellow]"
+            if verdict.forced
+            else "[green]promoted[/green]"
+            if verdict.promoted
+            else "[red]refused[/red]"
+        )
+        out.print(f"{word}: v{verdict.challenger['version']} — {escape(verdict.reason)}")
+        if verdict.record_run_id:
+            console.print(f"recorded on the version's gate.* tags and in MLflow run {verdict.record_run_id}")
     raise typer.Exit(0 if verdict.promoted else 1)
 
 
 @app.command()
 def rollback(
     model_name: str | None = typer.Option(None, help="registered model (default: the lead close model)"),
+    reason: str | None = typer.Option(None, "--reason", help="why: recorded on both versions"),
 ) -> None:
-    """Put the previous champion back."""
+    """Put the previous champion back (recorded on both versions and as an MLflow run)."""
     from leadradar.training.promotion import rollback as run
 
-    settings = settings_for()
-    if model_name:
-        from leadradar.training.table import table_settings
-
-        settings = table_settings(settings, model_name)
-    restored, replaced = run(settings)
+    restored, replaced = run(model_settings(model_name), why=reason)
     out.print(f"{restored.name}: champion is v{restored.version} again (v{replaced.version} stepped down)")
 
 
 @app.command()
+def models(
+    model_name: str | None = typer.Option(None, help="registered model (default: the lead close model)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object per alias"),
+) -> None:
+    """The champion and the challenger: version, window, test figures, parameter source, the gate's verdict."""
+    from dataclasses import asdict
+
+    from leadradar.training.lineup import lineup
+
+    settings = model_settings(model_name)
+    entries = lineup(settings)
+    if as_json:
+        print(json.dumps({e.alias: asdict(e) for e in entries}, default=float, ensure_ascii=False))
+        return
+    if not entries:
+        raise NotFoundError(f"{settings.mlflow.model_name} has no champion or challenger; run `leadradar train`")
+    table = Table(title=f"{escape(settings.mlflow.model_name)}")
+    shown = ("auc", "logloss", "ece")  # all of them with --json
+    for col in ("alias", "version", "registered", "window (cutoffs)", *shown, "parameters", "gate"):
+        table.add_column(col, justify="right" if col in shown else "left")
+    for e in entries:
+        window = f"{e.window.get('first_cutoff', '')[:10]} … {e.window.get('last_cutoff', '')[:10]}"
+        gate = f"{e.gate.get('verdict', '')} {e.gate.get('at', '')[:16]} {e.gate.get('by', '')}".strip()
+        table.add_row(
+            e.alias,
+            f"v{e.version}",
+            e.registered[:16],
+            window,
+            *(f"{e.metrics[k]:.4f}" if k in e.metrics else "" for k in shown),
+            Text(e.params_source),
+            Text(gate or "not judged yet"),
+        )
+    out.print(table)
+
+
+@app.command()
+def retrain(
+    until: str | None = typer.Option(None, help="train on what was known by this UTC time (default: now)"),
+    as_json: bool = typer.Option(False, "--json", help="print the outcome as one JSON object"),
+) -> None:
+    """Train a challenger on the event store, run the promotion gate, promote or keep the champion; one at a time."""
+    import dataclasses
+
+    from leadradar.training.retrain import retrain as run
+
+    with console.status("retraining"):
+        outcome = run(settings_for(), now=parse_time(until, "--until"), trigger="manual")
+    if as_json:
+        print(json.dumps(dataclasses.asdict(outcome), default=str, ensure_ascii=False))
+    else:
+        out.print(f"{outcome.outcome}: {outcome.summary}")
+
+
+@app.command()
+def scheduler() -> None:
+    """Run the retrain, drift and calibration jobs on their schedule (`lifecycle.*_cron`) until stopped."""
+    from leadradar.lifecycle import scheduler_for
+
+    settings = settings_for()
+    if not settings.lifecycle.scheduler:
+        raise BadValueError("the scheduler is off (lifecycle.scheduler = false); cron or a systemd timer runs the jobs")
+    running = scheduler_for(settings, blocking=True)
+    lc = settings.lifecycle
+    console.print(
+        f"in {lc.timezone}: retrain '{lc.retrain_cron}', drift '{lc.drift_cron}', calibration '{lc.calibration_cron}'"
+    )
+    try:
+        running.start()
+    except (KeyboardInterrupt, SystemExit):
+        running.stop()
+
+
+@app.command()
 def score(
-    events: Path | None = typer.Option(None, help="events Parquet"),
-    stages: Path | None = typer.Option(None, help="CRM stage history Parquet"),
+    events: Path | None = typer.Option(None, help="events Parquet (default: the event store)"),
+    stages: Path | None = typer.Option(None, help="CRM stage history Parquet (default: the event store)"),
     as_of: str | None = typer.Option(None, "--as-of", help="score as of this UTC time (default: now)"),
     tenant: str | None = typer.Option(None, help="only this tenant"),
     out_file: Path | None = typer.Option(None, "--out", help="also write the scores (Parquet; CSV too with --table)"),
@@ -517,7 +699,8 @@ def score(
     table: Path | None = typer.Option(None, help="or: a table to score (CSV or Parquet, no label needed)"),
     model_name: str | None = typer.Option(None, "--model", help="with --table: the table model whose champion scores"),
 ) -> None:
-    """Score every open lead with the champion; keep scores, reasons, recent events and the funnel in the score store.
+    """Score every open lead with the champion; keep scores, reasons, recent events, the funnel and the
+    salesperson context in the score store (without files: from the event store, the nightly refresh).
 
     Re-running for the same as_of (and model version) replaces that run, never duplicates it.
     With --table, score a table's rows with a table model's champion instead: probability, rank, reasons.
@@ -531,8 +714,8 @@ def score(
     from leadradar.serving.store import ScoreStore
 
     settings = settings_for()
-    log = radar_log(events, stages, items, leads)
     when = parse_time(as_of, "--as-of") or now_utc()
+    log = radar_log(events, stages, items, leads, settings=settings, until=when, tenant=tenant)
     loaded = load_alias(settings)
     with console.status(f"scoring open leads as of {when:%Y-%m-%d %H:%M} UTC"):
         scores = score_and_store(ScoreStore(settings.score_store_url), log, when, settings, loaded, tenant)
@@ -796,21 +979,29 @@ def users_create(
     password_stdin: bool = typer.Option(False, "--password-stdin", help="read the password from standard input"),
 ) -> None:
     """Create a dashboard account; the password is kept only as a scrypt hash."""
-    user = user_store().create(tenant, name, new_password(password_stdin), role)
+    store = user_store()
+    user = store.create(tenant, name, new_password(password_stdin), role)
+    login = user.username if store.get(user.username) else f"{user.username}@{user.tenant_id}"
     console.print(
         f"user {user.username} of tenant {escape(user.tenant_id)} ({user.role}) can now sign in at /dashboard"
+        f" as {escape(login)}"
     )
+
+
+USER_NAME = typer.Argument(..., help="the user name, or name@tenant")
+USER_TENANT = typer.Option(None, "--tenant", help="the user's tenant, when several tenants use the name")
 
 
 @users_app.command("password")
 def users_password(
-    name: str = typer.Argument(..., help="the user name"),
+    name: str = USER_NAME,
+    tenant: str | None = USER_TENANT,
     password_stdin: bool = typer.Option(False, "--password-stdin", help="read the password from standard input"),
 ) -> None:
     """Set a new password; the user's open sessions end."""
-    if not user_store().set_password(name, new_password(password_stdin)):
+    if not user_store().set_password(name, new_password(password_stdin), tenant):
         raise NotFoundError(f"no user {name!r}; `leadradar users list` shows the users")
-    console.print(f"new password set for {name}")
+    console.print(f"new password set for {escape(name)}")
 
 
 @users_app.command("list")
@@ -831,11 +1022,19 @@ def users_list(tenant: str | None = typer.Option(None, help="only this tenant's 
 
 
 @users_app.command("disable")
-def users_disable(name: str = typer.Argument(..., help="the user name")) -> None:
+def users_disable(name: str = USER_NAME, tenant: str | None = USER_TENANT) -> None:
     """Disable an account; its sessions end with the next page it opens."""
-    if not user_store().disable(name):
+    if not user_store().disable(name, tenant):
         raise NotFoundError(f"no active user {name!r}; `leadradar users list` shows the users")
-    out.print(f"disabled {name}")
+    out.print(f"disabled {escape(name)}")
+
+
+@users_app.command("enable")
+def users_enable(name: str = USER_NAME, tenant: str | None = USER_TENANT) -> None:
+    """Let a disabled account sign in again, with the password it had."""
+    if not user_store().enable(name, tenant):
+        raise NotFoundError(f"no disabled user {name!r}; `leadradar users list` shows the users")
+    out.print(f"enabled {escape(name)}")
 
 
 @app.command()
@@ -844,11 +1043,13 @@ def demo(
     leads: int = typer.Option(20_000),
     tenants: int = typer.Option(3),
     days: int = typer.Option(455),
+    stream_days: int = typer.Option(14, min=1, help="the last days of the log, streamed into the running service"),
+    stream_seconds: float = typer.Option(30.0, min=1, help="real seconds the streaming takes (fast-forwarded)"),
 ) -> None:
     """Run the main job end to end on the embedded defaults (what `make demo` runs)."""
     from leadradar.demo import run_demo
 
-    run_demo(out_dir, leads=leads, tenants=tenants, days=days)
+    run_demo(out_dir, leads=leads, tenants=tenants, days=days, stream_days=stream_days, stream_seconds=stream_seconds)
 
 
 def main() -> None:

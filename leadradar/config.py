@@ -310,6 +310,8 @@ class DashboardConfig(BaseModel):
     movers: int = 5
     # Days of activity drawn on a lead's page.
     activity_days: int = 30
+    # Newest points of a lead's score history drawn on its page (batch runs and live rescorings together).
+    history_points: int = Field(default=200, gt=0)
     # Last events kept per scored lead for its timeline.
     events_per_lead: int = 50
     # Leads with their own page in the e-mailed HTML report.
@@ -330,6 +332,26 @@ class DashboardConfig(BaseModel):
     # Rows of the audit log a manager sees on its page (newest first).
     audit_rows: int = 200
     passwords: PasswordConfig = Field(default_factory=PasswordConfig)
+
+
+class StoreConfig(BaseModel):
+    """The event store: the one durable log every part reads (features/store/)."""
+
+    # SQLAlchemy URL; default: a SQLite file (WAL mode) under the data directory, which the service and the
+    # command line share. PostgreSQL by URL (postgresql+psycopg://...) for teams that outgrow one machine.
+    url: str | None = None
+    # SQLite's `synchronous`: FULL syncs the write-ahead log at every commit, so an acknowledged event survives
+    # a power cut as well as `kill -9`; NORMAL survives `kill -9` only, and is faster.
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    # How long a writer waits for another (the CLI while the service writes) before giving up.
+    busy_timeout_seconds: float = Field(default=30.0, gt=0)
+    # Events (and stage changes) one `POST /v1/events` (`/v1/stages`) may carry; more is a 413.
+    max_events_per_request: int = Field(default=5000, gt=0)
+    # Rows fetched per read from the database when a whole log is read into Arrow.
+    read_batch_rows: int = Field(default=200_000, gt=0)
+    # Rows of a file `leadradar ingest` appends per transaction: each batch is committed, so an interrupted
+    # ingest keeps what it stored and a re-run adds only the rest (re-sends are duplicates).
+    file_batch_rows: int = Field(default=50_000, gt=0)
 
 
 class ServingConfig(BaseModel):
@@ -374,6 +396,17 @@ class ServingConfig(BaseModel):
     grade_thresholds: dict[str, float] = Field(default_factory=lambda: {"A": 0.5, "B": 0.2, "C": 0.05})
     reasons_for: int = 3
     reasons_against: int = 2
+    # Live rescoring (serving/rescoring.py): the service follows the event store and rescores each lead whose
+    # events landed, at most once per `rescore_interval_seconds`. Every process that runs it rescores every
+    # lead, so with several replicas (or `workers` > 1: only the first worker rescores) turn it off on all
+    # but one of them.
+    rescore: bool = True
+    rescore_interval_seconds: float = Field(default=1.0, gt=0)
+    # How often the store is checked for new events: a lead not rescored within the interval is rescored on
+    # the next check, so its first event shows within about this (plus the work), not a whole interval.
+    rescore_poll_seconds: float = Field(default=0.1, gt=0)
+    # Leads rescored together (one history read, one feature query, one write): bounds a tick's memory in a burst.
+    rescore_batch_leads: int = Field(default=500, gt=0)
     dashboard: DashboardConfig = Field(default_factory=DashboardConfig)
 
     @field_validator("trusted_proxies")
@@ -398,6 +431,45 @@ class ServingConfig(BaseModel):
         return "A" if p >= t["A"] else "B" if p >= t["B"] else "C" if p >= t["C"] else "D"
 
 
+class LifecycleConfig(BaseModel):
+    """Keeping the served model true: scheduled retraining, drift, calibration on matured labels (issue 19)."""
+
+    # SQLAlchemy URL of the lifecycle ledger (the retrain lock, job runs and their outcomes); default: the event
+    # store's database, so on PostgreSQL the lock holds across machines.
+    url: str | None = None
+    # `leadradar scheduler` runs the jobs; off leaves them to cron or a systemd timer (README).
+    scheduler: bool = True
+    # Cron fields (minute hour day month day_of_week) in `timezone`: retrain weekly on Sunday night, check drift
+    # nightly, compute matured calibration weekly on Monday morning before managers read the dashboard.
+    retrain_cron: str = "0 2 * * sun"
+    drift_cron: str = "30 1 * * *"
+    calibration_cron: str = "0 5 * * mon"
+    # The tenants' time zone (IANA name): "at night" means their night.
+    timezone: str = "Asia/Shanghai"
+    # A retrain whose lock is older than this is taken over (a crashed host); on one host a dead holder's pid
+    # frees it at once.
+    lock_lease_minutes: float = Field(default=240.0, gt=0)
+    # Drift: the last `drift_days` of scoring against the model's training window, per tenant.
+    drift_days: int = Field(default=14, gt=0)
+    # PSI bins (quantiles of the training window) and the PSI above which a feature or the score has drifted:
+    # 0.1 is the usual "watch", 0.25 the usual "act".
+    psi_bins: int = Field(default=10, ge=2)
+    psi_threshold: float = Field(default=0.25, gt=0)
+    # A rise of the missing share by more than this (absolute) counts as drift too.
+    missing_threshold: float = Field(default=0.1, gt=0)
+    # Drifting features (or the score) needed to trigger a retrain; one drifting score always triggers.
+    drift_features_to_retrain: int = Field(default=3, ge=1)
+    # At most one drift-triggered retrain per this many hours (the weekly one is not counted).
+    drift_retrain_every_hours: float = Field(default=72.0, ge=0)
+    # Matured calibration: probability bands, the interval level, and the realised expected calibration error
+    # above which a model is flagged.
+    calibration_bands: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.35, 0.5, 1.0)
+    calibration_level: float = 0.95
+    calibration_error_threshold: float = Field(default=0.05, gt=0)
+    # Rows of the retrain history kept on the health page.
+    history_rows: int = 20
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one place."""
 
@@ -410,6 +482,8 @@ class Settings(BaseSettings):
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     mlflow: MlflowConfig = Field(default_factory=MlflowConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -445,6 +519,14 @@ class Settings(BaseSettings):
         return self.serving.score_store_url or f"sqlite:///{self.data_dir / 'scores.db'}"
 
     @property
+    def event_store_url(self) -> str:
+        return self.store.url or f"sqlite:///{self.data_dir / 'events.db'}"
+
+    @property
+    def lifecycle_url(self) -> str:
+        return self.lifecycle.url or self.event_store_url
+
+    @property
     def model_cache_dir(self) -> Path:
         return self.data_dir / "model-cache"
 
@@ -461,7 +543,11 @@ class Settings(BaseSettings):
         for path in (self.data_dir, self.scores_dir, self.model_cache_dir):
             path.mkdir(mode=0o700, parents=True, exist_ok=True)
             path.chmod(0o700)
-        for name, configured in (("scores.db", self.serving.score_store_url), ("mlflow.db", self.mlflow.tracking_uri)):
+        for name, configured in (
+            ("scores.db", self.serving.score_store_url),
+            ("mlflow.db", self.mlflow.tracking_uri),
+            ("events.db", self.store.url),
+        ):
             if configured is None:
                 database = self.data_dir / name
                 os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))

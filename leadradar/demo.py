@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -13,8 +14,11 @@ from rich.console import Console
 from leadradar.config import Settings, quiet_environment
 from leadradar.features.radar_log import RadarLog
 from leadradar.features.registry import build_registry
-from leadradar.features.simulator import SimulationConfig, simulate, simulation_end
-from leadradar.registry import load_alias
+from leadradar.features.simulator import SimulationConfig, SimulationResult, simulate, simulation_end
+from leadradar.features.store import EventStore
+from leadradar.features.store.loading import load_files
+from leadradar.feed import feed
+from leadradar.registry import LoadedModel, load_alias
 from leadradar.serving.activity import batch_activity
 from leadradar.serving.auth import KeyStore
 from leadradar.serving.process import ServiceProcess
@@ -22,35 +26,63 @@ from leadradar.serving.ranking import ranked_list
 from leadradar.serving.reasons import ReasonWriter
 from leadradar.serving.scoring import score_batch, store_batch
 from leadradar.serving.store import ScoreStore
-from leadradar.training.pipeline import train_from_logs
+from leadradar.training.pipeline import TrainResult, train_from_logs
 from leadradar.training.tracking import ui_command
 
 console = Console()
 
 
-def run_demo(data_dir: Path = Path("demo_data"), leads: int = 20_000, tenants: int = 3, days: int = 455) -> float:
-    """Simulate, train, register, serve, score over HTTP, rank; returns the wall time in seconds."""
+def run_demo(
+    data_dir: Path = Path("demo_data"),
+    leads: int = 20_000,
+    tenants: int = 3,
+    days: int = 455,
+    stream_days: int = 14,
+    stream_seconds: float = 30.0,
+) -> float:
+    """Simulate a log that ends today, backfill most of it into the event store, train, serve, then stream the last
+    `stream_days` into the running service over HTTP in `stream_seconds` and watch the ranked list move; returns the
+    wall time."""
     from leadradar.terminal import rank_table
 
     quiet_environment()
     started = time.perf_counter()
     settings = Settings()
-    cfg = SimulationConfig(tenants=tenants, leads=leads, days=days)
+    today = pd.Timestamp.now(tz="UTC").normalize()
+    cfg = SimulationConfig(tenants=tenants, leads=leads, days=days, start=(today - pd.Timedelta(days=days)).date())
 
     def step(text: str) -> None:
         console.rule(f"[bold]{text}[/bold]  (+{time.perf_counter() - started:.0f} s)")
 
-    step("1. simulate radar events and CRM history")
+    step("1. simulate radar events and CRM history (a window that ends today)")
     sim = simulate(cfg, settings)
     sim.write(data_dir)
-    log = RadarLog.from_dir(data_dir)
     console.print(
         f"{sim.events.num_rows:,} events, {sim.leads.num_rows:,} leads, "
         f"{sim.stages.num_rows:,} stage changes, {tenants} tenants → {data_dir}/"
     )
 
-    step("2. build the training set, train, calibrate, evaluate, register")
-    result = train_from_logs(log, settings)
+    split = pd.Timestamp(simulation_end(cfg), tz="UTC") - pd.Timedelta(days=stream_days)
+    step(f"2. backfill the log up to {split:%Y-%m-%d} into the event store (leadradar ingest)")
+    backfill, live_events, live_stages = split_log(sim, split, data_dir / "backfill")
+    store = EventStore.open(settings)
+    loaded = load_files(
+        store,
+        settings,
+        [backfill / "events.parquet"],
+        stages=[backfill / "stages.parquet"],
+        items=data_dir / "items.parquet",
+        leads=data_dir / "leads.parquet",
+    )
+    for f in loaded:
+        console.print(f"  {f.kind}: {f.received:,} received, {f.stored:,} stored, {f.duplicate:,} re-sends")
+    console.print(f"  the same from a shell: leadradar ingest {backfill}/events.parquet {backfill}/stages.parquet")
+
+    step("3. train from the store (as seen), calibrate, evaluate, register, promote")
+    log = dataclasses.replace(RadarLog.from_store(store, as_seen=True), truth=data_dir / "truth.parquet")
+    store.close()
+    result = train_demo_model(log, settings)
+    console.print(f"LightGBM parameters: {result.extra['params_source']} (the demo never reads earlier tuning)")
     from leadradar.training.promotion import promote
 
     verdict = promote(settings)
@@ -62,54 +94,41 @@ def run_demo(data_dir: Path = Path("demo_data"), leads: int = 20_000, tenants: i
         f"ECE {m['ece']:.4f}, mean |p − truth| {m.get('mean_abs_err_vs_truth', float('nan')):.4f}, "
         f"calibration {result.calibration}"
     )
-    trained = sorted(result.extra.get("targets", {}))
-    console.print(f"models trained: {', '.join(trained)}")
     for target, why in result.extra.get("skipped", {}).items():
         console.print(f"[yellow]skipped {target}:[/yellow] {why}")
 
-    step("3. batch-score every open lead as of the end of the data")
-    as_of = pd.Timestamp(simulation_end(cfg), tz="UTC").as_unit("us")
-    loaded = load_alias(settings)
-    scores, feats = score_batch(log, as_of, settings, loaded)
-    activity = batch_activity(log.events, log.stages, scores, as_of, settings)
+    step(f"4. the nightly refresh: score every open lead as of {split:%Y-%m-%d} (leadradar score)")
+    loaded_model = load_alias(settings)
+    scores, feats = score_batch(log, split, settings, loaded_model)
+    activity = batch_activity(log.events, log.stages, scores, split, settings)
     store_batch(ScoreStore(settings.score_store_url), scores, feats, activity)
-    console.print(f"{len(scores):,} open leads scored and stored as of {as_of:%Y-%m-%d}")
+    console.print(f"{len(scores):,} open leads scored and stored as of {split:%Y-%m-%d}")
 
-    step("4. start the BentoML service and score leads over HTTP")
     tenant = scores["tenant_id"].iloc[0]
-    key = demo_key(KeyStore(settings.score_store_url), tenant)
-    sample = feats[feats["tenant_id"] == tenant].nlargest(5, "n_fam_view_30d")
-    body = {
-        "lang": "zh-CN",
-        "leads": [
-            {"lead_id": r["lead_id"], "features": {f: (None if pd.isna(r[f]) else r[f]) for f in loaded.model.features}}
-            for r in sample.to_dict("records")
-        ],
-    }
-    horizon = f"{settings.training.horizon_days}d"
-    with ServiceProcess(settings) as svc:
-        answer = (
-            httpx.post(svc.url + "/v1/score", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=30)
-            .raise_for_status()
-            .json()
-        )
-    expected = loaded.model.predict_funnel(sample, list(settings.funnel.open_stages))[f"p_close_{horizon}"].to_numpy()
-    got = np.array([a["p_close"][horizon] for a in answer["leads"]])
-    for a in answer["leads"]:
-        why = "；".join(r["text"] for r in a["reasons"]["for"][:2]) if a["reasons"] else ""
-        console.print(
-            f"  POST /v1/score → {a['lead_id']}: P(close in {horizon}) = {a['p_close'][horizon]:.1%}, "
-            f"grade {a['grade']} — {why}"
-        )
-    console.print(
-        f"model v{answer['model_version']}; HTTP answers match in-process predictions: "
-        f"max |Δ| = {np.max(np.abs(got - expected)):.2e}"
-    )
+    keys = {t: demo_key(KeyStore(settings.score_store_url), t) for t in sorted(scores["tenant_id"].unique())}
+    step(f"5. start the service and stream the last {stream_days} days into it over HTTP")
+    speed = stream_days * 86_400 / stream_seconds
+    with ServiceProcess(settings) as svc, httpx.Client(base_url=svc.url, timeout=60) as client:
+        check_inline_scores(client, keys[tenant], feats, tenant, loaded_model, settings)
+        show = lambda clock: console.print(top_of_rank(client, keys[tenant], tenant, clock))
+        show(split)
+        try:
+            sent, sent_stages = feed(client, keys, live_events, live_stages, speed=speed, tick=show)
+        except RuntimeError as exc:
+            console.print(f"[yellow]streaming stopped:[/yellow] {exc}")
+        else:
+            console.print(
+                f"streamed {sent.received:,} events in {sent.requests:,} requests ({sent.stored:,} stored,"
+                f" {sent.duplicate:,} re-sends, {sent.quarantined:,} quarantined) and {sent_stages.stored:,} stage"
+                f" changes in {sent.seconds:.0f} s, {speed:,.0f}× real time"
+            )
+            time.sleep(2.0)  # rescoring follows the store about once a second
+            show(pd.Timestamp(simulation_end(cfg), tz="UTC"))
 
-    step(f"5. the 20 most likely closers of {tenant}")
+    step(f"6. the 20 most likely closers of {tenant}")
     writer = ReasonWriter(build_registry(settings), settings.funnel)
     ranked = ranked_list(ScoreStore(settings.score_store_url), tenant, settings.serving.grade, writer, n_movers=0)
-    console.print(rank_table(ranked.table.head(20), f"{tenant}, as of {as_of:%Y-%m-%d}"))
+    console.print(rank_table(ranked.table.head(20), f"{tenant}, live"))
 
     wall = time.perf_counter() - started
     console.rule(f"[bold green]demo done in {wall:.0f} s[/bold green]")
@@ -120,6 +139,59 @@ def run_demo(data_dir: Path = Path("demo_data"), leads: int = 20_000, tenants: i
         f"(or: leadradar report --tenant {tenant} --out report.html)"
     )
     return wall
+
+
+def split_log(sim: SimulationResult, split: pd.Timestamp, folder: Path) -> tuple[Path, pd.DataFrame, pd.DataFrame]:
+    """The rows that arrived before `split` as a backfill folder (events, arrivals, stages), and the rest to stream."""
+    events = sim.events.to_pandas()
+    arrived = sim.arrivals.column("arrived_at").to_pandas() if sim.arrivals is not None else events["ts"]
+    stages = sim.stages.to_pandas()
+    early, early_stage = (arrived < split).to_numpy(), (stages["ts"] < split).to_numpy()
+    folder.mkdir(parents=True, exist_ok=True)
+    events[early].to_parquet(folder / "events.parquet", index=False)
+    pd.DataFrame({**events.loc[early, ["tenant_id", "event_id"]], "arrived_at": arrived[early]}).to_parquet(
+        folder / "arrivals.parquet", index=False
+    )
+    stages[early_stage].to_parquet(folder / "stages.parquet", index=False)
+    return folder, events[~early].assign(arrived_at=arrived[~early]), stages[~early_stage]
+
+
+def check_inline_scores(
+    client: httpx.Client, key: str, feats: pd.DataFrame, tenant: str, loaded: LoadedModel, settings: Settings
+) -> None:
+    """Five leads scored over HTTP from their features, compared with the model in this process."""
+    sample = feats[feats["tenant_id"] == tenant].nlargest(5, "n_fam_view_30d")
+    body = {
+        "lang": "zh-CN",
+        "leads": [
+            {"lead_id": r["lead_id"], "features": {f: (None if pd.isna(r[f]) else r[f]) for f in loaded.model.features}}
+            for r in sample.to_dict("records")
+        ],
+    }
+    horizon = f"{settings.training.horizon_days}d"
+    answer = client.post("/v1/score", json=body, headers={"Authorization": f"Bearer {key}"}).raise_for_status().json()
+    expected = loaded.model.predict_funnel(sample, list(settings.funnel.open_stages))[f"p_close_{horizon}"].to_numpy()
+    got = np.array([a["p_close"][horizon] for a in answer["leads"]])
+    for a in answer["leads"][:3]:
+        why = "；".join(r["text"] for r in a["reasons"]["for"][:2]) if a["reasons"] else ""
+        console.print(f"  POST /v1/score → {a['lead_id']}: P(close in {horizon}) = {a['p_close'][horizon]:.1%} — {why}")
+    console.print(f"  HTTP answers match in-process predictions: max |Δ| = {np.max(np.abs(got - expected)):.2e}")
+
+
+def top_of_rank(client: httpx.Client, key: str, tenant: str, clock: pd.Timestamp, n: int = 5) -> str:
+    """The top `n` of the tenant's live ranked list (POST /v1/rank), one line, with the log's clock."""
+    answer = client.post("/v1/rank", json={"page_size": n}, headers={"Authorization": f"Bearer {key}"})
+    if answer.status_code != 200:
+        return f"  {clock:%m-%d %H:%M} /v1/rank answered {answer.status_code}"
+    leads = answer.json()["leads"]
+    top = "  ".join(f"{r['lead_id'][-5:]} {r['p_close']:.0%}{r['grade']}" for r in leads)
+    return f"  log at {clock:%m-%d %H:%M}  top of {tenant}: {top}"
+
+
+def train_demo_model(log: RadarLog, settings: Settings) -> TrainResult:
+    """The demo trains with the settings' parameters, never with a study an earlier `leadradar tune` left in the
+    data directory: the demo shows what a fresh clone gets, the same on every machine."""
+    return train_from_logs(log, settings, use_tuned=False)
 
 
 def demo_key(keys: KeyStore, tenant: str) -> str:

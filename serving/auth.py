@@ -26,6 +26,9 @@ PERMISSIONS = {
     "model": {"system", "manager", "sales"},
     "dashboard": {"manager"},
     "audit": {"manager"},
+    "write_events": {"system"},
+    "quarantine": {"system", "manager"},
+    "lead": {"system", "manager", "sales"},
 }
 
 METADATA = sa.MetaData()

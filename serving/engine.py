@@ -20,6 +20,7 @@ from leadradar.config import Settings
 from leadradar.features.contract import EVENT_SCHEMA, ITEM_SCHEMA, STAGE_SCHEMA
 from leadradar.features.online import OnlineFeatures
 from leadradar.features.registry import FeatureRegistry
+from leadradar.features.store import EventStore
 from leadradar.features.validation import mark_duplicates, resent_changed_reason, validate_events
 from leadradar.models.encoding import FeatureValueError, MissingFeaturesError
 from leadradar.models.explain import Explainer
@@ -75,8 +76,10 @@ class Engine:
         online: OnlineFeatures,
         context: ContextCache,
         items: pa.Table | None = None,
+        store: EventStore | None = None,
     ):
         self.loaded = loaded
+        self.store = store
         self.model = loaded.model
         self.settings = settings
         self.online = online
@@ -85,6 +88,7 @@ class Engine:
         self.stages = list(settings.funnel.open_stages)
         self.rank_to_stage = dict(enumerate(settings.funnel.all_stages))
         self.features = self.model.features
+        self.attributes = model_attributes(self.features, settings)
         self.index = {n: j for j, n in enumerate(self.features)}
         self.close_names = [name for _, name in close_targets(self.model.targets_)]
         self.explainer = Explainer(self.model, self.model.main_target, registry, settings.funnel)
@@ -169,6 +173,9 @@ class Engine:
             )
         events = self._validated(pa.Table.from_pydict(ev, schema=EVENT_SCHEMA), sent)
         stages = pa.Table.from_pydict(st, schema=STAGE_SCHEMA)
+        stored_leads = [lead.lead_id.strip() for _, lead in leads if lead.from_store]
+        if stored_leads:
+            events, stages = self._with_stored(events, stages, stored_leads, tenant, as_of, leads)
         lead_table = None
         names = list(self.settings.features.lead_attributes)
         if attrs:
@@ -179,10 +186,57 @@ class Engine:
         records = [dict(zip(columns, row)) for row in rows]
         self._with_context(records, tenant)
         last_stage: dict[str, tuple[str, datetime]] = {}
-        for lead_id, stage, ts in zip(st["lead_id"], st["stage"], st["ts"]):
-            if ts <= as_of and (lead_id not in last_stage or ts >= last_stage[lead_id][1]):
+        cut = pd.Timestamp(as_of)
+        for lead_id, stage, ts in zip(
+            stages["lead_id"].to_pylist(), stages["stage"].to_pylist(), stages["ts"].to_pandas().tolist()
+        ):
+            if ts <= cut and (lead_id not in last_stage or ts >= last_stage[lead_id][1]):
                 last_stage[lead_id] = (stage, ts)
         return records, {k: v[0] for k, v in last_stage.items()}
+
+    def _with_stored(
+        self,
+        events: pa.Table,
+        stages: pa.Table,
+        lead_ids: list[str],
+        tenant: str,
+        as_of: datetime,
+        leads: list[tuple[int, LeadIn]],
+    ) -> tuple[pa.Table, pa.Table]:
+        """The stored events and stages of these leads as of `as_of` (by event time: a score at `as_of` uses every
+        event stored by then), ahead of the request's own; an inline copy of a stored event counts once, and
+        one with other content refuses the request, as a re-send to the store would be quarantined."""
+        if self.store is None:
+            raise RequestError(["body", "leads"], "this service has no event store to read stored history from")
+        until = pd.Timestamp(as_of)
+        stored = self.store.events(tenant, leads=lead_ids, until=until)
+        both = pa.concat_tables([stored, events])
+        duplicate, conflicting = mark_duplicates(both)
+        if conflicting.any():
+            k = int(np.flatnonzero(conflicting)[0])
+            event_id = both["event_id"][k].as_py()
+            i, j = next(
+                (i, j) for i, lead in leads for j, e in enumerate(lead.events or []) if e.event_id.strip() == event_id
+            )
+            raise RequestError(
+                ["body", "leads", i, "events", j, "event_id"],
+                resent_changed_reason(both["event_id"].take([k]).combine_chunks())[0].as_py(),
+            )
+        merged = both.filter(pa.array(~duplicate)) if duplicate.any() else both
+        stored_stages = self.store.stages(tenant, leads=lead_ids, until=until)
+        return merged, pa.concat_tables([stored_stages, stages.cast(STAGE_SCHEMA)])
+
+    def feature_records(
+        self, events: pa.Table, stages: pa.Table, tenant: str, as_of: datetime, leads: pa.Table | None = None
+    ) -> list[dict]:
+        """Feature records of the leads open at `as_of` from contract tables (a stored history): the online
+        query and salesperson context that raw events in a request get, so a live score is a request's."""
+        columns, rows = self.online.compute_rows(
+            events, stages, [pd.Timestamp(as_of).tz_convert("UTC")], self.items, leads
+        )
+        records = [dict(zip(columns, row)) for row in rows]
+        self._with_context(records, tenant)
+        return records
 
     def _validated(self, events: pa.Table, sent: list[tuple[int, int, bool]]) -> pa.Table:
         """The request's events by the rules `leadradar ingest` applies (features/validation.py), as of now.
@@ -242,7 +296,7 @@ class Engine:
                 raise PermissionError(f"leads[{i}].tenant_id is {lead.tenant_id!r}; this key belongs to {tenant!r}")
         as_of = request.as_of or datetime.now(UTC)
         by_features = [(i, lead) for i, lead in enumerate(request.leads) if lead.features is not None]
-        by_events = [(i, lead) for i, lead in enumerate(request.leads) if lead.events is not None]
+        by_events = [(i, lead) for i, lead in enumerate(request.leads) if lead.features is None]
         rows: dict[int, tuple[np.ndarray, str | None]] = {}
         status: dict[int, LeadStatus] = {i: "scored" for i in range(len(request.leads))}
         if by_features:
@@ -282,6 +336,8 @@ class Engine:
                 {h: c[k] for h, c in curve.items()},
                 reasons[k],
             )
+        for i, answer in answers.items():
+            answer.warnings = missing_attributes(request.leads[i], self.attributes)
         out = [
             answers.get(i) or LeadScore(lead_id=lead.lead_id, tenant_id=tenant, status=status[i])
             for i, lead in enumerate(request.leads)
@@ -321,6 +377,25 @@ class Engine:
             grade=self.settings.serving.grade(main),
             reasons=reasons,
         )
+
+
+def model_attributes(features: list[str], settings: Settings) -> list[str]:
+    """The lead attributes (settings.features.lead_attributes) the model reads, as `attr_<name>` features."""
+    return [name for name in settings.features.lead_attributes if f"attr_{name}" in features]
+
+
+def missing_attributes(lead: LeadIn, attributes: list[str]) -> list[str]:
+    """One warning per attribute the model uses that the request left out: the lead is scored as if unknown,
+    which can differ from the dashboard's score (the batch run reads the CRM's attributes)."""
+    if lead.features is not None:
+        sent = {name for name in attributes if lead.features.get(f"attr_{name}") not in (None, "")}
+    else:
+        sent = {name for name, value in (lead.attributes or {}).items() if value not in (None, "")}
+    return [
+        f"attribute {name!r} missing: the model uses it, so the lead was scored as if it were unknown"
+        for name in attributes
+        if name not in sent
+    ]
 
 
 def feature_ranges(

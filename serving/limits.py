@@ -3,11 +3,12 @@ key gets 401 before its body is looked at."""
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from leadradar.serving.auth import request_key
+from leadradar.serving.errors import error_body
 
 PUBLIC_PATHS = ("/openapi.json", "/docs")
 # Where KeyGate leaves the verified caller in the request scope, so an endpoint need not verify again.
@@ -24,8 +25,11 @@ def has_body(scope: Scope) -> bool:
     return headers.get(b"content-length", b"0") not in (b"", b"0") or b"transfer-encoding" in headers
 
 
-async def send_json(send: Send, status: int, doc: dict, headers: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = json.dumps(doc, ensure_ascii=True).encode()
+async def send_error(
+    send: Send, status: int, message: str, detail: Any = None, headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    """An answer in the API's one error shape (serving/errors.py), sent before the app sees the request."""
+    body = error_body(message, detail)
     await send(
         {
             "type": "http.response.start",
@@ -48,8 +52,12 @@ class BodyLimit:
         self.max_bytes = max_bytes
 
     async def _refuse(self, send: Send) -> None:
-        await send_json(
-            send, 413, {"error": "request body too large", "detail": f"the limit is {self.max_bytes} bytes"}, [CLOSE]
+        await send_error(
+            send,
+            413,
+            f"request body too large: the limit is {self.max_bytes} bytes",
+            f"the limit is {self.max_bytes} bytes",
+            [CLOSE],
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -103,11 +111,11 @@ class KeyGate:
             authorization, x_api_key = (headers.get(h, b"").decode("latin-1") for h in (b"authorization", b"x-api-key"))
             principal = keys.verify(request_key(authorization, x_api_key))
             if principal is None:
-                await send_json(
+                await send_error(
                     send,
                     401,
-                    {"detail": "missing or unknown API key; send `Authorization: Bearer <key>`"},
-                    [(b"www-authenticate", b"Bearer"), *([CLOSE] if has_body(scope) else [])],
+                    "missing or unknown API key; send `Authorization: Bearer <key>`",
+                    headers=[(b"www-authenticate", b"Bearer"), *([CLOSE] if has_body(scope) else [])],
                 )
                 return
             scope[PRINCIPAL] = principal

@@ -36,22 +36,24 @@ def ranked_leads(
     offset: int = 0,
     detail: bool = True,
 ) -> pd.DataFrame:
-    """The tenant's latest scores, highest close probability first, with `change` against the previous run.
+    """The tenant's current scores (each lead's newest of the latest batch run and its live rescorings),
+    highest close probability first, with `change`: a batch score's against the run before, a live score's
+    against the latest run (what the list said before the lead moved).
 
     `detail=False` leaves out each lead's horizons and reasons (JSON), which a bare ranking never reads.
     """
     runs = store.runs(tenant_id)
     columns = COLUMNS if detail else [c for c in COLUMNS if c != "detail"]
-    if not runs:
+    latest = store.latest(tenant_id, columns=columns)
+    if latest.empty:
         return pd.DataFrame(columns=columns).assign(change=pd.Series(dtype=float), rank=pd.Series(dtype=int))
-    latest = store.run(tenant_id, *runs[0], columns=columns)
-    if len(runs) > 1:
-        prev = store.run(tenant_id, *runs[1], columns=["lead_id", "p_close"]).rename(columns={"p_close": "p_prev"})
-        latest = latest.merge(prev, on="lead_id", how="left")
-        latest["change"] = latest["p_close"] - latest["p_prev"]
-        latest = latest.drop(columns="p_prev")
-    else:
-        latest["change"] = float("nan")
+    latest["change"] = float("nan")
+    live = latest["as_of"] > pd.Timestamp(runs[0][0]) if runs else pd.Series(True, index=latest.index)
+    for against, rows in ((1, ~live), (0, live)):
+        if len(runs) > against and rows.any():
+            prev = store.run(tenant_id, *runs[against], columns=["lead_id", "p_close"])
+            p_prev = latest.loc[rows, "lead_id"].map(dict(zip(prev["lead_id"], prev["p_close"])))
+            latest.loc[rows, "change"] = latest.loc[rows, "p_close"] - p_prev.astype(float)
     latest = latest.sort_values(["p_close", "lead_id"], ascending=[False, True], kind="stable").reset_index(drop=True)
     latest["rank"] = latest.index + 1
     if sales_id is not None:

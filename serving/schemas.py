@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -59,7 +59,8 @@ class StageIn(Strict):
 
 
 class LeadIn(Strict):
-    """A lead to score: either its feature row, or its raw events (and stage history)."""
+    """A lead to score: its feature row, or its raw events (and stage history), or only its id (its history
+    in the event store, optionally plus events and stages sent inline that are not stored yet)."""
 
     lead_id: VisibleId = Id
     tenant_id: VisibleId | None = Field(
@@ -69,12 +70,24 @@ class LeadIn(Strict):
     events: list[EventIn] | None = Field(default=None, max_length=20_000)
     stages: list[StageIn] | None = Field(default=None, max_length=200)
     attributes: dict[str, str | None] | None = Field(default=None, max_length=50)
+    stored: bool | None = Field(
+        default=None,
+        description="read the lead's stored events and stages as of `as_of` (default: when neither `features`"
+        " nor `events` is given); inline events and stages are added to them",
+    )
 
     @model_validator(mode="after")
     def _one_input(self) -> LeadIn:
-        if (self.features is None) == (self.events is None):
-            raise ValueError("give either `features` or `events` for each lead, not both or neither")
+        if self.features is not None and (self.events is not None or self.stored):
+            raise ValueError("give either `features` or `events` (inline or stored) for each lead, not both")
+        if self.features is None and self.events is None and self.stored is False:
+            raise ValueError("give either `features` or `events`, or leave `stored` on to read the stored history")
         return self
+
+    @property
+    def from_store(self) -> bool:
+        """Whether the lead's features come from its stored history."""
+        return self.stored if self.stored is not None else self.features is None and self.events is None
 
 
 class ScoreRequest(Strict):
@@ -110,6 +123,10 @@ class LeadScore(BaseModel):
     transitions: dict[str, float] = Field(default_factory=dict, description="per funnel stage from here on")
     grade: Literal["A", "B", "C", "D"] | None = None
     reasons: Reasons | None = None
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="what the answer could not take into account, e.g. an attribute the model uses that was not sent",
+    )
 
 
 class ScoreResponse(BaseModel):
@@ -160,6 +177,14 @@ class ModelInfo(BaseModel):
     test_metrics: dict | None = None
     targets: list[str] = []
     skipped_targets: dict[str, str] = {}
+    features: list[str] = Field(default=[], description="the feature row a lead's `features` must carry")
+    attributes: list[str] = Field(
+        default=[], description="the lead attributes the model reads; send them as a lead's `attributes`"
+    )
+    event_types: dict[str, str] = Field(default={}, description="event types the service accepts, with their family")
+    stages: list[str] = Field(default=[], description="the funnel's stages, in order, then the lost stage")
+    # Retraining: the schedule (cron, time zone, last and next run and outcome) and the last retrains.
+    lifecycle: dict[str, Any] | None = None
 
 
 class AuditRow(BaseModel):
@@ -177,6 +202,138 @@ class AuditResponse(BaseModel):
     entries: list[AuditRow]
 
 
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="the field's path, e.g. ['body', 'leads', 0, 'events', 2, 'ts']")
+    msg: str
+    type: str
+
+
 class ErrorBody(BaseModel):
-    error: str
-    detail: list | str | None = None
+    """Every answer that is not a success, whatever its status (serving/errors.py)."""
+
+    error: str = Field(description="one line: what was wrong, naming the field where there is one")
+    detail: list[FieldError] | str | None = Field(
+        default=None, description="422: every field error; 413: the limit; otherwise absent"
+    )
+
+
+# -- the event store's endpoints: /v1/events, /v1/stages, /v1/quarantine, /v1/leads/{lead_id} ----------------
+
+
+class StoredEventIn(BaseModel):
+    """One radar event for the store. Field values are judged by the one rule set (features/validation.py):
+    an event that breaks a rule is quarantined with its reason, not refused with the request."""
+
+    event_id: str
+    tenant_id: str | None = Field(default=None, description="optional; the API key's tenant when left out")
+    lead_id: str
+    sales_id: str
+    ts: str = Field(description="ISO 8601 with a time zone, e.g. 2026-03-01T10:00:00+08:00")
+    event_type: str
+    dwell_s: float | None = None
+    item_id: str | None = None
+    referrer_lead_id: str | None = None
+    channel: str | None = None
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class EventsRequest(BaseModel):
+    events: list[StoredEventIn] = Field(description="at most settings.store.max_events_per_request (5,000)")
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class StoredStageIn(BaseModel):
+    """One CRM stage change for the store; values are judged by the stage rules (features/validation.py)."""
+
+    tenant_id: str | None = Field(default=None, description="optional; the API key's tenant when left out")
+    lead_id: str
+    stage: str
+    ts: str = Field(description="ISO 8601 with a time zone")
+    deal_value: float | None = None
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class StagesRequest(BaseModel):
+    stages: list[StoredStageIn] = Field(description="at most settings.store.max_events_per_request (5,000)")
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Refused(BaseModel):
+    index: int = Field(description="0-based position of the item in the request")
+    field: str
+    reason: str
+
+
+class IngestResponse(BaseModel):
+    """Sent only after the store committed: received = stored + duplicate + quarantined, always."""
+
+    received: int
+    stored: int
+    duplicate: int
+    quarantined: int
+    refused: list[Refused]
+
+
+class QuarantinedItem(BaseModel):
+    id: int
+    kind: str
+    source: str
+    index: int = Field(description="0-based position in the request or file it came in")
+    field: str
+    reason: str
+    received: dict = Field(description="the item as received")
+    received_at: datetime
+
+
+class QuarantineResponse(BaseModel):
+    tenant_id: str
+    items: list[QuarantinedItem]
+    next_before: int | None = Field(description="pass as `before` for the next (older) page; null at the end")
+
+
+class TimelineEvent(BaseModel):
+    seq: int = Field(description="the event's place in the log; pass the last one as `before` to page on")
+    event_id: str
+    ts: datetime
+    arrived_at: datetime | None = Field(description="null for a backfilled event (it counts from its own time)")
+    event_type: str
+    what: str = Field(description="the event in words, in the asked language")
+    sales_id: str | None
+    dwell_s: float | None
+    item_id: str | None
+    item_name: str | None = Field(description="as the tenant's item catalogue names it, where it does")
+    channel: str | None
+
+
+class ScorePoint(BaseModel):
+    as_of: datetime
+    model_version: str
+    p_close: float
+    grade: Literal["A", "B", "C", "D"]
+    stage: str | None
+    source: Literal["batch", "live"] = Field(default="batch", description="a batch run, or a live rescoring")
+    moved_by: str | None = Field(default=None, description="live: the event id that moved the score")
+
+
+class StoredReason(BaseModel):
+    feature: str
+    contribution: float
+    text: str
+
+
+class CurrentScore(ScorePoint):
+    reasons: dict[str, list[StoredReason]] = Field(description='{"for": [...], "against": [...]}, strongest first')
+
+
+class LeadResponse(BaseModel):
+    tenant_id: str
+    lead_id: str
+    sales_id: str | None = Field(description="the salesperson of the lead's latest event")
+    events: list[TimelineEvent] = Field(description="newest first")
+    next_before: int | None = Field(description="pass as `before` for the next (older) page; null at the end")
+    scores: list[ScorePoint] = Field(description="oldest first")
+    current: CurrentScore | None

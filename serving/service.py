@@ -11,48 +11,59 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import bentoml
-from fastapi import FastAPI, HTTPException, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import Body, FastAPI, HTTPException, Query, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
 from leadradar.config import get_settings
 from leadradar.features.online import OnlineFeatures
 from leadradar.features.registry import build_registry
-from leadradar.serving import connections
+from leadradar.features.store import EventStore
+from leadradar.serving import connections, errors
 from leadradar.serving.apidocs import HEADERS as DOCS_HEADERS
 from leadradar.serving.apidocs import reference_html
 from leadradar.serving.audit import AuditLog
 from leadradar.serving.auth import KeyStore, Principal, request_key
 from leadradar.serving.dashboard.mount import service_dashboard
-from leadradar.serving.engine import ContextCache, Engine, RequestError, load_items
+from leadradar.serving.engine import ContextCache, Engine, RequestError, load_items, model_attributes
+from leadradar.serving.events_api import EVENTS, STAGES, BodyShapeError, ItemKind, TooManyItems, ingest, read_items
 from leadradar.serving.holder import ModelHolder
+from leadradar.serving.lead_view import LeadNotFound, NotYourLead, lead_view
 from leadradar.serving.limits import PRINCIPAL, BodyLimit, KeyGate
+from leadradar.serving.model_health import model_lifecycle
 from leadradar.serving.ranking import RankedCache
+from leadradar.serving.reasons import ReasonWriter
+from leadradar.serving.rescoring import Rescorer, rescoring_worker
 from leadradar.serving.schemas import (
     AuditResponse,
     AuditRow,
     ErrorBody,
+    EventsRequest,
+    IngestResponse,
+    Lang,
+    LeadResponse,
     ModelInfo,
+    QuarantinedItem,
+    QuarantineResponse,
     RankedLead,
     RankRequest,
     RankResponse,
     ScoreRequest,
     ScoreResponse,
+    StagesRequest,
 )
 from leadradar.serving.store import ScoreStore
 
 log = logging.getLogger(__name__)
 SETTINGS = get_settings()
-ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 403, 413, 503)}
+ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorBody} for code in (401, 403, 404, 413, 422, 503)}
 connections.install(
     SETTINGS.serving.header_timeout_seconds, SETTINGS.serving.body_timeout_seconds, SETTINGS.serving.keep_alive_seconds
 )
@@ -70,18 +81,7 @@ app.add_middleware(BodyLimit, max_bytes=SETTINGS.serving.max_body_bytes)
 app.add_middleware(KeyGate)
 
 
-def invalid(errors: Sequence[Mapping[str, Any]], prefix: tuple[str, ...] = ()) -> Response:
-    """422 with each error's field path and message, never echoing the input (it may not even encode)."""
-    detail = [
-        {"loc": [*prefix, *e.get("loc", [])], "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
-        for e in errors
-    ]
-    return Response(json.dumps({"detail": detail}, ensure_ascii=True), status_code=422, media_type="application/json")
-
-
-@app.exception_handler(RequestValidationError)
-async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
-    return invalid(exc.errors())
+errors.install(app)
 
 
 def openapi_document() -> dict:
@@ -90,11 +90,12 @@ def openapi_document() -> dict:
         doc = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes, servers=app.servers
         )
-        body = ScoreRequest.model_json_schema(ref_template="#/components/schemas/{model}")
         schemas = doc.setdefault("components", {}).setdefault("schemas", {})
-        schemas.update(body.pop("$defs", {}))
-        schemas["ScoreRequest"] = body
-        app.openapi_schema = doc
+        for model in (ScoreRequest, EventsRequest, StagesRequest):
+            body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(body.pop("$defs", {}))
+            schemas[model.__name__] = body
+        app.openapi_schema = errors.document(doc, "ErrorBody")
     return app.openapi_schema
 
 
@@ -128,13 +129,17 @@ SCORE_DOC = {
         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ScoreRequest"}}},
     },
 }
-SCORE_ERRORS: dict[int | str, dict[str, Any]] = {
-    **ERRORS,
-    422: {
-        "description": "Validation Error",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},
-    },
-}
+
+
+def body_doc(model: str) -> dict:
+    """The OpenAPI entry of an endpoint that reads its JSON body itself, as `model` describes it."""
+    return {
+        "parameters": KEY_HEADERS,
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}},
+        },
+    }
 
 
 @bentoml.service(
@@ -163,22 +168,37 @@ class LeadRadar:
         self.store = ScoreStore(settings.score_store_url)
         self.audit_log = AuditLog(settings.score_store_url)
         self.ranked = RankedCache(self.store, settings.serving.grade)
+        self.events = EventStore.open(settings)  # one per worker process; writes are serialised inside it
         registry = build_registry(settings)
+        self.words = ReasonWriter(registry, settings.funnel)
         online = OnlineFeatures(settings, registry)
         context = ContextCache(self.store, settings.serving.context_cache_seconds)
         self.holder: ModelHolder[Engine] = ModelHolder(
-            settings, lambda loaded: Engine(loaded, settings, registry, online, context, load_items(settings, loaded))
+            settings,
+            lambda loaded: Engine(
+                loaded, settings, registry, online, context, load_items(settings, loaded), self.events
+            ),
         )
 
     @bentoml.on_startup
     def follow_champion(self) -> None:
-        """Poll the registry for a new champion once the worker is up (BentoML runs this after __init__)."""
+        """Poll the registry for a new champion once the worker is up (BentoML runs this after __init__),
+        and rescore leads as their events land (serving/rescoring.py; one worker, when `serving.rescore`)."""
         self.holder.start()
+        self.rescorer: Rescorer | None = None
+        if rescoring_worker(self.settings, bentoml.server_context.worker_index):
+            self.rescorer = Rescorer(
+                self.settings, EventStore.open(self.settings), self.store, lambda: self.holder.current
+            )
+            self.rescorer.start()
 
     @bentoml.on_shutdown
     def stop_following_champion(self) -> None:
-        """End the poll thread when the worker shuts down, before BentoML tears the service down."""
+        """End the poll and rescoring threads when the worker shuts down, before BentoML tears the service down."""
         self.holder.stop()
+        rescorer: Rescorer | None = getattr(self, "rescorer", None)
+        if rescorer is not None:
+            rescorer.stop()
 
     def __is_ready__(self) -> bool:
         return self.holder.current is not None
@@ -208,7 +228,7 @@ class LeadRadar:
         "/score",
         response_model=ScoreResponse,
         response_model_by_alias=True,
-        responses=SCORE_ERRORS,
+        responses=ERRORS,
         openapi_extra=SCORE_DOC,
     )
     async def score(self, request: Request) -> Response:
@@ -219,23 +239,24 @@ class LeadRadar:
         try:
             body = ScoreRequest.model_validate_json(await request.body())
         except ValidationError as exc:
-            return invalid(exc.errors(include_url=False, include_input=False), ("body",))
+            return errors.invalid(exc.errors(include_url=False, include_input=False), ("body",))
         engine = self._engine()
         try:
             small = len(body.leads) <= self.settings.serving.inline_leads and all(
-                lead.events is None for lead in body.leads
+                lead.features is not None for lead in body.leads
             )
             answer = engine.score(body, principal) if small else await run_in_threadpool(engine.score, body, principal)
         except PermissionError as exc:
             raise HTTPException(403, str(exc)) from None
         except RequestError as exc:
-            return invalid([{"loc": exc.loc, "msg": exc.message, "type": "value_error"}])
+            return errors.invalid([{"loc": exc.loc, "msg": exc.message, "type": "value_error"}])
         return Response(answer.model_dump_json(by_alias=True), media_type="application/json")
 
     @app.post("/rank", response_model=RankResponse, responses=ERRORS, openapi_extra={"parameters": KEY_HEADERS})
-    def rank(self, body: RankRequest, request: Request):
-        """The tenant's open leads from the latest batch scores, most likely closers first."""
+    def rank(self, request: Request, body: Annotated[RankRequest | None, Body()] = None):
+        """The tenant's open leads from the latest batch scores, most likely closers first (no body: page 1)."""
         principal = self._principal(request, "rank")
+        body = body or RankRequest()
         sales = body.sales_id
         if principal.role == "sales":
             if sales not in (None, principal.sales_id):
@@ -282,6 +303,11 @@ class LeadRadar:
             test_metrics=meta.get("test_metrics"),
             targets=sorted(loaded.model.targets_) if loaded else [],
             skipped_targets=meta.get("skipped_targets", {}),
+            features=list(loaded.model.features) if loaded else [],
+            attributes=model_attributes(loaded.model.features, self.settings) if loaded else [],
+            event_types=dict(self.settings.events.types),
+            stages=list(self.settings.funnel.all_stages),
+            lifecycle=model_lifecycle(self.settings, history=5),
         )
 
     @app.get("/audit", response_model=AuditResponse, responses=ERRORS, openapi_extra={"parameters": KEY_HEADERS})
@@ -293,3 +319,90 @@ class LeadRadar:
             tenant_id=principal.tenant_id,
             entries=[AuditRow.model_validate(e, from_attributes=True) for e in entries],
         )
+
+    async def _ingest(self, request: Request, kind: ItemKind) -> Response:
+        """Read, check and store one request's items in a worker thread; answer once the store committed."""
+        principal = self._principal(request, "write_events")
+        raw = await request.body()
+        try:
+            table = await run_in_threadpool(
+                read_items, raw, kind, principal.tenant_id, self.settings.store.max_events_per_request
+            )
+        except TooManyItems as exc:
+            return errors.error_response(413, "too many items", str(exc))
+        except BodyShapeError as exc:
+            return errors.invalid([{"loc": exc.loc, "msg": exc.message, "type": exc.kind}])
+        done = await run_in_threadpool(ingest, self.events, kind, table, principal.tenant_id, self.settings)
+        return Response(json.dumps(done, ensure_ascii=False), media_type="application/json")
+
+    @app.post("/events", response_model=IngestResponse, responses=ERRORS, openapi_extra=body_doc("EventsRequest"))
+    async def post_events(self, request: Request) -> Response:
+        """Store radar events (system keys): idempotent by event id, each refused event quarantined with its reason."""
+        return await self._ingest(request, EVENTS)
+
+    @app.post("/stages", response_model=IngestResponse, responses=ERRORS, openapi_extra=body_doc("StagesRequest"))
+    async def post_stages(self, request: Request) -> Response:
+        """Store CRM stage changes (system keys): the same change sent again counts once."""
+        return await self._ingest(request, STAGES)
+
+    @app.get(
+        "/quarantine", response_model=QuarantineResponse, responses=ERRORS, openapi_extra={"parameters": KEY_HEADERS}
+    )
+    def quarantine(self, request: Request, limit: int = Query(100, ge=1, le=1000), before: int | None = None):
+        """The tenant's quarantined events and stage changes, newest first, each with its field and reason."""
+        principal = self._principal(request, "quarantine")
+        rows = self.events.quarantine(principal.tenant_id, limit=limit, before_id=before)
+        items = [
+            QuarantinedItem(index=r["row"], **{k: r[k] for k in QuarantinedItem.model_fields if k in r}) for r in rows
+        ]
+        return QuarantineResponse(
+            tenant_id=principal.tenant_id,
+            items=items,
+            next_before=items[-1].id if len(items) == limit else None,
+        )
+
+    @app.get(
+        "/leads/{lead_id}",
+        response_model=LeadResponse,
+        responses={**ERRORS, 404: {"model": ErrorBody}},
+        openapi_extra={"parameters": KEY_HEADERS},
+    )
+    def lead(
+        self,
+        request: Request,
+        lead_id: str,
+        limit: int = Query(50, ge=1, le=500),
+        before: int | None = None,
+        lang: Lang = "en",
+    ):
+        """One lead: its stored events (newest first, paged by `before`), its score history and current reasons."""
+        principal = self._principal(request, "lead")
+        try:
+            view = lead_view(
+                self.events,
+                self.store,
+                principal,
+                lead_id,
+                limit=limit,
+                before=before,
+                lang=lang,
+                words=self.words,
+                settings=self.settings,
+            )
+        except LeadNotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        except NotYourLead as exc:
+            raise HTTPException(403, str(exc)) from None
+        return LeadResponse.model_validate(view, from_attributes=True)
+
+
+@app.api_route(
+    "/{path:path}", methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], include_in_schema=False
+)
+def unknown(request: Request, path: str) -> Response:
+    """Last route: BentoML mounts this app only for paths one of its routes matches, and would answer any other
+    /v1 path with a plain-text 404; here it gets the API's error shape (and 405 for a known path's wrong method)."""
+    others = [route for route in app.routes if getattr(route, "endpoint", None) is not unknown]
+    if any(route.matches(request.scope)[0] is Match.PARTIAL for route in others):
+        raise HTTPException(405, f"{request.method} is not allowed here; /v1/openapi.json lists the methods")
+    raise HTTPException(404, "no such endpoint; /v1/openapi.json lists them")

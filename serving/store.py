@@ -1,13 +1,16 @@
-"""The score store: every batch score kept per (tenant, lead, as_of, model version), in SQL.
+"""The score store: every batch score kept per (tenant, lead, as_of, model version), and every live
+rescoring kept as history, in SQL.
 
 SQLite under the data directory by default; PostgreSQL or any SQLAlchemy database by URL.
-Re-scoring the same as_of with the same model replaces those rows, never duplicates them.
+Re-scoring the same as_of with the same model replaces those batch rows, never duplicates them. Live
+scores (serving/rescoring.py) are only ever appended: a score already given is history. What lists
+show is the newest of the two per lead (`latest`).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -62,6 +65,41 @@ LEAD_EVENTS = sa.Table(
     sa.Index("ix_lead_events_lead_ts", "tenant_id", "lead_id", "ts"),
 )
 EVENT_COLUMNS = [c.name for c in LEAD_EVENTS.columns]
+# Scores that followed the events: one row per rescoring of a lead, appended, never updated or deleted.
+# `moved_by` is the newest event of that lead the rescoring saw arrive, `moved_at` its time.
+LIVE_SCORES = sa.Table(
+    "live_scores",
+    METADATA,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("lead_id", sa.String(128), nullable=False),
+    sa.Column("scored_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("model_version", sa.String(32), nullable=False),
+    sa.Column("sales_id", sa.String(128)),
+    sa.Column("stage", sa.String(64)),
+    sa.Column("p_close", sa.Float, nullable=False),
+    sa.Column("grade", sa.String(8), nullable=False),
+    sa.Column("detail", sa.Text),  # JSON: horizons, transitions, reasons (as a batch score's)
+    sa.Column("moved_by", sa.String(200)),
+    sa.Column("moved_at", sa.DateTime(timezone=True)),
+    sa.Index("ix_live_scores_lead", "tenant_id", "lead_id", "id"),
+)
+LIVE_COLUMNS = [c.name for c in LIVE_SCORES.columns if c.name != "id"]
+# A lead's score history: batch runs and live rescorings in one frame, oldest first.
+HISTORY_COLUMNS = [
+    "source",
+    "as_of",
+    "scored_at",
+    "model_version",
+    "p_close",
+    "grade",
+    "sales_id",
+    "stage",
+    "detail",
+    "moved_by",
+    "moved_at",
+]
 # The funnel to date per run: how many leads reached each stage, and how many were lost there.
 FUNNEL_COUNTS = sa.Table(
     "funnel_counts",
@@ -155,11 +193,12 @@ class ScoreStore:
             return [(_utc(r.as_of), r.model_version) for r in conn.execute(q)]
 
     def stamp(self, tenant_id: str) -> tuple:
-        """Changes whenever the tenant's scores do (a run written, replaced or removed): what was read
-        from them before holds while the stamp does."""
+        """Changes whenever the tenant's scores do (a run written, replaced or removed, a lead rescored live):
+        what was read from them before holds while the stamp does."""
         q = sa.select(sa.func.count(), sa.func.max(SCORES.c.scored_at)).where(SCORES.c.tenant_id == tenant_id)
+        live = sa.select(sa.func.count(), sa.func.max(LIVE_SCORES.c.id)).where(LIVE_SCORES.c.tenant_id == tenant_id)
         with self.engine.connect() as conn:
-            return tuple(conn.execute(q).one())
+            return (*conn.execute(q).one(), *conn.execute(live).one())
 
     def run(
         self, tenant_id: str, as_of: datetime, model_version: str, columns: list[str] | None = None
@@ -178,12 +217,108 @@ class ScoreStore:
                 frame[col] = pd.to_datetime(frame[col], utc=True)
         return frame
 
-    def latest(self, tenant_id: str, back: int = 0, columns: list[str] | None = None) -> pd.DataFrame:
-        """The tenant's newest scoring run (`back=1` for the one before); empty if there is none."""
+    def latest(
+        self, tenant_id: str, back: int = 0, columns: list[str] | None = None, live: bool = True
+    ) -> pd.DataFrame:
+        """Each lead's current score: its newest of the newest batch run and its live rescorings (a live
+        score counts as of when it was given). `back=1` is the batch run before, with no live scores."""
+        columns = columns or COLUMNS
         runs = self.runs(tenant_id)
-        if len(runs) <= back:
-            return pd.DataFrame(columns=columns or COLUMNS)
-        return self.run(tenant_id, *runs[back], columns=columns)
+        batch = (
+            self.run(tenant_id, *runs[back], columns=columns)
+            if len(runs) > back
+            else pd.DataFrame(columns=columns).astype({c: float for c in ("p_close",) if c in columns})
+        )
+        if back or not live:
+            return batch
+        fresh = self.live_latest(tenant_id, columns)
+        if fresh.empty:
+            return batch
+        if len(batch):
+            newest = pd.Timestamp(runs[0][0])
+            fresh = fresh[fresh["as_of"] > newest]
+            batch = batch[~batch["lead_id"].isin(fresh["lead_id"])]
+        parts = [f for f in (batch, fresh) if len(f)]
+        return pd.concat(parts, ignore_index=True) if parts else batch
+
+    def write_live(self, scores: pd.DataFrame) -> int:
+        """Append live scores (`LIVE_COLUMNS`); nothing already stored is touched."""
+        if scores.empty:
+            return 0
+        frame = scores.copy()
+        for col in ("sales_id", "stage", "detail", "moved_by", "moved_at"):
+            if col not in frame:
+                frame[col] = None
+        records = _records(frame, LIVE_COLUMNS, ("scored_at",))
+        for rec in records:
+            if rec["moved_at"] is not None:
+                rec["moved_at"] = _utc(rec["moved_at"])
+        with self.engine.begin() as conn:
+            conn.execute(LIVE_SCORES.insert(), records)
+        return len(records)
+
+    def live_latest(self, tenant_id: str, columns: list[str] | None = None) -> pd.DataFrame:
+        """The newest live score of each of the tenant's rescored leads, in the batch rows' shape
+        (`as_of` is when it was given)."""
+        columns = columns or COLUMNS
+        c = LIVE_SCORES.c
+        newest = sa.select(sa.func.max(c.id).label("id")).where(c.tenant_id == tenant_id).group_by(c.lead_id).subquery()
+        shape = {name: c[name] for name in LIVE_COLUMNS} | {"as_of": c.scored_at}
+        picked = [shape[name].label(name) for name in columns if name in shape]
+        q = sa.select(*picked).join(newest, c.id == newest.c.id)
+        with self.engine.connect() as conn:
+            frame = pd.DataFrame(conn.execute(q).mappings().all(), columns=[p.name for p in picked])
+        for col in columns:
+            if col not in frame:
+                frame[col] = None
+        frame = frame[columns]
+        for col in ("as_of", "scored_at"):
+            if col in frame:
+                frame[col] = pd.to_datetime(frame[col], utc=True)
+        return frame
+
+    def live_history(self, tenant_id: str, lead_id: str, limit: int | None = None) -> pd.DataFrame:
+        """A lead's live scores, oldest first (the newest `limit` of them)."""
+        c = LIVE_SCORES.c
+        q = (
+            sa.select(*[c[n] for n in LIVE_COLUMNS])
+            .where((c.tenant_id == tenant_id) & (c.lead_id == lead_id))
+            .order_by(c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).mappings().all()
+        return _frame(list(reversed(rows)), LIVE_COLUMNS, ("scored_at", "moved_at"))
+
+    def score_history(
+        self,
+        tenant_id: str,
+        lead_id: str,
+        grade: Callable[[float], str] | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """A lead's scores over time, batch runs and live rescorings together, oldest first (`HISTORY_COLUMNS`).
+
+        A batch run scored twice (another model version on the same as_of) keeps its last scoring. `grade`
+        grades the batch rows (live rows keep the grade they were given); `limit` keeps the newest points.
+        """
+        batch = self.history(tenant_id, lead_id)
+        batch = batch.sort_values(["as_of", "scored_at"]).drop_duplicates("as_of", keep="last")
+        batch = batch.assign(
+            source="batch",
+            grade=batch["p_close"].map(grade) if grade is not None and len(batch) else None,
+            moved_by=None,
+            moved_at=pd.Series(pd.NaT, index=batch.index, dtype="datetime64[ns, UTC]"),
+        )
+        batch["scored_at"] = pd.to_datetime(batch["scored_at"], utc=True)
+        live = self.live_history(tenant_id, lead_id, limit)
+        live = live.assign(source="live", as_of=live["scored_at"])
+        parts = [f[HISTORY_COLUMNS] for f in (batch, live) if len(f)]
+        if not parts:
+            return pd.DataFrame(columns=HISTORY_COLUMNS)
+        out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+        out = out.sort_values(["as_of", "scored_at"], kind="stable").reset_index(drop=True)
+        return out if limit is None else out.tail(limit).reset_index(drop=True)
 
     def history(self, tenant_id: str, lead_id: str) -> pd.DataFrame:
         q = (

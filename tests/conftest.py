@@ -25,6 +25,7 @@ class Sim:
     truth: Path
     items: Path
     leads: Path
+    arrivals: Path | None = None
 
 
 @pytest.fixture(scope="session")
@@ -153,6 +154,19 @@ def role_keys(settings: Settings, scored: Batch) -> dict[tuple[str, str], Key]:
 
 
 @pytest.fixture(scope="session")
+def postgres():
+    """One throwaway PostgreSQL server for the run (tests/support/postgres.py); each test makes its own database."""
+    from tests.support.postgres import PostgresServer, find_bin_dir
+
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL server binaries (Debian: apt-get install postgresql, as .ci/run does)")
+    pytest.importorskip("psycopg", reason="psycopg is in the dev extra: pip install -e '.[dev]'")
+    with PostgresServer(bin_dir) as pg:
+        yield pg
+
+
+@pytest.fixture(scope="session")
 def bare_server(tmp_path_factory: pytest.TempPathFactory):
     """A server on an empty data directory (no model anywhere), with a 4 KB body limit and no key cache.
 
@@ -169,6 +183,17 @@ def bare_server(tmp_path_factory: pytest.TempPathFactory):
     }
     with ServiceProcess(Settings(home=home), env=env, require_ready=False) as svc:
         yield svc
+
+
+@pytest.fixture(autouse=True)
+def error_answers():
+    """Every /v1 error answer a test receives has the one shape the OpenAPI document gives (`ErrorBody`)."""
+    from tests.support.error_answers import collected, problems
+
+    with collected() as seen:
+        yield seen
+    wrong = problems(seen)
+    assert not wrong, "error answers outside the documented shape:\n" + "\n".join(wrong)
 
 
 # -- `make test-fast`: the unit tests, without servers, Spark, notebooks or a trained champion ---------------

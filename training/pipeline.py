@@ -30,6 +30,7 @@ from leadradar.training.backtest import (
 from leadradar.training.backtest import attach_truth as attach_truth
 from leadradar.training.backtest import evaluate as evaluate
 from leadradar.training.backtest import fit_funnel as fit_funnel
+from leadradar.training.fingerprint import DataKey, log_key
 from leadradar.training.refit import refit_funnel
 from leadradar.training.tracking import RunRecord, record_run
 
@@ -54,7 +55,9 @@ class TrainResult:
 
 def sources_tags(log: RadarLog) -> dict[str, str]:
     """Where the training data came from, so promotion can rebuild the same holdout."""
-    return {"data.kind": "logs", **{f"data.{part}": str(path) for part, path in log.paths().items()}}
+    paths = log.paths()
+    source = {"data.source": "files" if "events" in paths else "event store"}
+    return {"data.kind": "logs", **source, **{f"data.{part}": str(path) for part, path in paths.items()}}
 
 
 def train_from_logs(
@@ -69,13 +72,13 @@ def train_from_logs(
     With `use_tuned`, LightGBM parameters come from the best trial of `leadradar tune`, when there is one.
     With `training.refit_on_all` off, the backtest model itself is registered and served.
     """
-    from leadradar.training.tuning import tuned_params
+    from leadradar.training.tuning import DEFAULTS, tuned_params
 
     targets = Targets.from_settings(settings)
-    found = tuned_params(settings, targets.main) if use_tuned else None
-    tuned, params_source = found if found else (None, "settings")
     registry = build_registry(settings)
     ts = build_training_set(log, settings, until=until, registry=registry)
+    found = tuned_params(settings, targets.main, data_key(log, ts, settings)) if use_tuned else None
+    tuned, params_source = found if found else (None, DEFAULTS)
     params = lgbm_params(settings, tuned)
     backtest = run_backtest(ts, settings, params, log)
     served, refit = backtest.model, dict[str, dict[str, Any]]()
@@ -110,6 +113,7 @@ def train_from_logs(
             "backtest": {"kind": backtest.kind, "folds": backtest.folds},
             "served_model": "refit" if refit else "backtest",
             "refit": refit.get(served.main_target, {}),
+            "params_source": params_source,
         },
     )
 
@@ -121,8 +125,10 @@ def tune_from_logs(
     n_trials: int | None = 30,
     timeout: float | None = None,
     progress: bool = True,
+    fresh: bool = False,
 ):
-    """Tune the main close model on the same training set and split that `train` would use.
+    """Tune the main close model on the same training set and split that `train` would use, in the study
+    keyed by that training set's fingerprint (`fresh`: start that study over).
 
     A history too short for a time split is tuned on its labelled rows split by lead, as a rolling-origin fold is.
     """
@@ -148,10 +154,18 @@ def tune_from_logs(
         label,
         settings,
         targets.main,
+        data_key(log, ts, settings),
         n_trials,
         timeout,
         progress,
+        fresh,
     )
+
+
+def data_key(log: RadarLog, ts: TrainingSet, settings: Settings) -> DataKey:
+    """The key of the data a model learns from: the log's content, the training set's window, the horizon its
+    labels look ahead and the feature definitions."""
+    return log_key(log, ts.window, f"horizon {settings.training.horizon_days}d", ts.definition_hash)
 
 
 def log_and_register(

@@ -20,6 +20,7 @@ from leadradar.models.funnel import FunnelModel
 from leadradar.registry import CHALLENGER
 from leadradar.targets import TargetSpec
 from leadradar.training import plots
+from leadradar.training.fingerprint import DataKey, key_for
 from leadradar.training.intervals import bootstrap_intervals
 from leadradar.training.metrics import classification_metrics
 from leadradar.training.pipeline import TrainResult
@@ -168,14 +169,14 @@ def train_from_table(
     alias: str = CHALLENGER,
     use_tuned: bool = True,
 ) -> TrainResult:
-    from leadradar.training.tuning import tuned_params
+    from leadradar.training.tuning import DEFAULTS, tuned_params
 
     name = table_model_name(path, label, model_name)
     settings = table_settings(settings, name)
     prep = prepare(path, label, time_column, settings)
     tc = settings.training
-    found = tuned_params(settings, TARGET) if use_tuned else None
-    tuned, source = found if found else ({}, "settings")
+    found = tuned_params(settings, TARGET, table_key(prep, label, time_column)) if use_tuned else None
+    tuned, source = found if found else ({}, DEFAULTS)
     params = {**tc.lgbm_params, **tuned}
     model = FunnelModel(
         [TargetSpec(TARGET, TARGET)],
@@ -241,7 +242,10 @@ def train_from_table(
         rows={k: len(v) for k, v in prep.parts.items()},
         definition_hash="",
         calibration=fitted.calibrator.method,
-        extra={"features": {"numeric": prep.columns.numeric, "categorical": prep.columns.categorical}},
+        extra={
+            "features": {"numeric": prep.columns.numeric, "categorical": prep.columns.categorical},
+            "params_source": source,
+        },
     )
 
 
@@ -254,6 +258,7 @@ def tune_table(
     n_trials: int | None = 30,
     timeout: float | None = None,
     progress: bool = True,
+    fresh: bool = False,
 ):
     from leadradar.training.tuning import tune_frames
 
@@ -268,10 +273,17 @@ def tune_table(
         TARGET,
         settings,
         TARGET,
+        table_key(prep, label, time_column),
         n_trials,
         timeout,
         progress,
+        fresh,
     )
+
+
+def table_key(prep: PreparedTable, label: str, time_column: str | None) -> DataKey:
+    """The key of a table's rows, with the label and how they are split (time column or stratified)."""
+    return key_for(prep.frame, f"split by {time_column}" if time_column else "stratified split", f"label {label}")
 
 
 def table_holdout(run_tags: dict[str, str], settings: Settings) -> tuple[pd.DataFrame, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -18,7 +19,9 @@ from mlflow.models import infer_signature
 from leadradar.config import Settings
 from leadradar.models.bundle import ARTIFACT_KEY, ENTRY_POINT
 from leadradar.models.funnel import FunnelModel
-from leadradar.registry import CHAMPION, ModelRef, configure_mlflow, crown, set_alias
+from leadradar.registry import CHALLENGER, CHAMPION, ModelRef, configure_mlflow, crown, set_alias, version_for_alias
+
+log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=1)
@@ -113,7 +116,31 @@ def register(
     mv = mlflow.register_model(model_uri, name, tags=tags)
     ref = ModelRef(name, str(mv.version), run_id)
     try:
-        return crown(client, ref) if alias == CHAMPION else set_alias(client, ref, alias)
+        if alias == CHAMPION:
+            return crown(client, ref)
+        if alias == CHALLENGER:
+            note_unjudged_challenger(client, ref)
+        return set_alias(client, ref, alias)
     except Exception:
         client.delete_model_version(ref.name, ref.version)
         raise
+
+
+def note_unjudged_challenger(client: MlflowClient, ref: ModelRef) -> None:
+    """Taking `challenger` from a version the gate never judged is recorded on both versions and warned about:
+    two `train` runs at once would otherwise silently take the alias from each other."""
+    current = version_for_alias(client, ref.name, CHALLENGER)
+    if current is None or current.version == ref.version:
+        return
+    if "gate.verdict" in client.get_model_version(ref.name, current.version).tags:
+        return
+    client.set_model_version_tag(ref.name, ref.version, "challenger.replaced", current.version)
+    client.set_model_version_tag(ref.name, current.version, "challenger.replaced_by", ref.version)
+    log.warning(
+        "%s v%s takes the challenger alias from v%s, which the promotion gate never judged (another `train` "
+        "at the same time, or a retrain before `promote`); v%s stays registered: `leadradar models` shows both",
+        ref.name,
+        ref.version,
+        current.version,
+        current.version,
+    )

@@ -1,11 +1,13 @@
 """`leadradar tune`: Optuna TPE with pruning over LightGBM, a resumable study beside the MLflow database.
 
-Each trial is a nested MLflow run under one parent run. The study keeps the best parameters, and
-`leadradar train` reads them back, so tuning once carries into every later training run.
+Each trial is a nested MLflow run under one parent run. A study is named by model, target and the
+fingerprint of the rows it tuned on (training/fingerprint.py); `leadradar train` reads the best parameters
+back only from the study of its own rows, so parameters tuned on one log never train on another.
 """
 
 from __future__ import annotations
 
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +20,7 @@ from leadradar.config import Settings
 from leadradar.errors import UserError
 from leadradar.models.encoding import FeatureEncoder
 from leadradar.registry import configure_mlflow
+from leadradar.training.fingerprint import DataKey
 from leadradar.training.tracking import code_version
 
 
@@ -31,14 +34,17 @@ class TuneResult:
     trials_complete: int
     trials_pruned: int
     parent_run_id: str
+    fingerprint: str = ""
+    window: str = ""
 
 
 def storage_url(settings: Settings) -> str:
     return f"sqlite:///{settings.data_dir / 'optuna.db'}"
 
 
-def study_name(settings: Settings, target: str) -> str:
-    return f"{settings.mlflow.model_name}-{target}"
+def study_name(settings: Settings, target: str, key: DataKey) -> str:
+    """One study per model, target and data: `<model>-<target>-<fingerprint, 12 hex>`."""
+    return f"{settings.mlflow.model_name}-{target}-{key.short}"
 
 
 def search_space(trial: optuna.Trial) -> dict[str, Any]:
@@ -77,11 +83,15 @@ def tune_frames(
     label: str,
     settings: Settings,
     target: str,
+    key: DataKey,
     n_trials: int | None = 30,
     timeout: float | None = None,
     progress: bool = True,
+    fresh: bool = False,
 ) -> TuneResult:
-    """Search LightGBM parameters on one target; validation log loss is the objective."""
+    """Search LightGBM parameters on one target; validation log loss is the objective.
+
+    The study of these rows (`key`) resumes where it stopped; `fresh` deletes it first and starts over."""
     configure_mlflow(settings)
     tc = settings.training
     enc = FeatureEncoder(features, categorical).fit(train)
@@ -97,8 +107,11 @@ def tune_frames(
     d_va = lgb.Dataset(
         enc.transform(val), val[label].to_numpy(int), reference=d_tr, categorical_feature=cats, free_raw_data=False
     )
-    name = study_name(settings, target)
+    name = study_name(settings, target, key)
     storage = storage_url(settings)
+    if fresh:
+        with suppress(KeyError):  # no study of this data yet: nothing to start over from
+            optuna.delete_study(study_name=name, storage=storage)
     study = optuna.create_study(
         study_name=name,
         storage=storage,
@@ -107,12 +120,23 @@ def tune_frames(
         sampler=optuna.samplers.TPESampler(seed=tc.seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=50, interval_steps=10),
     )
+    study.set_user_attr("fingerprint", key.fingerprint)
+    study.set_user_attr("window", key.window)
     base = {**tc.lgbm_params, "objective": "binary", "metric": "binary_logloss", "seed": tc.seed, "verbosity": -1}
     if len(train) < tc.single_thread_below_rows:
         base["num_threads"] = 1
 
     with mlflow.start_run(run_name=f"tune {target}") as parent:
-        mlflow.set_tags({"kind": "tuning", "study": name, "code_version": code_version(), "target": target})
+        mlflow.set_tags(
+            {
+                "kind": "tuning",
+                "study": name,
+                "code_version": code_version(),
+                "target": target,
+                "data.fingerprint": key.fingerprint,
+                "data.window": key.window[:500],
+            }
+        )
 
         def objective(trial: optuna.Trial) -> float:
             params = {**base, **search_space(trial)}
@@ -155,16 +179,26 @@ def tune_frames(
             trials_complete=len(complete),
             trials_pruned=sum(s == optuna.trial.TrialState.PRUNED for s in states),
             parent_run_id=parent.info.run_id,
+            fingerprint=key.fingerprint,
+            window=key.window,
         )
 
 
-def tuned_params(settings: Settings, target: str) -> tuple[dict[str, Any], str] | None:
-    """The best parameters of the target's study, and where they came from; None if never tuned."""
+def tuned_params(settings: Settings, target: str, key: DataKey) -> tuple[dict[str, Any], str] | None:
+    """The best parameters of the study tuned on exactly these rows, and `study <name>`; None if there is none.
+
+    A study of other rows (another log, another window) is never read, however good its trials."""
     if not (settings.data_dir / "optuna.db").exists():
         return None
+    name = study_name(settings, target, key)
     try:
-        study = optuna.load_study(study_name=study_name(settings, target), storage=storage_url(settings))
+        study = optuna.load_study(study_name=name, storage=storage_url(settings))
         best = study.best_trial
     except (KeyError, ValueError):
         return None
-    return dict(best.params), f"optuna:{study.study_name}#trial{best.number}"
+    if study.user_attrs.get("fingerprint", key.fingerprint) != key.fingerprint:
+        return None  # twelve hex digits alike, the rest not
+    return dict(best.params), f"study {name}"
+
+
+DEFAULTS = "defaults"

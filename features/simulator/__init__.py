@@ -26,12 +26,16 @@ class SimulationResult:
     truth: pa.Table
     items: pa.Table
     leads: pa.Table
+    # When each row of `events` reached the log (tenant_id, event_id, arrived_at): late events and re-sends.
+    arrivals: pa.Table | None = None
 
     def write(self, out: Path) -> dict[str, Path]:
         """Write every table as Parquet under `out`; returns the paths by table name."""
         out.mkdir(parents=True, exist_ok=True)
         paths = {}
-        for name in ("events", "stages", "truth", "items", "leads"):
+        for name in ("events", "stages", "truth", "items", "leads", "arrivals"):
+            if getattr(self, name) is None:
+                continue
             path = out / f"{name}.parquet"
             pq.write_table(getattr(self, name), path)
             paths[name] = path
@@ -56,12 +60,14 @@ def simulate(cfg: SimulationConfig, settings: Settings) -> SimulationResult:
     n_open = len(settings.funnel.open_stages)
     raw = Simulation(cfg, world, n_open, rng).run(truth_cutoff_days(cfg, settings.features.weekly_anchor_weekday))
     stage_names = list(settings.funnel.all_stages)
+    events, arrivals = events_table(raw, list(cfg.event_type_logits), cfg, rng)
     return SimulationResult(
-        events=events_table(raw, list(cfg.event_type_logits), cfg, rng),
+        events=events,
         stages=stages_table(raw, stage_names, rng),
         truth=truth_table(raw, stage_names, cfg),
         items=items_table(raw),
         leads=leads_table(raw, rng),
+        arrivals=arrivals,
     )
 
 

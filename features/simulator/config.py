@@ -85,6 +85,11 @@ class SimulationConfig(BaseModel):
         }
     )
     pricing_view_intent: float = 0.7  # a product view lands on the pricing page more often with intent
+    # A change of behaviour (drift tests): from day `shift_day` on, a new product line sends most product views to
+    # the pricing page whatever the intent, so pricing views stop meaning what they meant. Off by default.
+    shift_day: int | None = None
+    # (base, per unit of intent) on the log-odds that a product view is a pricing view once shifted.
+    shifted_pricing_view: tuple[float, float] = (1.5, 0.0)
     # Extra log-dwell per viewing event type (others carry no dwell).
     dwell_type_offset: dict[str, float] = Field(
         default_factory=lambda: {"card_view": 0.0, "product_view": 0.5, "article_view": 0.9, "video_view": 1.2}

@@ -38,6 +38,8 @@ class Emitter:
         self.type_names = list(cfg.event_type_logits)
         coef = np.array([cfg.event_type_logits[t] for t in self.type_names])
         self.type_base, self.type_intent, self.type_stage = coef[:, 0], coef[:, 1], coef[:, 2]
+        start_us = int(np.datetime64(cfg.start, "us").astype(np.int64))
+        self.shift_us = start_us + (cfg.shift_day or 0) * DAY_US
         self.dwell_offset = np.array([cfg.dwell_type_offset.get(t, np.nan) for t in self.type_names])
         self.view_type = self.type_names.index("card_view")
         self.share_type = self.type_names.index("card_share")
@@ -123,7 +125,12 @@ class Emitter:
             pick = (rng.random(mask.sum()) * self.item_count[k]).astype(np.int64)
             item[mask] = self.item_start[tenant[mask], chosen_line[mask], k] + pick
         product = etype == self.type_names.index("product_view")
-        pricing = product & (rng.random(n) < sigmoid(-2.2 + self.cfg.pricing_view_intent * intent))
+        p_pricing = sigmoid(-2.2 + self.cfg.pricing_view_intent * intent)
+        if self.cfg.shift_day is not None:
+            base, per_intent = self.cfg.shifted_pricing_view
+            shifted = ts >= self.shift_us
+            p_pricing = np.where(shifted, sigmoid(base + per_intent * intent), p_pricing)
+        pricing = product & (rng.random(n) < p_pricing)
         item[pricing] = self.pricing_item[tenant[pricing]]
 
         channel = np.where(rng.random(n) < 0.9, lead_channel, rng.choice(len(self.channels), size=n, p=self.channel_p))

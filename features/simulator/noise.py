@@ -15,8 +15,11 @@ def skew_offsets(n_leads: int, cfg: SimulationConfig, rng: np.random.Generator) 
     return np.where(skewed, rng.normal(0.0, cfg.skew_sd_seconds, n_leads) * SECOND_US, 0).astype(np.int64)
 
 
-def arrival_order(ts: np.ndarray, cfg: SimulationConfig, rng: np.random.Generator) -> np.ndarray:
-    """Rows to re-send as duplicates, then the order rows reach the log (by arrival, not event time)."""
+def arrivals(ts: np.ndarray, cfg: SimulationConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Rows to re-send as duplicates, in the order they reach the log, and when each copy reaches it (UTC µs).
+
+    Most events arrive as they happen; a few arrive late (hours), and a re-sent copy arrives again later.
+    """
     n = ts.shape[0]
     dup = np.flatnonzero(rng.random(n) < cfg.duplicate_rate)
     rows = np.concatenate([np.arange(n), dup])
@@ -26,4 +29,5 @@ def arrival_order(ts: np.ndarray, cfg: SimulationConfig, rng: np.random.Generato
     # A re-sent event arrives again minutes to hours after the first copy.
     delay[n:] += rng.exponential(2 * HOUR_US, dup.shape[0]).astype(np.int64) + SECOND_US
     arrival = ts[rows] + delay
-    return rows[np.argsort(arrival, kind="stable")]
+    order = np.argsort(arrival, kind="stable")
+    return rows[order], arrival[order]

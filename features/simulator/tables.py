@@ -11,10 +11,18 @@ from leadradar.features.simulator.config import SimulationConfig
 from leadradar.features.simulator.dynamics import N_MODES
 from leadradar.features.simulator.emission import DAY_US
 from leadradar.features.simulator.engine import RawSimulation
-from leadradar.features.simulator.noise import arrival_order, skew_offsets
+from leadradar.features.simulator.noise import arrivals, skew_offsets
 from leadradar.features.simulator.truth import advance_probabilities, close_probabilities
 
 MODE_NAMES = ("browsing", "buying", "dormant")
+# When each row of events.parquet reached the log (arrivals.parquet): what `leadradar ingest` stores as arrival.
+ARRIVAL_SCHEMA = pa.schema(
+    [
+        pa.field("tenant_id", pa.string(), nullable=False),
+        pa.field("event_id", pa.string(), nullable=False),
+        pa.field("arrived_at", TS_TYPE, nullable=False),
+    ]
+)
 
 
 def _dict_strings(codes: np.ndarray, names: list[str], null_mask: np.ndarray | None = None) -> pa.Array:
@@ -33,10 +41,11 @@ def lead_ids(raw: RawSimulation) -> list[str]:
 
 def events_table(
     raw: RawSimulation, event_types: list[str], cfg: SimulationConfig, rng: np.random.Generator
-) -> pa.Table:
+) -> tuple[pa.Table, pa.Table]:
+    """The events in the order they reach the log (re-sends included), and when each row arrived (`ARRIVAL_SCHEMA`)."""
     cols = {k: np.concatenate([getattr(b, k) for b in raw.events]) for k in raw.events[0].__dict__}
     ts = cols["ts"] + skew_offsets(raw.leads.n, cfg, rng)[cols["lead"]]
-    order = arrival_order(ts, cfg, rng)
+    order, arrived = arrivals(ts, cfg, rng)
     lead, ids = cols["lead"][order], lead_ids(raw)
     referrer, item = cols["referrer"][order], cols["item"][order]
     event_id = pc.binary_join_element_wise("ev", pa.array(order, type=pa.int64()).cast(pa.string()), "")
@@ -52,7 +61,11 @@ def events_table(
         _dict_strings(referrer, ids, referrer < 0),
         _dict_strings(cols["channel"][order], list(cfg.channel_mix)),
     ]
-    return pa.Table.from_arrays(arrays, schema=EVENT_SCHEMA)
+    events = pa.Table.from_arrays(arrays, schema=EVENT_SCHEMA)
+    arrival = pa.Table.from_arrays(
+        [events["tenant_id"], events["event_id"], pa.array(arrived, type=TS_TYPE)], schema=ARRIVAL_SCHEMA
+    )
+    return events, arrival
 
 
 def stages_table(raw: RawSimulation, stage_names: list[str], rng: np.random.Generator) -> pa.Table:

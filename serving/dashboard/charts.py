@@ -45,12 +45,31 @@ class Point:
     label: str  # the x-axis label (a date)
     value: float  # a probability
     tip: str = ""  # hover text
+    moved: str = ""  # a live score: the event that moved it, worded (drawn as a diamond with a mark on the axis)
+
+
+MOVED_COLOR = "#f08c00"
+
+
+def _moved_mark(x: float, y: float, base: float, tip: str, last: bool) -> str:
+    """A live score's point as a diamond, and a tick from it down to the time axis for the event that moved it."""
+    r = 5.5 if last else 4.5
+    diamond = f"{x:.1f},{y - r:.1f} {x + r:.1f},{y:.1f} {x:.1f},{y + r:.1f} {x - r:.1f},{y:.1f}"
+    return (
+        f'<g class="moved"><line x1="{x:.1f}" x2="{x:.1f}" y1="{y + r:.1f}" y2="{base:.1f}" stroke="{MOVED_COLOR}" '
+        f'stroke-dasharray="2 3" stroke-width="1"/>'
+        f'<polygon points="{x - 4:.1f},{base + 7:.1f} {x + 4:.1f},{base + 7:.1f} {x:.1f},{base:.1f}" '
+        f'fill="{MOVED_COLOR}"/>'
+        f'<polygon points="{diamond}" fill="{MOVED_COLOR}" stroke="#fff" stroke-width="1.5">'
+        f"<title>{escape(tip)}</title></polygon></g>"
+    )
 
 
 def history_chart(
     points: Sequence[Point], thresholds: dict[str, float], label: str, width: int = 640, height: int = 230
 ) -> Markup:
-    """A probability over scoring runs, with the grade thresholds as dashed lines."""
+    """A probability over scoring runs and live rescorings, with the grade thresholds as dashed lines and
+    each live score's moving event marked on the time axis."""
     left, right, top, bottom = 46, 34, 14, 30
     w, h = width - left - right, height - top - bottom
     ymax = _nice_top(max([p.value for p in points] + [0.0]))
@@ -80,10 +99,13 @@ def history_chart(
         )
     step = max(1, math.ceil(n / 6))
     for i, p in enumerate(points):
-        parts.append(
-            f'<circle cx="{x(i):.1f}" cy="{y(p.value):.1f}" r="{4.5 if i == n - 1 else 3}" fill="#1c7ed6" '
-            f'stroke="#fff" stroke-width="1.5"><title>{escape(p.tip or p.label)}</title></circle>'
-        )
+        if p.moved:
+            parts.append(_moved_mark(x(i), y(p.value), y(0), f"{p.tip or p.label} · {p.moved}", i == n - 1))
+        else:
+            parts.append(
+                f'<circle cx="{x(i):.1f}" cy="{y(p.value):.1f}" r="{4.5 if i == n - 1 else 3}" fill="#1c7ed6" '
+                f'stroke="#fff" stroke-width="1.5"><title>{escape(p.tip or p.label)}</title></circle>'
+            )
         if i % step == 0 or i == n - 1:
             parts.append(_text(x(i), height - 8, p.label, 11, "middle", MUTED))
     if points:

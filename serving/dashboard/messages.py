@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from leadradar.serving.dashboard.health_words import HEALTH_MESSAGES
+
 LANGS = ("zh-CN", "en")
 DEFAULT_LANG = "en"
 
@@ -82,6 +84,12 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "One scoring run so far; the line grows with each run.",
         "目前只有一次评分，每次评分后曲线会延长。",
     ),
+    "lead.history.live": (
+        "◆ a live score: recomputed as the lead's events arrived; the event that moved it is marked on the time axis.",
+        "◆ 实时评分：线索有新动态时重新计算，时间轴上标出引起变化的动态。",
+    ),
+    "lead.moved_by": ("moved by {event} at {time}", "由 {time} 的动态 {event} 引起"),
+    "lead.live": ("live", "实时"),
     "lead.why": ("Why this score", "评分原因"),
     "lead.for": ("Speaks for closing", "有利因素"),
     "lead.against": ("Speaks against", "不利因素"),
@@ -129,6 +137,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
         "看板供销售经理使用。请使用分配给您的用户名和密码登录。",
     ),
     "login.user": ("User name", "用户名"),
+    "login.user.hint": (
+        "If another company uses the same name, add yours: name@company.",
+        "如果其他公司也有同名账号，请加上公司：用户名@公司。",
+    ),
     "login.password": ("Password", "密码"),
     "login.submit": ("Sign in", "登录"),
     "login.key": ("Sign in with a manager API key instead", "改用经理 API 密钥登录"),
@@ -185,6 +197,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "audit.detail.manager": ("role: manager", "角色：经理"),
     "audit.detail.sales": ("role: sales", "角色：销售"),
     "error.forbidden": ("This page is not yours to see.", "您无权查看此页面。"),
+    **HEALTH_MESSAGES,
 }
 
 WEEKDAYS = {

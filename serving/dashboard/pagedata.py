@@ -7,6 +7,7 @@ Every function takes the tenant and reads only that tenant's rows; nothing here 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,10 +164,11 @@ class PageData:
     def lead(self, tenant: str, lead_id: str, lang: str, ranked: pd.DataFrame | None = None) -> dict[str, Any] | None:
         """A lead's page: where it stands, its score history, reasons and recent events; None if unknown."""
         t, clock = translator(lang), Clock(self.settings.features.utc_offset_hours, lang)
-        history = self.store.history(tenant, lead_id)
+        history = self.store.score_history(
+            tenant, lead_id, self.settings.serving.grade, self.settings.serving.dashboard.history_points
+        )
         if history.empty:
             return None
-        history = history.sort_values(["as_of", "scored_at"]).drop_duplicates("as_of", keep="last")
         frame = self.ranked(tenant) if ranked is None else ranked
         current = frame[frame["lead_id"] == lead_id]
         if len(current):
@@ -182,18 +184,19 @@ class PageData:
         horizons = sorted(
             (days, v) for k, v in info.items() if k.startswith("p_") and (days := close_days(k[2:])) is not None
         )
-        pts = [
-            charts.Point(clock.short(a), float(p), f"{clock.date(a)}: {pct(p)}")
-            for a, p in zip(history["as_of"], history["p_close"])
-        ]
-        as_of = history["as_of"].iloc[-1]
+        pts = [self._point(h, clock, lang) for h in history.to_dict("records")]
+        as_of = row_as_of = history["as_of"].iloc[-1]
+        if len(current):
+            row_as_of = current.iloc[0]["as_of"]
         events = self.store.events(tenant, lead_id)
         return {
             **self._common(tenant, lang),
             "lead": row,
             "current": bool(len(current)),
             "total": len(frame),
-            "as_of": clock.datetime(as_of),
+            "as_of": clock.datetime(row_as_of),
+            "live": bool((history["source"] == "live").iloc[-1]) and pd.Timestamp(row_as_of) == pd.Timestamp(as_of),
+            "live_points": int((history["source"] == "live").sum()),
             "horizons": [{"days": d, "p": pct(v)} for d, v in horizons if v is not None],
             "advance": pct(info["p_advance"]) if info.get("p_advance") is not None else None,
             "history_chart": charts.history_chart(pts, self.settings.serving.grade_thresholds, t("lead.history")),
@@ -203,6 +206,21 @@ class PageData:
             "timeline": self._timeline(events, clock, lang),
             "activity_chart": self._activity(events, as_of, clock, lang) if len(events) else None,
         }
+
+    def _point(self, h: Mapping[Any, Any], clock: Clock, lang: str) -> charts.Point:
+        """One point of the score history; a live score's says which event moved it, and when."""
+        if h["source"] != "live":
+            return charts.Point(
+                clock.short(h["as_of"]), float(h["p_close"]), f"{clock.date(h['as_of'])}: {pct(h['p_close'])}"
+            )
+        moved = (
+            translator(lang)("lead.moved_by", event=h["moved_by"], time=clock.datetime(h.get("moved_at")))
+            if h.get("moved_by")
+            else ""
+        )
+        return charts.Point(
+            clock.short(h["as_of"]), float(h["p_close"]), f"{clock.datetime(h['as_of'])}: {pct(h['p_close'])}", moved
+        )
 
     def _timeline(self, events: pd.DataFrame, clock: Clock, lang: str) -> list[dict[str, Any]]:
         """Events grouped by local day, newest first, each in words."""

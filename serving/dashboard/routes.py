@@ -20,7 +20,8 @@ from starlette.concurrency import run_in_threadpool
 from leadradar.config import DashboardConfig, Settings
 from leadradar.serving.audit import AuditLog
 from leadradar.serving.auth import KeyStore
-from leadradar.serving.dashboard.messages import LANGS, MESSAGES, from_accept_language
+from leadradar.serving.dashboard.health import health_page
+from leadradar.serving.dashboard.messages import LANGS, MESSAGES, from_accept_language, translator
 from leadradar.serving.dashboard.pagedata import Filters, PageData
 from leadradar.serving.dashboard.render import render
 from leadradar.serving.dashboard.sessions import (
@@ -345,6 +346,15 @@ def build_dashboard(backend: Callable[[], Backend], max_body_bytes: int | None =
         limit = backend().settings.serving.dashboard.audit_rows
         entries = backend().audit.read(who.tenant_id, limit)
         return page(request, "audit.html", viewer=who, entries=entries, limit=limit, known=MESSAGES, nav="audit")
+
+    @app.get("/health", response_class=HTMLResponse)
+    def health(request: Request):
+        who = signed_in(request)
+        if isinstance(who, Response):
+            return who
+        lang = _lang(request)
+        data = health_page(backend().settings, who.tenant_id, lang, translator(lang)("health.calibration_chart"))
+        return page(request, "health.html", viewer=who, d=data, nav="health")
 
     @app.get("/login", response_class=HTMLResponse)
     def login_form(request: Request):

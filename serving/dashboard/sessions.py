@@ -241,7 +241,7 @@ class Gate:
             return None
         viewer, fingerprint = ticket.viewer, ticket.fingerprint
         if viewer.kind == "user":
-            user = self.users.get(viewer.name)
+            user = self.users.get(viewer.name, viewer.tenant_id)
             ok = user is not None and user.fingerprint == fingerprint and user.tenant_id == viewer.tenant_id
             role = user.role if user else ""
         else:

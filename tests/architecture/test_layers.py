@@ -26,9 +26,12 @@ TOP_MODULES = {
     "leadradar.targets": "config",
     "leadradar.errors": "config",
     "leadradar.registry": "registry",
+    "leadradar.ledger": "registry",
+    "leadradar.lifecycle": "cli",
     "leadradar.cli": "cli",
     "leadradar.terminal": "cli",
     "leadradar.demo": "cli",
+    "leadradar.feed": "cli",
     "leadradar.__main__": "cli",
 }
 

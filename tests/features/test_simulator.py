@@ -253,6 +253,20 @@ def test_the_log_is_in_arrival_order_not_event_time_order(events: pd.DataFrame):
     assert not events["ts"].is_monotonic_increasing
 
 
+def test_every_row_has_its_arrival_and_late_events_and_resends_arrive_after_they_happened(
+    sim: SimulationResult, events: pd.DataFrame
+):
+    arrivals = sim.arrivals.to_pandas()
+    assert len(arrivals) == len(events)
+    assert (arrivals["event_id"].to_numpy() == events["event_id"].to_numpy()).all()
+    assert arrivals["arrived_at"].is_monotonic_increasing
+    delay = arrivals["arrived_at"] - events["ts"]
+    assert (delay >= pd.Timedelta(0)).all()
+    late = delay > pd.Timedelta(minutes=1)
+    assert 0.01 < late.mean() < 0.05
+    assert (delay[events["event_id"].duplicated()] > pd.Timedelta(0)).all()
+
+
 @pytest.fixture(scope="module")
 def referrals(events: pd.DataFrame) -> pd.DataFrame:
     """One row per referred lead: its tenant, its referrer, and its first event time."""

@@ -81,7 +81,7 @@ def test_every_role_and_tenant_gets_exactly_the_status_the_permissions_table_giv
     assert resp.status_code == want, resp.text
     assert f"{OTHER[tenant]}-" not in resp.text  # no lead, salesperson or item id of the other tenant
     if want != 200:
-        assert set(resp.json()) == {"detail"}
+        assert set(resp.json()) == {"error"}
         return
     body = resp.json()
     if endpoint == "score":
@@ -125,7 +125,7 @@ def test_a_batch_with_one_lead_of_another_tenant_is_refused_whole(server, scored
     key = role_keys["t01", "system"]
     leads = [feature_row(scored, "t01"), feature_row(scored, "t02"), feature_row(scored, "t01")]
     resp = call(server, "score", key.auth, {"leads": leads})
-    assert resp.status_code == 403 and "leads[1].tenant_id" in resp.json()["detail"]
+    assert resp.status_code == 403 and "leads[1].tenant_id" in resp.json()["error"]
     assert "p_close" not in resp.text and "t01-L" not in resp.text
 
 
@@ -150,7 +150,7 @@ def test_no_key_is_401_with_a_bearer_challenge(endpoint, server, scored):
     body = {"leads": [feature_row(scored, "t01")]} if endpoint == "score" else {}
     resp = call(server, endpoint, {}, body)
     assert resp.status_code == 401 and resp.headers["www-authenticate"] == "Bearer"
-    assert set(resp.json()) == {"detail"} and "t01-" not in resp.text
+    assert set(resp.json()) == {"error"} and "t01-" not in resp.text
 
 
 MALFORMED = [

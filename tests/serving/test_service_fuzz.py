@@ -225,8 +225,8 @@ BAD = {
         ["body", "leads", 0],
         "either `features` or `events`",
     ),
-    "neither features nor events": (
-        {"leads": [{"lead_id": "L1"}]},
+    "neither features nor events nor stored history": (
+        {"leads": [{"lead_id": "L1", "stored": False}]},
         ["body", "leads", 0],
         "either `features` or `events`",
     ),

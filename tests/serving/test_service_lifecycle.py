@@ -56,7 +56,7 @@ def test_with_no_model_the_server_is_alive_not_ready_and_score_answers_503(bare_
     assert httpx.get(bare_server.url + "/readyz", timeout=5).status_code == 503
     lead = {"lead_id": "x", "features": {"n_card_view_7d": 1}}
     resp = httpx.post(bare_server.url + "/v1/score", json={"leads": [lead]}, headers=auth, timeout=10)
-    assert resp.status_code == 503 and "no model" in resp.json()["detail"]
+    assert resp.status_code == 503 and "no model" in resp.json()["error"]
     events = {
         "leads": [
             {

@@ -34,20 +34,10 @@ from tests.serving.test_store import (  # noqa: F401
     test_writing_the_same_run_twice_replaces_rather_than_duplicates,
     two_runs,
 )
-from tests.support.postgres import PostgresServer, find_bin_dir
+from tests.support.postgres import PostgresServer
 
 SHANGHAI = "?options=-c%20TimeZone%3DAsia%2FShanghai"
 _names = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def postgres():
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        pytest.skip("no PostgreSQL server binaries (Debian: apt-get install postgresql, as .ci/run does)")
-    pytest.importorskip("psycopg", reason="psycopg is in the dev extra: pip install -e '.[dev]'")
-    with PostgresServer(bin_dir) as pg:
-        yield pg
 
 
 @pytest.fixture

@@ -122,5 +122,6 @@ def test_tuning_resumes_logs_nested_runs_and_carries_into_train(tmp_path, home):
     assert len(children) == 2
     result = train_from_table(path, "won", settings)
     run = client.get_run(result.run_id)
-    assert run.data.tags["params_source"].startswith("optuna:table-tune-won-target#trial")
+    assert run.data.tags["params_source"] == f"study {second.study}" == result.extra["params_source"]
+    assert second.study.startswith("table-tune-won-target-")
     assert float(run.data.params["lgbm_learning_rate"]) == pytest.approx(study.best_params["learning_rate"])

@@ -1,0 +1,835 @@
+"""`EventStore`: append validated events and stage changes once each, keep what is refused, read the log back.
+
+Appending is idempotent by (tenant_id, event_id): a re-sent event is counted as a duplicate and stored
+once; a re-send with the same id and other content is quarantined with that reason and the first copy
+stays. A batch is answered only after its transaction commits (SQLite: WAL, `synchronous=FULL` by
+default), so an acknowledged event survives `kill -9`. Each event keeps when it arrived, so the log can be
+read as the service saw it (an event counts from the later of its time and its arrival) or by event time.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from leadradar.config import Settings
+from leadradar.features.contract import EVENT_COLUMNS, EVENT_SCHEMA, STAGE_COLUMNS, STAGE_SCHEMA, TS_TYPE
+from leadradar.features.store.tables import (
+    CATALOG,
+    EVENTS,
+    METADATA,
+    NAME_KINDS,
+    NAMES,
+    QUARANTINE,
+    STAGES,
+    engine_for,
+)
+from leadradar.features.validation import Checked, mark_duplicates, resent_changed_reason
+
+# Event columns stored as a code into `names`, with the kind of name each holds.
+_EVENT_CODED = {
+    "tenant_id": "tenant",
+    "lead_id": "lead",
+    "sales_id": "sales",
+    "event_type": "event_type",
+    "item_id": "item",
+    "referrer_lead_id": "lead",
+    "channel": "channel",
+}
+_KIND = {kind: i for i, kind in enumerate(NAME_KINDS)}
+_US = 1_000_000
+_CONTENT = ("lead", "sales", "us", "event_type", "dwell_s", "item", "referrer", "channel")
+# An events row as appended: these columns, in this order.
+_COLUMNS = (
+    "event_id",
+    "tenant",
+    "lead",
+    "sales",
+    "us",
+    "event_type",
+    "dwell_s",
+    "item",
+    "referrer",
+    "channel",
+    "arrived_s",
+)
+_CONTENT_AT = tuple(_COLUMNS.index(c) for c in _CONTENT)
+# Statements built from the fixed column names above only; every value is a bound parameter.
+_SQLITE_INSERT = f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"  # nosec B608
+_PG_TYPES = ("text", "int", "int", "int", "bigint", "int", "float8", "int", "int", "int", "int")
+_PG_INSERT = (
+    f"INSERT INTO events ({', '.join(_COLUMNS)}) SELECT * FROM unnest("  # nosec B608
+    + ", ".join(f"%s::{t}[]" for t in _PG_TYPES)
+    + ") ON CONFLICT (tenant, event_id) DO NOTHING RETURNING tenant, event_id"
+)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One item of a request that was not stored: its 0-based index in the request, the field and why."""
+
+    index: int
+    field: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Moved:
+    """A lead whose history changed, and the newest of its events that did it."""
+
+    tenant_id: str
+    lead_id: str
+    event_id: str
+    ts: pd.Timestamp
+
+
+@dataclass
+class Appended:
+    """What one append did: received = stored + duplicate + quarantined, always."""
+
+    received: int = 0
+    stored: int = 0
+    duplicate: int = 0
+    quarantined: int = 0
+    refusals: list[Refusal] = field(default_factory=list)
+    # (tenant_id, lead_id) of every lead whose stored history this append changed.
+    leads: list[tuple[str, str]] = field(default_factory=list)
+
+    def check(self) -> Appended:
+        if self.received != self.stored + self.duplicate + self.quarantined:
+            raise AssertionError(
+                f"append does not reconcile: received {self.received} != stored {self.stored}"
+                f" + duplicate {self.duplicate} + quarantined {self.quarantined}"
+            )
+        return self
+
+
+class EventStore:
+    """The radar log in SQL: SQLite under the data directory by default, PostgreSQL by URL."""
+
+    def __init__(self, url: str, settings: Settings):
+        self.url = url
+        self.settings = settings
+        self.engine = engine_for(url)
+        self.sqlite = self.engine.dialect.name == "sqlite"
+        if self.sqlite:
+            _sqlite_pragmas(self.engine, settings, immediate=True)
+            self.reader = engine_for(url)
+            _sqlite_pragmas(self.reader, settings, immediate=False)
+        else:
+            self.reader = self.engine
+        METADATA.create_all(self.engine)
+        self._lock = threading.Lock()
+        self._codes: dict[tuple[int, str], int] = {}
+        self._names: dict[int, str] = {}
+        self._by_code: pa.Array | None = None
+
+    @classmethod
+    def open(cls, settings: Settings) -> EventStore:
+        """The store the settings name (`store.url`, or `events.db` under the data directory)."""
+        settings.ensure_dirs()
+        return cls(settings.event_store_url, settings)
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self.reader.dispose()
+
+    # --- writing ---------------------------------------------------------------------------------
+
+    def append_events(
+        self,
+        checked: Checked,
+        *,
+        source: str,
+        tenant: str | None = None,
+        arrived: pd.Timestamp | np.ndarray | None = None,
+        now: pd.Timestamp | None = None,
+    ) -> Appended:
+        """Store the accepted events that are new, count re-sends, quarantine the refused and the conflicting.
+
+        `tenant` restricts the batch to one tenant (an API key's): events of another are refused.
+        `arrived` is when the events arrived: one time for the batch (the service: now), one per row sent
+        (whole seconds, -1 unknown), or None for a backfilled log whose events arrived when they happened.
+        """
+        now = _now(now)
+        accepted, rejected = checked
+        n = accepted.num_rows + rejected.num_rows
+        index = _accepted_index(n, rejected)
+        result = Appended(received=n)
+        quarantine = _rejected_rows(rejected, "event", source, tenant)
+        keep = np.ones(accepted.num_rows, dtype=bool)
+        if tenant is not None and accepted.num_rows:
+            other = ~pc.equal(accepted["tenant_id"], tenant).to_numpy(zero_copy_only=False)
+            for i in np.flatnonzero(other):
+                quarantine.append(
+                    _refused(
+                        int(index[i]),
+                        "tenant_id",
+                        f"tenant_id: {accepted['tenant_id'][i].as_py()!r} is not this key's tenant {tenant!r}",
+                        _row_json(accepted, i),
+                        "event",
+                        source,
+                        tenant,
+                    )
+                )
+            keep &= ~other
+        duplicate, conflicting = mark_duplicates(accepted)
+        for i in np.flatnonzero(keep & conflicting):
+            quarantine.append(
+                _refused(
+                    int(index[i]),
+                    "event_id",
+                    _resent_changed(accepted, i),
+                    _row_json(accepted, i),
+                    "event",
+                    source,
+                    tenant,
+                )
+            )
+        result.duplicate += int((keep & duplicate & ~conflicting).sum())
+        firsts = np.flatnonzero(keep & ~duplicate)
+        seconds = _arrival_seconds(arrived, now, index, firsts)
+        sub = accepted.take(firsts)
+        with self._write() as conn:
+            rows = self._event_rows(conn, sub, seconds)
+            inserted = self._insert_new(conn, rows)
+            resent = [j for j, row in enumerate(rows) if not inserted[j]]
+            previous = self._stored_content(conn, [(rows[j][1], rows[j][0]) for j in resent])
+            for j in resent:
+                row = rows[j]
+                first = previous.get((row[1], row[0]))
+                if first is not None and first == tuple(row[c] for c in _CONTENT_AT):
+                    result.duplicate += 1
+                    continue
+                k = int(firsts[j])
+                quarantine.append(
+                    _refused(
+                        int(index[k]),
+                        "event_id",
+                        _resent_changed(accepted, k),
+                        _row_json(accepted, k),
+                        "event",
+                        source,
+                        tenant,
+                    )
+                )
+            result.stored = int(inserted.sum())
+            self._quarantine(conn, quarantine, now)
+        new = pa.array(inserted)
+        stored_leads = set(zip(sub["tenant_id"].filter(new).to_pylist(), sub["lead_id"].filter(new).to_pylist()))
+        result.quarantined = len(quarantine)
+        result.refusals = sorted(
+            (Refusal(q["row"], q["field"], q["reason"]) for q in quarantine), key=lambda r: r.index
+        )
+        result.leads = sorted(stored_leads)
+        return result.check()
+
+    def append_stages(
+        self,
+        checked: Checked,
+        *,
+        source: str,
+        tenant: str | None = None,
+        arrived: pd.Timestamp | None = None,
+        now: pd.Timestamp | None = None,
+    ) -> Appended:
+        """Store the new stage changes; the same change (tenant, lead, stage, time) sent again is a duplicate."""
+        now = _now(now)
+        accepted, rejected = checked
+        n = accepted.num_rows + rejected.num_rows
+        index = _accepted_index(n, rejected)
+        result = Appended(received=n)
+        quarantine = _rejected_rows(rejected, "stage", source, tenant)
+        frame = accepted.to_pandas()
+        keep = np.ones(len(frame), dtype=bool)
+        if tenant is not None:
+            other = (frame["tenant_id"] != tenant).to_numpy()
+            for i in np.flatnonzero(other):
+                quarantine.append(
+                    _refused(
+                        int(index[i]),
+                        "tenant_id",
+                        f"tenant_id: {frame['tenant_id'].iat[i]!r} is not this key's tenant {tenant!r}",
+                        _row_json(accepted, i),
+                        "stage",
+                        source,
+                        tenant,
+                    )
+                )
+            keep &= ~other
+        same = frame.duplicated(subset=["tenant_id", "lead_id", "stage", "ts"], keep="first").to_numpy()
+        result.duplicate += int((keep & same).sum())
+        firsts = np.flatnonzero(keep & ~same)
+        arrived_s = None if arrived is None else int(np.ceil(pd.Timestamp(arrived).timestamp()))
+        with self._write() as conn:
+            sub = frame.iloc[firsts]
+            codes = {
+                col: self._intern(conn, kind, sub[col].tolist())
+                for col, kind in (("tenant_id", "tenant"), ("lead_id", "lead"), ("stage", "stage"))
+            }
+            rows = [
+                {
+                    "tenant": codes["tenant_id"][j],
+                    "lead": codes["lead_id"][j],
+                    "stage": codes["stage"][j],
+                    "us": int(pd.Timestamp(sub["ts"].iat[j]).value // 1000),
+                    "deal_value": None if pd.isna(sub["deal_value"].iat[j]) else float(sub["deal_value"].iat[j]),
+                    "arrived_s": arrived_s,
+                }
+                for j in range(len(sub))
+            ]
+            stmt = (
+                self._insert(STAGES)
+                .on_conflict_do_nothing(index_elements=["tenant", "lead", "stage", "us"])
+                .returning(STAGES.c.tenant, STAGES.c.lead, STAGES.c.stage, STAGES.c.us)
+            )
+            done: set[tuple[int, int, int, int]] = set()
+            for start in range(0, len(rows), 1000):
+                done.update(tuple(r) for r in conn.execute(stmt, rows[start : start + 1000]))
+            inserted = 0
+            stored_leads: set[tuple[str, str]] = set()
+            for j, row in enumerate(rows):
+                if (row["tenant"], row["lead"], row["stage"], row["us"]) in done:
+                    inserted += 1
+                    stored_leads.add((sub["tenant_id"].iat[j], sub["lead_id"].iat[j]))
+                else:
+                    result.duplicate += 1
+            result.stored = inserted
+            self._quarantine(conn, quarantine, now)
+        result.quarantined = len(quarantine)
+        result.refusals = sorted(
+            (Refusal(q["row"], q["field"], q["reason"]) for q in quarantine), key=lambda r: r.index
+        )
+        result.leads = sorted(stored_leads)
+        return result.check()
+
+    def put_catalog(self, part: str, frame: pd.DataFrame, key: str) -> int:
+        """Keep the latest copy of each row of a whole-table part (`items` by item_id, `leads` by lead_id)."""
+        rows = [
+            {
+                "part": part,
+                "tenant_id": str(rec["tenant_id"]),
+                "key": str(rec[key]),
+                "body": json.dumps({k: _plain(v) for k, v in rec.items()}, ensure_ascii=False),
+            }
+            for rec in frame.to_dict("records")
+        ]
+        with self._write() as conn:
+            for row in rows:
+                stmt = self._insert(CATALOG).values(**row)
+                conn.execute(
+                    stmt.on_conflict_do_update(index_elements=["part", "tenant_id", "key"], set_={"body": row["body"]})
+                )
+        return len(rows)
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def events(
+        self,
+        tenant: str | None = None,
+        *,
+        leads: Sequence[str] | None = None,
+        until: pd.Timestamp | None = None,
+        as_seen: bool = False,
+    ) -> pa.Table:
+        """The stored events as a contract table (`EVENT_SCHEMA`), optionally one tenant's and some leads'.
+
+        `as_seen` places each event at the later of its time and its arrival, as the service saw the log;
+        `until` keeps events that count by then.
+        """
+        names = ("tenant", "event_id", "lead", "sales", "us", "event_type", "dwell_s", "item", "referrer")
+        cols = [EVENTS.c[c] for c in (*names, "channel", "arrived_s")]
+        query = sa.select(*cols).order_by(EVENTS.c.seq)
+        query = self._scoped(query, EVENTS, tenant, leads)
+        if query is None:
+            return EVENT_SCHEMA.empty_table()
+        if until is not None:
+            until_us = _micros(until)
+            query = query.where(EVENTS.c.us <= until_us)
+            if as_seen:
+                query = query.where(sa.or_(EVENTS.c.arrived_s.is_(None), EVENTS.c.arrived_s <= until_us // _US))
+        data = self._fetch(query, 11)
+        us = np.array(data[4], dtype=np.int64)
+        if as_seen and len(us):
+            arrived = pa.array(data[10], pa.int64()).fill_null(0).to_numpy() * _US
+            us = np.maximum(us, arrived)
+        return pa.Table.from_arrays(
+            [
+                pa.array(data[1], pa.string()),
+                self._decode(data[0]),
+                self._decode(data[2]),
+                self._decode(data[3]),
+                pa.array(us, pa.int64()).cast(TS_TYPE),
+                self._decode(data[5]),
+                pa.array(data[6], pa.float64(), from_pandas=True),
+                self._decode(data[7]),
+                self._decode(data[8]),
+                self._decode(data[9]),
+            ],
+            schema=EVENT_SCHEMA,
+        )
+
+    def stages(
+        self, tenant: str | None = None, *, leads: Sequence[str] | None = None, until: pd.Timestamp | None = None
+    ) -> pa.Table:
+        """The stored stage changes as a contract table (`STAGE_SCHEMA`)."""
+        query = sa.select(STAGES.c.tenant, STAGES.c.lead, STAGES.c.stage, STAGES.c.us, STAGES.c.deal_value).order_by(
+            STAGES.c.seq
+        )
+        query = self._scoped(query, STAGES, tenant, leads)
+        if query is None:
+            return STAGE_SCHEMA.empty_table()
+        if until is not None:
+            query = query.where(STAGES.c.us <= _micros(until))
+        data = self._fetch(query, 5)
+        return pa.Table.from_arrays(
+            [
+                self._decode(data[0]),
+                self._decode(data[1]),
+                self._decode(data[2]),
+                pa.array(data[3], pa.int64()).cast(TS_TYPE),
+                pa.array(data[4], pa.float64(), from_pandas=True),
+            ],
+            schema=STAGE_SCHEMA,
+        )
+
+    def catalog(self, part: str, tenant: str | None = None) -> pd.DataFrame | None:
+        """A whole-table part as stored (None when nothing was stored for it)."""
+        query = sa.select(CATALOG.c.body).where(CATALOG.c.part == part)
+        if tenant is not None:
+            query = query.where(CATALOG.c.tenant_id == tenant)
+        with self.reader.connect() as conn:
+            bodies = conn.execute(query).scalars().all()
+        return pd.DataFrame([json.loads(b) for b in bodies]) if bodies else None
+
+    def timeline(self, tenant: str, lead: str, *, limit: int = 50, before_seq: int | None = None) -> pd.DataFrame:
+        """A lead's events newest first, with when each arrived and its place in the log (`seq`), for paging."""
+        query = (
+            sa.select(
+                EVENTS.c.seq,
+                EVENTS.c.event_id,
+                EVENTS.c.us,
+                EVENTS.c.event_type,
+                EVENTS.c.sales,
+                EVENTS.c.dwell_s,
+                EVENTS.c.item,
+                EVENTS.c.channel,
+                EVENTS.c.arrived_s,
+            )
+            .order_by(EVENTS.c.us.desc(), EVENTS.c.seq.desc())
+            .limit(limit)
+        )
+        query = self._scoped(query, EVENTS, tenant, [lead])
+        if query is None:
+            return pd.DataFrame(
+                columns=[
+                    "seq",
+                    "event_id",
+                    "ts",
+                    "event_type",
+                    "sales_id",
+                    "dwell_s",
+                    "item_id",
+                    "channel",
+                    "arrived_at",
+                ]
+            )
+        if before_seq is not None:
+            query = query.where(EVENTS.c.seq < before_seq)
+        data = self._fetch(query, 9)
+        return pd.DataFrame(
+            {
+                "seq": np.array(data[0], dtype=np.int64),
+                "event_id": pd.array(data[1], dtype="str"),
+                "ts": pd.to_datetime(np.array(data[2], dtype=np.int64), unit="us", utc=True),
+                "event_type": self._decode(data[3]).to_pandas(),
+                "sales_id": self._decode(data[4]).to_pandas(),
+                "dwell_s": pd.array(data[5], dtype="Float64"),
+                "item_id": self._decode(data[6]).to_pandas(),
+                "channel": self._decode(data[7]).to_pandas(),
+                "arrived_at": pd.to_datetime(pd.Series(data[8], dtype="Float64"), unit="s", utc=True),
+            }
+        )
+
+    def changed_since(self, seq: int, limit: int = 100_000) -> tuple[int, list[tuple[str, str]]]:
+        """Leads with events stored after log position `seq`, and the position read up to: what rescoring follows."""
+        query = (
+            sa.select(EVENTS.c.seq, EVENTS.c.tenant, EVENTS.c.lead)
+            .where(EVENTS.c.seq > seq)
+            .order_by(EVENTS.c.seq)
+            .limit(limit)
+        )
+        data = self._fetch(query, 3)
+        if not data[0]:
+            return seq, []
+        pairs = dict.fromkeys(zip(self._decode(data[1]).to_pylist(), self._decode(data[2]).to_pylist()))
+        return int(max(data[0])), list(pairs)
+
+    def moves_since(self, seq: int, limit: int = 100_000) -> tuple[int, list[Moved]]:
+        """Like `changed_since`, with each lead's newest event after `seq` (the last to arrive): what a
+        rescoring names as the event that moved the lead's score."""
+        query = (
+            sa.select(EVENTS.c.seq, EVENTS.c.tenant, EVENTS.c.lead, EVENTS.c.event_id, EVENTS.c.us)
+            .where(EVENTS.c.seq > seq)
+            .order_by(EVENTS.c.seq)
+            .limit(limit)
+        )
+        data = self._fetch(query, 5)
+        if not data[0]:
+            return seq, []
+        tenants, leads = self._decode(data[1]).to_pylist(), self._decode(data[2]).to_pylist()
+        newest: dict[tuple[str, str], Moved] = {}
+        for k, (tenant, lead) in enumerate(zip(tenants, leads)):
+            newest[tenant, lead] = Moved(tenant, lead, data[3][k], pd.Timestamp(data[4][k], unit="us", tz="UTC"))
+        return int(max(data[0])), list(newest.values())
+
+    def last_seq(self) -> int:
+        with self.reader.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(EVENTS.c.seq), 0))).scalar_one())
+
+    def quarantine(self, tenant: str, *, limit: int = 100, before_id: int | None = None) -> list[dict[str, Any]]:
+        """A tenant's quarantined items, newest first: the item as received, the field and the reason."""
+        query = (
+            sa.select(QUARANTINE).where(QUARANTINE.c.tenant_id == tenant).order_by(QUARANTINE.c.id.desc()).limit(limit)
+        )
+        if before_id is not None:
+            query = query.where(QUARANTINE.c.id < before_id)
+        with self.reader.connect() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+        for row in rows:
+            row["received"] = json.loads(row["received"])
+            row["received_at"] = (
+                pd.Timestamp(row["received_at"]).tz_localize("UTC")
+                if pd.Timestamp(row["received_at"]).tzinfo is None
+                else pd.Timestamp(row["received_at"])
+            )
+        return rows
+
+    def counts(self, tenant: str | None = None) -> dict[str, int]:
+        """How many events, stage changes and quarantined items are stored (one tenant's, or all)."""
+        out = {}
+        with self.reader.connect() as conn:
+            for name, table, col in (
+                ("events", EVENTS, "tenant"),
+                ("stages", STAGES, "tenant"),
+                ("quarantined", QUARANTINE, "tenant_id"),
+            ):
+                query = sa.select(sa.func.count()).select_from(table)
+                if tenant is not None:
+                    if col == "tenant":
+                        code = self._code_of(conn, "tenant", tenant)
+                        if code is None:
+                            out[name] = 0
+                            continue
+                        query = query.where(table.c.tenant == code)
+                    else:
+                        query = query.where(table.c.tenant_id == tenant)
+                out[name] = int(conn.execute(query).scalar_one())
+        return out
+
+    def tenants(self) -> list[str]:
+        with self.reader.connect() as conn:
+            codes = conn.execute(sa.select(EVENTS.c.tenant).distinct()).scalars().all()
+        return sorted(self._decode(list(codes)).to_pylist())
+
+    # --- internals -------------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        """One write transaction at a time per process; SQLite takes its write lock at BEGIN (IMMEDIATE)."""
+        with self._lock, self.engine.begin() as conn:
+            yield conn
+
+    def _insert(self, table: sa.Table) -> Any:
+        return (sqlite.insert if self.sqlite else postgresql.insert)(table)
+
+    def _intern(self, conn: sa.Connection, kind: str, values: Iterable[str | None]) -> list[int | None]:
+        """Codes of these names, new names added; the cache is safe to share because a code never changes."""
+        k = _KIND[kind]
+        values = list(values)
+        missing = sorted({v for v in values if v is not None and (k, v) not in self._codes})
+        if missing:
+            for start in range(0, len(missing), 5000):
+                chunk = missing[start : start + 5000]
+                conn.execute(
+                    self._insert(NAMES).on_conflict_do_nothing(index_elements=["kind", "value"]),
+                    [{"kind": k, "value": v} for v in chunk],
+                )
+                found = conn.execute(
+                    sa.select(NAMES.c.code, NAMES.c.value).where(NAMES.c.kind == k, NAMES.c.value.in_(chunk))
+                )
+                for code, value in found:
+                    self._codes[(k, value)] = code
+                    self._names[code] = value
+        return [None if v is None else self._codes[(k, v)] for v in values]
+
+    def _code_of(self, conn: sa.Connection, kind: str, value: str) -> int | None:
+        k = _KIND[kind]
+        if (k, value) not in self._codes:
+            code = conn.execute(sa.select(NAMES.c.code).where(NAMES.c.kind == k, NAMES.c.value == value)).scalar()
+            if code is None:
+                return None
+            self._codes[(k, value)] = code
+            self._names[code] = value
+        return self._codes[(k, value)]
+
+    def _decode(self, codes: Sequence[Any]) -> pa.Array:
+        """Names for codes (None stays null), by one `take` from a table indexed by code."""
+        arr = pa.array(codes, pa.int64())
+        present = pc.drop_null(arr)
+        if len(present):
+            wanted = set(pc.unique(present).to_pylist()) - self._names.keys()
+            if wanted:
+                self._load_names(sorted(wanted))
+            if self._by_code is None or len(self._by_code) <= pc.max(present).as_py():
+                self._by_code = pa.array(
+                    [self._names.get(c) for c in range(max(self._names, default=0) + 1)], pa.string()
+                )
+        elif self._by_code is None:
+            self._by_code = pa.array([None], pa.string())
+        return self._by_code.take(arr)
+
+    def _load_names(self, codes: list[int]) -> None:
+        with self.reader.connect() as conn:
+            for start in range(0, len(codes), 5000):
+                chunk = codes[start : start + 5000]
+                for code, value in conn.execute(sa.select(NAMES.c.code, NAMES.c.value).where(NAMES.c.code.in_(chunk))):
+                    self._names[code] = value
+        self._by_code = None
+
+    def _scoped(self, query: Any, table: sa.Table, tenant: str | None, leads: Sequence[str] | None) -> Any:
+        """The query limited to one tenant and some leads; None when a name was never stored (nothing matches)."""
+        if tenant is None and leads is None:
+            return query
+        with self.reader.connect() as conn:
+            if tenant is not None:
+                code = self._code_of(conn, "tenant", tenant)
+                if code is None:
+                    return None
+                query = query.where(table.c.tenant == code)
+            if leads is not None:
+                codes = [c for c in (self._code_of(conn, "lead", lead) for lead in leads) if c is not None]
+                if not codes:
+                    return None
+                query = query.where(table.c.lead.in_(codes))
+        return query
+
+    def _fetch(self, query: Any, width: int) -> list[tuple[Any, ...]]:
+        """The columns of a query's rows, read by the driver's own cursor in batches (a whole log is millions)."""
+        compiled = query.compile(dialect=self.reader.dialect, compile_kwargs={"render_postcompile": True})
+        rows: list[tuple[Any, ...]] = []
+        with self.reader.connect() as conn:
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                params = compiled.params
+                if self.sqlite:
+                    cursor.execute(str(compiled), [params[k] for k in compiled.positiontup or []])
+                else:
+                    cursor.execute(str(compiled), params)
+                while chunk := cursor.fetchmany(self.settings.store.read_batch_rows):
+                    rows.extend(chunk)
+            finally:
+                cursor.close()
+        if not rows:
+            return [() for _ in range(width)]
+        return list(zip(*rows))
+
+    def _event_rows(self, conn: sa.Connection, events: pa.Table, arrived: list[int | None]) -> list[tuple[Any, ...]]:
+        """One tuple per event in `_COLUMNS` order, names as codes (interned once per distinct value)."""
+        code = {col: self._intern_column(conn, kind, events[col]) for col, kind in _EVENT_CODED.items()}
+        columns = [
+            events["event_id"].to_pylist(),
+            *(code[c] for c in ("tenant_id", "lead_id", "sales_id")),
+            events["ts"].cast(pa.int64()).to_pylist(),
+            code["event_type"],
+            events["dwell_s"].to_pylist(),
+            *(code[c] for c in ("item_id", "referrer_lead_id", "channel")),
+            arrived,
+        ]
+        return list(zip(*columns))
+
+    def _intern_column(self, conn: sa.Connection, kind: str, values: pa.ChunkedArray | pa.Array) -> list[Any]:
+        """The codes of a column (None for null) through its distinct values: a batch repeats few names."""
+        if isinstance(values, pa.ChunkedArray):
+            values = values.combine_chunks()
+        encoded = pc.dictionary_encode(values)
+        codes = np.array([*self._intern(conn, kind, encoded.dictionary.to_pylist()), None], dtype=object)
+        return codes[encoded.indices.fill_null(len(codes) - 1).to_numpy(zero_copy_only=False)].tolist()
+
+    def _insert_new(self, conn: sa.Connection, rows: list[tuple[Any, ...]]) -> np.ndarray:
+        """Insert rows whose (tenant, event_id) is new; which rows were inserted.
+
+        SQLite: the write lock is held from BEGIN IMMEDIATE, so the keys found absent stay absent and the new
+        rows go in by the driver's executemany. PostgreSQL: one INSERT ... SELECT FROM unnest(arrays) ON
+        CONFLICT DO NOTHING RETURNING, safe with other writers.
+        """
+        inserted = np.zeros(len(rows), dtype=bool)
+        if not rows:
+            return inserted
+        if self.sqlite:
+            stored = self._stored_keys(conn, [(row[1], row[0]) for row in rows])
+            fresh = [j for j, row in enumerate(rows) if (row[1], row[0]) not in stored]
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.executemany(_SQLITE_INSERT, [rows[j] for j in fresh])
+            finally:
+                cursor.close()
+            inserted[fresh] = True
+            return inserted
+        done: set[tuple[int, str]] = set()
+        for start in range(0, len(rows), 5000):
+            chunk = list(zip(*rows[start : start + 5000]))
+            done.update((t, e) for t, e in conn.exec_driver_sql(_PG_INSERT, tuple(list(c) for c in chunk)))
+        inserted[:] = [(row[1], row[0]) in done for row in rows]
+        return inserted
+
+    def _stored_keys(self, conn: sa.Connection, keys: list[tuple[int, str]]) -> set[tuple[int, str]]:
+        """Which of these (tenant, event_id) keys are stored already (SQLite, by the unique index)."""
+        by_tenant: dict[int, list[str]] = {}
+        for t, e in keys:
+            by_tenant.setdefault(t, []).append(e)
+        found: set[tuple[int, str]] = set()
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            for t, ids in by_tenant.items():
+                for start in range(0, len(ids), 900):
+                    chunk = ids[start : start + 900]
+                    marks = ",".join("?" * len(chunk))
+                    sql = f"SELECT event_id FROM events WHERE tenant = ? AND event_id IN ({marks})"  # nosec B608
+                    found.update((t, e) for (e,) in cursor.execute(sql, [t, *chunk]))
+        finally:
+            cursor.close()
+        return found
+
+    def _stored_content(self, conn: sa.Connection, keys: list[tuple[int, str]]) -> dict[tuple[int, str], tuple]:
+        out: dict[tuple[int, str], tuple] = {}
+        by_tenant: dict[int, list[str]] = {}
+        for t, e in keys:
+            by_tenant.setdefault(t, []).append(e)
+        for t, ids in by_tenant.items():
+            for start in range(0, len(ids), 5000):
+                query = sa.select(EVENTS.c.event_id, *(EVENTS.c[c] for c in _CONTENT)).where(
+                    EVENTS.c.tenant == t, EVENTS.c.event_id.in_(ids[start : start + 5000])
+                )
+                for row in conn.execute(query):
+                    out[(t, row[0])] = tuple(row[1:])
+        return out
+
+    def _quarantine(self, conn: sa.Connection, rows: list[dict[str, Any]], now: pd.Timestamp) -> None:
+        if rows:
+            stamp = now.to_pydatetime()
+            conn.execute(QUARANTINE.insert(), [{**r, "row": r["row"], "received_at": stamp} for r in rows])
+
+
+def _sqlite_pragmas(engine: sa.Engine, settings: Settings, *, immediate: bool) -> None:
+    """WAL (readers never wait for the writer, the CLI and the service share the file), the configured sync,
+    a busy timeout; writers take the lock at BEGIN so two of them never deadlock upgrading a read lock."""
+    store = settings.store
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={store.sqlite_synchronous}")
+        cur.execute(f"PRAGMA busy_timeout={int(store.busy_timeout_seconds * 1000)}")
+        cur.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _now(now: pd.Timestamp | None) -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now).tz_convert("UTC")
+
+
+def _micros(t: pd.Timestamp | datetime) -> int:
+    ts = pd.Timestamp(t)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return int(ts.value // 1000)
+
+
+def _accepted_index(n: int, rejected: pa.Table) -> np.ndarray:
+    """0-based positions in the request of the accepted rows (validation keeps their order)."""
+    taken = np.zeros(n, dtype=bool)
+    if rejected.num_rows:
+        taken[rejected["row"].to_numpy() - 1] = True
+    return np.flatnonzero(~taken)
+
+
+def _arrival_seconds(
+    arrived: pd.Timestamp | np.ndarray | None, now: pd.Timestamp, index: np.ndarray, rows: np.ndarray
+) -> list[int | None]:
+    if arrived is None:
+        return [None] * len(rows)
+    if isinstance(arrived, np.ndarray):
+        picked = arrived[index[rows]]
+        return [None if s < 0 else int(s) for s in picked]
+    return [int(np.ceil(pd.Timestamp(arrived).timestamp()))] * len(rows)
+
+
+def _resent_changed(events: pa.Table, i: int | np.integer) -> str:
+    return str(resent_changed_reason(events["event_id"].take([i]))[0].as_py())
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (pd.Timestamp, datetime)):
+        return pd.Timestamp(value).isoformat()
+    if isinstance(value, (np.integer, np.floating)):
+        value = value.item()
+    if isinstance(value, float) and np.isnan(value):
+        return None
+    return value
+
+
+def _row_json(table: pa.Table, i: int | np.integer) -> str:
+    row = {name: _plain(table[name][i].as_py()) for name in table.column_names}
+    return json.dumps(row, ensure_ascii=False)
+
+
+def _refused(
+    row: int, field_name: str, reason: str, received: str, kind: str, source: str, tenant: str | None
+) -> dict[str, Any]:
+    raw = json.loads(received)
+    return {
+        "tenant_id": tenant if tenant is not None else str(raw.get("tenant_id") or ""),
+        "kind": kind,
+        "source": source,
+        "row": row,
+        "field": field_name,
+        "reason": reason,
+        "received": received,
+    }
+
+
+def _rejected_rows(rejected: pa.Table, kind: str, source: str, tenant: str | None) -> list[dict[str, Any]]:
+    columns = EVENT_COLUMNS if kind == "event" else STAGE_COLUMNS
+    out = []
+    data = rejected.to_pydict()
+    for j in range(rejected.num_rows):
+        raw = {c: data[c][j] for c in columns if c in data}
+        out.append(
+            _refused(
+                int(data["row"][j]) - 1,
+                data["field"][j],
+                data["reason"][j],
+                json.dumps(raw, ensure_ascii=False),
+                kind,
+                source,
+                tenant,
+            )
+        )
+    return out

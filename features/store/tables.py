@@ -1,0 +1,98 @@
+"""The event store's tables, in SQLAlchemy Core so that one definition serves SQLite and PostgreSQL.
+
+Text that repeats on every event (tenant, lead, salesperson, event type, item, channel) is stored once in
+`names` and referenced by integer code: it is what keeps an event near 60 bytes on disk, indexes included.
+Times are integer UTC microseconds, as the feature query reads them; arrival is whole seconds (NULL for a
+backfilled log, whose events are taken to have arrived when they happened).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import sqlalchemy as sa
+
+METADATA = sa.MetaData()
+
+# Kinds of interned text; the code of a value is unique across kinds (one sequence).
+NAME_KINDS = ("tenant", "lead", "sales", "event_type", "item", "channel", "stage")
+
+NAMES = sa.Table(
+    "names",
+    METADATA,
+    sa.Column("code", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.SmallInteger, nullable=False),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.UniqueConstraint("kind", "value", name="uq_names_kind_value"),
+)
+
+EVENTS = sa.Table(
+    "events",
+    METADATA,
+    # Arrival order: what "events since" readers (rescoring, the dashboard) follow.
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("tenant", sa.Integer, nullable=False),
+    sa.Column("event_id", sa.Text, nullable=False),
+    sa.Column("lead", sa.Integer, nullable=False),
+    sa.Column("sales", sa.Integer, nullable=False),
+    sa.Column("us", sa.BigInteger, nullable=False),
+    sa.Column("event_type", sa.Integer, nullable=False),
+    sa.Column("dwell_s", sa.Float),
+    sa.Column("item", sa.Integer),
+    sa.Column("referrer", sa.Integer),
+    sa.Column("channel", sa.Integer),
+    sa.Column("arrived_s", sa.Integer),
+    sa.UniqueConstraint("tenant", "event_id", name="uq_events_tenant_event"),
+    sa.Index("ix_events_lead_us", "tenant", "lead", "us"),
+)
+
+STAGES = sa.Table(
+    "stages",
+    METADATA,
+    sa.Column("seq", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("tenant", sa.Integer, nullable=False),
+    sa.Column("lead", sa.Integer, nullable=False),
+    sa.Column("stage", sa.Integer, nullable=False),
+    sa.Column("us", sa.BigInteger, nullable=False),
+    sa.Column("deal_value", sa.Float),
+    sa.Column("arrived_s", sa.Integer),
+    sa.UniqueConstraint("tenant", "lead", "stage", "us", name="uq_stages_change"),
+)
+
+# Everything refused, as received (JSON text) with its reason: nothing sent is lost.
+QUARANTINE = sa.Table(
+    "quarantine",
+    METADATA,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("tenant_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("source", sa.Text, nullable=False),
+    sa.Column("row", sa.Integer, nullable=False),
+    sa.Column("field", sa.String(64), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("received", sa.Text, nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_quarantine_tenant", "tenant_id", "id"),
+)
+
+# Tables kept whole per tenant (the item catalogue, lead attributes): the latest copy of each row, as JSON.
+CATALOG = sa.Table(
+    "catalog",
+    METADATA,
+    sa.Column("part", sa.String(16), primary_key=True),
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("key", sa.String(200), primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+)
+
+
+def engine_for(url: str) -> sa.Engine:
+    """A SQLAlchemy engine; a SQLite file is created first, readable by this user only (0600): it holds
+    customers' data. SQLite gives its journals the same mode."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        path = Path(parsed.database).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    return sa.create_engine(url, future=True)

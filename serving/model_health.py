@@ -1,0 +1,62 @@
+"""What the lifecycle ledger says about the served model: its schedule (last and next runs, their outcomes),
+the retrain history, and the latest drift and matured-calibration checks. `/v1/model` and the health page read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from leadradar.config import Settings
+from leadradar.ledger import JobRun, Ledger
+
+
+def _run(run: JobRun | None, tenant_id: str | None = None) -> dict[str, Any] | None:
+    if run is None:
+        return None
+    out = asdict(run)
+    if tenant_id is not None:
+        for key in ("table", "bands", "errors"):
+            if isinstance(out["detail"].get(key), list):
+                out["detail"][key] = [r for r in out["detail"][key] if r.get("tenant_id") in (tenant_id, "*")]
+    return out
+
+
+def lifecycle_status(settings: Settings, tenant_id: str | None = None, history: int | None = None) -> dict[str, Any]:
+    """The schedule, the retrain history (newest first) and the last drift and calibration runs, for one tenant."""
+    ledger = Ledger(settings.lifecycle_url)
+    try:
+        last_drift = ledger.runs("drift", limit=1)
+        last_calibration = ledger.runs("calibration", limit=1)
+        return {
+            "scheduler": settings.lifecycle.scheduler,
+            "timezone": settings.lifecycle.timezone,
+            "schedule": [
+                {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in row.items()}
+                for row in ledger.schedule()
+            ],
+            "retrains": [
+                {
+                    "finished_at": r.finished_at.isoformat(),
+                    "outcome": r.outcome,
+                    "summary": r.summary,
+                    "trigger": r.detail.get("trigger"),
+                    "verdict": r.detail.get("verdict") or {},
+                }
+                for r in ledger.runs("retrain", limit=history or settings.lifecycle.history_rows)
+            ],
+            "drift": _run(last_drift[0] if last_drift else None, tenant_id),
+            "calibration": _run(last_calibration[0] if last_calibration else None, tenant_id),
+        }
+    finally:
+        ledger.close()
+
+
+def model_lifecycle(settings: Settings, history: int = 5) -> dict[str, Any]:
+    """For `/v1/model`: the schedule with last and next runs, and the last retrain decisions (no tenant's tables)."""
+    status = lifecycle_status(settings, history=history)
+    for retrain in status["retrains"]:
+        verdict = retrain.pop("verdict")
+        retrain["challenger_metrics"] = verdict.get("challenger_metrics", {})
+        retrain["champion_metrics"] = verdict.get("champion_metrics", {})
+    return {k: status[k] for k in ("scheduler", "timezone", "schedule", "retrains")}

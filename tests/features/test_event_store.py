@@ -1,0 +1,171 @@
+"""The event store, one suite on the embedded default (SQLite, WAL) and on PostgreSQL started by the tests."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from leadradar.config import Settings
+from leadradar.features.store import EventStore
+from leadradar.features.validation import validate_events, validate_stages
+from tests.support.raw_events import NOW, event
+
+_names = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    settings = Settings(home=tmp_path / "home")
+    if request.param == "sqlite":
+        url = settings.event_store_url
+    else:
+        url = request.getfixturevalue("postgres").create_database(f"ev{next(_names)}")
+    s = EventStore(url, settings)
+    yield s
+    s.close()
+
+
+def checked(rows: list[dict], settings: Settings):
+    return validate_events(pd.DataFrame(rows), settings, NOW)
+
+
+def test_a_resent_event_is_a_duplicate_and_stored_once(store):
+    first = store.append_events(checked([event(1), event(2)], store.settings), source="a", arrived=NOW)
+    again = store.append_events(checked([event(2), event(3)], store.settings), source="b", arrived=NOW)
+    assert (first.stored, first.duplicate, first.quarantined) == (2, 0, 0)
+    assert (again.received, again.stored, again.duplicate, again.quarantined) == (2, 1, 1, 0)
+    assert sorted(store.events("acme")["event_id"].to_pylist()) == ["ev1", "ev2", "ev3"]
+
+
+def test_a_resend_with_other_content_is_quarantined_and_the_first_copy_stays(store):
+    store.append_events(checked([event(1, dwell_s="10")], store.settings), source="a", arrived=NOW)
+    again = store.append_events(checked([event(1, dwell_s="99")], store.settings), source="b", arrived=NOW)
+    assert (again.stored, again.duplicate, again.quarantined) == (0, 0, 1)
+    assert again.refusals[0].field == "event_id" and "different content" in again.refusals[0].reason
+    assert store.events("acme")["dwell_s"].to_pylist() == [10.0]
+    kept = store.quarantine("acme")
+    assert kept[0]["received"]["dwell_s"] == 99.0 and "different content" in kept[0]["reason"]
+
+
+def test_counts_reconcile_on_a_mixed_batch_and_every_refusal_keeps_its_index(store):
+    rows = [event(1), event(2, ts="2026-03-01 10:00"), event(1), event(3, event_type="teleport"), event(4)]
+    done = store.append_events(checked(rows, store.settings), source="mixed", arrived=NOW)
+    assert done.received == 5 == done.stored + done.duplicate + done.quarantined
+    assert (done.stored, done.duplicate, done.quarantined) == (2, 1, 2)
+    assert [(r.index, r.field) for r in done.refusals] == [(1, "ts"), (3, "event_type")]
+    assert {q["row"] for q in store.quarantine("acme")} == {1, 3}
+
+
+def test_a_key_of_one_tenant_cannot_write_into_another(store):
+    done = store.append_events(
+        checked([event(1), event(2, tenant_id="globex")], store.settings), source="api", tenant="acme", arrived=NOW
+    )
+    assert (done.stored, done.quarantined) == (1, 1)
+    assert store.events("globex").num_rows == 0
+    assert store.quarantine("globex") == [] and len(store.quarantine("acme")) == 1
+
+
+def test_as_seen_places_a_late_event_at_its_arrival_and_event_time_does_not(store):
+    late_arrival = pd.Timestamp("2026-03-05T00:00:00Z")
+    store.append_events(checked([event(1)], store.settings), source="live", arrived=late_arrival)
+    before = pd.Timestamp("2026-03-03T00:00:00Z")
+    assert store.events("acme", until=before).num_rows == 1
+    assert store.events("acme", until=before, as_seen=True).num_rows == 0
+    seen = store.events("acme", as_seen=True)
+    assert seen["ts"][0].as_py() == late_arrival.to_pydatetime()
+
+
+def test_a_backfilled_log_counts_from_event_time_when_read_as_seen(store):
+    store.append_events(checked([event(1)], store.settings), source="file", arrived=None)
+    before = pd.Timestamp("2026-03-03T00:00:00Z")
+    assert store.events("acme", until=before, as_seen=True).num_rows == 1
+
+
+def test_events_read_back_are_the_contract_rows_that_were_accepted(store):
+    rows = [event(i, lead_id=f"L{i % 3}", item_id=("p1" if i % 2 else None), dwell_s=str(i * 1.5)) for i in range(20)]
+    ok = checked(rows, store.settings)
+    store.append_events(ok, source="a", arrived=NOW)
+    back = store.events().sort_by("event_id")
+    assert back.equals(ok.accepted.sort_by("event_id"))
+    one = store.events("acme", leads=["L1"])
+    assert set(one["lead_id"].to_pylist()) == {"L1"} and one.num_rows == 7
+
+
+def test_stage_changes_are_idempotent_and_refused_ones_are_kept(store):
+    rows = pd.DataFrame(
+        [
+            {"tenant_id": "acme", "lead_id": "L1", "stage": "engaged", "ts": "2026-03-01T10:00:00Z"},
+            {"tenant_id": "acme", "lead_id": "L1", "stage": "engaged", "ts": "2026-03-01T10:00:00Z"},
+            {"tenant_id": "acme", "lead_id": "L1", "stage": "bought", "ts": "2026-03-02T10:00:00Z"},
+        ]
+    )
+    done = store.append_stages(validate_stages(rows, store.settings, NOW), source="crm", arrived=NOW)
+    assert (done.received, done.stored, done.duplicate, done.quarantined) == (3, 1, 1, 1)
+    assert "not a stage of the funnel" in done.refusals[0].reason
+    again = store.append_stages(validate_stages(rows.head(1), store.settings, NOW), source="crm", arrived=NOW)
+    assert (again.stored, again.duplicate) == (0, 1)
+    assert store.stages("acme")["stage"].to_pylist() == ["engaged"]
+
+
+def test_changed_since_names_the_leads_of_new_events_in_log_order(store):
+    store.append_events(checked([event(1, lead_id="L1")], store.settings), source="a", arrived=NOW)
+    mark = store.last_seq()
+    store.append_events(
+        checked([event(2, lead_id="L2"), event(3, lead_id="L3")], store.settings), source="a", arrived=NOW
+    )
+    upto, leads = store.changed_since(mark)
+    assert upto == store.last_seq() and leads == [("acme", "L2"), ("acme", "L3")]
+
+
+def test_a_timeline_pages_newest_first(store):
+    rows = [event(i, ts=f"2026-03-0{i}T10:00:00Z") for i in range(1, 6)]
+    store.append_events(checked(rows, store.settings), source="a", arrived=NOW)
+    page = store.timeline("acme", "L1", limit=2)
+    assert page["event_id"].tolist() == ["ev5", "ev4"]
+    rest = store.timeline("acme", "L1", limit=10, before_seq=int(page["seq"].min()))
+    assert len(rest) >= 3
+
+
+def test_an_acknowledged_event_survives_kill_9_of_the_writer(tmp_path):
+    """A child process appends and prints 'acked' after the call returns; it is killed at once after."""
+    home = tmp_path / "home"
+    script = textwrap.dedent(
+        f"""
+        import sys, time, pandas as pd
+        from leadradar.config import Settings
+        from leadradar.features.store import EventStore
+        from leadradar.features.validation import validate_events
+        from tests.support.raw_events import NOW, event
+        s = Settings(home={str(home)!r})
+        store = EventStore.open(s)
+        done = store.append_events(validate_events(pd.DataFrame([event(7)]), s, NOW), source="k", arrived=NOW)
+        print("acked", done.stored, flush=True)
+        time.sleep(60)
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=os.getcwd())
+    assert child.stdout is not None
+    line = child.stdout.readline()
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    assert line.strip() == "acked 1"
+    reopened = EventStore.open(Settings(home=home))
+    assert reopened.events("acme")["event_id"].to_pylist() == ["ev7"]
+
+
+def test_the_command_line_reads_the_store_while_another_process_holds_it_open(tmp_path):
+    settings = Settings(home=tmp_path / "home")
+    writer = EventStore.open(settings)
+    writer.append_events(checked([event(1)], settings), source="a", arrived=NOW)
+    reader = EventStore.open(settings)
+    writer.append_events(checked([event(2)], settings), source="a", arrived=NOW)
+    assert reader.events().num_rows == 2
+    assert np.array_equal(sorted(reader.events()["event_id"].to_pylist()), ["ev1", "ev2"])
