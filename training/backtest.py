@@ -250,6 +250,27 @@ def fit_fold(ts: TrainingSet, settings: Settings, params: dict[str, Any], fold: 
     return model
 
 
+def predict_fold(model: FunnelModel, fold: Fold, ts: TrainingSet, settings: Settings) -> dict[str, Any]:
+    """One fold's predicted rows: the model's probabilities (raw, chained) and the baselines fitted on its fit rows."""
+    label = Targets.from_settings(settings).main_label
+    frame = ts.frame
+    test = frame[frame["cutoff"].isin(fold.predict) & frame[label].notna()]
+    fit_rows = frame[frame["cutoff"].isin(fold.fit) & frame[label].notna()]
+    target = model.targets_[model.main_target]
+    X = model.matrix(test)
+    chained = model.predict_funnel(test, list(settings.funnel.open_stages)).get("p_close_chained")
+    return {
+        "model": model,
+        "test": test,
+        "p": target.predict(X),
+        "raw": target.predict_raw(X),
+        "chained": None if chained is None else chained.to_numpy(),
+        "baselines": baseline_predictions(fit_baselines(fit_rows, fit_rows[label].to_numpy(int)), test),
+        "fit_rows": len(fit_rows),
+        "fold": fold,
+    }
+
+
 def rolling_origin_backtest(ts: TrainingSet, settings: Settings, params: dict[str, Any], log: RadarLog) -> Backtest:
     """A short history: several time folds, each fitted on what ended a horizon before it, pooled for the figures."""
     tc = settings.training
@@ -265,24 +286,7 @@ def rolling_origin_backtest(ts: TrainingSet, settings: Settings, params: dict[st
             parts.append({"predict_from": fold.predict[0].isoformat(), "skipped": str(exc)})
             continue
         model = fitted
-        test = ts.frame[ts.frame["cutoff"].isin(fold.predict) & ts.frame[label].notna()]
-        fit_rows = ts.frame[(ts.frame["cutoff"] + timedelta(days=goal.main_days) <= fold.predict[0])]
-        target = model.targets_[model.main_target]
-        X = model.matrix(test)
-        chained = model.predict_funnel(test, list(settings.funnel.open_stages)).get("p_close_chained")
-        fit_rows = fit_rows[fit_rows[label].notna()]
-        parts.append(
-            {
-                "model": model,
-                "test": test,
-                "p": target.predict(X),
-                "raw": target.predict_raw(X),
-                "chained": None if chained is None else chained.to_numpy(),
-                "baselines": baseline_predictions(fit_baselines(fit_rows, fit_rows[label].to_numpy(int)), test),
-                "fit_rows": len(fit_rows),
-                "fold": fold,
-            }
-        )
+        parts.append(predict_fold(model, fold, ts, settings))
     done = [part for part in parts if "model" in part]
     if model is None or not done:
         reasons = "; ".join(part["skipped"] for part in parts) or "no fold could be formed"

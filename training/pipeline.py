@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from leadradar.config import Settings
+from leadradar.errors import TooLittleDataError
 from leadradar.features.radar_log import RadarLog
 from leadradar.features.registry import FeatureRegistry, build_registry
 from leadradar.features.trainset import TrainingSet, build_training_set
@@ -18,7 +19,14 @@ from leadradar.models.funnel import FunnelModel
 from leadradar.registry import CHALLENGER, ModelRef
 from leadradar.targets import Targets
 from leadradar.training import plots
-from leadradar.training.backtest import Backtest, lgbm_params, run_backtest, target_split
+from leadradar.training.backtest import (
+    Backtest,
+    check_enough_data,
+    lgbm_params,
+    run_backtest,
+    split_leads,
+    target_split,
+)
 from leadradar.training.backtest import attach_truth as attach_truth
 from leadradar.training.backtest import evaluate as evaluate
 from leadradar.training.backtest import fit_funnel as fit_funnel
@@ -123,16 +131,24 @@ def tune_from_logs(
     fresh: bool = False,
 ):
     """Tune the main close model on the same training set and split that `train` would use, in the study
-    keyed by that training set's fingerprint (`fresh`: start that study over)."""
+    keyed by that training set's fingerprint (`fresh`: start that study over).
+
+    A history too short for a time split is tuned on its labelled rows split by lead, as a rolling-origin fold is.
+    """
     from leadradar.training.tuning import tune_frames
 
     ts = build_training_set(log, settings, until=until)
     tc = settings.training
-    split = target_split(sorted(ts.frame["cutoff"].unique()), tc.horizon_days, ts.data_until, settings)
-    masks = split.masks(ts.frame["cutoff"])
     targets = Targets.from_settings(settings)
     label = targets.main_label
-    train, val = ts.frame[masks["train"]], ts.frame[masks["validation"]]
+    try:
+        split = target_split(sorted(ts.frame["cutoff"].unique()), tc.horizon_days, ts.data_until, settings)
+    except TooLittleDataError:
+        check_enough_data(ts, settings)
+        train, val = split_leads(ts.frame[ts.frame[label].notna()], tc.fold_validation_leads, tc.seed)
+    else:
+        masks = split.masks(ts.frame["cutoff"])
+        train, val = ts.frame[masks["train"]], ts.frame[masks["validation"]]
     return tune_frames(
         train[train[label].notna()],
         val[val[label].notna()],

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -56,3 +59,30 @@ def test_a_tiny_history_is_refused_in_one_line_naming_the_labelled_cutoffs_and_m
     message = " ".join(result.output.split())
     assert "labelled cutoffs" in message and "training.min_labelled_cutoffs" in message
     assert "more weeks of history would do" in message
+
+
+def test_a_short_history_can_be_tuned_on_a_split_by_lead(four_months, tmp_path):
+    settings = Settings(home=tmp_path, mlflow={"model_name": "short-tune"})
+    result = pipeline.tune_from_logs(four_months, settings, n_trials=2, progress=False)
+    assert result.trials_complete + result.trials_pruned == 2 and result.best_params
+
+
+def test_eight_weekly_cutoffs_train_register_and_score(tmp_path_factory, tmp_path):
+    days = 96  # the first cutoff a week in, eight weekly cutoffs whose 30-day window has closed
+    log = history(tmp_path_factory, days=days, leads=4000)
+    env = {"LEADRADAR_HOME": str(tmp_path), "LEADRADAR_TRAINING__BOOTSTRAP_RESAMPLES": "30"}
+    files = ["--events", str(log.events), "--stages", str(log.stages)]
+    trained = CliRunner().invoke(app, ["train", *files, "--no-tuned", "--json"], env=env)
+    assert trained.exit_code == 0, trained.output
+    result = json.loads(trained.stdout.strip().splitlines()[-1])
+    window = {k: pd.Timestamp(v) for k, v in result["window"].items()}
+    assert (window["last_cutoff"] - window["first_cutoff"]) / pd.Timedelta(weeks=1) + 1 == 8
+    assert result["extra"]["backtest"]["kind"] == "rolling_origin"
+    assert CliRunner().invoke(app, ["promote"], env=env).exit_code == 0
+
+    end = (pd.Timestamp("2026-01-05", tz="UTC") + pd.Timedelta(days=days)).isoformat()
+    out = tmp_path / "scores.parquet"
+    scored = CliRunner().invoke(app, ["score", *files, "--as-of", end, "--out", str(out)], env=env)
+    assert scored.exit_code == 0, scored.output
+    scores = pd.read_parquet(out)
+    assert len(scores) > 100 and scores["p_close"].between(0, 1).all()
