@@ -60,6 +60,8 @@ LOGIN_MESSAGES = {"signed_out": "login.signed_out", "expired": "login.expired"}
 # a key about 60, a `next` path a few hundred; anything longer is not one of ours and is not echoed back.
 MAX_NAME, MAX_KEY, MAX_NEXT, MAX_PASSWORD = 64, 128, 2048, 1024
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# Message keys the alert pages complete with a value (a rule, a verdict, a platform).
+KEY_PREFIXES = {"rule": "rule.", "feedback": "feedback.", "kind": "kind."}
 
 
 @dataclass
@@ -388,6 +390,8 @@ def build_dashboard(backend: Callable[[], Backend], max_body_bytes: int | None =
             d=data,
             verdicts=VERDICTS,
             notice=notice,
+            chosen={"sales": q.get("sales"), "rule": q.get("rule")},
+            prefix=KEY_PREFIXES,
             when=lambda at: local_time(at, zone),
             nav="alerts",
         )
@@ -419,6 +423,7 @@ def build_dashboard(backend: Callable[[], Backend], max_body_bytes: int | None =
             rules=rule_settings(settings),
             channels=channel_rows(settings, who.tenant_id),
             digest=settings.alerts.channels,
+            prefix=KEY_PREFIXES,
             nav="rules",
         )
 
