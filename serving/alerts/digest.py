@@ -14,6 +14,7 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
 import pandas as pd
 
@@ -100,8 +101,9 @@ def digest_facts(
     for a in sorted(mine, key=lambda a: a.at):
         first_alert.setdefault(a.lead_id, a)
     ranked = current.sort_values("p_close", ascending=False)
+    top = ranked.head(cfg.digest_hot)
     hottest = [
-        HotLead(str(r.lead_id), str(r.sales_id), float(r.p_close)) for r in ranked.head(cfg.digest_hot).itertuples()
+        HotLead(str(lead), str(s), float(p)) for lead, s, p in zip(top["lead_id"], top["sales_id"], top["p_close"])
     ]
     since = {lead: pd.Timestamp(a.at) for lead, a in first_alert.items()}
     for lead, t in (hot_since or {}).items():
@@ -197,7 +199,8 @@ def _w(key: str, lang: str, **slots: object) -> str:
 
 def digest_message(facts: DigestFacts, lang: str, link: str, settings: Settings) -> Message:
     """The digest in words; no lead names or phone numbers, so it may go to a group robot."""
-    lang = "zh-CN" if lang == "zh-CN" else "en"
+    language: Literal["en", "zh-CN"] = "zh-CN" if lang == "zh-CN" else "en"
+    lang = language
     who = lambda s: sales_name(settings.alerts.channels, s, facts.tenant_id)
     pct = lambda p: format_value("ratio", p, lang)
     local = lambda t: pd.Timestamp(t).tz_convert(settings.alerts.channels.timezone).strftime("%m-%d %H:%M")
@@ -243,7 +246,9 @@ def digest_message(facts: DigestFacts, lang: str, link: str, settings: Settings)
         + "".join(f"<h3>{e(h)}</h3><ul>{''.join(f'<li>{e(x)}</li>' for x in xs)}</ul>" for h, xs in sections)
         + f'<p><a href="{e(link)}">{e(_w("open", lang))}</a></p></body></html>'
     )
-    return Message(title=title, markdown=markdown, text=mask_phones(text), html=mask_phones(page), link=link, lang=lang)
+    return Message(
+        title=title, markdown=markdown, text=mask_phones(text), html=mask_phones(page), link=link, lang=language
+    )
 
 
 def _calibration_line(facts: DigestFacts, lang: str, local) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Any
+from typing import Any, Literal
 
 from leadradar.config import Settings, get_settings
 from leadradar.features.describe import format_value
@@ -44,7 +44,7 @@ WORDS: dict[str, tuple[str, str]] = {
 }
 # A run of digits as long as a phone number (7 or more, with spaces, dashes or a leading +): masked in group messages.
 PHONE = re.compile(r"\+?\d[\d\s-]{5,}\d")
-_writers: dict[int, ReasonWriter] = {}
+_writers: dict[int, tuple[Settings, ReasonWriter]] = {}
 
 
 def word(key: str, lang: str, **slots: object) -> str:
@@ -109,18 +109,28 @@ def probability(alert: Alert, lang: str) -> str:
 
 def reasons(alert: Alert, lang: str, settings: Settings, top: int = 3) -> list[str]:
     """The strongest reasons speaking for closing, in the registry's words."""
-    writer = _writers.get(id(settings))
-    if writer is None:
-        writer = _writers.setdefault(id(settings), ReasonWriter(build_registry(settings), settings.funnel))
-    kept = [r for r in alert.reasons if float(r.get("contribution", 0.0) or 0.0) > 0]
-    kept.sort(key=lambda r: -float(r.get("contribution", 0.0) or 0.0))
+    held = _writers.get(id(settings))
+    if held is None or held[0] is not settings:
+        held = _writers[id(settings)] = (settings, ReasonWriter(build_registry(settings), settings.funnel))
+    writer = held[1]
+    kept = [r for r in alert.reasons if _push(r) > 0]
+    kept.sort(key=lambda r: -_push(r))
     return [writer.sentence(str(r["feature"]), r.get("value"), lang) for r in kept[:top]]
+
+
+def _push(reason: dict[str, object]) -> float:
+    """A stored reason's contribution (log-odds); 0 when it has none."""
+    try:
+        return float(reason.get("contribution") or 0.0)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def render(alert: Alert, lang: str, link: str, *, settings: Settings | None = None) -> Message:
     """The alert as a `Message` in `lang` ("en" or "zh-CN"), every form of it."""
     settings = settings or get_settings()
-    lang = "zh-CN" if lang == "zh-CN" else "en"
+    language: Literal["en", "zh-CN"] = "zh-CN" if lang == "zh-CN" else "en"
+    lang = language
     owner = str(alert.what.get("sales_name") or sales_name(settings.alerts.channels, alert.sales_id, alert.tenant_id))
     lead_name = alert.what.get("lead_name")
     who_group = mask_phones(alert.lead_id)
@@ -155,4 +165,4 @@ def render(alert: Alert, lang: str, link: str, *, settings: Settings | None = No
         f"<html><body><h3>{e(word('rule.' + alert.rule, lang))} · {e(who_person)}</h3><table>{body}</table>"
         f'{why_html}<p><a href="{e(link)}">{e(word("open", lang))}</a></p></body></html>'
     )
-    return Message(title=title, markdown=markdown, text=text, html=page, link=link, lang=lang)
+    return Message(title=title, markdown=markdown, text=text, html=page, link=link, lang=language)

@@ -48,7 +48,8 @@ class Email:
         except smtplib.SMTPRecipientsRefused as exc:
             return _reply(exc.recipients.get(recipient, (550, b"refused"))[0], "recipient refused")
         except smtplib.SMTPResponseException as exc:
-            return _reply(exc.smtp_code, exc.smtp_error.decode(errors="replace"))
+            error = exc.smtp_error
+            return _reply(exc.smtp_code, error.decode(errors="replace") if isinstance(error, bytes) else str(error))
         except TimeoutError:
             return Delivery(ok=False, retry=True, detail=f"time-out after {self.timeout} s")
         except (OSError, smtplib.SMTPException) as exc:

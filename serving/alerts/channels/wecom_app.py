@@ -56,16 +56,19 @@ class WeComApp:
         }
         payload = json.dumps(body, ensure_ascii=False).encode()
         with httpx.Client(timeout=self.timeout) as client:
-            for attempt in range(2):
-                token = self._access_token(client, fresh=attempt > 0)
+            fresh = False
+            while True:
+                token = self._access_token(client, fresh=fresh)
                 if isinstance(token, Delivery):
                     return token
                 answer = post_json(client, f"{self.url.rstrip('/')}/message/send?access_token={token}", payload)
                 if isinstance(answer, Delivery):
                     return answer
-                if errcode(answer[1]) not in STALE_TOKEN_CODES:
+                status, got = answer
+                if fresh or errcode(got) not in STALE_TOKEN_CODES:
                     break
-        return _unknown_user(classify(*answer, code_of=errcode, retry_codes=RETRY_CODES), answer[1])
+                fresh = True
+        return _unknown_user(classify(status, got, code_of=errcode, retry_codes=RETRY_CODES), got)
 
     def _access_token(self, client: httpx.Client, fresh: bool) -> str | Delivery:
         with self._lock:
