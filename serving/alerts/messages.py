@@ -13,11 +13,15 @@ import html
 import re
 from typing import Any, Literal
 
+import pandas as pd
+
 from leadradar.config import Settings, get_settings
 from leadradar.features.describe import format_value
 from leadradar.features.registry import build_registry
+from leadradar.features.store import EventStore
 from leadradar.serving.alerts.alert import Alert, Message
 from leadradar.serving.alerts.channels import sales_name
+from leadradar.serving.lead_view import ITEM_NAME_COLUMNS
 from leadradar.serving.reasons import ReasonWriter
 
 # key: (English, 简体中文)
@@ -124,6 +128,20 @@ def _push(reason: dict[str, object]) -> float:
         return float(reason.get("contribution") or 0.0)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return 0.0
+
+
+def item_facts(events: EventStore, tenant_id: str, item_id: str | None) -> dict[str, str]:
+    """`item_name` (where the tenant's item catalogue names it) and `item_category` for an alert's `what`."""
+    catalog = events.catalog("items", tenant_id) if item_id else None
+    if catalog is None or "item_id" not in catalog:
+        return {}
+    rows = catalog[catalog["item_id"].astype(str) == item_id]
+    if rows.empty:
+        return {}
+    row = rows.iloc[-1]
+    facts = {"item_category": str(row["category"])} if "category" in rows and pd.notna(row["category"]) else {}
+    name = next((c for c in ITEM_NAME_COLUMNS if c in rows and pd.notna(row[c])), None)
+    return facts | ({"item_name": str(row[name])} if name else {})
 
 
 def render(alert: Alert, lang: str, link: str, *, settings: Settings | None = None) -> Message:

@@ -93,3 +93,31 @@ def test_a_back_from_dormant_alert_says_how_long_the_lead_was_quiet(settings):
     )
     assert "45 天来首次来访" in render(a, "zh-CN", LINK, settings=settings).markdown
     assert "first visit in 45 days" in render(a, "en", LINK, settings=settings).markdown
+
+
+def test_an_items_name_and_category_come_from_the_tenants_catalogue(tmp_path):
+    import pandas as pd
+
+    from leadradar.features.store import EventStore
+    from leadradar.serving.alerts.messages import item_facts
+
+    settings = Settings(home=tmp_path / "home")
+    settings.ensure_dirs()
+    events = EventStore(settings.event_store_url, settings)
+    try:
+        items = pd.DataFrame(
+            {
+                "tenant_id": ["t01", "t02"],
+                "item_id": ["p1", "p1"],
+                "category": ["pricing", "x"],
+                "name": ["报价单", "他"],
+            }
+        )
+        events.put_catalog("items", items, "item_id")
+        facts = item_facts(events, "t01", "p1")
+        assert facts == {"item_category": "pricing", "item_name": "报价单"}
+        assert item_facts(events, "t01", "nope") == {} and item_facts(events, "t01", None) == {}
+        m = render(alert(**facts), "zh-CN", LINK, settings=settings)
+        assert "看了报价页 3分12秒" in m.markdown
+    finally:
+        events.close()
