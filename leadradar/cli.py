@@ -85,6 +85,8 @@ app.add_typer(keys_app, name="keys")
 users_app = typer.Typer(no_args_is_help=True, help="People who sign in to the dashboard (managers).")
 app.add_typer(users_app, name="users")
 LANG_HELP = "language of stages and reasons: en or zh-CN"
+alerts_app = typer.Typer(no_args_is_help=True, help="Alerts to salespeople and the boss's daily digest.")
+app.add_typer(alerts_app, name="alerts")
 bento_app = typer.Typer(no_args_is_help=True, help="Package the service and the champion as a Bento.")
 app.add_typer(bento_app, name="bento")
 
@@ -819,6 +821,59 @@ def report(
         raise NotFoundError(f"no scores for tenant {tenant!r}; run `leadradar score` first")
     path = write_report(PageData(store, settings), tenant, lang, out_file, top)
     console.print(f"report of {escape(tenant)} → {escape(str(path))} ({path.stat().st_size / 1024:.0f} KiB)")
+
+
+@alerts_app.command("digest")
+def alerts_digest(
+    tenant: str = typer.Option(..., help="tenant whose digest to make"),
+    send: bool = typer.Option(False, "--send", help="send it to the tenant's digest channels instead of printing it"),
+    lang: str | None = typer.Option(None, help="en or zh-CN; default: each channel's language (printing: zh-CN)"),
+) -> None:
+    """The boss's digest as of now: hottest leads, hot leads waiting for a follow-up, follow-up by salesperson,
+    predicted against realised closes. Daily by cron, e.g. `30 8 * * * leadradar alerts digest --tenant T --send`."""
+    from datetime import UTC, datetime
+
+    from leadradar.features.store import EventStore
+    from leadradar.serving.alerts.channels import channels_for
+    from leadradar.serving.alerts.digest import digest_message, read_facts
+    from leadradar.serving.store import ScoreStore
+
+    if lang not in (None, "en", "zh-CN"):
+        raise BadValueError(f"--lang is en or zh-CN, not {lang!r}")
+    settings = settings_for()
+    scores = ScoreStore(settings.score_store_url)
+    if not scores.runs(tenant) and scores.live_latest(tenant).empty:
+        raise NotFoundError(f"no scores for tenant {tenant!r}; run `leadradar score` first")
+    events = EventStore.open(settings)
+    try:
+        facts = read_facts(
+            tenant, datetime.now(UTC), settings=settings, scores=scores, events=events, alerts=recorded_alerts(tenant)
+        )
+    finally:
+        events.close()
+    link = settings.alerts.channels.dashboard_url.rstrip("/") + "/"
+    if not send:
+        out.print(escape(digest_message(facts, lang or "zh-CN", link, settings).text))
+        return
+    configured = {
+        c.name or f"{c.kind}#{i + 1}": c for i, c in enumerate(settings.alerts.channels.tenants.get(tenant, []))
+    }
+    targets = channels_for(settings, tenant, digest=True)
+    if not targets:
+        raise NotFoundError(f"tenant {tenant!r} has no channel with digest = true in alerts.channels.tenants")
+    failed = 0
+    for channel, name in targets:
+        cfg = configured[name]
+        delivery = channel.send(digest_message(facts, lang or cfg.language, link, settings), cfg.recipient or None)
+        failed += not delivery.ok
+        console.print(f"digest → {escape(name)} ({channel.kind}): {'sent' if delivery.ok else escape(delivery.detail)}")
+    if failed:
+        raise typer.Exit(1)
+
+
+def recorded_alerts(tenant: str) -> list:
+    """The tenant's recent alerts from the outbox; none until the outbox (alerts-core) records them."""
+    return []
 
 
 @app.command()

@@ -349,6 +349,8 @@ class DashboardConfig(BaseModel):
     max_body_bytes: int = Field(default=16_384, gt=0)
     # Rows of the audit log a manager sees on its page (newest first).
     audit_rows: int = 200
+    # Alerts the Alerts page lists (newest first).
+    alert_rows: int = Field(default=200, gt=0)
     passwords: PasswordConfig = Field(default_factory=PasswordConfig)
 
 
@@ -492,6 +494,80 @@ class LifecycleConfig(BaseModel):
     history_rows: int = 20
 
 
+ChannelKind = Literal["wecom_robot", "wecom_app", "dingtalk", "feishu", "webhook", "email"]
+
+
+class ChannelSettings(BaseModel):
+    """One place a tenant's alerts go (serving/alerts/channels/): the platform, where, its secret, the language."""
+
+    kind: ChannelKind
+    # A name people recognise on the Rules page and in the outbox's notes ("sales group robot").
+    name: str = ""
+    # The robot's webhook URL (WeCom, DingTalk, Feishu), the receiver's URL (webhook), the API base of a WeCom app
+    # (https://qyapi.weixin.qq.com/cgi-bin; tests point it at 127.0.0.1), or smtp://host:port for e-mail.
+    url: str = ""
+    # DingTalk's `SEC...` signing secret, Feishu's signature secret, a Standard Webhooks `whsec_...` secret, a WeCom
+    # app's corpsecret, or the SMTP password. Empty: the robot was set up without signing.
+    secret: str = ""
+    language: Literal["en", "zh-CN"] = "zh-CN"
+    # WeCom application messages: the company id and the app's agent id.
+    corp_id: str = ""
+    agent_id: int | None = None
+    # E-mail: the sender, the SMTP user (empty: no login), STARTTLS (off for a relay on localhost).
+    sender: str = ""
+    username: str = ""
+    starttls: bool = True
+    # A fixed recipient (the boss's address or WeCom user id) for the digest, and for alerts when the
+    # salesperson has none in `wecom_users` / `emails`.
+    recipient: str = ""
+    # Whether instant alerts go here, and whether the boss's daily digest does.
+    alerts: bool = True
+    digest: bool = False
+    # Messages a minute this channel may take; None: the platform's documented limit (20 for a WeCom or DingTalk
+    # group robot, 100 for a Feishu bot, 30 per person for a WeCom app), 60 for a webhook or mail server of yours.
+    per_minute: int | None = Field(default=None, gt=0)
+
+
+class AlertChannels(BaseModel):
+    """Where alerts and the digest go, per tenant, and who each salesperson is on each platform."""
+
+    # tenant_id -> its channels, e.g. {"t01": [{"kind": "wecom_robot", "url": "https://qyapi...", "name": "sales"}]}.
+    tenants: dict[str, list[ChannelSettings]] = Field(default_factory=dict)
+    # sales_id -> WeCom user id (application messages to the lead's owner) and sales_id -> e-mail address. A key
+    # "tenant/sales_id" wins over a bare sales_id, for two tenants that use the same salesperson ids.
+    wecom_users: dict[str, str] = Field(default_factory=dict)
+    emails: dict[str, str] = Field(default_factory=dict)
+    # sales_id (or "tenant/sales_id") -> the name people know the salesperson by, for messages and the digest.
+    sales_names: dict[str, str] = Field(default_factory=dict)
+    # Seconds one request to a platform may take before it counts as a time-out (a retry, not a failure).
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    # The digest: local time of day in `timezone` (the cron line in README runs `alerts digest --send` then), the
+    # leads it lists, and how long a hot lead may wait for a follow-up before the digest names it.
+    digest_time: str = "08:30"
+    timezone: str = "Asia/Shanghai"
+    digest_hot: int = Field(default=10, gt=0)
+    followup_hours: float = Field(default=24.0, gt=0)
+    # Alerts older than this are no longer the digest's business (a week: Monday's digest still sees Friday).
+    digest_lookback_days: int = Field(default=7, gt=0)
+    # Where the links in messages point: the dashboard as the salespeople reach it.
+    dashboard_url: str = "http://127.0.0.1:3000/dashboard"
+
+    @field_validator("digest_time")
+    @classmethod
+    def _clock(cls, v: str) -> str:
+        try:
+            datetime.strptime(v, "%H:%M")
+        except ValueError:
+            raise ValueError(f"digest_time must be HH:MM, got {v!r}") from None
+        return v
+
+
+class AlertConfig(BaseModel):
+    """Alerts (issue 18): rules and restraint (AlertRules), channels and the digest (AlertChannels)."""
+
+    channels: AlertChannels = Field(default_factory=AlertChannels)
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one place."""
 
@@ -506,6 +582,7 @@ class Settings(BaseSettings):
     serving: ServingConfig = Field(default_factory=ServingConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    alerts: AlertConfig = Field(default_factory=AlertConfig)
 
     @classmethod
     def settings_customise_sources(

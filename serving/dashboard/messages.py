@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from leadradar.serving.dashboard.alert_words import ALERT_MESSAGES
 from leadradar.serving.dashboard.health_words import HEALTH_MESSAGES
 
 LANGS = ("zh-CN", "en")
@@ -212,6 +213,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "audit.detail.sales": ("role: sales", "角色：销售"),
     "error.forbidden": ("This page is not yours to see.", "您无权查看此页面。"),
     **HEALTH_MESSAGES,
+    **ALERT_MESSAGES,
 }
 
 WEEKDAYS = {

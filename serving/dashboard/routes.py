@@ -20,6 +20,14 @@ from starlette.concurrency import run_in_threadpool
 from leadradar.config import DashboardConfig, Settings
 from leadradar.serving.audit import AuditLog
 from leadradar.serving.auth import KeyStore
+from leadradar.serving.dashboard.alerts_pages import (
+    VERDICTS,
+    AlertFeed,
+    alerts_page,
+    channel_rows,
+    local_time,
+    rule_settings,
+)
 from leadradar.serving.dashboard.health import health_page
 from leadradar.serving.dashboard.messages import LANGS, MESSAGES, from_accept_language, translator
 from leadradar.serving.dashboard.pagedata import Filters, PageData
@@ -52,6 +60,8 @@ LOGIN_MESSAGES = {"signed_out": "login.signed_out", "expired": "login.expired"}
 # a key about 60, a `next` path a few hundred; anything longer is not one of ours and is not echoed back.
 MAX_NAME, MAX_KEY, MAX_NEXT, MAX_PASSWORD = 64, 128, 2048, 1024
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# Message keys the alert pages complete with a value (a rule, a verdict, a platform).
+KEY_PREFIXES = {"rule": "rule.", "feedback": "feedback.", "kind": "kind."}
 
 
 @dataclass
@@ -63,6 +73,8 @@ class Backend:
     gate: Gate
     checks: CheckPool
     audit: AuditLog
+    # The outbox's alert feed and feedback (serving/alerts/); None until a server records alerts.
+    alerts: AlertFeed | None = None
 
     @classmethod
     def build(cls, settings: Settings, store: ScoreStore | None = None, keys: KeyStore | None = None) -> Backend:
@@ -355,6 +367,65 @@ def build_dashboard(backend: Callable[[], Backend], max_body_bytes: int | None =
         lang = _lang(request)
         data = health_page(backend().settings, who.tenant_id, lang, translator(lang)("health.calibration_chart"))
         return page(request, "health.html", viewer=who, d=data, nav="health")
+
+    @app.get("/alerts", response_class=HTMLResponse)
+    def alerts(request: Request):
+        who = signed_in(request)
+        if isinstance(who, Response):
+            return who
+        q, b = request.query_params, backend()
+        data = alerts_page(
+            b.alerts,
+            who.tenant_id,
+            q.get("sales") or None,
+            q.get("rule") or None,
+            b.settings.serving.dashboard.alert_rows,
+        )
+        zone = b.settings.alerts.channels.timezone
+        notice = {"thanks": "alerts.thanks", "refused": "alerts.feedback_failed"}.get(q.get("msg", ""))
+        return page(
+            request,
+            "alerts.html",
+            viewer=who,
+            d=data,
+            verdicts=VERDICTS,
+            notice=notice,
+            chosen={"sales": q.get("sales"), "rule": q.get("rule")},
+            prefix=KEY_PREFIXES,
+            when=lambda at: local_time(at, zone),
+            nav="alerts",
+        )
+
+    @app.post("/alerts/{alert_id}/feedback")
+    async def alert_feedback(request: Request, alert_id: str):
+        who = signed_in(request)
+        if isinstance(who, Response):
+            return who
+        if not same_origin(request):
+            return Response("cross-site form refused", status_code=403, headers=SECURITY_HEADERS)
+        verdict = _form(await request.body()).get("verdict", "")
+        feed = backend().alerts
+        if verdict not in VERDICTS or feed is None:
+            return Response("unknown verdict", status_code=422, headers=SECURITY_HEADERS)
+        recorded = await run_in_threadpool(feed.feedback, who.tenant_id, alert_id, verdict, who.name)
+        return RedirectResponse(f"{_base(request)}/alerts?msg={'thanks' if recorded else 'refused'}", status_code=303)
+
+    @app.get("/rules", response_class=HTMLResponse)
+    def rules(request: Request):
+        who = signed_in(request)
+        if isinstance(who, Response):
+            return who
+        settings = backend().settings
+        return page(
+            request,
+            "rules.html",
+            viewer=who,
+            rules=rule_settings(settings),
+            channels=channel_rows(settings, who.tenant_id),
+            digest=settings.alerts.channels,
+            prefix=KEY_PREFIXES,
+            nav="rules",
+        )
 
     @app.get("/login", response_class=HTMLResponse)
     def login_form(request: Request):
