@@ -80,6 +80,12 @@ def stage_package(dest: Path, root: Path = ROOT) -> list[Path]:
     return staged
 
 
+def bento_packages(root: Path = ROOT) -> list[str]:
+    """pyproject's dependencies and its `postgres` extra: a container must reach the PostgreSQL stores too."""
+    project = read_pyproject(root)["project"]
+    return [*project["dependencies"], *project.get("optional-dependencies", {}).get("postgres", [])]
+
+
 def bento_spec(models: list[str], root: Path = ROOT) -> dict[str, Any]:
     """The Bento's build spec over a staged package: pyproject's dependencies, the quiet environment, `models`."""
     return {
@@ -89,7 +95,7 @@ def bento_spec(models: list[str], root: Path = ROOT) -> dict[str, Any]:
         "labels": {"project": "leadradar"},
         "include": ["leadradar/**"],
         # No lock step: `bentoml build` would otherwise install uv and lock against the package index (offline here).
-        "python": {"packages": list(read_pyproject(root)["project"]["dependencies"]), "lock_packages": False},
+        "python": {"packages": bento_packages(root), "lock_packages": False},
         "docker": {"distro": "debian", "python_version": "3.11"},
         "envs": [{"name": name, "value": value} for name, value in QUIET_ENVIRONMENT.items()],
         "models": models,

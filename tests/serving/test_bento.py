@@ -101,7 +101,8 @@ def test_the_build_context_is_the_package_laid_out_as_the_wheel_installs_it(tmp_
 
 
 def test_the_bentos_python_packages_are_pyprojects_dependencies():
-    dependencies = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    dependencies = project["dependencies"] + project["optional-dependencies"]["postgres"]
     spec = bento_spec(["leadradar-bundle:any"])
     assert spec["python"]["packages"] == dependencies and spec["python"]["lock_packages"] is False
     assert any(d.startswith("openpyxl") for d in spec["python"]["packages"])
@@ -136,7 +137,8 @@ def test_the_built_bento_holds_the_installed_package_and_installs_pyprojects_dep
     files = {p.relative_to(src).as_posix() for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
     assert files == installed_layout()
     requirements = (bento["path"] / "env" / "python" / "requirements.txt").read_text().split()
-    dependencies = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    dependencies = project["dependencies"] + project["optional-dependencies"]["postgres"]
     assert [r for r in requirements if not r.startswith("bentoml==")] == dependencies
 
 
