@@ -492,6 +492,20 @@ class LifecycleConfig(BaseModel):
     history_rows: int = 20
 
 
+class PrivacyConfig(BaseModel):
+    """What the law on personal information (PIPL) asks of the data kept: consent, deletion, limited retention."""
+
+    # When on, a lead scores from count features only, and gets no alerts, until its CRM attributes (the catalogue's
+    # "leads" part, as `leadradar ingest --leads` or the CRM sends it) say `consent` is true. Off by default:
+    # a company that collects consent upstream need not send it.
+    consent_required: bool = False
+    # Days of events, quarantined items and scores kept; older ones are deleted by `leadradar retention` and the
+    # scheduler. None keeps everything (the old behaviour); training needs at least its window plus a horizon.
+    retention_days: int | None = Field(default=None, gt=0)
+    # When the scheduler applies retention (cron fields in lifecycle.timezone): nightly, after the drift check.
+    retention_cron: str = "0 3 * * *"
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one place."""
 
@@ -506,6 +520,7 @@ class Settings(BaseSettings):
     serving: ServingConfig = Field(default_factory=ServingConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
 
     @classmethod
     def settings_customise_sources(

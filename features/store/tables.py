@@ -87,6 +87,25 @@ CATALOG = sa.Table(
 )
 
 
+# Leads forgotten on request (PIPL), by a salted hash of (tenant, lead): a training set built from files or from the
+# store leaves them out, and the list itself names nobody (features/store/forget.py).
+FORGOTTEN = sa.Table(
+    "forgotten",
+    METADATA,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("lead_hash", sa.String(64), primary_key=True),
+    sa.Column("forgotten_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Per-install secrets kept with the data they protect (the salt of the forgotten list).
+SECRETS = sa.Table(
+    "secrets",
+    METADATA,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+
 def engine_for(url: str) -> sa.Engine:
     """A SQLAlchemy engine; a SQLite file is created first, readable by this user only (0600): it holds
     customers' data. SQLite gives its journals the same mode."""
