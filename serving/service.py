@@ -39,6 +39,7 @@ from leadradar.serving.holder import ModelHolder
 from leadradar.serving.lead_view import LeadNotFound, NotYourLead, lead_view
 from leadradar.serving.limits import PRINCIPAL, BodyLimit, KeyGate
 from leadradar.serving.model_health import model_lifecycle
+from leadradar.serving.positions import Positions
 from leadradar.serving.privacy import forget_lead
 from leadradar.serving.ranking import RankedCache
 from leadradar.serving.reasons import ReasonWriter
@@ -191,7 +192,11 @@ class LeadRadar:
         self.rescorer: Rescorer | None = None
         if rescoring_worker(self.settings, bentoml.server_context.worker_index):
             self.rescorer = Rescorer(
-                self.settings, EventStore.open(self.settings), self.store, lambda: self.holder.current
+                self.settings,
+                EventStore.open(self.settings),
+                self.store,
+                lambda: self.holder.current,
+                positions=Positions(self.store.engine),
             )
             self.rescorer.start()
 

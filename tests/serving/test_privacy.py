@@ -208,3 +208,19 @@ def test_the_mlflow_input_example_is_no_row_of_the_training_table():
     assert len(example) == 5 and list(example.dtypes) == list(table.dtypes)
     real = set(map(tuple, table.astype(str).to_numpy()))
     assert not any(tuple(row) in real for row in example.astype(str).to_numpy())
+
+
+def test_the_scheduler_applies_retention_nightly_only_when_retention_days_is_set(tmp_path: Path):
+    from leadradar.lifecycle import retention_job, scheduler_for
+
+    assert "retention" not in scheduler_for(Settings(home=tmp_path / "a"), blocking=False).jobs
+    settings = Settings(home=tmp_path / "b", privacy={"retention_days": 30})
+    settings.ensure_dirs()
+    assert scheduler_for(settings, blocking=False).jobs["retention"].cron == settings.privacy.retention_cron
+    now = pd.Timestamp("2026-06-01T00:00:00Z")
+    store = EventStore.open(settings)
+    rows = _events("old-lead", 2, now - pd.Timedelta(days=31)) + _events("new-lead", 1, now)
+    store.append_events(validate_events(pd.DataFrame(rows), settings, now), source="t", arrived=now)
+    assert retention_job(settings, now=now).detail["events.events"] == 2
+    assert store.events(TENANT).column("lead_id").to_pylist() == ["new-lead"]
+    store.close()
