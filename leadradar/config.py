@@ -471,6 +471,8 @@ class LifecycleConfig(BaseModel):
     # A retrain whose lock is older than this is taken over (a crashed host); on one host a dead holder's pid
     # frees it at once.
     lock_lease_minutes: float = Field(default=240.0, gt=0)
+    # A `promote` or `rollback` while another runs waits this long for it, then gives up with a one-line error.
+    promote_wait_seconds: float = Field(default=600.0, ge=0)
     # Drift: the last `drift_days` of scoring against the model's training window, per tenant.
     drift_days: int = Field(default=14, gt=0)
     # PSI bins (quantiles of the training window) and the PSI above which a feature or the score has drifted:
