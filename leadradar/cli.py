@@ -224,7 +224,19 @@ def radar_log(
     if events is None or stages is None:
         raise BadValueError("give both --events and --stages (radar log files), or neither to read the event store")
     beside = ("items", "leads", "truth") if with_truth else ("items", "leads")
-    return RadarLog.from_paths(events, stages, items, leads, truth, beside=beside)
+    return without_forgotten(RadarLog.from_paths(events, stages, items, leads, truth, beside=beside), settings)
+
+
+def without_forgotten(log: RadarLog, settings: Settings | None) -> RadarLog:
+    """Files name leads forgotten since they were written: their rows are left out (features/store/forget.py)."""
+    from leadradar.features.store import EventStore
+    from leadradar.features.store.forget import log_without_forgotten
+
+    store = EventStore.open(settings or settings_for())
+    try:
+        return log_without_forgotten(store, log)
+    finally:
+        store.close()
 
 
 AS_SEEN_HELP = (
@@ -976,16 +988,70 @@ def audit_log():
     return AuditLog(settings.score_store_url)
 
 
-def audit_key(action: str, key_id: str) -> None:
-    """Keep a key's creation or revocation in the audit log, under its tenant, as done by this OS user."""
+def cli_actor() -> str:
+    """Who acted from the command line, for the audit log: this OS user."""
     import getpass
 
     try:
-        who = f"cli:{getpass.getuser()}"
+        return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):  # no user name in this environment (some containers)
-        who = "cli"
+        return "cli"
+
+
+def audit_key(action: str, key_id: str) -> None:
+    """Keep a key's creation or revocation in the audit log, under its tenant, as done by this OS user."""
     row = next(k for k in key_store().list() if k["key_id"] == key_id)
-    audit_log().record(action, row["tenant_id"], who, f"key:{key_id}", row["role"])
+    audit_log().record(action, row["tenant_id"], cli_actor(), f"key:{key_id}", row["role"])
+
+
+@app.command()
+def forget(
+    tenant: str = typer.Option(..., help="the company the lead belongs to"),
+    lead: str = typer.Option(..., help="the lead to forget (PIPL deletion on request)"),
+    as_json: bool = typer.Option(False, "--json", help="print what was deleted as one JSON object"),
+) -> None:
+    """Delete a lead's events, stage changes, quarantined items, attributes, scores and timeline everywhere the
+    project keeps them; the next training leaves it out; the audit log keeps the act under the lead's hash."""
+    from leadradar.features.store import EventStore
+    from leadradar.serving.privacy import forget_lead
+    from leadradar.serving.store import ScoreStore
+
+    settings = settings_for()
+    store = EventStore.open(settings)
+    try:
+        report = forget_lead(
+            settings, store, ScoreStore(settings.score_store_url), audit_log(), tenant, lead, cli_actor()
+        )
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps({"tenant_id": tenant, "lead_hash": report.lead_hash, "deleted": report.deleted}))
+    else:
+        out.print(f"forgot a lead of {escape(tenant)}: {report.total:,} rows deleted (hash {report.lead_hash[:12]})")
+
+
+@app.command()
+def retention(
+    as_json: bool = typer.Option(False, "--json", help="print what was deleted as one JSON object"),
+) -> None:
+    """Delete events, quarantined items and scores older than `privacy.retention_days` (nightly by the scheduler)."""
+    from leadradar.features.store import EventStore
+    from leadradar.serving.privacy import apply_retention
+    from leadradar.serving.store import ScoreStore
+
+    settings = settings_for()
+    if settings.privacy.retention_days is None:
+        raise BadValueError("privacy.retention_days is not set: everything is kept (LEADRADAR_PRIVACY__RETENTION_DAYS)")
+    store = EventStore.open(settings)
+    try:
+        deleted = apply_retention(settings, store, ScoreStore(settings.score_store_url))
+    finally:
+        store.close()
+    if as_json:
+        print(json.dumps(deleted))
+    else:
+        days = settings.privacy.retention_days
+        out.print(f"kept the last {days} days: deleted " + ", ".join(f"{v:,} {k}" for k, v in deleted.items()))
 
 
 @app.command()

@@ -473,6 +473,8 @@ class LifecycleConfig(BaseModel):
     # A retrain whose lock is older than this is taken over (a crashed host); on one host a dead holder's pid
     # frees it at once.
     lock_lease_minutes: float = Field(default=240.0, gt=0)
+    # A `promote` or `rollback` while another runs waits this long for it, then gives up with a one-line error.
+    promote_wait_seconds: float = Field(default=600.0, ge=0)
     # Drift: the last `drift_days` of scoring against the model's training window, per tenant.
     drift_days: int = Field(default=14, gt=0)
     # PSI bins (quantiles of the training window) and the PSI above which a feature or the score has drifted:
@@ -568,6 +570,16 @@ class AlertConfig(BaseModel):
     channels: AlertChannels = Field(default_factory=AlertChannels)
 
 
+class PrivacyConfig(BaseModel):
+    """What the law on personal information (PIPL) asks of the data kept: deletion on request, limited retention."""
+
+    # Days of events, quarantined items and scores kept; older ones are deleted by `leadradar retention` and the
+    # scheduler. None keeps everything (the old behaviour); training needs at least its window plus a horizon.
+    retention_days: int | None = Field(default=None, gt=0)
+    # When the scheduler applies retention (cron fields in lifecycle.timezone): nightly, after the drift check.
+    retention_cron: str = "0 3 * * *"
+
+
 class Settings(BaseSettings):
     """Everything configurable, in one place."""
 
@@ -583,6 +595,7 @@ class Settings(BaseSettings):
     store: StoreConfig = Field(default_factory=StoreConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     alerts: AlertConfig = Field(default_factory=AlertConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
 
     @classmethod
     def settings_customise_sources(

@@ -14,10 +14,12 @@ import pyarrow as pa
 
 from leadradar.config import Settings
 from leadradar.features.radar_log import RadarLog
+from leadradar.features.store import EventStore
 from leadradar.ledger import Ledger
 from leadradar.registry import load_alias
 from leadradar.serving.drift import drift_table, drift_windows, retrain_reason
 from leadradar.serving.matured import matured_week
+from leadradar.serving.privacy import apply_retention
 from leadradar.serving.schedule import Job, JobResult, LifecycleScheduler
 from leadradar.serving.store import ScoreStore
 from leadradar.training.retrain import RetrainOutcome, retrain, store_log
@@ -92,19 +94,29 @@ def calibration_check(settings: Settings, now: pd.Timestamp | None = None, log: 
     return JobResult("flagged", f"realised calibration error {worst['ece']:.3f} for {worst['tenant_id']}", detail)
 
 
+def retention_job(settings: Settings, now: pd.Timestamp | None = None) -> JobResult:
+    """Delete what is older than `privacy.retention_days` from the event and score stores."""
+    store = EventStore.open(settings)
+    try:
+        deleted = apply_retention(settings, store, ScoreStore(settings.score_store_url), now)
+    finally:
+        store.close()
+    summary = f"kept the last {settings.privacy.retention_days} days: {sum(deleted.values())} rows deleted"
+    return JobResult("ok", summary, deleted)
+
+
 def scheduler_for(settings: Settings, blocking: bool = True) -> LifecycleScheduler:
-    """The three lifecycle jobs on their cron lines."""
+    """The lifecycle jobs on their cron lines (retention only when `privacy.retention_days` is set)."""
     lc = settings.lifecycle
 
     def weekly() -> None:
         retrain_job(settings)
 
-    return LifecycleScheduler(
-        settings,
-        [
-            Job("retrain", lc.retrain_cron, weekly),
-            Job("drift", lc.drift_cron, lambda: drift_check(settings)),
-            Job("calibration", lc.calibration_cron, lambda: calibration_check(settings)),
-        ],
-        blocking=blocking,
-    )
+    jobs = [
+        Job("retrain", lc.retrain_cron, weekly),
+        Job("drift", lc.drift_cron, lambda: drift_check(settings)),
+        Job("calibration", lc.calibration_cron, lambda: calibration_check(settings)),
+    ]
+    if settings.privacy.retention_days is not None:
+        jobs.append(Job("retention", settings.privacy.retention_cron, lambda: retention_job(settings)))
+    return LifecycleScheduler(settings, jobs, blocking=blocking)

@@ -290,11 +290,10 @@ class FunnelModel:
         model.skipped_ = meta.get("skipped_targets", {})
         model.path_ = path
         for t, spec in zip(meta["targets"], specs):
-            booster = lgb.Booster(model_file=str(path / f"{spec.name}.txt"))
+            booster = _booster(path / f"{spec.name}.txt")
             interval = t.get("interval")
             bags = [
-                lgb.Booster(model_file=str(path / f"{spec.name}.bag{i}.txt"))
-                for i in range(interval.get("bags", 0) if interval else 0)
+                _booster(path / f"{spec.name}.bag{i}.txt") for i in range(interval.get("bags", 0) if interval else 0)
             ]
             model.targets_[spec.name] = FittedTarget(
                 spec,
@@ -314,3 +313,16 @@ class FunnelModel:
         """A model saved beside this one in its bundle (the backtest model behind a refit one), if there is one."""
         folder = self.path_ / name if self.path_ is not None else None
         return FunnelModel.load(folder) if folder is not None and (folder / "model.json").is_file() else None
+
+
+class CorruptModelError(ValueError):
+    """A booster file that is truncated or not LightGBM's text format."""
+
+
+def _booster(path: Path) -> lgb.Booster:
+    """A LightGBM booster from its text file, checked whole first: LightGBM aborts the whole process (not an
+    exception) on a truncated file, which would take the service down instead of keeping the old model."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if not text.startswith("tree\n") or "\nend of trees\n" not in text:
+        raise CorruptModelError(f"{path}: not a whole LightGBM model (truncated or corrupt); not loaded")
+    return lgb.Booster(model_str=text)

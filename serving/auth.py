@@ -29,6 +29,7 @@ PERMISSIONS = {
     "write_events": {"system"},
     "quarantine": {"system", "manager"},
     "lead": {"system", "manager", "sales"},
+    "forget": {"system", "manager"},
 }
 
 METADATA = sa.MetaData()

@@ -1,7 +1,8 @@
 """Scores that follow the events: a thread in the service rescores each lead whose events landed.
 
-It follows the event store by log position (`moves_since`), from where the log stood when the service
-started, checking it every `serving.rescore_poll_seconds`. Each tick rescores every lead with new events
+It follows the event store by log position (`moves_since`), from the position kept in the score store by the
+last run (serving/positions.py: a restart after `kill -9` rescores what landed meanwhile; the log's end on a
+first start), checking it every `serving.rescore_poll_seconds`. Each tick rescores every lead with new events
 once, however many events it got, unless that lead was rescored less than `serving.rescore_interval_seconds`
 ago (then it waits for a later tick): coalescing, at most one rescoring per lead per interval, while a
 lead quiet until now is rescored at once. Its features come from its stored history as of now by the
@@ -25,6 +26,7 @@ from leadradar.config import Settings
 from leadradar.features.build import finish, lead_schema
 from leadradar.features.store.event_store import EventStore, Moved
 from leadradar.serving.engine import Engine
+from leadradar.serving.positions import Positions
 from leadradar.serving.scoring import score_frame
 from leadradar.serving.store import ScoreStore
 
@@ -47,6 +49,7 @@ class Rescorer:
         scores: ScoreStore,
         engine: Callable[[], Engine | None],
         since: int | None = None,
+        positions: Positions | None = None,
     ):
         self.settings = settings
         self.events = events
@@ -54,9 +57,12 @@ class Rescorer:
         self.engine = engine
         self.interval = settings.serving.rescore_interval_seconds
         self.poll = settings.serving.rescore_poll_seconds
-        self.seq = events.last_seq() if since is None else since
+        self.positions = positions
+        self.seq = self._resume() if since is None else since
+        self.saved: int | None = None  # the first tick keeps its position, so a kill right after start loses nothing
         # Leads with events not yet in a score (their newest event), and when each lead was last rescored.
         self.pending: dict[tuple[str, str], Moved] = {}
+        self._from: dict[tuple[str, str], int] = {}  # the log position before each pending lead's first event
         self._last: dict[tuple[str, str], pd.Timestamp] = {}
         self.rescored = 0
         self.ticks = 0
@@ -113,6 +119,7 @@ class Rescorer:
         upto, moved = self.events.moves_since(self.seq)
         for m in moved:
             self.pending[m.tenant_id, m.lead_id] = m
+            self._from.setdefault((m.tenant_id, m.lead_id), self.seq)
         self.seq = upto
         gap = pd.Timedelta(seconds=self.interval)
         self._last = {k: t for k, t in self._last.items() if when - t < gap}
@@ -128,10 +135,25 @@ class Rescorer:
                 written += self.rescore(engine, tenant, batch, when)
                 for m in batch:
                     del self.pending[m.tenant_id, m.lead_id]
+                    self._from.pop((m.tenant_id, m.lead_id), None)
                     self._last[m.tenant_id, m.lead_id] = when
         self.ticks += 1
         self.rescored += written
+        self._save()
         return written
+
+    def _resume(self) -> int:
+        """Where the last run stopped (every lead before it rescored), or the log's end when none was kept."""
+        last = self.events.last_seq()
+        kept = self.positions.get() if self.positions is not None else None
+        return last if kept is None else min(kept, last)
+
+    def _save(self) -> None:
+        """Keep the position before the oldest lead still waiting, when it moved."""
+        safe = min(self._from.values(), default=self.seq)
+        if self.positions is not None and safe != self.saved:
+            self.positions.put(safe)
+            self.saved = safe
 
     def rescore(self, engine: Engine, tenant: str, moves: Sequence[Moved], now: pd.Timestamp) -> int:
         """Score these leads of one tenant from their stored history as of `now` and append the scores.

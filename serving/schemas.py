@@ -231,6 +231,14 @@ class AuditResponse(BaseModel):
     entries: list[AuditRow]
 
 
+class ForgetResponse(BaseModel):
+    """What `DELETE /v1/leads/{id}` deleted: counts per place; the lead is named by its salted hash only."""
+
+    tenant_id: str
+    lead_hash: str
+    deleted: dict[str, int]
+
+
 class FieldError(BaseModel):
     loc: list[str | int] = Field(description="the field's path, e.g. ['body', 'leads', 0, 'events', 2, 'ts']")
     msg: str

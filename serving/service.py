@@ -14,7 +14,7 @@ import os
 from typing import Annotated, Any
 
 import bentoml
-from fastapi import Body, FastAPI, HTTPException, Query, Request
+from fastapi import Body, FastAPI, HTTPException, Path, Query, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
@@ -39,6 +39,8 @@ from leadradar.serving.holder import ModelHolder
 from leadradar.serving.lead_view import LeadNotFound, NotYourLead, lead_view
 from leadradar.serving.limits import PRINCIPAL, BodyLimit, KeyGate
 from leadradar.serving.model_health import model_lifecycle
+from leadradar.serving.positions import Positions
+from leadradar.serving.privacy import forget_lead
 from leadradar.serving.ranking import RankedCache
 from leadradar.serving.reasons import ReasonWriter
 from leadradar.serving.rescoring import Rescorer, rescoring_worker
@@ -47,6 +49,7 @@ from leadradar.serving.schemas import (
     AuditRow,
     ErrorBody,
     EventsRequest,
+    ForgetResponse,
     IngestResponse,
     Lang,
     LeadResponse,
@@ -189,7 +192,11 @@ class LeadRadar:
         self.rescorer: Rescorer | None = None
         if rescoring_worker(self.settings, bentoml.server_context.worker_index):
             self.rescorer = Rescorer(
-                self.settings, EventStore.open(self.settings), self.store, lambda: self.holder.current
+                self.settings,
+                EventStore.open(self.settings),
+                self.store,
+                lambda: self.holder.current,
+                positions=Positions(self.store.engine),
             )
             self.rescorer.start()
 
@@ -396,6 +403,21 @@ class LeadRadar:
         except NotYourLead as exc:
             raise HTTPException(403, str(exc)) from None
         return LeadResponse.model_validate(view, from_attributes=True)
+
+    @app.delete(
+        "/leads/{lead_id}",
+        response_model=ForgetResponse,
+        responses=ERRORS,
+        openapi_extra={"parameters": KEY_HEADERS},
+    )
+    def forget(self, request: Request, lead_id: str = Path(max_length=200)):
+        """Forget one lead of the key's tenant (PIPL): its events, scores and timeline everywhere, audited by hash."""
+        principal = self._principal(request, "forget")
+        actor = f"key:{principal.key_id}"
+        report = forget_lead(
+            self.settings, self.events, self.store, self.audit_log, principal.tenant_id, lead_id, actor
+        )
+        return ForgetResponse(tenant_id=principal.tenant_id, lead_hash=report.lead_hash, deleted=report.deleted)
 
 
 @app.api_route(

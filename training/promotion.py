@@ -10,7 +10,11 @@ knows better may force it, with a reason. Every verdict and rollback is recorded
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,7 @@ from mlflow import MlflowClient
 from leadradar.config import Settings
 from leadradar.errors import UserError
 from leadradar.features.radar_log import RadarLog
+from leadradar.ledger import Ledger
 from leadradar.registry import (
     CHALLENGER,
     CHAMPION,
@@ -33,6 +38,9 @@ from leadradar.registry import (
 from leadradar.targets import Targets
 from leadradar.training.metrics import classification_metrics
 from leadradar.training.verdicts import now, record_rollback, record_verdict, who
+
+# The ledger lock that serialises moves of the champion alias (not retrain's: a retrain promotes inside its own).
+PROMOTE_LOCK = "promote"
 
 
 @dataclass
@@ -119,15 +127,40 @@ def promote(
     `log` is the radar log the challenger was trained on, when its run names no files (the event store)."""
     if force and not (why or "").strip():
         raise PromotionError("--force needs --reason: say why the gate's verdict should be overruled")
-    configure_mlflow(settings)
-    client = MlflowClient()
-    verdict = judge(settings, client, force, log)
-    verdict.by, verdict.why = by or who(), why
-    if verdict.promoted:
-        crown(client, ModelRef(**verdict.challenger))
-    if verdict.challenger.get("version") != (verdict.champion or {}).get("version"):
-        verdict.record_run_id = record_verdict(client, asdict(verdict))
+    with alias_lock(settings):
+        configure_mlflow(settings)
+        client = MlflowClient()
+        verdict = judge(settings, client, force, log)
+        verdict.by, verdict.why = by or who(), why
+        if verdict.promoted:
+            crown(client, ModelRef(**verdict.challenger))
+        if verdict.challenger.get("version") != (verdict.champion or {}).get("version"):
+            verdict.record_run_id = record_verdict(client, asdict(verdict))
     return verdict
+
+
+@contextmanager
+def alias_lock(settings: Settings) -> Iterator[None]:
+    """One promotion or rollback at a time (the lifecycle ledger's lock row, as retrain's): two at once would each
+    judge against a champion the other is replacing. A second one waits up to `lifecycle.promote_wait_seconds`."""
+    ledger = Ledger(settings.lifecycle_url)
+    lease_for = timedelta(minutes=settings.lifecycle.lock_lease_minutes)
+    deadline = time.monotonic() + settings.lifecycle.promote_wait_seconds
+    try:
+        lease = ledger.acquire(PROMOTE_LOCK, lease_for)
+        while lease is None:
+            if time.monotonic() >= deadline:
+                held = ledger.holder(PROMOTE_LOCK)
+                where = f"pid {held.pid} on {held.host}" if held else "another process"
+                raise PromotionError(f"another promotion or rollback is under way ({where}); try again when it ends")
+            time.sleep(0.2)
+            lease = ledger.acquire(PROMOTE_LOCK, lease_for)
+        try:
+            yield
+        finally:
+            ledger.release(lease)
+    finally:
+        ledger.close()
 
 
 def judge(settings: Settings, client: MlflowClient, force: bool, log: RadarLog | None = None) -> Verdict:
@@ -189,8 +222,9 @@ def compare(
 
 def rollback(settings: Settings, why: str | None = None, by: str | None = None) -> tuple[ModelRef, ModelRef]:
     """Put the previous champion back, recorded on both versions and as an MLflow run; returns (restored, replaced)."""
-    configure_mlflow(settings)
-    client = MlflowClient()
-    restored, replaced = uncrown(client, settings.mlflow.model_name)
-    record_rollback(client, restored, replaced, by or who(), why)
+    with alias_lock(settings):
+        configure_mlflow(settings)
+        client = MlflowClient()
+        restored, replaced = uncrown(client, settings.mlflow.model_name)
+        record_rollback(client, restored, replaced, by or who(), why)
     return restored, replaced

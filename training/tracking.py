@@ -83,6 +83,7 @@ def record_run(
     """
     configure_mlflow(settings)
     version = code_version()
+    synthetic = synthetic_example(example)
     with tempfile.TemporaryDirectory() as tmp, mlflow.start_run(run_name=run_name) as run:
         out = Path(tmp)
         mlflow.set_tags({**record.tags, "code_version": version})
@@ -101,12 +102,32 @@ def record_run(
             python_model=str(ENTRY_POINT),
             artifacts={ARTIFACT_KEY: str(bundle)},
             pip_requirements=["leadradar"],
-            signature=infer_signature(example, model.predict_targets(example)),
-            input_example=example,
+            signature=infer_signature(synthetic, model.predict_targets(synthetic)),
+            input_example=synthetic,
         )
         run_id = run.info.run_id
     tags = {**record.version_tags, "code_version": version}
     return register(MlflowClient(), settings.mlflow.model_name, info.model_uri, run_id, alias, tags)
+
+
+def synthetic_example(frame: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
+    """An input example no lead is in (PIPL): numbers at spread quantiles of each column, any other column at its
+    most frequent value (a stage, a channel). Each row is a column-wise composite, not a row that happened."""
+    out: dict[str, object] = {}
+    qs = [(k + 1) / (rows + 1) for k in range(rows)]
+    for name in frame.columns:
+        col = frame[name]
+        if pd.api.types.is_bool_dtype(col):
+            out[name] = pd.Series([bool(col.mode().iloc[0]) if col.notna().any() else False] * rows, dtype=col.dtype)
+        elif pd.api.types.is_numeric_dtype(col):
+            values = (
+                col.quantile(qs, interpolation="nearest").to_numpy() if col.notna().any() else [float("nan")] * rows
+            )
+            out[name] = pd.Series(values).astype(col.dtype, errors="ignore")
+        else:
+            mode = col.mode()
+            out[name] = pd.Series([mode.iloc[0] if len(mode) else None] * rows).astype(col.dtype, errors="ignore")
+    return pd.DataFrame(out, columns=frame.columns)
 
 
 def register(

@@ -45,6 +45,9 @@ EVENTS = sa.Table(
     sa.Column("arrived_s", sa.Integer),
     sa.UniqueConstraint("tenant", "event_id", name="uq_events_tenant_event"),
     sa.Index("ix_events_lead_us", "tenant", "lead", "us"),
+    # A log position is never given twice, even after the newest events are deleted (forget, retention): a reader
+    # past it would otherwise skip the events that reuse it.
+    sqlite_autoincrement=True,
 )
 
 STAGES = sa.Table(
@@ -84,6 +87,25 @@ CATALOG = sa.Table(
     sa.Column("tenant_id", sa.String(64), primary_key=True),
     sa.Column("key", sa.String(200), primary_key=True),
     sa.Column("body", sa.Text, nullable=False),
+)
+
+
+# Leads forgotten on request (PIPL), by a salted hash of (tenant, lead): a training set built from files or from the
+# store leaves them out, and the list itself names nobody (features/store/forget.py).
+FORGOTTEN = sa.Table(
+    "forgotten",
+    METADATA,
+    sa.Column("tenant_id", sa.String(64), primary_key=True),
+    sa.Column("lead_hash", sa.String(64), primary_key=True),
+    sa.Column("forgotten_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Per-install secrets kept with the data they protect (the salt of the forgotten list).
+SECRETS = sa.Table(
+    "secrets",
+    METADATA,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
 )
 
 

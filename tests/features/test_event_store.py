@@ -169,3 +169,16 @@ def test_the_command_line_reads_the_store_while_another_process_holds_it_open(tm
     writer.append_events(checked([event(2)], settings), source="a", arrived=NOW)
     assert reader.events().num_rows == 2
     assert np.array_equal(sorted(reader.events()["event_id"].to_pylist()), ["ev1", "ev2"])
+
+
+def test_a_log_position_is_never_given_twice_after_the_newest_events_are_forgotten(store):
+    from leadradar.features.store.forget import forget_events
+
+    store.append_events(
+        checked([event(1, lead_id="L1"), event(2, lead_id="L2")], store.settings), source="a", arrived=NOW
+    )
+    last = store.last_seq()
+    forget_events(store, "acme", "L2")
+    store.append_events(checked([event(3, lead_id="L3")], store.settings), source="a", arrived=NOW)
+    upto, leads = store.changed_since(last)
+    assert leads == [("acme", "L3")] and upto > last

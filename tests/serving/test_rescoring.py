@@ -21,6 +21,7 @@ from leadradar.registry import load_alias
 from leadradar.serving.auth import Principal
 from leadradar.serving.dashboard.formatting import pct
 from leadradar.serving.engine import ContextCache, Engine, load_items
+from leadradar.serving.positions import Positions
 from leadradar.serving.rescoring import Rescorer, rescoring_worker
 from leadradar.serving.schemas import ScoreRequest
 from leadradar.serving.store import ScoreStore
@@ -217,3 +218,33 @@ def test_a_rescored_lead_shows_its_new_score_in_rank_and_on_the_dashboard(rescor
         row = board.text.split(f'data-lead="{lead}"', 1)
         assert len(row) == 2, "the lead is on its salesperson's list"
         assert pct(p_live) in row[1].split("</tr>", 1)[0]
+
+
+def test_events_acknowledged_before_a_kill_are_rescored_by_the_next_process_from_the_kept_position(stores, engine):
+    events, scores = stores
+    positions = Positions(scores.engine)
+    t0 = pd.Timestamp.now(tz="UTC").floor("s")
+    first = Rescorer(engine.settings, events, scores, lambda: engine, positions=positions)
+    assert first.tick(now=t0) == 0 and positions.get() == events.last_seq()
+    land(events, touches(3, t0), t0)  # acknowledged; the process dies before its next tick (kill -9: no clean-up)
+    del first
+    land(events, touches(2, t0, start=10, lead="rescore-L2"), t0)
+    second = Rescorer(engine.settings, events, scores, lambda: engine, positions=positions)
+    assert second.tick(now=t0 + pd.Timedelta(seconds=1)) == 2
+    assert scores.live_history(TENANT, LEAD)["moved_by"].tolist() == [f"{LEAD}-2"]
+    assert positions.get() == events.last_seq()
+
+
+def test_the_kept_position_stays_before_a_lead_that_waits_for_its_interval(stores, engine):
+    events, scores = stores
+    positions = Positions(scores.engine)
+    t0 = pd.Timestamp.now(tz="UTC").floor("s")
+    rescorer = Rescorer(engine.settings, events, scores, lambda: engine, positions=positions)
+    land(events, touches(1, t0), t0)
+    assert rescorer.tick(now=t0) == 1
+    before = events.last_seq()
+    land(events, touches(1, t0, start=5), t0)  # the same lead again within the interval: it waits
+    assert rescorer.tick(now=t0 + pd.Timedelta(milliseconds=100)) == 0 and len(rescorer.pending) == 1
+    assert positions.get() == before  # killed now, the next process reads that event again
+    again = Rescorer(engine.settings, events, scores, lambda: engine, positions=positions)
+    assert again.tick(now=t0 + pd.Timedelta(seconds=5)) == 1

@@ -1,0 +1,226 @@
+"""Forgetting a lead (PIPL) and retention: after `leadradar forget`, no table of any database under the data
+directory, no database file's bytes and no Parquet file there holds the lead's id (the audit row names its hash);
+the next training set leaves it out; retention deletes what is older than the configured days, by a given clock.
+Real SQLite stores, the real command line."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from leadradar.cli import app
+from leadradar.config import Settings
+from leadradar.features.radar_log import RadarLog
+from leadradar.features.store import EventStore
+from leadradar.features.store.forget import log_without_forgotten
+from leadradar.features.validation import validate_events, validate_stages
+from leadradar.serving.audit import AuditLog
+from leadradar.serving.privacy import FORGETTERS, apply_retention, register_forgetter
+from leadradar.serving.store import ScoreStore
+from leadradar.training.tracking import synthetic_example
+from tests.support.raw_events import event
+
+TENANT = "t01"
+LEAD = "forget-me-7f3a9c"
+OTHER = "keep-me-21b4"
+
+
+def _events(lead: str, n: int, at: pd.Timestamp, **extra: object) -> list[dict]:
+    return [
+        event(
+            f"{lead}-{k}",
+            event_id=f"{lead}-{k}",
+            tenant_id=TENANT,
+            lead_id=lead,
+            ts=(at - pd.Timedelta(hours=n - k)).isoformat(),
+            **extra,
+        )
+        for k in range(n)
+    ]
+
+
+def _scores(lead: str, as_of: pd.Timestamp) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "tenant_id": [TENANT],
+            "lead_id": [lead],
+            "as_of": [as_of],
+            "model_version": ["1"],
+            "model_name": ["m"],
+            "sales_id": ["S1"],
+            "stage": ["engaged"],
+            "p_close": [0.3],
+            "detail": [json.dumps({"reasons": []})],
+        }
+    )
+
+
+def _fill(settings: Settings, now: pd.Timestamp) -> None:
+    """Both leads everywhere the project writes a lead: events (one referred by the forgotten lead), a stage change,
+    a quarantined event, CRM attributes, batch and live scores, the kept timeline, a Parquet file of scores."""
+    store = EventStore.open(settings)
+    rows = _events(LEAD, 3, now) + _events(OTHER, 2, now, referrer_lead_id=LEAD)
+    rows.append(event("bad", event_id="bad-1", tenant_id=TENANT, lead_id=LEAD, event_type="no_such_type"))
+    done = store.append_events(validate_events(pd.DataFrame(rows), settings, now), source="test", arrived=now)
+    assert done.stored == 5 and done.quarantined == 1
+    stages = pd.DataFrame(
+        {"tenant_id": [TENANT, TENANT], "lead_id": [LEAD, OTHER], "stage": ["engaged"] * 2, "ts": [now.isoformat()] * 2}
+    )
+    assert store.append_stages(validate_stages(stages, settings, now), source="test").stored == 2
+    store.put_catalog("leads", pd.DataFrame({"tenant_id": [TENANT] * 2, "lead_id": [LEAD, OTHER]}), "lead_id")
+    store.close()
+
+    scores = ScoreStore(settings.score_store_url)
+    scores.write(pd.concat([_scores(LEAD, now), _scores(OTHER, now)], ignore_index=True))
+    live = pd.concat([_scores(LEAD, now), _scores(OTHER, now)], ignore_index=True).drop(columns="as_of")
+    scores.write_live(live.assign(scored_at=now, grade="B", moved_by=[f"{LEAD}-2", f"{OTHER}-1"], moved_at=now))
+    timeline = pd.DataFrame(_events(LEAD, 2, now) + _events(OTHER, 1, now))
+    timeline = timeline.assign(ts=pd.to_datetime(timeline["ts"], utc=True), dwell_s=30.0)
+    scores.write_events(
+        timeline[["tenant_id", "lead_id", "event_id", "ts", "event_type", "sales_id", "dwell_s", "item_id", "channel"]],
+        now,
+    )
+    scores.engine.dispose()
+    _scores(LEAD, now).to_parquet(settings.scores_dir / "run.parquet")
+    pd.concat([_scores(LEAD, now), _scores(OTHER, now)]).to_parquet(settings.scores_dir / "both.parquet")
+
+
+def _traces(folder: Path, needle: str) -> list[str]:
+    """Every place under `folder` that holds `needle`: a cell of a table, a database file's bytes, a Parquet cell."""
+    found = []
+    for path in sorted(folder.rglob("*")):
+        if not path.is_file():
+            continue
+        if path.suffix == ".parquet":
+            frame = pd.read_parquet(path)
+            if frame.astype(str).apply(lambda c: c.str.contains(needle, regex=False)).to_numpy().any():
+                found.append(f"{path.name}: a row")
+            continue
+        if needle.encode() in path.read_bytes():
+            found.append(f"{path.name}: its bytes")
+        if path.suffix == ".db":
+            con = sqlite3.connect(path)
+            try:
+                for (table,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+                    for row in con.execute(f'SELECT * FROM "{table}"'):
+                        if any(needle in str(v) for v in row):
+                            found.append(f"{path.name}: table {table}")
+            finally:
+                con.close()
+    return found
+
+
+@pytest.fixture
+def filled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    monkeypatch.setenv("LEADRADAR_HOME", str(tmp_path / "home"))
+    settings = Settings(home=tmp_path / "home")
+    settings.ensure_dirs()
+    _fill(settings, pd.Timestamp.now(tz="UTC").floor("s"))
+    return settings
+
+
+def test_after_forget_no_database_table_file_or_parquet_under_the_data_dir_names_the_lead(filled: Settings):
+    home = filled.data_dir
+    assert len(_traces(home, LEAD)) >= 6  # the check sees the lead where it was written
+    called = []
+    register_forgetter("test-alerts", lambda tenant, lead: called.append((tenant, lead)) or 1)
+    try:
+        result = CliRunner().invoke(app, ["forget", "--tenant", TENANT, "--lead", LEAD, "--json"])
+    finally:
+        FORGETTERS.pop("test-alerts")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert called == [(TENANT, LEAD)]
+    assert report["deleted"]["events.events"] == 3 and report["deleted"]["events.referrals_cleared"] == 2
+    assert report["deleted"]["files"] == 2
+
+    assert _traces(home, LEAD) == []
+    assert {"events.db: table events", "scores.db: table live_scores", "both.parquet: a row"} <= set(
+        _traces(home, OTHER)
+    )
+    store = EventStore.open(filled)
+    kept = store.events(TENANT).to_pandas()
+    assert kept["lead_id"].tolist() == [OTHER, OTHER] and kept["referrer_lead_id"].isna().all()
+    store.close()
+    audit = AuditLog(filled.score_store_url).read(TENANT)
+    assert audit[0].action == "deleted" and audit[0].detail == f"lead_hash={report['lead_hash']}"
+
+
+def test_a_training_log_from_files_written_before_the_forget_leaves_the_forgotten_lead_out(
+    filled: Settings, tmp_path: Path
+):
+    store = EventStore.open(filled)
+    events, stages = store.events(TENANT).to_pandas(), store.stages(TENANT).to_pandas()
+    events.to_parquet(tmp_path / "events.parquet")
+    stages.to_parquet(tmp_path / "stages.parquet")
+    files = RadarLog(tmp_path / "events.parquet", tmp_path / "stages.parquet")
+    assert log_without_forgotten(store, files) is files  # nothing forgotten yet: the files stay files
+    store.close()
+    assert CliRunner().invoke(app, ["forget", "--tenant", TENANT, "--lead", LEAD]).exit_code == 0
+    store = EventStore.open(filled)
+    log = log_without_forgotten(store, files)
+    store.close()
+    assert set(log.events.column("lead_id").to_pylist()) == {OTHER}
+    assert set(log.stages.column("lead_id").to_pylist()) == {OTHER}
+
+
+def test_retention_deletes_events_quarantine_and_scores_older_than_the_days_and_keeps_the_rest(tmp_path: Path):
+    settings = Settings(home=tmp_path / "home", privacy={"retention_days": 30})
+    settings.ensure_dirs()
+    now = pd.Timestamp("2026-06-01T00:00:00Z")
+    old, recent = now - pd.Timedelta(days=40), now - pd.Timedelta(days=5)
+    store = EventStore.open(settings)
+    rows = _events("old-lead", 2, old) + _events("new-lead", 2, recent)
+    rows.append(event("bad", event_id="bad-old", tenant_id=TENANT, lead_id="old-lead", event_type="nope"))
+    store.append_events(validate_events(pd.DataFrame(rows), settings, now), source="t", arrived=now, now=old)
+    scores = ScoreStore(settings.score_store_url)
+    scores.write(pd.concat([_scores("old-lead", old), _scores("new-lead", recent)], ignore_index=True))
+
+    deleted = apply_retention(settings, store, scores, now=now)
+    assert deleted["events.events"] == 2 and deleted["events.quarantine"] == 1 and deleted["scores.batch"] == 1
+    assert set(store.events(TENANT).column("lead_id").to_pylist()) == {"new-lead"}
+    assert store.quarantine(TENANT) == []
+    assert scores.runs(TENANT) == [(recent.to_pydatetime(), "1")]
+    assert apply_retention(settings, store, scores, now=now) == {
+        k: 0 for k in deleted
+    }  # a second pass has nothing left to do
+    store.close()
+    none = Settings(home=tmp_path / "home")
+    assert apply_retention(none, EventStore.open(none), scores, now=now + pd.Timedelta(days=999)) == {}
+
+
+def test_the_mlflow_input_example_is_no_row_of_the_training_table():
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(
+        {
+            "views_7d": rng.integers(0, 50, 200),
+            "dwell_mean": rng.gamma(2.0, 10.0, 200),
+            "stage": pd.Categorical(rng.choice(["new", "engaged", "contacted"], 200)),
+        }
+    )
+    example = synthetic_example(table)
+    assert len(example) == 5 and list(example.dtypes) == list(table.dtypes)
+    real = set(map(tuple, table.astype(str).to_numpy()))
+    assert not any(tuple(row) in real for row in example.astype(str).to_numpy())
+
+
+def test_the_scheduler_applies_retention_nightly_only_when_retention_days_is_set(tmp_path: Path):
+    from leadradar.lifecycle import retention_job, scheduler_for
+
+    assert "retention" not in scheduler_for(Settings(home=tmp_path / "a"), blocking=False).jobs
+    settings = Settings(home=tmp_path / "b", privacy={"retention_days": 30})
+    settings.ensure_dirs()
+    assert scheduler_for(settings, blocking=False).jobs["retention"].cron == settings.privacy.retention_cron
+    now = pd.Timestamp("2026-06-01T00:00:00Z")
+    store = EventStore.open(settings)
+    rows = _events("old-lead", 2, now - pd.Timedelta(days=31)) + _events("new-lead", 1, now)
+    store.append_events(validate_events(pd.DataFrame(rows), settings, now), source="t", arrived=now)
+    assert retention_job(settings, now=now).detail["events.events"] == 2
+    assert store.events(TENANT).column("lead_id").to_pylist() == ["new-lead"]
+    store.close()
