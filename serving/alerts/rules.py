@@ -30,6 +30,7 @@ others are named in `what["also"]`. The dedup key is (tenant, lead, rule, sessio
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -63,7 +64,7 @@ def sessions(events: pd.DataFrame, quiet: pd.Timedelta) -> list[Session]:
     gaps = ev["ts"].diff()
     starts = [0, *[i for i in range(1, len(ev)) if gaps.iloc[i] >= quiet], len(ev)]
     out = []
-    for n, (a, b) in enumerate(zip(starts[:-1], starts[1:])):
+    for n, (a, b) in enumerate(itertools.pairwise(starts)):
         part = ev.iloc[a:b]
         out.append(Session(part["ts"].iloc[0], part["ts"].iloc[-1], part, n + 1, gaps.iloc[a] if a else None))
     return out
@@ -90,7 +91,7 @@ def hot_action(session: Session, rules: AlertRules, pricing_items: Collection[st
     dwell = ev["dwell_s"].astype("float64").fillna(0.0)
     reading = ev["event_type"].isin(rules.hot_dwell_types) | ev["item_id"].isin(list(pricing_items))
     long = ev[reading & (dwell >= rules.hot_dwell_seconds)]
-    return None if long.empty else long.loc[long["dwell_s"].astype("float64").idxmax()]
+    return None if long.empty else long.iloc[int(long["dwell_s"].astype("float64").to_numpy().argmax())]
 
 
 def bot_like(session: Session, rules: AlertRules) -> bool:
