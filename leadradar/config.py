@@ -521,6 +521,8 @@ class AlertRules(BaseModel):
     # `bot_max_gap_seconds` on median, or whose opens have no dwell at all. People do not read 20 pages in 20 s.
     bot_min_events: int = Field(default=10, ge=2)
     bot_max_gap_seconds: float = Field(default=2.0, ge=0)
+    # An alert was acted on when a two-way contact or a stage change of the lead followed within this (feedback.py).
+    acted_on_hours: float = Field(default=24.0, gt=0)
     # Delivery (outbox.py). Retries back off exponentially with full jitter: the n-th waits a random time up to
     # min(retry_max_seconds, retry_base_seconds * 2^n), for `retry_hours` after the first attempt, then give up.
     retry_base_seconds: float = Field(default=5.0, gt=0)

@@ -29,6 +29,7 @@ PERMISSIONS = {
     "write_events": {"system"},
     "quarantine": {"system", "manager"},
     "lead": {"system", "manager", "sales"},
+    "alert_feedback": {"system", "manager", "sales"},
 }
 
 METADATA = sa.MetaData()
