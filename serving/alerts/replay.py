@@ -176,9 +176,14 @@ def _scores(
     cutoffs: list[pd.Timestamp],
 ) -> pd.DataFrame:
     """The lead scored by the champion as of each cutoff, by the online query rescoring uses."""
+    columns: list[str]
+    rows: list[tuple]
     ev = pa.Table.from_pandas(events[EVENT_SCHEMA.names], schema=EVENT_SCHEMA, preserve_index=False)
     st = stages.filter(pc.equal(stages["lead_id"], lead))
-    columns, rows = engine.online.compute_rows(ev, st, cutoffs, engine.items, None)
+    columns, rows = [], []
+    for cutoff in cutoffs:  # one build's cutoffs share a time of day; a lead's session ends do not
+        columns, some = engine.online.compute_rows(ev, st, [cutoff], engine.items, None)
+        rows += some
     if not rows:
         return pd.DataFrame(columns=["as_of", "p_close", "sales_id", "grade", "detail"])
     records = [dict(zip(columns, row)) for row in rows]
