@@ -182,7 +182,7 @@ class Outbox:
             }
             try:
                 with self.engine.begin() as conn:
-                    alert_id = int(conn.execute(ALERTS.insert().values(**row)).inserted_primary_key[0])
+                    alert_id = int(conn.execute(ALERTS.insert().values(**row).returning(ALERTS.c.id)).scalar_one())
                     if d.route == "instant":
                         for t in targets(a):
                             conn.execute(DELIVERIES.insert().values(**self._delivery(alert_id, a.tenant_id, t, d)))

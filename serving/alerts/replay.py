@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -49,7 +50,7 @@ class Replay:
     def instant(self) -> list[Alert]:
         return [d.alert for d in self.decided if d.route == "instant"]
 
-    def summary(self) -> dict[str, object]:
+    def summary(self) -> dict[str, Any]:
         """The figures `alerts simulate --json` prints and `make bench-alerts` records."""
         instant = self.instant()
         first: dict[tuple[str, str], pd.Timestamp] = {}
