@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 from leadradar.config import AlertRules
 from leadradar.serving.alerts.alert import Alert
 from leadradar.serving.alerts.delivery import DeliveryWorker
-from leadradar.serving.alerts.outbox import Outbox, Target
+from leadradar.serving.alerts.outbox import Outbox, Target, aware
 from leadradar.serving.alerts.restraint import Decided
 from tests.support.alert_standin import JsonPost, plain
 from tests.support.http_receiver import Receiver
@@ -22,9 +23,18 @@ def alert(lead: str = "l1", tenant: str = "t1", rule: str = "hot_action") -> Ale
     return Alert(tenant, lead, "s1", rule, NOW, 0.4, 0.2, "B", f"{tenant}|{lead}|{rule}|x")  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def outbox(tmp_path: Path) -> Outbox:
-    return Outbox(f"sqlite:///{tmp_path / 'scores.db'}", AlertRules(retry_base_seconds=1, retry_max_seconds=60))
+_names = itertools.count()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def outbox(request, tmp_path: Path) -> Outbox:
+    """The outbox on the embedded default and on PostgreSQL (its sessions in Beijing time: times stay UTC)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'scores.db'}"
+    else:
+        db = request.getfixturevalue("postgres").create_database(f"outbox{next(_names)}")
+        url = db + "?options=-c%20TimeZone%3DAsia%2FShanghai"
+    return Outbox(url, AlertRules(retry_base_seconds=1, retry_max_seconds=60))
 
 
 def hook(tenant: str = "t1") -> list[Target]:
@@ -43,7 +53,7 @@ def drain_until(w: DeliveryWorker, outbox: Outbox, alert_id: int, start: datetim
         (d,) = outbox.deliveries(alert_id)
         if d["status"] != "pending":
             return now
-        now = max(now + timedelta(seconds=1), d["next_attempt_at"].replace(tzinfo=UTC))
+        now = max(now + timedelta(seconds=1), aware(d["next_attempt_at"]))
     return now
 
 
