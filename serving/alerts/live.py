@@ -55,7 +55,12 @@ class Alerter:
         for tenant, lead in ready:
             by_tenant.setdefault(tenant, []).append(lead)
             del self.watching[tenant, lead]
-        stored = sum(self.judge(tenant, leads_, now) for tenant, leads_ in by_tenant.items())
+        stored = 0
+        for tenant, leads_ in by_tenant.items():
+            try:
+                stored += self.judge(tenant, leads_, now)
+            except Exception:  # a failing alert path must not stop rescoring; those leads wait for their next session
+                log.exception("alerting failed for %d leads of tenant %s", len(leads_), tenant)
         self.found += stored
         return stored
 
