@@ -884,8 +884,80 @@ def alerts_digest(
 
 
 def recorded_alerts(tenant: str) -> list:
-    """The tenant's recent alerts from the outbox; none until the outbox (alerts-core) records them."""
-    return []
+    """The tenant's alerts of the digest's look-back window, from the outbox."""
+    from datetime import UTC, datetime, timedelta
+
+    from leadradar.serving.alerts.outbox import Outbox
+
+    settings = settings_for()
+    since = datetime.now(UTC) - timedelta(days=settings.alerts.channels.digest_lookback_days)
+    return Outbox(settings.score_store_url, settings.alerts.rules).alerts(tenant, since)
+
+
+@alerts_app.command("simulate")
+def alerts_simulate(
+    since: str = typer.Option("30d", help="how much of the stored history to replay, ending at its newest event"),
+    tenant: str | None = typer.Option(None, help="one tenant (default: all)"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
+) -> None:
+    """Replay the stored history through the champion, the rules and restraint: alerts per rule and salesperson
+    per day, the share of wins alerted before they closed, the median lead time. Run it before switching alerts on."""
+    from datetime import timedelta
+
+    from leadradar.features.store import EventStore
+    from leadradar.serving.alerts.replay import champion_engine, replay
+
+    days = parse_days(since)
+    settings = settings_for()
+    store = EventStore.open(settings)
+    try:
+        engine = champion_engine(settings, store)
+        summary = replay(settings, store, engine, timedelta(days=days), tenant).summary()
+    except LookupError as exc:
+        raise NotFoundError(str(exc)) from exc
+    finally:
+        store.close()
+    if as_json:
+        out.print_json(json.dumps(summary))
+        return
+    out.print(f"{summary['since']} → {summary['until']}: {summary['sessions']:,} sessions, {summary['alerts']}")
+    out.print(f"instant alerts per salesperson per day: {summary['alerts_per_sales_per_day']}")
+    for rule, n in summary["alerts_per_day_by_rule"].items():
+        out.print(f"  {rule:<18} {n:8.2f} a day")
+    for who, n in summary["alerts_per_day_by_sales"].items():
+        out.print(f"  {escape(who):<18} {n:8.2f} a day")
+    out.print(
+        f"wins in the period: {summary['wins']}, alerted before the win: {summary['wins_alerted_before_close']}, "
+        f"median lead time {summary['median_lead_time_days']} days"
+    )
+
+
+@alerts_app.command("resend")
+def alerts_resend(alert_id: int = typer.Argument(..., help="the alert's id (the Alerts page, or the feed)")) -> None:
+    """Send one alert again on every channel it went to, now, with a fresh retry window."""
+    from datetime import UTC, datetime
+
+    from leadradar.serving.alerts.outbox import Outbox
+
+    settings = settings_for()
+    n = Outbox(settings.score_store_url, settings.alerts.rules).resend(alert_id, datetime.now(UTC))
+    if not n:
+        raise NotFoundError(f"alert {alert_id} has no delivery to re-send (unknown, or it went to the digest)")
+    console.print(f"alert {alert_id}: {n} deliver{'y' if n == 1 else 'ies'} queued again")
+
+
+@alerts_app.command("enable")
+def alerts_enable(
+    channel: str = typer.Argument(..., help="the channel's name as the outbox's note gives it"),
+    tenant: str = typer.Option(..., help="its tenant"),
+) -> None:
+    """Re-enable a channel the outbox disabled (410, or failing for a day); its waiting alerts go out again."""
+    from leadradar.serving.alerts.outbox import Outbox
+
+    settings = settings_for()
+    if not Outbox(settings.score_store_url, settings.alerts.rules).enable(tenant, channel):
+        raise NotFoundError(f"channel {channel!r} of tenant {tenant!r} is not disabled")
+    console.print(f"channel {escape(channel)} of {escape(tenant)} enabled")
 
 
 @app.command()

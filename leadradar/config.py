@@ -564,10 +564,92 @@ class AlertChannels(BaseModel):
         return v
 
 
+class AlertRules(BaseModel):
+    """When a lead is worth a message, and the restraint that keeps messages few (serving/alerts/rules.py,
+    restraint.py, outbox.py). Defaults chosen so that `leadradar alerts simulate` on the default simulation gives
+    a salesperson a handful of instant alerts a day; run it on your own history before switching alerting on."""
+
+    # Off: nothing is evaluated, stored or sent (the outbox keeps what it had).
+    enabled: bool = True
+    # A session ends after this much quiet; the rules look at it then, and at most one message is sent for it.
+    # Five minutes: most card visits are one burst of opens; a reader who pauses longer comes back as a new visit.
+    session_quiet_minutes: float = Field(default=5.0, gt=0)
+    # Hot action: one of these actions in the session by a lead at or above `hot_floor`. Saving the contact,
+    # sharing the card, calling, adding on WeChat and sending a form are what a buyer does; reading is not.
+    hot_actions: tuple[str, ...] = ("card_save", "card_share", "phone_call", "wechat_add", "form_submit")
+    # ... or reading a pricing page (features.pricing_categories) or a product for at least this long.
+    hot_dwell_types: tuple[str, ...] = ("product_view",)
+    hot_dwell_seconds: float = Field(default=120.0, ge=0)
+    hot_floor: float = Field(default=0.1, ge=0, le=1)
+    # Threshold crossing: fires when the probability rises to `high` or above, and re-arms only after it fell
+    # below `low` (hysteresis: a lead hovering at the line is announced once, not at every wobble).
+    threshold_high: float = Field(default=0.35, gt=0, le=1)
+    threshold_low: float = Field(default=0.2, ge=0, lt=1)
+    # Intent spike: the events of the last `spike_window_hours` are improbable under the lead's own rate of the
+    # `spike_history_days` before (Gamma-Poisson predictive tail below `spike_alpha`), at least `spike_min_events`
+    # of them, for a lead at or above `spike_floor` whose history is at least `spike_min_age_days` long (a new
+    # lead has no "own level" to rise above). Prior: `spike_prior_events` in `spike_prior_days`.
+    spike_window_hours: float = Field(default=24.0, gt=0)
+    spike_history_days: float = Field(default=28.0, gt=0)
+    spike_alpha: float = Field(default=0.001, gt=0, lt=1)
+    spike_min_events: int = Field(default=4, ge=1)
+    spike_floor: float = Field(default=0.1, ge=0, le=1)
+    spike_min_age_days: float = Field(default=7.0, ge=0)
+    spike_prior_events: float = Field(default=1.0, gt=0)
+    spike_prior_days: float = Field(default=7.0, gt=0)
+    # Back from dormant: a session after at least this many days without events (and the lead had some before).
+    dormant_days: float = Field(default=30.0, gt=0)
+    # Going cold: a lead that reached `threshold_high` fell below `threshold_low` with no two-way contact since.
+    going_cold: bool = True
+    # A session or fall older than this when first seen (events that arrived late, a service that was down) is
+    # history, not news: no alert.
+    stale_hours: float = Field(default=6.0, gt=0)
+    # Restraint. A lead is told about by the same rule at most once per this many hours.
+    cooldown_hours: float = Field(default=24.0, ge=0)
+    # Instant alerts one salesperson gets per local day; the rest go to the digest, the most valuable first.
+    daily_budget: int = Field(default=5, ge=0)
+    # Quiet hours in `lifecycle.timezone` (the tenants' zone): alerts found then wait until `quiet_end`.
+    quiet_start: str = "21:00"
+    quiet_end: str = "08:00"
+    # Bot-like bursts never alert: a session of at least `bot_min_events` whose events come faster than one per
+    # `bot_max_gap_seconds` on median, or whose opens have no dwell at all. People do not read 20 pages in 20 s.
+    bot_min_events: int = Field(default=10, ge=2)
+    bot_max_gap_seconds: float = Field(default=2.0, ge=0)
+    # An alert was acted on when a two-way contact or a stage change of the lead followed within this (feedback.py).
+    acted_on_hours: float = Field(default=24.0, gt=0)
+    # Delivery (outbox.py). Retries back off exponentially with full jitter: the n-th waits a random time up to
+    # min(retry_max_seconds, retry_base_seconds * 2^n), for `retry_hours` after the first attempt, then give up.
+    retry_base_seconds: float = Field(default=5.0, gt=0)
+    retry_max_seconds: float = Field(default=1800.0, gt=0)
+    retry_hours: float = Field(default=24.0, gt=0)
+    # A channel that answered 410, or that failed every attempt for this long, is disabled with a note until
+    # someone re-enables it (`leadradar alerts enable`): the platform removed the robot, or its URL is wrong.
+    disable_after_hours: float = Field(default=24.0, gt=0)
+    # How often the delivery worker looks for messages due, and how many it sends per look.
+    delivery_poll_seconds: float = Field(default=1.0, gt=0)
+    delivery_batch: int = Field(default=100, gt=0)
+
+    @field_validator("quiet_start", "quiet_end")
+    @classmethod
+    def _hhmm(cls, v: str) -> str:
+        try:
+            datetime.strptime(v, "%H:%M")
+        except ValueError:
+            raise ValueError(f"quiet hours are HH:MM, got {v!r}") from None
+        return v
+
+    @model_validator(mode="after")
+    def _hysteresis(self) -> AlertRules:
+        if self.threshold_low >= self.threshold_high:
+            raise ValueError(f"threshold_low {self.threshold_low} must be below threshold_high {self.threshold_high}")
+        return self
+
+
 class AlertConfig(BaseModel):
     """Alerts (issue 18): rules and restraint (AlertRules), channels and the digest (AlertChannels)."""
 
     channels: AlertChannels = Field(default_factory=AlertChannels)
+    rules: AlertRules = Field(default_factory=AlertRules)
 
 
 class PrivacyConfig(BaseModel):

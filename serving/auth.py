@@ -30,6 +30,7 @@ PERMISSIONS = {
     "quarantine": {"system", "manager"},
     "lead": {"system", "manager", "sales"},
     "forget": {"system", "manager"},
+    "alert_feedback": {"system", "manager", "sales"},
 }
 
 METADATA = sa.MetaData()

@@ -50,11 +50,13 @@ class Rescorer:
         engine: Callable[[], Engine | None],
         since: int | None = None,
         positions: Positions | None = None,
+        after: Callable[[list[tuple[str, str]], pd.Timestamp], object] | None = None,
     ):
         self.settings = settings
         self.events = events
         self.scores = scores
         self.engine = engine
+        self.after = after  # alerting (serving/alerts/live.py): told the leads each tick rescored
         self.interval = settings.serving.rescore_interval_seconds
         self.poll = settings.serving.rescore_poll_seconds
         self.positions = positions
@@ -137,6 +139,8 @@ class Rescorer:
                     del self.pending[m.tenant_id, m.lead_id]
                     self._from.pop((m.tenant_id, m.lead_id), None)
                     self._last[m.tenant_id, m.lead_id] = when
+        if self.after is not None:
+            self.after([key for moves in by_tenant.values() for key in ((m.tenant_id, m.lead_id) for m in moves)], when)
         self.ticks += 1
         self.rescored += written
         self._save()

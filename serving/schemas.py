@@ -374,3 +374,16 @@ class LeadResponse(BaseModel):
     next_before: int | None = Field(description="pass as `before` for the next (older) page; null at the end")
     scores: list[ScorePoint] = Field(description="oldest first")
     current: CurrentScore | None
+
+
+class AlertFeedbackRequest(BaseModel):
+    """A verdict on one alert: useful, not now (right lead, wrong moment) or wrong."""
+
+    verdict: Literal["useful", "not_now", "wrong"]
+
+
+class AlertFeedbackResponse(BaseModel):
+    alert_id: str
+    rule: str
+    lead_id: str
+    verdict: str

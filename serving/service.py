@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import bentoml
@@ -22,11 +23,13 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match, Route
 
-from leadradar.config import get_settings
+from leadradar.config import Settings, get_settings
 from leadradar.features.online import OnlineFeatures
 from leadradar.features.registry import build_registry
 from leadradar.features.store import EventStore
 from leadradar.serving import connections, errors
+from leadradar.serving.alerts.feedback import AlertNotFound, NotYourAlert, give_feedback
+from leadradar.serving.alerts.outbox import Outbox
 from leadradar.serving.apidocs import HEADERS as DOCS_HEADERS
 from leadradar.serving.apidocs import reference_html
 from leadradar.serving.audit import AuditLog
@@ -45,6 +48,8 @@ from leadradar.serving.ranking import RankedCache
 from leadradar.serving.reasons import ReasonWriter
 from leadradar.serving.rescoring import Rescorer, rescoring_worker
 from leadradar.serving.schemas import (
+    AlertFeedbackRequest,
+    AlertFeedbackResponse,
     AuditResponse,
     AuditRow,
     ErrorBody,
@@ -173,6 +178,7 @@ class LeadRadar:
         self.audit_log = AuditLog(settings.score_store_url)
         self.ranked = RankedCache(self.store, settings.serving.grade)
         self.events = EventStore.open(settings)  # one per worker process; writes are serialised inside it
+        self.outbox = Outbox(settings.score_store_url, settings.alerts.rules)
         registry = build_registry(settings)
         self.words = ReasonWriter(registry, settings.funnel)
         online = OnlineFeatures(settings, registry)
@@ -190,13 +196,18 @@ class LeadRadar:
         and rescore leads as their events land (serving/rescoring.py; one worker, when `serving.rescore`)."""
         self.holder.start()
         self.rescorer: Rescorer | None = None
+        self.alerting: Any = None
         if rescoring_worker(self.settings, bentoml.server_context.worker_index):
+            events = EventStore.open(self.settings)
+            self.alerting = _alerting(self.settings, events, self.store)
+            after = self.alerting.alerter.after_rescoring if self.alerting is not None else None
             self.rescorer = Rescorer(
                 self.settings,
-                EventStore.open(self.settings),
+                events,
                 self.store,
                 lambda: self.holder.current,
                 positions=Positions(self.store.engine),
+                after=after,
             )
             self.rescorer.start()
 
@@ -207,6 +218,9 @@ class LeadRadar:
         rescorer: Rescorer | None = getattr(self, "rescorer", None)
         if rescorer is not None:
             rescorer.stop()
+        alerting = getattr(self, "alerting", None)
+        if alerting is not None:
+            alerting.stop()
 
     def __is_ready__(self) -> bool:
         return self.holder.current is not None
@@ -418,6 +432,34 @@ class LeadRadar:
             self.settings, self.events, self.store, self.audit_log, principal.tenant_id, lead_id, actor
         )
         return ForgetResponse(tenant_id=principal.tenant_id, lead_hash=report.lead_hash, deleted=report.deleted)
+
+    @app.post(
+        "/alerts/{alert_id}/feedback",
+        response_model=AlertFeedbackResponse,
+        responses={**ERRORS, 404: {"model": ErrorBody}},
+        openapi_extra={"parameters": KEY_HEADERS},
+    )
+    def alert_feedback(self, request: Request, alert_id: str, body: AlertFeedbackRequest):
+        """A verdict on one alert of the key's tenant (a sales key: only on its own alerts)."""
+        principal = self._principal(request, "alert_feedback")
+        try:
+            stored = give_feedback(self.outbox, principal, alert_id, body.verdict, datetime.now(UTC))
+        except AlertNotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        except NotYourAlert as exc:
+            raise HTTPException(403, str(exc)) from None
+        return AlertFeedbackResponse(
+            alert_id=stored.alert_id, rule=stored.alert.rule, lead_id=stored.alert.lead_id, verdict=body.verdict
+        )
+
+
+def _alerting(settings: Settings, events: EventStore, scores: ScoreStore) -> Any:
+    """Alerting beside rescoring (serving/alerts/wiring.py), unless `alerts.rules.enabled` is off."""
+    if not settings.alerts.rules.enabled:
+        return None
+    from leadradar.serving.alerts.wiring import start_alerting
+
+    return start_alerting(settings, events, scores)
 
 
 @app.api_route(

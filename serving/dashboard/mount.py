@@ -31,6 +31,6 @@ def service_dashboard() -> FastAPI:
         import bentoml
 
         service = bentoml.get_current_service()
-        return Backend.build(service.settings, service.store, service.keys)
+        return Backend.build(service.settings, service.store, service.keys, service.outbox)
 
     return build_dashboard(backend, settings.serving.dashboard.max_body_bytes)

@@ -77,7 +77,13 @@ class Backend:
     alerts: AlertFeed | None = None
 
     @classmethod
-    def build(cls, settings: Settings, store: ScoreStore | None = None, keys: KeyStore | None = None) -> Backend:
+    def build(
+        cls,
+        settings: Settings,
+        store: ScoreStore | None = None,
+        keys: KeyStore | None = None,
+        alerts: AlertFeed | None = None,
+    ) -> Backend:
         url, cfg = settings.score_store_url, settings.serving.dashboard
         store = store or ScoreStore(url)
         keys = keys or KeyStore(url, settings.serving.key_cache_seconds, settings.serving.key_cache_size)
@@ -89,7 +95,7 @@ class Backend:
             SessionLedger(url, cfg.session_idle_minutes * 60),
         )
         checks = CheckPool(cfg.login_hash_concurrency, cfg.login_hash_queue)
-        return cls(settings, PageData(store, settings), gate, checks, AuditLog(url))
+        return cls(settings, PageData(store, settings), gate, checks, AuditLog(url), alerts)
 
 
 @dataclass(frozen=True)
