@@ -268,7 +268,10 @@ def ingest(
     ),
     stages: list[Path] | None = typer.Option(None, "--stages", help="a file of CRM stage changes (repeatable)"),
     items: Path | None = typer.Option(None, help="the item catalogue (tenant_id, item_id, category) into the store"),
-    leads: Path | None = typer.Option(None, help="static lead attributes (tenant_id, lead_id, ...) into the store"),
+    leads: Path | None = typer.Option(
+        None, help="static lead attributes (tenant_id, lead_id, optional name, ...) into the store"
+    ),
+    sales: Path | None = typer.Option(None, help="the salespeople (tenant_id, sales_id, name) into the store"),
     arrived_now: bool = typer.Option(
         False, "--arrived-now", help="events without an arrived_at arrive now (default: when they happened, a backfill)"
     ),
@@ -277,10 +280,10 @@ def ingest(
     """Validate events and stage changes into the event store; keep the good, quarantine the bad with a reason each."""
     files, stages = files or [], stages or []
     if out_dir is None:
-        ingest_into_store(files, stages, items, leads, arrived_now, as_json)
+        ingest_into_store(files, stages, items, leads, sales, arrived_now, as_json)
         return
-    if stages or items or leads or arrived_now:
-        raise BadValueError("--stages, --items, --leads and --arrived-now are for the event store; drop --out")
+    if stages or items or leads or sales or arrived_now:
+        raise BadValueError("--stages, --items, --leads, --sales and --arrived-now are for the event store; drop --out")
     if not files:
         raise BadValueError("name at least one events file to ingest")
     from leadradar.features.ingest import ingest as run
@@ -314,20 +317,26 @@ def ingest(
 
 
 def ingest_into_store(
-    files: list[Path], stages: list[Path], items: Path | None, leads: Path | None, arrived_now: bool, as_json: bool
+    files: list[Path],
+    stages: list[Path],
+    items: Path | None,
+    leads: Path | None,
+    sales: Path | None,
+    arrived_now: bool,
+    as_json: bool,
 ) -> None:
     """`leadradar ingest` without --out: every file into the event store, one line per file of what it did."""
     from leadradar.features.store import EventStore
     from leadradar.features.store.loading import load_files
 
-    if not (files or stages or items or leads):
-        raise BadValueError("name at least one file to ingest (events, --stages, --items or --leads)")
+    if not (files or stages or items or leads or sales):
+        raise BadValueError("name at least one file to ingest (events, --stages, --items, --leads or --sales)")
     settings = settings_for()
     store = EventStore.open(settings)
     try:
         with console.status(f"ingesting into the event store at {store.url}"):
             loaded = load_files(
-                store, settings, files, stages=stages, items=items, leads=leads, arrived_now=arrived_now
+                store, settings, files, stages=stages, items=items, leads=leads, sales=sales, arrived_now=arrived_now
             )
         counts = store.counts()
     finally:

@@ -95,6 +95,21 @@ class EventConfig(BaseModel):
     # Types that carry a dwell time; dwell features are built for these and their families.
     dwell_types: tuple[str, ...] = ("card_view", "product_view", "article_view", "video_view")
     labels: dict[str, EventLabel] = Field(default_factory=lambda: dict(DEFAULT_EVENT_LABELS))
+    # Words for the `channel` of an event (English, Chinese), as timelines show it; a channel without words
+    # reads as its code with spaces. A company adds its own channels here.
+    channels: dict[str, tuple[str, str]] = Field(
+        default_factory=lambda: {
+            "mini_program": ("WeChat mini program", "微信小程序"),
+            "h5": ("web page", "H5 网页"),
+            "wecom": ("WeCom", "企业微信"),
+            "wechat": ("WeChat", "微信"),
+            "dingtalk": ("DingTalk", "钉钉"),
+            "feishu": ("Feishu", "飞书"),
+            "email": ("e-mail", "邮件"),
+            "phone": ("phone", "电话"),
+            "web": ("website", "官网"),
+        }
+    )
     # Event validation (features/validation.py), the same for `leadradar ingest` and the service's raw events.
     # Before this, a time is an export or clock error (a zero date, a 1970 epoch), not a card log.
     earliest_ts: AwareDatetime = datetime(2000, 1, 1, tzinfo=UTC)
@@ -135,6 +150,12 @@ class EventConfig(BaseModel):
         """The words for a type or family; a company's own type without words reads as its name."""
         words = name.replace("_", " ")
         return self.labels.get(name) or _label(words, words, words, words)
+
+    def channel_label(self, channel: str, lang: str) -> str:
+        """The words for a channel in `lang`; an unconfigured one reads as its code with spaces."""
+        words = channel.replace("_", " ")
+        en, zh = self.channels.get(channel, (words, words))
+        return zh if lang == "zh-CN" else en
 
 
 class FunnelConfig(BaseModel):

@@ -73,6 +73,7 @@ def run_demo(
         stages=[backfill / "stages.parquet"],
         items=data_dir / "items.parquet",
         leads=data_dir / "leads.parquet",
+        sales=data_dir / "sales.parquet",
     )
     for f in loaded:
         console.print(f"  {f.kind}: {f.received:,} received, {f.stored:,} stored, {f.duplicate:,} re-sends")
