@@ -767,7 +767,9 @@ def rank(
 ) -> None:
     """The tenant's open leads from the latest scoring run, most likely closers first, and the movers."""
     from leadradar.features.registry import build_registry
+    from leadradar.serving.dashboard.messages import translator
     from leadradar.serving.export import write_csv, write_xlsx
+    from leadradar.serving.names import NameBook
     from leadradar.serving.ranking import ranked_list
     from leadradar.serving.reasons import ReasonWriter
     from leadradar.serving.store import ScoreStore
@@ -778,31 +780,35 @@ def rank(
     if lang not in ("en", "zh-CN"):
         raise BadValueError(f"--lang is en or zh-CN, not {lang!r}")
     store = ScoreStore(settings.score_store_url)
-    writer = ReasonWriter(build_registry(settings), settings.funnel)
-    result = ranked_list(store, tenant, settings.serving.grade, writer, lang, sales, stage, grade, max(movers, 0))
+    writer = ReasonWriter(build_registry(settings), settings.funnel, settings.serving.hidden_reason_families)
+    names = NameBook(settings)(tenant)
+    result = ranked_list(
+        store, tenant, settings.serving.grade, writer, lang, sales, stage, grade, max(movers, 0), names
+    )
     if result.table.empty and not store.runs(tenant):
         raise NotFoundError(f"no scores for tenant {tenant!r}; run `leadradar score` first")
     label = lambda s: settings.funnel.label(s, lang)
     if csv:
-        write_csv(result.table, csv)
+        write_csv(result.table, csv, lang, label)
     if xlsx:
         write_xlsx(result.table, xlsx, lang, label, movers=result.movers)
-    table = result.table
-    as_of = f"{table['as_of'].iloc[0]:%Y-%m-%d %H:%M} UTC" if len(table) else "the latest run"
+    t, table = translator(lang), result.table
+    as_of = f"{table['as_of'].iloc[0]:%Y-%m-%d %H:%M} UTC" if len(table) else t("rank.latest")
     shown = " ".join(f"{k}={v}" for k, v in (("sales", sales), ("stage", stage), ("grade", grade)) if v)
-    out.print(
-        rank_table(
-            table.head(limit),
-            f"{tenant}: top {min(limit, len(table))} of {len(table):,} open leads"
-            f"{' (' + shown + ')' if shown else ''}, as of {as_of}",
-            label,
-        )
+    title = t(
+        "rank.title",
+        tenant=tenant,
+        n=min(limit, len(table)),
+        total=f"{len(table):,}",
+        shown=f" ({shown})" if shown else "",
+        as_of=as_of,
     )
+    out.print(rank_table(table.head(limit), title, label, lang=lang))
     if movers > 0 and result.previous_as_of is not None:
-        since = f"since {result.previous_as_of:%Y-%m-%d}"
-        for frame, title in ((result.up, f"rising fastest {since}"), (result.down, f"falling fastest {since}")):
+        since = f"{result.previous_as_of:%Y-%m-%d}"
+        for frame, key in ((result.up, "rank.rising"), (result.down, "rank.falling")):
             if len(frame):
-                out.print(rank_table(frame, title, label, caption=False))
+                out.print(rank_table(frame, t(key, date=since), label, caption=False, lang=lang))
     for path in (csv, xlsx):
         if path:
             console.print(f"wrote {len(table):,} leads → {escape(str(path))}")

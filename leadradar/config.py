@@ -417,6 +417,10 @@ class ServingConfig(BaseModel):
     grade_thresholds: dict[str, float] = Field(default_factory=lambda: {"A": 0.5, "B": 0.2, "C": 0.05})
     reasons_for: int = 3
     reasons_against: int = 2
+    # Feature families the reasons people read leave out: where a lead stands in the funnel (stage, time in
+    # stage, stage moves) a manager already knows from the CRM, and lists show the stage in its own column.
+    # The model keeps these features, and the API's full explanation keeps their reasons.
+    hidden_reason_families: tuple[str, ...] = ("funnel",)
     # Live rescoring (serving/rescoring.py): the service follows the event store and rescores each lead whose
     # events landed, at most once per `rescore_interval_seconds`. Every process that runs it rescores every
     # lead, so with several replicas (or `workers` > 1: only the first worker rescores) turn it off on all

@@ -127,7 +127,7 @@ def run_demo(
             show(pd.Timestamp(simulation_end(cfg), tz="UTC"))
 
     step(f"6. the 20 most likely closers of {tenant}")
-    writer = ReasonWriter(build_registry(settings), settings.funnel)
+    writer = ReasonWriter(build_registry(settings), settings.funnel, settings.serving.hidden_reason_families)
     ranked = ranked_list(ScoreStore(settings.score_store_url), tenant, settings.serving.grade, writer, n_movers=0)
     console.print(rank_table(ranked.table.head(20), f"{tenant}, live"))
 
