@@ -122,8 +122,40 @@ ITEM_WORDS = {
 }
 # People's names for leads and salespeople, chosen from the row's position (no draw from the random stream).
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹"
-GIVEN = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "洋", "艳", "勇", "军", "杰", "娟", "涛", "明", "超", "秀英",
-         "霞", "平", "刚", "桂英", "建华", "晓东", "文博", "雨桐", "子涵", "思远", "一鸣", "欣怡", "浩然", "梓萱"]  # fmt: skip
+GIVEN = [
+    "伟",
+    "芳",
+    "娜",
+    "敏",
+    "静",
+    "丽",
+    "强",
+    "磊",
+    "洋",
+    "艳",
+    "勇",
+    "军",
+    "杰",
+    "娟",
+    "涛",
+    "明",
+    "超",
+    "秀英",
+    "霞",
+    "平",
+    "刚",
+    "桂英",
+    "建华",
+    "晓东",
+    "文博",
+    "雨桐",
+    "子涵",
+    "思远",
+    "一鸣",
+    "欣怡",
+    "浩然",
+    "梓萱",
+]
 
 
 def person_name(i: int, salt: int = 0) -> str:
@@ -133,7 +165,9 @@ def person_name(i: int, salt: int = 0) -> str:
 
 def item_names(w: World) -> tuple[list[str], list[str]]:
     """Each item's name in English and Chinese: 'Line 2 article 3' / '产品线2 文章3', the pricing page 'Price list'."""
-    en, zh, seen = [], [], {}
+    en: list[str] = []
+    zh: list[str] = []
+    seen: dict[tuple[int, int, int], int] = {}
     for tenant, line, kind in zip(w.item_tenant.tolist(), w.item_line.tolist(), w.item_kind.tolist()):
         if ITEM_KINDS[kind] == "pricing":
             en.append("Price list")

@@ -48,7 +48,10 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "col.model": ("Model version", "模型版本"),
     "col.lead_name": ("Lead name", "线索姓名"),
     "col.sales_name": ("Salesperson name", "销售姓名"),
-    "rank.title": ("{tenant}: top {n} of {total} open leads{shown}, as of {as_of}", "{tenant}：{total} 条在跟线索中的前 {n} 条{shown}，评分时间 {as_of}"),
+    "rank.title": (
+        "{tenant}: top {n} of {total} open leads{shown}, as of {as_of}",
+        "{tenant}：{total} 条在跟线索中的前 {n} 条{shown}，评分时间 {as_of}",
+    ),
     "rank.latest": ("the latest run", "最近一次评分"),
     "rank.caption": ("change: percentage points since the previous run", "变化：与上次评分相比（百分点）"),
     "rank.rising": ("rising fastest since {date}", "{date} 以来上升最快"),

@@ -55,12 +55,11 @@ class PageData:
     def __post_init__(self) -> None:
         hidden = self.settings.serving.hidden_reason_families
         self.writer = ReasonWriter(self.registry or build_registry(self.settings), self.settings.funnel, hidden)
-        if self.names is None:
-            self.names = NameBook(self.settings)
 
     def names_of(self, tenant: str) -> Names:
         """The tenant's display names (leads, salespeople, items) from the event store's catalogues."""
-        assert self.names is not None
+        if self.names is None:
+            self.names = NameBook(self.settings)
         return self.names(tenant)
 
     # -- shared pieces ---------------------------------------------------------------------------
