@@ -1,4 +1,5 @@
-"""The radar log as one value: events and CRM stages, with the optional items, lead attributes and simulator truth.
+"""The radar log as one value: events and CRM stages, with the optional items, lead attributes, salespeople and
+simulator truth.
 
 The CLI, notebooks, benchmarks, training, promotion and batch scoring pass a `RadarLog` instead of
 five loose sources. Files are checked where they are read: a missing file or a column that misses
@@ -40,6 +41,7 @@ FILES = {
     "items": "items.parquet",
     "leads": "leads.parquet",
     "truth": "truth.parquet",
+    "sales": "sales.parquet",
 }
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,8 @@ class RadarLog:
     items: Source | None = None
     leads: Source | None = None
     truth: Source | None = None
+    # The salespeople (tenant_id, sales_id, name): display names for pages and lists, never a feature.
+    sales: Source | None = None
 
     def __post_init__(self) -> None:
         for part in (f.name for f in fields(self)):
@@ -98,7 +102,7 @@ class RadarLog:
         leads: str | Path | None = None,
         truth: str | Path | None = None,
         *,
-        beside: tuple[str, ...] = ("items", "leads", "truth"),
+        beside: tuple[str, ...] = ("items", "leads", "truth", "sales"),
     ) -> RadarLog:
         """Named files; the optional parts in `beside` that are not named come from beside the events, when there."""
         events = Path(events)
@@ -115,6 +119,7 @@ class RadarLog:
             beside_events("items", items),
             beside_events("leads", leads),
             beside_events("truth", truth),
+            beside_events("sales", None),
         )
 
     @classmethod
@@ -137,6 +142,7 @@ class RadarLog:
             store.stages(tenant, until=until),
             None if items is None else pa.Table.from_pandas(items, schema=ITEM_SCHEMA, preserve_index=False),
             leads,
+            sales=store.catalog("sales", tenant),
         )
 
     def paths(self) -> dict[str, Path]:

@@ -282,7 +282,10 @@ def ingest(
     ),
     stages: list[Path] | None = typer.Option(None, "--stages", help="a file of CRM stage changes (repeatable)"),
     items: Path | None = typer.Option(None, help="the item catalogue (tenant_id, item_id, category) into the store"),
-    leads: Path | None = typer.Option(None, help="static lead attributes (tenant_id, lead_id, ...) into the store"),
+    leads: Path | None = typer.Option(
+        None, help="static lead attributes (tenant_id, lead_id, optional name, ...) into the store"
+    ),
+    sales: Path | None = typer.Option(None, help="the salespeople (tenant_id, sales_id, name) into the store"),
     arrived_now: bool = typer.Option(
         False, "--arrived-now", help="events without an arrived_at arrive now (default: when they happened, a backfill)"
     ),
@@ -291,10 +294,10 @@ def ingest(
     """Validate events and stage changes into the event store; keep the good, quarantine the bad with a reason each."""
     files, stages = files or [], stages or []
     if out_dir is None:
-        ingest_into_store(files, stages, items, leads, arrived_now, as_json)
+        ingest_into_store(files, stages, items, leads, sales, arrived_now, as_json)
         return
-    if stages or items or leads or arrived_now:
-        raise BadValueError("--stages, --items, --leads and --arrived-now are for the event store; drop --out")
+    if stages or items or leads or sales or arrived_now:
+        raise BadValueError("--stages, --items, --leads, --sales and --arrived-now are for the event store; drop --out")
     if not files:
         raise BadValueError("name at least one events file to ingest")
     from leadradar.features.ingest import ingest as run
@@ -328,20 +331,26 @@ def ingest(
 
 
 def ingest_into_store(
-    files: list[Path], stages: list[Path], items: Path | None, leads: Path | None, arrived_now: bool, as_json: bool
+    files: list[Path],
+    stages: list[Path],
+    items: Path | None,
+    leads: Path | None,
+    sales: Path | None,
+    arrived_now: bool,
+    as_json: bool,
 ) -> None:
     """`leadradar ingest` without --out: every file into the event store, one line per file of what it did."""
     from leadradar.features.store import EventStore
     from leadradar.features.store.loading import load_files
 
-    if not (files or stages or items or leads):
-        raise BadValueError("name at least one file to ingest (events, --stages, --items or --leads)")
+    if not (files or stages or items or leads or sales):
+        raise BadValueError("name at least one file to ingest (events, --stages, --items, --leads or --sales)")
     settings = settings_for()
     store = EventStore.open(settings)
     try:
         with console.status(f"ingesting into the event store at {store.url}"):
             loaded = load_files(
-                store, settings, files, stages=stages, items=items, leads=leads, arrived_now=arrived_now
+                store, settings, files, stages=stages, items=items, leads=leads, sales=sales, arrived_now=arrived_now
             )
         counts = store.counts()
     finally:
@@ -772,7 +781,9 @@ def rank(
 ) -> None:
     """The tenant's open leads from the latest scoring run, most likely closers first, and the movers."""
     from leadradar.features.registry import build_registry
+    from leadradar.serving.dashboard.messages import translator
     from leadradar.serving.export import write_csv, write_xlsx
+    from leadradar.serving.names import NameBook
     from leadradar.serving.ranking import ranked_list
     from leadradar.serving.reasons import ReasonWriter
     from leadradar.serving.store import ScoreStore
@@ -783,31 +794,35 @@ def rank(
     if lang not in ("en", "zh-CN"):
         raise BadValueError(f"--lang is en or zh-CN, not {lang!r}")
     store = ScoreStore(settings.score_store_url)
-    writer = ReasonWriter(build_registry(settings), settings.funnel)
-    result = ranked_list(store, tenant, settings.serving.grade, writer, lang, sales, stage, grade, max(movers, 0))
+    writer = ReasonWriter(build_registry(settings), settings.funnel, settings.serving.hidden_reason_families)
+    names = NameBook(settings)(tenant)
+    result = ranked_list(
+        store, tenant, settings.serving.grade, writer, lang, sales, stage, grade, max(movers, 0), names
+    )
     if result.table.empty and not store.runs(tenant):
         raise NotFoundError(f"no scores for tenant {tenant!r}; run `leadradar score` first")
     label = lambda s: settings.funnel.label(s, lang)
     if csv:
-        write_csv(result.table, csv)
+        write_csv(result.table, csv, lang, label)
     if xlsx:
         write_xlsx(result.table, xlsx, lang, label, movers=result.movers)
-    table = result.table
-    as_of = f"{table['as_of'].iloc[0]:%Y-%m-%d %H:%M} UTC" if len(table) else "the latest run"
+    t, table = translator(lang), result.table
+    as_of = f"{table['as_of'].iloc[0]:%Y-%m-%d %H:%M} UTC" if len(table) else t("rank.latest")
     shown = " ".join(f"{k}={v}" for k, v in (("sales", sales), ("stage", stage), ("grade", grade)) if v)
-    out.print(
-        rank_table(
-            table.head(limit),
-            f"{tenant}: top {min(limit, len(table))} of {len(table):,} open leads"
-            f"{' (' + shown + ')' if shown else ''}, as of {as_of}",
-            label,
-        )
+    title = t(
+        "rank.title",
+        tenant=tenant,
+        n=min(limit, len(table)),
+        total=f"{len(table):,}",
+        shown=f" ({shown})" if shown else "",
+        as_of=as_of,
     )
+    out.print(rank_table(table.head(limit), title, label, lang=lang))
     if movers > 0 and result.previous_as_of is not None:
-        since = f"since {result.previous_as_of:%Y-%m-%d}"
-        for frame, title in ((result.up, f"rising fastest {since}"), (result.down, f"falling fastest {since}")):
+        since = f"{result.previous_as_of:%Y-%m-%d}"
+        for frame, key in ((result.up, "rank.rising"), (result.down, "rank.falling")):
             if len(frame):
-                out.print(rank_table(frame, title, label, caption=False))
+                out.print(rank_table(frame, t(key, date=since), label, caption=False, lang=lang))
     for path in (csv, xlsx):
         if path:
             console.print(f"wrote {len(table):,} leads → {escape(str(path))}")

@@ -95,6 +95,21 @@ class EventConfig(BaseModel):
     # Types that carry a dwell time; dwell features are built for these and their families.
     dwell_types: tuple[str, ...] = ("card_view", "product_view", "article_view", "video_view")
     labels: dict[str, EventLabel] = Field(default_factory=lambda: dict(DEFAULT_EVENT_LABELS))
+    # Words for the `channel` of an event (English, Chinese), as timelines show it; a channel without words
+    # reads as its code with spaces. A company adds its own channels here.
+    channels: dict[str, tuple[str, str]] = Field(
+        default_factory=lambda: {
+            "mini_program": ("WeChat mini program", "微信小程序"),
+            "h5": ("web page", "H5 网页"),
+            "wecom": ("WeCom", "企业微信"),
+            "wechat": ("WeChat", "微信"),
+            "dingtalk": ("DingTalk", "钉钉"),
+            "feishu": ("Feishu", "飞书"),
+            "email": ("e-mail", "邮件"),
+            "phone": ("phone", "电话"),
+            "web": ("website", "官网"),
+        }
+    )
     # Event validation (features/validation.py), the same for `leadradar ingest` and the service's raw events.
     # Before this, a time is an export or clock error (a zero date, a 1970 epoch), not a card log.
     earliest_ts: AwareDatetime = datetime(2000, 1, 1, tzinfo=UTC)
@@ -135,6 +150,12 @@ class EventConfig(BaseModel):
         """The words for a type or family; a company's own type without words reads as its name."""
         words = name.replace("_", " ")
         return self.labels.get(name) or _label(words, words, words, words)
+
+    def channel_label(self, channel: str, lang: str) -> str:
+        """The words for a channel in `lang`; an unconfigured one reads as its code with spaces."""
+        words = channel.replace("_", " ")
+        en, zh = self.channels.get(channel, (words, words))
+        return zh if lang == "zh-CN" else en
 
 
 class FunnelConfig(BaseModel):
@@ -416,6 +437,10 @@ class ServingConfig(BaseModel):
     grade_thresholds: dict[str, float] = Field(default_factory=lambda: {"A": 0.5, "B": 0.2, "C": 0.05})
     reasons_for: int = 3
     reasons_against: int = 2
+    # Feature families the reasons people read leave out: where a lead stands in the funnel (stage, time in
+    # stage, stage moves) a manager already knows from the CRM, and lists show the stage in its own column.
+    # The model keeps these features, and the API's full explanation keeps their reasons.
+    hidden_reason_families: tuple[str, ...] = ("funnel",)
     # Live rescoring (serving/rescoring.py): the service follows the event store and rescores each lead whose
     # events landed, at most once per `rescore_interval_seconds`. Every process that runs it rescores every
     # lead, so with several replicas (or `workers` > 1: only the first worker rescores) turn it off on all

@@ -73,6 +73,7 @@ def run_demo(
         stages=[backfill / "stages.parquet"],
         items=data_dir / "items.parquet",
         leads=data_dir / "leads.parquet",
+        sales=data_dir / "sales.parquet",
     )
     for f in loaded:
         console.print(f"  {f.kind}: {f.received:,} received, {f.stored:,} stored, {f.duplicate:,} re-sends")
@@ -126,7 +127,7 @@ def run_demo(
             show(pd.Timestamp(simulation_end(cfg), tz="UTC"))
 
     step(f"6. the 20 most likely closers of {tenant}")
-    writer = ReasonWriter(build_registry(settings), settings.funnel)
+    writer = ReasonWriter(build_registry(settings), settings.funnel, settings.serving.hidden_reason_families)
     ranked = ranked_list(ScoreStore(settings.score_store_url), tenant, settings.serving.grade, writer, n_movers=0)
     console.print(rank_table(ranked.table.head(20), f"{tenant}, live"))
 

@@ -1,7 +1,8 @@
 """Ranked lists on a terminal (rich): what `leadradar rank` and the demo print.
 
-Ids, stages and reasons come from outside, so they go in as `Text` (never parsed as Rich markup or
+Ids, names, stages and reasons come from outside, so they go in as `Text` (never parsed as Rich markup or
 emoji codes): a lead id such as `[bold]x` or `[/]` is shown as written instead of breaking the table.
+Headings and the caption are the dashboard's words (serving/dashboard/messages.py), in English or Chinese.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from rich.console import Console, Group, JustifyMethod, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from leadradar.serving.dashboard.messages import translator
+
 GRADE_STYLE = {"A": "bold white on red", "B": "bold black on yellow", "C": "bold white on blue", "D": "white on grey50"}
 
 
@@ -23,12 +26,15 @@ def rank_table(
     stage_label: Callable[[str], str] | None = None,
     width: int | None = None,
     caption: bool = True,
+    lang: str = "en",
 ) -> RenderableType:
     """A ranked list for the terminal: rank, lead, salesperson, stage, probability, grade, change, top reason.
 
-    On a terminal narrower than 120 columns the reasons follow the table, one line per lead. `title` is
-    plain text (it may hold a tenant id), never markup.
+    A lead with a name shows it beside its id; a salesperson with a name shows the name. On a terminal
+    narrower than 120 columns the reasons follow the table, one line per lead. `title` is plain text (it may
+    hold a tenant id), never markup.
     """
+    t = translator(lang)
     wide = (width or Console().width) >= 120
     table = Table(
         title=Text(title),
@@ -36,34 +42,36 @@ def rank_table(
         box=box.SIMPLE_HEAD,
         pad_edge=False,
         caption_justify="left",
-        caption="change: percentage points since the previous run" if caption else None,
+        caption=t("rank.caption") if caption else None,
     )
     columns: tuple[tuple[str, JustifyMethod], ...] = (
-        ("#", "right"),
-        ("lead", "left"),
-        ("salesperson", "left"),
-        ("stage", "left"),
-        ("P(close)", "right"),
-        ("grade", "center"),
-        ("change", "right"),
+        ("col.rank", "right"),
+        ("col.lead", "left"),
+        ("col.sales", "left"),
+        ("col.stage", "left"),
+        ("col.p", "right"),
+        ("col.grade", "center"),
+        ("col.change", "right"),
     )
-    for col, justify in columns:
-        table.add_column(col, justify=justify, no_wrap=True)
+    for key, justify in columns:
+        table.add_column(t(key), justify=justify, no_wrap=True)
     if wide:
-        table.add_column("top reason", ratio=1)
+        table.add_column(t("col.reason"), ratio=1)
     notes = []
     for row in frame.to_dict("records"):
         change = row.get("change")
+        moved: RenderableType
         if change is None or change != change:
-            moved = "[magenta]new[/magenta]"
+            moved = Text(t("change.new"), "magenta")
         else:
             color = "green" if change > 0.0005 else "red" if change < -0.0005 else "dim"
             moved = f"[{color}]{change * 100:+.1f}[/{color}]"
         grade, stage, reason = row.get("grade") or "", row.get("stage") or "", row.get("top_reason") or ""
+        lead_name, sales_name = (v if isinstance(v, str) else "" for v in (row.get("lead_name"), row.get("sales_name")))
         cells: list[RenderableType] = [
             str(row["rank"]),
-            Text(str(row["lead_id"])),
-            Text(str(row.get("sales_id") or "")),
+            Text.assemble(str(row["lead_id"]), *((" ", (lead_name, "bold")) if lead_name else ())),
+            Text(sales_name or str(row.get("sales_id") or "")),
             Text(stage_label(stage) if stage_label and stage else stage),
             f"{row['p_close']:.1%}",
             Text(f" {grade} ", GRADE_STYLE.get(grade, "")) if grade else "",

@@ -23,6 +23,11 @@ training) neither speak nor lend their weight to a sibling: a lead that never sh
 read "last shared 3 days ago" because of the missing feature's push. A topic that moves the
 log-odds by less than `MIN_CONTRIBUTION` is left out, so a lead may get fewer reasons than asked.
 
+A manager already knows from the CRM where a lead stands in the funnel, so the reasons a list or a page
+shows may leave out whole feature families (`hide`, by default the funnel: stage, time in stage, stage
+moves) and speak of behaviour instead; the model keeps those features, and the full explanation keeps
+their reasons. `explain_both` gives the full and the shown reasons from one `pred_contrib` call.
+
 Cost: one `pred_contrib` call for all rows (it dominates, and grows with trees × leaves × depth²),
 then numpy over rows; only the chosen reasons are formatted. Build one `Explainer` per loaded model
 (`explainer_for` caches it) and call `explain_matrix` on the encoder's matrix for the fast path.
@@ -163,17 +168,39 @@ class Explainer:
         """Reasons for each row of a feature frame (encoded as the model was trained)."""
         return self.explain_matrix(self.encoder.transform(frame), lang, n_for, n_against)
 
-    def explain_matrix(self, X: np.ndarray, lang: str = "en", n_for: int = 3, n_against: int = 2) -> list[Explanation]:
-        """Reasons for each row of the model's matrix: one `pred_contrib` call, selection in numpy."""
+    def explain_matrix(
+        self, X: np.ndarray, lang: str = "en", n_for: int = 3, n_against: int = 2, hide: tuple[str, ...] = ()
+    ) -> list[Explanation]:
+        """Reasons for each row of the model's matrix: one `pred_contrib` call, selection in numpy.
+
+        Topics of features in the families `hide` never speak (nor does any topic they share a feature with).
+        """
+        X, phi = self._phi(X, lang, n_for, n_against)
+        return self._explanations(X, phi, lang, n_for, n_against, hide)
+
+    def explain_both(
+        self, X: np.ndarray, hide: tuple[str, ...], lang: str = "en", n_for: int = 3, n_against: int = 2
+    ) -> tuple[list[Explanation], list[Explanation]]:
+        """The full reasons and those shown to people (families in `hide` left out), from one `pred_contrib`."""
+        X, phi = self._phi(X, lang, n_for, n_against)
+        full = self._explanations(X, phi, lang, n_for, n_against, ())
+        return full, self._explanations(X, phi, lang, n_for, n_against, hide)
+
+    def _phi(self, X: np.ndarray, lang: str, n_for: int, n_against: int) -> tuple[np.ndarray, np.ndarray]:
         check_lang(lang)
         if n_for < 0 or n_against < 0:
             raise ValueError(f"n_for and n_against must be >= 0, got {n_for} and {n_against}")
         X = np.asarray(X, dtype=np.float64)
-        phi = _pred_contrib(self.booster, X, self.n_features)[:, : self.n_features]
+        return X, _pred_contrib(self.booster, X, self.n_features)[:, : self.n_features]
+
+    def _explanations(
+        self, X: np.ndarray, phi: np.ndarray, lang: str, n_for: int, n_against: int, hide: tuple[str, ...]
+    ) -> list[Explanation]:
         present = np.isfinite(X)
         topic_sum = np.where(present, phi, 0.0) @ self.one_hot  # each topic's weight: its valued features' sum
-        chosen_for = self._choose(phi, present, topic_sum, +1, n_for)
-        chosen_against = self._choose(phi, present, topic_sum, -1, n_against)
+        allowed = self._allowed(hide)
+        chosen_for = self._choose(phi, present, topic_sum, +1, n_for, allowed)
+        chosen_against = self._choose(phi, present, topic_sum, -1, n_against, allowed)
         return [
             Explanation(
                 [self._reason(i, j, X, phi, "for", lang) for j in chosen_for[i]],
@@ -184,8 +211,13 @@ class Explainer:
             for i in range(len(X))
         ]
 
+    def _allowed(self, hide: tuple[str, ...]) -> np.ndarray:
+        """Per topic, whether it may speak: none of its features belongs to a hidden family."""
+        hidden = np.array([f.family in hide for f in self.features], dtype=bool)
+        return ~(hidden @ self.one_hot > 0)
+
     def _choose(
-        self, phi: np.ndarray, present: np.ndarray, topic_sum: np.ndarray, sign: int, k: int
+        self, phi: np.ndarray, present: np.ndarray, topic_sum: np.ndarray, sign: int, k: int, allowed: np.ndarray
     ) -> list[list[int]]:
         """Per row, the features that speak for the k strongest topics pushing the score `sign`-wards."""
         n = len(phi)
@@ -196,7 +228,7 @@ class Explainer:
         speaks = present & (sign * phi > 0) & (signed[:, self.topic_of] > 0)
         strength = np.where(speaks, np.abs(phi), 0.0)
         best = np.maximum.reduceat(strength[:, self.by_topic], self.topic_starts, axis=1)
-        score = np.where((best > 0) & (signed >= self.min_contribution), signed, 0.0)
+        score = np.where((best > 0) & (signed >= self.min_contribution) & allowed, signed, 0.0)
         top = np.argsort(-score, axis=1, kind="stable")[:, : min(k, len(self.topics))]
         keep = np.take_along_axis(score, top, axis=1) > 0
         speakers = self.members[top]  # (rows, k, largest topic), padded with an always-zero column

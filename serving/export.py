@@ -1,9 +1,10 @@
 """Ranked lists as files: CSV for programs and spreadsheets, Excel for people.
 
-CSV keeps stable column names (`rank, lead_id, ..., top_reason`) and is written as UTF-8 with a byte
-order mark, so Excel on a Chinese Windows opens the Chinese reasons correctly. The workbook has
-headings in the reader's language, percentages as numbers formatted as percent, a frozen header
-and filters, and a second sheet with the movers.
+An English CSV keeps stable column names (`rank, lead_id, ..., top_reason`, then the display names) for
+programs; a Chinese one is for people: headings and stages in Chinese, like the workbook. Both are UTF-8
+with a byte order mark, so Excel on a Chinese Windows opens them correctly. The workbook has headings in
+the reader's language, percentages as numbers formatted as percent, a frozen header and filters, and a
+second sheet with the movers.
 
 Ids and reasons come from outside (a CRM, a card log), so a value a spreadsheet would read as a formula
 (one starting with `=`, `+`, `-`, `@`, a tab or a carriage return, after OWASP's CSV injection advice)
@@ -14,6 +15,7 @@ workbook as a string cell (`data_type "s"`), which Excel and LibreOffice never e
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -36,6 +38,8 @@ HEADINGS = {
     "top_reason": "col.reason",
     "as_of": "col.asof",
     "model_version": "col.model",
+    "lead_name": "col.lead_name",
+    "sales_name": "col.sales_name",
 }
 WIDTHS = {
     "rank": 7,
@@ -53,6 +57,8 @@ WIDTHS = {
     "top_reason": 60,
     "as_of": 18,
     "model_version": 10,
+    "lead_name": 14,
+    "sales_name": 14,
 }
 
 
@@ -76,19 +82,36 @@ def _plain(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def csv_bytes(frame: pd.DataFrame) -> bytes:
-    """The list as UTF-8 CSV with a BOM (Excel needs it to read Chinese) and CRLF rows (RFC 4180), so a value
-    holding a carriage return is quoted; formula-looking text gets a leading `'`."""
+def for_readers(
+    frame: pd.DataFrame, lang: str, stage_label: Callable[[str], str] | None = None
+) -> tuple[pd.DataFrame, list[str]]:
+    """The list with stages worded by `stage_label`, and its headings in `lang`."""
     data = _plain(frame)
+    if stage_label is not None and "stage" in data:
+        data["stage"] = data["stage"].map(lambda s: stage_label(s) if isinstance(s, str) else s)
+    t = translator(lang)
+    return data, [t(HEADINGS[c]) if c in HEADINGS else str(c) for c in data.columns]
+
+
+def csv_bytes(frame: pd.DataFrame, lang: str = "en", stage_label: Callable[[str], str] | None = None) -> bytes:
+    """The list as UTF-8 CSV with a BOM (Excel needs it to read Chinese) and CRLF rows (RFC 4180), so a value
+    holding a carriage return is quoted; formula-looking text gets a leading `'`. In Chinese, headings and
+    stages are Chinese (`stage_label` words a stage); in English the columns keep their stable names."""
+    data = _plain(frame)
+    if lang != "en":
+        data, headings = for_readers(frame, lang, stage_label)
+        data.columns = headings
     for col in data.columns:
         if not pd.api.types.is_numeric_dtype(data[col].dtype):
             data[col] = data[col].map(_defused)
     return data.to_csv(index=False, lineterminator="\r\n").encode("utf-8-sig")  # CRLF: a lone \r gets quoted
 
 
-def write_csv(frame: pd.DataFrame, path: Path) -> Path:
+def write_csv(
+    frame: pd.DataFrame, path: Path, lang: str = "en", stage_label: Callable[[str], str] | None = None
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(csv_bytes(frame))
+    path.write_bytes(csv_bytes(frame, lang, stage_label))
     return path
 
 
@@ -107,11 +130,9 @@ def xlsx_bytes(
         sheets.append((book.create_sheet(), movers, f"{t('movers.up')} / {t('movers.down')}"))
     for sheet, data, name in sheets:
         sheet.title = name[:31].replace("/", "-")
-        data = _plain(data)
-        if stage_label is not None and "stage" in data:
-            data["stage"] = data["stage"].map(lambda s: stage_label(s) if isinstance(s, str) else s)
         columns = list(data.columns)
-        sheet.append([t(HEADINGS[c]) if c in HEADINGS else c for c in columns])
+        data, headings = for_readers(data, lang, stage_label)
+        sheet.append(headings)
         for row in data.itertuples(index=False):
             sheet.append([None if (isinstance(v, float) and v != v) else v for v in row])
             for cell in sheet[sheet.max_row]:

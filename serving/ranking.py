@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from leadradar.serving.certainty import with_certainty
+from leadradar.serving.names import NO_NAMES, Names
 from leadradar.serving.reasons import ReasonWriter
 from leadradar.serving.store import COLUMNS, ScoreStore
 
@@ -28,6 +29,8 @@ LIST_COLUMNS = [
     "top_reason",
     "as_of",
     "model_version",
+    "lead_name",
+    "sales_name",
 ]
 # The list's stage column already says what this reason would; its "top reason" is the next one.
 SHOWN_IN_COLUMNS = ("stage_rank",)
@@ -110,14 +113,24 @@ def reason_side(grade: str) -> str:
     return "for" if grade in ("A", "B") else "against"
 
 
-def listing(frame: pd.DataFrame, writer: ReasonWriter | None, lang: str = "en") -> pd.DataFrame:
-    """A graded ranked frame as the list's columns, with its top reason worded in `lang`."""
+def listing(
+    frame: pd.DataFrame, writer: ReasonWriter | None, lang: str = "en", names: Names = NO_NAMES
+) -> pd.DataFrame:
+    """A graded ranked frame as the list's columns, with its top reason worded in `lang` and the display names
+    the data carries ('' where it has none)."""
     reasons = (
         [writer.top(d, lang, SHOWN_IN_COLUMNS, reason_side(g)) for d, g in zip(frame["detail"], frame["grade"])]
         if writer is not None and len(frame) and "detail" in frame
         else ""
     )
-    out = with_certainty(frame.assign(top_reason=reasons), lang)
+    out = with_certainty(
+        frame.assign(
+            top_reason=reasons,
+            lead_name=frame["lead_id"].map(names.lead) if len(frame) else "",
+            sales_name=frame["sales_id"].map(names.salesperson) if len(frame) else "",
+        ),
+        lang,
+    )
     for col in LIST_COLUMNS:
         if col not in out:
             out[col] = None
@@ -150,10 +163,12 @@ def ranked_list(
     stage: str | None = None,
     only_grade: str | None = None,
     n_movers: int = 5,
+    names: Names = NO_NAMES,
 ) -> RankedList:
     """The tenant's latest list, filtered, with grades, top reasons and movers (what `rank` prints and exports)."""
     frame = with_grades(ranked_leads(store, tenant_id, sales_id, stage, limit=None), grade, only_grade)
     up, down = movers(frame, n_movers)
     runs = store.runs(tenant_id)
     previous = pd.Timestamp(runs[1][0]) if len(runs) > 1 else None
-    return RankedList(listing(frame, writer, lang), listing(up, writer, lang), listing(down, writer, lang), previous)
+    table, up, down = (listing(f, writer, lang, names) for f in (frame, up, down))
+    return RankedList(table, up, down, previous)

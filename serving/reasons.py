@@ -2,6 +2,9 @@
 
 A batch run stores each reason as (feature, value, contribution) in the score's `detail`; the
 registry's sentences turn them into words here, so the same stored run reads in English or Chinese.
+A writer built with `hidden` families (the funnel, by default in Settings) reads the reasons chosen for
+people (`shown`, behaviour only); one without reads the full ones (`reasons`), as the API gives them.
+A run stored before `shown` existed has its hidden reasons filtered out here instead.
 """
 
 from __future__ import annotations
@@ -40,9 +43,25 @@ def parse_detail(detail: str | dict | None) -> dict[str, Any]:
 class ReasonWriter:
     """Words for stored reasons, from the feature registry and the funnel's stage names."""
 
-    def __init__(self, registry: FeatureRegistry, funnel: FunnelConfig):
+    def __init__(self, registry: FeatureRegistry, funnel: FunnelConfig, hidden: tuple[str, ...] = ()):
         self.registry = registry
         self.funnel = funnel
+        self.hidden = hidden
+
+    def stored(self, detail: str | dict | None) -> dict[str, list[dict]]:
+        """The stored reasons this writer words: the shown ones when it hides families, else all."""
+        info = parse_detail(detail)
+        if not self.hidden:
+            return info.get("reasons") or {}
+        if "shown" in info:
+            return info["shown"] or {}
+        return {
+            side: [r for r in rows if not self._is_hidden(r["feature"])]
+            for side, rows in (info.get("reasons") or {}).items()
+        }
+
+    def _is_hidden(self, feature: str) -> bool:
+        return feature in self.registry and self.registry[feature].family in self.hidden
 
     def sentence(self, feature: str, value: Any, lang: str) -> str:
         """The feature's sentence with the value; a feature this code no longer declares reads as its name."""
@@ -52,7 +71,7 @@ class ReasonWriter:
 
     def reasons(self, detail: str | dict | None, lang: str) -> dict[str, list[WordedReason]]:
         """`{"for": [...], "against": [...]}`, strongest first, in `lang`."""
-        stored = parse_detail(detail).get("reasons") or {}
+        stored = self.stored(detail)
         return {
             side: [
                 WordedReason(
@@ -74,7 +93,7 @@ class ReasonWriter:
         Features in `skip` (say, the stage a list shows in its own column) give way to the next
         reason on the same side, and speak only when their side has no other.
         """
-        stored = parse_detail(detail).get("reasons") or {}
+        stored = self.stored(detail)
         sides = ("for", "against") if prefer == "for" else ("against", "for")
         for side in sides:
             kept = stored.get(side) or []

@@ -179,6 +179,8 @@ class Rescorer:
             engine.explainer,
             serving.reasons_for,
             serving.reasons_against,
+            serving=serving,
+            hide=serving.hidden_reason_families,
         )
         by_lead = {m.lead_id: m for m in moves}
         scored["scored_at"] = now  # the instant its features are as of: a score given then, never rewritten

@@ -62,13 +62,15 @@ def score_frame(
     n_for: int = 3,
     n_against: int = 2,
     serving: ServingConfig | None = None,
+    hide: tuple[str, ...] = (),
 ) -> pd.DataFrame:
     """The champion's close probability (main target) per row, with its name and version.
 
     With the funnel's open `stages`, a `detail` JSON column also holds every horizon and the
     lead's transition probability, for ranked lists and reports; with an `explainer`, also the
-    lead's reasons for and against (TreeSHAP of the main target); with `serving`, also the interval,
-    the low-confidence and pooled flags and the expected close window.
+    lead's reasons for and against (TreeSHAP of the main target): all of them (`reasons`), and with
+    `hide`, those people read (`shown`: the feature families in `hide` left out); with `serving`, also the
+    interval, the low-confidence and pooled flags and the expected close window.
     """
     probs = loaded.model.predict_targets(features)
     out = features[["tenant_id", "lead_id", "sales_id", "stage", "cutoff"]].rename(columns={"cutoff": "as_of"})
@@ -92,9 +94,11 @@ def score_frame(
             ):
                 detail.update(extra)
         if explainer is not None and len(features):
-            explained = explainer.explain_matrix(loaded.model.matrix(features), "en", n_for, n_against)
-            for detail, explanation in zip(details, explained):
+            full, shown = explainer.explain_both(loaded.model.matrix(features), hide, "en", n_for, n_against)
+            for detail, explanation, behaviour in zip(details, full, shown):
                 detail["reasons"] = _stored(explanation)
+                if hide:
+                    detail["shown"] = _stored(behaviour)
         out["detail"] = [json.dumps(d, ensure_ascii=False) for d in details]
         columns = [*SCORE_COLUMNS, "detail"]
     return out[columns].sort_values(["tenant_id", "p_close"], ascending=[True, False]).reset_index(drop=True)
@@ -121,7 +125,8 @@ def score_batch(
         explainer,
         settings.serving.reasons_for,
         settings.serving.reasons_against,
-        settings.serving,
+        serving=settings.serving,
+        hide=settings.serving.hidden_reason_families,
     )
     return scores, feats
 

@@ -26,6 +26,7 @@ class Sim:
     items: Path
     leads: Path
     arrivals: Path | None = None
+    sales: Path | None = None
 
 
 @pytest.fixture(scope="session")

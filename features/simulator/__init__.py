@@ -13,7 +13,14 @@ import pyarrow.parquet as pq
 from leadradar.config import Settings
 from leadradar.features.simulator.config import SimulationConfig
 from leadradar.features.simulator.engine import Simulation
-from leadradar.features.simulator.tables import events_table, items_table, leads_table, stages_table, truth_table
+from leadradar.features.simulator.tables import (
+    events_table,
+    items_table,
+    leads_table,
+    sales_table,
+    stages_table,
+    truth_table,
+)
 from leadradar.features.simulator.world import build_world
 
 __all__ = ["SimulationConfig", "SimulationResult", "simulate"]
@@ -28,12 +35,14 @@ class SimulationResult:
     leads: pa.Table
     # When each row of `events` reached the log (tenant_id, event_id, arrived_at): late events and re-sends.
     arrivals: pa.Table | None = None
+    # The salespeople with their names (tenant_id, sales_id, name), as a CRM lists them.
+    sales: pa.Table | None = None
 
     def write(self, out: Path) -> dict[str, Path]:
         """Write every table as Parquet under `out`; returns the paths by table name."""
         out.mkdir(parents=True, exist_ok=True)
         paths = {}
-        for name in ("events", "stages", "truth", "items", "leads", "arrivals"):
+        for name in ("events", "stages", "truth", "items", "leads", "arrivals", "sales"):
             if getattr(self, name) is None:
                 continue
             path = out / f"{name}.parquet"
@@ -68,6 +77,7 @@ def simulate(cfg: SimulationConfig, settings: Settings) -> SimulationResult:
         items=items_table(raw),
         leads=leads_table(raw, rng),
         arrivals=arrivals,
+        sales=sales_table(raw),
     )
 
 

@@ -1,4 +1,4 @@
-"""Turn a raw simulation into contract tables (Arrow): events, stages, truth, items, leads."""
+"""Turn a raw simulation into contract tables (Arrow): events, stages, truth, items, leads, salespeople."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from leadradar.features.simulator.emission import DAY_US
 from leadradar.features.simulator.engine import RawSimulation
 from leadradar.features.simulator.noise import arrivals, skew_offsets
 from leadradar.features.simulator.truth import advance_probabilities, close_probabilities
+from leadradar.features.simulator.world import ITEM_KINDS, World
 
 MODE_NAMES = ("browsing", "buying", "dormant")
 # When each row of events.parquet reached the log (arrivals.parquet): what `leadradar ingest` stores as arrival.
@@ -113,16 +114,97 @@ def truth_table(raw: RawSimulation, stage_names: list[str], cfg: SimulationConfi
     return pa.table(columns)
 
 
+# Display names for the catalogue, in English and Chinese: a CRM's item table carries such names.
+ITEM_WORDS = {
+    "product": ("product", "产品"),
+    "article": ("article", "文章"),
+    "video": ("video", "视频"),
+}
+# People's names for leads and salespeople, chosen from the row's position (no draw from the random stream).
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹"
+GIVEN = [
+    "伟",
+    "芳",
+    "娜",
+    "敏",
+    "静",
+    "丽",
+    "强",
+    "磊",
+    "洋",
+    "艳",
+    "勇",
+    "军",
+    "杰",
+    "娟",
+    "涛",
+    "明",
+    "超",
+    "秀英",
+    "霞",
+    "平",
+    "刚",
+    "桂英",
+    "建华",
+    "晓东",
+    "文博",
+    "雨桐",
+    "子涵",
+    "思远",
+    "一鸣",
+    "欣怡",
+    "浩然",
+    "梓萱",
+]
+
+
+def person_name(i: int, salt: int = 0) -> str:
+    """A plausible Chinese name for the i-th person, the same on every run."""
+    return SURNAMES[(i * 7 + salt) % len(SURNAMES)] + GIVEN[(i // len(SURNAMES) + i * 3 + salt) % len(GIVEN)]
+
+
+def item_names(w: World) -> tuple[list[str], list[str]]:
+    """Each item's name in English and Chinese: 'Line 2 article 3' / '产品线2 文章3', the pricing page 'Price list'."""
+    en: list[str] = []
+    zh: list[str] = []
+    seen: dict[tuple[int, int, int], int] = {}
+    for tenant, line, kind in zip(w.item_tenant.tolist(), w.item_line.tolist(), w.item_kind.tolist()):
+        if ITEM_KINDS[kind] == "pricing":
+            en.append("Price list")
+            zh.append("价目表")
+            continue
+        n = seen[tenant, line, kind] = seen.get((tenant, line, kind), 0) + 1
+        word_en, word_zh = ITEM_WORDS[ITEM_KINDS[kind]]
+        en.append(f"Line {line + 1} {word_en} {n}")
+        zh.append(f"产品线{line + 1} {word_zh}{n}")
+    return en, zh
+
+
 def items_table(raw: RawSimulation) -> pa.Table:
+    """The catalogue: the contract's columns, then each item's name in English (`name`) and Chinese (`name_zh`)."""
     w = raw.world
-    return pa.Table.from_arrays(
+    en, zh = item_names(w)
+    contract = pa.Table.from_arrays(
         [_dict_strings(w.item_tenant, w.tenant_ids), pa.array(w.item_ids), pa.array(w.item_category)],
         schema=ITEM_SCHEMA,
+    )
+    return contract.append_column("name", pa.array(en)).append_column("name_zh", pa.array(zh))
+
+
+def sales_table(raw: RawSimulation) -> pa.Table:
+    """The salespeople a CRM lists: tenant, id and name."""
+    w = raw.world
+    return pa.table(
+        {
+            "tenant_id": _dict_strings(w.sales_tenant, w.tenant_ids),
+            "sales_id": pa.array(w.sales_ids),
+            "name": pa.array([person_name(k, salt=11) for k in range(len(w.sales_ids))]),
+        }
     )
 
 
 def leads_table(raw: RawSimulation, rng: np.random.Generator) -> pa.Table:
-    """Static lead attributes a CRM keeps: where the lead came from, industry, region."""
+    """Static lead attributes a CRM keeps: the contact's name, where the lead came from, industry, region."""
     L = raw.leads
     n = L.n
     sources = ["referral", "moments", "qr_poster", "search", "exhibition"]
@@ -137,5 +219,6 @@ def leads_table(raw: RawSimulation, rng: np.random.Generator) -> pa.Table:
             "source": _dict_strings(source, sources),
             "industry": _dict_strings(rng.integers(0, len(industries), n), industries),
             "region": _dict_strings(rng.integers(0, len(regions), n), regions),
+            "name": pa.array([person_name(i) for i in range(n)]),
         }
     )

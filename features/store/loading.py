@@ -29,7 +29,7 @@ ARRIVED_COLUMN = "arrived_at"
 # What the simulator writes beside events.parquet: when each copy of an event reached the log.
 ARRIVALS_FILE = "arrivals.parquet"
 # The key of each row of a catalogue part.
-CATALOG_KEYS = {"items": "item_id", "leads": "lead_id"}
+CATALOG_KEYS = {"items": "item_id", "leads": "lead_id", "sales": "sales_id"}
 
 
 @dataclass
@@ -66,6 +66,7 @@ def load_files(
     stages: Sequence[Path] = (),
     items: Path | None = None,
     leads: Path | None = None,
+    sales: Path | None = None,
     arrived_now: bool = False,
     now: pd.Timestamp | None = None,
 ) -> list[Loaded]:
@@ -87,7 +88,7 @@ def load_files(
             out.append(_load_events(store, settings, path, frame, arrival, now))
         else:
             out.append(_load_stages(store, settings, path, frame, arrived_now, now))
-    for part, catalogue in (("items", items), ("leads", leads)):
+    for part, catalogue in (("items", items), ("leads", leads), ("sales", sales)):
         if catalogue is not None:
             out.append(_load_catalog(store, part, catalogue))
     return out

@@ -19,6 +19,7 @@ from leadradar.serving.certainty import certainty_words
 from leadradar.serving.dashboard import charts
 from leadradar.serving.dashboard.formatting import Clock, count, decimal, pct, points, seconds
 from leadradar.serving.dashboard.messages import translator
+from leadradar.serving.names import NameBook, Names
 from leadradar.serving.ranking import SHOWN_IN_COLUMNS, listing, movers, ranked_leads, reason_side, with_grades
 from leadradar.serving.reasons import ReasonWriter, parse_detail
 from leadradar.serving.store import ScoreStore
@@ -49,10 +50,18 @@ class PageData:
     store: ScoreStore
     settings: Settings
     registry: FeatureRegistry | None = None
+    names: NameBook | None = None
     writer: ReasonWriter = field(init=False)
 
     def __post_init__(self) -> None:
-        self.writer = ReasonWriter(self.registry or build_registry(self.settings), self.settings.funnel)
+        hidden = self.settings.serving.hidden_reason_families
+        self.writer = ReasonWriter(self.registry or build_registry(self.settings), self.settings.funnel, hidden)
+
+    def names_of(self, tenant: str) -> Names:
+        """The tenant's display names (leads, salespeople, items) from the event store's catalogues."""
+        if self.names is None:
+            self.names = NameBook(self.settings)
+        return self.names(tenant)
 
     # -- shared pieces ---------------------------------------------------------------------------
 
@@ -63,7 +72,7 @@ class PageData:
     def stage_label(self, stage: str | None, lang: str) -> str:
         return self.settings.funnel.label(stage, lang) if stage else ""
 
-    def _row(self, r: dict, lang: str) -> dict[str, Any]:
+    def _row(self, r: dict, lang: str, names: Names) -> dict[str, Any]:
         change = r.get("change")
         new = change is None or (isinstance(change, float) and math.isnan(change))
         change = 0.0 if change is None or new else float(change)
@@ -71,7 +80,9 @@ class PageData:
         return {
             "rank": int(r["rank"]),
             "lead_id": r["lead_id"],
+            "lead_name": names.lead(r["lead_id"]),
             "sales_id": r.get("sales_id") or "",
+            "sales_name": names.salesperson(r.get("sales_id")),
             "stage": r.get("stage"),
             "stage_label": self.stage_label(r.get("stage"), lang),
             "p": float(r["p_close"]),
@@ -111,10 +122,11 @@ class PageData:
         t, clock = translator(lang), Clock(self.settings.features.utc_offset_hours, lang)
         size = page_size or self.settings.serving.dashboard.page_size
         frame = self.ranked(tenant)
+        names = self.names_of(tenant)
         chosen = self.filtered(frame, filters)
         pages = max(1, math.ceil(len(chosen) / size))
         page = min(max(1, filters.page), pages)
-        rows = [self._row(r, lang) for r in chosen.iloc[(page - 1) * size : page * size].to_dict("records")]
+        rows = [self._row(r, lang, names) for r in chosen.iloc[(page - 1) * size : page * size].to_dict("records")]
         up, down = movers(chosen, self.settings.serving.dashboard.movers)
         # The cards and the grade chart speak of the selection: a salesperson's own numbers when filtered.
         counts = chosen["grade"].value_counts().to_dict() if len(chosen) else {}
@@ -129,7 +141,10 @@ class PageData:
             "pages": pages,
             "filters": filters,
             "options": {
-                "sales": sorted(frame["sales_id"].dropna().unique().tolist()) if len(frame) else [],
+                "sales": [
+                    (s, names.salesperson(s) or s)
+                    for s in (sorted(frame["sales_id"].dropna().unique().tolist()) if len(frame) else [])
+                ],
                 "stages": [(s, self.stage_label(s, lang)) for s in self.settings.funnel.open_stages],
                 "grades": list(GRADES),
             },
@@ -139,8 +154,8 @@ class PageData:
                 "expected": decimal(chosen["p_close"].sum() if len(chosen) else 0.0),
             },
             "movers": {
-                "up": [self._row(r, lang) for r in up.to_dict("records")],
-                "down": [self._row(r, lang) for r in down.to_dict("records")],
+                "up": [self._row(r, lang, names) for r in up.to_dict("records")],
+                "down": [self._row(r, lang, names) for r in down.to_dict("records")],
             },
             "grades": {g: int(counts.get(g, 0)) for g in GRADES},
             "grade_chart": charts.grade_chart({g: int(counts.get(g, 0)) for g in GRADES}, t("grades.title")),
@@ -159,7 +174,7 @@ class PageData:
 
     def export(self, tenant: str, lang: str, filters: Filters = Filters()) -> pd.DataFrame:
         """The filtered list as a table for CSV and Excel, with the top reason in `lang`."""
-        return listing(self.filtered(self.ranked(tenant), filters), self.writer, lang)
+        return listing(self.filtered(self.ranked(tenant), filters), self.writer, lang, self.names_of(tenant))
 
     # -- one lead --------------------------------------------------------------------------------
 
@@ -172,14 +187,17 @@ class PageData:
         if history.empty:
             return None
         frame = self.ranked(tenant) if ranked is None else ranked
+        names = self.names_of(tenant)
         current = frame[frame["lead_id"] == lead_id]
         if len(current):
-            row = self._row(current.iloc[0].to_dict(), lang)
+            row = self._row(current.iloc[0].to_dict(), lang, names)
             detail = current.iloc[0]["detail"]
         else:  # closed or gone since: show its last score
             last = history.iloc[-1].to_dict()
             row = self._row(
-                {**last, "rank": 0, "change": None, "grade": self.settings.serving.grade(last["p_close"])}, lang
+                {**last, "rank": 0, "change": None, "grade": self.settings.serving.grade(last["p_close"])},
+                lang,
+                names,
             )
             detail = last["detail"]
         info = parse_detail(detail)
@@ -205,7 +223,7 @@ class PageData:
             "runs": len(pts),
             "reasons": self.writer.reasons(detail, lang),
             "has_reasons": "reasons" in info,
-            "timeline": self._timeline(events, clock, lang),
+            "timeline": self._timeline(events, clock, lang, names),
             "activity_chart": self._activity(events, as_of, clock, lang) if len(events) else None,
         }
 
@@ -224,19 +242,21 @@ class PageData:
             clock.short(h["as_of"]), float(h["p_close"]), f"{clock.datetime(h['as_of'])}: {pct(h['p_close'])}", moved
         )
 
-    def _timeline(self, events: pd.DataFrame, clock: Clock, lang: str) -> list[dict[str, Any]]:
-        """Events grouped by local day, newest first, each in words."""
+    def _timeline(self, events: pd.DataFrame, clock: Clock, lang: str, names: Names) -> list[dict[str, Any]]:
+        """Events grouped by local day, newest first, each in words: items by their catalogue names, channels
+        by their configured words."""
         days: list[dict[str, Any]] = []
         types = self.settings.events
         for e in events.to_dict("records"):
             label = types.label(e["event_type"])
-            extra = [x for x in (seconds(e.get("dwell_s"), lang), _word(e.get("item_id"))) if x]
+            extra = [x for x in (seconds(e.get("dwell_s"), lang), names.item(e.get("item_id"), lang)) if x]
+            channel = _word(e.get("channel"))
             item = {
                 "time": clock.time(e["ts"]),
                 "text": label.verb_zh if lang == "zh-CN" else label.verb_en,
                 "family": types.types.get(e["event_type"], "view"),
                 "extra": " · ".join(extra),
-                "channel": _word(e.get("channel")),
+                "channel": types.channel_label(channel, lang) if channel else "",
             }
             heading = clock.day(e["ts"])
             if not days or days[-1]["day"] != heading:
@@ -306,6 +326,7 @@ class PageData:
         """Per salesperson: open leads, hot and warm leads, expected wins, and their best lead."""
         clock = Clock(self.settings.features.utc_offset_hours, lang)
         frame = self.ranked(tenant)
+        names = self.names_of(tenant)
         rows = []
         if len(frame):
             for sales, g in frame.groupby(frame["sales_id"].fillna("–"), sort=False):
@@ -313,6 +334,7 @@ class PageData:
                 rows.append(
                     {
                         "sales_id": sales,
+                        "sales_name": names.salesperson(sales),
                         "leads": len(g),
                         "hot": int((g["grade"] == "A").sum()),
                         "warm": int((g["grade"] == "B").sum()),
@@ -320,6 +342,7 @@ class PageData:
                         "expected": decimal(g["p_close"].sum()),
                         "mean": pct(g["p_close"].mean()),
                         "best": best["lead_id"],
+                        "best_name": names.lead(best["lead_id"]),
                         "best_p": pct(best["p_close"]),
                         "up": int((g["change"] > 0.005).sum()),
                         "down": int((g["change"] < -0.005).sum()),

@@ -314,9 +314,11 @@ def build_dashboard(backend: Callable[[], Backend], max_body_bytes: int | None =
         who = signed_in(request)
         if isinstance(who, Response):
             return who
-        frame = backend().data.export(who.tenant_id, _lang(request), filters(request))
+        data, lang = backend().data, _lang(request)
+        frame = data.export(who.tenant_id, lang, filters(request))
         backend().audit.exported(who, "csv", _shown(filters(request)))
-        return _download(csv_bytes(frame), "text/csv; charset=utf-8", _filename(who, "csv"))
+        content = csv_bytes(frame, lang, lambda s: data.stage_label(s, lang))
+        return _download(content, "text/csv; charset=utf-8", _filename(who, "csv"))
 
     @app.get("/export.xlsx")
     def export_xlsx(request: Request):

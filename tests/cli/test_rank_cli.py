@@ -127,3 +127,26 @@ def test_users_create_keeps_only_a_hash_and_the_person_can_sign_in(cli, settings
     assert "cli-boss" in listed.stdout and "argon2" not in listed.stdout
     assert cli("users", "disable", "cli-boss").exit_code == 0
     assert users.verify("cli-boss", "a fine long password") is None
+
+
+def test_a_chinese_csv_has_chinese_headings_and_stages(cli, settings, tmp_path):
+    out = tmp_path / "leads-zh.csv"
+    r = cli("rank", "--tenant", "t01", "--csv", str(out), "--lang", "zh-CN", "--movers", "0")
+    assert r.exit_code == 0, r.output
+    frame = pd.read_csv(out, encoding="utf-8-sig")
+    assert list(frame.columns[:5]) == ["排名", "线索", "销售", "阶段", "成交概率"]
+    assert not [c for c in frame.columns if re.search(r"[A-Za-z]", c)]
+    assert set(frame["阶段"]) <= {settings.funnel.label(s, "zh-CN") for s in settings.funnel.open_stages}
+    plain = tmp_path / "leads-en.csv"
+    assert cli("rank", "--tenant", "t01", "--csv", str(plain), "--movers", "0").exit_code == 0
+    english = pd.read_csv(plain, encoding="utf-8-sig")  # for programs: the stable column names and stage codes
+    assert list(english.columns[:4]) == ["rank", "lead_id", "sales_id", "stage"]
+    assert set(english["stage"]) <= set(settings.funnel.open_stages)
+
+
+def test_rank_in_chinese_prints_no_english_heading_or_footnote(cli):
+    r = cli("rank", "--tenant", "t01", "--lang", "zh-CN", "--limit", "5", "--movers", "3")
+    assert r.exit_code == 0, r.output
+    assert "排名" in r.stdout and "成交概率" in r.stdout and "以来上升最快" in r.stdout
+    words = set(re.findall(r"[A-Za-z]{3,}", re.sub(r"t0\d-[A-Za-z0-9-]+|UTC", "", r.stdout)))
+    assert not words, words

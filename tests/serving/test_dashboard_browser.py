@@ -130,3 +130,63 @@ def test_a_manager_signs_in_filters_switches_language_and_reads_a_lead(
     snap(page, shots, "07-funnel-en")
     page.goto(f"{server.url}/dashboard/team?lang=zh-CN")
     snap(page, shots, "08-team-zh")
+
+
+def sign_in(page, server, settings, tenant: str = "t01") -> None:
+    """Open the board signed in as the tenant's manager (signing in when the context has no session)."""
+    name, password = manager(settings, tenant)
+    page.goto(f"{server.url}/dashboard/?lang=en")
+    if page.locator("#username").count():
+        page.fill("#username", name)
+        page.fill("#password", password)
+        page.click("#login-submit")
+    page.wait_for_selector("#ranked")
+
+
+def overflow(page) -> tuple[int, int]:
+    """(document width, viewport width): equal when nothing scrolls sideways."""
+    width, viewport = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    return width, viewport
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_on_a_390_px_phone_the_leads_and_a_lead_page_never_scroll_sideways(
+    server, settings, small_sim, scored, browser_page, shots, lang
+):
+    session_activity(settings, small_sim, scored)
+    context, _ = browser_page
+    page = context.new_page()
+    page.set_viewport_size({"width": 390, "height": 844})
+    try:
+        sign_in(page, server, settings)
+        page.goto(f"{server.url}/dashboard/?lang={lang}")
+        page.wait_for_selector("#ranked")
+        assert overflow(page) == (390, 390)
+        rows = page.locator("#ranked tbody tr")
+        heights = [rows.nth(i).bounding_box()["height"] for i in range(min(5, rows.count()))]
+        assert heights and max(heights) < 115  # a card of three short lines, not a squeezed table row
+        snap(page, shots, f"phone-board-{lang}")
+        rows.first.locator("td.lead a").click()
+        page.wait_for_selector("#reasons")
+        assert overflow(page) == (390, 390)
+        snap(page, shots, f"phone-lead-{lang}")
+    finally:
+        page.close()
+
+
+def test_the_english_funnel_page_fits_a_1400_px_screen(server, settings, small_sim, scored, browser_page, shots):
+    session_activity(settings, small_sim, scored)
+    context, _ = browser_page
+    page = context.new_page()
+    page.set_viewport_size({"width": 1400, "height": 900})
+    try:
+        sign_in(page, server, settings)
+        page.goto(f"{server.url}/dashboard/funnel?lang=en")
+        page.wait_for_selector("#funnel-table")
+        assert overflow(page) == (1400, 1400)
+        box = page.locator("#funnel-table").bounding_box()
+        panel = page.locator("#funnel-table").locator("xpath=..").bounding_box()
+        assert box["x"] + box["width"] <= panel["x"] + panel["width"] + 0.5  # the table stays inside its panel
+        snap(page, shots, "funnel-1400-en")
+    finally:
+        page.close()
