@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.worlds:
         sim = dataset(WORLDS[name])
         inputs[name] = {"simulation": WORLDS[name], "events": sim.events, "leads": sim.leads}
-        run = measure("benchmarks.quality_worlds:run_world", {"data_dir": str(sim.dir), "days": WORLDS[name]["days"]}, QUIET)
+        kwargs = {"data_dir": str(sim.dir), "days": WORLDS[name]["days"]}
+        run = measure("benchmarks.quality_worlds:run_world", kwargs, QUIET)
         runs[name] = run.as_dict() | {"result": None}
         if not run.ok:
             print(name, run.error, flush=True)

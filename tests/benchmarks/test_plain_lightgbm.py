@@ -55,6 +55,7 @@ def test_plain_lightgbm_ranks_the_signal_it_is_given():
     n = 4000
     X = pd.DataFrame({"signal": rng.normal(size=n), "noise": rng.normal(size=n)})
     y = (rng.random(n) < 1 / (1 + np.exp(-(2 * X["signal"] - 2)))).astype(int).to_numpy()
-    cutoffs = pd.Series(pd.date_range("2026-01-05", periods=20, freq="7D", tz="UTC")).repeat(n // 20).reset_index(drop=True)
+    weeks = pd.Series(pd.date_range("2026-01-05", periods=20, freq="7D", tz="UTC"))
+    cutoffs = weeks.repeat(n // 20).reset_index(drop=True)
     p = PlainLightGBM().fit(X, y, cutoffs).predict(X)
     assert np.corrcoef(p, X["signal"])[0, 1] > 0.8
