@@ -6,6 +6,8 @@ days before the world's end, as a user trains; the served model then scores ever
 30-day label window has closed. On the same rows: the logistic baseline (training/baselines.py, on leadradar's
 features) and a plain LightGBM on plain pandas features (benchmarks/plain_lightgbm.py), both fit on the same
 labelled rows up to `--until`. AUC, log loss, ECE and mean |p̂ − p_true| against the simulator's truth.
+`leadradar` is the probability a tenant reads (its own calibration where it has one), `leadradar_pooled` the
+pooled one before it.
 Writes benchmarks/results/quality_worlds.json; passes or fails nothing.
 """
 
@@ -108,8 +110,11 @@ def run_world(data_dir: str, days: int) -> dict:
     events = read_events(str(Path(data_dir) / "events.parquet"))
     stages = sorted(set(train["stage"].astype(str)) | set(test["stage"].astype(str)))
     plain = PlainLightGBM().fit(plain_features(events, train, stages), y_train, train["cutoff"])
+    served = model.targets_[model.main_target]
+    X = model.matrix(test)
     p = {
-        "leadradar": model.targets_[model.main_target].predict(model.matrix(test)),
+        "leadradar": served.predict_for(X, test["tenant_id"].astype(str).to_numpy())[0],
+        "leadradar_pooled": served.predict(X),
         "logistic": LogisticBaseline(features=past.features).fit(train, y_train).predict_proba(test)[:, 1],
         "plain_lightgbm": plain.predict(plain_features(events, test, stages)),
     }
@@ -160,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
         inputs[name]["rows"] = run.result["rows"]
         figures |= flatten(name, run.result)
         print(name, run.result["models"], f"{run.seconds:.0f} s", flush=True)
-    for model in ("leadradar", "logistic", "plain_lightgbm"):
+    for model in ("leadradar", "leadradar_pooled", "logistic", "plain_lightgbm"):
         for k in KEEP:
             values = [w["models"][model][k] for w in worlds.values()]
             figures[f"mean_{model}_{k}"] = sum(values) / len(values) if values else None
