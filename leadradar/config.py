@@ -274,6 +274,10 @@ class TrainingConfig(BaseModel):
     # Short histories (too few cutoffs for train, validation and test with horizon gaps) are backtested by
     # rolling origin over this many time folds instead of being refused.
     backtest_folds: int = 3
+    # A time split whose train period holds fewer cutoffs than this is backtested by rolling origin instead: on a
+    # 5-month history the split left one cutoff (206 rows) to train on, its early stop kept 1 round, and the
+    # refit served that (benchmarks/quality_worlds.py, world many_tenants_short).
+    min_time_split_train_cutoffs: int = 8
     # A rolling-origin fold needs this many cutoffs a horizon before the ones it predicts.
     min_fit_cutoffs: int = 2
     # Within a rolling-origin fold, this share of the leads (not rows) stops boosting early and calibrates.

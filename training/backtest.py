@@ -394,11 +394,14 @@ def time_split_backtest(ts: TrainingSet, settings: Settings, params: dict[str, A
 
 
 def run_backtest(ts: TrainingSet, settings: Settings, params: dict[str, Any], log: RadarLog) -> Backtest:
-    """A time split when the main target's history allows one, else rolling origin; refuse below the minimums."""
+    """A time split when the main target's history allows one with enough cutoffs to train on, else rolling origin;
+    refuse below the minimums."""
     check_enough_data(ts, settings)
     goal = Targets.from_settings(settings)
     try:
-        target_split(sorted(ts.frame["cutoff"].unique()), goal.main_days, ts.data_until, settings)
+        split = target_split(sorted(ts.frame["cutoff"].unique()), goal.main_days, ts.data_until, settings)
     except TooLittleDataError:
+        return rolling_origin_backtest(ts, settings, params, log)
+    if len(split.train) < settings.training.min_time_split_train_cutoffs:
         return rolling_origin_backtest(ts, settings, params, log)
     return time_split_backtest(ts, settings, params, log)

@@ -86,3 +86,11 @@ def test_eight_weekly_cutoffs_train_register_and_score(tmp_path_factory, tmp_pat
     assert scored.exit_code == 0, scored.output
     scores = pd.read_parquet(out)
     assert len(scores) > 100 and scores["p_close"].between(0, 1).all()
+
+
+def test_a_time_split_with_too_few_cutoffs_to_train_on_is_backtested_by_rolling_origin(tmp_path_factory, tmp_path):
+    five_months = history(tmp_path_factory, days=150, leads=2000)  # the time split would train on ~2 cutoffs
+    settings = Settings(home=tmp_path, mlflow={"model_name": "five"}, training={"bootstrap_resamples": 20})
+    result = pipeline.train_from_logs(five_months, settings, use_tuned=False)
+    assert result.extra["backtest"]["kind"] == "rolling_origin"
+    assert result.extra["refit"]["rounds"] > 10  # the refit no longer inherits a one-cutoff early stop

@@ -1,0 +1,185 @@
+"""Defaults that travel (issue 14, item 3): leadradar against two baselines on several simulated worlds.
+
+Each world is simulated with other knobs (intent dynamics, activity, base rate, tenants, history length,
+weekday pattern: the simulator has no seasonal knob). `leadradar train --until` runs with its defaults 90
+days before the world's end, as a user trains; the served model then scores every later weekly cutoff whose
+30-day label window has closed. On the same rows: the logistic baseline (training/baselines.py, on leadradar's
+features) and a plain LightGBM on plain pandas features (benchmarks/plain_lightgbm.py), both fit on the same
+labelled rows up to `--until`. AUC, log loss, ECE and mean |p̂ − p_true| against the simulator's truth.
+`leadradar` is the probability a tenant reads (its own calibration where it has one), `leadradar_pooled` the
+pooled one before it.
+Writes benchmarks/results/quality_worlds.json; passes or fails nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+from benchmarks.common import measure, write_results
+from benchmarks.datasets import dataset
+from benchmarks.quality import QUIET
+
+LEADS = 4_000
+FORWARD_DAYS = 90  # trained this many days before the end; scored on the cutoffs in between
+WORLDS: dict[str, dict] = {
+    "base": {"tenants": 2, "leads": LEADS, "days": 365, "seed": 101},
+    "fast_intent": {
+        "tenants": 2,
+        "leads": LEADS,
+        "days": 365,
+        "seed": 102,
+        "to_buying": (-4.6, 0.9),
+        "to_dormant": (-2.6, 0.5),
+        "buying_ends": 0.08,
+    },
+    "quiet": {
+        "tenants": 2,
+        "leads": LEADS,
+        "days": 365,
+        "seed": 103,
+        "activity_log_mean": -3.2,
+        "activity_intent": 0.5,
+    },
+    "rare_wins": {
+        "tenants": 3,
+        "leads": LEADS,
+        "days": 365,
+        "seed": 104,
+        "stage_base": (-4.8, -5.3, -5.5, -5.5, -4.9),
+    },
+    "many_tenants_short": {
+        "tenants": 5,
+        "leads": LEADS,
+        "days": 240,
+        "seed": 105,
+        "tenant_offset_sd": 0.5,
+        "weekend_factor": 0.3,
+    },
+}
+TARGETS = {"logloss_below_both_baselines_on_every_world": True, "mean_abs_err_vs_truth_over_worlds": 0.018}
+KEEP = ("auc", "logloss", "ece", "mean_abs_err_vs_truth")
+
+
+def scored(y, p, truth) -> dict[str, float]:
+    """The four figures on one set of rows (truth where the simulator wrote it)."""
+    import numpy as np
+
+    from leadradar.training.metrics import classification_metrics
+
+    out = classification_metrics(y, p)
+    has = ~np.isnan(truth)
+    out["mean_abs_err_vs_truth"] = float(np.mean(np.abs(p[has] - truth[has])))
+    return {k: out[k] for k in KEEP}
+
+
+def run_world(data_dir: str, days: int) -> dict:
+    """Train as `leadradar train --until` does, then score leadradar and both baselines on the later cutoffs."""
+    import numpy as np
+    import pandas as pd
+
+    from benchmarks.plain_lightgbm import PlainLightGBM, plain_features, read_events
+    from leadradar.config import Settings
+    from leadradar.features.radar_log import RadarLog
+    from leadradar.features.simulator import SimulationConfig
+    from leadradar.features.trainset import build_training_set
+    from leadradar.registry import ModelRef, load_version
+    from leadradar.training.backtest import attach_truth
+    from leadradar.training.baselines import LogisticBaseline
+    from leadradar.training.metrics import truth_metrics
+    from leadradar.training.pipeline import train_from_logs
+
+    settings = Settings(home=Path(tempfile.mkdtemp(prefix="leadradar-bench-worlds-")))
+    log = RadarLog.from_dir(data_dir)
+    until = pd.Timestamp(SimulationConfig().start, tz="UTC") + timedelta(days=days - FORWARD_DAYS)
+    result = train_from_logs(log, settings, until=until, use_tuned=False)
+    model = load_version(settings, ModelRef(result.model_name, result.model_version, result.run_id))
+    label = f"y_{model.main_target}"
+
+    past = build_training_set(log, settings, until=until)
+    train = past.frame[past.frame[label].notna()]
+    later = build_training_set(
+        log, settings, cutoff_range=(until + timedelta(days=1), pd.Timestamp.max.tz_localize("UTC"))
+    )
+    test = later.frame[later.frame[label].notna()]
+    y_train, y = train[label].to_numpy(int), test[label].to_numpy(int)
+    truth = attach_truth(test, log, f"p_{model.main_target}").to_numpy(dtype=float)
+
+    events = read_events(str(Path(data_dir) / "events.parquet"))
+    stages = sorted(set(train["stage"].astype(str)) | set(test["stage"].astype(str)))
+    plain = PlainLightGBM().fit(plain_features(events, train, stages), y_train, train["cutoff"])
+    served = model.targets_[model.main_target]
+    X = model.matrix(test)
+    p = {
+        "leadradar": served.predict_for(X, test["tenant_id"].astype(str).to_numpy())[0],
+        "leadradar_pooled": served.predict(X),
+        "logistic": LogisticBaseline(features=past.features).fit(train, y_train).predict_proba(test)[:, 1],
+        "plain_lightgbm": plain.predict(plain_features(events, test, stages)),
+    }
+    has = ~np.isnan(truth)
+    oracle = truth_metrics(y[has], truth[has], truth[has])
+    return {
+        "models": {name: scored(y, p_hat, truth) for name, p_hat in p.items()},
+        "oracle_auc": oracle["oracle_auc"],
+        "oracle_logloss": oracle["oracle_logloss"],
+        "rows": {"train": len(train), "test": len(test), "test_positives": int(y.sum())},
+        "base_rate": float(y.mean()),
+        "features": {"leadradar": len(past.features), "plain_lightgbm": int(plain.booster_.num_feature())},
+        "plain_rounds": int(plain.booster_.best_iteration),
+        "backtest_kind": result.extra["backtest"]["kind"],
+        "served_model": result.extra["served_model"],
+        "until": until.isoformat(),
+        "test_cutoffs": f"{test['cutoff'].min():%Y-%m-%d} … {test['cutoff'].max():%Y-%m-%d}",
+    }
+
+
+def flatten(name: str, world: dict) -> dict:
+    """Flat keys for one world: `<world>_<model>_<figure>`, the oracle's, and whether leadradar won."""
+    flat = {f"{name}_{m}_{k}": v for m, figs in world["models"].items() for k, v in figs.items()}
+    flat[f"{name}_oracle_auc"] = world["oracle_auc"]
+    flat[f"{name}_oracle_logloss"] = world["oracle_logloss"]
+    ours = world["models"]["leadradar"]["logloss"]
+    flat[f"{name}_leadradar_logloss_below_both"] = all(
+        ours < world["models"][b]["logloss"] for b in ("logistic", "plain_lightgbm")
+    )
+    return flat
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worlds", nargs="*", default=list(WORLDS))
+    args = parser.parse_args(argv)
+    worlds, runs, figures, inputs = {}, {}, {}, {}
+    for name in args.worlds:
+        sim = dataset(WORLDS[name])
+        inputs[name] = {"simulation": WORLDS[name], "events": sim.events, "leads": sim.leads}
+        kwargs = {"data_dir": str(sim.dir), "days": WORLDS[name]["days"]}
+        run = measure("benchmarks.quality_worlds:run_world", kwargs, QUIET)
+        runs[name] = run.as_dict() | {"result": None}
+        if not run.ok:
+            print(name, run.error, flush=True)
+            continue
+        worlds[name] = run.result
+        inputs[name]["rows"] = run.result["rows"]
+        figures |= flatten(name, run.result)
+        print(name, run.result["models"], f"{run.seconds:.0f} s", flush=True)
+    for model in ("leadradar", "leadradar_pooled", "logistic", "plain_lightgbm"):
+        for k in KEEP:
+            values = [w["models"][model][k] for w in worlds.values()]
+            figures[f"mean_{model}_{k}"] = sum(values) / len(values) if values else None
+    figures["leadradar_logloss_below_both_on_every_world"] = len(worlds) == len(args.worlds) and all(
+        figures[f"{n}_leadradar_logloss_below_both"] for n in worlds
+    )
+    mean_err = figures["mean_leadradar_mean_abs_err_vs_truth"]
+    figures["met_mean_abs_err"] = mean_err is not None and mean_err <= TARGETS["mean_abs_err_vs_truth_over_worlds"]
+    figures["targets"] = TARGETS
+    path = write_results("quality_worlds", figures, inputs, {"worlds": worlds, "runs": runs})
+    for k, v in figures.items():
+        print(f"{k:55s} {v}")
+    print(path)
+
+
+if __name__ == "__main__":
+    main()
