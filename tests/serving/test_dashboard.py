@@ -211,7 +211,7 @@ def test_the_language_switch_changes_headings_and_stage_names(boss):
 def test_a_lead_page_shows_history_reasons_and_recent_events_in_both_languages(boss, settings, scored):
     store = ScoreStore(settings.score_store_url)
     top = expected(settings, "t01").iloc[0]
-    writer = ReasonWriter(build_registry(settings), settings.funnel)
+    writer = ReasonWriter(build_registry(settings), settings.funnel, settings.serving.hidden_reason_families)
     for lang in ("en", "zh-CN"):
         html = boss.get(f"/dashboard/leads/{top['lead_id']}", params={"lang": lang}).text
         reasons = writer.reasons(top["detail"], lang)
@@ -244,16 +244,8 @@ def test_exports_carry_the_filtered_list_with_reasons(boss, settings):
     r = boss.get("/dashboard/export.csv", params={"sales": sales, "lang": "en"})
     assert r.content.startswith("\ufeff".encode()) and "attachment" in r.headers["content-disposition"]
     frame = pd.read_csv(io.BytesIO(r.content), encoding="utf-8-sig")
-    assert list(frame.columns[:8]) == [
-        "rank",
-        "lead_id",
-        "sales_id",
-        "stage",
-        "p_close",
-        "grade",
-        "change",
-        "top_reason",
-    ]
+    assert list(frame.columns[:7]) == ["rank", "lead_id", "sales_id", "stage", "p_close", "grade", "change"]
+    assert {"top_reason", "p_lo", "p_hi", "lead_name", "sales_name"} <= set(frame.columns)
     assert list(frame["lead_id"]) == list(full[full["sales_id"] == sales]["lead_id"])
     assert frame["top_reason"].notna().mean() > 0.9
     book = load_workbook(io.BytesIO(boss.get("/dashboard/export.xlsx", params={"lang": "zh-CN"}).content))
