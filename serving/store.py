@@ -9,14 +9,14 @@ show is the newest of the two per lead (`latest`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
+
+from leadradar.features.store.tables import engine_for
 
 METADATA = sa.MetaData()
 SCORES = sa.Table(
@@ -112,17 +112,6 @@ FUNNEL_COUNTS = sa.Table(
     sa.Column("lost", sa.Integer, nullable=False),
 )
 FUNNEL_COLUMNS = [c.name for c in FUNNEL_COUNTS.columns]
-
-
-def engine_for(url: str) -> sa.Engine:
-    """A SQLAlchemy engine; a SQLite file is created first, readable by this user only (0600): it holds
-    customers' scores, key hashes and password hashes. SQLite gives its journals the same mode."""
-    parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
-        path = Path(parsed.database).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    return sa.create_engine(url, future=True)
 
 
 def _utc(value: pd.Timestamp | datetime) -> datetime:

@@ -117,4 +117,14 @@ def engine_for(url: str) -> sa.Engine:
         path = Path(parsed.database).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
         os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-    return sa.create_engine(url, future=True)
+    engine = sa.create_engine(url, future=True)
+    if parsed.get_backend_name() == "sqlite":
+        sa.event.listen(engine, "handle_error", _renew_after_io_error)
+    return engine
+
+
+def _renew_after_io_error(context: sa.engine.ExceptionContext) -> None:
+    """A SQLite connection that hit an I/O error is dropped from the pool, not reused: seen under load with several
+    processes on one file, one bad connection otherwise failed every later request of the process that held it."""
+    if "disk I/O error" in str(context.original_exception):
+        context.is_disconnect = True
