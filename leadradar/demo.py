@@ -181,12 +181,15 @@ def check_inline_scores(
 
 def top_of_rank(client: httpx.Client, key: str, tenant: str, clock: pd.Timestamp, n: int = 5) -> str:
     """The top `n` of the tenant's live ranked list (POST /v1/rank), one line, with the log's clock."""
-    answer = client.post("/v1/rank", json={"page_size": n}, headers={"Authorization": f"Bearer {key}"})
+    answer = client.post("/v1/rank", json={"page_size": 200}, headers={"Authorization": f"Bearer {key}"})
     if answer.status_code != 200:
         return f"  {clock:%m-%d %H:%M} /v1/rank answered {answer.status_code}"
     leads = answer.json()["leads"]
-    top = "  ".join(f"{r['lead_id'][-5:]} {r['p_close']:.0%}{r['grade']}" for r in leads)
-    return f"  log at {clock:%m-%d %H:%M}  top of {tenant}: {top}"
+    top = "  ".join(f"{r['lead_id'][-5:]} {r['p_close']:.0%}{r['grade']}" for r in leads[:n])
+    moved = [r for r in leads if r.get("change") is not None]
+    riser = max(moved, key=lambda r: r["change"], default=None)
+    rise = f"  | biggest rise in the top 200: {riser['lead_id'][-5:]} {riser['change']:+.0%}" if riser else ""
+    return f"  log at {clock:%m-%d %H:%M}  top of {tenant}: {top}{rise}"
 
 
 def train_demo_model(log: RadarLog, settings: Settings) -> TrainResult:
