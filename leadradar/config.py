@@ -6,6 +6,7 @@ or with a TOML file named by `LEADRADAR_CONFIG`.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
@@ -773,8 +774,19 @@ class Settings(BaseSettings):
         ):
             if configured is None:
                 database = self.data_dir / name
-                os.close(os.open(database, os.O_RDWR | os.O_CREAT, 0o600))
+                create_private_file(database)
                 database.chmod(0o600)
+
+
+def create_private_file(path: Path) -> None:
+    """Create `path` readable by this user only (0600) when it does not exist; never open an existing one.
+
+    Closing any descriptor of a file drops every POSIX lock this process holds on it, so opening and closing a
+    SQLite database that a connection of this process has open would silently drop SQLite's locks: another
+    process then deletes the write-ahead log under it ("disk I/O error"). O_EXCL opens only a new file.
+    """
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def quiet_environment() -> None:

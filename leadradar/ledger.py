@@ -18,6 +18,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from leadradar.config import create_private_file
+
 METADATA = sa.MetaData()
 
 LOCKS = sa.Table(
@@ -101,7 +103,7 @@ class Ledger:
         if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
             path = Path(parsed.database).expanduser()
             path.parent.mkdir(parents=True, exist_ok=True)
-            os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+            create_private_file(path)
             args = {"timeout": 30}
         self.engine = sa.create_engine(url, future=True, connect_args=args)
         METADATA.create_all(self.engine)

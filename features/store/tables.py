@@ -8,10 +8,11 @@ backfilled log, whose events are taken to have arrived when they happened).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import sqlalchemy as sa
+
+from leadradar.config import create_private_file
 
 METADATA = sa.MetaData()
 
@@ -116,7 +117,7 @@ def engine_for(url: str) -> sa.Engine:
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
         path = Path(parsed.database).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        create_private_file(path)
     engine = sa.create_engine(url, future=True)
     if parsed.get_backend_name() == "sqlite":
         sa.event.listen(engine, "handle_error", _renew_after_io_error)
