@@ -80,10 +80,12 @@ def system_key(settings: Settings) -> str:
 
 @pytest.fixture(scope="session")
 def server(trained: dict, settings: Settings):
-    """The real BentoML service in a subprocess, serving the champion; stopped after the session."""
+    """The real BentoML service in a subprocess, serving the champion; stopped after the session. It does not
+    rescore: events other tests post would otherwise move the ranked lists the tests compare with the batch run
+    (tests/serving/test_rescoring.py and the alert tests start servers that do)."""
     from leadradar.serving.process import ServiceProcess
 
-    with ServiceProcess(settings) as svc:
+    with ServiceProcess(settings, env={"LEADRADAR_SERVING__RESCORE": "false"}) as svc:
         yield svc
 
 
