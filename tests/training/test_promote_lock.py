@@ -45,8 +45,6 @@ def test_a_second_holder_waits_until_the_first_releases_and_never_overlaps(tmp_p
             time.sleep(0.4)
             spans.append((start, time.monotonic()))
 
-    from leadradar.ledger import Ledger
-
     Ledger(settings.lifecycle_url).close()  # its tables exist before two threads race to create them
     threads = [threading.Thread(target=hold, args=(n,)) for n in ("a", "b")]
     for t in threads:
