@@ -573,10 +573,10 @@ class AlertChannels(BaseModel):
     sales_names: dict[str, str] = Field(default_factory=dict)
     # Seconds one request to a platform may take before it counts as a time-out (a retry, not a failure).
     timeout_seconds: float = Field(default=10.0, gt=0)
-    # The digest: local time of day in `timezone` (the cron line in README runs `alerts digest --send` then), the
-    # leads it lists, and how long a hot lead may wait for a follow-up before the digest names it.
+    # The digest: local time of day in `lifecycle.timezone`, the tenants' one zone (the cron line in README runs
+    # `alerts digest --send` then), the leads it lists, and how long a hot lead may wait for a follow-up before the
+    # digest names it.
     digest_time: str = "08:30"
-    timezone: str = "Asia/Shanghai"
     digest_hot: int = Field(default=10, gt=0)
     followup_hours: float = Field(default=24.0, gt=0)
     # Alerts older than this are no longer the digest's business (a week: Monday's digest still sees Friday).

@@ -203,7 +203,7 @@ def digest_message(facts: DigestFacts, lang: str, link: str, settings: Settings)
     lang = language
     who = lambda s: sales_name(settings.alerts.channels, s, facts.tenant_id)
     pct = lambda p: format_value("ratio", p, lang)
-    local = lambda t: pd.Timestamp(t).tz_convert(settings.alerts.channels.timezone).strftime("%m-%d %H:%M")
+    local = lambda t: pd.Timestamp(t).tz_convert(settings.lifecycle.timezone).strftime("%m-%d %H:%M")
     title = _w("title", lang, tenant=facts.tenant_id, date=local(facts.now)[:5])
     sections: list[tuple[str, list[str]]] = [
         (

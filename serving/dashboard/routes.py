@@ -389,7 +389,7 @@ def build_dashboard(backend: Callable[[], Backend], max_body_bytes: int | None =
             q.get("rule") or None,
             b.settings.serving.dashboard.alert_rows,
         )
-        zone = b.settings.alerts.channels.timezone
+        zone = b.settings.lifecycle.timezone
         notice = {"thanks": "alerts.thanks", "refused": "alerts.feedback_failed"}.get(q.get("msg", ""))
         return page(
             request,
