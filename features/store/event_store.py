@@ -36,7 +36,7 @@ from leadradar.features.store.tables import (
     STAGES,
     engine_for,
 )
-from leadradar.features.validation import Checked, mark_duplicates, resent_changed_reason
+from leadradar.features.validation import Checked, mark_duplicates, resent_changed_reason, utc_now
 
 # Event columns stored as a code into `names`, with the kind of name each holds.
 _EVENT_CODED = {
@@ -163,7 +163,7 @@ class EventStore:
         `arrived` is when the events arrived: one time for the batch (the service: now), one per row sent
         (whole seconds, -1 unknown), or None for a backfilled log whose events arrived when they happened.
         """
-        now = _now(now)
+        now = utc_now(now)
         accepted, rejected = checked
         n = accepted.num_rows + rejected.num_rows
         index = _accepted_index(n, rejected)
@@ -246,7 +246,7 @@ class EventStore:
         now: pd.Timestamp | None = None,
     ) -> Appended:
         """Store the new stage changes; the same change (tenant, lead, stage, time) sent again is a duplicate."""
-        now = _now(now)
+        now = utc_now(now)
         accepted, rejected = checked
         n = accepted.num_rows + rejected.num_rows
         index = _accepted_index(n, rejected)
@@ -464,18 +464,9 @@ class EventStore:
         )
 
     def changed_since(self, seq: int, limit: int = 100_000) -> tuple[int, list[tuple[str, str]]]:
-        """Leads with events stored after log position `seq`, and the position read up to: what rescoring follows."""
-        query = (
-            sa.select(EVENTS.c.seq, EVENTS.c.tenant, EVENTS.c.lead)
-            .where(EVENTS.c.seq > seq)
-            .order_by(EVENTS.c.seq)
-            .limit(limit)
-        )
-        data = self._fetch(query, 3)
-        if not data[0]:
-            return seq, []
-        pairs = dict.fromkeys(zip(self._decode(data[1]).to_pylist(), self._decode(data[2]).to_pylist()))
-        return int(max(data[0])), list(pairs)
+        """Leads with events stored after log position `seq`, and the position read up to."""
+        upto, moved = self.moves_since(seq, limit)
+        return upto, [(m.tenant_id, m.lead_id) for m in moved]
 
     def moves_since(self, seq: int, limit: int = 100_000) -> tuple[int, list[Moved]]:
         """Like `changed_since`, with each lead's newest event after `seq` (the last to arrive): what a
@@ -750,10 +741,6 @@ def _sqlite_pragmas(engine: sa.Engine, settings: Settings, *, immediate: bool) -
     @sa.event.listens_for(engine, "begin")
     def _begin(conn: sa.Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-
-def _now(now: pd.Timestamp | None) -> pd.Timestamp:
-    return pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now).tz_convert("UTC")
 
 
 def _micros(t: pd.Timestamp | datetime) -> int:
