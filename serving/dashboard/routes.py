@@ -431,6 +431,7 @@ def build_dashboard(backend: Callable[[], Backend], max_body_bytes: int | None =
             rules=rule_settings(settings),
             channels=channel_rows(settings, who.tenant_id),
             digest=settings.alerts.channels,
+            zone=settings.lifecycle.timezone,
             prefix=KEY_PREFIXES,
             nav="rules",
         )
