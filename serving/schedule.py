@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -109,4 +109,14 @@ class LifecycleScheduler:
             self.ledger.record(name, result.outcome, result.summary, started, result.detail)
 
     def _after(self, event: JobEvent) -> None:
-        self.plan()
+        """Plan the job's next run from its own trigger: this runs on an executor thread, and asking the scheduler
+        (which locks its job stores) here deadlocks against a shutdown that waits for that thread."""
+        job = self.jobs.get(event.job_id)
+        if job is None:
+            return
+        after = datetime.now(ZoneInfo(self.timezone))
+        scheduled = getattr(event, "scheduled_run_time", None)
+        if scheduled is not None:
+            after = max(after, scheduled + timedelta(seconds=1))
+        next_run = trigger(job.cron, self.timezone).get_next_fire_time(None, after)
+        self.ledger.plan(job.name, job.cron, self.timezone, next_run)
