@@ -398,6 +398,9 @@ class StoreConfig(BaseModel):
     # Rows of a file `leadradar ingest` appends per transaction: each batch is committed, so an interrupted
     # ingest keeps what it stored and a re-run adds only the rest (re-sends are duplicates).
     file_batch_rows: int = Field(default=50_000, gt=0)
+    # The `Retry-After` (seconds) of a 503 while a store's database cannot be reached (a PostgreSQL restart
+    # takes a few seconds): clients retry then, and re-sent events are duplicates, never stored twice.
+    outage_retry_after_seconds: int = Field(default=2, gt=0)
 
 
 class ServingConfig(BaseModel):
