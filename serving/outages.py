@@ -7,6 +7,7 @@ transaction commits), so the client sends the same request again later; re-sent 
 from __future__ import annotations
 
 import errno
+import sqlite3
 
 import sqlalchemy as sa
 
@@ -24,11 +25,13 @@ def store_fault(exc: BaseException, retry_after: int) -> tuple[int, str] | None:
 
 
 def disk_full(exc: BaseException) -> bool:
-    """SQLite's SQLITE_FULL, or ENOSPC from a file write, anywhere in the chain of causes."""
+    """SQLite's SQLITE_FULL (wrapped by SQLAlchemy or raw from the driver's executemany), PostgreSQL's disk full,
+    or ENOSPC from a file write, anywhere in the chain of causes."""
     for link in _chain(exc):
         if isinstance(link, OSError) and link.errno == errno.ENOSPC:
             return True
-        if isinstance(link, sa.exc.DBAPIError) and any(w in str(link.orig).lower() for w in DISK_FULL_WORDS):
+        said = str(link.orig if isinstance(link, sa.exc.DBAPIError) else link).lower()
+        if isinstance(link, (sa.exc.DBAPIError, sqlite3.Error)) and any(w in said for w in DISK_FULL_WORDS):
             return True
     return False
 
@@ -36,7 +39,7 @@ def disk_full(exc: BaseException) -> bool:
 def unreachable(exc: BaseException) -> bool:
     """A database connection refused, lost or not yet accepting (a restart), as SQLAlchemy reports it."""
     return any(
-        isinstance(link, (sa.exc.OperationalError, sa.exc.InterfaceError))
+        isinstance(link, (sa.exc.OperationalError, sa.exc.InterfaceError, sqlite3.OperationalError))
         or (isinstance(link, sa.exc.DBAPIError) and link.connection_invalidated)
         for link in _chain(exc)
     )

@@ -135,6 +135,8 @@ class EventStore:
         self._codes: dict[tuple[int, str], int] = {}
         self._names: dict[int, str] = {}
         self._by_code: pa.Array | None = None
+        # Names this process's open write transaction added to the cache (forgotten again if it rolls back).
+        self._interned: list[tuple[int, str]] = []
 
     @classmethod
     def open(cls, settings: Settings) -> EventStore:
@@ -539,9 +541,22 @@ class EventStore:
 
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
-        """One write transaction at a time per process; SQLite takes its write lock at BEGIN (IMMEDIATE)."""
-        with self._lock, self.engine.begin() as conn:
-            yield conn
+        """One write transaction at a time per process; SQLite takes its write lock at BEGIN (IMMEDIATE).
+
+        Names cached by a transaction that then fails (a full disk, a lost database) are dropped from the cache:
+        their rows were rolled back, and a later batch would otherwise store codes that name nothing."""
+        with self._lock:
+            self._interned = []
+            try:
+                with self.engine.begin() as conn:
+                    yield conn
+            except BaseException:
+                for k, value in self._interned:
+                    self._names.pop(self._codes.pop((k, value)), None)
+                self._by_code = None
+                raise
+            finally:
+                self._interned = []
 
     def _insert(self, table: sa.Table) -> Any:
         return (sqlite.insert if self.sqlite else postgresql.insert)(table)
@@ -564,6 +579,7 @@ class EventStore:
                 for code, value in found:
                     self._codes[(k, value)] = code
                     self._names[code] = value
+                    self._interned.append((k, value))
         return [None if v is None else self._codes[(k, v)] for v in values]
 
     def _code_of(self, conn: sa.Connection, kind: str, value: str) -> int | None:
