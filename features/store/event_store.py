@@ -600,7 +600,12 @@ class EventStore:
             wanted = set(pc.unique(present).to_pylist()) - self._names.keys()
             if wanted:
                 self._load_names(sorted(wanted))
-            if self._by_code is None or len(self._by_code) <= pc.max(present).as_py():
+            # A name a write met after the table was built is in `_names` but not in the table: rebuild then too.
+            if (
+                self._by_code is None
+                or len(self._by_code) <= pc.max(present).as_py()
+                or self._by_code.take(present).null_count
+            ):
                 self._by_code = pa.array(
                     [self._names.get(c) for c in range(max(self._names, default=0) + 1)], pa.string()
                 )
