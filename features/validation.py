@@ -111,7 +111,7 @@ class Limits:
                 "earliest": earliest.isoformat().removesuffix("T00:00:00+00:00"),
                 "ahead": ahead,
                 "now": now.isoformat(),
-                "allowed": ", ".join([*events.types, *consent]),
+                "allowed": ", ".join(events.types),
                 "max_dwell": f"{events.max_dwell_seconds:g}",
                 "max_dwell_hours": f"{events.max_dwell_seconds / 3600:g}",
             },

@@ -10,6 +10,7 @@ import pytest
 from leadradar.config import Settings
 from leadradar.features.contract import STAGE_SCHEMA
 from leadradar.features.online import OnlineFeatures
+from leadradar.features.radar_log import RadarLog
 from leadradar.features.registry import build_registry
 from leadradar.features.store import EventStore
 from leadradar.features.validation import validate_events
@@ -126,3 +127,14 @@ def test_a_lead_without_consent_raises_no_alert_and_one_with_it_does(engines, tm
     assert told == [(TENANT, "L-yes")]
     events.close()
     scores.engine.dispose()
+
+
+def test_consent_events_are_kept_in_the_store_but_a_training_log_read_from_it_counts_none(tmp_path, settings):
+    events = EventStore(f"sqlite:///{tmp_path / 'events.db'}", settings)
+    at = pd.Timestamp.now(tz="UTC").floor("s")
+    rows = touches("L-yes", at, ["privacy_consent"])
+    events.append_events(validate_events(pd.DataFrame(rows), settings, at), source="test", arrived=at)
+    assert "privacy_consent" in events.events(TENANT)["event_type"].to_pylist()
+    log = RadarLog.from_store(events, tenant=TENANT)
+    events.close()
+    assert sorted(log.events["event_id"].to_pylist()) == sorted(r["event_id"] for r in rows[:-1])
