@@ -12,7 +12,7 @@ export SPARK_LOCAL_IP := 127.0.0.1
 export PYTHONDONTWRITEBYTECODE := 1
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: install lint test test-fast demo bench bench-features bench-training bench-quality bench-serving bench-live bench-quality_tenants bench-quality_worlds bench-replicas bench-alerts bench-as_seen clean
+.PHONY: install lint test test-fast demo bench bench-features bench-training bench-quality bench-serving bench-live bench-quality_tenants bench-quality_worlds bench-replicas bench-alerts bench-as_seen bench-soak clean
 
 install: $(STAMP)
 
@@ -49,7 +49,7 @@ demo: $(STAMP)
 bench: bench-features bench-training bench-quality bench-serving bench-live bench-alerts
 
 # Explicit rules: make skips pattern rules for .PHONY targets.
-BENCHES := features training quality serving live quality_tenants quality_worlds replicas alerts as_seen
+BENCHES := features training quality serving live quality_tenants quality_worlds replicas alerts as_seen soak
 $(addprefix bench-,$(BENCHES)): bench-%: $(STAMP)
 	$(PY) -m benchmarks.$*
 

@@ -16,6 +16,7 @@ from typing import TypeAlias
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from leadradar.errors import InputError
@@ -129,6 +130,9 @@ class RadarLog:
         """The log the event store holds, as the service saw it by default (an event counts from the later of
         its time and its arrival) or by event time (`as_seen=False`)."""
         events = store.events(tenant, until=until, as_seen=as_seen)
+        # Consent events (privacy.consent_events) say what may be computed; no feature counts them as a touch.
+        consent = pa.array(list(store.settings.privacy.consent_events), pa.string())
+        events = events.filter(pc.invert(pc.is_in(events["event_type"], value_set=consent)))
         if events.num_rows == 0:
             where = f"tenant {tenant!r} in " if tenant else ""
             raise InputError(

@@ -90,11 +90,13 @@ class Limits:
     words: dict[str, str]
 
     @classmethod
-    def of(cls, events: EventConfig, now: pd.Timestamp, stages: tuple[str, ...] = ()) -> Limits:
+    def of(
+        cls, events: EventConfig, now: pd.Timestamp, stages: tuple[str, ...] = (), consent: tuple[str, ...] = ()
+    ) -> Limits:
         earliest = pd.Timestamp(events.earliest_ts).tz_convert("UTC")
         ahead = _duration(events.future_tolerance)
         return cls(
-            types=pa.array(list(events.types), pa.string()),
+            types=pa.array([*events.types, *consent], pa.string()),
             stages=pa.array(list(stages), pa.string()),
             earliest_us=_micros(earliest),
             latest_us=_micros(now + pd.Timedelta(events.future_tolerance)),
@@ -239,7 +241,7 @@ def validate_events(
     """
     names = [str(c) for c in (events.column_names if isinstance(events, pa.Table) else events.columns)]
     _require_columns(names, source)
-    limits = Limits.of(settings.events, utc_now(now))
+    limits = Limits.of(settings.events, utc_now(now), consent=tuple(settings.privacy.consent_events))
     n = len(events)
     columns = {name: _read(name, _values(events, name), n) for name in EVENT_COLUMNS}
     rejections = _Rejections(n)

@@ -398,6 +398,9 @@ class StoreConfig(BaseModel):
     # Rows of a file `leadradar ingest` appends per transaction: each batch is committed, so an interrupted
     # ingest keeps what it stored and a re-run adds only the rest (re-sends are duplicates).
     file_batch_rows: int = Field(default=50_000, gt=0)
+    # The `Retry-After` (seconds) of a 503 while a store's database cannot be reached (a PostgreSQL restart
+    # takes a few seconds): clients retry then, and re-sent events are duplicates, never stored twice.
+    outage_retry_after_seconds: int = Field(default=2, gt=0)
 
 
 class ServingConfig(BaseModel):
@@ -690,6 +693,16 @@ class PrivacyConfig(BaseModel):
     retention_days: int | None = Field(default=None, gt=0)
     # When the scheduler applies retention (cron fields in lifecycle.timezone): nightly, after the drift check.
     retention_cron: str = "0 3 * * *"
+    # Consent (PIPL): when required, a lead that has not consented is scored from counts of its events and its CRM
+    # stage only (no dwell, content, timing, sharing or salesperson features), and raises no alert. Off by default:
+    # many card systems collect consent before a card opens, and turning it on weakens every unconsented score.
+    consent_required: bool = False
+    # Event types a card back end sends when a visitor accepts (true) or withdraws (false) the privacy agreement
+    # (a WeChat mini program's privacy authorisation, an H5 page's consent banner); the lead's latest one decides.
+    # They are stored in the log with the lead's other events and never counted by a feature.
+    consent_events: dict[str, bool] = Field(
+        default_factory=lambda: {"privacy_consent": True, "privacy_withdrawn": False}
+    )
 
 
 class Settings(BaseSettings):
@@ -708,6 +721,13 @@ class Settings(BaseSettings):
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     alerts: AlertConfig = Field(default_factory=AlertConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+
+    @model_validator(mode="after")
+    def _consent_apart(self) -> Settings:
+        both = sorted(set(self.privacy.consent_events) & set(self.events.types))
+        if both:
+            raise ValueError(f"privacy.consent_events names event types a feature counts: {both}")
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -27,6 +27,7 @@ from leadradar.models.explain import Explainer
 from leadradar.registry import LoadedModel
 from leadradar.serving.auth import Principal
 from leadradar.serving.certainty import certainty, close_window_of
+from leadradar.serving.consent import counts_only, split_consent
 from leadradar.serving.schemas import (
     LeadIn,
     LeadScore,
@@ -89,6 +90,7 @@ class Engine:
     ):
         self.loaded = loaded
         self.store = store
+        self.registry = registry
         self.model = loaded.model
         self.settings = settings
         self.online = online
@@ -189,11 +191,13 @@ class Engine:
         names = list(self.settings.features.lead_attributes)
         if attrs:
             lead_table = pa.Table.from_pylist([{k: a.get(k) for k in ("tenant_id", "lead_id", *names)} for a in attrs])
+        events, consented = split_consent(events, self.settings)
         columns, rows = self.online.compute_rows(
             events, stages, [pd.Timestamp(as_of).tz_convert("UTC")], self.items, lead_table
         )
         records = [dict(zip(columns, row)) for row in rows]
         self._with_context(records, tenant)
+        counts_only(records, consented, self.registry)
         last_stage: dict[str, tuple[str, datetime]] = {}
         cut = pd.Timestamp(as_of)
         for lead_id, stage, ts in zip(
@@ -240,11 +244,13 @@ class Engine:
     ) -> list[dict]:
         """Feature records of the leads open at `as_of` from contract tables (a stored history): the online
         query and salesperson context that raw events in a request get, so a live score is a request's."""
+        events, consented = split_consent(events, self.settings)
         columns, rows = self.online.compute_rows(
             events, stages, [pd.Timestamp(as_of).tz_convert("UTC")], self.items, leads
         )
         records = [dict(zip(columns, row)) for row in rows]
         self._with_context(records, tenant)
+        counts_only(records, consented, self.registry)
         return records
 
     def _validated(self, events: pa.Table, sent: list[tuple[int, int, bool]]) -> pa.Table:

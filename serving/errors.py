@@ -8,13 +8,19 @@ answer through `error_body` here. `detail` is optional: the field errors of a 42
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+
+from leadradar.serving.outages import store_fault
+
+log = logging.getLogger(__name__)
 
 # Both ways serving/auth.py reads a key; listed in the document so a client generator sends one.
 SECURITY_SCHEMES = {
@@ -47,8 +53,9 @@ def invalid(errors: Sequence[Mapping[str, Any]], prefix: tuple[str, ...] = ()) -
     return error_response(422, f"{where}: {first['msg']}{more}" if where else f"{first['msg']}{more}", detail)
 
 
-def install(app: FastAPI) -> None:
-    """Every error FastAPI or Starlette would answer in its own shape answers in ours."""
+def install(app: FastAPI, retry_after: int = 2) -> None:
+    """Every error FastAPI or Starlette would answer in its own shape answers in ours; a store's fault (503, 507:
+    serving/outages.py) is told apart from our bug (500), in the endpoints and in the middleware alike."""
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -58,10 +65,22 @@ def install(app: FastAPI) -> None:
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         return invalid(exc.errors())
 
+    def faulted(exc: BaseException) -> Response | None:
+        fault = store_fault(exc, retry_after)
+        return None if fault is None else error_response(*fault, headers={"Retry-After": str(retry_after)})
+
+    @app.exception_handler(sa.exc.DBAPIError)
+    async def store_failed(request: Request, exc: sa.exc.DBAPIError) -> Response:
+        answer = faulted(exc)
+        if answer is None:
+            raise exc
+        log.warning("%s %s answered %d: %s", request.method, request.url.path, answer.status_code, exc.orig)
+        return answer
+
     @app.exception_handler(Exception)
     async def our_bug(request: Request, exc: Exception) -> Response:
         # Starlette re-raises after this answer, so the traceback still reaches the server log.
-        return error_response(500, "internal error; the server log has the details")
+        return faulted(exc) or error_response(500, "internal error; the server log has the details")
 
 
 def document(doc: dict[str, Any], error_schema: str) -> dict[str, Any]:

@@ -25,6 +25,7 @@ import pyarrow as pa
 from leadradar.config import Settings
 from leadradar.features.build import finish, lead_schema
 from leadradar.features.store.event_store import EventStore, Moved
+from leadradar.serving.consent import split_consent
 from leadradar.serving.engine import Engine
 from leadradar.serving.positions import Positions
 from leadradar.serving.scoring import score_frame
@@ -62,6 +63,8 @@ class Rescorer:
         self.positions = positions
         self.seq = self._resume() if since is None else since
         self.saved: int | None = None  # the first tick keeps its position, so a kill right after start loses nothing
+        # Leads whose latest rescoring found no consent (privacy.consent_required): they raise no alert.
+        self.unconsented: set[tuple[str, str]] = set()
         # Leads with events not yet in a score (their newest event), and when each lead was last rescored.
         self.pending: dict[tuple[str, str], Moved] = {}
         self._from: dict[tuple[str, str], int] = {}  # the log position before each pending lead's first event
@@ -140,7 +143,8 @@ class Rescorer:
                     self._from.pop((m.tenant_id, m.lead_id), None)
                     self._last[m.tenant_id, m.lead_id] = when
         if self.after is not None:
-            self.after([key for moves in by_tenant.values() for key in ((m.tenant_id, m.lead_id) for m in moves)], when)
+            moved_keys = [key for moves in by_tenant.values() for key in ((m.tenant_id, m.lead_id) for m in moves)]
+            self.after([key for key in moved_keys if key not in self.unconsented], when)
         self.ticks += 1
         self.rescored += written
         self._save()
@@ -167,6 +171,12 @@ class Rescorer:
         leads = [m.lead_id for m in moves]
         events = self.events.events(tenant, leads=leads, until=now)
         stages = self.events.stages(tenant, leads=leads, until=now)
+        _, consented = split_consent(events, self.settings)
+        for lead in leads:  # no alert for a lead without consent (privacy.consent_required)
+            if consented is None or lead in consented:
+                self.unconsented.discard((tenant, lead))
+            else:
+                self.unconsented.add((tenant, lead))
         records = engine.feature_records(events, stages, tenant, now.to_pydatetime(), self._attributes(tenant, leads))
         if not records:
             return 0

@@ -90,7 +90,7 @@ app.add_middleware(BodyLimit, max_bytes=SETTINGS.serving.max_body_bytes)
 app.add_middleware(KeyGate)
 
 
-errors.install(app)
+errors.install(app, SETTINGS.store.outage_retry_after_seconds)
 
 
 def openapi_document() -> dict:

@@ -135,6 +135,8 @@ class EventStore:
         self._codes: dict[tuple[int, str], int] = {}
         self._names: dict[int, str] = {}
         self._by_code: pa.Array | None = None
+        # Names this process's open write transaction added to the cache (forgotten again if it rolls back).
+        self._interned: list[tuple[int, str]] = []
 
     @classmethod
     def open(cls, settings: Settings) -> EventStore:
@@ -539,9 +541,22 @@ class EventStore:
 
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
-        """One write transaction at a time per process; SQLite takes its write lock at BEGIN (IMMEDIATE)."""
-        with self._lock, self.engine.begin() as conn:
-            yield conn
+        """One write transaction at a time per process; SQLite takes its write lock at BEGIN (IMMEDIATE).
+
+        Names cached by a transaction that then fails (a full disk, a lost database) are dropped from the cache:
+        their rows were rolled back, and a later batch would otherwise store codes that name nothing."""
+        with self._lock:
+            self._interned = []
+            try:
+                with self.engine.begin() as conn:
+                    yield conn
+            except BaseException:
+                for k, value in self._interned:
+                    self._names.pop(self._codes.pop((k, value)), None)
+                self._by_code = None
+                raise
+            finally:
+                self._interned = []
 
     def _insert(self, table: sa.Table) -> Any:
         return (sqlite.insert if self.sqlite else postgresql.insert)(table)
@@ -564,6 +579,7 @@ class EventStore:
                 for code, value in found:
                     self._codes[(k, value)] = code
                     self._names[code] = value
+                    self._interned.append((k, value))
         return [None if v is None else self._codes[(k, v)] for v in values]
 
     def _code_of(self, conn: sa.Connection, kind: str, value: str) -> int | None:
@@ -584,7 +600,12 @@ class EventStore:
             wanted = set(pc.unique(present).to_pylist()) - self._names.keys()
             if wanted:
                 self._load_names(sorted(wanted))
-            if self._by_code is None or len(self._by_code) <= pc.max(present).as_py():
+            # A name a write met after the table was built is in `_names` but not in the table: rebuild then too.
+            if (
+                self._by_code is None
+                or len(self._by_code) <= pc.max(present).as_py()
+                or self._by_code.take(present).null_count
+            ):
                 self._by_code = pa.array(
                     [self._names.get(c) for c in range(max(self._names, default=0) + 1)], pa.string()
                 )

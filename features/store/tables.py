@@ -112,14 +112,16 @@ SECRETS = sa.Table(
 
 def engine_for(url: str) -> sa.Engine:
     """A SQLAlchemy engine; a SQLite file is created first, readable by this user only (0600): it holds
-    customers' data. SQLite gives its journals the same mode."""
+    customers' data. SQLite gives its journals the same mode. A server's pooled connections are tested before
+    use, so after the database restarts the next request reconnects instead of failing on a dead connection."""
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
         path = Path(parsed.database).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
         create_private_file(path)
-    engine = sa.create_engine(url, future=True)
-    if parsed.get_backend_name() == "sqlite":
+    server = parsed.get_backend_name() != "sqlite"
+    engine = sa.create_engine(url, future=True, pool_pre_ping=server)
+    if not server:
         sa.event.listen(engine, "handle_error", _renew_after_io_error)
     return engine
 

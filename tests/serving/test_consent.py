@@ -1,0 +1,140 @@
+"""Consent per lead (PIPL, `privacy.consent_required`): without it a lead's score reads counts and its CRM stage
+only, and it raises no alert; with it, or with consent not required, every feature is computed. The real model,
+stores and online query (the session's trained champion)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from leadradar.config import Settings
+from leadradar.features.contract import STAGE_SCHEMA
+from leadradar.features.online import OnlineFeatures
+from leadradar.features.radar_log import RadarLog
+from leadradar.features.registry import build_registry
+from leadradar.features.store import EventStore
+from leadradar.features.validation import validate_events
+from leadradar.registry import load_alias
+from leadradar.serving.engine import ContextCache, Engine, load_items
+from leadradar.serving.rescoring import Rescorer
+from leadradar.serving.store import ScoreStore
+from tests.support.raw_events import event
+
+TENANT = "t01"
+
+
+def requiring(settings: Settings, required: bool) -> Settings:
+    return settings.model_copy(update={"privacy": settings.privacy.model_copy(update={"consent_required": required})})
+
+
+@pytest.fixture(scope="module")
+def engines(trained: dict, settings: Settings) -> dict[bool, Engine]:
+    """The service's engine with consent required and not, built as serving/service.py builds it."""
+    loaded = load_alias(settings)
+    built = {}
+    for required in (True, False):
+        s = requiring(settings, required)
+        registry = build_registry(s)
+        online = OnlineFeatures(s, registry)
+        built[required] = Engine(loaded, s, registry, online, ContextCache(None, 60.0), load_items(s, loaded))
+    return built
+
+
+def touches(lead: str, at: pd.Timestamp, consent: list[str] = ()) -> list[dict]:
+    """A lead that read products and articles for minutes and called, then the consent events named, in order."""
+    kinds = ["card_view", "product_view", "article_view", "product_view", "phone_call", "card_share"]
+    rows = [
+        event(
+            f"{lead}-{k}",
+            event_id=f"{lead}-{k}",
+            tenant_id=TENANT,
+            lead_id=lead,
+            sales_id="S1",
+            event_type=kind,
+            ts=(at - pd.Timedelta(hours=len(kinds) - k)).isoformat(),
+            dwell_s="240",
+            item_id="P1" if kind == "product_view" else None,
+        )
+        for k, kind in enumerate(kinds)
+    ]
+    for j, kind in enumerate(consent):
+        ts = (at - pd.Timedelta(minutes=30 - j)).isoformat()
+        rows.append(
+            event(f"{lead}-c{j}", event_id=f"{lead}-c{j}", tenant_id=TENANT, lead_id=lead, ts=ts, event_type=kind)
+        )
+    return rows
+
+
+def records(engine: Engine, rows: list[dict], at: pd.Timestamp) -> dict[str, dict]:
+    accepted, rejected = validate_events(pd.DataFrame(rows), engine.settings, at)
+    assert rejected.num_rows == 0, rejected.to_pylist()
+    stages = STAGE_SCHEMA.empty_table()
+    return {r["lead_id"]: r for r in engine.feature_records(accepted, stages, TENANT, at.to_pydatetime())}
+
+
+def kinds_of(engine: Engine) -> tuple[list[str], list[str]]:
+    """The model's count features, and its features about how, what, when and with whom (neither count nor stage)."""
+    counts = [f for f in engine.features if f in engine.registry and engine.registry[f].kind == "count"]
+    personal = [
+        f
+        for f in engine.features
+        if f in engine.registry and engine.registry[f].kind != "count" and engine.registry[f].family != "funnel"
+    ]
+    return counts, personal
+
+
+def test_without_consent_only_counts_are_computed_and_with_it_everything(engines):
+    at = pd.Timestamp.now(tz="UTC").floor("s")
+    engine = engines[True]
+    got = records(
+        engine,
+        touches("L-none", at)
+        + touches("L-yes", at, ["privacy_consent"])
+        + touches("L-gone", at, ["privacy_consent", "privacy_withdrawn"]),
+        at,
+    )
+    counts, personal = kinds_of(engine)
+    assert counts and personal
+    informed = [f for f in personal if got["L-yes"].get(f) is not None]
+    assert informed, "the consenting lead has no feature beyond counts"
+    for lead in ("L-none", "L-gone"):
+        assert [f for f in personal if got[lead].get(f) is not None] == [], lead
+        assert [got[lead][f] for f in counts] == [got["L-yes"][f] for f in counts], "counts differ"
+
+
+def test_with_consent_not_required_every_lead_gets_every_feature_and_consent_events_count_for_nothing(engines):
+    at = pd.Timestamp.now(tz="UTC").floor("s")
+    got = records(engines[False], touches("L-none", at) + touches("L-yes", at, ["privacy_consent"]), at)
+    _, personal = kinds_of(engines[False])
+    assert [got["L-none"].get(f) for f in engines[False].features] == [
+        got["L-yes"].get(f) for f in engines[False].features
+    ]
+    assert [f for f in personal if got["L-none"].get(f) is not None]
+
+
+def test_a_lead_without_consent_raises_no_alert_and_one_with_it_does(engines, tmp_path):
+    engine = engines[True]
+    events = EventStore(f"sqlite:///{tmp_path / 'events.db'}", engine.settings)
+    scores = ScoreStore(f"sqlite:///{tmp_path / 'scores.db'}")
+    told: list[tuple[str, str]] = []
+    at = pd.Timestamp.now(tz="UTC").floor("s")
+    rows = touches("L-none", at) + touches("L-yes", at, ["privacy_consent"])
+    events.append_events(validate_events(pd.DataFrame(rows), engine.settings, at), source="test", arrived=at)
+    rescorer = Rescorer(
+        engine.settings, events, scores, lambda: engine, since=0, after=lambda keys, when: told.extend(keys)
+    )
+    assert rescorer.tick(now=at) == 2  # both are scored: the one without consent from its counts
+    assert told == [(TENANT, "L-yes")]
+    events.close()
+    scores.engine.dispose()
+
+
+def test_consent_events_are_kept_in_the_store_but_a_training_log_read_from_it_counts_none(tmp_path, settings):
+    events = EventStore(f"sqlite:///{tmp_path / 'events.db'}", settings)
+    at = pd.Timestamp.now(tz="UTC").floor("s")
+    rows = touches("L-yes", at, ["privacy_consent"])
+    events.append_events(validate_events(pd.DataFrame(rows), settings, at), source="test", arrived=at)
+    assert "privacy_consent" in events.events(TENANT)["event_type"].to_pylist()
+    log = RadarLog.from_store(events, tenant=TENANT)
+    events.close()
+    assert sorted(log.events["event_id"].to_pylist()) == sorted(r["event_id"] for r in rows[:-1])

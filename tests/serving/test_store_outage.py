@@ -1,0 +1,106 @@
+"""The PostgreSQL stores restarted under load (issue 21): clients get 503 with `Retry-After` meanwhile, never 500,
+the service reconnects by itself, and every event it acknowledged is in the store.
+
+The service runs on its own PostgreSQL server (restarting the session's would pull it from under other tests) with
+no model (storing events does not score) and no key cache, so the key check reaches the database on every request.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+
+import httpx
+import pytest
+
+from leadradar.config import Settings
+from leadradar.features.store import EventStore
+from leadradar.serving.auth import KeyStore
+from leadradar.serving.process import ServiceProcess
+from tests.support.live_events import event, fresh
+from tests.support.postgres import PostgresServer, find_bin_dir
+from tests.support.replicas import SharedStores
+
+pytestmark = pytest.mark.server
+TENANT = "t01"
+
+
+@pytest.fixture(scope="module")
+def outage(tmp_path_factory):
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        pytest.skip("no PostgreSQL server binaries (Debian: apt-get install postgresql, as .ci/run does)")
+    pytest.importorskip("psycopg", reason="psycopg is in the dev extra: pip install -e '.[dev]'")
+    settings = Settings(home=tmp_path_factory.mktemp("outage-home"))
+    with PostgresServer(bin_dir) as pg:
+        stores = SharedStores.on(pg, "outage")
+        stores.prepare(settings)
+        token = KeyStore(stores.scores_url).create(TENANT, "system", name="outage tests")[1]
+        env = {
+            **stores.env(),
+            "LEADRADAR_SERVING__KEY_CACHE_SECONDS": "0",
+            "BENTOML_HOME": str(tmp_path_factory.mktemp("outage-bentoml")),
+        }
+        with ServiceProcess(settings, env=env, require_ready=False) as svc:
+            yield pg, svc, stores, settings, {"Authorization": f"Bearer {token}"}
+
+
+def test_a_postgresql_restart_under_load_answers_503_with_retry_after_and_loses_no_acknowledged_event(outage):
+    pg, svc, stores, settings, auth = outage
+    lead = fresh("L-outage")
+    acked: list[str] = []
+    statuses: Counter[int] = Counter()
+    unexplained: list[str] = []
+    stop = threading.Event()
+
+    def client(c: int) -> None:
+        with httpx.Client(base_url=svc.url, headers=auth, timeout=30) as http:
+            while not stop.is_set():
+                batch = [event(fresh(f"e{c}"), lead, minutes_ago=5) for _ in range(20)]
+                while not stop.is_set():  # the same batch until it is acknowledged, as a card back end retries
+                    try:
+                        r = http.post("/v1/events", json={"events": batch})
+                    except httpx.TransportError:
+                        statuses[0] += 1
+                        time.sleep(0.2)
+                        continue
+                    statuses[r.status_code] += 1
+                    if r.status_code == 200:
+                        acked.extend(e["event_id"] for e in batch)
+                        break
+                    if r.status_code != 503 or not r.headers.get("retry-after", "").isdigit():
+                        unexplained.append(f"{r.status_code} {r.headers.get('retry-after')!r} {r.text[:200]}")
+                    time.sleep(0.2)
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(2)]
+    for t in threads:
+        t.start()
+    try:
+        _wait_for(lambda: len(acked) >= 200 or unexplained, "acknowledgements before the restart")
+        pg.halt()
+        _wait_for(lambda: statuses[503] >= 4 or unexplained, "503 answers while PostgreSQL is down")
+        before = len(acked)
+        pg.resume()
+        _wait_for(lambda: len(acked) >= before + 200 or unexplained, "acknowledgements after the restart")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+    assert not unexplained, unexplained[:5]
+    assert set(statuses) <= {200, 503}, statuses
+    events = EventStore(stores.events_url, settings)
+    try:
+        stored = set(events.events(TENANT, leads=[lead])["event_id"].to_pylist())
+    finally:
+        events.close()
+    assert set(acked) <= stored, f"{len(set(acked) - stored)} acknowledged events are not in the store"
+    read = httpx.get(f"{svc.url}/v1/leads/{lead}", headers=auth, timeout=30)
+    assert read.status_code in (200, 403), read.text
+
+
+def _wait_for(done, what: str, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while not done():
+        assert time.monotonic() < deadline, f"no {what} within {seconds:.0f} s"
+        time.sleep(0.05)
