@@ -184,15 +184,6 @@ def spark_cluster():
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(postgres, tmp_path_factory: pytest.TempPathFactory):
-    """`mlflow server` on the session's PostgreSQL, serving its own artifacts (tests/support/mlflow_server.py)."""
-    from tests.support.mlflow_server import MlflowServer
-
-    with MlflowServer(postgres.create_database("mlflow_registry"), tmp_path_factory.mktemp("mlflow-server")) as ml:
-        yield ml
-
-
-@pytest.fixture(scope="session")
 def bare_server(tmp_path_factory: pytest.TempPathFactory):
     """A server on an empty data directory (no model anywhere), with a 4 KB body limit and no key cache.
 
@@ -225,7 +216,7 @@ def error_answers():
 # -- `make test-fast`: the unit tests, without servers, Spark, notebooks or a trained champion ---------------
 SLOW_FIXTURES = {
     *("trained", "server", "scored", "role_keys", "bare_server", "small_sim", "live", "edge"),
-    *("spark_cluster", "mlflow_server"),
+    "spark_cluster",
 }
 SLOW_FOLDERS = {"notebooks", "packaging"}
 

@@ -3,7 +3,6 @@ agree on simulated data."""
 
 from __future__ import annotations
 
-import ibis
 import pandas as pd
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -11,7 +10,7 @@ import pytest
 
 from leadradar.config import Settings
 from leadradar.features.build import compute_features, feature_table, finish
-from leadradar.features.engines import to_pandas, write_parquet
+from leadradar.features.engines import write_parquet
 from leadradar.features.online import OnlineFeatures
 from leadradar.features.registry import build_registry
 from leadradar.features.simulator import SimulationConfig, simulate
@@ -96,11 +95,13 @@ def test_a_standalone_cluster_writes_the_duckdb_table_to_parquet_from_its_execut
     con, table = feature_table(
         sim["events"], sim["stages"], CUTOFFS, on_cluster, REGISTRY, sim["items"], leads=sim["leads"]
     )
-    assert con._session.sparkContext.master == spark_cluster.master
-    write_parquet(con, table, tmp_path / "features", partition_by=("tenant_id", "lead_id"))
-    parts = list((tmp_path / "features").glob("part-*.parquet"))
-    assert parts, "the executors wrote no Parquet parts"
-    assert_same_features(duck, finish(to_pandas(ibis.read_parquet(str(tmp_path / "features" / "*.parquet")))), REGISTRY)
+    try:
+        assert con._session.sparkContext.master == spark_cluster.master
+        write_parquet(con, table, tmp_path / "features", partition_by=("tenant_id", "lead_id"))
+    finally:
+        con._session.stop()  # the next Spark test starts its own session, local or on another master
+    assert list((tmp_path / "features").glob("part-*.parquet")), "the executors wrote no Parquet parts"
+    assert_same_features(duck, finish(pq.read_table(tmp_path / "features").to_pandas()), REGISTRY)
 
 
 @pytest.mark.spark

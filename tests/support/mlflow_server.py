@@ -2,7 +2,7 @@
 
 `mlflow server` is the same command a company runs (deploy/ starts it the same way); its runs and registered
 models live in a database of the session's PostgreSQL (tests/support/postgres.py), its artifacts in a folder
-that only the server writes. `stop()` and `start()` again on the same port stand for an outage and a recovery.
+that only the server writes. `stop()` stands for an outage.
 """
 
 from __future__ import annotations

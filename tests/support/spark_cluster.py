@@ -2,8 +2,9 @@
 Connect server whose driver runs on that cluster. Each is a JVM of `bin/spark-class`, in its own process group,
 stopped after.
 
-The worker offers two (logical) cores and every application is capped at one, so the Connect server's
-application and a test's own `spark://` session both get an executor at the same time.
+The worker offers two (logical) cores and 2 GB, and every application is capped at one core, so the Connect
+server's application (a 512 MB executor) and a test's own `spark://` session (Spark's default 1 GB executor) both
+get an executor at the same time; with less, the second application waits for resources without a word.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def connect_jar() -> Path | None:
 class SparkCluster:
     """`with SparkCluster() as cluster:` gives `cluster.master` (spark://…) and `cluster.remote` (sc://…)."""
 
-    def __init__(self, worker_memory: str = "1g", ready_timeout: float = 180.0):
+    def __init__(self, worker_memory: str = "2g", ready_timeout: float = 180.0):
         self.home = spark_home()
         self.dir = Path(tempfile.mkdtemp(prefix="leadradar-spark-"))
         self.master_port, self.connect_port = free_port(), free_port()
