@@ -49,7 +49,7 @@ def require_server(uri: str, timeout_s: float) -> None:
         answer.raise_for_status()
     except requests.RequestException as exc:
         raise RegistryUnreachableError(
-            f"the MLflow server at {uri} is unreachable ({type(exc).__name__}); nothing was registered: "
+            f"the MLflow server at {uri} is unreachable ({type(exc).__name__}); nothing was registered or moved: "
             "start it, or point LEADRADAR_MLFLOW__TRACKING_URI at one that runs"
         ) from exc
 
