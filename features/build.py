@@ -142,6 +142,29 @@ def finish(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([rest.iloc[:, :2], cutoff.rename("cutoff"), rest.iloc[:, 2:]], axis=1)
 
 
+def feature_table(
+    events,
+    stages,
+    cutoffs: list,
+    settings: Settings,
+    registry: FeatureRegistry,
+    items=None,
+    engine: str | None = None,
+    leads=None,
+) -> tuple[ibis.BaseBackend, ir.Table]:
+    """The feature query bound to its inputs on an engine, not yet run: the connection and the table expression."""
+    from leadradar.features.engines import connect, feature_input, load, load_cutoffs, materializer
+
+    fc = settings.features
+    con = connect(engine or fc.engine, fc)
+    ev = feature_input(load(con, events, "events"), "events")
+    st = feature_input(load(con, stages, "stages"), "stages")
+    it = feature_input(load(con, items, "items"), "items") if items is not None else None
+    ld = load(con, leads, "leads", lead_schema(settings)) if leads is not None else None
+    cut = load_cutoffs(con, cutoffs)
+    return con, feature_query(ev, st, cut, settings, registry, it, stage=materializer(con), leads=ld).table
+
+
 def compute_features(
     events,
     stages,
@@ -153,14 +176,7 @@ def compute_features(
     leads=None,
 ):
     """Execute the feature query for the given cutoffs on an engine; a pandas frame, one row per open lead."""
-    from leadradar.features.engines import connect, feature_input, load, load_cutoffs, materializer, to_pandas
+    from leadradar.features.engines import to_pandas
 
-    fc = settings.features
-    con = connect(engine or fc.engine, fc)
-    ev = feature_input(load(con, events, "events"), "events")
-    st = feature_input(load(con, stages, "stages"), "stages")
-    it = feature_input(load(con, items, "items"), "items") if items is not None else None
-    ld = load(con, leads, "leads", lead_schema(settings)) if leads is not None else None
-    cut = load_cutoffs(con, cutoffs)
-    q = feature_query(ev, st, cut, settings, registry, it, stage=materializer(con), leads=ld)
-    return finish(to_pandas(q.table))
+    _, table = feature_table(events, stages, cutoffs, settings, registry, items, engine, leads)
+    return finish(to_pandas(table))

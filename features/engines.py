@@ -28,21 +28,37 @@ SCHEMAS = {"events": EVENT_SCHEMA, "stages": STAGE_SCHEMA, "items": ITEM_SCHEMA}
 
 
 def spark_session(master: str = "local[2]", shuffle_partitions: int = 2, app_name: str = "leadradar") -> Any:
-    """A Spark session bound to loopback, in UTC (Spark's timestamps are session-zoned)."""
+    """A Spark session in UTC (Spark's timestamps are session-zoned): in-process or on a cluster's master bound to
+    loopback, or a Spark Connect client when `master` is `sc://host:port` (the server owns the driver)."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     from pyspark.sql import SparkSession
 
-    return (
+    sql_conf = {
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(shuffle_partitions),
+        "spark.sql.execution.arrow.pyspark.enabled": "true",
+    }
+    if master.startswith("sc://"):
+        # Connect's own builder: the generic one marks the whole process as Connect-only.
+        from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+        session = ConnectSession.builder.remote(master).create()
+        for key, value in sql_conf.items():
+            session.conf.set(key, value)
+        return session
+    running = SparkSession.getActiveSession()
+    if running is not None and running.sparkContext.master != master:
+        running.stop()  # getOrCreate would hand back a session on the other master
+    builder = (
         SparkSession.builder.appName(app_name)
         .master(master)
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", str(shuffle_partitions))
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .getOrCreate()
     )
+    for key, value in sql_conf.items():
+        builder = builder.config(key, value)
+    return builder.getOrCreate()
 
 
 def connect(engine: str = "duckdb", fc: FeatureConfig | None = None) -> ibis.BaseBackend:
@@ -63,6 +79,18 @@ def connect(engine: str = "duckdb", fc: FeatureConfig | None = None) -> ibis.Bas
     if engine == "spark":
         return ibis.pyspark.connect(spark_session(fc.spark_master, fc.spark_shuffle_partitions))
     raise BadValueError(f"unknown feature engine {engine!r}; use 'duckdb' or 'spark'")
+
+
+def write_parquet(con: ibis.BaseBackend, expr: ir.Table, path: str | Path, partition_by: tuple[str, ...] = ()) -> None:
+    """Write a table to Parquet where the engine runs it: on Spark the executors write a folder of parts,
+    hash-partitioned by `partition_by` (tenant and lead), so no row passes through the driver."""
+    if con.name != "pyspark":
+        con.to_parquet(expr, str(path))
+        return
+    frame = con._session.sql(con.compile(expr))
+    if partition_by:
+        frame = frame.repartition(*partition_by)
+    frame.write.mode("overwrite").parquet(str(path))
 
 
 def conform(table: pa.Table, kind: str, schema: pa.Schema | None = None) -> pa.Table:

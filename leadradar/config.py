@@ -218,7 +218,8 @@ class FeatureConfig(BaseModel):
     # DuckDB memory cap for batch builds, e.g. "3GB" (spills to disk beyond it); None: DuckDB's default.
     duckdb_memory_limit: str | None = None
     duckdb_threads: int | None = None
-    # Spark for `--engine spark`: local mode on this machine, or a cluster's master URL.
+    # Spark for `--engine spark`: local mode on this machine, a cluster's master URL (spark://host:port),
+    # or a Spark Connect server (sc://host:port), whose own cluster runs the build.
     spark_master: str = "local[2]"
     spark_shuffle_partitions: int = 2
     # Item categories that mean the lead looked at prices.
@@ -317,8 +318,11 @@ class TrainingConfig(BaseModel):
 
 
 class MlflowConfig(BaseModel):
-    tracking_uri: str | None = None  # default: sqlite file under the data directory
+    tracking_uri: str | None = None  # default: sqlite file under the data directory; http://… for an MLflow server
     experiment: str = "leadradar"
+    # How long to wait for an MLflow server's /health before calling it unreachable: MLflow's own client retries a
+    # refused connection for minutes, so `train` would hang and the service would start late instead of failing over.
+    server_timeout_s: float = 5.0
     model_name: str = "leadradar-close"
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import requests
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -32,15 +33,43 @@ HISTORY_TAG = "champion_history"
 BENTO_MODEL_TAG = "leadradar-bundle"
 
 
+class RegistryUnreachableError(UserError, ConnectionError):
+    """The configured MLflow tracking server does not answer."""
+
+
+def is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def require_server(uri: str, timeout_s: float) -> None:
+    """One quick look at an MLflow server's /health, so that an outage is one clear line rather than minutes of
+    MLflow's own retries; a server also proxies the artifacts, so nothing is written until it answers."""
+    try:
+        answer = requests.get(f"{uri.rstrip('/')}/health", timeout=timeout_s)
+        answer.raise_for_status()
+    except requests.RequestException as exc:
+        raise RegistryUnreachableError(
+            f"the MLflow server at {uri} is unreachable ({type(exc).__name__}); nothing was registered or moved: "
+            "start it, or point LEADRADAR_MLFLOW__TRACKING_URI at one that runs"
+        ) from exc
+
+
 def configure_mlflow(settings: Settings) -> str:
-    """Point MLflow at the configured store and make sure the experiment exists; returns its id."""
+    """Point MLflow at the configured store and make sure the experiment exists; returns its id.
+
+    A server keeps its own artifact root (`--serve-artifacts`), so experiments it holds get no local location."""
     quiet_environment()
     settings.ensure_dirs()
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.tracking_uri)
+    uri = settings.tracking_uri
+    served = is_server(uri)
+    if served:
+        require_server(uri, settings.mlflow.server_timeout_s)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     exp = mlflow.get_experiment_by_name(settings.mlflow.experiment)
     if exp is None:
-        exp_id = mlflow.create_experiment(settings.mlflow.experiment, artifact_location=settings.artifact_location)
+        location = None if served else settings.artifact_location
+        exp_id = mlflow.create_experiment(settings.mlflow.experiment, artifact_location=location)
     else:
         exp_id = exp.experiment_id
     mlflow.set_experiment(experiment_id=exp_id)

@@ -170,6 +170,20 @@ def postgres():
 
 
 @pytest.fixture(scope="session")
+def spark_cluster():
+    """A Spark standalone master, a worker and a Spark Connect server on 127.0.0.1 (tests/support/spark_cluster.py)."""
+    import shutil
+
+    from tests.support.spark_cluster import SparkCluster
+
+    pytest.importorskip("pyspark.sql.connect.client", reason="Spark Connect needs the spark-connect extra")
+    if shutil.which("java") is None:
+        pytest.skip("no Java for Spark (Debian: openjdk-17-jre-headless)")
+    with SparkCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
 def bare_server(tmp_path_factory: pytest.TempPathFactory):
     """A server on an empty data directory (no model anywhere), with a 4 KB body limit and no key cache.
 
@@ -200,7 +214,10 @@ def error_answers():
 
 
 # -- `make test-fast`: the unit tests, without servers, Spark, notebooks or a trained champion ---------------
-SLOW_FIXTURES = {"trained", "server", "scored", "role_keys", "bare_server", "small_sim", "live", "edge"}
+SLOW_FIXTURES = {
+    *("trained", "server", "scored", "role_keys", "bare_server", "small_sim", "live", "edge"),
+    "spark_cluster",
+}
 SLOW_FOLDERS = {"notebooks", "packaging"}
 
 

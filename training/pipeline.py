@@ -16,7 +16,7 @@ from leadradar.features.radar_log import RadarLog
 from leadradar.features.registry import FeatureRegistry, build_registry
 from leadradar.features.trainset import TrainingSet, build_training_set
 from leadradar.models.funnel import FunnelModel
-from leadradar.registry import CHALLENGER, ModelRef
+from leadradar.registry import CHALLENGER, ModelRef, configure_mlflow
 from leadradar.targets import Targets
 from leadradar.training import plots
 from leadradar.training.backtest import (
@@ -75,6 +75,7 @@ def train_from_logs(
     """
     from leadradar.training.tuning import DEFAULTS, tuned_params
 
+    configure_mlflow(settings)  # an unreachable registry fails here, before minutes of training
     targets = Targets.from_settings(settings)
     registry = build_registry(settings)
     ts = build_training_set(log, settings, until=until, registry=registry)

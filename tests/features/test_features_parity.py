@@ -1,4 +1,5 @@
-"""One definition, three executions: DuckDB, Spark and online (SQLite) agree on simulated data."""
+"""One definition, three executions: DuckDB, Spark (local, a standalone cluster, Spark Connect) and online (SQLite)
+agree on simulated data."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from leadradar.config import Settings
-from leadradar.features.build import compute_features
+from leadradar.features.build import compute_features, feature_table, finish
+from leadradar.features.engines import write_parquet
 from leadradar.features.online import OnlineFeatures
 from leadradar.features.registry import build_registry
 from leadradar.features.simulator import SimulationConfig, simulate
@@ -84,4 +86,26 @@ def test_spark_and_duckdb_agree_on_every_row(sim, duck):
     spark = compute_features(
         sim["events"], sim["stages"], CUTOFFS, SETTINGS, REGISTRY, sim["items"], engine="spark", leads=sim["leads"]
     )
+    assert_same_features(duck, spark, REGISTRY)
+
+
+@pytest.mark.spark
+def test_a_standalone_cluster_writes_the_duckdb_table_to_parquet_from_its_executors(sim, duck, spark_cluster, tmp_path):
+    on_cluster = Settings(features={"engine": "spark", "spark_master": spark_cluster.master})
+    con, table = feature_table(
+        sim["events"], sim["stages"], CUTOFFS, on_cluster, REGISTRY, sim["items"], leads=sim["leads"]
+    )
+    try:
+        assert con._session.sparkContext.master == spark_cluster.master
+        write_parquet(con, table, tmp_path / "features", partition_by=("tenant_id", "lead_id"))
+    finally:
+        con._session.stop()  # the next Spark test starts its own session, local or on another master
+    assert list((tmp_path / "features").glob("part-*.parquet")), "the executors wrote no Parquet parts"
+    assert_same_features(duck, finish(pq.read_table(tmp_path / "features").to_pandas()), REGISTRY)
+
+
+@pytest.mark.spark
+def test_spark_connect_on_the_cluster_gives_the_duckdb_table(sim, duck, spark_cluster):
+    remote = Settings(features={"engine": "spark", "spark_master": spark_cluster.remote})
+    spark = compute_features(sim["events"], sim["stages"], CUTOFFS, remote, REGISTRY, sim["items"], leads=sim["leads"])
     assert_same_features(duck, spark, REGISTRY)
