@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 import sqlalchemy as sa
@@ -99,7 +99,7 @@ class ScoreFeedback:
         with self.engine.begin() as conn:
             return int(conn.execute(FEEDBACK.insert().values(**row).returning(FEEDBACK.c.id)).scalar_one())
 
-    def counts(self, tenant_id: str) -> list[dict[str, object]]:
+    def counts(self, tenant_id: str) -> list[dict[str, Any]]:
         """Per model version (newest first): how many scores were judged too high, too low, and when last."""
         c = FEEDBACK.c
         q = (
@@ -109,14 +109,13 @@ class ScoreFeedback:
         )
         with self.engine.connect() as conn:
             rows = conn.execute(q).all()
-        out: dict[str, dict[str, object]] = {}
+        out: dict[str, dict[str, Any]] = {}
         for version, verdict, n, last in rows:
             entry = out.setdefault(version, {"model_version": version, "too_high": 0, "too_low": 0, "last": None})
             entry[verdict] = int(n)
-            prior = entry["last"]
-            entry["last"] = last if prior is None or (last is not None and last > prior) else prior  # type: ignore[operator]
+            entry["last"] = max([t for t in (entry["last"], _aware(last)) if t is not None], default=None)
         ordered = sorted(out.values(), key=lambda e: _version_key(str(e["model_version"])), reverse=True)
-        return [{**e, "total": int(e["too_high"]) + int(e["too_low"])} for e in ordered]  # type: ignore[call-overload]
+        return [{**e, "total": e["too_high"] + e["too_low"]} for e in ordered]
 
     def of_lead(self, tenant_id: str, lead_id: str) -> list[Judged]:
         """The lead's verdicts, newest first (its page shows the latest)."""
