@@ -6,6 +6,7 @@ that calls for a retrain runs it (at most once per `lifecycle.drift_retrain_ever
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from datetime import timedelta
 
@@ -17,12 +18,15 @@ from leadradar.features.radar_log import RadarLog
 from leadradar.features.store import EventStore
 from leadradar.ledger import Ledger
 from leadradar.registry import load_alias
+from leadradar.serving.alerts.drift_notice import notify_drift
 from leadradar.serving.drift import drift_table, drift_windows, retrain_reason
 from leadradar.serving.matured import matured_week
 from leadradar.serving.privacy import apply_retention
 from leadradar.serving.schedule import Job, JobResult, LifecycleScheduler
 from leadradar.serving.store import ScoreStore
 from leadradar.training.retrain import RetrainOutcome, retrain, store_log
+
+logger = logging.getLogger(__name__)
 
 
 def retrain_job(settings: Settings, trigger: str = "schedule", now: pd.Timestamp | None = None) -> RetrainOutcome:
@@ -50,10 +54,21 @@ def drift_check(settings: Settings, now: pd.Timestamp | None = None, log: RadarL
         return JobResult("ok", summary, detail)
     if recently_retrained_for_drift(settings, now):
         detail["retrain"] = "rate-limited"
+        detail["notices"] = notify(settings, table, champion.ref.version, now, "rate-limited: one ran lately")
         return JobResult("drift", f"{why}; a drift retrain ran within the last hours, not again yet", detail)
     outcome = retrain(settings, now=now, trigger=f"drift: {why}", log=log)
     detail["retrain"] = asdict(outcome)
+    detail["notices"] = notify(settings, table, champion.ref.version, now, f"{outcome.outcome} ({outcome.summary})")
     return JobResult("drift", f"{why}; retrain: {outcome.outcome} ({outcome.summary})", detail)
+
+
+def notify(settings: Settings, table: pd.DataFrame, version: str, now: pd.Timestamp, retrain: str) -> list[int]:
+    """The managers' drift notices through the alert outbox; a failing outbox must not fail the drift check."""
+    try:
+        return notify_drift(settings, table, str(version), now.to_pydatetime(), retrain)
+    except Exception:
+        logger.exception("storing the drift notices failed")
+        return []
 
 
 def recently_retrained_for_drift(settings: Settings, now: pd.Timestamp) -> bool:

@@ -46,6 +46,7 @@ from leadradar.config import FunnelConfig
 from leadradar.features.describe import LANGS, check_lang, fill, format_value, template_parts
 from leadradar.features.registry import FeatureRegistry
 from leadradar.models.funnel import FunnelModel, predict_threads
+from leadradar.models.profile import closed_median, compared
 
 # A topic moving the log-odds by less than this (odds by ~5%) is not worth a line; fewer reasons beat noise.
 MIN_CONTRIBUTION = 0.05
@@ -80,6 +81,8 @@ class Reason:
     contribution: float
     direction: Literal["for", "against"]
     text: str
+    # The median of this feature over the training rows that closed (models/profile.py), for behaviour only.
+    closed: float | None = None
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,13 @@ class Explanation:
 
     def as_dict(self) -> dict[str, Any]:
         """Plain data for an API answer."""
-        row = lambda r: {"feature": r.feature, "value": r.value, "contribution": r.contribution, "text": r.text}
+        row = lambda r: {
+            "feature": r.feature,
+            "value": r.value,
+            "contribution": r.contribution,
+            "text": r.text,
+            "closed": r.closed,
+        }
         return {"lang": self.lang, "for": [row(r) for r in self.for_], "against": [row(r) for r in self.against]}
 
 
@@ -143,6 +152,8 @@ class Explainer:
         self.index = {f.name: j for j, f in enumerate(self.features)}
         self.funnel = funnel
         self.levels = [self.encoder.levels_.get(f.name) for f in self.features]
+        profile = model.closed_profile_
+        self.closed = [closed_median(profile, f) for f in self.features]
         self._parts = {(f.name, lang): template_parts(f, lang) for f in self.features for lang in LANGS}
         topics = [f.topic for f in self.features]
         self.topics = list(dict.fromkeys(topics))
@@ -159,8 +170,10 @@ class Explainer:
 
     def render(self, name: str, value: float | str, lang: str) -> str:
         """The feature's sentence with the value formatted for `lang` (re-wording a reason in the other language)."""
-        f = self.features[self.index[name]]
-        return fill(self._parts[name, lang], format_value(f.kind, value, lang, f, self.funnel))
+        j = self.index[name]
+        f = self.features[j]
+        text = fill(self._parts[name, lang], format_value(f.kind, value, lang, f, self.funnel))
+        return text + compared(f, self.closed[j], lang, self.funnel)
 
     def explain_frame(
         self, frame: pd.DataFrame, lang: str = "en", n_for: int = 3, n_against: int = 2
@@ -242,7 +255,9 @@ class Explainer:
         levels = self.levels[j]
         value: float | str = levels[int(x)] if levels is not None else x
         text = fill(self._parts[f.name, lang], format_value(f.kind, value, lang, f, self.funnel))
-        return Reason(f.name, value, float(phi[i, j]), direction, text)  # type: ignore[arg-type]
+        closed = self.closed[j]
+        text += compared(f, closed, lang, self.funnel)
+        return Reason(f.name, value, float(phi[i, j]), direction, text, closed)  # type: ignore[arg-type]
 
 
 _CACHE: weakref.WeakKeyDictionary[FunnelModel, dict[tuple, tuple[Explainer, tuple]]] = weakref.WeakKeyDictionary()

@@ -14,6 +14,7 @@ import pandas as pd
 
 from leadradar.models.calibration import IsotonicCalibrator, SigmoidCalibrator, calibrator_from_dict, choose_calibrator
 from leadradar.models.encoding import FeatureEncoder
+from leadradar.models.profile import closed_profile
 from leadradar.models.tenants import TenantCalibration
 from leadradar.models.uncertainty import BaggedInterval, Interval, interval_from_dict
 from leadradar.targets import TargetSpec, advance_target, close_curve, close_output
@@ -76,6 +77,8 @@ class FunnelModel:
     # Set by `load`: the bundle folder it was read from and its model.json, for what travels with the model.
     path_: Path | None = None
     meta_: dict[str, Any] | None = None
+    # Quartiles of behaviour features over the training rows that closed (models/profile.py), set by `begin`.
+    closed_profile_: dict[str, Any] | None = None
 
     def __init__(
         self,
@@ -117,6 +120,9 @@ class FunnelModel:
         self.encoder_ = FeatureEncoder(self.features, self.categorical).fit(frame)
         self.targets_ = {}
         self.skipped_ = {}
+        main = next((s for s in self.targets if s.name == self.main_target), None)
+        if main is not None:
+            self.closed_profile_ = closed_profile(frame, self.features, self.categorical, main.label)
         return self
 
     def fit_target(
@@ -255,6 +261,7 @@ class FunnelModel:
             **(extra or {}),
         }
         meta["skipped_targets"] = getattr(self, "skipped_", {})
+        meta["closed_profile"] = self.closed_profile_ or {}
         for name, file in files.items():
             shutil.copyfile(file, path / name)
         for name, t in self.targets_.items():
@@ -288,6 +295,7 @@ class FunnelModel:
         model.encoder_ = enc
         model.targets_ = {}
         model.skipped_ = meta.get("skipped_targets", {})
+        model.closed_profile_ = meta.get("closed_profile") or {}
         model.path_ = path
         for t, spec in zip(meta["targets"], specs):
             booster = _booster(path / f"{spec.name}.txt")

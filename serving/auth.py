@@ -31,6 +31,7 @@ PERMISSIONS = {
     "lead": {"system", "manager", "sales"},
     "forget": {"system", "manager"},
     "alert_feedback": {"system", "manager", "sales"},
+    "score_feedback": {"system", "manager", "sales"},
 }
 
 METADATA = sa.MetaData()

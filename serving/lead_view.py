@@ -46,6 +46,15 @@ def score_history(scores: ScoreStore, tenant: str, lead: str, settings: Settings
     return scores.score_history(tenant, lead, grade=settings.serving.grade)
 
 
+def lead_owner(events: EventStore | None, history: pd.DataFrame, tenant: str, lead: str) -> str | None:
+    """The salesperson of the lead's latest event (else of its latest score); `LeadNotFound` if it has neither."""
+    latest = events.timeline(tenant, lead, limit=1) if events is not None else pd.DataFrame()
+    if latest.empty and history.empty:
+        raise LeadNotFound(f"no lead {lead!r} in tenant {tenant!r}")
+    newest: Any = latest["sales_id"].tolist()[0] if not latest.empty else history["sales_id"].tolist()[-1]
+    return None if pd.isna(newest) else str(newest)
+
+
 def lead_view(
     events: EventStore,
     scores: ScoreStore,
@@ -60,12 +69,8 @@ def lead_view(
 ) -> LeadView:
     """The lead's page of the key's tenant, or `LeadNotFound` / `NotYourLead`."""
     tenant = principal.tenant_id
-    latest = events.timeline(tenant, lead, limit=1)
     history = score_history(scores, tenant, lead, settings)
-    if latest.empty and history.empty:
-        raise LeadNotFound(f"no lead {lead!r} in tenant {tenant!r}")
-    newest: Any = latest["sales_id"].tolist()[0] if not latest.empty else history["sales_id"].tolist()[-1]
-    owner = None if pd.isna(newest) else str(newest)
+    owner = lead_owner(events, history, tenant, lead)
     if principal.role == "sales" and owner != principal.sales_id:
         raise NotYourLead(f"lead {lead!r} is not one of salesperson {principal.sales_id!r}'s leads")
     page = events.timeline(tenant, lead, limit=limit + 1, before_seq=before)

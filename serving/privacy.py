@@ -23,6 +23,7 @@ from leadradar.config import Settings
 from leadradar.features.store.event_store import EventStore
 from leadradar.features.store.forget import forget_events, purge_before
 from leadradar.serving.audit import AuditLog
+from leadradar.serving.score_feedback import ScoreFeedback
 from leadradar.serving.store import FUNNEL_COUNTS, LEAD_EVENTS, LIVE_SCORES, SCORES, ScoreStore
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ def forget_lead(
     deleted = {f"events.{k}": v for k, v in asdict(done).items() if k != "lead_hash"}
     deleted |= {f"scores.{k}": v for k, v in forget_scores(scores, tenant, lead).items()}
     deleted["files"] = forget_in_files(settings.data_dir, tenant, lead)
+    deleted["feedback"] = ScoreFeedback(settings.score_store_url).forget(tenant, lead)
     for name, forget in FORGETTERS.items():
         deleted[name] = forget(tenant, lead)
     audit.record("deleted", tenant, actor, "lead", f"lead_hash={done.lead_hash}")

@@ -16,6 +16,7 @@ from typing import Any
 from leadradar.config import FunnelConfig
 from leadradar.features.describe import describe
 from leadradar.features.registry import FeatureRegistry
+from leadradar.models.profile import compared
 
 
 @dataclass(frozen=True)
@@ -63,11 +64,13 @@ class ReasonWriter:
     def _is_hidden(self, feature: str) -> bool:
         return feature in self.registry and self.registry[feature].family in self.hidden
 
-    def sentence(self, feature: str, value: Any, lang: str) -> str:
-        """The feature's sentence with the value; a feature this code no longer declares reads as its name."""
+    def sentence(self, feature: str, value: Any, lang: str, closed: float | None = None) -> str:
+        """The feature's sentence with the value, and how leads that closed compare where the score kept their
+        median; a feature this code no longer declares reads as its name."""
         if feature not in self.registry:
             return feature.replace("_", " ")
-        return describe(self.registry[feature], value, lang, self.funnel)
+        f = self.registry[feature]
+        return describe(f, value, lang, self.funnel) + compared(f, closed, lang, self.funnel)
 
     def reasons(self, detail: str | dict | None, lang: str) -> dict[str, list[WordedReason]]:
         """`{"for": [...], "against": [...]}`, strongest first, in `lang`."""
@@ -75,7 +78,7 @@ class ReasonWriter:
         return {
             side: [
                 WordedReason(
-                    self.sentence(r["feature"], r.get("value"), lang),
+                    self.sentence(r["feature"], r.get("value"), lang, r.get("closed")),
                     side,
                     float(r.get("contribution", 0.0)),
                     r["feature"],
@@ -100,7 +103,7 @@ class ReasonWriter:
             if kept:
                 r = next((r for r in kept if r["feature"] not in skip), kept[0])
                 return WordedReason(
-                    self.sentence(r["feature"], r.get("value"), lang),
+                    self.sentence(r["feature"], r.get("value"), lang, r.get("closed")),
                     side,
                     float(r.get("contribution", 0.0)),
                     r["feature"],

@@ -387,3 +387,24 @@ class AlertFeedbackResponse(BaseModel):
     rule: str
     lead_id: str
     verdict: str
+
+
+class ScoreFeedbackRequest(BaseModel):
+    """ "This score is wrong": the verdict on one of the lead's scores (by default its latest) and why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    verdict: Literal["too_high", "too_low"]
+    model_version: str | None = Field(
+        None, max_length=32, description="the model version whose score is judged; default: the lead's latest score"
+    )
+    p_close: float | None = Field(None, ge=0, le=1, description="the probability the judge saw")
+    note: str | None = Field(None, max_length=500, description="why, in a sentence (at most 500 characters)")
+
+
+class ScoreFeedbackResponse(BaseModel):
+    feedback_id: int
+    lead_id: str
+    model_version: str
+    p_close: float
+    verdict: str

@@ -45,11 +45,13 @@ def check_definitions(loaded: LoadedModel, settings: Settings) -> list[str]:
 
 
 def _stored(explanation: Explanation) -> dict[str, list[dict]]:
-    """A lead's reasons as data (feature, value, contribution), so pages word them in either language."""
+    """A lead's reasons as data (feature, value, contribution, and the closed leads' median where the model has
+    one), so pages word them in either language."""
 
     def row(r):
         value = r.value if isinstance(r.value, str) else round(float(r.value), 6)
-        return {"feature": r.feature, "value": value, "contribution": round(r.contribution, 4)}
+        out = {"feature": r.feature, "value": value, "contribution": round(r.contribution, 4)}
+        return out if r.closed is None else {**out, "closed": round(float(r.closed), 6)}
 
     return {"for": [row(r) for r in explanation.for_], "against": [row(r) for r in explanation.against]}
 

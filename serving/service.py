@@ -64,10 +64,13 @@ from leadradar.serving.schemas import (
     RankedLead,
     RankRequest,
     RankResponse,
+    ScoreFeedbackRequest,
+    ScoreFeedbackResponse,
     ScoreRequest,
     ScoreResponse,
     StagesRequest,
 )
+from leadradar.serving.score_feedback import Judge, NotTheirLead, ScoreFeedback, UnknownScore, judge_score
 from leadradar.serving.store import ScoreStore
 
 log = logging.getLogger(__name__)
@@ -179,6 +182,7 @@ class LeadRadar:
         self.ranked = RankedCache(self.store, settings.serving.grade)
         self.events = EventStore.open(settings)  # one per worker process; writes are serialised inside it
         self.outbox = Outbox(settings.score_store_url, settings.alerts.rules)
+        self.feedback = ScoreFeedback(settings.score_store_url)
         registry = build_registry(settings)
         self.words = ReasonWriter(registry, settings.funnel)
         online = OnlineFeatures(settings, registry)
@@ -432,6 +436,42 @@ class LeadRadar:
             self.settings, self.events, self.store, self.audit_log, principal.tenant_id, lead_id, actor
         )
         return ForgetResponse(tenant_id=principal.tenant_id, lead_hash=report.lead_hash, deleted=report.deleted)
+
+    @app.post(
+        "/leads/{lead_id}/feedback",
+        response_model=ScoreFeedbackResponse,
+        responses={**ERRORS, 404: {"model": ErrorBody}},
+        openapi_extra={"parameters": KEY_HEADERS},
+    )
+    def score_feedback(self, request: Request, body: ScoreFeedbackRequest, lead_id: str = Path(max_length=200)):
+        """ "This score is wrong": too high or too low, on the lead's score of a model version (default its latest);
+        a sales key only on its own leads. Counted per model version on the health page."""
+        principal = self._principal(request, "score_feedback")
+        try:
+            judged = judge_score(
+                self.feedback,
+                self.store,
+                self.events,
+                Judge.of_key(principal),
+                lead_id,
+                body.verdict,
+                model_version=body.model_version,
+                p_close=body.p_close,
+                note=body.note,
+            )
+        except LeadNotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        except NotTheirLead as exc:
+            raise HTTPException(403, str(exc)) from None
+        except UnknownScore as exc:
+            return errors.invalid([{"loc": ["body", "model_version"], "msg": str(exc), "type": "value_error"}])
+        return ScoreFeedbackResponse(
+            feedback_id=judged.feedback_id,
+            lead_id=judged.lead_id,
+            model_version=judged.model_version,
+            p_close=judged.p_close,
+            verdict=judged.verdict,
+        )
 
     @app.post(
         "/alerts/{alert_id}/feedback",

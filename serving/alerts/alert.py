@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
-RuleName = Literal["hot_action", "threshold", "spike", "back_from_dormant", "going_cold", "digest"]
+RuleName = Literal["hot_action", "threshold", "spike", "back_from_dormant", "going_cold", "digest", "drift"]
+# Notices about the model, not a lead (serving/alerts/drift_notice.py): they go to managers, never to a lead's feed.
+NOTICE_RULES: tuple[str, ...] = ("drift",)
 
 
 @dataclass(frozen=True)

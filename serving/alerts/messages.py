@@ -119,7 +119,13 @@ def reasons(alert: Alert, lang: str, settings: Settings, top: int = 3) -> list[s
     writer = held[1]
     kept = [r for r in alert.reasons if _push(r) > 0]
     kept.sort(key=lambda r: -_push(r))
-    return [writer.sentence(str(r["feature"]), r.get("value"), lang) for r in kept[:top]]
+    return [writer.sentence(str(r["feature"]), r.get("value"), lang, _closed(r)) for r in kept[:top]]
+
+
+def _closed(reason: dict[str, object]) -> float | None:
+    """The closed leads' median a stored reason carries, if any."""
+    value = reason.get("closed")
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _push(reason: dict[str, object]) -> float:

@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from leadradar.config import AlertRules
-from leadradar.serving.alerts.alert import Alert, Delivery
+from leadradar.serving.alerts.alert import NOTICE_RULES, Alert, Delivery
 from leadradar.serving.alerts.restraint import Decided
 from leadradar.serving.store import engine_for
 
@@ -371,9 +371,9 @@ class Outbox:
     def feed(
         self, tenant_id: str, *, sales_id: str | None = None, rule: str | None = None, limit: int = 200
     ) -> list[Stored]:
-        """The tenant's alerts (not the dropped ones), newest first, for the dashboard's Alerts page."""
+        """The tenant's lead alerts (not the dropped ones, nor model notices), newest first, for the Alerts page."""
         c = ALERTS.c
-        q = sa.select(ALERTS).where((c.tenant_id == tenant_id) & (c.route != "dropped"))
+        q = sa.select(ALERTS).where((c.tenant_id == tenant_id) & (c.route != "dropped") & c.rule.not_in(NOTICE_RULES))
         if sales_id is not None:
             q = q.where(c.sales_id == sales_id)
         if rule is not None:
@@ -395,7 +395,9 @@ class Outbox:
     def alerts(self, tenant_id: str, since: datetime) -> list[Alert]:
         """The tenant's alerts found since `since` (instant and digest): what the boss's digest reads."""
         c = ALERTS.c
-        q = sa.select(c.body).where((c.tenant_id == tenant_id) & (c.route != "dropped") & (c.at >= since))
+        q = sa.select(c.body).where(
+            (c.tenant_id == tenant_id) & (c.route != "dropped") & (c.at >= since) & c.rule.not_in(NOTICE_RULES)
+        )
         with self.engine.connect() as conn:
             return [alert_from(b) for b in conn.execute(q.order_by(c.at)).scalars()]
 

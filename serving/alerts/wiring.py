@@ -11,6 +11,8 @@ from leadradar.features.store.event_store import EventStore
 from leadradar.serving.alerts.alert import Alert, Channel, Message
 from leadradar.serving.alerts.channels import PERSONAL_KINDS, channels_for, name_of, recipient_for
 from leadradar.serving.alerts.delivery import DeliveryWorker
+from leadradar.serving.alerts.drift_notice import RULE as DRIFT_RULE
+from leadradar.serving.alerts.drift_notice import notice_message
 from leadradar.serving.alerts.live import Alerter
 from leadradar.serving.alerts.messages import render
 from leadradar.serving.alerts.outbox import Outbox, Target
@@ -36,11 +38,16 @@ def targets_for(settings: Settings, tenant: str, sales_id: str) -> list[Target]:
 
 
 def channel_named(settings: Settings, tenant: str, name: str) -> Channel | None:
-    """The tenant's channel of that name: a delivery only ever goes through its own tenant's channels."""
-    return next((c for c, n in channels_for(settings, tenant) if n == name), None)
+    """The tenant's channel of that name (an alert or a digest channel, where managers' notices go): a delivery
+    only ever goes through its own tenant's channels."""
+    both = [*channels_for(settings, tenant), *channels_for(settings, tenant, digest=True)]
+    return next((c for c, n in both if n == name), None)
 
 
 def message(settings: Settings, alert: Alert, lang: str) -> Message:
+    """The alert in words: a lead's alert, or a notice to the managers about the model."""
+    if alert.rule == DRIFT_RULE:
+        return notice_message(alert, lang, settings)
     return render(alert, lang, lead_link(settings, alert.lead_id), settings=settings)
 
 

@@ -1,5 +1,6 @@
 """The health page: is the served model still true? Version and age, training window, backtest figures with
-intervals, the latest drift table in words, the matured calibration plot, the retrain history and schedule.
+intervals, the latest drift table in words, the matured calibration plot beside the scores people called wrong
+(per model version), the retrain history and schedule.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from leadradar.registry import load_alias
 from leadradar.serving.dashboard.charts import GRID, INK, MUTED, _svg, _text
 from leadradar.serving.drift import describe
 from leadradar.serving.model_health import lifecycle_status
+from leadradar.serving.score_feedback import ScoreFeedback
 
 FIGURES = ("auc", "logloss", "brier", "ece")
 TOP_DRIFTING = 10
@@ -95,4 +97,5 @@ def health_page(settings: Settings, tenant_id: str, lang: str, label: str) -> di
         "bands": bands,
         "error": errors[0] if errors else None,
         "chart": calibration_chart(bands, label) if bands else None,
+        "feedback": ScoreFeedback(settings.score_store_url).counts(tenant_id),
     }

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from leadradar.serving.dashboard.alert_words import ALERT_MESSAGES
+from leadradar.serving.dashboard.feedback_words import FEEDBACK_MESSAGES
 from leadradar.serving.dashboard.health_words import HEALTH_MESSAGES
 
 LANGS = ("zh-CN", "en")
@@ -224,6 +225,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "error.forbidden": ("This page is not yours to see.", "您无权查看此页面。"),
     **HEALTH_MESSAGES,
     **ALERT_MESSAGES,
+    **FEEDBACK_MESSAGES,
 }
 
 WEEKDAYS = {

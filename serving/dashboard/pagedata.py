@@ -221,6 +221,10 @@ class PageData:
             "advance": pct(info["p_advance"]) if info.get("p_advance") is not None else None,
             "history_chart": charts.history_chart(pts, self.settings.serving.grade_thresholds, t("lead.history")),
             "runs": len(pts),
+            "judged": {
+                "model_version": str(history["model_version"].iloc[-1]),
+                "p_close": float(current.iloc[0]["p_close"] if len(current) else history["p_close"].iloc[-1]),
+            },
             "reasons": self.writer.reasons(detail, lang),
             "has_reasons": "reasons" in info,
             "timeline": self._timeline(events, clock, lang, names),

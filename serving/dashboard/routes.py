@@ -44,6 +44,8 @@ from leadradar.serving.dashboard.sessions import (
 from leadradar.serving.dashboard.throttle import Busy, CheckPool, LoginThrottle
 from leadradar.serving.export import csv_bytes, xlsx_bytes
 from leadradar.serving.limits import BodyLimit
+from leadradar.serving.score_feedback import NOTE_CHARS, Judge, LeadNotFound, ScoreFeedback, UnknownScore, judge_score
+from leadradar.serving.score_feedback import VERDICTS as SCORE_VERDICTS
 from leadradar.serving.store import ScoreStore
 from leadradar.serving.users import UserStore
 
@@ -73,6 +75,8 @@ class Backend:
     gate: Gate
     checks: CheckPool
     audit: AuditLog
+    # The verdicts on scores ("this score is wrong"), in the score store's database.
+    feedback: ScoreFeedback
     # The outbox's alert feed and feedback (serving/alerts/); None until a server records alerts.
     alerts: AlertFeed | None = None
 
@@ -95,7 +99,7 @@ class Backend:
             SessionLedger(url, cfg.session_idle_minutes * 60),
         )
         checks = CheckPool(cfg.login_hash_concurrency, cfg.login_hash_queue)
-        return cls(settings, PageData(store, settings), gate, checks, AuditLog(url), alerts)
+        return cls(settings, PageData(store, settings), gate, checks, AuditLog(url), ScoreFeedback(url), alerts)
 
 
 @dataclass(frozen=True)
@@ -291,7 +295,53 @@ def build_dashboard(backend: Callable[[], Backend], max_body_bytes: int | None =
             return page(
                 request, "missing.html", status=404, viewer=who, lead_id=lead_id, nav="leads", tenant=who.tenant_id
             )
-        return page(request, "lead.html", viewer=who, d=data, nav="leads")
+        b = backend()
+        judged = b.feedback.of_lead(who.tenant_id, lead_id)
+        notice = request.query_params.get("msg")
+        return page(
+            request,
+            "lead.html",
+            viewer=who,
+            d=data,
+            nav="leads",
+            notice=notice if notice in ("thanks", "refused") else None,
+            last_verdict=judged[0] if judged else None,
+        )
+
+    @app.post("/leads/{lead_id:path}/feedback")
+    async def score_feedback(request: Request, lead_id: str):
+        who = signed_in(request)
+        if isinstance(who, Response):
+            return who
+        if not same_origin(request):
+            return Response("cross-site form refused", status_code=403, headers=SECURITY_HEADERS)
+        form = _form(await request.body())
+        verdict, version = form.get("verdict", ""), form.get("model_version") or None
+        if verdict not in SCORE_VERDICTS or len(form.get("note", "")) > NOTE_CHARS:
+            return Response("unknown verdict or too long a note", status_code=422, headers=SECURITY_HEADERS)
+        try:
+            p_close = float(form["p_close"]) if form.get("p_close") else None
+        except ValueError:
+            p_close = None
+        b, judge = backend(), Judge(who.tenant_id, who.role, None, who.name)
+        try:
+            await run_in_threadpool(
+                judge_score,
+                b.feedback,
+                b.data.store,
+                None,
+                judge,
+                lead_id,
+                verdict,
+                model_version=version,
+                p_close=p_close if p_close is not None and 0 <= p_close <= 1 else None,
+                note=form.get("note", "").strip() or None,
+            )
+            msg = "thanks"
+        except (LeadNotFound, UnknownScore):
+            msg = "refused"
+        target = f"{_base(request)}/leads/{quote(lead_id, safe='')}?msg={msg}"
+        return RedirectResponse(target, status_code=303)
 
     @app.get("/funnel", response_class=HTMLResponse)
     def funnel(request: Request):

@@ -33,6 +33,7 @@ def test_shift_halfway_is_detected_and_the_retrained_champion_fits_the_shifted_p
     drifted = set(table.loc[table["drifted"], "column"])
     assert any(column.startswith("pricing_views") for column in drifted), drifted
     assert result.outcome == "drift" and result.detail["retrain"]["trigger"].startswith("drift")
+    assert len(result.detail["notices"]) == 1  # the managers' notice, stored in the alert outbox
 
     verdict = result.detail["retrain"]["verdict"]
     assert verdict["holdout"]["from"] >= shift.isoformat()[:10]
