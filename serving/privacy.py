@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from leadradar.config import Settings
 from leadradar.features.store.event_store import EventStore
 from leadradar.features.store.forget import forget_events, purge_before
+from leadradar.serving.alerts.outbox import Outbox
 from leadradar.serving.audit import AuditLog
 from leadradar.serving.score_feedback import ScoreFeedback
 from leadradar.serving.store import FUNNEL_COUNTS, LEAD_EVENTS, LIVE_SCORES, SCORES, ScoreStore
@@ -66,6 +67,7 @@ def forget_lead(
     deleted |= {f"scores.{k}": v for k, v in forget_scores(scores, tenant, lead).items()}
     deleted["files"] = forget_in_files(settings.data_dir, tenant, lead)
     deleted["feedback"] = ScoreFeedback(settings.score_store_url).forget(tenant, lead)
+    deleted["alerts"] = Outbox(settings.score_store_url, settings.alerts.rules).forget(tenant, lead)
     for name, forget in FORGETTERS.items():
         deleted[name] = forget(tenant, lead)
     audit.record("deleted", tenant, actor, "lead", f"lead_hash={done.lead_hash}")
@@ -120,6 +122,7 @@ def apply_retention(
     cutoff = now - pd.Timedelta(days=days)
     out = {f"events.{k}": v for k, v in purge_before(events, cutoff).items()}
     out |= {f"scores.{k}": v for k, v in purge_scores_before(scores, cutoff).items()}
+    out["alerts"] = Outbox(settings.score_store_url, settings.alerts.rules).purge_before(cutoff.to_pydatetime())
     return out
 
 

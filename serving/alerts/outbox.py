@@ -417,6 +417,23 @@ class Outbox:
             ).rowcount
         return bool(done)
 
+    # -- deleting (PIPL) ----------------------------------------------------------------------------
+
+    def forget(self, tenant_id: str, lead_id: str) -> int:
+        """Delete a lead's alerts with their deliveries and attempts (a forgotten lead leaves no alert behind)."""
+        return self._delete(sa.and_(ALERTS.c.tenant_id == tenant_id, ALERTS.c.lead_id == lead_id))
+
+    def purge_before(self, cutoff: datetime) -> int:
+        """Delete alerts raised before `cutoff`, with their deliveries and attempts (retention)."""
+        return self._delete(ALERTS.c.at < cutoff)
+
+    def _delete(self, which: sa.ColumnElement[bool]) -> int:
+        ids = sa.select(ALERTS.c.id).where(which).scalar_subquery()
+        with self.engine.begin() as conn:
+            conn.execute(ATTEMPTS.delete().where(ATTEMPTS.c.alert_id.in_(ids)))
+            conn.execute(DELIVERIES.delete().where(DELIVERIES.c.alert_id.in_(ids)))
+            return int(conn.execute(ALERTS.delete().where(which)).rowcount)
+
     def attempts(self, alert_id: int) -> list[dict[str, Any]]:
         """Every attempt to deliver the alert, oldest first."""
         q = sa.select(ATTEMPTS).where(ATTEMPTS.c.alert_id == alert_id).order_by(ATTEMPTS.c.id)

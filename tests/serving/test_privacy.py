@@ -20,6 +20,9 @@ from leadradar.features.radar_log import RadarLog
 from leadradar.features.store import EventStore
 from leadradar.features.store.forget import log_without_forgotten
 from leadradar.features.validation import validate_events, validate_stages
+from leadradar.serving.alerts.alert import Alert
+from leadradar.serving.alerts.outbox import Outbox, Target
+from leadradar.serving.alerts.restraint import Decided
 from leadradar.serving.audit import AuditLog
 from leadradar.serving.privacy import FORGETTERS, apply_retention, register_forgetter
 from leadradar.serving.store import ScoreStore
@@ -29,6 +32,7 @@ from tests.support.raw_events import event
 TENANT = "t01"
 LEAD = "forget-me-7f3a9c"
 OTHER = "keep-me-21b4"
+HOOK = Target("hook", "webhook", None, "en")
 
 
 def _events(lead: str, n: int, at: pd.Timestamp, **extra: object) -> list[dict]:
@@ -87,8 +91,21 @@ def _fill(settings: Settings, now: pd.Timestamp) -> None:
         now,
     )
     scores.engine.dispose()
+    _alerts(settings, [(LEAD, now), (OTHER, now)])
     _scores(LEAD, now).to_parquet(settings.scores_dir / "run.parquet")
     pd.concat([_scores(LEAD, now), _scores(OTHER, now)]).to_parquet(settings.scores_dir / "both.parquet")
+
+
+def _alerts(settings: Settings, raised: list[tuple[str, pd.Timestamp]]) -> None:
+    """One alert per (lead, time), each with a delivery to a webhook, in the outbox."""
+    outbox = Outbox(settings.score_store_url, settings.alerts.rules)
+    alerts = [
+        Alert(TENANT, lead, "S1", "hot_action", at.to_pydatetime(), 0.4, 0.2, "B", f"{TENANT}|{lead}|hot")  # type: ignore[arg-type]
+        for lead, at in raised
+    ]
+    ids = outbox.record([Decided(a, "instant", a.at) for a in alerts], lambda a: [HOOK], alerts[-1].at)
+    assert len(ids) == len(alerts) and all(outbox.deliveries(i) for i in ids)
+    outbox.engine.dispose()
 
 
 def _traces(folder: Path, needle: str) -> list[str]:
@@ -138,12 +155,15 @@ def test_after_forget_no_database_table_file_or_parquet_under_the_data_dir_names
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert called == [(TENANT, LEAD)]
     assert report["deleted"]["events.events"] == 3 and report["deleted"]["events.referrals_cleared"] == 2
-    assert report["deleted"]["files"] == 2
+    assert report["deleted"]["files"] == 2 and report["deleted"]["alerts"] == 1
 
     assert _traces(home, LEAD) == []
-    assert {"events.db: table events", "scores.db: table live_scores", "both.parquet: a row"} <= set(
-        _traces(home, OTHER)
-    )
+    assert {
+        "events.db: table events",
+        "scores.db: table live_scores",
+        "scores.db: table alerts",
+        "both.parquet: a row",
+    } <= set(_traces(home, OTHER))
     store = EventStore.open(filled)
     kept = store.events(TENANT).to_pandas()
     assert kept["lead_id"].tolist() == [OTHER, OTHER] and kept["referrer_lead_id"].isna().all()
@@ -181,9 +201,14 @@ def test_retention_deletes_events_quarantine_and_scores_older_than_the_days_and_
     store.append_events(validate_events(pd.DataFrame(rows), settings, now), source="t", arrived=now, now=old)
     scores = ScoreStore(settings.score_store_url)
     scores.write(pd.concat([_scores("old-lead", old), _scores("new-lead", recent)], ignore_index=True))
+    _alerts(settings, [("old-lead", old), ("new-lead", recent)])
 
     deleted = apply_retention(settings, store, scores, now=now)
     assert deleted["events.events"] == 2 and deleted["events.quarantine"] == 1 and deleted["scores.batch"] == 1
+    assert deleted["alerts"] == 1
+    assert [a.lead_id for a in Outbox(settings.score_store_url, settings.alerts.rules).alerts(TENANT, old)] == [
+        "new-lead"
+    ]
     assert set(store.events(TENANT).column("lead_id").to_pylist()) == {"new-lead"}
     assert store.quarantine(TENANT) == []
     assert scores.runs(TENANT) == [(recent.to_pydatetime(), "1")]
