@@ -156,6 +156,10 @@ def compute_features(
     from leadradar.features.engines import connect, feature_input, load, load_cutoffs, materializer, to_pandas
 
     fc = settings.features
+    if (engine or fc.engine) == "tiles":
+        from leadradar.features.tiles.build import compute_features_tiled
+
+        return compute_features_tiled(events, stages, cutoffs, settings, registry, items, leads)
     con = connect(engine or fc.engine, fc)
     ev = feature_input(load(con, events, "events"), "events")
     st = feature_input(load(con, stages, "stages"), "stages")
