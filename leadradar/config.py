@@ -219,7 +219,7 @@ class FeatureConfig(BaseModel):
     # Where the tiles engine keeps day tiles between builds, so a build recomputes only changed days; None keeps none.
     tiles_dir: str | None = None
     # Leads merged and written at a time by the tiles engine: its memory follows this, not the history.
-    tiles_chunk_leads: int = 50_000
+    tiles_chunk_leads: int = 10_000
     # DuckDB memory cap for batch builds, e.g. "3GB" (spills to disk beyond it); None: DuckDB's default.
     duckdb_memory_limit: str | None = None
     duckdb_threads: int | None = None

@@ -67,7 +67,7 @@ def declare(settings: Settings) -> list[Feature]:
             kind="share",
             default=None,
             expr=lambda t: t.zero_dwell.sum().cast("float64") / t.n__any.sum().nullif(0),
-            tile=Ratio(Sum("zero_dwell"), Sum("n__any")),
+            tile=Ratio(Sum("zero_dwell", present="dwell_n"), Sum("n__any")),
             en="{value} of card opens lasted zero seconds (link previews, bots)",
             zh="{value}的名片打开停留0秒（可能是链接预览或机器）",
         ),

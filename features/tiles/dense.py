@@ -2,7 +2,8 @@
 
 The columns are those of the activity partials in features/grid.py: n__<group>, last__<group>, and for
 groups with dwell dsum__/dn__/dmax__<group>; and the day totals us_min, us_max, night, weekend,
-zero_dwell, sessions and days (1 per tile). Missing values (no dwell, no event of a group) are NaN.
+zero_dwell, dwell_n (dwell values of any type), sessions and days (1 per tile). Missing values (no
+dwell, no event of a group) are NaN.
 """
 
 from __future__ import annotations
@@ -38,54 +39,42 @@ def type_arrays(types: pa.Table, lead: np.ndarray) -> dict[str, np.ndarray]:
         cols[name] = col.to_numpy() if name in ("bucket", "tcode") else col.to_numpy(zero_copy_only=False)
     cols["bucket"] = cols["bucket"].astype(np.int64)
     order = np.lexsort((cols["bucket"], cols["lead"]))
-    return {k: v[order] if k in ("lead", "bucket", "tcode") else v.astype(np.float64)[order] for k, v in cols.items()}
+    out = {k: v[order] if k in ("lead", "bucket", "tcode") else v.astype(np.float64)[order] for k, v in cols.items()}
+    for name in SUM_STATS:  # a sum over no values (no dwell that day) is missing in SQL, nothing to add here
+        out[name] = np.nan_to_num(out[name], nan=0.0)
+    out["dwell_max"] = np.nan_to_num(out["dwell_max"], nan=-np.inf)  # no dwell: below any value, NaN after the max
+    return out
 
 
 def dense_tiles(types: dict[str, np.ndarray], settings: Settings) -> DayTiles:
-    """Pivot per-type tile rows (from `type_arrays`, or a slice of whole leads of it) into per-day group columns."""
+    """Pivot per-type tile rows (from `type_arrays`, or a slice of whole leads of it) into per-day group columns.
+
+    Rows of one (lead, day) are contiguous, so every group statistic is one `reduceat` over the rows.
+    """
     lead, bucket = types["lead"], types["bucket"]
-    n_types = len(settings.events.types) + 1  # the last column holds unknown types (code -1)
     if len(bucket) == 0:
         return DayTiles(np.empty(0, np.int64), np.empty(0, np.int64), {})
     first = np.empty(len(lead), dtype=bool)
     first[0] = True
     first[1:] = (lead[1:] != lead[:-1]) | (bucket[1:] != bucket[:-1])
-    tile = np.cumsum(first) - 1
-    n_tiles = int(tile[-1]) + 1
-    tcol = np.where(types["tcode"] < 0, n_types - 1, types["tcode"])
-
-    def pivot(name: str, fill: float) -> np.ndarray:
-        values = types[name]
-        if not np.isnan(fill):
-            values = np.where(np.isnan(values), fill, values)
-        out = np.full((n_tiles, n_types), fill, dtype=np.float64)
-        out[tile, tcol] = values
-        return out
-
-    cols: dict[str, np.ndarray] = {}
+    starts = np.flatnonzero(first)
     code = {t: i for i, t in enumerate(settings.events.types)}
     with_dwell = dwell_groups(settings)
-    groups = event_groups(settings)
-    n, us_max = pivot("n", 0.0), pivot("us_max", np.nan)
-    for group, members in groups:
-        idx = [code[t] for t in members]
-        cols[f"n__{group}"] = n[:, idx].sum(axis=1)
-        cols[f"last__{group}"] = _nanmax(us_max[:, idx])
-    for stat, prefix in (("dwell_sum", "dsum"), ("dwell_n", "dn")):
-        m = pivot(stat, 0.0)
-        for group, members in groups:
-            if group in with_dwell:
-                cols[f"{prefix}__{group}"] = m[:, [code[t] for t in members]].sum(axis=1)
-    dmax = pivot("dwell_max", np.nan)
-    for group, members in groups:
+    cols: dict[str, np.ndarray] = {}
+    for group, members in event_groups(settings):
+        mine = np.isin(types["tcode"], [code[t] for t in members])
+        cols[f"n__{group}"] = np.add.reduceat(np.where(mine, types["n"], 0.0), starts)
+        cols[f"last__{group}"] = _max(np.where(mine, types["us_max"], -np.inf), starts)
         if group in with_dwell:
-            cols[f"dmax__{group}"] = _nanmax(dmax[:, [code[t] for t in members]])
-    for stat in ("night", "weekend", "zero_dwell", "sessions"):
-        cols[stat] = pivot(stat, 0.0).sum(axis=1)
-    cols["us_min"] = _nanmin(pivot("us_min", np.nan))
-    cols["us_max"] = _nanmax(us_max)
-    cols["days"] = np.ones(n_tiles)
-    tile_lead, tile_bucket = lead[first], bucket[first]
+            cols[f"dsum__{group}"] = np.add.reduceat(np.where(mine, types["dwell_sum"], 0.0), starts)
+            cols[f"dn__{group}"] = np.add.reduceat(np.where(mine, types["dwell_n"], 0.0), starts)
+            cols[f"dmax__{group}"] = _max(np.where(mine, types["dwell_max"], -np.inf), starts)
+    for stat in ("night", "weekend", "zero_dwell", "sessions", "dwell_n"):
+        cols[stat] = np.add.reduceat(types[stat], starts)
+    cols["us_min"] = np.fmin.reduceat(types["us_min"], starts)
+    cols["us_max"] = _max(types["us_max"], starts)
+    cols["days"] = np.ones(len(starts))
+    tile_lead, tile_bucket = lead[starts], bucket[starts]
     cols["sessions"] += _first_event_starts(tile_lead, cols["us_min"], cols["us_max"], settings)
     return DayTiles(tile_lead, tile_bucket, cols)
 
@@ -99,9 +88,8 @@ def _first_event_starts(lead: np.ndarray, us_min: np.ndarray, us_max: np.ndarray
     return starts
 
 
-def _nanmax(m: np.ndarray) -> np.ndarray:
-    return np.fmax.reduce(m, axis=1) if m.shape[1] else np.full(len(m), np.nan)
-
-
-def _nanmin(m: np.ndarray) -> np.ndarray:
-    return np.fmin.reduce(m, axis=1) if m.shape[1] else np.full(len(m), np.nan)
+def _max(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Each segment's maximum, NaN where all are missing (-inf)."""
+    out = np.maximum.reduceat(values, starts)
+    out[np.isneginf(out)] = np.nan
+    return out

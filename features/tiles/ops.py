@@ -12,11 +12,15 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Sum:
-    """The sum of a tile column over the days whose age lies in [start, end); 0 when there are none."""
+    """The sum of a tile column over the days whose age lies in [start, end); 0 when there are none.
+
+    With `present`, the sum is missing where that column sums to 0 (as SQL's sum of only nulls is).
+    """
 
     column: str
     start: int = 0
     end: int | None = None
+    present: str | None = None
 
 
 @dataclass(frozen=True)

@@ -14,16 +14,16 @@ from leadradar.features.tiles.dense import DayTiles
 from leadradar.features.tiles.ops import HoursSince, Max, Min, Ratio, Sum, TileOp
 
 
-def segmented_cumsum(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+def segmented_cumsum(values: np.ndarray, starts: np.ndarray, exact: bool = True) -> np.ndarray:
     """Running sums restarting at each segment start, so rounding stays at the size of one lead's sums.
 
-    One trailing 0 is appended, so that index -1 reads 0.
+    One trailing 0 is appended, so that index -1 reads 0. `exact=False` is for whole numbers (exact in float64).
     """
-    x = values.astype(np.longdouble)
+    x = values.astype(np.longdouble if exact else np.float64)
     if len(starts) > 1:
         totals = np.add.reduceat(x, starts)
         x[starts[1:]] -= totals[:-1]
-    out = np.zeros(len(values) + 1, dtype=np.longdouble)
+    out = np.zeros(len(values) + 1, dtype=x.dtype)
     np.cumsum(x, out=out[:-1])
     return out
 
@@ -65,7 +65,8 @@ class TileWindows:
 
     def prefix(self, column: str) -> np.ndarray:
         if column not in self._prefix:
-            self._prefix[column] = segmented_cumsum(self.tiles.columns[column], self.lead_starts)
+            exact = column.startswith("dsum__")  # the one fractional column; counts are exact in float64
+            self._prefix[column] = segmented_cumsum(self.tiles.columns[column], self.lead_starts, exact=exact)
         return self._prefix[column]
 
     def window_sum(self, column: str, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -82,7 +83,11 @@ class TileWindows:
     def evaluate(self, op: TileOp) -> np.ndarray:
         """The op's value for every query (NaN where it is missing)."""
         if isinstance(op, Sum):
-            return self.window_sum(op.column, self.pos(op.end), self.pos(op.start))
+            lo, hi = self.pos(op.end), self.pos(op.start)
+            total = self.window_sum(op.column, lo, hi)
+            if op.present is not None:
+                total[self.window_sum(op.present, lo, hi) == 0] = np.nan
+            return total
         if isinstance(op, Max):
             return range_reduce(np.fmax, self.tiles.columns[op.column], self.pos(op.end), self.pos(0))
         if isinstance(op, Min):
