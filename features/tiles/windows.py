@@ -63,10 +63,14 @@ class TileWindows:
             self._pos[age] = np.searchsorted(self.keys, self.q_lead * self.span + rel, side="right")
         return self._pos[age]
 
+    def column(self, name: str) -> np.ndarray:
+        """A tile column (empty when there are no tiles: every window is then empty)."""
+        return self.tiles.columns[name] if len(self.tiles) else np.empty(0)
+
     def prefix(self, column: str) -> np.ndarray:
         if column not in self._prefix:
             exact = column.startswith("dsum__")  # the one fractional column; counts are exact in float64
-            self._prefix[column] = segmented_cumsum(self.tiles.columns[column], self.lead_starts, exact=exact)
+            self._prefix[column] = segmented_cumsum(self.column(column), self.lead_starts, exact=exact)
         return self._prefix[column]
 
     def window_sum(self, column: str, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -89,9 +93,9 @@ class TileWindows:
                 total[self.window_sum(op.present, lo, hi) == 0] = np.nan
             return total
         if isinstance(op, Max):
-            return range_reduce(np.fmax, self.tiles.columns[op.column], self.pos(op.end), self.pos(0))
+            return range_reduce(np.fmax, self.column(op.column), self.pos(op.end), self.pos(0))
         if isinstance(op, Min):
-            return range_reduce(np.fmin, self.tiles.columns[op.column], self.pos(None), self.pos(0))
+            return range_reduce(np.fmin, self.column(op.column), self.pos(None), self.pos(0))
         if isinstance(op, Ratio):
             num, den = self.evaluate(op.num) + op.add, self.evaluate(op.den) + op.add
             with np.errstate(divide="ignore", invalid="ignore"):

@@ -71,6 +71,25 @@ def test_a_lead_with_one_event_and_a_lead_with_only_stages_get_the_defaults():
     assert set(got["lead_id"]) == {"L1", "L2"}
 
 
+def test_leads_whose_only_events_come_after_every_cutoff_still_get_rows_from_their_stages():
+    base = {"tenant_id": "ta", "sales_id": "s1", "micro": 878, "dwell_s": 0.0, "item_id": None}
+    base |= {"referrer_lead_id": None, "channel": "h5", "event_type": "product_view"}
+    events = events_table([{**base, "lead_id": "L4", "offset_s": 19934}, {**base, "lead_id": "L1", "offset_s": -9}])
+    stages = stages_table([{"tenant_id": "ta", "lead_id": "L4", "stage": "new", "offset_s": -19934}])
+    cutoffs = [CUTOFF - pd.Timedelta(days=1), CUTOFF]
+    assert_same_features(tiled(events, stages, cutoffs), ONLINE.compute(events, stages, cutoffs), REGISTRY)
+
+
+def test_a_log_with_nothing_before_the_cutoffs_gives_an_empty_table_with_every_column():
+    base = {"tenant_id": "ta", "sales_id": "s1", "micro": 878, "dwell_s": 0.0, "item_id": None}
+    base |= {"referrer_lead_id": None, "channel": "h5", "event_type": "product_view", "lead_id": "L4"}
+    events = events_table([{**base, "offset_s": 19934}])
+    stages = stages_table([{"tenant_id": "ta", "lead_id": "L4", "stage": "new", "offset_s": 19934}])
+    got = tiled(events, stages, [CUTOFF])
+    assert got.empty
+    assert list(got.columns) == list(compute_features(events, stages, [CUTOFF], SETTINGS, REGISTRY).columns)
+
+
 def _store_tiles(events: pa.Table, root, tod_us: int) -> tuple[pd.DataFrame, list[int]]:
     con = connect("duckdb", SETTINGS.features)
     store = TileStore(root, SETTINGS, tod_us)
