@@ -24,7 +24,7 @@ from leadradar.features.build import feature_query, lead_schema
 from leadradar.features.feature import Feature
 from leadradar.features.grid import DAY_US, Stage
 from leadradar.features.registry import FeatureRegistry
-from leadradar.features.tiles.dense import dense_tiles, type_arrays
+from leadradar.features.tiles.dense import DayTiles, dense_tiles, type_arrays
 from leadradar.features.tiles.partials import day_tiles
 from leadradar.features.tiles.store import TileStore
 from leadradar.features.tiles.windows import TileWindows
@@ -99,16 +99,7 @@ def write_features(
     ref = q.table.to_pyarrow()
     cut_us = pc.cast(cutoffs.cutoff_us.to_pyarrow(), pa.int64()).to_numpy()
     tod = int((cut_us % DAY_US).min()) if len(cut_us) else 0
-    if fc.tiles_dir:
-        types = TileStore(Path(fc.tiles_dir), settings, tod).update(events)
-    else:
-        types = day_tiles(events, tod, settings).to_pyarrow()
-    if types is None or types.num_rows == 0:
-        arrays, dictionary = None, pa.array([], pa.string())
-    else:
-        tile_lead, dictionary = lead_codes(types)
-        arrays = type_arrays(types, tile_lead)
-        del types
+    arrays, dictionary = _tile_arrays(events, tod, settings)
     row_lead, _ = lead_codes(ref, dictionary)
     row_us = ref["cutoff_us"].to_numpy()
     order = np.lexsort((row_us, row_lead))
@@ -117,12 +108,7 @@ def write_features(
     try:
         for lo, hi in _chunks(row_lead, len(dictionary), fc.tiles_chunk_leads):
             part = ref.take(order[lo:hi])
-            a = int(row_lead[lo:hi].max(initial=-1))
-            if arrays is not None and hi > lo:
-                t0, t1 = np.searchsorted(arrays["lead"], [int(row_lead[lo:hi].min(initial=0)), a + 1])
-                tiles = dense_tiles({k: v[t0:t1] for k, v in arrays.items()}, settings)
-            else:
-                tiles = dense_tiles({"lead": np.empty(0, np.int64), "bucket": np.empty(0, np.int64)}, settings)
+            tiles = _chunk_tiles(arrays, row_lead[lo:hi], settings)
             windows = TileWindows(tiles, row_lead[lo:hi], row_us[lo:hi] // DAY_US, row_us[lo:hi])
             table = _assemble(part, tile_values(tiled, windows), registry)
             if writer is None:
@@ -132,6 +118,27 @@ def write_features(
         if writer is not None:
             writer.close()
     return out
+
+
+def _tile_arrays(events: ir.Table, tod: int, settings: Settings) -> tuple[dict[str, np.ndarray] | None, pa.Array]:
+    """Every day's type tiles (kept ones when `tiles_dir` is set) as sorted arrays, and the lead-code dictionary."""
+    fc = settings.features
+    if fc.tiles_dir:
+        types = TileStore(Path(fc.tiles_dir), settings, tod).update(events)
+    else:
+        types = day_tiles(events, tod, settings).to_pyarrow()
+    if types is None or types.num_rows == 0:
+        return None, pa.array([], pa.string())
+    tile_lead, dictionary = lead_codes(types)
+    return type_arrays(types, tile_lead), dictionary
+
+
+def _chunk_tiles(arrays: dict[str, np.ndarray] | None, leads: np.ndarray, settings: Settings) -> DayTiles:
+    """The day tiles of the leads whose codes lie between the smallest and largest of `leads`."""
+    if arrays is None or len(leads) == 0:
+        return dense_tiles({"lead": np.empty(0, np.int64), "bucket": np.empty(0, np.int64)}, settings)
+    t0, t1 = np.searchsorted(arrays["lead"], [int(leads.min()), int(leads.max()) + 1])
+    return dense_tiles({k: v[t0:t1] for k, v in arrays.items()}, settings)
 
 
 def _assemble(part: pa.Table, values: dict[str, np.ndarray], registry: FeatureRegistry) -> pa.Table:
@@ -147,7 +154,7 @@ def _assemble(part: pa.Table, values: dict[str, np.ndarray], registry: FeatureRe
 def compute_features_tiled(
     events, stages, cutoffs: list, settings: Settings, registry: FeatureRegistry, items=None, leads=None, out=None
 ) -> pd.DataFrame:
-    """The fast build on DuckDB, read back as the pandas frame `compute_features` returns."""
+    """The fast build on DuckDB, read back as the pandas frame `compute_features` returns (`out` keeps the file)."""
     from leadradar.features.engines import connect, feature_input, load, load_cutoffs
 
     con = connect("duckdb", settings.features)
@@ -158,10 +165,11 @@ def compute_features_tiled(
     cut = load_cutoffs(con, cutoffs)
     with tempfile.TemporaryDirectory(prefix="leadradar-features-") as tmp:
         path = write_features(ev, st, cut, settings, registry, Path(out or Path(tmp) / "features.parquet"), con, it, ld)
-        return _read_back(path, registry)
+        return _read_back(path)
 
 
-def _read_back(path: Path, registry: FeatureRegistry) -> pd.DataFrame:
+def _read_back(path: Path) -> pd.DataFrame:
+    """The written table as pandas, `cutoff` as UTC microseconds like the reference's frame."""
     frame = pq.read_table(path).to_pandas()
     frame["cutoff"] = frame["cutoff"].astype("datetime64[us, UTC]")
     return frame

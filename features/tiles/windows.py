@@ -80,10 +80,6 @@ class TileWindows:
         lower = np.where(lo > first, running[lo - 1], 0)
         return (upper - lower).astype(np.float64)
 
-    def has_tiles(self) -> np.ndarray:
-        """Whether the lead has any tile up to the cutoff."""
-        return self.pos(0) > self.pos(None)
-
     def evaluate(self, op: TileOp) -> np.ndarray:
         """The op's value for every query (NaN where it is missing)."""
         if isinstance(op, Sum):
