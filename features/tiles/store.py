@@ -1,8 +1,10 @@
-"""Day tiles kept between builds: Parquet partitioned by day, and a manifest of each day's event fingerprint.
+"""Day tiles kept between builds: Parquet segments, and a manifest of each day's event fingerprint and segment.
 
 A build fingerprints every day of the events (rows and a sum of row hashes), recomputes the tiles of the
-days whose fingerprint changed (new days, and days that late or removed events touched) and reads the
-rest back. Tiles of one grid (the cutoffs' time of day) and one set of tile settings live under one key.
+days whose fingerprint changed (new days, and days that late or removed events touched) into one new
+segment, and reads every day back from the segment that holds its current tiles. Segments no day points
+to are deleted; past `MAX_SEGMENTS` the live days are compacted into one. Tiles of one grid (the cutoffs'
+time of day) and one set of tile settings live under one key.
 """
 
 from __future__ import annotations
@@ -10,18 +12,19 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
+import uuid
+from collections import defaultdict
 from pathlib import Path
 
 import ibis.expr.types as ir
 import pyarrow as pa
-import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from leadradar.config import Settings
 from leadradar.features.tiles.partials import day_fingerprints, day_tiles
 
-TILE_VERSION = 1
-PARTITIONING = ds.partitioning(pa.schema([("bucket", pa.int64())]), flavor="hive")
+TILE_VERSION = 2
+MAX_SEGMENTS = 16
 
 
 def tile_key(settings: Settings, tod_us: int) -> str:
@@ -38,19 +41,28 @@ class TileStore:
     def __init__(self, root: Path, settings: Settings, tod_us: int):
         self.settings, self.tod_us = settings, tod_us
         self.dir = Path(root) / tile_key(settings, tod_us)
-        self.days_dir = self.dir / "days"
         self.manifest_path = self.dir / "manifest.json"
         self.recomputed: list[int] = []
 
-    def _manifest(self) -> dict[int, list[int]]:
+    def _manifest(self) -> dict[int, list]:
+        """Per day: [event rows, hash sum, segment file]."""
         if not self.manifest_path.exists():
             return {}
         return {int(k): v for k, v in json.loads(self.manifest_path.read_text())["days"].items()}
 
-    def _write_manifest(self, days: dict[int, list[int]]) -> None:
+    def _write_manifest(self, days: dict[int, list]) -> None:
         tmp = self.manifest_path.with_suffix(".tmp")
         tmp.write_text(json.dumps({"version": TILE_VERSION, "days": {str(k): v for k, v in sorted(days.items())}}))
         os.replace(tmp, self.manifest_path)
+        live = {v[2] for v in days.values()}
+        for path in self.dir.glob("seg-*.parquet"):
+            if path.name not in live:
+                path.unlink(missing_ok=True)
+
+    def _new_segment(self, table: pa.Table) -> str:
+        name = f"seg-{uuid.uuid4().hex}.parquet"
+        pq.write_table(table, self.dir / name)
+        return name
 
     def update(self, events: ir.Table) -> pa.Table | None:
         """Recompute the days whose events changed, drop days with no events left, and read every day back."""
@@ -59,27 +71,26 @@ class TileStore:
         columns = (prints[c].to_pylist() for c in ("bucket", "rows", "hsum"))
         now = {int(b): [int(r), int(h)] for b, r, h in zip(*columns, strict=True)}
         kept = self._manifest()
-        stale = sorted(b for b, fp in now.items() if kept.get(b) != fp)
-        for b in [*stale, *(b for b in kept if b not in now)]:
-            shutil.rmtree(self.days_dir / f"bucket={b}", ignore_errors=True)
-        if stale:
-            fresh = day_tiles(events, self.tod_us, self.settings, days=stale).to_pyarrow()
-            ds.write_dataset(
-                fresh,
-                self.days_dir,
-                format="parquet",
-                partitioning=PARTITIONING,
-                basename_template=f"tiles-{os.getpid()}-{{i}}.parquet",
-                existing_data_behavior="overwrite_or_ignore",
-            )
-        self._write_manifest(now)
+        stale = sorted(b for b, fp in now.items() if kept.get(b, [None, None])[:2] != fp)
+        segment = ""
+        if stale:  # with nothing kept, every day is stale: no filter to apply
+            fresh = day_tiles(events, self.tod_us, self.settings, days=stale if kept else None)
+            segment = self._new_segment(fresh.to_pyarrow())
+        days = {b: [*fp, segment if b in stale else kept[b][2]] for b, fp in now.items()}
+        if len({v[2] for v in days.values()}) > MAX_SEGMENTS:
+            whole = self._new_segment(self._read(days))
+            days = {b: [*v[:2], whole] for b, v in days.items()}
+        self._write_manifest(days)
         self.recomputed = stale
         return self.read()
 
     def read(self) -> pa.Table | None:
         """Every kept day's tiles (None when there are none)."""
-        days = list(self._manifest())
-        if not days or not self.days_dir.exists():
-            return None
-        data = ds.dataset(self.days_dir, format="parquet", partitioning=PARTITIONING)
-        return data.to_table(filter=ds.field("bucket").isin(days))
+        return self._read(self._manifest())
+
+    def _read(self, days: dict[int, list]) -> pa.Table | None:
+        by_segment: dict[str, list[int]] = defaultdict(list)
+        for b, (_, _, segment) in days.items():
+            by_segment[segment].append(b)
+        parts = [pq.read_table(self.dir / s, filters=[("bucket", "in", bs)]) for s, bs in sorted(by_segment.items())]
+        return pa.concat_tables(parts) if parts else None

@@ -24,7 +24,7 @@ REGISTRY = build_registry(SETTINGS)
 ONLINE = OnlineFeatures(SETTINGS, REGISTRY)
 # No shrinking: each example runs DuckDB, and shrinking a failure took minutes; the failing example is printed.
 PROFILE = hsettings(
-    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow], phases=[Phase.generate]
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow], phases=[Phase.generate]
 )
 MIDNIGHT = CUTOFF.floor("D")
 # Cutoffs of one build share a time of day: the strategies' odd one, or midnight (day boundaries).
@@ -98,9 +98,9 @@ def _store_tiles(events: pa.Table, root, tod_us: int) -> tuple[pd.DataFrame, lis
     return frame, store.recomputed
 
 
-@hsettings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@hsettings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    batches=st.lists(st.lists(event_rows(before), min_size=1, max_size=15), min_size=2, max_size=4),
+    batches=st.lists(st.lists(event_rows(before), min_size=1, max_size=15), min_size=2, max_size=3),
 )
 def test_kept_tiles_after_any_sequence_of_appends_equal_a_full_rebuild(tmp_path_factory, batches):
     root = tmp_path_factory.mktemp("tiles")
