@@ -156,15 +156,16 @@ def compute_features(
     from leadradar.features.engines import connect, feature_input, load, load_cutoffs, materializer, to_pandas
 
     fc = settings.features
-    if (engine or fc.engine) == "tiles":
-        from leadradar.features.tiles.build import compute_features_tiled
-
-        return compute_features_tiled(events, stages, cutoffs, settings, registry, items, leads)
-    con = connect(engine or fc.engine, fc)
+    engine = engine or fc.engine
+    con = connect(engine, fc)
     ev = feature_input(load(con, events, "events"), "events")
     st = feature_input(load(con, stages, "stages"), "stages")
     it = feature_input(load(con, items, "items"), "items") if items is not None else None
     ld = load(con, leads, "leads", lead_schema(settings)) if leads is not None else None
     cut = load_cutoffs(con, cutoffs)
+    if engine == "tiles":
+        from leadradar.features.tiles.build import tiled_frame
+
+        return tiled_frame(feature_query, ev, st, cut, settings, registry, con, it, ld)
     q = feature_query(ev, st, cut, settings, registry, it, stage=materializer(con), leads=ld)
     return finish(to_pandas(q.table))

@@ -9,7 +9,7 @@ time, so the memory of the merge follows the chunk, not the history.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import ibis.expr.types as ir
@@ -20,7 +20,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from leadradar.config import Settings
-from leadradar.features.build import feature_query, lead_schema
 from leadradar.features.feature import Feature
 from leadradar.features.grid import DAY_US, Stage
 from leadradar.features.registry import FeatureRegistry
@@ -80,6 +79,7 @@ def _chunks(lead: np.ndarray, n_leads: int, size: int) -> Iterator[tuple[int, in
 
 
 def write_features(
+    feature_query: Callable,
     events: ir.Table,
     stages: ir.Table,
     cutoffs: ir.Table,
@@ -90,7 +90,10 @@ def write_features(
     items: ir.Table | None = None,
     leads: ir.Table | None = None,
 ) -> Path:
-    """Write the feature table (the reference's rows and columns) to `out` as Parquet, a chunk of leads at a time."""
+    """Write the feature table (the reference's rows and columns) to `out` as Parquet, a chunk of leads at a time.
+
+    `feature_query` is the reference (features.build.feature_query), passed in so that module alone imports this.
+    """
     fc = settings.features
     tiled = [f for f in registry if f.tile is not None]
     rest = registry.select([f.name for f in registry if f.tile is None])
@@ -151,21 +154,22 @@ def _assemble(part: pa.Table, values: dict[str, np.ndarray], registry: FeatureRe
     return pa.table(columns)
 
 
-def compute_features_tiled(
-    events, stages, cutoffs: list, settings: Settings, registry: FeatureRegistry, items=None, leads=None, out=None
+def tiled_frame(
+    feature_query: Callable,
+    events: ir.Table,
+    stages: ir.Table,
+    cutoffs: ir.Table,
+    settings: Settings,
+    registry: FeatureRegistry,
+    con,
+    items: ir.Table | None = None,
+    leads: ir.Table | None = None,
 ) -> pd.DataFrame:
-    """The fast build on DuckDB, read back as the pandas frame `compute_features` returns (`out` keeps the file)."""
-    from leadradar.features.engines import connect, feature_input, load, load_cutoffs
-
-    con = connect("duckdb", settings.features)
-    ev = feature_input(load(con, events, "events"), "events")
-    st = feature_input(load(con, stages, "stages"), "stages")
-    it = feature_input(load(con, items, "items"), "items") if items is not None else None
-    ld = load(con, leads, "leads", lead_schema(settings)) if leads is not None else None
-    cut = load_cutoffs(con, cutoffs)
+    """The fast build, written to a temporary Parquet file and read back as the frame `compute_features` returns."""
     with tempfile.TemporaryDirectory(prefix="leadradar-features-") as tmp:
-        path = write_features(ev, st, cut, settings, registry, Path(out or Path(tmp) / "features.parquet"), con, it, ld)
-        return _read_back(path)
+        out = Path(tmp) / "features.parquet"
+        write_features(feature_query, events, stages, cutoffs, settings, registry, out, con, items, leads)
+        return _read_back(out)
 
 
 def _read_back(path: Path) -> pd.DataFrame:
