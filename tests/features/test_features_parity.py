@@ -85,3 +85,11 @@ def test_spark_and_duckdb_agree_on_every_row(sim, duck):
         sim["events"], sim["stages"], CUTOFFS, SETTINGS, REGISTRY, sim["items"], engine="spark", leads=sim["leads"]
     )
     assert_same_features(duck, spark, REGISTRY)
+
+
+def test_tiles_engine_and_duckdb_agree_on_every_row(sim, duck):
+    """Day tiles and prefix sums (features/tiles/) against the reference query, at odd times of day."""
+    tiles = compute_features(
+        sim["events"], sim["stages"], CUTOFFS, SETTINGS, REGISTRY, sim["items"], engine="tiles", leads=sim["leads"]
+    )
+    assert_same_features(duck, tiles, REGISTRY)
