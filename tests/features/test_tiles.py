@@ -137,3 +137,18 @@ def test_a_build_with_kept_tiles_gives_the_same_table_as_one_without(tmp_path):
     plain = compute_features(events, stages, [CUTOFF], SETTINGS, REGISTRY)
     assert_same_features(first, plain, REGISTRY)
     assert_same_features(second, plain, REGISTRY)
+
+
+def test_a_training_set_on_the_tiles_engine_has_the_reference_features_and_labels(tmp_path):
+    from leadradar.features.radar_log import RadarLog
+    from leadradar.features.simulator import SimulationConfig, simulate
+    from leadradar.features.trainset import build_training_set
+
+    simulate(SimulationConfig(tenants=1, leads=150, days=120, seed=5), SETTINGS).write(tmp_path)
+    log = RadarLog.from_dir(tmp_path)
+    ref = build_training_set(log, SETTINGS, engine="duckdb")
+    fast = build_training_set(log, SETTINGS, engine="tiles")
+    assert list(fast.frame.columns) == list(ref.frame.columns)
+    assert_same_features(ref.frame, fast.frame, REGISTRY)
+    labels = ["tenant_id", "lead_id", "cutoff", *ref.labels]
+    pd.testing.assert_frame_equal(ref.frame[labels], fast.frame[labels])
