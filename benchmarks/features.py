@@ -8,6 +8,8 @@
 4. the two full-size tables compared by fingerprint (the same features, at full size too);
 5. where DuckDB's time goes (one more run, timing each materialised stage);
 6. DuckDB at ~1 M and ~30 M events, uncapped and capped, to show how time and memory grow;
+7. the tiles engine (issue 17), interleaved with the DuckDB runs: its time, memory and whether its table has the
+   DuckDB table's fingerprint; and a build with kept day tiles after one more day of events, against a full build;
 and writes benchmarks/results/features.json with the targets next to the figures. It passes or fails
 nothing: it writes what it measured.
 """
@@ -36,7 +38,7 @@ MAIN = "10M"
 N_CUTOFFS = 8
 CAP = "3GB"
 REPEATS = 2  # main DuckDB and pandas runs; the fastest of each is the figure (the machine may be shared)
-TARGETS = {"events_per_s": 5e6, "speedup_vs_baseline": 10.0, "peak_rss_mb": 4096.0}
+TARGETS = {"events_per_s": 5e6, "speedup_vs_baseline": 10.0, "peak_rss_mb": 4096.0, "incremental_ratio": 0.05}
 QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "BENTOML_DO_NOT_TRACK": "true"}
 
 
@@ -84,13 +86,15 @@ def fingerprint(frame, registry) -> dict[str, Any]:
     }
 
 
-def duckdb_build(data_dir: str, cutoffs: list[str], memory_limit: str | None = None) -> dict[str, Any]:
+def duckdb_build(
+    data_dir: str, cutoffs: list[str], memory_limit: str | None = None, engine: str = "duckdb"
+) -> dict[str, Any]:
     """The measured DuckDB build: Parquet paths in, pandas feature table out (then fingerprinted, untimed)."""
     from leadradar.config import Settings
     from leadradar.features.build import compute_features
     from leadradar.features.registry import build_registry
 
-    settings = Settings(features={"duckdb_memory_limit": memory_limit})
+    settings = Settings(features={"duckdb_memory_limit": memory_limit, "engine": engine})
     registry = build_registry(settings)
     p = _paths(data_dir)
     start = time.perf_counter()
@@ -104,6 +108,42 @@ def duckdb_build(data_dir: str, cutoffs: list[str], memory_limit: str | None = N
         "columns": table.shape[1],
         "fingerprint": fingerprint(table, registry),
     }
+
+
+def tiles_incremental(data_dir: str, cutoffs: list[str]) -> dict[str, Any]:
+    """Kept day tiles: a build on all but the last day's events, then the timed build with that day added.
+
+    A full tiles build without kept tiles is timed in the same process, so `incremental_ratio` compares
+    two builds that saw the same machine.
+    """
+    import tempfile
+
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from leadradar.config import Settings
+    from leadradar.features.build import compute_features
+    from leadradar.features.registry import build_registry
+
+    p = _paths(data_dir)
+    events = pq.read_table(p["events"])
+    last_day = pc.floor_temporal(pc.max(events["ts"]), unit="day")
+    with tempfile.TemporaryDirectory(prefix="leadradar-tiles-") as tmp:
+        older = Path(tmp) / "events-older.parquet"
+        pq.write_table(events.filter(pc.less(events["ts"], last_day)), older)
+        del events
+        kept = Settings(features={"engine": "tiles", "tiles_dir": str(Path(tmp) / "tiles")})
+        registry = build_registry(kept)
+        args = (p["stages"], _cutoffs(cutoffs), kept, registry, p["items"])
+        compute_features(str(older), *args, leads=p["leads"])
+        start = time.perf_counter()
+        compute_features(p["events"], *args, leads=p["leads"])
+        incremental = time.perf_counter() - start
+        full = Settings(features={"engine": "tiles"})
+        start = time.perf_counter()
+        compute_features(p["events"], p["stages"], _cutoffs(cutoffs), full, registry, p["items"], leads=p["leads"])
+        whole = time.perf_counter() - start
+    return {"incremental_seconds": round(incremental, 3), "full_seconds": round(whole, 3)}
 
 
 def pandas_build(data_dir: str, cutoffs: list[str]) -> dict[str, Any]:
@@ -318,7 +358,7 @@ def run(
         sets = _data_sets(progress, [main_size, *scaling_sizes])
         data = sets[main_size]
         args = _build_args(data)
-        ducks, bases = [], []
+        ducks, bases, tiles = [], [], []
         for i in range(1, repeats + 1):  # interleaved, so both see the machine's other work alike
             ducks.append(
                 _run(
@@ -326,6 +366,14 @@ def run(
                     f"DuckDB build, {data.events:,} events (run {i}/{repeats})",
                     "benchmarks.features:duckdb_build",
                     args,
+                )
+            )
+            tiles.append(
+                _run(
+                    progress,
+                    f"tiles build, {data.events:,} events (run {i}/{repeats})",
+                    "benchmarks.features:duckdb_build",
+                    {**args, "engine": "tiles"},
                 )
             )
             if baseline:
@@ -348,8 +396,41 @@ def run(
             if profile
             else None
         )
+        increment = _run(progress, "tiles build after one more day", "benchmarks.features:tiles_incremental", args)
         scaling = _scaling(progress, sets, scaling_sizes, main_size, (fastest(ducks), capped))
-    return _document(data, args["cutoffs"], guard, ducks, capped, bases, prof, scaling)
+    doc = _document(data, args["cutoffs"], guard, ducks, capped, bases, prof, scaling)
+    doc["figures"] |= _tiles_figures(data, ducks, tiles, bases, increment)
+    doc["extra"]["runs"]["tiles"] = [_conditions(m) for m in tiles]
+    return doc
+
+
+def _tiles_figures(
+    data: DataSet, ducks: list[Measurement], tiles: list[Measurement], bases: list[Measurement], increment: Measurement
+) -> dict[str, Any]:
+    """The tiles engine next to the DuckDB build and the baseline of the same run, and its incremental build."""
+    tile, duck = fastest(tiles), fastest(ducks)
+    if not tile.ok:
+        return {"tiles_ok": False, "tiles_error": tile.error}
+    base = fastest(bases) if bases else None
+    out = {
+        "tiles_seconds": tile.seconds,
+        "tiles_events_per_s": round(data.events / tile.seconds),
+        "tiles_peak_rss_mb": max(m.peak_rss_mb for m in tiles),
+        "tiles_speedup_vs_duckdb": round(duck.seconds / tile.seconds, 2),
+        "tiles_speedup_vs_baseline": round(base.seconds / tile.seconds, 2) if base is not None and base.ok else None,
+        "tiles_same_features_as_duckdb": not same_fingerprint(duck.result["fingerprint"], tile.result["fingerprint"]),
+    }
+    if increment.ok:
+        r = increment.result
+        out |= {
+            "incremental_seconds": r["incremental_seconds"],
+            "incremental_full_seconds": r["full_seconds"],
+            "incremental_ratio": round(r["incremental_seconds"] / r["full_seconds"], 3),
+        }
+        out["met_incremental_ratio"] = out["incremental_ratio"] <= TARGETS["incremental_ratio"]
+    out["met_tiles_events_per_s"] = out["tiles_events_per_s"] >= TARGETS["events_per_s"]
+    out["met_tiles_peak_rss_mb"] = out["tiles_peak_rss_mb"] <= TARGETS["peak_rss_mb"]
+    return out
 
 
 def _main_figures(data: DataSet, cutoffs: list[str], ducks: list[Measurement], capped: Measurement) -> dict[str, Any]:
@@ -478,6 +559,14 @@ def _main_table(f: dict[str, Any]):
         _num(f["peak_rss_mb"], "{:,.0f}"),
         _num(f.get("speedup_vs_baseline"), "{:.1f}×"),
     )
+    if f.get("tiles_seconds") is not None:
+        t.add_row(
+            "tiles (day tiles + prefix sums)",
+            _num(f["tiles_seconds"]),
+            _num(f["tiles_events_per_s"], "{:,.0f}"),
+            _num(f["tiles_peak_rss_mb"], "{:,.0f}"),
+            _num(f.get("tiles_speedup_vs_baseline"), "{:.1f}×"),
+        )
     t.add_row(
         f"DuckDB, memory_limit={f['capped_memory_limit']}",
         _num(f["capped_seconds"]),

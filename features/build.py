@@ -178,5 +178,15 @@ def compute_features(
     """Execute the feature query for the given cutoffs on an engine; a pandas frame, one row per open lead."""
     from leadradar.features.engines import to_pandas
 
+    if (engine or settings.features.engine) == "tiles":
+        from leadradar.features.engines import connect, feature_input, load, load_cutoffs
+        from leadradar.features.tiles.build import tiled_frame
+
+        con = connect("tiles", settings.features)
+        ev = feature_input(load(con, events, "events"), "events")
+        st = feature_input(load(con, stages, "stages"), "stages")
+        it = feature_input(load(con, items, "items"), "items") if items is not None else None
+        ld = load(con, leads, "leads", lead_schema(settings)) if leads is not None else None
+        return tiled_frame(feature_query, ev, st, load_cutoffs(con, cutoffs), settings, registry, con, it, ld)
     _, table = feature_table(events, stages, cutoffs, settings, registry, items, engine, leads)
     return finish(to_pandas(table))

@@ -65,7 +65,7 @@ def connect(engine: str = "duckdb", fc: FeatureConfig | None = None) -> ibis.Bas
     """An engine connection; for DuckDB, an optional memory cap makes big builds spill instead of growing."""
     fc = fc or FeatureConfig()
     threads, memory_limit = fc.duckdb_threads, fc.duckdb_memory_limit
-    if engine == "duckdb":
+    if engine in ("duckdb", "tiles"):  # the tiles engine runs its reference columns on DuckDB
         import tempfile
 
         con = ibis.duckdb.connect()
@@ -78,7 +78,7 @@ def connect(engine: str = "duckdb", fc: FeatureConfig | None = None) -> ibis.Bas
         return con
     if engine == "spark":
         return ibis.pyspark.connect(spark_session(fc.spark_master, fc.spark_shuffle_partitions))
-    raise BadValueError(f"unknown feature engine {engine!r}; use 'duckdb' or 'spark'")
+    raise BadValueError(f"unknown feature engine {engine!r}; use 'duckdb', 'tiles' or 'spark'")
 
 
 def write_parquet(con: ibis.BaseBackend, expr: ir.Table, path: str | Path, partition_by: tuple[str, ...] = ()) -> None:

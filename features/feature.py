@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 import ibis.expr.types as ir
 
+from leadradar.features.tiles.ops import TileOp
+
 Kind = Literal["count", "seconds", "hours", "days", "ratio", "share", "rank", "category", "number"]
 SOURCES = ("activity", "items", "categories", "referrals", "funnel", "sales", "attributes")
 
@@ -51,6 +53,8 @@ class Feature:
     stem: str = ""
     # What the feature speaks to, one reason per topic (models/explain.py); empty means `<family>:<stem>`.
     topic: str = ""
+    # The same value from day tiles (features/tiles/ops.py), for the fast build; None: only the Ibis expression.
+    tile: TileOp | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:

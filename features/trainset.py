@@ -118,18 +118,14 @@ def build_training_set(
             f" with a {settings.training.horizon_days}-day horizon; supply a longer history, a later cutoff"
             " or a shorter horizon"
         )
-    q = feature_query(
-        feature_input(ev, "events"),
-        feature_input(st, "stages"),
-        load_cutoffs(con, cutoffs),
-        settings,
-        registry,
-        feature_input(it, "items") if it is not None else None,
-        stage=materializer(con),
-        leads=ld,
-    )
-    labels = label_query(q.spine, q.stages, settings)
-    frame = finish(to_pandas(q.table.inner_join(labels, QKEY)))
+    inputs = (feature_input(ev, "events"), feature_input(st, "stages"), load_cutoffs(con, cutoffs), settings)
+    items = feature_input(it, "items") if it is not None else None
+    if (engine or fc.engine) == "tiles":
+        frame = _tiled_with_labels(inputs, registry, con, items, ld)
+    else:
+        q = feature_query(*inputs, registry, items, stage=materializer(con), leads=ld)
+        labels = label_query(q.spine, q.stages, settings)
+        frame = finish(to_pandas(q.table.inner_join(labels, QKEY)))
     frame = frame.sort_values(KEY, kind="stable").reset_index(drop=True)
     targets = Targets.from_settings(settings)
     for col in targets.label_columns:
@@ -148,6 +144,19 @@ def build_training_set(
         categorical=registry.categorical(),
         unknown_event_types=unknown_event_types(ev, settings),
     )
+
+
+def _tiled_with_labels(inputs: tuple, registry: FeatureRegistry, con: Any, items: Any, leads: Any) -> pd.DataFrame:
+    """The tiles engine's feature table, and the labels on the spine of a reference query with no features."""
+    from leadradar.features.tiles.build import reference_events, reference_stage, tiled_frame
+
+    events, stages, cutoffs, settings = inputs
+    features = tiled_frame(feature_query, events, stages, cutoffs, settings, registry, con, items, leads)
+    q = feature_query(
+        reference_events(events), stages, cutoffs, settings, registry.select([]), items, reference_stage(con), leads
+    )
+    labels = finish(to_pandas(label_query(q.spine, q.stages, settings)))
+    return features.merge(labels, on=KEY, how="inner", validate="one_to_one")
 
 
 __all__ = ["META", "TrainingSet", "build_training_set", "registry_hash"]

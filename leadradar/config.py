@@ -214,7 +214,12 @@ class FeatureConfig(BaseModel):
     utc_offset_hours: float = 8.0
     night_start_hour: int = 22
     night_end_hour: int = 7
-    engine: Literal["duckdb", "spark"] = "duckdb"
+    # "tiles": activity features from day tiles by prefix sums (features/tiles/), the rest by the DuckDB query.
+    engine: Literal["duckdb", "spark", "tiles"] = "duckdb"
+    # Where the tiles engine keeps day tiles between builds, so a build recomputes only changed days; None keeps none.
+    tiles_dir: str | None = None
+    # Leads merged and written at a time by the tiles engine: its memory follows this, not the history.
+    tiles_chunk_leads: int = 10_000
     # DuckDB memory cap for batch builds, e.g. "3GB" (spills to disk beyond it); None: DuckDB's default.
     duckdb_memory_limit: str | None = None
     duckdb_threads: int | None = None

@@ -12,6 +12,7 @@ import ibis.expr.types as ir
 from leadradar.config import Settings
 from leadradar.features.feature import Feature, window_label
 from leadradar.features.grid import dwell_groups, event_groups
+from leadradar.features.tiles.ops import Max, Ratio, Sum
 
 
 def windowed(t: ir.Table, column: str, w: int | None) -> ir.Value:
@@ -39,6 +40,7 @@ def declare(settings: Settings) -> list[Feature]:
                     source="activity",
                     topic=topic,
                     expr=lambda t, g=group, w=w: windowed(t, f"n__{g}", w).sum(),
+                    tile=Sum(f"n__{group}", 0, w),
                     en=f"{label.verb_en} {{value}} times {wen}",
                     zh=f"{wzh}{label.verb_zh}{{value}}次",
                     en0=f"has not {label.verb_en} {wen}" if w else f"has never {label.verb_en}",
@@ -56,6 +58,7 @@ def declare(settings: Settings) -> list[Feature]:
                     topic=topic,
                     kind="seconds",
                     expr=lambda t, g=group, w=w: windowed(t, f"dsum__{g}", w).sum(),
+                    tile=Sum(f"dsum__{group}", 0, w),
                     en=f"spent {{value}} on {label.noun_en} {wen}",
                     zh=f"{wzh}在{label.noun_zh}停留{{value}}",
                 ),
@@ -70,6 +73,7 @@ def declare(settings: Settings) -> list[Feature]:
                     expr=lambda t, g=group, w=w: (
                         windowed(t, f"dsum__{g}", w).sum() / windowed(t, f"dn__{g}", w).sum().nullif(0)
                     ),
+                    tile=Ratio(Sum(f"dsum__{group}", 0, w), Sum(f"dn__{group}", 0, w)),
                     en=f"stayed {{value}} per visit on {label.noun_en} {wen}",
                     zh=f"{'历来' if w is None else wzh}每次在{label.noun_zh}平均停留{{value}}",
                 ),
@@ -82,6 +86,7 @@ def declare(settings: Settings) -> list[Feature]:
                     kind="seconds",
                     default=None,
                     expr=lambda t, g=group, w=w: windowed(t, f"dmax__{g}", w).max(),
+                    tile=Max(f"dmax__{group}", w),
                     en=f"stayed up to {{value}} on {label.noun_en} in one visit {wen}",
                     zh=f"{'历来' if w is None else wzh}单次在{label.noun_zh}最长停留{{value}}",
                 ),

@@ -7,6 +7,7 @@ import ibis
 from leadradar.config import Settings
 from leadradar.features.families.activity import windowed
 from leadradar.features.feature import Feature, window_label
+from leadradar.features.tiles.ops import Ratio, Sum
 
 
 def declare(settings: Settings) -> list[Feature]:
@@ -22,6 +23,7 @@ def declare(settings: Settings) -> list[Feature]:
                 (windowed(t, "n__any", 7).sum().fill_null(0) + 1).cast("float64")
                 / (ibis.ifelse((t.age >= 7) & (t.age < 14), t.n__any, 0).sum().fill_null(0) + 1)
             ),
+            tile=Ratio(Sum("n__any", 0, 7), Sum("n__any", 7, 14), add=1.0),
             en="activity in the last 7 days is {value}× the 7 days before",
             zh="近7天活跃度是前7天的{value}倍",
         ),
@@ -32,6 +34,7 @@ def declare(settings: Settings) -> list[Feature]:
             kind="number",
             default=None,
             expr=lambda t: t.n__any.sum().cast("float64") / t.sessions.sum().nullif(0),
+            tile=Ratio(Sum("n__any"), Sum("sessions")),
             en="did {value} actions per visit",
             zh="每次访问{value}个动作",
         ),
@@ -42,6 +45,7 @@ def declare(settings: Settings) -> list[Feature]:
             kind="share",
             default=None,
             expr=lambda t: t.night.sum().cast("float64") / t.n__any.sum().nullif(0),
+            tile=Ratio(Sum("night"), Sum("n__any")),
             en="was active at night {value} of the time",
             zh="夜间活动占{value}",
         ),
@@ -52,6 +56,7 @@ def declare(settings: Settings) -> list[Feature]:
             kind="share",
             default=None,
             expr=lambda t: t.weekend.sum().cast("float64") / t.n__any.sum().nullif(0),
+            tile=Ratio(Sum("weekend"), Sum("n__any")),
             en="was active at weekends {value} of the time",
             zh="周末活动占{value}",
         ),
@@ -62,6 +67,7 @@ def declare(settings: Settings) -> list[Feature]:
             kind="share",
             default=None,
             expr=lambda t: t.zero_dwell.sum().cast("float64") / t.n__any.sum().nullif(0),
+            tile=Ratio(Sum("zero_dwell", present="dwell_n"), Sum("n__any")),
             en="{value} of card opens lasted zero seconds (link previews, bots)",
             zh="{value}的名片打开停留0秒（可能是链接预览或机器）",
         ),
@@ -76,6 +82,7 @@ def declare(settings: Settings) -> list[Feature]:
                 source="activity",
                 topic="visits",
                 expr=lambda t, w=w: windowed(t, "sessions", w).sum(),
+                tile=Sum("sessions", 0, w),
                 en=f"visited {{value}} times {span_en}",
                 zh=f"{span_zh}访问{{value}}次",
                 en0=f"has not visited {span_en}" if w else "has never visited",
@@ -88,6 +95,7 @@ def declare(settings: Settings) -> list[Feature]:
                 source="activity",
                 topic="visits",
                 expr=lambda t, w=w: t.count() if w is None else ibis.ifelse(t.age < w, 1, 0).sum(),
+                tile=Sum("days", 0, w),
                 en=f"active on {{value}} days {span_en}",
                 zh=f"{span_zh}有{{value}}天活跃",
             ),

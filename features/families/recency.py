@@ -13,6 +13,7 @@ from leadradar.config import Settings
 from leadradar.features.families.activity import windowed
 from leadradar.features.feature import Feature
 from leadradar.features.grid import HOUR_US
+from leadradar.features.tiles.ops import HoursSince, Max, Min, Sum
 
 
 def hours_since(t: ir.Table, us: ir.IntegerValue) -> ir.FloatingValue:
@@ -38,6 +39,7 @@ def declare(settings: Settings) -> list[Feature]:
                 kind="hours",
                 default=None,
                 expr=partial(hours_since_last, column=column),
+                tile=HoursSince(Max(column)),
                 en=f"last {label.verb_en} {{value}} ago",
                 zh=f"上次{label.verb_zh}是在{{value}}前",
             )
@@ -50,6 +52,7 @@ def declare(settings: Settings) -> list[Feature]:
             kind="hours",
             default=None,
             expr=lambda t: hours_since(t, t.last__two_way.max()),
+            tile=HoursSince(Max("last__two_way")),
             en="last spoke with the salesperson {value} ago",
             zh="上次与销售双向沟通是在{value}前",
         ),
@@ -60,6 +63,7 @@ def declare(settings: Settings) -> list[Feature]:
             source="activity",
             topic="events:contact",
             expr=lambda t: windowed(t, "n__two_way", 30).sum(),
+            tile=Sum("n__two_way", 0, 30),
             en="spoke with the salesperson {value} times in the last 30 days",
             zh="近30天与销售双向沟通{value}次",
             en0="has not spoken with the salesperson in the last 30 days",
@@ -73,6 +77,7 @@ def declare(settings: Settings) -> list[Feature]:
             kind="hours",
             default=None,
             expr=lambda t: hours_since(t, t.us_min.min()),
+            tile=HoursSince(Min("us_min")),
             en="first touched the card {value} ago",
             zh="首次互动是在{value}前",
         ),

@@ -144,10 +144,10 @@ def items() -> pa.Table:
     return pa.Table.from_pylist([dict(zip(("tenant_id", "item_id", "category"), r)) for r in ITEMS], schema=ITEM_SCHEMA)
 
 
-@pytest.fixture(scope="module", params=["duckdb", "sqlite-online"])
+@pytest.fixture(scope="module", params=["duckdb", "tiles", "sqlite-online"])
 def table(request) -> pd.DataFrame:
-    if request.param == "duckdb":
-        return compute_features(events(), stages(), [CUTOFF], SETTINGS, REGISTRY, items())
+    if request.param in ("duckdb", "tiles"):
+        return compute_features(events(), stages(), [CUTOFF], SETTINGS, REGISTRY, items(), engine=request.param)
     return OnlineFeatures(SETTINGS, REGISTRY).compute(events(), stages(), [CUTOFF], items())
 
 

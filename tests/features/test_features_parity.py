@@ -109,3 +109,11 @@ def test_spark_connect_on_the_cluster_gives_the_duckdb_table(sim, duck, spark_cl
     remote = Settings(features={"engine": "spark", "spark_master": spark_cluster.remote})
     spark = compute_features(sim["events"], sim["stages"], CUTOFFS, remote, REGISTRY, sim["items"], leads=sim["leads"])
     assert_same_features(duck, spark, REGISTRY)
+
+
+def test_tiles_engine_and_duckdb_agree_on_every_row(sim, duck):
+    """Day tiles and prefix sums (features/tiles/) against the reference query, at odd times of day."""
+    tiles = compute_features(
+        sim["events"], sim["stages"], CUTOFFS, SETTINGS, REGISTRY, sim["items"], engine="tiles", leads=sim["leads"]
+    )
+    assert_same_features(duck, tiles, REGISTRY)

@@ -1,0 +1,179 @@
+"""The fast feature build: activity features from day tiles, the rest from the Ibis reference, written in chunks.
+
+Features that declare a tile op (`Feature.tile`) are computed from day tiles by prefix sums; the others
+(items, categories, referrals, funnel, sales, attributes) and the spine of open (lead, cutoff) rows come
+from the reference query with only those columns. The table is written to Parquet a chunk of leads at a
+time, so the memory of the merge follows the chunk, not the history.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import ibis.expr.types as ir
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from leadradar.config import Settings
+from leadradar.features.feature import Feature
+from leadradar.features.grid import DAY_US, Stage
+from leadradar.features.registry import FeatureRegistry
+from leadradar.features.tiles.dense import DayTiles, dense_tiles, type_arrays
+from leadradar.features.tiles.partials import day_tiles
+from leadradar.features.tiles.store import TileStore
+from leadradar.features.tiles.windows import TileWindows
+
+SKIPPED_STAGES = ("lr_grid_activity",)  # the wide per-day pivot the tiles replace
+
+
+def reference_stage(con) -> Stage:
+    """Materialise the reference's intermediate tables, except the activity pivot, which no column reads."""
+    from leadradar.features.engines import materializer
+
+    materialise = materializer(con)
+    return lambda name, table: table if name in SKIPPED_STAGES else materialise(name, table)
+
+
+def reference_events(events: ir.Table) -> ir.Table:
+    """The events the reference's other columns read: with an item, with a referrer, or at the lead's first time.
+
+    Items, categories and referrals read only such events, the spine and the owner only a lead's first
+    ones, so the reference gives the same columns from this subset at a fraction of the events.
+    """
+    first = events.group_by(["tenant_id", "lead_id"]).aggregate(first_us=events.us.min())
+    j = events.inner_join(first, ["tenant_id", "lead_id"])
+    keep = j.item_id.notnull() | j.referrer_lead_id.notnull() | (j.us == j.first_us)
+    return j.filter(keep).select(*events.columns)
+
+
+def lead_codes(table: pa.Table, dictionary: pa.Array | None = None) -> tuple[np.ndarray, pa.Array]:
+    """An integer per (tenant, lead): codes into `dictionary` (-1 when absent), or a new dictionary."""
+    keys = pc.binary_join_element_wise(table["tenant_id"], table["lead_id"], "\x1f")
+    if dictionary is None:
+        encoded = pc.dictionary_encode(keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys)
+        return encoded.indices.to_numpy().astype(np.int64), encoded.dictionary
+    codes = pc.fill_null(pc.index_in(keys, value_set=dictionary), -1)
+    return np.asarray(codes.to_numpy(), dtype=np.int64), dictionary
+
+
+def tile_values(feats: list[Feature], windows: TileWindows) -> dict[str, np.ndarray]:
+    """Each tile feature for every query, with the feature's default where it is missing."""
+    out = {}
+    for f in feats:
+        assert f.tile is not None  # nosec B101 # callers pass tile features only
+        v = windows.evaluate(f.tile)
+        out[f.name] = v if f.default is None else np.where(np.isnan(v), f.default, v)
+    return out
+
+
+def _chunks(lead: np.ndarray, n_leads: int, size: int) -> Iterator[tuple[int, int]]:
+    """Row ranges of `lead` (sorted codes, -1 first) holding leads [a, a + size), the first also holding -1."""
+    for a in range(0, max(n_leads, 1), size):
+        lo = 0 if a == 0 else int(np.searchsorted(lead, a))
+        yield lo, int(np.searchsorted(lead, a + size))
+
+
+def write_features(
+    feature_query: Callable,
+    events: ir.Table,
+    stages: ir.Table,
+    cutoffs: ir.Table,
+    settings: Settings,
+    registry: FeatureRegistry,
+    out: Path,
+    con,
+    items: ir.Table | None = None,
+    leads: ir.Table | None = None,
+) -> Path:
+    """Write the feature table (the reference's rows and columns) to `out` as Parquet, a chunk of leads at a time.
+
+    `feature_query` is the reference (features.build.feature_query), passed in so that module alone imports this.
+    """
+    fc = settings.features
+    tiled = [f for f in registry if f.tile is not None]
+    rest = registry.select([f.name for f in registry if f.tile is None])
+    ref_events = events if rest.of_source("activity") else reference_events(events)
+    q = feature_query(ref_events, stages, cutoffs, settings, rest, items, stage=reference_stage(con), leads=leads)
+    ref = q.table.to_pyarrow()
+    cut_us = pc.cast(cutoffs.cutoff_us.to_pyarrow(), pa.int64()).to_numpy()
+    tod = int((cut_us % DAY_US).min()) if len(cut_us) else 0
+    arrays, dictionary = _tile_arrays(events, tod, settings)
+    row_lead, _ = lead_codes(ref, dictionary)
+    row_us = ref["cutoff_us"].to_numpy()
+    order = np.lexsort((row_us, row_lead))
+    row_lead, row_us = row_lead[order], row_us[order]
+    writer = None
+    try:
+        for lo, hi in _chunks(row_lead, len(dictionary), fc.tiles_chunk_leads):
+            part = ref.take(order[lo:hi])
+            tiles = _chunk_tiles(arrays, row_lead[lo:hi], settings)
+            windows = TileWindows(tiles, row_lead[lo:hi], row_us[lo:hi] // DAY_US, row_us[lo:hi])
+            table = _assemble(part, tile_values(tiled, windows), registry)
+            if writer is None:
+                writer = pq.ParquetWriter(out, table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+    return out
+
+
+def _tile_arrays(events: ir.Table, tod: int, settings: Settings) -> tuple[dict[str, np.ndarray] | None, pa.Array]:
+    """Every day's type tiles (kept ones when `tiles_dir` is set) as sorted arrays, and the lead-code dictionary."""
+    fc = settings.features
+    if fc.tiles_dir:
+        types = TileStore(Path(fc.tiles_dir), settings, tod).update(events)
+    else:
+        types = day_tiles(events, tod, settings).to_pyarrow()
+    if types is None or types.num_rows == 0:
+        return None, pa.array([], pa.string())
+    tile_lead, dictionary = lead_codes(types)
+    return type_arrays(types, tile_lead), dictionary
+
+
+def _chunk_tiles(arrays: dict[str, np.ndarray] | None, leads: np.ndarray, settings: Settings) -> DayTiles:
+    """The day tiles of the leads whose codes lie between the smallest and largest of `leads`."""
+    if arrays is None or len(leads) == 0:
+        return dense_tiles({"lead": np.empty(0, np.int64), "bucket": np.empty(0, np.int64)}, settings)
+    t0, t1 = np.searchsorted(arrays["lead"], [int(leads.min()), int(leads.max()) + 1])
+    return dense_tiles({k: v[t0:t1] for k, v in arrays.items()}, settings)
+
+
+def _assemble(part: pa.Table, values: dict[str, np.ndarray], registry: FeatureRegistry) -> pa.Table:
+    """One chunk in the public shape: key with `cutoff` as a UTC timestamp, metadata, features in registry order."""
+    cutoff = pc.cast(part["cutoff_us"], pa.timestamp("us", tz="UTC"))
+    columns = {"tenant_id": part["tenant_id"], "lead_id": part["lead_id"], "cutoff": cutoff}
+    columns |= {"sales_id": part["sales_id"], "stage": part["stage"]}
+    for f in registry:
+        columns[f.name] = pa.array(values[f.name], pa.float64()) if f.name in values else part[f.name]
+    return pa.table(columns)
+
+
+def tiled_frame(
+    feature_query: Callable,
+    events: ir.Table,
+    stages: ir.Table,
+    cutoffs: ir.Table,
+    settings: Settings,
+    registry: FeatureRegistry,
+    con,
+    items: ir.Table | None = None,
+    leads: ir.Table | None = None,
+) -> pd.DataFrame:
+    """The fast build, written to a temporary Parquet file and read back as the frame `compute_features` returns."""
+    with tempfile.TemporaryDirectory(prefix="leadradar-features-") as tmp:
+        out = Path(tmp) / "features.parquet"
+        write_features(feature_query, events, stages, cutoffs, settings, registry, out, con, items, leads)
+        return _read_back(out)
+
+
+def _read_back(path: Path) -> pd.DataFrame:
+    """The written table as pandas, `cutoff` as UTC microseconds like the reference's frame."""
+    frame = pq.read_table(path).to_pandas()
+    frame["cutoff"] = frame["cutoff"].astype("datetime64[us, UTC]")
+    return frame

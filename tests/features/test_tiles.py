@@ -1,0 +1,154 @@
+"""The tiles engine gives the reference query's table: on random logs, after appends, and with late events."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from hypothesis import HealthCheck, Phase, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from leadradar.config import Settings
+from leadradar.features.build import compute_features
+from leadradar.features.engines import connect, feature_input, load
+from leadradar.features.grid import DAY_US
+from leadradar.features.online import OnlineFeatures
+from leadradar.features.registry import build_registry
+from leadradar.features.tiles.store import TileStore
+from tests.support.parity import assert_same_features
+from tests.support.strategies import CUTOFF, after, before, event_rows, events_table, stage_rows, stages_table
+
+SETTINGS = Settings()
+REGISTRY = build_registry(SETTINGS)
+ONLINE = OnlineFeatures(SETTINGS, REGISTRY)
+# No shrinking: each example runs DuckDB, and shrinking a failure took minutes; the failing example is printed.
+PROFILE = hsettings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow], phases=[Phase.generate]
+)
+MIDNIGHT = CUTOFF.floor("D")
+# Cutoffs of one build share a time of day: the strategies' odd one, or midnight (day boundaries).
+cutoff_sets = st.sampled_from(
+    [
+        [CUTOFF - pd.Timedelta(days=8), CUTOFF - pd.Timedelta(days=1), CUTOFF],
+        [MIDNIGHT - pd.Timedelta(days=7), MIDNIGHT, MIDNIGHT + pd.Timedelta(days=1)],
+    ]
+)
+# Near the cutoffs, on both sides of day boundaries; also weeks before (empty days between).
+near = st.one_of(before, after, st.integers(-86400 - 120, -86400 + 120), st.integers(-40 * 86400, -20 * 86400))
+
+
+def with_duplicates(rows: list[dict], repeat: list[int]) -> pa.Table:
+    """The events, some of them sent twice (same id, same content), as an unreliable client would."""
+    table = events_table(rows)
+    again = [i % len(rows) for i in repeat]
+    return pa.concat_tables([table, table.take(again)]) if again else table
+
+
+def tiled(events: pa.Table, stages: pa.Table, cutoffs: list, settings: Settings = SETTINGS) -> pd.DataFrame:
+    return compute_features(events, stages, cutoffs, settings, REGISTRY, engine="tiles")
+
+
+@PROFILE
+@given(
+    rows=st.lists(event_rows(near), min_size=1, max_size=40),
+    repeat=st.lists(st.integers(0, 100), max_size=5),
+    stage_list=st.lists(stage_rows(near), max_size=8),
+    cutoffs=cutoff_sets,
+)
+def test_tiles_equal_the_reference_query_for_every_feature(rows, repeat, stage_list, cutoffs):
+    events, stages = with_duplicates(rows, repeat), stages_table(stage_list)
+    assert_same_features(tiled(events, stages, cutoffs), ONLINE.compute(events, stages, cutoffs), REGISTRY)
+
+
+def test_a_lead_with_one_event_and_a_lead_with_only_stages_get_the_defaults():
+    rows = [{**r, "lead_id": "L1", "tenant_id": "ta", "event_type": "card_view", "offset_s": -5} for r in [{}]]
+    base = {"sales_id": "s1", "micro": 0, "dwell_s": None, "item_id": None, "referrer_lead_id": None, "channel": None}
+    events = events_table([{**base, **r} for r in rows])
+    stages = stages_table([{"tenant_id": "ta", "lead_id": "L2", "stage": "engaged", "offset_s": -3600}])
+    got = tiled(events, stages, [CUTOFF])
+    assert_same_features(got, ONLINE.compute(events, stages, [CUTOFF]), REGISTRY)
+    assert set(got["lead_id"]) == {"L1", "L2"}
+
+
+def test_leads_whose_only_events_come_after_every_cutoff_still_get_rows_from_their_stages():
+    base = {"tenant_id": "ta", "sales_id": "s1", "micro": 878, "dwell_s": 0.0, "item_id": None}
+    base |= {"referrer_lead_id": None, "channel": "h5", "event_type": "product_view"}
+    events = events_table([{**base, "lead_id": "L4", "offset_s": 19934}, {**base, "lead_id": "L1", "offset_s": -9}])
+    stages = stages_table([{"tenant_id": "ta", "lead_id": "L4", "stage": "new", "offset_s": -19934}])
+    cutoffs = [CUTOFF - pd.Timedelta(days=1), CUTOFF]
+    assert_same_features(tiled(events, stages, cutoffs), ONLINE.compute(events, stages, cutoffs), REGISTRY)
+
+
+def test_a_log_with_nothing_before_the_cutoffs_gives_an_empty_table_with_every_column():
+    base = {"tenant_id": "ta", "sales_id": "s1", "micro": 878, "dwell_s": 0.0, "item_id": None}
+    base |= {"referrer_lead_id": None, "channel": "h5", "event_type": "product_view", "lead_id": "L4"}
+    events = events_table([{**base, "offset_s": 19934}])
+    stages = stages_table([{"tenant_id": "ta", "lead_id": "L4", "stage": "new", "offset_s": 19934}])
+    got = tiled(events, stages, [CUTOFF])
+    assert got.empty
+    assert list(got.columns) == list(compute_features(events, stages, [CUTOFF], SETTINGS, REGISTRY).columns)
+
+
+def _store_tiles(events: pa.Table, root, tod_us: int) -> tuple[pd.DataFrame, list[int]]:
+    con = connect("duckdb", SETTINGS.features)
+    store = TileStore(root, SETTINGS, tod_us)
+    tiles = store.update(feature_input(load(con, events, "events"), "events"))
+    frame = tiles.to_pandas().sort_values(["tenant_id", "lead_id", "bucket", "tcode"]).reset_index(drop=True)
+    return frame, store.recomputed
+
+
+@hsettings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    batches=st.lists(st.lists(event_rows(before), min_size=1, max_size=15), min_size=2, max_size=3),
+)
+def test_kept_tiles_after_any_sequence_of_appends_equal_a_full_rebuild(tmp_path_factory, batches):
+    root = tmp_path_factory.mktemp("tiles")
+    seen: list[pa.Table] = []
+    for i, batch in enumerate(batches):
+        seen.append(events_table(batch, f"b{i}-"))
+        kept, _ = _store_tiles(pa.concat_tables(seen), root, 0)
+    fresh, _ = _store_tiles(pa.concat_tables(seen), tmp_path_factory.mktemp("fresh"), 0)
+    pd.testing.assert_frame_equal(kept, fresh, check_like=True)
+
+
+def test_a_late_event_recomputes_exactly_the_tiles_of_its_day(tmp_path):
+    base = {"tenant_id": "ta", "sales_id": "s1", "micro": 0, "dwell_s": 5.0, "item_id": None}
+    base |= {"referrer_lead_id": None, "channel": None, "event_type": "card_view"}
+    history = [{**base, "lead_id": f"L{d % 3}", "offset_s": -d * 86400 - 60} for d in range(1, 30)]
+    before_late, first = _store_tiles(events_table(history, "h"), tmp_path, 0)
+    late = {**base, "lead_id": "L1", "offset_s": -10 * 86400 - 30}
+    after_late, again = _store_tiles(events_table([*history, late], "h"), tmp_path, 0)
+    late_day = int(pc.ceil(pa.scalar((CUTOFF.value // 1000 - 10 * 86400_000_000 - 30_000_000) / DAY_US)).as_py())
+    assert len(first) >= 29
+    assert again == [late_day]
+    changed = after_late.merge(before_late, how="outer", indicator=True).query("_merge != 'both'")
+    assert set(changed["bucket"]) == {late_day}
+
+
+def test_a_build_with_kept_tiles_gives_the_same_table_as_one_without(tmp_path):
+    base = {"tenant_id": "ta", "sales_id": "s1", "micro": 0, "dwell_s": 2.5, "item_id": "ta-p1-01"}
+    base |= {"referrer_lead_id": None, "channel": "h5", "event_type": "product_view"}
+    rows = [{**base, "lead_id": f"L{d % 4}", "offset_s": -d * 3 * 3600} for d in range(0, 60)]
+    events, stages = events_table(rows), stages_table([])
+    kept = Settings(features={"tiles_dir": str(tmp_path)})
+    first = tiled(events, stages, [CUTOFF], kept)
+    second = tiled(events, stages, [CUTOFF], kept)
+    plain = compute_features(events, stages, [CUTOFF], SETTINGS, REGISTRY)
+    assert_same_features(first, plain, REGISTRY)
+    assert_same_features(second, plain, REGISTRY)
+
+
+def test_a_training_set_on_the_tiles_engine_has_the_reference_features_and_labels(tmp_path):
+    from leadradar.features.radar_log import RadarLog
+    from leadradar.features.simulator import SimulationConfig, simulate
+    from leadradar.features.trainset import build_training_set
+
+    simulate(SimulationConfig(tenants=1, leads=150, days=120, seed=5), SETTINGS).write(tmp_path)
+    log = RadarLog.from_dir(tmp_path)
+    ref = build_training_set(log, SETTINGS, engine="duckdb")
+    fast = build_training_set(log, SETTINGS, engine="tiles")
+    assert list(fast.frame.columns) == list(ref.frame.columns)
+    assert_same_features(ref.frame, fast.frame, REGISTRY)
+    labels = ["tenant_id", "lead_id", "cutoff", *ref.labels]
+    pd.testing.assert_frame_equal(ref.frame[labels], fast.frame[labels])
