@@ -384,7 +384,7 @@ def features_build(
     stages: Path | None = typer.Option(None, help="CRM stage history Parquet (default: the event store)"),
     out_file: Path = typer.Option(..., "--out", help="training-set Parquet: features and labels per (lead, cutoff)"),
     cadence: str = typer.Option("weekly", help="daily or weekly cutoffs"),
-    engine: str = typer.Option("duckdb", help="duckdb (embedded) or spark"),
+    engine: str = typer.Option("duckdb", help="duckdb (embedded), tiles (day tiles, see README) or spark"),
     items: Path | None = typer.Option(None, help="item catalogue Parquet (default: items.parquet beside events)"),
     until: str | None = typer.Option(None, help="use only what was known by this UTC time"),
     horizon: str = typer.Option("30d", help="label horizon"),
