@@ -206,6 +206,10 @@ class FunnelConfig(BaseModel):
 
 class FeatureConfig(BaseModel):
     windows_days: tuple[int, ...] = (1, 7, 30, 90)
+    # Half-lives (days) of the engagement features (features/families/engagement.py): activity weighted by how
+    # recent it is, an estimate of the lead's hidden engaged/dormant mode; () leaves the family out.
+    # benchmarks/quality_worlds.py --compare-engagement measures them against their absence on every world.
+    engagement_half_lives_days: tuple[int, ...] = (3, 7, 21)
     cadence: Literal["daily", "weekly"] = "weekly"
     # Weekly cutoffs fall on this weekday (0 = Monday) at midnight UTC.
     weekly_anchor_weekday: int = 0
@@ -227,6 +231,14 @@ class FeatureConfig(BaseModel):
     lead_attributes: tuple[str, ...] = ("source", "industry", "region")
     # Win-rate smoothing for the salesperson context: prior strength in closed leads.
     sales_prior_strength: float = 20.0
+
+    @field_validator("engagement_half_lives_days")
+    @classmethod
+    def _sorted_half_lives(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        bad = [h for h in v if h <= 0 or h > 3650]
+        if bad:
+            raise ValueError(f"engagement half-lives must be 1..3650 days, got {bad}")
+        return tuple(sorted(set(v)))
 
     @field_validator("windows_days")
     @classmethod
