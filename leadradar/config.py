@@ -317,7 +317,10 @@ class TrainingConfig(BaseModel):
     # honest about the truth (90 % intervals held it 12 % / 6.5 % of the time: they show the model's own variance,
     # not what the log cannot tell), so the default is the one that costs nothing; bagging adds ~40 s a training
     # run and 8 boosters to every request.
-    interval_method: Literal["bagged", "bin_support", "none"] = "bin_support"
+    interval_method: Literal["bagged", "bin_support", "dispersion", "none"] = "dispersion"
+    # "dispersion": the truth around the estimate as Beta(p·κ, (1 − p)·κ), widened by the bin's support; κ is
+    # this concentration, chosen on quality_worlds' simulated worlds (0/1 outcomes cannot tell it).
+    interval_concentration: float = Field(default=30.0, gt=0)
     interval_bags: int = Field(default=8, ge=2)
     interval_level: float = Field(default=0.9, gt=0, lt=1)
     # The promotion gate: a challenger must have lower log loss and an AUC at most this much below the champion's.
