@@ -1,6 +1,16 @@
 """Feature families: each module declares its features from the settings."""
 
-from leadradar.features.families import activity, attributes, content, engagement, funnel, habits, recency, sales, sharing
+from leadradar.features.families import (
+    activity,
+    attributes,
+    content,
+    engagement,
+    funnel,
+    habits,
+    recency,
+    sales,
+    sharing,
+)
 
 FAMILIES = (
     activity.declare,

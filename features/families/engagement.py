@@ -10,6 +10,7 @@ rising or fading) give the model that posterior without fixing the filter's rate
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import ibis.expr.types as ir
 
@@ -42,7 +43,7 @@ def declare(settings: Settings) -> list[Feature]:
             source="activity",
             topic="engagement",
             kind="number",
-            expr=lambda t, h=h: decayed_events(t, h),
+            expr=partial(decayed_events, half_life_days=h),
             en=f"recent activity, halving every {h} days, is {{value}} events",
             zh=f"近期活跃度（每{h}天减半）为{{value}}次",
             en0="has shown no activity",
