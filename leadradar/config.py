@@ -208,8 +208,10 @@ class FeatureConfig(BaseModel):
     windows_days: tuple[int, ...] = (1, 7, 30, 90)
     # Half-lives (days) of the engagement features (features/families/engagement.py): activity weighted by how
     # recent it is, an estimate of the lead's hidden engaged/dormant mode; () leaves the family out.
-    # benchmarks/quality_worlds.py --compare-engagement measures them against their absence on every world.
-    engagement_half_lives_days: tuple[int, ...] = (3, 7, 21)
+    # benchmarks/quality_worlds.py --compare-engagement measures them against their absence on every world: one
+    # half-life (7: two features) lowered log loss on 3 of 5 worlds and (3, 7, 21) on 3 of 5 too, both costing the
+    # short-history world ~0.004; one was kept, the fewer features (benchmarks/README.md).
+    engagement_half_lives_days: tuple[int, ...] = (7,)
     cadence: Literal["daily", "weekly"] = "weekly"
     # Weekly cutoffs fall on this weekday (0 = Monday) at midnight UTC.
     weekly_anchor_weekday: int = 0

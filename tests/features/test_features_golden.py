@@ -90,13 +90,9 @@ L1 = {
     "sales_open_leads": 2,
     "tenant_win_rate": 1 / 3,
     "sales_win_rate": (0 + 20 * (1 / 3)) / (1 + 20),
-    # events per day before the cutoff: 3 on day 0, 1 on day 1, 3 on day 4, 1 on day 28; each halves per half-life
-    "engagement_3d": 3 + 2 ** (-1 / 3) + 3 * 2 ** (-4 / 3) + 2 ** (-28 / 3),
-    "engagement_21d": 3 + 2 ** (-1 / 21) + 3 * 2 ** (-4 / 21) + 2 ** (-28 / 21),
+    # events per day before the cutoff: 3 on day 0, 1 on day 1, 3 on day 4, 1 on day 28; each halves per 7 days
+    "engagement_7d": 3 + 2 ** (-1 / 7) + 3 * 2 ** (-4 / 7) + 2 ** (-28 / 7),
     "engaged_days_7d": 1 + 2 ** (-1 / 7) + 2 ** (-4 / 7) + 2 ** (-28 / 7),
-    "engagement_trend": (3 + 2 ** (-1 / 3) + 3 * 2 ** (-4 / 3) + 2 ** (-28 / 3))
-    / (3 + 2 ** (-1 / 21) + 3 * 2 ** (-4 / 21) + 2 ** (-28 / 21))
-    * 7,
 }
 L2 = {
     "n_card_view_all": 2,
