@@ -44,8 +44,8 @@ def declare(settings: Settings) -> list[Feature]:
             topic="engagement",
             kind="number",
             expr=partial(decayed_events, half_life_days=h),
-            en=f"recent activity, halving every {h} days, is {{value}} events",
-            zh=f"近期活跃度（每{h}天减半）为{{value}}次",
+            en=f"did {{value}} actions, weighted by recency (halving every {h} days)",
+            zh=f"按时间加权（每{h}天减半）共{{value}}次动作",
             en0="has shown no activity",
             zh0="没有任何活跃",
         )
@@ -61,7 +61,7 @@ def declare(settings: Settings) -> list[Feature]:
             topic="engagement",
             kind="number",
             expr=lambda t: decayed_days(t, mid),
-            en=f"active days, halving every {mid} days, come to {{value}}",
+            en=f"active on {{value}} days, weighted by recency (halving every {mid} days)",
             zh=f"活跃天数（每{mid}天减半）为{{value}}天",
         )
     )
