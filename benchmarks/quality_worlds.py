@@ -59,7 +59,15 @@ WORLDS: dict[str, dict] = {
         "weekend_factor": 0.3,
     },
 }
-TARGETS = {"logloss_below_both_baselines_on_every_world": True, "mean_abs_err_vs_truth_over_worlds": 0.018}
+TARGETS = {
+    "logloss_below_both_baselines_on_every_world": True,
+    "mean_abs_err_vs_truth_over_worlds": 0.018,
+    "interval_coverage_of_truth": (0.85, 0.95),
+}
+# Concentrations κ of the dispersion interval tried on every world; each world's κ is chosen on the others.
+CONCENTRATIONS = (5, 10, 15, 20, 30, 40, 60, 80, 120, 160, 240)
+# The engagement features' absence, for --compare-engagement (the same worlds, rows and defaults otherwise).
+WITHOUT_ENGAGEMENT = {"LEADRADAR_FEATURES__ENGAGEMENT_HALF_LIVES_DAYS": "[]"}
 KEEP = ("auc", "logloss", "ece", "mean_abs_err_vs_truth")
 
 
@@ -73,6 +81,28 @@ def scored(y, p, truth) -> dict[str, float]:
     has = ~np.isnan(truth)
     out["mean_abs_err_vs_truth"] = float(np.mean(np.abs(p[has] - truth[has])))
     return {k: out[k] for k in KEEP}
+
+
+def interval_figures(served, X, p, tenants, truth) -> dict:
+    """Coverage of the truth and mean width of the served interval, and of the dispersion interval at each κ."""
+    import numpy as np
+
+    from leadradar.models.uncertainty import BinSupportInterval, DispersionInterval
+
+    has = ~np.isnan(truth)
+    X, p, tenants, truth = X[has], p[has], tenants[has], truth[has]
+
+    def figures(lo, hi) -> dict[str, float]:
+        return {"coverage": float(np.mean((lo <= truth) & (truth <= hi))), "width": float(np.mean(hi - lo))}
+
+    out = {"served": figures(*served.interval_for(X, p, tenants)), "method": served.interval.method}
+    fitted = served.interval
+    if isinstance(fitted, BinSupportInterval):
+        for kappa in CONCENTRATIONS:
+            trial = DispersionInterval(fitted.level, fitted.bins, kappa)
+            trial.upper_, trial.rows_, trial.wins_ = fitted.upper_, fitted.rows_, fitted.wins_
+            out[f"kappa_{kappa}"] = figures(*trial.predict(X, p))
+    return out
 
 
 def run_world(data_dir: str, days: int) -> dict:
@@ -112,8 +142,9 @@ def run_world(data_dir: str, days: int) -> dict:
     plain = PlainLightGBM().fit(plain_features(events, train, stages), y_train, train["cutoff"])
     served = model.targets_[model.main_target]
     X = model.matrix(test)
+    tenants = test["tenant_id"].astype(str).to_numpy()
     p = {
-        "leadradar": served.predict_for(X, test["tenant_id"].astype(str).to_numpy())[0],
+        "leadradar": served.predict_for(X, tenants)[0],
         "leadradar_pooled": served.predict(X),
         "logistic": LogisticBaseline(features=past.features).fit(train, y_train).predict_proba(test)[:, 1],
         "plain_lightgbm": plain.predict(plain_features(events, test, stages)),
@@ -124,6 +155,7 @@ def run_world(data_dir: str, days: int) -> dict:
         "models": {name: scored(y, p_hat, truth) for name, p_hat in p.items()},
         "oracle_auc": oracle["oracle_auc"],
         "oracle_logloss": oracle["oracle_logloss"],
+        "interval": interval_figures(served, X, p["leadradar"], tenants, truth),
         "rows": {"train": len(train), "test": len(test), "test_positives": int(y.sum())},
         "base_rate": float(y.mean()),
         "features": {"leadradar": len(past.features), "plain_lightgbm": int(plain.booster_.num_feature())},
@@ -147,16 +179,41 @@ def flatten(name: str, world: dict) -> dict:
     return flat
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--worlds", nargs="*", default=list(WORLDS))
-    args = parser.parse_args(argv)
+def chosen_concentration(worlds: dict[str, dict], level: float = 0.9) -> int:
+    """The largest κ (the narrowest interval) whose coverage of the truth, averaged over `worlds`, reaches `level`."""
+    held = [
+        k
+        for k in CONCENTRATIONS
+        if sum(w["interval"][f"kappa_{k}"]["coverage"] for w in worlds.values()) >= level * len(worlds)
+    ]
+    return max(held) if held else min(CONCENTRATIONS)
+
+
+def interval_flat(worlds: dict[str, dict]) -> dict:
+    """Each world's served coverage, and its coverage at the κ chosen on the other worlds (left out one at a time)."""
+    flat: dict = {}
+    for name, world in worlds.items():
+        flat[f"{name}_interval_served_coverage"] = world["interval"]["served"]["coverage"]
+        flat[f"{name}_interval_served_width"] = world["interval"]["served"]["width"]
+        if "kappa_5" not in world["interval"] or len(worlds) < 2:
+            continue
+        kappa = chosen_concentration({n: w for n, w in worlds.items() if n != name})
+        flat[f"{name}_interval_held_out_kappa"] = kappa
+        flat[f"{name}_interval_held_out_coverage"] = world["interval"][f"kappa_{kappa}"]["coverage"]
+        flat[f"{name}_interval_held_out_width"] = world["interval"][f"kappa_{kappa}"]["width"]
+    if all("kappa_5" in w["interval"] for w in worlds.values()) and worlds:
+        flat["interval_kappa_on_all_worlds"] = chosen_concentration(worlds)
+    return flat
+
+
+def run_worlds(names: list[str], env: dict[str, str]) -> tuple[dict, dict, dict, dict]:
+    """Every world in a fresh process with `env` over the quiet defaults: results, runs, flat figures, inputs."""
     worlds, runs, figures, inputs = {}, {}, {}, {}
-    for name in args.worlds:
+    for name in names:
         sim = dataset(WORLDS[name])
         inputs[name] = {"simulation": WORLDS[name], "events": sim.events, "leads": sim.leads}
         kwargs = {"data_dir": str(sim.dir), "days": WORLDS[name]["days"]}
-        run = measure("benchmarks.quality_worlds:run_world", kwargs, QUIET)
+        run = measure("benchmarks.quality_worlds:run_world", kwargs, QUIET | env)
         runs[name] = run.as_dict() | {"result": None}
         if not run.ok:
             print(name, run.error, flush=True)
@@ -164,18 +221,50 @@ def main(argv: list[str] | None = None) -> None:
         worlds[name] = run.result
         inputs[name]["rows"] = run.result["rows"]
         figures |= flatten(name, run.result)
-        print(name, run.result["models"], f"{run.seconds:.0f} s", flush=True)
+        print(name, run.result["models"], run.result["interval"]["served"], f"{run.seconds:.0f} s", flush=True)
     for model in ("leadradar", "leadradar_pooled", "logistic", "plain_lightgbm"):
         for k in KEEP:
             values = [w["models"][model][k] for w in worlds.values()]
             figures[f"mean_{model}_{k}"] = sum(values) / len(values) if values else None
-    figures["leadradar_logloss_below_both_on_every_world"] = len(worlds) == len(args.worlds) and all(
+    figures["leadradar_logloss_below_both_on_every_world"] = len(worlds) == len(names) and all(
         figures[f"{n}_leadradar_logloss_below_both"] for n in worlds
     )
+    return worlds, runs, figures | interval_flat(worlds), inputs
+
+
+def engagement_flat(with_: dict, without: dict) -> dict:
+    """Per world, leadradar's log loss without the engagement features less with them (> 0: they help)."""
+    flat = {}
+    for name in with_.keys() & without.keys():
+        for model in ("leadradar", "leadradar_pooled"):
+            ours, theirs = with_[name]["models"][model]["logloss"], without[name]["models"][model]["logloss"]
+            flat[f"{name}_{model}_logloss_gain_from_engagement"] = theirs - ours
+    flat["engagement_helps_on_worlds"] = sum(
+        flat[f"{n}_leadradar_pooled_logloss_gain_from_engagement"] > 0 for n in with_.keys() & without.keys()
+    )
+    return flat
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worlds", nargs="*", default=list(WORLDS))
+    parser.add_argument(
+        "--compare-engagement", action="store_true", help="also run every world without the engagement features"
+    )
+    args = parser.parse_args(argv)
+    worlds, runs, figures, inputs = run_worlds(args.worlds, {})
+    extra = {"worlds": worlds, "runs": runs}
+    if args.compare_engagement:
+        without, runs_without, figures_without, _ = run_worlds(args.worlds, WITHOUT_ENGAGEMENT)
+        figures |= {
+            f"no_engagement_{k}": v for k, v in figures_without.items() if k.startswith("mean_") or "_leadradar" in k
+        }
+        figures |= engagement_flat(worlds, without)
+        extra |= {"worlds_without_engagement": without, "runs_without_engagement": runs_without}
     mean_err = figures["mean_leadradar_mean_abs_err_vs_truth"]
     figures["met_mean_abs_err"] = mean_err is not None and mean_err <= TARGETS["mean_abs_err_vs_truth_over_worlds"]
     figures["targets"] = TARGETS
-    path = write_results("quality_worlds", figures, inputs, {"worlds": worlds, "runs": runs})
+    path = write_results("quality_worlds", figures, inputs, extra)
     for k, v in figures.items():
         print(f"{k:55s} {v}")
     print(path)

@@ -206,6 +206,12 @@ class FunnelConfig(BaseModel):
 
 class FeatureConfig(BaseModel):
     windows_days: tuple[int, ...] = (1, 7, 30, 90)
+    # Half-lives (days) of the engagement features (features/families/engagement.py): activity weighted by how
+    # recent it is, an estimate of the lead's hidden engaged/dormant mode; () leaves the family out.
+    # benchmarks/quality_worlds.py --compare-engagement measures them against their absence on every world: one
+    # half-life (7: two features) lowered log loss on 3 of 5 worlds and (3, 7, 21) on 3 of 5 too, both costing the
+    # short-history world ~0.004; one was kept, the fewer features (benchmarks/README.md).
+    engagement_half_lives_days: tuple[int, ...] = (7,)
     cadence: Literal["daily", "weekly"] = "weekly"
     # Weekly cutoffs fall on this weekday (0 = Monday) at midnight UTC.
     weekly_anchor_weekday: int = 0
@@ -233,6 +239,14 @@ class FeatureConfig(BaseModel):
     lead_attributes: tuple[str, ...] = ("source", "industry", "region")
     # Win-rate smoothing for the salesperson context: prior strength in closed leads.
     sales_prior_strength: float = 20.0
+
+    @field_validator("engagement_half_lives_days")
+    @classmethod
+    def _sorted_half_lives(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        bad = [h for h in v if h <= 0 or h > 3650]
+        if bad:
+            raise ValueError(f"engagement half-lives must be 1..3650 days, got {bad}")
+        return tuple(sorted(set(v)))
 
     @field_validator("windows_days")
     @classmethod
@@ -305,13 +319,15 @@ class TrainingConfig(BaseModel):
     # Leave-one-tenant-out figures in the run (each tenant scored by a model that never saw it: a new tenant's
     # view), for tenants with at least `tenant_min_positives` wins in the test period.
     leave_one_tenant_out: bool = True
-    # The interval served with each close probability: "bagged" (boosters refit on lead bootstrap samples, the
-    # spread of their calibrated answers), "bin_support" (the calibration bin's Jeffreys interval) or "none".
-    # benchmarks/quality_tenants.py measures how often each holds the simulator's true probability: neither is
-    # honest about the truth (90 % intervals held it 12 % / 6.5 % of the time: they show the model's own variance,
-    # not what the log cannot tell), so the default is the one that costs nothing; bagging adds ~40 s a training
-    # run and 8 boosters to every request.
-    interval_method: Literal["bagged", "bin_support", "none"] = "bin_support"
+    # The interval served with each close probability: "dispersion" (the truth around p as Beta(p·κ, (1 − p)·κ),
+    # widened by the calibration bin's Jeffreys interval), "bin_support" (that bin interval alone), "bagged"
+    # (boosters refit on lead bootstrap samples, the spread of their calibrated answers) or "none". The last two
+    # measure the model's own variance, not what the log cannot show (nominal 90 % held the simulator's truth
+    # 6.5 % / 12 % of the time); how far the truth lies from a calibrated p cannot be read from 0/1 outcomes, so κ
+    # is chosen on benchmarks/quality_worlds.py's five simulated worlds: the largest κ whose coverage averages the
+    # nominal level, chosen with each world left out, was 20 every time, and held that world's truth 88–93 %.
+    interval_method: Literal["bagged", "bin_support", "dispersion", "none"] = "dispersion"
+    interval_concentration: float = Field(default=20.0, gt=0)
     interval_bags: int = Field(default=8, ge=2)
     interval_level: float = Field(default=0.9, gt=0, lt=1)
     # The promotion gate: a challenger must have lower log loss and an AUC at most this much below the champion's.

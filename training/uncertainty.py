@@ -8,7 +8,7 @@ import pandas as pd
 from leadradar.config import Settings
 from leadradar.models.funnel import FittedTarget, FunnelModel
 from leadradar.models.tenants import TenantCalibration
-from leadradar.models.uncertainty import BaggedInterval, BinSupportInterval, Interval
+from leadradar.models.uncertainty import BaggedInterval, BinSupportInterval, DispersionInterval, Interval
 from leadradar.training.intervals import lead_resamples
 
 
@@ -35,6 +35,8 @@ def fit_interval(
     """The interval the settings ask for: bagged boosters on lead resamples of `rows` (the target's rounds), or the
     support of calibration bins of the out-of-sample probabilities `p_out` with outcomes `y_out`."""
     tc = settings.training
+    if tc.interval_method == "dispersion" and len(p_out):
+        return DispersionInterval(tc.interval_level, tc.ece_bins, tc.interval_concentration).fit(p_out, y_out)
     if tc.interval_method == "bin_support" and len(p_out):
         return BinSupportInterval(tc.interval_level, tc.ece_bins).fit(p_out, y_out)
     if tc.interval_method != "bagged":

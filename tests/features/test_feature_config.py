@@ -109,3 +109,11 @@ def test_the_definition_hash_is_the_same_in_every_process():
         for seed in (1, 2, 3)
     }
     assert len(hashes) == 1, hashes
+
+
+def test_engagement_features_follow_their_half_lives_and_are_left_out_without_any():
+    names = build_registry(Settings(features={"engagement_half_lives_days": (14, 2)})).names
+    assert {"engagement_2d", "engagement_14d", "engaged_days_14d", "engagement_trend"} <= set(names)
+    assert not [n for n in build_registry(Settings(features={"engagement_half_lives_days": ()})).names if "engag" in n]
+    with pytest.raises(ValidationError, match=r"\[0\]"):
+        FeatureConfig(engagement_half_lives_days=(0, 7))

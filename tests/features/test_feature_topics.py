@@ -25,6 +25,9 @@ def topic_by_parsing_the_name(feature: Feature, events: EventConfig) -> str:
         "n_categories": "content_breadth",
         "sales_win_rate": "sales_record",
         "sales_closed_leads": "sales_record",
+        "engagement": "engagement",
+        "engaged_days": "engagement",
+        "engagement_trend": "engagement",
     }
     stem = re.sub(r"_(?:\d+d|all)$", "", feature.name)
     m = re.match(r"^(?:n|dwell_(?:sum|mean|max))_(?P<group>.+)$", stem) if feature.family == "activity" else None

@@ -90,6 +90,9 @@ L1 = {
     "sales_open_leads": 2,
     "tenant_win_rate": 1 / 3,
     "sales_win_rate": (0 + 20 * (1 / 3)) / (1 + 20),
+    # events per day before the cutoff: 3 on day 0, 1 on day 1, 3 on day 4, 1 on day 28; each halves per 7 days
+    "engagement_7d": 3 + 2 ** (-1 / 7) + 3 * 2 ** (-4 / 7) + 2 ** (-28 / 7),
+    "engaged_days_7d": 1 + 2 ** (-1 / 7) + 2 ** (-4 / 7) + 2 ** (-28 / 7),
 }
 L2 = {
     "n_card_view_all": 2,
@@ -99,6 +102,7 @@ L2 = {
     "momentum_7d": 3.0,
     "sessions_all": 2,
     "hours_since_first_event": 30.0,
+    "engagement_7d": 1 + 2 ** (-1 / 7),
 }
 
 SETTINGS = Settings()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from leadradar.models.tenants import TenantCalibration
-from leadradar.models.uncertainty import BaggedInterval, BinSupportInterval, interval_from_dict
+from leadradar.models.uncertainty import BaggedInterval, BinSupportInterval, DispersionInterval, interval_from_dict
 
 
 def _world(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -68,3 +68,36 @@ def test_bagged_intervals_are_ordered_around_the_served_probability() -> None:
     lo, hi = BaggedInterval(0.9).fit(bags).predict(X[:200], p, lambda raw: raw)
     assert (lo <= p).all() and (p <= hi).all()
     assert (hi - lo).mean() > 0
+
+
+def _dispersed(kappa: float, n: int = 20_000, seed: int = 2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Calibrated estimates, truths spread around them as Beta(p·κ, (1 − p)·κ), and outcomes drawn from the truths."""
+    rng = np.random.default_rng(seed)
+    p = rng.uniform(0.02, 0.4, n)
+    truth = rng.beta(p * kappa, (1 - p) * kappa)
+    return p, truth, (rng.random(n) < truth).astype(int)
+
+
+def test_the_dispersion_interval_holds_about_ninety_percent_of_truths_spread_as_it_assumes() -> None:
+    p, truth, y = _dispersed(kappa=20)
+    lo, hi = DispersionInterval(0.9, bins=10, concentration=20).fit(p, y).predict(np.empty((len(p), 0)), p)
+    assert 0.88 <= np.mean((lo <= truth) & (truth <= hi)) <= 0.96
+    assert (lo <= p).all() and (p <= hi).all()
+
+
+def test_the_bin_support_alone_misses_most_truths_that_the_dispersion_interval_holds() -> None:
+    p, truth, y = _dispersed(kappa=20)
+    narrow = BinSupportInterval(0.9, bins=10).fit(p, y).predict(np.empty((len(p), 0)), p)
+    assert np.mean((narrow[0] <= truth) & (truth <= narrow[1])) < 0.5
+
+
+def test_a_higher_concentration_gives_a_narrower_interval_and_survives_a_round_trip_through_json() -> None:
+    p, _, y = _dispersed(kappa=20, n=4000)
+    q = np.array([0.02, 0.1, 0.3])
+    loose = DispersionInterval(0.9, bins=10, concentration=10).fit(p, y)
+    tight = DispersionInterval(0.9, bins=10, concentration=80).fit(p, y)
+    lo, hi = tight.predict(np.empty((3, 0)), q)
+    assert ((hi - lo) < np.subtract(*loose.predict(np.empty((3, 0)), q)[::-1])).all()
+    back = interval_from_dict(tight.to_dict(), [])
+    assert isinstance(back, DispersionInterval) and back.concentration == 80
+    np.testing.assert_allclose(back.predict(np.empty((3, 0)), q), (lo, hi))
