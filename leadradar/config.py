@@ -485,7 +485,8 @@ class ServingConfig(BaseModel):
     rescore_poll_seconds: float = Field(default=0.1, gt=0)
     # Leads rescored together (one history read, one feature query, one write): bounds a tick's memory in a burst.
     rescore_batch_leads: int = Field(default=500, gt=0)
-    # A score whose interval is wider than this (hi - lo, in probability) is flagged low-confidence.
+    # A score is flagged low-confidence when the part of its interval the data left open (the calibration bin's
+    # support, not the spread every lead of the same probability has) is wider than this, in probability.
     low_confidence_width: float = Field(default=0.15, gt=0, le=1)
     # Below this close probability at the longest horizon no expected close window is named (too unlikely to say).
     close_window_min_p: float = Field(default=0.05, ge=0, le=1)

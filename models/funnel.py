@@ -67,6 +67,12 @@ class FittedTarget:
             return None
         return self.interval.predict(X, p, lambda raw: self.calibrate_for(raw, tenants)[0])
 
+    def support_for(self, X: np.ndarray, p: np.ndarray, tenants: np.ndarray | str | None) -> np.ndarray | None:
+        """The part of the interval's width the data left open (what flags a score low-confidence), or None."""
+        if self.interval is None:
+            return None
+        return self.interval.support_width(X, p, lambda raw: self.calibrate_for(raw, tenants)[0])
+
 
 class FunnelModel:
     """Calibrated LightGBM per target; `predict_proba` answers for the main target like a classifier."""
@@ -208,15 +214,20 @@ class FunnelModel:
         )
 
     def certainty(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """The main target's probability per row with its interval (`p_lo`, `p_hi`, NaN without one) and
-        whether the row's tenant got the pooled probability (`pooled`)."""
+        """The main target's probability per row with its interval (`p_lo`, `p_hi`, NaN without one), the width
+        of it the data left open (`support`), and whether the row's tenant got the pooled probability (`pooled`)."""
         X = self.matrix(frame)
         tenants = frame["tenant_id"].astype(str).to_numpy() if "tenant_id" in frame else None
         target = self.targets_[self.main_target]
         p, pooled = target.predict_for(X, tenants)
         bounds = target.interval_for(X, p, tenants)
-        lo, hi = bounds if bounds is not None else (np.full(len(p), np.nan), np.full(len(p), np.nan))
-        return pd.DataFrame({"p": p, "p_lo": lo, "p_hi": hi, "pooled": pooled}, index=frame.index)
+        nan = np.full(len(p), np.nan)
+        lo, hi = bounds if bounds is not None else (nan, nan)
+        support = target.support_for(X, p, tenants)
+        return pd.DataFrame(
+            {"p": p, "p_lo": lo, "p_hi": hi, "support": nan if support is None else support, "pooled": pooled},
+            index=frame.index,
+        )
 
     def predict_funnel(self, frame: pd.DataFrame, stages: list[str]) -> pd.DataFrame:
         """What a boss reads: close probability per horizon (never falling as the horizon grows), the

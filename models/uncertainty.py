@@ -41,6 +41,11 @@ class BaggedInterval:
         lo, hi = np.quantile(draws, [tail, 1 - tail], axis=0)
         return contain(lo, p, hi)
 
+    def support_width(self, X: np.ndarray, p: np.ndarray, calibrate: Calibrate) -> np.ndarray:
+        """How much of the width comes from what the data could not pin down: all of it for bootstrap boosters."""
+        lo, hi = self.predict(X, p, calibrate)
+        return hi - lo
+
     def to_dict(self) -> dict[str, Any]:
         return {"method": self.method, "level": self.level, "bags": len(self.boosters_)}
 
@@ -73,6 +78,12 @@ class BinSupportInterval:
         hi = beta.ppf(1 - tail, wins + 0.5, n - wins + 0.5)
         # the interval is for the bin's rate; centred on the lead's own probability, it keeps the bin's width
         return contain(np.clip(p - (rate - lo), 0, 1), p, np.clip(p + (hi - rate), 0, 1))
+
+    def support_width(self, X: np.ndarray, p: np.ndarray, calibrate: Calibrate | None = None) -> np.ndarray:
+        """The width the calibration bin's few rows leave: what low confidence means (little data like this lead),
+        without the spread every lead of the same probability has (DispersionInterval's Beta part)."""
+        lo, hi = BinSupportInterval.predict(self, X, p, calibrate)
+        return hi - lo
 
     def to_dict(self) -> dict[str, Any]:
         return {

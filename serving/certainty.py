@@ -25,20 +25,22 @@ def certainty(
     pooled: np.ndarray,
     curve: dict[int, np.ndarray],
     serving: ServingConfig,
+    support: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
-    """Per lead: the interval (None without one), low confidence (interval wider than the setting), pooled, and the
-    expected close window in days."""
+    """Per lead: the interval (None without one), low confidence (the width the data left open, `support`, or the
+    whole interval without it, wider than the setting), pooled, and the expected close window in days."""
     start, end = close_window(curve, serving.close_window_min_p)
     out, wide = [], serving.low_confidence_width
     for k in range(len(p)):
         has = lo is not None and hi is not None and lo[k] == lo[k]
         p_lo = float(lo[k]) if has and lo is not None else None
         p_hi = float(hi[k]) if has and hi is not None else None
+        open_width = float(support[k]) if support is not None and has else (p_hi or 0.0) - (p_lo or 0.0)
         out.append(
             {
                 "p_lo": p_lo,
                 "p_hi": p_hi,
-                "low_confidence": bool(p_lo is not None and p_hi is not None and p_hi - p_lo > wide),
+                "low_confidence": bool(has and open_width > wide),
                 "pooled": bool(pooled[k]),
                 "close_from_days": int(start[k]) if end[k] else None,
                 "close_to_days": int(end[k]) if end[k] else None,

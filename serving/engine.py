@@ -311,7 +311,8 @@ class Engine:
         p, pooled = target.predict_for(X, tenant)
         bounds = target.interval_for(X, p, tenant)
         lo, hi = bounds if bounds is not None else (None, None)
-        return certainty(p, lo, hi, pooled, curve, self.settings.serving)
+        support = target.support_for(X, p, tenant)
+        return certainty(p, lo, hi, pooled, curve, self.settings.serving, support)
 
     def score(self, request: ScoreRequest, principal: Principal) -> ScoreResponse:
         tenant = principal.tenant_id

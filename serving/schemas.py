@@ -134,7 +134,9 @@ class LeadScore(BaseModel):
     )
     p_hi: float | None = None
     low_confidence: bool | None = Field(
-        default=None, description="the interval is wider than settings.serving.low_confidence_width"
+        default=None,
+        description="little data like this lead: the interval's width from the calibration bin's support is wider "
+        "than settings.serving.low_confidence_width",
     )
     pooled: bool | None = Field(
         default=None,

@@ -92,7 +92,10 @@ def score_frame(
             curve = {d: funnel[close_output(d)].to_numpy() for d in days}
             lo, hi = sure["p_lo"].to_numpy(), sure["p_hi"].to_numpy()
             for detail, extra in zip(
-                details, certainty(sure["p"].to_numpy(), lo, hi, sure["pooled"].to_numpy(), curve, serving)
+                details,
+                certainty(
+                    sure["p"].to_numpy(), lo, hi, sure["pooled"].to_numpy(), curve, serving, sure["support"].to_numpy()
+                ),
             ):
                 detail.update(extra)
         if explainer is not None and len(features):

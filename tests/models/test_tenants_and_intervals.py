@@ -6,8 +6,10 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
+from leadradar.config import ServingConfig
 from leadradar.models.tenants import TenantCalibration
 from leadradar.models.uncertainty import BaggedInterval, BinSupportInterval, DispersionInterval, interval_from_dict
+from leadradar.serving.certainty import certainty
 
 
 def _world(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -101,3 +103,19 @@ def test_a_higher_concentration_gives_a_narrower_interval_and_survives_a_round_t
     back = interval_from_dict(tight.to_dict(), [])
     assert isinstance(back, DispersionInterval) and back.concentration == 80
     np.testing.assert_allclose(back.predict(np.empty((3, 0)), q), (lo, hi))
+
+
+def test_low_confidence_reads_the_width_the_data_left_open_not_the_spread_every_lead_of_that_probability_has() -> None:
+    p, _, y = _dispersed(kappa=20, n=20000)
+    interval = DispersionInterval(0.9, bins=10, concentration=20).fit(p, y)
+    thin = DispersionInterval(0.9, bins=10, concentration=20).fit(p[:200], y[:200])
+    q, X = np.array([0.3]), np.empty((1, 0))
+    lo, hi = interval.predict(X, q)
+    assert hi[0] - lo[0] > 0.15  # the Beta spread alone is wide at p = 0.3
+    wide = ServingConfig(low_confidence_width=0.15)
+    many, few = interval.support_width(X, q), thin.support_width(X, q)
+    assert many[0] < 0.15 < few[0]
+    curve = {30: q}
+    (sure,) = certainty(q, lo, hi, np.zeros(1, dtype=bool), curve, wide, many)
+    (unsure,) = certainty(q, *thin.predict(X, q), np.zeros(1, dtype=bool), curve, wide, few)
+    assert not sure["low_confidence"] and unsure["low_confidence"]
