@@ -137,7 +137,7 @@ def test_a_feature_table_without_its_label_column_is_one_line_naming_the_column(
 
 @pytest.mark.parametrize(
     ("option", "value", "allowed"),
-    [("--cadence", "hourly", "'daily' or 'weekly'"), ("--engine", "foo", "'duckdb' or 'spark'")],
+    [("--cadence", "hourly", "'daily' or 'weekly'"), ("--engine", "foo", "'duckdb', 'spark' or 'tiles'")],
 )
 def test_an_unknown_option_value_is_one_line_naming_it_and_the_choices(
     sim: Path, home: Path, tmp_path: Path, option: str, value: str, allowed: str
