@@ -10,17 +10,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from leadradar.serving.dashboard.formatting import Clock
+from leadradar.serving.dashboard.health import health_page
+from leadradar.serving.dashboard.messages import translator
 from leadradar.serving.dashboard.pagedata import PageData
 from leadradar.serving.dashboard.render import render
 
 
 def report_html(data: PageData, tenant: str, lang: str, top: int = 25) -> str:
-    """The report of one tenant's latest scoring run, in `lang`."""
+    """The report of one tenant's latest scoring run, in `lang`, ending with the model's health page."""
     content = data.report(tenant, lang, top)
     clock = Clock(data.settings.features.utc_offset_hours, lang)
-    return render(
-        "report.html", lang, r=content, generated=clock.datetime(datetime.now(UTC)), base=None, viewer=None, nav=""
-    )
+    health = health_page(data.settings, tenant, lang, translator(lang)("health.calibration_chart"))
+    generated = clock.datetime(datetime.now(UTC))
+    return render("report.html", lang, r=content, health=health, generated=generated, base=None, viewer=None, nav="")
 
 
 def write_report(data: PageData, tenant: str, lang: str, out: Path, top: int = 25) -> Path:

@@ -261,6 +261,8 @@ def test_the_report_is_one_self_contained_file(boss, settings):
         assert banned not in html
     assert not re.findall(r'(?:href|src)="https?://', html)
     assert expected(settings, "t01")["lead_id"].iloc[0] in html
+    for panel in ("health-model", "health-drift", "health-calibration", "health-feedback", "health-retrains"):
+        assert f'id="{panel}"' in html, f"the report has no {panel} panel of the health page"
 
 
 def test_a_company_without_scores_yet_gets_pages_that_say_so(app, settings):
