@@ -204,11 +204,12 @@ def _one(before: str, after: str) -> str:
         m = _WORD.match(after, pos)
         if m is None:
             break
-        word = m.group(1)
+        word = m.group(1).rstrip(",.;:")  # "1 days, weighted ..." reads "1 day, weighted ..."
+        end = m.start(1) + len(word)
         if word == "times" and i == 0:
-            return f"{before.rstrip()} once{after[m.end() :]}".strip()
+            return f"{before.rstrip()} once{after[end:]}".strip()
         if word in _SINGULAR:
-            return f"{before}1{after[: m.start(1)]}{_SINGULAR[word]}{after[m.end(1) :]}"
+            return f"{before}1{after[: m.start(1)]}{_SINGULAR[word]}{after[end:]}"
         pos = m.end()
     return f"{before}1{after}"
 
