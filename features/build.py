@@ -142,6 +142,17 @@ def finish(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([rest.iloc[:, :2], cutoff.rename("cutoff"), rest.iloc[:, 2:]], axis=1)
 
 
+def _bound(con: ibis.BaseBackend, events, stages, cutoffs: list, settings: Settings, items=None, leads=None):
+    """The inputs loaded on a connection, as the feature query takes them: events, stages, cutoffs, items, leads."""
+    from leadradar.features.engines import feature_input, load, load_cutoffs
+
+    ev = feature_input(load(con, events, "events"), "events")
+    st = feature_input(load(con, stages, "stages"), "stages")
+    it = feature_input(load(con, items, "items"), "items") if items is not None else None
+    ld = load(con, leads, "leads", lead_schema(settings)) if leads is not None else None
+    return ev, st, load_cutoffs(con, cutoffs), it, ld
+
+
 def feature_table(
     events,
     stages,
@@ -153,15 +164,10 @@ def feature_table(
     leads=None,
 ) -> tuple[ibis.BaseBackend, ir.Table]:
     """The feature query bound to its inputs on an engine, not yet run: the connection and the table expression."""
-    from leadradar.features.engines import connect, feature_input, load, load_cutoffs, materializer
+    from leadradar.features.engines import connect, materializer
 
-    fc = settings.features
-    con = connect(engine or fc.engine, fc)
-    ev = feature_input(load(con, events, "events"), "events")
-    st = feature_input(load(con, stages, "stages"), "stages")
-    it = feature_input(load(con, items, "items"), "items") if items is not None else None
-    ld = load(con, leads, "leads", lead_schema(settings)) if leads is not None else None
-    cut = load_cutoffs(con, cutoffs)
+    con = connect(engine or settings.features.engine, settings.features)
+    ev, st, cut, it, ld = _bound(con, events, stages, cutoffs, settings, items, leads)
     return con, feature_query(ev, st, cut, settings, registry, it, stage=materializer(con), leads=ld).table
 
 
@@ -179,14 +185,11 @@ def compute_features(
     from leadradar.features.engines import to_pandas
 
     if (engine or settings.features.engine) == "tiles":
-        from leadradar.features.engines import connect, feature_input, load, load_cutoffs
+        from leadradar.features.engines import connect
         from leadradar.features.tiles.build import tiled_frame
 
         con = connect("tiles", settings.features)
-        ev = feature_input(load(con, events, "events"), "events")
-        st = feature_input(load(con, stages, "stages"), "stages")
-        it = feature_input(load(con, items, "items"), "items") if items is not None else None
-        ld = load(con, leads, "leads", lead_schema(settings)) if leads is not None else None
-        return tiled_frame(feature_query, ev, st, load_cutoffs(con, cutoffs), settings, registry, con, it, ld)
+        ev, st, cut, it, ld = _bound(con, events, stages, cutoffs, settings, items, leads)
+        return tiled_frame(feature_query, ev, st, cut, settings, registry, con, it, ld)
     _, table = feature_table(events, stages, cutoffs, settings, registry, items, engine, leads)
     return finish(to_pandas(table))

@@ -33,20 +33,24 @@ def cutoff_grid(cutoffs: ir.Table) -> ir.Table:
     return cutoffs.select("cutoff_us", K=((us - tod) // DAY_US).cast("int64"), tod_us=tod)
 
 
+# The columns an event is compared on when duplicates are dropped (a re-sent event is one event).
+DEDUP_COLUMNS = (
+    "tenant_id",
+    "event_id",
+    "lead_id",
+    "sales_id",
+    "us",
+    "event_type",
+    "dwell_s",
+    "item_id",
+    "referrer_lead_id",
+)
+
+
 def prepare_events(events: ir.Table, grid: ir.Table, settings: Settings) -> ir.Table:
     """Deduplicated events with their bucket, local-time flags and session starts."""
     fc = settings.features
-    ev = events.select(
-        "tenant_id",
-        "event_id",
-        "lead_id",
-        "sales_id",
-        "us",
-        "event_type",
-        "dwell_s",
-        "item_id",
-        "referrer_lead_id",
-    ).distinct()
+    ev = events.select(*DEDUP_COLUMNS).distinct()
     tod = grid.aggregate(tod_us=grid.tod_us.min())
     ev = ev.cross_join(tod)
     us = ev.us

@@ -14,19 +14,7 @@ import ibis
 import ibis.expr.types as ir
 
 from leadradar.config import Settings
-from leadradar.features.grid import DAY_US, HOUR_US, ceil_div, type_partials
-
-DEDUP_COLUMNS = (
-    "tenant_id",
-    "event_id",
-    "lead_id",
-    "sales_id",
-    "us",
-    "event_type",
-    "dwell_s",
-    "item_id",
-    "referrer_lead_id",
-)
+from leadradar.features.grid import DAY_US, DEDUP_COLUMNS, HOUR_US, ceil_div, type_partials
 
 
 def day_bucket(us: ir.IntegerValue, tod_us: int) -> ir.IntegerValue:
