@@ -8,7 +8,6 @@ tests of the session read. Example counts stay small: the session server answers
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from urllib.parse import quote
 
@@ -19,11 +18,11 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
 
 from leadradar.serving.auth import KeyStore
-from tests.serving.test_service_fuzz import EVENT_TYPES, FUZZ
+from tests.serving.test_service_fuzz import EVENT_TYPES
 from tests.support.dashboard_support import manager
+from tests.support.schema_fuzz import FUZZ, fuzz_operation
 
 pytestmark = pytest.mark.server
 TENANT = "fz"
@@ -55,25 +54,9 @@ def auth(server, settings) -> dict[str, str]:
 
 @pytest.mark.parametrize("label,mode,examples", OPERATIONS, ids=[f"{o[0]}-{o[1].value}" for o in OPERATIONS])
 def test_schemathesis_finds_no_server_error_on_writes_and_deletes(label, mode, examples, schema, server, auth, capsys):
-    operation = schema.find_operation_by_label(label)
-    assert operation is not None, label
-    codes: list[int] = []
-
-    @hsettings(FUZZ, max_examples=examples)
-    @given(case=operation.as_strategy(mode, headers=auth))
-    def fuzz(case):
-        response = case.call(base_url=server.url + "/v1", headers=auth, timeout=60)
-        codes.append(response.status_code)
-        case.validate_response(response, checks=[not_a_server_error])
-
-    started = time.monotonic()
-    fuzz()
+    summary = fuzz_operation(schema, label, mode, examples, server.url + "/v1", auth)
     with capsys.disabled():
-        print(
-            f"\nschemathesis {label} {mode.value}: {len(codes)} requests in {time.monotonic() - started:.1f} s, "
-            f"statuses {dict(sorted(Counter(codes).items()))}"
-        )
-    assert codes and max(codes) < 500
+        print("\n" + summary)
 
 
 json_values = st.recursive(

@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 import json
-import time
-from collections import Counter
 from datetime import UTC, datetime, timedelta, timezone
 
 import httpx
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, Phase, given
+from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
-from schemathesis.checks import not_a_server_error
 
 from leadradar.registry import load_alias
+from tests.support.schema_fuzz import FUZZ, fuzz_operation
 
 pytestmark = pytest.mark.server
 
-FUZZ = hsettings(
-    deadline=None,
-    derandomize=True,
-    database=None,
-    suppress_health_check=list(HealthCheck),
-    phases=[Phase.explicit, Phase.generate],
-)
 OPERATIONS = [
     ("POST /score", GenerationMode.POSITIVE, 60),
     ("POST /score", GenerationMode.NEGATIVE, 40),
@@ -76,27 +67,9 @@ def steer(body, data) -> None:
 
 @pytest.mark.parametrize("label,mode,examples", OPERATIONS, ids=[f"{o[0]}-{o[1].value}" for o in OPERATIONS])
 def test_schemathesis_finds_no_server_error(label, mode, examples, schema, server, auth, capsys):
-    operation = schema.find_operation_by_label(label)
-    assert operation is not None, label
-    codes: list[int] = []
-
-    @hsettings(FUZZ, max_examples=examples)
-    @given(case=operation.as_strategy(mode, headers=auth), data=st.data())
-    def fuzz(case, data):
-        if mode == GenerationMode.POSITIVE:
-            steer(case.body, data)
-        response = case.call(base_url=server.url + "/v1", headers=auth, timeout=60)
-        codes.append(response.status_code)
-        case.validate_response(response, checks=[not_a_server_error])
-
-    started = time.monotonic()
-    fuzz()
+    summary = fuzz_operation(schema, label, mode, examples, server.url + "/v1", auth, steer)
     with capsys.disabled():
-        print(
-            f"\nschemathesis {label} {mode.value}: {len(codes)} requests in {time.monotonic() - started:.1f} s, "
-            f"statuses {dict(sorted(Counter(codes).items()))}"
-        )
-    assert codes and max(codes) < 500
+        print("\n" + summary)
 
 
 # -- model-aware fuzzing: feature rows with every value type, raw events with any times and dwell --------------
