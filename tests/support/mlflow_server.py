@@ -16,9 +16,10 @@ from pathlib import Path
 import httpx
 
 from leadradar.serving.process import free_port
+from tests.support.started import Started
 
 
-class MlflowServer:
+class MlflowServer(Started):
     """`with MlflowServer(backend_url, folder) as ml:` gives `ml.url` for `settings.mlflow.tracking_uri`."""
 
     def __init__(self, backend_url: str, folder: Path, ready_timeout: float = 120.0):
@@ -80,13 +81,3 @@ class MlflowServer:
         return (
             "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:]) if self.log_file.exists() else ""
         )
-
-    def __enter__(self) -> MlflowServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

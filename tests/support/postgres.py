@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from leadradar.serving.process import free_port
+from tests.support.started import Started
 
 
 def find_bin_dir() -> Path | None:
@@ -27,7 +28,7 @@ def find_bin_dir() -> Path | None:
     return Path(on_path).resolve().parent if on_path else None
 
 
-class PostgresServer:
+class PostgresServer(Started):
     """`with PostgresServer() as pg:` gives `pg.url(database)` for SQLAlchemy with psycopg 3."""
 
     def __init__(self, bin_dir: Path):
@@ -85,13 +86,3 @@ class PostgresServer:
                 self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> PostgresServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

@@ -18,6 +18,7 @@ from leadradar.serving.auth import KeyStore
 from leadradar.serving.process import ServiceProcess
 from leadradar.serving.store import ScoreStore
 from leadradar.serving.users import UserStore
+from tests.support.started import Started
 
 
 @dataclass
@@ -45,7 +46,7 @@ class SharedStores:
 
 
 @dataclass
-class Replicas:
+class Replicas(Started):
     """`with Replicas(settings, stores, 2, env=...) as r:` starts the replicas one after the other."""
 
     settings: Settings
@@ -73,13 +74,3 @@ class Replicas:
         with ExitStack() as stack:
             for svc in self.processes:
                 stack.callback(svc.stop)
-
-    def __enter__(self) -> Replicas:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

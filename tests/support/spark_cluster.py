@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from leadradar.serving.process import free_port
+from tests.support.started import Started
 
 APP_CONF = {
     "spark.cores.max": "1",
@@ -43,7 +44,7 @@ def connect_jar() -> Path | None:
     return found[-1] if found else None
 
 
-class SparkCluster:
+class SparkCluster(Started):
     """`with SparkCluster() as cluster:` gives `cluster.master` (spark://…) and `cluster.remote` (sc://…)."""
 
     def __init__(self, worker_memory: str = "2g", ready_timeout: float = 180.0):
@@ -143,13 +144,3 @@ class SparkCluster:
     def tail(self, name: str, lines: int = 30) -> str:
         log = self.dir / f"{name}.log"
         return "\n".join(log.read_text(errors="replace").splitlines()[-lines:]) if log.exists() else ""
-
-    def __enter__(self) -> SparkCluster:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
