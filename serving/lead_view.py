@@ -27,7 +27,7 @@ class LeadNotFound(LookupError):
 
 
 class NotYourLead(PermissionError):
-    """A sales key asked for a lead whose latest event belongs to another salesperson (403)."""
+    """A sales key asked for, or judged, a lead whose latest event belongs to another salesperson (403)."""
 
 
 @dataclass(frozen=True)

@@ -65,10 +65,11 @@ class LifecycleScheduler:
         kind = BlockingScheduler if blocking else BackgroundScheduler
         self.scheduler: BaseScheduler = kind(timezone=ZoneInfo(self.timezone))
         self.jobs = {job.name: job for job in jobs}
+        self.triggers = {job.name: trigger(job.cron, self.timezone) for job in jobs}
         for job in jobs:
             self.scheduler.add_job(
                 self._run,
-                trigger(job.cron, self.timezone),
+                self.triggers[job.name],
                 args=[job.name],
                 id=job.name,
                 name=job.name,
@@ -118,5 +119,5 @@ class LifecycleScheduler:
         scheduled = getattr(event, "scheduled_run_time", None)
         if scheduled is not None:
             after = max(after, scheduled + timedelta(seconds=1))
-        next_run = trigger(job.cron, self.timezone).get_next_fire_time(None, after)
+        next_run = self.triggers[job.name].get_next_fire_time(None, after)
         self.ledger.plan(job.name, job.cron, self.timezone, next_run)

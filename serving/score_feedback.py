@@ -18,7 +18,7 @@ from leadradar.errors import UserError
 from leadradar.features.store import EventStore
 from leadradar.features.store.tables import engine_for
 from leadradar.serving.auth import Principal
-from leadradar.serving.lead_view import LeadNotFound, lead_owner
+from leadradar.serving.lead_view import LeadNotFound, NotYourLead, lead_owner
 from leadradar.serving.store import ScoreStore
 
 Verdict = Literal["too_high", "too_low"]
@@ -43,10 +43,6 @@ FEEDBACK = sa.Table(
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     sa.Index("ix_score_feedback_tenant_version", "tenant_id", "model_version"),
 )
-
-
-class NotTheirLead(PermissionError):
-    """A sales key judged a lead whose latest event belongs to another salesperson (403)."""
 
 
 class UnknownScore(UserError):
@@ -169,12 +165,12 @@ def judge_score(
     now: datetime | None = None,
 ) -> Judged:
     """Record a verdict on the lead's score of `model_version` (default: its latest score); `LeadNotFound`,
-    `NotTheirLead` or `UnknownScore` when it cannot be. Without `events`, the lead's owner is read from its scores."""
+    `NotYourLead` or `UnknownScore` when it cannot be. Without `events`, the lead's owner is read from its scores."""
     tenant = judge.tenant_id
     history = scores.score_history(tenant, lead_id)
     owner = lead_owner(events, history, tenant, lead_id)
     if judge.role == "sales" and owner != judge.sales_id:
-        raise NotTheirLead(f"lead {lead_id!r} is not one of salesperson {judge.sales_id!r}'s leads")
+        raise NotYourLead(f"lead {lead_id!r} is not one of salesperson {judge.sales_id!r}'s leads")
     if history.empty:
         raise UnknownScore(f"lead {lead_id!r} has no score to judge yet")
     given = history if model_version is None else history[history["model_version"].astype(str) == model_version]
@@ -199,4 +195,4 @@ def judge_score(
     return replace(judged, feedback_id=feedback.record(judged))
 
 
-__all__ = ["NOTE_CHARS", "VERDICTS", "Judge", "Judged", "LeadNotFound", "NotTheirLead", "ScoreFeedback", "UnknownScore"]
+__all__ = ["NOTE_CHARS", "VERDICTS", "Judge", "Judged", "LeadNotFound", "NotYourLead", "ScoreFeedback", "UnknownScore"]

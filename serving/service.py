@@ -70,7 +70,7 @@ from leadradar.serving.schemas import (
     ScoreResponse,
     StagesRequest,
 )
-from leadradar.serving.score_feedback import Judge, NotTheirLead, ScoreFeedback, UnknownScore, judge_score
+from leadradar.serving.score_feedback import Judge, ScoreFeedback, UnknownScore, judge_score
 from leadradar.serving.store import ScoreStore
 
 log = logging.getLogger(__name__)
@@ -461,7 +461,7 @@ class LeadRadar:
             )
         except LeadNotFound as exc:
             raise HTTPException(404, str(exc)) from None
-        except NotTheirLead as exc:
+        except NotYourLead as exc:
             raise HTTPException(403, str(exc)) from None
         except UnknownScore as exc:
             return errors.invalid([{"loc": ["body", "model_version"], "msg": str(exc), "type": "value_error"}])
