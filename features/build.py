@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow as pa
 
 from leadradar.config import Settings
+from leadradar.features.consent import counts_only_frame, set_apart
 from leadradar.features.context import lead_attributes, sales_context
 from leadradar.features.grid import Grid, Stage, build_grid, no_stage
 from leadradar.features.registry import FeatureRegistry
@@ -142,15 +143,19 @@ def finish(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([rest.iloc[:, :2], cutoff.rename("cutoff"), rest.iloc[:, 2:]], axis=1)
 
 
-def _bound(con: ibis.BaseBackend, events, stages, cutoffs: list, settings: Settings, items=None, leads=None):
-    """The inputs loaded on a connection, as the feature query takes them: events, stages, cutoffs, items, leads."""
+def _bound(
+    con: ibis.BaseBackend, events, stages, cutoffs: list, settings: Settings, items=None, leads=None, consent=None
+):
+    """The inputs loaded on a connection, as the feature query takes them: events (without the consent events),
+    stages, cutoffs, items, leads; and the consent events, carried aside and found among the events."""
     from leadradar.features.engines import feature_input, load, load_cutoffs
 
-    ev = feature_input(load(con, events, "events"), "events")
+    behaviour, said = set_apart(load(con, events, "events"), settings, consent)
+    ev = feature_input(behaviour, "events")
     st = feature_input(load(con, stages, "stages"), "stages")
     it = feature_input(load(con, items, "items"), "items") if items is not None else None
     ld = load(con, leads, "leads", lead_schema(settings)) if leads is not None else None
-    return ev, st, load_cutoffs(con, cutoffs), it, ld
+    return ev, st, load_cutoffs(con, cutoffs), it, ld, said
 
 
 def feature_table(
@@ -163,11 +168,13 @@ def feature_table(
     engine: str | None = None,
     leads=None,
 ) -> tuple[ibis.BaseBackend, ir.Table]:
-    """The feature query bound to its inputs on an engine, not yet run: the connection and the table expression."""
+    """The feature query bound to its inputs on an engine, not yet run: the connection and the table expression.
+    The consent rule is not in it: a caller that writes it rows applies `consent.counts_only_frame` as
+    `compute_features` does."""
     from leadradar.features.engines import connect, materializer
 
     con = connect(engine or settings.features.engine, settings.features)
-    ev, st, cut, it, ld = _bound(con, events, stages, cutoffs, settings, items, leads)
+    ev, st, cut, it, ld, _ = _bound(con, events, stages, cutoffs, settings, items, leads)
     return con, feature_query(ev, st, cut, settings, registry, it, stage=materializer(con), leads=ld).table
 
 
@@ -180,16 +187,19 @@ def compute_features(
     items=None,
     engine: str | None = None,
     leads=None,
+    consent: pa.Table | None = None,
 ):
-    """Execute the feature query for the given cutoffs on an engine; a pandas frame, one row per open lead."""
-    from leadradar.features.engines import to_pandas
+    """Execute the feature query for the given cutoffs on an engine; a pandas frame, one row per open lead, blanked
+    to counts where the lead had no consent at the cutoff (`consent`: consent events carried aside, beside any in
+    `events`)."""
+    from leadradar.features.engines import connect, materializer, to_pandas
 
+    con = connect(engine or settings.features.engine, settings.features)
+    ev, st, cut, it, ld, said = _bound(con, events, stages, cutoffs, settings, items, leads, consent)
     if (engine or settings.features.engine) == "tiles":
-        from leadradar.features.engines import connect
         from leadradar.features.tiles.build import tiled_frame
 
-        con = connect("tiles", settings.features)
-        ev, st, cut, it, ld = _bound(con, events, stages, cutoffs, settings, items, leads)
-        return tiled_frame(feature_query, ev, st, cut, settings, registry, con, it, ld)
-    _, table = feature_table(events, stages, cutoffs, settings, registry, items, engine, leads)
-    return finish(to_pandas(table))
+        frame = tiled_frame(feature_query, ev, st, cut, settings, registry, con, it, ld)
+    else:
+        frame = finish(to_pandas(feature_query(ev, st, cut, settings, registry, it, materializer(con), ld).table))
+    return counts_only_frame(frame, said, settings, registry)

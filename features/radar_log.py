@@ -16,10 +16,10 @@ from typing import TypeAlias
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from leadradar.errors import InputError
+from leadradar.features.consent import split_consent
 from leadradar.features.contract import (
     EVENT_SCHEMA,
     ITEM_SCHEMA,
@@ -64,6 +64,9 @@ class RadarLog:
     truth: Source | None = None
     # The salespeople (tenant_id, sales_id, name): display names for pages and lists, never a feature.
     sales: Source | None = None
+    # Consent events set apart from `events` (features/consent.py): what may be computed, never a touch. Consent
+    # events left inside an events file are set apart when the build loads it.
+    consent: pa.Table | None = None
 
     def __post_init__(self) -> None:
         for part in (f.name for f in fields(self)):
@@ -129,10 +132,7 @@ class RadarLog:
     ) -> RadarLog:
         """The log the event store holds, as the service saw it by default (an event counts from the later of
         its time and its arrival) or by event time (`as_seen=False`)."""
-        events = store.events(tenant, until=until, as_seen=as_seen)
-        # Consent events (privacy.consent_events) say what may be computed; no feature counts them as a touch.
-        consent = pa.array(list(store.settings.privacy.consent_events), pa.string())
-        events = events.filter(pc.invert(pc.is_in(events["event_type"], value_set=consent)))
+        events, consent = split_consent(store.events(tenant, until=until, as_seen=as_seen), store.settings)
         if events.num_rows == 0:
             where = f"tenant {tenant!r} in " if tenant else ""
             raise InputError(
@@ -147,6 +147,7 @@ class RadarLog:
             None if items is None else pa.Table.from_pandas(items, schema=ITEM_SCHEMA, preserve_index=False),
             leads,
             sales=store.catalog("sales", tenant),
+            consent=consent,
         )
 
     def paths(self) -> dict[str, Path]:

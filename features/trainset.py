@@ -14,6 +14,7 @@ import pandas as pd
 from leadradar.config import Settings
 from leadradar.errors import TooLittleDataError
 from leadradar.features.build import KEY, META, QKEY, feature_query, finish, lead_schema, unbound_inputs
+from leadradar.features.consent import counts_only_frame, set_apart
 from leadradar.features.cutoffs import cadence_cutoffs
 from leadradar.features.engines import connect, feature_input, load, load_cutoffs, materializer, to_pandas
 from leadradar.features.labels import label_query
@@ -95,7 +96,7 @@ def build_training_set(
     registry = registry or build_registry(settings)
     fc = settings.features
     con = connect(engine or fc.engine, fc)
-    ev = _until(load(con, log.events, "events"), until)
+    ev, consent = set_apart(_until(load(con, log.events, "events"), until), settings, log.consent)
     st = _until(load(con, log.stages, "stages"), until)
     it = load(con, log.items, "items") if log.items is not None else None
     ld = load(con, log.leads, "leads", lead_schema(settings)) if log.leads is not None else None
@@ -126,7 +127,7 @@ def build_training_set(
         q = feature_query(*inputs, registry, items, stage=materializer(con), leads=ld)
         labels = label_query(q.spine, q.stages, settings)
         frame = finish(to_pandas(q.table.inner_join(labels, QKEY)))
-    frame = frame.sort_values(KEY, kind="stable").reset_index(drop=True)
+    frame = counts_only_frame(frame.sort_values(KEY, kind="stable").reset_index(drop=True), consent, settings, registry)
     targets = Targets.from_settings(settings)
     for col in targets.label_columns:
         frame[col] = frame[col].astype("float64")

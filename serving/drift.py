@@ -116,7 +116,9 @@ def drift_windows(log: RadarLog, model: FunnelModel, settings: Settings, now: pd
     registry = build_registry(settings)
     frames = []
     for cutoffs in ([trained[i] for i in pick], recent):
-        frame = compute_features(log.events, log.stages, cutoffs, settings, registry, items=log.items, leads=log.leads)
+        frame = compute_features(
+            log.events, log.stages, cutoffs, settings, registry, items=log.items, leads=log.leads, consent=log.consent
+        )
         target = model.targets_[model.main_target]
         frame[SCORE] = target.predict(model.matrix(frame)) if len(frame) else []
         frames.append(frame)

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from leadradar.config import Settings
+from leadradar.features.consent import consented_leads, counts_only, split_consent
 from leadradar.features.contract import EVENT_SCHEMA, ITEM_SCHEMA, STAGE_SCHEMA
 from leadradar.features.online import OnlineFeatures
 from leadradar.features.registry import FeatureRegistry
@@ -27,7 +28,6 @@ from leadradar.models.explain import Explainer
 from leadradar.registry import LoadedModel
 from leadradar.serving.auth import Principal
 from leadradar.serving.certainty import certainty, close_window_of
-from leadradar.serving.consent import counts_only, split_consent
 from leadradar.serving.schemas import (
     LeadIn,
     LeadScore,
@@ -191,13 +191,7 @@ class Engine:
         names = list(self.settings.features.lead_attributes)
         if attrs:
             lead_table = pa.Table.from_pylist([{k: a.get(k) for k in ("tenant_id", "lead_id", *names)} for a in attrs])
-        events, consented = split_consent(events, self.settings)
-        columns, rows = self.online.compute_rows(
-            events, stages, [pd.Timestamp(as_of).tz_convert("UTC")], self.items, lead_table
-        )
-        records = [dict(zip(columns, row)) for row in rows]
-        self._with_context(records, tenant)
-        counts_only(records, consented, self.registry)
+        records = self._records(events, stages, tenant, as_of, lead_table)
         last_stage: dict[str, tuple[str, datetime]] = {}
         cut = pd.Timestamp(as_of)
         for lead_id, stage, ts in zip(
@@ -244,13 +238,20 @@ class Engine:
     ) -> list[dict]:
         """Feature records of the leads open at `as_of` from contract tables (a stored history): the online
         query and salesperson context that raw events in a request get, so a live score is a request's."""
-        events, consented = split_consent(events, self.settings)
-        columns, rows = self.online.compute_rows(
-            events, stages, [pd.Timestamp(as_of).tz_convert("UTC")], self.items, leads
-        )
+        return self._records(events, stages, tenant, as_of, leads)
+
+    def _records(
+        self, events: pa.Table, stages: pa.Table, tenant: str, as_of: datetime, leads: pa.Table | None
+    ) -> list[dict]:
+        """The online query's rows with the salesperson context, blanked to counts for a lead without consent at
+        `as_of` (features/consent.py, the rule the batch build applies)."""
+        cutoff = pd.Timestamp(as_of).tz_convert("UTC")
+        events, consent = split_consent(events, self.settings)
+        columns, rows = self.online.compute_rows(events, stages, [cutoff], self.items, leads)
         records = [dict(zip(columns, row)) for row in rows]
         self._with_context(records, tenant)
-        counts_only(records, consented, self.registry)
+        consenting = consented_leads(consent, tenant, (r["lead_id"] for r in records), cutoff, self.settings)
+        counts_only(records, consenting, self.registry)
         return records
 
     def _validated(self, events: pa.Table, sent: list[tuple[int, int, bool]]) -> pa.Table:

@@ -24,8 +24,8 @@ import pyarrow as pa
 
 from leadradar.config import Settings
 from leadradar.features.build import finish, lead_schema
+from leadradar.features.consent import consented_leads, split_consent
 from leadradar.features.store.event_store import EventStore, Moved
-from leadradar.serving.consent import split_consent
 from leadradar.serving.engine import Engine
 from leadradar.serving.positions import Positions
 from leadradar.serving.scoring import score_frame
@@ -171,9 +171,9 @@ class Rescorer:
         leads = [m.lead_id for m in moves]
         events = self.events.events(tenant, leads=leads, until=now)
         stages = self.events.stages(tenant, leads=leads, until=now)
-        _, consented = split_consent(events, self.settings)
+        consenting = consented_leads(split_consent(events, self.settings)[1], tenant, leads, now, self.settings)
         for lead in leads:  # no alert for a lead without consent (privacy.consent_required)
-            if consented is None or lead in consented:
+            if consenting is None or lead in consenting:
                 self.unconsented.discard((tenant, lead))
             else:
                 self.unconsented.add((tenant, lead))

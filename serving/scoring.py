@@ -118,7 +118,9 @@ def score_batch(
     """
     check_definitions(loaded, settings)
     registry = build_registry(settings)
-    feats = compute_features(log.events, log.stages, [as_of], settings, registry, log.items, leads=log.leads)
+    feats = compute_features(
+        log.events, log.stages, [as_of], settings, registry, log.items, leads=log.leads, consent=log.consent
+    )
     if tenant is not None:
         feats = feats[feats["tenant_id"] == tenant]
     model = loaded.model

@@ -345,16 +345,21 @@ class EventStore:
         leads: Sequence[str] | None = None,
         until: pd.Timestamp | None = None,
         as_seen: bool = False,
+        types: Sequence[str] | None = None,
     ) -> pa.Table:
         """The stored events as a contract table (`EVENT_SCHEMA`), optionally one tenant's and some leads'.
 
         `as_seen` places each event at the later of its time and its arrival, as the service saw the log;
-        `until` keeps events that count by then.
+        `until` keeps events that count by then; `types` only events of these types (a tenant's consent events).
         """
         names = ("tenant", "event_id", "lead", "sales", "us", "event_type", "dwell_s", "item", "referrer")
         cols = [EVENTS.c[c] for c in (*names, "channel", "arrived_s")]
         query = sa.select(*cols).order_by(EVENTS.c.seq)
         query = self._scoped(query, EVENTS, tenant, leads)
+        if query is not None and types is not None:
+            with self.reader.connect() as conn:
+                codes = [c for c in (self._code_of(conn, "event_type", t) for t in types) if c is not None]
+            query = query.where(EVENTS.c.event_type.in_(codes)) if codes else None
         if query is None:
             return EVENT_SCHEMA.empty_table()
         if until is not None:

@@ -19,6 +19,7 @@ from typing import Literal
 import pandas as pd
 
 from leadradar.config import Settings
+from leadradar.features.consent import consenting_in_store
 from leadradar.features.describe import format_value
 from leadradar.features.store import EventStore
 from leadradar.serving.alerts.alert import Alert, Message
@@ -289,6 +290,11 @@ def read_facts(
     t_now = pd.Timestamp(now)
     current = scores.latest(tenant, columns=["lead_id", "sales_id", "p_close", "as_of", "stage"])
     current = current[~current["stage"].isin([settings.funnel.won, settings.funnel.lost])] if len(current) else current
+    named = {str(lead) for lead in current["lead_id"]} | {a.lead_id for a in alerts if a.tenant_id == tenant}
+    consenting = consenting_in_store(events, tenant, sorted(named), t_now)
+    if consenting is not None:  # a lead without consent is not named to anyone (privacy.consent_required)
+        current = current[current["lead_id"].astype(str).isin(consenting)]
+        alerts = [a for a in alerts if a.lead_id in consenting]
     threshold = settings.serving.grade_thresholds["A"]
     hot = (
         current[current["p_close"] >= threshold]

@@ -13,6 +13,7 @@ from datetime import timedelta
 import pandas as pd
 
 from leadradar.config import Settings
+from leadradar.features.consent import consenting_in_store
 from leadradar.features.store.event_store import EventStore
 from leadradar.serving.alerts.outbox import Outbox, Target
 from leadradar.serving.alerts.restraint import decide
@@ -68,6 +69,11 @@ class Alerter:
         """Rules, restraint and the outbox for these leads of one tenant, as of `now`."""
         rules = self.rules
         since = now - pd.Timedelta(hours=rules.stale_hours)
+        consenting = consenting_in_store(self.events, tenant, leads, now)
+        if consenting is not None:  # consent withdrawn while the session settled: no alert either
+            leads = [lead for lead in leads if lead in consenting]
+            if not leads:
+                return 0
         events = self.events.events(tenant, leads=leads, until=now).to_pandas()
         found = []
         for lead, mine in events.groupby("lead_id", sort=False):

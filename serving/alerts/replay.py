@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from leadradar.config import Settings
 from leadradar.features.build import finish
+from leadradar.features.consent import consented, stored_consent
 from leadradar.features.contract import EVENT_SCHEMA
 from leadradar.features.store.event_store import EventStore
 from leadradar.serving.alerts.alert import Alert
@@ -139,6 +140,7 @@ def _tenant(
     active = events.loc[events["ts"] > start - quiet, "lead_id"].unique()
     events = events[events["lead_id"].isin(active)]
     pricing = _pricing(settings, store, tenant)
+    said = stored_consent(store, tenant, end) if settings.privacy.consent_required else None
     found: list[Alert] = []
     for lead, mine in events.groupby("lead_id", sort=False):
         mine = mine.reset_index(drop=True)
@@ -149,9 +151,15 @@ def _tenant(
         result.sales.add((tenant, str(mine["sales_id"].iloc[-1])))
         history = _scores(settings, engine, tenant, str(lead), mine, stages, ends)
         last = None
-        for now in ends:
+        allowed = (
+            consented(said, [tenant] * len(ends), [str(lead)] * len(ends), ends, settings)
+            if said is not None
+            else [True] * len(ends)
+        )
+        for now, consenting in zip(ends, allowed):
             if now > start:
                 result.sessions += 1
+            if now > start and consenting:  # no alert for a lead without consent then (privacy.consent_required)
                 found += evaluate(
                     tenant,
                     str(lead),
