@@ -117,16 +117,18 @@ def consented_leads(
     return {lead for lead, yes in zip(leads, mask) if yes}
 
 
-def stored_consent(store: EventStore, tenant: str, until: pd.Timestamp | None = None) -> pa.Table:
+def stored_consent(store: EventStore, tenant: str, settings: Settings, until: pd.Timestamp | None = None) -> pa.Table:
     """A tenant's stored consent events (few: one or two per lead), for paths that read no behaviour."""
-    return as_consent(store.events(tenant, until=until, types=consent_types(store.settings)))
+    return as_consent(store.events(tenant, until=until, types=consent_types(settings)))
 
 
-def consenting_in_store(store: EventStore, tenant: str, leads: Iterable[str], at: pd.Timestamp) -> set[str] | None:
+def consenting_in_store(
+    store: EventStore, tenant: str, leads: Iterable[str], at: pd.Timestamp, settings: Settings
+) -> set[str] | None:
     """The leads of one tenant with consent at `at` by the store; None when consent is not required."""
-    if not store.settings.privacy.consent_required:
+    if not settings.privacy.consent_required:
         return None
-    return consented_leads(stored_consent(store, tenant, at), tenant, leads, at, store.settings)
+    return consented_leads(stored_consent(store, tenant, settings, at), tenant, leads, at, settings)
 
 
 def blanked(registry: FeatureRegistry) -> list[str]:

@@ -291,7 +291,7 @@ def read_facts(
     current = scores.latest(tenant, columns=["lead_id", "sales_id", "p_close", "as_of", "stage"])
     current = current[~current["stage"].isin([settings.funnel.won, settings.funnel.lost])] if len(current) else current
     named = {str(lead) for lead in current["lead_id"]} | {a.lead_id for a in alerts if a.tenant_id == tenant}
-    consenting = consenting_in_store(events, tenant, sorted(named), t_now)
+    consenting = consenting_in_store(events, tenant, sorted(named), t_now, settings)
     if consenting is not None:  # a lead without consent is not named to anyone (privacy.consent_required)
         current = current[current["lead_id"].astype(str).isin(consenting)]
         alerts = [a for a in alerts if a.lead_id in consenting]

@@ -69,7 +69,7 @@ class Alerter:
         """Rules, restraint and the outbox for these leads of one tenant, as of `now`."""
         rules = self.rules
         since = now - pd.Timedelta(hours=rules.stale_hours)
-        consenting = consenting_in_store(self.events, tenant, leads, now)
+        consenting = consenting_in_store(self.events, tenant, leads, now, self.settings)
         if consenting is not None:  # consent withdrawn while the session settled: no alert either
             leads = [lead for lead in leads if lead in consenting]
             if not leads:

@@ -140,7 +140,7 @@ def _tenant(
     active = events.loc[events["ts"] > start - quiet, "lead_id"].unique()
     events = events[events["lead_id"].isin(active)]
     pricing = _pricing(settings, store, tenant)
-    said = stored_consent(store, tenant, end) if settings.privacy.consent_required else None
+    said = stored_consent(store, tenant, settings, end) if settings.privacy.consent_required else None
     found: list[Alert] = []
     for lead, mine in events.groupby("lead_id", sort=False):
         mine = mine.reset_index(drop=True)

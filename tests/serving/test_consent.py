@@ -1,13 +1,16 @@
 """Consent per lead (PIPL, `privacy.consent_required`): without it a lead's score reads counts and its CRM stage
-only, and it raises no alert; with it, or with consent not required, every feature is computed. The real model,
-stores and online query (the session's trained champion)."""
+only, the batch build gives it the same row, and it raises no alert nor is named in the digest; with it, or with
+consent not required, every feature is computed. The real model, stores and online query (the session's trained
+champion); the batch build's own consent tests are in tests/features/test_consent.py."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from leadradar.config import Settings
+from leadradar.features.build import compute_features
 from leadradar.features.contract import STAGE_SCHEMA
 from leadradar.features.online import OnlineFeatures
 from leadradar.features.radar_log import RadarLog
@@ -15,6 +18,8 @@ from leadradar.features.registry import build_registry
 from leadradar.features.store import EventStore
 from leadradar.features.validation import validate_events
 from leadradar.registry import load_alias
+from leadradar.serving.alerts.alert import Alert
+from leadradar.serving.alerts.digest import digest_message, read_facts
 from leadradar.serving.engine import ContextCache, Engine, load_items
 from leadradar.serving.rescoring import Rescorer
 from leadradar.serving.store import ScoreStore
@@ -138,3 +143,55 @@ def test_consent_events_are_kept_in_the_store_but_a_training_log_read_from_it_co
     log = RadarLog.from_store(events, tenant=TENANT)
     events.close()
     assert sorted(log.events["event_id"].to_pylist()) == sorted(r["event_id"] for r in rows[:-1])
+
+
+def test_a_batch_row_equals_the_live_record_of_a_lead_without_consent_at_the_same_time(engines):
+    at = pd.Timestamp.now(tz="UTC").floor("s")
+    engine = engines[True]
+    rows = touches("L-none", at) + touches("L-gone", at, ["privacy_consent", "privacy_withdrawn"])
+    accepted, _ = validate_events(pd.DataFrame(rows), engine.settings, at)
+    live = records(engine, rows, at)
+    batch = compute_features(accepted, STAGE_SCHEMA.empty_table(), [at], engine.settings, engine.registry, engine.items)
+    _, personal = kinds_of(engine)
+    for lead in ("L-none", "L-gone"):
+        row = batch[batch["lead_id"] == lead].iloc[0]
+        assert [f for f in personal if pd.notna(row[f])] == [], lead
+        for f in engine.features:
+            online = live[lead][f]
+            if isinstance(online, str) or isinstance(row[f], str):
+                assert online == row[f], (lead, f)
+            else:
+                expected = np.nan if online is None else float(online)
+                assert np.isclose(float(row[f]), expected, equal_nan=True), (lead, f, row[f], online)
+
+
+def test_the_digest_names_no_lead_without_consent_and_counts_none_of_its_alerts(tmp_path, settings):
+    s = requiring(settings, True)
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    events = EventStore(f"sqlite:///{tmp_path / 'events.db'}", s)
+    scores = ScoreStore(f"sqlite:///{tmp_path / 'scores.db'}")
+    rows = touches("L-none", now) + touches("L-yes", now, ["privacy_consent"])
+    rows += touches("L-gone", now, ["privacy_consent", "privacy_withdrawn"])
+    events.append_events(validate_events(pd.DataFrame(rows), s, now), source="test", arrived=now)
+    scored = pd.DataFrame({"lead_id": ["L-none", "L-yes", "L-gone"], "p_close": [0.9, 0.7, 0.8]}).assign(
+        tenant_id=TENANT, sales_id="S1", stage="engaged", as_of=now - pd.Timedelta(hours=1)
+    )
+    scores.write(scored.assign(model_name="leadradar-close", model_version="1"))
+    alerts = [
+        Alert(TENANT, lead, "S1", "hot_action", now - pd.Timedelta(hours=30), 0.8, 0.3, "A", f"{lead}|1")
+        for lead in ("L-none", "L-yes", "L-gone")
+    ]
+    facts = {
+        required: read_facts(
+            TENANT, now.to_pydatetime(), settings=requiring(s, required), scores=scores, events=events, alerts=alerts
+        )
+        for required in (True, False)
+    }
+    events.close()
+    scores.engine.dispose()
+    assert {h.lead_id for h in facts[False].hottest} == {"L-none", "L-yes", "L-gone"}
+    assert [h.lead_id for h in facts[True].hottest] == ["L-yes"]
+    assert {h.lead_id for h in facts[True].waiting} <= {"L-yes"}
+    assert [line.judged for line in facts[True].sales] == [1]
+    text = digest_message(facts[True], "en", "http://x/", s).text
+    assert "L-yes" in text and "L-none" not in text and "L-gone" not in text
