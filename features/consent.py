@@ -79,31 +79,40 @@ def consented(
     consent: pa.Table, tenants: Sequence, leads: Sequence, cutoffs: Sequence, settings: Settings
 ) -> np.ndarray:
     """Per (tenant, lead, cutoff), whether the lead's latest consent event at or before the cutoff grants consent
-    (at one instant, the later-listed event decides); no event means no consent."""
-    keys = pd.DataFrame(
-        {
-            "tenant_id": pd.array(tenants, dtype="string"),
-            "lead_id": pd.array(leads, dtype="string"),
-            "t": _micros(cutoffs),
-            "row": np.arange(len(tenants)),
-        }
-    )
-    if not consent.num_rows or keys.empty:
-        return np.zeros(len(keys), dtype=bool)
-    said = pd.DataFrame(
-        {
-            "tenant_id": pd.array(consent["tenant_id"].to_pylist(), dtype="string"),
-            "lead_id": pd.array(consent["lead_id"].to_pylist(), dtype="string"),
-            "t": pc.cast(consent["ts"], pa.int64()).to_numpy(),
-            "grants": [settings.privacy.consent_events[k] for k in consent["event_type"].to_pylist()],
-        }
-    ).sort_values("t", kind="stable")
-    found = pd.merge_asof(
-        keys.sort_values("t", kind="stable"), said, on="t", by=["tenant_id", "lead_id"], direction="backward"
-    )
-    out = np.zeros(len(keys), dtype=bool)
-    out[found["row"].to_numpy()] = found["grants"].eq(True).to_numpy()
-    return out
+    (at one instant, the later-listed event decides); no event means no consent.
+
+    Vectorised (an as-of search over (lead, time) codes): a live request pays microseconds, a training set seconds.
+    """
+    n = len(leads)
+    if not consent.num_rows or not n:
+        return np.zeros(n, dtype=bool)
+    said = _keys(consent["tenant_id"], consent["lead_id"])
+    dictionary = pc.unique(said)
+    lead_c = pc.index_in(said, value_set=dictionary).to_numpy()
+    lead_r = pc.fill_null(pc.index_in(_keys(tenants, leads), value_set=dictionary), -1).to_numpy()
+    t_c, t_r = pc.cast(consent["ts"], pa.int64()).to_numpy(), _micros(cutoffs)
+    times, rank = np.unique(np.concatenate([t_c, t_r]), return_inverse=True)
+    width = len(times) + 1
+    key_c, key_r = lead_c * width + rank[: len(t_c)], lead_r * width + rank[len(t_c) :]
+    order = np.lexsort((np.arange(len(key_c)), key_c))
+    grants = np.array([settings.privacy.consent_events[k] for k in consent["event_type"].to_pylist()], dtype=bool)
+    at = np.searchsorted(key_c[order], key_r, side="right") - 1
+    found = (at >= 0) & (lead_r >= 0)
+    at = np.where(found, at, 0)
+    found &= lead_c[order][at] == lead_r
+    return found & grants[order][at]
+
+
+def _keys(tenants: Sequence, leads: Sequence) -> pa.Array:
+    """One string per (tenant, lead), to look leads up across tables."""
+    joined = pc.binary_join_element_wise(_strings(tenants), _strings(leads), "\x1f")
+    return joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined
+
+
+def _strings(values: Sequence) -> pa.Array | pa.ChunkedArray:
+    if isinstance(values, (pa.Array, pa.ChunkedArray)):
+        return values.cast(pa.string())
+    return pa.array(list(values) if not isinstance(values, pd.Series) else values.astype("string"), pa.string())
 
 
 def consented_leads(
@@ -165,5 +174,7 @@ def counts_only_frame(
 
 
 def _micros(times: Sequence) -> np.ndarray:
-    stamps = pd.to_datetime(pd.Series(list(times) if not isinstance(times, pd.Series) else times), utc=True)
-    return stamps.astype("datetime64[us, UTC]").astype("int64").to_numpy()
+    """UTC microseconds of tz-aware times: a column at once, a few instants one by one (cheaper than a Series)."""
+    if isinstance(times, pd.Series):
+        return pd.to_datetime(times, utc=True).astype("datetime64[us, UTC]").astype("int64").to_numpy()
+    return np.array([pd.Timestamp(t).value // 1000 for t in times], dtype=np.int64)

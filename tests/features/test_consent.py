@@ -12,7 +12,7 @@ import pytest
 
 from leadradar.config import Settings
 from leadradar.features.build import compute_features
-from leadradar.features.consent import blanked
+from leadradar.features.consent import CONSENT_SCHEMA, blanked, consented
 from leadradar.features.contract import EVENT_SCHEMA, STAGE_SCHEMA
 from leadradar.features.radar_log import RadarLog
 from leadradar.features.registry import build_registry
@@ -145,3 +145,20 @@ def test_a_consent_that_arrived_late_counts_from_its_arrival_in_a_log_read_as_th
         full = compute_features(log.events, log.stages, cutoffs, NOT_REQUIRED, REGISTRY)
         expected = ((gated["lead_id"] == "D") & (gated["cutoff"] >= since)).to_numpy()
         assert_counts_only_where_unconsented(gated, full, expected)
+
+
+def test_the_rule_reads_each_tenants_own_lead_and_the_later_listed_of_two_events_at_one_instant():
+    at = day(3)
+    said = pa.Table.from_pylist(
+        [
+            {"tenant_id": "t1", "lead_id": "L", "ts": at, "event_type": "privacy_consent"},
+            {"tenant_id": "t1", "lead_id": "L", "ts": at, "event_type": "privacy_withdrawn"},
+            {"tenant_id": "t2", "lead_id": "L", "ts": at, "event_type": "privacy_consent"},
+            {"tenant_id": "t1", "lead_id": "M", "ts": at, "event_type": "privacy_withdrawn"},
+            {"tenant_id": "t1", "lead_id": "M", "ts": at, "event_type": "privacy_consent"},
+        ],
+        schema=CONSENT_SCHEMA,
+    )
+    keys = [("t1", "L", at), ("t2", "L", at), ("t2", "L", at - pd.Timedelta(microseconds=1)), ("t1", "M", at)]
+    got = consented(said, *zip(*keys), settings=REQUIRED)
+    assert got.tolist() == [False, True, False, True]
