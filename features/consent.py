@@ -11,6 +11,7 @@ trained on what it is served.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any, TypeAlias
 
 import ibis.expr.types as ir
 import numpy as np
@@ -21,6 +22,9 @@ import pyarrow.compute as pc
 from leadradar.config import Settings
 from leadradar.features.registry import FeatureRegistry
 from leadradar.features.store import EventStore
+
+# A column of keys or times: a list, a pandas column or an Arrow array.
+Column: TypeAlias = Sequence[Any] | pd.Series | pa.Array | pa.ChunkedArray
 
 # Families kept for a lead without consent: what it did, counted, and where the CRM says it stands.
 KEPT_FAMILIES = ("funnel",)
@@ -75,9 +79,7 @@ def set_apart(events: ir.Table, settings: Settings, carried: pa.Table | None = N
     return behaviour, found
 
 
-def consented(
-    consent: pa.Table, tenants: Sequence, leads: Sequence, cutoffs: Sequence, settings: Settings
-) -> np.ndarray:
+def consented(consent: pa.Table, tenants: Column, leads: Column, cutoffs: Column, settings: Settings) -> np.ndarray:
     """Per (tenant, lead, cutoff), whether the lead's latest consent event at or before the cutoff grants consent
     (at one instant, the later-listed event decides); no event means no consent.
 
@@ -103,13 +105,13 @@ def consented(
     return found & grants[order][at]
 
 
-def _keys(tenants: Sequence, leads: Sequence) -> pa.Array:
+def _keys(tenants: Column, leads: Column) -> pa.Array:
     """One string per (tenant, lead), to look leads up across tables."""
     joined = pc.binary_join_element_wise(_strings(tenants), _strings(leads), "\x1f")
     return joined.combine_chunks() if isinstance(joined, pa.ChunkedArray) else joined
 
 
-def _strings(values: Sequence) -> pa.Array | pa.ChunkedArray:
+def _strings(values: Column) -> pa.Array | pa.ChunkedArray:
     if isinstance(values, (pa.Array, pa.ChunkedArray)):
         return values.cast(pa.string())
     return pa.array(list(values) if not isinstance(values, pd.Series) else values.astype("string"), pa.string())
@@ -173,7 +175,7 @@ def counts_only_frame(
     return frame
 
 
-def _micros(times: Sequence) -> np.ndarray:
+def _micros(times: Column) -> np.ndarray:
     """UTC microseconds of tz-aware times: a column at once, a few instants one by one (cheaper than a Series)."""
     if isinstance(times, pd.Series):
         return pd.to_datetime(times, utc=True).astype("datetime64[us, UTC]").astype("int64").to_numpy()

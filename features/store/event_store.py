@@ -359,7 +359,9 @@ class EventStore:
         if query is not None and types is not None:
             with self.reader.connect() as conn:
                 codes = [c for c in (self._code_of(conn, "event_type", t) for t in types) if c is not None]
-            query = query.where(EVENTS.c.event_type.in_(codes)) if codes else None
+            if not codes:
+                return EVENT_SCHEMA.empty_table()
+            query = query.where(EVENTS.c.event_type.in_(codes))
         if query is None:
             return EVENT_SCHEMA.empty_table()
         if until is not None:
