@@ -20,6 +20,8 @@ from leadradar.features.validation import validate_events
 from leadradar.registry import load_alias
 from leadradar.serving.alerts.alert import Alert
 from leadradar.serving.alerts.digest import digest_message, read_facts
+from leadradar.serving.alerts.live import Alerter
+from leadradar.serving.alerts.outbox import Outbox, Target
 from leadradar.serving.engine import ContextCache, Engine, load_items
 from leadradar.serving.rescoring import Rescorer
 from leadradar.serving.store import ScoreStore
@@ -143,6 +145,37 @@ def test_consent_events_are_kept_in_the_store_but_a_training_log_read_from_it_co
     log = RadarLog.from_store(events, tenant=TENANT)
     events.close()
     assert sorted(log.events["event_id"].to_pylist()) == sorted(r["event_id"] for r in rows[:-1])
+    assert log.consent is not None and log.consent["event_type"].to_pylist() == ["privacy_consent"]
+
+
+def test_a_lead_that_withdraws_consent_before_its_session_settles_raises_no_alert(tmp_path, settings):
+    s = requiring(settings, True)
+    events = EventStore(f"sqlite:///{tmp_path / 'events.db'}", s)
+    scores = ScoreStore(f"sqlite:///{tmp_path / 'scores.db'}")
+    outbox = Outbox(f"sqlite:///{tmp_path / 'scores.db'}", s.alerts.rules)
+    t0 = pd.Timestamp("2025-03-03T03:40:00Z")  # near noon in the tenants' zone: outside the quiet hours
+
+    def land(lead: str, kinds: list[str], at: pd.Timestamp) -> None:
+        rows = [
+            event(f"{lead}-{at.value}-{k}", tenant_id=TENANT, lead_id=lead, sales_id="S1", event_type=kind, ts=at)
+            for k, kind in enumerate(kinds)
+        ]
+        events.append_events(validate_events(pd.DataFrame(rows), s, at), source="test", arrived=at)
+
+    for lead in ("L-yes", "L-gone"):
+        land(lead, ["privacy_consent"], t0 - pd.Timedelta(hours=1))
+        land(lead, ["card_view", "card_save"], t0)
+        live = {"tenant_id": TENANT, "lead_id": lead, "scored_at": t0, "model_name": "m", "model_version": "1"}
+        live |= {"sales_id": "S1", "stage": "engaged", "p_close": 0.4, "grade": "B", "detail": "{}"}
+        scores.write_live(pd.DataFrame([live | {"moved_by": None, "moved_at": None}]))
+    land("L-gone", ["privacy_withdrawn"], t0 + pd.Timedelta(minutes=2))
+    alerter = Alerter(s, events, scores, outbox, lambda t, sales: [Target("hook", "webhook", None, "en")])
+    alerter.after_rescoring([(TENANT, "L-yes"), (TENANT, "L-gone")], t0)
+    found = alerter.after_rescoring([], t0 + pd.Timedelta(minutes=8))
+    feed = [stored.alert.lead_id for stored in outbox.feed(TENANT)]
+    events.close()
+    scores.engine.dispose()
+    assert found == 1 and feed == ["L-yes"]
 
 
 def test_a_batch_row_equals_the_live_record_of_a_lead_without_consent_at_the_same_time(engines):
