@@ -101,7 +101,7 @@ class _Plan:
     settings: Settings
     registry: FeatureRegistry
     events: ir.Table
-    inputs: tuple
+    inputs: tuple[ir.Table, ir.Table, ir.Table, Settings]  # events, stages, cutoffs, settings: the query's inputs
     items: ir.Table | None
     leads: ir.Table | None
     cutoffs: list[pd.Timestamp]
