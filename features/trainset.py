@@ -108,6 +108,7 @@ class _Plan:
     data_until: pd.Timestamp
 
     def labels(self, spine: ir.Table, stages: ir.Table) -> ir.Table:
+        """The labels on a query's spine; those whose window is still open at `data_until` missing."""
         known_until_us = (self.data_until - EPOCH_TS) // pd.Timedelta(microseconds=1)
         return unfinished_as_missing(label_query(spine, stages, self.settings), self.settings, known_until_us)
 
@@ -117,6 +118,7 @@ class _Plan:
         return public(q.table.inner_join(self.labels(q.spine, q.stages), QKEY))
 
     def frame(self) -> pd.DataFrame:
+        """The training set in memory, sorted by lead and cutoff: what training and notebooks read."""
         if self.engine != "tiles":
             frame = to_pandas(self.table())
         else:
