@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 
 from leadradar.config import FeatureConfig
 from leadradar.errors import BadValueError
@@ -37,6 +39,8 @@ def spark_session(master: str = "local[2]", shuffle_partitions: int = 2, app_nam
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(shuffle_partitions),
         "spark.sql.execution.arrow.pyspark.enabled": "true",
+        # Spark's default INT96 reads back zoneless; microseconds marked UTC read back as the UTC instants they are.
+        "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
     }
     if master.startswith("sc://"):
         # Connect's own builder: the generic one marks the whole process as Connect-only.
@@ -81,16 +85,68 @@ def connect(engine: str = "duckdb", fc: FeatureConfig | None = None) -> ibis.Bas
     raise BadValueError(f"unknown feature engine {engine!r}; use 'duckdb', 'tiles' or 'spark'")
 
 
-def write_parquet(con: ibis.BaseBackend, expr: ir.Table, path: str | Path, partition_by: tuple[str, ...] = ()) -> None:
+@contextmanager
+def connected(engine: str = "duckdb", fc: FeatureConfig | None = None) -> Iterator[ibis.BaseBackend]:
+    """A connection for one build, closed after it with the Spark session it opened: a Spark Connect session
+    otherwise holds its server-side state until the server's idle timeout, a cluster session its executors."""
+    fc = fc or FeatureConfig()
+    before = None
+    if engine == "spark" and not fc.spark_master.startswith("sc://"):
+        from pyspark.sql import SparkSession
+
+        before = SparkSession.getActiveSession()
+    con = connect(engine, fc)
+    try:
+        yield con
+    finally:
+        if con.name != "pyspark" or con._session is not before:  # a session the caller had open stays open
+            con.disconnect()
+
+
+def write_parquet(
+    con: ibis.BaseBackend,
+    expr: ir.Table,
+    path: str | Path,
+    partition_by: tuple[str, ...] = (),
+    folders: tuple[str, ...] = (),
+    sort_by: tuple[str, ...] = (),
+) -> None:
     """Write a table to Parquet where the engine runs it: on Spark the executors write a folder of parts,
-    hash-partitioned by `partition_by` (tenant and lead), so no row passes through the driver."""
+    hash-partitioned by `partition_by` (tenant and lead), in one subfolder per value of `folders` (`tenant_id=…`),
+    each part sorted by `sort_by`, so no row passes through the driver."""
     if con.name != "pyspark":
         con.to_parquet(expr, str(path))
         return
     frame = con._session.sql(con.compile(expr))
     if partition_by:
         frame = frame.repartition(*partition_by)
-    frame.write.mode("overwrite").parquet(str(path))
+    if sort_by:
+        frame = frame.sortWithinPartitions(*sort_by)
+    frame.write.mode("overwrite").partitionBy(*folders).parquet(str(path))
+
+
+def read_parquet(path: str | Path) -> pd.DataFrame:
+    """One Parquet file, or a folder of parts as Spark writes it: its `key=value` subfolders come back as text
+    columns in front (where the training set has `tenant_id`), never guessed as numbers."""
+    path = Path(path)
+    if not path.is_dir():
+        return pd.read_parquet(path)
+    keys = folder_keys(path)
+    parts = ds.partitioning(pa.schema([(k, pa.string()) for k in keys]), flavor="hive") if keys else None
+    table = ds.dataset(path, format="parquet", partitioning=parts).to_table()
+    return table.select([*keys, *(c for c in table.column_names if c not in keys)]).to_pandas()
+
+
+def folder_keys(path: Path) -> list[str]:
+    """The column names of a partitioned folder's `key=value` levels, outermost first."""
+    keys: list[str] = []
+    level = path
+    while True:
+        sub = next((d for d in sorted(level.iterdir()) if d.is_dir() and "=" in d.name), None)
+        if sub is None:
+            return keys
+        keys.append(sub.name.split("=", 1)[0])
+        level = sub
 
 
 def conform(table: pa.Table, kind: str, schema: pa.Schema | None = None) -> pa.Table:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ibis
 import ibis.expr.types as ir
 
 from leadradar.config import Settings
@@ -36,3 +37,14 @@ def label_query(spine: ir.Table, stages: ir.Table, settings: Settings) -> ir.Tab
     advance_limit = out.cutoff_us + targets.main_days * DAY_US
     cols[targets.advance_label] = (out.advance_us.notnull() & (out.advance_us <= advance_limit)).cast("int8")
     return out.select(*KEY, **cols)
+
+
+def unfinished_as_missing(labels: ir.Table, settings: Settings, known_until_us: int) -> ir.Table:
+    """Labels as floats, each close label whose window is not over by `known_until_us` missing: a lead that has
+    not won yet within a window still open is unknown, not a negative."""
+    targets = Targets.from_settings(settings)
+    cols = {c: labels[c].cast("float64") for c in targets.label_columns}
+    for h in targets.horizons_days:
+        late = labels.cutoff_us + h * DAY_US > known_until_us
+        cols[close_label(h)] = ibis.ifelse(late, ibis.null("float64"), cols[close_label(h)])
+    return labels.mutate(**cols)

@@ -10,17 +10,32 @@ from typing import Any
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
+import pyarrow as pa
 
 from leadradar.config import Settings
-from leadradar.errors import TooLittleDataError
-from leadradar.features.build import KEY, META, QKEY, feature_query, finish, lead_schema, unbound_inputs
+from leadradar.errors import BadValueError, TooLittleDataError
+from leadradar.features.build import KEY, META, QKEY, feature_query, lead_schema, unbound_inputs
 from leadradar.features.consent import counts_only_frame, set_apart
 from leadradar.features.cutoffs import cadence_cutoffs
-from leadradar.features.engines import connect, feature_input, load, load_cutoffs, materializer, to_pandas
-from leadradar.features.labels import label_query
+from leadradar.features.engines import (
+    EPOCH,
+    connected,
+    feature_input,
+    load,
+    load_cutoffs,
+    materializer,
+    to_pandas,
+    write_parquet,
+)
+from leadradar.features.labels import label_query, unfinished_as_missing
 from leadradar.features.radar_log import RadarLog, Source
 from leadradar.features.registry import FeatureRegistry, build_registry, definition_hash
-from leadradar.targets import Targets, close_label
+from leadradar.targets import Targets
+
+EPOCH_TS = pd.Timestamp("1970-01-01", tz="UTC")
+# On Spark the executors write the set hash-partitioned by tenant and lead, one subfolder per tenant.
+SPARK_PARTITIONS = ("tenant_id", "lead_id")
+SPARK_FOLDERS = ("tenant_id",)
 
 
 @dataclass
@@ -79,23 +94,73 @@ def _named(source: Source, kind: str) -> str:
     return str(source) if isinstance(source, (str, Path)) else f"the {kind} table"
 
 
-def build_training_set(
+@dataclass
+class _Plan:
+    """A training set bound to its inputs on a connection, not yet run."""
+
+    con: ibis.BaseBackend
+    engine: str
+    settings: Settings
+    registry: FeatureRegistry
+    events: ir.Table
+    inputs: tuple[ir.Table, ir.Table, ir.Table, Settings]  # events, stages, cutoffs, settings: the query's inputs
+    items: ir.Table | None
+    leads: ir.Table | None
+    cutoffs: list[pd.Timestamp]
+    data_until: pd.Timestamp
+    consent: pa.Table  # the consent events set apart (privacy.consent_required), empty when not required
+
+    def labels(self, spine: ir.Table, stages: ir.Table) -> ir.Table:
+        """The labels on a query's spine; those whose window is still open at `data_until` missing."""
+        known_until_us = (self.data_until - EPOCH_TS) // pd.Timedelta(microseconds=1)
+        return unfinished_as_missing(label_query(spine, stages, self.settings), self.settings, known_until_us)
+
+    def table(self) -> ir.Table:
+        """Features and labels in one plan, in the public layout: the engine joins them, not pandas."""
+        q = feature_query(*self.inputs, self.registry, self.items, stage=materializer(self.con), leads=self.leads)
+        return public(q.table.inner_join(self.labels(q.spine, q.stages), QKEY))
+
+    def frame(self) -> pd.DataFrame:
+        """The training set in memory, sorted by lead and cutoff: what training and notebooks read."""
+        if self.engine != "tiles":
+            frame = to_pandas(self.table())
+        else:
+            frame = _tiled_with_labels(self)
+        frame = frame.sort_values(KEY, kind="stable").reset_index(drop=True)
+        return counts_only_frame(frame, self.consent, self.settings, self.registry)
+
+    def summary(self, frame: pd.DataFrame) -> TrainingSet:
+        return TrainingSet(
+            frame=frame,
+            features=self.registry.names,
+            labels=Targets.from_settings(self.settings).label_columns,
+            first_cutoff=self.cutoffs[0],
+            last_cutoff=self.cutoffs[-1],
+            data_until=pd.Timestamp(self.data_until),
+            definition_hash=registry_hash(self.settings, self.registry),
+            categorical=self.registry.categorical(),
+            unknown_event_types=unknown_event_types(self.events, self.settings),
+        )
+
+
+def public(table: ir.Table) -> ir.Table:
+    """The query's `cutoff_us` as the UTC timestamp `cutoff`, third, where `finish` puts it in a frame."""
+    rest = [c for c in table.columns if c != "cutoff_us"]
+    cutoff = (EPOCH + table.cutoff_us.as_interval("us")).name("cutoff")
+    return table.select(*rest[:2], cutoff, *rest[2:])
+
+
+def _plan(
+    con: ibis.BaseBackend,
+    engine: str,
     log: RadarLog,
     settings: Settings,
-    until: pd.Timestamp | None = None,
-    engine: str | None = None,
-    registry: FeatureRegistry | None = None,
-    min_history_days: int = 7,
-    cutoff_range: tuple[pd.Timestamp, pd.Timestamp] | None = None,
-) -> TrainingSet:
-    """Features and labels for every cadence cutoff whose main label window ends by `until`.
-
-    Everything after `until` is dropped before any feature is computed. Labels of longer horizons
-    whose window is not complete by `until` are left missing, not guessed as negatives.
-    """
-    registry = registry or build_registry(settings)
-    fc = settings.features
-    con = connect(engine or fc.engine, fc)
+    until: pd.Timestamp | None,
+    registry: FeatureRegistry,
+    min_history_days: int,
+    cutoff_range: tuple[pd.Timestamp, pd.Timestamp] | None,
+) -> _Plan:
+    """The inputs loaded, the data window found and the cadence cutoffs chosen; refuses too short a history."""
     ev, consent = set_apart(_until(load(con, log.events, "events"), until), settings, log.consent)
     st = _until(load(con, log.stages, "stages"), until)
     it = load(con, log.items, "items") if log.items is not None else None
@@ -121,43 +186,91 @@ def build_training_set(
         )
     inputs = (feature_input(ev, "events"), feature_input(st, "stages"), load_cutoffs(con, cutoffs), settings)
     items = feature_input(it, "items") if it is not None else None
-    if (engine or fc.engine) == "tiles":
-        frame = _tiled_with_labels(inputs, registry, con, items, ld)
-    else:
-        q = feature_query(*inputs, registry, items, stage=materializer(con), leads=ld)
-        labels = label_query(q.spine, q.stages, settings)
-        frame = finish(to_pandas(q.table.inner_join(labels, QKEY)))
-    frame = counts_only_frame(frame.sort_values(KEY, kind="stable").reset_index(drop=True), consent, settings, registry)
-    targets = Targets.from_settings(settings)
-    for col in targets.label_columns:
-        frame[col] = frame[col].astype("float64")
-    for h in targets.horizons_days:
-        late = frame["cutoff"] + timedelta(days=h) > data_until
-        frame.loc[late, close_label(h)] = float("nan")
-    return TrainingSet(
-        frame=frame,
-        features=registry.names,
-        labels=targets.label_columns,
-        first_cutoff=cutoffs[0],
-        last_cutoff=cutoffs[-1],
-        data_until=pd.Timestamp(data_until),
-        definition_hash=registry_hash(settings, registry),
-        categorical=registry.categorical(),
-        unknown_event_types=unknown_event_types(ev, settings),
-    )
+    return _Plan(con, engine, settings, registry, ev, inputs, items, ld, cutoffs, pd.Timestamp(data_until), consent)
 
 
-def _tiled_with_labels(inputs: tuple, registry: FeatureRegistry, con: Any, items: Any, leads: Any) -> pd.DataFrame:
+def build_training_set(
+    log: RadarLog,
+    settings: Settings,
+    until: pd.Timestamp | None = None,
+    engine: str | None = None,
+    registry: FeatureRegistry | None = None,
+    min_history_days: int = 7,
+    cutoff_range: tuple[pd.Timestamp, pd.Timestamp] | None = None,
+) -> TrainingSet:
+    """Features and labels for every cadence cutoff whose main label window ends by `until`.
+
+    Everything after `until` is dropped before any feature is computed. Labels of longer horizons
+    whose window is not complete by `until` are left missing, not guessed as negatives.
+    """
+    engine = engine or settings.features.engine
+    with connected(engine, settings.features) as con:
+        registry = registry or build_registry(settings)
+        plan = _plan(con, engine, log, settings, until, registry, min_history_days, cutoff_range)
+        return plan.summary(plan.frame())
+
+
+@dataclass
+class WrittenTrainingSet:
+    """What `write_training_set` wrote: where, how many rows, and the window and definition of the set."""
+
+    path: Path
+    rows: int
+    parts: bool  # a folder of parts written by Spark's executors, not one file
+    features: list[str]
+    first_cutoff: pd.Timestamp
+    last_cutoff: pd.Timestamp
+    definition_hash: str
+    unknown_event_types: dict[str, int]
+
+
+def write_training_set(
+    log: RadarLog, settings: Settings, out: Path, until: pd.Timestamp | None = None, engine: str | None = None
+) -> WrittenTrainingSet:
+    """The training set written to Parquet: on Spark by the executors, a folder of parts in one `tenant_id=…`
+    subfolder per tenant, hash-partitioned by tenant and lead (the driver never holds the table); else one file."""
+    engine = engine or settings.features.engine
+    if engine != "spark" and out.is_dir():
+        raise BadValueError(f"--out {out} is a folder (an earlier Spark build?); remove it or name a file")
+    with connected(engine, settings.features) as con:
+        plan = _plan(con, engine, log, settings, until, build_registry(settings), 7, None)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if con.name != "pyspark":
+            frame = plan.frame()
+            frame.to_parquet(out, index=False)
+            rows = len(frame)
+        else:
+            if settings.privacy.consent_required:
+                raise BadValueError(
+                    "privacy.consent_required: the Spark executors' writer does not blank the rows of leads without"
+                    " consent yet; build this training set with --engine duckdb or --engine tiles"
+                )
+            write_parquet(con, plan.table(), out, SPARK_PARTITIONS, SPARK_FOLDERS, sort_by=tuple(KEY))
+            rows = con._session.read.parquet(str(out)).count()
+        return WrittenTrainingSet(
+            path=out,
+            rows=rows,
+            parts=con.name == "pyspark",
+            features=plan.registry.names,
+            first_cutoff=plan.cutoffs[0],
+            last_cutoff=plan.cutoffs[-1],
+            definition_hash=registry_hash(settings, plan.registry),
+            unknown_event_types=unknown_event_types(plan.events, settings),
+        )
+
+
+def _tiled_with_labels(plan: _Plan) -> pd.DataFrame:
     """The tiles engine's feature table, and the labels on the spine of a reference query with no features."""
     from leadradar.features.tiles.build import reference_events, reference_stage, tiled_frame
 
-    events, stages, cutoffs, settings = inputs
+    events, stages, cutoffs, settings = plan.inputs
+    con, registry, items, leads = plan.con, plan.registry, plan.items, plan.leads
     features = tiled_frame(feature_query, events, stages, cutoffs, settings, registry, con, items, leads)
     q = feature_query(
         reference_events(events), stages, cutoffs, settings, registry.select([]), items, reference_stage(con), leads
     )
-    labels = finish(to_pandas(label_query(q.spine, q.stages, settings)))
+    labels = to_pandas(public(plan.labels(q.spine, q.stages)))
     return features.merge(labels, on=KEY, how="inner", validate="one_to_one")
 
 
-__all__ = ["META", "TrainingSet", "build_training_set", "registry_hash"]
+__all__ = ["META", "TrainingSet", "WrittenTrainingSet", "build_training_set", "registry_hash", "write_training_set"]

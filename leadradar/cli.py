@@ -382,7 +382,12 @@ def ingest_into_store(
 def features_build(
     events: Path | None = typer.Option(None, help="events Parquet (default: the event store)"),
     stages: Path | None = typer.Option(None, help="CRM stage history Parquet (default: the event store)"),
-    out_file: Path = typer.Option(..., "--out", help="training-set Parquet: features and labels per (lead, cutoff)"),
+    out_file: Path = typer.Option(
+        ...,
+        "--out",
+        help="training-set Parquet: features and labels per (lead, cutoff); one file, or on spark a folder of"
+        " parts written by the executors, one tenant_id=… subfolder per tenant (pandas and train --table read both)",
+    ),
     cadence: str = typer.Option("weekly", help="daily or weekly cutoffs"),
     engine: str = typer.Option("duckdb", help="duckdb (embedded), tiles (day tiles, see README) or spark"),
     items: Path | None = typer.Option(None, help="item catalogue Parquet (default: items.parquet beside events)"),
@@ -394,22 +399,21 @@ def features_build(
     as_seen: bool = typer.Option(True, "--as-seen/--event-time", help=AS_SEEN_HELP),
 ) -> None:
     """Point-in-time features and forward-looking labels for every open lead at every cutoff."""
-    from leadradar.features.trainset import build_training_set
+    from leadradar.features.trainset import write_training_set
 
     settings = settings_for(horizon=horizon, cadence=cadence, engine=engine)
     cutoff = parse_time(until, "--until")
     log = radar_log(events, stages, items, leads, settings=settings, as_seen=as_seen, until=cutoff)
     with console.status(f"building features on {engine}"):
-        ts = build_training_set(log, settings, until=cutoff)
+        ts = write_training_set(log, settings, out_file, until=cutoff)
     if ts.unknown_event_types:
         console.print(
             f"[yellow]events of types not in the configuration (counted, not used):[/yellow] {ts.unknown_event_types}"
         )
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    ts.frame.to_parquet(out_file, index=False)
     console.print(
-        f"{len(ts.frame):,} rows × {len(ts.features)} features, cutoffs {ts.first_cutoff:%Y-%m-%d} … "
+        f"{ts.rows:,} rows × {len(ts.features)} features, cutoffs {ts.first_cutoff:%Y-%m-%d} … "
         f"{ts.last_cutoff:%Y-%m-%d}, definition hash {ts.definition_hash} → {out_file}"
+        + (" (a folder: a subfolder of parts per tenant)" if ts.parts else "")
     )
 
 

@@ -16,6 +16,7 @@ from sklearn.model_selection import train_test_split
 
 from leadradar.config import Settings
 from leadradar.errors import UserError
+from leadradar.features.engines import read_parquet
 from leadradar.models.funnel import FunnelModel
 from leadradar.registry import CHALLENGER
 from leadradar.targets import TargetSpec
@@ -45,12 +46,13 @@ class TableColumns:
 
 
 def read_table(path: Path) -> pd.DataFrame:
+    """A CSV or Parquet file, or the folder of Parquet parts `features build --engine spark` writes."""
     suffix = path.suffix.lower()
-    if not path.is_file():
+    if not path.exists():
         raise TableError(f"{path}: no such file")
     try:
-        if suffix == ".parquet":
-            return pd.read_parquet(path)
+        if suffix == ".parquet" or path.is_dir():
+            return read_parquet(path)
         if suffix == ".csv":
             return pd.read_csv(path)
     except Exception as exc:

@@ -1,7 +1,11 @@
 """One definition, three executions: DuckDB, Spark (local, a standalone cluster, Spark Connect) and online (SQLite)
-agree on simulated data."""
+agree on simulated data; on the cluster, the training set (features and labels) as the executors write it."""
 
 from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
 
 import pandas as pd
 import pyarrow.compute as pc
@@ -9,12 +13,16 @@ import pyarrow.parquet as pq
 import pytest
 
 from leadradar.config import Settings
-from leadradar.features.build import compute_features, feature_table, finish
-from leadradar.features.engines import write_parquet
+from leadradar.features.build import compute_features
+from leadradar.features.engines import read_parquet
 from leadradar.features.online import OnlineFeatures
+from leadradar.features.radar_log import RadarLog
 from leadradar.features.registry import build_registry
 from leadradar.features.simulator import SimulationConfig, simulate
-from tests.support.parity import assert_same_features
+from leadradar.features.trainset import build_training_set, write_training_set
+from leadradar.training.table import read_table
+from tests.cli.test_cli_errors import cli
+from tests.support.parity import KEY, assert_same_features
 
 # Whole builds on three engines (Spark among them): in `make test`, left out of `make test-fast`.
 pytestmark = pytest.mark.slow
@@ -23,6 +31,8 @@ SETTINGS = Settings()
 REGISTRY = build_registry(SETTINGS)
 # Odd times of day on purpose: the day grid must follow the cutoffs, not midnight.
 CUTOFFS = [pd.Timestamp("2026-03-09 07:15:30", tz="UTC"), pd.Timestamp("2026-04-20 07:15:30", tz="UTC")]
+# The cluster builds' training sets stop here: four weekly cutoffs keep Spark's work small.
+UNTIL = pd.Timestamp("2026-03-10", tz="UTC")
 
 
 @pytest.fixture(scope="module")
@@ -89,26 +99,69 @@ def test_spark_and_duckdb_agree_on_every_row(sim, duck):
     assert_same_features(duck, spark, REGISTRY)
 
 
+@pytest.fixture(scope="module")
+def duck_set(sim) -> pd.DataFrame:
+    """The DuckDB training set up to UNTIL: four weekly cutoffs, 90-day labels still open (missing)."""
+    log = RadarLog.from_paths(sim["events"], sim["stages"], beside=("items", "leads"))
+    frame = build_training_set(log, SETTINGS, until=UNTIL, engine="duckdb").frame
+    assert frame["cutoff"].nunique() >= 3 and frame["y_close_30d"].sum() > 0 and frame["y_close_90d"].isna().all()
+    return frame
+
+
+def assert_same_training_set(duck: pd.DataFrame, other: pd.DataFrame) -> None:
+    """Same columns in the same order, the features equal as the engines compute them, the labels exactly."""
+    assert list(other.columns) == list(duck.columns)
+    assert_same_features(duck, other, REGISTRY)
+    labels = [c for c in duck.columns if c.startswith("y_")]
+    ordered = [f.sort_values(KEY).reset_index(drop=True)[labels] for f in (duck, other)]
+    pd.testing.assert_frame_equal(*ordered)
+
+
+def tenant_parts(out: Path) -> set[str]:
+    """The `tenant_id=…` folders that hold Parquet parts the executors wrote."""
+    return {p.parent.name for p in out.glob("tenant_id=*/part-*.parquet")}
+
+
 @pytest.mark.spark
-def test_a_standalone_cluster_writes_the_duckdb_table_to_parquet_from_its_executors(sim, duck, spark_cluster, tmp_path):
+def test_a_standalone_cluster_writes_the_duckdb_training_set_from_its_executors_and_stops_its_session(
+    sim, duck_set, spark_cluster, tmp_path
+):
+    from pyspark.sql import SparkSession
+
     on_cluster = Settings(features={"engine": "spark", "spark_master": spark_cluster.master})
-    con, table = feature_table(
-        sim["events"], sim["stages"], CUTOFFS, on_cluster, REGISTRY, sim["items"], leads=sim["leads"]
-    )
-    try:
-        assert con._session.sparkContext.master == spark_cluster.master
-        write_parquet(con, table, tmp_path / "features", partition_by=("tenant_id", "lead_id"))
-    finally:
-        con._session.stop()  # the next Spark test starts its own session, local or on another master
-    assert list((tmp_path / "features").glob("part-*.parquet")), "the executors wrote no Parquet parts"
-    assert_same_features(duck, finish(pq.read_table(tmp_path / "features").to_pandas()), REGISTRY)
+    log = RadarLog.from_paths(sim["events"], sim["stages"], beside=("items", "leads"))
+    written = write_training_set(log, on_cluster, tmp_path / "set.parquet", until=UNTIL)
+    assert SparkSession.getActiveSession() is None, "the build left its cluster session running"
+    assert re.search(r"Registering app leadradar$", spark_cluster.tail("master", 400), re.M), "it did not run there"
+    assert written.parts and written.rows == len(duck_set)
+    assert tenant_parts(tmp_path / "set.parquet") == {f"tenant_id={t}" for t in duck_set["tenant_id"].unique()}
+    assert_same_training_set(duck_set, read_parquet(tmp_path / "set.parquet"))
 
 
 @pytest.mark.spark
-def test_spark_connect_on_the_cluster_gives_the_duckdb_table(sim, duck, spark_cluster):
-    remote = Settings(features={"engine": "spark", "spark_master": spark_cluster.remote})
-    spark = compute_features(sim["events"], sim["stages"], CUTOFFS, remote, REGISTRY, sim["items"], leads=sim["leads"])
-    assert_same_features(duck, spark, REGISTRY)
+def test_features_build_on_spark_connect_writes_the_duckdb_training_set_and_releases_its_session(
+    sim, duck_set, spark_cluster, tmp_path
+):
+    """Through the CLI, configured by the environment: the Connect server's executors write the parts, and the
+    session the build opened is closed on the server (its id, reused, is refused as closed, not reattached)."""
+    from pyspark.errors import PySparkException
+    from pyspark.sql.connect.session import SparkSession as ConnectSession
+
+    remote = f"{spark_cluster.remote}/;session_id={uuid.uuid4()}"
+    out = tmp_path / "set.parquet"
+    args = ["features", "build", "--engine", "spark", "--events", sim["events"], "--stages", sim["stages"]]
+    env = {"LEADRADAR_FEATURES__SPARK_MASTER": remote}
+    built = cli(*args, "--out", out, "--until", UNTIL.isoformat(), home=tmp_path / "home", env=env)
+    assert built.returncode == 0, built.stderr
+    assert f"{len(duck_set):,} rows" in built.stderr + built.stdout
+    assert tenant_parts(out) == {f"tenant_id={t}" for t in duck_set["tenant_id"].unique()}
+    assert_same_training_set(duck_set, read_table(out))  # what `train --table` reads
+    again = ConnectSession.builder.remote(remote).create()
+    try:
+        with pytest.raises(PySparkException, match="SESSION_CLOSED"):
+            again.range(1).collect()
+    finally:
+        again.stop()
 
 
 def test_tiles_engine_and_duckdb_agree_on_every_row(sim, duck):
