@@ -345,11 +345,15 @@ class EventStore:
         leads: Sequence[str] | None = None,
         until: pd.Timestamp | None = None,
         as_seen: bool = False,
+        after_seq: int | None = None,
+        upto_seq: int | None = None,
+        event_ids: Sequence[str] | None = None,
     ) -> pa.Table:
         """The stored events as a contract table (`EVENT_SCHEMA`), optionally one tenant's and some leads'.
 
         `as_seen` places each event at the later of its time and its arrival, as the service saw the log;
-        `until` keeps events that count by then.
+        `until` keeps events that count by then; `after_seq`/`upto_seq` those stored in that stretch of the log
+        (what a reader that kept a lead's history has not seen); `event_ids` those with these ids.
         """
         names = ("tenant", "event_id", "lead", "sales", "us", "event_type", "dwell_s", "item", "referrer")
         cols = [EVENTS.c[c] for c in (*names, "channel", "arrived_s")]
@@ -357,6 +361,12 @@ class EventStore:
         query = self._scoped(query, EVENTS, tenant, leads)
         if query is None:
             return EVENT_SCHEMA.empty_table()
+        if after_seq is not None:
+            query = query.where(EVENTS.c.seq > after_seq)
+        if upto_seq is not None:
+            query = query.where(EVENTS.c.seq <= upto_seq)
+        if event_ids is not None:
+            query = query.where(EVENTS.c.event_id.in_(list(event_ids)))
         if until is not None:
             until_us = _micros(until)
             query = query.where(EVENTS.c.us <= until_us)
@@ -487,6 +497,16 @@ class EventStore:
         for k, (tenant, lead) in enumerate(zip(tenants, leads)):
             newest[tenant, lead] = Moved(tenant, lead, data[3][k], pd.Timestamp(data[4][k], unit="us", tz="UTC"))
         return int(max(data[0])), list(newest.values())
+
+    def lead_mark(self, tenant: str, lead: str) -> tuple[int, int]:
+        """How many events one lead has stored and the newest log position among them ((0, 0) for none): a reader
+        that kept the lead's history reads only what came after, and tells a deletion by the count."""
+        query = sa.select(sa.func.count(), sa.func.coalesce(sa.func.max(EVENTS.c.seq), 0))
+        query = self._scoped(query, EVENTS, tenant, [lead])
+        if query is None:
+            return 0, 0
+        data = self._fetch(query, 2)
+        return int(data[0][0]), int(data[1][0])
 
     def last_seq(self) -> int:
         with self.reader.connect() as conn:
