@@ -89,6 +89,83 @@ def history_read_p99_ms(store: Any, settings: Any, tenant: str) -> float:
     return float(np.percentile(times, 99))
 
 
+def long_history(n: int, tenant: str, lead: str, days: int = 180, seed: int = 5) -> pd.DataFrame:
+    """One lead's `n` events over its last `days` days: the card's types, an item on content views, dwell on views."""
+    rng = np.random.default_rng(seed)
+    now = pd.Timestamp.now(tz="UTC")
+    types = np.array(["card_view", "product_view", "article_view", "video_view", "card_share", "chat_message"])
+    kind = rng.choice(types, n, p=[0.4, 0.25, 0.15, 0.05, 0.1, 0.05])
+    content = np.isin(kind, ["product_view", "article_view", "video_view"])
+    viewed = content | (kind == "card_view")
+    return pd.DataFrame(
+        {
+            "event_id": [f"{lead}-{i}" for i in range(n)],
+            "tenant_id": tenant,
+            "lead_id": lead,
+            "sales_id": f"{tenant}-S001",
+            "ts": now - pd.to_timedelta(rng.integers(0, days * 86_400_000, n), unit="ms"),
+            "event_type": kind,
+            "dwell_s": np.where(viewed, rng.exponential(30, n).round(1), np.nan),
+            "item_id": np.where(content, [f"{tenant}-p{j % 40:02d}" for j in rng.integers(0, 40, n)], None),
+        }
+    )
+
+
+def online_p99_ms(settings: Any, n: int = 5_000, repeats: int = 200) -> dict[str, float]:
+    """Features of one lead with `n` stored events, in process, as scoring by id computes them: from its kept
+    history merged by the tiles' code (`online_p99_ms`), and by today's query over its events read from the store
+    (`online_query_p99_ms`), interleaved in the same run; the two rows are checked equal first."""
+    from leadradar.features.build import finish
+    from leadradar.features.online import OnlineFeatures
+    from leadradar.features.registry import build_registry
+    from leadradar.features.store import EventStore
+    from leadradar.features.tiles.online import OnlineTiles
+    from leadradar.features.validation import validate_events
+
+    tenant, lead = "bench", "bench-LONG"
+    store = EventStore(f"sqlite:///{settings.home}/online.db", settings)
+    store.append_events(validate_events(long_history(n, tenant, lead), settings), source="bench", arrived=None)
+    registry = build_registry(settings)
+    query, tiles = OnlineFeatures(settings, registry), OnlineTiles(settings, registry)
+    empty = store.events(tenant, leads=["nobody"])
+
+    def by_query(as_of: pd.Timestamp) -> tuple[list[str], list[tuple]]:
+        events = store.events(tenant, leads=[lead], until=as_of)
+        return query.compute_rows(events, store.stages(tenant, leads=[lead], until=as_of), [as_of])
+
+    def by_tiles(as_of: pd.Timestamp) -> tuple[list[str], list[tuple]]:
+        stages = store.stages(tenant, leads=[lead], until=as_of)
+        return tiles.compute_rows(store, tenant, [lead], as_of, empty, stages)
+
+    as_of = pd.Timestamp.now(tz="UTC")
+    cold = time.perf_counter()
+    frames = [finish(pd.DataFrame.from_records(r, columns=c)) for c, r in (by_tiles(as_of), by_query(as_of))]
+    cold_ms = (time.perf_counter() - cold) * 1000
+    a, b = (f[registry.names].to_numpy(float) for f in frames)
+    assert np.allclose(a, b, rtol=1e-9, equal_nan=True), "tiles and query disagree"
+    times: dict[str, list[float]] = {"tiles": [], "query": []}
+    for i in range(repeats):
+        as_of = pd.Timestamp.now(tz="UTC")
+        for name, run in (("tiles", by_tiles), ("query", by_query)) if i % 2 else (("query", by_query), ("tiles", by_tiles)):
+            if name == "query" and i % 4:
+                continue  # the slow one, a quarter as often
+            t0 = time.perf_counter()
+            run(as_of)
+            times[name].append((time.perf_counter() - t0) * 1000)
+    store.close()
+    p99 = {k: float(np.percentile(v, 99)) for k, v in times.items()}
+    return {
+        "online_p99_ms": p99["tiles"],
+        "online_p50_ms": float(np.percentile(times["tiles"], 50)),
+        "online_query_p99_ms": p99["query"],
+        "online_query_p50_ms": float(np.percentile(times["query"], 50)),
+        "online_speedup": p99["query"] / p99["tiles"],
+        "online_first_ms": cold_ms,
+        "online_events": n,
+        "load_average_1m": os.getloadavg()[0],
+    }
+
+
 def store_figures(url: str, events_file: Path, settings: Any) -> dict[str, float]:
     """`leadradar ingest FILE` of the simulated log into an empty store, then its size and a history read."""
     from leadradar.features.store import EventStore

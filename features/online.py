@@ -44,11 +44,14 @@ def with_us(table: pa.Table) -> pa.Table:
 class OnlineFeatures:
     """Compile once per process; `compute` is then cheap enough for a scoring request."""
 
-    def __init__(self, settings: Settings, registry: FeatureRegistry):
+    def __init__(self, settings: Settings, registry: FeatureRegistry, skip: tuple[str, ...] = ()):
+        """`skip` names intermediate tables not to fill (the registry reads none of their columns)."""
         t = unbound_inputs(settings)
         self.stages: list[tuple[str, str]] = []
 
         def stage(name: str, table: ibis.Table) -> ibis.Table:
+            if name in skip:
+                return table
             self.stages.append((name, str(ibis.to_sql(table, dialect="sqlite"))))
             return ibis.table(table.schema(), name=name)
 

@@ -28,7 +28,7 @@ from leadradar.features.grid import DAY_US
 from leadradar.features.online import OnlineFeatures
 from leadradar.features.registry import FeatureRegistry
 from leadradar.features.store import EventStore
-from leadradar.features.tiles.build import tile_values
+from leadradar.features.tiles.build import SKIPPED_STAGES, tile_values
 from leadradar.features.tiles.dense import DayTiles, dense_tiles
 from leadradar.features.tiles.history import (
     HistoryCache,
@@ -133,7 +133,7 @@ class OnlineTiles:
         self.tiled = [f for f in registry if f.tile is not None]
         self.daily = DayRowFeatures(settings, [f for f in registry if f.tile is None and f.source == "activity"])
         rest = [f.name for f in registry if f.tile is None and f.source != "activity"]
-        self.rest = OnlineFeatures(settings, registry.select(rest))
+        self.rest = OnlineFeatures(settings, registry.select(rest), skip=SKIPPED_STAGES)
         self.cache = HistoryCache(settings, cache_leads or settings.features.online_tiles_cache_leads)
 
     def compute_rows(
