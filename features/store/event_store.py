@@ -65,6 +65,10 @@ _COLUMNS = (
     "channel",
     "arrived_s",
 )
+# One lead's event count and newest log position, by the (tenant, lead, us) index; built once, compiled once.
+_LEAD_MARK = sa.select(sa.func.count(), sa.func.coalesce(sa.func.max(EVENTS.c.seq), 0)).where(
+    EVENTS.c.tenant == sa.bindparam("tenant"), EVENTS.c.lead == sa.bindparam("lead")
+)
 _CONTENT_AT = tuple(_COLUMNS.index(c) for c in _CONTENT)
 # Statements built from the fixed column names above only; every value is a bound parameter.
 _SQLITE_INSERT = f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"  # nosec B608
@@ -501,12 +505,12 @@ class EventStore:
     def lead_mark(self, tenant: str, lead: str) -> tuple[int, int]:
         """How many events one lead has stored and the newest log position among them ((0, 0) for none): a reader
         that kept the lead's history reads only what came after, and tells a deletion by the count."""
-        query = sa.select(sa.func.count(), sa.func.coalesce(sa.func.max(EVENTS.c.seq), 0))
-        query = self._scoped(query, EVENTS, tenant, [lead])
-        if query is None:
-            return 0, 0
-        data = self._fetch(query, 2)
-        return int(data[0][0]), int(data[1][0])
+        with self.reader.connect() as conn:
+            codes = self._code_of(conn, "tenant", tenant), self._code_of(conn, "lead", lead)
+            if None in codes:
+                return 0, 0
+            count, top = conn.execute(_LEAD_MARK, {"tenant": codes[0], "lead": codes[1]}).one()
+        return int(count), int(top)
 
     def last_seq(self) -> int:
         with self.reader.connect() as conn:

@@ -125,6 +125,86 @@ def _one_event() -> dict[str, np.ndarray]:
     }
 
 
+GIVEN = ("lr_grid_items", "lr_grid_referrals")
+
+
+def age_edges(registry: FeatureRegistry, settings: Settings) -> np.ndarray:
+    """The ages (days before the cutoff) the non-tile features' windows start at: ages between two read alike."""
+    edges = {0, *settings.features.windows_days, *(f.window_days for f in registry if f.window_days)}
+    return np.array(sorted(edges), np.int64)
+
+
+def edge_buckets(events: pa.Table, cutoff_us: int, edges: np.ndarray) -> tuple[pa.Table, pa.Array]:
+    """The events at or before the cutoff, each with the day of the window edge at or before its own day.
+
+    Windows of the item and referral features start at these edges, so events a window cannot tell apart share
+    a day and their partials one row: the rows the query reads are per item and edge, not per item and day.
+    """
+    us = pc.cast(events["ts"], pa.int64()).to_numpy()
+    keep = us <= cutoff_us
+    tod, day = cutoff_us % DAY_US, cutoff_us // DAY_US
+    age = day + ((tod - us[keep]) // DAY_US)  # day - ceil((us - tod) / day), as `day_bucket`
+    return events.filter(pa.array(keep)), pa.array(day - edges[np.searchsorted(edges, age, side="right") - 1])
+
+
+def grouped(table: pa.Table, keys: list[str], bucket: pa.Array) -> tuple[pa.Table, np.ndarray]:
+    """One row per distinct (keys, bucket) of the table, and each input row's group (numpy: a request's few rows)."""
+    days = bucket.to_numpy()
+    key = days - days.min()
+    for k in keys:
+        encoded = pc.dictionary_encode(table[k].combine_chunks())
+        key = key * len(encoded.dictionary) + encoded.indices.to_numpy()  # small: a request's leads, items and days
+    _, first, group = np.unique(key, return_index=True, return_inverse=True)
+    rows = table.select(keys).take(pa.array(first)).append_column("bucket", bucket.take(pa.array(first)))
+    return rows, group.reshape(-1)
+
+
+def item_rows(events: pa.Table, cutoff_us: int, edges: np.ndarray, categories: dict[tuple[str, str], str]) -> pa.Table:
+    """`grid.item_partials` of the events with an item, a row per (lead, edge day, item)."""
+    touched = events.filter(pc.is_valid(events["item_id"]))
+    touched, bucket = edge_buckets(touched, cutoff_us, edges)
+    if touched.num_rows == 0:
+        return ITEM_ROWS.empty_table()
+    rows, group = grouped(touched, ["tenant_id", "lead_id", "item_id"], bucket)
+    dwell = touched["dwell_s"].to_numpy(zero_copy_only=False).astype(np.float64)
+    has = ~np.isnan(dwell)
+    total = np.bincount(group, weights=np.where(has, dwell, 0.0))
+    present = np.bincount(group, weights=has) > 0
+    keys = zip(rows["tenant_id"].to_pylist(), rows["item_id"].to_pylist(), strict=True)
+    return rows.append_column("n", pa.array(np.bincount(group), pa.int64())).append_column(
+        "dwell_sum", pa.array(total, pa.float64(), mask=~present)
+    ).append_column("category", pa.array([categories.get(k) for k in keys], pa.string()))
+
+
+def referral_rows(events: pa.Table, cutoff_us: int, edges: np.ndarray) -> pa.Table:
+    """`grid.referral_partials` of the events with a referrer, a row per (referrer, edge day, referred lead)."""
+    referred = events.filter(pc.is_valid(events["referrer_lead_id"]))
+    referred, bucket = edge_buckets(referred, cutoff_us, edges)
+    if referred.num_rows == 0:
+        return REFERRAL_ROWS.empty_table()
+    by = pa.table(
+        {"tenant_id": referred["tenant_id"], "lead_id": referred["referrer_lead_id"], "referred_lead_id": referred["lead_id"]}
+    )
+    rows, group = grouped(by, ["tenant_id", "lead_id", "referred_lead_id"], bucket)
+    return rows.append_column("n", pa.array(np.bincount(group), pa.int64()))
+
+
+def catalogue(items: pa.Table | None) -> dict[tuple[str, str], str]:
+    """Each (tenant, item)'s category."""
+    if items is None:
+        return {}
+    return dict(zip(zip(items["tenant_id"].to_pylist(), items["item_id"].to_pylist()), items["category"].to_pylist()))
+
+
+_KEY = [pa.field("tenant_id", pa.string()), pa.field("lead_id", pa.string())]
+ITEM_ROWS = pa.schema([*_KEY, pa.field("item_id", pa.string()), pa.field("bucket", pa.int64())])
+ITEM_ROWS = ITEM_ROWS.append(pa.field("n", pa.int64())).append(pa.field("dwell_sum", pa.float64()))
+ITEM_ROWS = ITEM_ROWS.append(pa.field("category", pa.string()))
+REFERRAL_ROWS = pa.schema(
+    [*_KEY, pa.field("referred_lead_id", pa.string()), pa.field("bucket", pa.int64()), pa.field("n", pa.int64())]
+)
+
+
 class OnlineTiles:
     """Feature rows of stored leads, as `OnlineFeatures.compute_rows` gives them, from kept histories."""
 
@@ -133,8 +213,16 @@ class OnlineTiles:
         self.tiled = [f for f in registry if f.tile is not None]
         self.daily = DayRowFeatures(settings, [f for f in registry if f.tile is None and f.source == "activity"])
         rest = [f.name for f in registry if f.tile is None and f.source != "activity"]
-        self.rest = OnlineFeatures(settings, registry.select(rest), skip=SKIPPED_STAGES)
+        self.rest = OnlineFeatures(settings, registry.select(rest), skip=SKIPPED_STAGES, given=GIVEN)
+        self.edges = age_edges(registry, settings)
+        self._catalogue: tuple[pa.Table | None, dict[tuple[str, str], str]] = (None, {})
         self.cache = HistoryCache(settings, cache_leads or settings.features.online_tiles_cache_leads)
+
+    def _categories(self, items: pa.Table | None) -> dict[tuple[str, str], str]:
+        """The catalogue as a lookup, made again only when another catalogue is passed (a new model's)."""
+        if self._catalogue[0] is not items:
+            self._catalogue = (items, catalogue(items))
+        return self._catalogue[1]
 
     def compute_rows(
         self,
@@ -152,14 +240,20 @@ class OnlineTiles:
         c = int(pd.Timestamp(as_of).tz_convert("UTC").value // 1000)
         inline = behaviour(inline, self.settings)
         own = pc.cast(inline["lead_id"], pa.string())
-        columns, few = [], []
+        columns, few, first = [], [], []
         for lead in lead_ids:
             history = self.cache.get(store, tenant, lead)
-            cols, kept_few = history.until(c)
+            cols, kept_few, kept_first = history.until(c)
             mine = inline.filter(pc.equal(own, lead)) if inline.num_rows else inline
             columns.append(merge_columns(cols, self.cache.flags.columns(mine)) if mine.num_rows else cols)
-            few += [kept_few, few_events(mine), first_events(mine)]
-        names, rest_rows = self.rest.compute_rows(pa.concat_tables(few), stages, [as_of], items, leads)
+            few += [kept_few, few_events(mine)]
+            first += [kept_first, first_events(mine)]
+        few_table = pa.concat_tables(few)
+        given = {
+            "lr_grid_items": item_rows(few_table, c, self.edges, self._categories(items)),
+            "lr_grid_referrals": referral_rows(few_table, c, self.edges),
+        }
+        names, rest_rows = self.rest.compute_rows(pa.concat_tables(first), stages, [as_of], items, leads, given)
         tiles = dense_tiles(event_tiles(columns, c % DAY_US, self.settings), self.settings)
         day = c // DAY_US
         n = len(lead_ids)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from leadradar.config import Settings
 from leadradar.features.build import finish
+from leadradar.features.contract import ITEM_SCHEMA
 from leadradar.features.grid import DAY_US
 from leadradar.features.online import OnlineFeatures
 from leadradar.features.registry import build_registry
@@ -36,6 +37,16 @@ MIDNIGHT = CUTOFF.floor("D")
 instants = st.sampled_from([CUTOFF, MIDNIGHT, MIDNIGHT - pd.Timedelta(seconds=1), MIDNIGHT + pd.Timedelta(hours=23)])
 near = st.one_of(before, after, st.integers(-86400 - 120, -86400 + 120), st.integers(-95 * 86400, -20 * 86400))
 _stores = itertools.count()
+# The catalogue: pricing and two product lines; "ta-a2-01" is left out (an item without a category).
+CATALOGUE = pa.Table.from_pylist(
+    [
+        {"tenant_id": "ta", "item_id": "ta-pricing", "category": "pricing"},
+        {"tenant_id": "ta", "item_id": "ta-p1-01", "category": "p1"},
+        {"tenant_id": "ta", "item_id": "ta-p1-02", "category": "p1"},
+        {"tenant_id": "tb", "item_id": "tb-p1-01", "category": "p1"},
+    ],
+    schema=ITEM_SCHEMA,
+)
 
 
 def stored(tmp_path, events: pa.Table) -> EventStore:
@@ -52,11 +63,11 @@ def frame(names: list[str], rows: list[tuple]) -> pd.DataFrame:
 def by_query(store: EventStore, tenant: str, inline: pa.Table, stages: pa.Table, as_of) -> pd.DataFrame:
     """Today's online path: every stored event of the tenant by `as_of`, the inline ones, the whole query."""
     events = pa.concat_tables([store.events(tenant, until=as_of), inline])
-    return frame(*QUERY.compute_rows(events, stages, [as_of]))
+    return frame(*QUERY.compute_rows(events, stages, [as_of], CATALOGUE))
 
 
 def by_tiles(store: EventStore, tenant: str, inline: pa.Table, stages: pa.Table, as_of, leads=LEADS) -> pd.DataFrame:
-    return frame(*TILES.compute_rows(store, tenant, leads, as_of, inline, stages))
+    return frame(*TILES.compute_rows(store, tenant, leads, as_of, inline, stages, CATALOGUE))
 
 
 @PROFILE
