@@ -146,7 +146,9 @@ def online_p99_ms(settings: Any, n: int = 5_000, repeats: int = 200) -> dict[str
     times: dict[str, list[float]] = {"tiles": [], "query": []}
     for i in range(repeats):
         as_of = pd.Timestamp.now(tz="UTC")
-        for name, run in (("tiles", by_tiles), ("query", by_query)) if i % 2 else (("query", by_query), ("tiles", by_tiles)):
+        for name, run in (
+            (("tiles", by_tiles), ("query", by_query)) if i % 2 else (("query", by_query), ("tiles", by_tiles))
+        ):
             if name == "query" and i % 4:
                 continue  # the slow one, a quarter as often
             t0 = time.perf_counter()

@@ -268,7 +268,9 @@ class Engine:
         )
         records = [dict(zip(columns, row)) for row in rows]
         if others:
-            columns, rows = self.online.compute_rows(events.filter(pc.invert(mine)), stages, [cut], self.items, lead_table)
+            columns, rows = self.online.compute_rows(
+                events.filter(pc.invert(mine)), stages, [cut], self.items, lead_table
+            )
             kept = set(stored)
             records += [r for r in (dict(zip(columns, row)) for row in rows) if r["lead_id"] not in kept]
         return records

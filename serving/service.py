@@ -25,9 +25,9 @@ from starlette.routing import Match, Route
 
 from leadradar.config import Settings, get_settings
 from leadradar.features.online import OnlineFeatures
-from leadradar.features.tiles.online import OnlineTiles
 from leadradar.features.registry import build_registry
 from leadradar.features.store import EventStore
+from leadradar.features.tiles.online import OnlineTiles
 from leadradar.serving import connections, errors
 from leadradar.serving.alerts.feedback import AlertNotFound, NotYourAlert, give_feedback
 from leadradar.serving.alerts.outbox import Outbox

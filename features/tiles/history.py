@@ -100,6 +100,10 @@ def first_events(events: pa.Table) -> pa.Table:
     return events.filter(pc.equal(us, pc.min(us)))
 
 
+def at_or_before(events: pa.Table, until_us: int) -> pa.Table:
+    return events.filter(pc.less_equal(pc.cast(events["ts"], pa.int64()), until_us))
+
+
 @dataclass
 class LeadHistory:
     """One lead's stored events up to log position `top` (`count` of them), as flag columns and few events."""
@@ -110,13 +114,11 @@ class LeadHistory:
     few: pa.Table
     first: pa.Table
 
-    def until(self, until_us: int) -> tuple[dict[str, np.ndarray], pa.Table]:
-        """Flag columns and few events (with the first ones) of the events at or before `until_us`."""
+    def until(self, until_us: int) -> tuple[dict[str, np.ndarray], pa.Table, pa.Table]:
+        """Flag columns, few events and first events of the events at or before `until_us`."""
         n = int(np.searchsorted(self.columns["us"], until_us, side="right"))
         cols = {k: v[:n] for k, v in self.columns.items()}
-        few = pa.concat_tables([self.first, self.few])
-        us = pc.cast(few["ts"], pa.int64())
-        return cols, few.filter(pc.less_equal(us, until_us))
+        return cols, at_or_before(self.few, until_us), at_or_before(self.first, until_us)
 
     def extended(self, events: pa.Table, flags: EventFlags, top: int, count: int) -> LeadHistory:
         """With events stored since `top` merged in (late ones included): only they are read and flagged."""
@@ -181,4 +183,3 @@ class HistoryCache:
         with self._lock:
             for key in [k for k in self._kept if k[1:] == (tenant, lead)]:
                 del self._kept[key]
-

@@ -171,9 +171,11 @@ def item_rows(events: pa.Table, cutoff_us: int, edges: np.ndarray, categories: d
     total = np.bincount(group, weights=np.where(has, dwell, 0.0))
     present = np.bincount(group, weights=has) > 0
     keys = zip(rows["tenant_id"].to_pylist(), rows["item_id"].to_pylist(), strict=True)
-    return rows.append_column("n", pa.array(np.bincount(group), pa.int64())).append_column(
-        "dwell_sum", pa.array(total, pa.float64(), mask=~present)
-    ).append_column("category", pa.array([categories.get(k) for k in keys], pa.string()))
+    return (
+        rows.append_column("n", pa.array(np.bincount(group), pa.int64()))
+        .append_column("dwell_sum", pa.array(total, pa.float64(), mask=~present))
+        .append_column("category", pa.array([categories.get(k) for k in keys], pa.string()))
+    )
 
 
 def referral_rows(events: pa.Table, cutoff_us: int, edges: np.ndarray) -> pa.Table:
@@ -183,7 +185,11 @@ def referral_rows(events: pa.Table, cutoff_us: int, edges: np.ndarray) -> pa.Tab
     if referred.num_rows == 0:
         return REFERRAL_ROWS.empty_table()
     by = pa.table(
-        {"tenant_id": referred["tenant_id"], "lead_id": referred["referrer_lead_id"], "referred_lead_id": referred["lead_id"]}
+        {
+            "tenant_id": referred["tenant_id"],
+            "lead_id": referred["referrer_lead_id"],
+            "referred_lead_id": referred["lead_id"],
+        }
     )
     rows, group = grouped(by, ["tenant_id", "lead_id", "referred_lead_id"], bucket)
     return rows.append_column("n", pa.array(np.bincount(group), pa.int64()))

@@ -91,7 +91,9 @@ def test_a_stored_leads_features_from_its_kept_history_equal_the_online_query(
     for tenant in ("ta", "tb"):
         TILES.compute_rows(store, tenant, LEADS, CUTOFF, events.slice(0, 0), stages_table([]))
     if late_at:
-        store.append_events(validate_events(events.take(pa.array(late_at, pa.int64())), store.settings, source="t"), source="late")
+        store.append_events(
+            validate_events(events.take(pa.array(late_at, pa.int64())), store.settings, source="t"), source="late"
+        )
     stages = stages_table(stage_list)
     for tenant in ("ta", "tb"):
         sent = events.take(pa.array(inline_at, pa.int64()))
