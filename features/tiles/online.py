@@ -83,6 +83,7 @@ class DayRowFeatures:
         t = ibis.table(schema, name="lr_day_rows")
         q = t.group_by("lead").aggregate(**{f.name: f.expr(t) for f in feats}) if feats else None
         self.sql = str(ibis.to_sql(q, dialect="sqlite")) if q is not None else ""
+        self.columns = [c for c in self.columns if f'"{c}"' in self.sql]  # only what the expressions read
         self.names = ["lead", "age", *self.columns]
         self._local = threading.local()
 
