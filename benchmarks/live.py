@@ -277,6 +277,53 @@ def stored_history_p99_ms(url: str, key: str, tenant: str) -> float:
     return float(np.percentile(times[20:], 99))
 
 
+SERVED_SIM = {"tenants": 2, "leads": 3_000, "days": 270, "seed": 3}
+
+
+def served_online_p99_ms(settings: Any, n: int = 5_000, repeats: int = 200) -> dict[str, float]:
+    """POST /v1/score of one lead by id with `n` stored events, the service with `features.online_tiles` on and
+    off in turn (rescoring off, so nothing else runs), on a model trained on a small simulated log."""
+    import httpx
+
+    from leadradar.demo import demo_key
+    from leadradar.features.radar_log import RadarLog
+    from leadradar.features.store import EventStore
+    from leadradar.features.store.loading import load_files
+    from leadradar.serving.auth import KeyStore
+    from leadradar.serving.process import ServiceProcess
+    from leadradar.training.pipeline import train_from_logs
+    from leadradar.training.promotion import promote
+
+    sim = dataset(SERVED_SIM)
+    store = EventStore.open(settings)
+    load_files(store, settings, [sim.dir / "events.parquet"], stages=[sim.dir / "stages.parquet"])
+    train_from_logs(RadarLog.from_store(store), settings)
+    promote(settings)
+    tenant = store.tenants()[0]
+    store.close()
+    key = demo_key(KeyStore(settings.score_store_url), tenant)
+    lead = f"{tenant}-LONG"
+    history = long_history(n, tenant, lead)
+    figures: dict[str, float] = {}
+    for on in (True, False):
+        env = {"LEADRADAR_FEATURES__ONLINE_TILES": str(on).lower(), "LEADRADAR_SERVING__RESCORE": "false"}
+        with ServiceProcess(settings, env=env) as svc:
+            times = []
+            with httpx.Client(base_url=svc.url, timeout=60, headers={"Authorization": f"Bearer {key}"}) as http:
+                for start in range(0, n, BATCH):
+                    batch = {"events": _wire(history.iloc[start : start + BATCH])}
+                    http.post("/v1/events", json=batch).raise_for_status()
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    http.post("/v1/score", json={"leads": [{"lead_id": lead}]}).raise_for_status()
+                    times.append((time.perf_counter() - t0) * 1000)
+        name = "served_online" if on else "served_online_query"
+        figures[f"{name}_p99_ms"] = float(np.percentile(times[20:], 99))
+        figures[f"{name}_p50_ms"] = float(np.percentile(times[20:], 50))
+    figures["served_load_average_1m"] = os.getloadavg()[0]
+    return figures
+
+
 def _wire(frame: pd.DataFrame) -> list[dict]:
     from leadradar.feed import wire_rows
 
@@ -331,6 +378,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the HTTP burst")
     parser.add_argument("--leads", type=int, default=DEFAULT_SIM["leads"], help="leads of the simulated log")
     parser.add_argument("--part", choices=("all", "store", "online"), default="all")
+    parser.add_argument("--served", action="store_true", help="with --part online: also over HTTP (trains a model)")
     args = parser.parse_args()
     os.environ.update(QUIET)
     from rich.console import Console
@@ -344,6 +392,9 @@ def main() -> None:
             settings.ensure_dirs()
             with console.status("features of one lead with 5,000 stored events"):
                 online = online_p99_ms(settings)
+            if args.served:
+                with console.status("the same over HTTP, tiles on and off"):
+                    online |= served_online_p99_ms(settings)
         path = write_results("live_online", online, inputs={"events": online["online_events"], "days": 180})
         console.print(online)
         console.print(f"wrote {path} (machine: {machine()['cpu_model']}, {machine()['cores']} cores)")

@@ -30,7 +30,7 @@ REGISTRY = build_registry(SETTINGS)
 QUERY = OnlineFeatures(SETTINGS, REGISTRY)
 TILES = OnlineTiles(SETTINGS, REGISTRY)
 PROFILE = hsettings(
-    max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate]
+    max_examples=10, deadline=None, suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate]
 )
 MIDNIGHT = CUTOFF.floor("D")
 # A request's instant: inside the day (the strategies' 09:30:15), at midnight, a second either side of it.
