@@ -231,8 +231,9 @@ class FeatureConfig(BaseModel):
     # at 500, 11 vs 78 at 5,000 (`python -m benchmarks.live --part online`). Inline-only leads keep the query.
     online_tiles: bool = True
     # Stored leads whose history one serving process keeps in memory for that (about 40 bytes an event, plus the
-    # events with an item or a referrer); the least recently scored are dropped and read again when next scored.
-    online_tiles_cache_leads: int = 5_000
+    # events with an item or a referrer: ~350 KB for a lead of 5,000 events, a few KB for most); the least recently
+    # scored are dropped and read again when next scored.
+    online_tiles_cache_leads: int = 2_000
     # DuckDB memory cap for batch builds, e.g. "3GB" (spills to disk beyond it); None: DuckDB's default.
     duckdb_memory_limit: str | None = None
     duckdb_threads: int | None = None
