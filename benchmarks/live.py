@@ -9,7 +9,9 @@ are installed), side by side in the same run with `leadradar ingest` of the same
 - `stored_history_p99_ms`: POST /v1/score of a lead given by id, with 1,000 stored events;
 - `bytes_per_event`: the events table and its indexes on disk after a checkpoint, per event;
 - `file_ingest_events_per_s`: `leadradar ingest FILE` of the same events (the baseline of the same run).
-`--part store` runs only what needs no service (file ingest, bytes, the store's own history read).
+`--part store` runs only what needs no service (file ingest, bytes, the store's own history read); `--part online`
+only `online_p99_ms` (features of one lead with 5,000 stored events, kept history vs the online query, in process),
+written to benchmarks/results/live_online.json.
 It passes or fails nothing: it writes benchmarks/results/live.json.
 """
 
@@ -87,6 +89,89 @@ def history_read_p99_ms(store: Any, settings: Any, tenant: str) -> float:
         store.events(tenant, leads=[f"{tenant}-HIST"])
         times.append((time.perf_counter() - t0) * 1000)
     return float(np.percentile(times, 99))
+
+
+def long_history(n: int, tenant: str, lead: str, days: int = 180, seed: int = 5) -> pd.DataFrame:
+    """One lead's `n` events over its last `days` days: the card's types, an item on content views, dwell on views."""
+    rng = np.random.default_rng(seed)
+    now = pd.Timestamp.now(tz="UTC")
+    types = np.array(["card_view", "product_view", "article_view", "video_view", "card_share", "chat_message"])
+    kind = rng.choice(types, n, p=[0.4, 0.25, 0.15, 0.05, 0.1, 0.05])
+    content = np.isin(kind, ["product_view", "article_view", "video_view"])
+    viewed = content | (kind == "card_view")
+    return pd.DataFrame(
+        {
+            "event_id": [f"{lead}-{i}" for i in range(n)],
+            "tenant_id": tenant,
+            "lead_id": lead,
+            "sales_id": f"{tenant}-S001",
+            "ts": now - pd.to_timedelta(rng.integers(0, days * 86_400_000, n), unit="ms"),
+            "event_type": kind,
+            "dwell_s": np.where(viewed, rng.exponential(30, n).round(1), np.nan),
+            "item_id": np.where(content, [f"{tenant}-p{j % 40:02d}" for j in rng.integers(0, 40, n)], None),
+        }
+    )
+
+
+def online_p99_ms(settings: Any, n: int = 5_000, repeats: int = 200) -> dict[str, float]:
+    """Features of one lead with `n` stored events, in process, as scoring by id computes them: from its kept
+    history merged by the tiles' code (`online_p99_ms`), and by today's query over its events read from the store
+    (`online_query_p99_ms`), interleaved in the same run; the two rows are checked equal first."""
+    from leadradar.features.build import finish
+    from leadradar.features.online import OnlineFeatures
+    from leadradar.features.registry import build_registry
+    from leadradar.features.store import EventStore
+    from leadradar.features.tiles.online import OnlineTiles
+    from leadradar.features.validation import validate_events
+
+    tenant, lead = "bench", "bench-LONG"
+    store = EventStore(f"sqlite:///{settings.home}/online.db", settings)
+    store.append_events(validate_events(long_history(n, tenant, lead), settings), source="bench", arrived=None)
+    registry = build_registry(settings)
+    query, tiles = OnlineFeatures(settings, registry), OnlineTiles(settings, registry)
+    empty = store.events(tenant, leads=["nobody"])
+
+    def by_query(as_of: pd.Timestamp) -> tuple[list[str], list[tuple]]:
+        events = store.events(tenant, leads=[lead], until=as_of)
+        return query.compute_rows(events, store.stages(tenant, leads=[lead], until=as_of), [as_of])
+
+    def by_tiles(as_of: pd.Timestamp) -> tuple[list[str], list[tuple]]:
+        stages = store.stages(tenant, leads=[lead], until=as_of)
+        return tiles.compute_rows(store, tenant, [lead], as_of, empty, stages)
+
+    as_of = pd.Timestamp.now(tz="UTC")
+    cold = time.perf_counter()
+    frames = [finish(pd.DataFrame.from_records(r, columns=c)) for c, r in (by_tiles(as_of), by_query(as_of))]
+    cold_ms = (time.perf_counter() - cold) * 1000
+    a, b = (f[registry.names].to_numpy(float) for f in frames)
+    assert np.allclose(a, b, rtol=1e-9, equal_nan=True), "tiles and query disagree"
+    times: dict[str, list[float]] = {"tiles": [], "query": []}
+    cpu: dict[str, list[float]] = {"tiles": [], "query": []}  # this thread's CPU: the cost on a machine not shared
+    for i in range(repeats):
+        as_of = pd.Timestamp.now(tz="UTC")
+        for name, run in (
+            (("tiles", by_tiles), ("query", by_query)) if i % 2 else (("query", by_query), ("tiles", by_tiles))
+        ):
+            if name == "query" and i % 4:
+                continue  # the slow one, a quarter as often
+            t0, c0 = time.perf_counter(), time.thread_time()
+            run(as_of)
+            times[name].append((time.perf_counter() - t0) * 1000)
+            cpu[name].append((time.thread_time() - c0) * 1000)
+    store.close()
+    p99 = {k: float(np.percentile(v, 99)) for k, v in times.items()}
+    return {
+        "online_p99_ms": p99["tiles"],
+        "online_p50_ms": float(np.percentile(times["tiles"], 50)),
+        "online_query_p99_ms": p99["query"],
+        "online_query_p50_ms": float(np.percentile(times["query"], 50)),
+        "online_speedup": p99["query"] / p99["tiles"],
+        "online_cpu_p50_ms": float(np.percentile(cpu["tiles"], 50)),
+        "online_query_cpu_p50_ms": float(np.percentile(cpu["query"], 50)),
+        "online_first_ms": cold_ms,
+        "online_events": n,
+        "load_average_1m": os.getloadavg()[0],
+    }
 
 
 def store_figures(url: str, events_file: Path, settings: Any) -> dict[str, float]:
@@ -192,6 +277,53 @@ def stored_history_p99_ms(url: str, key: str, tenant: str) -> float:
     return float(np.percentile(times[20:], 99))
 
 
+SERVED_SIM = {"tenants": 2, "leads": 3_000, "days": 270, "seed": 3}
+
+
+def served_online_p99_ms(settings: Any, n: int = 5_000, repeats: int = 200) -> dict[str, float]:
+    """POST /v1/score of one lead by id with `n` stored events, the service with `features.online_tiles` on and
+    off in turn (rescoring off, so nothing else runs), on a model trained on a small simulated log."""
+    import httpx
+
+    from leadradar.demo import demo_key
+    from leadradar.features.radar_log import RadarLog
+    from leadradar.features.store import EventStore
+    from leadradar.features.store.loading import load_files
+    from leadradar.serving.auth import KeyStore
+    from leadradar.serving.process import ServiceProcess
+    from leadradar.training.pipeline import train_from_logs
+    from leadradar.training.promotion import promote
+
+    sim = dataset(SERVED_SIM)
+    store = EventStore.open(settings)
+    load_files(store, settings, [sim.dir / "events.parquet"], stages=[sim.dir / "stages.parquet"])
+    train_from_logs(RadarLog.from_store(store), settings)
+    promote(settings)
+    tenant = store.tenants()[0]
+    store.close()
+    key = demo_key(KeyStore(settings.score_store_url), tenant)
+    lead = f"{tenant}-LONG"
+    history = long_history(n, tenant, lead)
+    figures: dict[str, float] = {}
+    for on in (True, False):
+        env = {"LEADRADAR_FEATURES__ONLINE_TILES": str(on).lower(), "LEADRADAR_SERVING__RESCORE": "false"}
+        with ServiceProcess(settings, env=env) as svc:
+            times = []
+            with httpx.Client(base_url=svc.url, timeout=60, headers={"Authorization": f"Bearer {key}"}) as http:
+                for start in range(0, n, BATCH):
+                    batch = {"events": _wire(history.iloc[start : start + BATCH])}
+                    http.post("/v1/events", json=batch).raise_for_status()
+                for _ in range(repeats):
+                    t0 = time.perf_counter()
+                    http.post("/v1/score", json={"leads": [{"lead_id": lead}]}).raise_for_status()
+                    times.append((time.perf_counter() - t0) * 1000)
+        name = "served_online" if on else "served_online_query"
+        figures[f"{name}_p99_ms"] = float(np.percentile(times[20:], 99))
+        figures[f"{name}_p50_ms"] = float(np.percentile(times[20:], 50))
+    figures["served_load_average_1m"] = os.getloadavg()[0]
+    return figures
+
+
 def _wire(frame: pd.DataFrame) -> list[dict]:
     from leadradar.feed import wire_rows
 
@@ -245,7 +377,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the HTTP burst")
     parser.add_argument("--leads", type=int, default=DEFAULT_SIM["leads"], help="leads of the simulated log")
-    parser.add_argument("--part", choices=("all", "store"), default="all")
+    parser.add_argument("--part", choices=("all", "store", "online"), default="all")
+    parser.add_argument("--served", action="store_true", help="with --part online: also over HTTP (trains a model)")
     args = parser.parse_args()
     os.environ.update(QUIET)
     from rich.console import Console
@@ -253,6 +386,19 @@ def main() -> None:
     from leadradar.config import Settings
 
     console = Console()
+    if args.part == "online":
+        with tempfile.TemporaryDirectory(prefix="bench-online-") as tmp:
+            settings = Settings(home=Path(tmp) / "home")
+            settings.ensure_dirs()
+            with console.status("features of one lead with 5,000 stored events"):
+                online = online_p99_ms(settings)
+            if args.served:
+                with console.status("the same over HTTP, tiles on and off"):
+                    online |= served_online_p99_ms(settings)
+        path = write_results("live_online", online, inputs={"events": online["online_events"], "days": 180})
+        console.print(online)
+        console.print(f"wrote {path} (machine: {machine()['cpu_model']}, {machine()['cores']} cores)")
+        return
     sim = dataset({**DEFAULT_SIM, "leads": args.leads})
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:

@@ -41,21 +41,38 @@ def with_us(table: pa.Table) -> pa.Table:
     return table.append_column("us", pc.cast(ts, pa.int64()))
 
 
+def _cutoff_table(cutoffs: Sequence[pd.Timestamp]) -> pa.Table:
+    """The cutoffs as the query's input; one (a scoring request's) without pandas, which costs a millisecond."""
+    if len(cutoffs) == 1:
+        return pa.table({"cutoff_us": pa.array([pd.Timestamp(cutoffs[0]).tz_convert("UTC").value // 1000], pa.int64())})
+    return pa.Table.from_pandas(cutoff_frame(list(cutoffs)), preserve_index=False)
+
+
 class OnlineFeatures:
     """Compile once per process; `compute` is then cheap enough for a scoring request."""
 
-    def __init__(self, settings: Settings, registry: FeatureRegistry):
+    def __init__(
+        self, settings: Settings, registry: FeatureRegistry, skip: tuple[str, ...] = (), given: tuple[str, ...] = ()
+    ):
+        """`skip` names intermediate tables not to fill (the registry reads none of their columns); `given` those
+        the caller fills (`compute_rows(given=...)`) instead of the query."""
         t = unbound_inputs(settings)
         self.stages: list[tuple[str, str]] = []
+        provided: dict[str, pa.Schema] = {}
 
         def stage(name: str, table: ibis.Table) -> ibis.Table:
+            if name in skip:
+                return table
+            if name in given:
+                provided[name] = table.schema().to_pyarrow()
+                return ibis.table(table.schema(), name=name)
             self.stages.append((name, str(ibis.to_sql(table, dialect="sqlite"))))
             return ibis.table(table.schema(), name=name)
 
         q = feature_query(
             t["events"], t["stages"], t["cutoffs"], settings, registry, t["items"], stage=stage, leads=t["leads"]
         )
-        self.inputs = {**BASE_INPUTS, "lr_leads": lead_schema(settings)}
+        self.inputs = {**BASE_INPUTS, "lr_leads": lead_schema(settings), **provided}
         self.sql = str(ibis.to_sql(q.table, dialect="sqlite"))
         self.names = registry.names
         self.categorical = set(registry.categorical())
@@ -82,6 +99,7 @@ class OnlineFeatures:
         cutoffs: Sequence[pd.Timestamp],
         items: pa.Table | None = None,
         leads: pa.Table | None = None,
+        given: dict[str, pa.Table] | None = None,
     ) -> tuple[list[str], list[tuple]]:
         """Column names and raw rows of the feature query over the given contract tables (with `ts`)."""
         con = self._con()
@@ -89,8 +107,9 @@ class OnlineFeatures:
             "lr_events": with_us(events),
             "lr_stages": with_us(stages) if stages is not None else None,
             "lr_items": items,
-            "lr_cutoffs": pa.Table.from_pandas(cutoff_frame(list(cutoffs)), preserve_index=False),
+            "lr_cutoffs": _cutoff_table(cutoffs),
             "lr_leads": leads,
+            **(given or {}),
         }
         try:
             for name, schema in self.inputs.items():

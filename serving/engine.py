@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from leadradar.config import Settings
 from leadradar.features.consent import consented_leads, counts_only, split_consent
@@ -22,6 +23,7 @@ from leadradar.features.contract import EVENT_SCHEMA, ITEM_SCHEMA, STAGE_SCHEMA
 from leadradar.features.online import OnlineFeatures
 from leadradar.features.registry import FeatureRegistry
 from leadradar.features.store import EventStore
+from leadradar.features.tiles.online import OnlineTiles
 from leadradar.features.validation import mark_duplicates, resent_changed_reason, validate_events
 from leadradar.models.encoding import FeatureValueError, MissingFeaturesError
 from leadradar.models.explain import Explainer
@@ -87,9 +89,12 @@ class Engine:
         context: ContextCache,
         items: pa.Table | None = None,
         store: EventStore | None = None,
+        tiles: OnlineTiles | None = None,
     ):
         self.loaded = loaded
         self.store = store
+        # Stored leads from their kept histories (features.online_tiles); not when consent must be read per lead.
+        self.tiles = tiles if store is not None and not settings.privacy.consent_required else None
         self.registry = registry
         self.model = loaded.model
         self.settings = settings
@@ -186,12 +191,14 @@ class Engine:
         stages = pa.Table.from_pydict(st, schema=STAGE_SCHEMA)
         stored_leads = [lead.lead_id.strip() for _, lead in leads if lead.from_store]
         if stored_leads:
-            events, stages = self._with_stored(events, stages, stored_leads, tenant, as_of, leads)
+            events, stages = self._with_stored(events, stages, stored_leads, tenant, as_of, leads, self.tiles is None)
         lead_table = None
         names = list(self.settings.features.lead_attributes)
         if attrs:
             lead_table = pa.Table.from_pylist([{k: a.get(k) for k in ("tenant_id", "lead_id", *names)} for a in attrs])
-        records = self._records(events, stages, tenant, as_of, lead_table)
+        records = self._records(
+            events, stages, tenant, as_of, lead_table, stored_leads, len(stored_leads) < len(leads)
+        )
         last_stage: dict[str, tuple[str, datetime]] = {}
         cut = pd.Timestamp(as_of)
         for lead_id, stage, ts in zip(
@@ -209,14 +216,17 @@ class Engine:
         tenant: str,
         as_of: datetime,
         leads: list[tuple[int, LeadIn]],
+        whole: bool = True,
     ) -> tuple[pa.Table, pa.Table]:
         """The stored events and stages of these leads as of `as_of` (by event time: a score at `as_of` uses every
         event stored by then), ahead of the request's own; an inline copy of a stored event counts once, and
-        one with other content refuses the request, as a re-send to the store would be quarantined."""
+        one with other content refuses the request, as a re-send to the store would be quarantined.
+        Not `whole`: of the stored events only the inline ones' stored copies (the kept histories hold the rest)."""
         if self.store is None:
             raise RequestError(["body", "leads"], "this service has no event store to read stored history from")
         until = pd.Timestamp(as_of)
-        stored = self.store.events(tenant, leads=lead_ids, until=until)
+        ids = None if whole else events["event_id"].to_pylist()
+        stored = self.store.events(tenant, leads=lead_ids, until=until, event_ids=ids)
         both = pa.concat_tables([stored, events])
         duplicate, conflicting = mark_duplicates(both)
         if conflicting.any():
@@ -230,8 +240,47 @@ class Engine:
                 resent_changed_reason(both["event_id"].take([k]).combine_chunks())[0].as_py(),
             )
         merged = both.filter(pa.array(~duplicate)) if duplicate.any() else both
+        if not whole:  # the stored copies are in the kept histories already
+            merged = both.slice(stored.num_rows).filter(pa.array(~duplicate[stored.num_rows :]))
         stored_stages = self.store.stages(tenant, leads=lead_ids, until=until)
         return merged, pa.concat_tables([stored_stages, stages.cast(STAGE_SCHEMA)])
+
+    def _rows(
+        self,
+        events: pa.Table,
+        stages: pa.Table,
+        stored: list[str],
+        tenant: str,
+        as_of: datetime,
+        lead_table: pa.Table | None,
+        others: bool = False,
+    ) -> list[dict]:
+        """Feature records: stored leads from their kept histories (with `events`, the ones not stored yet) when
+        `self.tiles` is on, the `others` (leads sent inline only) by the online query over `events`."""
+        cut = pd.Timestamp(as_of).tz_convert("UTC")
+        if self.tiles is None or not stored or self.store is None:
+            columns, rows = self.online.compute_rows(events, stages, [cut], self.items, lead_table)
+            return [dict(zip(columns, row)) for row in rows]
+        mine = pc.is_in(events["lead_id"], value_set=pa.array(stored, pa.string()))
+        columns, rows = self.tiles.compute_rows(
+            self.store, tenant, stored, cut, events.filter(mine), stages, self.items, lead_table
+        )
+        records = [dict(zip(columns, row)) for row in rows]
+        if others:
+            columns, rows = self.online.compute_rows(
+                events.filter(pc.invert(mine)), stages, [cut], self.items, lead_table
+            )
+            kept = set(stored)
+            records += [r for r in (dict(zip(columns, row)) for row in rows) if r["lead_id"] not in kept]
+        return records
+
+    def stored_records(
+        self, stages: pa.Table, lead_ids: list[str], tenant: str, as_of: datetime, leads: pa.Table | None = None
+    ) -> list[dict]:
+        """Feature records of stored leads from their kept histories (rescoring, with `tiles` on), context added."""
+        records = self._rows(EVENT_SCHEMA.empty_table(), stages, lead_ids, tenant, as_of, leads)
+        self._with_context(records, tenant)
+        return records
 
     def feature_records(
         self, events: pa.Table, stages: pa.Table, tenant: str, as_of: datetime, leads: pa.Table | None = None
@@ -241,14 +290,20 @@ class Engine:
         return self._records(events, stages, tenant, as_of, leads)
 
     def _records(
-        self, events: pa.Table, stages: pa.Table, tenant: str, as_of: datetime, leads: pa.Table | None
+        self,
+        events: pa.Table,
+        stages: pa.Table,
+        tenant: str,
+        as_of: datetime,
+        leads: pa.Table | None,
+        stored: list[str] | None = None,
+        others: bool = False,
     ) -> list[dict]:
         """The online query's rows with the salesperson context, blanked to counts for a lead without consent at
         `as_of` (features/consent.py, the rule the batch build applies)."""
         cutoff = pd.Timestamp(as_of).tz_convert("UTC")
         events, consent = split_consent(events, self.settings)
-        columns, rows = self.online.compute_rows(events, stages, [cutoff], self.items, leads)
-        records = [dict(zip(columns, row)) for row in rows]
+        records = self._rows(events, stages, stored or [], tenant, as_of, leads, others)
         self._with_context(records, tenant)
         consenting = consented_leads(consent, tenant, (r["lead_id"] for r in records), cutoff, self.settings)
         counts_only(records, consenting, self.registry)

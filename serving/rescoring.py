@@ -169,15 +169,21 @@ class Rescorer:
         A lead that is no longer open (won or lost) gets no live score: its last one stays its history.
         """
         leads = [m.lead_id for m in moves]
-        events = self.events.events(tenant, leads=leads, until=now)
         stages = self.events.stages(tenant, leads=leads, until=now)
-        consenting = consented_leads(split_consent(events, self.settings)[1], tenant, leads, now, self.settings)
-        for lead in leads:  # no alert for a lead without consent (privacy.consent_required)
-            if consenting is None or lead in consenting:
-                self.unconsented.discard((tenant, lead))
-            else:
-                self.unconsented.add((tenant, lead))
-        records = engine.feature_records(events, stages, tenant, now.to_pydatetime(), self._attributes(tenant, leads))
+        if engine.tiles is not None and not self.settings.privacy.consent_required:
+            # From the kept histories: consent is not required, so every lead consents.
+            self.unconsented.difference_update((tenant, lead) for lead in leads)
+            records = engine.stored_records(stages, leads, tenant, now.to_pydatetime(), self._attributes(tenant, leads))
+        else:
+            events = self.events.events(tenant, leads=leads, until=now)
+            consenting = consented_leads(split_consent(events, self.settings)[1], tenant, leads, now, self.settings)
+            for lead in leads:  # no alert for a lead without consent (privacy.consent_required)
+                if consenting is None or lead in consenting:
+                    self.unconsented.discard((tenant, lead))
+                else:
+                    self.unconsented.add((tenant, lead))
+            attributes = self._attributes(tenant, leads)
+            records = engine.feature_records(events, stages, tenant, now.to_pydatetime(), attributes)
         if not records:
             return 0
         features = finish(pd.DataFrame.from_records(records))

@@ -27,6 +27,7 @@ from leadradar.config import Settings, get_settings
 from leadradar.features.online import OnlineFeatures
 from leadradar.features.registry import build_registry
 from leadradar.features.store import EventStore
+from leadradar.features.tiles.online import OnlineTiles
 from leadradar.serving import connections, errors
 from leadradar.serving.alerts.feedback import AlertNotFound, NotYourAlert, give_feedback
 from leadradar.serving.alerts.outbox import Outbox
@@ -186,11 +187,12 @@ class LeadRadar:
         registry = build_registry(settings)
         self.words = ReasonWriter(registry, settings.funnel)
         online = OnlineFeatures(settings, registry)
+        tiles = OnlineTiles(settings, registry) if settings.features.online_tiles else None
         context = ContextCache(self.store, settings.serving.context_cache_seconds)
         self.holder: ModelHolder[Engine] = ModelHolder(
             settings,
             lambda loaded: Engine(
-                loaded, settings, registry, online, context, load_items(settings, loaded), self.events
+                loaded, settings, registry, online, context, load_items(settings, loaded), self.events, tiles
             ),
         )
 

@@ -65,6 +65,10 @@ _COLUMNS = (
     "channel",
     "arrived_s",
 )
+# One lead's event count and newest log position, by the (tenant, lead, us) index; built once, compiled once.
+_LEAD_MARK = sa.select(sa.func.count(), sa.func.coalesce(sa.func.max(EVENTS.c.seq), 0)).where(
+    EVENTS.c.tenant == sa.bindparam("tenant"), EVENTS.c.lead == sa.bindparam("lead")
+)
 _CONTENT_AT = tuple(_COLUMNS.index(c) for c in _CONTENT)
 # Statements built from the fixed column names above only; every value is a bound parameter.
 _SQLITE_INSERT = f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"  # nosec B608
@@ -346,11 +350,16 @@ class EventStore:
         until: pd.Timestamp | None = None,
         as_seen: bool = False,
         types: Sequence[str] | None = None,
+        after_seq: int | None = None,
+        upto_seq: int | None = None,
+        event_ids: Sequence[str] | None = None,
     ) -> pa.Table:
         """The stored events as a contract table (`EVENT_SCHEMA`), optionally one tenant's and some leads'.
 
         `as_seen` places each event at the later of its time and its arrival, as the service saw the log;
-        `until` keeps events that count by then; `types` only events of these types (a tenant's consent events).
+        `until` keeps events that count by then; `types` only events of these types (a tenant's consent events);
+        `after_seq`/`upto_seq` those stored in that stretch of the log (what a reader that kept a lead's history
+        has not seen); `event_ids` those with these ids.
         """
         names = ("tenant", "event_id", "lead", "sales", "us", "event_type", "dwell_s", "item", "referrer")
         cols = [EVENTS.c[c] for c in (*names, "channel", "arrived_s")]
@@ -364,6 +373,12 @@ class EventStore:
             query = query.where(EVENTS.c.event_type.in_(codes))
         if query is None:
             return EVENT_SCHEMA.empty_table()
+        if after_seq is not None:
+            query = query.where(EVENTS.c.seq > after_seq)
+        if upto_seq is not None:
+            query = query.where(EVENTS.c.seq <= upto_seq)
+        if event_ids is not None:
+            query = query.where(EVENTS.c.event_id.in_(list(event_ids)))
         if until is not None:
             until_us = _micros(until)
             query = query.where(EVENTS.c.us <= until_us)
@@ -494,6 +509,16 @@ class EventStore:
         for k, (tenant, lead) in enumerate(zip(tenants, leads)):
             newest[tenant, lead] = Moved(tenant, lead, data[3][k], pd.Timestamp(data[4][k], unit="us", tz="UTC"))
         return int(max(data[0])), list(newest.values())
+
+    def lead_mark(self, tenant: str, lead: str) -> tuple[int, int]:
+        """How many events one lead has stored and the newest log position among them ((0, 0) for none): a reader
+        that kept the lead's history reads only what came after, and tells a deletion by the count."""
+        with self.reader.connect() as conn:
+            codes = self._code_of(conn, "tenant", tenant), self._code_of(conn, "lead", lead)
+            if None in codes:
+                return 0, 0
+            count, top = conn.execute(_LEAD_MARK, {"tenant": codes[0], "lead": codes[1]}).one()
+        return int(count), int(top)
 
     def last_seq(self) -> int:
         with self.reader.connect() as conn:

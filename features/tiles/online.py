@@ -1,0 +1,283 @@
+"""Online features of stored leads from their kept history, merged by the batch tiles' code.
+
+A request's events (the kept history up to its instant, plus the events it sends inline) are cut into the
+request's own day tiles and merged into windows by `dense_tiles` and `TileWindows`, the batch build's code, so
+the 186 tile features cost a few numpy passes instead of the whole query. The features without a tile op come
+from their own declarations: those over the activity days (engagement) by their Ibis expression over the
+lead's day tiles, compiled once to SQLite; the rest (items, categories, referrals, funnel, sales, attributes)
+and the spine by the batch query limited to them, run on the few events they read (with an item or a
+referrer, or at the lead's first time), as the tiles build does.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Sequence
+
+import ibis
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from leadradar.config import Settings
+from leadradar.features.build import QMETA
+from leadradar.features.feature import Feature
+from leadradar.features.grid import DAY_US
+from leadradar.features.online import OnlineFeatures
+from leadradar.features.registry import FeatureRegistry
+from leadradar.features.store import EventStore
+from leadradar.features.tiles.build import SKIPPED_STAGES, tile_values
+from leadradar.features.tiles.dense import DayTiles, dense_tiles
+from leadradar.features.tiles.history import (
+    HistoryCache,
+    behaviour,
+    few_events,
+    first_events,
+    merge_columns,
+)
+from leadradar.features.tiles.windows import TileWindows
+
+
+def event_tiles(leads: list[dict[str, np.ndarray]], tod_us: int, settings: Settings) -> dict[str, np.ndarray]:
+    """Each event as a one-event type tile on the grid ending at `tod_us`, leads in order, in `dense_tiles` input form.
+
+    The day and within-day session start follow `features.tiles.partials.day_events`; `dense_tiles` then sums
+    a day's events as it sums a day's type tiles.
+    """
+    lead = np.concatenate([np.full(len(c["us"]), i, np.int64) for i, c in enumerate(leads)] or [np.empty(0, np.int64)])
+    cols = {k: np.concatenate([c[k] for c in leads]) for k in ("us", "tcode", "dwell", "night", "weekend")}
+    us = cols["us"]
+    bucket = -((tod_us - us) // DAY_US)  # ceil((us - tod) / day), as `day_bucket`
+    gap = settings.features.session_gap_minutes * 60_000_000
+    within = np.zeros(len(us), dtype=bool)
+    within[1:] = (lead[1:] == lead[:-1]) & (bucket[1:] == bucket[:-1]) & (np.diff(us) > gap)
+    dwell = cols["dwell"]
+    has = ~np.isnan(dwell)
+    return {
+        "lead": lead,
+        "bucket": bucket,
+        "tcode": cols["tcode"],
+        "n": np.ones(len(us)),
+        "dwell_sum": np.where(has, dwell, 0.0),
+        "dwell_n": has.astype(np.float64),
+        "zero_dwell": (dwell == 0).astype(np.float64),
+        "night": cols["night"],
+        "weekend": cols["weekend"],
+        "sessions": within.astype(np.float64),
+        "dwell_max": np.where(has, dwell, -np.inf),
+        "us_min": us.astype(np.float64),
+        "us_max": us.astype(np.float64),
+    }
+
+
+class DayRowFeatures:
+    """Activity features without a tile op (engagement), by their own expressions over a lead's day tiles."""
+
+    def __init__(self, settings: Settings, feats: list[Feature]):
+        self.feats = feats
+        probe = event_tiles([_one_event()], 0, settings)
+        self.columns = sorted(dense_tiles(probe, settings).columns)
+        schema = ibis.schema({"lead": "int64", "age": "int64", **dict.fromkeys(self.columns, "float64")})
+        t = ibis.table(schema, name="lr_day_rows")
+        q = t.group_by("lead").aggregate(**{f.name: f.expr(t) for f in feats}) if feats else None
+        self.sql = str(ibis.to_sql(q, dialect="sqlite")) if q is not None else ""
+        self.columns = [c for c in self.columns if f'"{c}"' in self.sql]  # only what the expressions read
+        self.names = ["lead", "age", *self.columns]
+        self._local = threading.local()
+
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            con = sqlite3.connect(":memory:")
+            cols = ", ".join(f'"{n}"' for n in self.names)
+            con.execute(f"CREATE TEMP TABLE lr_day_rows ({cols})")
+            self._local.con = con
+        return con
+
+    def values(self, tiles: DayTiles, day: int, n_leads: int) -> dict[str, np.ndarray]:
+        """Each feature per lead code (its default where the lead has no day up to `day`)."""
+        out = {f.name: np.full(n_leads, np.nan) for f in self.feats}
+        keep = tiles.bucket <= day if len(tiles) else np.zeros(0, dtype=bool)
+        if self.feats and keep.any():
+            data = [tiles.lead[keep].tolist(), (day - tiles.bucket[keep]).tolist()]
+            for name in self.columns:
+                col = tiles.columns[name][keep]
+                data.append([None if v != v else v for v in col.tolist()])
+            con = self._con()
+            marks = ", ".join("?" * len(self.names))
+            try:
+                con.executemany(f"INSERT INTO lr_day_rows VALUES ({marks})", zip(*data))  # nosec B608 # fixed name
+                for row in con.execute(self.sql):
+                    for f, v in zip(self.feats, row[1:], strict=True):
+                        out[f.name][row[0]] = np.nan if v is None else v
+            finally:
+                con.execute("DELETE FROM lr_day_rows")
+        for f in self.feats:
+            if f.default is not None:
+                out[f.name] = np.where(np.isnan(out[f.name]), f.default, out[f.name])
+        return out
+
+
+def _one_event() -> dict[str, np.ndarray]:
+    return {"us": np.array([1], np.int64), "tcode": np.array([0], np.int64)} | {
+        k: np.array([0.0]) for k in ("dwell", "night", "weekend")
+    }
+
+
+GIVEN = ("lr_grid_items", "lr_grid_referrals")
+
+
+def age_edges(registry: FeatureRegistry, settings: Settings) -> np.ndarray:
+    """The ages (days before the cutoff) the non-tile features' windows start at: ages between two read alike."""
+    edges = {0, *settings.features.windows_days, *(f.window_days for f in registry if f.window_days)}
+    return np.array(sorted(edges), np.int64)
+
+
+def edge_buckets(events: pa.Table, cutoff_us: int, edges: np.ndarray) -> tuple[pa.Table, pa.Array]:
+    """The events at or before the cutoff, each with the day of the window edge at or before its own day.
+
+    Windows of the item and referral features start at these edges, so events a window cannot tell apart share
+    a day and their partials one row: the rows the query reads are per item and edge, not per item and day.
+    """
+    us = pc.cast(events["ts"], pa.int64()).to_numpy()
+    keep = us <= cutoff_us
+    tod, day = cutoff_us % DAY_US, cutoff_us // DAY_US
+    age = day + ((tod - us[keep]) // DAY_US)  # day - ceil((us - tod) / day), as `day_bucket`
+    return events.filter(pa.array(keep)), pa.array(day - edges[np.searchsorted(edges, age, side="right") - 1])
+
+
+def grouped(table: pa.Table, keys: list[str], bucket: pa.Array) -> tuple[pa.Table, np.ndarray]:
+    """One row per distinct (keys, bucket) of the table, and each input row's group (numpy: a request's few rows)."""
+    days = bucket.to_numpy()
+    key = days - days.min()
+    for k in keys:
+        encoded = pc.dictionary_encode(table[k].combine_chunks())
+        key = key * len(encoded.dictionary) + encoded.indices.to_numpy()  # small: a request's leads, items and days
+    _, first, group = np.unique(key, return_index=True, return_inverse=True)
+    rows = table.select(keys).take(pa.array(first)).append_column("bucket", bucket.take(pa.array(first)))
+    return rows, group.reshape(-1)
+
+
+def item_rows(events: pa.Table, cutoff_us: int, edges: np.ndarray, categories: dict[tuple[str, str], str]) -> pa.Table:
+    """`grid.item_partials` of the events with an item, a row per (lead, edge day, item)."""
+    touched = events.filter(pc.is_valid(events["item_id"]))
+    touched, bucket = edge_buckets(touched, cutoff_us, edges)
+    if touched.num_rows == 0:
+        return ITEM_ROWS.empty_table()
+    rows, group = grouped(touched, ["tenant_id", "lead_id", "item_id"], bucket)
+    dwell = touched["dwell_s"].to_numpy(zero_copy_only=False).astype(np.float64)
+    has = ~np.isnan(dwell)
+    total = np.bincount(group, weights=np.where(has, dwell, 0.0))
+    present = np.bincount(group, weights=has) > 0
+    keys = zip(rows["tenant_id"].to_pylist(), rows["item_id"].to_pylist(), strict=True)
+    return (
+        rows.append_column("n", pa.array(np.bincount(group), pa.int64()))
+        .append_column("dwell_sum", pa.array(total, pa.float64(), mask=~present))
+        .append_column("category", pa.array([categories.get(k) for k in keys], pa.string()))
+    )
+
+
+def referral_rows(events: pa.Table, cutoff_us: int, edges: np.ndarray) -> pa.Table:
+    """`grid.referral_partials` of the events with a referrer, a row per (referrer, edge day, referred lead)."""
+    referred = events.filter(pc.is_valid(events["referrer_lead_id"]))
+    referred, bucket = edge_buckets(referred, cutoff_us, edges)
+    if referred.num_rows == 0:
+        return REFERRAL_ROWS.empty_table()
+    by = pa.table(
+        {
+            "tenant_id": referred["tenant_id"],
+            "lead_id": referred["referrer_lead_id"],
+            "referred_lead_id": referred["lead_id"],
+        }
+    )
+    rows, group = grouped(by, ["tenant_id", "lead_id", "referred_lead_id"], bucket)
+    return rows.append_column("n", pa.array(np.bincount(group), pa.int64()))
+
+
+def catalogue(items: pa.Table | None) -> dict[tuple[str, str], str]:
+    """Each (tenant, item)'s category."""
+    if items is None:
+        return {}
+    return dict(zip(zip(items["tenant_id"].to_pylist(), items["item_id"].to_pylist()), items["category"].to_pylist()))
+
+
+_KEY = [pa.field("tenant_id", pa.string()), pa.field("lead_id", pa.string())]
+ITEM_ROWS = pa.schema([*_KEY, pa.field("item_id", pa.string()), pa.field("bucket", pa.int64())])
+ITEM_ROWS = ITEM_ROWS.append(pa.field("n", pa.int64())).append(pa.field("dwell_sum", pa.float64()))
+ITEM_ROWS = ITEM_ROWS.append(pa.field("category", pa.string()))
+REFERRAL_ROWS = pa.schema(
+    [*_KEY, pa.field("referred_lead_id", pa.string()), pa.field("bucket", pa.int64()), pa.field("n", pa.int64())]
+)
+
+
+class OnlineTiles:
+    """Feature rows of stored leads, as `OnlineFeatures.compute_rows` gives them, from kept histories."""
+
+    def __init__(self, settings: Settings, registry: FeatureRegistry, cache_leads: int | None = None):
+        self.settings, self.registry = settings, registry
+        self.tiled = [f for f in registry if f.tile is not None]
+        self.daily = DayRowFeatures(settings, [f for f in registry if f.tile is None and f.source == "activity"])
+        rest = [f.name for f in registry if f.tile is None and f.source != "activity"]
+        self.rest = OnlineFeatures(settings, registry.select(rest), skip=SKIPPED_STAGES, given=GIVEN)
+        self.edges = age_edges(registry, settings)
+        self._catalogue: tuple[pa.Table | None, dict[tuple[str, str], str]] = (None, {})
+        self.cache = HistoryCache(settings, cache_leads or settings.features.online_tiles_cache_leads)
+
+    def _categories(self, items: pa.Table | None) -> dict[tuple[str, str], str]:
+        """The catalogue as a lookup, made again only when another catalogue is passed (a new model's)."""
+        if self._catalogue[0] is not items:
+            self._catalogue = (items, catalogue(items))
+        return self._catalogue[1]
+
+    def compute_rows(
+        self,
+        store: EventStore,
+        tenant: str,
+        lead_ids: Sequence[str],
+        as_of: pd.Timestamp,
+        inline: pa.Table,
+        stages: pa.Table,
+        items: pa.Table | None = None,
+        leads: pa.Table | None = None,
+    ) -> tuple[list[str], list[tuple]]:
+        """Rows of these stored leads open at `as_of`: their stored events by then plus `inline` (not yet stored,
+        each at most once, as the engine checks), with `stages` (stored and sent)."""
+        c = int(pd.Timestamp(as_of).tz_convert("UTC").value // 1000)
+        inline = behaviour(inline, self.settings)
+        own = pc.cast(inline["lead_id"], pa.string())
+        columns, few, first = [], [], []
+        for lead in lead_ids:
+            history = self.cache.get(store, tenant, lead)
+            cols, kept_few, kept_first = history.until(c)
+            mine = inline.filter(pc.equal(own, lead)) if inline.num_rows else inline
+            columns.append(merge_columns(cols, self.cache.flags.columns(mine)) if mine.num_rows else cols)
+            few += [kept_few, few_events(mine)]
+            first += [kept_first, first_events(mine)]
+        few_table = pa.concat_tables(few)
+        given = {
+            "lr_grid_items": item_rows(few_table, c, self.edges, self._categories(items)),
+            "lr_grid_referrals": referral_rows(few_table, c, self.edges),
+        }
+        names, rest_rows = self.rest.compute_rows(pa.concat_tables(first), stages, [as_of], items, leads, given)
+        tiles = dense_tiles(event_tiles(columns, c % DAY_US, self.settings), self.settings)
+        day = c // DAY_US
+        n = len(lead_ids)
+        windows = TileWindows(tiles, np.arange(n), np.full(n, day), np.full(n, c))
+        values = tile_values(self.tiled, windows) | self.daily.values(tiles, day, n)
+        code = {lead: i for i, lead in enumerate(lead_ids)}
+        out_names = [*QMETA, *self.registry.names]
+        rows = []
+        for row in rest_rows:
+            found = dict(zip(names, row, strict=True))
+            i = code.get(found["lead_id"])
+            if i is None:
+                continue
+            rows.append(tuple(_plain(values[f][i]) if f in values else found[f] for f in out_names))
+        return out_names, rows
+
+
+def _plain(v: float) -> float | None:
+    """A numpy value as the SQLite path returns it: a float, or None for missing."""
+    return None if v != v else float(v)

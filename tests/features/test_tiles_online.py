@@ -1,0 +1,144 @@
+"""Online features of a stored lead from its kept history equal the online query's row, at any time of day."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from hypothesis import HealthCheck, Phase, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from leadradar.config import Settings
+from leadradar.features.build import finish
+from leadradar.features.contract import ITEM_SCHEMA
+from leadradar.features.grid import DAY_US
+from leadradar.features.online import OnlineFeatures
+from leadradar.features.registry import build_registry
+from leadradar.features.store import EventStore
+from leadradar.features.tiles.dense import dense_tiles
+from leadradar.features.tiles.online import OnlineTiles, event_tiles
+from leadradar.features.validation import validate_events
+from tests.support.parity import assert_same_features
+from tests.support.strategies import CUTOFF, LEADS, after, before, event_rows, events_table, stage_rows, stages_table
+
+SETTINGS = Settings()
+REGISTRY = build_registry(SETTINGS)
+QUERY = OnlineFeatures(SETTINGS, REGISTRY)
+TILES = OnlineTiles(SETTINGS, REGISTRY)
+PROFILE = hsettings(
+    max_examples=10, deadline=None, suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate]
+)
+MIDNIGHT = CUTOFF.floor("D")
+# A request's instant: inside the day (the strategies' 09:30:15), at midnight, a second either side of it.
+instants = st.sampled_from([CUTOFF, MIDNIGHT, MIDNIGHT - pd.Timedelta(seconds=1), MIDNIGHT + pd.Timedelta(hours=23)])
+near = st.one_of(before, after, st.integers(-86400 - 120, -86400 + 120), st.integers(-95 * 86400, -20 * 86400))
+_stores = itertools.count()
+# The catalogue: pricing and two product lines; "ta-a2-01" is left out (an item without a category).
+CATALOGUE = pa.Table.from_pylist(
+    [
+        {"tenant_id": "ta", "item_id": "ta-pricing", "category": "pricing"},
+        {"tenant_id": "ta", "item_id": "ta-p1-01", "category": "p1"},
+        {"tenant_id": "ta", "item_id": "ta-p1-02", "category": "p1"},
+        {"tenant_id": "tb", "item_id": "tb-p1-01", "category": "p1"},
+    ],
+    schema=ITEM_SCHEMA,
+)
+
+
+def stored(tmp_path, events: pa.Table) -> EventStore:
+    settings = Settings(home=tmp_path / f"home{next(_stores)}")
+    store = EventStore(settings.event_store_url, settings)
+    store.append_events(validate_events(events, settings, pd.Timestamp.now(tz="UTC"), source="t"), source="t")
+    return store
+
+
+def frame(names: list[str], rows: list[tuple]) -> pd.DataFrame:
+    return finish(pd.DataFrame.from_records(rows, columns=names))
+
+
+def by_query(store: EventStore, tenant: str, inline: pa.Table, stages: pa.Table, as_of) -> pd.DataFrame:
+    """Today's online path: every stored event of the tenant by `as_of`, the inline ones, the whole query."""
+    events = pa.concat_tables([store.events(tenant, until=as_of), inline])
+    return frame(*QUERY.compute_rows(events, stages, [as_of], CATALOGUE))
+
+
+def by_tiles(store: EventStore, tenant: str, inline: pa.Table, stages: pa.Table, as_of, leads=LEADS) -> pd.DataFrame:
+    return frame(*TILES.compute_rows(store, tenant, leads, as_of, inline, stages, CATALOGUE))
+
+
+@PROFILE
+@given(
+    rows=st.lists(event_rows(near), min_size=1, max_size=40),
+    held=st.lists(st.integers(0, 39), max_size=6),
+    late=st.lists(st.integers(0, 39), max_size=6),
+    stage_list=st.lists(stage_rows(near), max_size=8),
+    as_of=instants,
+)
+def test_a_stored_leads_features_from_its_kept_history_equal_the_online_query(
+    tmp_path, rows, held, late, stage_list, as_of
+):
+    """Some events are stored after the history was first kept (late or not), some are sent inline only."""
+    events = events_table(rows, id_prefix=f"s{next(_stores)}-")
+    inline_at = sorted({i % len(rows) for i in held})
+    late_at = sorted({i % len(rows) for i in late} - set(inline_at))
+    first = np.ones(len(rows), dtype=bool)
+    first[inline_at + late_at] = False
+    store = stored(tmp_path, events.filter(pa.array(first)))
+    for tenant in ("ta", "tb"):
+        TILES.compute_rows(store, tenant, LEADS, CUTOFF, events.slice(0, 0), stages_table([]))
+    if late_at:
+        store.append_events(
+            validate_events(events.take(pa.array(late_at, pa.int64())), store.settings, source="t"), source="late"
+        )
+    stages = stages_table(stage_list)
+    for tenant in ("ta", "tb"):
+        sent = events.take(pa.array(inline_at, pa.int64()))
+        inline = sent.filter(pc.equal(sent["tenant_id"], tenant))
+        mine = stages.filter(pc.equal(stages["tenant_id"], tenant))
+        got = by_tiles(store, tenant, inline, mine, as_of)
+        assert_same_features(got, by_query(store, tenant, inline, mine, as_of), REGISTRY)
+    store.close()
+
+
+def test_a_late_event_is_the_only_one_read_and_changes_only_its_days_tile(tmp_path):
+    base = {"tenant_id": "ta", "lead_id": "L1", "sales_id": "s1", "micro": 0, "dwell_s": 12.0, "item_id": None}
+    base |= {"referrer_lead_id": None, "channel": "h5", "event_type": "card_view"}
+    rows = [{**base, "offset_s": -d * 86400 - 60} for d in range(0, 30, 3)]
+    store = stored(tmp_path, events_table(rows, id_prefix="first-"))
+    as_of, stages = CUTOFF, stages_table([])
+    TILES.compute_rows(store, "ta", ["L1"], as_of, events_table([]), stages)
+    before = TILES.cache.get(store, "ta", "L1").columns
+    late = events_table([{**base, "offset_s": -9 * 86400 - 3600}], id_prefix="late-")  # the day of an earlier one
+    store.append_events(validate_events(late, store.settings, source="t"), source="late")
+    got = by_tiles(store, "ta", events_table([]), stages, as_of, ["L1"])
+    assert TILES.cache.read_rows == 1
+    assert_same_features(got, by_query(store, "ta", events_table([]), stages, as_of), REGISTRY)
+    tod = int(as_of.value // 1000) % DAY_US
+    old = dense_tiles(event_tiles([before], tod, SETTINGS), SETTINGS)
+    new = dense_tiles(event_tiles([TILES.cache.get(store, "ta", "L1").columns], tod, SETTINGS), SETTINGS)
+    assert list(old.bucket) == list(new.bucket)
+    changed = {
+        int(b)
+        for i, b in enumerate(new.bucket)
+        if any(not np.array_equal(new.columns[c][i], old.columns[c][i], equal_nan=True) for c in new.columns)
+    }
+    late_us = int(late["ts"].cast(pa.int64())[0].as_py())
+    assert changed == {-((tod - late_us) // DAY_US)}
+    store.close()
+
+
+def test_a_deleted_event_makes_the_kept_history_read_again(tmp_path):
+    base = {"tenant_id": "ta", "lead_id": "L2", "sales_id": "s1", "micro": 0, "dwell_s": None, "item_id": "ta-p1-01"}
+    base |= {"referrer_lead_id": None, "channel": "h5", "event_type": "product_view"}
+    store = stored(tmp_path, events_table([{**base, "offset_s": -d * 3600} for d in range(1, 6)], id_prefix="d-"))
+    TILES.compute_rows(store, "ta", ["L2"], CUTOFF, events_table([]), stages_table([]))
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM events WHERE event_id = 'd-0'")
+    got = by_tiles(store, "ta", events_table([]), stages_table([]), CUTOFF, ["L2"])
+    assert TILES.cache.read_rows == 4
+    assert_same_features(got, by_query(store, "ta", events_table([]), stages_table([]), CUTOFF), REGISTRY)
+    store.close()
