@@ -196,9 +196,7 @@ class Engine:
         names = list(self.settings.features.lead_attributes)
         if attrs:
             lead_table = pa.Table.from_pylist([{k: a.get(k) for k in ("tenant_id", "lead_id", *names)} for a in attrs])
-        records = self._records(
-            events, stages, tenant, as_of, lead_table, stored_leads, len(stored_leads) < len(leads)
-        )
+        records = self._records(events, stages, tenant, as_of, lead_table, stored_leads, len(stored_leads) < len(leads))
         last_stage: dict[str, tuple[str, datetime]] = {}
         cut = pd.Timestamp(as_of)
         for lead_id, stage, ts in zip(
