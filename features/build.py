@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import ibis
@@ -192,14 +193,17 @@ def compute_features(
     """Execute the feature query for the given cutoffs on an engine; a pandas frame, one row per open lead, blanked
     to counts where the lead had no consent at the cutoff (`consent`: consent events carried aside, beside any in
     `events`)."""
-    from leadradar.features.engines import connect, materializer, to_pandas
+    from leadradar.features.engines import connect, connected, materializer, to_pandas
 
-    con = connect(engine or settings.features.engine, settings.features)
-    ev, st, cut, it, ld, said = _bound(con, events, stages, cutoffs, settings, items, leads, consent)
-    if (engine or settings.features.engine) == "tiles":
-        from leadradar.features.tiles.build import tiled_frame
+    engine, fc = engine or settings.features.engine, settings.features
+    # A Spark Connect session ends with the build; a local or cluster session stays for the next call.
+    ends = engine == "spark" and fc.spark_master.startswith("sc://")
+    with connected(engine, fc) if ends else nullcontext(connect(engine, fc)) as con:
+        ev, st, cut, it, ld, said = _bound(con, events, stages, cutoffs, settings, items, leads, consent)
+        if engine == "tiles":
+            from leadradar.features.tiles.build import tiled_frame
 
-        frame = tiled_frame(feature_query, ev, st, cut, settings, registry, con, it, ld)
-    else:
-        frame = finish(to_pandas(feature_query(ev, st, cut, settings, registry, it, materializer(con), ld).table))
+            frame = tiled_frame(feature_query, ev, st, cut, settings, registry, con, it, ld)
+        else:
+            frame = finish(to_pandas(feature_query(ev, st, cut, settings, registry, it, materializer(con), ld).table))
     return counts_only_frame(frame, said, settings, registry)
