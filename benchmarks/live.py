@@ -230,7 +230,12 @@ def http_ingest(url: str, key: str, tenant: str, seconds: float) -> dict[str, fl
     took = time.perf_counter() - started
     burst_end = pd.Timestamp.now(tz="UTC")
     catch_up = _catch_up(url, key, sorted(touched)[:200], burst_end)
-    return {"ingest_events_per_s": sum(acked) / took, "ingest_seconds": took, "rescore_catch_up_s": catch_up}
+    return {
+        "ingest_events_per_s": sum(acked) / took,
+        "ingest_seconds": took,
+        "rescore_catch_up_s": catch_up,
+        "burst_leads_touched": len(touched),
+    }
 
 
 def rescore_latency(url: str, key: str, tenant: str, seconds: float) -> dict[str, float]:
@@ -240,6 +245,7 @@ def rescore_latency(url: str, key: str, tenant: str, seconds: float) -> dict[str
     per_batch = BATCH // 5
     interval = per_batch / RATE
     latencies: list[float] = []
+    sent = 0
     with httpx.Client(base_url=url, timeout=60, headers={"Authorization": f"Bearer {key}"}) as http:
         stop = time.perf_counter() + seconds
         k = 0
@@ -248,6 +254,7 @@ def rescore_latency(url: str, key: str, tenant: str, seconds: float) -> dict[str
             batch = fresh_events(per_batch, tenant, 5_000, 7_000_000 + k, f"rate-{k}")
             http.post("/v1/events", json={"events": _wire(batch)}).raise_for_status()
             acked, lead = pd.Timestamp.now(tz="UTC"), batch["lead_id"].iat[0]
+            sent += 1
             while time.perf_counter() - tick < 5:
                 if _newest_score(http, lead) >= acked:
                     latencies.append((time.perf_counter() - tick) * 1000)
@@ -255,9 +262,15 @@ def rescore_latency(url: str, key: str, tenant: str, seconds: float) -> dict[str
                 time.sleep(0.01)
             time.sleep(max(0.0, interval - (time.perf_counter() - tick)))
             k += 1
+    # A lead whose new score was not readable within 5 s counts as missed: when every one is, the rescoring
+    # fell behind the rate, and that is the figure.
+    missed = {"rescore_batches": sent, "rescore_missed_5s_share": 1 - len(latencies) / sent if sent else None}
     if not latencies:
-        return {}
-    return {"rescore_p50_ms": statistics.median(latencies), "rescore_p99_ms": float(np.percentile(latencies, 99))}
+        return missed
+    return missed | {
+        "rescore_p50_ms": statistics.median(latencies),
+        "rescore_p99_ms": float(np.percentile(latencies, 99)),
+    }
 
 
 def stored_history_p99_ms(url: str, key: str, tenant: str) -> float:
