@@ -60,8 +60,8 @@ def figures(sim: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         late = store.events(as_seen=False).to_pandas()
         seen = store.events(as_seen=True).to_pandas()
         store.close()
-    delay = seen["ts"].to_numpy() - late["ts"].to_numpy()
-    moved, late_by_an_hour = int((delay > np.timedelta64(0)).sum()), int((delay > np.timedelta64(1, "h")).sum())
+    delay = seen["ts"] - late["ts"]
+    moved, late_by_an_hour = int((delay > pd.Timedelta(0)).sum()), int((delay > pd.Timedelta(hours=1)).sum())
     a, b = (sets[k].frame.set_index(["tenant_id", "lead_id", "cutoff"]).sort_index() for k in ("as_seen", "event_time"))
     common = a.index.intersection(b.index)
     cols = [c for c in sets["as_seen"].features if c in b.columns]
