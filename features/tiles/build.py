@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
@@ -21,22 +22,34 @@ import pyarrow.parquet as pq
 
 from leadradar.config import Settings
 from leadradar.features.feature import Feature
-from leadradar.features.grid import DAY_US, Stage
+from leadradar.features.grid import DAY_US, DEDUP_COLUMNS, Stage
 from leadradar.features.registry import FeatureRegistry
 from leadradar.features.tiles.dense import DayTiles, dense_tiles, type_arrays
-from leadradar.features.tiles.partials import day_tiles
+from leadradar.features.tiles.partials import day_bucket, day_tiles, distinct_rows
 from leadradar.features.tiles.store import TileStore
 from leadradar.features.tiles.windows import TileWindows
 
 SKIPPED_STAGES = ("lr_grid_activity",)  # the wide per-day pivot the tiles replace
+PIVOT_ONLY = ("tcode", "night", "weekend", "session_start")  # grid event columns only that pivot reads
 
 
-def reference_stage(con) -> Stage:
-    """Materialise the reference's intermediate tables, except the activity pivot, which no column reads."""
+def reference_stage(con, events: ir.Table, tod_us: int, narrow: bool = True) -> Stage:
+    """Materialise the reference's intermediate tables, except the activity pivot, which no tile feature reads.
+
+    With `narrow` (no activity feature left to the reference), the grid's events become `reference_day_events`:
+    the reference's other columns read no more.
+    """
     from leadradar.features.engines import materializer
 
     materialise = materializer(con)
-    return lambda name, table: table if name in SKIPPED_STAGES else materialise(name, table)
+
+    def stage(name: str, table: ir.Table) -> ir.Table:
+        if name in SKIPPED_STAGES:
+            return table
+        narrowed = narrow and name == "lr_grid_events"
+        return materialise(name, reference_day_events(events, tod_us) if narrowed else table)
+
+    return stage
 
 
 def reference_events(events: ir.Table) -> ir.Table:
@@ -49,6 +62,17 @@ def reference_events(events: ir.Table) -> ir.Table:
     j = events.inner_join(first, ["tenant_id", "lead_id"])
     keep = j.item_id.notnull() | j.referrer_lead_id.notnull() | (j.us == j.first_us)
     return j.filter(keep).select(*events.columns)
+
+
+def reference_day_events(events: ir.Table, tod_us: int) -> ir.Table:
+    """The grid's events for the reference's other columns: those of `reference_events`, deduplicated, with their day.
+
+    The columns only the activity pivot reads (type code, habit flags, the session window of
+    `grid.prepare_events`) are left null: that pivot is never run when this stands in for the grid's events.
+    """
+    ev = distinct_rows(reference_events(events.select(*DEDUP_COLUMNS)))
+    ev = ev.mutate(bucket=day_bucket(ev.us, tod_us), **{c: ibis.null("int64") for c in PIVOT_ONLY})
+    return ev.select(*[c for c in ev.columns if c != "event_id"])
 
 
 def lead_codes(table: pa.Table, dictionary: pa.Array | None = None) -> tuple[np.ndarray, pa.Array]:
@@ -97,11 +121,10 @@ def write_features(
     fc = settings.features
     tiled = [f for f in registry if f.tile is not None]
     rest = registry.select([f.name for f in registry if f.tile is None])
-    ref_events = events if rest.of_source("activity") else reference_events(events)
-    q = feature_query(ref_events, stages, cutoffs, settings, rest, items, stage=reference_stage(con), leads=leads)
-    ref = q.table.to_pyarrow()
     cut_us = pc.cast(cutoffs.cutoff_us.to_pyarrow(), pa.int64()).to_numpy()
     tod = int((cut_us % DAY_US).min()) if len(cut_us) else 0
+    stage = reference_stage(con, events, tod, narrow=not rest.of_source("activity"))
+    ref = feature_query(events, stages, cutoffs, settings, rest, items, stage=stage, leads=leads).table.to_pyarrow()
     arrays, dictionary = _tile_arrays(events, tod, settings)
     row_lead, _ = lead_codes(ref, dictionary)
     row_us = ref["cutoff_us"].to_numpy()
