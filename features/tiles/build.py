@@ -33,11 +33,11 @@ SKIPPED_STAGES = ("lr_grid_activity",)  # the wide per-day pivot the tiles repla
 PIVOT_ONLY = ("tcode", "night", "weekend", "session_start")  # grid event columns only that pivot reads
 
 
-def reference_stage(con, events: ir.Table, tod_us: int, narrow: bool = True) -> Stage:
+def reference_stage(con, events: ir.Table | None = None, tod_us: int = 0) -> Stage:
     """Materialise the reference's intermediate tables, except the activity pivot, which no tile feature reads.
 
-    With `narrow` (no activity feature left to the reference), the grid's events become `reference_day_events`:
-    the reference's other columns read no more.
+    Given `events` (when no activity feature is left to the reference), the grid's events become
+    `reference_day_events` of them: the reference's other columns read no more.
     """
     from leadradar.features.engines import materializer
 
@@ -46,8 +46,9 @@ def reference_stage(con, events: ir.Table, tod_us: int, narrow: bool = True) -> 
     def stage(name: str, table: ir.Table) -> ir.Table:
         if name in SKIPPED_STAGES:
             return table
-        narrowed = narrow and name == "lr_grid_events"
-        return materialise(name, reference_day_events(events, tod_us) if narrowed else table)
+        if events is not None and name == "lr_grid_events":
+            table = reference_day_events(events, tod_us)
+        return materialise(name, table)
 
     return stage
 
@@ -123,7 +124,7 @@ def write_features(
     rest = registry.select([f.name for f in registry if f.tile is None])
     cut_us = pc.cast(cutoffs.cutoff_us.to_pyarrow(), pa.int64()).to_numpy()
     tod = int((cut_us % DAY_US).min()) if len(cut_us) else 0
-    stage = reference_stage(con, events, tod, narrow=not rest.of_source("activity"))
+    stage = reference_stage(con, None if rest.of_source("activity") else events, tod)
     ref = feature_query(events, stages, cutoffs, settings, rest, items, stage=stage, leads=leads).table.to_pyarrow()
     arrays, dictionary = _tile_arrays(events, tod, settings)
     row_lead, _ = lead_codes(ref, dictionary)
