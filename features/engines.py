@@ -132,7 +132,7 @@ FEATURE_SCHEMAS = {"events": FEATURE_EVENT_SCHEMA, "stages": FEATURE_STAGE_SCHEM
 
 
 @ibis.udf.scalar.builtin(name="epoch_us")
-def duckdb_epoch_us(ts: dt.Timestamp(timezone="UTC")) -> dt.int64:  # type: ignore[empty-body]
+def duckdb_epoch_us(ts: dt.Timestamp(timezone="UTC")) -> dt.int64:  # type: ignore[valid-type]
     """DuckDB's own microseconds since 1970: 20x faster than its calendar-aware date difference on 930 k events."""
 
 

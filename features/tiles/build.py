@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import ibis
@@ -25,6 +26,8 @@ from leadradar.features.feature import Feature
 from leadradar.features.grid import DAY_US, DEDUP_COLUMNS, Stage
 from leadradar.features.registry import FeatureRegistry
 from leadradar.features.tiles.dense import DayTiles, dense_tiles, type_arrays
+from leadradar.features.tiles.fingerprints import as_of_digest, code_key, stage_fingerprints, table_fingerprint
+from leadradar.features.tiles.kept_rows import KeptRows
 from leadradar.features.tiles.partials import day_bucket, day_tiles, distinct_rows
 from leadradar.features.tiles.store import TileStore
 from leadradar.features.tiles.windows import TileWindows
@@ -117,16 +120,54 @@ def write_features(
 ) -> Path:
     """Write the feature table (the reference's rows and columns) to `out` as Parquet, a chunk of leads at a time.
 
-    `feature_query` is the reference (features.build.feature_query), passed in so that module alone imports this.
+    With `tiles_dir`, day tiles and rows are kept there: only changed days' tiles and the rows of the cutoffs
+    their inputs changed are computed. `feature_query` is the reference (features.build.feature_query), passed
+    in so that module alone imports this.
     """
-    fc = settings.features
-    tiled = [f for f in registry if f.tile is not None]
-    rest = registry.select([f.name for f in registry if f.tile is None])
     cut_us = pc.cast(cutoffs.cutoff_us.to_pyarrow(), pa.int64()).to_numpy()
     tod = int((cut_us % DAY_US).min()) if len(cut_us) else 0
-    stage = reference_stage(con, None if rest.of_source("activity") else events, tod)
-    ref = feature_query(events, stages, cutoffs, settings, rest, items, stage=stage, leads=leads).table.to_pyarrow()
-    arrays, dictionary = _tile_arrays(events, tod, settings)
+    inputs = _Inputs(feature_query, events, stages, settings, registry, con, items, leads, tod)
+    if not settings.features.tiles_dir:
+        return _write_rows(inputs, cutoffs, day_tiles(events, tod, settings).to_pyarrow(), out)
+    store = TileStore(Path(settings.features.tiles_dir), settings, tod)
+    days = {"events": store.refresh(events), "stages": stage_fingerprints(stages, tod)}
+    static = [code_key(settings), registry.names, table_fingerprint(items), table_fingerprint(leads)]
+    digests = {int(c): as_of_digest(static, days, int((c - tod) // DAY_US)) for c in cut_us}
+    kept = KeptRows(store.dir / "rows")
+    stale = kept.stale(digests)
+    if stale:
+        fresh = out.with_name(out.name + ".fresh")
+        _write_rows(inputs, cutoffs.filter(cutoffs.cutoff_us.isin(stale)), store.read(), fresh)
+        kept.keep(pq.read_table(fresh), digests)
+        fresh.unlink()
+    kept.write(sorted(digests), out)
+    return out
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What every build reads besides the cutoffs and the tiles."""
+
+    feature_query: Callable
+    events: ir.Table
+    stages: ir.Table
+    settings: Settings
+    registry: FeatureRegistry
+    con: object
+    items: ir.Table | None
+    leads: ir.Table | None
+    tod: int
+
+
+def _write_rows(inputs: _Inputs, cutoffs: ir.Table, types: pa.Table | None, out: Path) -> Path:
+    """The rows of `cutoffs`: the reference's columns, then the tile features merged a chunk of leads at a time."""
+    i, fc = inputs, inputs.settings.features
+    tiled = [f for f in i.registry if f.tile is not None]
+    rest = i.registry.select([f.name for f in i.registry if f.tile is None])
+    stage = reference_stage(i.con, None if rest.of_source("activity") else i.events, i.tod)
+    q = i.feature_query(i.events, i.stages, cutoffs, i.settings, rest, i.items, stage=stage, leads=i.leads)
+    ref = q.table.to_pyarrow()
+    arrays, dictionary = _tile_arrays(types)
     row_lead, _ = lead_codes(ref, dictionary)
     row_us = ref["cutoff_us"].to_numpy()
     order = np.lexsort((row_us, row_lead))
@@ -135,9 +176,9 @@ def write_features(
     try:
         for lo, hi in _chunks(row_lead, len(dictionary), fc.tiles_chunk_leads):
             part = ref.take(order[lo:hi])
-            tiles = _chunk_tiles(arrays, row_lead[lo:hi], settings)
+            tiles = _chunk_tiles(arrays, row_lead[lo:hi], i.settings)
             windows = TileWindows(tiles, row_lead[lo:hi], row_us[lo:hi] // DAY_US, row_us[lo:hi])
-            table = _assemble(part, tile_values(tiled, windows), registry)
+            table = _assemble(part, tile_values(tiled, windows), i.registry)
             if writer is None:
                 writer = pq.ParquetWriter(out, table.schema)
             writer.write_table(table)
@@ -147,13 +188,8 @@ def write_features(
     return out
 
 
-def _tile_arrays(events: ir.Table, tod: int, settings: Settings) -> tuple[dict[str, np.ndarray] | None, pa.Array]:
-    """Every day's type tiles (kept ones when `tiles_dir` is set) as sorted arrays, and the lead-code dictionary."""
-    fc = settings.features
-    if fc.tiles_dir:
-        types = TileStore(Path(fc.tiles_dir), settings, tod).update(events)
-    else:
-        types = day_tiles(events, tod, settings).to_pyarrow()
+def _tile_arrays(types: pa.Table | None) -> tuple[dict[str, np.ndarray] | None, pa.Array]:
+    """Per-type tiles as arrays sorted by lead code and day, and the lead-code dictionary."""
     if types is None or types.num_rows == 0:
         return None, pa.array([], pa.string())
     tile_lead, dictionary = lead_codes(types)

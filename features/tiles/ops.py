@@ -50,7 +50,7 @@ class Ratio:
 
 @dataclass(frozen=True)
 class Decayed:
-    """A tile column summed over every day up to the cutoff, each day weighted by one half per `half_life` days of age."""
+    """A tile column summed over every day up to the cutoff, each day halved per `half_life` days of its age."""
 
     column: str
     half_life: float

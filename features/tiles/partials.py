@@ -103,11 +103,3 @@ def day_tiles(events: ir.Table, tod_us: int, settings: Settings, days: Iterable[
         sessions=s.sessions,
     )
     return types.union(rows.cast(types.schema()))
-
-
-def day_fingerprints(events: ir.Table, tod_us: int) -> ir.Table:
-    """Per day: its number of event rows and a sum of their hashes, to tell which days changed since a build."""
-    ev = events.select(*DEDUP_COLUMNS)
-    row = ibis.struct({c: ev[c] for c in DEDUP_COLUMNS}).hash()
-    ev = ev.mutate(bucket=day_bucket(ev.us, tod_us), h=row % 1_000_000_007)
-    return ev.group_by("bucket").aggregate(rows=ev.count(), hsum=ev.h.sum())
