@@ -28,7 +28,7 @@ from leadradar.features.registry import FeatureRegistry
 from leadradar.features.tiles.dense import DayTiles, dense_tiles, type_arrays
 from leadradar.features.tiles.fingerprints import as_of_digest, code_key, stage_fingerprints, table_fingerprint
 from leadradar.features.tiles.kept_rows import KeptRows
-from leadradar.features.tiles.partials import day_bucket, day_tiles, distinct_rows
+from leadradar.features.tiles.partials import day_bucket, day_tiles, repeated_ids, without_repeats
 from leadradar.features.tiles.store import TileStore
 from leadradar.features.tiles.windows import TileWindows
 
@@ -36,7 +36,13 @@ SKIPPED_STAGES = ("lr_grid_activity",)  # the wide per-day pivot the tiles repla
 PIVOT_ONLY = ("tcode", "night", "weekend", "session_start")  # grid event columns only that pivot reads
 
 
-def reference_stage(con, events: ir.Table | None = None, tod_us: int = 0) -> Stage:
+def reference_stage(
+    con,
+    events: ir.Table | None = None,
+    tod_us: int = 0,
+    firsts: pa.Table | None = None,
+    repeated: ir.Table | None = None,
+) -> Stage:
     """Materialise the reference's intermediate tables, except the activity pivot, which no tile feature reads.
 
     Given `events` (when no activity feature is left to the reference), the grid's events become
@@ -50,31 +56,39 @@ def reference_stage(con, events: ir.Table | None = None, tod_us: int = 0) -> Sta
         if name in SKIPPED_STAGES:
             return table
         if events is not None and name == "lr_grid_events":
-            table = reference_day_events(events, tod_us)
+            table = reference_day_events(events, tod_us, firsts, repeated)
         return materialise(name, table)
 
     return stage
 
 
-def reference_events(events: ir.Table) -> ir.Table:
+def reference_events(events: ir.Table, firsts: pa.Table | None = None) -> ir.Table:
     """The events the reference's other columns read: with an item, with a referrer, or at the lead's first time.
 
     Items, categories and referrals read only such events, the spine and the owner only a lead's first
-    ones, so the reference gives the same columns from this subset at a fraction of the events.
+    ones, so the reference gives the same columns from this subset at a fraction of the events. `firsts`
+    (tenant_id, lead_id, first_us), from the day tiles, saves grouping the events again.
     """
-    first = events.group_by(["tenant_id", "lead_id"]).aggregate(first_us=events.us.min())
+    if firsts is None:
+        first = events.group_by(["tenant_id", "lead_id"]).aggregate(first_us=events.us.min())
+    else:
+        first = ibis.memtable(firsts)
     j = events.inner_join(first, ["tenant_id", "lead_id"])
     keep = j.item_id.notnull() | j.referrer_lead_id.notnull() | (j.us == j.first_us)
     return j.filter(keep).select(*events.columns)
 
 
-def reference_day_events(events: ir.Table, tod_us: int) -> ir.Table:
+def reference_day_events(
+    events: ir.Table, tod_us: int, firsts: pa.Table | None = None, repeated: ir.Table | None = None
+) -> ir.Table:
     """The grid's events for the reference's other columns: those of `reference_events`, deduplicated, with their day.
 
+    Repeats (ids in `repeated`; None: no id repeats) are dropped after the narrowing, from the few events left.
     The columns only the activity pivot reads (type code, habit flags, the session window of
     `grid.prepare_events`) are left null: that pivot is never run when this stands in for the grid's events.
     """
-    ev = distinct_rows(reference_events(events.select(*DEDUP_COLUMNS)))
+    ev = reference_events(events.select(*DEDUP_COLUMNS), firsts)
+    ev = ev if repeated is None else without_repeats(ev, repeated)
     ev = ev.mutate(bucket=day_bucket(ev.us, tod_us), **{c: ibis.null("int64") for c in PIVOT_ONLY})
     return ev.select(*[c for c in ev.columns if c != "event_id"])
 
@@ -128,7 +142,10 @@ def write_features(
     tod = int((cut_us % DAY_US).min()) if len(cut_us) else 0
     inputs = _Inputs(feature_query, events, stages, settings, registry, con, items, leads, tod)
     if not settings.features.tiles_dir:
-        return _write_rows(inputs, cutoffs, day_tiles(events, tod, settings).to_pyarrow(), out)
+        repeated = repeated_table(events, con)
+        unique = events if repeated is None else without_repeats(events, repeated)
+        types = day_tiles(unique, tod, settings, unique=True).to_pyarrow()
+        return _write_rows(inputs, repeated, cutoffs, types, out)
     store = TileStore(Path(settings.features.tiles_dir), settings, tod)
     days = {"events": store.refresh(events), "stages": stage_fingerprints(stages, tod)}
     static = [code_key(settings), registry.names, table_fingerprint(items), table_fingerprint(leads)]
@@ -137,11 +154,20 @@ def write_features(
     stale = kept.stale(digests)
     if stale:
         fresh = out.with_name(out.name + ".fresh")
-        _write_rows(inputs, cutoffs.filter(cutoffs.cutoff_us.isin(stale)), store.read(), fresh)
+        of_stale = cutoffs.filter(cutoffs.cutoff_us.isin(stale))
+        _write_rows(inputs, repeated_table(events, con), of_stale, store.read(), fresh)
         kept.keep(pq.read_table(fresh), digests)
         fresh.unlink()
     kept.write(sorted(digests), out)
     return out
+
+
+def repeated_table(events: ir.Table, con) -> ir.Table | None:
+    """The hashes of repeated event ids, computed once for every scan; None when no id repeats (the store's case)."""
+    from leadradar.features.engines import materializer
+
+    repeated = materializer(con)("lr_tile_repeated_ids", repeated_ids(events))
+    return repeated if repeated.count().to_pyarrow().as_py() else None
 
 
 @dataclass(frozen=True)
@@ -159,12 +185,16 @@ class _Inputs:
     tod: int
 
 
-def _write_rows(inputs: _Inputs, cutoffs: ir.Table, types: pa.Table | None, out: Path) -> Path:
+def _write_rows(
+    inputs: _Inputs, repeated: ir.Table | None, cutoffs: ir.Table, types: pa.Table | None, out: Path
+) -> Path:
     """The rows of `cutoffs`: the reference's columns, then the tile features merged a chunk of leads at a time."""
     i, fc = inputs, inputs.settings.features
     tiled = [f for f in i.registry if f.tile is not None]
     rest = i.registry.select([f.name for f in i.registry if f.tile is None])
-    stage = reference_stage(i.con, None if rest.of_source("activity") else i.events, i.tod)
+    narrow = not rest.of_source("activity")
+    firsts = lead_firsts(types) if narrow else None
+    stage = reference_stage(i.con, i.events if narrow else None, i.tod, firsts, repeated)
     q = i.feature_query(i.events, i.stages, cutoffs, i.settings, rest, i.items, stage=stage, leads=i.leads)
     ref = q.table.to_pyarrow()
     arrays, dictionary = _tile_arrays(types)
@@ -186,6 +216,15 @@ def _write_rows(inputs: _Inputs, cutoffs: ir.Table, types: pa.Table | None, out:
         if writer is not None:
             writer.close()
     return out
+
+
+def lead_firsts(types: pa.Table | None) -> pa.Table | None:
+    """Each lead's first event time from its day tiles (tenant_id, lead_id, first_us)."""
+    if types is None:
+        return None
+    firsts = types.group_by(["tenant_id", "lead_id"]).aggregate([("us_min", "min")])
+    us = pc.cast(firsts["us_min_min"], pa.int64())
+    return pa.table({"tenant_id": firsts["tenant_id"], "lead_id": firsts["lead_id"], "first_us": us})
 
 
 def _tile_arrays(types: pa.Table | None) -> tuple[dict[str, np.ndarray] | None, pa.Array]:

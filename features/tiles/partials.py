@@ -26,18 +26,25 @@ def day_bucket(us: ir.IntegerValue, tod_us: int) -> ir.IntegerValue:
     return ceil_div(us - tod_us, DAY_US)
 
 
-def distinct_rows(events: ir.Table) -> ir.Table:
-    """The events with repeated rows dropped, as `distinct()` would, at the cost of grouping one integer.
-
-    Only rows whose event id's hash repeats can be repeats, so only those are compared on every column;
-    a hash collision sends more rows to that comparison, never fewer, so the result is exact.
-    """
-    keyed = events.mutate(id_hash=events.event_id.hash())
+def repeated_ids(events: ir.Table) -> ir.Table:
+    """The hashes of event ids that occur more than once: only rows with such an id can be repeats."""
+    keyed = events.select(id_hash=events.event_id.hash())
     counts = keyed.group_by("id_hash").aggregate(copies=keyed.count())
-    repeated = counts.filter(counts.copies > 1).select("id_hash")
+    return counts.filter(counts.copies > 1).select("id_hash")
+
+
+def without_repeats(events: ir.Table, repeated: ir.Table) -> ir.Table:
+    """The events with repeated rows dropped, as `distinct()` would, comparing every column only of the rows whose
+    id hash is in `repeated` (a collision sends more rows to that comparison, never fewer: the result is exact)."""
+    keyed = events.mutate(id_hash=events.event_id.hash())
     once = keyed.anti_join(repeated, "id_hash").select(*events.columns)
     again = keyed.semi_join(repeated, "id_hash").select(*events.columns).distinct()
     return once.union(again)
+
+
+def distinct_rows(events: ir.Table) -> ir.Table:
+    """The events with repeated rows dropped, at the cost of grouping one integer rather than every column."""
+    return without_repeats(events, repeated_ids(events))
 
 
 def _dated(events: ir.Table, tod_us: int, days: Iterable[int] | None) -> ir.Table:
@@ -46,10 +53,13 @@ def _dated(events: ir.Table, tod_us: int, days: Iterable[int] | None) -> ir.Tabl
     return ev if days is None else ev.filter(ev.bucket.isin(sorted(days)))
 
 
-def day_events(events: ir.Table, tod_us: int, settings: Settings, days: Iterable[int] | None = None) -> ir.Table:
-    """Deduplicated events with their day, type code and local-time flags."""
+def day_events(
+    events: ir.Table, tod_us: int, settings: Settings, days: Iterable[int] | None = None, unique: bool = False
+) -> ir.Table:
+    """Deduplicated events with their day, type code and local-time flags; `unique`: no row repeats already."""
     fc = settings.features
-    ev = distinct_rows(_dated(events, tod_us, days))
+    ev = _dated(events, tod_us, days)
+    ev = ev if unique else distinct_rows(ev)
     local_us = ev.us + int(fc.utc_offset_hours * HOUR_US)
     hour = ((local_us // HOUR_US) % 24).cast("int64")
     weekday = (((local_us // DAY_US) + 3) % 7).cast("int64")  # 1970-01-01 was a Thursday
@@ -81,9 +91,14 @@ def day_sessions(events: ir.Table, tod_us: int, settings: Settings, days: Iterab
     return j.group_by(day).aggregate(sessions=starts.sum() - 1, us_min=j.lo.min(), us_max=j.hi.max())
 
 
-def day_tiles(events: ir.Table, tod_us: int, settings: Settings, days: Iterable[int] | None = None) -> ir.Table:
-    """Per (tenant, lead, day, type code): the grid's type partials; plus each day's session row."""
-    types = type_partials(day_events(events, tod_us, settings, days))
+def day_tiles(
+    events: ir.Table, tod_us: int, settings: Settings, days: Iterable[int] | None = None, unique: bool = False
+) -> ir.Table:
+    """Per (tenant, lead, day, type code): the grid's type partials; plus each day's session row.
+
+    `unique` says the events hold no repeated row already (`without_repeats`), so none is looked for.
+    """
+    types = type_partials(day_events(events, tod_us, settings, days, unique))
     s = day_sessions(events, tod_us, settings, days)
     zero, none = ibis.literal(0, "int64"), ibis.null("float64")
     rows = s.select(

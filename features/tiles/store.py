@@ -66,15 +66,18 @@ class TileStore:
         pq.write_table(table, self.dir / name)
         return name
 
-    def refresh(self, events: ir.Table) -> dict[int, list[int]]:
-        """Recompute the days whose events changed and drop days with no events left; each day's fingerprint."""
+    def refresh(self, events: ir.Table, unique: bool = False) -> dict[int, list[int]]:
+        """Recompute the days whose events changed and drop days with no events left; each day's fingerprint.
+
+        `unique`: the events hold no repeated row (features/tiles/partials.py `without_repeats`).
+        """
         self.dir.mkdir(parents=True, exist_ok=True)
         now = day_fingerprints(events, self.tod_us)
         kept = self._manifest()
         stale = sorted(b for b, fp in now.items() if b not in kept or kept[b][:-1] != fp)
         segment = ""
         if stale:  # with nothing kept, every day is stale: no filter to apply
-            fresh = day_tiles(events, self.tod_us, self.settings, days=stale if kept else None)
+            fresh = day_tiles(events, self.tod_us, self.settings, days=stale if kept else None, unique=unique)
             segment = self._new_segment(fresh.to_pyarrow())
         days = {b: [*fp, segment if b in stale else kept[b][-1]] for b, fp in now.items()}
         if len({v[-1] for v in days.values()}) > MAX_SEGMENTS:
