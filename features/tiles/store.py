@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from leadradar.config import Settings
 from leadradar.features.tiles.fingerprints import day_fingerprints
-from leadradar.features.tiles.partials import day_tiles
+from leadradar.features.tiles.partials import day_bucket, day_tiles
 
 TILE_VERSION = 3  # 3: session starts in one session row per lead and day
 MAX_SEGMENTS = 16
@@ -77,8 +77,8 @@ class TileStore:
         stale = sorted(b for b, fp in now.items() if b not in kept or kept[b][:-1] != fp)
         segment = ""
         if stale:  # with nothing kept, every day is stale: no filter to apply
-            fresh = day_tiles(events, self.tod_us, self.settings, days=stale if kept else None, unique=unique)
-            segment = self._new_segment(fresh.to_pyarrow())
+            source = self._stale_events(events, stale) if kept else events
+            segment = self._new_segment(day_tiles(source, self.tod_us, self.settings, unique=unique).to_pyarrow())
         days = {b: [*fp, segment if b in stale else kept[b][-1]] for b, fp in now.items()}
         if len({v[-1] for v in days.values()}) > MAX_SEGMENTS:
             whole = self._new_segment(self._read(days))
@@ -86,6 +86,13 @@ class TileStore:
         self._write_manifest(days)
         self.recomputed = stale
         return now
+
+    def _stale_events(self, events: ir.Table, stale: list[int]) -> ir.Table:
+        """The stale days' events, materialised by one scan, so the tile query's several passes read only them."""
+        from leadradar.features.engines import materializer
+
+        few = events.filter(day_bucket(events.us, self.tod_us).isin(stale))
+        return materializer(events.get_backend())("lr_tile_stale_events", few)
 
     def update(self, events: ir.Table) -> pa.Table | None:
         """`refresh`, then every day's tiles."""
