@@ -92,7 +92,7 @@ class TileWindows:
         counts = np.maximum(hi - lo, 0)
         query = np.repeat(np.arange(len(lo)), counts)
         tile = np.arange(int(counts.sum())) + np.repeat(lo - (np.cumsum(counts) - counts), counts)
-        age = (self.day[query] - self.tiles.bucket[tile] if len(tile) else np.empty(0)).astype(np.float64)
+        age = (self.day[query] - self.tiles.bucket[tile]).astype(np.float64)
         terms = self.column(column)[tile] * np.exp(age * (-math.log(2) / half_life))
         return np.bincount(query, weights=terms, minlength=len(lo)).astype(np.float64)
 
