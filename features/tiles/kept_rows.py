@@ -42,8 +42,10 @@ class KeptRows:
         self.dir.mkdir(parents=True, exist_ok=True)
         kept = {c: d for c, d in self._manifest().items() if c in digests}
         us = pc.cast(table["cutoff"], pa.int64())
-        for c in self.stale(digests):
-            pq.write_table(table.filter(pc.equal(us, c)), self._path(c))
+        for c in self.stale(digests):  # each file whole or not at all, for a build reading the directory meanwhile
+            tmp = self._path(c).with_suffix(".tmp")
+            pq.write_table(table.filter(pc.equal(us, c)), tmp)
+            os.replace(tmp, self._path(c))
             kept[c] = digests[c]
         tmp = self.manifest_path.with_suffix(".tmp")
         tmp.write_text(json.dumps({str(c): d for c, d in sorted(kept.items())}))
