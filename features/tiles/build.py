@@ -9,7 +9,7 @@ time, so the memory of the merge follows the chunk, not the history.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,14 +138,13 @@ def write_features(
     their inputs changed are computed. `feature_query` is the reference (features.build.feature_query), passed
     in so that module alone imports this.
     """
-    cut_us = pc.cast(cutoffs.cutoff_us.to_pyarrow(), pa.int64()).to_numpy()
+    if not settings.features.tiles_dir:
+        args = (feature_query, events, stages, cutoffs, settings, registry, con, items, leads)
+        _write_parquet(feature_chunks(*args), out)
+        return out
+    cut_us = _cutoff_us(cutoffs)
     tod = int((cut_us % DAY_US).min()) if len(cut_us) else 0
     inputs = _Inputs(feature_query, events, stages, settings, registry, con, items, leads, tod)
-    if not settings.features.tiles_dir:
-        repeated = repeated_table(events, con)
-        unique = events if repeated is None else without_repeats(events, repeated)
-        types = day_tiles(unique, tod, settings, unique=True).to_pyarrow()
-        return _write_rows(inputs, repeated, cutoffs, types, out)
     store = TileStore(Path(settings.features.tiles_dir), settings, tod)
     days = {"events": store.refresh(events), "stages": stage_fingerprints(stages, tod)}
     static = [code_key(settings), registry.names, table_fingerprint(items), table_fingerprint(leads)]
@@ -155,7 +154,7 @@ def write_features(
     if stale:
         fresh = out.with_name(out.name + ".fresh")
         of_stale = cutoffs.filter(cutoffs.cutoff_us.isin(stale))
-        _write_rows(inputs, repeated_table(events, con), of_stale, store.read(), fresh)
+        _write_parquet(_rows(inputs, repeated_table(events, con), of_stale, store.read()), fresh)
         kept.keep(pq.read_table(fresh), digests)
         fresh.unlink()
     kept.write(sorted(digests), out)
@@ -168,6 +167,42 @@ def repeated_table(events: ir.Table, con) -> ir.Table | None:
 
     repeated = materializer(con)("lr_tile_repeated_ids", repeated_ids(events))
     return repeated if repeated.count().to_pyarrow().as_py() else None
+
+
+def feature_chunks(
+    feature_query: Callable,
+    events: ir.Table,
+    stages: ir.Table,
+    cutoffs: ir.Table,
+    settings: Settings,
+    registry: FeatureRegistry,
+    con,
+    items: ir.Table | None = None,
+    leads: ir.Table | None = None,
+) -> Iterator[pa.Table]:
+    """The feature table a chunk of leads at a time, from day tiles computed now (none kept)."""
+    cut_us = _cutoff_us(cutoffs)
+    tod = int((cut_us % DAY_US).min()) if len(cut_us) else 0
+    inputs = _Inputs(feature_query, events, stages, settings, registry, con, items, leads, tod)
+    repeated = repeated_table(events, con)
+    unique = events if repeated is None else without_repeats(events, repeated)
+    yield from _rows(inputs, repeated, cutoffs, day_tiles(unique, tod, settings, unique=True).to_pyarrow())
+
+
+def _cutoff_us(cutoffs: ir.Table) -> np.ndarray:
+    return pc.cast(cutoffs.cutoff_us.to_pyarrow(), pa.int64()).to_numpy()
+
+
+def _write_parquet(chunks: Iterable[pa.Table], out: Path) -> None:
+    """The chunks into one Parquet file, one at a time."""
+    writer = None
+    try:
+        for table in chunks:
+            writer = writer or pq.ParquetWriter(out, table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 @dataclass(frozen=True)
@@ -185,9 +220,7 @@ class _Inputs:
     tod: int
 
 
-def _write_rows(
-    inputs: _Inputs, repeated: ir.Table | None, cutoffs: ir.Table, types: pa.Table | None, out: Path
-) -> Path:
+def _rows(inputs: _Inputs, repeated: ir.Table | None, cutoffs: ir.Table, types: pa.Table | None) -> Iterator[pa.Table]:
     """The rows of `cutoffs`: the reference's columns, then the tile features merged a chunk of leads at a time."""
     i, fc = inputs, inputs.settings.features
     tiled = [f for f in i.registry if f.tile is not None]
@@ -202,20 +235,11 @@ def _write_rows(
     row_us = ref["cutoff_us"].to_numpy()
     order = np.lexsort((row_us, row_lead))
     row_lead, row_us = row_lead[order], row_us[order]
-    writer = None
-    try:
-        for lo, hi in _chunks(row_lead, len(dictionary), fc.tiles_chunk_leads):
-            part = ref.take(order[lo:hi])
-            tiles = _chunk_tiles(arrays, row_lead[lo:hi], i.settings)
-            windows = TileWindows(tiles, row_lead[lo:hi], row_us[lo:hi] // DAY_US, row_us[lo:hi])
-            table = _assemble(part, tile_values(tiled, windows), i.registry)
-            if writer is None:
-                writer = pq.ParquetWriter(out, table.schema)
-            writer.write_table(table)
-    finally:
-        if writer is not None:
-            writer.close()
-    return out
+    for lo, hi in _chunks(row_lead, len(dictionary), fc.tiles_chunk_leads):
+        part = ref.take(order[lo:hi])
+        tiles = _chunk_tiles(arrays, row_lead[lo:hi], i.settings)
+        windows = TileWindows(tiles, row_lead[lo:hi], row_us[lo:hi] // DAY_US, row_us[lo:hi])
+        yield _assemble(part, tile_values(tiled, windows), i.registry)
 
 
 def lead_firsts(types: pa.Table | None) -> pa.Table | None:
@@ -264,15 +288,18 @@ def tiled_frame(
     items: ir.Table | None = None,
     leads: ir.Table | None = None,
 ) -> pd.DataFrame:
-    """The fast build, written to a temporary Parquet file and read back as the frame `compute_features` returns."""
+    """The fast build as the frame `compute_features` returns: its chunks joined, or the kept rows read back."""
+    if not settings.features.tiles_dir:
+        args = (feature_query, events, stages, cutoffs, settings, registry, con, items, leads)
+        return _frame(pa.concat_tables(list(feature_chunks(*args))))
     with tempfile.TemporaryDirectory(prefix="leadradar-features-") as tmp:
         out = Path(tmp) / "features.parquet"
         write_features(feature_query, events, stages, cutoffs, settings, registry, out, con, items, leads)
-        return _read_back(out)
+        return _frame(pq.read_table(out))
 
 
-def _read_back(path: Path) -> pd.DataFrame:
-    """The written table as pandas, `cutoff` as UTC microseconds like the reference's frame."""
-    frame = pq.read_table(path).to_pandas()
+def _frame(table: pa.Table) -> pd.DataFrame:
+    """The table as pandas, `cutoff` as UTC microseconds like the reference's frame."""
+    frame = table.to_pandas()
     frame["cutoff"] = frame["cutoff"].astype("datetime64[us, UTC]")
     return frame
