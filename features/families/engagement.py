@@ -16,6 +16,7 @@ import ibis.expr.types as ir
 
 from leadradar.config import Settings
 from leadradar.features.feature import Feature
+from leadradar.features.tiles.ops import Decayed
 
 
 def decay(t: ir.Table, half_life_days: int) -> ir.FloatingValue:
@@ -44,6 +45,7 @@ def declare(settings: Settings) -> list[Feature]:
             topic="engagement",
             kind="number",
             expr=partial(decayed_events, half_life_days=h),
+            tile=Decayed("n__any", h),
             en=f"did {{value}} actions, weighted by recency (halving every {h} days)",
             zh=f"按时间加权（每{h}天减半）共{{value}}次动作",
             en0="has shown no activity",
@@ -61,6 +63,7 @@ def declare(settings: Settings) -> list[Feature]:
             topic="engagement",
             kind="number",
             expr=lambda t: decayed_days(t, mid),
+            tile=Decayed("days", mid),
             en=f"active on {{value}} days, weighted by recency (halving every {mid} days)",
             zh=f"活跃天数（每{mid}天减半）为{{value}}天",
         )

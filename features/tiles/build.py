@@ -9,9 +9,11 @@ time, so the memory of the merge follows the chunk, not the history.
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
@@ -21,34 +23,74 @@ import pyarrow.parquet as pq
 
 from leadradar.config import Settings
 from leadradar.features.feature import Feature
-from leadradar.features.grid import DAY_US, Stage
+from leadradar.features.grid import DAY_US, DEDUP_COLUMNS, Stage
 from leadradar.features.registry import FeatureRegistry
 from leadradar.features.tiles.dense import DayTiles, dense_tiles, type_arrays
-from leadradar.features.tiles.partials import day_tiles
+from leadradar.features.tiles.fingerprints import as_of_digest, code_key, stage_fingerprints, table_fingerprint
+from leadradar.features.tiles.kept_rows import KeptRows
+from leadradar.features.tiles.partials import day_bucket, day_tiles, repeated_ids, without_repeats
 from leadradar.features.tiles.store import TileStore
 from leadradar.features.tiles.windows import TileWindows
 
 SKIPPED_STAGES = ("lr_grid_activity",)  # the wide per-day pivot the tiles replace
+PIVOT_ONLY = ("tcode", "night", "weekend", "session_start")  # grid event columns only that pivot reads
 
 
-def reference_stage(con) -> Stage:
-    """Materialise the reference's intermediate tables, except the activity pivot, which no column reads."""
+def reference_stage(
+    con,
+    events: ir.Table | None = None,
+    tod_us: int = 0,
+    firsts: pa.Table | None = None,
+    repeated: ir.Table | None = None,
+) -> Stage:
+    """Materialise the reference's intermediate tables, except the activity pivot, which no tile feature reads.
+
+    Given `events` (when no activity feature is left to the reference), the grid's events become
+    `reference_day_events` of them: the reference's other columns read no more.
+    """
     from leadradar.features.engines import materializer
 
     materialise = materializer(con)
-    return lambda name, table: table if name in SKIPPED_STAGES else materialise(name, table)
+
+    def stage(name: str, table: ir.Table) -> ir.Table:
+        if name in SKIPPED_STAGES:
+            return table
+        if events is not None and name == "lr_grid_events":
+            table = reference_day_events(events, tod_us, firsts, repeated)
+        return materialise(name, table)
+
+    return stage
 
 
-def reference_events(events: ir.Table) -> ir.Table:
+def reference_events(events: ir.Table, firsts: pa.Table | None = None) -> ir.Table:
     """The events the reference's other columns read: with an item, with a referrer, or at the lead's first time.
 
     Items, categories and referrals read only such events, the spine and the owner only a lead's first
-    ones, so the reference gives the same columns from this subset at a fraction of the events.
+    ones, so the reference gives the same columns from this subset at a fraction of the events. `firsts`
+    (tenant_id, lead_id, first_us), from the day tiles, saves grouping the events again.
     """
-    first = events.group_by(["tenant_id", "lead_id"]).aggregate(first_us=events.us.min())
+    if firsts is None:
+        first = events.group_by(["tenant_id", "lead_id"]).aggregate(first_us=events.us.min())
+    else:
+        first = ibis.memtable(firsts)
     j = events.inner_join(first, ["tenant_id", "lead_id"])
     keep = j.item_id.notnull() | j.referrer_lead_id.notnull() | (j.us == j.first_us)
     return j.filter(keep).select(*events.columns)
+
+
+def reference_day_events(
+    events: ir.Table, tod_us: int, firsts: pa.Table | None = None, repeated: ir.Table | None = None
+) -> ir.Table:
+    """The grid's events for the reference's other columns: those of `reference_events`, deduplicated, with their day.
+
+    Repeats (ids in `repeated`; None: no id repeats) are dropped after the narrowing, from the few events left.
+    The columns only the activity pivot reads (type code, habit flags, the session window of
+    `grid.prepare_events`) are left null: that pivot is never run when this stands in for the grid's events.
+    """
+    ev = reference_events(events.select(*DEDUP_COLUMNS), firsts)
+    ev = ev if repeated is None else without_repeats(ev, repeated)
+    ev = ev.mutate(bucket=day_bucket(ev.us, tod_us), **{c: ibis.null("int64") for c in PIVOT_ONLY})
+    return ev.select(*[c for c in ev.columns if c != "event_id"])
 
 
 def lead_codes(table: pa.Table, dictionary: pa.Array | None = None) -> tuple[np.ndarray, pa.Array]:
@@ -92,44 +134,125 @@ def write_features(
 ) -> Path:
     """Write the feature table (the reference's rows and columns) to `out` as Parquet, a chunk of leads at a time.
 
-    `feature_query` is the reference (features.build.feature_query), passed in so that module alone imports this.
+    With `tiles_dir`, day tiles and rows are kept there: only changed days' tiles and the rows of the cutoffs
+    their inputs changed are computed. `feature_query` is the reference (features.build.feature_query), passed
+    in so that module alone imports this.
     """
-    fc = settings.features
-    tiled = [f for f in registry if f.tile is not None]
-    rest = registry.select([f.name for f in registry if f.tile is None])
-    ref_events = events if rest.of_source("activity") else reference_events(events)
-    q = feature_query(ref_events, stages, cutoffs, settings, rest, items, stage=reference_stage(con), leads=leads)
-    ref = q.table.to_pyarrow()
-    cut_us = pc.cast(cutoffs.cutoff_us.to_pyarrow(), pa.int64()).to_numpy()
+    if not settings.features.tiles_dir:
+        args = (feature_query, events, stages, cutoffs, settings, registry, con, items, leads)
+        _write_parquet(feature_chunks(*args), out)
+        return out
+    cut_us = _cutoff_us(cutoffs)
     tod = int((cut_us % DAY_US).min()) if len(cut_us) else 0
-    arrays, dictionary = _tile_arrays(events, tod, settings)
-    row_lead, _ = lead_codes(ref, dictionary)
-    row_us = ref["cutoff_us"].to_numpy()
-    order = np.lexsort((row_us, row_lead))
-    row_lead, row_us = row_lead[order], row_us[order]
+    inputs = _Inputs(feature_query, events, stages, settings, registry, con, items, leads, tod)
+    store = TileStore(Path(settings.features.tiles_dir), settings, tod)
+    days = {"events": store.refresh(events), "stages": stage_fingerprints(stages, tod)}
+    static = [code_key(settings), registry.names, table_fingerprint(items), table_fingerprint(leads)]
+    digests = {int(c): as_of_digest(static, days, int((c - tod) // DAY_US)) for c in cut_us}
+    kept = KeptRows(store.dir / "rows")
+    stale = kept.stale(digests)
+    if stale:
+        fresh = out.with_name(out.name + ".fresh")
+        of_stale = cutoffs.filter(cutoffs.cutoff_us.isin(stale))
+        _write_parquet(_rows(inputs, repeated_table(events, con), of_stale, store.read()), fresh)
+        kept.keep(pq.read_table(fresh), digests)
+        fresh.unlink()
+    kept.write(sorted(digests), out)
+    return out
+
+
+def repeated_table(events: ir.Table, con) -> ir.Table | None:
+    """The hashes of repeated event ids, computed once for every scan; None when no id repeats (the store's case)."""
+    from leadradar.features.engines import materializer
+
+    repeated = materializer(con)("lr_tile_repeated_ids", repeated_ids(events))
+    return repeated if repeated.count().to_pyarrow().as_py() else None
+
+
+def feature_chunks(
+    feature_query: Callable,
+    events: ir.Table,
+    stages: ir.Table,
+    cutoffs: ir.Table,
+    settings: Settings,
+    registry: FeatureRegistry,
+    con,
+    items: ir.Table | None = None,
+    leads: ir.Table | None = None,
+) -> Iterator[pa.Table]:
+    """The feature table a chunk of leads at a time, from day tiles computed now (none kept)."""
+    cut_us = _cutoff_us(cutoffs)
+    tod = int((cut_us % DAY_US).min()) if len(cut_us) else 0
+    inputs = _Inputs(feature_query, events, stages, settings, registry, con, items, leads, tod)
+    repeated = repeated_table(events, con)
+    unique = events if repeated is None else without_repeats(events, repeated)
+    yield from _rows(inputs, repeated, cutoffs, day_tiles(unique, tod, settings, unique=True).to_pyarrow())
+
+
+def _cutoff_us(cutoffs: ir.Table) -> np.ndarray:
+    return pc.cast(cutoffs.cutoff_us.to_pyarrow(), pa.int64()).to_numpy()
+
+
+def _write_parquet(chunks: Iterable[pa.Table], out: Path) -> None:
+    """The chunks into one Parquet file, one at a time."""
     writer = None
     try:
-        for lo, hi in _chunks(row_lead, len(dictionary), fc.tiles_chunk_leads):
-            part = ref.take(order[lo:hi])
-            tiles = _chunk_tiles(arrays, row_lead[lo:hi], settings)
-            windows = TileWindows(tiles, row_lead[lo:hi], row_us[lo:hi] // DAY_US, row_us[lo:hi])
-            table = _assemble(part, tile_values(tiled, windows), registry)
-            if writer is None:
-                writer = pq.ParquetWriter(out, table.schema)
+        for table in chunks:
+            writer = writer or pq.ParquetWriter(out, table.schema)
             writer.write_table(table)
     finally:
         if writer is not None:
             writer.close()
-    return out
 
 
-def _tile_arrays(events: ir.Table, tod: int, settings: Settings) -> tuple[dict[str, np.ndarray] | None, pa.Array]:
-    """Every day's type tiles (kept ones when `tiles_dir` is set) as sorted arrays, and the lead-code dictionary."""
-    fc = settings.features
-    if fc.tiles_dir:
-        types = TileStore(Path(fc.tiles_dir), settings, tod).update(events)
-    else:
-        types = day_tiles(events, tod, settings).to_pyarrow()
+@dataclass(frozen=True)
+class _Inputs:
+    """What every build reads besides the cutoffs and the tiles."""
+
+    feature_query: Callable
+    events: ir.Table
+    stages: ir.Table
+    settings: Settings
+    registry: FeatureRegistry
+    con: object
+    items: ir.Table | None
+    leads: ir.Table | None
+    tod: int
+
+
+def _rows(inputs: _Inputs, repeated: ir.Table | None, cutoffs: ir.Table, types: pa.Table | None) -> Iterator[pa.Table]:
+    """The rows of `cutoffs`: the reference's columns, then the tile features merged a chunk of leads at a time."""
+    i, fc = inputs, inputs.settings.features
+    tiled = [f for f in i.registry if f.tile is not None]
+    rest = i.registry.select([f.name for f in i.registry if f.tile is None])
+    narrow = not rest.of_source("activity")
+    firsts = lead_firsts(types) if narrow else None
+    stage = reference_stage(i.con, i.events if narrow else None, i.tod, firsts, repeated)
+    q = i.feature_query(i.events, i.stages, cutoffs, i.settings, rest, i.items, stage=stage, leads=i.leads)
+    ref = q.table.to_pyarrow()
+    arrays, dictionary = _tile_arrays(types)
+    row_lead, _ = lead_codes(ref, dictionary)
+    row_us = ref["cutoff_us"].to_numpy()
+    order = np.lexsort((row_us, row_lead))
+    row_lead, row_us = row_lead[order], row_us[order]
+    for lo, hi in _chunks(row_lead, len(dictionary), fc.tiles_chunk_leads):
+        part = ref.take(order[lo:hi])
+        tiles = _chunk_tiles(arrays, row_lead[lo:hi], i.settings)
+        windows = TileWindows(tiles, row_lead[lo:hi], row_us[lo:hi] // DAY_US, row_us[lo:hi])
+        yield _assemble(part, tile_values(tiled, windows), i.registry)
+
+
+def lead_firsts(types: pa.Table | None) -> pa.Table | None:
+    """Each lead's first event time from its day tiles (tenant_id, lead_id, first_us)."""
+    if types is None:
+        return None
+    firsts = types.group_by(["tenant_id", "lead_id"]).aggregate([("us_min", "min")])
+    us = pc.cast(firsts["us_min_min"], pa.int64())
+    return pa.table({"tenant_id": firsts["tenant_id"], "lead_id": firsts["lead_id"], "first_us": us})
+
+
+def _tile_arrays(types: pa.Table | None) -> tuple[dict[str, np.ndarray] | None, pa.Array]:
+    """Per-type tiles as arrays sorted by lead code and day, and the lead-code dictionary."""
     if types is None or types.num_rows == 0:
         return None, pa.array([], pa.string())
     tile_lead, dictionary = lead_codes(types)
@@ -165,15 +288,18 @@ def tiled_frame(
     items: ir.Table | None = None,
     leads: ir.Table | None = None,
 ) -> pd.DataFrame:
-    """The fast build, written to a temporary Parquet file and read back as the frame `compute_features` returns."""
+    """The fast build as the frame `compute_features` returns: its chunks joined, or the kept rows read back."""
+    if not settings.features.tiles_dir:
+        args = (feature_query, events, stages, cutoffs, settings, registry, con, items, leads)
+        return _frame(pa.concat_tables(list(feature_chunks(*args))))
     with tempfile.TemporaryDirectory(prefix="leadradar-features-") as tmp:
         out = Path(tmp) / "features.parquet"
         write_features(feature_query, events, stages, cutoffs, settings, registry, out, con, items, leads)
-        return _read_back(out)
+        return _frame(pq.read_table(out))
 
 
-def _read_back(path: Path) -> pd.DataFrame:
-    """The written table as pandas, `cutoff` as UTC microseconds like the reference's frame."""
-    frame = pq.read_table(path).to_pandas()
+def _frame(table: pa.Table) -> pd.DataFrame:
+    """The table as pandas, `cutoff` as UTC microseconds like the reference's frame."""
+    frame = table.to_pandas()
     frame["cutoff"] = frame["cutoff"].astype("datetime64[us, UTC]")
     return frame

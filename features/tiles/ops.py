@@ -1,4 +1,5 @@
-"""What a feature computes from day tiles, as data: window sums, ranges' maxima and minima, ratios, hours since.
+"""What a feature computes from day tiles, as data: window sums, ranges' maxima and minima, ratios, decayed sums,
+hours since.
 
 A window is a range of ages in days before the cutoff, [start, end): `Sum("n__any", 0, 7)` is the last 7
 days, `Sum("n__any", 7, 14)` the 7 before them, `end=None` all time. Columns are the day-tile columns of
@@ -48,10 +49,18 @@ class Ratio:
 
 
 @dataclass(frozen=True)
+class Decayed:
+    """A tile column summed over every day up to the cutoff, each day halved per `half_life` days of its age."""
+
+    column: str
+    half_life: float
+
+
+@dataclass(frozen=True)
 class HoursSince:
     """Hours from a time (a tile column of microseconds) to the cutoff."""
 
     of: Max | Min
 
 
-TileOp = Sum | Max | Min | Ratio | HoursSince
+TileOp = Sum | Max | Min | Ratio | Decayed | HoursSince

@@ -7,11 +7,13 @@ ever joined to the days it covers.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from leadradar.features.grid import HOUR_US
 from leadradar.features.tiles.dense import DayTiles
-from leadradar.features.tiles.ops import HoursSince, Max, Min, Ratio, Sum, TileOp
+from leadradar.features.tiles.ops import Decayed, HoursSince, Max, Min, Ratio, Sum, TileOp
 
 
 def segmented_cumsum(values: np.ndarray, starts: np.ndarray, exact: bool = True) -> np.ndarray:
@@ -80,6 +82,20 @@ class TileWindows:
         lower = np.where(lo > first, running[lo - 1], 0)
         return (upper - lower).astype(np.float64)
 
+    def decayed_sum(self, column: str, half_life: float) -> np.ndarray:
+        """Each query's tiles up to its cutoff, weighted by age as the reference weighs them, summed per query.
+
+        Term by term (one term per query and tile it covers), not by a scaled prefix sum, whose weights would
+        overflow float64 once a lead's history is some thousand half-lives long.
+        """
+        lo, hi = self.pos(None), self.pos(0)
+        counts = np.maximum(hi - lo, 0)
+        query = np.repeat(np.arange(len(lo)), counts)
+        tile = np.arange(int(counts.sum())) + np.repeat(lo - (np.cumsum(counts) - counts), counts)
+        age = (self.day[query] - self.tiles.bucket[tile]).astype(np.float64)
+        terms = self.column(column)[tile] * np.exp(age * (-math.log(2) / half_life))
+        return np.bincount(query, weights=terms, minlength=len(lo)).astype(np.float64)
+
     def evaluate(self, op: TileOp) -> np.ndarray:
         """The op's value for every query (NaN where it is missing)."""
         if isinstance(op, Sum):
@@ -96,6 +112,8 @@ class TileWindows:
             num, den = self.evaluate(op.num) + op.add, self.evaluate(op.den) + op.add
             with np.errstate(divide="ignore", invalid="ignore"):
                 return np.where(den == 0, np.nan, num / np.where(den == 0, 1.0, den))
+        if isinstance(op, Decayed):
+            return self.decayed_sum(op.column, op.half_life)
         if isinstance(op, HoursSince):
             return (self.cutoff_us - self.evaluate(op.of)) / HOUR_US
         raise TypeError(f"unknown tile op {op!r}")

@@ -1,0 +1,66 @@
+"""What a kept tile or row was computed from, cheaply: per-day fingerprints of events and stages, and a key of
+the code and settings.
+
+An event's day fingerprint is its count, a sum of its id's hash and a sum of its times: one string hashed per
+event, not the whole row. The event store never changes an event in place (a re-sent id is a no-op; forgetting
+a lead deletes), so a day whose events were added, removed or moved changes its fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import ibis
+import ibis.expr.types as ir
+
+from leadradar.config import Settings
+from leadradar.features.tiles.partials import day_bucket
+
+MODULUS = 1_000_000_007  # sums of hashes stay within 64 bits on every engine
+
+
+def day_fingerprints(events: ir.Table, tod_us: int) -> dict[int, list[int]]:
+    """Per day of the events: [rows, sum of id hashes, sum of times], each sum modulo `MODULUS`."""
+    ev = events.select("event_id", "us")
+    ev = ev.mutate(bucket=day_bucket(ev.us, tod_us), h=ev.event_id.hash() % MODULUS, t=ev.us % MODULUS)
+    return _per_day(ev.group_by("bucket").aggregate(rows=ev.count(), hsum=ev.h.sum(), usum=ev.t.sum()))
+
+
+def stage_fingerprints(stages: ir.Table, tod_us: int) -> dict[int, list[int]]:
+    """Per day of the stage rows: [rows, sum of the rows' hashes, sum of times]."""
+    row = ibis.struct({c: stages[c] for c in ("tenant_id", "lead_id", "stage", "us")}).hash()
+    st = stages.mutate(bucket=day_bucket(stages.us, tod_us), h=row % MODULUS, t=stages.us % MODULUS)
+    return _per_day(st.group_by("bucket").aggregate(rows=st.count(), hsum=st.h.sum(), usum=st.t.sum()))
+
+
+def _per_day(table: ir.Table) -> dict[int, list[int]]:
+    data = table.to_pyarrow().to_pydict()
+    return {int(b): [int(r), int(h), int(u)] for b, r, h, u in zip(*data.values(), strict=True)}
+
+
+def table_fingerprint(table: ir.Table | None) -> list[int]:
+    """A whole (small) table's rows and sum of row hashes; [] for no table."""
+    if table is None:
+        return []
+    t = table.mutate(h=ibis.struct({c: table[c] for c in table.columns}).hash() % MODULUS)
+    row = t.aggregate(rows=t.count(), hsum=t.h.sum()).to_pyarrow().to_pylist()[0]
+    return [int(row["rows"]), int(row["hsum"] or 0)]
+
+
+def code_key(settings: Settings) -> str:
+    """The feature code (every source file of leadradar.features) and the settings: kept rows follow both."""
+    digest = hashlib.sha256(settings.model_dump_json().encode())
+    root = Path(__file__).resolve().parents[1]
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def as_of_digest(static: object, days: dict[str, dict[int, list[int]]], bucket: int) -> str:
+    """A digest of everything a row at a cutoff ending day `bucket` reads: the static inputs and each input's
+    fingerprints of the days up to that one (rows are as of their cutoff, so later days cannot change them)."""
+    upto = {name: sorted((b, fp) for b, fp in per_day.items() if b <= bucket) for name, per_day in days.items()}
+    return hashlib.sha256(json.dumps([static, upto]).encode()).hexdigest()

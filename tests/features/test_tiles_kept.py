@@ -1,0 +1,68 @@
+"""Builds with kept tiles and rows: after any appends they equal a full build, and recompute only what changed."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+from hypothesis import HealthCheck, Phase, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
+from leadradar.config import Settings
+from leadradar.features.build import compute_features
+from leadradar.features.registry import build_registry
+from tests.support.parity import assert_same_features
+from tests.support.strategies import CUTOFF, after, before, event_rows, events_table, stage_rows, stages_table
+
+SETTINGS = Settings()
+REGISTRY = build_registry(SETTINGS)
+CUTOFFS = [CUTOFF - pd.Timedelta(days=8), CUTOFF - pd.Timedelta(days=1), CUTOFF]
+near = st.one_of(before, after, st.integers(-86400 - 120, -86400 + 120))
+
+
+def kept_build(root, events: pa.Table, stages: pa.Table) -> pd.DataFrame:
+    kept = Settings(features={"tiles_dir": str(root)})
+    return compute_features(events, stages, CUTOFFS, kept, REGISTRY, engine="tiles")
+
+
+def row_files(root) -> dict[str, int]:
+    """Each kept rows file and when it was last written."""
+    return {p.name: p.stat().st_mtime_ns for p in root.rglob("rows-*.parquet")}
+
+
+@hsettings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow], phases=[Phase.generate])
+@given(
+    batches=st.lists(
+        st.tuples(st.lists(event_rows(near), min_size=1, max_size=12), st.lists(stage_rows(near), max_size=3)),
+        min_size=2,
+        max_size=3,
+    )
+)
+def test_a_kept_build_after_any_sequence_of_appends_equals_the_reference(tmp_path_factory, batches):
+    root = tmp_path_factory.mktemp("kept")
+    events: list[pa.Table] = []
+    stages: list[dict] = []
+    for i, (event_batch, stage_batch) in enumerate(batches):
+        events.append(events_table(event_batch, f"b{i}-"))
+        stages += stage_batch
+        got = kept_build(root, pa.concat_tables(events), stages_table(stages))
+    ref = compute_features(pa.concat_tables(events), stages_table(stages), CUTOFFS, SETTINGS, REGISTRY)
+    assert_same_features(got, ref, REGISTRY)
+
+
+def test_an_event_recomputes_the_rows_of_the_cutoffs_at_or_after_its_day_and_no_others(tmp_path):
+    base = {"tenant_id": "ta", "sales_id": "s1", "micro": 0, "dwell_s": 3.0, "item_id": None}
+    base |= {"referrer_lead_id": None, "channel": "h5", "event_type": "card_view"}
+    history = [{**base, "lead_id": f"L{d % 3}", "offset_s": -d * 43200 - 60} for d in range(1, 30)]
+    stages = stages_table([{"tenant_id": "ta", "lead_id": "L1", "stage": "engaged", "offset_s": -9 * 86400}])
+    kept_build(tmp_path, events_table(history, "h"), stages)
+    first = row_files(tmp_path)
+    tomorrow = [*history, {**base, "lead_id": "L2", "offset_s": 3600}]
+    kept_build(tmp_path, events_table(tomorrow, "h"), stages)
+    assert row_files(tmp_path) == first
+    late = [*tomorrow, {**base, "lead_id": "L0", "offset_s": -3 * 86400}]
+    got = kept_build(tmp_path, events_table(late, "h"), stages)
+    rewritten = {name for name, t in row_files(tmp_path).items() if first[name] != t}
+    assert rewritten == {f"rows-{c.value // 1000}.parquet" for c in CUTOFFS[1:]}
+    full = compute_features(events_table(late, "h"), stages, CUTOFFS, SETTINGS, REGISTRY)
+    assert_same_features(got, full, REGISTRY)
