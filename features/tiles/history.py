@@ -36,7 +36,9 @@ class EventFlags:
     """`day_events` (type code, night and weekend flags, deduplication) compiled once to SQLite, run on few rows."""
 
     def __init__(self, settings: Settings):
-        ev = day_events(unbound_inputs(settings, with_items=False)["events"], 0, settings)
+        # Repeats dropped by `distinct` (SQLite has no hash for the batch's cheaper route); the added columns are
+        # functions of the compared ones, so it drops the same rows.
+        ev = day_events(unbound_inputs(settings, with_items=False)["events"], 0, settings, unique=True).distinct()
         self.sql = str(ibis.to_sql(ev.order_by(["us", "event_id"]).select(*FLAG_COLUMNS), dialect="sqlite"))
         self._local = threading.local()
 
