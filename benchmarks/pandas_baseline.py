@@ -241,6 +241,26 @@ def recency_and_habits(known: pd.DataFrame, cutoff_us: int, settings: Settings) 
     return out
 
 
+def engagement(known: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+    """Events and active days decayed by their age in days (features/families/engagement.py), and the trend."""
+    lives = settings.features.engagement_half_lives_days
+    if not lives:
+        return pd.DataFrame(index=pd.MultiIndex.from_arrays([[], []], names=KEYS))
+    typed = known["event_type"].isin(list(settings.events.types)).astype("float64")
+    days = known.assign(n=typed).groupby([*KEYS, "age"])["n"].sum().reset_index()
+    weight = lambda h: np.exp(days["age"].astype("float64") * (-np.log(2) / h))
+    cols = {f"engagement_{h}d": (days["n"] * weight(h)).groupby([days[k] for k in KEYS]).sum() for h in lives}
+    mid = lives[len(lives) // 2]
+    cols[f"engaged_days_{mid}d"] = weight(mid).groupby([days[k] for k in KEYS]).sum()
+    out = pd.DataFrame(cols)
+    if len(lives) > 1:
+        short, long = lives[0], lives[-1]
+        out["engagement_trend"] = (
+            out[f"engagement_{short}d"] / out[f"engagement_{long}d"].replace(0, np.nan) * (long / short)
+        )
+    return out
+
+
 def content(known: pd.DataFrame, items: pd.DataFrame | None, settings: Settings) -> pd.DataFrame:
     """Distinct and repeated items, pricing-page views, and how focused reading is on one product line."""
     pricing = list(settings.features.pricing_categories)
@@ -329,7 +349,8 @@ def features_at(data: Inputs, cutoff: pd.Timestamp, settings: Settings, registry
     known["age"] = (cutoff_us - known["us"]) // DAY_US  # whole days before the cutoff
     windows = [*settings.features.windows_days, None]
     parts = [window_features(known, w, settings) for w in windows]
-    parts += [recency_and_habits(known, cutoff_us, settings), content(known, data.items, settings), sharing(known)]
+    parts += [recency_and_habits(known, cutoff_us, settings), engagement(known, settings)]
+    parts += [content(known, data.items, settings), sharing(known)]
     parts += [sales_context(spine, data, cutoff_us, settings), attributes(spine, data.leads, settings)]
     table = spine
     for part in parts:
