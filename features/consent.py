@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from leadradar.config import Settings
+from leadradar.features.cutoffs import epoch_us
 from leadradar.features.registry import FeatureRegistry
 from leadradar.features.store import EventStore
 
@@ -179,4 +180,4 @@ def _micros(times: Column) -> np.ndarray:
     """UTC microseconds of tz-aware times: a column at once, a few instants one by one (cheaper than a Series)."""
     if isinstance(times, pd.Series):
         return pd.to_datetime(times, utc=True).astype("datetime64[us, UTC]").astype("int64").to_numpy()
-    return np.array([pd.Timestamp(t).value // 1000 for t in times], dtype=np.int64)
+    return np.array([epoch_us(t) for t in times], dtype=np.int64)

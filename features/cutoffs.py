@@ -19,6 +19,14 @@ def as_utc(value: str | datetime | pd.Timestamp) -> pd.Timestamp:
     return ts.tz_convert("UTC").as_unit("us")
 
 
+def epoch_us(t: str | datetime | pd.Timestamp) -> int:
+    """UTC microseconds of an instant (no zone means UTC); exact for every year a timestamp holds, where
+    `Timestamp.value` overflows outside 1677-2262."""
+    ts = pd.Timestamp(t)
+    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts
+    return int(ts.as_unit("us").asm8.view("i8"))
+
+
 def cadence_cutoffs(first: pd.Timestamp, last: pd.Timestamp, cfg: FeatureConfig) -> list[pd.Timestamp]:
     """Cutoffs at midnight UTC between `first` and `last` inclusive, daily or on the weekly anchor day."""
     day = first.tz_convert("UTC").normalize()

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from leadradar.config import Settings
 from leadradar.features.build import feature_query, finish, lead_schema, unbound_inputs
 from leadradar.features.contract import CUTOFF_SCHEMA, FEATURE_EVENT_SCHEMA, FEATURE_ITEM_SCHEMA, FEATURE_STAGE_SCHEMA
-from leadradar.features.cutoffs import cutoff_frame
+from leadradar.features.cutoffs import cutoff_frame, epoch_us
 from leadradar.features.registry import FeatureRegistry
 
 BASE_INPUTS = {
@@ -44,7 +44,7 @@ def with_us(table: pa.Table) -> pa.Table:
 def _cutoff_table(cutoffs: Sequence[pd.Timestamp]) -> pa.Table:
     """The cutoffs as the query's input; one (a scoring request's) without pandas, which costs a millisecond."""
     if len(cutoffs) == 1:
-        return pa.table({"cutoff_us": pa.array([pd.Timestamp(cutoffs[0]).tz_convert("UTC").value // 1000], pa.int64())})
+        return pa.table({"cutoff_us": pa.array([epoch_us(cutoffs[0])], pa.int64())})
     return pa.Table.from_pandas(cutoff_frame(list(cutoffs)), preserve_index=False)
 
 

@@ -32,6 +32,7 @@ from leadradar.features.contract import (
     STAGE_SCHEMA,
     TS_TYPE,
 )
+from leadradar.features.cutoffs import epoch_us
 
 # Events are the same event when these agree; re-sending one is a no-op.
 EVENT_KEY = ("tenant_id", "event_id")
@@ -98,8 +99,8 @@ class Limits:
         return cls(
             types=pa.array([*events.types, *consent], pa.string()),
             stages=pa.array(list(stages), pa.string()),
-            earliest_us=_micros(earliest),
-            latest_us=_micros(now + pd.Timedelta(events.future_tolerance)),
+            earliest_us=epoch_us(earliest),
+            latest_us=epoch_us(now + pd.Timedelta(events.future_tolerance)),
             max_dwell_s=events.max_dwell_seconds,
             words={
                 "text": _TEXT_EXPECTED,
@@ -541,10 +542,6 @@ def _shown(values: pa.Array) -> pa.Array:
     long = pc.greater(pc.utf8_length(values), _SHOWN_CHARS)
     cut = pc.binary_join_element_wise(pc.utf8_slice_codeunits(values, 0, _SHOWN_CHARS), "…", "")
     return pc.binary_join_element_wise("'", pc.if_else(long, cut, values), "'", "")
-
-
-def _micros(t: pd.Timestamp) -> int:
-    return t.value // 1000
 
 
 def _duration(span: timedelta) -> str:

@@ -26,6 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from leadradar.config import Settings
 from leadradar.features.contract import EVENT_COLUMNS, EVENT_SCHEMA, STAGE_COLUMNS, STAGE_SCHEMA, TS_TYPE
+from leadradar.features.cutoffs import epoch_us
 from leadradar.features.store.tables import (
     CATALOG,
     EVENTS,
@@ -290,7 +291,7 @@ class EventStore:
                     "tenant": codes["tenant_id"][j],
                     "lead": codes["lead_id"][j],
                     "stage": codes["stage"][j],
-                    "us": int(pd.Timestamp(sub["ts"].iat[j]).value // 1000),
+                    "us": epoch_us(sub["ts"].iat[j]),
                     "deal_value": None if pd.isna(sub["deal_value"].iat[j]) else float(sub["deal_value"].iat[j]),
                     "arrived_s": arrived_s,
                 }
@@ -380,7 +381,7 @@ class EventStore:
         if event_ids is not None:
             query = query.where(EVENTS.c.event_id.in_(list(event_ids)))
         if until is not None:
-            until_us = _micros(until)
+            until_us = epoch_us(until)
             query = query.where(EVENTS.c.us <= until_us)
             if as_seen:
                 query = query.where(sa.or_(EVENTS.c.arrived_s.is_(None), EVENTS.c.arrived_s <= until_us // _US))
@@ -416,7 +417,7 @@ class EventStore:
         if query is None:
             return STAGE_SCHEMA.empty_table()
         if until is not None:
-            query = query.where(STAGES.c.us <= _micros(until))
+            query = query.where(STAGES.c.us <= epoch_us(until))
         data = self._fetch(query, 5)
         return pa.Table.from_arrays(
             [
@@ -794,12 +795,6 @@ def _sqlite_pragmas(engine: sa.Engine, settings: Settings, *, immediate: bool) -
     @sa.event.listens_for(engine, "begin")
     def _begin(conn: sa.Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-
-def _micros(t: pd.Timestamp | datetime) -> int:
-    ts = pd.Timestamp(t)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return int(ts.value // 1000)
 
 
 def _accepted_index(n: int, rejected: pa.Table) -> np.ndarray:

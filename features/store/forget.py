@@ -29,8 +29,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
+from leadradar.features.cutoffs import epoch_us
 from leadradar.features.radar_log import RadarLog
-from leadradar.features.store.event_store import EventStore, _micros
+from leadradar.features.store.event_store import EventStore
 from leadradar.features.store.tables import CATALOG, EVENTS, FORGOTTEN, NAMES, QUARANTINE, SECRETS, STAGES
 
 SALT = "forget_salt"
@@ -158,7 +159,7 @@ def purge_before(store: EventStore, cutoff: pd.Timestamp) -> dict[str, int]:
     """Delete events that happened, and quarantined items received, before `cutoff` (retention)."""
     with store._write() as conn:
         _secure(conn, store, True)
-        events = conn.execute(EVENTS.delete().where(EVENTS.c.us < _micros(cutoff))).rowcount
+        events = conn.execute(EVENTS.delete().where(EVENTS.c.us < epoch_us(cutoff))).rowcount
         quarantined = conn.execute(
             QUARANTINE.delete().where(QUARANTINE.c.received_at < cutoff.to_pydatetime())
         ).rowcount

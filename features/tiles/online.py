@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from leadradar.config import Settings
 from leadradar.features.build import QMETA
+from leadradar.features.cutoffs import epoch_us
 from leadradar.features.feature import Feature
 from leadradar.features.grid import DAY_US
 from leadradar.features.online import OnlineFeatures
@@ -244,7 +245,7 @@ class OnlineTiles:
     ) -> tuple[list[str], list[tuple]]:
         """Rows of these stored leads open at `as_of`: their stored events by then plus `inline` (not yet stored,
         each at most once, as the engine checks), with `stages` (stored and sent)."""
-        c = int(pd.Timestamp(as_of).tz_convert("UTC").value // 1000)
+        c = epoch_us(as_of)
         inline = behaviour(inline, self.settings)
         own = pc.cast(inline["lead_id"], pa.string())
         columns, few, first = [], [], []

@@ -142,3 +142,15 @@ def test_a_deleted_event_makes_the_kept_history_read_again(tmp_path):
     assert TILES.cache.read_rows == 4
     assert_same_features(got, by_query(store, "ta", events_table([]), stages_table([]), CUTOFF), REGISTRY)
     store.close()
+
+
+def test_a_request_as_of_a_year_nanoseconds_cannot_hold_is_answered_alike_on_both_paths(tmp_path):
+    """The fuzzer's `as_of` 1472 reached the service: a microsecond timestamp holds it, nanoseconds overflow."""
+    base = {"tenant_id": "ta", "lead_id": "L1", "sales_id": "s1", "micro": 0, "dwell_s": 12.0, "item_id": None}
+    base |= {"referrer_lead_id": None, "channel": "h5", "event_type": "card_view", "offset_s": -3600}
+    store = stored(tmp_path, events_table([base], id_prefix="old-"))
+    for as_of in ("1472-02-25T06:33:06-04:22", "2400-01-01T00:00:00Z"):
+        at = pd.Timestamp(as_of).tz_convert("UTC").as_unit("us")
+        got = by_tiles(store, "ta", events_table([]), stages_table([]), at, ["L1"])
+        assert_same_features(got, by_query(store, "ta", events_table([]), stages_table([]), at), REGISTRY)
+    store.close()
