@@ -60,7 +60,7 @@ DELIVERIES = sa.Table(
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("recipient", sa.String(400)),
     sa.Column("lang", sa.String(8), nullable=False),
-    sa.Column("status", sa.String(16), nullable=False),  # pending, sent, failed, disabled
+    sa.Column("status", sa.String(16), nullable=False),  # pending, sent, failed, disabled, withheld
     sa.Column("attempts", sa.Integer, nullable=False, default=0),
     sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("first_attempt_at", sa.DateTime(timezone=True)),
@@ -266,6 +266,15 @@ class Outbox:
                 .values(next_attempt_at=until, detail=why, status=status)
             )
 
+    def withhold(self, due: Due, now: datetime, why: str) -> None:
+        """Not sent and never will be (the lead withdrew consent after the alert was decided); not an attempt."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                DELIVERIES.update()
+                .where(DELIVERIES.c.id == due.delivery_id)
+                .values(status="withheld", detail=f"{why} ({now:%Y-%m-%d %H:%M} UTC)"[:500])
+            )
+
     def attempted(self, due: Due, result: Delivery, now: datetime, seconds: float) -> str:
         """Log one attempt and move the delivery on: sent, retried later, failed, or its endpoint disabled."""
         first = due.first_attempt_at or now
@@ -447,10 +456,10 @@ class Outbox:
 
 
 def _summary(statuses: list[str], route: str) -> str:
-    """One word for the page: digest, sent, pending, failed, disabled (the worst of the channels)."""
+    """One word for the page: digest, sent, pending, failed, disabled, withheld (the worst of the channels)."""
     if route != "instant":
         return route
-    for s in ("disabled", "failed", "pending"):
+    for s in ("withheld", "disabled", "failed", "pending"):
         if s in statuses:
             return s
     return "sent" if statuses else "no channel"

@@ -6,11 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote
 
+import pandas as pd
+
 from leadradar.config import Settings
+from leadradar.features.consent import consenting_in_store
 from leadradar.features.store.event_store import EventStore
 from leadradar.serving.alerts.alert import Alert, Channel, Message
 from leadradar.serving.alerts.channels import PERSONAL_KINDS, channels_for, name_of, recipient_for
-from leadradar.serving.alerts.delivery import DeliveryWorker
+from leadradar.serving.alerts.delivery import Consenting, DeliveryWorker
 from leadradar.serving.alerts.drift_notice import RULE as DRIFT_RULE
 from leadradar.serving.alerts.drift_notice import notice_message
 from leadradar.serving.alerts.live import Alerter
@@ -51,6 +54,11 @@ def message(settings: Settings, alert: Alert, lang: str) -> Message:
     return render(alert, lang, lead_link(settings, alert.lead_id), settings=settings)
 
 
+def consenting_now(settings: Settings, events: EventStore) -> Consenting:
+    """The delivery worker's last check: which of a tenant's leads consent at the moment of sending."""
+    return lambda tenant, leads, now: consenting_in_store(events, tenant, leads, pd.Timestamp(now), settings)
+
+
 @dataclass
 class Alerting:
     """What the service starts beside rescoring and stops at shutdown."""
@@ -67,7 +75,10 @@ def start_alerting(settings: Settings, events: EventStore, scores: ScoreStore) -
     outbox = Outbox(settings.score_store_url, settings.alerts.rules)
     alerter = Alerter(settings, events, scores, outbox, lambda t, s: targets_for(settings, t, s))
     worker = DeliveryWorker(
-        outbox, lambda t, n: channel_named(settings, t, n), lambda a, lang: message(settings, a, lang)
+        outbox,
+        lambda t, n: channel_named(settings, t, n),
+        lambda a, lang: message(settings, a, lang),
+        consenting_now(settings, events),
     )
     worker.start()
     return Alerting(alerter, worker)

@@ -19,12 +19,17 @@ from leadradar.features.store import EventStore
 from leadradar.features.validation import validate_events
 from leadradar.registry import load_alias
 from leadradar.serving.alerts.alert import Alert
+from leadradar.serving.alerts.delivery import DeliveryWorker
 from leadradar.serving.alerts.digest import digest_message, read_facts
 from leadradar.serving.alerts.live import Alerter
 from leadradar.serving.alerts.outbox import Outbox, Target
+from leadradar.serving.alerts.restraint import Decided
+from leadradar.serving.alerts.wiring import consenting_now
 from leadradar.serving.engine import ContextCache, Engine, load_items
 from leadradar.serving.rescoring import Rescorer
 from leadradar.serving.store import ScoreStore
+from tests.support.alert_standin import JsonPost, plain
+from tests.support.http_receiver import Receiver
 from tests.support.raw_events import event
 
 TENANT = "t01"
@@ -228,3 +233,33 @@ def test_the_digest_names_no_lead_without_consent_and_counts_none_of_its_alerts(
     assert [line.judged for line in facts[True].sales] == [1]
     text = digest_message(facts[True], "en", "http://x/", s).text
     assert "L-yes" in text and "L-none" not in text and "L-gone" not in text
+
+
+def test_an_alert_waiting_in_the_outbox_is_withheld_when_its_lead_withdraws_consent(tmp_path, settings):
+    """Decided while the lead consented, still waiting (quiet hours, a retry) when consent is withdrawn: not sent."""
+    s = requiring(settings, True)
+    events = EventStore(f"sqlite:///{tmp_path / 'events.db'}", s)
+    outbox = Outbox(f"sqlite:///{tmp_path / 'scores.db'}", s.alerts.rules)
+    t0 = pd.Timestamp("2025-03-03T03:40:00Z")
+    said = [
+        event(f"{lead}-c", tenant_id=TENANT, lead_id=lead, event_type="privacy_consent", ts=t0 - pd.Timedelta(hours=1))
+        for lead in ("L-yes", "L-gone")
+    ]
+    events.append_events(validate_events(pd.DataFrame(said), s, t0), source="test")
+    decided = [
+        Decided(Alert(TENANT, lead, "S1", "hot_action", t0, 0.4, 0.2, "B", f"k-{lead}"), "instant", t0)  # type: ignore[arg-type]
+        for lead in ("L-yes", "L-gone")
+    ]
+    ids = dict(zip(("L-yes", "L-gone"), outbox.record(decided, lambda a: [Target("hook", "webhook", None, "en")], t0)))
+    gone = event("L-gone-w", tenant_id=TENANT, lead_id="L-gone", event_type="privacy_withdrawn", ts=t0)
+    events.append_events(validate_events(pd.DataFrame([gone]), s, t0), source="test")
+    with Receiver() as rx:
+        worker = DeliveryWorker(outbox, lambda t, n: JsonPost(rx.url), plain, consenting_now(s, events))
+        made = worker.drain((t0 + pd.Timedelta(minutes=1)).to_pydatetime())
+        got = [g.json()["title"] for g in rx.got]
+    statuses = {lead: outbox.deliveries(i)[0]["status"] for lead, i in ids.items()}
+    events.close()
+    assert made == 1 and got == ["hot_action L-yes"]
+    assert statuses == {"L-yes": "sent", "L-gone": "withheld"}
+    assert outbox.get(ids["L-gone"]).status == "withheld"
+    assert outbox.attempts(ids["L-gone"]) == []
