@@ -205,6 +205,7 @@ def log_and_register(
         params={
             "horizon_days": settings.training.horizon_days,
             "cadence": settings.features.cadence,
+            "consent_required": settings.privacy.consent_required,
             "n_features": len(ts.features),
             "backtest_kind": backtest.kind,
             **{f"rows_{k}": v for k, v in backtest.rows.items()},

@@ -48,6 +48,9 @@ def test_the_served_model_has_seen_the_last_labelled_cutoff_and_the_backtest_mod
     assert run.data.tags["served_model"] == "refit" and run.data.tags["refit.cutoff_to"] == last
     assert pd.Timestamp(run.data.tags["split.train_to"]) < pd.Timestamp(last)  # the backtest trained on less
     assert int(run.data.params["refit_rows_close_30d"]) > int(run.data.params["rows_train"])
+    assert run.data.params["consent_required"] == str(
+        settings.privacy.consent_required
+    )  # what the rows were built under
 
     latest = build_training_set(log, settings, cutoff_range=(pd.Timestamp(last), pd.Timestamp(last))).frame
     p_served = served.predict_proba(latest)[:, 1]
