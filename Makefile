@@ -36,8 +36,11 @@ lint: $(STAMP)
 	@for d in features models training serving; do ln -s "$(CURDIR)/$$d" $(TYPECHECK)/leadradar/$$d; done
 	cd $(TYPECHECK) && $(CURDIR)/$(PY) -m mypy --config-file $(CURDIR)/pyproject.toml -p leadradar
 
+# Two workers by default (this machine's cores); a test file runs whole on one worker, so its module fixtures
+# (servers, clusters) start once. TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
 test: lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # The unit tests: no servers, no Spark, no notebooks; a loop of a minute or two.
 test-fast: $(STAMP)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +32,15 @@ from leadradar.features.contract import (
 from leadradar.features.radar_log import file_schema, require_contract
 
 SCHEMAS = {"events": EVENT_SCHEMA, "stages": STAGE_SCHEMA, "items": ITEM_SCHEMA}
+
+
+@functools.cache
+def _warehouse() -> str:
+    """This process's own folder for the managed tables `load` writes, removed at exit: two builds started from
+    one folder (two cron jobs, two test workers) would collide in Spark's default ./spark-warehouse."""
+    path = tempfile.mkdtemp(prefix="leadradar-spark-warehouse-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def spark_session(master: str = "local[2]", shuffle_partitions: int = 2, app_name: str = "leadradar") -> Any:
@@ -60,6 +73,7 @@ def spark_session(master: str = "local[2]", shuffle_partitions: int = 2, app_nam
         .config("spark.driver.host", "127.0.0.1")
         .config("spark.driver.bindAddress", "127.0.0.1")
         .config("spark.ui.enabled", "false")
+        .config("spark.sql.warehouse.dir", _warehouse())
     )
     for key, value in sql_conf.items():
         builder = builder.config(key, value)

@@ -13,6 +13,9 @@ from leadradar.config import QUIET_ENVIRONMENT, Settings
 
 for _key, _value in QUIET_ENVIRONMENT.items():
     os.environ.setdefault(_key, _value)
+# A test worker of pytest-xdist starts with COLUMNS=80, which the CLI's Rich consoles would keep from import on;
+# the tests that need a width give COLUMNS to the command they run.
+os.environ.pop("COLUMNS", None)
 
 SMALL = {"tenants": 2, "leads": 10_000, "days": 270, "seed": 3}
 
