@@ -16,7 +16,7 @@ import contextlib
 import io
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from leadradar.config import Settings
 from leadradar.errors import UserError
 from leadradar.features.contract import EVENT_COLUMNS, EVENT_SCHEMA, TS_TYPE
+from leadradar.features.locks import exclusive
 from leadradar.features.validation import (
     REJECTED_SCHEMA,
     Checked,
@@ -135,7 +136,7 @@ def ingest(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     events_path, quarantine_path, report_path = (out_dir / f for f in (EVENTS_FILE, QUARANTINE_FILE, REPORT_FILE))
-    with _exclusive(out_dir):
+    with exclusive(out_dir, ".ingest.lock"):
         existing = _read_existing_events(events_path)
         stacked = pa.concat_tables([existing, *(accepted for accepted, _ in checked)])
         origin = np.repeat(
@@ -411,19 +412,3 @@ def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-@contextlib.contextmanager
-def _exclusive(out_dir: Path) -> Iterator[None]:
-    """One ingest at a time per directory: two appends racing would lose one side's events."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - not POSIX
-        yield
-        return
-    with open(out_dir / ".ingest.lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)

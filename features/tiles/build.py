@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from leadradar.config import Settings
 from leadradar.features.feature import Feature
 from leadradar.features.grid import DAY_US, DEDUP_COLUMNS, Stage
+from leadradar.features.locks import exclusive
 from leadradar.features.registry import FeatureRegistry
 from leadradar.features.tiles.dense import DayTiles, dense_tiles, type_arrays
 from leadradar.features.tiles.fingerprints import as_of_digest, code_key, stage_fingerprints, table_fingerprint
@@ -142,10 +143,26 @@ def write_features(
         args = (feature_query, events, stages, cutoffs, settings, registry, con, items, leads)
         _write_parquet(feature_chunks(*args), out)
         return out
+    with exclusive(Path(settings.features.tiles_dir), ".build.lock"):  # two builds would mix their kept files
+        return _write_kept(feature_query, events, stages, cutoffs, settings, registry, out, con, items, leads)
+
+
+def _write_kept(
+    feature_query: Callable,
+    events: ir.Table,
+    stages: ir.Table,
+    cutoffs: ir.Table,
+    settings: Settings,
+    registry: FeatureRegistry,
+    out: Path,
+    con,
+    items: ir.Table | None,
+    leads: ir.Table | None,
+) -> Path:
     cut_us = _cutoff_us(cutoffs)
     tod = int((cut_us % DAY_US).min()) if len(cut_us) else 0
     inputs = _Inputs(feature_query, events, stages, settings, registry, con, items, leads, tod)
-    store = TileStore(Path(settings.features.tiles_dir), settings, tod)
+    store = TileStore(Path(str(settings.features.tiles_dir)), settings, tod)
     days = {"events": store.refresh(events), "stages": stage_fingerprints(stages, tod)}
     static = [code_key(settings), registry.names, table_fingerprint(items), table_fingerprint(leads)]
     digests = {int(c): as_of_digest(static, days, int((c - tod) // DAY_US)) for c in cut_us}

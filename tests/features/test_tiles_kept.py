@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pandas as pd
 import pyarrow as pa
 from hypothesis import HealthCheck, Phase, given
@@ -10,6 +12,7 @@ from hypothesis import strategies as st
 
 from leadradar.config import Settings
 from leadradar.features.build import compute_features
+from leadradar.features.locks import exclusive
 from leadradar.features.registry import build_registry
 from tests.support.parity import assert_same_features
 from tests.support.strategies import CUTOFF, after, before, event_rows, events_table, stage_rows, stages_table
@@ -66,3 +69,19 @@ def test_an_event_recomputes_the_rows_of_the_cutoffs_at_or_after_its_day_and_no_
     assert rewritten == {f"rows-{c.value // 1000}.parquet" for c in CUTOFFS[1:]}
     full = compute_features(events_table(late, "h"), stages, CUTOFFS, SETTINGS, REGISTRY)
     assert_same_features(got, full, REGISTRY)
+
+
+def test_a_second_build_on_the_same_kept_tiles_waits_for_the_first(tmp_path):
+    """Two builds sharing `features.tiles_dir` (a cron job and a person) would otherwise mix their kept files."""
+    base = {"tenant_id": "ta", "lead_id": "L1", "sales_id": "s1", "micro": 0, "dwell_s": 3.0, "item_id": None}
+    base |= {"referrer_lead_id": None, "channel": "h5", "event_type": "card_view"}
+    events = events_table([{**base, "offset_s": -d * 86400 - 60} for d in range(1, 10)], "w")
+    built: list[pd.DataFrame] = []
+    with exclusive(tmp_path, ".build.lock"):  # a first build holding the folder
+        second = threading.Thread(target=lambda: built.append(kept_build(tmp_path, events, stages_table([]))))
+        second.start()
+        second.join(2.0)
+        assert second.is_alive() and not built and not row_files(tmp_path)
+    second.join(120)
+    assert len(built) == 1 and row_files(tmp_path)
+    assert_same_features(built[0], compute_features(events, stages_table([]), CUTOFFS, SETTINGS, REGISTRY), REGISTRY)
