@@ -21,7 +21,8 @@ UNKNOWN_NAME = "13912345678"  # a phone number typed into the name field
 
 
 def run(settings, *args: str):
-    result = CliRunner().invoke(cli, list(args), env={"LEADRADAR_HOME": str(settings.data_dir)})
+    # Wide enough that no cell wraps: which entries the table holds depends on the tests run before it.
+    result = CliRunner().invoke(cli, list(args), env={"LEADRADAR_HOME": str(settings.data_dir), "COLUMNS": "240"})
     assert result.exit_code == 0, result.output
     return result
 
