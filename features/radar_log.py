@@ -67,6 +67,9 @@ class RadarLog:
     # Consent events set apart from `events` (features/consent.py): what may be computed, never a touch. Consent
     # events left inside an events file are set apart when the build loads it.
     consent: pa.Table | None = None
+    # Read from the event store: True when an event counts from the later of its time and its arrival (as the
+    # service saw the log), False by event time; None for files, which hold no arrivals.
+    as_seen: bool | None = None
 
     def __post_init__(self) -> None:
         for part in (f.name for f in fields(self)):
@@ -148,6 +151,7 @@ class RadarLog:
             leads,
             sales=store.catalog("sales", tenant),
             consent=consent,
+            as_seen=as_seen,
         )
 
     def paths(self) -> dict[str, Path]:

@@ -58,6 +58,8 @@ def sources_tags(log: RadarLog) -> dict[str, str]:
     """Where the training data came from, so promotion can rebuild the same holdout."""
     paths = log.paths()
     source = {"data.source": "files" if "events" in paths else "event store"}
+    if log.as_seen is not None:
+        source["data.time"] = "as seen" if log.as_seen else "event time"
     return {"data.kind": "logs", **source, **{f"data.{part}": str(path) for part, path in paths.items()}}
 
 

@@ -96,7 +96,8 @@ def holdout_for(
 
         store = EventStore.open(settings)
         try:
-            log = RadarLog.from_store(store, until=pd.Timestamp(run_tags["window.data_until"]))
+            as_seen = run_tags.get("data.time") != "event time"  # runs from before the tag were as seen
+            log = RadarLog.from_store(store, until=pd.Timestamp(run_tags["window.data_until"]), as_seen=as_seen)
         finally:
             store.close()
     if log is None and not readable:
