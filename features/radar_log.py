@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 import pandas as pd
 import pyarrow as pa
@@ -91,7 +91,7 @@ class RadarLog:
         folder = Path(folder)
         if not folder.is_dir():
             raise InputError(f"{folder}: no such folder; give the folder that holds events.parquet and stages.parquet")
-        found = {part: folder / name for part, name in FILES.items() if (folder / name).is_file()}
+        found: dict[str, Any] = {part: folder / name for part, name in FILES.items() if (folder / name).is_file()}
         missing = [FILES[part] for part in ("events", "stages") if part not in found]
         if missing:
             raise InputError(

@@ -219,7 +219,9 @@ def radar_log(
             log = RadarLog.from_store(store, tenant=tenant, until=until, as_seen=as_seen)
         finally:
             store.close()
-        named = {k: v for k, v in (("items", items), ("leads", leads), ("truth", truth)) if v is not None}
+        named: dict[str, Any] = {
+            k: v for k, v in (("items", items), ("leads", leads), ("truth", truth)) if v is not None
+        }
         return dataclasses.replace(log, **named) if named else log
     if events is None or stages is None:
         raise BadValueError("give both --events and --stages (radar log files), or neither to read the event store")
