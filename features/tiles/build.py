@@ -144,37 +144,22 @@ def write_features(
         _write_parquet(feature_chunks(*args), out)
         return out
     with exclusive(Path(settings.features.tiles_dir), ".build.lock"):  # two builds would mix their kept files
-        return _write_kept(feature_query, events, stages, cutoffs, settings, registry, out, con, items, leads)
-
-
-def _write_kept(
-    feature_query: Callable,
-    events: ir.Table,
-    stages: ir.Table,
-    cutoffs: ir.Table,
-    settings: Settings,
-    registry: FeatureRegistry,
-    out: Path,
-    con,
-    items: ir.Table | None,
-    leads: ir.Table | None,
-) -> Path:
-    cut_us = _cutoff_us(cutoffs)
-    tod = int((cut_us % DAY_US).min()) if len(cut_us) else 0
-    inputs = _Inputs(feature_query, events, stages, settings, registry, con, items, leads, tod)
-    store = TileStore(Path(str(settings.features.tiles_dir)), settings, tod)
-    days = {"events": store.refresh(events), "stages": stage_fingerprints(stages, tod)}
-    static = [code_key(settings), registry.names, table_fingerprint(items), table_fingerprint(leads)]
-    digests = {int(c): as_of_digest(static, days, int((c - tod) // DAY_US)) for c in cut_us}
-    kept = KeptRows(store.dir / "rows")
-    stale = kept.stale(digests)
-    if stale:
-        fresh = out.with_name(out.name + ".fresh")
-        of_stale = cutoffs.filter(cutoffs.cutoff_us.isin(stale))
-        _write_parquet(_rows(inputs, repeated_table(events, con), of_stale, store.read()), fresh)
-        kept.keep(pq.read_table(fresh), digests)
-        fresh.unlink()
-    kept.write(sorted(digests), out)
+        cut_us = _cutoff_us(cutoffs)
+        tod = int((cut_us % DAY_US).min()) if len(cut_us) else 0
+        inputs = _Inputs(feature_query, events, stages, settings, registry, con, items, leads, tod)
+        store = TileStore(Path(settings.features.tiles_dir), settings, tod)
+        days = {"events": store.refresh(events), "stages": stage_fingerprints(stages, tod)}
+        static = [code_key(settings), registry.names, table_fingerprint(items), table_fingerprint(leads)]
+        digests = {int(c): as_of_digest(static, days, int((c - tod) // DAY_US)) for c in cut_us}
+        kept = KeptRows(store.dir / "rows")
+        stale = kept.stale(digests)
+        if stale:
+            fresh = out.with_name(out.name + ".fresh")
+            of_stale = cutoffs.filter(cutoffs.cutoff_us.isin(stale))
+            _write_parquet(_rows(inputs, repeated_table(events, con), of_stale, store.read()), fresh)
+            kept.keep(pq.read_table(fresh), digests)
+            fresh.unlink()
+        kept.write(sorted(digests), out)
     return out
 
 
