@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from leadradar.config import Settings
 from leadradar.features.build import unbound_inputs
+from leadradar.features.consent import split_consent
 from leadradar.features.contract import FEATURE_EVENT_SCHEMA
 from leadradar.features.online import SQL_TYPES, with_us
 from leadradar.features.store import EventStore
@@ -134,14 +135,6 @@ class LeadHistory:
         )
 
 
-def behaviour(events: pa.Table, settings: Settings) -> pa.Table:
-    """The events without consent events, which no feature counts (serving.consent.split_consent drops them too)."""
-    types = pa.array(list(settings.privacy.consent_events), pa.string())
-    if events.num_rows == 0 or not len(types):
-        return events
-    return events.filter(pc.invert(pc.fill_null(pc.is_in(events["event_type"], value_set=types), False)))
-
-
 class HistoryCache:
     """Kept lead histories of one process, the least recently used dropped past `size` leads."""
 
@@ -165,12 +158,12 @@ class HistoryCache:
             after = kept.top if kept is not None and top > kept.top else None
             new = store.events(tenant, leads=[lead], after_seq=after, upto_seq=top)
             self.read_rows = new.num_rows
-            new = behaviour(new, self.settings)
+            new = split_consent(new, self.settings)[0]
             if kept is not None and after is not None and kept.count + self.read_rows == count:
                 history = kept.extended(new, self.flags, top, count)
             else:
                 if after is not None:  # something was deleted: read the lead again
-                    new = behaviour(store.events(tenant, leads=[lead], upto_seq=top), self.settings)
+                    new = split_consent(store.events(tenant, leads=[lead], upto_seq=top), self.settings)[0]
                     self.read_rows = new.num_rows
                 history = LeadHistory(count, top, self.flags.columns(new), few_events(new), first_events(new))
         with self._lock:

@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 
 from leadradar.config import Settings
 from leadradar.features.build import QMETA
+from leadradar.features.consent import split_consent
 from leadradar.features.cutoffs import epoch_us
 from leadradar.features.feature import Feature
 from leadradar.features.grid import DAY_US
@@ -33,7 +34,6 @@ from leadradar.features.tiles.build import SKIPPED_STAGES, tile_values
 from leadradar.features.tiles.dense import DayTiles, dense_tiles
 from leadradar.features.tiles.history import (
     HistoryCache,
-    behaviour,
     few_events,
     first_events,
     merge_columns,
@@ -246,7 +246,7 @@ class OnlineTiles:
         """Rows of these stored leads open at `as_of`: their stored events by then plus `inline` (not yet stored,
         each at most once, as the engine checks), with `stages` (stored and sent)."""
         c = epoch_us(as_of)
-        inline = behaviour(inline, self.settings)
+        inline = split_consent(inline, self.settings)[0]
         own = pc.cast(inline["lead_id"], pa.string())
         columns, few, first = [], [], []
         for lead in lead_ids:
