@@ -6,6 +6,8 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from leadradar.errors import InputError
+
 
 @contextlib.contextmanager
 def exclusive(folder: Path, name: str) -> Iterator[None]:
@@ -15,8 +17,12 @@ def exclusive(folder: Path, name: str) -> Iterator[None]:
     except ImportError:  # pragma: no cover - not POSIX
         yield
         return
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / name, "w") as fh:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fh = open(folder / name, "w")  # noqa: SIM115 - held until the lock is released
+    except OSError as exc:
+        raise InputError(f"{folder}: cannot write here ({exc.strerror}); name a folder this user can write") from exc
+    with fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield

@@ -6,11 +6,13 @@ import threading
 
 import pandas as pd
 import pyarrow as pa
+import pytest
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from leadradar.config import Settings
+from leadradar.errors import InputError
 from leadradar.features.build import compute_features
 from leadradar.features.locks import exclusive
 from leadradar.features.registry import build_registry
@@ -85,3 +87,13 @@ def test_a_second_build_on_the_same_kept_tiles_waits_for_the_first(tmp_path):
     second.join(120)
     assert len(built) == 1 and row_files(tmp_path)
     assert_same_features(built[0], compute_features(events, stages_table([]), CUTOFFS, SETTINGS, REGISTRY), REGISTRY)
+
+
+def test_a_tiles_folder_that_cannot_be_written_is_one_line_naming_it(tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    base = {"tenant_id": "ta", "lead_id": "L1", "sales_id": "s1", "micro": 0, "dwell_s": 3.0, "item_id": None}
+    base |= {"referrer_lead_id": None, "channel": "h5", "event_type": "card_view", "offset_s": -60}
+    events = events_table([base], "x")
+    with pytest.raises(InputError, match=f"{blocked / 'tiles'}: cannot write here"):
+        kept_build(blocked / "tiles", events, stages_table([]))
