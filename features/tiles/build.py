@@ -31,7 +31,7 @@ from leadradar.features.tiles.fingerprints import as_of_digest, code_key, stage_
 from leadradar.features.tiles.kept_rows import KeptRows
 from leadradar.features.tiles.partials import day_bucket, day_tiles, repeated_ids, without_repeats
 from leadradar.features.tiles.store import TileStore
-from leadradar.features.tiles.windows import TileWindows
+from leadradar.features.tiles.windows import TilePlan, TileWindows
 
 SKIPPED_STAGES = ("lr_grid_activity",)  # the wide per-day pivot the tiles replace
 PIVOT_ONLY = ("tcode", "night", "weekend", "session_start")  # grid event columns only that pivot reads
@@ -104,14 +104,21 @@ def lead_codes(table: pa.Table, dictionary: pa.Array | None = None) -> tuple[np.
     return np.asarray(codes.to_numpy(), dtype=np.int64), dictionary
 
 
-def tile_values(feats: list[Feature], windows: TileWindows) -> dict[str, np.ndarray]:
-    """Each tile feature for every query, with the feature's default where it is missing."""
-    out = {}
-    for f in feats:
-        assert f.tile is not None  # nosec B101 # callers pass tile features only
-        v = windows.evaluate(f.tile)
-        out[f.name] = v if f.default is None else np.where(np.isnan(v), f.default, v)
-    return out
+class TileFeatures:
+    """The features that declare a tile op, their ops compiled once into one plan."""
+
+    def __init__(self, feats: list[Feature]):
+        self.feats = feats
+        self.plan = TilePlan([f.tile for f in feats if f.tile is not None])
+        assert len(self.plan.outputs) == len(feats)  # nosec B101 # callers pass tile features only
+        defaults = [np.nan if f.default is None else f.default for f in feats]
+        self.defaults = np.array(defaults, np.float64)[:, None]
+
+    def values(self, windows: TileWindows) -> dict[str, np.ndarray]:
+        """Each feature for every query, with the feature's default where it is missing."""
+        v = windows.run(self.plan)
+        v = np.where(np.isnan(v), self.defaults, v)
+        return {f.name: row for f, row in zip(self.feats, v, strict=True)}
 
 
 def _chunks(lead: np.ndarray, n_leads: int, size: int) -> Iterator[tuple[int, int]]:
@@ -225,7 +232,7 @@ class _Inputs:
 def _rows(inputs: _Inputs, repeated: ir.Table | None, cutoffs: ir.Table, types: pa.Table | None) -> Iterator[pa.Table]:
     """The rows of `cutoffs`: the reference's columns, then the tile features merged a chunk of leads at a time."""
     i, fc = inputs, inputs.settings.features
-    tiled = [f for f in i.registry if f.tile is not None]
+    tiled = TileFeatures([f for f in i.registry if f.tile is not None])
     rest = i.registry.select([f.name for f in i.registry if f.tile is None])
     narrow = not rest.of_source("activity")
     firsts = lead_firsts(types) if narrow else None
@@ -241,7 +248,7 @@ def _rows(inputs: _Inputs, repeated: ir.Table | None, cutoffs: ir.Table, types: 
         part = ref.take(order[lo:hi])
         tiles = _chunk_tiles(arrays, row_lead[lo:hi], i.settings)
         windows = TileWindows(tiles, row_lead[lo:hi], row_us[lo:hi] // DAY_US, row_us[lo:hi])
-        yield _assemble(part, tile_values(tiled, windows), i.registry)
+        yield _assemble(part, tiled.values(windows), i.registry)
 
 
 def lead_firsts(types: pa.Table | None) -> pa.Table | None:

@@ -9,6 +9,7 @@ dwell, no event of a group) are NaN.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
@@ -51,7 +52,8 @@ def type_arrays(types: pa.Table, lead: np.ndarray) -> dict[str, np.ndarray]:
 def dense_tiles(types: dict[str, np.ndarray], settings: Settings) -> DayTiles:
     """Pivot per-type tile rows (from `type_arrays`, or a slice of whole leads of it) into per-day group columns.
 
-    Rows of one (lead, day) are contiguous, so every group statistic is one `reduceat` over the rows.
+    Rows of one (lead, day) are contiguous. Each statistic is scattered once into a (day, type) matrix; a
+    group's sums are that matrix times the groups' membership, its maxima the maximum over its members' columns.
     """
     lead, bucket = types["lead"], types["bucket"]
     if len(bucket) == 0:
@@ -60,17 +62,33 @@ def dense_tiles(types: dict[str, np.ndarray], settings: Settings) -> DayTiles:
     first[0] = True
     first[1:] = (lead[1:] != lead[:-1]) | (bucket[1:] != bucket[:-1])
     starts = np.flatnonzero(first)
-    code = {t: i for i, t in enumerate(settings.events.types)}
+    pairs = event_groups(settings)
+    groups, members, member_of = _membership(tuple(settings.events.types), tuple((g, tuple(t)) for g, t in pairs))
+    n_types = member_of.shape[0] - 1  # the last column holds rows of no configured type (session rows)
+    tcode = types["tcode"]
+    cell = (np.cumsum(first) - 1) * (n_types + 1) + np.where((tcode >= 0) & (tcode < n_types), tcode, n_types)
+    shape = (len(starts), n_types + 1)
+
+    def summed(stat: str) -> np.ndarray:
+        by_type = np.bincount(cell, weights=types[stat], minlength=shape[0] * shape[1]).reshape(shape)
+        return np.ascontiguousarray((by_type @ member_of).T)  # a row per group
+
+    def maxima(stat: str) -> np.ndarray:
+        by_type = np.full(shape[0] * shape[1], -np.inf)
+        np.maximum.at(by_type, cell, types[stat])
+        return by_type.reshape(shape)
+
     with_dwell = dwell_groups(settings)
+    n, dsum, dn = summed("n"), summed("dwell_sum"), summed("dwell_n")
+    last, dmax = maxima("us_max"), maxima("dwell_max")
     cols: dict[str, np.ndarray] = {}
-    for group, members in event_groups(settings):
-        mine = np.isin(types["tcode"], [code[t] for t in members])
-        cols[f"n__{group}"] = np.add.reduceat(np.where(mine, types["n"], 0.0), starts)
-        cols[f"last__{group}"] = _max(np.where(mine, types["us_max"], -np.inf), starts)
+    for g, (group, mine) in enumerate(zip(groups, members, strict=True)):
+        cols[f"n__{group}"] = n[g]
+        cols[f"last__{group}"] = _missing(last[:, mine].max(axis=1))
         if group in with_dwell:
-            cols[f"dsum__{group}"] = np.add.reduceat(np.where(mine, types["dwell_sum"], 0.0), starts)
-            cols[f"dn__{group}"] = np.add.reduceat(np.where(mine, types["dwell_n"], 0.0), starts)
-            cols[f"dmax__{group}"] = _max(np.where(mine, types["dwell_max"], -np.inf), starts)
+            cols[f"dsum__{group}"] = dsum[g]
+            cols[f"dn__{group}"] = dn[g]
+            cols[f"dmax__{group}"] = _missing(dmax[:, mine].max(axis=1))
     for stat in ("night", "weekend", "zero_dwell", "sessions", "dwell_n"):
         cols[stat] = np.add.reduceat(types[stat], starts)
     cols["us_min"] = np.fmin.reduceat(types["us_min"], starts)
@@ -79,6 +97,21 @@ def dense_tiles(types: dict[str, np.ndarray], settings: Settings) -> DayTiles:
     tile_lead, tile_bucket = lead[starts], bucket[starts]
     cols["sessions"] += _first_event_starts(tile_lead, cols["us_min"], cols["us_max"], settings)
     return DayTiles(tile_lead, tile_bucket, cols)
+
+
+@lru_cache(maxsize=8)
+def _membership(
+    types: tuple[str, ...], pairs: tuple[tuple[str, tuple[str, ...]], ...]
+) -> tuple[list[str], list[np.ndarray], np.ndarray]:
+    """The groups, each one's type codes, and the (type, group) membership matrix with a last row of no group."""
+    code = {t: i for i, t in enumerate(types)}
+    member_of = np.zeros((len(code) + 1, len(pairs)))
+    members = []
+    for g, (_, of_group) in enumerate(pairs):
+        mine = np.array([code[t] for t in of_group], np.intp)
+        member_of[mine, g] = 1.0
+        members.append(mine)
+    return [g for g, _ in pairs], members, member_of
 
 
 def _first_event_starts(lead: np.ndarray, us_min: np.ndarray, us_max: np.ndarray, settings: Settings) -> np.ndarray:
@@ -92,6 +125,10 @@ def _first_event_starts(lead: np.ndarray, us_min: np.ndarray, us_max: np.ndarray
 
 def _max(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
     """Each segment's maximum, NaN where all are missing (-inf)."""
-    out = np.maximum.reduceat(values, starts)
+    return _missing(np.maximum.reduceat(values, starts))
+
+
+def _missing(out: np.ndarray) -> np.ndarray:
+    """-inf (a maximum over no value) as NaN."""
     out[np.isneginf(out)] = np.nan
     return out

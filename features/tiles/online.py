@@ -30,7 +30,7 @@ from leadradar.features.grid import DAY_US
 from leadradar.features.online import OnlineFeatures
 from leadradar.features.registry import FeatureRegistry
 from leadradar.features.store import EventStore
-from leadradar.features.tiles.build import SKIPPED_STAGES, tile_values
+from leadradar.features.tiles.build import SKIPPED_STAGES, TileFeatures
 from leadradar.features.tiles.dense import DayTiles, dense_tiles
 from leadradar.features.tiles.history import (
     HistoryCache,
@@ -218,7 +218,7 @@ class OnlineTiles:
 
     def __init__(self, settings: Settings, registry: FeatureRegistry, cache_leads: int | None = None):
         self.settings, self.registry = settings, registry
-        self.tiled = [f for f in registry if f.tile is not None]
+        self.tiled = TileFeatures([f for f in registry if f.tile is not None])
         self.daily = DayRowFeatures(settings, [f for f in registry if f.tile is None and f.source == "activity"])
         rest = [f.name for f in registry if f.tile is None and f.source != "activity"]
         self.rest = OnlineFeatures(settings, registry.select(rest), skip=SKIPPED_STAGES, given=GIVEN)
@@ -266,7 +266,7 @@ class OnlineTiles:
         day = c // DAY_US
         n = len(lead_ids)
         windows = TileWindows(tiles, np.arange(n), np.full(n, day), np.full(n, c))
-        values = tile_values(self.tiled, windows) | self.daily.values(tiles, day, n)
+        values = self.tiled.values(windows) | self.daily.values(tiles, day, n)
         code = {lead: i for i, lead in enumerate(lead_ids)}
         out_names = [*QMETA, *self.registry.names]
         rows = []

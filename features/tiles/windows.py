@@ -2,32 +2,20 @@
 
 A query's window is a range of a lead's tiles, found by one `searchsorted` over (lead, day) keys; sums
 are differences of per-lead prefix sums, maxima and minima one `reduceat` over the ranges. No cutoff is
-ever joined to the days it covers.
+ever joined to the days it covers. A `TilePlan` compiles a feature list's ops once, so that all their sums
+are one stacked array operation and each distinct op is computed once.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from leadradar.features.grid import HOUR_US
 from leadradar.features.tiles.dense import DayTiles
 from leadradar.features.tiles.ops import Decayed, HoursSince, Max, Min, Ratio, Sum, TileOp
-
-
-def segmented_cumsum(values: np.ndarray, starts: np.ndarray, exact: bool = True) -> np.ndarray:
-    """Running sums restarting at each segment start, so rounding stays at the size of one lead's sums.
-
-    One trailing 0 is appended, so that index -1 reads 0. `exact=False` is for whole numbers (exact in float64).
-    """
-    x = values.astype(np.longdouble if exact else np.float64)
-    if len(starts) > 1:
-        totals = np.add.reduceat(x, starts)
-        x[starts[1:]] -= totals[:-1]
-    out = np.zeros(len(values) + 1, dtype=x.dtype)
-    np.cumsum(x, out=out[:-1])
-    return out
 
 
 def range_reduce(ufunc: np.ufunc, values: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -54,7 +42,6 @@ class TileWindows:
         self.q_lead = lead.astype(np.int64)
         self.day = day.astype(np.int64)
         self._pos: dict[int | None, np.ndarray] = {}
-        self._prefix: dict[str, np.ndarray] = {}
         lead_starts = np.flatnonzero(np.r_[True, tiles.lead[1:] != tiles.lead[:-1]]) if len(tiles) else np.zeros(0)
         self.lead_starts = lead_starts.astype(np.intp)
 
@@ -68,19 +55,6 @@ class TileWindows:
     def column(self, name: str) -> np.ndarray:
         """A tile column (empty when there are no tiles: every window is then empty)."""
         return self.tiles.columns[name] if len(self.tiles) else np.empty(0)
-
-    def prefix(self, column: str) -> np.ndarray:
-        if column not in self._prefix:
-            exact = column.startswith("dsum__")  # the one fractional column; counts are exact in float64
-            self._prefix[column] = segmented_cumsum(self.column(column), self.lead_starts, exact=exact)
-        return self._prefix[column]
-
-    def window_sum(self, column: str, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-        """The column summed over tiles [lo, hi) of each query's lead, from the lead's running sums."""
-        running, first = self.prefix(column), self.pos(None)
-        upper = np.where(hi > first, running[hi - 1], 0)
-        lower = np.where(lo > first, running[lo - 1], 0)
-        return (upper - lower).astype(np.float64)
 
     def decayed_sum(self, column: str, half_life: float) -> np.ndarray:
         """Each query's tiles up to its cutoff, weighted by age as the reference weighs them, summed per query.
@@ -96,24 +70,149 @@ class TileWindows:
         terms = self.column(column)[tile] * np.exp(age * (-math.log(2) / half_life))
         return np.bincount(query, weights=terms, minlength=len(lo)).astype(np.float64)
 
-    def evaluate(self, op: TileOp) -> np.ndarray:
-        """The op's value for every query (NaN where it is missing)."""
-        if isinstance(op, Sum):
-            lo, hi = self.pos(op.end), self.pos(op.start)
-            total = self.window_sum(op.column, lo, hi)
-            if op.present is not None:
-                total[self.window_sum(op.present, lo, hi) == 0] = np.nan
-            return total
-        if isinstance(op, Max):
-            return range_reduce(np.fmax, self.column(op.column), self.pos(op.end), self.pos(0))
-        if isinstance(op, Min):
-            return range_reduce(np.fmin, self.column(op.column), self.pos(None), self.pos(0))
-        if isinstance(op, Ratio):
-            num, den = self.evaluate(op.num) + op.add, self.evaluate(op.den) + op.add
-            with np.errstate(divide="ignore", invalid="ignore"):
-                return np.where(den == 0, np.nan, num / np.where(den == 0, 1.0, den))
-        if isinstance(op, Decayed):
-            return self.decayed_sum(op.column, op.half_life)
-        if isinstance(op, HoursSince):
-            return (self.cutoff_us - self.evaluate(op.of)) / HOUR_US
-        raise TypeError(f"unknown tile op {op!r}")
+    def run(self, plan: TilePlan) -> np.ndarray:
+        """The plan's ops (rows) for every query (columns): its window sums and maxima a few stacked array
+        operations, then the steps built on them, one array operation per kind."""
+        x = np.empty((len(plan.steps), len(self.q_lead)))
+        for group in plan.sums:
+            x[group.slots] = self._sums(group)
+        for end, (slots, columns) in plan.maxima.items():
+            x[slots] = self._maxima(columns, end)
+        for slot, op in plan.single:
+            if isinstance(op, Min):
+                x[slot] = range_reduce(np.fmin, self.column(op.column), self.pos(None), self.pos(0))
+            elif isinstance(op, Decayed):
+                x[slot] = self.decayed_sum(op.column, op.half_life)
+        value, present = plan.present.args
+        x[plan.present.slots] = np.where(x[present] == 0, np.nan, x[value])
+        (of,) = plan.hours.args
+        x[plan.hours.slots] = (self.cutoff_us - x[of]) / HOUR_US
+        num, den = plan.ratios.args
+        top, bottom = x[num] + plan.ratio_add, x[den] + plan.ratio_add
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x[plan.ratios.slots] = np.where(bottom == 0, np.nan, top / np.where(bottom == 0, 1.0, bottom))
+        return x[plan.outputs]
+
+    def _sums(self, group: SumGroup) -> np.ndarray:
+        """The group's window sums: its columns' running sums stacked, each op's bounds picked from them."""
+        if not len(self.tiles):
+            return np.zeros((len(group.slots), len(self.q_lead)))
+        columns = np.stack([self.column(c) for c in group.columns])
+        running = _segmented_cumsum_rows(columns, self.lead_starts, group.exact)
+        first = self.pos(None)
+        at = np.stack([self.pos(age) for age in group.ages])
+        hi, lo = at[group.start], at[group.end]
+        upper = np.where(hi > first, running[group.column, hi - 1], 0)
+        lower = np.where(lo > first, running[group.column, lo - 1], 0)
+        return (upper - lower).astype(np.float64)
+
+    def _maxima(self, columns: list[str], end: int | None) -> np.ndarray:
+        """Range maxima over the days of age < end of many columns: one `reduceat` over them stacked."""
+        lo, hi = self.pos(end), self.pos(0)
+        if not len(self.tiles) or not len(lo):
+            return np.full((len(columns), len(lo)), np.nan)
+        values = np.stack([self.column(c) for c in columns])
+        padded = np.concatenate([values, np.full((len(columns), 1), np.nan)], axis=1)
+        idx = np.empty(2 * len(lo), dtype=np.intp)
+        idx[0::2], idx[1::2] = lo, hi
+        out = np.fmax.reduceat(padded, idx, axis=1)[:, 0::2]
+        out[:, hi <= lo] = np.nan
+        return out
+
+
+@dataclass
+class SumGroup:
+    """Plain window sums that share a precision: their slots, the columns they read, and each one's column and
+    window bounds as indices into `columns` and `ages` (the distinct ages their windows start and end at)."""
+
+    exact: bool
+    slots: list[int]
+    ops: list[Sum]
+
+    def __post_init__(self) -> None:
+        self.columns = sorted({op.column for op in self.ops})
+        self.ages: list[int | None] = sorted({a for op in self.ops for a in (op.start, op.end)}, key=_age_order)
+        self.column = np.array([self.columns.index(op.column) for op in self.ops], np.intp)[:, None]
+        self.start = np.array([self.ages.index(op.start) for op in self.ops], np.intp)
+        self.end = np.array([self.ages.index(op.end) for op in self.ops], np.intp)
+
+
+@dataclass(frozen=True)
+class BuiltSteps:
+    """Steps of one kind built on others: their slots, and each argument's slots, one array per argument."""
+
+    slots: np.ndarray
+    args: tuple[np.ndarray, ...]
+
+
+def _age_order(age: int | None) -> float:
+    return math.inf if age is None else age
+
+
+class TilePlan:
+    """Tile ops compiled once into numbered steps (rows of `TileWindows.run`'s matrix), each distinct op once:
+    plain window sums (by precision) and maxima (by window) first, then by kind the steps built on them."""
+
+    def __init__(self, ops: list[TileOp]):
+        self.steps: list[TileOp] = []
+        self._slot: dict[TileOp, int] = {}
+        self._args: dict[int, tuple[int, ...]] = {}
+        self.outputs = np.array([self._add(op) for op in ops], np.intp)
+        kinds: dict[type, list[int]] = {}
+        for k, op in enumerate(self.steps):
+            kinds.setdefault(Sum if isinstance(op, Sum) and op.present is not None else type(op), []).append(k)
+        plain = [k for k in kinds.get(Sum, []) if not self._args[k]]
+        self.sums = [
+            SumGroup(exact, mine, [self.steps[k] for k in mine])  # type: ignore[misc]
+            for exact in (True, False)
+            if (mine := [k for k in plain if self.steps[k].column.startswith("dsum__") == exact])  # type: ignore[union-attr]
+        ]
+        maxima: dict[int | None, tuple[list[int], list[str]]] = {}
+        for k in kinds.get(Max, []):
+            op = self.steps[k]
+            assert isinstance(op, Max)  # nosec B101 # narrowed for the type checker
+            slots, columns = maxima.setdefault(op.end, ([], []))
+            slots.append(k)
+            columns.append(op.column)
+        self.maxima = maxima
+        self.single = [(k, self.steps[k]) for t in (Min, Decayed) for k in kinds.get(t, [])]
+        self.present = self._built([k for k in kinds.get(Sum, []) if self._args[k]], 2)
+        self.hours = self._built(kinds.get(HoursSince, []), 1)
+        self.ratios = self._built(kinds.get(Ratio, []), 2)
+        adds = [op.add for op in self.steps if isinstance(op, Ratio)]
+        self.ratio_add = np.array(adds, np.float64)[:, None]
+        del self._slot, self._args
+
+    def _built(self, slots: list[int], width: int) -> BuiltSteps:
+        args = tuple(np.array([self._args[k][i] for k in slots], np.intp) for i in range(width))
+        return BuiltSteps(np.array(slots, np.intp), args)
+
+    def _add(self, op: TileOp) -> int:
+        if op in self._slot:
+            return self._slot[op]
+        args: tuple[int, ...] = ()
+        if isinstance(op, Sum) and op.present is not None:
+            args = self._add(Sum(op.column, op.start, op.end)), self._add(Sum(op.present, op.start, op.end))
+        elif isinstance(op, Ratio):
+            args = self._add(op.num), self._add(op.den)
+        elif isinstance(op, HoursSince):
+            args = (self._add(op.of),)
+        elif not isinstance(op, Sum | Max | Min | Decayed):
+            raise TypeError(f"unknown tile op {op!r}")
+        self.steps.append(op)
+        k = self._slot[op] = len(self.steps) - 1
+        self._args[k] = args
+        return k
+
+
+def _segmented_cumsum_rows(values: np.ndarray, starts: np.ndarray, exact: bool) -> np.ndarray:
+    """Running sums of each row, restarting at each segment (lead) start, so rounding stays at the size of one
+    lead's sums; `exact` sums in long double (fractional columns; whole numbers are exact in float64). One
+    trailing 0 per row, so that index -1 reads 0."""
+    x: np.ndarray = values.astype(np.longdouble if exact else np.float64)
+    if len(starts) > 1:
+        totals = np.add.reduceat(x, starts, axis=1)
+        x[:, starts[1:]] -= totals[:, :-1]
+    out = np.zeros((x.shape[0], x.shape[1] + 1), dtype=x.dtype)
+    np.cumsum(x, axis=1, out=out[:, :-1])
+    return out
