@@ -101,7 +101,7 @@ def run_demo(
     step(f"4. the nightly refresh: score every open lead as of {split:%Y-%m-%d} (leadradar score)")
     loaded_model = load_alias(settings)
     scores, feats = score_batch(log, split, settings, loaded_model)
-    activity = batch_activity(log.events, log.stages, scores, split, settings)
+    activity = batch_activity(log.events, log.stages, scores, split, settings, log.consent)
     store_batch(ScoreStore(settings.score_store_url), scores, feats, activity)
     console.print(f"{len(scores):,} open leads scored and stored as of {split:%Y-%m-%d}")
 

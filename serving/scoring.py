@@ -163,5 +163,6 @@ def score_and_store(
     from leadradar.serving.activity import batch_activity
 
     scores, feats = score_batch(log, as_of, settings, loaded, tenant)
-    store_batch(store, scores, feats, batch_activity(log.events, log.stages, scores, as_of, settings))
+    activity = batch_activity(log.events, log.stages, scores, as_of, settings, log.consent)
+    store_batch(store, scores, feats, activity)
     return scores

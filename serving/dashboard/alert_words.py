@@ -25,6 +25,16 @@ ALERT_MESSAGES: dict[str, tuple[str, str]] = {
     "feedback.useful": ("Useful", "有用"),
     "feedback.not_now": ("Not now", "暂不需要"),
     "feedback.wrong": ("Wrong", "不准确"),
+    # An alert's delivery, keyed by the word the outbox stores and sums up (`outbox._summary`: the worst of its
+    # channels, or its route when it was not sent at once); the stored words stay, the page shows these.
+    "status.sent": ("Sent", "已发送"),
+    "status.pending": ("Waiting to send", "待发送"),
+    "status.failed": ("Failed to send", "发送失败"),
+    "status.disabled": ("Channel disabled", "渠道已停用"),
+    "status.withheld": ("Withheld (consent withdrawn)", "未发送（客户已撤回同意）"),
+    "status.digest": ("In the digest", "转入日报"),
+    "status.dropped": ("Skipped", "已跳过"),
+    "status.no channel": ("No channel", "无发送渠道"),
     "rule.hot_action": ("Hot action", "高意向动作"),
     "rule.threshold": ("Threshold crossing", "越过阈值"),
     "rule.spike": ("Intent spike", "意向突增"),

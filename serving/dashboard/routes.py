@@ -62,8 +62,8 @@ LOGIN_MESSAGES = {"signed_out": "login.signed_out", "expired": "login.expired"}
 # a key about 60, a `next` path a few hundred; anything longer is not one of ours and is not echoed back.
 MAX_NAME, MAX_KEY, MAX_NEXT, MAX_PASSWORD = 64, 128, 2048, 1024
 DEFAULT_PORTS = {"http": 80, "https": 443}
-# Message keys the alert pages complete with a value (a rule, a verdict, a platform).
-KEY_PREFIXES = {"rule": "rule.", "feedback": "feedback.", "kind": "kind."}
+# Message keys the alert pages complete with a value (a rule, a verdict, a platform, a delivery status).
+KEY_PREFIXES = {"rule": "rule.", "feedback": "feedback.", "kind": "kind.", "status": "status."}
 
 
 @dataclass

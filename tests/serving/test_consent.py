@@ -1,7 +1,8 @@
 """Consent per lead (PIPL, `privacy.consent_required`): without it a lead's score reads counts and its CRM stage
-only, the batch build gives it the same row, and it raises no alert nor is named in the digest; with it, or with
-consent not required, every feature is computed. The real model, stores and online query (the session's trained
-champion); the batch build's own consent tests are in tests/features/test_consent.py."""
+only, the batch build gives it the same row, the dashboard lists none of its recent events, and it raises no alert
+nor is named in the digest; with it, or with consent not required, every feature is computed. The real model,
+stores and online query (the session's trained champion); the batch build's own consent tests are in
+tests/features/test_consent.py."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from leadradar.config import Settings
 from leadradar.features.build import compute_features
+from leadradar.features.consent import split_consent
 from leadradar.features.contract import STAGE_SCHEMA
 from leadradar.features.online import OnlineFeatures
 from leadradar.features.radar_log import RadarLog
@@ -18,6 +20,7 @@ from leadradar.features.registry import build_registry
 from leadradar.features.store import EventStore
 from leadradar.features.validation import validate_events
 from leadradar.registry import load_alias
+from leadradar.serving.activity import batch_activity
 from leadradar.serving.alerts.alert import Alert
 from leadradar.serving.alerts.delivery import DeliveryWorker
 from leadradar.serving.alerts.digest import digest_message, read_facts
@@ -201,6 +204,24 @@ def test_a_batch_row_equals_the_live_record_of_a_lead_without_consent_at_the_sam
             else:
                 expected = np.nan if online is None else float(online)
                 assert np.isclose(float(row[f]), expected, equal_nan=True), (lead, f, row[f], online)
+
+
+@pytest.mark.parametrize("carried", [False, True], ids=["consent in the events file", "consent from the store"])
+def test_the_batch_activity_lists_no_event_of_a_lead_without_consent_at_the_run(settings, carried):
+    s = requiring(settings, True)
+    at = pd.Timestamp.now(tz="UTC").floor("s")
+    rows = touches("L-none", at) + touches("L-gone", at, ["privacy_consent", "privacy_withdrawn"])
+    rows += touches("L-yes", at, ["privacy_consent"]) + touches("L-later", at, ["privacy_consent"])
+    later = (at + pd.Timedelta(minutes=10)).isoformat()
+    rows.append(event("L-later-w", tenant_id=TENANT, lead_id="L-later", ts=later, event_type="privacy_withdrawn"))
+    accepted, rejected = validate_events(pd.DataFrame(rows), s, at + pd.Timedelta(hours=1))
+    assert rejected.num_rows == 0, rejected.to_pylist()
+    events, consent = split_consent(accepted, s) if carried else (accepted, None)
+    scores = pd.DataFrame({"tenant_id": TENANT, "lead_id": ["L-none", "L-gone", "L-yes", "L-later"]})
+    listed = batch_activity(events, STAGE_SCHEMA.empty_table(), scores, at, s, consent).events
+    assert sorted(set(listed["lead_id"])) == ["L-later", "L-yes"]  # consent at the run decides, not a later change
+    touched = [r["event_id"] for r in touches("L-yes", at)]
+    assert sorted(listed.loc[listed["lead_id"] == "L-yes", "event_id"]) == sorted(touched)
 
 
 def test_the_digest_names_no_lead_without_consent_and_counts_none_of_its_alerts(tmp_path, settings):

@@ -13,14 +13,16 @@ from starlette.routing import Mount
 
 from leadradar.config import Settings
 from leadradar.serving.alerts.alert import Alert
+from leadradar.serving.alerts.outbox import _summary
 from leadradar.serving.dashboard.alerts_pages import FeedItem
+from leadradar.serving.dashboard.messages import MESSAGES
 from leadradar.serving.dashboard.routes import Backend, build_dashboard
 from tests.support.dashboard_support import manager
 
 
-def item(alert_id: str, tenant: str, lead: str, sales: str, rule: str) -> FeedItem:
+def item(alert_id: str, tenant: str, lead: str, sales: str, rule: str, status: str = "sent") -> FeedItem:
     at = datetime(2026, 6, 1, 1, 0, tzinfo=UTC)
-    return FeedItem(alert_id, Alert(tenant, lead, sales, rule, at, 0.42, 0.2, "B", alert_id), status="sent")  # type: ignore[arg-type]
+    return FeedItem(alert_id, Alert(tenant, lead, sales, rule, at, 0.42, 0.2, "B", alert_id), status=status)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -73,7 +75,7 @@ def feed() -> StandInFeed:
     return StandInFeed(
         [
             item("a1", "t01", "L-1", "s1", "hot_action"),
-            item("a2", "t01", "L-2", "s2", "threshold"),
+            item("a2", "t01", "L-2", "s2", "threshold", status="withheld"),
             item("b1", "t02", "L-9", "s9", "spike"),
         ]
     )
@@ -102,6 +104,24 @@ def test_the_alerts_page_lists_the_tenants_alerts_only_in_both_languages(client)
     assert "Hot action" in en and "Useful" in en
     zh = client.get("/dashboard/alerts", params={"lang": "zh-CN"}).text
     assert "高意向动作" in zh and "有用" in zh and "暂不需要" in zh
+
+
+def test_the_delivery_status_reads_in_the_pages_language_not_as_the_stored_word(client):
+    zh = client.get("/dashboard/alerts", params={"lang": "zh-CN"}).text
+    assert "<td>已发送</td>" in zh and "<td>未发送（客户已撤回同意）</td>" in zh
+    assert "<td>sent</td>" not in zh and "<td>withheld</td>" not in zh and "Sent" not in zh
+    en = client.get("/dashboard/alerts", params={"lang": "en"}).text
+    assert "<td>Sent</td>" in en and "<td>Withheld (consent withdrawn)</td>" in en and "已发送" not in en
+
+
+def test_every_word_the_outbox_gives_a_delivery_has_words_in_both_languages():
+    statuses = ("pending", "sent", "failed", "disabled", "withheld")
+    given = {_summary([s for i, s in enumerate(statuses) if mask >> i & 1], "instant") for mask in range(32)}
+    given |= {_summary([], route) for route in ("digest", "dropped")}
+    assert given == {*statuses, "digest", "dropped", "no channel"}
+    for word in given:
+        en, zh = MESSAGES[f"status.{word}"]
+        assert en != zh and word not in zh, word
 
 
 def test_filters_narrow_the_feed_by_salesperson_and_rule(client):
