@@ -8,7 +8,6 @@ time, so the memory of the merge follows the chunk, not the history.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,23 +150,37 @@ def write_features(
         _write_parquet(feature_chunks(*args), out)
         return out
     with exclusive(Path(settings.features.tiles_dir), ".build.lock"):  # two builds would mix their kept files
-        cut_us = _cutoff_us(cutoffs)
-        tod = int((cut_us % DAY_US).min()) if len(cut_us) else 0
-        inputs = _Inputs(feature_query, events, stages, settings, registry, con, items, leads, tod)
-        store = TileStore(Path(settings.features.tiles_dir), settings, tod)
-        days = {"events": store.refresh(events), "stages": stage_fingerprints(stages, tod)}
-        static = [code_key(settings), registry.names, table_fingerprint(items), table_fingerprint(leads)]
-        digests = {int(c): as_of_digest(static, days, int((c - tod) // DAY_US)) for c in cut_us}
-        kept = KeptRows(store.dir / "rows")
-        stale = kept.stale(digests)
-        if stale:
-            fresh = out.with_name(out.name + ".fresh")
-            of_stale = cutoffs.filter(cutoffs.cutoff_us.isin(stale))
-            _write_parquet(_rows(inputs, repeated_table(events, con), of_stale, store.read()), fresh)
-            kept.keep(pq.read_table(fresh), digests)
-            fresh.unlink()
-        kept.write(sorted(digests), out)
+        kept, wanted = _kept_rows(feature_query, events, stages, cutoffs, settings, registry, con, items, leads)
+        kept.write(wanted, out)
     return out
+
+
+def _kept_rows(
+    feature_query: Callable,
+    events: ir.Table,
+    stages: ir.Table,
+    cutoffs: ir.Table,
+    settings: Settings,
+    registry: FeatureRegistry,
+    con,
+    items: ir.Table | None = None,
+    leads: ir.Table | None = None,
+) -> tuple[KeptRows, list[int]]:
+    """The kept rows brought up to date (only changed days' tiles, only stale cutoffs' rows), and the cutoffs."""
+    assert settings.features.tiles_dir  # nosec B101 # callers keep rows only with a tiles folder
+    cut_us = _cutoff_us(cutoffs)
+    tod = int((cut_us % DAY_US).min()) if len(cut_us) else 0
+    inputs = _Inputs(feature_query, events, stages, settings, registry, con, items, leads, tod)
+    store = TileStore(Path(settings.features.tiles_dir), settings, tod)
+    days = {"events": store.refresh(events), "stages": stage_fingerprints(stages, tod)}
+    static = [code_key(settings), registry.names, table_fingerprint(items), table_fingerprint(leads)]
+    digests = {int(c): as_of_digest(static, days, int((c - tod) // DAY_US)) for c in cut_us}
+    kept = KeptRows(store.dir / "rows")
+    stale = kept.stale(digests)
+    if stale:
+        of_stale = cutoffs.filter(cutoffs.cutoff_us.isin(stale))
+        kept.keep(pa.concat_tables(_rows(inputs, repeated_table(events, con), of_stale, store.read())), digests)
+    return kept, sorted(digests)
 
 
 def repeated_table(events: ir.Table, con) -> ir.Table | None:
@@ -240,6 +253,7 @@ def _rows(inputs: _Inputs, repeated: ir.Table | None, cutoffs: ir.Table, types: 
     q = i.feature_query(i.events, i.stages, cutoffs, i.settings, rest, i.items, stage=stage, leads=i.leads)
     ref = q.table.to_pyarrow()
     arrays, dictionary = _tile_arrays(types)
+    del types  # its numpy copy is what the chunks read
     row_lead, _ = lead_codes(ref, dictionary)
     row_us = ref["cutoff_us"].to_numpy()
     order = np.lexsort((row_us, row_lead))
@@ -301,14 +315,13 @@ def tiled_frame(
     if not settings.features.tiles_dir:
         args = (feature_query, events, stages, cutoffs, settings, registry, con, items, leads)
         return _frame(pa.concat_tables(list(feature_chunks(*args))))
-    with tempfile.TemporaryDirectory(prefix="leadradar-features-") as tmp:
-        out = Path(tmp) / "features.parquet"
-        write_features(feature_query, events, stages, cutoffs, settings, registry, out, con, items, leads)
-        return _frame(pq.read_table(out))
+    with exclusive(Path(settings.features.tiles_dir), ".build.lock"):
+        kept, wanted = _kept_rows(feature_query, events, stages, cutoffs, settings, registry, con, items, leads)
+        return _frame(kept.read(wanted))
 
 
 def _frame(table: pa.Table) -> pd.DataFrame:
     """The table as pandas, `cutoff` as UTC microseconds like the reference's frame."""
-    frame = table.to_pandas()
+    frame = table.to_pandas(self_destruct=True, split_blocks=True)  # the table's memory freed as it is converted
     frame["cutoff"] = frame["cutoff"].astype("datetime64[us, UTC]")
     return frame

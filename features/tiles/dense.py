@@ -33,19 +33,20 @@ class DayTiles:
 
 
 def type_arrays(types: pa.Table, lead: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-type tile rows as numpy columns (missing as NaN), sorted by lead code then day; `lead` is each row's code."""
-    cols: dict[str, np.ndarray] = {"lead": lead.astype(np.int64)}
-    for name in ("bucket", "tcode", *SUM_STATS, "dwell_max", "us_min", "us_max"):
-        col = types.column(name)
-        cols[name] = col.to_numpy() if name in ("bucket", "tcode") else col.to_numpy(zero_copy_only=False)
-    cols["bucket"] = cols["bucket"].astype(np.int64)
-    order = np.lexsort((cols["bucket"], cols["lead"]))
-    out: dict[str, np.ndarray] = {
-        k: v[order] if k in ("lead", "bucket", "tcode") else v.astype(np.float64)[order] for k, v in cols.items()
-    }
+    """Per-type tile rows as numpy columns (missing as NaN), sorted by lead code then day; `lead` is each row's code.
+
+    A column at a time, each sorted before it is widened, so that the copies alive at once are one column's.
+    """
+    bucket = types.column("bucket").to_numpy().astype(np.int64)
+    order = np.lexsort((bucket, lead))
+    out: dict[str, np.ndarray] = {"lead": lead[order].astype(np.int64), "bucket": bucket[order]}
+    del bucket
+    out["tcode"] = types.column("tcode").to_numpy()[order]
+    for name in (*SUM_STATS, "dwell_max", "us_min", "us_max"):
+        out[name] = types.column(name).to_numpy(zero_copy_only=False)[order].astype(np.float64, copy=False)
     for name in SUM_STATS:  # a sum over no values (no dwell that day) is missing in SQL, nothing to add here
-        out[name] = np.nan_to_num(out[name], nan=0.0)
-    out["dwell_max"] = np.nan_to_num(out["dwell_max"], nan=-np.inf)  # no dwell: below any value, NaN after the max
+        np.nan_to_num(out[name], copy=False, nan=0.0)
+    np.nan_to_num(out["dwell_max"], copy=False, nan=-np.inf)  # no dwell: below any value, NaN after the max
     return out
 
 

@@ -54,6 +54,10 @@ class KeptRows:
             if int(path.stem.removeprefix("rows-")) not in kept:
                 path.unlink(missing_ok=True)
 
+    def read(self, cutoffs: list[int]) -> pa.Table:
+        """The kept rows of `cutoffs` as one table."""
+        return pa.concat_tables([pq.read_table(self._path(c)) for c in cutoffs])
+
     def write(self, cutoffs: list[int], out: Path) -> None:
         """The kept rows of `cutoffs`, one cutoff at a time, into one Parquet file."""
         writer = None
