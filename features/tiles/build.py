@@ -249,11 +249,11 @@ def _rows(inputs: _Inputs, repeated: ir.Table | None, cutoffs: ir.Table, types: 
     rest = i.registry.select([f.name for f in i.registry if f.tile is None])
     narrow = not rest.of_source("activity")
     firsts = lead_firsts(types) if narrow else None
+    arrays, dictionary = _tile_arrays(types)
+    del types  # its compact numpy copy is what the reference query runs beside and the chunks read
     stage = reference_stage(i.con, i.events if narrow else None, i.tod, firsts, repeated)
     q = i.feature_query(i.events, i.stages, cutoffs, i.settings, rest, i.items, stage=stage, leads=i.leads)
     ref = q.table.to_pyarrow()
-    arrays, dictionary = _tile_arrays(types)
-    del types  # its numpy copy is what the chunks read
     row_lead, _ = lead_codes(ref, dictionary)
     row_us = ref["cutoff_us"].to_numpy()
     order = np.lexsort((row_us, row_lead))

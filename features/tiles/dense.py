@@ -32,18 +32,24 @@ class DayTiles:
         return len(self.lead)
 
 
+COUNT_STATS = ("n", "dwell_n", "zero_dwell", "night", "weekend", "sessions")  # whole numbers, exact in float32
+
+
 def type_arrays(types: pa.Table, lead: np.ndarray) -> dict[str, np.ndarray]:
     """Per-type tile rows as numpy columns (missing as NaN), sorted by lead code then day; `lead` is each row's code.
 
-    A column at a time, each sorted before it is widened, so that the copies alive at once are one column's.
+    Compact, for they are held through the whole build: codes and days as int32, counts as float32 (exact below
+    2**24 a day), dwell and times as float64. A column at a time, each sorted before it is widened, so that the
+    copies alive at once are one column's.
     """
-    bucket = types.column("bucket").to_numpy().astype(np.int64)
+    bucket = types.column("bucket").to_numpy().astype(np.int32)
     order = np.lexsort((bucket, lead))
-    out: dict[str, np.ndarray] = {"lead": lead[order].astype(np.int64), "bucket": bucket[order]}
+    out: dict[str, np.ndarray] = {"lead": lead[order].astype(np.int32), "bucket": bucket[order]}
     del bucket
-    out["tcode"] = types.column("tcode").to_numpy()[order]
+    out["tcode"] = types.column("tcode").to_numpy()[order].astype(np.int8)
     for name in (*SUM_STATS, "dwell_max", "us_min", "us_max"):
-        out[name] = types.column(name).to_numpy(zero_copy_only=False)[order].astype(np.float64, copy=False)
+        wide = np.float32 if name in COUNT_STATS else np.float64
+        out[name] = types.column(name).to_numpy(zero_copy_only=False)[order].astype(wide, copy=False)
     for name in SUM_STATS:  # a sum over no values (no dwell that day) is missing in SQL, nothing to add here
         np.nan_to_num(out[name], copy=False, nan=0.0)
     np.nan_to_num(out["dwell_max"], copy=False, nan=-np.inf)  # no dwell: below any value, NaN after the max
@@ -56,7 +62,7 @@ def dense_tiles(types: dict[str, np.ndarray], settings: Settings) -> DayTiles:
     Rows of one (lead, day) are contiguous. Each statistic is scattered once into a (day, type) matrix; a
     group's sums are that matrix times the groups' membership, its maxima the maximum over its members' columns.
     """
-    lead, bucket = types["lead"], types["bucket"]
+    lead, bucket = types["lead"].astype(np.int64), types["bucket"].astype(np.int64)
     if len(bucket) == 0:
         return DayTiles(np.empty(0, np.int64), np.empty(0, np.int64), {})
     first = np.empty(len(lead), dtype=bool)
@@ -66,7 +72,7 @@ def dense_tiles(types: dict[str, np.ndarray], settings: Settings) -> DayTiles:
     pairs = event_groups(settings)
     groups, members, member_of = _membership(tuple(settings.events.types), tuple((g, tuple(t)) for g, t in pairs))
     n_types = member_of.shape[0] - 1  # the last column holds rows of no configured type (session rows)
-    tcode = types["tcode"]
+    tcode = types["tcode"].astype(np.int64)
     cell = (np.cumsum(first) - 1) * (n_types + 1) + np.where((tcode >= 0) & (tcode < n_types), tcode, n_types)
     shape = (len(starts), n_types + 1)
 
@@ -91,7 +97,7 @@ def dense_tiles(types: dict[str, np.ndarray], settings: Settings) -> DayTiles:
             cols[f"dn__{group}"] = dn[g]
             cols[f"dmax__{group}"] = _missing(dmax[:, mine].max(axis=1))
     for stat in ("night", "weekend", "zero_dwell", "sessions", "dwell_n"):
-        cols[stat] = np.add.reduceat(types[stat], starts)
+        cols[stat] = np.add.reduceat(types[stat], starts, dtype=np.float64)
     cols["us_min"] = np.fmin.reduceat(types["us_min"], starts)
     cols["us_max"] = _max(types["us_max"], starts)
     cols["days"] = np.ones(len(starts))
