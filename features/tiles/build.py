@@ -145,17 +145,17 @@ def write_features(
     their inputs changed are computed. `feature_query` is the reference (features.build.feature_query), passed
     in so that module alone imports this.
     """
+    inputs = _Inputs.of(feature_query, events, stages, cutoffs, settings, registry, con, items, leads)
     if not settings.features.tiles_dir:
-        args = (feature_query, events, stages, cutoffs, settings, registry, con, items, leads)
-        _write_parquet(feature_chunks(*args), out)
+        _write_parquet(_fresh_rows(inputs), out)
         return out
     with exclusive(Path(settings.features.tiles_dir), ".build.lock"):  # two builds would mix their kept files
-        kept, wanted = _kept_rows(feature_query, events, stages, cutoffs, settings, registry, con, items, leads)
+        kept, wanted = _kept_rows(inputs, Path(settings.features.tiles_dir))
         kept.write(wanted, out)
     return out
 
 
-def _kept_rows(
+def tiled_frame(
     feature_query: Callable,
     events: ir.Table,
     stages: ir.Table,
@@ -165,21 +165,61 @@ def _kept_rows(
     con,
     items: ir.Table | None = None,
     leads: ir.Table | None = None,
-) -> tuple[KeptRows, list[int]]:
+) -> pd.DataFrame:
+    """The fast build as the frame `compute_features` returns: its chunks joined, or the kept rows read back."""
+    inputs = _Inputs.of(feature_query, events, stages, cutoffs, settings, registry, con, items, leads)
+    if not settings.features.tiles_dir:
+        return _frame(pa.concat_tables(list(_fresh_rows(inputs))))
+    with exclusive(Path(settings.features.tiles_dir), ".build.lock"):
+        kept, wanted = _kept_rows(inputs, Path(settings.features.tiles_dir))
+        return _frame(kept.read(wanted))
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What a build reads, and the time of day its cutoffs share (the day grid's edge)."""
+
+    feature_query: Callable
+    events: ir.Table
+    stages: ir.Table
+    cutoffs: ir.Table
+    settings: Settings
+    registry: FeatureRegistry
+    con: object
+    items: ir.Table | None
+    leads: ir.Table | None
+    cut_us: np.ndarray
+    tod: int
+
+    @classmethod
+    def of(
+        cls,
+        feature_query: Callable,
+        events: ir.Table,
+        stages: ir.Table,
+        cutoffs: ir.Table,
+        settings: Settings,
+        registry: FeatureRegistry,
+        con,
+        items: ir.Table | None,
+        leads: ir.Table | None,
+    ) -> _Inputs:
+        cut_us = pc.cast(cutoffs.cutoff_us.to_pyarrow(), pa.int64()).to_numpy()
+        tod = int((cut_us % DAY_US).min()) if len(cut_us) else 0
+        return cls(feature_query, events, stages, cutoffs, settings, registry, con, items, leads, cut_us, tod)
+
+
+def _kept_rows(i: _Inputs, root: Path) -> tuple[KeptRows, list[int]]:
     """The kept rows brought up to date (only changed days' tiles, only stale cutoffs' rows), and the cutoffs."""
-    assert settings.features.tiles_dir  # nosec B101 # callers keep rows only with a tiles folder
-    cut_us = _cutoff_us(cutoffs)
-    tod = int((cut_us % DAY_US).min()) if len(cut_us) else 0
-    inputs = _Inputs(feature_query, events, stages, settings, registry, con, items, leads, tod)
-    store = TileStore(Path(settings.features.tiles_dir), settings, tod)
-    days = {"events": store.refresh(events), "stages": stage_fingerprints(stages, tod)}
-    static = [code_key(settings), registry.names, table_fingerprint(items), table_fingerprint(leads)]
-    digests = {int(c): as_of_digest(static, days, int((c - tod) // DAY_US)) for c in cut_us}
+    store = TileStore(root, i.settings, i.tod)
+    days = {"events": store.refresh(i.events), "stages": stage_fingerprints(i.stages, i.tod)}
+    static = [code_key(i.settings), i.registry.names, table_fingerprint(i.items), table_fingerprint(i.leads)]
+    digests = {int(c): as_of_digest(static, days, int((c - i.tod) // DAY_US)) for c in i.cut_us}
     kept = KeptRows(store.dir / "rows")
     stale = kept.stale(digests)
     if stale:
-        of_stale = cutoffs.filter(cutoffs.cutoff_us.isin(stale))
-        kept.keep(pa.concat_tables(_rows(inputs, repeated_table(events, con), of_stale, store.read())), digests)
+        of_stale = i.cutoffs.filter(i.cutoffs.cutoff_us.isin(stale))
+        kept.keep(pa.concat_tables(_rows(i, repeated_table(i.events, i.con), of_stale, store.read())), digests)
     return kept, sorted(digests)
 
 
@@ -191,28 +231,11 @@ def repeated_table(events: ir.Table, con) -> ir.Table | None:
     return repeated if repeated.count().to_pyarrow().as_py() else None
 
 
-def feature_chunks(
-    feature_query: Callable,
-    events: ir.Table,
-    stages: ir.Table,
-    cutoffs: ir.Table,
-    settings: Settings,
-    registry: FeatureRegistry,
-    con,
-    items: ir.Table | None = None,
-    leads: ir.Table | None = None,
-) -> Iterator[pa.Table]:
+def _fresh_rows(i: _Inputs) -> Iterator[pa.Table]:
     """The feature table a chunk of leads at a time, from day tiles computed now (none kept)."""
-    cut_us = _cutoff_us(cutoffs)
-    tod = int((cut_us % DAY_US).min()) if len(cut_us) else 0
-    inputs = _Inputs(feature_query, events, stages, settings, registry, con, items, leads, tod)
-    repeated = repeated_table(events, con)
-    unique = events if repeated is None else without_repeats(events, repeated)
-    yield from _rows(inputs, repeated, cutoffs, day_tiles(unique, tod, settings, unique=True).to_pyarrow())
-
-
-def _cutoff_us(cutoffs: ir.Table) -> np.ndarray:
-    return pc.cast(cutoffs.cutoff_us.to_pyarrow(), pa.int64()).to_numpy()
+    repeated = repeated_table(i.events, i.con)
+    unique = i.events if repeated is None else without_repeats(i.events, repeated)
+    yield from _rows(i, repeated, i.cutoffs, day_tiles(unique, i.tod, i.settings, unique=True).to_pyarrow())
 
 
 def _write_parquet(chunks: Iterable[pa.Table], out: Path) -> None:
@@ -225,21 +248,6 @@ def _write_parquet(chunks: Iterable[pa.Table], out: Path) -> None:
     finally:
         if writer is not None:
             writer.close()
-
-
-@dataclass(frozen=True)
-class _Inputs:
-    """What every build reads besides the cutoffs and the tiles."""
-
-    feature_query: Callable
-    events: ir.Table
-    stages: ir.Table
-    settings: Settings
-    registry: FeatureRegistry
-    con: object
-    items: ir.Table | None
-    leads: ir.Table | None
-    tod: int
 
 
 def _rows(inputs: _Inputs, repeated: ir.Table | None, cutoffs: ir.Table, types: pa.Table | None) -> Iterator[pa.Table]:
@@ -298,26 +306,6 @@ def _assemble(part: pa.Table, values: dict[str, np.ndarray], registry: FeatureRe
     for f in registry:
         columns[f.name] = pa.array(values[f.name], pa.float64()) if f.name in values else part[f.name]
     return pa.table(columns)
-
-
-def tiled_frame(
-    feature_query: Callable,
-    events: ir.Table,
-    stages: ir.Table,
-    cutoffs: ir.Table,
-    settings: Settings,
-    registry: FeatureRegistry,
-    con,
-    items: ir.Table | None = None,
-    leads: ir.Table | None = None,
-) -> pd.DataFrame:
-    """The fast build as the frame `compute_features` returns: its chunks joined, or the kept rows read back."""
-    if not settings.features.tiles_dir:
-        args = (feature_query, events, stages, cutoffs, settings, registry, con, items, leads)
-        return _frame(pa.concat_tables(list(feature_chunks(*args))))
-    with exclusive(Path(settings.features.tiles_dir), ".build.lock"):
-        kept, wanted = _kept_rows(feature_query, events, stages, cutoffs, settings, registry, con, items, leads)
-        return _frame(kept.read(wanted))
 
 
 def _frame(table: pa.Table) -> pd.DataFrame:
