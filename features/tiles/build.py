@@ -9,6 +9,7 @@ time, so the memory of the merge follows the chunk, not the history.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,8 +150,7 @@ def write_features(
     if not settings.features.tiles_dir:
         _write_parquet(_fresh_rows(inputs), out)
         return out
-    with exclusive(Path(settings.features.tiles_dir), ".build.lock"):  # two builds would mix their kept files
-        kept, wanted = _kept_rows(inputs, Path(settings.features.tiles_dir))
+    with _up_to_date(inputs) as (kept, wanted):
         kept.write(wanted, out)
     return out
 
@@ -170,8 +170,7 @@ def tiled_frame(
     inputs = _Inputs.of(feature_query, events, stages, cutoffs, settings, registry, con, items, leads)
     if not settings.features.tiles_dir:
         return _frame(pa.concat_tables(list(_fresh_rows(inputs))))
-    with exclusive(Path(settings.features.tiles_dir), ".build.lock"):
-        kept, wanted = _kept_rows(inputs, Path(settings.features.tiles_dir))
+    with _up_to_date(inputs) as (kept, wanted):
         return _frame(kept.read(wanted))
 
 
@@ -207,6 +206,16 @@ class _Inputs:
         cut_us = pc.cast(cutoffs.cutoff_us.to_pyarrow(), pa.int64()).to_numpy()
         tod = int((cut_us % DAY_US).min()) if len(cut_us) else 0
         return cls(feature_query, events, stages, cutoffs, settings, registry, con, items, leads, cut_us, tod)
+
+
+@contextmanager
+def _up_to_date(i: _Inputs) -> Iterator[tuple[KeptRows, list[int]]]:
+    """The kept rows brought up to date and the build's cutoffs, the tiles folder locked while the caller reads
+    them (two builds would mix their kept files)."""
+    assert i.settings.features.tiles_dir  # nosec B101 # callers keep rows only with a tiles folder
+    root = Path(i.settings.features.tiles_dir)
+    with exclusive(root, ".build.lock"):
+        yield _kept_rows(i, root)
 
 
 def _kept_rows(i: _Inputs, root: Path) -> tuple[KeptRows, list[int]]:

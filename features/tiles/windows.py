@@ -160,7 +160,7 @@ class TilePlan:
         self.outputs = np.array([self._add(op) for op in ops], np.intp)
         kinds: dict[type, list[int]] = {}
         for k, op in enumerate(self.steps):
-            kinds.setdefault(Sum if isinstance(op, Sum) and op.present is not None else type(op), []).append(k)
+            kinds.setdefault(type(op), []).append(k)
         plain = [k for k in kinds.get(Sum, []) if not self._args[k]]
         self.sums = [
             SumGroup(exact, mine, [self.steps[k] for k in mine])  # type: ignore[misc]
