@@ -38,6 +38,7 @@ SIZES: dict[str, dict[str, Any]] = {
 MAIN = "10M"
 N_CUTOFFS = 8
 CAP = "3GB"
+INCREMENT_REPEATS = 3  # timed increments from one kept state; the median is the figure
 REPEATS = 2  # main DuckDB and pandas runs; the fastest of each is the figure (the machine may be shared)
 TARGETS = {"events_per_s": 5e6, "speedup_vs_baseline": 10.0, "peak_rss_mb": 4096.0, "incremental_ratio": 0.05}
 QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "BENTOML_DO_NOT_TRACK": "true"}
@@ -111,13 +112,17 @@ def duckdb_build(
     }
 
 
-def tiles_incremental(data_dir: str, cutoffs: list[str]) -> dict[str, Any]:
+def tiles_incremental(data_dir: str, cutoffs: list[str], repeats: int = INCREMENT_REPEATS) -> dict[str, Any]:
     """Kept day tiles and rows: a build with one day of events held back, then the timed build with it.
 
     Two such days: the log's last day (after the last cutoff, as a nightly build sees it: no row changes) and
-    the day ending at the last cutoff (that cutoff's rows are recomputed). A full tiles build without kept
-    tiles is timed in the same process, so the ratios compare builds that saw the same machine.
+    the day ending at the last cutoff (that cutoff's rows are recomputed). Each increment is timed `repeats`
+    times from the same kept state (a copy restored before each), and the median is the figure: one run of a
+    two-second build moves by a fifth with the machine. A full tiles build without kept tiles is timed in the
+    same process, so the ratios compare builds that saw the same machine.
     """
+    import shutil
+    import statistics
     import tempfile
 
     import pandas as pd
@@ -147,9 +152,16 @@ def tiles_incremental(data_dir: str, cutoffs: list[str]) -> dict[str, Any]:
             registry = build_registry(kept)
             args = (p["stages"], _cutoffs(cutoffs), kept, registry, p["items"])
             compute_features(str(older), *args, leads=p["leads"])
-            start = time.perf_counter()
-            compute_features(p["events"], *args, leads=p["leads"])
-            out[f"{name}_seconds"] = round(time.perf_counter() - start, 3)
+            shutil.copytree(Path(tmp) / "tiles", Path(tmp) / "before")
+            times = []
+            for _ in range(repeats):
+                shutil.rmtree(Path(tmp) / "tiles")
+                shutil.copytree(Path(tmp) / "before", Path(tmp) / "tiles")
+                start = time.perf_counter()
+                compute_features(p["events"], *args, leads=p["leads"])
+                times.append(round(time.perf_counter() - start, 3))
+            out[f"{name}_seconds"] = statistics.median(times)
+            out[f"{name}_runs_seconds"] = times
             out[f"{name}_events"] = int(pc.sum(mask).as_py() or 0)
     del events
     full = Settings(features={"engine": "tiles"})
@@ -476,6 +488,7 @@ def _tiles_figures(
         for name in ("incremental", "incremental_last_cutoff"):
             out[f"{name}_seconds"] = r[f"{name}_seconds"]
             out[f"{name}_events"] = r[f"{name}_events"]
+            out[f"{name}_runs_seconds"] = r.get(f"{name}_runs_seconds")
             out[f"{name}_ratio"] = round(r[f"{name}_seconds"] / r["full_seconds"], 3)
         out["met_incremental_ratio"] = out["incremental_ratio"] <= TARGETS["incremental_ratio"]
     else:

@@ -385,7 +385,7 @@ class EventStore:
             query = query.where(EVENTS.c.us <= until_us)
             if as_seen:
                 query = query.where(sa.or_(EVENTS.c.arrived_s.is_(None), EVENTS.c.arrived_s <= until_us // _US))
-        data = self._fetch(query, 11)
+        data = self._fetch(query, 11, few=leads is not None)
         us = np.array(data[4], dtype=np.int64)
         if as_seen and len(us):
             arrived = pa.array(data[10], pa.int64()).fill_null(0).to_numpy() * _US
@@ -418,7 +418,7 @@ class EventStore:
             return STAGE_SCHEMA.empty_table()
         if until is not None:
             query = query.where(STAGES.c.us <= epoch_us(until))
-        data = self._fetch(query, 5)
+        data = self._fetch(query, 5, few=leads is not None)
         return pa.Table.from_arrays(
             [
                 self._decode(data[0]),
@@ -671,10 +671,17 @@ class EventStore:
                 query = query.where(table.c.lead.in_(codes))
         return query
 
-    def _fetch(self, query: Any, width: int) -> list[tuple[Any, ...]]:
-        """The columns of a query's rows, read by the driver's own cursor in batches (a whole log is millions)."""
+    def _fetch(self, query: Any, width: int, few: bool = False) -> list[tuple[Any, ...]]:
+        """The columns of a query's rows, read by the driver's own cursor in batches (a whole log is millions).
+
+        `few` (a query of named leads): through SQLAlchemy's statement cache instead, as a scoring request reads
+        them; compiling the query again costs more than reading a lead's rows."""
+        if few:
+            with self.reader.connect() as conn:
+                rows = conn.execute(query).all()
+            return list(zip(*rows)) if rows else [() for _ in range(width)]
         compiled = query.compile(dialect=self.reader.dialect, compile_kwargs={"render_postcompile": True})
-        rows: list[tuple[Any, ...]] = []
+        rows = []
         with self.reader.connect() as conn:
             cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             try:

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from leadradar.config import Settings
+from leadradar.features.grid import DAY_US
 from leadradar.features.tiles.fingerprints import day_fingerprints
 from leadradar.features.tiles.partials import day_bucket, day_tiles
 
@@ -88,10 +89,14 @@ class TileStore:
         return now
 
     def _stale_events(self, events: ir.Table, stale: list[int]) -> ir.Table:
-        """The stale days' events, materialised by one scan, so the tile query's several passes read only them."""
+        """The stale days' events, materialised by one scan, so the tile query's several passes read only them.
+
+        The time range around them comes first: an engine skips the Parquet row groups outside it (a nightly
+        build's one new day then reads a few of them, not the whole log)."""
         from leadradar.features.engines import materializer
 
-        few = events.filter(day_bucket(events.us, self.tod_us).isin(stale))
+        lo, hi = self.tod_us + (stale[0] - 1) * DAY_US, self.tod_us + stale[-1] * DAY_US
+        few = events.filter((events.us > lo) & (events.us <= hi), day_bucket(events.us, self.tod_us).isin(stale))
         return materializer(events.get_backend())("lr_tile_stale_events", few)
 
     def update(self, events: ir.Table) -> pa.Table | None:
