@@ -18,6 +18,7 @@ import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
+from ibis.common.exceptions import IbisError
 
 from leadradar.config import FeatureConfig
 from leadradar.errors import BadValueError
@@ -204,6 +205,21 @@ FEATURE_SCHEMAS = {"events": FEATURE_EVENT_SCHEMA, "stages": FEATURE_STAGE_SCHEM
 @ibis.udf.scalar.builtin(name="epoch_us")
 def duckdb_epoch_us(ts: dt.Timestamp(timezone="UTC")) -> dt.int64:  # type: ignore[valid-type]
     """DuckDB's own microseconds since 1970: 20x faster than its calendar-aware date difference on 930 k events."""
+
+
+@ibis.udf.scalar.builtin(name="hash")
+def _duckdb_hash(value) -> dt.uint64:
+    """DuckDB's own 64-bit hash, unsigned as it computes it."""
+
+
+def hash64(value: ir.Value, table: ir.Table) -> ir.IntegerValue:
+    """A 64-bit hash of `value`, a column or struct of `table`. On DuckDB its own unsigned `hash`: Ibis's portable
+    `hash()` casts it through a 64-character bit string to signed, a third of a fingerprint scan of the events."""
+    try:
+        on_duckdb = table.get_backend().name == "duckdb"
+    except IbisError:  # an unbound table (the online query's inputs): the portable form
+        on_duckdb = False
+    return _duckdb_hash(value) if on_duckdb else value.hash()
 
 
 def feature_input(table: ir.Table, kind: str) -> ir.Table:

@@ -16,22 +16,27 @@ import ibis
 import ibis.expr.types as ir
 
 from leadradar.config import Settings
+from leadradar.features.engines import hash64
 from leadradar.features.tiles.partials import day_bucket
 
 MODULUS = 1_000_000_007  # sums of hashes stay within 64 bits on every engine
 
 
+def _hashed(value: ir.Value, table: ir.Table) -> ir.IntegerValue:
+    return (hash64(value, table) % MODULUS).cast("int64")
+
+
 def day_fingerprints(events: ir.Table, tod_us: int) -> dict[int, list[int]]:
     """Per day of the events: [rows, sum of id hashes, sum of times], each sum modulo `MODULUS`."""
     ev = events.select("event_id", "us")
-    ev = ev.mutate(bucket=day_bucket(ev.us, tod_us), h=ev.event_id.hash() % MODULUS, t=ev.us % MODULUS)
+    ev = ev.mutate(bucket=day_bucket(ev.us, tod_us), h=_hashed(ev.event_id, ev), t=ev.us % MODULUS)
     return _per_day(ev.group_by("bucket").aggregate(rows=ev.count(), hsum=ev.h.sum(), usum=ev.t.sum()))
 
 
 def stage_fingerprints(stages: ir.Table, tod_us: int) -> dict[int, list[int]]:
     """Per day of the stage rows: [rows, sum of the rows' hashes, sum of times]."""
-    row = ibis.struct({c: stages[c] for c in ("tenant_id", "lead_id", "stage", "us")}).hash()
-    st = stages.mutate(bucket=day_bucket(stages.us, tod_us), h=row % MODULUS, t=stages.us % MODULUS)
+    row = _hashed(ibis.struct({c: stages[c] for c in ("tenant_id", "lead_id", "stage", "us")}), stages)
+    st = stages.mutate(bucket=day_bucket(stages.us, tod_us), h=row, t=stages.us % MODULUS)
     return _per_day(st.group_by("bucket").aggregate(rows=st.count(), hsum=st.h.sum(), usum=st.t.sum()))
 
 
@@ -44,7 +49,7 @@ def table_fingerprint(table: ir.Table | None) -> list[int]:
     """A whole (small) table's rows and sum of row hashes; [] for no table."""
     if table is None:
         return []
-    t = table.mutate(h=ibis.struct({c: table[c] for c in table.columns}).hash() % MODULUS)
+    t = table.mutate(h=_hashed(ibis.struct({c: table[c] for c in table.columns}), table))
     row = t.aggregate(rows=t.count(), hsum=t.h.sum()).to_pyarrow().to_pylist()[0]
     return [int(row["rows"]), int(row["hsum"] or 0)]
 

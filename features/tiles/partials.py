@@ -16,6 +16,7 @@ import ibis
 import ibis.expr.types as ir
 
 from leadradar.config import Settings
+from leadradar.features.engines import hash64
 from leadradar.features.grid import DAY_US, DEDUP_COLUMNS, HOUR_US, ceil_div, type_partials
 
 SESSION_ROW = -2  # the type code of a day's session row: no event group holds it
@@ -28,7 +29,7 @@ def day_bucket(us: ir.IntegerValue, tod_us: int) -> ir.IntegerValue:
 
 def repeated_ids(events: ir.Table) -> ir.Table:
     """The hashes of event ids that occur more than once: only rows with such an id can be repeats."""
-    keyed = events.select(id_hash=events.event_id.hash())
+    keyed = events.select(id_hash=hash64(events.event_id, events))
     counts = keyed.group_by("id_hash").aggregate(copies=keyed.count())
     return counts.filter(counts.copies > 1).select("id_hash")
 
@@ -36,7 +37,7 @@ def repeated_ids(events: ir.Table) -> ir.Table:
 def without_repeats(events: ir.Table, repeated: ir.Table) -> ir.Table:
     """The events with repeated rows dropped, as `distinct()` would, comparing every column only of the rows whose
     id hash is in `repeated` (a collision sends more rows to that comparison, never fewer: the result is exact)."""
-    keyed = events.mutate(id_hash=events.event_id.hash())
+    keyed = events.mutate(id_hash=hash64(events.event_id, events))
     once = keyed.anti_join(repeated, "id_hash").select(*events.columns)
     again = keyed.semi_join(repeated, "id_hash").select(*events.columns).distinct()
     return once.union(again)
