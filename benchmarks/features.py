@@ -432,9 +432,12 @@ def run(
     return doc
 
 
-def tiles_run(data_dir: Path, repeats: int = REPEATS, baseline: bool = True) -> dict[str, Any]:
+def tiles_run(
+    data_dir: Path, repeats: int = REPEATS, baseline: bool = True, incremental: bool = True
+) -> dict[str, Any]:
     """The tiles part alone on a cached data set (benchmarks/data/sim-*): DuckDB and tiles builds interleaved,
-    the pandas baseline once, and the incremental builds, for a quick figure without simulating the big worlds."""
+    the pandas baseline once, and the incremental builds, for a quick figure without simulating the big worlds.
+    `incremental=False` leaves out the incremental builds (four whole builds more: long on the biggest world)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     meta = json.loads((data_dir / "meta.json").read_text())
@@ -447,7 +450,11 @@ def tiles_run(data_dir: Path, repeats: int = REPEATS, baseline: bool = True) -> 
             tiles_args = {**args, "engine": "tiles"}
             tiles.append(_run(progress, f"tiles build (run {i})", "benchmarks.features:duckdb_build", tiles_args))
         bases = [_run(progress, "pandas baseline", "benchmarks.features:pandas_build", args)] if baseline else []
-        increment = _run(progress, "tiles builds after one more day", "benchmarks.features:tiles_incremental", args)
+        increment = (
+            _run(progress, "tiles builds after one more day", "benchmarks.features:tiles_incremental", args)
+            if incremental
+            else None
+        )
     duck = fastest(ducks)
     figures = {
         "events": data.events,
@@ -463,12 +470,16 @@ def tiles_run(data_dir: Path, repeats: int = REPEATS, baseline: bool = True) -> 
     inputs = {"data_dir": data_dir.name, "simulation": data.config, "tables": data.sizes, "cutoffs": args["cutoffs"]}
     runs = {"duckdb": [_conditions(m) for m in ducks], "tiles": [_conditions(m) for m in tiles]}
     runs["pandas"] = [_conditions(m) for m in bases]
-    runs["incremental"] = [_conditions(increment)]
+    runs["incremental"] = [_conditions(increment)] if increment is not None else []
     return {"figures": figures, "inputs": inputs, "extra": {"runs": runs}}
 
 
 def _tiles_figures(
-    data: DataSet, ducks: list[Measurement], tiles: list[Measurement], bases: list[Measurement], increment: Measurement
+    data: DataSet,
+    ducks: list[Measurement],
+    tiles: list[Measurement],
+    bases: list[Measurement],
+    increment: Measurement | None,
 ) -> dict[str, Any]:
     """The tiles engine next to the DuckDB build and the baseline of the same run, and its incremental build."""
     tile, duck = fastest(tiles), fastest(ducks)
@@ -483,7 +494,9 @@ def _tiles_figures(
         "tiles_speedup_vs_baseline": round(base.seconds / tile.seconds, 2) if base is not None and base.ok else None,
         "tiles_same_features_as_duckdb": not same_fingerprint(duck.result["fingerprint"], tile.result["fingerprint"]),
     }
-    if increment.ok:
+    if increment is None:
+        pass  # not measured in this run
+    elif increment.ok:
         r = increment.result
         out["incremental_full_seconds"] = r["full_seconds"]
         for name in ("incremental", "incremental_last_cutoff"):
@@ -713,9 +726,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=REPEATS, help="runs of the main DuckDB and pandas builds")
     parser.add_argument("--name", default="features", help="results file name (benchmarks/results/<name>.json)")
     parser.add_argument("--tiles-on", type=Path, help="only the tiles part, on this cached data set directory")
+    parser.add_argument("--no-incremental", action="store_true", help="with --tiles-on: skip the incremental builds")
     args = parser.parse_args(argv)
     if args.tiles_on is not None:
-        doc = tiles_run(args.tiles_on, args.repeats, baseline=not args.no_baseline)
+        doc = tiles_run(args.tiles_on, args.repeats, baseline=not args.no_baseline, incremental=not args.no_incremental)
         print(json.dumps(doc["figures"], indent=2))
         print(f"wrote {write_results(args.name, doc['figures'], doc['inputs'], doc['extra'])}")
         return
