@@ -60,6 +60,12 @@ class BodyLimit:
             [CLOSE],
         )
 
+    async def _gone(self, send: Send) -> None:
+        """An answer to a client that left before its body was in: the server drops it, but it ends the request
+        for BentoML's timeout middleware, which otherwise holds the request open until its traffic timeout
+        (a minute), and a shutdown behind it."""
+        await send_error(send, 400, "the client closed the connection before its body was in", None, [CLOSE])
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("method") in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
@@ -72,6 +78,7 @@ class BodyLimit:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
+                await self._gone(send)
                 return
             chunk = message.get("body", b"")
             seen += len(chunk)

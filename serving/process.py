@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 from leadradar.config import Settings
 
@@ -41,6 +43,7 @@ class ServiceProcess:
         self.env = env or {}
         self.require_ready = require_ready
         self.proc: subprocess.Popen | None = None
+        self.forced = False  # whether `stop` had to kill it: a request held it past SIGTERM's 20 s
 
     def start(self) -> ServiceProcess:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -76,13 +79,23 @@ class ServiceProcess:
             return ""
 
     def stop(self) -> None:
+        """SIGTERM to the server's process group, SIGKILL after 20 s; workers that left the group (BentoML's
+        supervisor starts them) are found first and killed too, so none outlives a forced stop."""
         if self.proc and self.proc.poll() is None:
+            try:
+                workers = psutil.Process(self.proc.pid).children(recursive=True)
+            except psutil.NoSuchProcess:
+                workers = []
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
+                self.forced = True
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+            for worker in workers:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    worker.kill()
         if getattr(self, "_log", None):
             self._log.close()
 
