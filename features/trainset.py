@@ -11,6 +11,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from leadradar.config import Settings
 from leadradar.errors import BadValueError, TooLittleDataError
@@ -235,7 +236,9 @@ def write_training_set(
     with connected(engine, settings.features) as con:
         plan = _plan(con, engine, log, settings, until, build_registry(settings), 7, None)
         out.parent.mkdir(parents=True, exist_ok=True)
-        if con.name != "pyspark":
+        if con.name == "duckdb" and engine == "tiles":
+            rows = _write_tiled(plan, out)
+        elif con.name != "pyspark":
             frame = plan.frame()
             frame.to_parquet(out, index=False)
             rows = len(frame)
@@ -261,16 +264,53 @@ def write_training_set(
 
 def _tiled_with_labels(plan: _Plan) -> pd.DataFrame:
     """The tiles engine's feature table, and the labels on the spine of a reference query with no features."""
-    from leadradar.features.tiles.build import reference_events, reference_stage, tiled_frame
+    from leadradar.features.tiles.build import tiled_frame
 
     events, stages, cutoffs, settings = plan.inputs
     con, registry, items, leads = plan.con, plan.registry, plan.items, plan.leads
     features = tiled_frame(feature_query, events, stages, cutoffs, settings, registry, con, items, leads)
+    return features.merge(_tiled_labels(plan), on=KEY, how="inner", validate="one_to_one")
+
+
+def _tiled_labels(plan: _Plan) -> pd.DataFrame:
+    """The labels on the spine of a reference query with no features (on the few events the spine reads)."""
+    from leadradar.features.tiles.build import reference_events, reference_stage
+
+    events, stages, cutoffs, settings = plan.inputs
+    none = plan.registry.select([])
     q = feature_query(
-        reference_events(events), stages, cutoffs, settings, registry.select([]), items, reference_stage(con), leads
+        reference_events(events), stages, cutoffs, settings, none, plan.items, reference_stage(plan.con), plan.leads
     )
-    labels = to_pandas(public(plan.labels(q.spine, q.stages)))
-    return features.merge(labels, on=KEY, how="inner", validate="one_to_one")
+    return to_pandas(public(plan.labels(q.spine, q.stages)))
+
+
+def _write_tiled(plan: _Plan, out: Path) -> int:
+    """The tiles engine's training set written a chunk at a time (of leads, or of cutoffs from kept rows), so
+    the table is never held whole: each chunk gets its labels and the consent rule, sorted by lead and cutoff
+    within it. The rows, columns and values are the in-memory set's; the file's order is the chunks'."""
+    from leadradar.features.tiles.build import frame_of, tiled_chunks
+
+    events, stages, cutoffs, settings = plan.inputs
+    labels = _tiled_labels(plan)
+    rows, writer, schema = 0, None, None
+    args = (feature_query, events, stages, cutoffs, settings, plan.registry, plan.con, plan.items, plan.leads)
+    try:
+        with tiled_chunks(*args) as parts:
+            for part in parts:
+                frame = frame_of(part).merge(labels, on=KEY, how="inner", validate="one_to_one")
+                frame = counts_only_frame(frame.sort_values(KEY, kind="stable"), plan.consent, settings, plan.registry)
+                table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+                if writer is None:
+                    schema = table.schema
+                    writer = pq.ParquetWriter(out, schema)
+                writer.write_table(table)
+                rows += len(frame)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:  # no rows: the in-memory set's (empty) layout
+        plan.frame().to_parquet(out, index=False)
+    return rows
 
 
 __all__ = ["META", "TrainingSet", "WrittenTrainingSet", "build_training_set", "registry_hash", "write_training_set"]

@@ -8,7 +8,7 @@ time, so the memory of the merge follows the chunk, not the history.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from leadradar.config import Settings
 from leadradar.features.feature import Feature
@@ -128,31 +127,29 @@ def _chunks(lead: np.ndarray, n_leads: int, size: int) -> Iterator[tuple[int, in
         yield lo, int(np.searchsorted(lead, a + size))
 
 
-def write_features(
+@contextmanager
+def tiled_chunks(
     feature_query: Callable,
     events: ir.Table,
     stages: ir.Table,
     cutoffs: ir.Table,
     settings: Settings,
     registry: FeatureRegistry,
-    out: Path,
     con,
     items: ir.Table | None = None,
     leads: ir.Table | None = None,
-) -> Path:
-    """Write the feature table (the reference's rows and columns) to `out` as Parquet, a chunk of leads at a time.
-
-    With `tiles_dir`, day tiles and rows are kept there: only changed days' tiles and the rows of the cutoffs
-    their inputs changed are computed. `feature_query` is the reference (features.build.feature_query), passed
-    in so that module alone imports this.
-    """
+) -> Iterator[Iterator[pa.Table]]:
+    """The feature table (the reference's rows and columns) as chunks, for a writer that never holds it whole:
+    chunks of leads computed now, or with `features.tiles_dir` the kept rows a cutoff at a time (only changed
+    days' tiles and the rows of cutoffs whose inputs changed are computed first; the folder stays locked while
+    the caller reads). `feature_query` is the reference (features.build.feature_query), passed in so that
+    module alone imports this."""
     inputs = _Inputs.of(feature_query, events, stages, cutoffs, settings, registry, con, items, leads)
     if not settings.features.tiles_dir:
-        _write_parquet(_fresh_rows(inputs), out)
-        return out
+        yield _fresh_rows(inputs)
+        return
     with _up_to_date(inputs) as (kept, wanted):
-        kept.write(wanted, out)
-    return out
+        yield kept.chunks(wanted)
 
 
 def tiled_frame(
@@ -166,12 +163,9 @@ def tiled_frame(
     items: ir.Table | None = None,
     leads: ir.Table | None = None,
 ) -> pd.DataFrame:
-    """The fast build as the frame `compute_features` returns: its chunks joined, or the kept rows read back."""
-    inputs = _Inputs.of(feature_query, events, stages, cutoffs, settings, registry, con, items, leads)
-    if not settings.features.tiles_dir:
-        return _frame(pa.concat_tables(list(_fresh_rows(inputs))))
-    with _up_to_date(inputs) as (kept, wanted):
-        return _frame(kept.read(wanted))
+    """The fast build as the frame `compute_features` returns: its chunks joined."""
+    with tiled_chunks(feature_query, events, stages, cutoffs, settings, registry, con, items, leads) as parts:
+        return frame_of(pa.concat_tables(list(parts)))
 
 
 @dataclass(frozen=True)
@@ -247,18 +241,6 @@ def _fresh_rows(i: _Inputs) -> Iterator[pa.Table]:
     yield from _rows(i, repeated, i.cutoffs, day_tiles(unique, i.tod, i.settings, unique=True).to_pyarrow())
 
 
-def _write_parquet(chunks: Iterable[pa.Table], out: Path) -> None:
-    """The chunks into one Parquet file, one at a time."""
-    writer = None
-    try:
-        for table in chunks:
-            writer = writer or pq.ParquetWriter(out, table.schema)
-            writer.write_table(table)
-    finally:
-        if writer is not None:
-            writer.close()
-
-
 def _rows(inputs: _Inputs, repeated: ir.Table | None, cutoffs: ir.Table, types: pa.Table | None) -> Iterator[pa.Table]:
     """The rows of `cutoffs`: the reference's columns, then the tile features merged a chunk of leads at a time."""
     i, fc = inputs, inputs.settings.features
@@ -317,7 +299,7 @@ def _assemble(part: pa.Table, values: dict[str, np.ndarray], registry: FeatureRe
     return pa.table(columns)
 
 
-def _frame(table: pa.Table) -> pd.DataFrame:
+def frame_of(table: pa.Table) -> pd.DataFrame:
     """The table as pandas, `cutoff` as UTC microseconds like the reference's frame."""
     frame = table.to_pandas(self_destruct=True, split_blocks=True)  # the table's memory freed as it is converted
     frame["cutoff"] = frame["cutoff"].astype("datetime64[us, UTC]")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -54,18 +55,7 @@ class KeptRows:
             if int(path.stem.removeprefix("rows-")) not in kept:
                 path.unlink(missing_ok=True)
 
-    def read(self, cutoffs: list[int]) -> pa.Table:
-        """The kept rows of `cutoffs` as one table."""
-        return pa.concat_tables([pq.read_table(self._path(c)) for c in cutoffs])
-
-    def write(self, cutoffs: list[int], out: Path) -> None:
-        """The kept rows of `cutoffs`, one cutoff at a time, into one Parquet file."""
-        writer = None
-        try:
-            for c in cutoffs:
-                table = pq.read_table(self._path(c))
-                writer = writer or pq.ParquetWriter(out, table.schema)
-                writer.write_table(table)
-        finally:
-            if writer is not None:
-                writer.close()
+    def chunks(self, cutoffs: list[int]) -> Iterator[pa.Table]:
+        """The kept rows of `cutoffs`, a cutoff at a time."""
+        for c in cutoffs:
+            yield pq.read_table(self._path(c))

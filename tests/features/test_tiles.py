@@ -10,7 +10,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from leadradar.config import Settings
-from leadradar.features.build import compute_features
+from leadradar.features.build import KEY, compute_features
 from leadradar.features.engines import connect, feature_input, load
 from leadradar.features.grid import DAY_US
 from leadradar.features.online import OnlineFeatures
@@ -152,3 +152,26 @@ def test_a_training_set_on_the_tiles_engine_has_the_reference_features_and_label
     assert_same_features(ref.frame, fast.frame, REGISTRY)
     labels = ["tenant_id", "lead_id", "cutoff", *ref.labels]
     pd.testing.assert_frame_equal(ref.frame[labels], fast.frame[labels])
+
+
+def test_a_training_set_written_by_the_tiles_engine_is_the_one_it_builds_in_memory(tmp_path):
+    """`features build --engine tiles` writes a chunk at a time (of leads, or of cutoffs from kept rows): the same
+    rows, columns and values as the set in memory, the consent rule applied to every chunk."""
+    from leadradar.features.radar_log import RadarLog
+    from leadradar.features.simulator import SimulationConfig, simulate
+    from leadradar.features.trainset import build_training_set, write_training_set
+    from leadradar.training.table import read_table
+
+    simulate(SimulationConfig(tenants=2, leads=150, days=120, seed=6), SETTINGS).write(tmp_path / "log")
+    log = RadarLog.from_dir(tmp_path / "log")
+    chunked = {"features": {"tiles_chunk_leads": 40}}
+    for name, settings in {
+        "fresh": Settings(**chunked),
+        "kept": Settings(features={"tiles_chunk_leads": 40, "tiles_dir": str(tmp_path / "tiles")}),
+        "consent": Settings(**chunked, privacy={"consent_required": True}),
+    }.items():
+        whole = build_training_set(log, settings, engine="tiles").frame
+        written = write_training_set(log, settings, tmp_path / f"{name}.parquet", engine="tiles")
+        back = read_table(tmp_path / f"{name}.parquet").sort_values(KEY).reset_index(drop=True)
+        assert written.rows == len(whole) == len(back) > 100, name
+        pd.testing.assert_frame_equal(back, whole, check_dtype=False, obj=name)
