@@ -43,10 +43,12 @@ def type_arrays(types: pa.Table, lead: np.ndarray) -> dict[str, np.ndarray]:
     copies alive at once are one column's.
     """
     bucket = types.column("bucket").to_numpy().astype(np.int32)
-    order = np.lexsort((bucket, lead))
+    tcode = types.column("tcode").to_numpy()
+    order = np.argsort(_row_key(lead, bucket, tcode))
     out: dict[str, np.ndarray] = {"lead": lead[order].astype(np.int32), "bucket": bucket[order]}
     del bucket
-    out["tcode"] = types.column("tcode").to_numpy()[order].astype(np.int8)
+    out["tcode"] = tcode[order].astype(np.int8)
+    del tcode
     for name in (*SUM_STATS, "dwell_max", "us_min", "us_max"):
         wide = np.float32 if name in COUNT_STATS else np.float64
         out[name] = types.column(name).to_numpy(zero_copy_only=False)[order].astype(wide, copy=False)
@@ -54,6 +56,16 @@ def type_arrays(types: pa.Table, lead: np.ndarray) -> dict[str, np.ndarray]:
         np.nan_to_num(out[name], copy=False, nan=0.0)
     np.nan_to_num(out["dwell_max"], copy=False, nan=-np.inf)  # no dwell: below any value, NaN after the max
     return out
+
+
+def _row_key(lead: np.ndarray, bucket: np.ndarray, tcode: np.ndarray) -> np.ndarray:
+    """One int64 per tile row ordering it by lead, day, then type: a tile row is unique per (lead, day, type), so
+    any sort of the key gives the one order (one argsort of it is about 3x faster than a lexsort of the columns)."""
+    if len(lead) == 0:
+        return np.empty(0, np.int64)
+    b0, t0 = int(bucket.min()), int(tcode.min())
+    days, types = int(bucket.max()) - b0 + 1, int(tcode.max()) - t0 + 1
+    return (lead.astype(np.int64) * days + (bucket - b0)) * types + (tcode - t0)
 
 
 def dense_tiles(types: dict[str, np.ndarray], settings: Settings) -> DayTiles:
