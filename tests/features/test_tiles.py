@@ -175,3 +175,20 @@ def test_a_training_set_written_by_the_tiles_engine_is_the_one_it_builds_in_memo
         back = read_table(tmp_path / f"{name}.parquet").sort_values(KEY).reset_index(drop=True)
         assert written.rows == len(whole) == len(back) > 100, name
         pd.testing.assert_frame_equal(back, whole, check_dtype=False, obj=name)
+
+
+def test_lead_codes_name_each_rows_own_tenant_and_lead_with_few_or_many_tenants():
+    """Codes into a new dictionary, whether the (tenant, lead) pairs are numbered by a flag per possible pair (few
+    tenants) or by sorting them (many tenants, each with its own leads); then a second table coded by it."""
+    from leadradar.features.tiles.build import lead_codes
+
+    for tenants, leads in (
+        (["t1", "t2", "t1", "t2", "t1"], ["a", "a", "b", "a", "a"]),
+        ([f"t{i}" for i in range(100)], [f"L{i}" for i in range(100)]),
+    ):
+        table = pa.table({"tenant_id": tenants, "lead_id": leads})
+        codes, dictionary = lead_codes(table)
+        assert len(dictionary) == len(set(zip(tenants, leads)))
+        assert [dictionary[c].as_py() for c in codes] == [f"{t}\x1f{lead}" for t, lead in zip(tenants, leads)]
+        again, _ = lead_codes(pa.table({"tenant_id": [tenants[-1], "t9x"], "lead_id": [leads[-1], "zz"]}), dictionary)
+        assert list(again) == [codes[-1], -1]
