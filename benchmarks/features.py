@@ -504,7 +504,8 @@ def _tiles_figures(
             out[f"{name}_events"] = r[f"{name}_events"]
             out[f"{name}_runs_seconds"] = r.get(f"{name}_runs_seconds")
             out[f"{name}_ratio"] = round(r[f"{name}_seconds"] / r["full_seconds"], 3)
-        out["met_incremental_ratio"] = out["incremental_ratio"] <= TARGETS["incremental_ratio"]
+        # judged on the ratio itself: 0.0505 rounds to 0.05 but does not meet it
+        out["met_incremental_ratio"] = r["incremental_seconds"] / r["full_seconds"] <= TARGETS["incremental_ratio"]
     else:
         out["incremental_error"] = increment.error
     out["met_tiles_events_per_s"] = out["tiles_events_per_s"] >= TARGETS["events_per_s"]
