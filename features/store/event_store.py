@@ -676,27 +676,28 @@ class EventStore:
 
         `few` (a query of named leads): through SQLAlchemy's statement cache instead, as a scoring request reads
         them; compiling the query again costs more than reading a lead's rows."""
-        if few:
-            with self.reader.connect() as conn:
-                rows = conn.execute(query).all()
-            return list(zip(*rows)) if rows else [() for _ in range(width)]
-        compiled = query.compile(dialect=self.reader.dialect, compile_kwargs={"render_postcompile": True})
-        rows = []
         with self.reader.connect() as conn:
-            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            try:
-                params = compiled.params
-                if self.sqlite:
-                    cursor.execute(str(compiled), [params[k] for k in compiled.positiontup or []])
-                else:
-                    cursor.execute(str(compiled), params)
-                while chunk := cursor.fetchmany(self.settings.store.read_batch_rows):
-                    rows.extend(chunk)
-            finally:
-                cursor.close()
+            rows = list(conn.execute(query).all()) if few else self._read_in_batches(conn, query)
         if not rows:
             return [() for _ in range(width)]
         return list(zip(*rows))
+
+    def _read_in_batches(self, conn: sa.Connection, query: Any) -> list[Any]:
+        """The query's rows, compiled once and fetched by the driver's own cursor in batches."""
+        rows: list[Any] = []
+        compiled = query.compile(dialect=self.reader.dialect, compile_kwargs={"render_postcompile": True})
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            params = compiled.params
+            if self.sqlite:
+                cursor.execute(str(compiled), [params[k] for k in compiled.positiontup or []])
+            else:
+                cursor.execute(str(compiled), params)
+            while chunk := cursor.fetchmany(self.settings.store.read_batch_rows):
+                rows.extend(chunk)
+        finally:
+            cursor.close()
+        return rows
 
     def _event_rows(self, conn: sa.Connection, events: pa.Table, arrived: list[int | None]) -> list[tuple[Any, ...]]:
         """One tuple per event in `_COLUMNS` order, names as codes (interned once per distinct value)."""
