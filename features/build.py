@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import ibis
@@ -83,7 +84,7 @@ def feature_query(
         agg = rows.group_by(QKEY).aggregate(**{f.name: f.expr(rows) for f in feats})
         out = out.left_join(agg, QKEY).select(out, *[agg[f.name] for f in feats])
     context = {
-        "sales": lambda: sales_context(spine, index, st, grid.cutoffs, settings),
+        "sales": lambda: stage("lr_sales_context", sales_context(spine, index, st, grid.cutoffs, settings)),
         "attributes": lambda: lead_attributes(spine, leads, settings),
     }
     for source, build in context.items():
@@ -177,6 +178,21 @@ def feature_table(
     con = connect(engine or settings.features.engine, settings.features)
     ev, st, cut, it, ld, _ = _bound(con, events, stages, cutoffs, settings, items, leads)
     return con, feature_query(ev, st, cut, settings, registry, it, stage=materializer(con), leads=ld).table
+
+
+@contextmanager
+def tiled_feature_chunks(
+    events, stages, cutoffs: list, settings: Settings, registry: FeatureRegistry, items=None, leads=None
+) -> Iterator[Iterator[pa.Table]]:
+    """The tiles engine's feature table as chunks, for a writer that never holds it whole (features/tiles/build.py
+    `tiled_chunks`). The consent rule is not in them: a writer applies `consent.counts_only_frame` per chunk."""
+    from leadradar.features.engines import connect
+    from leadradar.features.tiles.build import tiled_chunks
+
+    con = connect("tiles", settings.features)
+    ev, st, cut, it, ld, _ = _bound(con, events, stages, cutoffs, settings, items, leads)
+    with tiled_chunks(feature_query, ev, st, cut, settings, registry, con, it, ld) as parts:
+        yield parts
 
 
 def compute_features(

@@ -273,14 +273,16 @@ def _tiled_with_labels(plan: _Plan) -> pd.DataFrame:
 
 
 def _tiled_labels(plan: _Plan) -> pd.DataFrame:
-    """The labels on the spine of a reference query with no features (on the few events the spine reads)."""
-    from leadradar.features.tiles.build import reference_events, reference_stage
+    """The labels on the spine of a reference query with no features, on the few events the spine reads: each
+    lead's first one (`whole_lead_events`; the spine reads no day, so any grid's days do)."""
+    from leadradar.features.engines import materializer
+    from leadradar.features.tiles.build import reference_stage, whole_lead_events
 
     events, stages, cutoffs, settings = plan.inputs
     none = plan.registry.select([])
-    q = feature_query(
-        reference_events(events), stages, cutoffs, settings, none, plan.items, reference_stage(plan.con), plan.leads
-    )
+    few = whole_lead_events(events, 0, materializer(plan.con))
+    stage = reference_stage(plan.con, given={"lr_grid_events": few})
+    q = feature_query(events, stages, cutoffs, settings, none, plan.items, stage, plan.leads)
     return to_pandas(public(plan.labels(q.spine, q.stages)))
 
 

@@ -20,6 +20,7 @@ from tests.support.parity import assert_same_features
 from tests.support.strategies import CUTOFF, after, before, event_rows, events_table, stage_rows, stages_table
 
 SETTINGS = Settings()
+PARTITIONED = Settings(features={"tiles_partition_events": 7})
 REGISTRY = build_registry(SETTINGS)
 ONLINE = OnlineFeatures(SETTINGS, REGISTRY)
 # No shrinking: each example runs DuckDB, and shrinking a failure took minutes; the failing example is printed.
@@ -58,7 +59,10 @@ def tiled(events: pa.Table, stages: pa.Table, cutoffs: list, settings: Settings 
 )
 def test_tiles_equal_the_reference_query_for_every_feature(rows, repeat, stage_list, cutoffs):
     events, stages = with_duplicates(rows, repeat), stages_table(stage_list)
-    assert_same_features(tiled(events, stages, cutoffs), ONLINE.compute(events, stages, cutoffs), REGISTRY)
+    reference = ONLINE.compute(events, stages, cutoffs)
+    assert_same_features(tiled(events, stages, cutoffs), reference, REGISTRY)
+    # A partition of leads at a time: owners' records and referrals still read every lead.
+    assert_same_features(tiled(events, stages, cutoffs, PARTITIONED), reference, REGISTRY)
 
 
 def test_a_lead_with_one_event_and_a_lead_with_only_stages_get_the_defaults():
@@ -69,6 +73,26 @@ def test_a_lead_with_one_event_and_a_lead_with_only_stages_get_the_defaults():
     got = tiled(events, stages, [CUTOFF])
     assert_same_features(got, ONLINE.compute(events, stages, [CUTOFF]), REGISTRY)
     assert set(got["lead_id"]) == {"L1", "L2"}
+
+
+def test_a_build_a_partition_of_leads_at_a_time_keeps_what_is_read_across_leads():
+    """Twelve leads of one salesperson, one partition each: her record, her workload and one lead's referrals of
+    the others are read across partitions."""
+    base = {"tenant_id": "ta", "sales_id": "s1", "micro": 0, "dwell_s": 12.0, "channel": "h5"}
+    leads = [f"L{n}" for n in range(12)]
+    rows = [
+        {**base, "lead_id": lead, "offset_s": -86400 * (n + 1) - 60 * k, "event_type": "product_view"}
+        | {"item_id": "ta-p1-01" if k else None, "referrer_lead_id": "L0" if n and not k else None}
+        for n, lead in enumerate(leads)
+        for k in range(2)
+    ]
+    closed = [("L1", "won", -3600), ("L2", "lost", -7200), ("L3", "won", -9 * 86400)]
+    stages = stages_table([{"tenant_id": "ta", "lead_id": a, "stage": b, "offset_s": c} for a, b, c in closed])
+    events, cutoffs = events_table(rows), [CUTOFF - pd.Timedelta(days=5), CUTOFF]
+    got = tiled(events, stages, cutoffs, Settings(features={"tiles_partition_events": 2}))
+    assert_same_features(got, ONLINE.compute(events, stages, cutoffs), REGISTRY)
+    first = got[got["lead_id"] == "L0"].sort_values("cutoff")
+    assert first["referred_leads_all"].tolist() == [11.0] and (got["sales_closed_leads"] > 0).any()
 
 
 def test_leads_whose_only_events_come_after_every_cutoff_still_get_rows_from_their_stages():
