@@ -146,8 +146,8 @@ def tiles_incremental(data_dir: str, cutoffs: list[str], repeats: int = INCREMEN
     Two such days: the log's last 24 hours (after the last cutoff, as a nightly build sees it: no row changes) and
     the day ending at the last cutoff (that cutoff's rows are recomputed). Each increment is timed `repeats`
     times from the same kept state (a copy restored before each), and the median is the figure: one run of a
-    two-second build moves by a fifth with the machine. A full tiles build without kept tiles is timed in the
-    same process, so the ratios compare builds that saw the same machine.
+    two-second build moves by a fifth with the machine. Full tiles builds without kept tiles (as configured, and
+    in one piece) are timed in the same process, so the ratios compare builds that saw the same machine.
     """
     import shutil
     import statistics
@@ -193,12 +193,15 @@ def tiles_incremental(data_dir: str, cutoffs: list[str], repeats: int = INCREMEN
             out[f"{name}_runs_seconds"] = times
             out[f"{name}_events"] = int(pc.sum(mask).as_py() or 0)
     del events
-    full = Settings(features={"engine": "tiles"})
-    start = time.perf_counter()
-    compute_features(
-        p["events"], p["stages"], _cutoffs(cutoffs), full, build_registry(full), p["items"], leads=p["leads"]
-    )
-    out["full_seconds"] = round(time.perf_counter() - start, 3)
+    # The full build as configured (by partitions of leads past `tiles_partition_events`), and in one piece: the
+    # ratio is judged on the faster, so a slower full build cannot flatter it.
+    for key, features in (("full_seconds", {}), ("full_one_piece_seconds", {"tiles_partition_events": 10**12})):
+        full = Settings(features={"engine": "tiles", **features})
+        start = time.perf_counter()
+        compute_features(
+            p["events"], p["stages"], _cutoffs(cutoffs), full, build_registry(full), p["items"], leads=p["leads"]
+        )
+        out[key] = round(time.perf_counter() - start, 3)
     return out
 
 
@@ -532,14 +535,16 @@ def _tiles_figures(
         pass  # not measured in this run
     elif increment.ok:
         r = increment.result
+        full = min(r["full_seconds"], r.get("full_one_piece_seconds") or r["full_seconds"])
         out["incremental_full_seconds"] = r["full_seconds"]
+        out["incremental_full_one_piece_seconds"] = r.get("full_one_piece_seconds")
         for name in ("incremental", "incremental_last_cutoff"):
             out[f"{name}_seconds"] = r[f"{name}_seconds"]
             out[f"{name}_events"] = r[f"{name}_events"]
             out[f"{name}_runs_seconds"] = r.get(f"{name}_runs_seconds")
-            out[f"{name}_ratio"] = round(r[f"{name}_seconds"] / r["full_seconds"], 3)
+            out[f"{name}_ratio"] = round(r[f"{name}_seconds"] / full, 3)
         # judged on the ratio itself: 0.0505 rounds to 0.05 but does not meet it
-        out["met_incremental_ratio"] = r["incremental_seconds"] / r["full_seconds"] <= TARGETS["incremental_ratio"]
+        out["met_incremental_ratio"] = r["incremental_seconds"] / full <= TARGETS["incremental_ratio"]
     else:
         out["incremental_error"] = increment.error
     out["tiles_written_seconds"] = written.seconds if written.ok else None
