@@ -1,9 +1,14 @@
-"""Feature rows kept between builds, one Parquet file per cutoff, each with the digest of every input it read.
+"""Feature rows kept between builds, one Arrow file per cutoff, each with the digest of every input it read.
 
 A row is as of its cutoff: it reads the events and stage rows of the days up to that cutoff, the items and
 leads tables, the code and the settings (features/tiles/fingerprints.py). A build recomputes only the cutoffs
 whose digest changed (an event on day d re-opens the cutoffs at or after d; one more day after the last cutoff
 re-opens none) and copies the others' rows.
+
+The files are uncompressed Arrow IPC, memory-mapped when read, not Parquet: a nightly build reads every kept row
+back. At 10.6 M events (8 cutoffs, 487 k rows) they take 812 MB against 165 MB of Parquet, and an increment took
+1.3-1.5 s against 1.6-2.1 s (reading Parquet, 0.43 s, was a quarter of it; LZ4-compressed IPC read slower still).
+A reader's table keeps its file mapped: a later build replaces a file by renaming over it, never in place.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
+import pyarrow.ipc as ipc
 
 
 class KeptRows:
@@ -26,7 +31,7 @@ class KeptRows:
         self.manifest_path = self.dir / "rows.json"
 
     def _path(self, cutoff_us: int) -> Path:
-        return self.dir / f"rows-{cutoff_us}.parquet"
+        return self.dir / f"rows-{cutoff_us}.arrow"
 
     def _manifest(self) -> dict[int, str]:
         if not self.manifest_path.exists():
@@ -45,17 +50,24 @@ class KeptRows:
         us = pc.cast(table["cutoff"], pa.int64())
         for c in self.stale(digests):  # each file whole or not at all, for a build reading the directory meanwhile
             tmp = self._path(c).with_suffix(".tmp")
-            pq.write_table(table.filter(pc.equal(us, c)), tmp)
+            _write(table.filter(pc.equal(us, c)), tmp)
             os.replace(tmp, self._path(c))
             kept[c] = digests[c]
         tmp = self.manifest_path.with_suffix(".tmp")
         tmp.write_text(json.dumps({str(c): d for c, d in sorted(kept.items())}))
         os.replace(tmp, self.manifest_path)
-        for path in self.dir.glob("rows-*.parquet"):
-            if int(path.stem.removeprefix("rows-")) not in kept:
+        live = {self._path(c).name for c in kept}
+        for path in self.dir.glob("rows-*"):  # a forgotten cutoff's, or an older format's
+            if path.name not in live:
                 path.unlink(missing_ok=True)
 
     def chunks(self, cutoffs: list[int]) -> Iterator[pa.Table]:
         """The kept rows of `cutoffs`, a cutoff at a time."""
         for c in cutoffs:
-            yield pq.read_table(self._path(c))
+            with pa.memory_map(str(self._path(c))) as source:
+                yield ipc.open_file(source).read_all()
+
+
+def _write(table: pa.Table, path: Path) -> None:
+    with ipc.new_file(path, table.schema) as writer:
+        writer.write_table(table)

@@ -32,7 +32,7 @@ def kept_build(root, events: pa.Table, stages: pa.Table) -> pd.DataFrame:
 
 def row_files(root) -> dict[str, int]:
     """Each kept rows file and when it was last written."""
-    return {p.name: p.stat().st_mtime_ns for p in root.rglob("rows-*.parquet")}
+    return {p.name: p.stat().st_mtime_ns for p in root.rglob("rows-*.arrow")}
 
 
 @hsettings(max_examples=4, deadline=None, suppress_health_check=[HealthCheck.too_slow], phases=[Phase.generate])
@@ -68,7 +68,7 @@ def test_an_event_recomputes_the_rows_of_the_cutoffs_at_or_after_its_day_and_no_
     late = [*tomorrow, {**base, "lead_id": "L0", "offset_s": -3 * 86400}]
     got = kept_build(tmp_path, events_table(late, "h"), stages)
     rewritten = {name for name, t in row_files(tmp_path).items() if first[name] != t}
-    assert rewritten == {f"rows-{c.value // 1000}.parquet" for c in CUTOFFS[1:]}
+    assert rewritten == {f"rows-{c.value // 1000}.arrow" for c in CUTOFFS[1:]}
     full = compute_features(events_table(late, "h"), stages, CUTOFFS, SETTINGS, REGISTRY)
     assert_same_features(got, full, REGISTRY)
 
