@@ -677,7 +677,7 @@ class EventStore:
         `few` (a query of named leads): through SQLAlchemy's statement cache instead, as a scoring request reads
         them; compiling the query again costs more than reading a lead's rows."""
         with self.reader.connect() as conn:
-            rows = list(conn.execute(query).all()) if few else self._read_in_batches(conn, query)
+            rows = conn.execute(query).all() if few else self._read_in_batches(conn, query)
         if not rows:
             return [() for _ in range(width)]
         return list(zip(*rows))

@@ -349,8 +349,9 @@ def _whole_lead_stages(i: _Inputs, parts: int) -> dict[str, ir.Table]:
         if name == "lr_spine":
             table = spine_by_partition()
         if name in WHOLE_STAGES:
-            names.add(name.replace("lr_", "lr_whole_", 1))
-            whole[name] = materialise(name.replace("lr_", "lr_whole_", 1), table)
+            kept = name.replace("lr_", "lr_whole_", 1)
+            names.add(kept)
+            whole[name] = materialise(kept, table)
             return whole[name]
         return table  # not needed here: left unrun
 
