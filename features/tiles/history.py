@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import ibis
 import numpy as np
@@ -29,6 +29,7 @@ from leadradar.features.contract import FEATURE_EVENT_SCHEMA
 from leadradar.features.online import SQL_TYPES, with_us
 from leadradar.features.store import EventStore
 from leadradar.features.tiles.partials import day_events
+from leadradar.features.tiles.touches import Touches
 
 FLAG_COLUMNS = ("us", "tcode", "dwell_s", "night", "weekend")
 
@@ -103,8 +104,10 @@ def first_events(events: pa.Table) -> pa.Table:
     return events.filter(pc.equal(us, pc.min(us)))
 
 
-def at_or_before(events: pa.Table, until_us: int) -> pa.Table:
-    return events.filter(pc.less_equal(pc.cast(events["ts"], pa.int64()), until_us))
+def _by_time(events: pa.Table) -> tuple[pa.Table, np.ndarray]:
+    us = pc.cast(events["ts"], pa.int64()).to_numpy()
+    order = np.argsort(us, kind="stable")
+    return events.take(pa.array(order)), us[order]
 
 
 @dataclass
@@ -116,12 +119,22 @@ class LeadHistory:
     columns: dict[str, np.ndarray]
     few: pa.Table
     first: pa.Table
+    touches: Touches = field(init=False)
+    _few_us: np.ndarray = field(init=False, repr=False)
+    _first_us: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.few, self._few_us = _by_time(self.few)
+        self._first_us = pc.cast(self.first["ts"], pa.int64()).to_numpy()
+        self.touches = Touches.of(self.few)
 
     def until(self, until_us: int) -> tuple[dict[str, np.ndarray], pa.Table, pa.Table]:
-        """Flag columns, few events and first events of the events at or before `until_us`."""
+        """Flag columns, few events and first events of the events at or before `until_us` (slices, not copies)."""
         n = int(np.searchsorted(self.columns["us"], until_us, side="right"))
         cols = {k: v[:n] for k, v in self.columns.items()}
-        return cols, at_or_before(self.few, until_us), at_or_before(self.first, until_us)
+        few = self.few.slice(0, int(np.searchsorted(self._few_us, until_us, side="right")))
+        first = self.first.slice(0, int(np.searchsorted(self._first_us, until_us, side="right")))
+        return cols, few, first
 
     def extended(self, events: pa.Table, flags: EventFlags, top: int, count: int) -> LeadHistory:
         """With events stored since `top` merged in (late ones included): only they are read and flagged."""

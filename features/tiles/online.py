@@ -38,6 +38,7 @@ from leadradar.features.tiles.history import (
     first_events,
     merge_columns,
 )
+from leadradar.features.tiles.touches import REFERRAL_ROWS, Touches, edge_days, grouped
 from leadradar.features.tiles.windows import TileWindows
 
 
@@ -136,56 +137,14 @@ def age_edges(registry: FeatureRegistry, settings: Settings) -> np.ndarray:
     return np.array(sorted(edges), np.int64)
 
 
-def edge_buckets(events: pa.Table, cutoff_us: int, edges: np.ndarray) -> tuple[pa.Table, pa.Array]:
-    """The events at or before the cutoff, each with the day of the window edge at or before its own day.
-
-    Windows of the item and referral features start at these edges, so events a window cannot tell apart share
-    a day and their partials one row: the rows the query reads are per item and edge, not per item and day.
-    """
-    us = pc.cast(events["ts"], pa.int64()).to_numpy()
-    keep = us <= cutoff_us
-    tod, day = cutoff_us % DAY_US, cutoff_us // DAY_US
-    age = day + ((tod - us[keep]) // DAY_US)  # day - ceil((us - tod) / day), as `day_bucket`
-    return events.filter(pa.array(keep)), pa.array(day - edges[np.searchsorted(edges, age, side="right") - 1])
-
-
-def grouped(table: pa.Table, keys: list[str], bucket: pa.Array) -> tuple[pa.Table, np.ndarray]:
-    """One row per distinct (keys, bucket) of the table, and each input row's group (numpy: a request's few rows)."""
-    days = bucket.to_numpy()
-    key = days - days.min()
-    for k in keys:
-        encoded = pc.dictionary_encode(table[k].combine_chunks())
-        key = key * len(encoded.dictionary) + encoded.indices.to_numpy()  # small: a request's leads, items and days
-    _, first, group = np.unique(key, return_index=True, return_inverse=True)
-    rows = table.select(keys).take(pa.array(first)).append_column("bucket", bucket.take(pa.array(first)))
-    return rows, group.reshape(-1)
-
-
-def item_rows(events: pa.Table, cutoff_us: int, edges: np.ndarray, categories: dict[tuple[str, str], str]) -> pa.Table:
-    """`grid.item_partials` of the events with an item, a row per (lead, edge day, item)."""
-    touched = events.filter(pc.is_valid(events["item_id"]))
-    touched, bucket = edge_buckets(touched, cutoff_us, edges)
-    if touched.num_rows == 0:
-        return ITEM_ROWS.empty_table()
-    rows, group = grouped(touched, ["tenant_id", "lead_id", "item_id"], bucket)
-    dwell = touched["dwell_s"].to_numpy(zero_copy_only=False).astype(np.float64)
-    has = ~np.isnan(dwell)
-    total = np.bincount(group, weights=np.where(has, dwell, 0.0))
-    present = np.bincount(group, weights=has) > 0
-    keys = zip(rows["tenant_id"].to_pylist(), rows["item_id"].to_pylist(), strict=True)
-    return (
-        rows.append_column("n", pa.array(np.bincount(group), pa.int64()))
-        .append_column("dwell_sum", pa.array(total, pa.float64(), mask=~present))
-        .append_column("category", pa.array([categories.get(k) for k in keys], pa.string()))
-    )
-
-
 def referral_rows(events: pa.Table, cutoff_us: int, edges: np.ndarray) -> pa.Table:
     """`grid.referral_partials` of the events with a referrer, a row per (referrer, edge day, referred lead)."""
     referred = events.filter(pc.is_valid(events["referrer_lead_id"]))
-    referred, bucket = edge_buckets(referred, cutoff_us, edges)
-    if referred.num_rows == 0:
+    us = pc.cast(referred["ts"], pa.int64()).to_numpy()
+    keep = us <= cutoff_us
+    if not keep.any():
         return REFERRAL_ROWS.empty_table()
+    referred = referred.filter(pa.array(keep))
     by = pa.table(
         {
             "tenant_id": referred["tenant_id"],
@@ -193,7 +152,7 @@ def referral_rows(events: pa.Table, cutoff_us: int, edges: np.ndarray) -> pa.Tab
             "referred_lead_id": referred["lead_id"],
         }
     )
-    rows, group = grouped(by, ["tenant_id", "lead_id", "referred_lead_id"], bucket)
+    rows, group = grouped(by, ["tenant_id", "lead_id", "referred_lead_id"], edge_days(us[keep], cutoff_us, edges))
     return rows.append_column("n", pa.array(np.bincount(group), pa.int64()))
 
 
@@ -202,15 +161,6 @@ def catalogue(items: pa.Table | None) -> dict[tuple[str, str], str]:
     if items is None:
         return {}
     return dict(zip(zip(items["tenant_id"].to_pylist(), items["item_id"].to_pylist()), items["category"].to_pylist()))
-
-
-_KEY = [pa.field("tenant_id", pa.string()), pa.field("lead_id", pa.string())]
-ITEM_ROWS = pa.schema([*_KEY, pa.field("item_id", pa.string()), pa.field("bucket", pa.int64())])
-ITEM_ROWS = ITEM_ROWS.append(pa.field("n", pa.int64())).append(pa.field("dwell_sum", pa.float64()))
-ITEM_ROWS = ITEM_ROWS.append(pa.field("category", pa.string()))
-REFERRAL_ROWS = pa.schema(
-    [*_KEY, pa.field("referred_lead_id", pa.string()), pa.field("bucket", pa.int64()), pa.field("n", pa.int64())]
-)
 
 
 class OnlineTiles:
@@ -248,18 +198,27 @@ class OnlineTiles:
         c = epoch_us(as_of)
         inline = split_consent(inline, self.settings)[0]
         own = pc.cast(inline["lead_id"], pa.string())
-        columns, few, first = [], [], []
+        categories = self._categories(items)
+        columns, few, first, item_parts = [], [], [], []
         for lead in lead_ids:
             history = self.cache.get(store, tenant, lead)
             cols, kept_few, kept_first = history.until(c)
+            touches = history.touches
             mine = inline.filter(pc.equal(own, lead)) if inline.num_rows else inline
-            columns.append(merge_columns(cols, self.cache.flags.columns(mine)) if mine.num_rows else cols)
-            few += [kept_few, few_events(mine)]
-            first += [kept_first, first_events(mine)]
-        few_table = pa.concat_tables(few)
+            if mine.num_rows:
+                cols = merge_columns(cols, self.cache.flags.columns(mine))
+                mine_few = few_events(mine)
+                if mine_few.num_rows:
+                    touches = Touches.of(pa.concat_tables([kept_few, mine_few]))
+                few.append(mine_few)
+                first.append(first_events(mine))
+            columns.append(cols)
+            few.append(kept_few)
+            first.append(kept_first)
+            item_parts.append(touches.rows(c, self.edges, categories))
         given = {
-            "lr_grid_items": item_rows(few_table, c, self.edges, self._categories(items)),
-            "lr_grid_referrals": referral_rows(few_table, c, self.edges),
+            "lr_grid_items": pa.concat_tables(item_parts),
+            "lr_grid_referrals": referral_rows(pa.concat_tables(few), c, self.edges),
         }
         names, rest_rows = self.rest.compute_rows(pa.concat_tables(first), stages, [as_of], items, leads, given)
         tiles = dense_tiles(event_tiles(columns, c % DAY_US, self.settings), self.settings)

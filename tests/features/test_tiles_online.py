@@ -154,3 +154,19 @@ def test_a_request_as_of_a_year_nanoseconds_cannot_hold_is_answered_alike_on_bot
         got = by_tiles(store, "ta", events_table([]), stages_table([]), at, ["L1"])
         assert_same_features(got, by_query(store, "ta", events_table([]), stages_table([]), at), REGISTRY)
     store.close()
+
+
+def test_items_and_referrals_stored_after_the_requests_instant_are_not_counted(tmp_path):
+    """The kept history holds every stored event; a request as of an earlier instant reads only those by then."""
+    base = {"tenant_id": "ta", "lead_id": "L1", "sales_id": "s1", "micro": 0, "dwell_s": 30.0, "channel": "h5"}
+    base |= {"event_type": "product_view", "referrer_lead_id": None}
+    rows = [
+        {**base, "offset_s": -3 * 86400, "item_id": "ta-p1-01"},
+        {**base, "offset_s": 3600, "item_id": "ta-p1-02"},
+        {**base, "offset_s": 7200, "item_id": "ta-pricing", "lead_id": "L2", "referrer_lead_id": "L1"},
+    ]
+    store = stored(tmp_path, events_table(rows, id_prefix="future-"))
+    got = by_tiles(store, "ta", events_table([]), stages_table([]), CUTOFF, ["L1", "L2"])
+    assert got.set_index("lead_id").loc["L1", "distinct_items_all"] == 1
+    assert_same_features(got, by_query(store, "ta", events_table([]), stages_table([]), CUTOFF), REGISTRY)
+    store.close()

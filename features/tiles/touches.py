@@ -1,0 +1,96 @@
+"""A lead's events with an item, grouped once by item, cut and summed per window edge by each request.
+
+The item and category features read `grid.item_partials`: a row per (lead, item, day) with the views and their
+dwell. Their windows start at a few ages only (`edges`), so a request groups the events per item and edge day.
+The grouping by item is the same for every request of a lead, so it is made when the lead's history is kept
+(features/tiles/history.py) and a request only cuts the events at its instant and sums them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from leadradar.features.grid import DAY_US
+
+_KEY = [pa.field("tenant_id", pa.string()), pa.field("lead_id", pa.string())]
+ITEM_ROWS = pa.schema(
+    [
+        *_KEY,
+        pa.field("item_id", pa.string()),
+        pa.field("bucket", pa.int64()),
+        pa.field("n", pa.int64()),
+        pa.field("dwell_sum", pa.float64()),
+        pa.field("category", pa.string()),
+    ]
+)
+REFERRAL_ROWS = pa.schema(
+    [*_KEY, pa.field("referred_lead_id", pa.string()), pa.field("bucket", pa.int64()), pa.field("n", pa.int64())]
+)
+
+
+def edge_days(us: np.ndarray, cutoff_us: int, edges: np.ndarray) -> np.ndarray:
+    """The day of the window edge at or before each event's own day (events at or before the cutoff)."""
+    tod, day = cutoff_us % DAY_US, cutoff_us // DAY_US
+    age = day + ((tod - us) // DAY_US)  # day - ceil((us - tod) / day), as `day_bucket`
+    return day - edges[np.searchsorted(edges, age, side="right") - 1]
+
+
+def grouped(table: pa.Table, keys: list[str], bucket: np.ndarray) -> tuple[pa.Table, np.ndarray]:
+    """One row per distinct (keys, bucket) of the table, and each input row's group (numpy: a request's few rows)."""
+    key = bucket - bucket.min()
+    for k in keys:
+        encoded = pc.dictionary_encode(table[k].combine_chunks())
+        key = key * len(encoded.dictionary) + encoded.indices.to_numpy()  # small: a request's leads, items and days
+    _, first, group = np.unique(key, return_index=True, return_inverse=True)
+    rows = table.select(keys).take(pa.array(first)).append_column("bucket", pa.array(bucket[first], pa.int64()))
+    return rows, group.reshape(-1)
+
+
+@dataclass(frozen=True)
+class Touches:
+    """Events with an item ordered by time: each one's time, dwell and (tenant, lead, item) code."""
+
+    us: np.ndarray
+    dwell: np.ndarray
+    code: np.ndarray
+    keys: pa.Table  # a row per code: tenant_id, lead_id, item_id
+
+    @classmethod
+    def of(cls, events: pa.Table) -> Touches:
+        touched = events.filter(pc.is_valid(events["item_id"]))
+        us = pc.cast(touched["ts"], pa.int64()).to_numpy()
+        order = np.argsort(us, kind="stable")
+        touched = touched.take(pa.array(order))
+        names = ["tenant_id", "lead_id", "item_id"]
+        if touched.num_rows == 0:
+            return cls(us, np.empty(0), np.empty(0, np.int64), ITEM_ROWS.empty_table().select(names))
+        keys, code = grouped(touched, names, np.zeros(touched.num_rows, np.int64))
+        dwell = touched["dwell_s"].to_numpy(zero_copy_only=False).astype(np.float64)
+        return cls(us[order], dwell, code, keys.select(names).cast(pa.schema([ITEM_ROWS.field(n) for n in names])))
+
+    def rows(self, cutoff_us: int, edges: np.ndarray, categories: dict[tuple[str, str], str]) -> pa.Table:
+        """`grid.item_partials` of the events at or before the cutoff, a row per (lead, edge day, item)."""
+        n = int(np.searchsorted(self.us, cutoff_us, side="right"))
+        if n == 0:
+            return ITEM_ROWS.empty_table()
+        bucket, code = edge_days(self.us[:n], cutoff_us, edges), self.code[:n]
+        span = bucket.max() - bucket.min() + 1
+        _, first, group = np.unique(code * span + (bucket - bucket.min()), return_index=True, return_inverse=True)
+        group = group.reshape(-1)
+        dwell = self.dwell[:n]
+        has = ~np.isnan(dwell)
+        keys = self.keys.take(pa.array(code[first]))
+        pairs = zip(keys["tenant_id"].to_pylist(), keys["item_id"].to_pylist(), strict=True)
+        columns = {
+            "bucket": pa.array(bucket[first], pa.int64()),
+            "n": pa.array(np.bincount(group), pa.int64()),
+            "dwell_sum": pa.array(np.bincount(group, np.where(has, dwell, 0.0)), mask=np.bincount(group, has) == 0),
+            "category": pa.array([categories.get(k) for k in pairs], pa.string()),
+        }
+        for name, column in columns.items():
+            keys = keys.append_column(name, column)
+        return keys
