@@ -70,6 +70,32 @@ _COLUMNS = (
 _LEAD_MARK = sa.select(sa.func.count(), sa.func.coalesce(sa.func.max(EVENTS.c.seq), 0)).where(
     EVENTS.c.tenant == sa.bindparam("tenant"), EVENTS.c.lead == sa.bindparam("lead")
 )
+_EVENT_COLUMNS = [
+    EVENTS.c[c]
+    for c in ("tenant", "event_id", "lead", "sales", "us", "event_type", "dwell_s", "item", "referrer", "channel")
+] + [EVENTS.c.arrived_s]
+# Some leads' events by a time and in a stretch of the log, as scoring reads them; built once, compiled once.
+_LEAD_EVENTS = (
+    sa.select(*_EVENT_COLUMNS)
+    .where(
+        EVENTS.c.tenant == sa.bindparam("tenant"),
+        EVENTS.c.lead.in_(sa.bindparam("leads", expanding=True)),
+        EVENTS.c.us <= sa.bindparam("until"),
+        EVENTS.c.seq > sa.bindparam("after"),
+        EVENTS.c.seq <= sa.bindparam("upto"),
+    )
+    .order_by(EVENTS.c.seq)
+)
+# Some leads' stage changes by a time, as scoring reads them per request; built once, compiled once.
+_LEAD_STAGES = (
+    sa.select(STAGES.c.tenant, STAGES.c.lead, STAGES.c.stage, STAGES.c.us, STAGES.c.deal_value)
+    .where(
+        STAGES.c.tenant == sa.bindparam("tenant"),
+        STAGES.c.lead.in_(sa.bindparam("leads", expanding=True)),
+        STAGES.c.us <= sa.bindparam("until"),
+    )
+    .order_by(STAGES.c.seq)
+)
 _CONTENT_AT = tuple(_COLUMNS.index(c) for c in _CONTENT)
 # Statements built from the fixed column names above only; every value is a bound parameter.
 _SQLITE_INSERT = f"INSERT INTO events ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"  # nosec B608
@@ -362,30 +388,12 @@ class EventStore:
         `after_seq`/`upto_seq` those stored in that stretch of the log (what a reader that kept a lead's history
         has not seen); `event_ids` those with these ids.
         """
-        names = ("tenant", "event_id", "lead", "sales", "us", "event_type", "dwell_s", "item", "referrer")
-        cols = [EVENTS.c[c] for c in (*names, "channel", "arrived_s")]
-        query = sa.select(*cols).order_by(EVENTS.c.seq)
-        query = self._scoped(query, EVENTS, tenant, leads)
-        if query is not None and types is not None:
-            with self.reader.connect() as conn:
-                codes = [c for c in (self._code_of(conn, "event_type", t) for t in types) if c is not None]
-            if not codes:
-                return EVENT_SCHEMA.empty_table()
-            query = query.where(EVENTS.c.event_type.in_(codes))
-        if query is None:
+        if tenant is not None and leads is not None and types is None and event_ids is None and not as_seen:
+            data = self._lead_events(tenant, leads, until, after_seq, upto_seq)
+        else:
+            data = self._events_data(tenant, leads, until, as_seen, types, after_seq, upto_seq, event_ids)
+        if data is None:
             return EVENT_SCHEMA.empty_table()
-        if after_seq is not None:
-            query = query.where(EVENTS.c.seq > after_seq)
-        if upto_seq is not None:
-            query = query.where(EVENTS.c.seq <= upto_seq)
-        if event_ids is not None:
-            query = query.where(EVENTS.c.event_id.in_(list(event_ids)))
-        if until is not None:
-            until_us = epoch_us(until)
-            query = query.where(EVENTS.c.us <= until_us)
-            if as_seen:
-                query = query.where(sa.or_(EVENTS.c.arrived_s.is_(None), EVENTS.c.arrived_s <= until_us // _US))
-        data = self._fetch(query, 11, few=leads is not None)
         us = np.array(data[4], dtype=np.int64)
         if as_seen and len(us):
             arrived = pa.array(data[10], pa.int64()).fill_null(0).to_numpy() * _US
@@ -406,19 +414,74 @@ class EventStore:
             schema=EVENT_SCHEMA,
         )
 
+    def _lead_events(
+        self,
+        tenant: str,
+        leads: Sequence[str],
+        until: pd.Timestamp | None,
+        after_seq: int | None,
+        upto_seq: int | None,
+    ) -> list[tuple[Any, ...]] | None:
+        """Named leads' event columns by one statement compiled once (what scoring and kept histories read)."""
+        with self.reader.connect() as conn:
+            code = self._code_of(conn, "tenant", tenant)
+            codes = [c for c in (self._code_of(conn, "lead", lead) for lead in leads) if c is not None]
+            if code is None or not codes:
+                return None
+            top = np.iinfo(np.int64).max
+            params = {
+                "tenant": code,
+                "leads": codes,
+                "until": epoch_us(until) if until is not None else top,
+                "after": after_seq if after_seq is not None else -1,
+                "upto": upto_seq if upto_seq is not None else top,
+            }
+            rows = conn.execute(_LEAD_EVENTS, params).all()
+        return list(zip(*rows)) if rows else [() for _ in range(11)]
+
+    def _events_data(
+        self,
+        tenant: str | None,
+        leads: Sequence[str] | None,
+        until: pd.Timestamp | None,
+        as_seen: bool,
+        types: Sequence[str] | None,
+        after_seq: int | None,
+        upto_seq: int | None,
+        event_ids: Sequence[str] | None,
+    ) -> list[tuple[Any, ...]] | None:
+        query = self._scoped(sa.select(*_EVENT_COLUMNS).order_by(EVENTS.c.seq), EVENTS, tenant, leads)
+        if query is not None and types is not None:
+            with self.reader.connect() as conn:
+                codes = [c for c in (self._code_of(conn, "event_type", t) for t in types) if c is not None]
+            if not codes:
+                return None
+            query = query.where(EVENTS.c.event_type.in_(codes))
+        if query is None:
+            return None
+        if after_seq is not None:
+            query = query.where(EVENTS.c.seq > after_seq)
+        if upto_seq is not None:
+            query = query.where(EVENTS.c.seq <= upto_seq)
+        if event_ids is not None:
+            query = query.where(EVENTS.c.event_id.in_(list(event_ids)))
+        if until is not None:
+            until_us = epoch_us(until)
+            query = query.where(EVENTS.c.us <= until_us)
+            if as_seen:
+                query = query.where(sa.or_(EVENTS.c.arrived_s.is_(None), EVENTS.c.arrived_s <= until_us // _US))
+        return self._fetch(query, 11, few=leads is not None)
+
     def stages(
         self, tenant: str | None = None, *, leads: Sequence[str] | None = None, until: pd.Timestamp | None = None
     ) -> pa.Table:
         """The stored stage changes as a contract table (`STAGE_SCHEMA`)."""
-        query = sa.select(STAGES.c.tenant, STAGES.c.lead, STAGES.c.stage, STAGES.c.us, STAGES.c.deal_value).order_by(
-            STAGES.c.seq
-        )
-        query = self._scoped(query, STAGES, tenant, leads)
-        if query is None:
+        if tenant is not None and leads is not None:
+            data = self._lead_stages(tenant, leads, until)
+        else:
+            data = self._all_stages(tenant, leads, until)
+        if data is None:
             return STAGE_SCHEMA.empty_table()
-        if until is not None:
-            query = query.where(STAGES.c.us <= epoch_us(until))
-        data = self._fetch(query, 5, few=leads is not None)
         return pa.Table.from_arrays(
             [
                 self._decode(data[0]),
@@ -429,6 +492,32 @@ class EventStore:
             ],
             schema=STAGE_SCHEMA,
         )
+
+    def _lead_stages(
+        self, tenant: str, leads: Sequence[str], until: pd.Timestamp | None
+    ) -> list[tuple[Any, ...]] | None:
+        """Named leads' stage columns by one statement compiled once (a scoring request's read)."""
+        with self.reader.connect() as conn:
+            code = self._code_of(conn, "tenant", tenant)
+            codes = [c for c in (self._code_of(conn, "lead", lead) for lead in leads) if c is not None]
+            if code is None or not codes:
+                return None
+            until_us = epoch_us(until) if until is not None else np.iinfo(np.int64).max
+            rows = conn.execute(_LEAD_STAGES, {"tenant": code, "leads": codes, "until": until_us}).all()
+        return list(zip(*rows)) if rows else [() for _ in range(5)]
+
+    def _all_stages(
+        self, tenant: str | None, leads: Sequence[str] | None, until: pd.Timestamp | None
+    ) -> list[tuple[Any, ...]] | None:
+        query = sa.select(STAGES.c.tenant, STAGES.c.lead, STAGES.c.stage, STAGES.c.us, STAGES.c.deal_value).order_by(
+            STAGES.c.seq
+        )
+        query = self._scoped(query, STAGES, tenant, leads)
+        if query is None:
+            return None
+        if until is not None:
+            query = query.where(STAGES.c.us <= epoch_us(until))
+        return self._fetch(query, 5, few=leads is not None)
 
     def catalog(self, part: str, tenant: str | None = None) -> pd.DataFrame | None:
         """A whole-table part as stored (None when nothing was stored for it)."""

@@ -16,6 +16,7 @@ import sqlite3
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Any
 
 import ibis
 import numpy as np
@@ -29,7 +30,7 @@ from leadradar.features.contract import FEATURE_EVENT_SCHEMA
 from leadradar.features.online import SQL_TYPES, with_us
 from leadradar.features.store import EventStore
 from leadradar.features.tiles.partials import day_events
-from leadradar.features.tiles.touches import Touches
+from leadradar.features.tiles.touches import Touches, grid_rank
 
 FLAG_COLUMNS = ("us", "tcode", "dwell_s", "night", "weekend")
 
@@ -105,47 +106,63 @@ def first_events(events: pa.Table) -> pa.Table:
 
 
 def _by_time(events: pa.Table) -> tuple[pa.Table, np.ndarray]:
-    us = pc.cast(events["ts"], pa.int64()).to_numpy()
+    """The events ordered by time, and their times."""
+    us = _times(events)
     order = np.argsort(us, kind="stable")
     return events.take(pa.array(order)), us[order]
 
 
+def _times(events: pa.Table) -> np.ndarray:
+    return pc.cast(events["ts"], pa.int64()).to_numpy()
+
+
 @dataclass
 class LeadHistory:
-    """One lead's stored events up to log position `top` (`count` of them), as flag columns and few events."""
+    """One lead's stored events up to log position `top` (`count` of them), as flag columns and few events (ordered
+    by time, so a request cuts them by slicing; those with an item also grouped by item, `touches`)."""
 
     count: int
     top: int
     columns: dict[str, np.ndarray]
     few: pa.Table
+    few_us: np.ndarray
     first: pa.Table
-    touches: Touches = field(init=False)
-    _few_us: np.ndarray = field(init=False, repr=False)
-    _first_us: np.ndarray = field(init=False, repr=False)
+    first_us: np.ndarray
+    touches: Touches
+    memo: dict[str, Any] = field(default_factory=dict, repr=False)  # what requests made of it, reused
 
-    def __post_init__(self) -> None:
-        self.few, self._few_us = _by_time(self.few)
-        self._first_us = pc.cast(self.first["ts"], pa.int64()).to_numpy()
-        self.touches = Touches.of(self.few)
+    @classmethod
+    def of(cls, count: int, top: int, columns: dict[str, np.ndarray], events: pa.Table) -> LeadHistory:
+        few, few_us = _by_time(few_events(events))
+        first = first_events(events)
+        return cls(count, top, columns, few, few_us, first, _times(first), Touches.of(few))
 
     def until(self, until_us: int) -> tuple[dict[str, np.ndarray], pa.Table, pa.Table]:
         """Flag columns, few events and first events of the events at or before `until_us` (slices, not copies)."""
         n = int(np.searchsorted(self.columns["us"], until_us, side="right"))
         cols = {k: v[:n] for k, v in self.columns.items()}
-        few = self.few.slice(0, int(np.searchsorted(self._few_us, until_us, side="right")))
-        first = self.first.slice(0, int(np.searchsorted(self._first_us, until_us, side="right")))
+        few = self.few.slice(0, int(np.searchsorted(self.few_us, until_us, side="right")))
+        first = self.first.slice(0, int(np.searchsorted(self.first_us, until_us, side="right")))
         return cols, few, first
 
+    def grid(self, until_us: int) -> tuple[int, int]:
+        """The events cut at `until_us` and their days on its grid: requests that agree on it have the same tiles."""
+        n = int(np.searchsorted(self.columns["us"], until_us, side="right"))
+        return n, grid_rank(self.columns["us"], until_us, self.memo)
+
     def extended(self, events: pa.Table, flags: EventFlags, top: int, count: int) -> LeadHistory:
-        """With events stored since `top` merged in (late ones included): only they are read and flagged."""
+        """With events stored since `top` merged in (late ones included): only they are read, flagged and grouped."""
         first = first_events(pa.concat_tables([self.first, events]))
-        return LeadHistory(
-            count,
-            top,
-            merge_columns(self.columns, flags.columns(events)),
-            pa.concat_tables([self.few, few_events(events)]),
-            first,
-        )
+        few, few_us, touches = self.few, self.few_us, self.touches
+        new, new_us = _by_time(few_events(events))
+        if len(new_us):
+            few, few_us = pa.concat_tables([few, new]), np.concatenate([few_us, new_us])
+            if len(self.few_us) and new_us[0] < self.few_us[-1]:  # a late one: back into time order
+                order = np.argsort(few_us, kind="stable")
+                few, few_us = few.take(pa.array(order)), few_us[order]
+            touches = touches.extended(new)
+        columns = merge_columns(self.columns, flags.columns(events))
+        return LeadHistory(count, top, columns, few, few_us, first, _times(first), touches)
 
 
 class HistoryCache:
@@ -178,7 +195,7 @@ class HistoryCache:
                 if after is not None:  # something was deleted: read the lead again
                     new = split_consent(store.events(tenant, leads=[lead], upto_seq=top), self.settings)[0]
                     self.read_rows = new.num_rows
-                history = LeadHistory(count, top, self.flags.columns(new), few_events(new), first_events(new))
+                history = LeadHistory.of(count, top, self.flags.columns(new), new)
         with self._lock:
             self._kept[key] = history
             self._kept.move_to_end(key)

@@ -11,6 +11,7 @@ referrer, or at the lead's first time), as the tiles build does.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -199,12 +200,15 @@ class OnlineTiles:
         inline = split_consent(inline, self.settings)[0]
         own = pc.cast(inline["lead_id"], pa.string())
         categories = self._categories(items)
-        columns, few, first, item_parts = [], [], [], []
+        tod = c % DAY_US
+        parts: list[DayTiles | None] = []
+        columns, kept, few, first, item_parts = [], [], [], [], []
         for lead in lead_ids:
             history = self.cache.get(store, tenant, lead)
             cols, kept_few, kept_first = history.until(c)
             touches = history.touches
             mine = inline.filter(pc.equal(own, lead)) if inline.num_rows else inline
+            grid = None
             if mine.num_rows:
                 cols = merge_columns(cols, self.cache.flags.columns(mine))
                 mine_few = few_events(mine)
@@ -212,6 +216,11 @@ class OnlineTiles:
                     touches = Touches.of(pa.concat_tables([kept_few, mine_few]))
                 few.append(mine_few)
                 first.append(first_events(mine))
+            else:
+                grid = history.grid(c)
+            memo = history.memo.get("tiles")
+            parts.append(memo[1] if grid is not None and memo is not None and memo[0] == grid else None)
+            kept.append((history, grid))
             columns.append(cols)
             few.append(kept_few)
             first.append(kept_first)
@@ -221,7 +230,15 @@ class OnlineTiles:
             "lr_grid_referrals": referral_rows(pa.concat_tables(few), c, self.edges),
         }
         names, rest_rows = self.rest.compute_rows(pa.concat_tables(first), stages, [as_of], items, leads, given)
-        tiles = dense_tiles(event_tiles(columns, c % DAY_US, self.settings), self.settings)
+        missing = [i for i, part in enumerate(parts) if part is None]
+        if missing:
+            made = dense_tiles(event_tiles([columns[i] for i in missing], tod, self.settings), self.settings)
+            for i, part in zip(missing, per_lead(made, len(missing)), strict=True):
+                parts[i] = part
+                history, grid = kept[i]
+                if grid is not None:
+                    history.memo["tiles"] = (grid, part)
+        tiles = stacked([p for p in parts if p is not None])
         day = c // DAY_US
         n = len(lead_ids)
         windows = TileWindows(tiles, np.arange(n), np.full(n, day), np.full(n, c))
@@ -236,6 +253,27 @@ class OnlineTiles:
                 continue
             rows.append(tuple(_plain(values[f][i]) if f in values else found[f] for f in out_names))
         return out_names, rows
+
+
+def per_lead(tiles: DayTiles, n: int) -> list[DayTiles]:
+    """Day tiles of leads coded 0..n-1 as one set per lead, each coded 0 (views, not copies)."""
+    bounds = np.searchsorted(tiles.lead, np.arange(n + 1))
+    return [
+        DayTiles(tiles.lead[a:b] * 0, tiles.bucket[a:b], {k: v[a:b] for k, v in tiles.columns.items()})
+        for a, b in itertools.pairwise(bounds)
+    ]
+
+
+def stacked(parts: list[DayTiles]) -> DayTiles:
+    """One set of day tiles of several leads' sets, the i-th coded i."""
+    if len(parts) == 1:
+        return parts[0]
+    names = next((p.columns.keys() for p in parts if len(p)), ())
+    return DayTiles(
+        np.concatenate([np.full(len(p), i, np.int64) for i, p in enumerate(parts)] or [np.empty(0, np.int64)]),
+        np.concatenate([p.bucket for p in parts] or [np.empty(0, np.int64)]),
+        {k: np.concatenate([p.columns[k] for p in parts if len(p)]) for k in names},
+    )
 
 
 def _plain(v: float) -> float | None:

@@ -8,7 +8,8 @@ The grouping by item is the same for every request of a lead, so it is made when
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -50,6 +51,16 @@ def grouped(table: pa.Table, keys: list[str], bucket: np.ndarray) -> tuple[pa.Ta
     return rows, group.reshape(-1)
 
 
+def grid_rank(us: np.ndarray, cutoff_us: int, memo: dict[str, Any]) -> int:
+    """How many of the events fall at or before the cutoff's time of day: with the cutoff's day and the events cut
+    at it, this fixes every event's day on the request's grid (`day_bucket`), so two requests that agree on it
+    have the same day tiles. The events' times of day are sorted once into `memo`."""
+    tods = memo.get("tods")
+    if tods is None or len(tods) != len(us):
+        tods = memo["tods"] = np.sort(us % DAY_US)
+    return int(np.searchsorted(tods, cutoff_us % DAY_US, side="right"))
+
+
 @dataclass(frozen=True)
 class Touches:
     """Events with an item ordered by time: each one's time, dwell and (tenant, lead, item) code."""
@@ -58,6 +69,7 @@ class Touches:
     dwell: np.ndarray
     code: np.ndarray
     keys: pa.Table  # a row per code: tenant_id, lead_id, item_id
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def of(cls, events: pa.Table) -> Touches:
@@ -72,11 +84,44 @@ class Touches:
         dwell = touched["dwell_s"].to_numpy(zero_copy_only=False).astype(np.float64)
         return cls(us[order], dwell, code, keys.select(names).cast(pa.schema([ITEM_ROWS.field(n) for n in names])))
 
+    def extended(self, events: pa.Table) -> Touches:
+        """With more events merged in: only theirs are grouped, their items' codes looked up or added."""
+        added = Touches.of(events)
+        if len(added.us) == 0:
+            return self
+        names = ["tenant_id", "lead_id", "item_id"]
+        index = {k: i for i, k in enumerate(zip(*(self.keys[n].to_pylist() for n in names)))}
+        new_keys = list(zip(*(added.keys[n].to_pylist() for n in names)))
+        for k in new_keys:
+            index.setdefault(k, len(index))
+        extra = pa.table([pa.array(col, pa.string()) for col in zip(*new_keys)], names=names).take(
+            pa.array([j for j, k in enumerate(new_keys) if index[k] >= len(self.keys)], pa.int64())
+        )
+        keys = pa.concat_tables([self.keys, extra.cast(self.keys.schema)])
+        remap = np.array([index[k] for k in new_keys], np.int64)
+        us = np.concatenate([self.us, added.us])
+        order = np.argsort(us, kind="stable")
+        return Touches(
+            us[order],
+            np.concatenate([self.dwell, added.dwell])[order],
+            np.concatenate([self.code, remap[added.code]])[order],
+            keys,
+        )
+
     def rows(self, cutoff_us: int, edges: np.ndarray, categories: dict[tuple[str, str], str]) -> pa.Table:
         """`grid.item_partials` of the events at or before the cutoff, a row per (lead, edge day, item)."""
         n = int(np.searchsorted(self.us, cutoff_us, side="right"))
         if n == 0:
             return ITEM_ROWS.empty_table()
+        key = (n, cutoff_us // DAY_US, grid_rank(self.us, cutoff_us, self.memo))
+        kept = self.memo.get("rows")  # the last rows and what they were made of (held, so compared by identity)
+        if kept is not None and kept[0] == key and kept[1] is edges and kept[2] is categories:
+            return kept[3]
+        rows = self._rows(n, cutoff_us, edges, categories)
+        self.memo["rows"] = (key, edges, categories, rows)
+        return rows
+
+    def _rows(self, n: int, cutoff_us: int, edges: np.ndarray, categories: dict[tuple[str, str], str]) -> pa.Table:
         bucket, code = edge_days(self.us[:n], cutoff_us, edges), self.code[:n]
         span = bucket.max() - bucket.min() + 1
         _, first, group = np.unique(code * span + (bucket - bucket.min()), return_index=True, return_inverse=True)

@@ -170,3 +170,58 @@ def test_items_and_referrals_stored_after_the_requests_instant_are_not_counted(t
     assert got.set_index("lead_id").loc["L1", "distinct_items_all"] == 1
     assert_same_features(got, by_query(store, "ta", events_table([]), stages_table([]), CUTOFF), REGISTRY)
     store.close()
+
+
+def test_a_later_request_reuses_the_day_tiles_only_while_no_event_changes_its_day(tmp_path):
+    """Day tiles and item rows made for one request are kept with the lead's history; a later request reuses them
+    when every event falls on the same day of its grid, and makes them again when one moves."""
+    base = {"tenant_id": "ta", "lead_id": "L1", "sales_id": "s1", "micro": 0, "dwell_s": 20.0, "channel": "h5"}
+    base |= {"event_type": "product_view", "referrer_lead_id": None, "item_id": "ta-p1-01"}
+    # Times of day: 10 minutes and 2 hours before CUTOFF's, on days 1, 7 and 30 before it; the pricing page is
+    # viewed 7 days and 10 minutes before, so it enters `pricing_views_7d` when a request is 15 minutes earlier.
+    rows = [{**base, "offset_s": -d * 86400 - m} for d in (1, 7, 30) for m in (600, 7200)]
+    rows[2]["item_id"] = "ta-pricing"
+    store = stored(tmp_path, events_table(rows, id_prefix="grid-"))
+    empty = events_table([])
+
+    def check(at: pd.Timestamp) -> object:
+        got = by_tiles(store, "ta", empty, stages_table([]), at, ["L1"])
+        assert_same_features(got, by_query(store, "ta", empty, stages_table([]), at), REGISTRY)
+        return TILES.cache.get(store, "ta", "L1").memo["tiles"][1]
+
+    made = check(CUTOFF)
+    assert check(CUTOFF - pd.Timedelta(minutes=5)) is made  # no event's time of day lies between: reused
+    assert check(CUTOFF - pd.Timedelta(minutes=15)) is not made  # ten-minute-earlier events move to the next day
+    moved = check(CUTOFF - pd.Timedelta(minutes=15))
+    pricing = by_tiles(store, "ta", empty, stages_table([]), CUTOFF - pd.Timedelta(minutes=15), ["L1"])
+    assert pricing["pricing_views_7d"].tolist() == [1]
+    assert check(CUTOFF - pd.Timedelta(minutes=15) + pd.Timedelta(days=1)) is moved  # same days; the windows move
+    store.close()
+
+
+def test_events_stored_since_the_history_was_kept_are_merged_into_its_items_and_referrals_in_time_order(tmp_path):
+    """New items get their own code and late events their place in time: what a request cuts by slicing."""
+    base = {"tenant_id": "ta", "lead_id": "L1", "sales_id": "s1", "micro": 0, "dwell_s": 15.0, "channel": "h5"}
+    base |= {"event_type": "product_view", "referrer_lead_id": None, "item_id": "ta-p1-01"}
+    shared = {**base, "lead_id": "L2", "event_type": "card_view", "item_id": None, "referrer_lead_id": "L1"}
+    kept = [
+        {**base, "offset_s": -5 * 86400},
+        {**base, "offset_s": -86400, "item_id": "ta-p1-02"},
+        {**shared, "offset_s": -5 * 86400},
+        {**shared, "offset_s": -86400},
+    ]
+    since = [
+        {**base, "offset_s": -4 * 86400, "item_id": "ta-pricing"},  # late, and an item not seen before
+        {**base, "offset_s": -7200},
+        {**shared, "offset_s": -3 * 86400},  # late: before the kept -1 day one
+    ]
+    store = stored(tmp_path, events_table(kept, id_prefix="kept-"))
+    TILES.compute_rows(store, "ta", ["L1", "L2"], CUTOFF, events_table([]), stages_table([]))
+    later = validate_events(events_table(since, id_prefix="since-"), store.settings, source="t")
+    store.append_events(later, source="t")
+    for at in (CUTOFF, CUTOFF - pd.Timedelta(days=2)):
+        got = by_tiles(store, "ta", events_table([]), stages_table([]), at, ["L1", "L2"])
+        assert_same_features(got, by_query(store, "ta", events_table([]), stages_table([]), at), REGISTRY)
+    assert got.set_index("lead_id").loc["L1", "referred_visits_all"] == 2
+    assert TILES.cache.read_rows == 0  # the second request read nothing more
+    store.close()
