@@ -233,9 +233,9 @@ class OnlineTiles:
         missing = [i for i, part in enumerate(parts) if part is None]
         if missing:
             made = dense_tiles(event_tiles([columns[i] for i in missing], tod, self.settings), self.settings)
-            for i, part in zip(missing, per_lead(made, len(missing)), strict=True):
-                parts[i] = part
-                history, grid = kept[i]
+            for k, part in zip(missing, per_lead(made, len(missing)), strict=True):
+                parts[k] = part
+                history, grid = kept[k]
                 if grid is not None:
                     history.memo["tiles"] = (grid, part)
         tiles = stacked([p for p in parts if p is not None])
