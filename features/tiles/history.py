@@ -186,7 +186,8 @@ class HistoryCache:
             history = kept
         else:
             after = kept.top if kept is not None and top > kept.top else None
-            new = store.events(tenant, leads=[lead], after_seq=after, upto_seq=top)
+            shorter = after is not None and top - after < count  # the log since is shorter than the lead's events
+            new = store.events(tenant, leads=[lead], after_seq=after, upto_seq=top, by_log=shorter)
             self.read_rows = new.num_rows
             new = split_consent(new, self.settings)[0]
             if kept is not None and after is not None and kept.count + self.read_rows == count:

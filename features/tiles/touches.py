@@ -85,27 +85,23 @@ class Touches:
         return cls(us[order], dwell, code, keys.select(names).cast(pa.schema([ITEM_ROWS.field(n) for n in names])))
 
     def extended(self, events: pa.Table) -> Touches:
-        """With more events merged in: only theirs are grouped, their items' codes looked up or added."""
-        added = Touches.of(events)
-        if len(added.us) == 0:
+        """With a few more events merged in: their items' codes looked up or added, in Python (a handful of rows)."""
+        touched = events.filter(pc.is_valid(events["item_id"]))
+        if touched.num_rows == 0:
             return self
         names = ["tenant_id", "lead_id", "item_id"]
         index = {k: i for i, k in enumerate(zip(*(self.keys[n].to_pylist() for n in names)))}
-        new_keys = list(zip(*(added.keys[n].to_pylist() for n in names)))
-        for k in new_keys:
-            index.setdefault(k, len(index))
-        extra = pa.table([pa.array(col, pa.string()) for col in zip(*new_keys)], names=names).take(
-            pa.array([j for j, k in enumerate(new_keys) if index[k] >= len(self.keys)], pa.int64())
-        )
-        keys = pa.concat_tables([self.keys, extra.cast(self.keys.schema)])
-        remap = np.array([index[k] for k in new_keys], np.int64)
-        us = np.concatenate([self.us, added.us])
+        added = list(zip(*(touched[n].to_pylist() for n in names)))
+        code = np.array([index.setdefault(k, len(index)) for k in added], np.int64)
+        extra = [k for k, i in index.items() if i >= self.keys.num_rows]
+        keys = self.keys
+        if extra:
+            keys = pa.concat_tables([keys, pa.Table.from_pylist([dict(zip(names, k)) for k in extra], keys.schema)])
+        us = np.concatenate([self.us, pc.cast(touched["ts"], pa.int64()).to_numpy()])
+        dwell = touched["dwell_s"].to_numpy(zero_copy_only=False).astype(np.float64)
         order = np.argsort(us, kind="stable")
         return Touches(
-            us[order],
-            np.concatenate([self.dwell, added.dwell])[order],
-            np.concatenate([self.code, remap[added.code]])[order],
-            keys,
+            us[order], np.concatenate([self.dwell, dwell])[order], np.concatenate([self.code, code])[order], keys
         )
 
     def rows(self, cutoff_us: int, edges: np.ndarray, categories: dict[tuple[str, str], str]) -> pa.Table:
