@@ -225,7 +225,9 @@ SLOW_FOLDERS = {"notebooks", "packaging"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark as `slow` what starts a server or Spark, runs a notebook, or needs the session's trained model."""
+    """Mark as `slow` what starts a server or Spark, runs a notebook, or needs the session's trained model; then put
+    the files holding slow tests first (order kept within each group), so that with `--dist loadfile` the last files
+    a worker takes are short ones instead of one worker finishing a long file while the other waits."""
     for item in items:
         folder = item.path.parent.name
         fixtures = set(getattr(item, "fixturenames", ()))
@@ -236,3 +238,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             or item.get_closest_marker("spark")
         ):
             item.add_marker(pytest.mark.slow)
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
