@@ -111,23 +111,37 @@ class OnlineFeatures:
             "lr_leads": leads,
             **(given or {}),
         }
+        # A given table that is the very object the last request of this thread loaded stays loaded (a kept lead's
+        # item rows, reused while its events keep their days); `held` keeps it alive, so identity cannot be reused.
+        held: dict[str, pa.Table] = self._local.__dict__.setdefault("held", {})
         try:
             for name, schema in self.inputs.items():
                 table = data[name]
+                if name in held:
+                    if table is held[name]:
+                        continue
+                    del held[name]
+                    con.execute(f"DELETE FROM {name}")  # nosec B608 # the compiled query's own table names
                 if table is None or table.num_rows == 0:
                     continue
                 cols = table.select(schema.names).cast(schema).to_pydict()
                 marks = ", ".join("?" * len(schema.names))
                 insert = f"INSERT INTO {name} VALUES ({marks})"  # nosec B608 # the compiled query's own table names; values are bound
                 con.executemany(insert, zip(*(cols[n] for n in schema.names)))
+                if given and name in given:
+                    held[name] = table
             for name, sql in self.stages:
                 con.execute(f"DELETE FROM {name}")  # nosec B608 # the compiled query's own table names; values are bound
                 con.execute(f"INSERT INTO {name} {sql}")
             cur = con.execute(self.sql)
             return [d[0] for d in cur.description], cur.fetchall()
+        except BaseException:
+            held.clear()
+            raise
         finally:
             for name in (*self.inputs, *(n for n, _ in self.stages)):
-                con.execute(f"DELETE FROM {name}")  # nosec B608 # the compiled query's own table names; values are bound
+                if name not in held:
+                    con.execute(f"DELETE FROM {name}")  # nosec B608 # the compiled query's own table names
 
     def compute(
         self,

@@ -226,7 +226,7 @@ class OnlineTiles:
             first.append(kept_first)
             item_parts.append(touches.rows(c, self.edges, categories))
         given = {
-            "lr_grid_items": pa.concat_tables(item_parts),
+            "lr_grid_items": item_parts[0] if len(item_parts) == 1 else pa.concat_tables(item_parts),
             "lr_grid_referrals": referral_rows(pa.concat_tables(few), c, self.edges),
         }
         names, rest_rows = self.rest.compute_rows(pa.concat_tables(first), stages, [as_of], items, leads, given)
