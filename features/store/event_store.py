@@ -66,6 +66,7 @@ _COLUMNS = (
     "channel",
     "arrived_s",
 )
+_NO_LIMIT = int(np.iinfo(np.int64).max)  # a bound that keeps every row
 # One lead's event count and newest log position, by the (tenant, lead, us) index; built once, compiled once.
 _LEAD_MARK = sa.select(sa.func.count(), sa.func.coalesce(sa.func.max(EVENTS.c.seq), 0)).where(
     EVENTS.c.tenant == sa.bindparam("tenant"), EVENTS.c.lead == sa.bindparam("lead")
@@ -437,23 +438,26 @@ class EventStore:
         upto_seq: int | None,
         by_log: bool = False,
     ) -> list[tuple[Any, ...]] | None:
-        """Named leads' event columns by one statement compiled once (what scoring and kept histories read)."""
+        """Named leads' event columns (what scoring and kept histories read)."""
+        params = {
+            "until": epoch_us(until) if until is not None else _NO_LIMIT,
+            "after": after_seq if after_seq is not None else -1,
+            "upto": upto_seq if upto_seq is not None else _NO_LIMIT,
+        }
+        by_log = by_log and after_seq is not None and upto_seq is not None
+        return self._named(_LEAD_EVENTS_BY_LOG if by_log else _LEAD_EVENTS, tenant, leads, params, 11)
+
+    def _named(
+        self, statement: Any, tenant: str, leads: Sequence[str], params: dict[str, int], width: int
+    ) -> list[tuple[Any, ...]] | None:
+        """The columns of a statement compiled once, over one tenant's named leads (None: no name was ever stored)."""
         with self.reader.connect() as conn:
             code = self._code_of(conn, "tenant", tenant)
             codes = [c for c in (self._code_of(conn, "lead", lead) for lead in leads) if c is not None]
             if code is None or not codes:
                 return None
-            top = np.iinfo(np.int64).max
-            params = {
-                "tenant": code,
-                "leads": codes,
-                "until": epoch_us(until) if until is not None else top,
-                "after": after_seq if after_seq is not None else -1,
-                "upto": upto_seq if upto_seq is not None else top,
-            }
-            by_log = by_log and after_seq is not None and upto_seq is not None
-            rows = conn.execute(_LEAD_EVENTS_BY_LOG if by_log else _LEAD_EVENTS, params).all()
-        return list(zip(*rows)) if rows else [() for _ in range(11)]
+            rows = conn.execute(statement, {"tenant": code, "leads": codes, **params}).all()
+        return list(zip(*rows)) if rows else [() for _ in range(width)]
 
     def _events_data(
         self,
@@ -512,15 +516,9 @@ class EventStore:
     def _lead_stages(
         self, tenant: str, leads: Sequence[str], until: pd.Timestamp | None
     ) -> list[tuple[Any, ...]] | None:
-        """Named leads' stage columns by one statement compiled once (a scoring request's read)."""
-        with self.reader.connect() as conn:
-            code = self._code_of(conn, "tenant", tenant)
-            codes = [c for c in (self._code_of(conn, "lead", lead) for lead in leads) if c is not None]
-            if code is None or not codes:
-                return None
-            until_us = epoch_us(until) if until is not None else np.iinfo(np.int64).max
-            rows = conn.execute(_LEAD_STAGES, {"tenant": code, "leads": codes, "until": until_us}).all()
-        return list(zip(*rows)) if rows else [() for _ in range(5)]
+        """Named leads' stage columns (a scoring request's read)."""
+        until_us = epoch_us(until) if until is not None else _NO_LIMIT
+        return self._named(_LEAD_STAGES, tenant, leads, {"until": until_us}, 5)
 
     def _all_stages(
         self, tenant: str | None, leads: Sequence[str] | None, until: pd.Timestamp | None
