@@ -209,11 +209,13 @@ def test_events_stored_since_the_history_was_kept_are_merged_into_its_items_and_
         {**base, "offset_s": -86400, "item_id": "ta-p1-02"},
         {**shared, "offset_s": -5 * 86400},
         {**shared, "offset_s": -86400},
+        {**shared, "offset_s": -7200},
     ]
     since = [
         {**base, "offset_s": -4 * 86400, "item_id": "ta-pricing"},  # late, and an item not seen before
         {**base, "offset_s": -7200},
         {**shared, "offset_s": -3 * 86400},  # late: before the kept -1 day one
+        {**shared, "offset_s": -3600},  # and one at the end: two places to merge at
     ]
     store = stored(tmp_path, events_table(kept, id_prefix="kept-"))
     TILES.compute_rows(store, "ta", ["L1", "L2"], CUTOFF, events_table([]), stages_table([]))
