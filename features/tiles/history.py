@@ -156,13 +156,8 @@ class LeadHistory:
         few, few_us, touches = self.few, self.few_us, self.touches
         new, new_us = _by_time(few_events(events))
         if len(new_us):
-            at = np.searchsorted(few_us, new_us, side="right")
-            if at[0] == at[-1]:  # all at one place (the end, unless late): slices around them, nothing copied
-                i = int(at[0])
-                few = pa.concat_tables([few.slice(0, i), new, few.slice(i)])
-                few_us = np.concatenate([few_us[:i], new_us, few_us[i:]])
-            else:
-                few, few_us = pa.concat_tables([few, new]), np.concatenate([few_us, new_us])
+            few, few_us = pa.concat_tables([few, new]), np.concatenate([few_us, new_us])
+            if len(self.few_us) and new_us[0] < self.few_us[-1]:  # a late one: back into time order
                 order = np.argsort(few_us, kind="stable")
                 few, few_us = few.take(pa.array(order)), few_us[order]
             touches = touches.extended(new)
