@@ -160,6 +160,8 @@ class LeadHistory:
             if len(self.few_us) and new_us[0] < self.few_us[-1]:  # a late one: back into time order
                 order = np.argsort(few_us, kind="stable")
                 few, few_us = few.take(pa.array(order)), few_us[order]
+            elif few.column(0).num_chunks > 32:  # a piece per merge; a lead that moves all day would have thousands
+                few = few.combine_chunks()
             touches = touches.extended(new)
         columns = merge_columns(self.columns, flags.columns(events))
         return LeadHistory(count, top, columns, few, few_us, first, _times(first), touches)
