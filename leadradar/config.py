@@ -497,6 +497,9 @@ class ServingConfig(BaseModel):
     rescore_poll_seconds: float = Field(default=0.1, gt=0)
     # Leads rescored together (one history read, one feature query, one write): bounds a tick's memory in a burst.
     rescore_batch_leads: int = Field(default=500, gt=0)
+    # Log entries read per query when a pass collects the leads that moved; a pass reads every entry stored
+    # before it began, so a lead moved all through a burst is rescored once per pass, not once per read.
+    rescore_read_events: int = Field(default=100_000, gt=0)
     # A score is flagged low-confidence when the part of its interval the data left open (the calibration bin's
     # support, not the spread every lead of the same probability has) is wider than this, in probability.
     low_confidence_width: float = Field(default=0.15, gt=0, le=1)

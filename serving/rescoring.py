@@ -121,11 +121,15 @@ class Rescorer:
         if engine is None:
             return 0
         when = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now).tz_convert("UTC")
-        upto, moved = self.events.moves_since(self.seq)
-        for m in moved:
-            self.pending[m.tenant_id, m.lead_id] = m
-            self._from.setdefault((m.tenant_id, m.lead_id), self.seq)
-        self.seq = upto
+        end = self.events.last_seq()  # the whole log stored before this pass: each lead that moved in it once
+        while self.seq < end:
+            upto, moved = self.events.moves_since(self.seq, self.settings.serving.rescore_read_events)
+            if upto <= self.seq:
+                break
+            for m in moved:
+                self.pending[m.tenant_id, m.lead_id] = m
+                self._from.setdefault((m.tenant_id, m.lead_id), self.seq)
+            self.seq = upto
         gap = pd.Timedelta(seconds=self.interval)
         self._last = {k: t for k, t in self._last.items() if when - t < gap}
         by_tenant: dict[str, list[Moved]] = {}

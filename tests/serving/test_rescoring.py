@@ -105,6 +105,20 @@ def test_a_late_event_changes_the_score_from_its_arrival_on_and_leaves_earlier_s
     assert second["p_close"] != first["p_close"].iloc[0]
 
 
+def test_one_pass_reads_the_whole_log_stored_before_it_and_rescores_each_lead_once(stores, engine):
+    """A burst longer than one read of the log: each lead is rescored once, with its newest event, not once a read."""
+    events, scores = stores
+    t0 = pd.Timestamp.now(tz="UTC").floor("s")
+    serving = engine.settings.serving.model_copy(update={"rescore_read_events": 2})
+    settings = engine.settings.model_copy(update={"serving": serving})
+    rescorer = Rescorer(settings, events, scores, lambda: engine, since=0)
+    land(events, touches(4, t0 - pd.Timedelta(minutes=2)) + touches(3, t0, lead="rescore-L2"), t0)
+    assert rescorer.tick(now=t0) == 2
+    assert rescorer.seq == events.last_seq() and not rescorer.pending
+    for lead, newest in ((LEAD, f"{LEAD}-3"), ("rescore-L2", "rescore-L2-2")):
+        assert scores.live_history(TENANT, lead)["moved_by"].tolist() == [newest]
+
+
 def test_a_live_score_is_the_answer_to_the_same_events_sent_inline(stores, engine):
     events, scores = stores
     t0 = pd.Timestamp.now(tz="UTC").floor("s")
