@@ -30,7 +30,7 @@ from leadradar.features.contract import FEATURE_EVENT_SCHEMA
 from leadradar.features.online import SQL_TYPES, with_us
 from leadradar.features.store import EventStore
 from leadradar.features.tiles.partials import day_events
-from leadradar.features.tiles.touches import Touches, grid_rank
+from leadradar.features.tiles.touches import Touches, by_time, grid_rank, times
 
 FLAG_COLUMNS = ("us", "tcode", "dwell_s", "night", "weekend")
 
@@ -105,17 +105,6 @@ def first_events(events: pa.Table) -> pa.Table:
     return events.filter(pc.equal(us, pc.min(us)))
 
 
-def _by_time(events: pa.Table) -> tuple[pa.Table, np.ndarray]:
-    """The events ordered by time, and their times."""
-    us = _times(events)
-    order = np.argsort(us, kind="stable")
-    return events.take(pa.array(order)), us[order]
-
-
-def _times(events: pa.Table) -> np.ndarray:
-    return pc.cast(events["ts"], pa.int64()).to_numpy()
-
-
 @dataclass
 class LeadHistory:
     """One lead's stored events up to log position `top` (`count` of them), as flag columns and few events (ordered
@@ -133,9 +122,9 @@ class LeadHistory:
 
     @classmethod
     def of(cls, count: int, top: int, columns: dict[str, np.ndarray], events: pa.Table) -> LeadHistory:
-        few, few_us = _by_time(few_events(events))
+        few, few_us = by_time(few_events(events))
         first = first_events(events)
-        return cls(count, top, columns, few, few_us, first, _times(first), Touches.of(few))
+        return cls(count, top, columns, few, few_us, first, times(first), Touches.of(few))
 
     def until(self, until_us: int) -> tuple[dict[str, np.ndarray], pa.Table, pa.Table]:
         """Flag columns, few events and first events of the events at or before `until_us` (slices, not copies)."""
@@ -154,7 +143,7 @@ class LeadHistory:
         """With events stored since `top` merged in (late ones included): only they are read, flagged and grouped."""
         first = first_events(pa.concat_tables([self.first, events]))
         few, few_us, touches = self.few, self.few_us, self.touches
-        new, new_us = _by_time(few_events(events))
+        new, new_us = by_time(few_events(events))
         if len(new_us):
             few, few_us = pa.concat_tables([few, new]), np.concatenate([few_us, new_us])
             if len(self.few_us) and new_us[0] < self.few_us[-1]:  # a late one: back into time order
@@ -164,7 +153,7 @@ class LeadHistory:
                 few = few.combine_chunks()
             touches = touches.extended(new)
         columns = merge_columns(self.columns, flags.columns(events))
-        return LeadHistory(count, top, columns, few, few_us, first, _times(first), touches)
+        return LeadHistory(count, top, columns, few, few_us, first, times(first), touches)
 
 
 class HistoryCache:

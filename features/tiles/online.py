@@ -39,7 +39,7 @@ from leadradar.features.tiles.history import (
     first_events,
     merge_columns,
 )
-from leadradar.features.tiles.touches import REFERRAL_ROWS, Touches, edge_days, grouped
+from leadradar.features.tiles.touches import Touches, edge_days, grouped, times
 from leadradar.features.tiles.windows import TileWindows
 
 
@@ -141,7 +141,7 @@ def age_edges(registry: FeatureRegistry, settings: Settings) -> np.ndarray:
 def referral_rows(events: pa.Table, cutoff_us: int, edges: np.ndarray) -> pa.Table:
     """`grid.referral_partials` of the events with a referrer, a row per (referrer, edge day, referred lead)."""
     referred = events.filter(pc.is_valid(events["referrer_lead_id"]))
-    us = pc.cast(referred["ts"], pa.int64()).to_numpy()
+    us = times(referred)
     keep = us <= cutoff_us
     if not keep.any():
         return REFERRAL_ROWS.empty_table()
@@ -162,6 +162,17 @@ def catalogue(items: pa.Table | None) -> dict[tuple[str, str], str]:
     if items is None:
         return {}
     return dict(zip(zip(items["tenant_id"].to_pylist(), items["item_id"].to_pylist()), items["category"].to_pylist()))
+
+
+REFERRAL_ROWS = pa.schema(
+    [
+        pa.field("tenant_id", pa.string()),
+        pa.field("lead_id", pa.string()),
+        pa.field("referred_lead_id", pa.string()),
+        pa.field("bucket", pa.int64()),
+        pa.field("n", pa.int64()),
+    ]
+)
 
 
 class OnlineTiles:

@@ -17,10 +17,10 @@ import pyarrow.compute as pc
 
 from leadradar.features.grid import DAY_US
 
-_KEY = [pa.field("tenant_id", pa.string()), pa.field("lead_id", pa.string())]
 ITEM_ROWS = pa.schema(
     [
-        *_KEY,
+        pa.field("tenant_id", pa.string()),
+        pa.field("lead_id", pa.string()),
         pa.field("item_id", pa.string()),
         pa.field("bucket", pa.int64()),
         pa.field("n", pa.int64()),
@@ -28,9 +28,19 @@ ITEM_ROWS = pa.schema(
         pa.field("category", pa.string()),
     ]
 )
-REFERRAL_ROWS = pa.schema(
-    [*_KEY, pa.field("referred_lead_id", pa.string()), pa.field("bucket", pa.int64()), pa.field("n", pa.int64())]
-)
+ITEM_KEY = ["tenant_id", "lead_id", "item_id"]
+
+
+def times(events: pa.Table) -> np.ndarray:
+    """The events' times as integer UTC microseconds."""
+    return pc.cast(events["ts"], pa.int64()).to_numpy()
+
+
+def by_time(events: pa.Table) -> tuple[pa.Table, np.ndarray]:
+    """The events ordered by time (ties in their order), and their times."""
+    us = times(events)
+    order = np.argsort(us, kind="stable")
+    return events.take(pa.array(order)), us[order]
 
 
 def edge_days(us: np.ndarray, cutoff_us: int, edges: np.ndarray) -> np.ndarray:
@@ -73,31 +83,26 @@ class Touches:
 
     @classmethod
     def of(cls, events: pa.Table) -> Touches:
-        touched = events.filter(pc.is_valid(events["item_id"]))
-        us = pc.cast(touched["ts"], pa.int64()).to_numpy()
-        order = np.argsort(us, kind="stable")
-        touched = touched.take(pa.array(order))
-        names = ["tenant_id", "lead_id", "item_id"]
+        touched, us = by_time(events.filter(pc.is_valid(events["item_id"])))
         if touched.num_rows == 0:
-            return cls(us, np.empty(0), np.empty(0, np.int64), ITEM_ROWS.empty_table().select(names))
-        keys, code = grouped(touched, names, np.zeros(touched.num_rows, np.int64))
+            return cls(us, np.empty(0), np.empty(0, np.int64), ITEM_ROWS.empty_table().select(ITEM_KEY))
+        keys, code = grouped(touched, ITEM_KEY, np.zeros(touched.num_rows, np.int64))
         dwell = touched["dwell_s"].to_numpy(zero_copy_only=False).astype(np.float64)
-        return cls(us[order], dwell, code, keys.select(names).cast(pa.schema([ITEM_ROWS.field(n) for n in names])))
+        return cls(us, dwell, code, keys.select(ITEM_KEY).cast(pa.schema([ITEM_ROWS.field(n) for n in ITEM_KEY])))
 
     def extended(self, events: pa.Table) -> Touches:
         """With a few more events merged in: their items' codes looked up or added, in Python (a handful of rows)."""
         touched = events.filter(pc.is_valid(events["item_id"]))
         if touched.num_rows == 0:
             return self
-        names = ["tenant_id", "lead_id", "item_id"]
-        index = {k: i for i, k in enumerate(zip(*(self.keys[n].to_pylist() for n in names)))}
-        added = list(zip(*(touched[n].to_pylist() for n in names)))
+        index = {k: i for i, k in enumerate(zip(*(self.keys[n].to_pylist() for n in ITEM_KEY)))}
+        added = list(zip(*(touched[n].to_pylist() for n in ITEM_KEY)))
         code = np.array([index.setdefault(k, len(index)) for k in added], np.int64)
         extra = [k for k, i in index.items() if i >= self.keys.num_rows]
         keys = self.keys
         if extra:
-            keys = pa.concat_tables([keys, pa.Table.from_pylist([dict(zip(names, k)) for k in extra], keys.schema)])
-        us = np.concatenate([self.us, pc.cast(touched["ts"], pa.int64()).to_numpy()])
+            keys = pa.concat_tables([keys, pa.Table.from_pylist([dict(zip(ITEM_KEY, k)) for k in extra], keys.schema)])
+        us = np.concatenate([self.us, times(touched)])
         dwell = touched["dwell_s"].to_numpy(zero_copy_only=False).astype(np.float64)
         order = np.argsort(us, kind="stable")
         return Touches(
