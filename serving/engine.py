@@ -200,7 +200,7 @@ class Engine:
         last_stage: dict[str, tuple[str, datetime]] = {}
         cut = pd.Timestamp(as_of)
         for lead_id, stage, ts in zip(
-            stages["lead_id"].to_pylist(), stages["stage"].to_pylist(), stages["ts"].to_pandas().tolist()
+            stages["lead_id"].to_pylist(), stages["stage"].to_pylist(), stages["ts"].to_pylist()
         ):
             if ts <= cut and (lead_id not in last_stage or ts >= last_stage[lead_id][1]):
                 last_stage[lead_id] = (stage, ts)
@@ -223,6 +223,9 @@ class Engine:
         if self.store is None:
             raise RequestError(["body", "leads"], "this service has no event store to read stored history from")
         until = pd.Timestamp(as_of)
+        stored_stages = self.store.stages(tenant, leads=lead_ids, until=until)
+        if not whole and events.num_rows == 0:  # nothing sent that a stored copy could repeat
+            return events, pa.concat_tables([stored_stages, stages.cast(STAGE_SCHEMA)])
         ids = None if whole else events["event_id"].to_pylist()
         stored = self.store.events(tenant, leads=lead_ids, until=until, event_ids=ids)
         both = pa.concat_tables([stored, events])
@@ -240,7 +243,6 @@ class Engine:
         merged = both.filter(pa.array(~duplicate)) if duplicate.any() else both
         if not whole:  # the stored copies are in the kept histories already
             merged = both.slice(stored.num_rows).filter(pa.array(~duplicate[stored.num_rows :]))
-        stored_stages = self.store.stages(tenant, leads=lead_ids, until=until)
         return merged, pa.concat_tables([stored_stages, stages.cast(STAGE_SCHEMA)])
 
     def _rows(
@@ -313,6 +315,8 @@ class Engine:
         An event ingest would quarantine, or a later copy of an event id with other content, refuses the
         request (422) naming the first such event and its field; a copy with the same content counts once.
         """
+        if events.num_rows == 0:  # leads scored by id alone: no rule to apply
+            return events
         accepted, rejected = validate_events(events, self.settings, pd.Timestamp.now(tz="UTC"), source="request")
         if rejected.num_rows:
             first = rejected.slice(0, 1).to_pylist()[0]

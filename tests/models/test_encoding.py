@@ -62,3 +62,31 @@ def test_a_model_of_one_feature_reads_its_records_too():
     np.testing.assert_array_equal(one.transform_records([{"a": 2}, {"a": None}]), [[2.0], [np.nan]])
     with pytest.raises(MissingFeaturesError):
         one.transform_records([{"b": 1}])
+
+
+def test_a_frame_of_every_column_kind_reads_as_each_column_alone():
+    """NumPy numeric columns are converted together, the others (nullable, text, dates) one at a time: the
+    matrix is what `pd.to_numeric` gives column by column."""
+    frame = pd.DataFrame(
+        {
+            "f": [1.5, np.nan, -2.0],
+            "i": np.array([3, 0, -1], np.int64),
+            "u": np.array([1, 2, 3], np.uint8),
+            "flag": [True, False, True],
+            "nullable": pd.array([1, None, 4], dtype="Int64"),
+            "text": ["2.5", "oops", None],
+            "kind": ["x", "unseen", None],
+            "f32": np.array([0.25, 1.0, np.nan], np.float32),
+        }
+    )
+    names = ["text", "f", "kind", "i", "u", "flag", "nullable", "f32"]
+    enc = FeatureEncoder(names, ["kind"]).fit(pd.DataFrame({n: frame[n] for n in names}).assign(kind=["x", "y", "y"]))
+    expected = np.column_stack(
+        [
+            pd.to_numeric(frame[n], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+            if n != "kind"
+            else [0.0, np.nan, np.nan]
+            for n in names
+        ]
+    )
+    np.testing.assert_array_equal(enc.transform(frame), expected)
