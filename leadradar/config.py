@@ -500,6 +500,10 @@ class ServingConfig(BaseModel):
     # Log entries read per query when a pass collects the leads that moved; a pass reads every entry stored
     # before it began, so a lead moved all through a burst is rescored once per pass, not once per read.
     rescore_read_events: int = Field(default=100_000, gt=0)
+    # How long one of the worker's Python threads may hold the interpreter while another waits
+    # (`sys.setswitchinterval`). The rescorer makes many short database and Arrow calls, and after each one waits
+    # for the interpreter again: at CPython's 5 ms, a request thread kept busy made rescoring 23x slower.
+    switch_interval_ms: float = Field(default=0.2, gt=0)
     # A score is flagged low-confidence when the part of its interval the data left open (the calibration bin's
     # support, not the spread every lead of the same probability has) is wider than this, in probability.
     low_confidence_width: float = Field(default=0.15, gt=0, le=1)

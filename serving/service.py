@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -200,6 +201,7 @@ class LeadRadar:
     def follow_champion(self) -> None:
         """Poll the registry for a new champion once the worker is up (BentoML runs this after __init__),
         and rescore leads as their events land (serving/rescoring.py; one worker, when `serving.rescore`)."""
+        sys.setswitchinterval(self.settings.serving.switch_interval_ms / 1000)
         self.holder.start()
         self.rescorer: Rescorer | None = None
         self.alerting: Any = None

@@ -12,9 +12,11 @@ alone, late or not) and whether anything was deleted (forget, retention: the lea
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +44,8 @@ class EventFlags:
         # Repeats dropped by `distinct` (SQLite has no hash for the batch's cheaper route); the added columns are
         # functions of the compared ones, so it drops the same rows.
         ev = day_events(unbound_inputs(settings, with_items=False)["events"], 0, settings, unique=True).distinct()
-        self.sql = str(ibis.to_sql(ev.order_by(["us", "event_id"]).select(*FLAG_COLUMNS), dialect="sqlite"))
+        ev = ev.order_by(["lead_id", "us", "event_id"]).select("lead_id", *FLAG_COLUMNS)
+        self.sql = str(ibis.to_sql(ev, dialect="sqlite"))
         self._local = threading.local()
 
     def _con(self) -> sqlite3.Connection:
@@ -55,9 +58,13 @@ class EventFlags:
         return con
 
     def columns(self, events: pa.Table) -> dict[str, np.ndarray]:
-        """The events' flag columns, deduplicated and ordered by time."""
+        """One lead's events' flag columns, deduplicated and ordered by time."""
+        return next(iter(self.by_lead(events).values()), None) or empty_columns()
+
+    def by_lead(self, events: pa.Table) -> dict[str, dict[str, np.ndarray]]:
+        """Each lead's flag columns (as `columns`), every lead's events in one run."""
         if events.num_rows == 0:
-            return empty_columns()
+            return {}
         con = self._con()
         table = with_us(events).select(FEATURE_EVENT_SCHEMA.names).cast(FEATURE_EVENT_SCHEMA).to_pydict()
         marks = ", ".join("?" * len(FEATURE_EVENT_SCHEMA.names))
@@ -67,13 +74,16 @@ class EventFlags:
         finally:
             con.execute("DELETE FROM lr_events")
         data = list(zip(*rows))
-        return {
-            "us": np.array(data[0], np.int64),
-            "tcode": np.array(data[1], np.int64),
-            "dwell": np.array(data[2], np.float64),  # None reads as NaN
-            "night": np.array(data[3], np.float64),
-            "weekend": np.array(data[4], np.float64),
+        leads = np.array(data[0], dtype=object)
+        columns = {
+            "us": np.array(data[1], np.int64),
+            "tcode": np.array(data[2], np.int64),
+            "dwell": np.array(data[3], np.float64),  # None reads as NaN
+            "night": np.array(data[4], np.float64),
+            "weekend": np.array(data[5], np.float64),
         }
+        edges = [0, *(np.flatnonzero(leads[1:] != leads[:-1]) + 1).tolist(), len(leads)]
+        return {leads[a]: {k: v[a:b] for k, v in columns.items()} for a, b in itertools.pairwise(edges)}
 
 
 def empty_columns() -> dict[str, np.ndarray]:
@@ -156,6 +166,11 @@ class LeadHistory:
         return LeadHistory(count, top, columns, few, few_us, first, times(first), touches)
 
 
+def _codes(events: pa.Table, leads: list[str]) -> np.ndarray:
+    """Each event's lead as its place in `leads` (every event's lead is one of them)."""
+    return pc.index_in(events["lead_id"], value_set=pa.array(leads, pa.string())).to_numpy(zero_copy_only=False)
+
+
 class HistoryCache:
     """Kept lead histories of one process, the least recently used dropped past `size` leads."""
 
@@ -168,32 +183,65 @@ class HistoryCache:
 
     def get(self, store: EventStore, tenant: str, lead: str) -> LeadHistory:
         """The lead's history as stored now: kept and extended by what arrived since, or read whole."""
-        key = (store.url, tenant, lead)
-        count, top = store.lead_mark(tenant, lead)
+        return self.get_many(store, tenant, [lead])[0]
+
+    def get_many(self, store: EventStore, tenant: str, leads: Sequence[str]) -> list[LeadHistory]:
+        """These leads' histories as stored now (as `get`), with one question to the store for all their marks and
+        one read of the leads not kept: a rescoring batch asks twice, not twice per lead."""
         with self._lock:
-            kept = self._kept.get(key)
-        if kept is not None and (kept.top, kept.count) == (top, count):
-            self.read_rows = 0
-            history = kept
-        else:
-            after = kept.top if kept is not None and top > kept.top else None
-            shorter = after is not None and top - after < count  # the log since is shorter than the lead's events
-            new = store.events(tenant, leads=[lead], after_seq=after, upto_seq=top, by_log=shorter)
-            self.read_rows = new.num_rows
-            new = split_consent(new, self.settings)[0]
-            if kept is not None and after is not None and kept.count + self.read_rows == count:
-                history = kept.extended(new, self.flags, top, count)
-            else:
-                if after is not None:  # something was deleted: read the lead again
-                    new = split_consent(store.events(tenant, leads=[lead], upto_seq=top), self.settings)[0]
-                    self.read_rows = new.num_rows
-                history = LeadHistory.of(count, top, self.flags.columns(new), new)
+            kept = [self._kept.get((store.url, tenant, lead)) for lead in leads]
+        marks = store.lead_marks(tenant, [lead for lead, k in zip(leads, kept, strict=True) if k is not None])
+        self.read_rows = 0
+        histories: dict[str, LeadHistory] = {}
+        for lead, k in zip(leads, kept, strict=True):
+            if k is not None:
+                count, top = marks.get(lead, (0, 0))
+                fresh = (k.top, k.count) == (top, count)
+                histories[lead] = k if fresh else self._refreshed(store, tenant, lead, k, count, top)
+        unread = list(dict.fromkeys(lead for lead in leads if lead not in histories))
+        if unread:
+            histories |= self._read(store, tenant, unread)
         with self._lock:
-            self._kept[key] = history
-            self._kept.move_to_end(key)
+            for lead in dict.fromkeys(leads):
+                key = (store.url, tenant, lead)
+                self._kept[key] = histories[lead]
+                self._kept.move_to_end(key)
             while len(self._kept) > self.size:
                 self._kept.popitem(last=False)
-        return history
+        return [histories[lead] for lead in leads]
+
+    def _read(self, store: EventStore, tenant: str, leads: list[str]) -> dict[str, LeadHistory]:
+        """Leads' whole histories in one read; each one's mark is counted from the rows read, so it is theirs."""
+        events, seq = store.lead_histories(tenant, leads)
+        self.read_rows += events.num_rows
+        codes = _codes(events, leads)
+        order = np.argsort(codes, kind="stable")  # each lead's rows together, in log order
+        edges = np.searchsorted(codes[order], np.arange(len(leads) + 1))
+        events = split_consent(events.take(pa.array(order)), self.settings)[0] if len(order) else events
+        kept_edges = np.searchsorted(_codes(events, leads), np.arange(len(leads) + 1))
+        flags = self.flags.by_lead(events)
+        out = {}
+        for i, lead in enumerate(leads):
+            mine = seq[order[edges[i] : edges[i + 1]]]
+            count, top = len(mine), int(mine.max()) if len(mine) else 0
+            own = events.slice(kept_edges[i], kept_edges[i + 1] - kept_edges[i])
+            out[lead] = LeadHistory.of(count, top, flags.get(lead) or empty_columns(), own)
+        return out
+
+    def _refreshed(
+        self, store: EventStore, tenant: str, lead: str, kept: LeadHistory, count: int, top: int
+    ) -> LeadHistory:
+        """A kept history brought up to the lead's mark (`count` events, the newest at `top`): what arrived since
+        merged in, or the lead read again when something was deleted."""
+        after = kept.top if top > kept.top else None
+        if after is None:
+            return self._read(store, tenant, [lead])[lead]
+        shorter = top - after < count  # the log since is shorter than the lead's events
+        new = store.events(tenant, leads=[lead], after_seq=after, upto_seq=top, by_log=shorter)
+        self.read_rows += new.num_rows
+        if kept.count + new.num_rows != count:  # something was deleted: read the lead again
+            return self._read(store, tenant, [lead])[lead]
+        return kept.extended(split_consent(new, self.settings)[0], self.flags, top, count)
 
     def forget(self, tenant: str, lead: str) -> None:
         """Drop what is kept of a lead (it is read again if it is scored again)."""

@@ -214,8 +214,7 @@ class OnlineTiles:
         tod = c % DAY_US
         parts: list[DayTiles | None] = []
         columns, kept, few, first, item_parts = [], [], [], [], []
-        for lead in lead_ids:
-            history = self.cache.get(store, tenant, lead)
+        for lead, history in zip(lead_ids, self.cache.get_many(store, tenant, lead_ids), strict=True):
             cols, kept_few, kept_first = history.until(c)
             touches = history.touches
             mine = inline.filter(pc.equal(own, lead)) if inline.num_rows else inline

@@ -125,6 +125,20 @@ def test_changed_since_names_the_leads_of_new_events_in_log_order(store):
     assert upto == store.last_seq() and leads == [("acme", "L2"), ("acme", "L3")]
 
 
+def test_leads_marks_and_histories_come_from_one_question_each(store):
+    """A lead's mark is its event count and newest log position, alone or among others; histories of several leads
+    read at once are each lead's events in log order, each with its log position."""
+    rows = [event(1, lead_id="L1"), event(2, lead_id="L2"), event(3, lead_id="L1"), event(4, lead_id="L3")]
+    store.append_events(checked(rows, store.settings), source="a", arrived=NOW)
+    top = store.last_seq()
+    assert store.lead_marks("acme", ["L1"]) == {"L1": (2, top - 1)}
+    assert store.lead_marks("acme", ["L1", "L3", "L9"]) == {"L1": (2, top - 1), "L3": (1, top)}
+    assert store.lead_marks("acme", ["L9"]) == {} and store.lead_marks("other", ["L1"]) == {}
+    events, seq = store.lead_histories("acme", ["L3", "L1"])
+    assert events["event_id"].to_pylist() == ["ev1", "ev3", "ev4"] and list(seq) == [top - 3, top - 1, top]
+    assert events["lead_id"].to_pylist() == ["L1", "L1", "L3"]
+
+
 def test_a_timeline_pages_newest_first(store):
     rows = [event(i, ts=f"2026-03-0{i}T10:00:00Z") for i in range(1, 6)]
     store.append_events(checked(rows, store.settings), source="a", arrived=NOW)

@@ -227,3 +227,43 @@ def test_events_stored_since_the_history_was_kept_are_merged_into_its_items_and_
     assert got.set_index("lead_id").loc["L1", "referred_visits_all"] == 2
     assert TILES.cache.read_rows == 0  # the second request read nothing more
     store.close()
+
+
+def test_a_batch_of_leads_gets_the_histories_each_lead_alone_would(tmp_path):
+    """One call for leads kept and unchanged, kept and moved on, kept with an event deleted and one added, not kept
+    (one with a consent event among theirs), never stored, and one named twice: each history is what a new cache
+    reads for that lead alone, and only the new, the changed and the unkept leads' events are read."""
+    from leadradar.features.tiles.history import HistoryCache
+
+    base = {"tenant_id": "ta", "sales_id": "s1", "micro": 0, "dwell_s": 5.0, "referrer_lead_id": None}
+    base |= {"channel": "h5", "event_type": "product_view"}
+    items = [("L1", None), ("L2", "ta-p1-01"), ("L3", "ta-pricing"), ("L4", None), ("L5", "ta-p1-02")]
+    rows = [
+        {**base, "lead_id": lead, "item_id": item, "offset_s": -h * 3600 - k}
+        for k, (lead, item) in enumerate(items)
+        for h in range(1, 4)
+    ]
+    rows.append({**base, "lead_id": "L4", "item_id": None, "event_type": "privacy_consent", "offset_s": -7200})
+    store = stored(tmp_path, events_table(rows, id_prefix="b-"))
+    cache = HistoryCache(SETTINGS, 100)
+    kept = cache.get_many(store, "ta", ["L1", "L2", "L3"])
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM events WHERE event_id = 'b-6'")  # one of L3's
+    moved = [{**base, "lead_id": lead, "item_id": "ta-p1-02", "offset_s": -60} for lead in ("L2", "L3")]
+    store.append_events(validate_events(events_table(moved, id_prefix="m-"), store.settings, source="t"), source="t")
+    leads = ["L1", "L2", "L3", "L4", "L9", "L5", "L1"]
+    got = cache.get_many(store, "ta", leads)
+    assert got[0] is kept[0] and got[6] is kept[0]
+    assert cache.read_rows == 1 + (1 + 3) + 4 + 3  # L2's new event; L3's, then L3 again; L4 with its consent; L5
+    for lead, history in zip(leads, got, strict=True):
+        alone = HistoryCache(SETTINGS, 100).get(store, "ta", lead)
+        assert (history.count, history.top) == (alone.count, alone.top), lead
+        for name, column in alone.columns.items():
+            np.testing.assert_array_equal(history.columns[name], column, err_msg=f"{lead} {name}")
+        assert history.few.equals(alone.few) and history.first.equals(alone.first), lead
+        assert history.touches.keys.equals(alone.touches.keys), lead
+        np.testing.assert_array_equal(history.touches.code, alone.touches.code, err_msg=lead)
+    assert (got[3].count, len(got[3].columns["us"])) == (4, 3)  # the consent event is counted, never a feature's
+    assert got[4].count == 0 and len(got[4].columns["us"]) == 0
+    assert (got[5].count, got[5].touches.keys["item_id"].to_pylist()) == (3, ["ta-p1-02"])
+    store.close()
