@@ -57,17 +57,13 @@ class FeatureEncoder:
         """A float64 matrix in feature order; unseen categories and missing values become NaN."""
         self._check(frame)
         out = np.empty((len(frame), len(self.features)), dtype=np.float64)
-        plain = [j for j, name in enumerate(self.features) if name not in self.levels_ and _plain(frame[name])]
-        if plain:  # numeric NumPy columns in one conversion: per column, `to_numeric` was most of a scoring pass
-            out[:, plain] = frame[[self.features[j] for j in plain]].to_numpy(dtype=np.float64)
-        done = set(plain)
         for j, name in enumerate(self.features):
-            if j in done:
-                continue
             col = frame[name]
             if name in self.levels_:
                 codes = pd.Categorical(col.astype("string"), categories=self.levels_[name]).codes
                 out[:, j] = np.where(codes < 0, np.nan, codes)
+            elif _plain(col):  # numbers already: `to_numeric`'s checks were most of a small batch's cost
+                out[:, j] = col.to_numpy()
             else:
                 out[:, j] = pd.to_numeric(col, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         return out

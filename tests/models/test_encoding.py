@@ -65,7 +65,7 @@ def test_a_model_of_one_feature_reads_its_records_too():
 
 
 def test_a_frame_of_every_column_kind_reads_as_each_column_alone():
-    """NumPy numeric columns are converted together, the others (nullable, text, dates) one at a time: the
+    """NumPy numeric columns are taken as they are, the others (nullable, text) through `pd.to_numeric`: the
     matrix is what `pd.to_numeric` gives column by column."""
     frame = pd.DataFrame(
         {
