@@ -223,9 +223,11 @@ class Engine:
         if self.store is None:
             raise RequestError(["body", "leads"], "this service has no event store to read stored history from")
         until = pd.Timestamp(as_of)
-        stored_stages = self.store.stages(tenant, leads=lead_ids, until=until)
+        all_stages = pa.concat_tables(
+            [self.store.stages(tenant, leads=lead_ids, until=until), stages.cast(STAGE_SCHEMA)]
+        )
         if not whole and events.num_rows == 0:  # nothing sent that a stored copy could repeat
-            return events, pa.concat_tables([stored_stages, stages.cast(STAGE_SCHEMA)])
+            return events, all_stages
         ids = None if whole else events["event_id"].to_pylist()
         stored = self.store.events(tenant, leads=lead_ids, until=until, event_ids=ids)
         both = pa.concat_tables([stored, events])
@@ -243,7 +245,7 @@ class Engine:
         merged = both.filter(pa.array(~duplicate)) if duplicate.any() else both
         if not whole:  # the stored copies are in the kept histories already
             merged = both.slice(stored.num_rows).filter(pa.array(~duplicate[stored.num_rows :]))
-        return merged, pa.concat_tables([stored_stages, stages.cast(STAGE_SCHEMA)])
+        return merged, all_stages
 
     def _rows(
         self,
