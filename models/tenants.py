@@ -36,7 +36,10 @@ class TenantCalibration:
     def predict(self, p: np.ndarray, tenants: np.ndarray | str) -> tuple[np.ndarray, np.ndarray]:
         """The tenant's own probability where it has a calibrator, else the pooled one; and where it was pooled."""
         p = np.asarray(p, dtype=float)
-        tenants = np.full(len(p), tenants, dtype=object) if isinstance(tenants, str) else np.asarray(tenants)
+        if isinstance(tenants, str):  # one tenant's rows (every request): no per-row comparison
+            own = self.calibrators_.get(tenants)
+            return (p.copy(), np.ones(len(p), dtype=bool)) if own is None else (own.predict(p), np.zeros(len(p), bool))
+        tenants = np.asarray(tenants)
         out, pooled = p.copy(), np.ones(len(p), dtype=bool)
         for tenant, calibrator in self.calibrators_.items():
             mine = tenants == tenant

@@ -12,9 +12,15 @@ from typing import Any
 
 import lightgbm as lgb
 import numpy as np
-from scipy.stats import beta
+from scipy.special import betaincinv
 
 Calibrate = Callable[[np.ndarray], np.ndarray]
+
+
+def beta_quantile(q: Any, a: Any, b: Any) -> np.ndarray:
+    """The `q` quantile of Beta(a, b): the function `scipy.stats.beta.ppf` computes (equal to it), without that
+    method's argument handling, about 70 µs a call and five calls a scored lead."""
+    return np.asarray(betaincinv(a, b, q))
 
 
 def contain(lo: np.ndarray, p: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -74,8 +80,8 @@ class BinSupportInterval:
         n, wins = self.rows_[k], self.wins_[k]
         tail = (1 - self.level) / 2
         rate = wins / n
-        lo = beta.ppf(tail, wins + 0.5, n - wins + 0.5)
-        hi = beta.ppf(1 - tail, wins + 0.5, n - wins + 0.5)
+        lo = beta_quantile(tail, wins + 0.5, n - wins + 0.5)
+        hi = beta_quantile(1 - tail, wins + 0.5, n - wins + 0.5)
         # the interval is for the bin's rate; centred on the lead's own probability, it keeps the bin's width
         return contain(np.clip(p - (rate - lo), 0, 1), p, np.clip(p + (hi - rate), 0, 1))
 
@@ -117,7 +123,7 @@ class DispersionInterval(BinSupportInterval):
         lo_bin, hi_bin = super().predict(X, p, calibrate)
         q = np.clip(p, 1e-6, 1 - 1e-6)
         tail = (1 - self.level) / 2
-        lo, hi = beta.ppf([[tail], [1 - tail]], q * self.concentration, (1 - q) * self.concentration)
+        lo, hi = beta_quantile([[tail], [1 - tail]], q * self.concentration, (1 - q) * self.concentration)
         return contain(np.clip(lo - (p - lo_bin), 0, 1), p, np.clip(hi + (hi_bin - p), 0, 1))
 
     def to_dict(self) -> dict[str, Any]:

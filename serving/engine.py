@@ -361,14 +361,22 @@ class Engine:
 
     # -- answers ----------------------------------------------------------------------------------
 
-    def _probabilities(self, X: np.ndarray, tenant: str) -> dict[str, np.ndarray]:
-        """Every target's probability as the tenant reads it (its own calibration where it has one)."""
-        return {name: t.predict_for(X, tenant)[0] for name, t in self.model.targets_.items()}
+    def _probabilities(self, X: np.ndarray, tenant: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """Every target's probability as the tenant reads it (its own calibration where it has one), and where the
+        main target's is the pooled one."""
+        probs, pooled = {}, np.ones(len(X), dtype=bool)
+        for name, target in self.model.targets_.items():
+            probs[name], own_pooled = target.predict_for(X, tenant)
+            if name == self.model.main_target:
+                pooled = own_pooled
+        return probs, pooled
 
-    def _certainty(self, X: np.ndarray, tenant: str, curve: dict[int, np.ndarray]) -> list[dict[str, Any]]:
+    def _certainty(
+        self, X: np.ndarray, tenant: str, curve: dict[int, np.ndarray], probs: dict[str, np.ndarray], pooled: np.ndarray
+    ) -> list[dict[str, Any]]:
         """The main target's interval, flags and expected close window, per row."""
         target = self.model.targets_[self.model.main_target]
-        p, pooled = target.predict_for(X, tenant)
+        p = probs[self.model.main_target]
         bounds = target.interval_for(X, p, tenant)
         lo, hi = bounds if bounds is not None else (None, None)
         support = target.support_for(X, p, tenant)
@@ -402,7 +410,7 @@ class Engine:
                     rows[i] = (Xe[pos], records[pos]["stage"])
         order = sorted(rows)
         X = np.vstack([rows[i][0] for i in order]) if order else np.empty((0, len(self.features)))
-        probs = self._probabilities(X, tenant) if order else {}
+        probs, pooled = self._probabilities(X, tenant) if order else ({}, np.ones(0, dtype=bool))
         reasons = (
             self.explainer.explain_matrix(
                 X, request.lang, self.settings.serving.reasons_for, self.settings.serving.reasons_against
@@ -413,7 +421,7 @@ class Engine:
         answers, values = {}, {n: p.tolist() for n, p in probs.items()}
         by_days = close_curve(probs, self.close_names) if order else {}
         curve = {f"{d}d": c.tolist() for d, c in by_days.items()}
-        sure = self._certainty(X, tenant, by_days) if order else []
+        sure = self._certainty(X, tenant, by_days, probs, pooled) if order else []
         for k, i in enumerate(order):
             answers[i] = self._answer(
                 request.leads[i],

@@ -8,7 +8,13 @@ import pytest
 
 from leadradar.config import ServingConfig
 from leadradar.models.tenants import TenantCalibration
-from leadradar.models.uncertainty import BaggedInterval, BinSupportInterval, DispersionInterval, interval_from_dict
+from leadradar.models.uncertainty import (
+    BaggedInterval,
+    BinSupportInterval,
+    DispersionInterval,
+    beta_quantile,
+    interval_from_dict,
+)
 from leadradar.serving.certainty import certainty
 
 
@@ -35,6 +41,31 @@ def test_a_tenant_below_the_minimum_rows_stays_pooled() -> None:
     cal = TenantCalibration(min_rows=5000, min_positives=40).fit(p, y, tenants)
     assert cal.calibrators_ == {}
     assert cal.predict(p[:3], "b")[1].all()
+
+
+def test_one_tenant_named_once_reads_as_that_tenant_named_on_every_row() -> None:
+    """A request names its tenant once; it must read what a batch of that tenant's rows reads."""
+    p, y, tenants = _world()
+    cal = TenantCalibration(min_rows=1000, min_positives=40).fit(p, y, np.where(tenants == "a", "a", "b"))
+    cal.calibrators_.pop("a")  # a: pooled; b: its own sigmoid
+    for tenant in ("a", "b", "new"):
+        one, pooled_one = cal.predict(p[:40], tenant)
+        rows, pooled_rows = cal.predict(p[:40], np.full(40, tenant, dtype=object))
+        np.testing.assert_array_equal(one, rows)
+        np.testing.assert_array_equal(pooled_one, pooled_rows)
+        assert pooled_one.all() == (tenant != "b")
+
+
+def test_beta_quantile_is_scipys_beta_ppf() -> None:
+    from scipy.stats import beta
+
+    rng = np.random.default_rng(3)
+    a, b = rng.uniform(0.05, 80, 5000), rng.uniform(0.05, 80, 5000)
+    q = np.concatenate([[0.0, 1.0, 0.05, 0.95], rng.uniform(0, 1, 4996)])
+    np.testing.assert_array_equal(beta_quantile(q, a, b), beta.ppf(q, a, b))
+    grid = beta_quantile([[0.05], [0.95]], a[:7], b[:7])
+    assert grid.shape == (2, 7)
+    np.testing.assert_array_equal(grid, beta.ppf([[0.05], [0.95]], a[:7], b[:7]))
 
 
 def test_tenant_calibration_survives_a_round_trip_through_json() -> None:
