@@ -382,6 +382,20 @@ class Engine:
         support = target.support_for(X, p, tenant)
         return certainty(p, lo, hi, pooled, curve, self.settings.serving, support)
 
+    def quick(self, request: ScoreRequest, tenant: str) -> bool:
+        """Whether the answer costs a few milliseconds whatever the leads: at most `serving.inline_leads` of them,
+        each by its feature row, or by id with no events sent and its history kept by this worker (the service
+        answers those in place; a thread and back costs about 0.5 ms of a 7 ms answer)."""
+        leads = request.leads
+        if len(leads) > self.settings.serving.inline_leads:
+            return False
+        by_id = [lead for lead in leads if lead.features is None]
+        if not by_id:
+            return True
+        if self.tiles is None or self.store is None or any(lead.events or not lead.from_store for lead in by_id):
+            return False
+        return self.tiles.cache.holds(self.store, tenant, [lead.lead_id.strip() for lead in by_id])
+
     def score(self, request: ScoreRequest, principal: Principal) -> ScoreResponse:
         tenant = principal.tenant_id
         for i, lead in enumerate(request.leads):

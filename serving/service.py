@@ -272,10 +272,8 @@ class LeadRadar:
             return errors.invalid(exc.errors(include_url=False, include_input=False), ("body",))
         engine = self._engine()
         try:
-            small = len(body.leads) <= self.settings.serving.inline_leads and all(
-                lead.features is not None for lead in body.leads
-            )
-            answer = engine.score(body, principal) if small else await run_in_threadpool(engine.score, body, principal)
+            quick = engine.quick(body, principal.tenant_id)
+            answer = engine.score(body, principal) if quick else await run_in_threadpool(engine.score, body, principal)
         except PermissionError as exc:
             raise HTTPException(403, str(exc)) from None
         except RequestError as exc:

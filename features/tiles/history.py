@@ -181,6 +181,12 @@ class HistoryCache:
         self._lock = threading.Lock()
         self.read_rows = 0  # events read from the store by the last `get` (what a refresh cost)
 
+    def holds(self, store: EventStore, tenant: str, leads: Sequence[str]) -> bool:
+        """Whether every one of these leads' histories is kept: then their features cost a merge of what arrived
+        since, not a read of their whole history."""
+        with self._lock:
+            return all((store.url, tenant, lead) in self._kept for lead in leads)
+
     def get(self, store: EventStore, tenant: str, lead: str) -> LeadHistory:
         """The lead's history as stored now: kept and extended by what arrived since, or read whole."""
         return self.get_many(store, tenant, [lead])[0]

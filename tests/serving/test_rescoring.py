@@ -16,6 +16,7 @@ from leadradar.config import Settings
 from leadradar.features.online import OnlineFeatures
 from leadradar.features.registry import build_registry
 from leadradar.features.store import EventStore
+from leadradar.features.tiles.online import OnlineTiles
 from leadradar.features.validation import validate_events
 from leadradar.registry import load_alias
 from leadradar.serving.auth import Principal
@@ -131,6 +132,35 @@ def test_a_live_score_is_the_answer_to_the_same_events_sent_inline(stores, engin
     answer = engine.score(request, Principal(key_id="k", tenant_id=TENANT, role="system")).leads[0]
     assert stored["p_close"] == pytest.approx(answer.p_close[f"{engine.settings.training.horizon_days}d"], abs=1e-9)
     assert stored["grade"] == answer.grade and stored["stage"] == answer.stage
+
+
+def test_a_request_is_answered_in_place_only_while_its_cost_is_bounded(stores, engine, settings: Settings):
+    """The service answers `Engine.quick` requests on its event loop: feature rows, or leads by id whose histories
+    the worker keeps; a history still to be read whole, raw events or more leads than `serving.inline_leads` go to
+    a thread."""
+    events, _ = stores
+    t0 = pd.Timestamp.now(tz="UTC").floor("s")
+    rows = touches(6, t0 - pd.Timedelta(minutes=5))
+    land(events, rows, t0)
+    tiles = OnlineTiles(settings, engine.registry)
+    kept = Engine(engine.loaded, settings, engine.registry, engine.online, engine.context, engine.items, events, tiles)
+
+    def request(*leads: dict) -> ScoreRequest:
+        return ScoreRequest.model_validate({"leads": list(leads), "as_of": t0.isoformat()})
+
+    by_id = request({"lead_id": LEAD})
+    assert not kept.quick(by_id, TENANT)  # its history is read whole the first time
+    kept.score(by_id, Principal(key_id="k", tenant_id=TENANT, role="system"))
+    assert kept.quick(by_id, TENANT)
+    assert not kept.quick(by_id, "t02")  # another tenant's lead of that id is not the one kept
+    assert not kept.quick(request({"lead_id": LEAD}, {"lead_id": "rescore-unread"}), TENANT)
+    sent = {k: v for k, v in rows[0].items() if k not in ("tenant_id", "lead_id")}
+    assert not kept.quick(request({"lead_id": LEAD, "stored": True, "events": [sent]}), TENANT)
+    assert not kept.quick(request({"lead_id": LEAD, "events": [sent]}), TENANT)
+    limit = settings.serving.inline_leads
+    assert kept.quick(request(*[{"lead_id": f"F{i}", "features": {}} for i in range(limit)]), TENANT)
+    assert not kept.quick(request(*[{"lead_id": f"F{i}", "features": {}} for i in range(limit + 1)]), TENANT)
+    assert not engine.quick(by_id, TENANT)  # no kept histories without the tiles
 
 
 def test_many_events_of_one_lead_in_a_burst_give_a_few_rescorings_not_one_each(stores, engine):
