@@ -464,7 +464,7 @@ class ServingConfig(BaseModel):
     # cores). So are as many leads by id whose histories the worker keeps (features.online_tiles): a lead with
     # 5,000 stored events 7.4 -> 6.9 ms p50. Larger requests, raw events and leads whose history must be read
     # whole go to a thread so they do not hold up the others.
-    inline_leads: int = 16
+    inline_leads: int = Field(default=16, ge=0)
     # BentoML's per-request access log, Prometheus /metrics and OpenTelemetry spans for /v1. Each adds
     # to every request (together 2.35 -> 2.11 ms p50 and 329 -> 406 leads/s on 2 cores), so they are opt-in.
     access_log: bool = False

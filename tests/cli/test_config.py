@@ -123,3 +123,13 @@ def test_bad_window_in_the_environment_is_refused(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("LEADRADAR_FEATURES__WINDOWS_DAYS", "[7, 0]")
     with pytest.raises(ValidationError, match=r"1\.\.3650"):
         Settings()
+
+
+def test_a_negative_count_of_leads_answered_in_place_is_refused_and_zero_sends_every_request_to_a_thread(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setenv("LEADRADAR_SERVING__INLINE_LEADS", "-3")
+    with pytest.raises(ValidationError, match="inline_leads"):
+        Settings()
+    monkeypatch.setenv("LEADRADAR_SERVING__INLINE_LEADS", "0")
+    assert Settings().serving.inline_leads == 0
