@@ -37,10 +37,11 @@ lint: $(STAMP)
 	cd $(TYPECHECK) && $(CURDIR)/$(PY) -m mypy --config-file $(CURDIR)/pyproject.toml -p leadradar
 
 # Two workers by default (this machine's cores); a test file runs whole on one worker, so its module fixtures
-# (servers, clusters) start once. TEST_WORKERS=0 runs the suite in one process.
+# (servers, clusters) start once, and the files that need the session's trained model share one worker, so it is
+# trained once (groups and their order: tests/conftest.py). TEST_WORKERS=0 runs the suite in one process.
 TEST_WORKERS ?= 2
 test: lint
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The unit tests: no servers, no Spark, no notebooks; a loop of a minute or two.
 test-fast: $(STAMP)

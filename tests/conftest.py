@@ -224,10 +224,18 @@ SLOW_FIXTURES = {
 SLOW_FOLDERS = {"notebooks", "packaging"}
 
 
+# Files whose tests use the session's trained champion run on one worker, so that it is trained (and scored, and
+# served) once, not once per worker.
+SESSION_MODEL_FIXTURES = {"small_sim", "trained", "server", "scored", "role_keys"}
+SESSION_MODEL_GROUP = "session-model"
+GROUPS_KEY = "leadradar/test-groups"  # in pytest's cache: the workers' grouping, read by the controller's scheduler
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark as `slow` what starts a server or Spark, runs a notebook, or needs the session's trained model; then put
-    the files holding slow tests first (order kept within each group), so that with `--dist loadfile` the last files
-    a worker takes are short ones instead of one worker finishing a long file while the other waits."""
+    """Mark as `slow` what starts a server or Spark, runs a notebook, or needs the session's trained model. Then put
+    the files that need the session's model first, then the other files holding slow tests (order kept within each),
+    so that with `--dist loadfile` the last files a worker takes are short ones instead of one worker finishing a
+    long file while the other waits; a worker also leaves that grouping for the controller (`FileGroups`)."""
     for item in items:
         folder = item.path.parent.name
         fixtures = set(getattr(item, "fixturenames", ()))
@@ -238,5 +246,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             or item.get_closest_marker("spark")
         ):
             item.add_marker(pytest.mark.slow)
+    model_files = {item.path for item in items if set(getattr(item, "fixturenames", ())) & SESSION_MODEL_FIXTURES}
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow_files)
+    items.sort(key=lambda item: (item.path not in model_files, item.path not in slow_files))
+    if hasattr(config, "workerinput") and config.cache is not None:
+        rel = {path: path.relative_to(config.rootpath).as_posix() for path in model_files}
+        config.cache.set(GROUPS_KEY, {rel[path]: SESSION_MODEL_GROUP for path in model_files})
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """`--dist loadfile`, except that the files needing the session's model are one unit of work (pytest-xdist's
+    own `loadgroup` cannot carry a group under pytest 9, whose test ids it no longer rewrites). The Makefile adds
+    `--no-loadscope-reorder`, so that units go out in the order `pytest_collection_modifyitems` gave."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FileGroups(LoadFileScheduling):
+        groups: dict[str, str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            path = super()._split_scope(nodeid)
+            if self.groups is None:  # first called once every worker has collected (and written its grouping)
+                self.groups = config.cache.get(GROUPS_KEY, {}) if config.cache is not None else {}
+            return str(self.groups.get(path, path))
+
+    return FileGroups(config, log)
