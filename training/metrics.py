@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+from scipy.special import xlogy
+from sklearn.metrics import log_loss, roc_auc_score
 
 from leadradar.models.calibration import EPS
 
@@ -32,16 +33,30 @@ def lift_at(y: np.ndarray, p: np.ndarray, fraction: float = 0.1) -> float:
     return float(y[top].mean() / base) if base > 0 else float("nan")
 
 
+def ranking_scores(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
+    """ROC AUC and average precision (PR AUC) from one sort, as scikit-learn defines them: tied scores are one
+    step of the curve. Its functions check their inputs on every call, most of a bootstrap's 200 resamples."""
+    order = np.argsort(p, kind="mergesort")[::-1]
+    ranked, hits = p[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]  # the last row of each distinct score
+    tps = np.cumsum(hits, dtype=np.float64)[last]
+    fps = (last + 1) - tps
+    auc = float(np.trapezoid(np.r_[0.0, tps / tps[-1]], np.r_[0.0, fps / fps[-1]]))
+    recall_steps = np.diff(np.r_[0.0, tps / tps[-1]])
+    return auc, max(0.0, float(np.sum(recall_steps * (tps / (tps + fps)))))
+
+
 def classification_metrics(y: np.ndarray, p: np.ndarray, bins: int = 15) -> dict[str, float]:
     """ROC AUC, PR AUC, log loss, Brier, ECE and top-decile lift; NaN where one class is absent."""
     y = np.asarray(y, dtype=int)
     p = np.clip(np.asarray(p, dtype=float), EPS, 1 - EPS)
     both = 0 < y.sum() < len(y)
+    auc, pr_auc = ranking_scores(y, p) if both else (float("nan"), float("nan"))
     return {
-        "auc": float(roc_auc_score(y, p)) if both else float("nan"),
-        "pr_auc": float(average_precision_score(y, p)) if both else float("nan"),
-        "logloss": float(log_loss(y, p, labels=[0, 1])),
-        "brier": float(brier_score_loss(y, p)),
+        "auc": auc,
+        "pr_auc": pr_auc,
+        "logloss": float(np.mean(-(xlogy(y, p) + xlogy(1 - y, 1 - p)))),
+        "brier": float(np.mean((y - p) ** 2)),
         "ece": expected_calibration_error(y, p, bins),
         "lift_top10": lift_at(y, p, 0.1),
         "base_rate": float(y.mean()),

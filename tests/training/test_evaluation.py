@@ -14,7 +14,7 @@ import pytest
 
 from leadradar.training import plots
 from leadradar.training.evaluation import compare_direct_and_chained, evaluate_test_period, key_part
-from leadradar.training.metrics import metrics_by, precision_recall_at_k
+from leadradar.training.metrics import classification_metrics, metrics_by, precision_recall_at_k
 
 MLFLOW_KEY = re.compile(r"^[A-Za-z0-9_\-. /]+$")
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -151,6 +151,27 @@ def test_compare_direct_and_chained_picks_the_lower_log_loss(chained_is_truth: b
     winner, loser = got[got["better"]], got["direct" if chained_is_truth else "chained"]
     assert winner["logloss"] < loser["logloss"]
     assert set(winner) == {"logloss", "auc", "brier"}
+
+
+def test_the_metrics_equal_scikit_learns_on_random_scores_with_ties_and_one_class() -> None:
+    """`classification_metrics` computes AUC and PR AUC from one sort of its own: on 2,000 random sets (scores
+    rounded into ties, all equal, a single class) every figure equals scikit-learn's to a few units of rounding."""
+    from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+
+    rng = np.random.default_rng(5)
+    for i in range(2000):
+        n = int(rng.integers(2, 300))
+        p = rng.beta(1, 5, n)
+        p = np.round(p, 1) if i % 3 == 0 else np.full(n, 0.3) if i % 7 == 0 else p
+        y = np.zeros(n, dtype=int) if i % 11 == 0 else (rng.random(n) < p).astype(int)
+        got, clipped = classification_metrics(y, p), np.clip(p, 1e-6, 1 - 1e-6)
+        assert got["logloss"] == pytest.approx(log_loss(y, clipped, labels=[0, 1]), rel=1e-12, abs=1e-15)
+        assert got["brier"] == pytest.approx(brier_score_loss(y, clipped), rel=1e-12, abs=1e-15)
+        if 0 < y.sum() < n:
+            assert got["auc"] == pytest.approx(roc_auc_score(y, clipped), rel=1e-12)
+            assert got["pr_auc"] == pytest.approx(average_precision_score(y, clipped), rel=1e-12)
+        else:
+            assert math.isnan(got["auc"]) and math.isnan(got["pr_auc"])
 
 
 def test_a_constant_score_gains_like_calling_at_random() -> None:
