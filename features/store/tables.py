@@ -110,17 +110,28 @@ SECRETS = sa.Table(
 )
 
 
+# libpq's connection limits for a PostgreSQL store, where its URL does not set them: a server that accepts a
+# connection and never answers fails it after `connect_timeout` seconds, and one that stops answering an open
+# connection (a network partition) is found dead by TCP keepalives after about idle + count × interval seconds,
+# not never. Without them such a server held the request, and the service's event loop where it reads there.
+POSTGRES_LIMITS = {"connect_timeout": "10", "keepalives": "1", "keepalives_idle": "30", "keepalives_interval": "10"}
+
+
 def engine_for(url: str) -> sa.Engine:
     """A SQLAlchemy engine; a SQLite file is created first, readable by this user only (0600): it holds
     customers' data. SQLite gives its journals the same mode. A server's pooled connections are tested before
-    use, so after the database restarts the next request reconnects instead of failing on a dead connection."""
+    use, so after the database restarts the next request reconnects instead of failing on a dead connection;
+    PostgreSQL's get `POSTGRES_LIMITS` unless the URL names its own."""
     parsed = sa.engine.make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
         path = Path(parsed.database).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
         create_private_file(path)
     server = parsed.get_backend_name() != "sqlite"
-    engine = sa.create_engine(url, future=True, pool_pre_ping=server)
+    limits = {k: v for k, v in POSTGRES_LIMITS.items() if k not in parsed.query}
+    if parsed.get_backend_name() == "postgresql" and limits:
+        parsed = parsed.update_query_dict(limits)
+    engine = sa.create_engine(parsed, future=True, pool_pre_ping=server)
     if not server:
         sa.event.listen(engine, "handle_error", _renew_after_io_error)
     return engine

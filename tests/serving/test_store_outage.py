@@ -7,6 +7,7 @@ no model (storing events does not score) and no key cache, so the key check reac
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections import Counter
@@ -104,3 +105,41 @@ def _wait_for(done, what: str, seconds: float = 90) -> None:
     while not done():
         assert time.monotonic() < deadline, f"no {what} within {seconds:.0f} s"
         time.sleep(0.05)
+
+
+def test_a_server_that_accepts_and_never_answers_fails_the_connection_instead_of_holding_it():
+    """A PostgreSQL store behind something that takes the connection and then says nothing (a partition, a hung
+    proxy) gets an error within libpq's `connect_timeout` (POSTGRES_LIMITS: 10 s), which the service answers as
+    an outage (503 with Retry-After, above); without the limit the connection waited for ever."""
+    pytest.importorskip("psycopg", reason="psycopg is in the dev extra: pip install -e '.[dev]'")
+    import sqlalchemy as sa
+
+    from leadradar.features.store.tables import engine_for
+
+    outcome: list[str] = []
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        url = f"postgresql+psycopg://leadradar@127.0.0.1:{silent.getsockname()[1]}/events"
+
+        def connect() -> None:
+            try:
+                with engine_for(url).connect():
+                    outcome.append("connected")
+            except sa.exc.OperationalError as exc:
+                outcome.append(str(exc).splitlines()[0])
+
+        attempt = threading.Thread(target=connect, daemon=True)
+        attempt.start()
+        attempt.join(60)
+    assert outcome, "the connection to a silent server was still waiting after 60 s"
+    assert "timeout" in outcome[0], outcome[0]
+
+
+def test_a_url_that_names_its_own_connection_limits_keeps_them():
+    pytest.importorskip("psycopg", reason="psycopg is in the dev extra: pip install -e '.[dev]'")
+    from leadradar.features.store.tables import POSTGRES_LIMITS, engine_for
+
+    query = engine_for("postgresql+psycopg://leadradar@db.example/events?connect_timeout=3").url.query
+    assert query["connect_timeout"] == "3"
+    assert {k: query[k] for k in POSTGRES_LIMITS if k != "connect_timeout"} == {
+        k: v for k, v in POSTGRES_LIMITS.items() if k != "connect_timeout"
+    }
