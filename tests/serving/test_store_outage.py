@@ -115,8 +115,9 @@ def test_a_server_that_accepts_and_never_answers_fails_the_connection_instead_of
     import sqlalchemy as sa
 
     from leadradar.features.store.tables import engine_for
+    from leadradar.serving.outages import store_fault
 
-    outcome: list[str] = []
+    outcome: list[BaseException | str] = []
     with socket.create_server(("127.0.0.1", 0)) as silent:
         url = f"postgresql+psycopg://leadradar@127.0.0.1:{silent.getsockname()[1]}/events"
 
@@ -125,13 +126,16 @@ def test_a_server_that_accepts_and_never_answers_fails_the_connection_instead_of
                 with engine_for(url).connect():
                     outcome.append("connected")
             except sa.exc.OperationalError as exc:
-                outcome.append(str(exc).splitlines()[0])
+                outcome.append(exc)
 
         attempt = threading.Thread(target=connect, daemon=True)
         attempt.start()
         attempt.join(60)
     assert outcome, "the connection to a silent server was still waiting after 60 s"
-    assert "timeout" in outcome[0], outcome[0]
+    failed = outcome[0]
+    assert isinstance(failed, BaseException) and "timeout" in str(failed), failed
+    fault = store_fault(failed, 2)
+    assert fault is not None and fault[0] == 503, fault
 
 
 def test_a_url_that_names_its_own_connection_limits_keeps_them():
