@@ -50,6 +50,8 @@ def classification_metrics(y: np.ndarray, p: np.ndarray, bins: int = 15) -> dict
     """ROC AUC, PR AUC, log loss, Brier, ECE and top-decile lift; NaN where one class is absent."""
     y = np.asarray(y, dtype=int)
     p = np.clip(np.asarray(p, dtype=float), EPS, 1 - EPS)
+    if np.isnan(p).any():
+        raise ValueError(f"classification_metrics: {int(np.isnan(p).sum())} of {len(p)} probabilities are NaN")
     both = 0 < y.sum() < len(y)
     auc, pr_auc = ranking_scores(y, p) if both else (float("nan"), float("nan"))
     return {

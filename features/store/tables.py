@@ -115,6 +115,7 @@ SECRETS = sa.Table(
 # connection (a network partition) is found dead by TCP keepalives after about idle + count × interval seconds,
 # not never. Without them such a server held the request, and the service's event loop where it reads there.
 POSTGRES_LIMITS = {"connect_timeout": "10", "keepalives": "1", "keepalives_idle": "30", "keepalives_interval": "10"}
+LIBPQ_DRIVERS = ("psycopg", "psycopg2", "psycopg2cffi")  # the drivers that pass these on to libpq
 
 
 def engine_for(url: str) -> sa.Engine:
@@ -128,13 +129,18 @@ def engine_for(url: str) -> sa.Engine:
         path.parent.mkdir(parents=True, exist_ok=True)
         create_private_file(path)
     server = parsed.get_backend_name() != "sqlite"
-    limits = {k: v for k, v in POSTGRES_LIMITS.items() if k not in parsed.query}
-    if parsed.get_backend_name() == "postgresql" and limits:
-        parsed = parsed.update_query_dict(limits)
-    engine = sa.create_engine(parsed, future=True, pool_pre_ping=server)
+    engine = sa.create_engine(with_limits(parsed), future=True, pool_pre_ping=server)
     if not server:
         sa.event.listen(engine, "handle_error", _renew_after_io_error)
     return engine
+
+
+def with_limits(url: sa.URL) -> sa.URL:
+    """The URL with `POSTGRES_LIMITS` added where it names none of its own, for a PostgreSQL driver built on libpq."""
+    limits = {k: v for k, v in POSTGRES_LIMITS.items() if k not in url.query}
+    if url.get_backend_name() == "postgresql" and url.get_driver_name() in LIBPQ_DRIVERS and limits:
+        return url.update_query_dict(limits)
+    return url
 
 
 def _renew_after_io_error(context: sa.engine.ExceptionContext) -> None:

@@ -140,10 +140,13 @@ def test_a_server_that_accepts_and_never_answers_fails_the_connection_instead_of
 
 def test_a_url_that_names_its_own_connection_limits_keeps_them():
     pytest.importorskip("psycopg", reason="psycopg is in the dev extra: pip install -e '.[dev]'")
-    from leadradar.features.store.tables import POSTGRES_LIMITS, engine_for
+    import sqlalchemy as sa
+
+    from leadradar.features.store.tables import POSTGRES_LIMITS, engine_for, with_limits
 
     query = engine_for("postgresql+psycopg://leadradar@db.example/events?connect_timeout=3").url.query
     assert query["connect_timeout"] == "3"
+    assert "connect_timeout" not in with_limits(sa.make_url("postgresql+pg8000://leadradar@db.example/events")).query
     assert {k: query[k] for k in POSTGRES_LIMITS if k != "connect_timeout"} == {
         k: v for k, v in POSTGRES_LIMITS.items() if k != "connect_timeout"
     }

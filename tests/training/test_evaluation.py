@@ -172,6 +172,8 @@ def test_the_metrics_equal_scikit_learns_on_random_scores_with_ties_and_one_clas
             assert got["pr_auc"] == pytest.approx(average_precision_score(y, clipped), rel=1e-12)
         else:
             assert math.isnan(got["auc"]) and math.isnan(got["pr_auc"])
+    with pytest.raises(ValueError, match="1 of 3 probabilities are NaN"):
+        classification_metrics(np.array([0, 1, 0]), np.array([0.1, np.nan, 0.2]))
 
 
 def test_a_constant_score_gains_like_calling_at_random() -> None:
