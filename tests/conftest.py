@@ -236,6 +236,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     the files that need the session's model first, then the other files holding slow tests (order kept within each),
     so that with `--dist loadfile` the last files a worker takes are short ones instead of one worker finishing a
     long file while the other waits; a worker also leaves that grouping for the controller (`FileGroups`)."""
+    model_files: set[Path] = set()
     for item in items:
         folder = item.path.parent.name
         fixtures = set(getattr(item, "fixturenames", ()))
@@ -246,12 +247,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             or item.get_closest_marker("spark")
         ):
             item.add_marker(pytest.mark.slow)
-    model_files = {item.path for item in items if set(getattr(item, "fixturenames", ())) & SESSION_MODEL_FIXTURES}
+        if fixtures & SESSION_MODEL_FIXTURES:
+            model_files.add(item.path)
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: (item.path not in model_files, item.path not in slow_files))
     if hasattr(config, "workerinput") and config.cache is not None:
-        rel = {path: path.relative_to(config.rootpath).as_posix() for path in model_files}
-        config.cache.set(GROUPS_KEY, {rel[path]: SESSION_MODEL_GROUP for path in model_files})
+        groups = {path.relative_to(config.rootpath).as_posix(): SESSION_MODEL_GROUP for path in model_files}
+        config.cache.set(GROUPS_KEY, groups)
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:

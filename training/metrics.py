@@ -41,9 +41,9 @@ def ranking_scores(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     last = np.r_[np.flatnonzero(np.diff(ranked)), len(ranked) - 1]  # the last row of each distinct score
     tps = np.cumsum(hits, dtype=np.float64)[last]
     fps = (last + 1) - tps
-    auc = float(np.trapezoid(np.r_[0.0, tps / tps[-1]], np.r_[0.0, fps / fps[-1]]))
-    recall_steps = np.diff(np.r_[0.0, tps / tps[-1]])
-    return auc, max(0.0, float(np.sum(recall_steps * (tps / (tps + fps)))))
+    recall = np.r_[0.0, tps / tps[-1]]  # the true positive rate
+    auc = float(np.trapezoid(recall, np.r_[0.0, fps / fps[-1]]))
+    return auc, max(0.0, float(np.sum(np.diff(recall) * (tps / (tps + fps)))))
 
 
 def classification_metrics(y: np.ndarray, p: np.ndarray, bins: int = 15) -> dict[str, float]:
