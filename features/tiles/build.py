@@ -288,7 +288,7 @@ def _kept_rows(i: _Inputs, root: Path) -> tuple[KeptRows, list[int]]:
     stale = kept.stale(digests)
     if stale:
         of_stale = i.cutoffs.filter(i.cutoffs.cutoff_us.isin(stale))
-        kept.keep(pa.concat_tables(_rows(i, repeated_table(i.events, i.con), of_stale, store.read())), digests)
+        kept.keep(_lead_rows(i, of_stale, lambda unique, mine: store.read(mine, i.con)), digests)
     return kept, sorted(digests)
 
 
@@ -301,17 +301,27 @@ def repeated_table(events: ir.Table, con) -> ir.Table | None:
 
 
 def _fresh_rows(i: _Inputs) -> Iterator[pa.Table]:
-    """The feature table a chunk of leads at a time, from day tiles computed now (none kept); a log of more than
+    """The feature table a chunk of leads at a time, from day tiles computed now (none kept)."""
+    return _lead_rows(i, i.cutoffs, lambda unique, mine: day_tiles(unique, i.tod, i.settings, unique=True).to_pyarrow())
+
+
+# The day tiles of a build's (or a partition's) leads: given their events without repeats, and the filter that cut
+# them to a partition (None: every lead).
+TilesOf = Callable[[ir.Table, Callable[[ir.Table], ir.Table] | None], pa.Table | None]
+
+
+def _lead_rows(i: _Inputs, cutoffs: ir.Table, tiles_of: TilesOf) -> Iterator[pa.Table]:
+    """The rows of `cutoffs` a chunk of leads at a time, from the tiles `tiles_of` gives; a log of more than
     `features.tiles_partition_events` events a partition of leads at a time."""
     parts = _partition_count(i)
     if parts > 1:
-        whole = _whole_lead_stages(i, parts)
+        whole = _whole_lead_stages(i, cutoffs, parts)
         for p in range(parts):
-            yield from _partition_rows(i, whole, partial(_of_partition, parts=parts, p=p))
+            yield from _partition_rows(i, cutoffs, whole, partial(_of_partition, parts=parts, p=p), tiles_of)
         return
     repeated = repeated_table(i.events, i.con)
     unique = i.events if repeated is None else without_repeats(i.events, repeated)
-    yield from _rows(i, repeated, i.cutoffs, day_tiles(unique, i.tod, i.settings, unique=True).to_pyarrow())
+    yield from _rows(i, repeated, cutoffs, tiles_of(unique, None))
 
 
 def _partition_count(i: _Inputs) -> int:
@@ -324,7 +334,7 @@ def _of_partition(t: ir.Table, parts: int, p: int) -> ir.Table:
     return t.filter(hash64(t.lead_id, t) % parts == p) if "lead_id" in t.columns else t
 
 
-def _whole_lead_stages(i: _Inputs, parts: int) -> dict[str, ir.Table]:
+def _whole_lead_stages(i: _Inputs, cutoffs: ir.Table, parts: int) -> dict[str, ir.Table]:
     """The reference's tables that read across leads (`WHOLE_STAGES`), over every lead once, from the few events
     they need (`whole_lead_events`); each partition reads its own leads' part of them. The spine, a lead's own
     rows, is made a partition at a time: at once it held 2.9 GB at 33.7 M events."""
@@ -357,22 +367,28 @@ def _whole_lead_stages(i: _Inputs, parts: int) -> dict[str, ir.Table]:
 
     rest = i.registry.select([f.name for f in i.registry if f.tile is None])
     with _dropped_after(i.con, keep=names):
-        i.feature_query(i.events, i.stages, i.cutoffs, i.settings, rest, i.items, stage=stage, leads=i.leads)
+        i.feature_query(i.events, i.stages, cutoffs, i.settings, rest, i.items, stage=stage, leads=i.leads)
     return whole
 
 
-def _partition_rows(i: _Inputs, whole: dict[str, ir.Table], mine: Callable[[ir.Table], ir.Table]) -> Iterator[pa.Table]:
+def _partition_rows(
+    i: _Inputs,
+    cutoffs: ir.Table,
+    whole: dict[str, ir.Table],
+    mine: Callable[[ir.Table], ir.Table],
+    tiles_of: TilesOf,
+) -> Iterator[pa.Table]:
     """The rows of one partition's leads (`mine`): their events read once into the engine, their tiles and
-    reference columns computed from them alone, the tables across leads (`whole`) cut to theirs."""
+    reference columns from them alone, the tables across leads (`whole`) cut to theirs."""
     from leadradar.features.engines import materializer
 
     with _dropped_after(i.con):
         events = materializer(i.con)("lr_tile_part_events", mine(i.events))
         repeated = repeated_table(events, i.con)
         unique = events if repeated is None else without_repeats(events, repeated)
-        types = day_tiles(unique, i.tod, i.settings, unique=True).to_pyarrow()
+        types = tiles_of(unique, mine)
         given = {name: mine(t) for name, t in whole.items()}
-        yield from _rows(replace(i, events=events), repeated, i.cutoffs, types, given)
+        yield from _rows(replace(i, events=events), repeated, cutoffs, types, given)
 
 
 @contextmanager

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pyarrow as pa
@@ -43,31 +44,36 @@ class KeptRows:
         kept = self._manifest()
         return sorted(c for c, d in digests.items() if kept.get(c) != d or not self._path(c).exists())
 
-    def keep(self, table: pa.Table, digests: dict[int, str]) -> None:
-        """Keep `table`'s rows of each cutoff in `digests` (and forget cutoffs not in it)."""
+    def keep(self, chunks: Iterable[pa.Table], digests: dict[int, str]) -> None:
+        """Keep the rows of each stale cutoff in `digests` from `chunks` (of leads, every cutoff in each), written
+        as they come, so memory follows a chunk; forget cutoffs not in `digests`."""
         self.dir.mkdir(parents=True, exist_ok=True)
         kept = {c: d for c, d in self._manifest().items() if c in digests}
-        us = pc.cast(table["cutoff"], pa.int64())
-        for c in self.stale(digests):  # each file whole or not at all, for a build reading the directory meanwhile
-            tmp = self._path(c).with_suffix(".tmp")
-            _write(table.filter(pc.equal(us, c)), tmp)
-            os.replace(tmp, self._path(c))
+        stale = self.stale(digests)
+        with ExitStack() as open_files:
+            writers: dict[int, ipc.RecordBatchFileWriter] = {}
+            for chunk in chunks:
+                us = pc.cast(chunk["cutoff"], pa.int64())
+                for c in stale:
+                    if c not in writers:
+                        writers[c] = open_files.enter_context(ipc.new_file(self._tmp(c), chunk.schema))
+                    writers[c].write_table(chunk.filter(pc.equal(us, c)))
+        for c in stale:  # each file whole or not at all, for a build reading the directory meanwhile
+            os.replace(self._tmp(c), self._path(c))
             kept[c] = digests[c]
         tmp = self.manifest_path.with_suffix(".tmp")
         tmp.write_text(json.dumps({str(c): d for c, d in sorted(kept.items())}))
         os.replace(tmp, self.manifest_path)
         live = {self._path(c).name for c in kept}
-        for path in self.dir.glob("rows-*"):  # a forgotten cutoff's, or an older format's
+        for path in self.dir.glob("rows-*"):  # a forgotten cutoff's, an older format's, or a failed build's
             if path.name not in live:
                 path.unlink(missing_ok=True)
+
+    def _tmp(self, cutoff_us: int) -> Path:
+        return self._path(cutoff_us).with_suffix(".tmp")
 
     def chunks(self, cutoffs: list[int]) -> Iterator[pa.Table]:
         """The kept rows of `cutoffs`, a cutoff at a time."""
         for c in cutoffs:
             with pa.memory_map(str(self._path(c))) as source:
                 yield ipc.open_file(source).read_all()
-
-
-def _write(table: pa.Table, path: Path) -> None:
-    with ipc.new_file(path, table.schema) as writer:
-        writer.write_table(table)

@@ -2,9 +2,13 @@
 
 A build fingerprints every day of the events (features/tiles/fingerprints.py: rows, id hashes, times),
 recomputes the tiles of the days whose fingerprint changed (new days, and days that late or removed events
-touched) into one new segment, and reads days back from the segments that hold their current tiles. Segments
+touched) into new segments, and reads days back from the segments that hold their current tiles. Segments
 no day points to are deleted; past `MAX_SEGMENTS` the live days are compacted into one. Tiles of one grid (the
 cutoffs' time of day) and one set of tile settings live under one key.
+
+Memory follows `features.tiles_partition_events`, not the log: the stale days are computed a run of days of at most
+that many events at a time (a first build too, one segment each), compaction copies a segment at a time, and a
+build by partitions of leads reads only its partition's tiles (`read` with `where`).
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ import json
 import os
 import uuid
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -76,13 +82,18 @@ class TileStore:
         now = day_fingerprints(events, self.tod_us)
         kept = self._manifest()
         stale = sorted(b for b, fp in now.items() if b not in kept or kept[b][:-1] != fp)
-        segment = ""
-        if stale:  # with nothing kept, every day is stale: no filter to apply
-            source = self._stale_events(events, stale) if kept else events
-            segment = self._new_segment(day_tiles(source, self.tod_us, self.settings, unique=unique).to_pyarrow())
-        days = {b: [*fp, segment if b in stale else kept[b][-1]] for b, fp in now.items()}
+        runs = day_runs(stale, {b: fp[0] for b, fp in now.items()}, self.settings.features.tiles_partition_events)
+        segment: dict[int, str] = {}
+        source = events
+        for run in runs:  # with nothing kept and one run, every day is stale: no filter to apply
+            source = self._stale_events(events, run) if kept or len(runs) > 1 else events
+            name = self._new_segment(day_tiles(source, self.tod_us, self.settings, unique=unique).to_pyarrow())
+            segment |= dict.fromkeys(run, name)
+        if source is not events and events.get_backend().name == "duckdb":  # the last run's events, held in memory
+            events.get_backend().drop_table("lr_tile_stale_events", force=True)
+        days = {b: [*fp, segment.get(b) or kept[b][-1]] for b, fp in now.items()}
         if len({v[-1] for v in days.values()}) > MAX_SEGMENTS:
-            whole = self._new_segment(self._read(days))
+            whole = self._compacted(days)
             days = {b: [*v[:-1], whole] for b, v in days.items()}
         self._write_manifest(days)
         self.recomputed = stale
@@ -99,18 +110,61 @@ class TileStore:
         few = events.filter((events.us > lo) & (events.us <= hi), day_bucket(events.us, self.tod_us).isin(stale))
         return materializer(events.get_backend())("lr_tile_stale_events", few)
 
+    def _compacted(self, days: dict[int, list]) -> str:
+        """The live days' tiles copied into one new segment a segment at a time (never all of them in memory)."""
+        name = f"seg-{uuid.uuid4().hex}.parquet"
+        writer = None
+        try:
+            for part in self._parts(days):
+                writer = writer or pq.ParquetWriter(self.dir / name, part.schema)
+                writer.write_table(part)
+        finally:
+            if writer is not None:
+                writer.close()
+        return name
+
     def update(self, events: ir.Table) -> pa.Table | None:
         """`refresh`, then every day's tiles."""
         self.refresh(events)
         return self.read()
 
-    def read(self) -> pa.Table | None:
-        """Every kept day's tiles (None when there are none)."""
-        return self._read(self._manifest())
+    def read(
+        self, where: Callable[[ir.Table], ir.Table] | None = None, con: ibis.BaseBackend | None = None
+    ) -> pa.Table | None:
+        """Every kept day's tiles (None when there are none); with `where` only the rows it keeps, filtered by `con`
+        as the segments are read (a partition of leads: `where` filters the events the same way)."""
+        days = self._manifest()
+        if where is None:
+            parts = list(self._parts(days))
+            return pa.concat_tables(parts) if parts else None
+        assert con is not None  # nosec B101 # a filter is an engine's expression
+        tables = [
+            where(con.read_parquet(self.dir / s).filter(lambda t, bs=bs: t.bucket.isin(bs)))
+            for s, bs in _by_segment(days)
+        ]
+        return ibis.union(*tables).to_pyarrow() if tables else None
 
-    def _read(self, days: dict[int, list]) -> pa.Table | None:
-        by_segment: dict[str, list[int]] = defaultdict(list)
-        for b, v in days.items():
-            by_segment[v[-1]].append(b)
-        parts = [pq.read_table(self.dir / s, filters=[("bucket", "in", bs)]) for s, bs in sorted(by_segment.items())]
-        return pa.concat_tables(parts) if parts else None
+    def _parts(self, days: dict[int, list]) -> Iterator[pa.Table]:
+        for s, bs in _by_segment(days):
+            yield pq.read_table(self.dir / s, filters=[("bucket", "in", bs)])
+
+
+def _by_segment(days: dict[int, list]) -> list[tuple[str, list[int]]]:
+    """Each segment that holds live days, with those days."""
+    by_segment: dict[str, list[int]] = defaultdict(list)
+    for b, v in days.items():
+        by_segment[v[-1]].append(b)
+    return sorted(by_segment.items())
+
+
+def day_runs(days: list[int], rows: dict[int, int], limit: int) -> list[list[int]]:
+    """`days` (sorted) cut into runs of at most `limit` rows each by `rows` per day (a bigger day alone)."""
+    runs: list[list[int]] = []
+    total = 0
+    for b in days:
+        if not runs or total + rows[b] > limit:
+            runs.append([])
+            total = 0
+        runs[-1].append(b)
+        total += rows[b]
+    return runs

@@ -114,9 +114,9 @@ def test_a_log_with_nothing_before_the_cutoffs_gives_an_empty_table_with_every_c
     assert list(got.columns) == list(compute_features(events, stages, [CUTOFF], SETTINGS, REGISTRY).columns)
 
 
-def _store_tiles(events: pa.Table, root, tod_us: int) -> tuple[pd.DataFrame, list[int]]:
+def _store_tiles(events: pa.Table, root, tod_us: int, settings: Settings = SETTINGS) -> tuple[pd.DataFrame, list[int]]:
     con = connect("duckdb", SETTINGS.features)
-    store = TileStore(root, SETTINGS, tod_us)
+    store = TileStore(root, settings, tod_us)
     tiles = store.update(feature_input(load(con, events, "events"), "events"))
     frame = tiles.to_pandas().sort_values(["tenant_id", "lead_id", "bucket", "tcode"]).reset_index(drop=True)
     return frame, store.recomputed
@@ -127,13 +127,26 @@ def _store_tiles(events: pa.Table, root, tod_us: int) -> tuple[pd.DataFrame, lis
     batches=st.lists(st.lists(event_rows(before), min_size=1, max_size=15), min_size=2, max_size=3),
 )
 def test_kept_tiles_after_any_sequence_of_appends_equal_a_full_rebuild(tmp_path_factory, batches):
-    root = tmp_path_factory.mktemp("tiles")
-    seen: list[pa.Table] = []
-    for i, batch in enumerate(batches):
-        seen.append(events_table(batch, f"b{i}-"))
-        kept, _ = _store_tiles(pa.concat_tables(seen), root, 0)
-    fresh, _ = _store_tiles(pa.concat_tables(seen), tmp_path_factory.mktemp("fresh"), 0)
+    """Also with runs of at most two events' days (each a segment; past `MAX_SEGMENTS`, compacted)."""
+    for settings in (SETTINGS, Settings(features={"tiles_partition_events": 2})):
+        root = tmp_path_factory.mktemp("tiles")
+        seen: list[pa.Table] = []
+        for i, batch in enumerate(batches):
+            seen.append(events_table(batch, f"b{i}-"))
+            kept, _ = _store_tiles(pa.concat_tables(seen), root, 0, settings)
+        fresh, _ = _store_tiles(pa.concat_tables(seen), tmp_path_factory.mktemp("fresh"), 0)
+        pd.testing.assert_frame_equal(kept, fresh, check_like=True)
+
+
+def test_tiles_of_more_runs_of_days_than_kept_segments_are_compacted_into_one(tmp_path):
+    """Forty days of one event, runs of two days: twenty segments, past `MAX_SEGMENTS`, copied into one."""
+    base = {"tenant_id": "ta", "sales_id": "s1", "micro": 0, "dwell_s": 5.0, "item_id": None}
+    base |= {"referrer_lead_id": None, "channel": None, "event_type": "card_view"}
+    events = events_table([{**base, "lead_id": f"L{d % 3}", "offset_s": -d * 86400 - 60} for d in range(40)], "c")
+    kept, recomputed = _store_tiles(events, tmp_path, 0, Settings(features={"tiles_partition_events": 2}))
+    fresh, _ = _store_tiles(events, tmp_path / "fresh", 0)
     pd.testing.assert_frame_equal(kept, fresh, check_like=True)
+    assert len(recomputed) == 40 and len(list(tmp_path.glob("*/seg-*.parquet"))) == 1
 
 
 def test_a_late_event_recomputes_exactly_the_tiles_of_its_day(tmp_path):

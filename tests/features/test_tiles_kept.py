@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import threading
+from functools import partial
 
 import pandas as pd
 import pyarrow as pa
@@ -14,8 +16,12 @@ from hypothesis import strategies as st
 from leadradar.config import Settings
 from leadradar.errors import InputError
 from leadradar.features.build import compute_features
+from leadradar.features.engines import connect, feature_input, load
+from leadradar.features.grid import DAY_US
 from leadradar.features.locks import exclusive
 from leadradar.features.registry import build_registry
+from leadradar.features.tiles.build import _of_partition
+from leadradar.features.tiles.store import TileStore
 from tests.support.parity import assert_same_features
 from tests.support.strategies import CUTOFF, after, before, event_rows, events_table, stage_rows, stages_table
 
@@ -97,3 +103,58 @@ def test_a_tiles_folder_that_cannot_be_written_is_one_line_naming_it(tmp_path):
     events = events_table([base], "x")
     with pytest.raises(InputError, match=f"{blocked / 'tiles'}: cannot write here"):
         kept_build(blocked / "tiles", events, stages_table([]))
+
+
+def test_a_kept_build_past_its_partition_size_equals_the_reference(tmp_path):
+    """`tiles_partition_events` of 30 against 89 events: the first build computes tiles a run of days at a time (one
+    segment each) and rows a partition of leads at a time, each from its own leads' kept tiles; a late event then
+    re-opens one day. Each build equals the reference."""
+    base = {"tenant_id": "ta", "sales_id": "s1", "micro": 0, "dwell_s": 4.0, "item_id": "ta-p1-01"}
+    base |= {"channel": "h5", "event_type": "product_view"}
+    rows = [
+        {**base, "lead_id": f"L{d % 5}", "offset_s": -d * 43200 - 60, "referrer_lead_id": "L0" if d % 7 == 3 else None}
+        for d in range(1, 90)
+    ]
+    stages = stages_table([{"tenant_id": "ta", "lead_id": "L2", "stage": "won", "offset_s": -20 * 86400}])
+    settings = Settings(features={"tiles_dir": str(tmp_path), "tiles_partition_events": 30})
+    events = events_table(rows, "h")
+    first = compute_features(events, stages, CUTOFFS, settings, REGISTRY, engine="tiles")
+    assert_same_features(first, compute_features(events, stages, CUTOFFS, SETTINGS, REGISTRY), REGISTRY)
+    assert segments(tmp_path) == 3  # runs of 15 days, 30 events each
+    late = events_table([*rows, {**rows[0], "lead_id": "L3", "offset_s": -10 * 86400}], "h")
+    again = compute_features(late, stages, CUTOFFS, settings, REGISTRY, engine="tiles")
+    assert_same_features(again, compute_features(late, stages, CUTOFFS, SETTINGS, REGISTRY), REGISTRY)
+    assert segments(tmp_path) == 4  # the late event's day, beside the others
+
+
+def test_a_partition_of_leads_reads_only_its_own_leads_kept_tiles(tmp_path):
+    """What bounds a kept build's memory: each partition reads its leads' tiles, the partitions together all of them."""
+    base = {"tenant_id": "ta", "sales_id": "s1", "micro": 0, "dwell_s": 4.0, "item_id": None}
+    base |= {"referrer_lead_id": None, "channel": "h5", "event_type": "card_view"}
+    rows = [{**base, "lead_id": f"L{d % 9}", "offset_s": -d * 20000 - 60} for d in range(1, 60)]
+    kept_build(tmp_path, events_table(rows, "p"), stages_table([]))
+    con = connect("duckdb", SETTINGS.features)
+    store = TileStore(tmp_path, SETTINGS, CUTOFF.value // 1000 % DAY_US)
+    whole = store.read()
+    assert whole is not None
+    events = feature_input(load(con, events_table(rows, "p"), "events"), "events")
+    parts = []
+    for p in range(3):
+        mine = partial(_of_partition, parts=3, p=p)
+        tiles = store.read(mine, con)
+        assert tiles is not None
+        assert set(tiles["lead_id"].to_pylist()) == set(mine(events).lead_id.to_pyarrow().to_pylist())
+        parts.append(tiles)
+    assert min(t.num_rows for t in parts) > 0 and sum(t.num_rows for t in parts) == whole.num_rows
+    key = ["lead_id", "bucket", "tcode"]
+    assert (
+        pa.concat_tables(parts)
+        .sort_by([(k, "ascending") for k in key])
+        .equals(whole.sort_by([(k, "ascending") for k in key]))
+    )
+
+
+def segments(root) -> int:
+    """How many segment files the kept tiles' manifest points to."""
+    manifest = json.loads(next(root.glob("*/manifest.json")).read_text())
+    return len({v[-1] for v in manifest["days"].values()})
