@@ -251,9 +251,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             model_files.add(item.path)
     slow_files = {item.path for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: (item.path not in model_files, item.path not in slow_files))
-    if hasattr(config, "workerinput") and config.cache is not None:
+    cache = getattr(config, "cache", None)  # none with `-p no:cacheprovider`: then a file is a unit, as before
+    if hasattr(config, "workerinput") and cache is not None:
         groups = {path.relative_to(config.rootpath).as_posix(): SESSION_MODEL_GROUP for path in model_files}
-        config.cache.set(GROUPS_KEY, groups)
+        cache.set(GROUPS_KEY, groups)
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
@@ -270,7 +271,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
         def _split_scope(self, nodeid: str) -> str:
             path = super()._split_scope(nodeid)
             if self.groups is None:  # first called once every worker has collected (and written its grouping)
-                self.groups = config.cache.get(GROUPS_KEY, {}) if config.cache is not None else {}
+                cache = getattr(config, "cache", None)
+                self.groups = cache.get(GROUPS_KEY, {}) if cache is not None else {}
             return str(self.groups.get(path, path))
 
     return FileGroups(config, log)

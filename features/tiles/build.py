@@ -11,6 +11,7 @@ referrals, the spine) are made once for every lead from the few events they need
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -313,20 +314,31 @@ TilesOf = Callable[[ir.Table, Callable[[ir.Table], ir.Table] | None], pa.Table |
 def _lead_rows(i: _Inputs, cutoffs: ir.Table, tiles_of: TilesOf) -> Iterator[pa.Table]:
     """The rows of `cutoffs` a chunk of leads at a time, from the tiles `tiles_of` gives; a log of more than
     `features.tiles_partition_events` events a partition of leads at a time."""
-    parts = _partition_count(i)
-    if parts > 1:
-        whole = _whole_lead_stages(i, cutoffs, parts)
-        for p in range(parts):
-            yield from _partition_rows(i, cutoffs, whole, partial(_of_partition, parts=parts, p=p), tiles_of)
+    partitions = lead_partitions(i.events, i.settings)
+    if len(partitions) > 1:
+        with tempfile.TemporaryDirectory(prefix="leadradar-whole-") as tmp:
+            whole = _whole_lead_stages(i, cutoffs, partitions, Path(tmp))
+            for mine in partitions:
+                yield from _partition_rows(i, cutoffs, whole, mine, tiles_of)
         return
     repeated = repeated_table(i.events, i.con)
     unique = i.events if repeated is None else without_repeats(i.events, repeated)
     yield from _rows(i, repeated, cutoffs, tiles_of(unique, None))
 
 
-def _partition_count(i: _Inputs) -> int:
-    rows = int(i.events.count().to_pyarrow().as_py())
-    return max(1, -(-rows // i.settings.features.tiles_partition_events))
+def lead_partitions(events: ir.Table, settings: Settings) -> list[Callable[[ir.Table], ir.Table]]:
+    """Filters that cut a table to each partition of leads (a hash of the lead id), one per
+    `features.tiles_partition_events` events: what a build computes a partition at a time. One, keeping every
+    row, for a log that size or smaller."""
+    rows = int(events.count().to_pyarrow().as_py())
+    parts = max(1, -(-rows // settings.features.tiles_partition_events))
+    if parts == 1:
+        return [_every_row]
+    return [partial(_of_partition, parts=parts, p=p) for p in range(parts)]
+
+
+def _every_row(t: ir.Table) -> ir.Table:
+    return t
 
 
 def _of_partition(t: ir.Table, parts: int, p: int) -> ir.Table:
@@ -334,39 +346,41 @@ def _of_partition(t: ir.Table, parts: int, p: int) -> ir.Table:
     return t.filter(hash64(t.lead_id, t) % parts == p) if "lead_id" in t.columns else t
 
 
-def _whole_lead_stages(i: _Inputs, cutoffs: ir.Table, parts: int) -> dict[str, ir.Table]:
+def _whole_lead_stages(
+    i: _Inputs, cutoffs: ir.Table, partitions: list[Callable[[ir.Table], ir.Table]], tmp: Path
+) -> dict[str, ir.Table]:
     """The reference's tables that read across leads (`WHOLE_STAGES`), over every lead once, from the few events
-    they need (`whole_lead_events`); each partition reads its own leads' part of them. The spine, a lead's own
-    rows, is made a partition at a time: at once it held 2.9 GB at 33.7 M events."""
+    they need (`whole_lead_events`); each partition reads its own leads' part of them. They are kept in Parquet
+    files under `tmp`, not in the engine's memory: at 33.7 M events and 38 cutoffs they held 1.8 GB through every
+    partition. The spine, a lead's own rows, is made a partition at a time: at once it held 2.9 GB."""
     from leadradar.features.engines import materializer
 
     materialise = materializer(i.con)
     whole: dict[str, ir.Table] = {}
-    names: set[str] = set()
+
+    def on_disk(name: str, table: ir.Table) -> Path:
+        path = tmp / f"{name}.parquet"
+        table.to_parquet(path)
+        return path
 
     def spine_by_partition() -> ir.Table:
         index, st, cut = (whole[n] for n in ("lr_lead_index", "lr_stages_prepared", "lr_grid_cutoffs"))
-        pieces = []
-        for p in range(parts):
-            mine = partial(_of_partition, parts=parts, p=p)
-            spine = build_spine(mine(index), mine(st), cut, i.settings.funnel)
-            pieces.append(materialise(f"lr_whole_spine_{p}", spine))
-        return ibis.union(*pieces)
+        paths = [
+            on_disk(f"lr_spine_{p}", build_spine(mine(index), mine(st), cut, i.settings.funnel))
+            for p, mine in enumerate(partitions)
+        ]
+        return i.con.read_parquet(paths)
 
     def stage(name: str, table: ir.Table) -> ir.Table:
         if name == "lr_grid_events":
             return materialise("lr_whole_events", whole_lead_events(i.events, i.tod, materialise))
-        if name == "lr_spine":
-            table = spine_by_partition()
         if name in WHOLE_STAGES:
-            kept = name.replace("lr_", "lr_whole_", 1)
-            names.add(kept)
-            whole[name] = materialise(kept, table)
+            whole[name] = spine_by_partition() if name == "lr_spine" else i.con.read_parquet(on_disk(name, table))
             return whole[name]
         return table  # not needed here: left unrun
 
     rest = i.registry.select([f.name for f in i.registry if f.tile is None])
-    with _dropped_after(i.con, keep=names):
+    with dropped_after(i.con):
         i.feature_query(i.events, i.stages, cutoffs, i.settings, rest, i.items, stage=stage, leads=i.leads)
     return whole
 
@@ -382,7 +396,7 @@ def _partition_rows(
     reference columns from them alone, the tables across leads (`whole`) cut to theirs."""
     from leadradar.features.engines import materializer
 
-    with _dropped_after(i.con):
+    with dropped_after(i.con):
         events = materializer(i.con)("lr_tile_part_events", mine(i.events))
         repeated = repeated_table(events, i.con)
         unique = events if repeated is None else without_repeats(events, repeated)
@@ -392,14 +406,14 @@ def _partition_rows(
 
 
 @contextmanager
-def _dropped_after(con, keep: set[str] | None = None) -> Iterator[None]:
-    """The engine's tables (`lr_` ones) made inside the block dropped after it, except those named in `keep` by
-    then: a partition's tables would otherwise stay beside the next one's (DuckDB holds them in memory)."""
+def dropped_after(con) -> Iterator[None]:
+    """The engine's tables (`lr_` ones) made inside the block dropped after it: a partition's tables would otherwise
+    stay beside the next one's (DuckDB holds them in memory)."""
     before = set(con.list_tables(like="^lr_"))
     try:
         yield
     finally:
-        for name in set(con.list_tables(like="^lr_")) - before - (keep or set()):
+        for name in set(con.list_tables(like="^lr_")) - before:
             con.drop_table(name, force=True)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -184,11 +185,14 @@ def test_a_training_set_on_the_tiles_engine_has_the_reference_features_and_label
     simulate(SimulationConfig(tenants=1, leads=150, days=120, seed=5), SETTINGS).write(tmp_path)
     log = RadarLog.from_dir(tmp_path)
     ref = build_training_set(log, SETTINGS, engine="duckdb")
-    fast = build_training_set(log, SETTINGS, engine="tiles")
-    assert list(fast.frame.columns) == list(ref.frame.columns)
-    assert_same_features(ref.frame, fast.frame, REGISTRY)
     labels = ["tenant_id", "lead_id", "cutoff", *ref.labels]
-    pd.testing.assert_frame_equal(ref.frame[labels], fast.frame[labels])
+    # In one piece, and a partition of leads at a time (features and labels): a few thousand events a partition.
+    for settings in (SETTINGS, Settings(features={"tiles_partition_events": 2_000})):
+        fast = build_training_set(log, settings, engine="tiles")
+        assert list(fast.frame.columns) == list(ref.frame.columns)
+        assert_same_features(ref.frame, fast.frame, REGISTRY)
+        pd.testing.assert_frame_equal(ref.frame[labels], fast.frame[labels])
+    assert pq.ParquetFile(log.events).metadata.num_rows > 3 * 2_000
 
 
 def test_a_training_set_written_by_the_tiles_engine_is_the_one_it_builds_in_memory(tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-from functools import partial
 
 import pandas as pd
 import pyarrow as pa
@@ -20,7 +19,7 @@ from leadradar.features.engines import connect, feature_input, load
 from leadradar.features.grid import DAY_US
 from leadradar.features.locks import exclusive
 from leadradar.features.registry import build_registry
-from leadradar.features.tiles.build import _of_partition
+from leadradar.features.tiles.build import lead_partitions
 from leadradar.features.tiles.store import TileStore
 from tests.support.parity import assert_same_features
 from tests.support.strategies import CUTOFF, after, before, event_rows, events_table, stage_rows, stages_table
@@ -139,8 +138,9 @@ def test_a_partition_of_leads_reads_only_its_own_leads_kept_tiles(tmp_path):
     assert whole is not None
     events = feature_input(load(con, events_table(rows, "p"), "events"), "events")
     parts = []
-    for p in range(3):
-        mine = partial(_of_partition, parts=3, p=p)
+    partitions = lead_partitions(events, Settings(features={"tiles_partition_events": 20}))
+    assert len(partitions) == 3  # 59 events
+    for mine in partitions:
         tiles = store.read(mine, con)
         assert tiles is not None
         assert set(tiles["lead_id"].to_pylist()) == set(mine(events).lead_id.to_pyarrow().to_pylist())
