@@ -10,12 +10,28 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.special import xlogy
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss
 
 # Probabilities are kept in [EPS, 1 - EPS] wherever a log is taken: calibration, metrics, baselines.
 EPS = 1e-6
+
+
+def clipped(p: np.ndarray | pd.Series, who: str = "probabilities") -> np.ndarray:
+    """Probabilities as floats in [EPS, 1 - EPS]; a NaN is refused, naming how many (a score of NaN rows would
+    otherwise come out as a number or as NaN, depending on the function)."""
+    p = np.asarray(p, dtype=float)
+    if np.isnan(p).any():
+        raise ValueError(f"{who}: {int(np.isnan(p).sum())} of {len(p)} probabilities are NaN")
+    return np.clip(p, EPS, 1 - EPS)
+
+
+def log_loss(y: np.ndarray | pd.Series, p: np.ndarray | pd.Series) -> float:
+    """Mean negative log-likelihood of the 0/1 outcomes `y` under `p` (clipped): scikit-learn's `log_loss` with
+    labels [0, 1], without its input checks (a bootstrap computes it hundreds of times)."""
+    y, q = np.asarray(y, dtype=float), clipped(p, "log_loss")
+    return float(np.mean(-(xlogy(y, q) + xlogy(1 - y, 1 - q))))
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -91,7 +107,7 @@ def choose_calibrator(
             if fit.sum() == 0 or held.sum() == 0 or y[fit].min() == y[fit].max():
                 continue
             pred = cls().fit(p[fit], y[fit]).predict(p[held])
-            losses.append(log_loss(y[held], np.clip(pred, EPS, 1 - EPS), labels=[0, 1]))
+            losses.append(log_loss(y[held], pred))
         scores[name] = float(np.mean(losses)) if losses else float("inf")
     best = min(scores, key=lambda name: scores[name])
     return CALIBRATORS[best]().fit(p, y), scores

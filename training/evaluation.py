@@ -14,9 +14,16 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
-from leadradar.training.metrics import EPS, classification_metrics, metrics_by, precision_recall_at_k, truth_metrics
+from leadradar.models.calibration import clipped, log_loss
+from leadradar.training.metrics import (
+    brier,
+    classification_metrics,
+    metrics_by,
+    precision_recall_at_k,
+    roc_auc,
+    truth_metrics,
+)
 
 MODEL = "model"
 # The baselines' distance to the truth is theirs; the oracle's own AUC and log loss are the same
@@ -173,13 +180,8 @@ def evaluate_test_period(
 
 
 def _summary(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    q = np.clip(p, EPS, 1 - EPS)
-    both = 0 < y.sum() < len(y)
-    return {
-        "logloss": float(log_loss(y, q, labels=[0, 1])),
-        "auc": float(roc_auc_score(y, q)) if both else float("nan"),
-        "brier": float(brier_score_loss(y, q)),
-    }
+    q = clipped(p, "compare_direct_and_chained")
+    return {"logloss": log_loss(y, q), "auc": roc_auc(y, q), "brier": brier(y, q)}
 
 
 def compare_direct_and_chained(

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.special import xlogy
-from sklearn.metrics import log_loss, roc_auc_score
 
-from leadradar.models.calibration import EPS
+from leadradar.models.calibration import clipped, log_loss
 
 
 def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 15) -> float:
@@ -46,19 +44,27 @@ def ranking_scores(y: np.ndarray, p: np.ndarray) -> tuple[float, float]:
     return auc, max(0.0, float(np.sum(np.diff(recall) * (tps / (tps + fps)))))
 
 
+def roc_auc(y: np.ndarray, p: np.ndarray) -> float:
+    """ROC AUC (`ranking_scores`), NaN when one class is absent."""
+    return ranking_scores(y, p)[0] if 0 < y.sum() < len(y) else float("nan")
+
+
+def brier(y: np.ndarray, p: np.ndarray) -> float:
+    """Mean squared distance of the probabilities from the 0/1 outcomes."""
+    return float(np.mean((y - p) ** 2))
+
+
 def classification_metrics(y: np.ndarray, p: np.ndarray, bins: int = 15) -> dict[str, float]:
     """ROC AUC, PR AUC, log loss, Brier, ECE and top-decile lift; NaN where one class is absent."""
     y = np.asarray(y, dtype=int)
-    p = np.clip(np.asarray(p, dtype=float), EPS, 1 - EPS)
-    if np.isnan(p).any():
-        raise ValueError(f"classification_metrics: {int(np.isnan(p).sum())} of {len(p)} probabilities are NaN")
+    p = clipped(p, "classification_metrics")
     both = 0 < y.sum() < len(y)
     auc, pr_auc = ranking_scores(y, p) if both else (float("nan"), float("nan"))
     return {
         "auc": auc,
         "pr_auc": pr_auc,
-        "logloss": float(np.mean(-(xlogy(y, p) + xlogy(1 - y, 1 - p)))),
-        "brier": float(np.mean((y - p) ** 2)),
+        "logloss": log_loss(y, p),
+        "brier": brier(y, p),
         "ece": expected_calibration_error(y, p, bins),
         "lift_top10": lift_at(y, p, 0.1),
         "base_rate": float(y.mean()),
@@ -69,10 +75,10 @@ def classification_metrics(y: np.ndarray, p: np.ndarray, bins: int = 15) -> dict
 def truth_metrics(y: np.ndarray, p: np.ndarray, p_true: np.ndarray) -> dict[str, float]:
     """How far the model is from the simulator's oracle on the same rows."""
     y = np.asarray(y, dtype=int)
-    both = 0 < y.sum() < len(y)
+    p_true = clipped(p_true, "truth_metrics")
     return {
-        "oracle_auc": float(roc_auc_score(y, p_true)) if both else float("nan"),
-        "oracle_logloss": float(log_loss(y, np.clip(p_true, EPS, 1 - EPS), labels=[0, 1])),
+        "oracle_auc": roc_auc(y, p_true),
+        "oracle_logloss": log_loss(y, p_true),
         "mean_abs_err_vs_truth": float(np.mean(np.abs(p - p_true))),
     }
 
@@ -109,14 +115,13 @@ def precision_recall_at_k(y: np.ndarray, p: np.ndarray, ks: tuple[int, ...] = (5
 def group_metrics(y: np.ndarray, p: np.ndarray, bins: int = 15) -> dict[str, float]:
     """The per-group numbers: size, positives, base rate, AUC (NaN with one class), log loss, ECE, mean p."""
     y = np.asarray(y, dtype=int)
-    p = np.clip(np.asarray(p, dtype=float), EPS, 1 - EPS)
-    both = 0 < y.sum() < len(y)
+    p = clipped(p, "group_metrics")
     return {
         "rows": float(len(y)),
         "positives": float(y.sum()),
         "base_rate": float(y.mean()),
-        "auc": float(roc_auc_score(y, p)) if both else float("nan"),
-        "logloss": float(log_loss(y, p, labels=[0, 1])),
+        "auc": roc_auc(y, p),
+        "logloss": log_loss(y, p),
         "ece": expected_calibration_error(y, p, min(bins, len(y))),
         "mean_p": float(p.mean()),
     }

@@ -176,6 +176,33 @@ def test_the_metrics_equal_scikit_learns_on_random_scores_with_ties_and_one_clas
         classification_metrics(np.array([0, 1, 0]), np.array([0.1, np.nan, 0.2]))
 
 
+def test_every_log_loss_and_auc_in_training_is_the_one_definition() -> None:
+    """Per group, against the oracle, direct against chained, and the calibrators' choice: the same log loss and
+    AUC as `classification_metrics`, and a NaN probability refused by each, as scikit-learn refused it."""
+    from leadradar.models.calibration import log_loss
+    from leadradar.training.metrics import group_metrics, truth_metrics
+
+    rng = np.random.default_rng(9)
+    p, q = rng.beta(1, 5, 500), rng.beta(1, 5, 500)
+    y = (rng.random(500) < p).astype(int)
+    whole = classification_metrics(y, p)
+    assert group_metrics(y, p)["logloss"] == whole["logloss"] == log_loss(y, p)
+    assert group_metrics(y, p)["auc"] == whole["auc"]
+    oracle = truth_metrics(y, q, p)
+    assert (oracle["oracle_auc"], oracle["oracle_logloss"]) == (whole["auc"], whole["logloss"])
+    assert math.isnan(group_metrics(np.zeros(4, dtype=int), p[:4])["auc"])
+    got = compare_direct_and_chained(y, p, q)
+    assert (got["direct"]["logloss"], got["direct"]["auc"]) == (whole["logloss"], whole["auc"])
+    nan = np.array([0.1, np.nan, 0.2, np.nan])
+    for call in (
+        lambda: group_metrics(y[:4], nan),
+        lambda: truth_metrics(y[:4], p[:4], nan),
+        lambda: log_loss(y[:4], nan),
+    ):
+        with pytest.raises(ValueError, match="2 of 4 probabilities are NaN"):
+            call()
+
+
 def test_a_constant_score_gains_like_calling_at_random() -> None:
     y = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0])
     x, g = plots.gains_curve(y, np.full(len(y), 0.2))
