@@ -226,9 +226,10 @@ class FeatureConfig(BaseModel):
     tiles_dir: str | None = None
     # Leads merged and written at a time by the tiles engine: its memory follows this, not the history.
     tiles_chunk_leads: int = 10_000
-    # Events per partition of leads in a tiles build without kept tiles: each partition's tile and reference queries
-    # run alone, so a build's memory follows this, not the size of the log (features/tiles/build.py). At 33.7 M
-    # events: 3.7 GB written in 9 partitions against 10 GB in one piece; at 10.6 M, 3 partitions take 14% longer.
+    # Events per partition of leads in a tiles build (kept tiles or not, and `features build`'s labels), and per run
+    # of days whose tiles are computed at once: each partition's tile and reference queries run alone, so a build's
+    # memory follows this, not the size of the log (features/tiles/build.py). At 33.7 M events: 3.2 GB written in 9
+    # partitions against 10 GB in one piece; at 10.6 M, 3 partitions take 14% longer.
     tiles_partition_events: int = Field(default=4_000_000, ge=1)
     # Score a stored lead online from its kept history merged by the tiles' code (features/tiles/online.py), not by
     # the whole query over its events: equal on the parity tests; CPU per request 8 ms vs 6 ms at 50 events, 9 vs 16
