@@ -245,7 +245,7 @@ class _Inputs:
     cutoffs: ir.Table
     settings: Settings
     registry: FeatureRegistry
-    con: object
+    con: ibis.BaseBackend
     items: ir.Table | None
     leads: ir.Table | None
     cut_us: np.ndarray
