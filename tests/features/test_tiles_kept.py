@@ -20,6 +20,7 @@ from leadradar.features.grid import DAY_US
 from leadradar.features.locks import exclusive
 from leadradar.features.registry import build_registry
 from leadradar.features.tiles.build import lead_partitions
+from leadradar.features.tiles.kept_rows import KeptRows
 from leadradar.features.tiles.store import TileStore
 from tests.support.parity import assert_same_features
 from tests.support.strategies import CUTOFF, after, before, event_rows, events_table, stage_rows, stages_table
@@ -158,3 +159,28 @@ def segments(root) -> int:
     """How many segment files the kept tiles' manifest points to."""
     manifest = json.loads(next(root.glob("*/manifest.json")).read_text())
     return len({v[-1] for v in manifest["days"].values()})
+
+
+def test_kept_rows_a_build_fails_in_the_middle_of_are_as_before_and_the_next_build_cleans_up(tmp_path):
+    """Rows are written as chunks come, each cutoff's file renamed into place only once every chunk is in: a build
+    that fails in between leaves the kept rows and their manifest as they were."""
+    kept = KeptRows(tmp_path)
+    cut = [1_000, 2_000]
+
+    def chunk(value: float) -> pa.Table:
+        return pa.table({"cutoff": pa.array(cut, pa.timestamp("us", tz="UTC")), "x": [value, value]})
+
+    kept.keep([chunk(1.0)], {c: "a" for c in cut})
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+
+    def failing():
+        yield chunk(2.0)
+        raise RuntimeError("the engine died")
+
+    with pytest.raises(RuntimeError, match="the engine died"):
+        kept.keep(failing(), {c: "b" for c in cut})
+    assert kept.stale({c: "a" for c in cut}) == []
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.suffix != ".tmp"} == before
+    kept.keep([chunk(3.0), chunk(4.0)], {c: "b" for c in cut})
+    assert not list(tmp_path.glob("*.tmp"))
+    assert [t["x"].to_pylist() for t in kept.chunks(cut)] == [[3.0, 4.0], [3.0, 4.0]]
