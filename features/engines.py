@@ -44,7 +44,9 @@ def _warehouse() -> str:
     return path
 
 
-def spark_session(master: str = "local[2]", shuffle_partitions: int = 2, app_name: str = "leadradar") -> Any:
+def spark_session(
+    master: str = "local[2]", shuffle_partitions: int = 2, adaptive: bool = False, app_name: str = "leadradar"
+) -> Any:
     """A Spark session in UTC (Spark's timestamps are session-zoned): in-process or on a cluster's master bound to
     loopback, or a Spark Connect client when `master` is `sc://host:port` (the server owns the driver)."""
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
@@ -53,6 +55,7 @@ def spark_session(master: str = "local[2]", shuffle_partitions: int = 2, app_nam
     sql_conf = {
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(shuffle_partitions),
+        "spark.sql.adaptive.enabled": str(adaptive).lower(),
         "spark.sql.execution.arrow.pyspark.enabled": "true",
         # Spark's default INT96 reads back zoneless; microseconds marked UTC read back as the UTC instants they are.
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
@@ -97,7 +100,7 @@ def connect(engine: str = "duckdb", fc: FeatureConfig | None = None) -> ibis.Bas
             con.raw_sql(f"SET memory_limit = '{memory_limit}'")
         return con
     if engine == "spark":
-        return ibis.pyspark.connect(spark_session(fc.spark_master, fc.spark_shuffle_partitions))
+        return ibis.pyspark.connect(spark_session(fc.spark_master, fc.spark_shuffle_partitions, fc.spark_adaptive))
     raise BadValueError(f"unknown feature engine {engine!r}; use 'duckdb', 'tiles' or 'spark'")
 
 

@@ -12,9 +12,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from leadradar.config import Settings
+from leadradar.config import FeatureConfig, Settings
 from leadradar.features.build import compute_features
-from leadradar.features.engines import read_parquet
+from leadradar.features.engines import connected, read_parquet
 from leadradar.features.online import OnlineFeatures
 from leadradar.features.radar_log import RadarLog
 from leadradar.features.registry import build_registry
@@ -170,3 +170,12 @@ def test_tiles_engine_and_duckdb_agree_on_every_row(sim, duck):
         sim["events"], sim["stages"], CUTOFFS, SETTINGS, REGISTRY, sim["items"], engine="tiles", leads=sim["leads"]
     )
     assert_same_features(duck, tiles, REGISTRY)
+
+
+@pytest.mark.spark
+def test_spark_sessions_take_the_adaptive_setting():
+    """Off by default (the feature query's few hundred stages re-planned one by one cost more than they save)."""
+    with connected("spark", FeatureConfig()) as con:
+        assert con._session.conf.get("spark.sql.adaptive.enabled") == "false"
+    with connected("spark", FeatureConfig(spark_adaptive=True)) as con:
+        assert con._session.conf.get("spark.sql.adaptive.enabled") == "true"
