@@ -14,11 +14,22 @@ from leadradar.config import Settings
 from leadradar.features.families import FAMILIES
 from leadradar.features.feature import Feature
 
+# The settings sections that feature definitions and their query read (a test holds them to these): equal sections,
+# equal definitions, within one version of the code.
+DEFINITION_SECTIONS = ("events", "funnel", "features")
+
+
+def definition_settings(settings: Settings) -> str:
+    """The definition sections of the settings as JSON: what a registry declared from them is a function of."""
+    return settings.model_dump_json(include=set(DEFINITION_SECTIONS))
+
 
 class FeatureRegistry:
     """An ordered, name-unique collection of features, built from the settings."""
 
-    def __init__(self, features: Iterable[Feature]):
+    def __init__(self, features: Iterable[Feature], origin: str | None = None):
+        # `definition_settings` of the settings that declared these features; None for a collection made by hand.
+        self.origin = origin
         self._features: dict[str, Feature] = {}
         for f in features:
             if f.name in self._features:
@@ -49,7 +60,7 @@ class FeatureRegistry:
 
     def select(self, names: Iterable[str]) -> FeatureRegistry:
         """The sub-registry a model was trained on, in its order."""
-        return FeatureRegistry(self._features[n] for n in names)
+        return FeatureRegistry((self._features[n] for n in names), self.origin)
 
 
 def build_registry(settings: Settings) -> FeatureRegistry:
@@ -57,7 +68,7 @@ def build_registry(settings: Settings) -> FeatureRegistry:
     feats: list[Feature] = []
     for declare in FAMILIES:
         feats.extend(declare(settings))
-    return FeatureRegistry(feats)
+    return FeatureRegistry(feats, definition_settings(settings))
 
 
 def definition_hash(sql: str, names: list[str]) -> str:

@@ -30,7 +30,7 @@ from leadradar.features.engines import (
 )
 from leadradar.features.labels import label_query, unfinished_as_missing
 from leadradar.features.radar_log import RadarLog, Source
-from leadradar.features.registry import FeatureRegistry, build_registry, definition_hash
+from leadradar.features.registry import FeatureRegistry, build_registry, definition_hash, definition_settings
 from leadradar.targets import Targets
 
 EPOCH_TS = pd.Timestamp("1970-01-01", tz="UTC")
@@ -60,11 +60,21 @@ class TrainingSet:
         }
 
 
+_HASHES: dict[tuple[str, str, tuple[str, ...]], str] = {}
+
+
 def registry_hash(settings: Settings, registry: FeatureRegistry) -> str:
-    """Hash of the compiled feature query: changes whenever any definition or setting it uses changes."""
+    """Hash of the compiled feature query: changes whenever any definition or setting it uses changes. Compiling
+    takes seconds, so a process remembers it for registries declared from settings (equal sections, equal query)."""
+    key = (registry.origin, definition_settings(settings), tuple(registry.names)) if registry.origin else None
+    if key is not None and key in _HASHES:
+        return _HASHES[key]
     t = unbound_inputs(settings)
     q = feature_query(t["events"], t["stages"], t["cutoffs"], settings, registry, t["items"], leads=t["leads"])
-    return definition_hash(str(ibis.to_sql(q.table, dialect="duckdb")), registry.names)
+    found = definition_hash(str(ibis.to_sql(q.table, dialect="duckdb")), registry.names)
+    if key is not None:
+        _HASHES[key] = found
+    return found
 
 
 def _until(table: ir.Table, until: pd.Timestamp | None) -> ir.Table:

@@ -66,6 +66,48 @@ def test_the_definition_hash_is_stable_and_moves_with_any_definition():
     assert registry_hash(other_session, build_registry(other_session)) != h
 
 
+class _Unread:
+    """A settings section that fails when read."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __getattr__(self, attr: str):
+        raise AssertionError(f"feature definitions read settings.{self.name}.{attr}; add it to DEFINITION_SECTIONS")
+
+
+def test_feature_definitions_read_only_their_sections_of_the_settings():
+    """The remembered definition hash is keyed by these sections: a definition reading another would go stale."""
+    from leadradar.features.registry import DEFINITION_SECTIONS
+    from leadradar.features.trainset import _HASHES
+
+    base = Settings()
+    others = {name: _Unread(name) for name in Settings.model_fields if name not in DEFINITION_SECTIONS}
+    assert {"training", "serving", "store", "privacy", "home"} <= set(others)
+    narrowed = base.model_copy(update=others)
+    _HASHES.clear()
+    assert registry_hash(narrowed, build_registry(narrowed)) == registry_hash(base, build_registry(base))
+
+
+def test_a_remembered_definition_hash_is_only_given_for_the_same_definitions():
+    from dataclasses import replace
+
+    from leadradar.features.registry import FeatureRegistry
+    from leadradar.features.trainset import _HASHES
+
+    base = Settings()
+    h = registry_hash(base, build_registry(base))
+    retrained = Settings(training={"num_boost_round": 7})  # other training, same definitions
+    assert registry_hash(retrained, build_registry(retrained)) == h
+    registry = build_registry(base)
+    assert registry_hash(base, registry.select(registry.names[:20])) != h  # other columns
+    first = registry[registry.names[0]]
+    by_hand = FeatureRegistry([replace(first, expr=lambda t: first.expr(t) + 1), *list(registry)[1:]])
+    assert by_hand.origin is None and registry_hash(base, by_hand) != h
+    _HASHES.clear()
+    assert registry_hash(base, build_registry(base)) == h
+
+
 def test_events_of_types_outside_the_configuration_are_counted_not_dropped_silently():
     t = ibis.memtable(pd.DataFrame({"event_type": ["card_view", "card_swipe", "card_swipe", "poke"]}))
     assert unknown_event_types(t, Settings()) == {"card_swipe": 2, "poke": 1}
