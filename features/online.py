@@ -8,9 +8,16 @@ A parity test holds online equal to batch.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import logging
+import os
 import sqlite3
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import ibis
 import numpy as np
@@ -22,7 +29,9 @@ from leadradar.config import Settings
 from leadradar.features.build import feature_query, finish, lead_schema, unbound_inputs
 from leadradar.features.contract import CUTOFF_SCHEMA, FEATURE_EVENT_SCHEMA, FEATURE_ITEM_SCHEMA, FEATURE_STAGE_SCHEMA
 from leadradar.features.cutoffs import cutoff_frame, epoch_us
-from leadradar.features.registry import FeatureRegistry
+from leadradar.features.registry import FeatureRegistry, definition_settings, feature_code_digest
+
+log = logging.getLogger(__name__)
 
 BASE_INPUTS = {
     "lr_events": FEATURE_EVENT_SCHEMA,
@@ -31,6 +40,7 @@ BASE_INPUTS = {
     "lr_cutoffs": CUTOFF_SCHEMA,
 }
 SQL_TYPES = {pa.string(): "TEXT", pa.int64(): "INTEGER", pa.float64(): "REAL"}
+KEPT_QUERIES = 16  # compiled queries a cache folder keeps, the most recently written
 
 
 def with_us(table: pa.Table) -> pa.Table:
@@ -48,16 +58,20 @@ def _cutoff_table(cutoffs: Sequence[pd.Timestamp]) -> pa.Table:
     return pa.Table.from_pandas(cutoff_frame(list(cutoffs)), preserve_index=False)
 
 
-class OnlineFeatures:
-    """Compile once per process; `compute` is then cheap enough for a scoring request."""
+@dataclass(frozen=True)
+class CompiledQuery:
+    """The feature query compiled for SQLite: its stage tables, the tables a caller fills, and the final query."""
 
-    def __init__(
-        self, settings: Settings, registry: FeatureRegistry, skip: tuple[str, ...] = (), given: tuple[str, ...] = ()
-    ):
-        """`skip` names intermediate tables not to fill (the registry reads none of their columns); `given` those
-        the caller fills (`compute_rows(given=...)`) instead of the query."""
+    stages: list[tuple[str, str]]
+    provided: dict[str, pa.Schema]
+    sql: str
+
+    @classmethod
+    def of(
+        cls, settings: Settings, registry: FeatureRegistry, skip: tuple[str, ...], given: tuple[str, ...]
+    ) -> CompiledQuery:
         t = unbound_inputs(settings)
-        self.stages: list[tuple[str, str]] = []
+        stages: list[tuple[str, str]] = []
         provided: dict[str, pa.Schema] = {}
 
         def stage(name: str, table: ibis.Table) -> ibis.Table:
@@ -66,14 +80,85 @@ class OnlineFeatures:
             if name in given:
                 provided[name] = table.schema().to_pyarrow()
                 return ibis.table(table.schema(), name=name)
-            self.stages.append((name, str(ibis.to_sql(table, dialect="sqlite"))))
+            stages.append((name, str(ibis.to_sql(table, dialect="sqlite"))))
             return ibis.table(table.schema(), name=name)
 
         q = feature_query(
             t["events"], t["stages"], t["cutoffs"], settings, registry, t["items"], stage=stage, leads=t["leads"]
         )
-        self.inputs = {**BASE_INPUTS, "lr_leads": lead_schema(settings), **provided}
-        self.sql = str(ibis.to_sql(q.table, dialect="sqlite"))
+        return cls(stages, provided, str(ibis.to_sql(q.table, dialect="sqlite")))
+
+    def to_json(self) -> str:
+        schemas = {k: base64.b64encode(v.serialize().to_pybytes()).decode() for k, v in self.provided.items()}
+        return json.dumps({"stages": self.stages, "provided": schemas, "sql": self.sql})
+
+    @classmethod
+    def from_json(cls, text: str) -> CompiledQuery:
+        data = json.loads(text)
+        provided = {k: pa.ipc.read_schema(pa.py_buffer(base64.b64decode(v))) for k, v in data["provided"].items()}
+        return cls([(name, sql) for name, sql in data["stages"]], provided, data["sql"])
+
+
+def compiled_key(settings: Settings, registry: FeatureRegistry, skip: tuple[str, ...], given: tuple[str, ...]) -> str:
+    """What the compiled query is a function of: the feature code, the definitions' settings, the columns, the
+    tables left out or given, and the compilers' versions."""
+    import sqlglot
+
+    parts = [feature_code_digest(), registry.origin, definition_settings(settings), registry.names]
+    parts += [list(skip), list(given), ibis.__version__, sqlglot.__version__]
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
+
+
+def compiled_query(
+    settings: Settings,
+    registry: FeatureRegistry,
+    skip: tuple[str, ...] = (),
+    given: tuple[str, ...] = (),
+    cache: Path | None = None,
+) -> CompiledQuery:
+    """The compiled query, read from `cache` when a process compiled the same one before (compiling takes about a
+    second, at every service start); a registry made by hand is compiled each time. The cache is a convenience:
+    a file that cannot be read is compiled again and one that cannot be written is skipped."""
+    if cache is None or registry.origin is None:
+        return CompiledQuery.of(settings, registry, skip, given)
+    path = cache / f"online-{compiled_key(settings, registry, skip, given)}.json"
+    try:
+        return CompiledQuery.from_json(path.read_text())
+    except FileNotFoundError:
+        pass
+    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as exc:
+        log.warning("compiled feature query %s unreadable (%s); compiling it again", path, exc)
+    compiled = CompiledQuery.of(settings, registry, skip, given)
+    try:
+        cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+        part = path.with_suffix(f".{os.getpid()}.tmp")
+        part.write_text(compiled.to_json())
+        os.replace(part, path)
+        for stale in sorted(cache.glob("online-*.json"), key=lambda p: p.stat().st_mtime)[:-KEPT_QUERIES]:
+            stale.unlink(missing_ok=True)  # other code versions' and settings'
+    except OSError as exc:
+        log.warning("cannot keep the compiled feature query in %s (%s); it is compiled at each start", cache, exc)
+    return compiled
+
+
+class OnlineFeatures:
+    """Compile once per process (or read what a process compiled before from `cache`); `compute` is then cheap
+    enough for a scoring request."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: FeatureRegistry,
+        skip: tuple[str, ...] = (),
+        given: tuple[str, ...] = (),
+        cache: Path | None = None,
+    ):
+        """`skip` names intermediate tables not to fill (the registry reads none of their columns); `given` those
+        the caller fills (`compute_rows(given=...)`) instead of the query."""
+        compiled = compiled_query(settings, registry, skip, given, cache)
+        self.stages = compiled.stages
+        self.inputs = {**BASE_INPUTS, "lr_leads": lead_schema(settings), **compiled.provided}
+        self.sql = compiled.sql
         self.names = registry.names
         self.categorical = set(registry.categorical())
         self._local = threading.local()

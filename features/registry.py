@@ -7,8 +7,10 @@ come from this collection.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 from leadradar.config import Settings
 from leadradar.features.families import FAMILIES
@@ -22,6 +24,18 @@ DEFINITION_SECTIONS = ("events", "funnel", "features")
 def definition_settings(settings: Settings) -> str:
     """The definition sections of the settings as JSON: what a registry declared from them is a function of."""
     return settings.model_dump_json(include=set(DEFINITION_SECTIONS))
+
+
+@functools.cache
+def feature_code_digest() -> str:
+    """A digest of the feature code (every source file of leadradar.features), read once a process: what kept
+    results follow besides the settings."""
+    digest = hashlib.sha256()
+    root = Path(__file__).resolve().parent
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 class FeatureRegistry:

@@ -827,6 +827,11 @@ class Settings(BaseSettings):
         return self.data_dir / "model-cache"
 
     @property
+    def query_cache_dir(self) -> Path:
+        """Compiled feature queries the service reads instead of compiling them at each start."""
+        return self.data_dir / "query-cache"
+
+    @property
     def scores_dir(self) -> Path:
         return self.data_dir / "scores"
 

@@ -187,8 +187,12 @@ class LeadRadar:
         self.feedback = ScoreFeedback(settings.score_store_url)
         registry = build_registry(settings)
         self.words = ReasonWriter(registry, settings.funnel)
-        online = OnlineFeatures(settings, registry)
-        tiles = OnlineTiles(settings, registry) if settings.features.online_tiles else None
+        online = OnlineFeatures(settings, registry, cache=settings.query_cache_dir)
+        tiles = (
+            OnlineTiles(settings, registry, query_cache=settings.query_cache_dir)
+            if settings.features.online_tiles
+            else None
+        )
         context = ContextCache(self.store, settings.serving.context_cache_seconds)
         self.holder: ModelHolder[Engine] = ModelHolder(
             settings,

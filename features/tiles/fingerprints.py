@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import ibis
 import ibis.expr.types as ir
 
 from leadradar.config import Settings
 from leadradar.features.engines import hash64
+from leadradar.features.registry import feature_code_digest
 from leadradar.features.tiles.partials import day_bucket
 
 MODULUS = 1_000_000_007  # sums of hashes stay within 64 bits on every engine
@@ -56,12 +56,7 @@ def table_fingerprint(table: ir.Table | None) -> list[int]:
 
 def code_key(settings: Settings) -> str:
     """The feature code (every source file of leadradar.features) and the settings: kept rows follow both."""
-    digest = hashlib.sha256(settings.model_dump_json().encode())
-    root = Path(__file__).resolve().parents[1]
-    for path in sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
+    return hashlib.sha256((settings.model_dump_json() + feature_code_digest()).encode()).hexdigest()
 
 
 def as_of_digest(static: object, days: dict[str, dict[int, list[int]]], bucket: int) -> str:

@@ -15,6 +15,7 @@ import itertools
 import sqlite3
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 import ibis
 import numpy as np
@@ -178,12 +179,18 @@ REFERRAL_ROWS = pa.schema(
 class OnlineTiles:
     """Feature rows of stored leads, as `OnlineFeatures.compute_rows` gives them, from kept histories."""
 
-    def __init__(self, settings: Settings, registry: FeatureRegistry, cache_leads: int | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        registry: FeatureRegistry,
+        cache_leads: int | None = None,
+        query_cache: Path | None = None,
+    ):
         self.settings, self.registry = settings, registry
         self.tiled = TileFeatures([f for f in registry if f.tile is not None])
         self.daily = DayRowFeatures(settings, [f for f in registry if f.tile is None and f.source == "activity"])
         rest = [f.name for f in registry if f.tile is None and f.source != "activity"]
-        self.rest = OnlineFeatures(settings, registry.select(rest), skip=SKIPPED_STAGES, given=GIVEN)
+        self.rest = OnlineFeatures(settings, registry.select(rest), SKIPPED_STAGES, GIVEN, query_cache)
         self.edges = age_edges(registry, settings)
         self._catalogue: tuple[pa.Table | None, dict[tuple[str, str], str]] = (None, {})
         self.cache = HistoryCache(settings, cache_leads or settings.features.online_tiles_cache_leads)

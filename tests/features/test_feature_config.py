@@ -78,6 +78,7 @@ class _Unread:
 
 def test_feature_definitions_read_only_their_sections_of_the_settings():
     """The remembered definition hash is keyed by these sections: a definition reading another would go stale."""
+    from leadradar.features.online import CompiledQuery
     from leadradar.features.registry import DEFINITION_SECTIONS
     from leadradar.features.trainset import _HASHES
 
@@ -87,6 +88,8 @@ def test_feature_definitions_read_only_their_sections_of_the_settings():
     narrowed = base.model_copy(update=others)
     _HASHES.clear()
     assert registry_hash(narrowed, build_registry(narrowed)) == registry_hash(base, build_registry(base))
+    online = CompiledQuery.of(narrowed, build_registry(narrowed), (), ())  # the online query's file has this key too
+    assert online == CompiledQuery.of(base, build_registry(base), (), ())
 
 
 def test_a_remembered_definition_hash_is_only_given_for_the_same_definitions():
