@@ -124,8 +124,8 @@ def compiled_query(
     path = cache / f"online-{compiled_key(settings, registry, skip, given)}.json"
     try:
         return CompiledQuery.from_json(path.read_text())
-    except FileNotFoundError:
-        pass
+    except (FileNotFoundError, NotADirectoryError):
+        pass  # not compiled yet, or no folder to keep it in: said once, below, if it cannot be made
     except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as exc:
         log.warning("compiled feature query %s unreadable (%s); compiling it again", path, exc)
     compiled = CompiledQuery.of(settings, registry, skip, given)
