@@ -26,6 +26,15 @@ def definition_settings(settings: Settings) -> str:
     return settings.model_dump_json(include=set(DEFINITION_SECTIONS))
 
 
+def definitions_key(settings: Settings, registry: FeatureRegistry) -> tuple[str, str, tuple[str, ...]] | None:
+    """What a query compiled from this registry under these settings follows, within one version of the code:
+    the settings it was declared from, the definition sections given now, its columns. None for a registry made by
+    hand, whose expressions nothing names."""
+    if registry.origin is None:
+        return None
+    return registry.origin, definition_settings(settings), tuple(registry.names)
+
+
 @functools.cache
 def feature_code_digest() -> str:
     """A digest of the feature code (every source file of leadradar.features), read once a process: what kept

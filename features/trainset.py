@@ -30,7 +30,7 @@ from leadradar.features.engines import (
 )
 from leadradar.features.labels import label_query, unfinished_as_missing
 from leadradar.features.radar_log import RadarLog, Source
-from leadradar.features.registry import FeatureRegistry, build_registry, definition_hash, definition_settings
+from leadradar.features.registry import FeatureRegistry, build_registry, definition_hash, definitions_key
 from leadradar.targets import Targets
 
 EPOCH_TS = pd.Timestamp("1970-01-01", tz="UTC")
@@ -66,7 +66,7 @@ _HASHES: dict[tuple[str, str, tuple[str, ...]], str] = {}
 def registry_hash(settings: Settings, registry: FeatureRegistry) -> str:
     """Hash of the compiled feature query: changes whenever any definition or setting it uses changes. Compiling
     takes seconds, so a process remembers it for registries declared from settings (equal sections, equal query)."""
-    key = (registry.origin, definition_settings(settings), tuple(registry.names)) if registry.origin else None
+    key = definitions_key(settings, registry)
     if key is not None and key in _HASHES:
         return _HASHES[key]
     t = unbound_inputs(settings)
