@@ -12,14 +12,11 @@ the raw events of a request, so an event gets one verdict whichever way it comes
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -29,6 +26,7 @@ import pyarrow.parquet as pq
 
 from leadradar.config import Settings
 from leadradar.errors import UserError
+from leadradar.features.atomic import atomic_write, atomic_write_bytes
 from leadradar.features.contract import EVENT_COLUMNS, EVENT_SCHEMA, TS_TYPE
 from leadradar.features.locks import exclusive
 from leadradar.features.validation import (
@@ -177,7 +175,7 @@ def ingest(
             ingested_at=now.isoformat(),
             notes=_notes(total),
         )
-        _atomic_write_bytes(json.dumps(report.to_dict(), indent=2, ensure_ascii=False).encode(), report_path)
+        atomic_write_bytes(json.dumps(report.to_dict(), indent=2, ensure_ascii=False).encode(), report_path)
     return report
 
 
@@ -388,27 +386,4 @@ def _read_existing_quarantine(path: Path) -> list[pa.Table]:
 
 
 def _atomic_write_parquet(table: pa.Table, path: Path) -> None:
-    _atomic_write(path, lambda fh: pq.write_table(table, fh))
-
-
-def _atomic_write_bytes(data: bytes, path: Path) -> None:
-    _atomic_write(path, lambda fh: fh.write(data))
-
-
-def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write beside the target, flush to disk, then rename: readers see the old file or the new one, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    atomic_write(path, lambda fh: pq.write_table(table, fh))

@@ -12,7 +12,6 @@ import base64
 import hashlib
 import json
 import logging
-import os
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -26,10 +25,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from leadradar.config import Settings
+from leadradar.features.atomic import atomic_write_bytes
 from leadradar.features.build import feature_query, finish, lead_schema, unbound_inputs
 from leadradar.features.contract import CUTOFF_SCHEMA, FEATURE_EVENT_SCHEMA, FEATURE_ITEM_SCHEMA, FEATURE_STAGE_SCHEMA
 from leadradar.features.cutoffs import cutoff_frame, epoch_us
-from leadradar.features.registry import FeatureRegistry, definition_settings, feature_code_digest
+from leadradar.features.registry import FeatureRegistry, definitions_key, feature_code_digest
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +104,8 @@ def compiled_key(settings: Settings, registry: FeatureRegistry, skip: tuple[str,
     tables left out or given, and the compilers' versions."""
     import sqlglot
 
-    parts = [feature_code_digest(), registry.origin, definition_settings(settings), registry.names]
-    parts += [list(skip), list(given), ibis.__version__, sqlglot.__version__]
-    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:32]
+    parts = [feature_code_digest(), definitions_key(settings, registry), skip, given, ibis.__version__]
+    return hashlib.sha256(json.dumps([*parts, sqlglot.__version__]).encode()).hexdigest()[:32]
 
 
 def compiled_query(
@@ -119,7 +118,7 @@ def compiled_query(
     """The compiled query, read from `cache` when a process compiled the same one before (compiling takes about a
     second, at every service start); a registry made by hand is compiled each time. The cache is a convenience:
     a file that cannot be read is compiled again and one that cannot be written is skipped."""
-    if cache is None or registry.origin is None:
+    if cache is None or definitions_key(settings, registry) is None:
         return CompiledQuery.of(settings, registry, skip, given)
     path = cache / f"online-{compiled_key(settings, registry, skip, given)}.json"
     try:
@@ -131,9 +130,7 @@ def compiled_query(
     compiled = CompiledQuery.of(settings, registry, skip, given)
     try:
         cache.mkdir(mode=0o700, parents=True, exist_ok=True)
-        part = path.with_suffix(f".{os.getpid()}.tmp")
-        part.write_text(compiled.to_json())
-        os.replace(part, path)
+        atomic_write_bytes(compiled.to_json().encode(), path)
         for stale in sorted(cache.glob("online-*.json"), key=lambda p: p.stat().st_mtime)[:-KEPT_QUERIES]:
             stale.unlink(missing_ok=True)  # other code versions' and settings'
     except OSError as exc:
