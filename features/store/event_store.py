@@ -77,6 +77,17 @@ _LEAD_MARKS = (
     .where(EVENTS.c.tenant == sa.bindparam("tenant"), EVENTS.c.lead.in_(sa.bindparam("leads", expanding=True)))
     .group_by(EVENTS.c.lead)
 )
+# SQLite counts the events ever deleted or rewritten (forget, retention, by hand), so that one cheap question, the
+# newest log position and that count (`log_position`), tells a reader whether anything stored changed since.
+_SQLITE_REWRITES = (
+    "CREATE TABLE IF NOT EXISTS event_rewrites (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL)",
+    "INSERT OR IGNORE INTO event_rewrites (id, n) VALUES (1, 0)",
+    "CREATE TRIGGER IF NOT EXISTS events_deleted AFTER DELETE ON events "
+    "BEGIN UPDATE event_rewrites SET n = n + 1 WHERE id = 1; END",
+    "CREATE TRIGGER IF NOT EXISTS events_updated AFTER UPDATE ON events "
+    "BEGIN UPDATE event_rewrites SET n = n + 1 WHERE id = 1; END",
+)
+_LOG_POSITION = sa.text("SELECT (SELECT max(seq) FROM events), (SELECT n FROM event_rewrites WHERE id = 1)")
 _EVENT_COLUMNS = [
     EVENTS.c[c]
     for c in ("tenant", "event_id", "lead", "sales", "us", "event_type", "dwell_s", "item", "referrer", "channel")
@@ -181,6 +192,10 @@ class EventStore:
         else:
             self.reader = self.engine
         METADATA.create_all(self.engine)
+        if self.sqlite:
+            with self.engine.begin() as conn:
+                for statement in _SQLITE_REWRITES:
+                    conn.exec_driver_sql(statement)
         self._lock = threading.Lock()
         self._codes: dict[tuple[int, str], int] = {}
         self._names: dict[int, str] = {}
@@ -415,10 +430,19 @@ class EventStore:
             data = self._events_data(tenant, leads, until, as_seen, types, after_seq, upto_seq, event_ids)
         return self._event_table(data, as_seen)
 
-    def lead_histories(self, tenant: str, leads: Sequence[str]) -> tuple[pa.Table, np.ndarray]:
+    def lead_histories(
+        self,
+        tenant: str,
+        leads: Sequence[str],
+        *,
+        after_seq: int | None = None,
+        upto_seq: int | None = None,
+        by_log: bool = False,
+    ) -> tuple[pa.Table, np.ndarray]:
         """Named leads' stored events in log order, with each one's log position: kept histories read in one
-        query, each lead's mark (count, newest position) taken from the very rows read."""
-        data = self._lead_events(tenant, leads, None, None, None)
+        query, each lead's mark (count, newest position) taken from the very rows read. `after_seq`, `upto_seq`
+        and `by_log` as for `events`: what a kept history has not seen."""
+        data = self._lead_events(tenant, leads, None, after_seq, upto_seq, by_log)
         if data is None:
             return EVENT_SCHEMA.empty_table(), np.empty(0, np.int64)
         return self._event_table(data), np.array(data[11], dtype=np.int64)
@@ -647,6 +671,17 @@ class EventStore:
             else:
                 rows = [tuple(r) for r in conn.execute(_LEAD_MARKS, {"tenant": code, "leads": list(named)})]
         return {named[lead]: (int(count), int(top)) for lead, count, top in rows if count}
+
+    def log_position(self) -> tuple[int, int] | None:
+        """The newest log position and how many events were ever deleted or rewritten: while both stay the same,
+        nothing stored changed, and a reader that kept some leads' histories need not ask for their marks. None on
+        PostgreSQL, whose log positions can commit out of order (a position below the newest may appear later);
+        SQLite commits one writer at a time, in log order."""
+        if not self.sqlite:
+            return None
+        with self.reader.connect() as conn:
+            top, rewrites = conn.execute(_LOG_POSITION).one()
+        return int(top or 0), int(rewrites or 0)
 
     def last_seq(self) -> int:
         with self.reader.connect() as conn:

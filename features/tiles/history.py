@@ -129,6 +129,8 @@ class LeadHistory:
     first_us: np.ndarray
     touches: Touches
     memo: dict[str, Any] = field(default_factory=dict, repr=False)  # what requests made of it, reused
+    # The store's log position when it was last known current (`EventStore.log_position`; None: not known).
+    seen: tuple[int, int] | None = field(default=None, repr=False)
 
     @classmethod
     def of(cls, count: int, top: int, columns: dict[str, np.ndarray], events: pa.Table) -> LeadHistory:
@@ -166,6 +168,17 @@ class LeadHistory:
         return LeadHistory(count, top, columns, few, few_us, first, times(first), touches)
 
 
+def _route(kept: LeadHistory, position: tuple[int, int] | None) -> str:
+    """How a kept history is brought up to date: "current" (nothing stored, deleted or rewritten since it was last
+    current), "since" (events stored since, fewer than its own, nothing deleted: read that stretch of the log), or
+    "mark" (ask the store for its count and newest position, which also tell a deletion)."""
+    if position is None or kept.seen is None or kept.seen[1] != position[1]:
+        return "mark"
+    if kept.seen[0] == position[0]:
+        return "current"
+    return "since" if position[0] - max(kept.seen[0], kept.top) < kept.count else "mark"
+
+
 def _codes(events: pa.Table, leads: list[str]) -> np.ndarray:
     """Each event's lead as its place in `leads` (every event's lead is one of them)."""
     return pc.index_in(events["lead_id"], value_set=pa.array(leads, pa.string())).to_numpy(zero_copy_only=False)
@@ -193,14 +206,25 @@ class HistoryCache:
 
     def get_many(self, store: EventStore, tenant: str, leads: Sequence[str]) -> list[LeadHistory]:
         """These leads' histories as stored now (as `get`), with one question to the store for all their marks and
-        one read of the leads not kept: a rescoring batch asks twice, not twice per lead."""
+        one read of the leads not kept: a rescoring batch asks twice, not twice per lead. Where the store tells its
+        log position (SQLite), a kept lead asks nothing more when nothing was stored since it was last current, and
+        reads only that stretch of the log when it is shorter than its history."""
+        position = store.log_position()
         with self._lock:
             kept = [self._kept.get((store.url, tenant, lead)) for lead in leads]
-        marks = store.lead_marks(tenant, [lead for lead, k in zip(leads, kept, strict=True) if k is not None])
+        routes = [None if k is None else _route(k, position) for k in kept]
+        marked = [lead for lead, route in zip(leads, routes, strict=True) if route == "mark"]
+        marks = store.lead_marks(tenant, marked) if marked else {}
         self.read_rows = 0
         histories: dict[str, LeadHistory] = {}
-        for lead, k in zip(leads, kept, strict=True):
-            if k is not None:
+        for lead, k, route in zip(leads, kept, routes, strict=True):
+            if k is None:
+                continue
+            if route == "current":
+                histories[lead] = k
+            elif route == "since" and position is not None:
+                histories[lead] = self._since(store, tenant, lead, k, position[0])
+            else:
                 count, top = marks.get(lead, (0, 0))
                 fresh = (k.top, k.count) == (top, count)
                 histories[lead] = k if fresh else self._refreshed(store, tenant, lead, k, count, top)
@@ -210,11 +234,25 @@ class HistoryCache:
         with self._lock:
             for lead in dict.fromkeys(leads):
                 key = (store.url, tenant, lead)
+                histories[lead].seen = position
                 self._kept[key] = histories[lead]
                 self._kept.move_to_end(key)
             while len(self._kept) > self.size:
                 self._kept.popitem(last=False)
         return [histories[lead] for lead in leads]
+
+    def _since(self, store: EventStore, tenant: str, lead: str, kept: LeadHistory, upto: int) -> LeadHistory:
+        """A kept history with the lead's events stored since it was last current merged in, read by walking that
+        stretch of the log (nothing was deleted or rewritten since: `_route`)."""
+        assert kept.seen is not None  # nosec B101 # `_route` sends only histories with a known position here
+        after = max(kept.seen[0], kept.top)
+        if upto <= after:
+            return kept
+        new, seq = store.lead_histories(tenant, [lead], after_seq=after, upto_seq=upto, by_log=True)
+        self.read_rows += new.num_rows
+        if not len(seq):
+            return kept
+        return kept.extended(split_consent(new, self.settings)[0], self.flags, int(seq.max()), kept.count + len(seq))
 
     def _read(self, store: EventStore, tenant: str, leads: list[str]) -> dict[str, LeadHistory]:
         """Leads' whole histories in one read; each one's mark is counted from the rows read, so it is theirs."""

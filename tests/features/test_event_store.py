@@ -139,6 +139,31 @@ def test_leads_marks_and_histories_come_from_one_question_each(store):
     assert events["lead_id"].to_pylist() == ["L1", "L1", "L3"]
 
 
+def test_the_log_position_moves_with_every_event_stored_deleted_or_rewritten(store):
+    """SQLite's log position (newest `seq`, events ever deleted or rewritten) changes with each write to the events,
+    a deletion by hand included, and with nothing else; PostgreSQL gives none (positions can commit out of order)."""
+    if not store.sqlite:
+        assert store.log_position() is None
+        return
+    assert store.log_position() == (0, 0)
+    store.append_events(checked([event(1), event(2, lead_id="L2")], store.settings), source="a", arrived=NOW)
+    first = store.log_position()
+    assert first == (store.last_seq(), 0)
+    store.append_events(checked([event(1)], store.settings), source="a", arrived=NOW)  # a duplicate: nothing stored
+    stage = {"tenant_id": "acme", "lead_id": "L1", "stage": "engaged", "ts": "2026-03-01T10:00:00Z"}
+    store.append_stages(validate_stages(pd.DataFrame([stage]), store.settings, NOW), source="crm", arrived=NOW)
+    assert store.log_position() == first
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM events WHERE event_id = 'ev2'")  # the newest: the log's top goes back
+    assert store.log_position() == (first[0] - 1, 1)
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE events SET dwell_s = 1.0")
+    assert store.log_position() == (first[0] - 1, 2)
+    again = EventStore(store.url, store.settings)  # opening the store again keeps its count
+    assert again.log_position() == (first[0] - 1, 2)
+    again.close()
+
+
 def test_a_timeline_pages_newest_first(store):
     rows = [event(i, ts=f"2026-03-0{i}T10:00:00Z") for i in range(1, 6)]
     store.append_events(checked(rows, store.settings), source="a", arrived=NOW)

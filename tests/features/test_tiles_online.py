@@ -144,6 +144,52 @@ def test_a_deleted_event_makes_the_kept_history_read_again(tmp_path):
     store.close()
 
 
+def test_a_kept_history_asks_nothing_while_nothing_is_stored_and_reads_only_the_log_since(tmp_path, monkeypatch):
+    """On SQLite a kept lead is current without a question about it while the log has not moved; events stored since
+    (fewer than its own) are read from that stretch of the log alone; after a deletion, or a longer stretch, its mark
+    is asked as before. Each time the history is the one a new cache reads."""
+    from leadradar.features.tiles.history import HistoryCache
+
+    base = {"tenant_id": "ta", "sales_id": "s1", "micro": 0, "dwell_s": 5.0, "referrer_lead_id": None}
+    base |= {"channel": "h5", "event_type": "product_view", "item_id": None}
+    rows = [{**base, "lead_id": "L1", "offset_s": -k * 600} for k in range(1, 21)]
+    rows += [{**base, "lead_id": "L2", "offset_s": -k * 700} for k in range(1, 4)]
+    store = stored(tmp_path, events_table(rows, id_prefix="q-"))
+    asked: list[list[str]] = []
+    marks = store.lead_marks
+    monkeypatch.setattr(store, "lead_marks", lambda tenant, leads: asked.append(list(leads)) or marks(tenant, leads))
+
+    def add(lead: str, prefix: str, n: int = 1) -> None:
+        new = events_table([{**base, "lead_id": lead, "offset_s": -30 - k} for k in range(n)], id_prefix=prefix)
+        store.append_events(validate_events(new, store.settings, source="t"), source="t")
+
+    def same_as_new_cache(history, lead: str) -> None:
+        alone = HistoryCache(SETTINGS, 10).get(store, "ta", lead)
+        assert (history.count, history.top) == (alone.count, alone.top)
+        for name, column in alone.columns.items():
+            np.testing.assert_array_equal(history.columns[name], column, err_msg=name)
+
+    cache = HistoryCache(SETTINGS, 10)
+    kept = cache.get(store, "ta", "L1")
+    assert cache.get(store, "ta", "L1") is kept and cache.read_rows == 0 and asked == []
+    add("L2", "a-")  # another lead moved: the log since holds none of L1's
+    assert cache.get(store, "ta", "L1") is kept and cache.read_rows == 0 and asked == []
+    add("L1", "b-")
+    moved = cache.get(store, "ta", "L1")
+    assert moved.count == 21 and cache.read_rows == 1 and asked == []
+    same_as_new_cache(moved, "L1")
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql("DELETE FROM events WHERE event_id = 'a-0'")  # L2's: L1's mark tells it is unchanged
+    assert cache.get(store, "ta", "L1") is moved and cache.read_rows == 0 and asked == [["L1"]]
+    add("L2", "c-", n=25)  # more stored since than L1 holds: its mark is cheaper than that stretch of the log
+    assert cache.get(store, "ta", "L1") is moved and asked == [["L1"], ["L1"]]
+    add("L1", "d-")
+    after = cache.get(store, "ta", "L1")
+    assert cache.read_rows == 1 and len(asked) == 2
+    same_as_new_cache(after, "L1")
+    store.close()
+
+
 def test_a_request_as_of_a_year_nanoseconds_cannot_hold_is_answered_alike_on_both_paths(tmp_path):
     """The fuzzer's `as_of` 1472 reached the service: a microsecond timestamp holds it, nanoseconds overflow."""
     base = {"tenant_id": "ta", "lead_id": "L1", "sales_id": "s1", "micro": 0, "dwell_s": 12.0, "item_id": None}
