@@ -171,8 +171,9 @@ class LeadHistory:
 def _route(kept: LeadHistory, position: tuple[int, int] | None) -> str:
     """How a kept history is brought up to date: "current" (nothing stored, deleted or rewritten since it was last
     current), "since" (events stored since, fewer than its own, nothing deleted: read that stretch of the log), or
-    "mark" (ask the store for its count and newest position, which also tell a deletion)."""
-    if position is None or kept.seen is None or kept.seen[1] != position[1]:
+    "mark" (ask the store for its count and newest position, which also tell a deletion; and when the log went
+    back, as a store file restored from a copy does)."""
+    if position is None or kept.seen is None or kept.seen[1] != position[1] or position[0] < kept.seen[0]:
         return "mark"
     if kept.seen[0] == position[0]:
         return "current"

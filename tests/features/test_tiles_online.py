@@ -190,6 +190,24 @@ def test_a_kept_history_asks_nothing_while_nothing_is_stored_and_reads_only_the_
     store.close()
 
 
+def test_a_kept_history_whose_log_went_back_or_was_rewritten_asks_its_mark():
+    """The routes by log position alone: a log behind the one a history was current at (a store restored from a
+    copy) or with a deletion since is asked about; no position (PostgreSQL) always is."""
+    from leadradar.features.tiles.history import LeadHistory, _route, empty_columns
+
+    kept = LeadHistory.of(10, 50, empty_columns(), events_table([]))
+    assert _route(kept, (60, 0)) == "mark"  # never current at a known position
+    kept.seen = (60, 3)
+    assert [_route(kept, p) for p in [(60, 3), (65, 3), (75, 3), (59, 3), (60, 4), None]] == [
+        "current",
+        "since",
+        "mark",
+        "mark",
+        "mark",
+        "mark",
+    ]
+
+
 def test_a_request_as_of_a_year_nanoseconds_cannot_hold_is_answered_alike_on_both_paths(tmp_path):
     """The fuzzer's `as_of` 1472 reached the service: a microsecond timestamp holds it, nanoseconds overflow."""
     base = {"tenant_id": "ta", "lead_id": "L1", "sales_id": "s1", "micro": 0, "dwell_s": 12.0, "item_id": None}
