@@ -295,6 +295,130 @@ def duckdb_profile(data_dir: str, cutoffs: list[str]) -> dict[str, Any]:
     return {"seconds": build["seconds"], "stages": timings}
 
 
+# What each part of a tiles build is called in its profile (exclusive seconds: a part's time leaves out the parts
+# timed inside it, so that the parts and `other` add up to the build).
+TILE_PARTS = {
+    "lead_partitions": "events counted for the partitions",
+    "_whole_lead_stages": "tables read across leads (spine, owners, referrals)",
+    "lr_tile_part_events": "a partition's events read into DuckDB",
+    "repeated_table": "repeated event ids",
+    "lr_tile_repeated_ids": "repeated event ids",
+    "day_tiles": "day tiles (DuckDB, to Arrow)",
+    "feature_query": "reference query built (Ibis)",
+    "reference": "reference columns: final query (DuckDB, to Arrow)",
+    "_tile_arrays": "tiles sorted into arrays (numpy)",
+    "lead_firsts": "leads' first times from the tiles (Arrow)",
+    "lead_codes": "lead codes (Arrow)",
+    "_chunk_tiles": "day tiles pivoted per chunk (numpy)",
+    "values": "windows: sums, maxima, ratios (numpy)",
+    "_assemble": "chunks assembled (Arrow)",
+    "frame_of": "frame (Arrow to pandas)",
+}
+
+
+def tiles_profile(data_dir: str, cutoffs: list[str]) -> dict[str, Any]:
+    """The tiles build (the frame `compute_features` returns) with each part timed: where its time goes.
+
+    Like `duckdb_profile`, this process wraps the build's own functions with timers (`TILE_PARTS`); the reference's
+    materialised stages are timed by name, apart for the tables read across leads. Every other second (reading,
+    sorting rows by lead, Python between the parts) lands in `other`.
+    """
+    from contextlib import contextmanager
+    from dataclasses import replace
+
+    import leadradar.features.build as fbuild
+    import leadradar.features.engines as engines
+    import leadradar.features.tiles.build as tb
+
+    timings: dict[str, float] = {}
+    running: list[list] = []  # [part, started, seconds of the parts inside it]
+
+    @contextmanager
+    def clock(part: str):
+        running.append([part, time.perf_counter(), 0.0])
+        try:
+            yield
+        finally:
+            name, started, inner = running.pop()
+            spent = time.perf_counter() - started
+            timings[name] = timings.get(name, 0.0) + spent - inner
+            if running:
+                running[-1][2] += spent
+
+    def timed(part: str, fn):
+        def wrapper(*args, **kwargs):
+            with clock(part):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+    class Executed:
+        """An expression whose conversion to Arrow is timed as `part`; anything else is the expression's."""
+
+        def __init__(self, expr, part: str):
+            self.expr, self.part = expr, part
+
+        def to_pyarrow(self):
+            with clock(self.part):
+                return self.expr.to_pyarrow()
+
+        def __getattr__(self, name: str):
+            return getattr(self.expr, name)
+
+    make_stage, query, tiles = engines.materializer, fbuild.feature_query, tb.day_tiles
+    across = TILE_PARTS["_whole_lead_stages"]
+
+    def timed_materializer(con):
+        stage = make_stage(con)
+
+        def timed_stage(name: str, table):
+            if name in TILE_PARTS:
+                part = TILE_PARTS[name]
+            elif any(r[0] == across for r in running):
+                part = f"across leads: {name}"
+            else:
+                part = f"reference stage: {name}"
+            with clock(part):
+                return stage(name, table)
+
+        return timed_stage
+
+    def timed_query(*args, **kwargs):
+        with clock(TILE_PARTS["feature_query"]):
+            q = query(*args, **kwargs)
+        return replace(q, table=Executed(q.table, TILE_PARTS["reference"]))
+
+    engines.materializer = timed_materializer
+    fbuild.feature_query = timed_query
+    tb.day_tiles = lambda *args, **kwargs: Executed(tiles(*args, **kwargs), TILE_PARTS["day_tiles"])
+    for name in ("lead_partitions", "_whole_lead_stages", "repeated_table", "_tile_arrays", "lead_firsts"):
+        setattr(tb, name, timed(TILE_PARTS[name], getattr(tb, name)))
+    for name in ("lead_codes", "_chunk_tiles", "_assemble", "frame_of"):
+        setattr(tb, name, timed(TILE_PARTS[name], getattr(tb, name)))
+    tb.TileFeatures.values = timed(TILE_PARTS["values"], tb.TileFeatures.values)
+    build = duckdb_build(data_dir, cutoffs, engine="tiles")
+    stages = {k: round(v, 3) for k, v in sorted(timings.items(), key=lambda kv: -kv[1])}
+    stages["other"] = round(build["seconds"] - sum(timings.values()), 3)
+    return {"seconds": build["seconds"], "stages": stages}
+
+
+def tiles_profile_run(data_dir: Path) -> dict[str, Any]:
+    """Where a tiles build's time goes, on a cached data set, in a fresh process (`tiles_profile`)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    meta = json.loads((data_dir / "meta.json").read_text())
+    data = DataSet(data_dir, meta["config"], meta["sizes"])
+    args = _build_args(data)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()) as progress:
+        prof = _run(progress, "tiles build, stage by stage", "benchmarks.features:tiles_profile", args)
+    figures: dict[str, Any] = {"events": data.events, "leads": data.leads, "cutoffs": N_CUTOFFS}
+    figures |= {"tiles_profile_seconds": prof.seconds if prof.ok else None, "tiles_profile_ok": prof.ok}
+    extra: dict[str, Any] = {"runs": {"tiles_profile": _conditions(prof)}}
+    extra["tiles_profile"] = {**prof.result["stages"], "total": prof.seconds} if prof.ok else {"error": prof.error}
+    inputs = {"data_dir": data_dir.name, "simulation": data.config, "tables": data.sizes, "cutoffs": args["cutoffs"]}
+    return {"figures": figures, "inputs": inputs, "extra": extra}
+
+
 # ---- comparing the two full-size tables -------------------------------------------------------------------------
 
 
@@ -805,7 +929,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--name", default="features", help="results file name (benchmarks/results/<name>.json)")
     parser.add_argument("--tiles-on", type=Path, help="only the tiles part, on this cached data set directory")
     parser.add_argument("--no-incremental", action="store_true", help="with --tiles-on: skip the incremental builds")
+    parser.add_argument(
+        "--tiles-profile-on", type=Path, help="only where a tiles build's time goes, on this cached data set directory"
+    )
     args = parser.parse_args(argv)
+    if args.tiles_profile_on is not None:
+        doc = tiles_profile_run(args.tiles_profile_on)
+        name = "features_tiles_profile" if args.name == "features" else args.name
+        print(json.dumps(doc["extra"]["tiles_profile"], indent=2))
+        print(f"wrote {write_results(name, doc['figures'], doc['inputs'], doc['extra'])}")
+        return
     if args.tiles_on is not None:
         doc = tiles_run(args.tiles_on, args.repeats, baseline=not args.no_baseline, incremental=not args.no_incremental)
         print(json.dumps(doc["figures"], indent=2))
