@@ -681,7 +681,9 @@ class EventStore:
             return None
         with self.reader.connect() as conn:
             top, rewrites = conn.execute(_LOG_POSITION).one()
-        return int(top or 0), int(rewrites or 0)
+        if rewrites is None:  # the count's row removed by hand: deletions go uncounted until the store is reopened
+            return None
+        return int(top or 0), int(rewrites)
 
     def last_seq(self) -> int:
         with self.reader.connect() as conn:
