@@ -366,7 +366,9 @@ def tiles_profile(data_dir: str, cutoffs: list[str]) -> dict[str, Any]:
             return getattr(self.expr, name)
 
     make_stage, query, tiles = engines.materializer, fbuild.feature_query, tb.day_tiles
-    across = TILE_PARTS["_whole_lead_stages"]
+
+    def across_leads() -> bool:
+        return any(part == TILE_PARTS["_whole_lead_stages"] for part, _, _ in running)
 
     def timed_materializer(con):
         stage = make_stage(con)
@@ -374,7 +376,7 @@ def tiles_profile(data_dir: str, cutoffs: list[str]) -> dict[str, Any]:
         def timed_stage(name: str, table):
             if name in TILE_PARTS:
                 part = TILE_PARTS[name]
-            elif any(r[0] == across for r in running):
+            elif across_leads():
                 part = f"across leads: {name}"
             else:
                 part = f"reference stage: {name}"
@@ -385,7 +387,7 @@ def tiles_profile(data_dir: str, cutoffs: list[str]) -> dict[str, Any]:
 
     def timed_query(*args, **kwargs):
         # Across leads, the query's stage hook writes each table to Parquet as the query is built.
-        inside = any(r[0] == across for r in running)
+        inside = across_leads()
         with clock(
             "across leads: query built, its tables written to Parquet" if inside else TILE_PARTS["feature_query"]
         ):
@@ -395,9 +397,8 @@ def tiles_profile(data_dir: str, cutoffs: list[str]) -> dict[str, Any]:
     engines.materializer = timed_materializer
     fbuild.feature_query = timed_query
     tb.day_tiles = lambda *args, **kwargs: Executed(tiles(*args, **kwargs), TILE_PARTS["day_tiles"])
-    for name in ("lead_partitions", "_whole_lead_stages", "repeated_table", "_tile_arrays", "lead_firsts"):
-        setattr(tb, name, timed(TILE_PARTS[name], getattr(tb, name)))
-    for name in ("lead_codes", "_chunk_tiles", "_assemble", "frame_of"):
+    wrapped = ("lead_partitions", "_whole_lead_stages", "repeated_table", "_tile_arrays", "lead_firsts", "lead_codes")
+    for name in (*wrapped, "_chunk_tiles", "_assemble", "frame_of"):
         setattr(tb, name, timed(TILE_PARTS[name], getattr(tb, name)))
     tb.TileFeatures.values = timed(TILE_PARTS["values"], tb.TileFeatures.values)
     build = duckdb_build(data_dir, cutoffs, engine="tiles")

@@ -104,8 +104,8 @@ def compiled_key(settings: Settings, registry: FeatureRegistry, skip: tuple[str,
     tables left out or given, and the compilers' versions."""
     import sqlglot
 
-    parts = [feature_code_digest(), definitions_key(settings, registry), skip, given, ibis.__version__]
-    return hashlib.sha256(json.dumps([*parts, sqlglot.__version__]).encode()).hexdigest()[:32]
+    parts = [feature_code_digest(), definitions_key(settings, registry), skip, given]
+    return hashlib.sha256(json.dumps([*parts, ibis.__version__, sqlglot.__version__]).encode()).hexdigest()[:32]
 
 
 def compiled_query(
