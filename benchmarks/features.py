@@ -938,6 +938,9 @@ def main(argv: list[str] | None = None) -> None:
         "--tiles-profile-on", type=Path, help="only where a tiles build's time goes, on this cached data set directory"
     )
     args = parser.parse_args(argv)
+    for given in (args.tiles_on, args.tiles_profile_on):
+        if given is not None and not (given / "meta.json").is_file():
+            parser.error(f"{given} is not a cached data set (no meta.json); they are simulated under benchmarks/data/")
     if args.tiles_profile_on is not None:
         doc = tiles_profile_run(args.tiles_profile_on)
         name = "features_tiles_profile" if args.name == "features" else args.name
