@@ -7,19 +7,24 @@ with) when the registry is out of reach. Both import this module; neither import
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import shutil
+import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import requests
+import sqlalchemy
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from leadradar.config import Settings, quiet_environment
+from leadradar.config import Settings, create_private_file, quiet_environment
 from leadradar.errors import NotFoundError, UserError
 from leadradar.models.bundle import ARTIFACT_KEY
 from leadradar.models.funnel import FunnelModel
@@ -64,6 +69,8 @@ def configure_mlflow(settings: Settings) -> str:
     served = is_server(uri)
     if served:
         require_server(uri, settings.mlflow.server_timeout_s)
+    else:
+        create_sqlite_registry(uri, settings.artifact_location)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     exp = mlflow.get_experiment_by_name(settings.mlflow.experiment)
@@ -74,6 +81,117 @@ def configure_mlflow(settings: Settings) -> str:
         exp_id = exp.experiment_id
     mlflow.set_experiment(experiment_id=exp_id)
     return str(exp_id)
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The file behind a `sqlite:///` URI; None for anything else (another database, memory, URI options)."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or "?" in uri or uri.endswith(":memory:"):
+        return None
+    return Path(uri[len(prefix) :])
+
+
+# SQLite registry files this process has seen whole; a file is not made half again once whole.
+_WHOLE: set[Path] = set()
+
+
+def _holds_tables(path: Path) -> bool:
+    return path.exists() and path.stat().st_size > 0
+
+
+def _complete(path: Path) -> bool:
+    """Every table MLflow's schema declares is in the file (its own check, as its store makes on opening)."""
+    from mlflow.store.db.utils import _all_tables_exist
+
+    engine = sqlalchemy.create_engine(f"sqlite:///{path}")
+    try:
+        return bool(_all_tables_exist(engine))
+    finally:
+        engine.dispose()
+
+
+def _holds_work(path: Path) -> bool:
+    """Any run or registered model in a half-made file: then it is not ours to move aside."""
+    engine = sqlalchemy.create_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as connection:
+            tables = set(sqlalchemy.inspect(connection).get_table_names())
+            return any(
+                connection.execute(sqlalchemy.text(query)).first() is not None
+                for table, query in (
+                    ("runs", "SELECT 1 FROM runs LIMIT 1"),
+                    ("registered_models", "SELECT 1 FROM registered_models LIMIT 1"),
+                )
+                if table in tables
+            )
+    finally:
+        engine.dispose()
+
+
+def _build_schema(path: Path, artifact_location: str) -> None:
+    """MLflow's own opening of a store: creates its tables, or brings an older file's up to date."""
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    uri = f"sqlite:///{path}"
+    try:
+        SqlAlchemyStore(uri, artifact_location)
+    finally:  # MLflow keeps one engine per URI in the process; this file is renamed or removed next
+        engine = SqlAlchemyStore._engine_map.pop(uri, None)
+        if engine is not None:
+            engine.dispose()
+
+
+def _copy_of(path: Path, fresh: Path) -> None:
+    """Through SQLite's backup, so a journal left by a killed writer is rolled back in the copy, not lost."""
+    create_private_file(fresh)
+    with sqlite3.connect(path) as source, sqlite3.connect(fresh) as target:
+        source.backup(target)
+    source.close()
+    target.close()
+
+
+def create_sqlite_registry(uri: str, artifact_location: str) -> None:
+    """Make or change a SQLite MLflow file whole or not at all: MLflow builds its schema in about fifty migrations,
+    and a process killed among them left a file that no later run could open ("table logged_models already exists").
+
+    The schema is built in a file beside it (a copy, when one exists) and renamed into place under a lock. A file
+    MLflow cannot open that holds no run and no model is moved aside (kept, named in a warning) and made again."""
+    path = _sqlite_path(uri)
+    if path is None or path in _WHOLE:
+        return
+    if _holds_tables(path) and _complete(path):
+        _WHOLE.add(path)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with os.fdopen(os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)) as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _holds_tables(path) and _complete(path):
+            _WHOLE.add(path)
+            return
+        for stale in path.parent.glob(f".{path.name}.creating-*"):
+            stale.unlink(missing_ok=True)
+        fresh = path.with_name(f".{path.name}.creating-{os.getpid()}")
+        if _holds_tables(path):
+            _copy_of(path, fresh)
+        else:
+            create_private_file(fresh)
+        try:
+            _build_schema(fresh, artifact_location)
+        except (sqlalchemy.exc.SQLAlchemyError, MlflowException) as exc:
+            fresh.unlink()
+            reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            if _holds_work(path):
+                raise UserError(
+                    f"{path}: MLflow cannot open this registry ({reason}) and it holds runs, so it is left as it is; "
+                    "restore it from a copy, or bring it up to date with `mlflow db upgrade`"
+                ) from exc
+            aside = path.with_name(f"{path.name}.half-made-{time.strftime('%Y%m%dT%H%M%S')}")
+            os.replace(path, aside)
+            log.warning("%s could not be opened (%s) and holds no run: moved to %s, made again", path, reason, aside)
+            create_private_file(fresh)
+            _build_schema(fresh, artifact_location)
+        os.replace(fresh, path)
+        _WHOLE.add(path)
 
 
 @dataclass(frozen=True)

@@ -39,9 +39,12 @@ def test_kill_9_during_retrain_registers_nothing_and_the_next_run_works(tmp_path
     child = subprocess.Popen([sys.executable, "-c", SCRIPT, str(settings.data_dir), str(tmp_path / "sim")])
     ledger = Ledger(settings.lifecycle_url)
     deadline = time.monotonic() + 60
-    while ledger.holder(LOCK) is None and time.monotonic() < deadline:
+    registry = settings.data_dir / "mlflow.db"
+    # The registry file fills in one rename once MLflow's schema is whole: the kill then lands in the training.
+    while (ledger.holder(LOCK) is None or registry.stat().st_size == 0) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert ledger.holder(LOCK) is not None, "the retrain never took the lock"
+    assert registry.stat().st_size > 0, "the retrain never made its registry"
     time.sleep(3)
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
