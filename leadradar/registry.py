@@ -106,6 +106,13 @@ def _complete(path: Path) -> bool:
     engine = sqlalchemy.create_engine(f"sqlite:///{path}")
     try:
         return bool(_all_tables_exist(engine))
+    except sqlalchemy.exc.DatabaseError as exc:
+        if isinstance(exc, sqlalchemy.exc.OperationalError):  # locked, unreadable: SQLite's own words say it
+            raise
+        raise UserError(
+            f"{path} is not a database SQLite can read ({exc.orig}); it is left as it is: restore the registry "
+            "from a copy, or move the file away and a new registry is made"
+        ) from exc
     finally:
         engine.dispose()
 

@@ -16,7 +16,9 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.store.db.base_sql_model import Base
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+from typer.testing import CliRunner
 
+from leadradar.cli import app
 from leadradar.config import Settings
 from leadradar.errors import UserError
 from leadradar.registry import configure_mlflow
@@ -26,6 +28,7 @@ BEFORE_LOGGED_MODELS = "0584bdc529eb"
 
 CREATE = """
 import sys
+from leadradar.cli import app
 from leadradar.config import Settings
 from leadradar.registry import configure_mlflow
 configure_mlflow(Settings(home=sys.argv[1]))
@@ -108,3 +111,15 @@ def test_a_half_made_registry_with_runs_in_it_is_left_and_named_in_one_line(tmp_
     ):
         configure_mlflow(settings)
     assert path.stat().st_size == size and not list(settings.data_dir.glob("mlflow.db.half-made-*"))
+
+
+def test_a_registry_file_that_is_not_a_database_is_left_and_named_in_one_line(tmp_path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    settings.ensure_dirs()
+    path = settings.data_dir / "mlflow.db"
+    path.write_text("a backup script wrote its log here\n")
+    result = CliRunner().invoke(app, ["models"], env={"LEADRADAR_HOME": str(settings.data_dir)})
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and f"{path} is not a database SQLite can read (file is not a database)" in lines[0]
+    assert path.read_text() == "a backup script wrote its log here\n"
