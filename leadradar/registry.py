@@ -100,12 +100,23 @@ def _holds_tables(path: Path) -> bool:
 
 
 def _complete(path: Path) -> bool:
-    """Every table MLflow's schema declares is in the file (its own check, as its store makes on opening)."""
-    from mlflow.store.db.utils import _all_tables_exist
+    """Every table MLflow's schema declares is in the file (its own check, as its store makes on opening).
+
+    A whole file recorded at an older schema than this MLflow's is one line with the command that brings it up to
+    date: MLflow asks for a backup first, so it is not upgraded behind the user's back."""
+    from mlflow.store.db.utils import _all_tables_exist, _verify_schema
 
     engine = sqlalchemy.create_engine(f"sqlite:///{path}")
     try:
-        return bool(_all_tables_exist(engine))
+        if not _all_tables_exist(engine):
+            return False
+        _verify_schema(engine)
+        return True
+    except MlflowException as exc:
+        raise UserError(
+            f"{path}: {exc.message.split('. ')[0]}, for MLflow {mlflow.__version__}; back the file up, then run "
+            f"`mlflow db upgrade sqlite:///{path}`"
+        ) from exc
     except sqlalchemy.exc.DatabaseError as exc:
         if isinstance(exc, sqlalchemy.exc.OperationalError):  # locked, unreadable: SQLite's own words say it
             raise

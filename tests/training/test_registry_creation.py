@@ -123,3 +123,17 @@ def test_a_registry_file_that_is_not_a_database_is_left_and_named_in_one_line(tm
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and f"{path} is not a database SQLite can read (file is not a database)" in lines[0]
     assert path.read_text() == "a backup script wrote its log here\n"
+
+
+def test_a_whole_registry_recorded_at_an_older_schema_is_one_line_with_the_upgrade_command(tmp_path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    settings.ensure_dirs()
+    path = settings.data_dir / "mlflow.db"
+    SqlAlchemyStore(f"sqlite:///{path}", settings.artifact_location).engine.dispose()
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE alembic_version SET version_num = ?", (BEFORE_LOGGED_MODELS,))
+    db.close()
+    result = CliRunner().invoke(app, ["models"], env={"LEADRADAR_HOME": str(settings.data_dir)})
+    lines = result.output.strip().splitlines()
+    assert result.exit_code != 0 and len(lines) == 1, result.output
+    assert f"found version {BEFORE_LOGGED_MODELS}" in lines[0] and f"mlflow db upgrade sqlite:///{path}" in lines[0]
