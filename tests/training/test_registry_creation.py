@@ -3,6 +3,7 @@ that a later run cannot open; a half-made file from before is moved aside when i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -36,8 +37,14 @@ configure_mlflow(Settings(home=sys.argv[1]))
 
 
 def schema_files(data_dir: Path) -> list[Path]:
-    """The registry file, or the one it is being built in, once MLflow has written to it."""
-    return [p for p in data_dir.glob("*mlflow.db*") if not p.name.endswith(".lock") and p.stat().st_size > 0]
+    """The registry file, or the one it is being built in, once MLflow has written to it (a file renamed away
+    between the listing and the look is not counted)."""
+    written = []
+    for path in data_dir.glob("*mlflow.db*"):
+        with contextlib.suppress(FileNotFoundError):
+            if not path.name.endswith(".lock") and path.stat().st_size > 0:
+                written.append(path)
+    return written
 
 
 def half_made(settings: Settings, *, with_run: bool) -> Path:

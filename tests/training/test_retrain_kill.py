@@ -40,11 +40,15 @@ def test_kill_9_during_retrain_registers_nothing_and_the_next_run_works(tmp_path
     ledger = Ledger(settings.lifecycle_url)
     deadline = time.monotonic() + 60
     registry = settings.data_dir / "mlflow.db"
-    # The registry file fills in one rename once MLflow's schema is whole: the kill then lands in the training.
-    while (ledger.holder(LOCK) is None or registry.stat().st_size == 0) and time.monotonic() < deadline:
+
+    def registry_made() -> bool:
+        """The registry file fills in one rename once MLflow's schema is whole: a kill after lands in the training."""
+        return registry.exists() and registry.stat().st_size > 0
+
+    while (ledger.holder(LOCK) is None or not registry_made()) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert ledger.holder(LOCK) is not None, "the retrain never took the lock"
-    assert registry.stat().st_size > 0, "the retrain never made its registry"
+    assert registry_made(), "the retrain never made its registry"
     time.sleep(3)
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
