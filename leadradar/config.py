@@ -855,6 +855,16 @@ class Settings(BaseSettings):
                 database.chmod(0o600)
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file a SQLAlchemy URL names when it is SQLite on disk; None for a server or memory."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        return Path(parsed.database).expanduser()
+    return None
+
+
 def create_private_file(path: Path) -> None:
     """Create `path` readable by this user only (0600) when it does not exist; never open an existing one.
 

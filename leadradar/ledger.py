@@ -13,12 +13,11 @@ import socket
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from leadradar.config import create_private_file
+from leadradar.config import create_private_file, sqlite_file
 
 METADATA = sa.MetaData()
 
@@ -98,10 +97,9 @@ class Ledger:
     """Locks, job runs and the schedule's next runs; SQLite by default, PostgreSQL by URL."""
 
     def __init__(self, url: str):
-        parsed = sa.engine.make_url(url)
         args: dict[str, Any] = {}
-        if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
-            path = Path(parsed.database).expanduser()
+        path = sqlite_file(url)
+        if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             create_private_file(path)
             args = {"timeout": 30}

@@ -24,7 +24,7 @@ import sqlalchemy
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from leadradar.config import Settings, create_private_file, quiet_environment
+from leadradar.config import Settings, create_private_file, quiet_environment, sqlite_file
 from leadradar.errors import NotFoundError, UserError
 from leadradar.models.bundle import ARTIFACT_KEY
 from leadradar.models.funnel import FunnelModel
@@ -83,14 +83,6 @@ def configure_mlflow(settings: Settings) -> str:
     return str(exp_id)
 
 
-def _sqlite_path(uri: str) -> Path | None:
-    """The file behind a `sqlite:///` URI; None for anything else (another database, memory, URI options)."""
-    prefix = "sqlite:///"
-    if not uri.startswith(prefix) or "?" in uri or uri.endswith(":memory:"):
-        return None
-    return Path(uri[len(prefix) :])
-
-
 # SQLite registry files this process has seen whole; a file is not made half again once whole.
 _WHOLE: set[Path] = set()
 
@@ -126,6 +118,16 @@ def _complete(path: Path) -> bool:
         ) from exc
     finally:
         engine.dispose()
+
+
+def _seen_whole(path: Path) -> bool:
+    """Whole now, or already seen whole by this process (a file is not made half again once whole)."""
+    if path in _WHOLE:
+        return True
+    if _holds_tables(path) and _complete(path):
+        _WHOLE.add(path)
+        return True
+    return False
 
 
 def _holds_work(path: Path) -> bool:
@@ -174,17 +176,13 @@ def create_sqlite_registry(uri: str, artifact_location: str) -> None:
 
     The schema is built in a file beside it (a copy, when one exists) and renamed into place under a lock. A file
     MLflow cannot open that holds no run and no model is moved aside (kept, named in a warning) and made again."""
-    path = _sqlite_path(uri)
-    if path is None or path in _WHOLE:
-        return
-    if _holds_tables(path) and _complete(path):
-        _WHOLE.add(path)
+    path = sqlite_file(uri)
+    if path is None or _seen_whole(path):
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     with os.fdopen(os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)) as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if _holds_tables(path) and _complete(path):
-            _WHOLE.add(path)
+        if _seen_whole(path):  # another process made it while this one waited
             return
         for stale in path.parent.glob(f".{path.name}.creating-*"):
             stale.unlink(missing_ok=True)

@@ -8,11 +8,9 @@ backfilled log, whose events are taken to have arrived when they happened).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import sqlalchemy as sa
 
-from leadradar.config import create_private_file
+from leadradar.config import create_private_file, sqlite_file
 
 METADATA = sa.MetaData()
 
@@ -124,8 +122,8 @@ def engine_for(url: str) -> sa.Engine:
     use, so after the database restarts the next request reconnects instead of failing on a dead connection;
     PostgreSQL's get `POSTGRES_LIMITS` unless the URL names its own."""
     parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
-        path = Path(parsed.database).expanduser()
+    path = sqlite_file(url)
+    if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         create_private_file(path)
     server = parsed.get_backend_name() != "sqlite"
