@@ -9,11 +9,14 @@ The files are uncompressed Arrow IPC, memory-mapped when read, not Parquet: a ni
 back. At 10.6 M events (8 cutoffs, 487 k rows) they take 812 MB against 165 MB of Parquet, and an increment took
 1.3-1.5 s against 1.6-2.1 s (reading Parquet, 0.43 s, was a quarter of it; LZ4-compressed IPC read slower still).
 A reader's table keeps its file mapped: a later build replaces a file by renaming over it, never in place.
+Kept rows are a cache of the inputs: a manifest or a file that cannot be read is said in one warning line naming
+it, and its cutoffs are computed again.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
@@ -23,6 +26,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
+log = logging.getLogger(__name__)
+
 
 class KeptRows:
     """A directory of kept rows by cutoff (integer microseconds) and a manifest of their digests."""
@@ -30,19 +35,46 @@ class KeptRows:
     def __init__(self, root: Path):
         self.dir = Path(root)
         self.manifest_path = self.dir / "rows.json"
+        self._said: set[Path] = set()  # files found unreadable, said once by this instance (a build asks twice)
 
     def _path(self, cutoff_us: int) -> Path:
         return self.dir / f"rows-{cutoff_us}.arrow"
 
     def _manifest(self) -> dict[int, str]:
-        if not self.manifest_path.exists():
+        """Each kept cutoff's digest; none from a manifest that cannot be read (warned)."""
+        try:
+            kept = {int(k): v for k, v in json.loads(self.manifest_path.read_text()).items()}
+            if not all(isinstance(v, str) for v in kept.values()):
+                raise ValueError("a digest is not a string")
+        except FileNotFoundError:
             return {}
-        return {int(k): v for k, v in json.loads(self.manifest_path.read_text()).items()}
+        except (OSError, ValueError, TypeError, AttributeError) as exc:
+            self._say(self.manifest_path, exc, "every cutoff is computed again")
+            return {}
+        return kept
 
     def stale(self, digests: dict[int, str]) -> list[int]:
-        """The cutoffs whose kept rows are missing or were computed from other inputs."""
+        """The cutoffs whose kept rows are missing, cannot be read (warned) or were computed from other inputs."""
         kept = self._manifest()
-        return sorted(c for c, d in digests.items() if kept.get(c) != d or not self._path(c).exists())
+        return sorted(c for c, d in digests.items() if kept.get(c) != d or not self._readable(c))
+
+    def _readable(self, cutoff_us: int) -> bool:
+        """The cutoff's file is there and whole (its Arrow footer reads)."""
+        path = self._path(cutoff_us)
+        try:
+            with pa.memory_map(str(path)) as source:
+                ipc.open_file(source)
+        except FileNotFoundError:
+            return False
+        except (OSError, pa.ArrowException) as exc:
+            self._say(path, exc, "its cutoff is computed again")
+            return False
+        return True
+
+    def _say(self, path: Path, exc: Exception, then: str) -> None:
+        if path not in self._said:
+            self._said.add(path)
+            log.warning("kept rows: %s cannot be read (%s); %s", path, exc, then)
 
     def keep(self, chunks: Iterable[pa.Table], digests: dict[int, str]) -> None:
         """Keep the rows of each stale cutoff in `digests` from `chunks` (of leads, every cutoff in each), written

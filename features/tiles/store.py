@@ -9,13 +9,19 @@ cutoffs' time of day) and one set of tile settings live under one key.
 Memory follows `features.tiles_partition_events`, not the log: the stale days are computed a run of days of at most
 that many events at a time (a first build too, one segment each), compaction copies a segment at a time, and a
 build by partitions of leads reads only its partition's tiles (`read` with `where`).
+
+Kept tiles are a cache of the events, never the only copy: a manifest or a segment that cannot be read (a disk
+that filled, a file cut short by a crash, an edit by hand) is said in one warning line naming it, and its days are
+computed again from the events.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import re
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -33,6 +39,9 @@ from leadradar.features.tiles.partials import day_bucket, day_tiles
 
 TILE_VERSION = 3  # 3: session starts in one session row per lead and day
 MAX_SEGMENTS = 16
+SEGMENT_NAME = re.compile(r"seg-[0-9a-f]{32}\.parquet")
+
+log = logging.getLogger(__name__)
 
 
 def tile_key(settings: Settings, tod_us: int) -> str:
@@ -53,11 +62,33 @@ class TileStore:
         self.recomputed: list[int] = []
 
     def _manifest(self) -> dict[int, list]:
-        """Per day: [*event fingerprint, segment file]."""
-        if not self.manifest_path.exists():
+        """Per day: [*event fingerprint, segment file]; none from a manifest that cannot be read (warned)."""
+        try:
+            doc = json.loads(self.manifest_path.read_text())
+            if doc.get("version") != TILE_VERSION:
+                return {}
+            days = {int(k): v for k, v in doc["days"].items()}
+            if not all(_is_day_entry(v) for v in days.values()):
+                raise ValueError("a day's entry is not [fingerprint..., segment file]")
+        except FileNotFoundError:
             return {}
-        doc = json.loads(self.manifest_path.read_text())
-        return {int(k): v for k, v in doc["days"].items()} if doc.get("version") == TILE_VERSION else {}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("kept tiles: %s cannot be read (%s); every day is computed again", self.manifest_path, exc)
+            return {}
+        return days
+
+    def _readable(self, days: dict[int, list]) -> dict[int, list]:
+        """The days whose segment is there and whole (its Parquet footer reads); the others are dropped, warned once
+        per segment, and so computed again."""
+        lost: set[str] = set()
+        for name, held in _by_segment(days):
+            try:
+                pq.read_metadata(self.dir / name)
+            except (OSError, pa.ArrowException) as exc:
+                lost.add(name)
+                path = self.dir / name
+                log.warning("kept tiles: %s cannot be read (%s); its %d days are computed again", path, exc, len(held))
+        return {b: v for b, v in days.items() if v[-1] not in lost}
 
     def _write_manifest(self, days: dict[int, list]) -> None:
         tmp = self.manifest_path.with_suffix(".tmp")
@@ -80,7 +111,7 @@ class TileStore:
         """
         self.dir.mkdir(parents=True, exist_ok=True)
         now = day_fingerprints(events, self.tod_us)
-        kept = self._manifest()
+        kept = self._readable(self._manifest())
         stale = sorted(b for b, fp in now.items() if b not in kept or kept[b][:-1] != fp)
         runs = day_runs(stale, {b: fp[0] for b, fp in now.items()}, self.settings.features.tiles_partition_events)
         segment: dict[int, str] = {}
@@ -155,6 +186,13 @@ def _by_segment(days: dict[int, list]) -> list[tuple[str, list[int]]]:
     for b, v in days.items():
         by_segment[v[-1]].append(b)
     return sorted(by_segment.items())
+
+
+def _is_day_entry(value: object) -> bool:
+    """[*integer fingerprint, segment file name], as `refresh` writes it."""
+    if not isinstance(value, list) or not value or not isinstance(value[-1], str):
+        return False
+    return SEGMENT_NAME.fullmatch(value[-1]) is not None and all(isinstance(x, int) for x in value[:-1])
 
 
 def day_runs(days: list[int], rows: dict[int, int], limit: int) -> list[list[int]]:

@@ -184,3 +184,43 @@ def test_kept_rows_a_build_fails_in_the_middle_of_are_as_before_and_the_next_bui
     kept.keep([chunk(3.0), chunk(4.0)], {c: "b" for c in cut})
     assert not list(tmp_path.glob("*.tmp"))
     assert [t["x"].to_pylist() for t in kept.chunks(cut)] == [[3.0, 4.0], [3.0, 4.0]]
+
+
+def _cut_short(path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+# Kept files as a crash, a full disk or a hand leaves them; each names the file a build must say it cannot read.
+DAMAGE = {
+    "a rows file cut short": lambda root: _cut_short(min(root.rglob("rows-*.arrow"))),  # one the late event leaves
+    "the rows manifest not JSON": lambda root: next(root.rglob("rows.json")).write_text("{oops"),
+    "the tiles manifest not JSON": lambda root: next(root.rglob("manifest.json")).write_text("xx"),
+    "the tiles manifest another shape": lambda root: next(root.rglob("manifest.json")).write_text(
+        json.dumps({"version": 3, "days": {"5": 7}})
+    ),
+    "a tiles segment cut short": lambda root: _cut_short(next(root.rglob("seg-*.parquet"))),
+    "a tiles segment gone": lambda root: next(root.rglob("seg-*.parquet")).unlink(),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_kept_file_that_cannot_be_read_is_named_once_and_what_it_held_computed_again(tmp_path, caplog, damage):
+    """Kept tiles and rows are a cache of the events: a damaged one is computed again (before: a traceback at every
+    build until someone deleted the folder). A late event makes the build read every kept day's tiles."""
+    base = {"tenant_id": "ta", "sales_id": "s1", "micro": 0, "dwell_s": 3.0, "item_id": None}
+    base |= {"referrer_lead_id": None, "channel": "h5", "event_type": "card_view"}
+    history = [{**base, "lead_id": f"L{d % 3}", "offset_s": -d * 43200 - 60} for d in range(1, 30)]
+    stages = stages_table([{"tenant_id": "ta", "lead_id": "L1", "stage": "engaged", "offset_s": -9 * 86400}])
+    kept_build(tmp_path, events_table(history, "h"), stages)
+    DAMAGE[damage](tmp_path)
+    late = events_table([*history, {**base, "lead_id": "L0", "offset_s": -3 * 86400}], "h")
+    with caplog.at_level("WARNING"):
+        got = kept_build(tmp_path, late, stages)
+    said = [r.getMessage() for r in caplog.records if "cannot be read" in r.getMessage()]
+    assert len(said) == 1 and str(tmp_path) in said[0] and "computed again" in said[0], said
+    assert_same_features(got, compute_features(late, stages, CUTOFFS, SETTINGS, REGISTRY), REGISTRY)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        again = kept_build(tmp_path, late, stages)
+    assert not [r for r in caplog.records if "cannot be read" in r.getMessage()]
+    assert_same_features(again, got, REGISTRY)
