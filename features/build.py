@@ -14,7 +14,7 @@ import pyarrow as pa
 from leadradar.config import Settings
 from leadradar.features.consent import counts_only_frame, set_apart
 from leadradar.features.context import lead_attributes, sales_context
-from leadradar.features.grid import Grid, Stage, build_grid, latest_item_rows, no_stage
+from leadradar.features.grid import Grid, Stage, build_grid, no_stage
 from leadradar.features.registry import FeatureRegistry
 from leadradar.features.spine import build_spine, lead_index, prepare_stages
 
@@ -38,7 +38,7 @@ def source_rows(source: str, spine: ir.Table, grid: Grid, settings: Settings) ->
     if source == "activity":
         return _joined(spine, grid.activity)
     if source == "items":
-        return latest_item_rows(_joined(spine, grid.items))
+        return _joined(spine, grid.items)
     if source == "categories":
         rows = _joined(spine, grid.items)
         rows = rows.filter(rows.category.notnull() & ~rows.category.isin(list(settings.features.pricing_categories)))

@@ -136,27 +136,15 @@ def activity_partials(ev: ir.Table, settings: Settings) -> ir.Table:
 
 
 def item_partials(ev: ir.Table, items: ir.Table | None) -> ir.Table:
-    """Per (lead, day, item): views and dwell, with the item's category when a catalogue is given, and
-    `next_bucket`, the lead's next day on the same item (null: none later).
-
-    With it an item's last row at or before a cutoff is known row by row (`latest_item_rows`), so the item counts
-    are counts of rows, not DISTINCT aggregates: those took 7.2 of the final query's 9.6 s at 10.6 M events."""
+    """Per (lead, day, item): views and dwell, with the item's category when a catalogue is given."""
     touched = ev.filter(ev.item_id.notnull())
     part = touched.group_by(["tenant_id", "lead_id", "bucket", "item_id"]).aggregate(
         n=touched.count(), dwell_sum=touched.dwell_s.sum()
     )
-    same_item = ibis.window(group_by=["tenant_id", "lead_id", "item_id"], order_by="bucket")
-    part = part.mutate(next_bucket=part.bucket.lead().over(same_item))
     if items is None:
         return part.mutate(category=ibis.null("string"))
     cat = items.select("tenant_id", "item_id", "category")
     return part.left_join(cat, ["tenant_id", "item_id"]).select(*part.columns, "category")
-
-
-def latest_item_rows(rows: ir.Table) -> ir.Table:
-    """Item rows joined to cutoffs (with the cutoff's day `K`), flagged `latest` where the row is its item's last
-    day at or before the cutoff: one row per item the lead had seen by then."""
-    return rows.mutate(latest=rows.next_bucket.isnull() | (rows.next_bucket > rows.K))
 
 
 def referral_partials(ev: ir.Table) -> ir.Table:

@@ -25,7 +25,6 @@ ITEM_ROWS = pa.schema(
         pa.field("bucket", pa.int64()),
         pa.field("n", pa.int64()),
         pa.field("dwell_sum", pa.float64()),
-        pa.field("next_bucket", pa.int64()),
         pa.field("category", pa.string()),
     ]
 )
@@ -126,10 +125,8 @@ class Touches:
     def _rows(self, n: int, cutoff_us: int, edges: np.ndarray, categories: dict[tuple[str, str], str]) -> pa.Table:
         bucket, code = edge_days(self.us[:n], cutoff_us, edges), self.code[:n]
         span = bucket.max() - bucket.min() + 1
-        unique, first, group = np.unique(code * span + (bucket - bucket.min()), return_index=True, return_inverse=True)
+        _, first, group = np.unique(code * span + (bucket - bucket.min()), return_index=True, return_inverse=True)
         group = group.reshape(-1)
-        same_item = unique[1:] // span == unique[:-1] // span  # rows run by item, then by day
-        later = np.append(same_item, False)
         dwell = self.dwell[:n]
         has = ~np.isnan(dwell)
         keys = self.keys.take(pa.array(code[first]))
@@ -138,7 +135,6 @@ class Touches:
             "bucket": pa.array(bucket[first], pa.int64()),
             "n": pa.array(np.bincount(group), pa.int64()),
             "dwell_sum": pa.array(np.bincount(group, np.where(has, dwell, 0.0)), mask=np.bincount(group, has) == 0),
-            "next_bucket": pa.array(np.append(bucket[first][1:], 0), pa.int64(), mask=~later),
             "category": pa.array([categories.get(k) for k in pairs], pa.string()),
         }
         for name, column in columns.items():
