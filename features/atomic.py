@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -14,7 +16,7 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     a failed write leaves no temporary file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(tmp, "wb") as fh:
+        with naming(path), open(tmp, "wb") as fh:  # closing flushes too
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
@@ -27,6 +29,18 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+@contextmanager
+def naming(path: Path) -> Iterator[None]:
+    """A full disk met while writing `path` names it: Arrow's and Parquet's writers say only "No space left on
+    device". An error that names a file already (one written inside, such as kept tiles) keeps its own."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC and not exc.filename:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
+        raise
 
 
 def atomic_write_bytes(data: bytes, path: Path) -> None:

@@ -38,8 +38,8 @@ DEBUG_ENV = "LEADRADAR_DEBUG"
 class OneLineErrors(TyperGroup):
     """Every command's input errors as one line on stderr and exit code 2; a traceback only with --debug.
 
-    A `UserError` (or a usage error: unknown option, bad option type) is the user's to fix; any
-    other exception is our bug and keeps its traceback.
+    A `UserError` (or a usage error: unknown option, bad option type) is the user's to fix, and so is a full disk;
+    any other exception is our bug and keeps its traceback.
     """
 
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
@@ -57,6 +57,13 @@ class OneLineErrors(TyperGroup):
             raise
         except (UserError, UsageError) as exc:
             exit_one_line(ctx, exc)
+        except Exception as exc:
+            from leadradar.serving.outages import disk_full
+
+            if not disk_full(exc):
+                raise
+            full = f"the disk is full: {one_line(exc)}; free some space and run the command again"
+            exit_one_line(ctx, UserError(full))
 
 
 def exit_one_line(ctx: Context, exc: Exception) -> NoReturn:
@@ -737,6 +744,7 @@ def score(
     if table is not None:
         score_a_table(table, model_name, out_file, events, stages)
         return
+    from leadradar.features.atomic import atomic_write
     from leadradar.features.cutoffs import now_utc
     from leadradar.registry import load_alias
     from leadradar.serving.scoring import score_and_store
@@ -750,7 +758,7 @@ def score(
         scores = score_and_store(ScoreStore(settings.score_store_url), log, when, settings, loaded, tenant)
     if out_file:
         out_file.parent.mkdir(parents=True, exist_ok=True)
-        scores.drop(columns="detail", errors="ignore").to_parquet(out_file, index=False)
+        atomic_write(out_file, lambda fh: scores.drop(columns="detail", errors="ignore").to_parquet(fh, index=False))
     console.print(
         f"scored {len(scores):,} open leads with {loaded.ref.name} v{loaded.ref.version}"
         f" as of {when:%Y-%m-%d %H:%M} UTC" + (f" → {out_file}" if out_file else "")

@@ -13,6 +13,7 @@ import pandas as pd
 
 from leadradar.config import Settings
 from leadradar.errors import NotFoundError
+from leadradar.features.atomic import atomic_write
 from leadradar.models.explain import MIN_CONTRIBUTION, contributions
 from leadradar.models.funnel import FunnelModel
 from leadradar.registry import CHAMPION, LoadedModel, configure_mlflow, load_version, resolve
@@ -98,6 +99,6 @@ def write_scores(scored: pd.DataFrame, out: Path) -> None:
         raise TableError(f"--out {out}: write .csv or .parquet, not {suffix or '(no suffix)'}")
     out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".csv":
-        scored.to_csv(out, index=False)
+        atomic_write(out, lambda fh: scored.to_csv(fh, index=False))
     else:
-        scored.to_parquet(out, index=False)
+        atomic_write(out, lambda fh: scored.to_parquet(fh, index=False))

@@ -26,6 +26,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
+from leadradar.features.atomic import naming
+
 log = logging.getLogger(__name__)
 
 
@@ -82,14 +84,15 @@ class KeptRows:
         self.dir.mkdir(parents=True, exist_ok=True)
         kept = {c: d for c, d in self._manifest().items() if c in digests}
         stale = self.stale(digests)
-        with ExitStack() as open_files:
+        with naming(self.dir), ExitStack() as open_files:  # a file's footer, written on closing, names the folder
             writers: dict[int, ipc.RecordBatchFileWriter] = {}
             for chunk in chunks:
                 us = pc.cast(chunk["cutoff"], pa.int64())
                 for c in stale:
-                    if c not in writers:
-                        writers[c] = open_files.enter_context(ipc.new_file(self._tmp(c), chunk.schema))
-                    writers[c].write_table(chunk.filter(pc.equal(us, c)))
+                    with naming(self._tmp(c)):
+                        if c not in writers:
+                            writers[c] = open_files.enter_context(ipc.new_file(self._tmp(c), chunk.schema))
+                        writers[c].write_table(chunk.filter(pc.equal(us, c)))
         for c in stale:  # each file whole or not at all, for a build reading the directory meanwhile
             os.replace(self._tmp(c), self._path(c))
             kept[c] = digests[c]

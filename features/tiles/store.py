@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from leadradar.config import Settings
+from leadradar.features.atomic import naming
 from leadradar.features.grid import DAY_US
 from leadradar.features.tiles.fingerprints import day_fingerprints
 from leadradar.features.tiles.partials import day_bucket, day_tiles
@@ -101,7 +102,8 @@ class TileStore:
 
     def _new_segment(self, table: pa.Table) -> str:
         name = f"seg-{uuid.uuid4().hex}.parquet"
-        pq.write_table(table, self.dir / name)
+        with naming(self.dir / name):
+            pq.write_table(table, self.dir / name)
         return name
 
     def refresh(self, events: ir.Table, unique: bool = False) -> dict[int, list[int]]:
@@ -145,13 +147,14 @@ class TileStore:
         """The live days' tiles copied into one new segment a segment at a time (never all of them in memory)."""
         name = f"seg-{uuid.uuid4().hex}.parquet"
         writer = None
-        try:
-            for part in self._parts(days):
-                writer = writer or pq.ParquetWriter(self.dir / name, part.schema)
-                writer.write_table(part)
-        finally:
-            if writer is not None:
-                writer.close()
+        with naming(self.dir / name):
+            try:
+                for part in self._parts(days):
+                    writer = writer or pq.ParquetWriter(self.dir / name, part.schema)
+                    writer.write_table(part)
+            finally:
+                if writer is not None:
+                    writer.close()
         return name
 
     def update(self, events: ir.Table) -> pa.Table | None:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -22,6 +23,7 @@ from typer.testing import CliRunner
 from leadradar.cli import OneLineErrors
 from leadradar.config import QUIET_ENVIRONMENT
 from leadradar.errors import BadValueError
+from tests.support.small_disk import grow, small_disk
 
 SIM = ["--tenants", "1", "--leads", "2000", "--days", "200", "--seed", "1"]
 
@@ -180,6 +182,47 @@ def test_until_before_the_data_is_one_line_saying_the_training_set_is_empty(sim:
 def test_scoring_with_no_champion_yet_is_one_line_saying_what_to_run(sim: Path, tmp_path: Path) -> None:
     result = cli("score", *logs(sim), home=tmp_path / "fresh-home")
     assert_one_line_error(result, "champion", "leadradar train")
+
+
+# --- a full disk ---
+
+
+@pytest.mark.slow  # a build in a process of its own per engine
+@pytest.mark.parametrize("engine", ["duckdb", "tiles"])
+def test_a_full_disk_under_features_build_is_one_line_naming_the_file_and_the_last_set_is_kept(
+    sim: Path, home: Path, tmp_path: Path, engine: str
+) -> None:
+    """Before: a traceback, and yesterday's training set cut short in place by the failed write."""
+    with small_disk(tmp_path / "disk", "300k") as disk:
+        out = disk / "set.parquet"
+        pq.write_table(pa.table({"yesterday": [1, 2, 3]}), out)
+        before = out.read_bytes()
+        result = cli("features", "build", "--engine", engine, *logs(sim), "--out", out, home=home)
+        assert "free some space" in assert_one_line_error(result, "disk is full", out)
+        assert out.read_bytes() == before
+        assert [p.name for p in disk.iterdir()] == ["set.parquet"], "a temporary file was left"
+
+
+@pytest.mark.slow  # four builds, each in a process of its own
+def test_kept_tiles_on_a_full_disk_are_one_line_and_once_there_is_room_the_build_equals_a_fresh_one(
+    sim: Path, home: Path, tmp_path: Path
+) -> None:
+    args = ["features", "build", "--engine", "tiles", *logs(sim)]
+    with small_disk(tmp_path / "disk", "300k") as disk:
+        kept = {"LEADRADAR_FEATURES__TILES_DIR": str(disk / "tiles")}
+        full = cli(*args, "--out", tmp_path / "kept.parquet", home=home, env=kept)
+        assert_one_line_error(full, "disk is full", disk / "tiles")
+        assert not (tmp_path / "kept.parquet").exists()
+        grow(disk, "64m")
+        assert cli(*args, "--out", tmp_path / "kept.parquet", home=home, env=kept).returncode == 0
+        assert not list(disk.rglob("*.tmp")), "the failed build's files were not cleaned up"
+        assert cli(*args, "--out", tmp_path / "kept.parquet", home=home, env=kept).returncode == 0
+    assert cli(*args, "--out", tmp_path / "fresh.parquet", home=home).returncode == 0
+    key = ["tenant_id", "lead_id", "cutoff"]
+    got, fresh = (
+        pd.read_parquet(tmp_path / f).sort_values(key).reset_index(drop=True) for f in ("kept.parquet", "fresh.parquet")
+    )
+    pd.testing.assert_frame_equal(got, fresh, rtol=1e-9)
 
 
 # --- --debug, and our own bugs ---

@@ -7,9 +7,7 @@ events does not score), and its score and key stores stay on the ordinary disk.
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
 
 import httpx
 import pandas as pd
@@ -24,27 +22,20 @@ from leadradar.serving.process import ServiceProcess
 from tests.support.live_events import event, fresh
 from tests.support.raw_events import NOW
 from tests.support.raw_events import event as raw_event
+from tests.support.small_disk import small_disk
 
 TENANT = "t01"
 
 
 @pytest.fixture(scope="module")
 def full_disk(tmp_path_factory):
-    if os.geteuid() != 0:
-        pytest.skip("mounting the small tmpfs this test fills needs root (CI runs as root)")
-    mount = tmp_path_factory.mktemp("small-disk")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode(errors='replace').strip()}")
-    try:
+    with small_disk(tmp_path_factory.mktemp("small-disk"), "1m") as mount:
         settings = Settings(home=tmp_path_factory.mktemp("disk-full-home"))
         url = f"sqlite:///{mount}/events.db"
         token = KeyStore(settings.score_store_url).create(TENANT, "system", name="disk full tests")[1]
         env = {"LEADRADAR_STORE__URL": url, "BENTOML_HOME": str(tmp_path_factory.mktemp("disk-full-bentoml"))}
         with ServiceProcess(settings, env=env, require_ready=False) as svc:
             yield svc, url, settings, {"Authorization": f"Bearer {token}"}
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
 
 
 @pytest.mark.server
