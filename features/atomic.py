@@ -11,15 +11,20 @@ from pathlib import Path
 from typing import BinaryIO
 
 
-def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
-    """Write beside the target, flush to disk, then rename: readers see the old file or the new one, never half;
-    a failed write leaves no temporary file."""
+@contextmanager
+def written_whole(path: Path) -> Iterator[Path]:
+    """A file beside `path` for the block to write (Arrow's writers write to it natively), flushed to disk and
+    renamed over `path` when the block ends: readers see the old file or the new one, never half; a block that
+    fails leaves no temporary file and `path` as it was."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with naming(path), open(tmp, "wb") as fh:  # closing flushes too
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
+        with naming(path):
+            yield tmp
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -29,6 +34,12 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """`written_whole` for a writer that takes a file object."""
+    with written_whole(path) as tmp, open(tmp, "wb") as fh:
+        write(fh)
 
 
 @contextmanager

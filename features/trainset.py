@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import ibis
 import ibis.expr.types as ir
@@ -16,7 +15,7 @@ import pyarrow.parquet as pq
 
 from leadradar.config import Settings
 from leadradar.errors import BadValueError, TooLittleDataError
-from leadradar.features.atomic import atomic_write
+from leadradar.features.atomic import written_whole
 from leadradar.features.build import KEY, META, QKEY, feature_query, lead_schema, unbound_inputs
 from leadradar.features.consent import counts_only_frame, set_apart
 from leadradar.features.cutoffs import cadence_cutoffs
@@ -249,15 +248,13 @@ def write_training_set(
         plan = _plan(con, engine, log, settings, until, build_registry(settings), 7, None)
         out.parent.mkdir(parents=True, exist_ok=True)
         if con.name == "duckdb" and engine == "tiles":
-            rows = _write_whole(out, lambda fh: _write_tiled(plan, fh))
+            with written_whole(out) as tmp:  # a failed build leaves the last set as it was
+                rows = _write_tiled(plan, tmp)
         elif con.name != "pyspark":
             frame = plan.frame()
-
-            def write_frame(fh: BinaryIO) -> int:
-                frame.to_parquet(fh, index=False)
-                return len(frame)
-
-            rows = _write_whole(out, write_frame)
+            with written_whole(out) as tmp:
+                frame.to_parquet(tmp, index=False)
+            rows = len(frame)
         else:
             if settings.privacy.consent_required:
                 raise BadValueError(
@@ -276,14 +273,6 @@ def write_training_set(
             definition_hash=registry_hash(settings, plan.registry),
             unknown_event_types=unknown_event_types(plan.events, settings),
         )
-
-
-def _write_whole(out: Path, write: Callable[[BinaryIO], int]) -> int:
-    """`write` into a file beside `out`, renamed over it once whole: a build that fails or is stopped (a full disk,
-    a kill) leaves the last training set as it was, never a file cut short in its place. Returns `write`'s rows."""
-    rows: list[int] = []
-    atomic_write(out, lambda fh: rows.append(write(fh)))
-    return rows[0]
 
 
 def _tiled_with_labels(plan: _Plan) -> pd.DataFrame:
@@ -335,7 +324,7 @@ class _LabelLookup:
         return pd.concat([frame[found].reset_index(drop=True), values], axis=1)
 
 
-def _write_tiled(plan: _Plan, out: BinaryIO) -> int:
+def _write_tiled(plan: _Plan, out: Path) -> int:
     """The tiles engine's training set written a chunk at a time (of leads, or of cutoffs from kept rows), so
     the table is never held whole: each chunk gets its labels and the consent rule, sorted by lead and cutoff
     within it. The rows, columns and values are the in-memory set's; the file's order is the chunks'."""
