@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
@@ -21,7 +22,7 @@ import pyarrow.dataset as ds
 from ibis.common.exceptions import IbisError
 
 from leadradar.config import FeatureConfig
-from leadradar.errors import BadValueError
+from leadradar.errors import BadValueError, ResourceError
 from leadradar.features.contract import (
     EVENT_SCHEMA,
     FEATURE_EVENT_SCHEMA,
@@ -89,11 +90,9 @@ def connect(engine: str = "duckdb", fc: FeatureConfig | None = None) -> ibis.Bas
     fc = fc or FeatureConfig()
     threads, memory_limit = fc.duckdb_threads, fc.duckdb_memory_limit
     if engine in ("duckdb", "tiles"):  # the tiles engine runs its reference columns on DuckDB
-        import tempfile
-
         con = ibis.duckdb.connect()
         con.raw_sql("SET preserve_insertion_order = false")
-        con.raw_sql(f"SET temp_directory = '{tempfile.gettempdir()}/leadradar-duckdb-spill'")
+        con.raw_sql(f"SET temp_directory = '{spill_folder()}'")
         if threads:
             con.raw_sql(f"SET threads = {int(threads)}")
         if memory_limit:
@@ -102,6 +101,30 @@ def connect(engine: str = "duckdb", fc: FeatureConfig | None = None) -> ibis.Bas
     if engine == "spark":
         return ibis.pyspark.connect(spark_session(fc.spark_master, fc.spark_shuffle_partitions, fc.spark_adaptive))
     raise BadValueError(f"unknown feature engine {engine!r}; use 'duckdb', 'tiles' or 'spark'")
+
+
+def spill_folder() -> Path:
+    """Where DuckDB writes what does not fit its memory cap (`features.duckdb_memory_limit`): beside the system's
+    temporary files ($TMPDIR)."""
+    return Path(tempfile.gettempdir()) / "leadradar-duckdb-spill"
+
+
+def out_of_memory(exc: Exception, engine: str, fc: FeatureConfig) -> ResourceError:
+    """DuckDB's out-of-memory error as one line a person can act on: the cap, or the spill folder that filled."""
+    said = str(exc).split("\n")[0].strip()
+    cap = f"features.duckdb_memory_limit = {fc.duckdb_memory_limit}" if fc.duckdb_memory_limit else "no memory cap"
+    if "offload" in said or "No space left" in said:
+        return ResourceError(
+            f"DuckDB ran out of memory under {cap} and could not spill: {spill_folder()} (in $TMPDIR) is full"
+            f" ({said}); free space there, point TMPDIR at a larger disk, or raise the cap"
+        )
+    smaller = (
+        "lower features.tiles_partition_events (the events of a partition of leads built at a time)"
+        if engine == "tiles"
+        else "build with --engine tiles, whose memory follows features.tiles_partition_events"
+    )
+    raise_it = "raise it (LEADRADAR_FEATURES__DUCKDB_MEMORY_LIMIT)"
+    return ResourceError(f"DuckDB ran out of memory under {cap} ({said}); {raise_it}, or {smaller}")
 
 
 @contextmanager
@@ -117,6 +140,8 @@ def connected(engine: str = "duckdb", fc: FeatureConfig | None = None) -> Iterat
     con = connect(engine, fc)
     try:
         yield con
+    except duckdb.OutOfMemoryException as exc:
+        raise out_of_memory(exc, engine, fc) from exc
     finally:
         if con.name != "pyspark" or con._session is not before:  # a session the caller had open stays open
             con.disconnect()

@@ -29,3 +29,7 @@ class TooLittleDataError(UserError, ValueError):
 
 class ConfigError(UserError, ValueError):
     """The settings file or environment cannot be turned into settings."""
+
+
+class ResourceError(UserError, RuntimeError):
+    """The work does not fit the memory or disk it was given; the message names the setting or folder to change."""

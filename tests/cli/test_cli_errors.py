@@ -225,6 +225,27 @@ def test_kept_tiles_on_a_full_disk_are_one_line_and_once_there_is_room_the_build
     pd.testing.assert_frame_equal(got, fresh, rtol=1e-9)
 
 
+@pytest.mark.slow  # a build in a process of its own
+def test_a_duckdb_memory_cap_too_small_for_the_build_is_one_line_naming_the_setting(
+    sim: Path, home: Path, tmp_path: Path
+) -> None:
+    """Before: DuckDB's OutOfMemoryException and its traceback."""
+    capped = {"LEADRADAR_FEATURES__DUCKDB_MEMORY_LIMIT": "60MB"}
+    result = cli("features", "build", *logs(sim), "--out", tmp_path / "set.parquet", home=home, env=capped)
+    line = assert_one_line_error(result, "features.duckdb_memory_limit = 60MB", "Out of Memory")
+    assert "--engine tiles" in line and not (tmp_path / "set.parquet").exists()
+
+
+@pytest.mark.slow  # a build in a process of its own
+def test_a_full_spill_folder_under_a_memory_cap_is_one_line_naming_the_folder(
+    sim: Path, home: Path, tmp_path: Path
+) -> None:
+    with small_disk(tmp_path / "disk", "1m") as disk:
+        env = {"LEADRADAR_FEATURES__DUCKDB_MEMORY_LIMIT": "300MB", "TMPDIR": str(disk)}
+        result = cli("features", "build", *logs(sim), "--out", tmp_path / "set.parquet", home=home, env=env)
+    assert_one_line_error(result, "could not spill", disk / "leadradar-duckdb-spill", "300MB")
+
+
 # --- --debug, and our own bugs ---
 
 
