@@ -209,12 +209,12 @@ def compute_features(
     """Execute the feature query for the given cutoffs on an engine; a pandas frame, one row per open lead, blanked
     to counts where the lead had no consent at the cutoff (`consent`: consent events carried aside, beside any in
     `events`)."""
-    from leadradar.features.engines import connect, connected, materializer, to_pandas
+    from leadradar.features.engines import connect, connected, materializer, memory_said, to_pandas
 
     engine, fc = engine or settings.features.engine, settings.features
     # A Spark Connect session ends with the build; a local or cluster session stays for the next call.
     ends = engine == "spark" and fc.spark_master.startswith("sc://")
-    with connected(engine, fc) if ends else nullcontext(connect(engine, fc)) as con:
+    with connected(engine, fc) if ends else nullcontext(connect(engine, fc)) as con, memory_said(engine, fc):
         ev, st, cut, it, ld, said = _bound(con, events, stages, cutoffs, settings, items, leads, consent)
         if engine == "tiles":
             from leadradar.features.tiles.build import tiled_frame

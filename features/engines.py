@@ -128,6 +128,15 @@ def out_of_memory(exc: Exception, engine: str, fc: FeatureConfig) -> ResourceErr
 
 
 @contextmanager
+def memory_said(engine: str, fc: FeatureConfig) -> Iterator[None]:
+    """DuckDB running out of memory inside the block raised as `out_of_memory`'s one line."""
+    try:
+        yield
+    except duckdb.OutOfMemoryException as exc:
+        raise out_of_memory(exc, engine, fc) from exc
+
+
+@contextmanager
 def connected(engine: str = "duckdb", fc: FeatureConfig | None = None) -> Iterator[ibis.BaseBackend]:
     """A connection for one build, closed after it with the Spark session it opened: a Spark Connect session
     otherwise holds its server-side state until the server's idle timeout, a cluster session its executors."""
@@ -139,9 +148,8 @@ def connected(engine: str = "duckdb", fc: FeatureConfig | None = None) -> Iterat
         before = SparkSession.getActiveSession()
     con = connect(engine, fc)
     try:
-        yield con
-    except duckdb.OutOfMemoryException as exc:
-        raise out_of_memory(exc, engine, fc) from exc
+        with memory_said(engine, fc):
+            yield con
     finally:
         if con.name != "pyspark" or con._session is not before:  # a session the caller had open stays open
             con.disconnect()

@@ -36,7 +36,7 @@ from leadradar.features.tiles.dense import DayTiles, dense_tiles, type_arrays
 from leadradar.features.tiles.fingerprints import as_of_digest, code_key, stage_fingerprints, table_fingerprint
 from leadradar.features.tiles.kept_rows import KeptRows
 from leadradar.features.tiles.partials import day_bucket, day_tiles, distinct_rows, repeated_ids, without_repeats
-from leadradar.features.tiles.store import TileStore
+from leadradar.features.tiles.store import TileStore, prune_sets
 from leadradar.features.tiles.windows import TilePlan, TileWindows
 
 SKIPPED_STAGES = ("lr_grid_activity",)  # the wide per-day pivot the tiles replace
@@ -283,6 +283,7 @@ def _kept_rows(i: _Inputs, root: Path) -> tuple[KeptRows, list[int]]:
     """The kept rows brought up to date (only changed days' tiles, only stale cutoffs' rows), and the cutoffs."""
     store = TileStore(root, i.settings, i.tod)
     days = {"events": store.refresh(i.events), "stages": stage_fingerprints(i.stages, i.tod)}
+    prune_sets(root, store.dir, i.settings.features.tiles_kept_sets)
     static = [code_key(i.settings), i.registry.names, table_fingerprint(i.items), table_fingerprint(i.leads)]
     digests = {int(c): as_of_digest(static, days, int((c - i.tod) // DAY_US)) for c in i.cut_us}
     kept = KeptRows(store.dir / "rows")

@@ -16,7 +16,7 @@ import ibis.expr.types as ir
 
 from leadradar.config import Settings
 from leadradar.features.engines import hash64
-from leadradar.features.registry import feature_code_digest
+from leadradar.features.registry import definition_settings, feature_code_digest
 from leadradar.features.tiles.partials import day_bucket
 
 MODULUS = 1_000_000_007  # sums of hashes stay within 64 bits on every engine
@@ -55,8 +55,10 @@ def table_fingerprint(table: ir.Table | None) -> list[int]:
 
 
 def code_key(settings: Settings) -> str:
-    """The feature code (every source file of leadradar.features) and the settings: kept rows follow both."""
-    return hashlib.sha256((settings.model_dump_json() + feature_code_digest()).encode()).hexdigest()
+    """The feature code (every source file of leadradar.features) and the settings the features read (events,
+    funnel, features): kept rows follow both, not the rest (a scheduler and a person with another data directory or
+    other training options share them)."""
+    return hashlib.sha256((definition_settings(settings) + feature_code_digest()).encode()).hexdigest()
 
 
 def as_of_digest(static: object, days: dict[str, dict[int, list[int]]], bucket: int) -> str:

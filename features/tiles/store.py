@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -41,6 +42,7 @@ from leadradar.features.tiles.partials import day_bucket, day_tiles
 TILE_VERSION = 3  # 3: session starts in one session row per lead and day
 MAX_SEGMENTS = 16
 SEGMENT_NAME = re.compile(r"seg-[0-9a-f]{32}\.parquet")
+TILE_KEY = re.compile(r"[0-9a-f]{16}")  # `tile_key`: the folder of one set
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +183,25 @@ class TileStore:
     def _parts(self, days: dict[int, list]) -> Iterator[pa.Table]:
         for s, bs in _by_segment(days):
             yield pq.read_table(self.dir / s, filters=[("bucket", "in", bs)])
+
+
+def prune_sets(root: Path, current: Path, keep: int) -> list[Path]:
+    """Remove the sets of kept tiles under `root` built least recently beyond `keep` (by their manifest's time, the
+    current one always kept): those of a cutoff time or tile settings no build has used since. The removed ones."""
+    sets = [d for d in Path(root).iterdir() if d.is_dir() and TILE_KEY.fullmatch(d.name) and d != current]
+    sets.sort(key=_last_built, reverse=True)
+    removed = sets[max(keep - 1, 0) :]
+    for d in removed:
+        log.info("kept tiles: removed %s, last built %s (features.tiles_kept_sets = %d)", d, _last_built(d), keep)
+        shutil.rmtree(d, ignore_errors=True)
+    return removed
+
+
+def _last_built(d: Path) -> float:
+    try:
+        return (d / "manifest.json").stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _by_segment(days: dict[int, list]) -> list[tuple[str, list[int]]]:

@@ -162,3 +162,16 @@ def test_engagement_features_follow_their_half_lives_and_are_left_out_without_an
     assert not [n for n in build_registry(Settings(features={"engagement_half_lives_days": ()})).names if "engag" in n]
     with pytest.raises(ValidationError, match=r"\[0\]"):
         FeatureConfig(engagement_half_lives_days=(0, 7))
+
+
+def test_a_duckdb_memory_cap_too_small_is_one_line_from_compute_features_too(tmp_path):
+    """The Python API (notebooks) gives the CLI's line: the cap, and the engine that needs less of it."""
+    from leadradar.errors import ResourceError
+    from leadradar.features.build import compute_features
+    from leadradar.features.simulator import SimulationConfig, simulate
+
+    sim = simulate(SimulationConfig(tenants=1, leads=2000, days=200, seed=1), Settings()).write(tmp_path)
+    capped = Settings(features={"duckdb_memory_limit": "60MB"})
+    cutoffs = [pd.Timestamp("2026-01-19", tz="UTC") + pd.Timedelta(days=7 * k) for k in range(20)]
+    with pytest.raises(ResourceError, match=r"features.duckdb_memory_limit = 60MB \(Out of Memory.*--engine tiles"):
+        compute_features(sim["events"], sim["stages"], cutoffs, capped, build_registry(capped), sim["items"])

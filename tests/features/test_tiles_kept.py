@@ -224,3 +224,45 @@ def test_a_kept_file_that_cannot_be_read_is_named_once_and_what_it_held_computed
         again = kept_build(tmp_path, late, stages)
     assert not [r for r in caplog.records if "cannot be read" in r.getMessage()]
     assert_same_features(again, got, REGISTRY)
+
+
+def _small_log() -> tuple[pa.Table, pa.Table]:
+    base = {"tenant_id": "ta", "sales_id": "s1", "micro": 0, "dwell_s": 3.0, "item_id": None}
+    base |= {"referrer_lead_id": None, "channel": "h5", "event_type": "card_view"}
+    history = [{**base, "lead_id": f"L{d % 3}", "offset_s": -d * 43200 - 60} for d in range(1, 30)]
+    stages = stages_table([{"tenant_id": "ta", "lead_id": "L1", "stage": "engaged", "offset_s": -9 * 86400}])
+    return events_table(history, "h"), stages
+
+
+def test_kept_rows_follow_the_settings_the_features_read_and_not_the_others(tmp_path):
+    """A scheduler and a person with another data directory or other training options share the kept rows; before,
+    any setting at all re-opened every cutoff."""
+    events, stages = _small_log()
+    root = {"tiles_dir": str(tmp_path / "tiles")}
+
+    def build(**sections) -> pd.DataFrame:
+        settings = Settings(**{**sections, "features": {**root, **sections.get("features", {})}})
+        return compute_features(events, stages, CUTOFFS, settings, build_registry(settings), engine="tiles")
+
+    build()
+    first = row_files(tmp_path)
+    build(home=str(tmp_path / "another-home"), training={"num_boost_round": 7}, serving={"port": 3999})
+    assert row_files(tmp_path) == first
+    build(features={"pricing_categories": ("pricing", "quote")})  # a definition, in the same set of tiles
+    again = row_files(tmp_path)
+    assert set(again) == set(first) and all(again[name] != first[name] for name in first)
+
+
+def test_a_build_removes_the_kept_sets_built_least_recently_beyond_its_setting(tmp_path):
+    """A set per cutoffs' time of day (and tile settings): one no build uses stays no longer than it is among the
+    `features.tiles_kept_sets` built last; the one being built is never removed."""
+    events, stages = _small_log()
+    kept = Settings(features={"tiles_dir": str(tmp_path), "tiles_kept_sets": 2})
+    sets: list[set[str]] = []
+    for hours in (0, 6, 12):  # three times of day: three sets
+        cutoffs = [c - pd.Timedelta(hours=hours) for c in CUTOFFS]
+        got = compute_features(events, stages, cutoffs, kept, REGISTRY, engine="tiles")
+        assert_same_features(got, compute_features(events, stages, cutoffs, SETTINGS, REGISTRY), REGISTRY)
+        sets.append({d.name for d in tmp_path.iterdir() if d.is_dir()})
+    assert [len(s) for s in sets] == [1, 2, 2]
+    assert sets[2] == (sets[1] - sets[0]) | (sets[2] - sets[1]), "the oldest set is the one removed"
