@@ -20,20 +20,21 @@ def written_whole(path: Path) -> Iterator[Path]:
     try:
         with naming(path):
             yield tmp
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _synced(tmp)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    with contextlib.suppress(OSError):
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    with contextlib.suppress(OSError):  # the rename itself; some file systems cannot sync a folder
+        _synced(path.parent)
+
+
+def _synced(path: Path) -> None:
+    """A file's (or a folder's) contents flushed to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
