@@ -87,6 +87,9 @@ def parse_token(token: str) -> tuple[str, str] | None:
     return parts[1], parts[2]
 
 
+_UNSEEN = object()  # not in the key cache (None there is a token known to be invalid)
+
+
 class KeyStore:
     """Keys in SQL (the score store's database by default); verified keys (and unknown tokens) are cached
     for `cache_seconds`, at most `cache_size` of them (cachetools' TTLCache drops the expired and the oldest)."""
@@ -136,8 +139,9 @@ class KeyStore:
         key_id, secret = parsed
         cache_key = _digest(token)
         with self._lock:
-            if cache_key in self._cache:
-                return self._cache[cache_key]
+            cached = self._cache.get(cache_key, _UNSEEN)  # one look: an entry can expire between `in` and `[]`
+        if cached is None or isinstance(cached, Principal):
+            return cached
         with self.engine.connect() as conn:
             row = conn.execute(sa.select(KEYS).where(KEYS.c.key_id == key_id)).mappings().first()
         principal = None

@@ -218,3 +218,19 @@ def test_a_request_without_a_valid_key_gets_401_whatever_its_body(endpoint, serv
     for headers in ({}, {"Authorization": "Bearer lr_nope_nope"}):
         resp = call(server, endpoint, headers, {"page": "x", "leads": "x"})
         assert resp.status_code == 401, resp.text[:200]
+
+
+def test_a_cached_key_that_expires_while_it_is_looked_up_is_verified_not_a_500(tmp_path):
+    """Under load a key's cache entry can expire between asking the cache whether it holds the key and reading it
+    (a 500 in the minute of mixed traffic, tests/serving/test_service_load.py). A clock that moves 20 s at each
+    reading, under a 30 s cache, puts that instant into every lookup."""
+    from cachetools import TTLCache
+
+    store = KeyStore(f"sqlite:///{tmp_path / 'keys.db'}")
+    key_id, token = store.create("t01", "system", name="expiring")
+    now = iter(range(0, 10_000, 20))
+    store._cache = TTLCache(maxsize=16, ttl=30, timer=lambda: next(now))
+    for _ in range(6):
+        principal = store.verify(token)
+        assert principal is not None and (principal.key_id, principal.tenant_id) == (key_id, "t01")
+    assert store.verify(token[:-1] + ("a" if token[-1] != "a" else "b")) is None
