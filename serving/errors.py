@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from leadradar.serving.outages import store_fault
 
@@ -53,6 +54,15 @@ def invalid(errors: Sequence[Mapping[str, Any]], prefix: tuple[str, ...] = ()) -
     return error_response(422, f"{where}: {first['msg']}{more}" if where else f"{first['msg']}{more}", detail)
 
 
+INTERNAL = "internal error; the server log has the details"
+
+
+def fault_answer(exc: BaseException, retry_after: int) -> Response | None:
+    """A store's fault under a request as its answer (serving/outages.py), with `Retry-After`; None for our bug."""
+    fault = store_fault(exc, retry_after)
+    return None if fault is None else error_response(*fault, headers={"Retry-After": str(retry_after)})
+
+
 def install(app: FastAPI, retry_after: int = 2) -> None:
     """Every error FastAPI or Starlette would answer in its own shape answers in ours; a store's fault (503, 507:
     serving/outages.py) is told apart from our bug (500), in the endpoints and in the middleware alike."""
@@ -65,13 +75,9 @@ def install(app: FastAPI, retry_after: int = 2) -> None:
     async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         return invalid(exc.errors())
 
-    def faulted(exc: BaseException) -> Response | None:
-        fault = store_fault(exc, retry_after)
-        return None if fault is None else error_response(*fault, headers={"Retry-After": str(retry_after)})
-
     @app.exception_handler(sa.exc.DBAPIError)
     async def store_failed(request: Request, exc: sa.exc.DBAPIError) -> Response:
-        answer = faulted(exc)
+        answer = fault_answer(exc, retry_after)
         if answer is None:
             raise exc
         log.warning("%s %s answered %d: %s", request.method, request.url.path, answer.status_code, exc.orig)
@@ -79,8 +85,46 @@ def install(app: FastAPI, retry_after: int = 2) -> None:
 
     @app.exception_handler(Exception)
     async def our_bug(request: Request, exc: Exception) -> Response:
-        # Starlette re-raises after this answer, so the traceback still reaches the server log.
-        return faulted(exc) or error_response(500, "internal error; the server log has the details")
+        # Only what `Answered` could not answer (its own fault) comes here; Starlette re-raises after this answer.
+        return fault_answer(exc, retry_after) or error_response(500, INTERNAL)
+
+    app.add_middleware(Answered, retry_after=retry_after)
+
+
+class Answered:
+    """Pure ASGI middleware, the outermost of ours: an exception no handler answered (our bug, or a store's fault
+    in the middleware, such as the key check's read) is answered here, 500 with its traceback in the log or the
+    store's 503/507 in one line. Starlette's last handler answers too, but then re-raises to uvicorn, which closes
+    the connection: a client's next request on it (a pooled keep-alive connection) failed with a reset."""
+
+    def __init__(self, app: ASGIApp, retry_after: int = 2):
+        self.app, self.retry_after = app, retry_after
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:
+            if started:  # half an answer is out: only closing the connection tells the client
+                raise
+            where = f"{scope.get('method', '')} {scope.get('path', '')}"
+            answer = fault_answer(exc, self.retry_after)
+            if answer is None:
+                log.error("%s answered 500: %s", where, INTERNAL, exc_info=exc)
+                answer = error_response(500, INTERNAL)
+            else:
+                said = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc  # not the statement's parameters
+                log.warning("%s answered %d: %s", where, answer.status_code, said)
+            await answer(scope, receive, send)
 
 
 def document(doc: dict[str, Any], error_schema: str) -> dict[str, Any]:
