@@ -22,9 +22,13 @@ def _run(run: JobRun | None, tenant_id: str | None = None) -> dict[str, Any] | N
     return out
 
 
-def lifecycle_status(settings: Settings, tenant_id: str | None = None, history: int | None = None) -> dict[str, Any]:
-    """The schedule, the retrain history (newest first) and the last drift and calibration runs, for one tenant."""
-    ledger = Ledger(settings.lifecycle_url)
+def lifecycle_status(
+    settings: Settings, tenant_id: str | None = None, history: int | None = None, ledger: Ledger | None = None
+) -> dict[str, Any]:
+    """The schedule, the retrain history (newest first) and the last drift and calibration runs, for one tenant.
+    A caller that asks often passes the ledger it holds: opening one costs an engine and a check of its tables."""
+    held = ledger is not None
+    ledger = ledger if ledger is not None else Ledger(settings.lifecycle_url)
     try:
         last_drift = ledger.runs("drift", limit=1)
         last_calibration = ledger.runs("calibration", limit=1)
@@ -49,12 +53,13 @@ def lifecycle_status(settings: Settings, tenant_id: str | None = None, history: 
             "calibration": _run(last_calibration[0] if last_calibration else None, tenant_id),
         }
     finally:
-        ledger.close()
+        if not held:
+            ledger.close()
 
 
-def model_lifecycle(settings: Settings, history: int = 5) -> dict[str, Any]:
+def model_lifecycle(settings: Settings, history: int = 5, ledger: Ledger | None = None) -> dict[str, Any]:
     """For `/v1/model`: the schedule with last and next runs, and the last retrain decisions (no tenant's tables)."""
-    status = lifecycle_status(settings, history=history)
+    status = lifecycle_status(settings, history=history, ledger=ledger)
     for retrain in status["retrains"]:
         verdict = retrain.pop("verdict")
         retrain["challenger_metrics"] = verdict.get("challenger_metrics", {})

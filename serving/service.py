@@ -29,6 +29,7 @@ from leadradar.features.online import OnlineFeatures
 from leadradar.features.registry import build_registry
 from leadradar.features.store import EventStore
 from leadradar.features.tiles.online import OnlineTiles
+from leadradar.ledger import Ledger
 from leadradar.serving import connections, errors
 from leadradar.serving.alerts.feedback import AlertNotFound, NotYourAlert, give_feedback
 from leadradar.serving.alerts.outbox import Outbox
@@ -185,6 +186,7 @@ class LeadRadar:
         self.events = EventStore.open(settings)  # one per worker process; writes are serialised inside it
         self.outbox = Outbox(settings.score_store_url, settings.alerts.rules)
         self.feedback = ScoreFeedback(settings.score_store_url)
+        self.ledger = Ledger(settings.lifecycle_url)  # `/v1/model` reads it at each request
         registry = build_registry(settings)
         self.words = ReasonWriter(registry, settings.funnel)
         online = OnlineFeatures(settings, registry, cache=settings.query_cache_dir)
@@ -233,6 +235,7 @@ class LeadRadar:
         alerting = getattr(self, "alerting", None)
         if alerting is not None:
             alerting.stop()
+        self.ledger.close()
 
     def __is_ready__(self) -> bool:
         return self.holder.current is not None
@@ -340,7 +343,7 @@ class LeadRadar:
             attributes=model_attributes(loaded.model.features, self.settings) if loaded else [],
             event_types=dict(self.settings.events.types),
             stages=list(self.settings.funnel.all_stages),
-            lifecycle=model_lifecycle(self.settings, history=5),
+            lifecycle=model_lifecycle(self.settings, history=5, ledger=self.ledger),
         )
 
     @app.get("/audit", response_model=AuditResponse, responses=ERRORS, openapi_extra={"parameters": KEY_HEADERS})

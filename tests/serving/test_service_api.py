@@ -376,6 +376,24 @@ def test_model_names_the_champion_its_window_and_test_metrics(server, trained, s
     assert "close_30d" in info["targets"]
 
 
+def test_model_shows_a_retrain_recorded_after_the_service_started(server, settings, role_keys):
+    """The service holds its lifecycle ledger open (opened once, not per request) and still reads what another
+    process records in it later."""
+    from datetime import UTC, datetime
+
+    from leadradar.ledger import Ledger
+
+    ledger = Ledger(settings.lifecycle_url)
+    try:
+        ledger.record("retrain", "kept", "test: recorded while the service runs", datetime.now(UTC))
+    finally:
+        ledger.close()
+    resp = httpx.get(server.url + "/v1/model", headers=role_keys[TENANT, "sales"].auth, timeout=10)
+    assert resp.status_code == 200, resp.text
+    newest = resp.json()["lifecycle"]["retrains"][0]
+    assert (newest["outcome"], newest["summary"]) == ("kept", "test: recorded while the service runs")
+
+
 def test_health_and_readiness_answer_200(server):
     assert httpx.get(server.url + "/healthz", timeout=5).status_code == 200
     assert httpx.get(server.url + "/readyz", timeout=5).status_code == 200
