@@ -4,6 +4,7 @@ the retrain history, and the latest drift and matured-calibration checks. `/v1/m
 
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict
 from typing import Any
 
@@ -65,3 +66,26 @@ def model_lifecycle(settings: Settings, history: int = 5, ledger: Ledger | None 
         retrain["challenger_metrics"] = verdict.get("challenger_metrics", {})
         retrain["champion_metrics"] = verdict.get("champion_metrics", {})
     return {k: status[k] for k in ("scheduler", "timezone", "schedule", "retrains")}
+
+
+class HeldLedger:
+    """The lifecycle ledger a service reads at each `/v1/model`: opened at first use and then kept (opening one
+    costs an engine and a check of its tables). One out of reach at that use is tried again at the next, so the
+    service starts without it, as it did when each request opened its own."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self._ledger: Ledger | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Ledger:
+        with self._lock:
+            if self._ledger is None:
+                self._ledger = Ledger(self.url)
+            return self._ledger
+
+    def close(self) -> None:
+        with self._lock:
+            if self._ledger is not None:
+                self._ledger.close()
+                self._ledger = None

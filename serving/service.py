@@ -29,7 +29,6 @@ from leadradar.features.online import OnlineFeatures
 from leadradar.features.registry import build_registry
 from leadradar.features.store import EventStore
 from leadradar.features.tiles.online import OnlineTiles
-from leadradar.ledger import Ledger
 from leadradar.serving import connections, errors
 from leadradar.serving.alerts.feedback import AlertNotFound, NotYourAlert, give_feedback
 from leadradar.serving.alerts.outbox import Outbox
@@ -44,7 +43,7 @@ from leadradar.serving.events_api import EVENTS, STAGES, BodyShapeError, ItemKin
 from leadradar.serving.holder import ModelHolder
 from leadradar.serving.lead_view import LeadNotFound, NotYourLead, lead_view
 from leadradar.serving.limits import PRINCIPAL, BodyLimit, KeyGate
-from leadradar.serving.model_health import model_lifecycle
+from leadradar.serving.model_health import HeldLedger, model_lifecycle
 from leadradar.serving.positions import Positions
 from leadradar.serving.privacy import forget_lead
 from leadradar.serving.ranking import RankedCache
@@ -186,7 +185,7 @@ class LeadRadar:
         self.events = EventStore.open(settings)  # one per worker process; writes are serialised inside it
         self.outbox = Outbox(settings.score_store_url, settings.alerts.rules)
         self.feedback = ScoreFeedback(settings.score_store_url)
-        self.ledger = Ledger(settings.lifecycle_url)  # `/v1/model` reads it at each request
+        self.ledger = HeldLedger(settings.lifecycle_url)
         registry = build_registry(settings)
         self.words = ReasonWriter(registry, settings.funnel)
         online = OnlineFeatures(settings, registry, cache=settings.query_cache_dir)
@@ -343,7 +342,7 @@ class LeadRadar:
             attributes=model_attributes(loaded.model.features, self.settings) if loaded else [],
             event_types=dict(self.settings.events.types),
             stages=list(self.settings.funnel.all_stages),
-            lifecycle=model_lifecycle(self.settings, history=5, ledger=self.ledger),
+            lifecycle=model_lifecycle(self.settings, history=5, ledger=self.ledger.get()),
         )
 
     @app.get("/audit", response_model=AuditResponse, responses=ERRORS, openapi_extra={"parameters": KEY_HEADERS})

@@ -96,3 +96,35 @@ def test_an_unhandled_error_is_answered_in_our_shape_and_the_next_request_on_the
         assert ("a bug in an endpoint" in caplog.text) == (status == 500)  # a bug's traceback is in the log
     finally:
         conn.close()
+
+
+@pytest.fixture(scope="module")
+def ledger_out_of_reach(tmp_path_factory) -> Iterator[tuple[str, str]]:
+    """A service whose lifecycle ledger is a PostgreSQL port nobody listens on; its URL and a manager's key."""
+    pytest.importorskip("psycopg", reason="psycopg is in the dev extra: pip install -e '.[dev]'")
+    from leadradar.config import Settings
+    from leadradar.serving.auth import KeyStore
+    from leadradar.serving.process import ServiceProcess
+
+    settings = Settings(home=tmp_path_factory.mktemp("ledger-away-home"))
+    token = KeyStore(settings.score_store_url).create("t01", "manager", name="ledger out of reach")[1]
+    env = {
+        "LEADRADAR_LIFECYCLE__URL": f"postgresql+psycopg://leadradar@127.0.0.1:{free_port()}/ledger",
+        "BENTOML_HOME": str(tmp_path_factory.mktemp("ledger-away-bentoml")),
+    }
+    with ServiceProcess(settings, env=env, require_ready=False) as svc:
+        yield svc.url, token
+
+
+@pytest.mark.server
+def test_a_service_whose_lifecycle_ledger_is_out_of_reach_starts_and_model_answers_503(ledger_out_of_reach):
+    """The ledger `/v1/model` reads is opened at its first use, not with the service: a ledger database out of
+    reach costs that endpoint a 503, not the service its start."""
+    import httpx
+
+    url, token = ledger_out_of_reach
+    assert httpx.get(url + "/healthz", timeout=10).status_code == 200
+    for _ in range(2):  # tried again at the next request, and answered the same
+        answer = httpx.get(url + "/v1/model", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert answer.status_code == 503, answer.text
+        assert "out of reach" in answer.json()["error"] and answer.headers["retry-after"]
