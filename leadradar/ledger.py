@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from leadradar.config import create_private_file, sqlite_file
+from leadradar.features.store.tables import engine_for
 
 METADATA = sa.MetaData()
 
@@ -97,13 +97,10 @@ class Ledger:
     """Locks, job runs and the schedule's next runs; SQLite by default, PostgreSQL by URL."""
 
     def __init__(self, url: str):
-        args: dict[str, Any] = {}
-        path = sqlite_file(url)
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            create_private_file(path)
-            args = {"timeout": 30}
-        self.engine = sa.create_engine(url, future=True, connect_args=args)
+        # The stores' engine: a PostgreSQL ledger's pooled connections are tested before use, so a scheduler or
+        # service holding the ledger across a database restart reconnects instead of failing its next record.
+        # On SQLite a lock taken by another process's job is waited for up to 30 s, as before.
+        self.engine = engine_for(url, sqlite_wait_s=30)
         METADATA.create_all(self.engine)
 
     def close(self) -> None:

@@ -116,18 +116,20 @@ POSTGRES_LIMITS = {"connect_timeout": "10", "keepalives": "1", "keepalives_idle"
 LIBPQ_DRIVERS = ("psycopg", "psycopg2", "psycopg2cffi")  # the drivers that pass these on to libpq
 
 
-def engine_for(url: str) -> sa.Engine:
+def engine_for(url: str, sqlite_wait_s: float | None = None) -> sa.Engine:
     """A SQLAlchemy engine; a SQLite file is created first, readable by this user only (0600): it holds
     customers' data. SQLite gives its journals the same mode. A server's pooled connections are tested before
     use, so after the database restarts the next request reconnects instead of failing on a dead connection;
-    PostgreSQL's get `POSTGRES_LIMITS` unless the URL names its own."""
+    PostgreSQL's get `POSTGRES_LIMITS` unless the URL names its own. `sqlite_wait_s`: how long a SQLite
+    connection waits for another process's write lock (sqlite3's default, 5 s, when None)."""
     parsed = sa.engine.make_url(url)
     path = sqlite_file(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         create_private_file(path)
     server = parsed.get_backend_name() != "sqlite"
-    engine = sa.create_engine(with_limits(parsed), future=True, pool_pre_ping=server)
+    args = {"timeout": sqlite_wait_s} if sqlite_wait_s is not None and not server else {}
+    engine = sa.create_engine(with_limits(parsed), future=True, pool_pre_ping=server, connect_args=args)
     if not server:
         sa.event.listen(engine, "handle_error", _renew_after_io_error)
     return engine

@@ -11,6 +11,7 @@ import socket
 import threading
 import time
 from collections import Counter
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -150,3 +151,22 @@ def test_a_url_that_names_its_own_connection_limits_keeps_them():
     assert {k: query[k] for k in POSTGRES_LIMITS if k != "connect_timeout"} == {
         k: v for k, v in POSTGRES_LIMITS.items() if k != "connect_timeout"
     }
+
+
+def test_a_held_lifecycle_ledger_records_after_a_postgresql_restart(outage):
+    """A scheduler (or the service's `/v1/model`) holds one ledger for days; after the database restarts, its next
+    record reconnects instead of failing on the pooled connection the server ended (the stores' `engine_for`, whose
+    connections are tested before use). Before, that record failed with `AdminShutdown` and the run was not kept."""
+    from leadradar.ledger import Ledger
+
+    pg = outage[0]
+    ledger = Ledger(pg.create_database("ledger_restart"))
+    try:
+        started = datetime.now(UTC)
+        ledger.record("retrain", "promoted", "before the restart", started)
+        pg.halt()
+        pg.resume()
+        ledger.record("retrain", "kept", "after the restart", started)
+        assert [r.summary for r in ledger.runs("retrain")] == ["after the restart", "before the restart"]
+    finally:
+        ledger.close()
