@@ -8,30 +8,21 @@ A parity test holds online equal to batch.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
-import logging
 import sqlite3
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-import ibis
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from leadradar.config import Settings
-from leadradar.features.atomic import atomic_write_bytes
-from leadradar.features.build import feature_query, finish, lead_schema, unbound_inputs
+from leadradar.features.build import compiled_query, finish, lead_schema
 from leadradar.features.contract import CUTOFF_SCHEMA, FEATURE_EVENT_SCHEMA, FEATURE_ITEM_SCHEMA, FEATURE_STAGE_SCHEMA
 from leadradar.features.cutoffs import cutoff_frame, epoch_us
-from leadradar.features.registry import FeatureRegistry, definitions_key, feature_code_digest
-
-log = logging.getLogger(__name__)
+from leadradar.features.registry import FeatureRegistry
 
 BASE_INPUTS = {
     "lr_events": FEATURE_EVENT_SCHEMA,
@@ -40,7 +31,6 @@ BASE_INPUTS = {
     "lr_cutoffs": CUTOFF_SCHEMA,
 }
 SQL_TYPES = {pa.string(): "TEXT", pa.int64(): "INTEGER", pa.float64(): "REAL"}
-KEPT_QUERIES = 16  # compiled queries a cache folder keeps, the most recently written
 
 
 def with_us(table: pa.Table) -> pa.Table:
@@ -56,86 +46,6 @@ def _cutoff_table(cutoffs: Sequence[pd.Timestamp]) -> pa.Table:
     if len(cutoffs) == 1:
         return pa.table({"cutoff_us": pa.array([epoch_us(cutoffs[0])], pa.int64())})
     return pa.Table.from_pandas(cutoff_frame(list(cutoffs)), preserve_index=False)
-
-
-@dataclass(frozen=True)
-class CompiledQuery:
-    """The feature query compiled for SQLite: its stage tables, the tables a caller fills, and the final query."""
-
-    stages: list[tuple[str, str]]
-    provided: dict[str, pa.Schema]
-    sql: str
-
-    @classmethod
-    def of(
-        cls, settings: Settings, registry: FeatureRegistry, skip: tuple[str, ...], given: tuple[str, ...]
-    ) -> CompiledQuery:
-        t = unbound_inputs(settings)
-        stages: list[tuple[str, str]] = []
-        provided: dict[str, pa.Schema] = {}
-
-        def stage(name: str, table: ibis.Table) -> ibis.Table:
-            if name in skip:
-                return table
-            if name in given:
-                provided[name] = table.schema().to_pyarrow()
-                return ibis.table(table.schema(), name=name)
-            stages.append((name, str(ibis.to_sql(table, dialect="sqlite"))))
-            return ibis.table(table.schema(), name=name)
-
-        q = feature_query(
-            t["events"], t["stages"], t["cutoffs"], settings, registry, t["items"], stage=stage, leads=t["leads"]
-        )
-        return cls(stages, provided, str(ibis.to_sql(q.table, dialect="sqlite")))
-
-    def to_json(self) -> str:
-        schemas = {k: base64.b64encode(v.serialize().to_pybytes()).decode() for k, v in self.provided.items()}
-        return json.dumps({"stages": self.stages, "provided": schemas, "sql": self.sql})
-
-    @classmethod
-    def from_json(cls, text: str) -> CompiledQuery:
-        data = json.loads(text)
-        provided = {k: pa.ipc.read_schema(pa.py_buffer(base64.b64decode(v))) for k, v in data["provided"].items()}
-        return cls([(name, sql) for name, sql in data["stages"]], provided, data["sql"])
-
-
-def compiled_key(settings: Settings, registry: FeatureRegistry, skip: tuple[str, ...], given: tuple[str, ...]) -> str:
-    """What the compiled query is a function of: the feature code, the definitions' settings, the columns, the
-    tables left out or given, and the compilers' versions."""
-    import sqlglot
-
-    parts = [feature_code_digest(), definitions_key(settings, registry), skip, given]
-    return hashlib.sha256(json.dumps([*parts, ibis.__version__, sqlglot.__version__]).encode()).hexdigest()[:32]
-
-
-def compiled_query(
-    settings: Settings,
-    registry: FeatureRegistry,
-    skip: tuple[str, ...] = (),
-    given: tuple[str, ...] = (),
-    cache: Path | None = None,
-) -> CompiledQuery:
-    """The compiled query, read from `cache` when a process compiled the same one before (compiling takes about a
-    second, at every service start); a registry made by hand is compiled each time. The cache is a convenience:
-    a file that cannot be read is compiled again and one that cannot be written is skipped."""
-    if cache is None or definitions_key(settings, registry) is None:
-        return CompiledQuery.of(settings, registry, skip, given)
-    path = cache / f"online-{compiled_key(settings, registry, skip, given)}.json"
-    try:
-        return CompiledQuery.from_json(path.read_text())
-    except (FileNotFoundError, NotADirectoryError):
-        pass  # not compiled yet, or no folder to keep it in: said once, below, if it cannot be made
-    except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as exc:
-        log.warning("compiled feature query %s unreadable (%s); compiling it again", path, exc)
-    compiled = CompiledQuery.of(settings, registry, skip, given)
-    try:
-        cache.mkdir(mode=0o700, parents=True, exist_ok=True)
-        atomic_write_bytes(compiled.to_json().encode(), path)
-        for stale in sorted(cache.glob("online-*.json"), key=lambda p: p.stat().st_mtime)[:-KEPT_QUERIES]:
-            stale.unlink(missing_ok=True)  # other code versions' and settings'
-    except OSError as exc:
-        log.warning("cannot keep the compiled feature query in %s (%s); it is compiled at each start", cache, exc)
-    return compiled
 
 
 class OnlineFeatures:

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from leadradar.config import Settings
 from leadradar.errors import BadValueError, TooLittleDataError
 from leadradar.features.atomic import written_whole
-from leadradar.features.build import KEY, META, QKEY, feature_query, lead_schema, unbound_inputs
+from leadradar.features.build import KEY, META, QKEY, bound_query, feature_query, lead_schema, unbound_inputs
 from leadradar.features.consent import counts_only_frame, set_apart
 from leadradar.features.cutoffs import cadence_cutoffs
 from leadradar.features.engines import (
@@ -129,7 +129,7 @@ class _Plan:
 
     def table(self) -> ir.Table:
         """Features and labels in one plan, in the public layout: the engine joins them, not pandas."""
-        q = feature_query(*self.inputs, self.registry, self.items, stage=materializer(self.con), leads=self.leads)
+        q = bound_query(self.con, *self.inputs, self.registry, self.items, self.leads)
         return public(q.table.inner_join(self.labels(q.spine, q.stages), QKEY))
 
     def frame(self) -> pd.DataFrame:
@@ -290,7 +290,6 @@ def _tiled_labels(plan: _Plan) -> pd.DataFrame:
     lead's first one (`whole_lead_events`; the spine reads no day, so any grid's days do). A partition of leads at a
     time, as the features (a lead's labels read its own stages only): at once, at 33.7 M events and 38 cutoffs, the
     query's peak was 5.5 GB, and its tables stayed in the engine through the build."""
-    from leadradar.features.engines import materializer
     from leadradar.features.tiles.build import dropped_after, lead_partitions, reference_stage, whole_lead_events
 
     events, stages, cutoffs, settings = plan.inputs

@@ -1,5 +1,5 @@
-"""The online feature query compiled once and kept: a service start reads it instead of compiling it again, and
-reads it only for the same code, definitions and columns."""
+"""The feature query compiled once and kept: a service start (SQLite) or a DuckDB build reads it instead of
+compiling it again, and reads it only for the same code, definitions, columns and inputs."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from leadradar.config import Settings
-from leadradar.features import online as online_module
-from leadradar.features.online import OnlineFeatures, compiled_query
+from leadradar.features import build as build_module
+from leadradar.features.build import compiled_query
+from leadradar.features.online import OnlineFeatures
 from leadradar.features.registry import FeatureRegistry, build_registry
 from leadradar.features.simulator import SimulationConfig, simulate, simulation_end
 from leadradar.features.tiles.build import SKIPPED_STAGES
@@ -30,7 +31,7 @@ def no_compiling(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args, **kwargs):
         raise AssertionError("compiled again")
 
-    monkeypatch.setattr(online_module, "feature_query", refuse)
+    monkeypatch.setattr(build_module, "feature_query", refuse)
 
 
 def test_a_query_compiled_once_is_read_back_whole_and_answers_the_same(tmp_path, monkeypatch):
@@ -80,7 +81,7 @@ def test_a_damaged_file_is_compiled_again_and_replaced(tmp_path, caplog):
     path.write_text(path.read_text()[:1000])
     assert compiled_query(SETTINGS, REGISTRY, cache=tmp_path) == base
     assert "unreadable" in caplog.text
-    assert online_module.CompiledQuery.from_json(path.read_text()) == base
+    assert build_module.CompiledQuery.from_json(path.read_text()) == base
 
 
 def test_a_cache_that_cannot_be_written_only_costs_the_compiling(tmp_path, caplog):
@@ -91,7 +92,42 @@ def test_a_cache_that_cannot_be_written_only_costs_the_compiling(tmp_path, caplo
 
 
 def test_the_folder_keeps_only_the_newest_queries(tmp_path, monkeypatch):
-    monkeypatch.setattr(online_module, "KEPT_QUERIES", 2)
+    monkeypatch.setattr(build_module, "KEPT_QUERIES", 2)
     for n in (10, 20, 30):
         compiled_query(SETTINGS, REGISTRY.select(REGISTRY.names[:n]), cache=tmp_path)
     assert len(kept(tmp_path)) == 2
+
+
+def test_a_duckdb_build_runs_the_compiled_sql_and_gets_the_expressions_rows(tmp_path, monkeypatch):
+    """Training sets and feature tables on DuckDB run the query's SQL compiled once (kept in the query cache), on
+    views of their inputs: the same rows as the expression with its stages materialised, with and without the
+    optional items and leads, and a later build neither builds nor compiles the expression."""
+    from leadradar.features import trainset as trainset_module
+    from leadradar.features.engines import connect, materializer, to_pandas
+    from leadradar.features.radar_log import RadarLog
+    from leadradar.features.trainset import build_training_set
+
+    settings = Settings(home=tmp_path / "home")
+    paths = simulate(SIM, settings).write(tmp_path / "sim")
+    end = pd.Timestamp(simulation_end(SIM), tz="UTC")
+    cutoffs = [end - pd.Timedelta(days=d) for d in (30, 10, 3)]
+    for optional in ({}, {"items": paths["items"], "leads": paths["leads"]}):
+        con = connect("duckdb")
+        ev, st, cut, it, ld, _ = build_module._bound(
+            con, paths["events"], paths["stages"], cutoffs, settings, optional.get("items"), optional.get("leads")
+        )
+        inputs = (ev, st, cut, settings, REGISTRY, it)
+        expected = to_pandas(build_module.feature_query(*inputs, stage=materializer(con), leads=ld).table)
+        got = to_pandas(build_module.bound_query(con, *inputs, ld).table)
+        assert len(got) > 100
+        keys = ["tenant_id", "lead_id", "cutoff_us"]
+        pd.testing.assert_frame_equal(
+            got.sort_values(keys, ignore_index=True), expected.sort_values(keys, ignore_index=True)
+        )
+        con.disconnect()
+    assert len(sorted((settings.query_cache_dir).glob("duckdb-*.json"))) == 2
+    log = RadarLog.from_paths(paths["events"], paths["stages"])
+    first = build_training_set(log, settings).frame
+    no_compiling(monkeypatch)
+    monkeypatch.setattr(trainset_module, "feature_query", build_module.feature_query)  # the refusing one
+    pd.testing.assert_frame_equal(build_training_set(log, settings).frame, first)

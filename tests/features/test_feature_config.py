@@ -78,7 +78,7 @@ class _Unread:
 
 def test_feature_definitions_read_only_their_sections_of_the_settings():
     """The remembered definition hash is keyed by these sections: a definition reading another would go stale."""
-    from leadradar.features.online import CompiledQuery
+    from leadradar.features.build import CompiledQuery
     from leadradar.features.registry import DEFINITION_SECTIONS
     from leadradar.features.trainset import _HASHES
 
