@@ -11,10 +11,11 @@ import base64
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import ibis
 import ibis.expr.types as ir
@@ -30,6 +31,7 @@ from leadradar.features.registry import FeatureRegistry, definitions_key, featur
 from leadradar.features.spine import build_spine, lead_index, prepare_stages
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 KEY = ["tenant_id", "lead_id", "cutoff"]
 META = ["tenant_id", "lead_id", "cutoff", "sales_id", "stage"]
@@ -212,7 +214,39 @@ def compiled_key(
     return hashlib.sha256(json.dumps([*parts, ibis.__version__, sqlglot.__version__]).encode()).hexdigest()[:32]
 
 
-_COMPILED: dict[str, CompiledQuery] = {}  # this process's compiled queries, by `compiled_key`
+_MADE: dict[str, Any] = {}  # what this process made once: compiled queries and definition hashes, by file name
+_UNKEPT: set[str] = set()  # of those, the ones whose file could not be written
+
+
+def kept_once(
+    name: str, cache: Path | None, make: Callable[[], T], read: Callable[[str], T], text: Callable[[T], str]
+) -> T:
+    """`make()`, at most once a process and read back from `cache/name` when a process made it before (compiling
+    the query takes about a second and a half); `name` must say everything the result follows. The cache is a
+    convenience: a file that cannot be read is made again and one that cannot be written is skipped."""
+    path = cache / name if cache is not None else None
+    if path is not None:
+        try:
+            return read(path.read_text())
+        except (FileNotFoundError, NotADirectoryError):
+            pass  # not made yet, or no folder to keep it in: said once, below, if it cannot be made
+        except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as exc:
+            log.warning("compiled feature query %s unreadable (%s); compiling it again", path, exc)
+    if name not in _MADE:
+        _MADE[name] = make()
+    made: T = _MADE[name]
+    if cache is None or path is None or name in _UNKEPT:
+        return made
+    kind = name.split("-", 1)[0]
+    try:
+        cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+        atomic_write_bytes(text(made).encode(), path)
+        for stale in sorted(cache.glob(f"{kind}-*"), key=lambda p: p.stat().st_mtime)[:-KEPT_QUERIES]:
+            stale.unlink(missing_ok=True)  # other code versions' and settings'
+    except OSError as exc:
+        _UNKEPT.add(name)  # said once a process
+        log.warning("cannot keep the compiled feature query in %s (%s); it is compiled at each start", cache, exc)
+    return made
 
 
 def compiled_query(
@@ -225,34 +259,17 @@ def compiled_query(
     prefix: str = "lr_",
     absent: tuple[str, ...] = (),
 ) -> CompiledQuery:
-    """The compiled query, read from `cache` when a process compiled the same one before, and compiled at most once
-    a process; a registry made by hand is compiled each time. The cache is a convenience: a file that cannot be
-    read is compiled again and one that cannot be written is skipped."""
-    if definitions_key(settings, registry) is None:
+    """The compiled query, kept in `cache` and made once a process (`kept_once`); a registry made by hand is
+    compiled each time."""
+
+    def make() -> CompiledQuery:
         return CompiledQuery.of(settings, registry, skip, given, dialect, prefix, absent)
+
+    if definitions_key(settings, registry) is None:
+        return make()
     key = compiled_key(settings, registry, skip, given, dialect, prefix, absent)
     kind = "online" if dialect == "sqlite" else dialect
-    path = cache / f"{kind}-{key}.json" if cache is not None else None
-    if path is not None:
-        try:
-            return CompiledQuery.from_json(path.read_text())
-        except (FileNotFoundError, NotADirectoryError):
-            pass  # not compiled yet, or no folder to keep it in: said once, below, if it cannot be made
-        except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as exc:
-            log.warning("compiled feature query %s unreadable (%s); compiling it again", path, exc)
-    compiled = _COMPILED.get(key)
-    if compiled is None:
-        compiled = _COMPILED[key] = CompiledQuery.of(settings, registry, skip, given, dialect, prefix, absent)
-    if cache is None or path is None:
-        return compiled
-    try:
-        cache.mkdir(mode=0o700, parents=True, exist_ok=True)
-        atomic_write_bytes(compiled.to_json().encode(), path)
-        for stale in sorted(cache.glob(f"{kind}-*.json"), key=lambda p: p.stat().st_mtime)[:-KEPT_QUERIES]:
-            stale.unlink(missing_ok=True)  # other code versions' and settings'
-    except OSError as exc:
-        log.warning("cannot keep the compiled feature query in %s (%s); it is compiled at each start", cache, exc)
-    return compiled
+    return kept_once(f"{kind}-{key}.json", cache, make, CompiledQuery.from_json, CompiledQuery.to_json)
 
 
 def bound_query(

@@ -16,7 +16,17 @@ import pyarrow.parquet as pq
 from leadradar.config import Settings
 from leadradar.errors import BadValueError, TooLittleDataError
 from leadradar.features.atomic import written_whole
-from leadradar.features.build import KEY, META, QKEY, bound_query, feature_query, lead_schema, unbound_inputs
+from leadradar.features.build import (
+    KEY,
+    META,
+    QKEY,
+    bound_query,
+    compiled_key,
+    feature_query,
+    kept_once,
+    lead_schema,
+    unbound_inputs,
+)
 from leadradar.features.consent import counts_only_frame, set_apart
 from leadradar.features.cutoffs import cadence_cutoffs
 from leadradar.features.engines import (
@@ -61,20 +71,27 @@ class TrainingSet:
         }
 
 
-_HASHES: dict[tuple[str, str, tuple[str, ...]], str] = {}
-
-
-def registry_hash(settings: Settings, registry: FeatureRegistry) -> str:
+def registry_hash(settings: Settings, registry: FeatureRegistry, cache: Path | None = None) -> str:
     """Hash of the compiled feature query: changes whenever any definition or setting it uses changes. Compiling
-    takes seconds, so a process remembers it for registries declared from settings (equal sections, equal query)."""
-    key = definitions_key(settings, registry)
-    if key is not None and key in _HASHES:
-        return _HASHES[key]
-    t = unbound_inputs(settings)
-    q = feature_query(t["events"], t["stages"], t["cutoffs"], settings, registry, t["items"], leads=t["leads"])
-    found = definition_hash(str(ibis.to_sql(q.table, dialect="duckdb")), registry.names)
-    if key is not None:
-        _HASHES[key] = found
+    takes seconds, so for registries declared from settings it is made once a process and kept in `cache` (the
+    query cache: a service's start, a `train` or `score` reads it), by the feature code, definitions and columns."""
+
+    def make() -> str:
+        t = unbound_inputs(settings)
+        q = feature_query(t["events"], t["stages"], t["cutoffs"], settings, registry, t["items"], leads=t["leads"])
+        return definition_hash(str(ibis.to_sql(q.table, dialect="duckdb")), registry.names)
+
+    if definitions_key(settings, registry) is None:
+        return make()
+    key = compiled_key(settings, registry, (), (), "duckdb", "lr_", ())
+    return kept_once(f"hash-{key}.txt", cache, make, _a_hash, str)
+
+
+def _a_hash(text: str) -> str:
+    """A kept definition hash as read back: refused (made again) unless it is one."""
+    found = text.strip()
+    if len(found) != 16 or any(c not in "0123456789abcdef" for c in found):
+        raise ValueError("not a definition hash")
     return found
 
 
@@ -149,7 +166,7 @@ class _Plan:
             first_cutoff=self.cutoffs[0],
             last_cutoff=self.cutoffs[-1],
             data_until=pd.Timestamp(self.data_until),
-            definition_hash=registry_hash(self.settings, self.registry),
+            definition_hash=registry_hash(self.settings, self.registry, self.settings.query_cache_dir),
             categorical=self.registry.categorical(),
             unknown_event_types=unknown_event_types(self.events, self.settings),
         )
@@ -270,7 +287,7 @@ def write_training_set(
             features=plan.registry.names,
             first_cutoff=plan.cutoffs[0],
             last_cutoff=plan.cutoffs[-1],
-            definition_hash=registry_hash(settings, plan.registry),
+            definition_hash=registry_hash(settings, plan.registry, settings.query_cache_dir),
             unknown_event_types=unknown_event_types(plan.events, settings),
         )
 

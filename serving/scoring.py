@@ -35,7 +35,7 @@ def check_definitions(loaded: LoadedModel, settings: Settings) -> list[str]:
             f"model {loaded.ref.name} v{loaded.ref.version} needs features this code does not declare: {unknown[:5]}"
         )
     trained_hash = loaded.meta.get("definition_hash")
-    if trained_hash and trained_hash != registry_hash(settings, registry):
+    if trained_hash and trained_hash != registry_hash(settings, registry, settings.query_cache_dir):
         log.warning(
             "feature definitions changed since model v%s was trained (hash %s); scores may drift from training",
             loaded.ref.version,

@@ -78,15 +78,14 @@ class _Unread:
 
 def test_feature_definitions_read_only_their_sections_of_the_settings():
     """The remembered definition hash is keyed by these sections: a definition reading another would go stale."""
-    from leadradar.features.build import CompiledQuery
+    from leadradar.features.build import _MADE, CompiledQuery
     from leadradar.features.registry import DEFINITION_SECTIONS
-    from leadradar.features.trainset import _HASHES
 
     base = Settings()
     others = {name: _Unread(name) for name in Settings.model_fields if name not in DEFINITION_SECTIONS}
     assert {"training", "serving", "store", "privacy", "home"} <= set(others)
     narrowed = base.model_copy(update=others)
-    _HASHES.clear()
+    _MADE.clear()
     assert registry_hash(narrowed, build_registry(narrowed)) == registry_hash(base, build_registry(base))
     online = CompiledQuery.of(narrowed, build_registry(narrowed), (), ())  # the online query's file has this key too
     assert online == CompiledQuery.of(base, build_registry(base), (), ())
@@ -95,8 +94,8 @@ def test_feature_definitions_read_only_their_sections_of_the_settings():
 def test_a_remembered_definition_hash_is_only_given_for_the_same_definitions():
     from dataclasses import replace
 
+    from leadradar.features.build import _MADE
     from leadradar.features.registry import FeatureRegistry
-    from leadradar.features.trainset import _HASHES
 
     base = Settings()
     h = registry_hash(base, build_registry(base))
@@ -107,7 +106,7 @@ def test_a_remembered_definition_hash_is_only_given_for_the_same_definitions():
     first = registry[registry.names[0]]
     by_hand = FeatureRegistry([replace(first, expr=lambda t: first.expr(t) + 1), *list(registry)[1:]])
     assert by_hand.origin is None and registry_hash(base, by_hand) != h
-    _HASHES.clear()
+    _MADE.clear()
     assert registry_hash(base, build_registry(base)) == h
 
 
@@ -175,3 +174,31 @@ def test_a_duckdb_memory_cap_too_small_is_one_line_from_compute_features_too(tmp
     cutoffs = [pd.Timestamp("2026-01-19", tz="UTC") + pd.Timedelta(days=7 * k) for k in range(20)]
     with pytest.raises(ResourceError, match=r"features.duckdb_memory_limit = 60MB \(Out of Memory.*--engine tiles"):
         compute_features(sim["events"], sim["stages"], cutoffs, capped, build_registry(capped), sim["items"])
+
+
+def test_the_definition_hash_is_kept_for_the_next_process_and_made_again_when_unreadable(tmp_path, monkeypatch, caplog):
+    """A service's start, a `train` or a `score` reads the hash a process made before instead of compiling the query
+    (about a second and a half); a damaged file is made again, and other definitions get their own."""
+    from leadradar.features import build as build_module
+    from leadradar.features import trainset as trainset_module
+
+    settings = Settings(home=tmp_path)
+    cache = settings.query_cache_dir
+    made = registry_hash(settings, build_registry(settings), cache)
+    (kept,) = sorted(cache.glob("hash-*.txt"))
+    assert kept.read_text() == made
+    monkeypatch.setattr(build_module, "_MADE", {})  # as a new process
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("compiled again")
+
+    with monkeypatch.context() as m:
+        m.setattr(trainset_module, "feature_query", refuse)
+        assert registry_hash(settings, build_registry(settings), cache) == made
+    kept.write_text("not a hash")
+    monkeypatch.setattr(build_module, "_MADE", {})
+    assert registry_hash(settings, build_registry(settings), cache) == made
+    assert "unreadable" in caplog.text and kept.read_text() == made
+    other = Settings(home=tmp_path, features={"windows_days": (1, 7, 30)})
+    assert registry_hash(other, build_registry(other), cache) != made
+    assert len(sorted(cache.glob("hash-*.txt"))) == 2
