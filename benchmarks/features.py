@@ -263,25 +263,19 @@ def pandas_build(data_dir: str, cutoffs: list[str]) -> dict[str, Any]:
 def duckdb_profile(data_dir: str, cutoffs: list[str]) -> dict[str, Any]:
     """The same DuckDB build with each materialised stage timed (and the final query with its conversion).
 
-    `compute_features` takes its stage hook and its executor from `features.engines` when it runs, so this
-    process wraps both with timers; every other second (reading, loading, building the expressions,
+    `compute_features` takes its stage statement and its executor from `features.engines` when it runs, so this
+    process wraps both with timers; every other second (reading, loading, the compiled query read or made,
     `finish`) lands in `other`.
     """
     import leadradar.features.engines as engines
 
     timings: dict[str, float] = {}
-    make_stage, execute = engines.materializer, engines.to_pandas
+    run_stage, execute = engines.materialize_sql, engines.to_pandas
 
-    def timed_materializer(con):
-        stage = make_stage(con)
-
-        def timed(name: str, table):
-            t0 = time.perf_counter()
-            out = stage(name, table)
-            timings[name] = round(time.perf_counter() - t0, 3)
-            return out
-
-        return timed
+    def timed_stage(con, name: str, sql: str) -> None:
+        t0 = time.perf_counter()
+        run_stage(con, name, sql)
+        timings[name] = round(time.perf_counter() - t0, 3)
 
     def timed_to_pandas(expr):
         t0 = time.perf_counter()
@@ -289,7 +283,7 @@ def duckdb_profile(data_dir: str, cutoffs: list[str]) -> dict[str, Any]:
         timings["final_query_to_pandas"] = round(time.perf_counter() - t0, 3)
         return out
 
-    engines.materializer, engines.to_pandas = timed_materializer, timed_to_pandas
+    engines.materialize_sql, engines.to_pandas = timed_stage, timed_to_pandas
     build = duckdb_build(data_dir, cutoffs)
     timings["other"] = round(build["seconds"] - sum(timings.values()), 3)
     return {"seconds": build["seconds"], "stages": timings}

@@ -285,7 +285,7 @@ def bound_query(
     """The feature query over inputs loaded on `con`, its stage tables computed once. On DuckDB its statements are
     the SQL compiled once (`compiled_query`) run on views of the inputs, the expression neither built nor compiled
     again; on Spark the expression, its stages cached views."""
-    from leadradar.features.engines import materializer
+    from leadradar.features.engines import materialize_sql, materializer
 
     if con.name != "duckdb":
         return feature_query(events, stages, cutoffs, settings, registry, items, stage=materializer(con), leads=leads)
@@ -298,9 +298,9 @@ def bound_query(
         if table is not None:
             con.create_view(f"{BATCH_PREFIX}{kind}", table, overwrite=True)
     for name, sql in compiled.stages:
-        con.raw_sql(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")  # nosec B608 # the compiled query's own SQL
+        materialize_sql(con, name, sql)
     features = f"{BATCH_PREFIX}features"
-    con.raw_sql(f"CREATE OR REPLACE TEMP VIEW {features} AS {compiled.sql}")  # nosec B608 # as above
+    con.raw_sql(f"CREATE OR REPLACE TEMP VIEW {features} AS {compiled.sql}")  # nosec B608 # the compiled query's SQL
     return FeatureQuery(table=con.table(features), spine=con.table("lr_spine"), stages=con.table("lr_stages_prepared"))
 
 

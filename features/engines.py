@@ -288,6 +288,11 @@ def materializer(con: ibis.BaseBackend) -> Callable[[str, ir.Table], ir.Table]:
     return stage
 
 
+def materialize_sql(con: ibis.BaseBackend, name: str, sql: str) -> None:
+    """A compiled stage computed once on DuckDB: a temp table of its SQL (`build.bound_query`'s statements)."""
+    con.raw_sql(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")  # nosec B608 # the compiled query's own SQL
+
+
 def to_pandas(expr: ir.Table) -> pd.DataFrame:
     """Execute and return pandas with UTC microsecond timestamps whatever the engine."""
     df = expr.to_pyarrow().to_pandas()
