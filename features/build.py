@@ -231,7 +231,7 @@ def kept_once(
         except (FileNotFoundError, NotADirectoryError):
             pass  # not made yet, or no folder to keep it in: said once, below, if it cannot be made
         except (OSError, ValueError, KeyError, TypeError, pa.ArrowException) as exc:
-            log.warning("compiled feature query %s unreadable (%s); compiling it again", path, exc)
+            log.warning("query cache file %s unreadable (%s); compiling the feature query again", path, exc)
     if name not in _MADE:
         _MADE[name] = make()
     made: T = _MADE[name]
