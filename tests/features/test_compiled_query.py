@@ -98,10 +98,17 @@ def test_the_folder_keeps_only_the_newest_queries(tmp_path, monkeypatch):
     assert len(kept(tmp_path)) == 2
 
 
+STAGE_TABLES = ("lr_grid_events", "lr_grid_activity", "lr_grid_items", "lr_spine", "lr_sales_context")
+
+
+def column_types(con, table: str) -> list[tuple[str, str]]:
+    return [(row[0], row[1]) for row in con.raw_sql(f"DESCRIBE {table}").fetchall()]
+
+
 def test_a_duckdb_build_runs_the_compiled_sql_and_gets_the_expressions_rows(tmp_path, monkeypatch):
     """Training sets and feature tables on DuckDB run the query's SQL compiled once (kept in the query cache), on
-    views of their inputs: the same rows as the expression with its stages materialised, with and without the
-    optional items and leads, and a later build neither builds nor compiles the expression."""
+    views of their inputs: the same rows as the expression with its stages materialised, in stage tables of the same
+    column types, with and without the optional items and leads; a later build neither builds nor compiles it."""
     from leadradar.features import trainset as trainset_module
     from leadradar.features.engines import connect, materializer, to_pandas
     from leadradar.features.radar_log import RadarLog
@@ -118,7 +125,9 @@ def test_a_duckdb_build_runs_the_compiled_sql_and_gets_the_expressions_rows(tmp_
         )
         inputs = (ev, st, cut, settings, REGISTRY, it)
         expected = to_pandas(build_module.feature_query(*inputs, stage=materializer(con), leads=ld).table)
+        typed = {name: column_types(con, name) for name in STAGE_TABLES}
         got = to_pandas(build_module.bound_query(con, *inputs, ld).table)
+        assert {name: column_types(con, name) for name in STAGE_TABLES} == typed  # no HUGEINT counts
         assert len(got) > 100
         keys = ["tenant_id", "lead_id", "cutoff_us"]
         pd.testing.assert_frame_equal(
