@@ -219,12 +219,16 @@ def compiled_key(
     dialect: str = "sqlite",
     prefix: str = "lr_",
     absent: tuple[str, ...] = (),
-) -> str:
+) -> str | None:
     """What the compiled query is a function of: the feature code, the definitions' settings, the columns, the
-    tables left out, given or absent, the dialect and input names, and the compilers' versions."""
+    tables left out, given or absent, the dialect and input names, and the compilers' versions. None for a registry
+    made by hand, whose expressions nothing names: it is compiled each time."""
     import sqlglot
 
-    parts = [feature_code_digest(), definitions_key(settings, registry), skip, given, dialect, prefix, absent]
+    definitions = definitions_key(settings, registry)
+    if definitions is None:
+        return None
+    parts = [feature_code_digest(), definitions, skip, given, dialect, prefix, absent]
     return hashlib.sha256(json.dumps([*parts, ibis.__version__, sqlglot.__version__]).encode()).hexdigest()[:32]
 
 
@@ -233,11 +237,13 @@ _UNKEPT: set[str] = set()  # of those, the ones whose file could not be written
 
 
 def kept_once(
-    name: str, cache: Path | None, make: Callable[[], T], read: Callable[[str], T], text: Callable[[T], str]
+    name: str | None, cache: Path | None, make: Callable[[], T], read: Callable[[str], T], text: Callable[[T], str]
 ) -> T:
     """`make()`, at most once a process and read back from `cache/name` when a process made it before (compiling
-    the query takes about a second and a half); `name` must say everything the result follows. The cache is a
-    convenience: a file that cannot be read is made again and one that cannot be written is skipped."""
+    the query takes about a second and a half); `name` must say everything the result follows, None made each time.
+    The cache is a convenience: a file that cannot be read is made again and one that cannot be written is skipped."""
+    if name is None:
+        return make()
     path = cache / name if cache is not None else None
     if path is not None:
         try:
@@ -249,13 +255,13 @@ def kept_once(
     if name not in _MADE:
         _MADE[name] = make()
     made: T = _MADE[name]
-    if cache is None or path is None or name in _UNKEPT:
+    if path is None or name in _UNKEPT:
         return made
     kind = name.split("-", 1)[0]
     try:
-        cache.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         atomic_write_bytes(text(made).encode(), path)
-        for stale in sorted(cache.glob(f"{kind}-*"), key=lambda p: p.stat().st_mtime)[:-KEPT_QUERIES]:
+        for stale in sorted(path.parent.glob(f"{kind}-*"), key=lambda p: p.stat().st_mtime)[:-KEPT_QUERIES]:
             stale.unlink(missing_ok=True)  # other code versions' and settings'
     except OSError as exc:
         _UNKEPT.add(name)  # said once a process
@@ -279,11 +285,10 @@ def compiled_query(
     def make() -> CompiledQuery:
         return CompiledQuery.of(settings, registry, skip, given, dialect, prefix, absent)
 
-    if definitions_key(settings, registry) is None:
-        return make()
     key = compiled_key(settings, registry, skip, given, dialect, prefix, absent)
     kind = "online" if dialect == "sqlite" else dialect
-    return kept_once(f"{kind}-{key}.json", cache, make, CompiledQuery.from_json, CompiledQuery.to_json)
+    name = f"{kind}-{key}.json" if key is not None else None
+    return kept_once(name, cache, make, CompiledQuery.from_json, CompiledQuery.to_json)
 
 
 def bound_query(

@@ -41,7 +41,7 @@ from leadradar.features.engines import (
 )
 from leadradar.features.labels import label_query, unfinished_as_missing
 from leadradar.features.radar_log import RadarLog, Source
-from leadradar.features.registry import FeatureRegistry, build_registry, definition_hash, definitions_key
+from leadradar.features.registry import FeatureRegistry, build_registry, definition_hash
 from leadradar.targets import Targets
 
 EPOCH_TS = pd.Timestamp("1970-01-01", tz="UTC")
@@ -81,10 +81,8 @@ def registry_hash(settings: Settings, registry: FeatureRegistry, cache: Path | N
         q = feature_query(t["events"], t["stages"], t["cutoffs"], settings, registry, t["items"], leads=t["leads"])
         return definition_hash(str(ibis.to_sql(q.table, dialect="duckdb")), registry.names)
 
-    if definitions_key(settings, registry) is None:
-        return make()
     key = compiled_key(settings, registry, (), (), "duckdb", "lr_", ())
-    return kept_once(f"hash-{key}.txt", cache, make, _a_hash, str)
+    return kept_once(f"hash-{key}.txt" if key is not None else None, cache, make, _a_hash, str)
 
 
 def _a_hash(text: str) -> str:
