@@ -52,6 +52,9 @@ WHOLE_STAGES = (
     "lr_sales_context",
     "lr_grid_referrals",
 )
+# The tables made from the grid's events other than the item partials: when a partition is given these (from
+# `WHOLE_STAGES`), its grid's events need hold only the events with an item.
+FROM_GRID_EVENTS = ("lr_lead_index", "lr_grid_referrals")
 
 
 def reference_stage(
@@ -65,8 +68,9 @@ def reference_stage(
     """Materialise the reference's intermediate tables, except the activity pivot, which no tile feature reads.
 
     Given `events` (when no activity feature is left to the reference), the grid's events become
-    `reference_day_events` of them: the reference's other columns read no more. A table in `given` (by stage
-    name) stands in for the one the reference would compute.
+    `reference_day_events` of them: the reference's other columns read no more; only those with an item when `given`
+    holds the tables made from the others (`FROM_GRID_EVENTS`). A table in `given` (by stage name) stands in for the
+    one the reference would compute.
     """
     from leadradar.features.engines import materializer
 
@@ -79,7 +83,8 @@ def reference_stage(
         if name in given:
             table = given[name]
         elif events is not None and name == "lr_grid_events":
-            table = reference_day_events(events, tod_us, firsts, repeated)
+            items_only = set(FROM_GRID_EVENTS) <= given.keys()
+            table = reference_day_events(events, tod_us, firsts, repeated, items_only)
         return materialise(name, table)
 
     return stage
@@ -104,13 +109,19 @@ def reference_events(events: ir.Table, firsts: pa.Table | None = None, items: bo
 
 
 def reference_day_events(
-    events: ir.Table, tod_us: int, firsts: pa.Table | None = None, repeated: ir.Table | None = None
+    events: ir.Table,
+    tod_us: int,
+    firsts: pa.Table | None = None,
+    repeated: ir.Table | None = None,
+    items_only: bool = False,
 ) -> ir.Table:
-    """The grid's events for the reference's other columns: those of `reference_events`, deduplicated, with their day.
+    """The grid's events for the reference's other columns: those of `reference_events` (`items_only`: those with an
+    item, no join with the leads' first times), deduplicated, with their day.
 
     Repeats (ids in `repeated`; None: no id repeats) are dropped after the narrowing, from the few events left.
     """
-    ev = reference_events(events.select(*DEDUP_COLUMNS), firsts)
+    ev = events.select(*DEDUP_COLUMNS)
+    ev = ev.filter(ev.item_id.notnull()) if items_only else reference_events(ev, firsts)
     return _as_grid_events(ev if repeated is None else without_repeats(ev, repeated), tod_us)
 
 
