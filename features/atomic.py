@@ -1,10 +1,12 @@
-"""Files a reader sees whole or not at all: written beside the target, flushed to disk, then renamed over it."""
+"""Files a reader sees whole or not at all: written beside the target, flushed to disk, then renamed over it; a
+folder of parts (Spark's) put in place of the last one the same way."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +27,34 @@ def written_whole(path: Path) -> Iterator[Path]:
     finally:
         tmp.unlink(missing_ok=True)
     with contextlib.suppress(OSError):  # the rename itself; some file systems cannot sync a folder
+        _synced(path.parent)
+
+
+@contextmanager
+def written_whole_folder(path: Path) -> Iterator[Path]:
+    """A folder beside `path` for the block to fill (Spark's writers fill it natively), its files flushed to disk and
+    put in place of `path` when the block ends, the last one moved aside and then removed: a block that fails leaves
+    no temporary folder and `path` as it was. Between the two renames a reader finds no folder for an instant; a
+    crash there leaves the last one whole beside it (`.<name>.<pid>.old`)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    old = path.with_name(f".{path.name}.{os.getpid()}.old")
+    try:
+        with naming(path):
+            yield tmp
+            for file in (f for f in tmp.rglob("*") if f.is_file()):
+                _synced(file)
+        if path.exists():
+            os.replace(path, old)
+        try:
+            os.replace(tmp, path)
+        except OSError:
+            if old.exists() and not path.exists():
+                os.replace(old, path)
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+    with contextlib.suppress(OSError):
         _synced(path.parent)
 
 

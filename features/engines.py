@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import functools
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -175,6 +176,18 @@ def write_parquet(
     if sort_by:
         frame = frame.sortWithinPartitions(*sort_by)
     frame.write.mode("overwrite").partitionBy(*folders).parquet(str(path))
+
+
+def not_spark_written(folder: Path) -> list[Path]:
+    """What in `folder` a Spark writer does not write (its parts, their checksums, `_SUCCESS`, `key=value`
+    subfolders of the same): a folder holding any of it is not an earlier build's to replace."""
+    foreign: list[Path] = []
+    for entry in sorted(folder.iterdir()):
+        if entry.is_dir() and "=" in entry.name:
+            foreign += not_spark_written(entry)
+        elif not entry.is_file() or not re.fullmatch(r"_SUCCESS|\._SUCCESS\.crc|\.?part-.*", entry.name):
+            foreign.append(entry)
+    return foreign
 
 
 def read_parquet(path: str | Path) -> pd.DataFrame:

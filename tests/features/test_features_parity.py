@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from leadradar.config import FeatureConfig, Settings
+from leadradar.errors import BadValueError
 from leadradar.features.build import compute_features
 from leadradar.features.engines import connected, read_parquet
 from leadradar.features.online import OnlineFeatures
@@ -130,7 +131,12 @@ def test_a_standalone_cluster_writes_the_duckdb_training_set_from_its_executors_
 
     on_cluster = Settings(features={"engine": "spark", "spark_master": spark_cluster.master})
     log = RadarLog.from_paths(sim["events"], sim["stages"], beside=("items", "leads"))
+    earlier = tmp_path / "set.parquet" / "tenant_id=gone"  # an earlier build's folder: replaced whole
+    earlier.mkdir(parents=True)
+    (earlier / "part-00000-old.snappy.parquet").write_bytes(b"old")
+    (tmp_path / "set.parquet" / "_SUCCESS").touch()
     written = write_training_set(log, on_cluster, tmp_path / "set.parquet", until=UNTIL)
+    assert not earlier.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["set.parquet"]
     assert SparkSession.getActiveSession() is None, "the build left its cluster session running"
     assert re.search(r"Registering app leadradar$", spark_cluster.tail("master", 400), re.M), "it did not run there"
     assert written.parts and written.rows == len(duck_set)
@@ -162,6 +168,17 @@ def test_features_build_on_spark_connect_writes_the_duckdb_training_set_and_rele
             again.range(1).collect()
     finally:
         again.stop()
+
+
+def test_a_spark_build_refuses_a_folder_holding_other_files_and_leaves_it_as_it_was(sim, tmp_path):
+    """Spark's own overwrite emptied the folder `--out` named: `--out data` took the events with it."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "events.parquet").write_bytes(Path(sim["events"]).read_bytes())
+    log = RadarLog.from_paths(sim["events"], sim["stages"])
+    with pytest.raises(BadValueError, match=r"data holds files a Spark build did not write \(events\.parquet\)"):
+        write_training_set(log, Settings(features={"engine": "spark"}), data, until=UNTIL)
+    assert (data / "events.parquet").read_bytes() == Path(sim["events"]).read_bytes()
 
 
 def test_tiles_engine_and_duckdb_agree_on_every_row(sim, duck):
