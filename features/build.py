@@ -169,6 +169,8 @@ class CompiledQuery:
     ) -> CompiledQuery:
         """`skip`: stage tables not filled; `given`: stage tables the caller fills; `absent`: optional inputs (items,
         leads) the caller has none of; `prefix`: the input tables' names."""
+        from leadradar.features.engines import typed_sql
+
         t = unbound_inputs(settings, prefix=prefix)
         items, leads = (None if kind in absent else t[kind] for kind in ("items", "leads"))
         stages: list[tuple[str, str]] = []
@@ -180,7 +182,7 @@ class CompiledQuery:
             if name in given:
                 provided[name] = table.schema().to_pyarrow()
                 return ibis.table(table.schema(), name=name)
-            stages.append((name, _typed(table, dialect)))
+            stages.append((name, typed_sql(table, dialect)))
             return ibis.table(table.schema(), name=name)
 
         q = feature_query(t["events"], t["stages"], t["cutoffs"], settings, registry, items, stage=stage, leads=leads)
@@ -195,20 +197,6 @@ class CompiledQuery:
         data = json.loads(text)
         provided = {k: pa.ipc.read_schema(pa.py_buffer(base64.b64decode(v))) for k, v in data["provided"].items()}
         return cls([(name, sql) for name, sql in data["stages"]], provided, data["sql"])
-
-
-def _typed(table: ir.Table, dialect: str) -> str:
-    """A stage's SQL whose columns have the types the expression declares, as Ibis's `create_table` makes them:
-    DuckDB's own sum of integers is a 16-byte HUGEINT, which made the activity grid's counts twice as wide (a
-    build of 10.6 M events peaked some 400 MB higher). SQLite keeps what it is given."""
-    sql = str(ibis.to_sql(table, dialect=dialect))
-    if dialect == "sqlite":
-        return sql
-    columns = ", ".join(
-        f"CAST({d.this.sql(dialect)} AS {d.args['kind'].sql(dialect)}) AS {d.this.sql(dialect)}"
-        for d in table.schema().to_sqlglot_column_defs(dialect)
-    )
-    return f"SELECT {columns} FROM ({sql}) AS lr_typed"  # nosec B608 # the expression's own columns and SQL
 
 
 def compiled_key(
