@@ -197,6 +197,27 @@ def file_schema(path: Path, part: str) -> pa.Schema:
         raise InputError(f"{path}: cannot be read as Parquet ({reason}); give the {part} as a Parquet file") from exc
 
 
+def damaged_part(path: Path) -> str | None:
+    """Where a Parquet file whose footer reads fails further on, in words (its rows and column, and why), read a
+    column of a row group at a time; None when every part reads. A damaged page (a copy cut or overwritten inside)
+    passes every schema check and then fails deep in a build with an engine's message that names no file."""
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        return f"cannot be read as Parquet ({' '.join(str(exc).split())})"
+    first = 0
+    for group in range(pf.num_row_groups):
+        rows = pf.metadata.row_group(group).num_rows
+        for column in pf.schema_arrow.names:
+            try:
+                pf.read_row_group(group, columns=[column])
+            except (pa.ArrowException, OSError) as exc:
+                reason = " ".join(str(exc).split())
+                return f"rows {first + 1:,}–{first + rows:,}, column {column}, cannot be read ({reason})"
+        first += rows
+    return None
+
+
 def require_contract(schema: pa.Schema, contract: pa.Schema, where: str) -> list[str]:
     """The optional contract columns the table lacks (they read as missing); an `InputError` if it misses more."""
     problems, absent = contract_gaps(schema, contract)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
 Model = TypeVar("Model", bound=BaseModel)
 DEBUG_KEY = "leadradar.debug"
+TOKENS_KEY = "leadradar.tokens"  # the command line as given, for naming a damaged input file after a failure
 DEBUG_ENV = "LEADRADAR_DEBUG"
 
 
@@ -43,6 +44,7 @@ class OneLineErrors(TyperGroup):
     """
 
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        ctx.meta.setdefault(TOKENS_KEY, list(args))
         try:
             return super().parse_args(ctx, args)
         except NoArgsIsHelpError:
@@ -60,10 +62,35 @@ class OneLineErrors(TyperGroup):
         except Exception as exc:
             from leadradar.serving.outages import disk_full
 
-            if not disk_full(exc):
+            if disk_full(exc):
+                full = f"the disk is full: {one_line(exc)}; free some space and run the command again"
+                exit_one_line(ctx, UserError(full))
+            damaged = damaged_input(ctx.meta.get(TOKENS_KEY, []))
+            if damaged is None:
                 raise
-            full = f"the disk is full: {one_line(exc)}; free some space and run the command again"
-            exit_one_line(ctx, UserError(full))
+            exit_one_line(ctx, UserError(damaged))
+
+
+def damaged_input(tokens: list[str]) -> str | None:
+    """After a failure no handler explains: the first Parquet file the command was given (not its `--out`) with a
+    part that cannot be read, in one line; None when they all read whole (then the failure is ours)."""
+    from leadradar.features.radar_log import damaged_part
+
+    values = [t.split("=", 1)[1] if t.startswith("--") and "=" in t else t for t in tokens]
+    given = zip(["", *tokens[:-1]], tokens, values, strict=True)
+    written = {v for before, t, v in given if before == "--out" or t.startswith("--out=")}
+    for value in dict.fromkeys(values):
+        path = Path(value)
+        if value in written or not path.is_file() or not _parquet(path):
+            continue
+        if (where := damaged_part(path)) is not None:
+            return f"{path}: {where}; the file is damaged (cut short or overwritten): restore it or write it again"
+    return None
+
+
+def _parquet(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(4) == b"PAR1"
 
 
 def exit_one_line(ctx: Context, exc: Exception) -> NoReturn:

@@ -184,6 +184,25 @@ def test_scoring_with_no_champion_yet_is_one_line_saying_what_to_run(sim: Path, 
     assert_one_line_error(result, "champion", "leadradar train")
 
 
+def test_an_events_file_with_a_damaged_page_is_one_line_naming_its_rows_and_column(
+    sim: Path, home: Path, tmp_path: Path
+) -> None:
+    """Its footer reads, so every schema check passes; before, the build then stopped on DuckDB's traceback
+    ("don't know what type"), naming no file. The training set from before stays as it was."""
+    data = bytearray((sim / "events.parquet").read_bytes())
+    meta = pq.ParquetFile(sim / "events.parquet")
+    at = meta.metadata.row_group(0).column(meta.schema_arrow.names.index("sales_id")).data_page_offset
+    data[at : at + 16] = bytes(b ^ 0xFF for b in data[at : at + 16])  # the page's header
+    damaged = tmp_path / "events.parquet"
+    damaged.write_bytes(bytes(data))
+    out = tmp_path / "set.parquet"
+    pq.write_table(pa.table({"yesterday": [1, 2, 3]}), out)
+    before = out.read_bytes()
+    result = cli("features", "build", "--events", damaged, "--stages", sim / "stages.parquet", "--out", out, home=home)
+    assert "restore it" in assert_one_line_error(result, damaged, "rows 1–", "column sales_id", "cannot be read")
+    assert out.read_bytes() == before
+
+
 # --- a full disk ---
 
 
