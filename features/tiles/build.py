@@ -85,6 +85,8 @@ def reference_stage(
         elif events is not None and name == "lr_grid_events":
             items_only = set(FROM_GRID_EVENTS) <= given.keys()
             table = reference_day_events(events, tod_us, firsts, repeated, items_only)
+            if items_only:  # read once, by the item partials: kept, half a partition's events were copied for it
+                return table
         return materialise(name, table)
 
     return stage
@@ -409,7 +411,7 @@ def _partition_rows(
     from leadradar.features.engines import materializer
 
     with dropped_after(i.con):
-        events = materializer(i.con)("lr_tile_part_events", mine(i.events))
+        events = materializer(i.con)("lr_tile_part_events", mine(i.events).select(*DEDUP_COLUMNS))
         repeated = repeated_table(events, i.con)
         unique = events if repeated is None else without_repeats(events, repeated)
         types = tiles_of(unique, mine)
