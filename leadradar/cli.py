@@ -89,8 +89,11 @@ def damaged_input(tokens: list[str]) -> str | None:
 
 
 def _parquet(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(4) == b"PAR1"
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"PAR1"
+    except OSError:
+        return False
 
 
 def exit_one_line(ctx: Context, exc: Exception) -> NoReturn:
