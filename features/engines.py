@@ -242,8 +242,11 @@ def load(
     if isinstance(source, pd.DataFrame):
         source = pa.Table.from_pandas(source, preserve_index=False)
     data = conform(source, kind, arrow_schema)
-    if con.name == "duckdb":
-        return con.create_table(name, data, temp=True, overwrite=True)
+    if con.name == "duckdb":  # one copy, as the stages: 10.6 M events 5.3 s and 4.3 GB by create_table, 2.6 s, 3.0 GB
+        upload = ibis.memtable(data)
+        table = materializer(con)(name, upload)
+        con.drop_view(upload.get_name(), force=True)  # DuckDB's reference to the Arrow data: it holds its own copy
+        return table
     return con.create_table(name, data.to_pandas(), overwrite=True)
 
 
