@@ -24,6 +24,7 @@ from ibis.common.exceptions import IbisError
 
 from leadradar.config import FeatureConfig
 from leadradar.errors import BadValueError, ResourceError
+from leadradar.features.atomic import written_whole_folder
 from leadradar.features.contract import (
     EVENT_SCHEMA,
     FEATURE_EVENT_SCHEMA,
@@ -166,25 +167,43 @@ def write_parquet(
 ) -> None:
     """Write a table to Parquet where the engine runs it: on Spark the executors write a folder of parts,
     hash-partitioned by `partition_by` (tenant and lead), in one subfolder per value of `folders` (`tenant_id=…`),
-    each part sorted by `sort_by`, so no row passes through the driver."""
+    each part sorted by `sort_by`, so no row passes through the driver. Spark's folder is written beside `path` and
+    put in its place whole (`replaceable_by_spark` first): Spark's own overwrite emptied any folder it was given."""
     if con.name != "pyspark":
         con.to_parquet(expr, str(path))
         return
+    path = Path(path)
+    replaceable_by_spark(path)
     frame = con._session.sql(con.compile(expr))
     if partition_by:
         frame = frame.repartition(*partition_by)
     if sort_by:
         frame = frame.sortWithinPartitions(*sort_by)
-    frame.write.mode("overwrite").partitionBy(*folders).parquet(str(path))
+    with written_whole_folder(path) as tmp:  # a failed build leaves the last folder as it was
+        frame.write.mode("overwrite").partitionBy(*folders).parquet(str(tmp))
 
 
-def not_spark_written(folder: Path) -> list[Path]:
+def replaceable_by_spark(out: Path) -> None:
+    """A Spark build replaces only an earlier Spark build's folder, or none: `--out data` would take the events with
+    it. A file, or a folder holding anything a Spark writer does not write, is refused in one line."""
+    if out.is_file():
+        raise BadValueError(f"--out {out} is a file (an earlier DuckDB build?); remove it or name a folder")
+    foreign = _not_spark_written(out) if out.is_dir() else []
+    if foreign:
+        names = ", ".join(str(f.relative_to(out)) for f in foreign[:3]) + (", …" if len(foreign) > 3 else "")
+        raise BadValueError(
+            f"--out {out} holds files a Spark build did not write ({names}); a build replaces its folder whole,"
+            " so name a new folder or an earlier build's"
+        )
+
+
+def _not_spark_written(folder: Path) -> list[Path]:
     """What in `folder` a Spark writer does not write (its parts, their checksums, `_SUCCESS`, `key=value`
-    subfolders of the same): a folder holding any of it is not an earlier build's to replace."""
+    subfolders of the same)."""
     foreign: list[Path] = []
     for entry in sorted(folder.iterdir()):
         if entry.is_dir() and "=" in entry.name:
-            foreign += not_spark_written(entry)
+            foreign += _not_spark_written(entry)
         elif not entry.is_file() or not re.fullmatch(r"_SUCCESS|\._SUCCESS\.crc|\.?part-.*", entry.name):
             foreign.append(entry)
     return foreign

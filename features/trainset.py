@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from leadradar.config import Settings
 from leadradar.errors import BadValueError, TooLittleDataError
-from leadradar.features.atomic import written_whole, written_whole_folder
+from leadradar.features.atomic import written_whole
 from leadradar.features.build import (
     KEY,
     META,
@@ -36,7 +36,7 @@ from leadradar.features.engines import (
     load,
     load_cutoffs,
     materializer,
-    not_spark_written,
+    replaceable_by_spark,
     to_pandas,
     write_parquet,
 )
@@ -261,7 +261,7 @@ def write_training_set(
     if engine != "spark" and out.is_dir():
         raise BadValueError(f"--out {out} is a folder (an earlier Spark build?); remove it or name a file")
     if engine == "spark":
-        _replaceable_by_spark(out)
+        replaceable_by_spark(out)  # before Spark starts; its writer asks again
     with connected(engine, settings.features) as con:
         plan = _plan(con, engine, log, settings, until, build_registry(settings), 7, None)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -279,9 +279,8 @@ def write_training_set(
                     "privacy.consent_required: the Spark executors' writer does not blank the rows of leads without"
                     " consent yet; build this training set with --engine duckdb or --engine tiles"
                 )
-            with written_whole_folder(out) as tmp:  # a failed build leaves the last set as it was
-                write_parquet(con, plan.table(), tmp, SPARK_PARTITIONS, SPARK_FOLDERS, sort_by=tuple(KEY))
-                rows = con._session.read.parquet(str(tmp)).count()
+            write_parquet(con, plan.table(), out, SPARK_PARTITIONS, SPARK_FOLDERS, sort_by=tuple(KEY))
+            rows = con._session.read.parquet(str(out)).count()
         return WrittenTrainingSet(
             path=out,
             rows=rows,
@@ -291,20 +290,6 @@ def write_training_set(
             last_cutoff=plan.cutoffs[-1],
             definition_hash=registry_hash(settings, plan.registry, settings.query_cache_dir),
             unknown_event_types=unknown_event_types(plan.events, settings),
-        )
-
-
-def _replaceable_by_spark(out: Path) -> None:
-    """A Spark build replaces only an earlier Spark build's folder: Spark's own overwrite emptied whatever folder
-    `--out` named (`--out data` took the events with it)."""
-    if out.is_file():
-        raise BadValueError(f"--out {out} is a file (an earlier DuckDB build?); remove it or name a folder")
-    foreign = not_spark_written(out) if out.is_dir() else []
-    if foreign:
-        names = ", ".join(str(f.relative_to(out)) for f in foreign[:3]) + (", …" if len(foreign) > 3 else "")
-        raise BadValueError(
-            f"--out {out} holds files a Spark build did not write ({names}); a build replaces its folder whole,"
-            " so name a new folder or an earlier build's"
         )
 
 
