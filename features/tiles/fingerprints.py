@@ -1,9 +1,10 @@
 """What a kept tile or row was computed from, cheaply: per-day fingerprints of events and stages, and a key of
 the code and settings.
 
-An event's day fingerprint is its count, a sum of its id's hash and a sum of its times: one string hashed per
-event, not the whole row. The event store never changes an event in place (a re-sent id is a no-op; forgetting
-a lead deletes), so a day whose events were added, removed or moved changes its fingerprint.
+An event's day fingerprint is its count, a sum of its row's hashes (every column the features read) and a sum
+of its times. The whole row, not only its id: the event store never changes an event in place (a re-sent id is a
+no-op; forgetting a lead deletes), but an events file given to `features build` can be corrected in place (an
+event type mapped again, a dwell time fixed, the same ids and times), and its days must then be computed again.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import ibis.expr.types as ir
 
 from leadradar.config import Settings
 from leadradar.features.engines import hash64
+from leadradar.features.grid import DEDUP_COLUMNS
 from leadradar.features.registry import definition_settings, feature_code_digest
 from leadradar.features.tiles.partials import day_bucket
 
@@ -27,9 +29,10 @@ def _hashed(value: ir.Value, table: ir.Table) -> ir.IntegerValue:
 
 
 def day_fingerprints(events: ir.Table, tod_us: int) -> dict[int, list[int]]:
-    """Per day of the events: [rows, sum of id hashes, sum of times], each sum modulo `MODULUS`."""
-    ev = events.select("event_id", "us")
-    ev = ev.mutate(bucket=day_bucket(ev.us, tod_us), h=_hashed(ev.event_id, ev), t=ev.us % MODULUS)
+    """Per day of the events: [rows, sum of row hashes, sum of times], each sum modulo `MODULUS`."""
+    ev = events.select(*DEDUP_COLUMNS)
+    row = _hashed(ibis.struct({c: ev[c] for c in DEDUP_COLUMNS}), ev)
+    ev = ev.mutate(bucket=day_bucket(ev.us, tod_us), h=row, t=ev.us % MODULUS)
     return _per_day(ev.group_by("bucket").aggregate(rows=ev.count(), hsum=ev.h.sum(), usum=ev.t.sum()))
 
 

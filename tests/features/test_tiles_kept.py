@@ -266,3 +266,18 @@ def test_a_build_removes_the_kept_sets_built_least_recently_beyond_its_setting(t
         sets.append({d.name for d in tmp_path.iterdir() if d.is_dir()})
     assert [len(s) for s in sets] == [1, 2, 2]
     assert sets[2] == (sets[1] - sets[0]) | (sets[2] - sets[1]), "the oldest set is the one removed"
+
+
+def test_an_events_file_corrected_in_place_recomputes_the_days_it_changed(tmp_path):
+    """The same ids and times with another type or dwell (a file fixed by hand, not the store's appends): the kept
+    build follows the corrected file, not the tiles and rows kept from the first."""
+    base = {"tenant_id": "ta", "sales_id": "s1", "micro": 0, "item_id": None, "referrer_lead_id": None}
+    base |= {"channel": "h5", "event_type": "card_view", "dwell_s": 3.0}
+    history = [{**base, "lead_id": f"L{d % 3}", "offset_s": -d * 43200 - 60} for d in range(1, 30)]
+    stages = stages_table([{"tenant_id": "ta", "lead_id": "L1", "stage": "engaged", "offset_s": -9 * 86400}])
+    first = kept_build(tmp_path, events_table(history, "h"), stages)
+    fixed = [{**e, "event_type": "product_view", "dwell_s": 40.0} if i % 4 == 0 else e for i, e in enumerate(history)]
+    got = kept_build(tmp_path, events_table(fixed, "h"), stages)
+    full = compute_features(events_table(fixed, "h"), stages, CUTOFFS, SETTINGS, REGISTRY)
+    assert_same_features(got, full, REGISTRY)
+    assert not first.equals(got)
