@@ -12,6 +12,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
+from leadradar.errors import BadValueError
+
+
+def not_an_input(out: Path, inputs: dict[str, Path]) -> None:
+    """Refuse an `--out` that is a file the command reads (or lies inside a folder it reads): written whole, it
+    would replace that input once the command is done with it, and the input would be gone (the events file
+    named twice on a command line)."""
+    target = out.resolve()
+    for part, given in inputs.items():
+        source = given.resolve()
+        if target == source:
+            raise BadValueError(
+                f"--out {out} is the {part} file this command reads; writing there would replace it: name another file"
+            )
+        if source.is_dir() and source in target.parents:
+            raise BadValueError(
+                f"--out {out} is inside {source}, the {part} folder this command reads; name a file outside it"
+            )
+
 
 @contextmanager
 def written_whole(path: Path) -> Iterator[Path]:

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from leadradar.config import Settings
 from leadradar.errors import BadValueError, TooLittleDataError
-from leadradar.features.atomic import written_whole
+from leadradar.features.atomic import not_an_input, written_whole
 from leadradar.features.build import (
     KEY,
     META,
@@ -258,6 +258,7 @@ def write_training_set(
     """The training set written to Parquet: on Spark by the executors, a folder of parts in one `tenant_id=…`
     subfolder per tenant, hash-partitioned by tenant and lead (the driver never holds the table); else one file."""
     engine = engine or settings.features.engine
+    not_an_input(out, log.paths())
     if engine != "spark" and out.is_dir():
         raise BadValueError(f"--out {out} is a folder (an earlier Spark build?); remove it or name a file")
     if engine == "spark":

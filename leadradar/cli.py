@@ -774,7 +774,7 @@ def score(
     if table is not None:
         score_a_table(table, model_name, out_file, events, stages)
         return
-    from leadradar.features.atomic import atomic_write
+    from leadradar.features.atomic import atomic_write, not_an_input
     from leadradar.features.cutoffs import now_utc
     from leadradar.registry import load_alias
     from leadradar.serving.scoring import score_and_store
@@ -783,6 +783,8 @@ def score(
     settings = settings_for()
     when = parse_time(as_of, "--as-of") or now_utc()
     log = radar_log(events, stages, items, leads, settings=settings, until=when, tenant=tenant)
+    if out_file:
+        not_an_input(out_file, log.paths())
     loaded = load_alias(settings)
     with console.status(f"scoring open leads as of {when:%Y-%m-%d %H:%M} UTC"):
         scores = score_and_store(ScoreStore(settings.score_store_url), log, when, settings, loaded, tenant)
@@ -797,12 +799,14 @@ def score(
 
 def score_a_table(table: Path, model_name: str | None, out_file: Path | None, *logs: Path | None) -> None:
     """`score --table`: the table's rows ranked by a table model's champion, written to --out."""
+    from leadradar.features.atomic import not_an_input
     from leadradar.training.table_scoring import score_table, write_scores
 
     if any(p is not None for p in logs):
         raise BadValueError("give either --events/--stages or --table, not both")
     if out_file is None:
         raise BadValueError("--table needs --out FILE (.csv or .parquet) for the scored rows")
+    not_an_input(out_file, {"table": table})
     with console.status(f"scoring {table}"):
         scored, loaded = score_table(table, settings_for(), model_name)
         write_scores(scored, out_file)

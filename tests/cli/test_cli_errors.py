@@ -203,6 +203,36 @@ def test_an_events_file_with_a_damaged_page_is_one_line_naming_its_rows_and_colu
     assert out.read_bytes() == before
 
 
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["features", "build", "--events", "{d}/events.parquet", "--stages", "{d}/stages.parquet", "--out", "{d}/{f}"],
+        ["score", "--events", "{d}/events.parquet", "--stages", "{d}/stages.parquet", "--out", "{d}/{f}"],
+    ],
+    ids=["features build", "score"],
+)
+@pytest.mark.parametrize("named", ["events.parquet", "items.parquet"])
+def test_an_out_that_is_an_input_is_refused_and_the_input_kept(
+    sim: Path, home: Path, tmp_path: Path, command: list[str], named: str
+) -> None:
+    """The events file named twice (or the items found beside it): written whole, the output replaced the input
+    once the command was done with it (features build: the events file became the training set, then a traceback)."""
+    data = tmp_path / "log"
+    shutil.copytree(sim, data)
+    before = (data / named).read_bytes()
+    result = cli(*(a.format(d=data, f=named) for a in command), home=home)
+    assert "name another file" in assert_one_line_error(result, data / named, "--out", named.split(".")[0])
+    assert (data / named).read_bytes() == before
+
+
+def test_a_scored_table_written_over_the_table_is_refused(home: Path, tmp_path: Path) -> None:
+    table = tmp_path / "leads.csv"
+    table.write_text("lead_id,visits\nL1,3\n")
+    result = cli("score", "--table", table, "--out", table, home=home)
+    assert_one_line_error(result, table, "table file")
+    assert table.read_text() == "lead_id,visits\nL1,3\n"
+
+
 # --- a full disk ---
 
 

@@ -1,4 +1,5 @@
-"""A folder of parts put in place whole: the last build's kept when a build fails, replaced when it ends."""
+"""A folder of parts put in place whole: the last build's kept when a build fails, replaced when it ends; and an
+`--out` refused where it would replace what the command reads."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from leadradar.features.atomic import written_whole_folder
+from leadradar.errors import BadValueError
+from leadradar.features.atomic import not_an_input, written_whole_folder
 
 
 def _filled(folder: Path, text: str) -> None:
@@ -32,3 +34,14 @@ def test_a_build_that_fails_leaves_the_last_folder_as_it_was(tmp_path):
         raise RuntimeError("the executors died")
     assert (out / "tenant_id=t1" / "part-0.parquet").read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["set.parquet"]
+
+
+def test_an_out_inside_a_folder_the_command_reads_is_refused_and_one_beside_it_is_not(tmp_path):
+    parts = tmp_path / "events"
+    parts.mkdir()
+    (parts / "part-0.parquet").write_bytes(b"PAR1")
+    with pytest.raises(BadValueError, match=r"inside .*the events folder"):
+        not_an_input(parts / "set.parquet", {"events": parts})
+    with pytest.raises(BadValueError, match="the events file"):
+        not_an_input(tmp_path / "x" / ".." / "events" / "part-0.parquet", {"events": parts / "part-0.parquet"})
+    not_an_input(tmp_path / "set.parquet", {"events": parts})
