@@ -11,6 +11,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from leadradar.config import Settings
+from leadradar.errors import BadValueError
+from leadradar.features.atomic import written_whole
 from leadradar.features.simulator.config import SimulationConfig
 from leadradar.features.simulator.engine import Simulation
 from leadradar.features.simulator.tables import (
@@ -39,16 +41,29 @@ class SimulationResult:
     sales: pa.Table | None = None
 
     def write(self, out: Path) -> dict[str, Path]:
-        """Write every table as Parquet under `out`; returns the paths by table name."""
+        """Write every table as Parquet under `out`, each file whole or not at all; returns the paths by table name.
+
+        A folder that holds such files but no truth.parquet is not a simulation's (a company's own log, say):
+        refused, where the simulated tables would have replaced its files."""
+        there = [f"{name}.parquet" for name in TABLES if (out / f"{name}.parquet").exists()]
+        if there and not (out / "truth.parquet").is_file():
+            raise BadValueError(
+                f"--out {out} holds {', '.join(there)} and no truth.parquet, so not a simulation's files; a simulation"
+                " replaces them: name a new folder or an earlier simulation's"
+            )
         out.mkdir(parents=True, exist_ok=True)
         paths = {}
-        for name in ("events", "stages", "truth", "items", "leads", "arrivals", "sales"):
+        for name in TABLES:
             if getattr(self, name) is None:
                 continue
             path = out / f"{name}.parquet"
-            pq.write_table(getattr(self, name), path)
+            with written_whole(path) as tmp:
+                pq.write_table(getattr(self, name), tmp)
             paths[name] = path
         return paths
+
+
+TABLES = ("events", "stages", "truth", "items", "leads", "arrivals", "sales")
 
 
 def truth_cutoff_days(cfg: SimulationConfig, anchor_weekday: int) -> set[int]:

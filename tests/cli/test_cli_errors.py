@@ -225,6 +225,24 @@ def test_an_out_that_is_an_input_is_refused_and_the_input_kept(
     assert (data / named).read_bytes() == before
 
 
+def test_a_simulation_into_a_folder_of_real_data_is_refused_and_into_an_earlier_simulation_is_not(
+    sim: Path, home: Path, tmp_path: Path
+) -> None:
+    """A company's own log (events and stages, no simulated truth) was replaced by simulated tables."""
+    own = tmp_path / "data"
+    own.mkdir()
+    for name in ("events.parquet", "stages.parquet"):
+        shutil.copy(sim / name, own / name)
+    before = (own / "events.parquet").read_bytes()
+    result = cli("simulate", "--out", own, *SIM, home=home)
+    assert_one_line_error(result, own, "events.parquet, stages.parquet", "no truth.parquet")
+    assert (own / "events.parquet").read_bytes() == before
+    again = tmp_path / "sim"
+    shutil.copytree(sim, again)
+    assert cli("simulate", "--out", again, *SIM[:-1], "2", home=home).returncode == 0
+    assert (again / "events.parquet").read_bytes() != (sim / "events.parquet").read_bytes()
+
+
 def test_a_scored_table_written_over_the_table_is_refused(home: Path, tmp_path: Path) -> None:
     table = tmp_path / "leads.csv"
     table.write_text("lead_id,visits\nL1,3\n")
