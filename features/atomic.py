@@ -16,10 +16,12 @@ from leadradar.errors import BadValueError
 
 
 def not_an_input(out: Path, inputs: dict[str, Path]) -> None:
-    """Refuse an `--out` that is a file the command reads (or lies inside a folder it reads): written whole, it
-    would replace that input once the command is done with it, and the input would be gone (the events file
-    named twice on a command line)."""
+    """Refuse an `--out` that is a file the command reads (or lies inside a folder it reads), or a SQLite database
+    (a store): written whole, it would replace that file once the command is done with it, and what it held would
+    be gone (the events file named twice on a command line, the event store's path given by mistake)."""
     target = out.resolve()
+    if _sqlite_database(target):
+        raise BadValueError(f"--out {out} is a SQLite database (a store this project keeps?); name another file")
     for part, given in inputs.items():
         source = given.resolve()
         if target == source:
@@ -30,6 +32,14 @@ def not_an_input(out: Path, inputs: dict[str, Path]) -> None:
             raise BadValueError(
                 f"--out {out} is inside {source}, the {part} folder this command reads; name a file outside it"
             )
+
+
+def _sqlite_database(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
 
 
 @contextmanager

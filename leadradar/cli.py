@@ -884,12 +884,14 @@ def report(
     top: int = typer.Option(25, help="leads in the ranked table"),
 ) -> None:
     """A self-contained HTML report (charts and styles inline, no script) of the latest run, for e-mail."""
+    from leadradar.features.atomic import not_an_input
     from leadradar.serving.dashboard.pagedata import PageData
     from leadradar.serving.report import write_report
     from leadradar.serving.store import ScoreStore
 
     if lang not in ("en", "zh-CN"):
         raise BadValueError(f"--lang is en or zh-CN, not {lang!r}")
+    not_an_input(out_file, {})
     settings = settings_for()
     store = ScoreStore(settings.score_store_url)
     if not store.runs(tenant):

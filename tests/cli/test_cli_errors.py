@@ -243,6 +243,21 @@ def test_a_simulation_into_a_folder_of_real_data_is_refused_and_into_an_earlier_
     assert (again / "events.parquet").read_bytes() != (sim / "events.parquet").read_bytes()
 
 
+def test_an_out_that_is_a_sqlite_database_is_refused_and_the_database_kept(
+    sim: Path, home: Path, tmp_path: Path
+) -> None:
+    """The event store's path given as --out: the training set would have replaced the database."""
+    import sqlite3
+
+    db = tmp_path / "events.db"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE events (seq INTEGER)")
+    before = db.read_bytes()
+    result = cli("features", "build", *logs(sim), "--out", db, home=home)
+    assert_one_line_error(result, db, "SQLite database")
+    assert db.read_bytes() == before
+
+
 def test_a_scored_table_written_over_the_table_is_refused(home: Path, tmp_path: Path) -> None:
     table = tmp_path / "leads.csv"
     table.write_text("lead_id,visits\nL1,3\n")
