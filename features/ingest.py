@@ -128,6 +128,13 @@ def ingest(
     """
     now = utc_now(now)
     out_dir = Path(out_dir)
+    for p in paths:
+        for kept in (EVENTS_FILE, QUARANTINE_FILE):
+            if Path(p).resolve() == (out_dir / kept).resolve():
+                raise IngestError(
+                    f"--out {out_dir} holds {p}, a file being ingested: ingest keeps its {kept} there and would count"
+                    " every row of it as already kept (the rejected ones too); name another folder"
+                )
     names = [str(p) for p in paths]
     frames = [read_table(Path(p)) for p in paths]
     checked = [_validated(df, settings, now, name) for df, name in zip(frames, names)]

@@ -258,6 +258,17 @@ def test_an_out_that_is_a_sqlite_database_is_refused_and_the_database_kept(
     assert db.read_bytes() == before
 
 
+def test_ingest_of_the_events_file_its_out_folder_keeps_is_refused(sim: Path, home: Path, tmp_path: Path) -> None:
+    """Before, every row was counted a duplicate of itself and the rejected ones stayed among the kept events."""
+    folder = tmp_path / "log"
+    shutil.copytree(sim, folder)
+    before = (folder / "events.parquet").read_bytes()
+    result = cli("ingest", folder / "events.parquet", "--out", folder, home=home)
+    assert_one_line_error(result, folder / "events.parquet", "another folder")
+    assert (folder / "events.parquet").read_bytes() == before
+    assert not (folder / "quarantine.parquet").exists()
+
+
 def test_a_scored_table_written_over_the_table_is_refused(home: Path, tmp_path: Path) -> None:
     table = tmp_path / "leads.csv"
     table.write_text("lead_id,visits\nL1,3\n")
