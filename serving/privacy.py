@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from leadradar.config import Settings
 from leadradar.features.store.event_store import EventStore
 from leadradar.features.store.forget import forget_events, purge_before
+from leadradar.features.tiles.store import forget_kept
 from leadradar.serving.alerts.outbox import Outbox
 from leadradar.serving.audit import AuditLog
 from leadradar.serving.score_feedback import ScoreFeedback
@@ -66,6 +67,8 @@ def forget_lead(
     deleted = {f"events.{k}": v for k, v in asdict(done).items() if k != "lead_hash"}
     deleted |= {f"scores.{k}": v for k, v in forget_scores(scores, tenant, lead).items()}
     deleted["files"] = forget_in_files(settings.data_dir, tenant, lead)
+    if settings.features.tiles_dir:  # kept tiles and rows: a cache of the events, wherever it lives
+        deleted["kept_features"] = forget_kept(Path(settings.features.tiles_dir), tenant, lead)
     deleted["feedback"] = ScoreFeedback(settings.score_store_url).forget(tenant, lead)
     deleted["alerts"] = Outbox(settings.score_store_url, settings.alerts.rules).forget(tenant, lead)
     for name, forget in FORGETTERS.items():

@@ -36,7 +36,7 @@ from leadradar.features.tiles.dense import DayTiles, dense_tiles, type_arrays
 from leadradar.features.tiles.fingerprints import as_of_digest, code_key, stage_fingerprints, table_fingerprint
 from leadradar.features.tiles.kept_rows import KeptRows
 from leadradar.features.tiles.partials import day_bucket, day_tiles, distinct_rows, repeated_ids, without_repeats
-from leadradar.features.tiles.store import TileStore, prune_sets
+from leadradar.features.tiles.store import BUILD_LOCK, TileStore, prune_sets
 from leadradar.features.tiles.windows import TilePlan, TileWindows
 
 SKIPPED_STAGES = ("lr_grid_activity",)  # the wide per-day pivot the tiles replace
@@ -288,7 +288,7 @@ def _up_to_date(i: _Inputs) -> Iterator[tuple[KeptRows, list[int]]]:
     them (two builds would mix their kept files)."""
     assert i.settings.features.tiles_dir  # nosec B101 # callers keep rows only with a tiles folder
     root = Path(i.settings.features.tiles_dir)
-    with exclusive(root, ".build.lock"):
+    with exclusive(root, BUILD_LOCK):
         yield _kept_rows(i, root)
 
 

@@ -31,11 +31,14 @@ from pathlib import Path
 import ibis
 import ibis.expr.types as ir
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from leadradar.config import Settings
-from leadradar.features.atomic import naming
+from leadradar.features.atomic import naming, written_whole
 from leadradar.features.grid import DAY_US
+from leadradar.features.locks import exclusive
 from leadradar.features.tiles.fingerprints import day_fingerprints
 from leadradar.features.tiles.partials import day_bucket, day_tiles
 
@@ -43,6 +46,7 @@ TILE_VERSION = 3  # 3: session starts in one session row per lead and day
 MAX_SEGMENTS = 16
 SEGMENT_NAME = re.compile(r"seg-[0-9a-f]{32}\.parquet")
 TILE_KEY = re.compile(r"[0-9a-f]{16}")  # `tile_key`: the folder of one set
+BUILD_LOCK = ".build.lock"  # held in the tiles folder by a build, and by `forget_kept`
 
 log = logging.getLogger(__name__)
 
@@ -195,6 +199,41 @@ def prune_sets(root: Path, current: Path, keep: int) -> list[Path]:
         log.info("kept tiles: removed %s, last built %s (features.tiles_kept_sets = %d)", d, _last_built(d), keep)
         shutil.rmtree(d, ignore_errors=True)
     return removed
+
+
+def forget_kept(root: Path, tenant: str, lead: str) -> int:
+    """One lead's rows taken out of every kept tile segment and kept rows file under `root` (deletion on request):
+    they are made from its events, which forgetting deletes. A file that cannot be read is removed, as a cache. The
+    fingerprints stay: the next build finds the lead's days changed and computes them again. How many rows went."""
+    root = Path(root)
+    if not root.is_dir():
+        return 0
+    removed = 0
+    with exclusive(root, BUILD_LOCK):
+        for path in sorted(root.glob("*/seg-*.parquet")) + sorted(root.glob("*/rows/rows-*.arrow")):
+            removed += _without_lead(path, tenant, lead)
+    return removed
+
+
+def _without_lead(path: Path, tenant: str, lead: str) -> int:
+    arrow = path.suffix == ".arrow"
+    try:
+        table = ipc.open_file(pa.OSFile(str(path))).read_all() if arrow else pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        log.warning("kept tiles: %s cannot be read (%s); removed, a build computes what it held again", path, exc)
+        path.unlink(missing_ok=True)
+        return 0
+    hit = pc.and_(pc.equal(table["tenant_id"], tenant), pc.equal(table["lead_id"], lead))
+    n = int(pc.sum(hit).as_py() or 0)
+    if n:
+        kept = table.filter(pc.invert(hit))
+        with written_whole(path) as tmp:
+            if arrow:
+                with ipc.new_file(tmp, kept.schema) as writer:
+                    writer.write_table(kept)
+            else:
+                pq.write_table(kept, tmp)
+    return n
 
 
 def _last_built(d: Path) -> float:

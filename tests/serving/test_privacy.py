@@ -249,3 +249,35 @@ def test_the_scheduler_applies_retention_nightly_only_when_retention_days_is_set
     assert retention_job(settings, now=now).detail["events.events"] == 2
     assert store.events(TENANT).column("lead_id").to_pylist() == ["new-lead"]
     store.close()
+
+
+def test_forget_takes_the_lead_out_of_kept_tiles_and_rows_outside_the_data_dir(
+    filled: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """`features.tiles_dir` holds day tiles and feature rows made from the lead's events, wherever it is."""
+    from leadradar.features.build import compute_features
+    from leadradar.features.registry import build_registry
+
+    kept = tmp_path / "kept-tiles"
+    monkeypatch.setenv("LEADRADAR_FEATURES__TILES_DIR", str(kept))
+    settings = Settings(home=filled.home)
+    store = EventStore.open(settings)
+    log = RadarLog.from_store(store)
+    cutoff = pd.Timestamp.now(tz="UTC").ceil("D") + pd.Timedelta(days=1)
+    compute_features(log.events, log.stages, [cutoff], settings, build_registry(settings), engine="tiles")
+    store.close()
+    files = [*kept.rglob("*.parquet"), *kept.rglob("*.arrow")]
+    assert any(LEAD in _kept_leads(f) for f in files)
+    result = CliRunner().invoke(app, ["forget", "--tenant", TENANT, "--lead", LEAD, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["deleted"]["kept_features"] > 0
+    assert not any(LEAD in _kept_leads(f) for f in [*kept.rglob("*.parquet"), *kept.rglob("*.arrow")])
+    assert any(OTHER in _kept_leads(f) for f in [*kept.rglob("*.parquet"), *kept.rglob("*.arrow")])
+
+
+def _kept_leads(path: Path) -> set[str]:
+    import pyarrow as pa
+
+    if path.suffix == ".arrow":
+        return set(pa.ipc.open_file(pa.OSFile(str(path))).read_all()["lead_id"].to_pylist())
+    return set(pd.read_parquet(path, columns=["lead_id"])["lead_id"].astype(str))
