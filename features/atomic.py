@@ -20,7 +20,7 @@ def not_an_input(out: Path, inputs: dict[str, Path]) -> None:
     (a store): written whole, it would replace that file once the command is done with it, and what it held would
     be gone (the events file named twice on a command line, the event store's path given by mistake)."""
     target = out.resolve()
-    if _sqlite_database(target):
+    if begins_with(target, b"SQLite format 3\x00"):
         raise BadValueError(f"--out {out} is a SQLite database (a store this project keeps?); name another file")
     for part, given in inputs.items():
         source = given.resolve()
@@ -34,10 +34,11 @@ def not_an_input(out: Path, inputs: dict[str, Path]) -> None:
             )
 
 
-def _sqlite_database(path: Path) -> bool:
+def begins_with(path: Path, magic: bytes) -> bool:
+    """Whether the file at `path` starts with these bytes (a format's magic); False when it cannot be read."""
     try:
         with open(path, "rb") as fh:
-            return fh.read(16) == b"SQLite format 3\x00"
+            return fh.read(len(magic)) == magic
     except OSError:
         return False
 

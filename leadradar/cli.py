@@ -74,6 +74,7 @@ class OneLineErrors(TyperGroup):
 def damaged_input(tokens: list[str]) -> str | None:
     """After a failure no handler explains: the first Parquet file the command was given (not its `--out`) with a
     part that cannot be read, in one line; None when they all read whole (then the failure is ours)."""
+    from leadradar.features.atomic import begins_with
     from leadradar.features.radar_log import damaged_part
 
     values = [t.split("=", 1)[1] if t.startswith("--") and "=" in t else t for t in tokens]
@@ -81,19 +82,11 @@ def damaged_input(tokens: list[str]) -> str | None:
     written = {v for before, t, v in given if before == "--out" or t.startswith("--out=")}
     for value in dict.fromkeys(values):
         path = Path(value)
-        if value in written or not path.is_file() or not _parquet(path):
+        if value in written or not path.is_file() or not begins_with(path, b"PAR1"):
             continue
         if (where := damaged_part(path)) is not None:
             return f"{path}: {where}; the file is damaged (cut short or overwritten): restore it or write it again"
     return None
-
-
-def _parquet(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read(4) == b"PAR1"
-    except OSError:
-        return False
 
 
 def exit_one_line(ctx: Context, exc: Exception) -> NoReturn:
