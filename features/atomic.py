@@ -15,22 +15,23 @@ from typing import BinaryIO
 from leadradar.errors import BadValueError
 
 
-def not_an_input(out: Path, inputs: dict[str, Path]) -> None:
+def not_an_input(out: Path, inputs: dict[str, Path], option: str = "--out") -> None:
     """Refuse an `--out` that is a file the command reads (or lies inside a folder it reads), or a SQLite database
     (a store): written whole, it would replace that file once the command is done with it, and what it held would
     be gone (the events file named twice on a command line, the event store's path given by mistake)."""
     target = out.resolve()
     if begins_with(target, b"SQLite format 3\x00"):
-        raise BadValueError(f"--out {out} is a SQLite database (a store this project keeps?); name another file")
+        raise BadValueError(f"{option} {out} is a SQLite database (a store this project keeps?); name another file")
     for part, given in inputs.items():
         source = given.resolve()
         if target == source:
             raise BadValueError(
-                f"--out {out} is the {part} file this command reads; writing there would replace it: name another file"
+                f"{option} {out} is the {part} file this command reads; writing there would replace it:"
+                " name another file"
             )
         if source.is_dir() and source in target.parents:
             raise BadValueError(
-                f"--out {out} is inside {source}, the {part} folder this command reads; name a file outside it"
+                f"{option} {out} is inside {source}, the {part} folder this command reads; name a file outside it"
             )
 
 

@@ -821,6 +821,7 @@ def rank(
     lang: str = typer.Option("en", help=LANG_HELP),
 ) -> None:
     """The tenant's open leads from the latest scoring run, most likely closers first, and the movers."""
+    from leadradar.features.atomic import not_an_input
     from leadradar.features.registry import build_registry
     from leadradar.serving.dashboard.messages import translator
     from leadradar.serving.export import write_csv, write_xlsx
@@ -830,6 +831,9 @@ def rank(
     from leadradar.serving.store import ScoreStore
 
     settings = settings_for()
+    for option, path in (("--csv", csv), ("--xlsx", xlsx)):
+        if path is not None:
+            not_an_input(path, {}, option)
     if grade is not None and grade not in ("A", "B", "C", "D"):
         raise BadValueError(f"--grade is A, B, C or D, not {grade!r}")
     if lang not in ("en", "zh-CN"):

@@ -254,7 +254,9 @@ def test_an_out_that_is_a_sqlite_database_is_refused_and_the_database_kept(
         con.execute("CREATE TABLE events (seq INTEGER)")
     before = db.read_bytes()
     result = cli("features", "build", *logs(sim), "--out", db, home=home)
-    assert_one_line_error(result, db, "SQLite database")
+    assert_one_line_error(result, db, "--out", "SQLite database")
+    result = cli("rank", "--tenant", "t01", "--csv", db, home=home)
+    assert_one_line_error(result, db, "--csv", "SQLite database")
     assert db.read_bytes() == before
 
 
