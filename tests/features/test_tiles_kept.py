@@ -7,7 +7,6 @@ import threading
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hsettings
@@ -23,6 +22,7 @@ from leadradar.features.registry import build_registry
 from leadradar.features.tiles.build import lead_partitions
 from leadradar.features.tiles.kept_rows import KeptRows
 from leadradar.features.tiles.store import TileStore, forget_kept
+from tests.support.kept_files import kept_leads
 from tests.support.parity import assert_same_features
 from tests.support.strategies import CUTOFF, after, before, event_rows, events_table, stage_rows, stages_table
 
@@ -292,17 +292,10 @@ def test_forgetting_a_lead_takes_its_rows_out_of_every_kept_file_and_the_next_bu
     history = [{**base, "lead_id": f"L{d % 3}", "offset_s": -d * 43200 - 60} for d in range(1, 30)]
     stages = [{"tenant_id": "ta", "lead_id": "L1", "stage": "engaged", "offset_s": -9 * 86400}]
     kept_build(tmp_path, events_table(history, "h"), stages_table(stages))
-    files = [*tmp_path.glob("*/seg-*.parquet"), *tmp_path.glob("*/rows/rows-*.arrow")]
-    assert any("L1" in _leads(f) for f in files)
+    assert "L1" in kept_leads(tmp_path)
     assert forget_kept(tmp_path, "ta", "L1") > 0
-    assert not any("L1" in _leads(f) for f in [*tmp_path.glob("*/seg-*.parquet"), *tmp_path.glob("*/rows/*.arrow")])
+    assert "L1" not in kept_leads(tmp_path)
     left = [e for e in history if e["lead_id"] != "L1"]
     got = kept_build(tmp_path, events_table(left, "h"), stages_table([]))
     full = compute_features(events_table(left, "h"), stages_table([]), CUTOFFS, SETTINGS, REGISTRY)
     assert_same_features(got, full, REGISTRY)
-
-
-def _leads(path) -> set[str]:
-    if path.suffix == ".arrow":
-        return set(pa.ipc.open_file(pa.OSFile(str(path))).read_all()["lead_id"].to_pylist())
-    return set(pq.read_table(path)["lead_id"].to_pylist())

@@ -27,6 +27,7 @@ from leadradar.serving.audit import AuditLog
 from leadradar.serving.privacy import FORGETTERS, apply_retention, register_forgetter
 from leadradar.serving.store import ScoreStore
 from leadradar.training.tracking import synthetic_example
+from tests.support.kept_files import kept_leads
 from tests.support.raw_events import event
 
 TENANT = "t01"
@@ -266,18 +267,9 @@ def test_forget_takes_the_lead_out_of_kept_tiles_and_rows_outside_the_data_dir(
     cutoff = pd.Timestamp.now(tz="UTC").ceil("D") + pd.Timedelta(days=1)
     compute_features(log.events, log.stages, [cutoff], settings, build_registry(settings), engine="tiles")
     store.close()
-    files = [*kept.rglob("*.parquet"), *kept.rglob("*.arrow")]
-    assert any(LEAD in _kept_leads(f) for f in files)
+    assert LEAD in kept_leads(kept)
     result = CliRunner().invoke(app, ["forget", "--tenant", TENANT, "--lead", LEAD, "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout.strip().splitlines()[-1])["deleted"]["kept_features"] > 0
-    assert not any(LEAD in _kept_leads(f) for f in [*kept.rglob("*.parquet"), *kept.rglob("*.arrow")])
-    assert any(OTHER in _kept_leads(f) for f in [*kept.rglob("*.parquet"), *kept.rglob("*.arrow")])
-
-
-def _kept_leads(path: Path) -> set[str]:
-    import pyarrow as pa
-
-    if path.suffix == ".arrow":
-        return set(pa.ipc.open_file(pa.OSFile(str(path))).read_all()["lead_id"].to_pylist())
-    return set(pd.read_parquet(path, columns=["lead_id"])["lead_id"].astype(str))
+    assert LEAD not in kept_leads(kept)
+    assert OTHER in kept_leads(kept)
