@@ -4,7 +4,7 @@
 (features/store/forget.py), the score store's batch and live scores and kept timeline, Parquet files under the
 data directory that hold the lead, and whatever other stores registered a callback (`register_forgetter`: the
 alerts keep their own tables), then one audit row that names the lead by its salted hash only.
-`apply_retention` drops what is older than `privacy.retention_days` in both stores.
+`apply_retention` drops what is older than `privacy.retention_days` in both stores and the kept feature tiles.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from leadradar.config import Settings
+from leadradar.features.cutoffs import epoch_us
 from leadradar.features.store.event_store import EventStore
 from leadradar.features.store.forget import forget_events, purge_before
-from leadradar.features.tiles.store import forget_kept
+from leadradar.features.tiles.store import forget_kept, purge_kept_before
 from leadradar.serving.alerts.outbox import Outbox
 from leadradar.serving.audit import AuditLog
 from leadradar.serving.score_feedback import ScoreFeedback
@@ -117,7 +118,8 @@ def forget_in_files(folder: Path, tenant: str, lead: str) -> int:
 def apply_retention(
     settings: Settings, events: EventStore, scores: ScoreStore, now: pd.Timestamp | None = None
 ) -> dict[str, int]:
-    """Delete events, quarantined items and scores older than `privacy.retention_days` (nothing when None)."""
+    """Delete events, quarantined items, scores, alerts and kept feature tiles older than `privacy.retention_days`
+    (nothing when None)."""
     days = settings.privacy.retention_days
     if days is None:
         return {}
@@ -126,6 +128,8 @@ def apply_retention(
     out = {f"events.{k}": v for k, v in purge_before(events, cutoff).items()}
     out |= {f"scores.{k}": v for k, v in purge_scores_before(scores, cutoff).items()}
     out["alerts"] = Outbox(settings.score_store_url, settings.alerts.rules).purge_before(cutoff.to_pydatetime())
+    if settings.features.tiles_dir:  # kept day tiles and rows: made from the deleted days' events
+        out["kept_features"] = purge_kept_before(Path(settings.features.tiles_dir), epoch_us(cutoff))
     return out
 
 

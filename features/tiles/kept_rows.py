@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -29,6 +30,7 @@ import pyarrow.ipc as ipc
 from leadradar.features.atomic import naming
 
 log = logging.getLogger(__name__)
+ROWS_NAME = re.compile(r"rows-(-?[0-9]+)\.arrow")
 
 
 class KeptRows:
@@ -40,7 +42,7 @@ class KeptRows:
         self._said: set[Path] = set()  # files found unreadable, said once by this instance (a build asks twice)
 
     def _path(self, cutoff_us: int) -> Path:
-        return self.dir / f"rows-{cutoff_us}.arrow"
+        return self.dir / f"rows-{cutoff_us}.arrow"  # as ROWS_NAME reads it
 
     def _manifest(self) -> dict[int, str]:
         """Each kept cutoff's digest; none from a manifest that cannot be read (warned)."""
@@ -96,11 +98,23 @@ class KeptRows:
         for c in stale:  # each file whole or not at all, for a build reading the directory meanwhile
             os.replace(self._tmp(c), self._path(c))
             kept[c] = digests[c]
+        self._write_manifest(kept)
+
+    def drop(self, cutoffs: Iterable[int]) -> None:
+        """Forget the kept rows of these cutoffs, files and digests: rows that lost some of their inputs' data
+        (deletion, retention), which the next build computes again if it asks for them."""
+        gone = set(cutoffs)
+        if gone:
+            self._write_manifest({c: d for c, d in self._manifest().items() if c not in gone})
+
+    def _write_manifest(self, kept: dict[int, str]) -> None:
+        """The digests of `kept`, then every rows file not among them removed (a forgotten cutoff's, an older
+        format's, or a failed build's)."""
         tmp = self.manifest_path.with_suffix(".tmp")
         tmp.write_text(json.dumps({str(c): d for c, d in sorted(kept.items())}))
         os.replace(tmp, self.manifest_path)
         live = {self._path(c).name for c in kept}
-        for path in self.dir.glob("rows-*"):  # a forgotten cutoff's, an older format's, or a failed build's
+        for path in self.dir.glob("rows-*"):
             if path.name not in live:
                 path.unlink(missing_ok=True)
 
@@ -112,3 +126,9 @@ class KeptRows:
         for c in cutoffs:
             with pa.memory_map(str(self._path(c))) as source:
                 yield ipc.open_file(source).read_all()
+
+
+def cutoff_of(path: Path) -> int | None:
+    """The cutoff (integer microseconds) a kept rows file holds, by its name; None for another file."""
+    match = ROWS_NAME.fullmatch(path.name)
+    return int(match.group(1)) if match else None

@@ -40,6 +40,7 @@ from leadradar.features.atomic import naming, written_whole
 from leadradar.features.grid import DAY_US
 from leadradar.features.locks import exclusive
 from leadradar.features.tiles.fingerprints import day_fingerprints
+from leadradar.features.tiles.kept_rows import KeptRows, cutoff_of
 from leadradar.features.tiles.partials import day_bucket, day_tiles
 
 TILE_VERSION = 3  # 3: session starts in one session row per lead and day
@@ -202,38 +203,93 @@ def prune_sets(root: Path, current: Path, keep: int) -> list[Path]:
 
 
 def forget_kept(root: Path, tenant: str, lead: str) -> int:
-    """One lead's rows taken out of every kept tile segment and kept rows file under `root` (deletion on request):
-    they are made from its events, which forgetting deletes. A file that cannot be read is removed, as a cache. The
-    fingerprints stay: the next build finds the lead's days changed and computes them again. How many rows went."""
-    root = Path(root)
+    """One lead's rows taken out of every kept tile segment under `root`, and every kept rows file that holds it
+    removed (deletion on request): they are made from its events, which forgetting deletes. How many rows went."""
+
+    def of_lead(table: pa.Table) -> pa.ChunkedArray:
+        return pc.and_(pc.equal(table["tenant_id"], tenant), pc.equal(table["lead_id"], lead))
+
+    return _take_out(Path(root), of_lead, of_lead)
+
+
+def purge_kept_before(root: Path, cutoff_us: int) -> int:
+    """Retention: the kept tiles of every day that began before `cutoff_us` (its events are deleted) and the kept
+    rows of cutoffs before it. A day is taken as beginning at midnight UTC, before the grid's time of day, so a day
+    that straddles the cutoff goes too. How many rows went."""
+
+    def early_days(tiles: pa.Table) -> pa.ChunkedArray:
+        return pc.less(pc.multiply(pc.subtract(tiles["bucket"], 1), DAY_US), cutoff_us)
+
+    def early_rows(rows: pa.Table) -> pa.ChunkedArray:
+        return pc.less(pc.cast(rows["cutoff"], pa.int64()), cutoff_us)
+
+    return _take_out(Path(root), early_days, early_rows)
+
+
+def _take_out(root: Path, tiles: Picked, rows: Picked) -> int:
+    """The tile rows `tiles` picks taken out of every kept segment under `root`, and every kept rows file holding a
+    row `rows` picks removed; the days and cutoffs they touched forgotten by the manifests, so a build computes
+    them again from its events (a file out of our reach may still hold what the store no longer does: its build
+    must not read back tiles without it). A file that cannot be read is removed, as a cache. Rows taken out."""
     if not root.is_dir():
         return 0
     removed = 0
     with exclusive(root, BUILD_LOCK):
-        for path in sorted(root.glob("*/seg-*.parquet")) + sorted(root.glob("*/rows/rows-*.arrow")):
-            removed += _without_lead(path, tenant, lead)
+        for set_dir in sorted(d for d in root.iterdir() if d.is_dir() and TILE_KEY.fullmatch(d.name)):
+            days: set[int] = set()
+            for path in sorted(set_dir.glob("seg-*.parquet")):
+                table = _kept_file(path)
+                if table is None:
+                    continue
+                picked = tiles(table)
+                if pc.any(picked).as_py():
+                    taken = table.filter(picked)
+                    days |= set(taken["bucket"].to_pylist())
+                    removed += taken.num_rows
+                    with written_whole(path) as tmp:
+                        pq.write_table(table.filter(pc.invert(picked)), tmp)
+            _forget_days(set_dir / "manifest.json", days)
+            kept, cutoffs = KeptRows(set_dir / "rows"), []
+            for path in sorted(kept.dir.glob("rows-*.arrow")):
+                table, cutoff = _kept_file(path), cutoff_of(path)
+                n = int(pc.sum(rows(table)).as_py() or 0) if table is not None else 0
+                if n and cutoff is not None:
+                    cutoffs.append(cutoff)
+                    removed += n
+            kept.drop(cutoffs)
     return removed
 
 
-def _without_lead(path: Path, tenant: str, lead: str) -> int:
-    arrow = path.suffix == ".arrow"
+# The rows of a kept table (day tiles, or feature rows) to take out.
+Picked = Callable[[pa.Table], pa.ChunkedArray]
+
+
+def _kept_file(path: Path) -> pa.Table | None:
+    """A kept segment or rows file read whole; None, and the file removed, when it cannot be read (a cache)."""
     try:
-        table = ipc.open_file(pa.OSFile(str(path))).read_all() if arrow else pq.read_table(path)
+        if path.suffix == ".arrow":  # uncompressed: mapped, only the columns a pick reads leave the disk
+            with pa.memory_map(str(path)) as source:
+                return ipc.open_file(source).read_all()
+        return pq.read_table(path)
     except (OSError, pa.ArrowException) as exc:
         log.warning("kept tiles: %s cannot be read (%s); removed, a build computes what it held again", path, exc)
         path.unlink(missing_ok=True)
-        return 0
-    hit = pc.and_(pc.equal(table["tenant_id"], tenant), pc.equal(table["lead_id"], lead))
-    n = int(pc.sum(hit).as_py() or 0)
-    if n:
-        kept = table.filter(pc.invert(hit))
-        with written_whole(path) as tmp:
-            if arrow:
-                with ipc.new_file(tmp, kept.schema) as writer:
-                    writer.write_table(kept)
-            else:
-                pq.write_table(kept, tmp)
-    return n
+        return None
+
+
+def _forget_days(manifest: Path, days: set[int]) -> None:
+    """These days dropped from a set's manifest: the next build computes their tiles again. A manifest that cannot
+    be read is removed (a build would compute every day again anyway)."""
+    if not days or not manifest.exists():
+        return
+    try:
+        doc = json.loads(manifest.read_text())
+        doc["days"] = {k: v for k, v in doc["days"].items() if int(k) not in days}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        manifest.unlink(missing_ok=True)
+        return
+    with written_whole(manifest) as tmp:
+        tmp.write_text(json.dumps(doc))
 
 
 def _last_built(d: Path) -> float:

@@ -7,6 +7,7 @@ import threading
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hsettings
@@ -15,13 +16,14 @@ from hypothesis import strategies as st
 from leadradar.config import Settings
 from leadradar.errors import InputError
 from leadradar.features.build import compute_features
+from leadradar.features.cutoffs import epoch_us
 from leadradar.features.engines import connect, feature_input, load
 from leadradar.features.grid import DAY_US
 from leadradar.features.locks import exclusive
 from leadradar.features.registry import build_registry
 from leadradar.features.tiles.build import lead_partitions
-from leadradar.features.tiles.kept_rows import KeptRows
-from leadradar.features.tiles.store import TileStore, forget_kept
+from leadradar.features.tiles.kept_rows import KeptRows, cutoff_of
+from leadradar.features.tiles.store import TileStore, forget_kept, purge_kept_before
 from tests.support.kept_files import kept_leads
 from tests.support.parity import assert_same_features
 from tests.support.strategies import CUTOFF, after, before, event_rows, events_table, stage_rows, stages_table
@@ -298,4 +300,44 @@ def test_forgetting_a_lead_takes_its_rows_out_of_every_kept_file_and_the_next_bu
     left = [e for e in history if e["lead_id"] != "L1"]
     got = kept_build(tmp_path, events_table(left, "h"), stages_table([]))
     full = compute_features(events_table(left, "h"), stages_table([]), CUTOFFS, SETTINGS, REGISTRY)
+    assert_same_features(got, full, REGISTRY)
+
+
+def test_after_forgetting_a_build_from_a_file_that_still_holds_the_lead_equals_the_reference(tmp_path):
+    """Forgetting reaches our files, not a user's: an events file outside the data directory can still hold the
+    lead. The days and cutoffs its rows left are computed again, not read back without it."""
+    base = {"tenant_id": "ta", "sales_id": "s1", "micro": 0, "item_id": None, "referrer_lead_id": None}
+    base |= {"channel": "h5", "event_type": "card_view", "dwell_s": 3.0}
+    history = [{**base, "lead_id": f"L{d % 3}", "offset_s": -d * 43200 - 60} for d in range(1, 30)]
+    stages = stages_table([{"tenant_id": "ta", "lead_id": "L1", "stage": "engaged", "offset_s": -9 * 86400}])
+    kept_build(tmp_path, events_table(history, "h"), stages)
+    assert forget_kept(tmp_path, "ta", "L1") > 0
+    got = kept_build(tmp_path, events_table(history, "h"), stages)
+    full = compute_features(events_table(history, "h"), stages, CUTOFFS, SETTINGS, REGISTRY)
+    assert_same_features(got, full, REGISTRY)
+
+
+def test_retention_takes_the_old_days_tiles_and_cutoffs_rows_out_and_later_builds_equal_the_reference(tmp_path):
+    """Retention deletes the events of days before its cutoff; the kept tiles of those days and the rows of earlier
+    cutoffs go with them. A build from the store (old events gone) and one from a file that still holds them each
+    equal their reference."""
+    base = {"tenant_id": "ta", "sales_id": "s1", "micro": 0, "item_id": None, "referrer_lead_id": None}
+    base |= {"channel": "h5", "event_type": "card_view", "dwell_s": 3.0}
+    history = [{**base, "lead_id": f"L{d % 3}", "offset_s": -d * 43200 - 60} for d in range(1, 30)]
+    stages = stages_table([{"tenant_id": "ta", "lead_id": "L1", "stage": "engaged", "offset_s": -9 * 86400}])
+    retention = CUTOFF - pd.Timedelta(days=5)
+    kept_build(tmp_path, events_table(history, "h"), stages)
+    assert purge_kept_before(tmp_path, epoch_us(retention)) > 0
+    buckets = [b for p in tmp_path.rglob("seg-*.parquet") for b in pq.read_table(p)["bucket"].to_pylist()]
+    assert buckets and all((b - 1) * DAY_US >= epoch_us(retention) for b in buckets)
+    assert sorted(cutoff_of(p) for p in tmp_path.rglob("rows-*.arrow")) == [epoch_us(c) for c in CUTOFFS[1:]]
+
+    got = kept_build(tmp_path, events_table(history, "h"), stages)  # a file out of retention's reach
+    assert_same_features(
+        got, compute_features(events_table(history, "h"), stages, CUTOFFS, SETTINGS, REGISTRY), REGISTRY
+    )
+    purge_kept_before(tmp_path, epoch_us(retention))
+    left = [e for e in history if CUTOFF + pd.Timedelta(seconds=e["offset_s"]) >= retention]
+    got = kept_build(tmp_path, events_table(left, "h"), stages)  # the store after retention
+    full = compute_features(events_table(left, "h"), stages, CUTOFFS, SETTINGS, REGISTRY)
     assert_same_features(got, full, REGISTRY)

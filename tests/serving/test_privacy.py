@@ -273,3 +273,27 @@ def test_forget_takes_the_lead_out_of_kept_tiles_and_rows_outside_the_data_dir(
     assert json.loads(result.stdout.strip().splitlines()[-1])["deleted"]["kept_features"] > 0
     assert LEAD not in kept_leads(kept)
     assert OTHER in kept_leads(kept)
+
+
+def test_retention_takes_old_days_out_of_the_kept_tiles_too(tmp_path: Path):
+    """`features.tiles_dir` holds day tiles made from the events retention deletes; they go the same night."""
+    import pyarrow.parquet as pq
+
+    from leadradar.features.build import compute_features
+    from leadradar.features.registry import build_registry
+
+    kept = tmp_path / "kept-tiles"
+    settings = Settings(home=tmp_path / "home", privacy={"retention_days": 30}, features={"tiles_dir": str(kept)})
+    settings.ensure_dirs()
+    now = pd.Timestamp("2026-06-01T00:00:00Z")
+    store = EventStore.open(settings)
+    rows = _events("old-lead", 2, now - pd.Timedelta(days=40)) + _events("new-lead", 2, now - pd.Timedelta(days=5))
+    store.append_events(validate_events(pd.DataFrame(rows), settings, now), source="t", arrived=now, now=now)
+    log = RadarLog.from_store(store, as_seen=False)  # by event time: the arrival is the same for all
+    compute_features(log.events, log.stages, [now], settings, build_registry(settings), engine="tiles")
+    assert "old-lead" in kept_leads(kept)
+    deleted = apply_retention(settings, store, ScoreStore(settings.score_store_url), now=now)
+    store.close()
+    assert deleted["events.events"] == 2 and deleted["kept_features"] > 0
+    tiles = {lead for p in kept.rglob("seg-*.parquet") for lead in pq.read_table(p)["lead_id"].to_pylist()}
+    assert tiles == {"new-lead"}  # the rows as of `now` keep both, as the scores as of then do, until a build
