@@ -67,9 +67,10 @@ def forget_lead(
     done = forget_events(events, tenant, lead)
     deleted = {f"events.{k}": v for k, v in asdict(done).items() if k != "lead_hash"}
     deleted |= {f"scores.{k}": v for k, v in forget_scores(scores, tenant, lead).items()}
-    deleted["files"] = forget_in_files(settings.data_dir, tenant, lead)
-    if settings.features.tiles_dir:  # kept tiles and rows: a cache of the events, wherever it lives
+    if settings.features.tiles_dir:  # kept tiles and rows, wherever they live; before the data directory's sweep,
+        # which would take the lead out of segments there without their manifests (builds then read it as absent)
         deleted["kept_features"] = forget_kept(Path(settings.features.tiles_dir), tenant, lead)
+    deleted["files"] = forget_in_files(settings.data_dir, tenant, lead)
     deleted["feedback"] = ScoreFeedback(settings.score_store_url).forget(tenant, lead)
     deleted["alerts"] = Outbox(settings.score_store_url, settings.alerts.rules).forget(tenant, lead)
     for name, forget in FORGETTERS.items():

@@ -252,20 +252,25 @@ def test_the_scheduler_applies_retention_nightly_only_when_retention_days_is_set
     store.close()
 
 
-def test_forget_takes_the_lead_out_of_kept_tiles_and_rows_outside_the_data_dir(
-    filled: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("inside", [False, True], ids=["outside the data dir", "inside the data dir"])
+def test_forget_takes_the_lead_out_of_kept_tiles_and_rows_wherever_they_are(
+    filled: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inside: bool
 ):
-    """`features.tiles_dir` holds day tiles and feature rows made from the lead's events, wherever it is."""
+    """`features.tiles_dir` holds day tiles and feature rows made from the lead's events, wherever it is. Inside the
+    data directory the sweep of its Parquet files must not get there first: the kept manifests would still vouch
+    for the lead's days, and a build from a file that still holds the lead would read them back without it."""
     from leadradar.features.build import compute_features
     from leadradar.features.registry import build_registry
+    from tests.support.parity import assert_same_features
 
-    kept = tmp_path / "kept-tiles"
+    kept = filled.data_dir / "tiles" if inside else tmp_path / "kept-tiles"
     monkeypatch.setenv("LEADRADAR_FEATURES__TILES_DIR", str(kept))
     settings = Settings(home=filled.home)
     store = EventStore.open(settings)
     log = RadarLog.from_store(store)
     cutoff = pd.Timestamp.now(tz="UTC").ceil("D") + pd.Timedelta(days=1)
-    compute_features(log.events, log.stages, [cutoff], settings, build_registry(settings), engine="tiles")
+    registry = build_registry(settings)
+    compute_features(log.events, log.stages, [cutoff], settings, registry, engine="tiles")
     store.close()
     assert LEAD in kept_leads(kept)
     result = CliRunner().invoke(app, ["forget", "--tenant", TENANT, "--lead", LEAD, "--json"])
@@ -273,6 +278,10 @@ def test_forget_takes_the_lead_out_of_kept_tiles_and_rows_outside_the_data_dir(
     assert json.loads(result.stdout.strip().splitlines()[-1])["deleted"]["kept_features"] > 0
     assert LEAD not in kept_leads(kept)
     assert OTHER in kept_leads(kept)
+    again = compute_features(log.events, log.stages, [cutoff], settings, registry, engine="tiles")  # still holds it
+    monkeypatch.delenv("LEADRADAR_FEATURES__TILES_DIR")
+    reference = compute_features(log.events, log.stages, [cutoff], Settings(home=filled.home), registry, engine="tiles")
+    assert_same_features(again, reference, registry)
 
 
 def test_retention_takes_old_days_out_of_the_kept_tiles_too(tmp_path: Path):
