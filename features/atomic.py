@@ -25,8 +25,9 @@ def not_an_input(out: Path, inputs: dict[str, Path], option: str = "--out") -> N
     for part, given in inputs.items():
         source = given.resolve()
         if target == source:
+            kind = "folder" if source.is_dir() else "file"
             raise BadValueError(
-                f"{option} {out} is the {part} file this command reads; writing there would replace it:"
+                f"{option} {out} is the {part} {kind} this command reads; writing there would replace it:"
                 " name another file"
             )
         if source.is_dir() and source in target.parents:

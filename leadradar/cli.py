@@ -1168,7 +1168,8 @@ def forget(
 def retention(
     as_json: bool = typer.Option(False, "--json", help="print what was deleted as one JSON object"),
 ) -> None:
-    """Delete events, quarantined items and scores older than `privacy.retention_days` (nightly by the scheduler)."""
+    """Delete events, quarantined items, scores, alerts and kept feature tiles older than `privacy.retention_days`
+    (nightly by the scheduler)."""
     from leadradar.features.store import EventStore
     from leadradar.serving.privacy import apply_retention
     from leadradar.serving.store import ScoreStore

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from leadradar.config import Settings
+from leadradar.features.atomic import written_whole
 from leadradar.features.cutoffs import epoch_us
 from leadradar.features.store.event_store import EventStore
 from leadradar.features.store.forget import forget_events, purge_before
@@ -108,10 +109,8 @@ def forget_in_files(folder: Path, tenant: str, lead: str) -> int:
         frame = table.to_pandas()
         hit = (frame["tenant_id"].astype(str) == tenant) & (frame["lead_id"].astype(str) == lead)
         if hit.any():
-            kept = table.filter(~hit.to_numpy())
-            tmp = path.with_suffix(".forget.tmp")
-            pq.write_table(kept, tmp)
-            tmp.replace(path)
+            with written_whole(path) as tmp:  # flushed, then renamed over: never half a file, no leftover
+                pq.write_table(table.filter(~hit.to_numpy()), tmp)
             removed += int(hit.sum())
     return removed
 

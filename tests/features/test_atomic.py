@@ -44,4 +44,6 @@ def test_an_out_inside_a_folder_the_command_reads_is_refused_and_one_beside_it_i
         not_an_input(parts / "set.parquet", {"events": parts})
     with pytest.raises(BadValueError, match="the events file"):
         not_an_input(tmp_path / "x" / ".." / "events" / "part-0.parquet", {"events": parts / "part-0.parquet"})
+    with pytest.raises(BadValueError, match="is the events folder this command reads"):
+        not_an_input(parts, {"events": parts})
     not_an_input(tmp_path / "set.parquet", {"events": parts})
