@@ -36,7 +36,7 @@ from leadradar.features.tiles.dense import DayTiles, dense_tiles, type_arrays
 from leadradar.features.tiles.fingerprints import as_of_digest, code_key, stage_fingerprints, table_fingerprint
 from leadradar.features.tiles.kept_rows import KeptRows
 from leadradar.features.tiles.partials import day_bucket, day_tiles, distinct_rows, repeated_ids, without_repeats
-from leadradar.features.tiles.store import BUILD_LOCK, TileStore, prune_sets
+from leadradar.features.tiles.store import BUILD_LOCK, DamagedTiles, TileStore, prune_sets
 from leadradar.features.tiles.windows import TilePlan, TileWindows
 
 SKIPPED_STAGES = ("lr_grid_activity",)  # the wide per-day pivot the tiles replace
@@ -293,8 +293,17 @@ def _up_to_date(i: _Inputs) -> Iterator[tuple[KeptRows, list[int]]]:
 
 
 def _kept_rows(i: _Inputs, root: Path) -> tuple[KeptRows, list[int]]:
-    """The kept rows brought up to date (only changed days' tiles, only stale cutoffs' rows), and the cutoffs."""
+    """The kept rows brought up to date (only changed days' tiles, only stale cutoffs' rows), and the cutoffs; kept
+    segments found damaged on the way are dropped and their days computed again from the events."""
     store = TileStore(root, i.settings, i.tod)
+    try:
+        return _kept_rows_of(i, root, store)
+    except DamagedTiles as damaged:
+        store.drop_damaged(damaged.names)
+        return _kept_rows_of(i, root, store)
+
+
+def _kept_rows_of(i: _Inputs, root: Path, store: TileStore) -> tuple[KeptRows, list[int]]:
     days = {"events": store.refresh(i.events), "stages": stage_fingerprints(i.stages, i.tod)}
     prune_sets(root, store.dir, i.settings.features.tiles_kept_sets)
     static = [code_key(i.settings), i.registry.names, table_fingerprint(i.items), table_fingerprint(i.leads)]

@@ -173,8 +173,31 @@ class TileStore:
         self, where: Callable[[ir.Table], ir.Table] | None = None, con: ibis.BaseBackend | None = None
     ) -> pa.Table | None:
         """Every kept day's tiles (None when there are none); with `where` only the rows it keeps, filtered by `con`
-        as the segments are read (a partition of leads: `where` filters the events the same way)."""
+        as the segments are read (a partition of leads: `where` filters the events the same way). A segment whose
+        footer reads but whose pages do not (a damaged disk, an edit by hand) raises `DamagedTiles` naming it."""
         days = self._manifest()
+        try:
+            return self._read(days, where, con)
+        except DamagedTiles:
+            raise
+        except Exception as exc:  # an engine's own error types; told apart by reading each segment whole
+            damaged = [name for name, _ in _by_segment(days) if not _whole(self.dir / name)]
+            if not damaged:
+                raise
+            raise DamagedTiles(damaged) from exc
+
+    def drop_damaged(self, names: list[str]) -> None:
+        """Damaged segments removed, each said in one warning line, and their days forgotten: computed again."""
+        days = self._manifest()
+        for name in names:
+            held = sum(1 for v in days.values() if v[-1] == name)
+            log.warning("kept tiles: %s cannot be read; its %d days are computed again", self.dir / name, held)
+            (self.dir / name).unlink(missing_ok=True)
+        _forget_days(self.manifest_path, {b for b, v in days.items() if v[-1] in names})
+
+    def _read(
+        self, days: dict[int, list], where: Callable[[ir.Table], ir.Table] | None, con: ibis.BaseBackend | None
+    ) -> pa.Table | None:
         if where is None:
             parts = list(self._parts(days))
             return pa.concat_tables(parts) if parts else None
@@ -187,7 +210,28 @@ class TileStore:
 
     def _parts(self, days: dict[int, list]) -> Iterator[pa.Table]:
         for s, bs in _by_segment(days):
-            yield pq.read_table(self.dir / s, filters=[("bucket", "in", bs)])
+            try:
+                part = pq.read_table(self.dir / s, filters=[("bucket", "in", bs)])
+            except (OSError, pa.ArrowException) as exc:
+                raise DamagedTiles([s]) from exc
+            yield part
+
+
+class DamagedTiles(Exception):
+    """Kept segments that cannot be read whole; a build drops them (`TileStore.drop_damaged`) and tries again."""
+
+    def __init__(self, names: list[str]):
+        super().__init__(f"damaged kept tile segments: {', '.join(names)}")
+        self.names = names
+
+
+def _whole(path: Path) -> bool:
+    """Whether every page of a Parquet file reads."""
+    try:
+        pq.read_table(path)
+    except (OSError, pa.ArrowException):
+        return False
+    return True
 
 
 def prune_sets(root: Path, current: Path, keep: int) -> list[Path]:

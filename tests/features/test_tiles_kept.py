@@ -193,6 +193,18 @@ def _cut_short(path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 
 
+def _flipped(path, start: int, end: int) -> None:
+    """The bytes from `start` to `end` inverted, the footer left whole: a damaged disk's page, not a short file."""
+    data = bytearray(path.read_bytes())
+    data[start:end] = bytes(b ^ 0xFF for b in data[start:end])
+    path.write_bytes(bytes(data))
+
+
+def _damaged_pages(path) -> None:
+    size = path.stat().st_size
+    _flipped(path, 8, size // 2) if path.suffix == ".arrow" else _flipped(path, size // 3, size // 3 + 64)
+
+
 # Kept files as a crash, a full disk or a hand leaves them; each names the file a build must say it cannot read.
 DAMAGE = {
     "a rows file cut short": lambda root: _cut_short(min(root.rglob("rows-*.arrow"))),  # one the late event leaves
@@ -203,6 +215,8 @@ DAMAGE = {
     ),
     "a tiles segment cut short": lambda root: _cut_short(next(root.rglob("seg-*.parquet"))),
     "a tiles segment gone": lambda root: next(root.rglob("seg-*.parquet")).unlink(),
+    "a rows file with damaged pages": lambda root: _damaged_pages(min(root.rglob("rows-*.arrow"))),
+    "a tiles segment with damaged pages": lambda root: _damaged_pages(next(root.rglob("seg-*.parquet"))),
 }
 
 
@@ -227,6 +241,20 @@ def test_a_kept_file_that_cannot_be_read_is_named_once_and_what_it_held_computed
         again = kept_build(tmp_path, late, stages)
     assert not [r for r in caplog.records if "cannot be read" in r.getMessage()]
     assert_same_features(again, got, REGISTRY)
+
+
+def test_a_damaged_segment_read_by_partitions_of_leads_is_computed_again(tmp_path, caplog):
+    """Past `tiles_partition_events` a partition reads its leads' tiles through the engine, whose error names no
+    file: each segment is then read whole to find the damaged one."""
+    events, stages = _small_log()
+    settings = Settings(features={"tiles_dir": str(tmp_path), "tiles_partition_events": 10})
+    compute_features(events, stages, CUTOFFS, settings, REGISTRY, engine="tiles")
+    _damaged_pages(next(tmp_path.rglob("seg-*.parquet")))
+    other = stages_table([{"tenant_id": "ta", "lead_id": "L2", "stage": "engaged", "offset_s": -2 * 86400}])
+    with caplog.at_level("WARNING"):
+        got = compute_features(events, other, CUTOFFS, settings, REGISTRY, engine="tiles")  # rows read the tiles
+    assert [r.getMessage() for r in caplog.records if "cannot be read" in r.getMessage()]
+    assert_same_features(got, compute_features(events, other, CUTOFFS, SETTINGS, REGISTRY), REGISTRY)
 
 
 def _small_log() -> tuple[pa.Table, pa.Table]:
