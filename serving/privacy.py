@@ -68,14 +68,14 @@ def forget_lead(
     done = forget_events(events, tenant, lead)
     deleted = {f"events.{k}": v for k, v in asdict(done).items() if k != "lead_hash"}
     deleted |= {f"scores.{k}": v for k, v in forget_scores(scores, tenant, lead).items()}
-    if settings.features.tiles_dir:  # kept tiles and rows, wherever they live; before the data directory's sweep,
-        # which would take the lead out of segments there without their manifests (builds then read it as absent)
-        deleted["kept_features"] = forget_kept(Path(settings.features.tiles_dir), tenant, lead)
-    deleted["files"] = forget_in_files(settings.data_dir, tenant, lead)
+    kept = Path(settings.features.tiles_dir) if settings.features.tiles_dir else None
+    deleted["files"] = forget_in_files(settings.data_dir, tenant, lead, skip=kept)
     deleted["feedback"] = ScoreFeedback(settings.score_store_url).forget(tenant, lead)
     deleted["alerts"] = Outbox(settings.score_store_url, settings.alerts.rules).forget(tenant, lead)
     for name, forget in FORGETTERS.items():
         deleted[name] = forget(tenant, lead)
+    if kept is not None:  # last: it waits for a build holding the kept tiles, when everything else is deleted
+        deleted["kept_features"] = forget_kept(kept, tenant, lead)
     audit.record("deleted", tenant, actor, "lead", f"lead_hash={done.lead_hash}")
     log.info("forgot a lead of %s (hash %s): %d rows", tenant, done.lead_hash[:12], sum(deleted.values()))
     return ForgetReport(tenant, done.lead_hash, deleted)
@@ -95,10 +95,15 @@ def forget_scores(store: ScoreStore, tenant: str, lead: str) -> dict[str, int]:
     return out
 
 
-def forget_in_files(folder: Path, tenant: str, lead: str) -> int:
-    """Rewrite each Parquet file under `folder` with `tenant_id` and `lead_id` columns without the lead's rows."""
+def forget_in_files(folder: Path, tenant: str, lead: str, skip: Path | None = None) -> int:
+    """Rewrite each Parquet file under `folder` with `tenant_id` and `lead_id` columns without the lead's rows; not
+    those under `skip` (kept tiles: `forget_kept` takes the lead out of them with their manifests, under the build's
+    lock; taken out here, their manifests would still vouch for its days and a build would read it as absent)."""
     removed = 0
+    skipped = skip.resolve() if skip is not None else None
     for path in sorted(folder.rglob("*.parquet")):
+        if skipped is not None and skipped in path.resolve().parents:
+            continue
         try:
             names = pq.read_schema(path).names
         except (OSError, ValueError):

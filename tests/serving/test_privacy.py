@@ -306,3 +306,44 @@ def test_retention_takes_old_days_out_of_the_kept_tiles_too(tmp_path: Path):
     assert deleted["events.events"] == 2 and deleted["kept_features"] > 0
     tiles = {lead for p in kept.rglob("seg-*.parquet") for lead in pq.read_table(p)["lead_id"].to_pylist()}
     assert tiles == {"new-lead"}  # the rows as of `now` keep both, as the scores as of then do, until a build
+
+
+def test_forget_deletes_everything_else_while_a_build_holds_the_kept_tiles_and_them_after(
+    filled: Settings, tmp_path: Path
+):
+    """A build can hold the kept tiles' lock for minutes; forgetting waits for it for them alone, last: the events,
+    scores, files and alerts are gone meanwhile (before, the files, feedback and alerts waited behind it too, and a
+    service stopped in the wait left them)."""
+    import threading
+    import time
+
+    from leadradar.features.build import compute_features
+    from leadradar.features.locks import exclusive
+    from leadradar.features.registry import build_registry
+    from leadradar.features.tiles.store import BUILD_LOCK
+    from leadradar.serving.privacy import forget_lead
+
+    kept = tmp_path / "kept-tiles"
+    settings = Settings(home=filled.home, features={"tiles_dir": str(kept)})
+    store = EventStore.open(settings)
+    log = RadarLog.from_store(store)
+    cutoff = pd.Timestamp.now(tz="UTC").ceil("D") + pd.Timedelta(days=1)
+    compute_features(log.events, log.stages, [cutoff], settings, build_registry(settings), engine="tiles")
+    scores, audit = ScoreStore(settings.score_store_url), AuditLog(settings.score_store_url)
+    done: dict = {}
+
+    def forget() -> None:
+        done["report"] = forget_lead(settings, store, scores, audit, TENANT, LEAD, "test")
+
+    with exclusive(kept, BUILD_LOCK):  # a build holding the kept tiles
+        worker = threading.Thread(target=forget)
+        worker.start()
+        deadline = time.monotonic() + 20
+        while _traces(filled.data_dir, LEAD) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _traces(filled.data_dir, LEAD) == []
+        assert worker.is_alive() and LEAD in kept_leads(kept)
+    worker.join(30)
+    store.close()
+    assert not worker.is_alive() and done["report"].deleted["kept_features"] > 0
+    assert LEAD not in kept_leads(kept) and OTHER in kept_leads(kept)
