@@ -47,6 +47,7 @@ TILE_VERSION = 3  # 3: session starts in one session row per lead and day
 MAX_SEGMENTS = 16
 SEGMENT_NAME = re.compile(r"seg-[0-9a-f]{32}\.parquet")
 TILE_KEY = re.compile(r"[0-9a-f]{16}")  # `tile_key`: the folder of one set
+MANIFEST = "manifest.json"  # a set's days: fingerprint and segment
 BUILD_LOCK = ".build.lock"  # held in the tiles folder by a build, and by `forget_kept`
 
 log = logging.getLogger(__name__)
@@ -66,24 +67,10 @@ class TileStore:
     def __init__(self, root: Path, settings: Settings, tod_us: int):
         self.settings, self.tod_us = settings, tod_us
         self.dir = Path(root) / tile_key(settings, tod_us)
-        self.manifest_path = self.dir / "manifest.json"
         self.recomputed: list[int] = []
 
     def _manifest(self) -> dict[int, list]:
-        """Per day: [*event fingerprint, segment file]; none from a manifest that cannot be read (warned)."""
-        try:
-            doc = json.loads(self.manifest_path.read_text())
-            if doc.get("version") != TILE_VERSION:
-                return {}
-            days = {int(k): v for k, v in doc["days"].items()}
-            if not all(_is_day_entry(v) for v in days.values()):
-                raise ValueError("a day's entry is not [fingerprint..., segment file]")
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            log.warning("kept tiles: %s cannot be read (%s); every day is computed again", self.manifest_path, exc)
-            return {}
-        return days
+        return _read_days(self.dir)
 
     def _readable(self, days: dict[int, list]) -> dict[int, list]:
         """The days whose segment is there and whole (its Parquet footer reads); the others are dropped, warned once
@@ -99,13 +86,12 @@ class TileStore:
         return {b: v for b, v in days.items() if v[-1] not in lost}
 
     def _write_manifest(self, days: dict[int, list]) -> None:
-        tmp = self.manifest_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"version": TILE_VERSION, "days": {str(k): v for k, v in sorted(days.items())}}))
-        os.replace(tmp, self.manifest_path)
+        """The manifest written whole, then every segment no day names removed."""
+        _write_days(self.dir, days)
         live = {v[-1] for v in days.values()}
-        for path in self.dir.glob("seg-*.parquet"):
-            if path.name not in live:
-                path.unlink(missing_ok=True)
+        for segment in self.dir.glob("seg-*.parquet"):
+            if segment.name not in live:
+                segment.unlink(missing_ok=True)
 
     def _new_segment(self, table: pa.Table) -> str:
         name = f"seg-{uuid.uuid4().hex}.parquet"
@@ -192,8 +178,7 @@ class TileStore:
         for name in names:
             held = sum(1 for v in days.values() if v[-1] == name)
             log.warning("kept tiles: %s cannot be read; its %d days are computed again", self.dir / name, held)
-            (self.dir / name).unlink(missing_ok=True)
-        _forget_days(self.manifest_path, {b for b, v in days.items() if v[-1] in names})
+        self._write_manifest({b: v for b, v in days.items() if v[-1] not in names})  # which removes the segments
 
     def _read(
         self, days: dict[int, list], where: Callable[[ir.Table], ir.Table] | None, con: ibis.BaseBackend | None
@@ -292,7 +277,7 @@ def _take_out(root: Path, tiles: Picked, rows: Picked) -> int:
                     removed += taken.num_rows
                     with written_whole(path) as tmp:
                         pq.write_table(table.filter(pc.invert(picked)), tmp)
-            _forget_days(set_dir / "manifest.json", days)
+            _forget_days(set_dir, days)
             kept, cutoffs = KeptRows(set_dir / "rows"), []
             for path in sorted(kept.dir.glob("rows-*.arrow")):
                 table, cutoff = _kept_file(path), cutoff_of(path)
@@ -321,24 +306,43 @@ def _kept_file(path: Path) -> pa.Table | None:
         return None
 
 
-def _forget_days(manifest: Path, days: set[int]) -> None:
-    """These days dropped from a set's manifest: the next build computes their tiles again. A manifest that cannot
-    be read is removed (a build would compute every day again anyway)."""
-    if not days or not manifest.exists():
-        return
+def _forget_days(set_dir: Path, days: set[int]) -> None:
+    """These days dropped from a set's manifest: the next build computes their tiles again (and removes a segment
+    no day names any more)."""
+    if days and (set_dir / MANIFEST).exists():
+        _write_days(set_dir, {b: v for b, v in _read_days(set_dir).items() if b not in days})
+
+
+def _read_days(set_dir: Path) -> dict[int, list]:
+    """A set's manifest, per day: [*event fingerprint, segment file]; none from a manifest that cannot be read
+    (warned)."""
+    path = set_dir / MANIFEST
     try:
-        doc = json.loads(manifest.read_text())
-        doc["days"] = {k: v for k, v in doc["days"].items() if int(k) not in days}
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        manifest.unlink(missing_ok=True)
-        return
-    with written_whole(manifest) as tmp:
-        tmp.write_text(json.dumps(doc))
+        doc = json.loads(path.read_text())
+        if doc.get("version") != TILE_VERSION:
+            return {}
+        days = {int(k): v for k, v in doc["days"].items()}
+        if not all(_is_day_entry(v) for v in days.values()):
+            raise ValueError("a day's entry is not [fingerprint..., segment file]")
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        log.warning("kept tiles: %s cannot be read (%s); every day is computed again", path, exc)
+        return {}
+    return days
+
+
+def _write_days(set_dir: Path, days: dict[int, list]) -> None:
+    """A set's manifest written whole (renamed over the last)."""
+    path = set_dir / MANIFEST
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"version": TILE_VERSION, "days": {str(k): v for k, v in sorted(days.items())}}))
+    os.replace(tmp, path)
 
 
 def _last_built(d: Path) -> float:
     try:
-        return (d / "manifest.json").stat().st_mtime
+        return (d / MANIFEST).stat().st_mtime
     except OSError:
         return 0.0
 
