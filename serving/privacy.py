@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from leadradar.config import Settings
+from leadradar.errors import BadValueError
 from leadradar.features.atomic import written_whole
 from leadradar.features.cutoffs import epoch_us
 from leadradar.features.store.event_store import EventStore
@@ -64,7 +65,15 @@ def forget_lead(
     lead: str,
     actor: str,
 ) -> ForgetReport:
-    """Delete every trace of one lead of one tenant and record the act (by hash) in the audit log."""
+    """Delete every trace of one lead of one tenant and record the act (by hash) in the audit log.
+
+    The ids are trimmed as the rules trim the events' (a request's " L1 " is the stored "L1"); an empty one is
+    refused: it names no lead, and "0 rows deleted" would read as done."""
+    tenant, lead = tenant.strip(), lead.strip()
+    if not tenant:
+        raise BadValueError("the tenant id is empty: name the company the lead belongs to")
+    if not lead:
+        raise BadValueError("the lead id is empty: name the lead to forget, as its events name it")
     done = forget_events(events, tenant, lead)
     deleted = {f"events.{k}": v for k, v in asdict(done).items() if k != "lead_hash"}
     deleted |= {f"scores.{k}": v for k, v in forget_scores(scores, tenant, lead).items()}

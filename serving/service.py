@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match, Route
 
 from leadradar.config import Settings, get_settings
+from leadradar.errors import BadValueError
 from leadradar.features.online import OnlineFeatures
 from leadradar.features.registry import build_registry
 from leadradar.features.store import EventStore
@@ -440,9 +441,12 @@ class LeadRadar:
         """Forget one lead of the key's tenant (PIPL): its events, scores and timeline everywhere, audited by hash."""
         principal = self._principal(request, "forget")
         actor = f"key:{principal.key_id}"
-        report = forget_lead(
-            self.settings, self.events, self.store, self.audit_log, principal.tenant_id, lead_id, actor
-        )
+        try:
+            report = forget_lead(
+                self.settings, self.events, self.store, self.audit_log, principal.tenant_id, lead_id, actor
+            )
+        except BadValueError as exc:
+            raise HTTPException(422, str(exc)) from None
         return ForgetResponse(tenant_id=principal.tenant_id, lead_hash=report.lead_hash, deleted=report.deleted)
 
     @app.post(

@@ -168,3 +168,11 @@ def test_stage_changes_are_stored_once_and_refused_ones_quarantined(server, role
     assert [(r["index"], r["field"]) for r in got["refused"]] == [(2, "stage"), (3, "tenant_id")]
     assert store.stages("t01", leads=[lead])["stage"].to_pylist() == ["engaged"]
     assert store.stages("t02", leads=[lead]).num_rows == 0
+
+
+def test_forgetting_an_empty_lead_id_gets_422_and_deletes_nothing(server, role_keys, store):
+    lead = fresh("L-kept")
+    assert post(server.url, "/v1/events", {"events": [event(fresh("e"), lead)]}, role_keys["t01", "system"]).is_success
+    resp = httpx.delete(server.url + "/v1/leads/%20%20", headers=role_keys["t01", "system"].auth, timeout=30)
+    assert resp.status_code == 422 and "lead id is empty" in resp.json()["error"], resp.text
+    assert store.events("t01", leads=[lead]).num_rows == 1

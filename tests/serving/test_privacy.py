@@ -173,6 +173,21 @@ def test_after_forget_no_database_table_file_or_parquet_under_the_data_dir_names
     assert audit[0].action == "deleted" and audit[0].detail == f"lead_hash={report['lead_hash']}"
 
 
+def test_forget_trims_the_ids_as_the_rules_do_and_refuses_an_empty_one_deleting_nothing(filled: Settings):
+    home = filled.data_dir
+    before = _traces(home, LEAD)
+    for tenant, lead, says in ((TENANT, "  ", "lead id is empty"), (" \t", LEAD, "tenant id is empty")):
+        result = CliRunner().invoke(app, ["forget", "--tenant", tenant, "--lead", lead])
+        assert result.exit_code == 2 and says in result.output, result.output
+        assert "Traceback" not in result.output
+    assert _traces(home, LEAD) == before and AuditLog(filled.score_store_url).read(TENANT) == []
+
+    result = CliRunner().invoke(app, ["forget", "--tenant", f" {TENANT}", "--lead", f" {LEAD}\t", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout.strip().splitlines()[-1])["deleted"]["events.events"] == 3
+    assert _traces(home, LEAD) == []
+
+
 def test_a_training_log_from_files_written_before_the_forget_leaves_the_forgotten_lead_out(
     filled: Settings, tmp_path: Path
 ):
