@@ -81,6 +81,7 @@ class OnlineFeatures:
             # prepared statements valid, where DROP/CREATE would recompile every query.
             for name, sql in self.stages:
                 con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
+                con.execute(f"DELETE FROM {name}")  # nosec B608 # empty, as each call finds it (an aggregate makes a row)
             self._local.con = con
         return con
 
@@ -106,6 +107,7 @@ class OnlineFeatures:
         # A given table that is the very object the last request of this thread loaded stays loaded (a kept lead's
         # item rows, reused while its events keep their days); `held` keeps it alive, so identity cannot be reused.
         held: dict[str, pa.Table] = self._local.__dict__.setdefault("held", {})
+        filled: list[str] = []  # emptied again after the query: each call finds its tables empty but the held ones
         try:
             for name, schema in self.inputs.items():
                 table = data[name]
@@ -119,21 +121,23 @@ class OnlineFeatures:
                 cols = table.select(schema.names).cast(schema).to_pydict()
                 marks = ", ".join("?" * len(schema.names))
                 insert = f"INSERT INTO {name} VALUES ({marks})"  # nosec B608 # the compiled query's own table names; values are bound
-                con.executemany(insert, zip(*(cols[n] for n in schema.names)))
                 if given and name in given:
                     held[name] = table
+                else:
+                    filled.append(name)
+                con.executemany(insert, zip(*(cols[n] for n in schema.names)))
             for name, sql in self.stages:
-                con.execute(f"DELETE FROM {name}")  # nosec B608 # the compiled query's own table names; values are bound
-                con.execute(f"INSERT INTO {name} {sql}")
+                filled.append(name)
+                con.execute(f"INSERT INTO {name} {sql}")  # nosec B608 # the compiled query's own table names
             cur = con.execute(self.sql)
             return [d[0] for d in cur.description], cur.fetchall()
         except BaseException:
+            filled += held
             held.clear()
             raise
         finally:
-            for name in (*self.inputs, *(n for n, _ in self.stages)):
-                if name not in held:
-                    con.execute(f"DELETE FROM {name}")  # nosec B608 # the compiled query's own table names
+            for name in filled:
+                con.execute(f"DELETE FROM {name}")  # nosec B608 # the compiled query's own table names
 
     def compute(
         self,
