@@ -684,7 +684,7 @@ class EventStore:
         try:
             cursor = raw.cursor()
             cursor.execute(_LOG_POSITION)
-            top, rewrites = cursor.fetchone()
+            top, rewrites = cursor.fetchone() or (None, None)
         finally:
             raw.close()
         if rewrites is None:  # the count's row removed by hand: deletions go uncounted until the store is reopened

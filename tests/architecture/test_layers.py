@@ -25,6 +25,7 @@ TOP_MODULES = {
     "leadradar.config": "config",
     "leadradar.targets": "config",
     "leadradar.errors": "config",
+    "leadradar.memory": "config",
     "leadradar.registry": "registry",
     "leadradar.ledger": "registry",
     "leadradar.lifecycle": "cli",
