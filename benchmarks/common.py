@@ -67,6 +67,31 @@ def machine() -> dict[str, Any]:
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
         "packages": package_versions(),
+        "memory_advice": memory_advice(),
+    }
+
+
+def memory_advice() -> dict[str, str | None]:
+    """How large arrays get their memory here (leadradar/memory.py): numpy's huge-page advice as this process runs
+    with it, the kernel's transparent huge pages and how it defragments for them; figures move with these."""
+    import numpy as np
+
+    import leadradar  # noqa: F401 # its import sets the advice every measured process runs with
+
+    kernel = Path("/sys/kernel/mm/transparent_hugepage")
+
+    def chosen(name: str) -> str | None:
+        try:
+            text = (kernel / name).read_text()
+        except OSError:
+            return None
+        return text[text.find("[") + 1 : text.find("]")] if "[" in text else text.strip()
+
+    advised = np._core.multiarray._get_madvise_hugepage()
+    return {
+        "numpy_huge_pages": "advised" if advised else "not advised",
+        "thp": chosen("enabled"),
+        "thp_defrag": chosen("defrag"),
     }
 
 
