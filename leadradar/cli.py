@@ -1159,9 +1159,11 @@ def forget(
     finally:
         store.close()
     if as_json:
-        print(json.dumps({"tenant_id": tenant, "lead_hash": report.lead_hash, "deleted": report.deleted}))
+        print(json.dumps({"tenant_id": report.tenant_id, "lead_hash": report.lead_hash, "deleted": report.deleted}))
     else:
-        out.print(f"forgot a lead of {escape(tenant)}: {report.total:,} rows deleted (hash {report.lead_hash[:12]})")
+        out.print(
+            f"forgot a lead of {escape(report.tenant_id)}: {report.total:,} rows deleted (hash {report.lead_hash[:12]})"
+        )
 
 
 @app.command()

@@ -184,7 +184,8 @@ def test_forget_trims_the_ids_as_the_rules_do_and_refuses_an_empty_one_deleting_
 
     result = CliRunner().invoke(app, ["forget", "--tenant", f" {TENANT}", "--lead", f" {LEAD}\t", "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout.strip().splitlines()[-1])["deleted"]["events.events"] == 3
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["tenant_id"] == TENANT and report["deleted"]["events.events"] == 3
     assert _traces(home, LEAD) == []
 
 
