@@ -17,14 +17,13 @@ from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
-import sqlalchemy as sa
 
 from leadradar.config import Settings
 from leadradar.errors import BadValueError
 from leadradar.features.atomic import written_whole
 from leadradar.features.cutoffs import epoch_us
 from leadradar.features.store.event_store import EventStore
-from leadradar.features.store.forget import forget_events, purge_before
+from leadradar.features.store.forget import forget_events, purge_before, secure_delete, truncate_log
 from leadradar.features.tiles.store import forget_kept, purge_kept_before
 from leadradar.serving.alerts.outbox import Outbox
 from leadradar.serving.audit import AuditLog
@@ -94,13 +93,13 @@ def forget_scores(store: ScoreStore, tenant: str, lead: str) -> dict[str, int]:
     """Delete a lead's batch scores, live scores and kept events from the score store."""
     out = {}
     with store.engine.begin() as conn:
-        _secure(conn, True)
+        secure_delete(conn, True)
         for name, table in (("batch", SCORES), ("live", LIVE_SCORES), ("timeline", LEAD_EVENTS)):
             out[name] = conn.execute(
                 table.delete().where(table.c.tenant_id == tenant, table.c.lead_id == lead)
             ).rowcount
-        _secure(conn, False)
-    _truncate_log(store.engine)
+        secure_delete(conn, False)
+    truncate_log(store.engine)
     return out
 
 
@@ -152,7 +151,7 @@ def purge_scores_before(store: ScoreStore, cutoff: pd.Timestamp) -> dict[str, in
     when = cutoff.to_pydatetime().astimezone(UTC)
     out = {}
     with store.engine.begin() as conn:
-        _secure(conn, True)
+        secure_delete(conn, True)
         for name, table, column in (
             ("batch", SCORES, SCORES.c.as_of),
             ("live", LIVE_SCORES, LIVE_SCORES.c.scored_at),
@@ -160,20 +159,6 @@ def purge_scores_before(store: ScoreStore, cutoff: pd.Timestamp) -> dict[str, in
             ("funnel", FUNNEL_COUNTS, FUNNEL_COUNTS.c.as_of),
         ):
             out[name] = conn.execute(table.delete().where(column < when)).rowcount
-        _secure(conn, False)
-    _truncate_log(store.engine)
+        secure_delete(conn, False)
+    truncate_log(store.engine)
     return out
-
-
-def _secure(conn: sa.Connection, on: bool) -> None:
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql(f"PRAGMA secure_delete={'ON' if on else 'OFF'}")
-
-
-def _truncate_log(engine: sa.Engine) -> None:
-    if engine.dialect.name == "sqlite":
-        raw = engine.raw_connection()  # outside any transaction: a checkpoint cannot run inside one
-        try:
-            raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            raw.close()

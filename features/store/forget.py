@@ -71,7 +71,7 @@ def forget_events(store: EventStore, tenant: str, lead: str, now: datetime | Non
     needle = json.dumps(lead, ensure_ascii=False)
     pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     with store._write() as conn:
-        _secure(conn, store, True)
+        secure_delete(conn, True)
         t = store._code_of(conn, "tenant", tenant)
         code = store._code_of(conn, _LEAD_KIND, lead)
         events = referrals = stages = 0
@@ -98,8 +98,8 @@ def forget_events(store: EventStore, tenant: str, lead: str, now: datetime | Non
             .values(tenant_id=tenant, lead_hash=digest, forgotten_at=now or datetime.now(UTC))
             .on_conflict_do_nothing()
         )
-        _secure(conn, store, False)
-    _truncate_log(store)
+        secure_delete(conn, False)
+    truncate_log(store.engine)
     return Forgotten(digest, events, referrals, stages, quarantined, catalog)
 
 
@@ -158,13 +158,13 @@ def log_without_forgotten(store: EventStore, log: RadarLog) -> RadarLog:
 def purge_before(store: EventStore, cutoff: pd.Timestamp) -> dict[str, int]:
     """Delete events that happened, and quarantined items received, before `cutoff` (retention)."""
     with store._write() as conn:
-        _secure(conn, store, True)
+        secure_delete(conn, True)
         events = conn.execute(EVENTS.delete().where(EVENTS.c.us < epoch_us(cutoff))).rowcount
         quarantined = conn.execute(
             QUARANTINE.delete().where(QUARANTINE.c.received_at < cutoff.to_pydatetime())
         ).rowcount
-        _secure(conn, store, False)
-    _truncate_log(store)
+        secure_delete(conn, False)
+    truncate_log(store.engine)
     return {"events": events, "quarantine": quarantined}
 
 
@@ -185,15 +185,16 @@ def _drop_cached(store: EventStore, code: int) -> None:
     store._by_code = None
 
 
-def _secure(conn: sa.Connection, store: EventStore, on: bool) -> None:
-    if store.sqlite:
+def secure_delete(conn: sa.Connection, on: bool) -> None:
+    """SQLite overwrites what it deletes while this is on (the event and score stores' deletions)."""
+    if conn.dialect.name == "sqlite":
         conn.exec_driver_sql(f"PRAGMA secure_delete={'ON' if on else 'OFF'}")
 
 
-def _truncate_log(store: EventStore) -> None:
+def truncate_log(engine: sa.Engine) -> None:
     """Copy the write-ahead log into the database and empty it, so deleted rows' old pages leave it too."""
-    if store.sqlite:
-        raw = store.engine.raw_connection()  # outside any transaction: a checkpoint cannot run inside one
+    if engine.dialect.name == "sqlite":
+        raw = engine.raw_connection()  # outside any transaction: a checkpoint cannot run inside one
         try:
             raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
