@@ -94,14 +94,20 @@ class TileWindows:
         return x[plan.outputs]
 
     def _sums(self, group: SumGroup) -> np.ndarray:
-        """The group's window sums: its columns' running sums stacked, each op's bounds picked from them."""
+        """The group's window sums: its columns' running sums, each op's bounds picked from them.
+
+        Whole numbers take one running sum over all leads, exact in float64 (a window is the difference of two
+        points inside its lead's range); fractional ones restart at each lead, so rounding stays at one lead's size.
+        """
         if not len(self.tiles):
             return np.zeros((len(group.slots), len(self.q_lead)))
-        columns = np.stack([self.column(c) for c in group.columns])
-        running = _segmented_cumsum_rows(columns, self.lead_starts, group.exact)
-        first = self.pos(None)
         at = np.stack([self.pos(age) for age in group.ages])
         hi, lo = at[group.start], at[group.end]
+        if not group.fractional:
+            whole = _cumsum_rows([self.column(c) for c in group.columns])
+            return whole[group.column, hi] - whole[group.column, lo]
+        running = _segmented_cumsum_rows(np.stack([self.column(c) for c in group.columns]), self.lead_starts)
+        first = self.pos(None)
         upper = np.where(hi > first, running[group.column, hi - 1], 0)
         lower = np.where(lo > first, running[group.column, lo - 1], 0)
         return (upper - lower).astype(np.float64)
@@ -123,9 +129,10 @@ class TileWindows:
 @dataclass
 class SumGroup:
     """Plain window sums that share a precision: their slots, the columns they read, and each one's column and
-    window bounds as indices into `columns` and `ages` (the distinct ages their windows start and end at)."""
+    window bounds as indices into `columns` and `ages` (the distinct ages their windows start and end at).
+    `fractional`: dwell sums, summed in long double a lead at a time; otherwise whole numbers."""
 
-    exact: bool
+    fractional: bool
     slots: list[int]
     ops: list[Sum]
 
@@ -163,9 +170,9 @@ class TilePlan:
             kinds.setdefault(type(op), []).append(k)
         plain = [k for k in kinds.get(Sum, []) if not self._args[k]]
         self.sums = [
-            SumGroup(exact, mine, [self.steps[k] for k in mine])  # type: ignore[misc]
-            for exact in (True, False)
-            if (mine := [k for k in plain if self.steps[k].column.startswith("dsum__") == exact])  # type: ignore[union-attr]
+            SumGroup(fractional, mine, [self.steps[k] for k in mine])  # type: ignore[misc]
+            for fractional in (True, False)
+            if (mine := [k for k in plain if self.steps[k].column.startswith("dsum__") == fractional])  # type: ignore[union-attr]
         ]
         maxima: dict[int | None, tuple[list[int], list[str]]] = {}
         for k in kinds.get(Max, []):
@@ -205,11 +212,18 @@ class TilePlan:
         return k
 
 
-def _segmented_cumsum_rows(values: np.ndarray, starts: np.ndarray, exact: bool) -> np.ndarray:
-    """Running sums of each row, restarting at each segment (lead) start, so rounding stays at the size of one
-    lead's sums; `exact` sums in long double (fractional columns; whole numbers are exact in float64). One
-    trailing 0 per row, so that index -1 reads 0."""
-    x: np.ndarray = values.astype(np.longdouble if exact else np.float64)
+def _cumsum_rows(columns: list[np.ndarray]) -> np.ndarray:
+    """Each column's running sum in float64 as a row, after a leading 0: window [lo, hi) is row[hi] - row[lo]."""
+    out = np.zeros((len(columns), len(columns[0]) + 1))
+    for row, column in zip(out, columns, strict=True):
+        np.cumsum(column, out=row[1:])
+    return out
+
+
+def _segmented_cumsum_rows(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Running sums of each row in long double, restarting at each segment (lead) start, so rounding stays at the
+    size of one lead's sums. One trailing 0 per row, so that index -1 reads 0."""
+    x: np.ndarray = values.astype(np.longdouble)
     if len(starts) > 1:
         totals = np.add.reduceat(x, starts, axis=1)
         x[:, starts[1:]] -= totals[:, :-1]
