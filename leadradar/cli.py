@@ -21,7 +21,7 @@ from typer._click.core import Context
 from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
-from leadradar.config import Settings, quiet_environment
+from leadradar.config import GRADES, Grade, Lang, Settings, language, quiet_environment
 from leadradar.errors import BadValueError, ConfigError, NotFoundError, UserError
 from leadradar.terminal import rank_table
 
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from leadradar.features.radar_log import RadarLog
+    from leadradar.serving.store import ScoreStore
 
 Model = TypeVar("Model", bound=BaseModel)
 DEBUG_KEY = "leadradar.debug"
@@ -220,6 +221,33 @@ def parse_time(text: str | None, option: str) -> pd.Timestamp | None:
     if when.tzinfo is None:
         raise BadValueError(f"{option} {text!r} has no time zone; {example}")
     return as_utc(when)
+
+
+def parse_lang(text: str | None) -> Lang | None:
+    """`--lang` as a person types it (zh, zh-cn, EN ...): en or zh-CN."""
+    if text is None:
+        return None
+    lang = language(text)
+    if lang is None:
+        raise BadValueError(f"--lang is en or zh-CN, not {text!r}")
+    return lang
+
+
+def parse_grade(text: str | None) -> Grade | None:
+    """`--grade` in either case: A, B, C or D."""
+    if text is None:
+        return None
+    grade = text.strip().upper()
+    if grade not in GRADES:
+        raise BadValueError(f"--grade is A, B, C or D, not {text!r}")
+    return grade
+
+
+def no_scores(store: ScoreStore, tenant: str) -> NotFoundError:
+    """The tenant has no scoring run: say so, and name the tenants that have one (a mistyped id shows)."""
+    known = store.tenants()
+    hint = f" (tenants with scores: {', '.join(known)})" if known else ""
+    return NotFoundError(f"no scores for tenant {tenant!r}; run `leadradar score` first{hint}")
 
 
 def radar_log(
@@ -834,10 +862,8 @@ def rank(
     for option, path in (("--csv", csv), ("--xlsx", xlsx)):
         if path is not None:
             not_an_input(path, {}, option)
-    if grade is not None and grade not in ("A", "B", "C", "D"):
-        raise BadValueError(f"--grade is A, B, C or D, not {grade!r}")
-    if lang not in ("en", "zh-CN"):
-        raise BadValueError(f"--lang is en or zh-CN, not {lang!r}")
+    grade, lang = parse_grade(grade), parse_lang(lang) or "en"
+    tenant = tenant.strip()
     store = ScoreStore(settings.score_store_url)
     writer = ReasonWriter(build_registry(settings), settings.funnel, settings.serving.hidden_reason_families)
     names = NameBook(settings)(tenant)
@@ -845,7 +871,7 @@ def rank(
         store, tenant, settings.serving.grade, writer, lang, sales, stage, grade, max(movers, 0), names
     )
     if result.table.empty and not store.runs(tenant):
-        raise NotFoundError(f"no scores for tenant {tenant!r}; run `leadradar score` first")
+        raise no_scores(store, tenant)
     label = lambda s: settings.funnel.label(s, lang)
     if csv:
         write_csv(result.table, csv, lang, label)
@@ -886,13 +912,12 @@ def report(
     from leadradar.serving.report import write_report
     from leadradar.serving.store import ScoreStore
 
-    if lang not in ("en", "zh-CN"):
-        raise BadValueError(f"--lang is en or zh-CN, not {lang!r}")
+    lang, tenant = parse_lang(lang) or "en", tenant.strip()
     not_an_input(out_file, {})
     settings = settings_for()
     store = ScoreStore(settings.score_store_url)
     if not store.runs(tenant):
-        raise NotFoundError(f"no scores for tenant {tenant!r}; run `leadradar score` first")
+        raise no_scores(store, tenant)
     path = write_report(PageData(store, settings), tenant, lang, out_file, top)
     console.print(f"report of {escape(tenant)} → {escape(str(path))} ({path.stat().st_size / 1024:.0f} KiB)")
 
@@ -912,12 +937,11 @@ def alerts_digest(
     from leadradar.serving.alerts.digest import digest_message, read_facts
     from leadradar.serving.store import ScoreStore
 
-    if lang not in (None, "en", "zh-CN"):
-        raise BadValueError(f"--lang is en or zh-CN, not {lang!r}")
+    lang, tenant = parse_lang(lang), tenant.strip()
     settings = settings_for()
     scores = ScoreStore(settings.score_store_url)
     if not scores.runs(tenant) and scores.live_latest(tenant).empty:
-        raise NotFoundError(f"no scores for tenant {tenant!r}; run `leadradar score` first")
+        raise no_scores(scores, tenant)
     events = EventStore.open(settings)
     try:
         facts = read_facts(

@@ -23,6 +23,21 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+Lang = Literal["en", "zh-CN"]  # every word a salesperson or boss reads exists in both
+LANGS: tuple[Lang, ...] = ("en", "zh-CN")
+
+
+def language(text: str) -> Lang | None:
+    """The language a person meant (en, EN, en-US; zh, zh-cn, zh_CN, zh-Hans), None for one we do not write."""
+    tag = text.strip().replace("_", "-").lower()
+    if tag in ("zh", "zh-cn", "zh-hans", "zh-hans-cn", "cn"):
+        return "zh-CN"
+    return "en" if tag == "en" or tag.startswith("en-") else None
+
+
+Grade = Literal["A", "B", "C", "D"]  # a lead's grade, A the likeliest to close (ServingConfig.grade_thresholds)
+GRADES: tuple[Grade, ...] = ("A", "B", "C", "D")
+
 EVENT_FAMILIES = ("view", "share", "contact", "content")
 
 DEFAULT_EVENT_TYPES: dict[str, str] = {
@@ -539,7 +554,7 @@ class ServingConfig(BaseModel):
             raise ValueError(f"grade thresholds need A > B > C in (0, 1], got {v}")
         return v
 
-    def grade(self, p: float) -> Literal["A", "B", "C", "D"]:
+    def grade(self, p: float) -> Grade:
         t = self.grade_thresholds
         return "A" if p >= t["A"] else "B" if p >= t["B"] else "C" if p >= t["C"] else "D"
 
@@ -600,7 +615,7 @@ class ChannelSettings(BaseModel):
     # DingTalk's `SEC...` signing secret, Feishu's signature secret, a Standard Webhooks `whsec_...` secret, a WeCom
     # app's corpsecret, or the SMTP password. Empty: the robot was set up without signing.
     secret: str = ""
-    language: Literal["en", "zh-CN"] = "zh-CN"
+    language: Lang = "zh-CN"
     # WeCom application messages: the company id and the app's agent id.
     corp_id: str = ""
     agent_id: int | None = None

@@ -7,9 +7,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from leadradar.config import Grade, Lang
 from leadradar.features.validation import VISIBLE_EXPECTED, invisible_in
 
-Lang = Literal["en", "zh-CN"]
 LeadStatus = Literal["scored", "closed", "unknown"]
 FeatureValue = float | int | bool | str | None
 Id = Field(min_length=1, max_length=128)
@@ -127,7 +127,7 @@ class LeadScore(BaseModel):
     p_close: dict[str, float] = Field(default_factory=dict, description="by horizon, e.g. {'30d': 0.12}")
     p_advance: float | None = Field(default=None, description="chance of moving past the current stage")
     transitions: dict[str, float] = Field(default_factory=dict, description="per funnel stage from here on")
-    grade: Literal["A", "B", "C", "D"] | None = None
+    grade: Grade | None = None
     p_lo: float | None = Field(
         default=None,
         description="low end of the main horizon's interval (settings.training.interval_level, 90 % by default)",
@@ -165,7 +165,7 @@ class ScoreResponse(BaseModel):
 class RankRequest(Strict):
     sales_id: VisibleId | None = Field(default=None, min_length=1, max_length=128)
     stage: str | None = Field(default=None, min_length=1, max_length=64)
-    grade: Literal["A", "B", "C", "D"] | None = None
+    grade: Grade | None = None
     page: int = Field(default=1, ge=1, le=100_000)
     page_size: int = Field(default=50, ge=1, le=500)
     lang: Lang = Field(default="en", description="the language of each lead's expected close window")
@@ -352,7 +352,7 @@ class ScorePoint(BaseModel):
     as_of: datetime
     model_version: str
     p_close: float
-    grade: Literal["A", "B", "C", "D"]
+    grade: Grade
     stage: str | None
     source: Literal["batch", "live"] = Field(default="batch", description="a batch run, or a live rescoring")
     moved_by: str | None = Field(default=None, description="live: the event id that moved the score")

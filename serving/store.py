@@ -170,6 +170,12 @@ class ScoreStore:
             conn.execute(SCORES.insert(), records)
         return len(records)
 
+    def tenants(self) -> list[str]:
+        """The tenants with a scoring run, in order."""
+        q = sa.select(SCORES.c.tenant_id).distinct().order_by(SCORES.c.tenant_id)
+        with self.engine.connect() as conn:
+            return [r.tenant_id for r in conn.execute(q)]
+
     def runs(self, tenant_id: str) -> list[tuple[datetime, str]]:
         """The tenant's scoring runs, newest first: (as_of, model_version)."""
         q = (

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
 
+from leadradar.config import Lang
+
 RuleName = Literal["hot_action", "threshold", "spike", "back_from_dormant", "going_cold", "digest", "drift"]
 # Notices about the model, not a lead (serving/alerts/drift_notice.py): they go to managers, never to a lead's feed.
 NOTICE_RULES: tuple[str, ...] = ("drift",)
@@ -52,7 +54,7 @@ class Message:
     text: str
     html: str
     link: str
-    lang: Literal["en", "zh-CN"] = "zh-CN"
+    lang: Lang = "zh-CN"
 
 
 @dataclass(frozen=True)

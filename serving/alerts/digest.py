@@ -14,11 +14,10 @@ import html
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Literal
 
 import pandas as pd
 
-from leadradar.config import Settings
+from leadradar.config import Lang, Settings
 from leadradar.features.consent import consenting_in_store
 from leadradar.features.describe import format_value
 from leadradar.features.store import EventStore
@@ -200,7 +199,7 @@ def _w(key: str, lang: str, **slots: object) -> str:
 
 def digest_message(facts: DigestFacts, lang: str, link: str, settings: Settings) -> Message:
     """The digest in words; no lead names or phone numbers, so it may go to a group robot."""
-    language: Literal["en", "zh-CN"] = "zh-CN" if lang == "zh-CN" else "en"
+    language: Lang = "zh-CN" if lang == "zh-CN" else "en"
     lang = language
     who = lambda s: sales_name(settings.alerts.channels, s, facts.tenant_id)
     pct = lambda p: format_value("ratio", p, lang)

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import html
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 
-from leadradar.config import Settings
+from leadradar.config import Lang, Settings
 from leadradar.serving.alerts.alert import NOTICE_RULES, Alert, Message
 from leadradar.serving.alerts.channels import PERSONAL_KINDS, name_of
 from leadradar.serving.alerts.outbox import Outbox, Target
@@ -117,7 +117,7 @@ def notify_drift(
 
 def notice_message(alert: Alert, lang: str, settings: Settings) -> Message:
     """The notice in words: which inputs moved (the features' own sentences), whether a retrain ran, a link."""
-    language: Literal["en", "zh-CN"] = "zh-CN" if lang == "zh-CN" else "en"
+    language: Lang = "zh-CN" if lang == "zh-CN" else "en"
     what = alert.what
     link = f"{settings.alerts.channels.dashboard_url.rstrip('/')}/health"
     columns: list[dict[str, Any]] = list(what.get("columns") or [])  # type: ignore[call-overload]

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import html
 import re
-from typing import Any, Literal
+from typing import Any
 
 import pandas as pd
 
-from leadradar.config import Settings, get_settings
+from leadradar.config import Lang, Settings, get_settings
 from leadradar.features.describe import format_value
 from leadradar.features.registry import build_registry
 from leadradar.features.store import EventStore
@@ -153,7 +153,7 @@ def item_facts(events: EventStore, tenant_id: str, item_id: str | None) -> dict[
 def render(alert: Alert, lang: str, link: str, *, settings: Settings | None = None) -> Message:
     """The alert as a `Message` in `lang` ("en" or "zh-CN"), every form of it."""
     settings = settings or get_settings()
-    language: Literal["en", "zh-CN"] = "zh-CN" if lang == "zh-CN" else "en"
+    language: Lang = "zh-CN" if lang == "zh-CN" else "en"
     lang = language
     owner = str(alert.what.get("sales_name") or sales_name(settings.alerts.channels, alert.sales_id, alert.tenant_id))
     lead_name = alert.what.get("lead_name")

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from leadradar.config import LANGS
 from leadradar.serving.dashboard.alert_words import ALERT_MESSAGES
 from leadradar.serving.dashboard.feedback_words import FEEDBACK_MESSAGES
 from leadradar.serving.dashboard.health_words import HEALTH_MESSAGES
 
-LANGS = ("zh-CN", "en")
 DEFAULT_LANG = "en"
 
 # key: (English, 简体中文); `{name}` slots are filled by str.format.

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from leadradar.config import Settings
+from leadradar.config import GRADES, Settings
 from leadradar.features.registry import FeatureRegistry, build_registry
 from leadradar.serving.certainty import certainty_words
 from leadradar.serving.dashboard import charts
@@ -24,8 +24,6 @@ from leadradar.serving.ranking import SHOWN_IN_COLUMNS, listing, movers, ranked_
 from leadradar.serving.reasons import ReasonWriter, parse_detail
 from leadradar.serving.store import ScoreStore
 from leadradar.targets import close_days
-
-GRADES = ("A", "B", "C", "D")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from leadradar.config import DashboardConfig, Settings
+from leadradar.config import GRADES, LANGS, DashboardConfig, Settings, language
 from leadradar.serving.audit import AuditLog
 from leadradar.serving.auth import KeyStore
 from leadradar.serving.dashboard.alerts_pages import (
@@ -29,7 +29,7 @@ from leadradar.serving.dashboard.alerts_pages import (
     rule_settings,
 )
 from leadradar.serving.dashboard.health import health_page
-from leadradar.serving.dashboard.messages import LANGS, MESSAGES, from_accept_language, translator
+from leadradar.serving.dashboard.messages import MESSAGES, from_accept_language, translator
 from leadradar.serving.dashboard.pagedata import Filters, PageData
 from leadradar.serving.dashboard.render import render
 from leadradar.serving.dashboard.sessions import (
@@ -170,8 +170,8 @@ def _lazy(factory: Callable[[], Backend]) -> Callable[[], Backend]:
 
 
 def _lang(request: Request) -> str:
-    asked = request.query_params.get("lang")
-    if asked in LANGS:
+    asked = language(request.query_params.get("lang") or "")  # ?lang=zh as well as ?lang=zh-CN
+    if asked is not None:
         return asked
     cookie = request.cookies.get(LANG_COOKIE)
     return cookie if cookie in LANGS else from_accept_language(request.headers.get("accept-language"))
@@ -234,7 +234,7 @@ def build_dashboard(backend: Callable[[], Backend], max_body_bytes: int | None =
             template, lang, base=_base(request), path=request.url.path, query=dict(request.query_params), **context
         )
         response = HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
-        if request.query_params.get("lang") in LANGS:
+        if language(request.query_params.get("lang") or "") is not None:
             response.set_cookie(
                 LANG_COOKIE,
                 lang,
@@ -272,10 +272,8 @@ def build_dashboard(backend: Callable[[], Backend], max_body_bytes: int | None =
             number = max(1, int(q.get("page", "1")))
         except ValueError:
             number = 1
-        grade = q.get("grade") or None
-        return Filters(
-            q.get("sales") or None, q.get("stage") or None, grade if grade in ("A", "B", "C", "D") else None, number
-        )
+        grade = (q.get("grade") or "").strip().upper()
+        return Filters(q.get("sales") or None, q.get("stage") or None, grade if grade in GRADES else None, number)
 
     @app.get("/", response_class=HTMLResponse)
     def board(request: Request):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from leadradar.config import DEFAULT_EVENT_TYPES, Settings
+from leadradar.config import DEFAULT_EVENT_TYPES, Settings, language
 
 
 @pytest.fixture(autouse=True)
@@ -133,3 +133,23 @@ def test_a_negative_count_of_leads_answered_in_place_is_refused_and_zero_sends_e
         Settings()
     monkeypatch.setenv("LEADRADAR_SERVING__INLINE_LEADS", "0")
     assert Settings().serving.inline_leads == 0
+
+
+@pytest.mark.parametrize(
+    "typed,meant",
+    [
+        ("en", "en"),
+        ("EN", "en"),
+        ("en-US", "en"),
+        ("zh-CN", "zh-CN"),
+        ("zh", "zh-CN"),
+        (" zh_cn ", "zh-CN"),
+        ("zh-Hans", "zh-CN"),
+        ("fr", None),
+        ("zh-TW", None),
+        ("", None),
+        ("english", None),
+    ],
+)
+def test_a_language_is_read_as_a_person_types_it_and_one_we_do_not_write_is_none(typed: str, meant: str | None):
+    assert language(typed) == meant

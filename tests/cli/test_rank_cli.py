@@ -78,9 +78,25 @@ def test_rank_xlsx_has_the_list_and_its_movers_in_chinese(cli, settings, tmp_pat
     assert moving.max_row > 1
 
 
-def test_rank_of_a_tenant_without_scores_says_to_score_first(cli):
-    r = cli("rank", "--tenant", "nobody")
+def test_rank_of_a_tenant_without_scores_says_to_score_first_and_names_the_scored_tenants(cli):
+    r = cli("rank", "--tenant", "T01")
     assert r.exit_code == 2 and "leadradar score" in r.output
+    assert "tenants with scores: t01, t02" in r.output and len(r.output.strip().splitlines()) == 1
+
+
+def test_rank_takes_grade_language_and_tenant_as_a_person_types_them(cli):
+    exact = cli("rank", "--tenant", "t01", "--grade", "D", "--lang", "zh-CN", "--movers", "0")
+    assert exact.exit_code == 0, exact.output
+    typed = cli("rank", "--tenant", " t01 ", "--grade", "d", "--lang", "zh_cn", "--movers", "0")
+    assert typed.exit_code == 0, typed.output
+    assert typed.stdout == exact.stdout and "排名" in typed.stdout
+    assert (
+        cli("rank", "--tenant", "t01", "--lang", "EN", "--movers", "0").stdout
+        == cli("rank", "--tenant", "t01", "--movers", "0").stdout
+    )
+    for option, value in (("--grade", "E"), ("--lang", "fr")):
+        r = cli("rank", "--tenant", "t01", option, value)
+        assert r.exit_code == 2 and f"{option} is" in r.output and repr(value) in r.output
 
 
 def test_rank_and_its_files_never_hold_another_tenants_leads(cli, scored, tmp_path):

@@ -200,12 +200,22 @@ def test_a_filter_narrows_the_table_to_its_leads_in_rank_order(boss, settings, c
     assert f"{len(want):,} leads" in html
 
 
+def test_a_grade_typed_in_lower_case_into_the_address_filters_as_its_capital(boss, settings):
+    full = expected(settings, "t01")
+    grade = full["grade"].value_counts().index[-1]  # the rarest: a visible narrowing
+    want = full[full["grade"] == grade]
+    html = boss.get("/dashboard/", params={"grade": grade.lower(), "lang": "en"}).text
+    assert rows(html) == list(want["lead_id"][:50]) and f"{len(want):,} leads" in html
+
+
 def test_the_language_switch_changes_headings_and_stage_names(boss):
     en = boss.get("/dashboard/", params={"lang": "en"}).text
     zh = boss.get("/dashboard/", params={"lang": "zh-CN"}).text
     assert "Who to call today" in en and "Close probability" in en and "proposal" in en
     assert "今日重点跟进" in zh and "成交概率" in zh and "已报价" in zh and "Who to call today" not in zh
     assert "销售漏斗（累计）" in boss.get("/dashboard/funnel").text  # the choice is kept in a cookie
+    assert "Who to call today" in boss.get("/dashboard/", params={"lang": "EN"}).text  # as a person types it
+    assert "今日重点跟进" in boss.get("/dashboard/", params={"lang": "zh"}).text
 
 
 def test_a_lead_page_shows_history_reasons_and_recent_events_in_both_languages(boss, settings, scored):
