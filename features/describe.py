@@ -13,11 +13,12 @@ import re
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from leadradar.config import LANGS
+
 if TYPE_CHECKING:
     from leadradar.config import FunnelConfig
     from leadradar.features.feature import Feature
 
-LANGS = ("en", "zh-CN")
 MISSING = {"en": "no data", "zh-CN": "无数据"}
 SLOT = "{value}"
 

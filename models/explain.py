@@ -42,8 +42,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from leadradar.config import FunnelConfig
-from leadradar.features.describe import LANGS, check_lang, fill, format_value, template_parts
+from leadradar.config import LANGS, FunnelConfig
+from leadradar.features.describe import check_lang, fill, format_value, template_parts
 from leadradar.features.registry import FeatureRegistry
 from leadradar.models.funnel import FunnelModel, predict_threads
 from leadradar.models.profile import closed_median, compared
@@ -154,7 +154,9 @@ class Explainer:
         self.levels = [self.encoder.levels_.get(f.name) for f in self.features]
         profile = model.closed_profile_
         self.closed = [closed_median(profile, f) for f in self.features]
-        self._parts = {(f.name, lang): template_parts(f, lang) for f in self.features for lang in LANGS}
+        self._parts: dict[tuple[str, str], tuple[str, str, str, str | None]] = {
+            (f.name, lang): template_parts(f, lang) for f in self.features for lang in LANGS
+        }
         topics = [f.topic for f in self.features]
         self.topics = list(dict.fromkeys(topics))
         self.topic_of = np.array([self.topics.index(t) for t in topics])
