@@ -197,9 +197,12 @@ def from_options(model: type[Model], values: dict[str, Any]) -> Model:
 
 
 def parse_days(text: str) -> int:
+    """`--horizon` in days (30d or 30); zero days is refused as such, not as a typing mistake."""
     m = re.fullmatch(r"\s*(\d+)\s*d?\s*", text)
-    if not m or int(m.group(1)) <= 0:
+    if not m:
         raise BadValueError(f"--horizon {text!r} is not a horizon; write days like 30d")
+    if int(m.group(1)) <= 0:
+        raise BadValueError(f"--horizon {text!r}: a horizon is at least 1 day (write days like 30d)")
     return int(m.group(1))
 
 

@@ -160,6 +160,18 @@ def test_a_naive_or_unparseable_until_is_one_line_naming_the_value(
     assert_one_line_error(result, "--until", repr(until), words, "2026-03-02T00:00:00Z")
 
 
+@pytest.mark.parametrize(
+    ("horizon", "words"),
+    [("2w", "is not a horizon; write days like 30d"), ("0d", "a horizon is at least 1 day")],
+    ids=["weeks", "zero"],
+)
+def test_a_horizon_that_cannot_be_used_is_one_line_naming_the_value_and_why(
+    sim: Path, home: Path, horizon: str, words: str
+) -> None:
+    result = cli("train", *logs(sim), "--horizon", horizon, home=home)
+    assert_one_line_error(result, "--horizon", repr(horizon), words)
+
+
 def test_an_option_of_the_wrong_type_is_one_line_naming_the_option(home: Path, tmp_path: Path) -> None:
     result = cli("simulate", "--out", tmp_path / "sim", "--leads", "many", home=home)
     assert_one_line_error(result, "--leads", "--help")
