@@ -149,27 +149,20 @@ def test_an_unknown_option_value_is_one_line_naming_it_and_the_choices(
 
 
 @pytest.mark.parametrize(
-    ("until", "words"),
-    [("2026-05-01", "has no time zone"), ("yesterday", "is not a time")],
-    ids=["naive", "unparseable"],
+    ("option", "value", "words"),
+    [
+        ("--until", "2026-05-01", ("has no time zone", "2026-03-02T00:00:00Z")),
+        ("--until", "yesterday", ("is not a time", "2026-03-02T00:00:00Z")),
+        ("--horizon", "2w", ("is not a horizon; write days like 30d",)),
+        ("--horizon", "0d", ("a horizon is at least 1 day",)),
+    ],
+    ids=["naive-until", "unparseable-until", "horizon-in-weeks", "zero-horizon"],
 )
-def test_a_naive_or_unparseable_until_is_one_line_naming_the_value(
-    sim: Path, home: Path, until: str, words: str
+def test_a_time_or_horizon_that_cannot_be_used_is_one_line_naming_the_value_and_why(
+    sim: Path, home: Path, option: str, value: str, words: tuple[str, ...]
 ) -> None:
-    result = cli("train", *logs(sim), "--until", until, home=home)
-    assert_one_line_error(result, "--until", repr(until), words, "2026-03-02T00:00:00Z")
-
-
-@pytest.mark.parametrize(
-    ("horizon", "words"),
-    [("2w", "is not a horizon; write days like 30d"), ("0d", "a horizon is at least 1 day")],
-    ids=["weeks", "zero"],
-)
-def test_a_horizon_that_cannot_be_used_is_one_line_naming_the_value_and_why(
-    sim: Path, home: Path, horizon: str, words: str
-) -> None:
-    result = cli("train", *logs(sim), "--horizon", horizon, home=home)
-    assert_one_line_error(result, "--horizon", repr(horizon), words)
+    result = cli("train", *logs(sim), option, value, home=home)
+    assert_one_line_error(result, option, repr(value), *words)
 
 
 def test_an_option_of_the_wrong_type_is_one_line_naming_the_option(home: Path, tmp_path: Path) -> None:
