@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import sys
 import tomllib
 import traceback
@@ -480,11 +481,16 @@ def features_build(
     )
 
 
+IGNORE_HELP = "with --table: a column to leave out of the features (an id, a name); repeat for more"
+
+
 def table_input(
-    events: Path | None, stages: Path | None, table: Path | None, label: str | None
+    events: Path | None, stages: Path | None, table: Path | None, label: str | None, ignore: list[str] | None = None
 ) -> tuple[Path, str] | None:
     """The feature table and label a train or tune command got; None when it reads radar logs instead."""
     if table is None:
+        if ignore:
+            raise BadValueError("--ignore leaves columns out of a --table; radar logs have no columns to leave out")
         return None
     if label is None:
         raise BadValueError("--table needs --label (the 0/1 column to predict)")
@@ -501,6 +507,7 @@ def train(
     label: str | None = typer.Option(None, help="with --table: the 0/1 column to predict"),
     time_column: str | None = typer.Option(None, help="with --table: split by this time column"),
     model_name: str | None = typer.Option(None, help="with --table: registered model name"),
+    ignore: list[str] | None = typer.Option(None, "--ignore", help=IGNORE_HELP),
     until: str | None = typer.Option(None, help="use only what was known by this UTC time"),
     horizon: str = typer.Option("30d", help="label horizon"),
     items: Path | None = typer.Option(None, help="item catalogue (default: items.parquet beside events)"),
@@ -511,13 +518,13 @@ def train(
     as_json: bool = typer.Option(False, "--json", help="print one JSON object: run id, model, version, test metrics"),
 ) -> None:
     """Train, calibrate and evaluate; log to MLflow and register the model as the challenger."""
-    given = table_input(events, stages, table, label)
+    given = table_input(events, stages, table, label, ignore)
     settings = settings_for(horizon=horizon)
     if given is not None:
         from leadradar.training.table import train_from_table
 
         with console.status("training"):
-            result = train_from_table(*given, settings, time_column, model_name, use_tuned=tuned)
+            result = train_from_table(*given, settings, time_column, model_name, use_tuned=tuned, ignore=ignore or ())
     else:
         cutoff = parse_time(until, "--until")
         log = radar_log(
@@ -538,7 +545,8 @@ def train(
             f"{served['cutoff_to'][:10]}, {served['rounds']} rounds, calibration {served['calibration']})"
         )
     console.print(f"LightGBM parameters: {escape(result.extra.get('params_source', 'defaults'))}")
-    console.print("next: `leadradar promote` compares it with the champion on the latest holdout")
+    named = "" if result.model_name == settings.mlflow.model_name else f" --model-name {shlex.quote(result.model_name)}"
+    console.print(f"next: `leadradar promote{escape(named)}` compares it with the champion on the latest holdout")
 
 
 def backtest_table(result) -> Table:
@@ -566,6 +574,7 @@ def tune(
     label: str | None = typer.Option(None, help="with --table: the 0/1 column to predict"),
     time_column: str | None = typer.Option(None, help="with --table: split by this time column"),
     model_name: str | None = typer.Option(None, help="with --table: registered model name"),
+    ignore: list[str] | None = typer.Option(None, "--ignore", help=IGNORE_HELP),
     until: str | None = typer.Option(None, help="use only what was known by this UTC time"),
     horizon: str = typer.Option("30d", help="label horizon"),
     items: Path | None = typer.Option(None, help="item catalogue (default: items.parquet beside events)"),
@@ -579,13 +588,21 @@ def tune(
     """Search LightGBM parameters with Optuna (TPE, pruning); `train` on the same data then uses the best ones."""
     from dataclasses import asdict
 
-    given = table_input(events, stages, table, label)
+    given = table_input(events, stages, table, label, ignore)
     settings = settings_for(horizon=horizon)
     if given is not None:
         from leadradar.training.table import tune_table
 
         result = tune_table(
-            *given, settings, time_column, model_name, trials, timeout, progress=not as_json, fresh=fresh
+            *given,
+            settings,
+            time_column,
+            model_name,
+            trials,
+            timeout,
+            progress=not as_json,
+            fresh=fresh,
+            ignore=ignore or (),
         )
     else:
         cutoff = parse_time(until, "--until")
@@ -609,13 +626,14 @@ def evaluate(
     table: Path = typer.Option(..., help="your own feature table (CSV or Parquet)"),
     label: str = typer.Option(..., help="the 0/1 column to predict"),
     cv: int = typer.Option(5, "--cv", help="stratified folds"),
+    ignore: list[str] | None = typer.Option(None, "--ignore", help="a column to leave out (an id, a name); repeat"),
     as_json: bool = typer.Option(False, "--json", help="print one JSON object: every scorer's figures"),
 ) -> None:
     """Cross-validate leadradar's table model beside LightGBM's defaults and logistic regression, same folds."""
     from leadradar.training.table_evaluation import FIGURES, evaluate_table
 
     with console.status(f"cross-validating on {cv} folds"):
-        result = evaluate_table(table, label, settings_for(), cv)
+        result = evaluate_table(table, label, settings_for(), cv, ignore or ())
     if as_json:
         print(json.dumps(result.to_dict(), default=float, ensure_ascii=False))
         return
@@ -720,7 +738,10 @@ def models(
         print(json.dumps({e.alias: asdict(e) for e in entries}, default=float, ensure_ascii=False))
         return
     if not entries:
-        raise NotFoundError(f"{settings.mlflow.model_name} has no champion or challenger; run `leadradar train`")
+        from leadradar.training.table_scoring import other_models_hint
+
+        hint = other_models_hint(settings)
+        raise NotFoundError(f"{settings.mlflow.model_name} has no champion or challenger; run `leadradar train`{hint}")
     table = Table(title=f"{escape(settings.mlflow.model_name)}")
     shown = ("auc", "logloss", "ece")  # all of them with --json
     for col in ("alias", "version", "registered", "window (cutoffs)", *shown, "parameters", "gate"):

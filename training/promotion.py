@@ -169,7 +169,9 @@ def judge(settings: Settings, client: MlflowClient, force: bool, log: RadarLog |
     name = settings.mlflow.model_name
     challenger = version_for_alias(client, name, CHALLENGER)
     if challenger is None:
-        raise PromotionError(f"{name} has no challenger; train a model first")
+        from leadradar.training.table_scoring import other_models_hint
+
+        raise PromotionError(f"{name} has no challenger; train a model first{other_models_hint(settings)}")
     champion = version_for_alias(client, name, CHAMPION)
     if champion is None:
         return Verdict(True, "no champion yet: the challenger becomes the first champion", asdict(challenger), None)

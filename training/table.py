@@ -7,6 +7,8 @@ A time column gives a time-ordered split, otherwise the split is stratified on t
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,19 +75,28 @@ def binary_label(frame: pd.DataFrame, label: str) -> pd.Series:
     return y.astype(int)
 
 
-def classify_columns(frame: pd.DataFrame, label: str, time_column: str | None, settings: Settings) -> TableColumns:
-    """Which columns are numeric features, which categorical; refuse the rest, all named in one error."""
+def classify_columns(
+    frame: pd.DataFrame, label: str, time_column: str | None, settings: Settings, ignore: Sequence[str] = ()
+) -> TableColumns:
+    """Which columns are numeric features, which categorical; refuse the rest, all named in one error. Columns in
+    `ignore` (ids, names, dates a person keeps beside the features) are left out, and must be in the table."""
     max_levels = settings.training.max_category_levels
+    absent = [c for c in ignore if c not in frame.columns]
+    if absent:
+        raise TableError(f"--ignore {absent[0]!r} is not in the table (columns: {list(frame.columns)[:20]})")
+    if label in ignore:
+        raise TableError(f"--ignore {label!r} is the label: the label cannot be left out")
     numeric, categorical, refused = [], [], []
     for col in frame.columns:
-        if col in (label, time_column):
+        if col in (label, time_column) or col in ignore:
             continue
         s = frame[col]
         if pd.api.types.is_bool_dtype(s) or pd.api.types.is_numeric_dtype(s):
             numeric.append(col)
         elif pd.api.types.is_datetime64_any_dtype(s):
             refused.append(
-                f"{col!r} is a timestamp: derive numbers from it (e.g. days since) or pass it as --time-column"
+                f"{col!r} is a timestamp: derive numbers from it (e.g. days since), pass it as --time-column or "
+                f"leave it out with --ignore {col!r}"
             )
         elif isinstance(s.dtype, pd.CategoricalDtype) or pd.api.types.is_string_dtype(s) or s.dtype == object:
             levels = s.dropna().astype(str).nunique()
@@ -94,10 +105,14 @@ def classify_columns(frame: pd.DataFrame, label: str, time_column: str | None, s
             else:
                 refused.append(
                     f"{col!r} looks like free text ({levels:,} distinct values in {len(s):,} rows, more than "
-                    f"{max_levels} categories): drop it or turn it into numeric features first"
+                    f"{max_levels} categories): leave it out with --ignore {col!r}, or turn it into numeric "
+                    "features first"
                 )
         else:
-            refused.append(f"{col!r} has type {s.dtype}, which is neither numeric, boolean nor categorical")
+            refused.append(
+                f"{col!r} has type {s.dtype}, which is neither numeric, boolean nor categorical: leave it out with "
+                f"--ignore {col!r}"
+            )
     if refused:
         raise TableError("these columns cannot be features:\n  - " + "\n  - ".join(refused))
     if not numeric and not categorical:
@@ -137,15 +152,23 @@ class PreparedTable:
     parts: dict[str, np.ndarray]
 
 
-def prepare(path: Path, label: str, time_column: str | None, settings: Settings) -> PreparedTable:
-    raw = read_table(path)
-    y = binary_label(raw, label)
-    cols = classify_columns(raw, label, time_column, settings)
+def labelled_frame(raw: pd.DataFrame, y: pd.Series, cols: TableColumns) -> pd.DataFrame:
+    """The feature columns (numeric as float), the label as `TARGET` and each row's position as `ROW`."""
     frame = raw[cols.features].copy()
     for c in cols.numeric:
         frame[c] = frame[c].astype(float)
     frame[TARGET] = y.to_numpy()
     frame[ROW] = np.arange(len(frame))
+    return frame
+
+
+def prepare(
+    path: Path, label: str, time_column: str | None, settings: Settings, ignore: Sequence[str] = ()
+) -> PreparedTable:
+    raw = read_table(path)
+    y = binary_label(raw, label)
+    cols = classify_columns(raw, label, time_column, settings, ignore)
+    frame = labelled_frame(raw, y, cols)
     parts = split_rows(raw, y, time_column, settings)
     for name, rows in parts.items():
         if frame[TARGET].iloc[rows].nunique() < 2:
@@ -170,12 +193,13 @@ def train_from_table(
     model_name: str | None = None,
     alias: str = CHALLENGER,
     use_tuned: bool = True,
+    ignore: Sequence[str] = (),
 ) -> TrainResult:
     from leadradar.training.tuning import DEFAULTS, tuned_params
 
     name = table_model_name(path, label, model_name)
     settings = table_settings(settings, name)
-    prep = prepare(path, label, time_column, settings)
+    prep = prepare(path, label, time_column, settings, ignore)
     tc = settings.training
     found = tuned_params(settings, TARGET, table_key(prep, label, time_column)) if use_tuned else None
     tuned, source = found if found else ({}, DEFAULTS)
@@ -210,6 +234,7 @@ def train_from_table(
         "data.table": str(path.resolve()),
         "data.label": label,
         "data.time_column": time_column or "",
+        "data.ignore": json.dumps(list(ignore), ensure_ascii=False),
         "split.kind": "time" if time_column else "stratified",
         "split.seed": str(tc.seed),
         "params_source": source,
@@ -261,11 +286,12 @@ def tune_table(
     timeout: float | None = None,
     progress: bool = True,
     fresh: bool = False,
+    ignore: Sequence[str] = (),
 ):
     from leadradar.training.tuning import tune_frames
 
     settings = table_settings(settings, table_model_name(path, label, model_name))
-    prep = prepare(path, label, time_column, settings)
+    prep = prepare(path, label, time_column, settings, ignore)
     train, val = (prep.frame.iloc[prep.parts[k]] for k in ("train", "validation"))
     return tune_frames(
         train,
@@ -293,7 +319,8 @@ def table_holdout(run_tags: dict[str, str], settings: Settings) -> tuple[pd.Data
     seeded = settings.model_copy(
         update={"training": settings.training.model_copy(update={"seed": int(run_tags["split.seed"])})}
     )
+    ignore = json.loads(run_tags.get("data.ignore") or "[]")  # runs before --ignore recorded none
     prep = prepare(
-        Path(run_tags["data.table"]), run_tags["data.label"], run_tags.get("data.time_column") or None, seeded
+        Path(run_tags["data.table"]), run_tags["data.label"], run_tags.get("data.time_column") or None, seeded, ignore
     )
     return prep.frame.iloc[prep.parts["test"]], TARGET

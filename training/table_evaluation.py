@@ -8,6 +8,7 @@ predictions with a bootstrap interval over rows, and per fold as a mean and spre
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,16 @@ from leadradar.targets import TargetSpec
 from leadradar.training.baselines import LogisticBaseline
 from leadradar.training.intervals import bootstrap_intervals
 from leadradar.training.metrics import classification_metrics
-from leadradar.training.table import ROW, TARGET, TableColumns, TableError, binary_label, classify_columns, read_table
+from leadradar.training.table import (
+    ROW,
+    TARGET,
+    TableColumns,
+    TableError,
+    binary_label,
+    classify_columns,
+    labelled_frame,
+    read_table,
+)
 
 SCORERS = ("leadradar", "lightgbm_defaults", "logistic")
 FIGURES = ("auc", "logloss", "ece", "brier")
@@ -37,6 +47,7 @@ class TableEvaluation:
     positives: int
     folds: int
     scorers: dict[str, dict[str, float]] = field(default_factory=dict)
+    ignored: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,11 +109,14 @@ def summarise(y: np.ndarray, p: np.ndarray, fold_of: np.ndarray, settings: Setti
     return out
 
 
-def evaluate_table(path: Path, label: str, settings: Settings, folds: int = 5) -> TableEvaluation:
-    """Every scorer on the same stratified folds of the table; figures pooled out of fold, with intervals."""
+def evaluate_table(
+    path: Path, label: str, settings: Settings, folds: int = 5, ignore: Sequence[str] = ()
+) -> TableEvaluation:
+    """Every scorer on the same stratified folds of the table; figures pooled out of fold, with intervals.
+    Columns in `ignore` are left out, as `train --table --ignore` leaves them."""
     raw = read_table(path)
     y_all = binary_label(raw, label)
-    columns = classify_columns(raw, label, None, settings)
+    columns = classify_columns(raw, label, None, settings, ignore)
     if folds < 2:
         raise TableError(f"--cv {folds}: cross-validation needs at least 2 folds")
     smallest = int(min(y_all.sum(), len(y_all) - y_all.sum()))
@@ -110,11 +124,7 @@ def evaluate_table(path: Path, label: str, settings: Settings, folds: int = 5) -
         raise TableError(
             f"label {label!r} has only {smallest} rows of its rarer value; {folds} folds need at least {folds * 2}"
         )
-    frame = raw[columns.features].copy()
-    for c in columns.numeric:
-        frame[c] = frame[c].astype(float)
-    frame[TARGET] = y_all.to_numpy()
-    frame[ROW] = np.arange(len(frame))
+    frame = labelled_frame(raw, y_all, columns)
     y = frame[TARGET].to_numpy(int)
     p = {name: np.zeros(len(frame)) for name in SCORERS}
     fold_of = np.zeros(len(frame), dtype=int)
@@ -132,4 +142,5 @@ def evaluate_table(path: Path, label: str, settings: Settings, folds: int = 5) -
         positives=int(y.sum()),
         folds=folds,
         scorers={name: summarise(y, p[name], fold_of, settings) for name in SCORERS},
+        ignored=list(ignore),
     )

@@ -30,6 +30,12 @@ def table_models(settings: Settings) -> list[str]:
     return sorted(m.name for m in MlflowClient().search_registered_models() if m.name.startswith("table-"))
 
 
+def other_models_hint(settings: Settings) -> str:
+    """For a message about a model with no version: the table models there are, which `--model-name` names."""
+    others = [n for n in table_models(settings) if n != settings.mlflow.model_name]
+    return f" (table models registered: {', '.join(others)}; name one with --model-name)" if others else ""
+
+
 def champion_of(settings: Settings, name: str | None) -> LoadedModel:
     """The champion of the named table model; without a name, the only table model there is."""
     if name is None:

@@ -69,3 +69,58 @@ def test_score_table_ranks_a_prospect_list_without_its_label(tmp_path):
     feature_table(50, seed=2).drop(columns=["signed_at", "won", "visits"]).to_csv(broken, index=False)
     refused = run(home, "score", "--table", str(broken), "--model", "table-leads-won", "--out", str(tmp_path / "x.csv"))
     assert refused.exit_code == 2 and "lacks" in refused.output and "visits" in refused.output
+
+
+def with_ids(n: int, seed: int = 0) -> pd.DataFrame:
+    """A table as exported from a CRM: an id per row and a signing date kept as text beside the features."""
+    df = feature_table(n, seed)
+    return df.assign(prospect_id=[f"P-{seed}-{i:05d}" for i in range(n)], signed_at=df["signed_at"].astype(str))
+
+
+def test_ignored_columns_are_left_out_of_training_evaluation_and_the_promotion_holdout(tmp_path):
+    home, path = tmp_path / "home", tmp_path / "crm export.csv"
+    with_ids(1500).to_csv(path, index=False)
+    refused = run(home, "train", "--table", str(path), "--label", "won", "--no-tuned")
+    assert refused.exit_code == 2 and "--ignore 'prospect_id'" in refused.output and "Traceback" not in refused.output
+
+    ignore = ["--ignore", "prospect_id", "--ignore", "signed_at"]
+    first = run(home, "train", "--table", str(path), "--label", "won", "--no-tuned", *ignore)
+    assert first.exit_code == 0, first.output
+    assert "next: `leadradar promote --model-name table-crm_export-won`" in " ".join(first.output.split())
+    assert run(home, "promote", "--model-name", "table-crm_export-won").exit_code == 0
+    trained = run(home, "train", "--table", str(path), "--label", "won", "--no-tuned", "--json", *ignore)
+    assert json.loads(trained.stdout.strip().splitlines()[-1])["model_version"] == "2"
+    # v2 against the champion v1 on v2's holdout, rebuilt from the table without the ignored columns
+    judged = run(home, "promote", "--model-name", "table-crm_export-won", "--json")
+    assert judged.exit_code in (0, 1), judged.output
+    assert json.loads(judged.stdout.strip().splitlines()[-1])["holdout"]["rows"] == 300
+
+    evaluated = run(home, "evaluate", "--table", str(path), "--label", "won", "--cv", "2", "--json", *ignore)
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads(evaluated.stdout.strip().splitlines()[-1])["ignored"] == ["prospect_id", "signed_at"]
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--ignore", "lead_no"], "--ignore 'lead_no' is not in the table"),
+        (["--ignore", "won"], "--ignore 'won' is the label"),
+    ],
+)
+def test_an_ignored_column_the_table_lacks_or_the_label_is_one_line(tmp_path, args, said):
+    path = tmp_path / "leads.csv"
+    with_ids(200).to_csv(path, index=False)
+    result = run(tmp_path / "home", "evaluate", "--table", str(path), "--label", "won", *args)
+    assert result.exit_code == 2 and said in result.output and "Traceback" not in result.output
+
+
+def test_ignore_without_a_table_and_models_without_a_lead_model_name_the_way(tmp_path):
+    home = tmp_path / "home"
+    result = run(home, "train", "--events", str(tmp_path / "e.parquet"), "--ignore", "x")
+    assert result.exit_code == 2 and "--ignore leaves columns out of a --table" in result.output
+    path = tmp_path / "leads.csv"
+    feature_table(600).drop(columns="signed_at").to_csv(path, index=False)
+    assert run(home, "train", "--table", str(path), "--label", "won", "--no-tuned").exit_code == 0
+    for command in (["models"], ["promote"]):
+        shown = run(home, *command)
+        assert shown.exit_code != 0 and "table models registered: table-leads-won" in " ".join(shown.output.split())
