@@ -199,6 +199,7 @@ class EventStore:
                     conn.exec_driver_sql(statement)
         self._lock = threading.Lock()
         self._codes: dict[tuple[int, str], int] = {}
+        self._raw_sql: dict[tuple[int, int], tuple[str, tuple[str, ...], dict[str, Any]]] = {}
         self._names: dict[int, str] = {}
         self._by_code: pa.Array | None = None
         # Names this process's open write transaction added to the cache (forgotten again if it rolls back).
@@ -493,14 +494,38 @@ class EventStore:
     def _named(
         self, statement: Any, tenant: str, leads: Sequence[str], params: dict[str, int], width: int
     ) -> list[tuple[Any, ...]] | None:
-        """The columns of a statement compiled once, over one tenant's named leads (None: no name was ever stored)."""
-        with self.reader.connect() as conn:
-            code = self._code_of(conn, "tenant", tenant)
-            codes = [c for c in (self._code_of(conn, "lead", lead) for lead in leads) if c is not None]
-            if code is None or not codes:
-                return None
-            rows = conn.execute(statement, {"tenant": code, "leads": codes, **params}).all()
+        """The columns of a statement compiled once, over one tenant's named leads (None: no name was ever stored).
+
+        On SQLite, with every name's code known, the statement runs on the driver's own connection: a scoring
+        request's stage read took 130 us through a SQLAlchemy connection, 41 us so (one lead, a loop of 500)."""
+        known = [self._codes.get((_KIND["tenant"], tenant)), *(self._codes.get((_KIND["lead"], x)) for x in leads)]
+        rows: Sequence[Any]
+        if self.sqlite and None not in known:
+            rows = self._raw_rows(statement, {"tenant": known[0], "leads": known[1:], **params})
+        else:
+            with self.reader.connect() as conn:
+                code = self._code_of(conn, "tenant", tenant)
+                codes = [c for c in (self._code_of(conn, "lead", lead) for lead in leads) if c is not None]
+                if code is None or not codes:
+                    return None
+                rows = conn.execute(statement, {"tenant": code, "leads": codes, **params}).all()
         return list(zip(*rows)) if rows else [() for _ in range(width)]
+
+    def _raw_rows(self, statement: Any, params: dict[str, Any]) -> list[Any]:
+        """A named-lead statement's rows by the SQLite driver: its SQL compiled once per count of leads."""
+        key = (id(statement), len(params["leads"]))
+        if key not in self._raw_sql:
+            state = statement.compile(dialect=self.reader.dialect).construct_expanded_state(params)
+            order = tuple(state.positiontup or ())
+            fixed = {k: v for k, v in state.parameters.items() if k not in params and not k.startswith("leads_")}
+            self._raw_sql[key] = (state.statement, order, fixed)  # `fixed`: the literals, as `+ 0`
+        sql, order, fixed = self._raw_sql[key]
+        values = {**fixed, **params, **{f"leads_{i}": c for i, c in enumerate(params["leads"], 1)}}
+        raw = self.reader.raw_connection()
+        try:
+            return raw.cursor().execute(sql, [values[k] for k in order]).fetchall()
+        finally:
+            raw.close()
 
     def _events_data(
         self,

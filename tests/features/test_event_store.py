@@ -139,6 +139,34 @@ def test_leads_marks_and_histories_come_from_one_question_each(store):
     assert events["lead_id"].to_pylist() == ["L1", "L1", "L3"]
 
 
+def test_named_leads_read_the_same_before_and_after_their_codes_are_known(store):
+    """A fresh reader asks for unknown names' codes through SQLAlchemy; once it knows them, SQLite reads named leads
+    on the driver's own connection: every kind of named-lead read answers the same both ways."""
+    rows = [event(i, lead_id=f"L{i % 4}", dwell_s=str(i / 3), ts=f"2026-03-0{1 + i % 7}T10:00:00Z") for i in range(30)]
+    store.append_events(checked(rows, store.settings), source="a", arrived=NOW)
+    stage_rows = [
+        {"tenant_id": "acme", "lead_id": f"L{i}", "stage": "engaged", "ts": "2026-03-03T10:00:00Z"} for i in (1, 2)
+    ]
+    store.append_stages(validate_stages(pd.DataFrame(stage_rows), store.settings, NOW), source="crm", arrived=NOW)
+    until, top = pd.Timestamp("2026-03-04T12:00:00Z"), store.last_seq()
+    reads = [
+        lambda s, leads: s.events("acme", leads=leads),
+        lambda s, leads: s.events("acme", leads=leads, until=until, after_seq=top - 20, upto_seq=top - 2),
+        lambda s, leads: s.events("acme", leads=leads, after_seq=top - 25, upto_seq=top, by_log=True),
+        lambda s, leads: s.lead_histories("acme", leads, after_seq=top - 25, upto_seq=top)[0],
+        lambda s, leads: s.stages("acme", leads=leads, until=until),
+    ]
+    for leads in (["L1"], ["L2", "L0", "L3"]):
+        for read in reads:
+            fresh = EventStore(store.url, store.settings)
+            try:
+                first, again = read(fresh, leads), read(fresh, leads)
+            finally:
+                fresh.close()
+            assert first.num_rows > 0 and again.equals(first) and read(store, leads).equals(first)
+    assert bool(fresh._raw_sql) == store.sqlite
+
+
 def test_the_log_position_moves_with_every_event_stored_deleted_or_rewritten(store):
     """SQLite's log position (newest `seq`, events ever deleted or rewritten) changes with each write to the events,
     a deletion by hand included, and with nothing else; PostgreSQL gives none (positions can commit out of order)."""
