@@ -72,8 +72,9 @@ def machine() -> dict[str, Any]:
 
 
 def memory_advice() -> dict[str, str | None]:
-    """How large arrays get their memory here (leadradar/memory.py): numpy's huge-page advice as this process runs
-    with it, the kernel's transparent huge pages and how it defragments for them; figures move with these."""
+    """How large arrays get their memory here (leadradar/memory.py): Arrow's pool and numpy's huge-page advice as
+    this process runs with them, the kernel's transparent huge pages and how it defragments for them; figures move
+    with these."""
     import numpy as np
 
     import leadradar  # noqa: F401 # its import sets the advice every measured process runs with
@@ -87,8 +88,11 @@ def memory_advice() -> dict[str, str | None]:
             return None
         return text[text.find("[") + 1 : text.find("]")] if "[" in text else text.strip()
 
+    import pyarrow as pa
+
     advised = np._core.multiarray._get_madvise_hugepage()
     return {
+        "arrow_pool": pa.default_memory_pool().backend_name,
         "numpy_huge_pages": "advised" if advised else "not advised",
         "thp": chosen("enabled"),
         "thp_defrag": chosen("defrag"),
