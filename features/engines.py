@@ -266,6 +266,9 @@ def load(
         table = materializer(con)(name, upload)
         con.drop_view(upload.get_name(), force=True)  # DuckDB's reference to the Arrow data: it holds its own copy
         return table
+    if con.name == "pyspark":  # PySpark 4 takes Arrow: Ibis's way through pandas made a null float NaN, row by row
+        con._session.createDataFrame(data).write.saveAsTable(name, format="parquet", mode="overwrite")
+        return con.table(name)
     return con.create_table(name, data.to_pandas(), overwrite=True)
 
 

@@ -17,11 +17,9 @@ pytestmark = pytest.mark.spark
 
 
 def small_log() -> pa.Table:
-    """Three leads over three weeks: sessions split by gaps, a repeated event, items, a referral, a later day.
-
-    No missing dwell: a null float reaches Spark as NaN through `engines.load`'s pandas fallback, which the
-    reference on Spark reads the same wrong way (told to the lead; not a tiles matter).
-    """
+    """Three leads over three weeks: sessions split by gaps, a repeated event, items, a referral, a later day, and a
+    view with no dwell (a null float once reached Spark as NaN through Ibis's pandas route; `engines.load` gives
+    Spark the Arrow table itself)."""
     base = {"tenant_id": "ta", "sales_id": "s1", "micro": 0, "dwell_s": 4.0, "item_id": None}
     base |= {"referrer_lead_id": None, "channel": "h5", "event_type": "card_view"}
     rows = []
@@ -32,6 +30,7 @@ def small_log() -> pa.Table:
     rows.append({**base, "lead_id": "L2", "event_type": "product_view", "item_id": "ta-p1-01", "offset_s": -3 * 3600})
     rows.append({**base, "lead_id": "L3", "referrer_lead_id": "L1", "dwell_s": 0.0, "offset_s": -86400 * 4})
     rows.append({**base, "lead_id": "L1", "event_type": "phone_call", "dwell_s": 0.0, "offset_s": 3600})
+    rows.append({**base, "lead_id": "L2", "dwell_s": None, "offset_s": -86400 * 6 - 600})
     events = events_table(rows)
     return pa.concat_tables([events, events.slice(3, 2)])  # two sent twice
 
