@@ -748,6 +748,8 @@ def models(
         table.add_column(col, justify="right" if col in shown else "left")
     for e in entries:
         window = f"{e.window.get('first_cutoff', '')[:10]} … {e.window.get('last_cutoff', '')[:10]}"
+        if "first_cutoff" not in e.window and e.window.get("split"):
+            window = f"{e.window['split']} split of a table"
         gate = f"{e.gate.get('verdict', '')} {e.gate.get('at', '')[:16]} {e.gate.get('by', '')}".strip()
         table.add_row(
             e.alias,

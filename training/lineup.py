@@ -49,9 +49,7 @@ def lineup(settings: Settings) -> list[Entry]:
                 version=ref.version,
                 run_id=ref.run_id,
                 registered=_iso(mv.creation_timestamp) if mv.creation_timestamp else "",
-                window={
-                    k.removeprefix("window."): v for k, v in {**run_tags, **tags}.items() if k.startswith("window.")
-                },
+                window=_window(run_tags, tags),
                 metrics={
                     k: run.data.metrics[m] for k in SHOWN_METRICS for m in (f"test_{k}",) if m in run.data.metrics
                 },
@@ -61,6 +59,14 @@ def lineup(settings: Settings) -> list[Entry]:
             )
         )
     return entries
+
+
+def _window(run_tags: dict[str, str], tags: dict[str, str]) -> dict[str, str]:
+    """What a version trained on: its cutoffs, or for a table model (`train --table`) how the table was split."""
+    window = {k.removeprefix("window."): v for k, v in {**run_tags, **tags}.items() if k.startswith("window.")}
+    if run_tags.get("data.kind") == "table":
+        window["split"] = run_tags.get("split.kind", "")
+    return window
 
 
 def _iso(millis: int) -> str:

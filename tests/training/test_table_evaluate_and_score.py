@@ -88,6 +88,8 @@ def test_ignored_columns_are_left_out_of_training_evaluation_and_the_promotion_h
     assert first.exit_code == 0, first.output
     assert "next: `leadradar promote --model-name table-crm_export-won`" in " ".join(first.output.split())
     assert run(home, "promote", "--model-name", "table-crm_export-won").exit_code == 0
+    shown = run(home, "models", "--model-name", "table-crm_export-won", "--json")
+    assert json.loads(shown.stdout.strip().splitlines()[-1])["champion"]["window"] == {"split": "stratified"}
     trained = run(home, "train", "--table", str(path), "--label", "won", "--no-tuned", "--json", *ignore)
     assert json.loads(trained.stdout.strip().splitlines()[-1])["model_version"] == "2"
     # v2 against the champion v1 on v2's holdout, rebuilt from the table without the ignored columns
