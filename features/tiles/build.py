@@ -12,11 +12,14 @@ referrals, the spine) are made once for every lead from the few events they need
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import ibis
 import ibis.expr.types as ir
@@ -24,6 +27,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from threadpoolctl import threadpool_limits
 
 from leadradar.config import Settings
 from leadradar.features.engines import hash64
@@ -38,6 +42,9 @@ from leadradar.features.tiles.kept_rows import KeptRows
 from leadradar.features.tiles.partials import day_bucket, day_tiles, distinct_rows, repeated_ids, without_repeats
 from leadradar.features.tiles.store import BUILD_LOCK, DamagedTiles, TileStore, prune_sets
 from leadradar.features.tiles.windows import TilePlan, TileWindows
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 SKIPPED_STAGES = ("lr_grid_activity",)  # the wide per-day pivot the tiles replace
 PIVOT_ONLY = ("tcode", "night", "weekend", "session_start")  # grid event columns only that pivot reads
@@ -463,11 +470,32 @@ def _rows(
     row_us = ref["cutoff_us"].to_numpy()
     order = np.lexsort((row_us, row_lead))
     row_lead, row_us = row_lead[order], row_us[order]
-    for lo, hi in _chunks(row_lead, len(dictionary), fc.tiles_chunk_leads):
-        part = ref.take(order[lo:hi])
+
+    def merged(bounds: tuple[int, int]) -> pa.Table:
+        lo, hi = bounds
         tiles = _chunk_tiles(arrays, row_lead[lo:hi], i.settings)
         windows = TileWindows(tiles, row_lead[lo:hi], row_us[lo:hi] // DAY_US, row_us[lo:hi])
-        yield _assemble(part, tiled.values(windows), i.registry)
+        return _assemble(ref.take(order[lo:hi]), tiled.values(windows), i.registry)
+
+    yield from in_order(merged, _chunks(row_lead, len(dictionary), fc.tiles_chunk_leads), fc.tiles_merge_threads)
+
+
+def in_order(work: Callable[[T], R], items: Iterable[T], threads: int) -> Iterator[R]:
+    """`work` of each item, yielded in the items' order, `threads` items at a time and never more than `threads`
+    results ahead of the reader (memory follows the threads, not the items). numpy leaves the interpreter lock
+    while it computes, so the chunks' merges share the cores; BLAS is held to one thread meanwhile, as its own
+    threads only spin beside them (a chunk's group sums are one small matrix product)."""
+    if threads <= 1:
+        yield from map(work, items)
+        return
+    with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(threads, "leadradar-merge") as pool:
+        pending: deque[Future[R]] = deque()
+        for item in items:
+            pending.append(pool.submit(work, item))
+            if len(pending) >= threads:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def lead_firsts(types: pa.Table | None) -> pa.Table | None:

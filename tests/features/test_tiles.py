@@ -218,6 +218,45 @@ def test_a_training_set_written_by_the_tiles_engine_is_the_one_it_builds_in_memo
         pd.testing.assert_frame_equal(back, whole, check_dtype=False, obj=name)
 
 
+def test_chunks_merged_in_threads_give_the_table_merged_one_at_a_time(tmp_path):
+    """Chunks of leads merged three at a time come back in order with the same values as merged in turn."""
+    from leadradar.features.radar_log import RadarLog
+    from leadradar.features.simulator import SimulationConfig, simulate
+    from leadradar.features.trainset import build_training_set
+
+    simulate(SimulationConfig(tenants=2, leads=120, days=90, seed=8), SETTINGS).write(tmp_path)
+    log = RadarLog.from_dir(tmp_path)
+    frames = [
+        build_training_set(
+            log, Settings(features={"tiles_chunk_leads": 7, "tiles_merge_threads": n}), engine="tiles"
+        ).frame
+        for n in (1, 3)
+    ]
+    assert len(frames[0]) > 200
+    pd.testing.assert_frame_equal(frames[1], frames[0])
+
+
+def test_in_order_keeps_the_order_and_runs_at_most_its_threads_ahead_of_the_reader():
+    import threading
+
+    from leadradar.features.tiles.build import in_order
+
+    started: list[int] = []
+    names: set[str] = set()
+
+    def work(k: int) -> int:
+        started.append(k)
+        names.add(threading.current_thread().name)
+        return k * k
+
+    out = in_order(work, iter(range(20)), 3)
+    assert next(out) == 0
+    assert len(started) <= 3  # the reader has taken one: no more than three were started for it
+    assert [0, *out] == [k * k for k in range(20)]
+    assert names and all(n.startswith("leadradar-merge") for n in names)
+    assert list(in_order(work, iter(range(4)), 1)) == [0, 1, 4, 9]
+
+
 def test_lead_codes_name_each_rows_own_tenant_and_lead_with_few_or_many_tenants():
     """Codes into a new dictionary, whether the (tenant, lead) pairs are numbered by a flag per possible pair (few
     tenants) or by sorting them (many tenants, each with its own leads); then a second table coded by it."""
