@@ -41,6 +41,7 @@ from leadradar.features.engines import (
     write_parquet,
 )
 from leadradar.features.labels import label_query, unfinished_as_missing
+from leadradar.features.progress import of_partition, step
 from leadradar.features.radar_log import RadarLog, Source
 from leadradar.features.registry import FeatureRegistry, build_registry, definition_hash
 from leadradar.targets import Targets
@@ -49,6 +50,7 @@ EPOCH_TS = pd.Timestamp("1970-01-01", tz="UTC")
 # On Spark the executors write the set hash-partitioned by tenant and lead, one subfolder per tenant.
 SPARK_PARTITIONS = ("tenant_id", "lead_id")
 SPARK_FOLDERS = ("tenant_id",)
+LABELS = "labels"  # the labels' task in a tiles build's progress steps (features/progress.py)
 
 
 @dataclass
@@ -315,12 +317,16 @@ def _tiled_labels(plan: _Plan) -> pd.DataFrame:
     none = plan.registry.select([])
     parts = []
     with dropped_after(plan.con):
+        partitions = lead_partitions(events, settings)
+        step(LABELS, "each lead's first event", 0, len(partitions))
         few = whole_lead_events(events, 0, materializer(plan.con))
-        for mine in lead_partitions(events, settings):
+        for p, mine in enumerate(partitions):
+            step(LABELS, of_partition(p, len(partitions)) + "stages after each cutoff", p, len(partitions))
             with dropped_after(plan.con):
                 stage = reference_stage(plan.con, given={"lr_grid_events": mine(few)})
                 q = feature_query(events, mine(stages), cutoffs, settings, none, plan.items, stage, plan.leads)
                 parts.append(to_pandas(public(plan.labels(q.spine, q.stages))))
+    step(LABELS, "done", len(partitions), len(partitions))
     return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
 

@@ -24,7 +24,7 @@ from typer.core import TyperGroup
 
 from leadradar.config import GRADES, Grade, Lang, Settings, language, quiet_environment
 from leadradar.errors import BadValueError, ConfigError, NotFoundError, UserError
-from leadradar.terminal import rank_table
+from leadradar.terminal import build_progress, rank_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -468,7 +468,7 @@ def features_build(
     settings = settings_for(horizon=horizon, cadence=cadence, engine=engine)
     cutoff = parse_time(until, "--until")
     log = radar_log(events, stages, items, leads, settings=settings, as_seen=as_seen, until=cutoff)
-    with console.status(f"building features on {engine}"):
+    with build_progress(console, f"building features on {engine}"):
         ts = write_training_set(log, settings, out_file, until=cutoff)
     if ts.unknown_event_types:
         console.print(
@@ -532,7 +532,7 @@ def train(
         )
         from leadradar.training.pipeline import train_from_logs
 
-        with console.status("training"):
+        with build_progress(console, "training (the features first)"):
             result = train_from_logs(log, settings, until=cutoff, use_tuned=tuned)
     if as_json:
         print(result.to_json())

@@ -1,4 +1,4 @@
-"""Ranked lists on a terminal (rich): what `leadradar rank` and the demo print.
+"""What the command line draws on a terminal (rich): ranked lists (`leadradar rank`, the demo) and a build's progress.
 
 Ids, names, stages and reasons come from outside, so they go in as `Text` (never parsed as Rich markup or
 emoji codes): a lead id such as `[bold]x` or `[/]` is shown as written instead of breaking the table.
@@ -7,14 +7,18 @@ Headings and the caption are the dashboard's words (serving/dashboard/messages.p
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pandas as pd
 from rich import box
 from rich.console import Console, Group, JustifyMethod, RenderableType
+from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
+from leadradar.features.progress import LOGGER
 from leadradar.serving.dashboard.messages import translator
 
 GRADE_STYLE = {"A": "bold white on red", "B": "bold black on yellow", "C": "bold white on blue", "D": "white on grey50"}
@@ -81,3 +85,48 @@ def rank_table(
         if reason and not wide:
             notes.append(Text.assemble((f"{row['rank']:>4}  {row['lead_id']}: ", "dim"), reason))
     return Group(table, *notes) if notes else table
+
+
+class _Steps(logging.Handler):
+    """The features code's progress steps (features/progress.py) as bars, one per task, below the build's line."""
+
+    def __init__(self, progress: Progress):
+        super().__init__(logging.INFO)
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        task, done, total = getattr(record, "task", None), getattr(record, "done", None), getattr(record, "total", None)
+        if not isinstance(task, str) or done is None or total is None:
+            return
+        description = f"  {task}: {getattr(record, 'what', '')}"
+        if task not in self.tasks:
+            self.tasks[task] = self.progress.add_task(description, total=total)
+        self.progress.update(self.tasks[task], completed=done, total=total, description=description)
+
+
+@contextmanager
+def build_progress(console: Console, title: str) -> Iterator[Progress]:
+    """`title` with a spinner and the time so far while the block runs, and a bar for each task of the build that
+    reports steps (the tiles engine: day tiles, features, labels); an engine that reports none shows the line alone."""
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+    )
+    logger = logging.getLogger(LOGGER)
+    before = logger.level, logger.propagate
+    with Progress(*columns, console=console, transient=True) as progress:  # gone when done, as a status line
+        progress.add_task(title, total=None)
+        handler = _Steps(progress)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False  # drawn here, not printed again by a handler of the root logger
+        try:
+            yield progress
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(before[0])
+            logger.propagate = before[1]

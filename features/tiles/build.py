@@ -34,6 +34,7 @@ from leadradar.features.engines import hash64
 from leadradar.features.feature import Feature
 from leadradar.features.grid import DAY_US, DEDUP_COLUMNS, Stage, no_stage
 from leadradar.features.locks import exclusive
+from leadradar.features.progress import of_partition, step
 from leadradar.features.registry import FeatureRegistry
 from leadradar.features.spine import build_spine
 from leadradar.features.tiles.dense import DayTiles, dense_tiles, type_arrays
@@ -46,6 +47,7 @@ from leadradar.features.tiles.windows import TilePlan, TileWindows
 T = TypeVar("T")
 R = TypeVar("R")
 
+FEATURES = "features"  # the build's task in its progress steps (features/progress.py)
 SKIPPED_STAGES = ("lr_grid_activity",)  # the wide per-day pivot the tiles replace
 PIVOT_ONLY = ("tcode", "night", "weekend", "session_start")  # grid event columns only that pivot reads
 # The reference's tables a build by partitions of leads computes once over every lead: those a partition cannot
@@ -345,15 +347,20 @@ def _lead_rows(i: _Inputs, cutoffs: ir.Table, tiles_of: TilesOf) -> Iterator[pa.
     """The rows of `cutoffs` a chunk of leads at a time, from the tiles `tiles_of` gives; a log of more than
     `features.tiles_partition_events` events a partition of leads at a time."""
     partitions = lead_partitions(i.events, i.settings)
-    if len(partitions) > 1:
+    parts = len(partitions)
+    if parts > 1:
         with tempfile.TemporaryDirectory(prefix="leadradar-whole-") as tmp:
+            step(FEATURES, "owners, referrals and open leads, across every lead", 0, parts)
             whole = _whole_lead_stages(i, cutoffs, partitions, Path(tmp))
-            for mine in partitions:
-                yield from _partition_rows(i, cutoffs, whole, mine, tiles_of)
+            for p, mine in enumerate(partitions):
+                yield from _partition_rows(i, cutoffs, whole, mine, tiles_of, (p, parts))
+        step(FEATURES, "done", parts, parts)
         return
+    step(FEATURES, "day tiles", 0, 1)
     repeated = repeated_table(i.events, i.con)
     unique = i.events if repeated is None else without_repeats(i.events, repeated)
     yield from _rows(i, repeated, cutoffs, tiles_of(unique, None))
+    step(FEATURES, "done", 1, 1)
 
 
 def lead_partitions(events: ir.Table, settings: Settings) -> list[Callable[[ir.Table], ir.Table]]:
@@ -421,18 +428,20 @@ def _partition_rows(
     whole: dict[str, ir.Table],
     mine: Callable[[ir.Table], ir.Table],
     tiles_of: TilesOf,
+    part: tuple[int, int],
 ) -> Iterator[pa.Table]:
-    """The rows of one partition's leads (`mine`): their events read once into the engine, their tiles and
-    reference columns from them alone, the tables across leads (`whole`) cut to theirs."""
+    """The rows of one partition's leads (`mine`, partition `part` = (p, of)): their events read once into the
+    engine, their tiles and reference columns from them alone, the tables across leads (`whole`) cut to theirs."""
     from leadradar.features.engines import materializer
 
+    step(FEATURES, of_partition(*part) + "day tiles", part[0], part[1])
     with dropped_after(i.con):
         events = materializer(i.con)("lr_tile_part_events", mine(i.events).select(*DEDUP_COLUMNS))
         repeated = repeated_table(events, i.con)
         unique = events if repeated is None else without_repeats(events, repeated)
         types = tiles_of(unique, mine)
         given = {name: mine(t) for name, t in whole.items()}
-        yield from _rows(replace(i, events=events), repeated, cutoffs, types, given)
+        yield from _rows(replace(i, events=events), repeated, cutoffs, types, given, part)
 
 
 @contextmanager
@@ -453,9 +462,10 @@ def _rows(
     cutoffs: ir.Table,
     types: pa.Table | None,
     given: dict[str, ir.Table] | None = None,
+    part: tuple[int, int] = (0, 1),
 ) -> Iterator[pa.Table]:
     """The rows of `cutoffs`: the reference's columns, then the tile features merged a chunk of leads at a time.
-    `given`: tables standing in for the reference's own (`reference_stage`)."""
+    `given`: tables standing in for the reference's own (`reference_stage`); `part`: (partition, partitions)."""
     i, fc = inputs, inputs.settings.features
     tiled = TileFeatures([f for f in i.registry if f.tile is not None])
     rest = i.registry.select([f.name for f in i.registry if f.tile is None])
@@ -463,6 +473,7 @@ def _rows(
     firsts = lead_firsts(types) if narrow else None
     arrays, dictionary = _tile_arrays(types)
     del types  # its compact numpy copy is what the reference query runs beside and the chunks read
+    step(FEATURES, of_partition(*part) + "items, referrals, funnel and owners", part[0] + 1 / 3, part[1])
     stage = reference_stage(i.con, i.events if narrow else None, i.tod, firsts, repeated, given)
     q = i.feature_query(i.events, i.stages, cutoffs, i.settings, rest, i.items, stage=stage, leads=i.leads)
     ref = q.table.to_pyarrow()
@@ -477,7 +488,12 @@ def _rows(
         windows = TileWindows(tiles, row_lead[lo:hi], row_us[lo:hi] // DAY_US, row_us[lo:hi])
         return _assemble(ref.take(order[lo:hi]), tiled.values(windows), i.registry)
 
-    yield from in_order(merged, _chunks(row_lead, len(dictionary), fc.tiles_chunk_leads), fc.tiles_merge_threads)
+    leads = len(dictionary)
+    chunks = list(_chunks(row_lead, leads, fc.tiles_chunk_leads))
+    for k, table in enumerate(in_order(merged, chunks, fc.tiles_merge_threads)):
+        what = f"{of_partition(*part)}windows of {min((k + 1) * fc.tiles_chunk_leads, leads):,} of {leads:,} leads"
+        step(FEATURES, what, part[0] + 2 / 3 + (k + 1) / (3 * len(chunks)), part[1])  # a third each phase (profile)
+        yield table
 
 
 def in_order(work: Callable[[T], R], items: Iterable[T], threads: int) -> Iterator[R]:

@@ -39,12 +39,14 @@ from leadradar.config import Settings
 from leadradar.features.atomic import naming, written_whole
 from leadradar.features.grid import DAY_US
 from leadradar.features.locks import exclusive
+from leadradar.features.progress import step
 from leadradar.features.tiles.fingerprints import day_fingerprints
 from leadradar.features.tiles.kept_rows import KeptRows, cutoff_of
 from leadradar.features.tiles.partials import day_bucket, day_tiles
 
 TILE_VERSION = 3  # 3: session starts in one session row per lead and day
 MAX_SEGMENTS = 16
+DAY_TILES = "day tiles"  # the kept tiles' task in a build's progress steps (features/progress.py)
 SEGMENT_NAME = re.compile(r"seg-[0-9a-f]{32}\.parquet")
 TILE_KEY = re.compile(r"[0-9a-f]{16}")  # `tile_key`: the folder of one set
 MANIFEST = "manifest.json"  # a set's days: fingerprint and segment
@@ -111,7 +113,8 @@ class TileStore:
         runs = day_runs(stale, {b: fp[0] for b, fp in now.items()}, self.settings.features.tiles_partition_events)
         segment: dict[int, str] = {}
         source = events
-        for run in runs:  # with nothing kept and one run, every day is stale: no filter to apply
+        for k, run in enumerate(runs):  # with nothing kept and one run, every day is stale: no filter to apply
+            step(DAY_TILES, f"{len(run):,} days of {len(stale):,} changed ({k + 1} of {len(runs)})", k, len(runs))
             source = self._stale_events(events, run) if kept or len(runs) > 1 else events
             name = self._new_segment(day_tiles(source, self.tod_us, self.settings, unique=unique).to_pyarrow())
             segment |= dict.fromkeys(run, name)
@@ -123,6 +126,8 @@ class TileStore:
             days = {b: [*v[:-1], whole] for b, v in days.items()}
         self._write_manifest(days)
         self.recomputed = stale
+        every = max(len(runs), 1)
+        step(DAY_TILES, f"{len(stale):,} of {len(now):,} days computed, the others kept", every, every)
         return now
 
     def _stale_events(self, events: ir.Table, stale: list[int]) -> ir.Table:

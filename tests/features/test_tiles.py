@@ -236,6 +236,35 @@ def test_chunks_merged_in_threads_give_the_table_merged_one_at_a_time(tmp_path):
     pd.testing.assert_frame_equal(frames[1], frames[0])
 
 
+def test_a_tiles_build_reports_its_steps_for_each_task_up_to_its_whole(tmp_path, caplog):
+    """Kept day tiles, features and labels each report steps whose `done` never falls and ends at their `total`,
+    naming the partition of leads when there are several."""
+    import logging
+
+    from leadradar.features.progress import LOGGER
+    from leadradar.features.radar_log import RadarLog
+    from leadradar.features.simulator import SimulationConfig, simulate
+    from leadradar.features.trainset import write_training_set
+
+    simulate(SimulationConfig(tenants=1, leads=150, days=120, seed=5), SETTINGS).write(tmp_path / "log")
+    log = RadarLog.from_dir(tmp_path / "log")
+    fc = {"tiles_partition_events": 2_000, "tiles_chunk_leads": 20, "tiles_dir": str(tmp_path / "tiles")}
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        write_training_set(log, Settings(features=fc), tmp_path / "set.parquet", engine="tiles")
+    steps: dict[str, list[tuple[float, float, str]]] = {}
+    for r in caplog.records:
+        if r.name == LOGGER:
+            steps.setdefault(r.task, []).append((r.done, r.total, r.what))
+    assert set(steps) == {"day tiles", "features", "labels"}
+    for task, seen in steps.items():
+        done = [d for d, _, _ in seen]
+        assert done == sorted(done), task
+        assert seen[-1][0] == seen[-1][1] > 0, (task, seen[-1])
+    assert steps["features"][-1][2] == steps["labels"][-1][2] == "done"
+    parts = int(steps["features"][-1][1])
+    assert parts > 1 and any(w.startswith(f"partition {parts} of {parts}: windows of") for _, _, w in steps["features"])
+
+
 def test_in_order_keeps_the_order_and_runs_at_most_its_threads_ahead_of_the_reader():
     import threading
 
