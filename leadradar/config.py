@@ -243,11 +243,13 @@ class FeatureConfig(BaseModel):
     # build removes those built least recently beyond this many (another tile version's or settings' stayed forever:
     # 812 MB of kept rows alone at 10.6 M events).
     tiles_kept_sets: int = Field(default=4, ge=1)
-    # Leads merged and written at a time by the tiles engine: its memory follows this, not the history.
-    tiles_chunk_leads: int = 10_000
+    # Leads merged and written at a time by the tiles engine: its memory follows this (times the merge threads, plus
+    # one), not the history. Half of the 10,000 it was with one thread, so two merges at once hold about as much.
+    tiles_chunk_leads: int = 5_000
     # Chunks of leads the tiles engine merges at once, in threads (numpy leaves the interpreter lock); at most this
-    # many merged chunks wait for the writer. 1 merges in the caller's thread. At 10.6 M events on 2 cores, fresh
-    # processes interleaved: 2 threads 29.7, 27.9, 27.1 s; 1 thread 29.0, 31.1, 29.3 s.
+    # many merged chunks wait for the writer. 1 merges in the caller's thread. 10.6 M events on 2 cores, fresh
+    # processes interleaved: 2 threads of 5,000 leads 27.4, 27.0 s (peak 3.51, 3.35 GB); 1 thread of 10,000 29.9,
+    # 29.4 s (3.13, 3.37 GB). `features build --engine tiles` at 33.7 M: 170 s, 3,721 MB against 205 s, 3,454 MB.
     tiles_merge_threads: int = Field(default=2, ge=1)
     # Events per partition of leads in a tiles build (kept tiles or not, and `features build`'s labels), and per run
     # of days whose tiles are computed at once: each partition's tile and reference queries run alone, so a build's
