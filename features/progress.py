@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 
 LOGGER = "leadradar.features.progress"
+# The tasks a tiles build reports, each a bar on the command line: its kept day tiles, its features, its labels.
+DAY_TILES, FEATURES, LABELS = "day tiles", "features", "labels"
 _log = logging.getLogger(LOGGER)
 
 

@@ -41,7 +41,7 @@ from leadradar.features.engines import (
     write_parquet,
 )
 from leadradar.features.labels import label_query, unfinished_as_missing
-from leadradar.features.progress import of_partition, step
+from leadradar.features.progress import LABELS, of_partition, step
 from leadradar.features.radar_log import RadarLog, Source
 from leadradar.features.registry import FeatureRegistry, build_registry, definition_hash
 from leadradar.targets import Targets
@@ -50,7 +50,6 @@ EPOCH_TS = pd.Timestamp("1970-01-01", tz="UTC")
 # On Spark the executors write the set hash-partitioned by tenant and lead, one subfolder per tenant.
 SPARK_PARTITIONS = ("tenant_id", "lead_id")
 SPARK_FOLDERS = ("tenant_id",)
-LABELS = "labels"  # the labels' task in a tiles build's progress steps (features/progress.py)
 
 
 @dataclass

@@ -34,7 +34,7 @@ from leadradar.features.engines import hash64
 from leadradar.features.feature import Feature
 from leadradar.features.grid import DAY_US, DEDUP_COLUMNS, Stage, no_stage
 from leadradar.features.locks import exclusive
-from leadradar.features.progress import of_partition, step
+from leadradar.features.progress import FEATURES, of_partition, step
 from leadradar.features.registry import FeatureRegistry
 from leadradar.features.spine import build_spine
 from leadradar.features.tiles.dense import DayTiles, dense_tiles, type_arrays
@@ -47,7 +47,6 @@ from leadradar.features.tiles.windows import TilePlan, TileWindows
 T = TypeVar("T")
 R = TypeVar("R")
 
-FEATURES = "features"  # the build's task in its progress steps (features/progress.py)
 SKIPPED_STAGES = ("lr_grid_activity",)  # the wide per-day pivot the tiles replace
 PIVOT_ONLY = ("tcode", "night", "weekend", "session_start")  # grid event columns only that pivot reads
 # The reference's tables a build by partitions of leads computes once over every lead: those a partition cannot

@@ -39,14 +39,13 @@ from leadradar.config import Settings
 from leadradar.features.atomic import naming, written_whole
 from leadradar.features.grid import DAY_US
 from leadradar.features.locks import exclusive
-from leadradar.features.progress import step
+from leadradar.features.progress import DAY_TILES, step
 from leadradar.features.tiles.fingerprints import day_fingerprints
 from leadradar.features.tiles.kept_rows import KeptRows, cutoff_of
 from leadradar.features.tiles.partials import day_bucket, day_tiles
 
 TILE_VERSION = 3  # 3: session starts in one session row per lead and day
 MAX_SEGMENTS = 16
-DAY_TILES = "day tiles"  # the kept tiles' task in a build's progress steps (features/progress.py)
 SEGMENT_NAME = re.compile(r"seg-[0-9a-f]{32}\.parquet")
 TILE_KEY = re.compile(r"[0-9a-f]{16}")  # `tile_key`: the folder of one set
 MANIFEST = "manifest.json"  # a set's days: fingerprint and segment

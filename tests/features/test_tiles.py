@@ -15,6 +15,7 @@ from leadradar.features.build import KEY, compute_features
 from leadradar.features.engines import connect, feature_input, load
 from leadradar.features.grid import DAY_US
 from leadradar.features.online import OnlineFeatures
+from leadradar.features.progress import DAY_TILES, FEATURES, LABELS
 from leadradar.features.registry import build_registry
 from leadradar.features.tiles.store import TileStore
 from tests.support.parity import assert_same_features
@@ -255,14 +256,14 @@ def test_a_tiles_build_reports_its_steps_for_each_task_up_to_its_whole(tmp_path,
     for r in caplog.records:
         if r.name == LOGGER:
             steps.setdefault(r.task, []).append((r.done, r.total, r.what))
-    assert set(steps) == {"day tiles", "features", "labels"}
+    assert set(steps) == {DAY_TILES, FEATURES, LABELS}
     for task, seen in steps.items():
         done = [d for d, _, _ in seen]
         assert done == sorted(done), task
         assert seen[-1][0] == seen[-1][1] > 0, (task, seen[-1])
-    assert steps["features"][-1][2] == steps["labels"][-1][2] == "done"
-    parts = int(steps["features"][-1][1])
-    assert parts > 1 and any(w.startswith(f"partition {parts} of {parts}: windows of") for _, _, w in steps["features"])
+    assert steps[FEATURES][-1][2] == steps[LABELS][-1][2] == "done"
+    parts = int(steps[FEATURES][-1][1])
+    assert parts > 1 and any(w.startswith(f"partition {parts} of {parts}: windows of") for _, _, w in steps[FEATURES])
 
 
 def test_in_order_keeps_the_order_and_runs_at_most_its_threads_ahead_of_the_reader():
