@@ -53,7 +53,7 @@ demo: $(STAMP)
 bench: bench-features bench-training bench-quality bench-serving bench-live bench-alerts
 
 # Explicit rules: make skips pattern rules for .PHONY targets.
-BENCHES := features training quality serving live quality_tenants quality_worlds replicas alerts as_seen soak
+BENCHES := features training quality serving live quality_tenants quality_worlds replicas alerts as_seen soak store_read
 $(addprefix bench-,$(BENCHES)): bench-%: $(STAMP)
 	$(PY) -m benchmarks.$*
 

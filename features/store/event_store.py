@@ -88,6 +88,7 @@ _SQLITE_REWRITES = (
     "BEGIN UPDATE event_rewrites SET n = n + 1 WHERE id = 1; END",
 )
 _FEW_CODES = 64  # codes decoded by lookup, not by `take`
+_WHOLE_BATCH = 2**30  # rows of one ADBC batch (its most is below 2**31): a whole-log read in one (`_arrow_columns`)
 _LOG_POSITION = "SELECT (SELECT max(seq) FROM events), (SELECT n FROM event_rewrites WHERE id = 1)"
 _EVENT_COLUMNS = [
     EVENTS.c[c]
@@ -449,7 +450,7 @@ class EventStore:
             return EVENT_SCHEMA.empty_table(), np.empty(0, np.int64)
         return self._event_table(data), np.array(data[11], dtype=np.int64)
 
-    def _event_table(self, data: list[tuple[Any, ...]] | None, as_seen: bool = False) -> pa.Table:
+    def _event_table(self, data: list[Sequence[Any]] | None, as_seen: bool = False) -> pa.Table:
         """Read event columns (`_EVENT_COLUMNS` order) as a contract table, names decoded."""
         if data is None:
             return EVENT_SCHEMA.empty_table()
@@ -481,7 +482,7 @@ class EventStore:
         after_seq: int | None,
         upto_seq: int | None,
         by_log: bool = False,
-    ) -> list[tuple[Any, ...]] | None:
+    ) -> list[Sequence[Any]] | None:
         """Named leads' event columns (what scoring and kept histories read)."""
         params = {
             "until": epoch_us(until) if until is not None else _NO_LIMIT,
@@ -493,7 +494,7 @@ class EventStore:
 
     def _named(
         self, statement: Any, tenant: str, leads: Sequence[str], params: dict[str, int], width: int
-    ) -> list[tuple[Any, ...]] | None:
+    ) -> list[Sequence[Any]] | None:
         """The columns of a statement compiled once, over one tenant's named leads (None: no name was ever stored).
 
         On SQLite, with every name's code known, the statement runs on the driver's own connection: a scoring
@@ -537,7 +538,7 @@ class EventStore:
         after_seq: int | None,
         upto_seq: int | None,
         event_ids: Sequence[str] | None,
-    ) -> list[tuple[Any, ...]] | None:
+    ) -> list[Sequence[Any]] | None:
         query = self._scoped(sa.select(*_EVENT_COLUMNS).order_by(EVENTS.c.seq), EVENTS, tenant, leads)
         if query is not None and types is not None:
             with self.reader.connect() as conn:
@@ -558,7 +559,7 @@ class EventStore:
             query = query.where(EVENTS.c.us <= until_us)
             if as_seen:
                 query = query.where(sa.or_(EVENTS.c.arrived_s.is_(None), EVENTS.c.arrived_s <= until_us // _US))
-        return self._fetch(query, 11, few=leads is not None)
+        return self._fetch(query, 11, few=leads is not None, arrow=True)
 
     def stages(
         self, tenant: str | None = None, *, leads: Sequence[str] | None = None, until: pd.Timestamp | None = None
@@ -581,16 +582,14 @@ class EventStore:
             schema=STAGE_SCHEMA,
         )
 
-    def _lead_stages(
-        self, tenant: str, leads: Sequence[str], until: pd.Timestamp | None
-    ) -> list[tuple[Any, ...]] | None:
+    def _lead_stages(self, tenant: str, leads: Sequence[str], until: pd.Timestamp | None) -> list[Sequence[Any]] | None:
         """Named leads' stage columns (a scoring request's read)."""
         until_us = epoch_us(until) if until is not None else _NO_LIMIT
         return self._named(_LEAD_STAGES, tenant, leads, {"until": until_us}, 5)
 
     def _all_stages(
         self, tenant: str | None, leads: Sequence[str] | None, until: pd.Timestamp | None
-    ) -> list[tuple[Any, ...]] | None:
+    ) -> list[Sequence[Any]] | None:
         query = sa.select(STAGES.c.tenant, STAGES.c.lead, STAGES.c.stage, STAGES.c.us, STAGES.c.deal_value).order_by(
             STAGES.c.seq
         )
@@ -599,7 +598,7 @@ class EventStore:
             return None
         if until is not None:
             query = query.where(STAGES.c.us <= epoch_us(until))
-        return self._fetch(query, 5, few=leads is not None)
+        return self._fetch(query, 5, few=leads is not None, arrow=True)
 
     def catalog(self, part: str, tenant: str | None = None) -> pd.DataFrame | None:
         """A whole-table part as stored (None when nothing was stored for it)."""
@@ -823,7 +822,8 @@ class EventStore:
     def _decode(self, codes: Sequence[Any]) -> pa.Array:
         """Names for codes (None stays null), by one `take` from a table indexed by code; a few known ones (a scoring
         request's stage rows) by lookup, which costs a tenth of building and taking."""
-        if len(codes) <= _FEW_CODES and all(c is None or c in self._names for c in codes):
+        few = len(codes) <= _FEW_CODES and not isinstance(codes, pa.Array)
+        if few and all(c is None or c in self._names for c in codes):
             return pa.array([None if c is None else self._names[c] for c in codes], pa.string())
         arr = pa.array(codes, pa.int64())
         present = pc.drop_null(arr)
@@ -869,16 +869,39 @@ class EventStore:
                 query = query.where(table.c.lead.in_(codes))
         return query
 
-    def _fetch(self, query: Any, width: int, few: bool = False) -> list[tuple[Any, ...]]:
+    def _fetch(self, query: Any, width: int, few: bool = False, arrow: bool = False) -> list[Sequence[Any]]:
         """The columns of a query's rows, read by the driver's own cursor in batches (a whole log is millions).
 
         `few` (a query of named leads): through SQLAlchemy's statement cache instead, as a scoring request reads
-        them; compiling the query again costs more than reading a lead's rows."""
+        them; compiling the query again costs more than reading a lead's rows. `arrow` (a whole log's events or
+        stages): from a SQLite file, Arrow columns read by ADBC's SQLite driver (`_arrow_columns`)."""
+        if arrow and not few and (path := self._sqlite_file()) is not None:
+            return self._arrow_columns(path, query, width)
         with self.reader.connect() as conn:
             rows = conn.execute(query).all() if few else self._read_in_batches(conn, query)
         if not rows:
             return [() for _ in range(width)]
         return list(zip(*rows))
+
+    def _sqlite_file(self) -> str | None:
+        """The SQLite store's database file; None for PostgreSQL and an in-memory database."""
+        database = self.reader.url.database if self.sqlite else None
+        return database if database and database != ":memory:" and not database.startswith("file:") else None
+
+    def _arrow_columns(self, path: str, query: Any, width: int) -> list[Sequence[Any]]:
+        """The query's columns as Arrow arrays, read by ADBC's SQLite driver in C: 460 k events in 0.45-0.55 s where
+        Python's driver took 1.6-1.9 s to its rows, and their columns 0.6 s more. The driver types a column by the
+        rows of its first batch (all null: int64, and a later float is then an error), so the batch is the whole
+        result, typed by every row; each column is then converted to its contract type as the rows' are."""
+        import adbc_driver_sqlite.dbapi as adbc
+
+        compiled = query.compile(dialect=self.reader.dialect, compile_kwargs={"render_postcompile": True})
+        params = [compiled.params[k] for k in compiled.positiontup or []]
+        with adbc.connect(path) as conn, conn.cursor() as cursor:
+            cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(_WHOLE_BATCH)})
+            cursor.execute(str(compiled), params)
+            table = cursor.fetch_arrow_table()
+        return [table.column(i).combine_chunks() for i in range(width)]
 
     def _read_in_batches(self, conn: sa.Connection, query: Any) -> list[Any]:
         """The query's rows, compiled once and fetched by the driver's own cursor in batches."""

@@ -11,6 +11,7 @@ import textwrap
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 import pytest
 
 from leadradar.config import Settings
@@ -97,6 +98,43 @@ def test_events_read_back_are_the_contract_rows_that_were_accepted(store):
     assert back.equals(ok.accepted.sort_by("event_id"))
     one = store.events("acme", leads=["L1"])
     assert set(one["lead_id"].to_pylist()) == {"L1"} and one.num_rows == 7
+
+
+def test_a_whole_log_reads_the_same_as_the_rows_read_one_by_one_when_early_events_have_no_dwell(store):
+    """The SQLite store reads a whole log through ADBC's driver, which types a column by its first rows: 2,000 events
+    without a dwell before those with one (a float after 2,000 nulls) must read back as accepted, and every whole-log
+    read (a tenant's, as seen, up to a time, the stages) as the rows read through SQLAlchemy read."""
+    rows = [event(i, dwell_s=None, ts=f"2026-03-01T{i % 24:02d}:00:00Z") for i in range(2000)]
+    rows += [
+        event(2000 + i, lead_id=f"L{i % 5}", dwell_s=str(i * 0.25), item_id=("p1" if i % 2 else None))
+        for i in range(50)
+    ]
+    ok = checked(rows, store.settings)
+    store.append_events(ok, source="a", arrived=NOW)
+    store.append_events(checked([event("late", ts="2026-03-02T00:00:00Z")], store.settings), source="a", arrived=NOW)
+    stage = {"tenant_id": "acme", "lead_id": "L1", "stage": "engaged", "ts": "2026-03-01T10:00:00Z"}
+    store.append_stages(validate_stages(pd.DataFrame([stage]), store.settings, NOW), source="crm", arrived=NOW)
+    back = store.events().sort_by("event_id")
+    assert back.num_rows == 2051 and back["dwell_s"].null_count == 2000
+    assert back.filter(pc.not_equal(back["event_id"], "evlate")).equals(ok.accepted.sort_by("event_id"))
+
+    def by_rows(read, *args, **kwargs):
+        fetch = store._fetch
+        store._fetch = lambda query, width, few=False, arrow=False: fetch(query, width, few)
+        try:
+            return read(*args, **kwargs)
+        finally:
+            store._fetch = fetch
+
+    until = pd.Timestamp("2026-03-01T12:00:00Z")
+    for read, kwargs in (
+        (store.events, {}),
+        (store.events, {"tenant": "acme", "as_seen": True}),
+        (store.events, {"until": until}),
+        (store.events, {"tenant": "nobody"}),
+        (store.stages, {}),
+    ):
+        assert read(**kwargs).equals(by_rows(read, **kwargs)), kwargs
 
 
 def test_stage_changes_are_idempotent_and_refused_ones_are_kept(store):
