@@ -1,8 +1,9 @@
 """A whole log read from the SQLite event store, as training and a build from the store read it (`RadarLog.from_store`).
 
 A simulated world is ingested once into a fresh store (SQLite, WAL, under a temporary home). Each read then runs in
-its own process, interleaved: through ADBC's SQLite driver into Arrow (what the store does now), and through
-Python's driver row by row (what it did before; the same query and conversion, `_sqlite_file` answering None), so
+its own process, interleaved: through ADBC's SQLite driver into Arrow, in a child process (what the store does now),
+and through Python's driver row by row (what it did before; the same query and conversion, `_arrow_file` answering
+None), so
 the two are compared on the same machine in the same run. Written: benchmarks/results/store_read.json.
 """
 
@@ -32,7 +33,7 @@ def read_whole(home: str, arrow: bool) -> dict[str, Any]:
 
     store = EventStore.open(Settings(home=Path(home)))
     if not arrow:
-        store._sqlite_file = lambda: None  # type: ignore[method-assign]
+        store._arrow_file = lambda table: None  # type: ignore[method-assign]
     start = time.perf_counter()
     log = RadarLog.from_store(store)
     seconds = time.perf_counter() - start

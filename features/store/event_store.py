@@ -10,11 +10,16 @@ read as the service saw it (an event counts from the later of its time and its a
 from __future__ import annotations
 
 import json
+import logging
+import subprocess  # nosec B404 # our own script, in this interpreter (`_arrow_columns`)
+import sys
+import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +29,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from leadradar.config import Settings
+from leadradar.config import Settings, sqlite_file
 from leadradar.features.contract import EVENT_COLUMNS, EVENT_SCHEMA, STAGE_COLUMNS, STAGE_SCHEMA, TS_TYPE
 from leadradar.features.cutoffs import epoch_us
 from leadradar.features.store.tables import (
@@ -38,6 +43,8 @@ from leadradar.features.store.tables import (
     engine_for,
 )
 from leadradar.features.validation import Checked, mark_duplicates, resent_changed_reason, utc_now
+
+log = logging.getLogger(__name__)
 
 # Event columns stored as a code into `names`, with the kind of name each holds.
 _EVENT_CODED = {
@@ -88,7 +95,7 @@ _SQLITE_REWRITES = (
     "BEGIN UPDATE event_rewrites SET n = n + 1 WHERE id = 1; END",
 )
 _FEW_CODES = 64  # codes decoded by lookup, not by `take`
-_WHOLE_BATCH = 2**30  # rows of one ADBC batch (its most is below 2**31): a whole-log read in one (`_arrow_columns`)
+_SQLITE_ARROW = Path(__file__).with_name("sqlite_arrow.py")  # run as a script by `_arrow_columns`
 _LOG_POSITION = "SELECT (SELECT max(seq) FROM events), (SELECT n FROM event_rewrites WHERE id = 1)"
 _EVENT_COLUMNS = [
     EVENTS.c[c]
@@ -559,7 +566,7 @@ class EventStore:
             query = query.where(EVENTS.c.us <= until_us)
             if as_seen:
                 query = query.where(sa.or_(EVENTS.c.arrived_s.is_(None), EVENTS.c.arrived_s <= until_us // _US))
-        return self._fetch(query, 11, few=leads is not None, arrow=True)
+        return self._fetch(query, 11, few=leads is not None, arrow=EVENTS)
 
     def stages(
         self, tenant: str | None = None, *, leads: Sequence[str] | None = None, until: pd.Timestamp | None = None
@@ -598,7 +605,7 @@ class EventStore:
             return None
         if until is not None:
             query = query.where(STAGES.c.us <= epoch_us(until))
-        return self._fetch(query, 5, few=leads is not None, arrow=True)
+        return self._fetch(query, 5, few=leads is not None, arrow=STAGES)
 
     def catalog(self, part: str, tenant: str | None = None) -> pd.DataFrame | None:
         """A whole-table part as stored (None when nothing was stored for it)."""
@@ -869,38 +876,60 @@ class EventStore:
                 query = query.where(table.c.lead.in_(codes))
         return query
 
-    def _fetch(self, query: Any, width: int, few: bool = False, arrow: bool = False) -> list[Sequence[Any]]:
+    def _fetch(self, query: Any, width: int, few: bool = False, arrow: sa.Table | None = None) -> list[Sequence[Any]]:
         """The columns of a query's rows, read by the driver's own cursor in batches (a whole log is millions).
 
         `few` (a query of named leads): through SQLAlchemy's statement cache instead, as a scoring request reads
-        them; compiling the query again costs more than reading a lead's rows. `arrow` (a whole log's events or
-        stages): from a SQLite file, Arrow columns read by ADBC's SQLite driver (`_arrow_columns`)."""
-        if arrow and not few and (path := self._sqlite_file()) is not None:
-            return self._arrow_columns(path, query, width)
+        them; compiling the query again costs more than reading a lead's rows. `arrow` (the table of a whole log's
+        read): from a long SQLite log, Arrow columns read by ADBC's SQLite driver (`_arrow_columns`)."""
+        if arrow is not None and not few and (path := self._arrow_file(arrow)) is not None:
+            columns = self._arrow_columns(path, query, width)
+            if columns is not None:
+                return columns
         with self.reader.connect() as conn:
             rows = conn.execute(query).all() if few else self._read_in_batches(conn, query)
         if not rows:
             return [() for _ in range(width)]
         return list(zip(*rows))
 
-    def _sqlite_file(self) -> str | None:
-        """The SQLite store's database file; None for PostgreSQL and an in-memory database."""
-        database = self.reader.url.database if self.sqlite else None
-        return database if database and database != ":memory:" and not database.startswith("file:") else None
+    def _arrow_file(self, table: sa.Table) -> Path | None:
+        """The SQLite store's file when a whole-log read of `table` goes by `_arrow_columns`: past
+        `store.arrow_read_rows` rows by log position (a child process costs a few tenths of a second); None for
+        PostgreSQL, an in-memory database or a shorter log."""
+        path = sqlite_file(self.url)
+        if path is None:
+            return None
+        with self.reader.connect() as conn:
+            newest = conn.execute(sa.select(sa.func.max(table.c.seq))).scalar() or 0
+        return path if newest >= self.settings.store.arrow_read_rows else None
 
-    def _arrow_columns(self, path: str, query: Any, width: int) -> list[Sequence[Any]]:
-        """The query's columns as Arrow arrays, read by ADBC's SQLite driver in C: 460 k events in 0.45-0.55 s where
-        Python's driver took 1.6-1.9 s to its rows, and their columns 0.6 s more. The driver types a column by the
-        rows of its first batch (all null: int64, and a later float is then an error), so the batch is the whole
-        result, typed by every row; each column is then converted to its contract type as the rows' are."""
-        import adbc_driver_sqlite.dbapi as adbc
-
+    def _arrow_columns(self, path: Path, query: Any, width: int) -> list[Sequence[Any]] | None:
+        """The query's columns as Arrow arrays, read by ADBC's SQLite driver in a child process
+        (features/store/sqlite_arrow.py says why not here): 10.5 M events in 18.4 s where Python's driver took 70 s
+        to its rows and their columns (benchmarks/store_read.py). None when the child fails (said in one warning
+        line): the caller reads the rows instead."""
         compiled = query.compile(dialect=self.reader.dialect, compile_kwargs={"render_postcompile": True})
-        params = [compiled.params[k] for k in compiled.positiontup or []]
-        with adbc.connect(path) as conn, conn.cursor() as cursor:
-            cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(_WHOLE_BATCH)})
-            cursor.execute(str(compiled), params)
-            table = cursor.fetch_arrow_table()
+        job = {"sql": str(compiled), "params": [compiled.params[k] for k in compiled.positiontup or []]}
+        with tempfile.TemporaryFile() as said:  # its error lines; its columns come as a stream, read as they come
+            child = subprocess.Popen(  # nosec B603 # this interpreter, our own script, no shell
+                [sys.executable, "-I", str(_SQLITE_ARROW), str(path)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=said,
+            )
+            assert child.stdin is not None and child.stdout is not None  # nosec B101 # both are pipes, as asked
+            with child:
+                try:
+                    with child.stdin:
+                        child.stdin.write(json.dumps(job).encode())
+                    table = pa.ipc.open_stream(child.stdout).read_all()
+                except (BrokenPipeError, pa.ArrowInvalid):  # it ended before reading the job, or with no stream
+                    table = None
+            if child.returncode != 0 or table is None:
+                said.seek(0)
+                lines = said.read().decode(errors="replace").strip().splitlines() or [f"exit {child.returncode}"]
+                log.warning("%s: the Arrow read of the log failed (%s); reading it row by row", path, lines[-1])
+                return None
         return [table.column(i).combine_chunks() for i in range(width)]
 
     def _read_in_batches(self, conn: sa.Connection, query: Any) -> list[Any]:

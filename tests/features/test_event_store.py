@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import itertools
+import logging
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 import pytest
 
-from leadradar.config import Settings
+from leadradar.config import Settings, StoreConfig
 from leadradar.features.store import EventStore
 from leadradar.features.validation import validate_events, validate_stages
 from tests.support.raw_events import NOW, event
@@ -100,10 +102,11 @@ def test_events_read_back_are_the_contract_rows_that_were_accepted(store):
     assert set(one["lead_id"].to_pylist()) == {"L1"} and one.num_rows == 7
 
 
-def test_a_whole_log_reads_the_same_as_the_rows_read_one_by_one_when_early_events_have_no_dwell(store):
-    """The SQLite store reads a whole log through ADBC's driver, which types a column by its first rows: 2,000 events
-    without a dwell before those with one (a float after 2,000 nulls) must read back as accepted, and every whole-log
-    read (a tenant's, as seen, up to a time, the stages) as the rows read through SQLAlchemy read."""
+def test_a_whole_log_reads_the_same_by_arrow_as_row_by_row_when_early_events_have_no_dwell(store):
+    """A long SQLite log is read by ADBC's driver, which types a column by its first rows: 2,000 events without a
+    dwell before those with one (a float after 2,000 nulls) must read back as accepted, and every whole-log read (a
+    tenant's, as seen, up to a time, the stages) as the rows read through SQLAlchemy read."""
+    arrow = EventStore(store.url, store.settings.model_copy(update={"store": StoreConfig(arrow_read_rows=0)}))
     rows = [event(i, dwell_s=None, ts=f"2026-03-01T{i % 24:02d}:00:00Z") for i in range(2000)]
     rows += [
         event(2000 + i, lead_id=f"L{i % 5}", dwell_s=str(i * 0.25), item_id=("p1" if i % 2 else None))
@@ -114,27 +117,65 @@ def test_a_whole_log_reads_the_same_as_the_rows_read_one_by_one_when_early_event
     store.append_events(checked([event("late", ts="2026-03-02T00:00:00Z")], store.settings), source="a", arrived=NOW)
     stage = {"tenant_id": "acme", "lead_id": "L1", "stage": "engaged", "ts": "2026-03-01T10:00:00Z"}
     store.append_stages(validate_stages(pd.DataFrame([stage]), store.settings, NOW), source="crm", arrived=NOW)
-    back = store.events().sort_by("event_id")
+    back = arrow.events().sort_by("event_id")
     assert back.num_rows == 2051 and back["dwell_s"].null_count == 2000
     assert back.filter(pc.not_equal(back["event_id"], "evlate")).equals(ok.accepted.sort_by("event_id"))
-
-    def by_rows(read, *args, **kwargs):
-        fetch = store._fetch
-        store._fetch = lambda query, width, few=False, arrow=False: fetch(query, width, few)
-        try:
-            return read(*args, **kwargs)
-        finally:
-            store._fetch = fetch
-
     until = pd.Timestamp("2026-03-01T12:00:00Z")
     for read, kwargs in (
-        (store.events, {}),
-        (store.events, {"tenant": "acme", "as_seen": True}),
-        (store.events, {"until": until}),
-        (store.events, {"tenant": "nobody"}),
-        (store.stages, {}),
+        ("events", {}),
+        ("events", {"tenant": "acme", "as_seen": True}),
+        ("events", {"until": until}),
+        ("events", {"tenant": "nobody"}),
+        ("stages", {}),
     ):
-        assert read(**kwargs).equals(by_rows(read, **kwargs)), kwargs
+        assert getattr(arrow, read)(**kwargs).equals(getattr(store, read)(**kwargs)), (read, kwargs)
+    arrow.close()
+
+
+def posix_locks(*paths) -> list[tuple[str, ...]]:
+    """The POSIX locks this process holds on these files (Linux /proc/locks): kind, range, by file name (a file
+    that is gone holds none)."""
+    inodes = {os.stat(p).st_ino: p.name for p in paths if p.exists()}
+    held = []
+    for line in Path("/proc/locks").read_text().splitlines():
+        f = line.split()
+        if f[1] == "POSIX" and int(f[4]) == os.getpid() and int(f[5].split(":")[2]) in inodes:
+            held.append((inodes[int(f[5].split(":")[2])], f[3], f[6], f[7]))
+    return sorted(held)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/locks"), reason="reads the kernel's table of locks (Linux)")
+def test_a_whole_log_read_by_arrow_leaves_this_process_s_locks_on_the_database(tmp_path):
+    """ADBC's driver carries its own SQLite: run in this process, closing the database dropped the locks this
+    process's connections held on it (another process could then delete the write-ahead log under them)."""
+    settings = Settings(home=tmp_path / "home", store={"arrow_read_rows": 0})
+    s = EventStore(settings.event_store_url, settings)
+    s.append_events(checked([event(i) for i in range(10)], settings), source="a", arrived=NOW)
+    s.events("acme", leads=["L1"])  # a pooled connection keeps the database open, in WAL mode
+    db = Path(settings.event_store_url.removeprefix("sqlite:///"))
+    before = posix_locks(db, db.with_name(db.name + "-shm"))
+    assert before, "the store holds no lock to lose: the test would prove nothing"
+    assert s.events().num_rows == 10
+    assert posix_locks(db, db.with_name(db.name + "-shm")) == before
+    s.close()
+
+
+def test_an_arrow_read_that_fails_is_one_warning_and_the_log_is_read_row_by_row(tmp_path, monkeypatch, caplog):
+    from leadradar.features.store import event_store
+
+    broken = tmp_path / "broken.py"
+    broken.write_text("import sys\nsys.exit('the driver cannot open the database')\n")
+    monkeypatch.setattr(event_store, "_SQLITE_ARROW", broken)
+    settings = Settings(home=tmp_path / "home", store={"arrow_read_rows": 0})
+    s = EventStore(settings.event_store_url, settings)
+    s.append_events(checked([event(i) for i in range(10)], settings), source="a", arrived=NOW)
+    with caplog.at_level(logging.WARNING, logger=event_store.__name__):
+        assert s.events().num_rows == 10
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{s._arrow_file(event_store.EVENTS)}: the Arrow read of the log failed (the driver cannot open the database);"
+        " reading it row by row"
+    ]
+    s.close()
 
 
 def test_stage_changes_are_idempotent_and_refused_ones_are_kept(store):
