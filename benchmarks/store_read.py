@@ -1,10 +1,10 @@
-"""A whole log read from the SQLite event store, as training and a build from the store read it (`RadarLog.from_store`).
+"""A whole log read from the event store, as training and a build from the store read it (`RadarLog.from_store`).
 
-A simulated world is ingested once into a fresh store (SQLite, WAL, under a temporary home). Each read then runs in
-its own process, interleaved: through ADBC's SQLite driver into Arrow, in a child process (what the store does now),
-and through Python's driver row by row (what it did before; the same query and conversion, `_arrow_file` answering
-None), so
-the two are compared on the same machine in the same run. Written: benchmarks/results/store_read.json.
+A simulated world is ingested once into a fresh store (SQLite, WAL, under a temporary home; or, with `--store
+postgresql`, a throwaway PostgreSQL server started here, tests/support/postgres.py). Each read then runs in its own
+process, interleaved: through ADBC's driver into Arrow, in a child process (what the store does now), and through
+Python's driver row by row (what it did before; the same query and conversion, `_arrow_source` answering None), so
+the two are compared on the same machine in the same run. Written: results/store_read_<size>[_postgresql].json.
 """
 
 from __future__ import annotations
@@ -24,16 +24,16 @@ REPEATS = 3
 QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 
 
-def read_whole(home: str, arrow: bool) -> dict[str, Any]:
+def read_whole(home: str, arrow: bool, url: str | None = None) -> dict[str, Any]:
     """The store's whole log as `from_store` reads it (events as seen, stages, catalogues); `arrow=False` reads the
     rows through Python's driver instead."""
     from leadradar.config import Settings
     from leadradar.features.radar_log import RadarLog
     from leadradar.features.store import EventStore
 
-    store = EventStore.open(Settings(home=Path(home)))
+    store = EventStore.open(Settings(home=Path(home), store={"url": url}))
     if not arrow:
-        store._arrow_file = lambda table: None  # type: ignore[method-assign]
+        store._arrow_source = lambda table: None  # type: ignore[method-assign]
     start = time.perf_counter()
     log = RadarLog.from_store(store)
     seconds = time.perf_counter() - start
@@ -41,14 +41,14 @@ def read_whole(home: str, arrow: bool) -> dict[str, Any]:
     return {"seconds": round(seconds, 3), "events": log.events.num_rows, "stages": log.stages.num_rows}
 
 
-def ingest(home: Path, size: str) -> dict[str, Any]:
+def ingest(home: Path, size: str, url: str | None = None) -> dict[str, Any]:
     """The size's simulated world into a fresh store under `home`; how many events and how long it took."""
     from leadradar.config import Settings
     from leadradar.features.store import EventStore
     from leadradar.features.store.loading import load_files
 
     data = dataset(SIZES[size])
-    settings = Settings(home=home)
+    settings = Settings(home=home, store={"url": url})
     store = EventStore.open(settings)
     start = time.perf_counter()
     load_files(store, settings, [data.path("events")], stages=[data.path("stages")], items=data.path("items"))
@@ -57,19 +57,34 @@ def ingest(home: Path, size: str) -> dict[str, Any]:
     return {"events": data.events, "ingest_seconds": round(seconds, 1), "simulation": data.config}
 
 
+def runs_on(home: str, size: str, repeats: int, url: str | None) -> tuple[dict[str, Any], dict[str, list]]:
+    """The world ingested into the store, then the reads: ADBC and rows interleaved, `repeats` of each."""
+    loaded = ingest(Path(home), size, url)
+    runs: dict[str, list] = {"arrow": [], "rows": []}
+    for _ in range(repeats):
+        for name in runs:
+            kwargs = {"home": home, "arrow": name == "arrow", "url": url}
+            runs[name].append(measure("benchmarks.store_read:read_whole", kwargs, QUIET))
+    return loaded, runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", choices=sorted(SIZES), default="1M", help="the simulated world (events)")
+    parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--repeats", type=int, default=REPEATS)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="leadradar-store-read-") as home:
-        loaded = ingest(Path(home), args.size)
-        runs: dict[str, list] = {"arrow": [], "rows": []}
-        for _ in range(args.repeats):
-            for name in runs:
-                runs[name].append(
-                    measure("benchmarks.store_read:read_whole", {"home": home, "arrow": name == "arrow"}, QUIET)
-                )
+        if args.store == "sqlite":
+            loaded, runs = runs_on(home, args.size, args.repeats, None)
+        else:
+            from tests.support.postgres import PostgresServer, find_bin_dir
+
+            bin_dir = find_bin_dir()
+            if bin_dir is None:
+                raise SystemExit("needs PostgreSQL (Debian: apt-get install postgresql, as .ci/run does)")
+            with PostgresServer(bin_dir) as pg:
+                loaded, runs = runs_on(home, args.size, args.repeats, pg.create_database("events"))
     failed = [m.error for ms in runs.values() for m in ms if not m.ok]
     if failed:
         raise SystemExit(f"a read failed: {failed[0]}")
@@ -81,7 +96,8 @@ def main() -> None:
         figures[f"{name}_events_per_s"] = round(figures["events"] / figures[f"{name}_seconds"])
     figures["speedup_vs_rows"] = round(figures["rows_seconds"] / figures["arrow_seconds"], 2)
     extra = {"runs": {name: [m.as_dict() for m in ms] for name, ms in runs.items()}}
-    path = write_results(f"store_read_{args.size.lower()}", figures, {"size": args.size, **loaded}, extra)
+    name = f"store_read_{args.size.lower()}" + ("" if args.store == "sqlite" else f"_{args.store}")
+    path = write_results(name, figures, {"size": args.size, "store": args.store, **loaded}, extra)
     for k, v in figures.items():
         print(f"{k}: {v}")
     print(f"written {path}")

@@ -95,7 +95,7 @@ _SQLITE_REWRITES = (
     "BEGIN UPDATE event_rewrites SET n = n + 1 WHERE id = 1; END",
 )
 _FEW_CODES = 64  # codes decoded by lookup, not by `take`
-_SQLITE_ARROW = Path(__file__).with_name("sqlite_arrow.py")  # run as a script by `_arrow_columns`
+_ARROW_READ = Path(__file__).with_name("arrow_read.py")  # run as a script by `_arrow_columns`
 _LOG_POSITION = "SELECT (SELECT max(seq) FROM events), (SELECT n FROM event_rewrites WHERE id = 1)"
 _EVENT_COLUMNS = [
     EVENTS.c[c]
@@ -881,9 +881,9 @@ class EventStore:
 
         `few` (a query of named leads): through SQLAlchemy's statement cache instead, as a scoring request reads
         them; compiling the query again costs more than reading a lead's rows. `arrow` (the table of a whole log's
-        read): from a long SQLite log, Arrow columns read by ADBC's SQLite driver (`_arrow_columns`)."""
-        if arrow is not None and not few and (path := self._arrow_file(arrow)) is not None:
-            columns = self._arrow_columns(path, query, width)
+        read): from a long log, Arrow columns read by ADBC's driver for the database (`_arrow_columns`)."""
+        if arrow is not None and not few and (source := self._arrow_source(arrow)) is not None:
+            columns = self._arrow_columns(source, query, width)
             if columns is not None:
                 return columns
         with self.reader.connect() as conn:
@@ -892,30 +892,35 @@ class EventStore:
             return [() for _ in range(width)]
         return list(zip(*rows))
 
-    def _arrow_file(self, table: sa.Table) -> Path | None:
-        """The SQLite store's file when a whole-log read of `table` goes by `_arrow_columns`: past
-        `store.arrow_read_rows` rows by log position (a child process costs a few tenths of a second); None for
-        PostgreSQL, an in-memory database or a shorter log."""
+    def _arrow_source(self, table: sa.Table) -> tuple[str, str] | None:
+        """(driver, database URI) when a whole-log read of `table` goes by `_arrow_columns`: past
+        `store.arrow_read_rows` rows by log position (a child process costs a few tenths of a second); None for an
+        in-memory SQLite database, another server or a shorter log."""
+        url = sa.engine.make_url(self.url)
         path = sqlite_file(self.url)
-        if path is None:
+        if path is not None:
+            source = ("sqlite", str(path))
+        elif url.get_backend_name() == "postgresql":
+            source = ("postgresql", url.set(drivername="postgresql").render_as_string(hide_password=False))
+        else:
             return None
         with self.reader.connect() as conn:
             newest = conn.execute(sa.select(sa.func.max(table.c.seq))).scalar() or 0
-        return path if newest >= self.settings.store.arrow_read_rows else None
+        return source if newest >= self.settings.store.arrow_read_rows else None
 
-    def _arrow_columns(self, path: Path, query: Any, width: int) -> list[Sequence[Any]] | None:
-        """The query's columns as Arrow arrays, read by ADBC's SQLite driver in a child process
-        (features/store/sqlite_arrow.py says why not here): 10.5 M events in 18.4 s where Python's driver took 70 s
-        to its rows and their columns (benchmarks/store_read.py). None when the child fails (said in one warning
-        line): the caller reads the rows instead."""
-        compiled = query.compile(dialect=self.reader.dialect, compile_kwargs={"render_postcompile": True})
-        job = {"sql": str(compiled), "params": [compiled.params[k] for k in compiled.positiontup or []]}
+    def _arrow_columns(self, source: tuple[str, str], query: Any, width: int) -> list[Sequence[Any]] | None:
+        """The query's columns as Arrow arrays, read by ADBC's driver for the store's database in a child process
+        (features/store/arrow_read.py says why not here): 10.5 M events from SQLite in 18.4 s where Python's driver
+        took 70 s to its rows and their columns (benchmarks/store_read.py). None when the child fails (said in one
+        warning line): the caller reads the rows instead."""
+        driver, uri = source
+        dialect = self.reader.dialect if driver == "sqlite" else postgresql.psycopg.dialect(paramstyle="numeric_dollar")
+        compiled = query.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        params = [compiled.params[k] for k in compiled.positiontup or []]
+        job = {"driver": driver, "uri": uri, "sql": str(compiled), "params": params}
         with tempfile.TemporaryFile() as said:  # its error lines; its columns come as a stream, read as they come
             child = subprocess.Popen(  # nosec B603 # this interpreter, our own script, no shell
-                [sys.executable, "-I", str(_SQLITE_ARROW), str(path)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=said,
+                [sys.executable, "-I", str(_ARROW_READ)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=said
             )
             assert child.stdin is not None and child.stdout is not None  # nosec B101 # both are pipes, as asked
             with child:
@@ -928,7 +933,8 @@ class EventStore:
             if child.returncode != 0 or table is None:
                 said.seek(0)
                 lines = said.read().decode(errors="replace").strip().splitlines() or [f"exit {child.returncode}"]
-                log.warning("%s: the Arrow read of the log failed (%s); reading it row by row", path, lines[-1])
+                where = sa.engine.make_url(self.url).render_as_string(hide_password=True)
+                log.warning("%s: the Arrow read of the log failed (%s); reading it row by row", where, lines[-1])
                 return None
         return [table.column(i).combine_chunks() for i in range(width)]
 

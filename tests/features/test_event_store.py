@@ -165,14 +165,14 @@ def test_an_arrow_read_that_fails_is_one_warning_and_the_log_is_read_row_by_row(
 
     broken = tmp_path / "broken.py"
     broken.write_text("import sys\nsys.exit('the driver cannot open the database')\n")
-    monkeypatch.setattr(event_store, "_SQLITE_ARROW", broken)
+    monkeypatch.setattr(event_store, "_ARROW_READ", broken)
     settings = Settings(home=tmp_path / "home", store={"arrow_read_rows": 0})
     s = EventStore(settings.event_store_url, settings)
     s.append_events(checked([event(i) for i in range(10)], settings), source="a", arrived=NOW)
     with caplog.at_level(logging.WARNING, logger=event_store.__name__):
         assert s.events().num_rows == 10
     assert [r.getMessage() for r in caplog.records] == [
-        f"{s._arrow_file(event_store.EVENTS)}: the Arrow read of the log failed (the driver cannot open the database);"
+        f"{settings.event_store_url}: the Arrow read of the log failed (the driver cannot open the database);"
         " reading it row by row"
     ]
     s.close()
