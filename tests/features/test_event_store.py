@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow.compute as pc
 import pytest
 
-from leadradar.config import Settings, StoreConfig
+from leadradar.config import Settings, StoreConfig, sqlite_file
 from leadradar.features.store import EventStore
 from leadradar.features.validation import validate_events, validate_stages
 from tests.support.raw_events import NOW, event
@@ -103,9 +103,9 @@ def test_events_read_back_are_the_contract_rows_that_were_accepted(store):
 
 
 def test_a_whole_log_reads_the_same_by_arrow_as_row_by_row_when_early_events_have_no_dwell(store):
-    """A long SQLite log is read by ADBC's driver, which types a column by its first rows: 2,000 events without a
-    dwell before those with one (a float after 2,000 nulls) must read back as accepted, and every whole-log read (a
-    tenant's, as seen, up to a time, the stages) as the rows read through SQLAlchemy read."""
+    """A long log is read by ADBC's driver for the store (SQLite's types a column by its first rows): 2,000 events
+    without a dwell before those with one (a float after 2,000 nulls) must read back as accepted, and every whole-log
+    read (a tenant's, as seen, up to a time, the stages) as the rows read through SQLAlchemy read."""
     arrow = EventStore(store.url, store.settings.model_copy(update={"store": StoreConfig(arrow_read_rows=0)}))
     rows = [event(i, dwell_s=None, ts=f"2026-03-01T{i % 24:02d}:00:00Z") for i in range(2000)]
     rows += [
@@ -152,7 +152,8 @@ def test_a_whole_log_read_by_arrow_leaves_this_process_s_locks_on_the_database(t
     s = EventStore(settings.event_store_url, settings)
     s.append_events(checked([event(i) for i in range(10)], settings), source="a", arrived=NOW)
     s.events("acme", leads=["L1"])  # a pooled connection keeps the database open, in WAL mode
-    db = Path(settings.event_store_url.removeprefix("sqlite:///"))
+    db = sqlite_file(settings.event_store_url)
+    assert db is not None
     before = posix_locks(db, db.with_name(db.name + "-shm"))
     assert before, "the store holds no lock to lose: the test would prove nothing"
     assert s.events().num_rows == 10
