@@ -2,9 +2,11 @@
 
 A simulated world is ingested once into a fresh store (SQLite, WAL, under a temporary home; or, with `--store
 postgresql`, a throwaway PostgreSQL server started here, tests/support/postgres.py). Each read then runs in its own
-process, interleaved: through ADBC's driver into Arrow, in a child process (what the store does now), and through
-Python's driver row by row (what it did before; the same query and conversion, `_arrow_source` answering None), so
-the two are compared on the same machine in the same run. Written: results/store_read_<size>[_postgresql].json.
+process, interleaved: through ADBC's driver into Arrow, in a child process (`arrow`), through Python's driver row by
+row (`rows`: the same query and conversion, `_arrow_source` answering None), and, on SQLite, from the log's Parquet
+copy after one more day of events was stored (`copy`: a nightly build's read; the copy's first making is
+`copy_first`), so they are compared on the same machine in the same run. Written:
+results/store_read_<size>[_postgresql].json.
 """
 
 from __future__ import annotations
@@ -24,21 +26,50 @@ REPEATS = 3
 QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 
 
-def read_whole(home: str, arrow: bool, url: str | None = None) -> dict[str, Any]:
-    """The store's whole log as `from_store` reads it (events as seen, stages, catalogues); `arrow=False` reads the
-    rows through Python's driver instead."""
+def read_whole(home: str, mode: str, url: str | None = None) -> dict[str, Any]:
+    """The store's whole log as `from_store` reads it (events as seen, stages, catalogues): `copy` by the log's
+    Parquet copy (the default), `arrow` from the database by ADBC, `rows` through Python's driver."""
     from leadradar.config import Settings
     from leadradar.features.radar_log import RadarLog
     from leadradar.features.store import EventStore
 
-    store = EventStore.open(Settings(home=Path(home), store={"url": url}))
-    if not arrow:
+    store = EventStore.open(Settings(home=Path(home), store={"url": url, "mirror": mode == "copy"}))
+    if mode == "rows":
         store._arrow_source = lambda table: None  # type: ignore[method-assign]
     start = time.perf_counter()
     log = RadarLog.from_store(store)
     seconds = time.perf_counter() - start
     store.close()
     return {"seconds": round(seconds, 3), "events": log.events.num_rows, "stages": log.stages.num_rows}
+
+
+def one_more_day(home: str, size: str, k: int) -> int:
+    """The world's last day of events stored again as a new day (`k` days later, new ids): what a night adds."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from leadradar.config import Settings
+    from leadradar.features.store import EventStore
+    from leadradar.features.store.loading import load_files
+
+    events = pq.read_table(dataset(SIZES[size]).path("events"))
+    ts = pc.cast(events["ts"], "int64")
+    last = events.filter(pc.greater(ts, pc.subtract(pc.max(ts), 86_400_000_000)))
+    day = last.set_column(
+        last.schema.get_field_index("event_id"), "event_id", pc.binary_join_element_wise(last["event_id"], f"+{k}", "")
+    ).set_column(
+        last.schema.get_field_index("ts"),
+        "ts",
+        pc.cast(pc.add(pc.cast(last["ts"], "int64"), k * 86_400_000_000), last.schema.field("ts").type),
+    )
+    path = Path(home) / f"day-{k}.parquet"
+    pq.write_table(day, path)
+    settings = Settings(home=Path(home))
+    store = EventStore.open(settings)
+    loaded = load_files(store, settings, [path])
+    store.close()
+    path.unlink()
+    return sum(x.stored for x in loaded)
 
 
 def ingest(home: Path, size: str, url: str | None = None) -> dict[str, Any]:
@@ -61,9 +92,17 @@ def runs_on(home: str, size: str, repeats: int, url: str | None) -> tuple[dict[s
     """The world ingested into the store, then the reads: ADBC and rows interleaved, `repeats` of each."""
     loaded = ingest(Path(home), size, url)
     runs: dict[str, list] = {"arrow": [], "rows": []}
-    for _ in range(repeats):
+    if url is None:  # a PostgreSQL store keeps no copy (its log positions can commit out of order)
+        runs |= {"copy_first": [measure("benchmarks.store_read:read_whole", {"home": home, "mode": "copy"}, QUIET)]}
+        runs |= {"copy": []}
+        loaded["day_events"] = []
+    for k in range(repeats):
         for name in runs:
-            kwargs = {"home": home, "arrow": name == "arrow", "url": url}
+            if name == "copy_first":
+                continue
+            if name == "copy":
+                loaded["day_events"].append(one_more_day(home, size, k + 1))
+            kwargs = {"home": home, "mode": name, "url": url}
             runs[name].append(measure("benchmarks.store_read:read_whole", kwargs, QUIET))
     return loaded, runs
 
@@ -95,6 +134,8 @@ def main() -> None:
         figures[f"{name}_peak_rss_mb"] = max(m.peak_rss_mb for m in ms)
         figures[f"{name}_events_per_s"] = round(figures["events"] / figures[f"{name}_seconds"])
     figures["speedup_vs_rows"] = round(figures["rows_seconds"] / figures["arrow_seconds"], 2)
+    if "copy" in runs:
+        figures["copy_speedup_vs_arrow"] = round(figures["arrow_seconds"] / figures["copy_seconds"], 2)
     extra = {"runs": {name: [m.as_dict() for m in ms] for name, ms in runs.items()}}
     name = f"store_read_{args.size.lower()}" + ("" if args.store == "sqlite" else f"_{args.store}")
     path = write_results(name, figures, {"size": args.size, "store": args.store, **loaded}, extra)

@@ -32,6 +32,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from leadradar.config import Settings, sqlite_file
 from leadradar.features.contract import EVENT_COLUMNS, EVENT_SCHEMA, STAGE_COLUMNS, STAGE_SCHEMA, TS_TYPE
 from leadradar.features.cutoffs import epoch_us
+from leadradar.features.store.mirror import SCHEMA as COPY_SCHEMA
+from leadradar.features.store.mirror import LogMirror, drop, mirror_dir
 from leadradar.features.store.tables import (
     CATALOG,
     EVENTS,
@@ -546,6 +548,9 @@ class EventStore:
         upto_seq: int | None,
         event_ids: Sequence[str] | None,
     ) -> list[Sequence[Any]] | None:
+        whole_log = leads is None and types is None and event_ids is None and after_seq is None and upto_seq is None
+        if whole_log and (copy := self._mirrored()) is not None:
+            return self._log_columns(copy, tenant, until, as_seen)
         query = self._scoped(sa.select(*_EVENT_COLUMNS).order_by(EVENTS.c.seq), EVENTS, tenant, leads)
         if query is not None and types is not None:
             with self.reader.connect() as conn:
@@ -567,6 +572,65 @@ class EventStore:
             if as_seen:
                 query = query.where(sa.or_(EVENTS.c.arrived_s.is_(None), EVENTS.c.arrived_s <= until_us // _US))
         return self._fetch(query, 11, few=leads is not None, arrow=EVENTS)
+
+    def _mirrored(self) -> pa.Table | None:
+        """A long SQLite log's events (every stored column, in log order) from its Parquet copy, brought up to the
+        newest log position first (features/store/mirror.py); None when the log is read from the database instead:
+        PostgreSQL (its log positions can commit out of order), an in-memory database, a short log, `store.mirror`
+        off."""
+        database = sqlite_file(self.url)
+        if not self.settings.store.mirror or database is None:
+            return None
+        position = self.log_position()
+        if position is None or position[0] < self.settings.store.arrow_read_rows:
+            return None
+        return LogMirror(mirror_dir(database)).table(*position, self._log_stretch, self._event_id_at)
+
+    def _log_stretch(self, after: int, upto: int) -> pa.Table:
+        """The events stored at log positions after `after` up to `upto`, as the copy keeps them (a long stretch, the
+        first copy's whole log, by ADBC)."""
+        query = (
+            sa.select(*_EVENT_COLUMNS, EVENTS.c.seq)
+            .where(EVENTS.c.seq > after, EVENTS.c.seq <= upto)
+            .order_by(EVENTS.c.seq)
+        )
+        long = upto - after >= self.settings.store.arrow_read_rows  # a night's events: a child's start costs more
+        data = self._fetch(query, len(COPY_SCHEMA), arrow=EVENTS if long else None)
+        return pa.Table.from_arrays(
+            [_as_arrow(column, f.type) for column, f in zip(data, COPY_SCHEMA, strict=True)], schema=COPY_SCHEMA
+        )
+
+    def _event_id_at(self, seq: int) -> str | None:
+        with self.reader.connect() as conn:
+            return conn.execute(sa.select(EVENTS.c.event_id).where(EVENTS.c.seq == seq)).scalar()
+
+    def _log_columns(
+        self, copy: pa.Table, tenant: str | None, until: pd.Timestamp | None, as_seen: bool
+    ) -> list[Sequence[Any]] | None:
+        """The copy's rows that the whole-log query of `_events_data` keeps, as its columns (the same filters)."""
+        keep = []
+        if tenant is not None:
+            with self.reader.connect() as conn:
+                code = self._code_of(conn, "tenant", tenant)
+            if code is None:
+                return None
+            keep.append(pc.equal(copy["tenant"], code))
+        if until is not None:
+            until_us = epoch_us(until)
+            keep.append(pc.less_equal(copy["us"], until_us))
+            if as_seen:
+                arrived = copy["arrived_s"]
+                keep.append(pc.or_kleene(pc.is_null(arrived), pc.less_equal(arrived, until_us // _US)))
+        for condition in keep[1:]:
+            keep[0] = pc.and_(keep[0], condition)
+        rows = copy.filter(keep[0]) if keep else copy
+        return [rows.column(i).combine_chunks() for i in range(len(_EVENT_COLUMNS))]
+
+    def drop_mirror(self) -> None:
+        """The Parquet copy of the log removed (forgetting, retention: it holds the events they delete)."""
+        database = sqlite_file(self.url)
+        if database is not None:
+            drop(mirror_dir(database))
 
     def stages(
         self, tenant: str | None = None, *, leads: Sequence[str] | None = None, until: pd.Timestamp | None = None
@@ -1059,6 +1123,13 @@ def _sqlite_pragmas(engine: sa.Engine, settings: Settings, *, immediate: bool) -
     @sa.event.listens_for(engine, "begin")
     def _begin(conn: sa.Connection) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _as_arrow(column: Sequence[Any], kind: pa.DataType) -> pa.Array:
+    """A read column (an Arrow array from ADBC, a tuple of values from Python's driver) as an array of `kind`."""
+    if isinstance(column, pa.Array | pa.ChunkedArray):
+        return pc.cast(column, kind)
+    return pa.array(column, kind, from_pandas=True)
 
 
 def _accepted_index(n: int, rejected: pa.Table) -> np.ndarray:

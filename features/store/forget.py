@@ -100,6 +100,7 @@ def forget_events(store: EventStore, tenant: str, lead: str, now: datetime | Non
         )
         secure_delete(conn, False)
     truncate_log(store.engine)
+    store.drop_mirror()
     return Forgotten(digest, events, referrals, stages, quarantined, catalog)
 
 
@@ -165,6 +166,7 @@ def purge_before(store: EventStore, cutoff: pd.Timestamp) -> dict[str, int]:
         ).rowcount
         secure_delete(conn, False)
     truncate_log(store.engine)
+    store.drop_mirror()
     return {"events": events, "quarantine": quarantined}
 
 

@@ -106,7 +106,9 @@ def test_a_whole_log_reads_the_same_by_arrow_as_row_by_row_when_early_events_hav
     """A long log is read by ADBC's driver for the store (SQLite's types a column by its first rows): 2,000 events
     without a dwell before those with one (a float after 2,000 nulls) must read back as accepted, and every whole-log
     read (a tenant's, as seen, up to a time, the stages) as the rows read through SQLAlchemy read."""
-    arrow = EventStore(store.url, store.settings.model_copy(update={"store": StoreConfig(arrow_read_rows=0)}))
+    arrow = EventStore(
+        store.url, store.settings.model_copy(update={"store": StoreConfig(arrow_read_rows=0, mirror=False)})
+    )
     rows = [event(i, dwell_s=None, ts=f"2026-03-01T{i % 24:02d}:00:00Z") for i in range(2000)]
     rows += [
         event(2000 + i, lead_id=f"L{i % 5}", dwell_s=str(i * 0.25), item_id=("p1" if i % 2 else None))
@@ -148,7 +150,7 @@ def posix_locks(*paths) -> list[tuple[str, ...]]:
 def test_a_whole_log_read_by_arrow_leaves_this_process_s_locks_on_the_database(tmp_path):
     """ADBC's driver carries its own SQLite: run in this process, closing the database dropped the locks this
     process's connections held on it (another process could then delete the write-ahead log under them)."""
-    settings = Settings(home=tmp_path / "home", store={"arrow_read_rows": 0})
+    settings = Settings(home=tmp_path / "home", store={"arrow_read_rows": 0, "mirror": False})
     s = EventStore(settings.event_store_url, settings)
     s.append_events(checked([event(i) for i in range(10)], settings), source="a", arrived=NOW)
     s.events("acme", leads=["L1"])  # a pooled connection keeps the database open, in WAL mode
@@ -167,7 +169,7 @@ def test_an_arrow_read_that_fails_is_one_warning_and_the_log_is_read_row_by_row(
     broken = tmp_path / "broken.py"
     broken.write_text("import sys\nsys.exit('the driver cannot open the database')\n")
     monkeypatch.setattr(event_store, "_ARROW_READ", broken)
-    settings = Settings(home=tmp_path / "home", store={"arrow_read_rows": 0})
+    settings = Settings(home=tmp_path / "home", store={"arrow_read_rows": 0, "mirror": False})
     s = EventStore(settings.event_store_url, settings)
     s.append_events(checked([event(i) for i in range(10)], settings), source="a", arrived=NOW)
     with caplog.at_level(logging.WARNING, logger=event_store.__name__):
