@@ -72,6 +72,67 @@ def one_more_day(home: str, size: str, k: int) -> int:
     return sum(x.stored for x in loaded)
 
 
+def build_from_store(home: str, mode: str, kept: bool, cutoffs: list[str]) -> dict[str, Any]:
+    """The features built from the store as `features build` does nightly: the log read whole (`mode` as for
+    `read_whole`), then the tiles engine's build at `cutoffs`, with day tiles and rows kept under `home` (`kept`) or
+    none; each part timed."""
+    import pandas as pd
+
+    from leadradar.config import Settings
+    from leadradar.features.build import compute_features
+    from leadradar.features.radar_log import RadarLog
+    from leadradar.features.registry import build_registry
+    from leadradar.features.store import EventStore
+
+    tiles = str(Path(home) / "tiles") if kept else None
+    settings = Settings(
+        home=Path(home), store={"mirror": mode == "copy"}, features={"engine": "tiles", "tiles_dir": tiles}
+    )
+    store = EventStore.open(settings)
+    start = time.perf_counter()
+    log = RadarLog.from_store(store)
+    read = time.perf_counter() - start
+    frame = compute_features(
+        log.events,
+        log.stages,
+        [pd.Timestamp(c) for c in cutoffs],
+        settings,
+        build_registry(settings),
+        log.items,
+        leads=log.leads,
+        consent=log.consent,
+    )
+    seconds = time.perf_counter() - start
+    store.close()
+    return {
+        "seconds": round(seconds, 3),
+        "read_seconds": round(read, 3),
+        "build_seconds": round(seconds - read, 3),
+        "events": log.events.num_rows,
+        "rows": len(frame),
+    }
+
+
+def builds_on(home: str, size: str, repeats: int) -> tuple[dict[str, Any], dict[str, list]]:
+    """The world ingested, then: the whole build from the store as before the copy (ADBC's read, no kept tiles), the
+    first night with the copy and kept tiles (both made), and `repeats` nights, each after one more day stored."""
+    from benchmarks.datasets import weekly_cutoffs
+
+    loaded = ingest(Path(home), size)
+    cutoffs = [str(c) for c in weekly_cutoffs(loaded["simulation"])]
+    loaded |= {"cutoffs": cutoffs, "day_events": []}
+    target = "benchmarks.store_read:build_from_store"
+    runs: dict[str, list] = {
+        "whole": [measure(target, {"home": home, "mode": "arrow", "kept": False, "cutoffs": cutoffs}, QUIET)],
+        "first_night": [measure(target, {"home": home, "mode": "copy", "kept": True, "cutoffs": cutoffs}, QUIET)],
+        "night": [],
+    }
+    for k in range(repeats):
+        loaded["day_events"].append(one_more_day(home, size, k + 1))
+        runs["night"].append(measure(target, {"home": home, "mode": "copy", "kept": True, "cutoffs": cutoffs}, QUIET))
+    return loaded, runs
+
+
 def ingest(home: Path, size: str, url: str | None = None) -> dict[str, Any]:
     """The size's simulated world into a fresh store under `home`; how many events and how long it took."""
     from leadradar.config import Settings
@@ -112,8 +173,15 @@ def main() -> None:
     parser.add_argument("--size", choices=sorted(SIZES), default="1M", help="the simulated world (events)")
     parser.add_argument("--store", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--repeats", type=int, default=REPEATS)
+    parser.add_argument(
+        "--builds", action="store_true", help="time nightly feature builds from the store, not the reads alone"
+    )
     args = parser.parse_args()
+    if args.builds and args.store != "sqlite":
+        parser.error("--builds measures the SQLite store's copy; PostgreSQL keeps none")
     with tempfile.TemporaryDirectory(prefix="leadradar-store-read-") as home:
+        if args.builds:
+            return night_figures(args, *builds_on(home, args.size, args.repeats))
         if args.store == "sqlite":
             loaded, runs = runs_on(home, args.size, args.repeats, None)
         else:
@@ -139,6 +207,26 @@ def main() -> None:
     extra = {"runs": {name: [m.as_dict() for m in ms] for name, ms in runs.items()}}
     name = f"store_read_{args.size.lower()}" + ("" if args.store == "sqlite" else f"_{args.store}")
     path = write_results(name, figures, {"size": args.size, "store": args.store, **loaded}, extra)
+    for k, v in figures.items():
+        print(f"{k}: {v}")
+    print(f"written {path}")
+
+
+def night_figures(args: argparse.Namespace, loaded: dict[str, Any], runs: dict[str, list]) -> None:
+    """The builds' figures: each one's median and its read and build parts; the night against the whole build."""
+    failed = [m.error for ms in runs.values() for m in ms if not m.ok]
+    if failed:
+        raise SystemExit(f"a build failed: {failed[0]}")
+    figures: dict[str, Any] = {"events": runs["whole"][0].result["events"], "rows": runs["whole"][0].result["rows"]}
+    for name, ms in runs.items():
+        figures[f"{name}_seconds"] = statistics.median(m.seconds for m in ms)
+        figures[f"{name}_runs_seconds"] = [m.seconds for m in ms]
+        for part in ("read_seconds", "build_seconds"):
+            figures[f"{name}_{part}"] = statistics.median(m.result[part] for m in ms)
+        figures[f"{name}_peak_rss_mb"] = max(m.peak_rss_mb for m in ms)
+    figures["night_ratio_vs_whole"] = round(figures["night_seconds"] / figures["whole_seconds"], 3)
+    extra = {"runs": {name: [m.as_dict() for m in ms] for name, ms in runs.items()}}
+    path = write_results(f"store_night_{args.size.lower()}", figures, {"size": args.size, **loaded}, extra)
     for k, v in figures.items():
         print(f"{k}: {v}")
     print(f"written {path}")

@@ -73,7 +73,9 @@ class LogMirror:
 
     def table(self, top: int, rewrites: int, stretch: Stretch, event_id_at: EventIdAt) -> pa.Table:
         """The stored events up to log position `top`, in log order, while `rewrites` events were ever deleted or
-        rewritten; what the copy lacks is read by `stretch`, and kept."""
+        rewritten; what the copy lacks is read by `stretch`, and kept (in a folder only this user can open: it holds
+        what the database holds)."""
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         with exclusive(self.dir, LOCK):
             doc = self._manifest()
             kept = self._kept(doc, top, rewrites, event_id_at)

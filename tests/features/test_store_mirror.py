@@ -84,6 +84,7 @@ def test_a_copy_equals_the_database_and_reads_only_what_was_stored_since(stores)
     assert_same(with_copy, without)
     top = with_copy.log_position()[0]
     assert asked[0] == (0, top) and len(copy_files(with_copy)) == 1
+    assert mirror_dir(sqlite_file(with_copy.url)).stat().st_mode & 0o777 == 0o700, "others could read the copy"
     del asked[:]
     late = pd.Timestamp("2026-03-09T00:00:00Z")  # a day already copied gets a late event, arriving days later
     store_events(with_copy, [*rows(100, 30, day=2), event("late", ts="2026-03-01T05:00:00Z")], arrived=late)
