@@ -261,11 +261,10 @@ def load(
     if isinstance(source, pd.DataFrame):
         source = pa.Table.from_pandas(source, preserve_index=False)
     data = conform(source, kind, arrow_schema)
-    if con.name == "duckdb":  # one copy, as the stages: 10.6 M events 5.3 s and 4.3 GB by create_table, 2.6 s, 3.0 GB
-        upload = ibis.memtable(data)
-        table = materializer(con)(name, upload)
-        con.drop_view(upload.get_name(), force=True)  # DuckDB's reference to the Arrow data: it holds its own copy
-        return table
+    if con.name == "duckdb":
+        # Scanned in place, as a file is, not copied into the engine: 10.6 M events in memory built by DuckDB in 44 s
+        # at an 8.5 GB peak against 51 s and 10.6 GB, a nightly tiles increment in 1.6 s against 4.4 s.
+        return con.create_view(name, ibis.memtable(data), overwrite=True)
     if con.name == "pyspark":  # PySpark 4 takes Arrow: Ibis's way through pandas made a null float NaN, row by row
         con._session.createDataFrame(data).write.saveAsTable(name, format="parquet", mode="overwrite")
         return con.table(name)
