@@ -244,7 +244,7 @@ def conform(table: pa.Table, kind: str, schema: pa.Schema | None = None) -> pa.T
 def load(
     con: ibis.BaseBackend, source: str | Path | pa.Table | pd.DataFrame, kind: str, schema: pa.Schema | None = None
 ) -> ir.Table:
-    """A contract table on the engine, scanned from Parquet in place or uploaded from memory.
+    """A contract table on the engine, scanned in place from Parquet or (on DuckDB) from memory; uploaded to Spark.
 
     `schema` is needed only for tables whose layout is configuration (the leads table).
     """

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from leadradar.config import Settings, sqlite_file
+from leadradar.errors import InputError
 from leadradar.features.contract import EVENT_COLUMNS, EVENT_SCHEMA, STAGE_COLUMNS, STAGE_SCHEMA, TS_TYPE
 from leadradar.features.cutoffs import epoch_us
 from leadradar.features.store.mirror import SCHEMA as COPY_SCHEMA
@@ -584,7 +585,13 @@ class EventStore:
         position = self.log_position()
         if position is None or position[0] < self.settings.store.arrow_read_rows:
             return None
-        return LogMirror(mirror_dir(database)).table(*position, self._log_stretch, self._event_id_at)
+        folder = mirror_dir(database)
+        try:
+            return LogMirror(folder).table(*position, self._log_stretch, self._event_id_at)
+        except (OSError, InputError) as exc:  # a cache: a folder that cannot be written (a full disk, read-only)
+            why = getattr(exc, "strerror", None) or exc
+            log.warning("%s: the log's copy cannot be kept there (%s); reading the log from the database", folder, why)
+            return None
 
     def _log_stretch(self, after: int, upto: int) -> pa.Table:
         """The events stored at log positions after `after` up to `upto`, as the copy keeps them (a long stretch, the

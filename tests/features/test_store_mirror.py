@@ -182,3 +182,15 @@ def test_readers_at_once_each_read_the_whole_log(stores):
     for t in threads:
         t.join()
     assert out == [True] * 4 and len(copy_files(with_copy)) == 1
+
+
+def test_a_copy_that_cannot_be_kept_is_one_warning_and_the_log_is_read_from_the_database(stores, caplog):
+    with_copy, without = stores
+    store_events(with_copy, rows(0, 30))
+    folder = mirror_dir(sqlite_file(with_copy.url))
+    folder.write_text("a file where the copy's folder would be")
+    with caplog.at_level(logging.WARNING):
+        assert with_copy.events().equals(without.events())
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{folder}: the log's copy cannot be kept there (File exists); reading the log from the database"
+    ]
