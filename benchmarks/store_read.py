@@ -192,21 +192,32 @@ def main() -> None:
                 raise SystemExit("needs PostgreSQL (Debian: apt-get install postgresql, as .ci/run does)")
             with PostgresServer(bin_dir) as pg:
                 loaded, runs = runs_on(home, args.size, args.repeats, pg.create_database("events"))
-    failed = [m.error for ms in runs.values() for m in ms if not m.ok]
-    if failed:
-        raise SystemExit(f"a read failed: {failed[0]}")
     figures: dict[str, Any] = {"events": runs["arrow"][0].result["events"], "stages": runs["arrow"][0].result["stages"]}
-    for name, ms in runs.items():
-        figures[f"{name}_seconds"] = statistics.median(m.seconds for m in ms)
-        figures[f"{name}_runs_seconds"] = [m.seconds for m in ms]
-        figures[f"{name}_peak_rss_mb"] = max(m.peak_rss_mb for m in ms)
+    figures |= timed(runs, "read")
+    for name in runs:
         figures[f"{name}_events_per_s"] = round(figures["events"] / figures[f"{name}_seconds"])
     figures["speedup_vs_rows"] = round(figures["rows_seconds"] / figures["arrow_seconds"], 2)
     if "copy" in runs:
         figures["copy_speedup_vs_arrow"] = round(figures["arrow_seconds"] / figures["copy_seconds"], 2)
-    extra = {"runs": {name: [m.as_dict() for m in ms] for name, ms in runs.items()}}
     name = f"store_read_{args.size.lower()}" + ("" if args.store == "sqlite" else f"_{args.store}")
-    path = write_results(name, figures, {"size": args.size, "store": args.store, **loaded}, extra)
+    written(name, figures, {"size": args.size, "store": args.store, **loaded}, runs)
+
+
+def timed(runs: dict[str, list], what: str) -> dict[str, Any]:
+    """Each kind of run's median time, its runs and its peak RSS; a failed run ends the benchmark, said."""
+    failed = [m.error for ms in runs.values() for m in ms if not m.ok]
+    if failed:
+        raise SystemExit(f"a {what} failed: {failed[0]}")
+    figures: dict[str, Any] = {}
+    for name, ms in runs.items():
+        figures[f"{name}_seconds"] = statistics.median(m.seconds for m in ms)
+        figures[f"{name}_runs_seconds"] = [m.seconds for m in ms]
+        figures[f"{name}_peak_rss_mb"] = max(m.peak_rss_mb for m in ms)
+    return figures
+
+
+def written(name: str, figures: dict[str, Any], inputs: dict[str, Any], runs: dict[str, list]) -> None:
+    path = write_results(name, figures, inputs, {"runs": {k: [m.as_dict() for m in ms] for k, ms in runs.items()}})
     for k, v in figures.items():
         print(f"{k}: {v}")
     print(f"written {path}")
@@ -214,22 +225,13 @@ def main() -> None:
 
 def night_figures(args: argparse.Namespace, loaded: dict[str, Any], runs: dict[str, list]) -> None:
     """The builds' figures: each one's median and its read and build parts; the night against the whole build."""
-    failed = [m.error for ms in runs.values() for m in ms if not m.ok]
-    if failed:
-        raise SystemExit(f"a build failed: {failed[0]}")
     figures: dict[str, Any] = {"events": runs["whole"][0].result["events"], "rows": runs["whole"][0].result["rows"]}
+    figures |= timed(runs, "build")
     for name, ms in runs.items():
-        figures[f"{name}_seconds"] = statistics.median(m.seconds for m in ms)
-        figures[f"{name}_runs_seconds"] = [m.seconds for m in ms]
         for part in ("read_seconds", "build_seconds"):
             figures[f"{name}_{part}"] = statistics.median(m.result[part] for m in ms)
-        figures[f"{name}_peak_rss_mb"] = max(m.peak_rss_mb for m in ms)
     figures["night_ratio_vs_whole"] = round(figures["night_seconds"] / figures["whole_seconds"], 3)
-    extra = {"runs": {name: [m.as_dict() for m in ms] for name, ms in runs.items()}}
-    path = write_results(f"store_night_{args.size.lower()}", figures, {"size": args.size, **loaded}, extra)
-    for k, v in figures.items():
-        print(f"{k}: {v}")
-    print(f"written {path}")
+    written(f"store_night_{args.size.lower()}", figures, {"size": args.size, **loaded}, runs)
 
 
 if __name__ == "__main__":
