@@ -69,7 +69,6 @@ class LogMirror:
 
     def __init__(self, folder: Path):
         self.dir = Path(folder)
-        self.read_from: int | None = None  # where the last `table` began reading the store (0: the whole log)
 
     def table(self, top: int, rewrites: int, stretch: Stretch, event_id_at: EventIdAt) -> pa.Table:
         """The stored events up to log position `top`, in log order, while `rewrites` events were ever deleted or
@@ -84,7 +83,6 @@ class LogMirror:
             upto = 0
             if doc is not None and kept is not None:
                 parts, tables, upto = list(doc["parts"]), [kept], int(doc["upto"])
-            self.read_from = upto
             if top > upto:
                 new = stretch(upto, top)
                 if new.num_rows:
