@@ -9,6 +9,7 @@ read as the service saw it (an event counts from the later of its time and its a
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import subprocess  # nosec B404 # our own script, in this interpreter (`_arrow_columns`)
@@ -628,9 +629,7 @@ class EventStore:
             if as_seen:
                 arrived = copy["arrived_s"]
                 keep.append(pc.or_kleene(pc.is_null(arrived), pc.less_equal(arrived, until_us // _US)))
-        for condition in keep[1:]:
-            keep[0] = pc.and_(keep[0], condition)
-        rows = copy.filter(keep[0]) if keep else copy
+        rows = copy.filter(functools.reduce(pc.and_, keep)) if keep else copy
         return [rows.column(i).combine_chunks() for i in range(len(_EVENT_COLUMNS))]
 
     def drop_mirror(self) -> None:

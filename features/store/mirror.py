@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 import uuid
@@ -25,7 +24,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from leadradar.features.atomic import naming
+from leadradar.features.atomic import atomic_write_bytes, naming
 from leadradar.features.locks import exclusive
 
 MIRROR_VERSION = 1
@@ -141,10 +140,7 @@ class LogMirror:
 
     def _write_manifest(self, doc: dict, parts: list[str]) -> None:
         """The manifest written whole (renamed over the last), then every part it does not name removed."""
-        path = self.dir / MANIFEST
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({**doc, "parts": parts}))
-        os.replace(tmp, path)
+        atomic_write_bytes(json.dumps({**doc, "parts": parts}).encode(), self.dir / MANIFEST)
         for part in self.dir.glob("part-*.parquet"):
             if part.name not in parts:
                 part.unlink(missing_ok=True)

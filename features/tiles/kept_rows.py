@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from leadradar.features.atomic import naming
+from leadradar.features.atomic import atomic_write_bytes, naming
 
 log = logging.getLogger(__name__)
 ROWS_NAME = re.compile(r"rows-(-?[0-9]+)\.arrow")
@@ -111,9 +111,7 @@ class KeptRows:
     def _write_manifest(self, kept: dict[int, str]) -> None:
         """The digests of `kept`, then every rows file not among them removed (a forgotten cutoff's, an older
         format's, or a failed build's)."""
-        tmp = self.manifest_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({str(c): d for c, d in sorted(kept.items())}))
-        os.replace(tmp, self.manifest_path)
+        atomic_write_bytes(json.dumps({str(c): d for c, d in sorted(kept.items())}).encode(), self.manifest_path)
         live = {self._path(c).name for c in kept}
         for path in self.dir.glob("rows-*"):
             if path.name not in live:

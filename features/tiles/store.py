@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
 import shutil
 import uuid
@@ -36,7 +35,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
 from leadradar.config import Settings
-from leadradar.features.atomic import naming, written_whole
+from leadradar.features.atomic import atomic_write_bytes, naming, written_whole
 from leadradar.features.grid import DAY_US
 from leadradar.features.locks import exclusive
 from leadradar.features.progress import DAY_TILES, step
@@ -338,10 +337,8 @@ def _read_days(set_dir: Path) -> dict[int, list]:
 
 def _write_days(set_dir: Path, days: dict[int, list]) -> None:
     """A set's manifest written whole (renamed over the last)."""
-    path = set_dir / MANIFEST
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"version": TILE_VERSION, "days": {str(k): v for k, v in sorted(days.items())}}))
-    os.replace(tmp, path)
+    doc = {"version": TILE_VERSION, "days": {str(k): v for k, v in sorted(days.items())}}
+    atomic_write_bytes(json.dumps(doc).encode(), set_dir / MANIFEST)
 
 
 def _last_built(d: Path) -> float:
