@@ -45,10 +45,13 @@ def consent_types(settings: Settings) -> list[str]:
 
 
 def split_consent(events: pa.Table, settings: Settings) -> tuple[pa.Table, pa.Table]:
-    """The behaviour (every event but the consent events) and the consent events, in `CONSENT_SCHEMA`."""
+    """The behaviour (every event but the consent events) and the consent events, in `CONSENT_SCHEMA`. A log with
+    no consent event is given back as it is: filtering copies every column (a second 10.5 M-event log in memory)."""
     if not events.num_rows:
         return events, CONSENT_SCHEMA.empty_table()
     said = pc.fill_null(pc.is_in(events["event_type"], value_set=pa.array(consent_types(settings), pa.string())), False)
+    if not pc.any(said).as_py():
+        return events, CONSENT_SCHEMA.empty_table()
     return events.filter(pc.invert(said)), as_consent(events.filter(said))
 
 

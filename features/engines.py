@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 import ibis
 import ibis.expr.datatypes as dt
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import pandas as pd
 import pyarrow as pa
@@ -304,6 +305,20 @@ def feature_input(table: ir.Table, kind: str) -> ir.Table:
         us = duckdb_epoch_us(table.ts) if on_duckdb else table.ts.delta(EPOCH, unit="microsecond")
         table = table.mutate(us=us)
     return table.select(*FEATURE_SCHEMAS[kind].names)
+
+
+def within_times(table: ir.Table, after_us: int, upto_us: int) -> ir.Table:
+    """The rows of a `feature_input` table with `after_us < us <= upto_us`, the bounds put on its source's own `ts`
+    as well: an engine skips Parquet row groups and Arrow batches by a column's bounds, not by `us`, which is computed
+    from it (a day of a 10.5 M-event log held in memory: 0.84 s to scan without them)."""
+    kept = table.filter((table.us > after_us) & (table.us <= upto_us))
+    sources = [s for s in kept.op().find(ops.DatabaseTable) if isinstance(s.schema.get("ts"), dt.Timestamp)]
+    if len(sources) != 1:
+        return kept
+    source = sources[0].to_expr()
+    after, before = (pd.Timestamp(us, unit="us", tz="UTC") for us in (after_us, upto_us + 1))  # `us` truncates
+    narrowed = source.filter((source.ts > after) & (source.ts < before))
+    return kept.op().replace({sources[0]: narrowed.op()}).to_expr()
 
 
 def load_cutoffs(con: ibis.BaseBackend, cutoffs: list[pd.Timestamp]) -> ir.Table:

@@ -131,12 +131,14 @@ class TileStore:
     def _stale_events(self, events: ir.Table, stale: list[int]) -> ir.Table:
         """The stale days' events, materialised by one scan, so the tile query's several passes read only them.
 
-        The time range around them comes first: an engine skips the Parquet row groups outside it (a nightly
-        build's one new day then reads a few of them, not the whole log)."""
-        from leadradar.features.engines import materializer
+        The time range around them comes first, on the events' own times too (`within_times`): an engine skips the
+        Parquet row groups or Arrow batches outside it (a nightly build's one new day then reads a few of them, not
+        the whole log)."""
+        from leadradar.features.engines import materializer, within_times
 
         lo, hi = self.tod_us + (stale[0] - 1) * DAY_US, self.tod_us + stale[-1] * DAY_US
-        few = events.filter((events.us > lo) & (events.us <= hi), day_bucket(events.us, self.tod_us).isin(stale))
+        few = within_times(events, lo, hi)
+        few = few.filter(day_bucket(few.us, self.tod_us).isin(stale))
         return materializer(events.get_backend())("lr_tile_stale_events", few)
 
     def _compacted(self, days: dict[int, list]) -> str:

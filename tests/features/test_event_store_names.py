@@ -27,3 +27,26 @@ def test_a_name_first_met_by_a_write_decodes_after_an_earlier_read_cached_the_na
     append(service, [event(3, lead_id="L-early")])  # the write meets L-early's code, the read before did not
     assert sorted(service.events("acme", leads=["L-early"])["lead_id"].to_pylist()) == ["L-early", "L-early"]
     service.close()
+
+
+def test_a_whole_log_of_more_names_than_one_lookup_asks_for_decodes_in_a_fresh_process(tmp_path):
+    """A whole log's names are read in one pass past `_NAMES_BY_CODE` of them (not a query per 5,000), and a column
+    is taken once from the cached table, which is built again when a later write brings a code it lacks."""
+    from leadradar.features.store.event_store import _NAMES_BY_CODE
+
+    settings = Settings(home=tmp_path / "home")
+    rows = [event(i, lead_id=f"L-{i:05d}", item_id=f"I-{i % 7}") for i in range(_NAMES_BY_CODE + 200)]
+    loader = EventStore(settings.event_store_url, settings)
+    append(loader, rows)
+    loader.close()
+    reader = EventStore(settings.event_store_url, settings)
+    some = [r["lead_id"] for r in rows[::80]] + [rows[-1]["lead_id"]]  # the cached table then has gaps
+    assert sorted(reader.events("acme", leads=some)["lead_id"].to_pylist()) == sorted(some)
+    whole = reader.events()
+    assert sorted(whole["lead_id"].to_pylist()) == [r["lead_id"] for r in rows]
+    assert sorted(set(whole["item_id"].to_pylist())) == [f"I-{k}" for k in range(7)]
+    append(reader, [event(_NAMES_BY_CODE + 500, lead_id="L-new", item_id="I-new")])
+    again = reader.events()
+    assert again.num_rows == len(rows) + 1 and again["lead_id"].null_count == 0
+    assert "L-new" in again["lead_id"].to_pylist() and "I-new" in again["item_id"].to_pylist()
+    reader.close()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import threading
 
+import ibis
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, Phase, given
@@ -16,8 +18,9 @@ from hypothesis import strategies as st
 from leadradar.config import Settings
 from leadradar.errors import InputError
 from leadradar.features.build import compute_features
+from leadradar.features.contract import EVENT_SCHEMA
 from leadradar.features.cutoffs import epoch_us
-from leadradar.features.engines import connect, feature_input, load
+from leadradar.features.engines import connect, feature_input, load, within_times
 from leadradar.features.grid import DAY_US
 from leadradar.features.locks import exclusive
 from leadradar.features.registry import build_registry
@@ -80,6 +83,34 @@ def test_an_event_recomputes_the_rows_of_the_cutoffs_at_or_after_its_day_and_no_
     assert rewritten == {f"rows-{c.value // 1000}.arrow" for c in CUTOFFS[1:]}
     full = compute_features(events_table(late, "h"), stages, CUTOFFS, SETTINGS, REGISTRY)
     assert_same_features(got, full, REGISTRY)
+
+
+@pytest.mark.parametrize("held", ["memory", "file"])
+def test_a_stretch_of_time_is_cut_on_the_events_own_times_and_keeps_exactly_the_rows_of_its_microseconds(
+    tmp_path, held
+):
+    """`within_times` (a kept build's stale days) bounds the source's `ts` too, so an engine can skip row groups; no
+    row of `after < us <= upto` is lost at either bound, in memory or from a file (of nanosecond times)."""
+    edge = epoch_us(CUTOFF)
+    ns = [(edge + d) * 1000 + extra for d in (-DAY_US, -1, 0, 1, DAY_US - 1, DAY_US, DAY_US + 1) for extra in (0, 999)]
+    base = {"tenant_id": "ta", "lead_id": "L1", "sales_id": "s1", "offset_s": -1, "dwell_s": None, "item_id": None}
+    base |= {"referrer_lead_id": None, "channel": "h5", "event_type": "card_view"}
+    table = events_table([base] * len(ns), "t")
+    table = table.set_column(EVENT_SCHEMA.get_field_index("ts"), "ts", pa.array(ns, pa.timestamp("ns", tz="UTC")))
+    if held == "file":
+        pq.write_table(table, tmp_path / "events.parquet")
+        source = str(tmp_path / "events.parquet")
+    else:
+        micro = pc.cast(table["ts"], EVENT_SCHEMA.field("ts").type, safe=False)
+        source = table.set_column(EVENT_SCHEMA.get_field_index("ts"), "ts", micro)
+    con = connect("tiles", SETTINGS.features)
+    events = feature_input(load(con, source, "events"), "events")
+    cut = within_times(events, edge, edge + DAY_US)
+    assert "ts" in str(ibis.to_sql(cut)).split("WHERE", 1)[1]  # the source's own times are bounded
+    assert sorted(cut.event_id.to_pyarrow().to_pylist()) == sorted(
+        events.filter((events.us > edge) & (events.us <= edge + DAY_US)).event_id.to_pyarrow().to_pylist()
+    )
+    assert cut.count().to_pyarrow().as_py() == 6  # 1, DAY_US - 1 and DAY_US microseconds after, each twice
 
 
 def test_a_second_build_on_the_same_kept_tiles_waits_for_the_first(tmp_path):
