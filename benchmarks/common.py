@@ -107,7 +107,7 @@ class Measurement:
     ok: bool
     seconds: float | None  # the callable alone, timed inside the worker
     process_seconds: float  # the whole process: interpreter start, imports, the call, exit
-    peak_rss_mb: float  # the process's peak resident set (kernel accounting, ru_maxrss)
+    peak_rss_mb: float  # the process's own peak resident set, or a waited child's (benchmarks/_worker.py)
     cpu_seconds: float  # user + system CPU time of the process: compare with process_seconds × cores
     load_before: float  # 1-minute load average when the run started: other work on the machine shows here
     load_after: float
@@ -157,8 +157,9 @@ def measure(
             if stalled_before is None or stalled_after is None
             else round((stalled_after - stalled_before) / 1e6 / process_seconds, 3)
         )
-        peak_mb = usage.ru_maxrss / 1024  # Linux reports kilobytes
         payload = json.loads(out.read_text()) if out.exists() else {}
+        # The worker's own figure; the kernel's (kilobytes) for one that did not finish, floored by this process's.
+        peak_mb = payload.get("peak_rss_mb") or usage.ru_maxrss / 1024
     ok = proc.returncode == 0 and "result" in payload
     error = None
     if not ok:

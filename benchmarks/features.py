@@ -796,7 +796,7 @@ def _document(
         "cutoffs": cutoffs,
         "what_is_timed": "compute_features(events.parquet, stages.parquet, cutoffs, Settings(), registry, "
         "items.parquet, leads=leads.parquet): reading Parquet to the pandas feature table, "
-        "in a fresh process; peak RSS is that whole process's (kernel ru_maxrss)",
+        "in a fresh process; peak RSS is that process's own high-water mark (VmHWM) or a child's",
         "runs": f"main DuckDB and pandas: {len(ducks)} interleaved runs each, the fastest is the figure and "
         "the highest peak RSS the memory figure; capped, profile and scaling: one run each",
     }

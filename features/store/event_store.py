@@ -940,10 +940,8 @@ class EventStore:
                 raw.close()
         else:
             with self.reader.connect() as conn:
-                for start in range(0, len(codes), _NAMES_BY_CODE):
-                    chunk = codes[start : start + _NAMES_BY_CODE]
-                    found = conn.execute(sa.select(NAMES.c.code, NAMES.c.value).where(NAMES.c.code.in_(chunk)))
-                    self._names.update(found.all())
+                found = conn.execute(sa.select(NAMES.c.code, NAMES.c.value).where(NAMES.c.code.in_(codes)))
+                self._names.update(found.all())
         self._by_code = None
 
     def _scoped(self, query: Any, table: sa.Table, tenant: str | None, leads: Sequence[str] | None) -> Any:
