@@ -907,8 +907,9 @@ class EventStore:
         if few and all(c is None or c in self._names for c in codes):
             return pa.array([None if c is None else self._names[c] for c in codes], pa.string())
         arr = _as_arrow(codes, pa.int64())
-        if self._by_code is not None and (top := pc.max(arr).as_py()) is not None and top < len(self._by_code):
-            names = self._by_code.take(arr)
+        table = self._by_code  # once: a read in another thread may set it aside meanwhile (`_load_names`)
+        if table is not None and (top := pc.max(arr).as_py()) is not None and top < len(table):
+            names = table.take(arr)
             if names.null_count == arr.null_count:
                 return names
         present = pc.unique(pc.drop_null(arr))
@@ -917,10 +918,11 @@ class EventStore:
             if wanted:
                 self._load_names(sorted(wanted))
             # The table lacked a code (above), its name now loaded or met by a write since it was built: built again.
-            self._by_code = pa.array([self._names.get(c) for c in range(max(self._names, default=0) + 1)], pa.string())
-        elif self._by_code is None:
-            self._by_code = pa.array([None], pa.string())
-        return self._by_code.take(arr)
+            table = pa.array([self._names.get(c) for c in range(max(self._names, default=0) + 1)], pa.string())
+        elif table is None:
+            table = pa.array([None], pa.string())
+        self._by_code = table
+        return table.take(arr)
 
     def _load_names(self, codes: list[int]) -> None:
         """The names of these codes into the cache; many (a whole log's) by one read of every name, not a query per

@@ -50,3 +50,58 @@ def test_a_whole_log_of_more_names_than_one_lookup_asks_for_decodes_in_a_fresh_p
     assert again.num_rows == len(rows) + 1 and again["lead_id"].null_count == 0
     assert "L-new" in again["lead_id"].to_pylist() and "I-new" in again["item_id"].to_pylist()
     reader.close()
+
+
+def test_reads_beside_writes_in_other_threads_decode_every_name(tmp_path):
+    """The service shares one store between its request threads: scores reading histories at once, while another
+    worker (another store instance) writes leads whose names this one must then read. Threads switched every
+    microsecond: a read that looked at the cached table of names and then took from it, while another read threw
+    that table away to build it again, found none."""
+    import sys
+    import threading
+
+    settings = Settings(home=tmp_path / "home")
+    store = EventStore(settings.event_store_url, settings)
+    writer = EventStore(settings.event_store_url, settings)
+    append(writer, [event(i, lead_id=f"L-{i:05d}") for i in range(3000)])
+    writes, failures, done, newest = 150, [], threading.Event(), [-1]
+
+    def write() -> None:
+        try:
+            for k in range(writes):
+                append(writer, [event(10_000 + 2 * k + j, lead_id=f"N-{k}-{j}") for j in range(2)])
+                newest[0] = k
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            done.set()
+
+    def read() -> None:
+        k = 0
+        try:
+            while not done.is_set():
+                wanted = [f"L-{k % 3000:05d}"] + ([f"N-{newest[0]}-0"] if newest[0] >= 0 else [])
+                got = store.events("acme", leads=wanted)["lead_id"]
+                assert sorted(got.to_pylist()) == sorted(wanted), f"asked {wanted}, read {got.to_pylist()}"
+                whole = store.events()["lead_id"]
+                assert whole.null_count == 0, "a lead id read back as null"
+                k += 1
+        except BaseException as exc:
+            failures.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=write), *(threading.Thread(target=read) for _ in range(3))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    finally:
+        sys.setswitchinterval(interval)
+    store.close()
+    writer.close()
+    assert not failures, repr(failures[0])
+    again = EventStore(settings.event_store_url, settings)
+    assert again.events().num_rows == 3000 + writes * 2
+    again.close()
