@@ -10,6 +10,7 @@ ignored with a one-line warning.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -134,19 +135,22 @@ class RadarLog:
         cls, store: EventStore, *, tenant: str | None = None, until: pd.Timestamp | None = None, as_seen: bool = True
     ) -> RadarLog:
         """The log the event store holds, as the service saw it by default (an event counts from the later of
-        its time and its arrival) or by event time (`as_seen=False`)."""
-        events, consent = split_consent(store.events(tenant, until=until, as_seen=as_seen), store.settings)
-        if events.num_rows == 0:
-            where = f"tenant {tenant!r} in " if tenant else ""
-            raise InputError(
-                f"no events for {where}the event store at {store.url}; send them with `leadradar ingest FILE...`"
-                " or POST /v1/events, or name files with --events and --stages"
-            )
+        its time and its arrival) or by event time (`as_seen=False`). The stage changes are read in a second thread
+        beside the events (a long log's by a child process that then runs beside this one)."""
+        with ThreadPoolExecutor(1, thread_name_prefix="stages-read") as pool:
+            stages = pool.submit(store.stages, tenant, until=until)
+            events, consent = split_consent(store.events(tenant, until=until, as_seen=as_seen), store.settings)
+            if events.num_rows == 0:
+                where = f"tenant {tenant!r} in " if tenant else ""
+                raise InputError(
+                    f"no events for {where}the event store at {store.url}; send them with `leadradar ingest FILE...`"
+                    " or POST /v1/events, or name files with --events and --stages"
+                )
         items = store.catalog("items", tenant)
         leads = store.catalog("leads", tenant)
         return cls(
             events,
-            store.stages(tenant, until=until),
+            stages.result(),
             None if items is None else pa.Table.from_pandas(items, schema=ITEM_SCHEMA, preserve_index=False),
             leads,
             sales=store.catalog("sales", tenant),

@@ -211,6 +211,7 @@ class EventStore:
                 for statement in _SQLITE_REWRITES:
                     conn.exec_driver_sql(statement)
         self._lock = threading.Lock()
+        self._loading = threading.Lock()  # one read of names at a time (`_decode`)
         self._codes: dict[tuple[int, str], int] = {}
         self._raw_sql: dict[tuple[int, int], tuple[str, tuple[str, ...], dict[str, Any]]] = {}
         self._names: dict[int, str] = {}
@@ -916,7 +917,10 @@ class EventStore:
         if len(present):
             wanted = set(present.to_pylist()) - self._names.keys()
             if wanted:
-                self._load_names(sorted(wanted))
+                with self._loading:  # a thread decoding beside this one (stages beside events) may load them first
+                    wanted -= self._names.keys()
+                    if wanted:
+                        self._load_names(sorted(wanted))
             # The table lacked a code (above), its name now loaded or met by a write since it was built: built again.
             table = pa.array([self._names.get(c) for c in range(max(self._names, default=0) + 1)], pa.string())
         elif table is None:

@@ -19,6 +19,7 @@ import re
 import shutil
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
@@ -72,21 +73,27 @@ class LogMirror:
     def table(self, top: int, rewrites: int, stretch: Stretch, event_id_at: EventIdAt) -> pa.Table:
         """The stored events up to log position `top`, in log order, while `rewrites` events were ever deleted or
         rewritten; what the copy lacks is read by `stretch`, and kept (in a folder only this user can open: it holds
-        what the database holds)."""
+        what the database holds).
+
+        The stretch is read from the database in a second thread while the parts are read: Parquet decodes without
+        Python's lock, the database's rows with it, so a night's stretch costs little more than the parts alone."""
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         with exclusive(self.dir, LOCK):
             doc = self._manifest()
-            kept = self._kept(doc, top, rewrites, event_id_at)
-            parts: list[str] = []
-            tables: list[pa.Table] = []
-            upto = 0
-            if doc is not None and kept is not None:
-                parts, tables, upto = list(doc["parts"]), [kept], int(doc["upto"])
-            if top > upto:
-                new = stretch(upto, top)
-                if new.num_rows:
-                    parts.append(self._write(new))
-                    tables.append(new)
+            if not self._holds_start(doc, top, rewrites, event_id_at):
+                doc = None
+            upto = int(doc["upto"]) if doc is not None else 0
+            with ThreadPoolExecutor(1, thread_name_prefix="log-stretch") as pool:
+                later = pool.submit(stretch, upto, top) if top > upto else None
+                kept = self._parts(doc["parts"]) if doc is not None else None
+                new = later.result() if later is not None else None
+            if doc is not None and kept is None:  # a part cannot be read: the copy starts again from the whole log
+                doc, new = None, (stretch(0, top) if top > 0 else None)
+            parts = list(doc["parts"]) if doc is not None else []
+            tables = [kept] if doc is not None and kept is not None else []
+            if new is not None and new.num_rows:
+                parts.append(self._write(new))
+                tables.append(new)
             whole = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
             if len(parts) > MAX_PARTS:
                 parts = [self._write(whole)]
@@ -94,17 +101,21 @@ class LogMirror:
             self._write_manifest({"version": MIRROR_VERSION, "rewrites": rewrites, "upto": top, "last": last}, parts)
             return whole
 
-    def _kept(self, doc: dict | None, top: int, rewrites: int, event_id_at: EventIdAt) -> pa.Table | None:
-        """The copy's parts read whole when they still hold the start of the log as it is; None when the copy must
-        start again (nothing kept, another count of rewrites, another database, a part that cannot be read)."""
+    def _holds_start(self, doc: dict | None, top: int, rewrites: int, event_id_at: EventIdAt) -> bool:
+        """Whether the copy still holds the start of the log as it is: not when there is none, another count of
+        rewrites, or another database (its last event is not the store's at that position)."""
         if doc is None or doc["rewrites"] != rewrites or doc["upto"] > top:
-            return None
+            return False
         last = doc["last"]
         if last is not None and event_id_at(last[0]) != last[1]:
             log.warning("event store copy: %s is not a copy of this database's log; it is read again", self.dir)
-            return None
+            return False
+        return True
+
+    def _parts(self, names: list[str]) -> pa.Table | None:
+        """The copy's parts read whole; None (warned) when one cannot be read."""
         tables = []
-        for name in doc["parts"]:
+        for name in names:
             try:
                 tables.append(pq.read_table(self.dir / name, schema=SCHEMA))
             except (OSError, pa.ArrowException) as exc:

@@ -154,6 +154,24 @@ def test_a_copy_of_another_database_or_a_damaged_copy_is_read_again(stores, tmp_
     plain.close()
 
 
+def test_a_damaged_part_found_while_the_new_stretch_is_read_starts_the_copy_again(stores, caplog):
+    """The new stretch is read beside the parts (a second thread); a part that then cannot be read throws that
+    stretch away and the whole log is read from the database, kept as one part."""
+    with_copy, without = stores
+    store_events(with_copy, rows(0, 40))
+    assert_same(with_copy, without)
+    old = with_copy.log_position()[0]
+    (mirror_dir(sqlite_file(with_copy.url)) / copy_files(with_copy)[0]).write_bytes(b"PAR1 cut short")
+    store_events(with_copy, rows(100, 20, day=3))
+    asked = stretches(with_copy)
+    with caplog.at_level(logging.WARNING):
+        assert with_copy.events().equals(without.events())
+    top = with_copy.log_position()[0]
+    assert asked == [(old, top), (0, top)]
+    assert len(copy_files(with_copy)) == 1 and len(caplog.records) == 1
+    assert_same(with_copy, without)
+
+
 def test_many_small_stretches_are_compacted_into_one_part(stores):
     without = stores[1]
     store = without.settings.store.model_copy(update={"mirror": True, "arrow_read_rows": 6})
