@@ -908,7 +908,7 @@ class EventStore:
         if few and all(c is None or c in self._names for c in codes):
             return pa.array([None if c is None else self._names[c] for c in codes], pa.string())
         arr = _as_arrow(codes, pa.int64())
-        table = self._by_code  # once: a read in another thread may set it aside meanwhile (`_load_names`)
+        table = self._by_code  # once: another thread may replace it meanwhile, or a failed write set it aside
         if table is not None and (top := pc.max(arr).as_py()) is not None and top < len(table):
             names = table.take(arr)
             if names.null_count == arr.null_count:
@@ -937,7 +937,6 @@ class EventStore:
             with self.reader.connect() as conn:
                 found = conn.execute(sa.select(NAMES.c.code, NAMES.c.value).where(NAMES.c.code.in_(codes)))
                 self._names.update(found.all())
-        self._by_code = None
 
     def _scoped(self, query: Any, table: sa.Table, tenant: str | None, leads: Sequence[str] | None) -> Any:
         """The query limited to one tenant and some leads; None when a name was never stored (nothing matches)."""
