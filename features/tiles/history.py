@@ -29,6 +29,7 @@ from leadradar.config import Settings
 from leadradar.features.build import unbound_inputs
 from leadradar.features.consent import split_consent
 from leadradar.features.contract import FEATURE_EVENT_SCHEMA
+from leadradar.features.grid import DAY_US
 from leadradar.features.online import SQL_TYPES, with_us
 from leadradar.features.store import EventStore
 from leadradar.features.tiles.partials import day_events
@@ -93,12 +94,12 @@ def empty_columns() -> dict[str, np.ndarray]:
 
 
 def merge_columns(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Two sets of event columns as one, ordered by time (late events land in their place)."""
+    """Two sets of event columns, each ordered by time, as one (late events land in their place, after those of
+    their instant in `a`): a lead's few new events are inserted, not the whole history sorted again."""
     if len(b["us"]) == 0:
         return a
-    both = {k: np.concatenate([a[k], b[k]]) for k in a}
-    order = np.argsort(both["us"], kind="stable")
-    return {k: v[order] for k, v in both.items()}
+    at = np.searchsorted(a["us"], b["us"], side="right")
+    return {k: np.insert(a[k], at, b[k]) for k in a}
 
 
 def few_events(events: pa.Table) -> pa.Table:
@@ -164,8 +165,29 @@ class LeadHistory:
             elif few.column(0).num_chunks > 32:  # a piece per merge; a lead that moves all day would have thousands
                 few = few.combine_chunks()
             touches = touches.extended(new)
-        columns = merge_columns(self.columns, flags.columns(events))
-        return LeadHistory(count, top, columns, few, few_us, first, times(first), touches)
+        added = flags.columns(events)
+        columns = merge_columns(self.columns, added)
+        extended = LeadHistory(count, top, columns, few, few_us, first, times(first), touches)
+        tods = self.memo.get("tods")
+        if tods is not None and len(tods) == len(self.columns["us"]):  # the times of day sorted, new ones inserted
+            new_tods = np.sort(added["us"] % DAY_US)
+            extended.memo["tods"] = np.insert(tods, np.searchsorted(tods, new_tods), new_tods)
+        earlier = self.earlier(int(added["us"].min()) if len(added["us"]) else None)
+        if earlier is not None:
+            extended.memo["earlier"] = earlier
+        return extended
+
+    def earlier(self, since_us: int | None) -> tuple[dict[str, Any], int | None] | None:
+        """What the last request made of this history (its day tiles and the events' sorted times of day), carried
+        into the history extended from it with the earliest time of the events added since (`since_us`; None: none):
+        a request after a move then remakes only the days from there on (features/tiles/online.py `spliced`).
+        Only those two entries are carried, so a lead that moves all day holds one earlier request, not a chain."""
+        if "tiles" in self.memo and "tods" in self.memo:
+            return {"tiles": self.memo["tiles"], "tods": self.memo["tods"]}, since_us
+        if "earlier" in self.memo:
+            kept, before = self.memo["earlier"]
+            return kept, before if since_us is None else since_us if before is None else min(before, since_us)
+        return None
 
 
 def _route(kept: LeadHistory, position: tuple[int, int] | None) -> str:

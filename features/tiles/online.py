@@ -36,6 +36,7 @@ from leadradar.features.tiles.build import SKIPPED_STAGES, TileFeatures
 from leadradar.features.tiles.dense import DayTiles, dense_tiles
 from leadradar.features.tiles.history import (
     HistoryCache,
+    LeadHistory,
     few_events,
     first_events,
     merge_columns,
@@ -236,7 +237,12 @@ class OnlineTiles:
             else:
                 grid = history.grid(c)
             memo = history.memo.get("tiles")
-            parts.append(memo[1] if grid is not None and memo is not None and memo[0] == grid else None)
+            part = memo[1] if grid is not None and memo is not None and memo[0] == grid else None
+            if part is None and grid is not None:
+                part = spliced(history, cols, c, self.settings)
+                if part is not None:
+                    history.memo["tiles"] = (grid, part, c)
+            parts.append(part)
             kept.append((history, grid))
             columns.append(cols)
             few.append(kept_few)
@@ -254,7 +260,7 @@ class OnlineTiles:
                 parts[k] = part
                 history, grid = kept[k]
                 if grid is not None:
-                    history.memo["tiles"] = (grid, part)
+                    history.memo["tiles"] = (grid, part, c)
         tiles = stacked([p for p in parts if p is not None])
         day = c // DAY_US
         n = len(lead_ids)
@@ -270,6 +276,41 @@ class OnlineTiles:
                 continue
             rows.append(tuple(_plain(values[f][i]) if f in values else found[f] for f in out_names))
         return out_names, rows
+
+
+def spliced(
+    history: LeadHistory, columns: dict[str, np.ndarray], cutoff_us: int, settings: Settings
+) -> DayTiles | None:
+    """The day tiles of a lead's request from its last request's tiles (`LeadHistory.earlier`), made for another
+    instant and perhaps before the lead moved: the days before the first one that the events added since or either
+    request's instant can change are kept, the rest made again from `columns` (the events cut at `cutoff_us`). None
+    when nothing can be kept, as when the grid puts some earlier event on another day.
+
+    The day before the first remade one is made again too and dropped: a day's session start reads the last event
+    of the day before it (`dense_tiles`)."""
+    earlier = history.earlier(None)
+    if earlier is None:
+        return None
+    kept, since_us = earlier
+    (_, rank), part, before_us = kept["tiles"]
+    tod = cutoff_us % DAY_US
+    if int(np.searchsorted(kept["tods"], tod, side="right")) != rank:  # some earlier event is on another day here
+        return None
+    first = min(-((tod - t) // DAY_US) for t in (cutoff_us, before_us, since_us) if t is not None)
+    keep = int(np.searchsorted(part.bucket, first))
+    if keep == 0:
+        return None
+    again = int(part.bucket[keep - 1])
+    start = int(np.searchsorted(columns["us"], tod + (again - 1) * DAY_US, side="right"))
+    made = dense_tiles(event_tiles([{k: v[start:] for k, v in columns.items()}], tod, settings), settings)
+    new = int(np.searchsorted(made.bucket, first))
+    if new == len(made):
+        return DayTiles(part.lead[:keep], part.bucket[:keep], {k: v[:keep] for k, v in part.columns.items()})
+    return DayTiles(
+        np.concatenate([part.lead[:keep], made.lead[new:]]),
+        np.concatenate([part.bucket[:keep], made.bucket[new:]]),
+        {k: np.concatenate([v[:keep], made.columns[k][new:]]) for k, v in part.columns.items()},
+    )
 
 
 def per_lead(tiles: DayTiles, n: int) -> list[DayTiles]:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from leadradar.config import Settings
 from leadradar.features.build import finish
 from leadradar.features.contract import ITEM_SCHEMA
+from leadradar.features.cutoffs import epoch_us
 from leadradar.features.grid import DAY_US
 from leadradar.features.online import OnlineFeatures
 from leadradar.features.registry import build_registry
@@ -330,4 +331,84 @@ def test_a_batch_of_leads_gets_the_histories_each_lead_alone_would(tmp_path):
     assert (got[3].count, len(got[3].columns["us"])) == (4, 3)  # the consent event is counted, never a feature's
     assert got[4].count == 0 and len(got[4].columns["us"]) == 0
     assert (got[5].count, got[5].touches.keys["item_id"].to_pylist()) == (3, ["ta-p1-02"])
+    store.close()
+
+
+def test_a_request_after_a_move_remakes_only_the_days_from_the_first_new_event(tmp_path, monkeypatch):
+    """A lead moves (one event today, then a late one nine days back): each next request keeps the last request's
+    day tiles before the first day that can differ and makes only the rest, and the tiles are those made whole."""
+    import leadradar.features.tiles.online as online
+
+    base = {"tenant_id": "ta", "lead_id": "L1", "sales_id": "s1", "micro": 0, "dwell_s": 12.0, "item_id": None}
+    base |= {"referrer_lead_id": None, "channel": "h5", "event_type": "card_view"}
+    rows = [{**base, "offset_s": -d * 86400 - m} for d in range(30) for m in (600, 900, 4 * 3600)]
+    rows.append({**base, "offset_s": -86400 + 60})  # the last day's first, in the session of the day before's last
+    store = stored(tmp_path, events_table(rows, id_prefix="first-"))
+    tiles = OnlineTiles(SETTINGS, REGISTRY)
+    made: list[int] = []
+    whole = online.dense_tiles
+    monkeypatch.setattr(online, "dense_tiles", lambda t, s: made.append(len(t["us_min"])) or whole(t, s))
+    empty, stages = events_table([]), stages_table([])
+
+    def request(at: pd.Timestamp) -> None:
+        got = frame(*tiles.compute_rows(store, "ta", ["L1"], at, empty, stages, CATALOGUE))
+        assert_same_features(got, by_query(store, "ta", empty, stages, at), REGISTRY)
+        history = tiles.cache.get(store, "ta", "L1")
+        cut = history.until(epoch_us(at))[0]
+        again = whole(event_tiles([cut], epoch_us(at) % DAY_US, SETTINGS), SETTINGS)
+        kept = history.memo["tiles"][1]
+        assert list(kept.bucket) == list(again.bucket)
+        for name, column in again.columns.items():
+            np.testing.assert_array_equal(kept.columns[name], column, err_msg=name)
+
+    def move(offset_s: int, name: str) -> None:
+        one = events_table([{**base, "offset_s": offset_s, "dwell_s": 40.0}], id_prefix=name)
+        store.append_events(validate_events(one, store.settings, source="t"), source="t")
+
+    request(CUTOFF)
+    assert made == [91]
+    move(-60, "today-")  # a minute before the request: its day, the last, is made again with the day before it
+    request(CUTOFF + pd.Timedelta(seconds=1))
+    assert made[1:] == [3 + 5]
+    move(-9 * 86400 - 3600, "late-")  # nine days back: its day to the last made again, and the day before it
+    request(CUTOFF + pd.Timedelta(seconds=2))
+    assert made[2:] == [3 * 11 + 1 + 2]
+    request(CUTOFF - pd.Timedelta(days=5, seconds=-3))  # back five days: the day before that one and that one
+    assert made[3:] == [3 + 3]
+    request(CUTOFF + pd.Timedelta(seconds=4))  # and forward again: the days from that one on, not kept then
+    assert made[4:] == [3 * 7 + 1 + 1]
+    move(-5, "again-")
+    request(CUTOFF - pd.Timedelta(minutes=12))  # the 10-minutes-before events change day: nothing is kept
+    assert made[5:] == [91]  # all but today's 10-minutes-before one and the two moves after it, plus the late one
+    store.close()
+
+
+@PROFILE
+@given(
+    rows=st.lists(event_rows(near), min_size=2, max_size=40),
+    moves=st.lists(st.tuples(st.lists(st.integers(0, 39), max_size=4), instants), min_size=1, max_size=4),
+    as_of=instants,
+)
+def test_requests_between_moves_equal_the_online_query(tmp_path, rows, moves, as_of):
+    """Events stored in steps (late ones too) with a request after each, at any of the instants: a request that
+    keeps the last one's day tiles gives what the query gives."""
+    events = events_table(rows, id_prefix=f"m{next(_stores)}-")
+    held = sorted({i % len(rows) for ids, _ in moves for i in ids})
+    first = np.ones(len(rows), dtype=bool)
+    first[held] = False
+    store = stored(tmp_path, events.filter(pa.array(first)))
+    tiles = OnlineTiles(SETTINGS, REGISTRY)
+    empty, stages = events_table([]), stages_table([])
+    stored_ids = set()
+    for tenant in ("ta", "tb"):
+        tiles.compute_rows(store, tenant, LEADS, as_of, empty, stages)
+    for ids, at in moves:
+        now = sorted({i % len(rows) for i in ids} - stored_ids)
+        stored_ids |= set(now)
+        if now:
+            batch = validate_events(events.take(pa.array(now, pa.int64())), store.settings, source="t")
+            store.append_events(batch, source="t")
+        for tenant in ("ta", "tb"):
+            got = frame(*tiles.compute_rows(store, tenant, LEADS, at, empty, stages, CATALOGUE))
+            assert_same_features(got, by_query(store, tenant, empty, stages, at), REGISTRY)
     store.close()
