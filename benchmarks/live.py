@@ -10,7 +10,8 @@ are installed), side by side in the same run with `leadradar ingest` of the same
 - `bytes_per_event`: the events table and its indexes on disk after a checkpoint, per event;
 - `file_ingest_events_per_s`: `leadradar ingest FILE` of the same events (the baseline of the same run).
 `--part store` runs only what needs no service (file ingest, bytes, the store's own history read); `--part online`
-only `online_p99_ms` (features of one lead with 5,000 stored events, kept history vs the online query, in process),
+only `online_p99_ms` (features of one lead with 5,000 stored events, kept history vs the online query, in process;
+`online_20k_*` the same with 20,000; `--served` over HTTP too, `served_online_moved_*` right after one more event),
 written to benchmarks/results/live_online.json.
 It passes or fails nothing: it writes benchmarks/results/live.json.
 """
@@ -306,7 +307,8 @@ SERVED_SIM = {"tenants": 2, "leads": 3_000, "days": 270, "seed": 3}
 
 def served_online_p99_ms(settings: Any, n: int = 5_000, repeats: int = 200) -> dict[str, float]:
     """POST /v1/score of one lead by id with `n` stored events, the service with `features.online_tiles` on and
-    off in turn (rescoring off, so nothing else runs), on a model trained on a small simulated log."""
+    off in turn (rescoring off, so nothing else runs), on a model trained on a small simulated log; `_moved_`: each
+    request right after one more event of the lead was sent (POST /v1/events, not timed)."""
     import httpx
 
     from leadradar.demo import demo_key
@@ -341,9 +343,18 @@ def served_online_p99_ms(settings: Any, n: int = 5_000, repeats: int = 200) -> d
                     t0 = time.perf_counter()
                     http.post("/v1/score", json={"leads": [{"lead_id": lead}]}).raise_for_status()
                     times.append((time.perf_counter() - t0) * 1000)
+                moved = []  # each after one more event of the lead is sent and stored: a radar's usual request
+                for i in range(repeats // 2):
+                    one = long_history(1, tenant, lead, days=1, seed=100 + i).assign(event_id=f"{lead}-moved-{i}")
+                    http.post("/v1/events", json={"events": _wire(one)}).raise_for_status()
+                    t0 = time.perf_counter()
+                    http.post("/v1/score", json={"leads": [{"lead_id": lead}]}).raise_for_status()
+                    moved.append((time.perf_counter() - t0) * 1000)
         name = "served_online" if on else "served_online_query"
         figures[f"{name}_p99_ms"] = float(np.percentile(times[20:], 99))
         figures[f"{name}_p50_ms"] = float(np.percentile(times[20:], 50))
+        figures[f"{name}_moved_p99_ms"] = float(np.percentile(moved, 99))
+        figures[f"{name}_moved_p50_ms"] = float(np.percentile(moved, 50))
     figures["served_load_average_1m"] = os.getloadavg()[0]
     return figures
 
@@ -416,6 +427,12 @@ def main() -> None:
             settings.ensure_dirs()
             with console.status("features of one lead with 5,000 stored events"):
                 online = online_p99_ms(settings)
+            with console.status("and of one lead with 20,000"):  # what grows with a lead's history
+                longer = Settings(home=Path(tmp) / "home-20k")
+                longer.ensure_dirs()
+                online |= {
+                    f"online_20k_{k.removeprefix('online_')}": v for k, v in online_p99_ms(longer, n=20_000).items()
+                }
             if args.served:
                 with console.status("the same over HTTP, tiles on and off"):
                     online |= served_online_p99_ms(settings)
