@@ -154,7 +154,12 @@ class LeadHistory:
 
     def extended(self, events: pa.Table, flags: EventFlags, top: int, count: int) -> LeadHistory:
         """With events stored since `top` merged in (late ones included): only they are read, flagged and grouped."""
-        first = first_events(pa.concat_tables([self.first, events]))
+        us = times(events)
+        if self.first.num_rows and (len(us) == 0 or us.min() > self.first_us[0]):  # the usual move: not the first
+            first, first_us = self.first, self.first_us
+        else:
+            first = first_events(pa.concat_tables([self.first, events]))
+            first_us = times(first)
         few, few_us, touches = self.few, self.few_us, self.touches
         new, new_us = by_time(few_events(events))
         if len(new_us):
@@ -167,7 +172,7 @@ class LeadHistory:
             touches = touches.extended(new)
         added = flags.columns(events)
         columns = merge_columns(self.columns, added)
-        extended = LeadHistory(count, top, columns, few, few_us, first, times(first), touches)
+        extended = LeadHistory(count, top, columns, few, few_us, first, first_us, touches)
         tods = self.memo.get("tods")
         if tods is not None and len(tods) == len(self.columns["us"]):  # the times of day sorted, new ones inserted
             new_tods = np.sort(added["us"] % DAY_US)

@@ -412,3 +412,22 @@ def test_requests_between_moves_equal_the_online_query(tmp_path, rows, moves, as
             got = frame(*tiles.compute_rows(store, tenant, LEADS, at, empty, stages, CATALOGUE))
             assert_same_features(got, by_query(store, tenant, empty, stages, at), REGISTRY)
     store.close()
+
+
+def test_an_event_stored_later_at_the_leads_first_instant_joins_its_first_events(tmp_path):
+    """The owner is the least salesperson at the lead's first time: one more event at that very instant, stored
+    after the history was kept, can change it; a later one cannot."""
+    base = {"tenant_id": "ta", "lead_id": "L1", "micro": 0, "dwell_s": 3.0, "item_id": None, "channel": "h5"}
+    base |= {"referrer_lead_id": None, "event_type": "card_view"}
+    rows = [{**base, "sales_id": "s2", "offset_s": -3 * 86400}, {**base, "sales_id": "s2", "offset_s": -3600}]
+    store = stored(tmp_path, events_table(rows, id_prefix="own-"))
+    empty, stages = events_table([]), stages_table([])
+    assert by_tiles(store, "ta", empty, stages, CUTOFF, ["L1"])["sales_id"].tolist() == ["s2"]
+    for offset_s, name in ((-600, "later-"), (-3 * 86400, "same-")):
+        one = events_table([{**base, "sales_id": "s1", "offset_s": offset_s}], id_prefix=name)
+        store.append_events(validate_events(one, store.settings, source="t"), source="t")
+        got = by_tiles(store, "ta", empty, stages, CUTOFF, ["L1"])
+        want = by_query(store, "ta", empty, stages, CUTOFF)
+        assert got["sales_id"].tolist() == want["sales_id"].tolist() == ["s2" if name == "later-" else "s1"]
+        assert_same_features(got, want, REGISTRY)
+    store.close()
