@@ -28,7 +28,7 @@ QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
 
 def read_whole(home: str, mode: str, url: str | None = None) -> dict[str, Any]:
     """The store's whole log as `from_store` reads it (events as seen, stages, catalogues): `copy` by the log's
-    Parquet copy (the store's default), `arrow` from the database by ADBC, `rows` through Python's driver."""
+    copy (the store's default), `arrow` from the database by ADBC, `rows` through Python's driver."""
     from leadradar.config import Settings
     from leadradar.features.radar_log import RadarLog
     from leadradar.features.store import EventStore

@@ -467,8 +467,8 @@ class StoreConfig(BaseModel):
     # from PostgreSQL 1 M events 3.6 s against 8.9 s. Shorter, the child's start costs more than it saves.
     # (benchmarks/store_read.py)
     arrow_read_rows: int = Field(default=100_000, ge=0)
-    # A SQLite store's log that long is also kept as a Parquet copy beside its database, extended by log position, so
-    # a whole-log read (a build or training from the store) reads only what was stored since the last
+    # A SQLite store's log that long is also kept as a copy in Arrow files beside its database, extended by log
+    # position, so a whole-log read (a build or training from the store) reads only what was stored since the last
     # (features/store/mirror.py; forgetting and retention remove the copy, a moved count of deletions rebuilds it).
     mirror: bool = True
     # Rows of a file `leadradar ingest` appends per transaction: each batch is committed, so an interrupted

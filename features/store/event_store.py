@@ -585,8 +585,8 @@ class EventStore:
         return self._fetch(query, 11, few=leads is not None, arrow=EVENTS)
 
     def _mirrored(self) -> pa.Table | None:
-        """A long SQLite log's events (every stored column, in log order) from its Parquet copy, brought up to the
-        newest log position first (features/store/mirror.py); None when the log is read from the database instead:
+        """A long SQLite log's events (every stored column, in log order) from its copy in Arrow files, brought up to
+        the newest log position first (features/store/mirror.py); None when the log is read from the database instead:
         PostgreSQL (its log positions can commit out of order), an in-memory database, a short log, `store.mirror`
         off."""
         database = sqlite_file(self.url)
@@ -642,7 +642,7 @@ class EventStore:
         return [rows.column(i) for i in range(len(_EVENT_COLUMNS))]
 
     def drop_mirror(self) -> None:
-        """The Parquet copy of the log removed (forgetting, retention: it holds the events they delete)."""
+        """The copy of the log removed (forgetting, retention: it holds the events they delete)."""
         database = sqlite_file(self.url)
         if database is not None:
             drop(mirror_dir(database))

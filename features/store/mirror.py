@@ -1,5 +1,5 @@
-"""A Parquet copy of a long SQLite event log, kept by log position: a whole-log read after the first reads only what
-was stored since, not the log again (a nightly build from the store read 10.5 M events to use one more day).
+"""A copy of a long SQLite event log in Arrow files, kept by log position: a whole-log read after the first reads only
+what was stored since, not the log again (a nightly build from the store read 10.5 M events to use one more day).
 
 SQLite commits one writer at a time, in log order, and counts every event deleted or rewritten (`log_position`): while
 that count stays the same, the events up to a log position never change, so the copy is extended by the stretch after
@@ -23,16 +23,18 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+import pyarrow.ipc as ipc
 
 from leadradar.features.atomic import atomic_write_bytes, naming
 from leadradar.features.locks import exclusive
 
-MIRROR_VERSION = 1
+MIRROR_VERSION = 2  # 2: Arrow file parts (1: Parquet)
 MAX_PARTS = 16  # past this many parts, the copy is rewritten as one when it is next read
 MANIFEST = "manifest.json"  # the stretch of the log the copy holds, and its parts in log order
 LOCK = ".mirror.lock"
-PART_NAME = re.compile(r"part-[0-9a-f]{32}\.parquet")
+PART_OPTIONS = ipc.IpcWriteOptions(compression="lz4")
+PART_BATCH = 1 << 20  # rows per batch of a part
+PART_NAME = re.compile(r"part-[0-9a-f]{32}\.arrow")
 # The stored event columns, in the store's read order (`_EVENT_COLUMNS`), then the log position.
 SCHEMA = pa.schema(
     [
@@ -75,7 +77,7 @@ class LogMirror:
         rewritten; what the copy lacks is read by `stretch`, and kept (in a folder only this user can open: it holds
         what the database holds).
 
-        The stretch is read from the database in a second thread while the parts are read: Parquet decodes without
+        The stretch is read from the database in a second thread while the parts are read: they decompress without
         Python's lock, the database's rows with it, so a night's stretch costs little more than the parts alone."""
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         with exclusive(self.dir, LOCK):
@@ -117,16 +119,24 @@ class LogMirror:
         tables = []
         for name in names:
             try:
-                tables.append(pq.read_table(self.dir / name, schema=SCHEMA))
-            except (OSError, pa.ArrowException) as exc:
+                with pa.memory_map(str(self.dir / name)) as source:
+                    table = ipc.open_file(source).read_all()
+                table.validate()
+                if not table.schema.equals(SCHEMA):
+                    raise ValueError(f"its columns are not the copy's: {', '.join(table.schema.names)}")
+                tables.append(table)
+            except (OSError, ValueError, pa.ArrowException) as exc:
                 log.warning("event store copy: %s cannot be read (%s); the log is read again", self.dir / name, exc)
                 return None
         return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
 
     def _write(self, table: pa.Table) -> str:
-        name = f"part-{uuid.uuid4().hex}.parquet"
-        with naming(self.dir / name):
-            pq.write_table(table, self.dir / name)
+        """A part as an Arrow file, LZ4-compressed, in batches the size of Parquet's row groups (a name column's
+        `take` over one 10.8 M-row batch took twice as long). A night reads every part back: at 10.8-11.8 M events the
+        whole read took 2.72-3.23 s against 3.58-4.10 s from Parquet parts (interleaved); 444 MB on disk, not 285."""
+        name = f"part-{uuid.uuid4().hex}.arrow"
+        with naming(self.dir / name), ipc.new_file(self.dir / name, SCHEMA, options=PART_OPTIONS) as writer:
+            writer.write_table(table, max_chunksize=PART_BATCH)
         return name
 
     def _manifest(self) -> dict | None:
@@ -152,7 +162,7 @@ class LogMirror:
     def _write_manifest(self, doc: dict, parts: list[str]) -> None:
         """The manifest written whole (renamed over the last), then every part it does not name removed."""
         atomic_write_bytes(json.dumps({**doc, "parts": parts}).encode(), self.dir / MANIFEST)
-        for part in self.dir.glob("part-*.parquet"):
+        for part in self.dir.glob("part-*"):  # an older version's parts too
             if part.name not in parts:
                 part.unlink(missing_ok=True)
 

@@ -1,5 +1,6 @@
-"""The Parquet copy of a long SQLite log (features/store/mirror.py): a whole-log read from it equals the database's
-after any sequence of writes, reads only what was stored since, and starts again when the log's past changed."""
+"""The copy of a long SQLite log in Arrow files (features/store/mirror.py): a whole-log read from it equals the
+database's after any sequence of writes, reads only what was stored since, and starts again when the log's past
+changed."""
 
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ def stretches(store: EventStore) -> list[tuple[int, int]]:
 
 def copy_files(store: EventStore) -> list[str]:
     folder = mirror_dir(sqlite_file(store.url))
-    return sorted(p.name for p in folder.glob("part-*.parquet")) if folder.is_dir() else []
+    return sorted(p.name for p in folder.glob("part-*.arrow")) if folder.is_dir() else []
 
 
 def test_a_copy_equals_the_database_and_reads_only_what_was_stored_since(stores):
@@ -127,7 +128,7 @@ def test_a_copy_of_another_database_or_a_damaged_copy_is_read_again(stores, tmp_
     assert_same(with_copy, without)
     folder = mirror_dir(sqlite_file(with_copy.url))
     damaged = folder / copy_files(with_copy)[0]
-    damaged.write_bytes(b"PAR1 cut short")
+    damaged.write_bytes(b"ARROW1 cut short")
     with caplog.at_level(logging.WARNING):
         assert_same(with_copy, without)
     said = [r.getMessage() for r in caplog.records]
@@ -161,7 +162,7 @@ def test_a_damaged_part_found_while_the_new_stretch_is_read_starts_the_copy_agai
     store_events(with_copy, rows(0, 40))
     assert_same(with_copy, without)
     old = with_copy.log_position()[0]
-    (mirror_dir(sqlite_file(with_copy.url)) / copy_files(with_copy)[0]).write_bytes(b"PAR1 cut short")
+    (mirror_dir(sqlite_file(with_copy.url)) / copy_files(with_copy)[0]).write_bytes(b"ARROW1 cut short")
     store_events(with_copy, rows(100, 20, day=3))
     asked = stretches(with_copy)
     with caplog.at_level(logging.WARNING):
@@ -212,3 +213,22 @@ def test_a_copy_that_cannot_be_kept_is_one_warning_and_the_log_is_read_from_the_
     assert [r.getMessage() for r in caplog.records] == [
         f"{folder}: the log's copy cannot be kept there (File exists); reading the log from the database"
     ]
+
+
+def test_a_copy_of_an_older_version_is_made_again_and_its_parts_removed(stores):
+    """A copy written by an earlier version (Parquet parts, manifest version 1) is not read: the log is copied again
+    from the database and the old parts leave the disk, so a copy never holds two versions' files."""
+    import json
+
+    with_copy, without = stores
+    store_events(with_copy, rows(0, 40))
+    assert_same(with_copy, without)
+    folder = mirror_dir(sqlite_file(with_copy.url))
+    manifest = folder / "manifest.json"
+    old = folder / "part-0123456789abcdef0123456789abcdef.parquet"
+    old.write_bytes(b"PAR1 an older copy")
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "version": 1, "parts": [old.name]}))
+    asked = stretches(with_copy)
+    assert_same(with_copy, without)
+    assert asked[0] == (0, with_copy.log_position()[0])
+    assert not old.exists() and len(copy_files(with_copy)) == 1
