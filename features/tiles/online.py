@@ -16,6 +16,7 @@ import sqlite3
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import ibis
 import numpy as np
@@ -44,6 +45,14 @@ from leadradar.features.tiles.history import (
 from leadradar.features.tiles.touches import Touches, edge_days, grouped, times
 from leadradar.features.tiles.windows import TileWindows
 
+T = TypeVar("T", int, np.ndarray)
+
+
+def grid_day(us: T, tod_us: int) -> T:
+    """The day of the grid ending at `tod_us` an instant (or array of them) falls on: ceil((us - tod) / day), as
+    `day_bucket`."""
+    return -((tod_us - us) // DAY_US)
+
 
 def event_tiles(leads: list[dict[str, np.ndarray]], tod_us: int, settings: Settings) -> dict[str, np.ndarray]:
     """Each event as a one-event type tile on the grid ending at `tod_us`, leads in order, in `dense_tiles` input form.
@@ -54,7 +63,7 @@ def event_tiles(leads: list[dict[str, np.ndarray]], tod_us: int, settings: Setti
     lead = np.concatenate([np.full(len(c["us"]), i, np.int64) for i, c in enumerate(leads)] or [np.empty(0, np.int64)])
     cols = {k: np.concatenate([c[k] for c in leads]) for k in ("us", "tcode", "dwell", "night", "weekend")}
     us = cols["us"]
-    bucket = -((tod_us - us) // DAY_US)  # ceil((us - tod) / day), as `day_bucket`
+    bucket = grid_day(us, tod_us)
     gap = settings.features.session_gap_minutes * 60_000_000
     within = np.zeros(len(us), dtype=bool)
     within[1:] = (lead[1:] == lead[:-1]) & (bucket[1:] == bucket[:-1]) & (np.diff(us) > gap)
@@ -296,7 +305,7 @@ def spliced(
     tod = cutoff_us % DAY_US
     if int(np.searchsorted(kept["tods"], tod, side="right")) != rank:  # some earlier event is on another day here
         return None
-    first = min(-((tod - t) // DAY_US) for t in (cutoff_us, before_us, since_us) if t is not None)
+    first = min(grid_day(t, tod) for t in (cutoff_us, before_us, since_us) if t is not None)
     keep = int(np.searchsorted(part.bucket, first))
     if keep == 0:
         return None
@@ -304,8 +313,6 @@ def spliced(
     start = int(np.searchsorted(columns["us"], tod + (again - 1) * DAY_US, side="right"))
     made = dense_tiles(event_tiles([{k: v[start:] for k, v in columns.items()}], tod, settings), settings)
     new = int(np.searchsorted(made.bucket, first))
-    if new == len(made):
-        return DayTiles(part.lead[:keep], part.bucket[:keep], {k: v[:keep] for k, v in part.columns.items()})
     return DayTiles(
         np.concatenate([part.lead[:keep], made.lead[new:]]),
         np.concatenate([part.bucket[:keep], made.bucket[new:]]),
