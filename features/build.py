@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,6 +30,7 @@ from leadradar.features.context import lead_attributes, sales_context
 from leadradar.features.grid import Grid, Stage, build_grid, no_stage
 from leadradar.features.registry import FeatureRegistry, definitions_key, feature_code_digest
 from leadradar.features.spine import build_spine, lead_index, prepare_stages
+from leadradar.features.tiles.groups import EventsFile
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -341,6 +343,30 @@ def _bound(
     return ev, st, load_cutoffs(con, cutoffs), it, ld, said
 
 
+def up_to(table: ir.Table, until: pd.Timestamp | None) -> ir.Table:
+    """The rows of a contract table at or before `until` (all for None): a training set's data window."""
+    return table if until is None else table.filter(table.ts <= until.to_pydatetime())
+
+
+def events_file(events, settings: Settings, until: pd.Timestamp | None = None) -> EventsFile | None:
+    """The Parquet file `events` names, with the view that makes a build's events of an engine's scan of it (the
+    same calls: `load`'s contract, `up_to`, `set_apart`'s filter, `feature_input`), for the tiles engine to keep
+    its day fingerprints by row group (features/tiles/groups.py); None for a table in memory or a folder of parts."""
+    if not isinstance(events, (str, Path)) or not Path(events).is_file():
+        return None
+    return EventsFile(Path(events), partial(_events_of_scan, path=Path(events), settings=settings, until=until))
+
+
+def _events_of_scan(
+    scan: ir.Table, keep: tuple[str, ...], path: Path, settings: Settings, until: pd.Timestamp | None
+) -> ir.Table:
+    from leadradar.features.consent import without_consent
+    from leadradar.features.engines import feature_input, parquet_contract
+
+    contract = up_to(parquet_contract(scan, path, "events", keep=keep), until)
+    return feature_input(without_consent(contract, settings), "events", keep=keep)
+
+
 def feature_table(
     events,
     stages,
@@ -372,7 +398,8 @@ def tiled_feature_chunks(
 
     con = connect("tiles", settings.features)
     ev, st, cut, it, ld, _ = _bound(con, events, stages, cutoffs, settings, items, leads)
-    with tiled_chunks(feature_query, ev, st, cut, settings, registry, con, it, ld) as parts:
+    file = events_file(events, settings)
+    with tiled_chunks(feature_query, ev, st, cut, settings, registry, con, it, ld, file) as parts:
         yield parts
 
 
@@ -400,7 +427,8 @@ def compute_features(
         if engine == "tiles":
             from leadradar.features.tiles.build import tiled_frame
 
-            frame = tiled_frame(feature_query, ev, st, cut, settings, registry, con, it, ld)
+            file = events_file(events, settings)
+            frame = tiled_frame(feature_query, ev, st, cut, settings, registry, con, it, ld, file)
         else:
             frame = finish(to_pandas(bound_query(con, ev, st, cut, settings, registry, it, ld).table))
     return counts_only_frame(frame, said, settings, registry)

@@ -252,13 +252,7 @@ def load(
     name = f"lr_{kind}"
     arrow_schema = schema or SCHEMAS[kind]
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        absent = require_contract(file_schema(path, kind), arrow_schema, str(path))
-        table = con.read_parquet(str(path), table_name=name)
-        ibis_schema = ibis.Schema.from_pyarrow(arrow_schema)
-        if absent:
-            table = table.mutate(**{c: ibis.null(ibis_schema[c]) for c in absent})
-        return table.select(*ibis_schema.names).cast(ibis_schema)
+        return parquet_contract(con.read_parquet(str(source), table_name=name), source, kind, schema)
     if isinstance(source, pd.DataFrame):
         source = pa.Table.from_pandas(source, preserve_index=False)
     data = conform(source, kind, arrow_schema)
@@ -270,6 +264,19 @@ def load(
         con._session.createDataFrame(data).write.saveAsTable(name, format="parquet", mode="overwrite")
         return con.table(name)
     return con.create_table(name, data.to_pandas(), overwrite=True)
+
+
+def parquet_contract(
+    table: ir.Table, path: str | Path, kind: str, schema: pa.Schema | None = None, keep: tuple[str, ...] = ()
+) -> ir.Table:
+    """An engine's scan of a Parquet contract file as `load` gives it: checked against the contract, absent optional
+    columns null, in contract order and types; other columns of the scan dropped but those in `keep`, last."""
+    arrow_schema = schema or SCHEMAS[kind]
+    absent = require_contract(file_schema(Path(path), kind), arrow_schema, str(path))
+    ibis_schema = ibis.Schema.from_pyarrow(arrow_schema)
+    if absent:
+        table = table.mutate(**{c: ibis.null(ibis_schema[c]) for c in absent})
+    return table.select(*ibis_schema.names, *keep).cast(ibis_schema)
 
 
 EPOCH = ibis.literal(pd.Timestamp("1970-01-01", tz="UTC"))
@@ -296,15 +303,16 @@ def hash64(value: ir.Value, table: ir.Table) -> ir.IntegerValue:
     return _duckdb_hash(value) if on_duckdb else value.hash()
 
 
-def feature_input(table: ir.Table, kind: str) -> ir.Table:
-    """What the feature query reads from a contract table: its columns, with `ts` as integer microseconds."""
+def feature_input(table: ir.Table, kind: str, keep: tuple[str, ...] = ()) -> ir.Table:
+    """What the feature query reads from a contract table: its columns, with `ts` as integer microseconds (and the
+    columns in `keep`, last)."""
     if kind not in FEATURE_SCHEMAS:
         return table
     if "ts" in table.columns:
         on_duckdb = table.get_backend().name == "duckdb"
         us = duckdb_epoch_us(table.ts) if on_duckdb else table.ts.delta(EPOCH, unit="microsecond")
         table = table.mutate(us=us)
-    return table.select(*FEATURE_SCHEMAS[kind].names)
+    return table.select(*FEATURE_SCHEMAS[kind].names, *keep)
 
 
 def within_times(table: ir.Table, after_us: int, upto_us: int) -> ir.Table:

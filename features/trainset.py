@@ -22,10 +22,12 @@ from leadradar.features.build import (
     QKEY,
     bound_query,
     compiled_key,
+    events_file,
     feature_query,
     kept_once,
     lead_schema,
     unbound_inputs,
+    up_to,
 )
 from leadradar.features.consent import counts_only_frame, set_apart
 from leadradar.features.cutoffs import cadence_cutoffs
@@ -44,6 +46,7 @@ from leadradar.features.labels import label_query, unfinished_as_missing
 from leadradar.features.progress import LABELS, of_partition, step
 from leadradar.features.radar_log import RadarLog, Source
 from leadradar.features.registry import FeatureRegistry, build_registry, definition_hash
+from leadradar.features.tiles.groups import EventsFile
 from leadradar.targets import Targets
 
 EPOCH_TS = pd.Timestamp("1970-01-01", tz="UTC")
@@ -95,10 +98,6 @@ def _a_hash(text: str) -> str:
     return found
 
 
-def _until(table: ir.Table, until: pd.Timestamp | None) -> ir.Table:
-    return table if until is None else table.filter(table.ts <= until.to_pydatetime())
-
-
 def unknown_event_types(events: ir.Table, settings: Settings) -> dict[str, int]:
     """Events whose type the configuration does not name: counted and reported, never silently dropped."""
     odd = events.filter(~events.event_type.isin(list(settings.events.types)))
@@ -138,6 +137,7 @@ class _Plan:
     cutoffs: list[pd.Timestamp]
     data_until: pd.Timestamp
     consent: pa.Table  # the consent events set apart (privacy.consent_required), empty when not required
+    events_file: EventsFile | None = None  # the Parquet file the events are made of, for the tiles engine
 
     def labels(self, spine: ir.Table, stages: ir.Table) -> ir.Table:
         """The labels on a query's spine; those whose window is still open at `data_until` missing."""
@@ -190,8 +190,8 @@ def _plan(
     cutoff_range: tuple[pd.Timestamp, pd.Timestamp] | None,
 ) -> _Plan:
     """The inputs loaded, the data window found and the cadence cutoffs chosen; refuses too short a history."""
-    ev, consent = set_apart(_until(load(con, log.events, "events"), until), settings, log.consent)
-    st = _until(load(con, log.stages, "stages"), until)
+    ev, consent = set_apart(up_to(load(con, log.events, "events"), until), settings, log.consent)
+    st = up_to(load(con, log.stages, "stages"), until)
     it = load(con, log.items, "items") if log.items is not None else None
     ld = load(con, log.leads, "leads", lead_schema(settings)) if log.leads is not None else None
     bounds = data_bounds(ev, st)
@@ -215,7 +215,9 @@ def _plan(
         )
     inputs = (feature_input(ev, "events"), feature_input(st, "stages"), load_cutoffs(con, cutoffs), settings)
     items = feature_input(it, "items") if it is not None else None
-    return _Plan(con, engine, settings, registry, ev, inputs, items, ld, cutoffs, pd.Timestamp(data_until), consent)
+    file = events_file(log.events, settings, until)
+    end = pd.Timestamp(data_until)
+    return _Plan(con, engine, settings, registry, ev, inputs, items, ld, cutoffs, end, consent, file)
 
 
 def build_training_set(
@@ -301,7 +303,8 @@ def _tiled_with_labels(plan: _Plan) -> pd.DataFrame:
 
     events, stages, cutoffs, settings = plan.inputs
     con, registry, items, leads = plan.con, plan.registry, plan.items, plan.leads
-    features = tiled_frame(feature_query, events, stages, cutoffs, settings, registry, con, items, leads)
+    file = plan.events_file
+    features = tiled_frame(feature_query, events, stages, cutoffs, settings, registry, con, items, leads, file)
     return features.merge(_tiled_labels(plan), on=KEY, how="inner", validate="one_to_one")
 
 
@@ -356,9 +359,9 @@ def _write_tiled(plan: _Plan, out: Path) -> int:
     events, stages, cutoffs, settings = plan.inputs
     labels = _LabelLookup(_tiled_labels(plan))
     rows, writer, schema = 0, None, None
-    args = (feature_query, events, stages, cutoffs, settings, plan.registry, plan.con, plan.items, plan.leads)
+    inputs = (events, stages, cutoffs, settings, plan.registry, plan.con, plan.items, plan.leads, plan.events_file)
     try:
-        with tiled_chunks(*args) as parts:
+        with tiled_chunks(feature_query, *inputs) as parts:
             for part in parts:
                 frame = labels.joined(frame_of(part))
                 frame = counts_only_frame(frame.sort_values(KEY, kind="stable"), plan.consent, settings, plan.registry)

@@ -29,11 +29,18 @@ def _hashed(value: ir.Value, table: ir.Table) -> ir.IntegerValue:
 
 
 def day_fingerprints(events: ir.Table, tod_us: int) -> dict[int, list[int]]:
-    """Per day of the events: [rows, sum of row hashes, sum of times], each sum modulo `MODULUS`."""
-    ev = events.select(*DEDUP_COLUMNS)
+    """Per day of the events: [rows, sum of row hashes, sum of times], each hash and time taken modulo `MODULUS`
+    (so the sums are additive: a day's fingerprint is the sum of its parts', as features/tiles/groups.py sums them)."""
+    return _per_day(fingerprint_rows(events, tod_us))
+
+
+def fingerprint_rows(events: ir.Table, tod_us: int, by: tuple[str, ...] = ()) -> ir.Table:
+    """The query of `day_fingerprints`: a row per day (and value of the columns `by`), (*by, bucket, rows, hsum,
+    usum)."""
+    ev = events.select(*DEDUP_COLUMNS, *by)
     row = _hashed(ibis.struct({c: ev[c] for c in DEDUP_COLUMNS}), ev)
     ev = ev.mutate(bucket=day_bucket(ev.us, tod_us), h=row, t=ev.us % MODULUS)
-    return _per_day(ev.group_by("bucket").aggregate(rows=ev.count(), hsum=ev.h.sum(), usum=ev.t.sum()))
+    return ev.group_by([*by, "bucket"]).aggregate(rows=ev.count(), hsum=ev.h.sum(), usum=ev.t.sum())
 
 
 def stage_fingerprints(stages: ir.Table, tod_us: int) -> dict[int, list[int]]:

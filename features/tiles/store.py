@@ -40,6 +40,7 @@ from leadradar.features.grid import DAY_US
 from leadradar.features.locks import exclusive
 from leadradar.features.progress import DAY_TILES, step
 from leadradar.features.tiles.fingerprints import day_fingerprints
+from leadradar.features.tiles.groups import EventsFile, file_day_fingerprints, groups_document, read_groups
 from leadradar.features.tiles.kept_rows import KeptRows, cutoff_of
 from leadradar.features.tiles.partials import day_bucket, day_tiles
 
@@ -48,6 +49,7 @@ MAX_SEGMENTS = 16
 SEGMENT_NAME = re.compile(r"seg-[0-9a-f]{32}\.parquet")
 TILE_KEY = re.compile(r"[0-9a-f]{16}")  # `tile_key`: the folder of one set
 MANIFEST = "manifest.json"  # a set's days: fingerprint and segment
+GROUPS = "groups.json"  # a set's events file's row groups: their day fingerprints, by a digest of their bytes
 BUILD_LOCK = ".build.lock"  # held in the tiles folder by a build, and by `forget_kept`
 
 log = logging.getLogger(__name__)
@@ -99,13 +101,14 @@ class TileStore:
             pq.write_table(table, self.dir / name)
         return name
 
-    def refresh(self, events: ir.Table, unique: bool = False) -> dict[int, list[int]]:
+    def refresh(self, events: ir.Table, unique: bool = False, file: EventsFile | None = None) -> dict[int, list[int]]:
         """Recompute the days whose events changed and drop days with no events left; each day's fingerprint.
 
-        `unique`: the events hold no repeated row (features/tiles/partials.py `without_repeats`).
+        `unique`: the events hold no repeated row (features/tiles/partials.py `without_repeats`). `file`: the Parquet
+        file the events are made of, whose row groups' fingerprints are kept (features/tiles/groups.py).
         """
         self.dir.mkdir(parents=True, exist_ok=True)
-        now = day_fingerprints(events, self.tod_us)
+        now = self._fingerprints(events, file)
         kept = self._readable(self._manifest())
         stale = sorted(b for b, fp in now.items() if b not in kept or kept[b][:-1] != fp)
         runs = day_runs(stale, {b: fp[0] for b, fp in now.items()}, self.settings.features.tiles_partition_events)
@@ -127,6 +130,16 @@ class TileStore:
         every = max(len(runs), 1)
         step(DAY_TILES, f"{len(stale):,} of {len(now):,} days computed, the others kept", every, every)
         return now
+
+    def _fingerprints(self, events: ir.Table, file: EventsFile | None) -> dict[int, list[int]]:
+        """Each day's fingerprint: from the file's kept and new row groups' on DuckDB (the groups of this file are
+        kept, the others' dropped), or from a scan of every event."""
+        con = events.get_backend()
+        if file is None or con.name != "duckdb":
+            return day_fingerprints(events, self.tod_us)
+        days, groups = file_day_fingerprints(file, con, self.tod_us, read_groups(self.dir / GROUPS))
+        atomic_write_bytes(groups_document(groups), self.dir / GROUPS)
+        return days
 
     def _stale_events(self, events: ir.Table, stale: list[int]) -> ir.Table:
         """The stale days' events, materialised by one scan, so the tile query's several passes read only them.
