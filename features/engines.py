@@ -252,6 +252,7 @@ def load(
     name = f"lr_{kind}"
     arrow_schema = schema or SCHEMAS[kind]
     if isinstance(source, (str, Path)):
+        file_schema(Path(source), kind)  # a file that is not Parquet: one line naming it, not the engine's error
         return parquet_contract(con.read_parquet(str(source), table_name=name), source, kind, schema)
     if isinstance(source, pd.DataFrame):
         source = pa.Table.from_pandas(source, preserve_index=False)
