@@ -29,8 +29,8 @@ def _hashed(value: ir.Value, table: ir.Table) -> ir.IntegerValue:
 
 
 def day_fingerprints(events: ir.Table, tod_us: int) -> dict[int, list[int]]:
-    """Per day of the events: [rows, sum of row hashes, sum of times], each hash and time taken modulo `MODULUS`
-    (so the sums are additive: a day's fingerprint is the sum of its parts', as features/tiles/groups.py sums them)."""
+    """Per day of the events: [rows, sum of row hashes, sum of times], each hash and time taken modulo `MODULUS`.
+    Sums: a day's fingerprint is the sum of its parts' (features/tiles/groups.py adds row groups')."""
     return _per_day(fingerprint_rows(events, tod_us))
 
 
