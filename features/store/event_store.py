@@ -60,6 +60,8 @@ _EVENT_CODED = {
     "referrer_lead_id": "lead",
     "channel": "channel",
 }
+# The same columns as the events table stores them.
+_CODED_COLUMNS = ("tenant", "lead", "sales", "event_type", "item", "referrer", "channel")
 _KIND = {kind: i for i, kind in enumerate(NAME_KINDS)}
 _US = 1_000_000
 _CONTENT = ("lead", "sales", "us", "event_type", "dwell_s", "item", "referrer", "channel")
@@ -613,9 +615,11 @@ class EventStore:
         )
         long = upto - after >= self.settings.store.arrow_read_rows  # a night's events: a child's start costs more
         data = self._fetch(query, len(COPY_SCHEMA), arrow=EVENTS if long else None)
-        return pa.Table.from_arrays(
-            [_as_arrow(column, f.type) for column, f in zip(data, COPY_SCHEMA, strict=True)], schema=COPY_SCHEMA
-        )
+        columns = [
+            self._decode(column) if f.name in _CODED_COLUMNS else _as_arrow(column, f.type)
+            for column, f in zip(data, COPY_SCHEMA, strict=True)
+        ]
+        return pa.Table.from_arrays(columns, schema=COPY_SCHEMA)
 
     def _event_id_at(self, seq: int) -> str | None:
         with self.reader.connect() as conn:
@@ -627,11 +631,7 @@ class EventStore:
         """The copy's rows that the whole-log query of `_events_data` keeps, as its columns (the same filters)."""
         keep = []
         if tenant is not None:
-            with self.reader.connect() as conn:
-                code = self._code_of(conn, "tenant", tenant)
-            if code is None:
-                return None
-            keep.append(pc.equal(copy["tenant"], code))
+            keep.append(pc.equal(copy["tenant"], tenant))
         if until is not None:
             until_us = epoch_us(until)
             keep.append(pc.less_equal(copy["us"], until_us))
@@ -904,6 +904,8 @@ class EventStore:
         """Names for codes (None stays null), by one `take` from a table indexed by code; a few known ones (a scoring
         request's stage rows) by lookup, which costs a tenth of building and taking. The table is built again only
         when a code is missing from it: a whole log's column is taken once, not first searched for its codes."""
+        if isinstance(codes, pa.Array | pa.ChunkedArray) and pa.types.is_string(codes.type):
+            return codes  # the log's copy holds names already
         few = len(codes) <= _FEW_CODES and not isinstance(codes, pa.Array | pa.ChunkedArray)
         if few and all(c is None or c in self._names for c in codes):
             return pa.array([None if c is None else self._names[c] for c in codes], pa.string())

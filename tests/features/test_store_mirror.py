@@ -232,3 +232,20 @@ def test_a_copy_of_an_older_version_is_made_again_and_its_parts_removed(stores):
     assert_same(with_copy, without)
     assert asked[0] == (0, with_copy.log_position()[0])
     assert not old.exists() and len(copy_files(with_copy)) == 1
+
+
+def test_a_copy_of_codes_is_made_again_with_names(stores):
+    """Version 2 held the store's codes, not names: its parts are not read as names; the log is copied again."""
+    import json
+
+    with_copy, without = stores
+    store_events(with_copy, rows(0, 40))
+    assert_same(with_copy, without)
+    folder = mirror_dir(sqlite_file(with_copy.url))
+    manifest = folder / "manifest.json"
+    before = copy_files(with_copy)
+    manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "version": 2}))
+    asked = stretches(with_copy)
+    assert_same(with_copy, without)
+    assert asked[0] == (0, with_copy.log_position()[0])
+    assert len(copy_files(with_copy)) == 1 and copy_files(with_copy) != before
