@@ -469,17 +469,16 @@ class EventStore:
         """Read event columns (`_EVENT_COLUMNS` order) as a contract table, names decoded."""
         if data is None:
             return EVENT_SCHEMA.empty_table()
-        us = np.array(data[4], dtype=np.int64)
-        if as_seen and len(us):
-            arrived = _as_arrow(data[10], pa.int64()).fill_null(0).to_numpy() * _US
-            us = np.maximum(us, arrived)
+        us = _as_arrow(data[4], pa.int64())
+        if as_seen and len(us):  # in Arrow, chunk by chunk: a whole log's copy is not joined into one array
+            us = pc.max_element_wise(us, pc.multiply(pc.fill_null(_as_arrow(data[10], pa.int64()), 0), _US))
         return pa.Table.from_arrays(
             [
                 _as_arrow(data[1], pa.string()),
                 self._decode(data[0]),
                 self._decode(data[2]),
                 self._decode(data[3]),
-                pa.array(us, pa.int64()).cast(TS_TYPE),
+                pc.cast(us, TS_TYPE),
                 self._decode(data[5]),
                 _as_arrow(data[6], pa.float64()),
                 self._decode(data[7]),
