@@ -101,6 +101,7 @@ def build_from_store(home: str, mode: str, kept: bool, cutoffs: list[str]) -> di
         log.items,
         leads=log.leads,
         consent=log.consent,
+        event_blocks=log.event_blocks,
     )
     seconds = time.perf_counter() - start
     store.close()

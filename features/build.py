@@ -30,7 +30,7 @@ from leadradar.features.context import lead_attributes, sales_context
 from leadradar.features.grid import Grid, Stage, build_grid, no_stage
 from leadradar.features.registry import FeatureRegistry, definitions_key, feature_code_digest
 from leadradar.features.spine import build_spine, lead_index, prepare_stages
-from leadradar.features.tiles.groups import EventsFile
+from leadradar.features.tiles.groups import EventsBlocks, EventsFile, EventsSource
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -348,10 +348,18 @@ def up_to(table: ir.Table, until: pd.Timestamp | None) -> ir.Table:
     return table if until is None else table.filter(table.ts <= until.to_pydatetime())
 
 
-def events_file(events, settings: Settings, until: pd.Timestamp | None = None) -> EventsFile | None:
-    """The Parquet file `events` names, with the view that makes a build's events of an engine's scan of it (the
-    same calls: `load`'s contract, `up_to`, `set_apart`'s filter, `feature_input`), for the tiles engine to keep
-    its day fingerprints by row group (features/tiles/groups.py); None for a table in memory or a folder of parts."""
+def events_source(
+    events, settings: Settings, until: pd.Timestamp | None = None, blocks: tuple[tuple[str, int], ...] | None = None
+) -> EventsSource | None:
+    """What `events` is made of, for the tiles engine to keep its day fingerprints by part (features/tiles/groups.py):
+    a Parquet file's row groups, or the stretches of a table read from the store's copy of its log (`blocks`,
+    `RadarLog.event_blocks`); each with the view that makes a build's events of an engine's table of its rows (the
+    same calls as `_bound`'s: `load`'s contract, `up_to`, `set_apart`'s filter, `feature_input`). None otherwise."""
+    from leadradar.features.engines import conform
+
+    if isinstance(events, pa.Table) and blocks is not None:
+        view = partial(_events_of_table, settings=settings, until=until)
+        return EventsBlocks(conform(events, "events"), blocks, view)
     if not isinstance(events, (str, Path)) or not Path(events).is_file():
         return None
     return EventsFile(Path(events), partial(_events_of_scan, path=Path(events), settings=settings, until=until))
@@ -360,11 +368,18 @@ def events_file(events, settings: Settings, until: pd.Timestamp | None = None) -
 def _events_of_scan(
     scan: ir.Table, keep: tuple[str, ...], path: Path, settings: Settings, until: pd.Timestamp | None
 ) -> ir.Table:
-    from leadradar.features.consent import without_consent
-    from leadradar.features.engines import feature_input, parquet_contract
+    from leadradar.features.engines import parquet_contract
 
-    contract = up_to(parquet_contract(scan, path, "events", keep=keep), until)
-    return feature_input(without_consent(contract, settings), "events", keep=keep)
+    return _events_of_table(parquet_contract(scan, path, "events", keep=keep), keep, settings, until)
+
+
+def _events_of_table(
+    table: ir.Table, keep: tuple[str, ...], settings: Settings, until: pd.Timestamp | None
+) -> ir.Table:
+    from leadradar.features.consent import without_consent
+    from leadradar.features.engines import feature_input
+
+    return feature_input(without_consent(up_to(table, until), settings), "events", keep=keep)
 
 
 def feature_table(
@@ -398,8 +413,8 @@ def tiled_feature_chunks(
 
     con = connect("tiles", settings.features)
     ev, st, cut, it, ld, _ = _bound(con, events, stages, cutoffs, settings, items, leads)
-    file = events_file(events, settings)
-    with tiled_chunks(feature_query, ev, st, cut, settings, registry, con, it, ld, file) as parts:
+    source = events_source(events, settings)
+    with tiled_chunks(feature_query, ev, st, cut, settings, registry, con, it, ld, source) as parts:
         yield parts
 
 
@@ -413,10 +428,11 @@ def compute_features(
     engine: str | None = None,
     leads=None,
     consent: pa.Table | None = None,
+    event_blocks: tuple[tuple[str, int], ...] | None = None,
 ):
     """Execute the feature query for the given cutoffs on an engine; a pandas frame, one row per open lead, blanked
     to counts where the lead had no consent at the cutoff (`consent`: consent events carried aside, beside any in
-    `events`)."""
+    `events`; `event_blocks`: the stretches of a log read from the store, `RadarLog.event_blocks`)."""
     from leadradar.features.engines import connect, connected, memory_said, to_pandas
 
     engine, fc = engine or settings.features.engine, settings.features
@@ -427,8 +443,8 @@ def compute_features(
         if engine == "tiles":
             from leadradar.features.tiles.build import tiled_frame
 
-            file = events_file(events, settings)
-            frame = tiled_frame(feature_query, ev, st, cut, settings, registry, con, it, ld, file)
+            source = events_source(events, settings, blocks=event_blocks)
+            frame = tiled_frame(feature_query, ev, st, cut, settings, registry, con, it, ld, source)
         else:
             frame = finish(to_pandas(bound_query(con, ev, st, cut, settings, registry, it, ld).table))
     return counts_only_frame(frame, said, settings, registry)

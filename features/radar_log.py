@@ -71,6 +71,9 @@ class RadarLog:
     # Read from the event store: True when an event counts from the later of its time and its arrival (as the
     # service saw the log), False by event time; None for files, which hold no arrivals.
     as_seen: bool | None = None
+    # Read from the store's copy of its log: the stretches `events` is made of, in order, (key, rows), each never
+    # changing under its key (`EventStore.whole_log`); None otherwise, and for events that are not exactly those rows.
+    event_blocks: tuple[tuple[str, int], ...] | None = None
 
     def __post_init__(self) -> None:
         for part in (f.name for f in fields(self)):
@@ -82,6 +85,11 @@ class RadarLog:
                 require_contract(file_schema(value, part), CONTRACTS[part], str(value))
             elif isinstance(value, Path) and not value.is_file():
                 raise InputError(f"{value}: no such {part} file; check the path")
+        blocks = self.event_blocks
+        if blocks is not None and not (
+            isinstance(self.events, pa.Table) and sum(rows for _, rows in blocks) == self.events.num_rows
+        ):
+            object.__setattr__(self, "event_blocks", None)  # events replaced (a lead forgotten): not those stretches
         if self.truth is not None and (why := not_truth(self.truth)):
             log.warning("%s is not the simulator's truth (%s); ignored: no metrics against it", _name(self.truth), why)
             object.__setattr__(self, "truth", None)
@@ -139,7 +147,10 @@ class RadarLog:
         beside the events (a long log's by a child process that then runs beside this one)."""
         with ThreadPoolExecutor(1, thread_name_prefix="stages-read") as pool:
             stages = pool.submit(store.stages, tenant, until=until)
-            events, consent = split_consent(store.events(tenant, until=until, as_seen=as_seen), store.settings)
+            stored, blocks = store.whole_log(tenant, until=until, as_seen=as_seen)
+            events, consent = split_consent(stored, store.settings)
+            if events.num_rows != stored.num_rows:  # consent events set apart: the stretches' rows are not these
+                blocks = None
             if events.num_rows == 0:
                 where = f"tenant {tenant!r} in " if tenant else ""
                 raise InputError(
@@ -156,6 +167,7 @@ class RadarLog:
             sales=store.catalog("sales", tenant),
             consent=consent,
             as_seen=as_seen,
+            event_blocks=blocks,
         )
 
     def paths(self) -> dict[str, Path]:

@@ -22,7 +22,7 @@ from leadradar.features.build import (
     QKEY,
     bound_query,
     compiled_key,
-    events_file,
+    events_source,
     feature_query,
     kept_once,
     lead_schema,
@@ -46,7 +46,7 @@ from leadradar.features.labels import label_query, unfinished_as_missing
 from leadradar.features.progress import LABELS, of_partition, step
 from leadradar.features.radar_log import RadarLog, Source
 from leadradar.features.registry import FeatureRegistry, build_registry, definition_hash
-from leadradar.features.tiles.groups import EventsFile
+from leadradar.features.tiles.groups import EventsSource
 from leadradar.targets import Targets
 
 EPOCH_TS = pd.Timestamp("1970-01-01", tz="UTC")
@@ -137,7 +137,7 @@ class _Plan:
     cutoffs: list[pd.Timestamp]
     data_until: pd.Timestamp
     consent: pa.Table  # the consent events set apart (privacy.consent_required), empty when not required
-    events_file: EventsFile | None = None  # the Parquet file the events are made of, for the tiles engine
+    events_source: EventsSource | None = None  # what the events are made of (a file, the store's stretches)
 
     def labels(self, spine: ir.Table, stages: ir.Table) -> ir.Table:
         """The labels on a query's spine; those whose window is still open at `data_until` missing."""
@@ -215,7 +215,7 @@ def _plan(
         )
     inputs = (feature_input(ev, "events"), feature_input(st, "stages"), load_cutoffs(con, cutoffs), settings)
     items = feature_input(it, "items") if it is not None else None
-    file = events_file(log.events, settings, until)
+    file = events_source(log.events, settings, until, log.event_blocks)
     end = pd.Timestamp(data_until)
     return _Plan(con, engine, settings, registry, ev, inputs, items, ld, cutoffs, end, consent, file)
 
@@ -303,7 +303,7 @@ def _tiled_with_labels(plan: _Plan) -> pd.DataFrame:
 
     events, stages, cutoffs, settings = plan.inputs
     con, registry, items, leads = plan.con, plan.registry, plan.items, plan.leads
-    file = plan.events_file
+    file = plan.events_source
     features = tiled_frame(feature_query, events, stages, cutoffs, settings, registry, con, items, leads, file)
     return features.merge(_tiled_labels(plan), on=KEY, how="inner", validate="one_to_one")
 
@@ -359,7 +359,7 @@ def _write_tiled(plan: _Plan, out: Path) -> int:
     events, stages, cutoffs, settings = plan.inputs
     labels = _LabelLookup(_tiled_labels(plan))
     rows, writer, schema = 0, None, None
-    inputs = (events, stages, cutoffs, settings, plan.registry, plan.con, plan.items, plan.leads, plan.events_file)
+    inputs = (events, stages, cutoffs, settings, plan.registry, plan.con, plan.items, plan.leads, plan.events_source)
     try:
         with tiled_chunks(feature_query, *inputs) as parts:
             for part in parts:

@@ -448,6 +448,23 @@ class EventStore:
             data = self._events_data(tenant, leads, until, as_seen, types, after_seq, upto_seq, event_ids)
         return self._event_table(data, as_seen)
 
+    def whole_log(
+        self, tenant: str | None = None, *, until: pd.Timestamp | None = None, as_seen: bool = False
+    ) -> tuple[pa.Table, tuple[tuple[str, int], ...] | None]:
+        """`events(tenant, until=, as_seen=)`, and when they are every event of the log's copy (no tenant or time
+        left any out), the stretches they are made of, in order: a key for each (its part of the copy, which never
+        changes, and how its times were taken) and its rows. A nightly build keeps what it computed of each
+        (features/tiles/groups.py); None when the log was read otherwise."""
+        copy = self._mirrored()
+        if copy is None:
+            return self.events(tenant, until=until, as_seen=as_seen), None
+        table, parts = copy
+        events = self._event_table(self._log_columns(table, tenant, until, as_seen), as_seen)
+        if events.num_rows != table.num_rows or sum(rows for _, rows in parts) != table.num_rows:
+            return events, None
+        seen = "as-seen" if as_seen else "event-time"
+        return events, tuple((f"{name}:{seen}", rows) for name, rows in parts)
+
     def lead_histories(
         self,
         tenant: str,
@@ -562,7 +579,7 @@ class EventStore:
     ) -> list[Sequence[Any]] | None:
         whole_log = leads is None and types is None and event_ids is None and after_seq is None and upto_seq is None
         if whole_log and (copy := self._mirrored()) is not None:
-            return self._log_columns(copy, tenant, until, as_seen)
+            return self._log_columns(copy[0], tenant, until, as_seen)
         query = self._scoped(sa.select(*_EVENT_COLUMNS).order_by(EVENTS.c.seq), EVENTS, tenant, leads)
         if query is not None and types is not None:
             with self.reader.connect() as conn:
@@ -585,11 +602,11 @@ class EventStore:
                 query = query.where(sa.or_(EVENTS.c.arrived_s.is_(None), EVENTS.c.arrived_s <= until_us // _US))
         return self._fetch(query, 11, few=leads is not None, arrow=EVENTS)
 
-    def _mirrored(self) -> pa.Table | None:
+    def _mirrored(self) -> tuple[pa.Table, list[tuple[str, int]]] | None:
         """A long SQLite log's events (every stored column, in log order) from its copy in Arrow files, brought up to
-        the newest log position first (features/store/mirror.py); None when the log is read from the database instead:
-        PostgreSQL (its log positions can commit out of order), an in-memory database, a short log, `store.mirror`
-        off."""
+        the newest log position first (features/store/mirror.py), with the copy's parts they are (name, rows); None
+        when the log is read from the database instead: PostgreSQL (its log positions can commit out of order), an
+        in-memory database, a short log, `store.mirror` off."""
         database = sqlite_file(self.url)
         if not self.settings.store.mirror or database is None:
             return None
@@ -598,7 +615,8 @@ class EventStore:
             return None
         folder = mirror_dir(database)
         try:
-            return LogMirror(folder).table(*position, self._log_stretch, self._event_id_at)
+            mirror = LogMirror(folder)
+            return mirror.table(*position, self._log_stretch, self._event_id_at), mirror.blocks
         except (OSError, InputError) as exc:  # a cache: a folder that cannot be written (a full disk, read-only)
             why = getattr(exc, "strerror", None) or exc
             log.warning("%s: the log's copy cannot be kept there (%s); reading the log from the database", folder, why)

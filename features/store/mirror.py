@@ -72,6 +72,9 @@ class LogMirror:
 
     def __init__(self, folder: Path):
         self.dir = Path(folder)
+        # After `table`: the parts its rows are, in order, with their rows (a part never changes once written).
+        self.blocks: list[tuple[str, int]] = []
+        self._rows: list[int] = []
 
     def table(self, top: int, rewrites: int, stretch: Stretch, event_id_at: EventIdAt) -> pa.Table:
         """The stored events up to log position `top`, in log order, while `rewrites` events were ever deleted or
@@ -94,12 +97,15 @@ class LogMirror:
                 doc, new = None, (stretch(0, top) if top > 0 else None)
             parts = list(doc["parts"]) if doc is not None else []
             tables = [kept] if doc is not None and kept is not None else []
+            self.blocks = list(zip(parts, self._rows, strict=True)) if doc is not None else []
             if new is not None and new.num_rows:
                 parts.append(self._write(new))
                 tables.append(new)
+                self.blocks.append((parts[-1], new.num_rows))
             whole = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
             if len(parts) > MAX_PARTS:
                 parts = [self._write(whole)]
+                self.blocks = [(parts[0], whole.num_rows)]
             last = [int(whole["seq"][-1].as_py()), whole["event_id"][-1].as_py()] if whole.num_rows else None
             self._write_manifest({"version": MIRROR_VERSION, "rewrites": rewrites, "upto": top, "last": last}, parts)
             return whole
@@ -116,7 +122,7 @@ class LogMirror:
         return True
 
     def _parts(self, names: list[str]) -> pa.Table | None:
-        """The copy's parts read whole; None (warned) when one cannot be read."""
+        """The copy's parts read whole (and each one's rows in `_rows`); None (warned) when one cannot be read."""
         tables = []
         for name in names:
             try:
@@ -129,6 +135,7 @@ class LogMirror:
             except (OSError, ValueError, pa.ArrowException) as exc:
                 log.warning("event store copy: %s cannot be read (%s); the log is read again", self.dir / name, exc)
                 return None
+        self._rows = [t.num_rows for t in tables]
         return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
 
     def _write(self, table: pa.Table) -> str:

@@ -39,7 +39,7 @@ from leadradar.features.registry import FeatureRegistry
 from leadradar.features.spine import build_spine
 from leadradar.features.tiles.dense import DayTiles, dense_tiles, type_arrays
 from leadradar.features.tiles.fingerprints import as_of_digest, code_key, stage_fingerprints, table_fingerprint
-from leadradar.features.tiles.groups import EventsFile
+from leadradar.features.tiles.groups import EventsSource
 from leadradar.features.tiles.kept_rows import KeptRows
 from leadradar.features.tiles.partials import day_bucket, day_tiles, distinct_rows, repeated_ids, without_repeats
 from leadradar.features.tiles.store import BUILD_LOCK, DamagedTiles, TileStore, prune_sets
@@ -227,14 +227,14 @@ def tiled_chunks(
     con,
     items: ir.Table | None = None,
     leads: ir.Table | None = None,
-    events_file: EventsFile | None = None,
+    events_source: EventsSource | None = None,
 ) -> Iterator[Iterator[pa.Table]]:
     """The feature table (the reference's rows and columns) as chunks, for a writer that never holds it whole:
     chunks of leads computed now, or with `features.tiles_dir` the kept rows a cutoff at a time (only changed
     days' tiles and the rows of cutoffs whose inputs changed are computed first; the folder stays locked while
     the caller reads). `feature_query` is the reference (features.build.feature_query), passed in so that
-    module alone imports this. `events_file`: the Parquet file `events` is made of, if it is one."""
-    inputs = _Inputs.of(feature_query, events, stages, cutoffs, settings, registry, con, items, leads, events_file)
+    module alone imports this. `events_source`: what `events` is made of (features/tiles/groups.py), if known."""
+    inputs = _Inputs.of(feature_query, events, stages, cutoffs, settings, registry, con, items, leads, events_source)
     if not settings.features.tiles_dir:
         yield _fresh_rows(inputs)
         return
@@ -252,10 +252,10 @@ def tiled_frame(
     con,
     items: ir.Table | None = None,
     leads: ir.Table | None = None,
-    events_file: EventsFile | None = None,
+    events_source: EventsSource | None = None,
 ) -> pd.DataFrame:
     """The fast build as the frame `compute_features` returns: its chunks joined."""
-    args = (feature_query, events, stages, cutoffs, settings, registry, con, items, leads, events_file)
+    args = (feature_query, events, stages, cutoffs, settings, registry, con, items, leads, events_source)
     with tiled_chunks(*args) as parts:
         return frame_of(pa.concat_tables(list(parts)))
 
@@ -273,7 +273,7 @@ class _Inputs:
     con: ibis.BaseBackend
     items: ir.Table | None
     leads: ir.Table | None
-    events_file: EventsFile | None
+    events_source: EventsSource | None
     cut_us: np.ndarray
     tod: int
 
@@ -289,11 +289,11 @@ class _Inputs:
         con,
         items: ir.Table | None,
         leads: ir.Table | None,
-        events_file: EventsFile | None,
+        events_source: EventsSource | None,
     ) -> _Inputs:
         cut_us = pc.cast(cutoffs.cutoff_us.to_pyarrow(), pa.int64()).to_numpy()
         tod = int((cut_us % DAY_US).min()) if len(cut_us) else 0
-        inputs = (items, leads, events_file)
+        inputs = (items, leads, events_source)
         return cls(feature_query, events, stages, cutoffs, settings, registry, con, *inputs, cut_us, tod)
 
 
@@ -319,7 +319,7 @@ def _kept_rows(i: _Inputs, root: Path) -> tuple[KeptRows, list[int]]:
 
 
 def _kept_rows_of(i: _Inputs, root: Path, store: TileStore) -> tuple[KeptRows, list[int]]:
-    days = {"events": store.refresh(i.events, file=i.events_file), "stages": stage_fingerprints(i.stages, i.tod)}
+    days = {"events": store.refresh(i.events, source=i.events_source), "stages": stage_fingerprints(i.stages, i.tod)}
     prune_sets(root, store.dir, i.settings.features.tiles_kept_sets)
     static = [code_key(i.settings), i.registry.names, table_fingerprint(i.items), table_fingerprint(i.leads)]
     digests = {int(c): as_of_digest(static, days, int((c - i.tod) // DAY_US)) for c in i.cut_us}

@@ -8,6 +8,10 @@ it, and a build scans only the groups it has not seen. A group corrected in plac
 again: kept fingerprints never stand for data they were not computed from. The same rows laid out by another writer
 (other pages) are scanned whole, as before. Day fingerprints are sums (features/tiles/fingerprints.py), so a day's is
 the sum of its groups'.
+
+A log read from the store's copy (features/store/mirror.py) is kept the same way by its stretches: each part of the
+copy never changes once written, so its fingerprints are kept under its name (and how its times were taken) and a
+night fingerprints only the part stored since (`EventsBlocks`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from pathlib import Path
 import duckdb
 import ibis
 import ibis.expr.types as ir
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from leadradar.features.tiles.fingerprints import fingerprint_rows
@@ -48,6 +54,52 @@ class EventsFile:
     path: Path
     view: Callable[[ir.Table, tuple[str, ...]], ir.Table]
 
+    def day_fingerprints(
+        self, con: ibis.BaseBackend, tod_us: int, kept: dict[str, DayPrints]
+    ) -> tuple[DayPrints, dict[str, DayPrints]]:
+        return file_day_fingerprints(self, con, tod_us, kept)
+
+
+@dataclass(frozen=True)
+class EventsBlocks:
+    """An events table in memory made of stretches that never change under their keys (the store's copy of its log:
+    `RadarLog.event_blocks`, (key, rows) in order), and how a build makes its events of an engine's table of some of
+    its rows (`view(table, keep)`, as for `EventsFile`). Given to a tiles build, each stretch's day fingerprints are
+    kept: a night fingerprints the stretch stored since, not the log."""
+
+    table: pa.Table
+    blocks: tuple[tuple[str, int], ...]
+    view: Callable[[ir.Table, tuple[str, ...]], ir.Table]
+
+    def day_fingerprints(
+        self, con: ibis.BaseBackend, tod_us: int, kept: dict[str, DayPrints]
+    ) -> tuple[DayPrints, dict[str, DayPrints]]:
+        """The table's day fingerprints, and each stretch's by key; the stretches `kept` holds are not scanned."""
+        starts = [0]
+        for _, rows in self.blocks:
+            starts.append(starts[-1] + rows)
+        scan = con.create_view(SCAN_VIEW, ibis.memtable(self._with_block(0, 0, 0)), overwrite=True)
+        try:
+            sql = ibis.to_sql(fingerprint_rows(self.view(scan, ()), tod_us), dialect="duckdb")
+            made = hashlib.sha256(json.dumps([GROUPS_VERSION, duckdb.__version__, tod_us, str(sql)]).encode())
+            keys = [_digest(made.hexdigest(), f"{key}:{rows}") for key, rows in self.blocks]
+            fresh = sorted({k: b for b, k in enumerate(keys) if k not in kept}.values())
+            scanned: dict[int, DayPrints] = {b: {} for b in fresh}
+            if fresh:
+                rows = pa.concat_tables([self._with_block(b, starts[b], starts[b + 1]) for b in fresh])
+                scan = con.create_view(SCAN_VIEW, ibis.memtable(rows), overwrite=True)
+                scanned = _by_group(fingerprint_rows(self.view(scan, (GROUP,)), tod_us, by=(GROUP,)), scanned)
+        finally:
+            con.drop_view(SCAN_VIEW, force=True)
+        return _summed(keys, kept, scanned)
+
+    def _with_block(self, block: int, start: int, stop: int) -> pa.Table:
+        rows = self.table.slice(start, stop - start)
+        return rows.append_column(GROUP, pa.array(np.full(rows.num_rows, block, dtype=np.int64)))
+
+
+EventsSource = EventsFile | EventsBlocks
+
 
 def file_day_fingerprints(
     file: EventsFile, con: ibis.BaseBackend, tod_us: int, kept: dict[str, DayPrints]
@@ -62,12 +114,30 @@ def file_day_fingerprints(
         scanned = _scanned(file, scan, tod_us, meta, fresh)
     finally:
         con.drop_view(SCAN_VIEW, force=True)
-    groups = {k: kept[k] if k in kept else scanned[g] for g, k in enumerate(keys) if k in kept or g in scanned}
+    return _summed(keys, kept, scanned)
+
+
+def _summed(
+    keys: list[str], kept: dict[str, DayPrints], scanned: dict[int, DayPrints]
+) -> tuple[DayPrints, dict[str, DayPrints]]:
+    """Each part's fingerprints (kept, or scanned now by its place) by key, and the day fingerprints they add up to."""
+    parts = {k: kept[k] if k in kept else scanned[i] for i, k in enumerate(keys) if k in kept or i in scanned}
     days: DayPrints = {}
     for k in keys:
-        for b, fp in groups[k].items():
+        for b, fp in parts[k].items():
             days[b] = [a + x for a, x in zip(days.get(b, [0, 0, 0]), fp, strict=True)]
-    return days, groups
+    return days, parts
+
+
+def _by_group(query: ir.Table, out: dict[int, DayPrints]) -> dict[int, DayPrints]:
+    """A `fingerprint_rows(..., by=(GROUP,))` query's rows into `out`, per group and day."""
+    for r in query.to_pyarrow().to_pylist():
+        out[r[GROUP]][int(r["bucket"])] = [int(r["rows"]), int(r["hsum"]), int(r["usum"])]
+    return out
+
+
+def _digest(recipe_digest: str, what: str) -> str:
+    return hashlib.sha256(f"{recipe_digest}:{what}".encode()).hexdigest()[:32]
 
 
 def recipe(file: EventsFile, scan: ir.Table, tod_us: int, meta: pq.FileMetaData) -> str:
@@ -129,9 +199,7 @@ def _scanned(
         return ibis.ifelse(number < starts[groups[mid]], group_of(lo, mid), group_of(mid, hi))
 
     rows = file.view(scan.mutate(**{GROUP: group_of(0, len(groups))}), (GROUP,))
-    for r in fingerprint_rows(rows, tod_us, by=(GROUP,)).to_pyarrow().to_pylist():
-        out[r[GROUP]][int(r["bucket"])] = [int(r["rows"]), int(r["hsum"]), int(r["usum"])]
-    return out
+    return _by_group(fingerprint_rows(rows, tod_us, by=(GROUP,)), out)
 
 
 def read_groups(path: Path) -> dict[str, DayPrints]:

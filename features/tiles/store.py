@@ -40,7 +40,7 @@ from leadradar.features.grid import DAY_US
 from leadradar.features.locks import exclusive
 from leadradar.features.progress import DAY_TILES, step
 from leadradar.features.tiles.fingerprints import day_fingerprints
-from leadradar.features.tiles.groups import EventsFile, file_day_fingerprints, groups_document, read_groups
+from leadradar.features.tiles.groups import EventsSource, groups_document, read_groups
 from leadradar.features.tiles.kept_rows import KeptRows, cutoff_of
 from leadradar.features.tiles.partials import day_bucket, day_tiles
 
@@ -101,14 +101,17 @@ class TileStore:
             pq.write_table(table, self.dir / name)
         return name
 
-    def refresh(self, events: ir.Table, unique: bool = False, file: EventsFile | None = None) -> dict[int, list[int]]:
+    def refresh(
+        self, events: ir.Table, unique: bool = False, source: EventsSource | None = None
+    ) -> dict[int, list[int]]:
         """Recompute the days whose events changed and drop days with no events left; each day's fingerprint.
 
-        `unique`: the events hold no repeated row (features/tiles/partials.py `without_repeats`). `file`: the Parquet
-        file the events are made of, whose row groups' fingerprints are kept (features/tiles/groups.py).
+        `unique`: the events hold no repeated row (features/tiles/partials.py `without_repeats`). `source`: what the
+        events are made of (a Parquet file's row groups, the store's stretches), whose fingerprints are kept
+        (features/tiles/groups.py).
         """
         self.dir.mkdir(parents=True, exist_ok=True)
-        now = self._fingerprints(events, file)
+        now = self._fingerprints(events, source)
         kept = self._readable(self._manifest())
         stale = sorted(b for b, fp in now.items() if b not in kept or kept[b][:-1] != fp)
         runs = day_runs(stale, {b: fp[0] for b, fp in now.items()}, self.settings.features.tiles_partition_events)
@@ -131,13 +134,13 @@ class TileStore:
         step(DAY_TILES, f"{len(stale):,} of {len(now):,} days computed, the others kept", every, every)
         return now
 
-    def _fingerprints(self, events: ir.Table, file: EventsFile | None) -> dict[int, list[int]]:
-        """Each day's fingerprint: from the file's kept and new row groups' on DuckDB (the groups of this file are
-        kept, the others' dropped), or from a scan of every event."""
+    def _fingerprints(self, events: ir.Table, source: EventsSource | None) -> dict[int, list[int]]:
+        """Each day's fingerprint: from the kept and new fingerprints of the source's parts on DuckDB (this source's
+        parts are kept, the others' dropped), or from a scan of every event."""
         con = events.get_backend()
-        if file is None or con.name != "duckdb":
+        if source is None or con.name != "duckdb":
             return day_fingerprints(events, self.tod_us)
-        days, groups = file_day_fingerprints(file, con, self.tod_us, read_groups(self.dir / GROUPS))
+        days, groups = source.day_fingerprints(con, self.tod_us, read_groups(self.dir / GROUPS))
         atomic_write_bytes(groups_document(groups), self.dir / GROUPS)
         return days
 

@@ -44,7 +44,7 @@ def whole_scan(path: str, settings: Settings = SETTINGS) -> dict[int, list[int]]
 
 
 def by_groups(path: str, kept: dict, settings: Settings = SETTINGS) -> tuple[dict, dict]:
-    file = feature_build.events_file(path, settings)
+    file = feature_build.events_source(path, settings)
     assert file is not None
     return file_day_fingerprints(file, connect("tiles"), TOD, kept)
 
@@ -172,10 +172,85 @@ def test_a_training_sets_window_is_in_the_recipe_and_its_fingerprints_equal_a_sc
     _, kept = by_groups(path, {})
     until = CUTOFF - pd.Timedelta(days=3)
     scanned.clear()
-    file = feature_build.events_file(path, SETTINGS, until)
+    file = feature_build.events_source(path, SETTINGS, until)
     assert file is not None
     days, _ = file_day_fingerprints(file, connect("tiles"), TOD, kept)
     assert scanned == [[0, 1, 2]]
     con = connect("tiles")
     ev = feature_input(set_apart(up_to(load(con, path, "events"), until), SETTINGS)[0], "events")
     assert days == day_fingerprints(ev, TOD) != by_groups(path, {})[0]
+
+
+def stored(store, start: int, n: int, day: int) -> None:
+    from leadradar.features.validation import validate_events
+    from tests.support.raw_events import NOW, event
+
+    batch = [
+        event(
+            start + i,
+            tenant_id="acme" if i % 3 else "beta",
+            lead_id=f"L{i % 5}",
+            ts=f"2026-03-{day:02d}T{i % 24:02d}:{i % 60:02d}:00Z",
+            event_type=("card_view", "product_view", "share")[i % 3],
+            item_id="p1" if i % 2 else None,
+        )
+        for i in range(n)
+    ]
+    store.append_events(validate_events(pd.DataFrame(batch), store.settings, NOW), source="t", arrived=NOW)
+
+
+@pytest.fixture
+def store(tmp_path):
+    from leadradar.features.store import EventStore
+
+    settings = Settings(home=tmp_path / "home", store={"arrow_read_rows": 0})  # a copy of any log
+    s = EventStore(settings.event_store_url, settings)
+    yield s
+    s.close()
+
+
+def test_a_log_from_the_stores_copy_is_its_stretches_and_a_night_scans_only_the_one_stored_since(
+    store, tmp_path, monkeypatch
+):
+    """The store's copy gives its parts as stretches (`RadarLog.event_blocks`); a kept build fingerprints the stretch
+    stored since and keeps the others', and equals the reference build of the same events every night."""
+    from leadradar.features.radar_log import RadarLog
+
+    scans: list[list[int]] = []
+    real = tile_groups._by_group
+    monkeypatch.setattr(tile_groups, "_by_group", lambda q, out: scans.append(sorted(out)) or real(q, out))
+    kept = Settings(features={"tiles_dir": str(tmp_path / "tiles")})
+    cutoffs = [pd.Timestamp("2026-03-03T09:30:00Z"), pd.Timestamp("2026-03-06T09:30:00Z")]
+    history = []
+    for night, (start, day) in enumerate([(0, 1), (100, 2), (200, 5), (300, 4)]):
+        stored(store, start, 60, day)  # the last night's events are late: a day already kept
+        log = RadarLog.from_store(store, as_seen=False)
+        assert log.event_blocks is not None and len(log.event_blocks) == night + 1
+        assert log.event_blocks[:night] == tuple(history)
+        history = list(log.event_blocks)
+        scans.clear()
+        args = (log.stages, cutoffs)
+        got = compute_features(log.events, *args, kept, REGISTRY, engine="tiles", event_blocks=log.event_blocks)
+        assert scans == [[night]]
+        assert_same_features(got, compute_features(log.events, *args, SETTINGS, REGISTRY), REGISTRY)
+    seen = RadarLog.from_store(store, as_seen=True).event_blocks
+    assert seen is not None and [k for k, _ in seen] != [k for k, _ in history]  # other times, other stretches
+
+
+def test_a_log_that_is_not_every_stored_event_has_no_stretches(store):
+    """A tenant's log, an earlier window, consent events set apart or a lead forgotten: not the copy's rows."""
+    import dataclasses
+
+    from leadradar.features.radar_log import RadarLog
+    from leadradar.features.validation import validate_events
+    from tests.support.raw_events import NOW, event
+
+    stored(store, 0, 40, 1)
+    whole = RadarLog.from_store(store)
+    assert whole.event_blocks is not None
+    assert RadarLog.from_store(store, tenant="acme").event_blocks is None
+    assert RadarLog.from_store(store, until=pd.Timestamp("2026-03-01T12:00:00Z"), as_seen=False).event_blocks is None
+    assert dataclasses.replace(whole, events=whole.events.slice(1)).event_blocks is None
+    consent = pd.DataFrame([event("c1", event_type="privacy_consent", dwell_s=None)])
+    store.append_events(validate_events(consent, store.settings, NOW), source="t", arrived=NOW)
+    assert RadarLog.from_store(store).event_blocks is None
