@@ -249,3 +249,28 @@ def test_a_copy_of_codes_is_made_again_with_names(stores):
     assert_same(with_copy, without)
     assert asked[0] == (0, with_copy.log_position()[0])
     assert len(copy_files(with_copy)) == 1 and copy_files(with_copy) != before
+
+
+def test_text_beyond_its_data_is_a_damaged_part(stores, caplog):
+    """The parts are mapped, not copied: offsets that point outside a column's data (a damaged disk) are found before
+    anything reads through them, said in one warning line, and the log is read again."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    with_copy, without = stores
+    store_events(with_copy, rows(0, 40))
+    assert_same(with_copy, without)
+    part = mirror_dir(sqlite_file(with_copy.url)) / copy_files(with_copy)[0]
+    with pa.memory_map(str(part)) as source:
+        ids = ipc.open_file(source).read_all()["event_id"].chunk(0)
+    offsets = np.frombuffer(ids.buffers()[1], np.int32, len(ids) + 1).tobytes()
+    raw = part.read_bytes()
+    assert raw.count(offsets) == 1  # the event ids' offsets, as the file holds them
+    beyond = np.frombuffer(offsets, np.int32).copy()
+    beyond[len(beyond) // 2] = 10**6  # one inside: the layout check reads only the first and the last
+    part.write_bytes(raw.replace(offsets, beyond.tobytes()))
+    with caplog.at_level(logging.WARNING):
+        assert_same(with_copy, without)
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "holds text beyond its data" in said[0] and said[0].endswith("the log is read again")
