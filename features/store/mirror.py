@@ -75,7 +75,6 @@ class LogMirror:
         self.dir = Path(folder)
         # After `table`: the parts its rows are, in order, with their rows (a part never changes once written).
         self.blocks: list[tuple[str, int]] = []
-        self._rows: list[int] = []
 
     def table(self, top: int, rewrites: int, stretch: Stretch, event_id_at: EventIdAt) -> pa.Table:
         """The stored events up to log position `top`, in log order, while `rewrites` events were ever deleted or
@@ -97,16 +96,14 @@ class LogMirror:
             if doc is not None and kept is None:  # a part cannot be read: the copy starts again from the whole log
                 doc, new = None, (stretch(0, top) if top > 0 else None)
             parts = list(doc["parts"]) if doc is not None else []
-            tables = [kept] if doc is not None and kept is not None else []
-            self.blocks = list(zip(parts, self._rows, strict=True)) if doc is not None else []
+            tables = kept if doc is not None and kept is not None else []
             if new is not None and new.num_rows:
                 parts.append(self._write(new))
                 tables.append(new)
-                self.blocks.append((parts[-1], new.num_rows))
             whole = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
             if len(parts) > MAX_PARTS:
-                parts = [self._write(whole)]
-                self.blocks = [(parts[0], whole.num_rows)]
+                parts, tables = [self._write(whole)], [whole]
+            self.blocks = [(name, table.num_rows) for name, table in zip(parts, tables, strict=True)]
             last = [int(whole["seq"][-1].as_py()), whole["event_id"][-1].as_py()] if whole.num_rows else None
             self._write_manifest({"version": MIRROR_VERSION, "rewrites": rewrites, "upto": top, "last": last}, parts)
             return whole
@@ -122,8 +119,8 @@ class LogMirror:
             return False
         return True
 
-    def _parts(self, names: list[str]) -> pa.Table | None:
-        """The copy's parts read whole (and each one's rows in `_rows`); None (warned) when one cannot be read."""
+    def _parts(self, names: list[str]) -> list[pa.Table] | None:
+        """The copy's parts read whole, one table each; None (warned) when one cannot be read."""
         tables = []
         for name in names:
             try:
@@ -137,8 +134,7 @@ class LogMirror:
             except (OSError, ValueError, pa.ArrowException) as exc:
                 log.warning("event store copy: %s cannot be read (%s); the log is read again", self.dir / name, exc)
                 return None
-        self._rows = [t.num_rows for t in tables]
-        return pa.concat_tables(tables) if tables else SCHEMA.empty_table()
+        return tables
 
     def _write(self, table: pa.Table) -> str:
         """A part as an Arrow file, uncompressed, in batches the size of Parquet's row groups (a name column's `take`
@@ -181,9 +177,8 @@ class LogMirror:
 def bounded_offsets(table: pa.Table) -> None:
     """Raise ValueError unless every text value of a part lies within its column's data: a mapped file's damaged
     offsets would otherwise send a reader outside it. The layout check (`validate`) reads only the first and last
-    of a batch's; the whole
-    check (`validate(full=True)`, which also decodes every name as UTF-8) took 0.9-1.0 s at 10.6 M events, this
-    0.09 s."""
+    of a batch's; the whole check (`validate(full=True)`, which also decodes every name as UTF-8) took 0.9-1.0 s at
+    10.6 M events, this 0.09 s."""
     for name, column in zip(table.column_names, table.columns, strict=True):
         if not pa.types.is_string(column.type):
             continue

@@ -23,6 +23,7 @@ import mmap
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import accumulate
 from pathlib import Path
 
 import duckdb
@@ -75,15 +76,13 @@ class EventsBlocks:
         self, con: ibis.BaseBackend, tod_us: int, kept: dict[str, DayPrints]
     ) -> tuple[DayPrints, dict[str, DayPrints]]:
         """The table's day fingerprints, and each stretch's by key; the stretches `kept` holds are not scanned."""
-        starts = [0]
-        for _, rows in self.blocks:
-            starts.append(starts[-1] + rows)
+        starts = _starts([rows for _, rows in self.blocks])
         scan = con.create_view(SCAN_VIEW, ibis.memtable(self._with_block(0, 0, 0)), overwrite=True)
         try:
             sql = ibis.to_sql(fingerprint_rows(self.view(scan, ()), tod_us), dialect="duckdb")
             made = hashlib.sha256(json.dumps([GROUPS_VERSION, duckdb.__version__, tod_us, str(sql)]).encode())
             keys = [_digest(made.hexdigest(), f"{key}:{rows}") for key, rows in self.blocks]
-            fresh = sorted({k: b for b, k in enumerate(keys) if k not in kept}.values())
+            fresh = _fresh(keys, kept)
             scanned: dict[int, DayPrints] = {b: {} for b in fresh}
             if fresh:
                 rows = pa.concat_tables([self._with_block(b, starts[b], starts[b + 1]) for b in fresh])
@@ -110,11 +109,20 @@ def file_day_fingerprints(
     scan = con.read_parquet(str(file.path), table_name=SCAN_VIEW, **{ROW_NUMBER: True})
     try:
         keys = group_keys(file.path, meta, recipe(file, scan, tod_us, meta))
-        fresh = sorted({k: g for g, k in enumerate(keys) if k not in kept}.values())
-        scanned = _scanned(file, scan, tod_us, meta, fresh)
+        scanned = _scanned(file, scan, tod_us, meta, _fresh(keys, kept))
     finally:
         con.drop_view(SCAN_VIEW, force=True)
     return _summed(keys, kept, scanned)
+
+
+def _starts(rows: list[int]) -> list[int]:
+    """Each part's first row, and the rows of all after the last."""
+    return [0, *accumulate(rows)]
+
+
+def _fresh(keys: list[str], kept: dict[str, DayPrints]) -> list[int]:
+    """The places of the parts to scan: one for each key not kept (parts of equal keys are one scan)."""
+    return sorted({k: i for i, k in enumerate(keys) if k not in kept}.values())
 
 
 def _summed(
@@ -179,9 +187,7 @@ def _scanned(
     out: dict[int, DayPrints] = {g: {} for g in groups}
     if not groups:
         return out
-    starts = [0]
-    for g in range(meta.num_row_groups):
-        starts.append(starts[-1] + meta.row_group(g).num_rows)
+    starts = _starts([meta.row_group(g).num_rows for g in range(meta.num_row_groups)])
     number = scan[ROW_NUMBER]
     runs: list[list[int]] = []
     for g in groups:
@@ -212,7 +218,7 @@ def read_groups(path: Path) -> dict[str, DayPrints]:
     except FileNotFoundError:
         return {}
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        log.warning("kept tiles: %s cannot be read (%s); the events file is fingerprinted whole", path, exc)
+        log.warning("kept tiles: %s cannot be read (%s); every part of the events is fingerprinted again", path, exc)
         return {}
 
 

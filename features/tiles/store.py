@@ -49,7 +49,7 @@ MAX_SEGMENTS = 16
 SEGMENT_NAME = re.compile(r"seg-[0-9a-f]{32}\.parquet")
 TILE_KEY = re.compile(r"[0-9a-f]{16}")  # `tile_key`: the folder of one set
 MANIFEST = "manifest.json"  # a set's days: fingerprint and segment
-GROUPS = "groups.json"  # a set's events file's row groups: their day fingerprints, by a digest of their bytes
+GROUPS = "groups.json"  # day fingerprints of the parts of the events: a file's row groups, the store's stretches
 BUILD_LOCK = ".build.lock"  # held in the tiles folder by a build, and by `forget_kept`
 
 log = logging.getLogger(__name__)
