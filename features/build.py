@@ -30,7 +30,7 @@ from leadradar.features.context import lead_attributes, sales_context
 from leadradar.features.grid import Grid, Stage, build_grid, no_stage
 from leadradar.features.registry import FeatureRegistry, definitions_key, feature_code_digest
 from leadradar.features.spine import build_spine, lead_index, prepare_stages
-from leadradar.features.tiles.groups import EventsBlocks, EventsFile, EventsSource
+from leadradar.features.tiles.groups import EventsBlocks, EventsFile, EventsFolder, EventsSource
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -352,17 +352,21 @@ def events_source(
     events, settings: Settings, until: pd.Timestamp | None = None, blocks: tuple[tuple[str, int], ...] | None = None
 ) -> EventsSource | None:
     """What `events` is made of, for the tiles engine to keep its day fingerprints by part (features/tiles/groups.py):
-    a Parquet file's row groups, or the stretches of a table read from the store's copy of its log (`blocks`,
-    `RadarLog.event_blocks`); each with the view that makes a build's events of an engine's table of its rows (the
-    same calls as `_bound`'s: `load`'s contract, `up_to`, `set_apart`'s filter, `feature_input`). None otherwise."""
+    a Parquet file's row groups, a folder's files, or the stretches of a table read from the store's copy of its log
+    (`blocks`, `RadarLog.event_blocks`); each with the view that makes a build's events of an engine's table of its
+    rows (the same calls as `_bound`'s: `load`'s contract, `up_to`, `set_apart`'s filter, `feature_input`). None
+    otherwise."""
     from leadradar.features.engines import conform
 
     if isinstance(events, pa.Table) and blocks is not None:
         view = partial(_events_of_table, settings=settings, until=until)
         return EventsBlocks(conform(events, "events"), blocks, view)
-    if not isinstance(events, (str, Path)) or not Path(events).is_file():
+    if not isinstance(events, (str, Path)):
         return None
-    return EventsFile(Path(events), partial(_events_of_scan, path=Path(events), settings=settings, until=until))
+    view = partial(_events_of_scan, path=Path(events), settings=settings, until=until)
+    if Path(events).is_dir():
+        return EventsFolder(Path(events), view)
+    return EventsFile(Path(events), view) if Path(events).is_file() else None
 
 
 def _events_of_scan(

@@ -34,7 +34,7 @@ from leadradar.features.contract import (
     ITEM_SCHEMA,
     STAGE_SCHEMA,
 )
-from leadradar.features.radar_log import file_schema, require_contract
+from leadradar.features.radar_log import file_schema, parquet_files, require_contract
 
 SCHEMAS = {"events": EVENT_SCHEMA, "stages": STAGE_SCHEMA, "items": ITEM_SCHEMA}
 
@@ -253,7 +253,7 @@ def load(
     arrow_schema = schema or SCHEMAS[kind]
     if isinstance(source, (str, Path)):
         file_schema(Path(source), kind)  # a file that is not Parquet: one line naming it, not the engine's error
-        return parquet_contract(con.read_parquet(str(source), table_name=name), source, kind, schema)
+        return parquet_contract(scan_parquet(con, Path(source), name), source, kind, schema)
     if isinstance(source, pd.DataFrame):
         source = pa.Table.from_pandas(source, preserve_index=False)
     data = conform(source, kind, arrow_schema)
@@ -267,13 +267,27 @@ def load(
     return con.create_table(name, data.to_pandas(), overwrite=True)
 
 
+def scan_parquet(con: ibis.BaseBackend, path: Path, name: str, **options: Any) -> ir.Table:
+    """The engine's scan of a Parquet file, or of a folder's files as one table (`radar_log.parquet_files`: the same
+    files on DuckDB and Spark; a column some files lack reads as null there; `key=value` folder names are no columns).
+    `options`: the engine's own (DuckDB's `file_row_number`, `filename`)."""
+    if not path.is_dir():
+        return con.read_parquet(str(path), table_name=name, **options)
+    if con.name == "pyspark":
+        spark = {"recursiveFileLookup": "true", "pathGlobFilter": "*.parquet", "mergeSchema": "true"}
+        return con.read_parquet(str(path), table_name=name, **spark, **options)
+    files = [str(f) for f in parquet_files(path)]
+    return con.read_parquet(files, table_name=name, union_by_name=True, hive_partitioning=False, **options)
+
+
 def parquet_contract(
     table: ir.Table, path: str | Path, kind: str, schema: pa.Schema | None = None, keep: tuple[str, ...] = ()
 ) -> ir.Table:
     """An engine's scan of a Parquet contract file as `load` gives it: checked against the contract, absent optional
     columns null, in contract order and types; other columns of the scan dropped but those in `keep`, last."""
     arrow_schema = schema or SCHEMAS[kind]
-    absent = require_contract(file_schema(Path(path), kind), arrow_schema, str(path))
+    require_contract(file_schema(Path(path), kind), arrow_schema, str(path))
+    absent = [c for c in arrow_schema.names if c not in table.columns]  # a scan of some of a folder's files lacks more
     ibis_schema = ibis.Schema.from_pyarrow(arrow_schema)
     if absent:
         table = table.mutate(**{c: ibis.null(ibis_schema[c]) for c in absent})

@@ -203,7 +203,49 @@ def not_truth(source: Source) -> str | None:
 
 
 def file_schema(path: Path, part: str) -> pa.Schema:
-    """The Arrow schema of a Parquet file, or one `InputError` naming the file and what is wrong with it."""
+    """The Arrow schema of a Parquet file, or of a folder of them read as one table (`parquet_files`), or one
+    `InputError` naming the file and what is wrong with it. A folder's files are each checked against the part's
+    contract; an optional column some of them lack reads as missing there."""
+    if not path.is_dir():
+        return _one_schema(path, part)
+    files = parquet_files(path, part)
+    schemas = [_one_schema(f, part) for f in files]
+    if part in CONTRACTS:
+        for f, schema in zip(files, schemas, strict=True):
+            require_contract(schema, CONTRACTS[part], str(f))
+    whole = schemas[0]
+    for f, schema in zip(files[1:], schemas[1:], strict=True):
+        try:
+            whole = pa.unify_schemas([whole, schema], promote_options="permissive")
+        except (pa.ArrowException, TypeError) as exc:
+            reason = " ".join(str(exc).split())
+            raise InputError(
+                f"{f}: its column types differ from the other files' in {path} ({reason}); write the folder's files"
+                " with the same columns"
+            ) from exc
+    return whole
+
+
+def parquet_files(path: Path, part: str = "events") -> list[Path]:
+    """The Parquet files a source reads: the file itself, or a folder's `*.parquet` files at any depth, in name order,
+    leaving out hidden ones (a name starting with `.` or `_`, as Spark does: `_SUCCESS`, checksums, temporary
+    files). A folder with none is one `InputError`."""
+    if not path.is_dir():
+        return [path]
+    files = sorted(
+        f
+        for f in path.rglob("*.parquet")
+        if f.is_file() and not any(n.startswith((".", "_")) for n in f.relative_to(path).parts)
+    )
+    if not files:
+        raise InputError(
+            f"{path}: no Parquet files (*.parquet) in this folder; give the {part} as a Parquet file or a folder"
+            " of them"
+        )
+    return files
+
+
+def _one_schema(path: Path, part: str) -> pa.Schema:
     if not path.is_file():
         raise InputError(f"{path}: no such {part} file; check the path")
     try:

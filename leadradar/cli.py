@@ -23,7 +23,7 @@ from typer._click.exceptions import NoArgsIsHelpError, UsageError
 from typer.core import TyperGroup
 
 from leadradar.config import GRADES, Grade, Lang, Settings, language, quiet_environment
-from leadradar.errors import BadValueError, ConfigError, NotFoundError, UserError
+from leadradar.errors import BadValueError, ConfigError, InputError, NotFoundError, UserError
 from leadradar.terminal import build_progress, rank_table
 
 if TYPE_CHECKING:
@@ -73,21 +73,31 @@ class OneLineErrors(TyperGroup):
             exit_one_line(ctx, UserError(damaged))
 
 
+FOLDER_INPUTS = ("--events", "--stages", "--items")  # options that take a folder of Parquet files
+
+
 def damaged_input(tokens: list[str]) -> str | None:
-    """After a failure no handler explains: the first Parquet file the command was given (not its `--out`) with a
-    part that cannot be read, in one line; None when they all read whole (then the failure is ours)."""
+    """After a failure no handler explains: the first Parquet file the command was given (not its `--out`), or of a
+    folder it was given, with a part that cannot be read, in one line; None when they all read whole (then the
+    failure is ours)."""
     from leadradar.features.atomic import begins_with
-    from leadradar.features.radar_log import damaged_part
+    from leadradar.features.radar_log import damaged_part, parquet_files
 
     values = [t.split("=", 1)[1] if t.startswith("--") and "=" in t else t for t in tokens]
-    given = zip(["", *tokens[:-1]], tokens, values, strict=True)
-    written = {v for before, t, v in given if before == "--out" or t.startswith("--out=")}
-    for value in dict.fromkeys(values):
-        path = Path(value)
-        if value in written or not path.is_file() or not begins_with(path, b"PAR1"):
+    options = [
+        t.split("=", 1)[0] if t.startswith("--") and "=" in t else before
+        for before, t in zip(["", *tokens[:-1]], tokens, strict=True)
+    ]
+    written = {v for option, v in zip(options, values, strict=True) if option == "--out"}
+    folders = {v for option, v in zip(options, values, strict=True) if option in FOLDER_INPUTS and Path(v).is_dir()}
+    for value in dict.fromkeys(v for v in values if v not in written):
+        try:
+            paths = parquet_files(Path(value)) if value in folders else [Path(value)]
+        except InputError:  # a folder with no Parquet file: nothing of it was read
             continue
-        if (where := damaged_part(path)) is not None:
-            return f"{path}: {where}; the file is damaged (cut short or overwritten): restore it or write it again"
+        for path in paths:
+            if path.is_file() and begins_with(path, b"PAR1") and (where := damaged_part(path)) is not None:
+                return f"{path}: {where}; the file is damaged (cut short or overwritten): restore it or write it again"
     return None
 
 

@@ -33,9 +33,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from leadradar.features.engines import scan_parquet
+from leadradar.features.radar_log import parquet_files
 from leadradar.features.tiles.fingerprints import fingerprint_rows
 
 GROUPS_VERSION = 1
+FILE = "lr_file"  # a folder's scan: the file each row is from
 ROW_NUMBER = "file_row_number"  # DuckDB's row number of a Parquet scan: a group's rows are a range of it
 GROUP = "lr_group"  # a row's group, carried through the view
 SCAN_VIEW = "lr_events_groups"
@@ -97,7 +100,42 @@ class EventsBlocks:
         return rows.append_column(GROUP, pa.array(np.full(rows.num_rows, block, dtype=np.int64)))
 
 
-EventsSource = EventsFile | EventsBlocks
+@dataclass(frozen=True)
+class EventsFolder:
+    """A folder of Parquet events files (a nightly export's files, a day or a batch each) and how a build makes its
+    events of the engine's scan of them (`view`, as for `EventsFile`). Given to a tiles build, each file's day
+    fingerprints are kept under a digest of its bytes: a night fingerprints the files written since, whatever wrote
+    them; a file written again (corrected, or compacted with others) is fingerprinted again."""
+
+    path: Path
+    view: Callable[[ir.Table, tuple[str, ...]], ir.Table]
+
+    def day_fingerprints(
+        self, con: ibis.BaseBackend, tod_us: int, kept: dict[str, DayPrints]
+    ) -> tuple[DayPrints, dict[str, DayPrints]]:
+        """The folder's day fingerprints, and each file's by key; the files `kept` holds are not scanned."""
+        files = parquet_files(self.path)
+        metas = [pq.read_metadata(f) for f in files]
+        try:
+            made = recipe(self.view, scan_parquet(con, self.path, SCAN_VIEW), tod_us, None)
+            keys = [_file_key(f, meta, made) for f, meta in zip(files, metas, strict=True)]
+            fresh = _fresh(keys, kept)
+            scanned: dict[int, DayPrints] = {i: {} for i in fresh}
+            if fresh:
+                names = [str(files[i]) for i in fresh]
+                scan = con.read_parquet(
+                    names, table_name=SCAN_VIEW, union_by_name=True, hive_partitioning=False, filename=FILE
+                )
+                place = {name: i for name, i in zip(names, fresh, strict=True)}
+                query = fingerprint_rows(self.view(scan, (FILE,)), tod_us, by=(FILE,))
+                for r in query.to_pyarrow().to_pylist():
+                    scanned[place[r[FILE]]][int(r["bucket"])] = [int(r["rows"]), int(r["hsum"]), int(r["usum"])]
+        finally:
+            con.drop_view(SCAN_VIEW, force=True)
+        return _summed(keys, kept, scanned)
+
+
+EventsSource = EventsFile | EventsBlocks | EventsFolder
 
 
 def file_day_fingerprints(
@@ -108,7 +146,7 @@ def file_day_fingerprints(
     meta = pq.read_metadata(file.path)
     scan = con.read_parquet(str(file.path), table_name=SCAN_VIEW, **{ROW_NUMBER: True})
     try:
-        keys = group_keys(file.path, meta, recipe(file, scan, tod_us, meta))
+        keys = group_keys(file.path, meta, recipe(file.view, scan, tod_us, meta))
         scanned = _scanned(file, scan, tod_us, meta, _fresh(keys, kept))
     finally:
         con.drop_view(SCAN_VIEW, force=True)
@@ -148,13 +186,25 @@ def _digest(recipe_digest: str, what: str) -> str:
     return hashlib.sha256(f"{recipe_digest}:{what}".encode()).hexdigest()[:32]
 
 
-def recipe(file: EventsFile, scan: ir.Table, tod_us: int, meta: pq.FileMetaData) -> str:
-    """What a group's fingerprints follow besides its bytes: the query that makes them (the view's filters, casts
-    and settings compiled to SQL), the grid, the file's schema and the engine's version (its hash function)."""
-    sql = ibis.to_sql(fingerprint_rows(file.view(scan, ()), tod_us), dialect="duckdb")
-    columns = [[c.path, c.physical_type, str(c.logical_type), c.max_definition_level] for c in meta.schema]
-    spec = [GROUPS_VERSION, duckdb.__version__, columns, tod_us, str(sql)]
+def recipe(
+    view: Callable[[ir.Table, tuple[str, ...]], ir.Table], scan: ir.Table, tod_us: int, meta: pq.FileMetaData | None
+) -> str:
+    """What a part's fingerprints follow besides its bytes: the query that makes them (the view's filters, casts
+    and settings compiled to SQL), the grid, the file's schema (a folder's files: each file's, in its key) and the
+    engine's version (its hash function)."""
+    sql = ibis.to_sql(fingerprint_rows(view(scan, ()), tod_us), dialect="duckdb")
+    spec = [GROUPS_VERSION, duckdb.__version__, _columns(meta) if meta is not None else None, tod_us, str(sql)]
     return hashlib.sha256(json.dumps(spec).encode()).hexdigest()
+
+
+def _columns(meta: pq.FileMetaData) -> list[list]:
+    return [[c.path, c.physical_type, str(c.logical_type), c.max_definition_level] for c in meta.schema]
+
+
+def _file_key(path: Path, meta: pq.FileMetaData, recipe_digest: str) -> str:
+    """A folder's file by the digests of its row groups' bytes, its schema and the folder's recipe."""
+    made = _digest(recipe_digest, json.dumps(_columns(meta)))
+    return _digest(made, ",".join(group_keys(path, meta, made)))
 
 
 def group_keys(path: Path, meta: pq.FileMetaData, recipe_digest: str) -> list[str]:
