@@ -177,6 +177,9 @@ def tiles_incremental(data_dir: str, cutoffs: list[str], repeats: int = INCREMEN
     from the data set), as a nightly export writes them: their row groups before the new day are then byte for byte
     the same, and the build keeps their fingerprints (features/tiles/groups.py). The last 24 hours are also timed on
     the data set's own file, written by the simulator (`incremental_other_writer_*`): no group is the same there.
+    And on a folder of files (`incremental_daily_files_*`), as a nightly export that writes a file per night leaves
+    it: yesterday's folder a file per UTC day of the log without the last 24 hours (its own kept state, built first),
+    today's the same files and one more of what arrived since.
     """
     import shutil
     import statistics
@@ -210,16 +213,27 @@ def tiles_incremental(data_dir: str, cutoffs: list[str], repeats: int = INCREMEN
             kept = Settings(features={"engine": "tiles", "tiles_dir": str(Path(tmp) / "tiles")})
             registry = build_registry(kept)
             args = (p["stages"], _cutoffs(cutoffs), kept, registry, p["items"])
-            compute_features(str(older), *args, leads=p["leads"])
-            shutil.copytree(Path(tmp) / "tiles", Path(tmp) / "before")
-            runs = {name: str(today)}
+            starts = {"": str(older)}
+            runs = {name: ("", str(today))}
             if name == "incremental":
-                runs["incremental_other_writer"] = str(p["events"])
-            for key, source in runs.items():
+                runs["incremental_other_writer"] = ("", str(p["events"]))
+                folder = Path(tmp) / "events-daily"
+                out["daily_files"] = daily_files(events.filter(pc.invert(mask)), folder)
+                starts["daily"] = str(folder)
+                runs["incremental_daily_files"] = ("daily", str(folder))
+            for start_name, source in starts.items():
+                begun = time.perf_counter()
+                compute_features(source, *args, leads=p["leads"])
+                first = f"first_build_{start_name}_seconds" if start_name else "first_build_seconds"
+                out[first] = round(time.perf_counter() - begun, 3)
+                shutil.move(Path(tmp) / "tiles", Path(tmp) / f"before-{start_name}")
+            for key, (start_name, source) in runs.items():
+                if start_name == "daily":  # the night's export: what arrived since, a file of its own
+                    pq.write_table(events.filter(mask), Path(source) / "arrived-since.parquet")
                 times = []
                 for _ in range(repeats):
-                    shutil.rmtree(Path(tmp) / "tiles")
-                    shutil.copytree(Path(tmp) / "before", Path(tmp) / "tiles")
+                    shutil.rmtree(Path(tmp) / "tiles", ignore_errors=True)
+                    shutil.copytree(Path(tmp) / f"before-{start_name}", Path(tmp) / "tiles")
                     os.sync()  # the copy reaches the disk before the clock starts: its writeback is not the build's
                     start = time.perf_counter()
                     compute_features(source, *args, leads=p["leads"])
@@ -238,6 +252,26 @@ def tiles_incremental(data_dir: str, cutoffs: list[str], repeats: int = INCREMEN
         )
         out[key] = round(time.perf_counter() - start, 3)
     return out
+
+
+def daily_files(events: Any, folder: Path) -> int:
+    """The events (an Arrow table) as a nightly export leaves them in a folder: a Parquet file per UTC day, each
+    written once by one `pq.write_table`; how many files."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    folder.mkdir()
+    day = pc.cast(pc.cast(events["ts"], pa.timestamp("us", tz="UTC")), pa.date32())
+    order = pc.sort_indices(day)
+    events, day = events.take(order), day.take(order)
+    runs = pc.run_end_encode(day.combine_chunks())
+    ends = runs.run_ends.to_numpy()
+    start = 0
+    for end, value in zip(ends, runs.values.to_pylist(), strict=True):
+        pq.write_table(events.slice(start, int(end) - start), folder / f"{value.isoformat()}.parquet")
+        start = int(end)
+    return len(ends)
 
 
 def pandas_build(data_dir: str, cutoffs: list[str]) -> dict[str, Any]:
@@ -701,13 +735,15 @@ def _tiles_figures(
         full = min(r["full_seconds"], r.get("full_one_piece_seconds") or r["full_seconds"])
         out["incremental_full_seconds"] = r["full_seconds"]
         out["incremental_full_one_piece_seconds"] = r.get("full_one_piece_seconds")
-        for name in ("incremental", "incremental_last_cutoff", "incremental_other_writer"):
+        for name in ("incremental", "incremental_last_cutoff", "incremental_other_writer", "incremental_daily_files"):
             if f"{name}_seconds" not in r:
-                continue  # a result from before the other writer's increment was timed
+                continue  # a result from before that increment was timed
             out[f"{name}_seconds"] = r[f"{name}_seconds"]
             out[f"{name}_events"] = r[f"{name}_events"]
             out[f"{name}_runs_seconds"] = r.get(f"{name}_runs_seconds")
             out[f"{name}_ratio"] = round(r[f"{name}_seconds"] / full, 3)
+        for name in ("daily_files", "first_build_seconds", "first_build_daily_seconds"):
+            out[f"incremental_{name}"] = r.get(name)
         # judged on the ratio itself: 0.0505 rounds to 0.05 but does not meet it
         out["met_incremental_ratio"] = r["incremental_seconds"] / full <= TARGETS["incremental_ratio"]
     else:

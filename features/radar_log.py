@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -209,6 +210,15 @@ def file_schema(path: Path, part: str) -> pa.Schema:
     if not path.is_dir():
         return _one_schema(path, part)
     files = parquet_files(path, part)
+    stats = tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
+    return _folder_schema(path, part, stats)
+
+
+@lru_cache(maxsize=8)
+def _folder_schema(path: Path, part: str, stats: tuple[tuple[str, int, int], ...]) -> pa.Schema:
+    """A folder's schema, read once per state of its files (`stats`: name, time and size of each): a build asks for
+    it several times, and a folder of a few hundred files' footers takes a tenth of a second."""
+    files = [Path(name) for name, _, _ in stats]
     schemas = [_one_schema(f, part) for f in files]
     if part in CONTRACTS:
         for f, schema in zip(files, schemas, strict=True):

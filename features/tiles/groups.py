@@ -23,6 +23,7 @@ import mmap
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from itertools import accumulate
 from pathlib import Path
 
@@ -118,7 +119,8 @@ class EventsFolder:
         metas = [pq.read_metadata(f) for f in files]
         try:
             made = recipe(self.view, scan_parquet(con, self.path, SCAN_VIEW), tod_us, None)
-            keys = [_file_key(f, meta, made) for f, meta in zip(files, metas, strict=True)]
+            with ThreadPoolExecutor(max_workers=2) as pool:  # hashing frees the interpreter
+                keys = list(pool.map(partial(_file_key, recipe_digest=made), files, metas))
             fresh = _fresh(keys, kept)
             scanned: dict[int, DayPrints] = {i: {} for i in fresh}
             if fresh:
@@ -204,12 +206,12 @@ def _columns(meta: pq.FileMetaData) -> list[list]:
 def _file_key(path: Path, meta: pq.FileMetaData, recipe_digest: str) -> str:
     """A folder's file by the digests of its row groups' bytes, its schema and the folder's recipe."""
     made = _digest(recipe_digest, json.dumps(_columns(meta)))
-    return _digest(made, ",".join(group_keys(path, meta, made)))
+    return _digest(made, ",".join(group_keys(path, meta, made, threads=1)))
 
 
-def group_keys(path: Path, meta: pq.FileMetaData, recipe_digest: str) -> list[str]:
+def group_keys(path: Path, meta: pq.FileMetaData, recipe_digest: str, threads: int = 2) -> list[str]:
     """Per row group, a digest of its column chunks' bytes (pages, their headers and dictionaries) and the recipe;
-    the groups read in two threads (hashing frees the interpreter)."""
+    the groups read in `threads` threads (hashing frees the interpreter)."""
     with open(path, "rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as data:
         view = memoryview(data)
 
@@ -223,7 +225,9 @@ def group_keys(path: Path, meta: pq.FileMetaData, recipe_digest: str) -> list[st
             return h.hexdigest()[:32]
 
         try:
-            with ThreadPoolExecutor(max_workers=2) as pool:
+            if threads <= 1:
+                return [digest(g) for g in range(meta.num_row_groups)]
+            with ThreadPoolExecutor(max_workers=threads) as pool:
                 return list(pool.map(digest, range(meta.num_row_groups)))
         finally:
             view.release()
