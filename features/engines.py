@@ -276,8 +276,14 @@ def scan_parquet(con: ibis.BaseBackend, path: Path, name: str, **options: Any) -
     if con.name == "pyspark":
         spark = {"recursiveFileLookup": "true", "pathGlobFilter": "*.parquet", "mergeSchema": "true"}
         return con.read_parquet(str(path), table_name=name, **spark, **options)
-    files = [str(f) for f in parquet_files(path)]
-    return con.read_parquet(files, table_name=name, union_by_name=True, hive_partitioning=False, **options)
+    return scan_files(con, parquet_files(path), name, **options)
+
+
+def scan_files(con: ibis.BaseBackend, files: list[Path], name: str, **options: Any) -> ir.Table:
+    """DuckDB's scan of these Parquet files as one table: columns matched by name, folder names not read as columns."""
+    return con.read_parquet(
+        [str(f) for f in files], table_name=name, union_by_name=True, hive_partitioning=False, **options
+    )
 
 
 def parquet_contract(

@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from leadradar.features.engines import scan_parquet
+from leadradar.features.engines import scan_files, scan_parquet
 from leadradar.features.radar_log import parquet_files
 from leadradar.features.tiles.fingerprints import fingerprint_rows
 
@@ -124,11 +124,8 @@ class EventsFolder:
             fresh = _fresh(keys, kept)
             scanned: dict[int, DayPrints] = {i: {} for i in fresh}
             if fresh:
-                names = [str(files[i]) for i in fresh]
-                scan = con.read_parquet(
-                    names, table_name=SCAN_VIEW, union_by_name=True, hive_partitioning=False, filename=FILE
-                )
-                place = {name: i for name, i in zip(names, fresh, strict=True)}
+                scan = scan_files(con, [files[i] for i in fresh], SCAN_VIEW, filename=FILE)
+                place = {str(files[i]): i for i in fresh}
                 query = fingerprint_rows(self.view(scan, (FILE,)), tod_us, by=(FILE,))
                 for r in query.to_pyarrow().to_pylist():
                     scanned[place[r[FILE]]][int(r["bucket"])] = [int(r["rows"]), int(r["hsum"]), int(r["usum"])]
