@@ -9,12 +9,13 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict
 from datetime import timedelta
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
 
 from leadradar.config import Settings
-from leadradar.features.radar_log import RadarLog
+from leadradar.features.radar_log import RadarLog, read_parquet_part
 from leadradar.features.store import EventStore
 from leadradar.ledger import Ledger
 from leadradar.registry import load_alias
@@ -93,7 +94,7 @@ def calibration_check(settings: Settings, now: pd.Timestamp | None = None, log: 
     elif isinstance(stages, pa.Table):
         frame = stages.to_pandas()
     else:
-        frame = pd.read_parquet(stages)
+        frame = read_parquet_part(Path(stages), "stages").to_pandas()
     tenants = sorted(frame["tenant_id"].astype(str).unique())
     store = ScoreStore(settings.score_store_url)
     bands, errors = matured_week(store, frame, tenants, now, settings)

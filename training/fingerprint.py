@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from leadradar.features.radar_log import RadarLog
+from leadradar.features.radar_log import RadarLog, read_parquet_part
 
 LOG_PARTS = ("events", "stages", "items", "leads")  # the truth is the simulator's answer key, not data
 
@@ -57,7 +57,7 @@ def log_key(log: RadarLog, window: dict[str, str], *context: str) -> DataKey:
         source = getattr(log, part)
         if source is None:
             continue
-        table = pq.read_table(source) if not isinstance(source, pa.Table | pd.DataFrame) else source
+        table = read_parquet_part(Path(source), part) if not isinstance(source, pa.Table | pd.DataFrame) else source
         frame = table.to_pandas() if isinstance(table, pa.Table) else table
         parts.append(f"{part} {rows_fingerprint(frame)}")
     return key_for(pd.DataFrame({"part": parts}), window, *context)

@@ -26,11 +26,10 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from leadradar.features.cutoffs import epoch_us
-from leadradar.features.radar_log import RadarLog
+from leadradar.features.radar_log import RadarLog, read_parquet_part
 from leadradar.features.store.event_store import EventStore
 from leadradar.features.store.tables import CATALOG, EVENTS, FORGOTTEN, NAMES, QUARANTINE, SECRETS, STAGES
 
@@ -147,7 +146,7 @@ def log_without_forgotten(store: EventStore, log: RadarLog) -> RadarLog:
         source = getattr(log, part)
         if source is None:
             continue
-        table = pq.read_table(source) if isinstance(source, Path) else source
+        table = read_parquet_part(source, part) if isinstance(source, Path) else source
         if not has_lead_column(table):
             continue
         kept = without_forgotten(store, table)

@@ -212,3 +212,23 @@ def test_spark_reads_the_files_duckdb_reads(tmp_path):
         spark.sort_values(order).reset_index(drop=True), duck.sort_values(order).reset_index(drop=True)
     )
     assert len(duck) == 12 and duck["channel"].isna().sum() == 4
+
+
+def test_readers_outside_the_engines_read_the_folder_as_one_table(tmp_path):
+    """The log's data key (what tuning and promotion compare) is the one file's, and a file's narrower columns (no
+    `channel`, whole-number dwell times) read as the others'."""
+    from leadradar.features.radar_log import read_parquet_part
+    from leadradar.training.fingerprint import log_key
+
+    whole = pa.concat_tables([daily(3), daily(2), daily(1)])
+    pq.write_table(whole, tmp_path / "events.parquet")
+    folder = exported(tmp_path / "events", [3, 2, 1])
+    (tmp_path / "events" / "README.txt").write_text("exported nightly by the CRM")
+    window = {"from": "a", "to": "b"}
+    assert log_key(RadarLog(folder, STAGES), window) == log_key(RadarLog(tmp_path / "events.parquet", STAGES), window)
+    narrow = daily(3).drop_columns(["channel"]).set_column(6, "dwell_s", pa.array([1, 2, 3, 4], pa.int64()))
+    pq.write_table(narrow, tmp_path / "events" / name(3))  # the first file
+    table = read_parquet_part(tmp_path / "events")
+    assert table.num_rows == 12 and table.schema.field("dwell_s").type == pa.float64()
+    assert table["channel"].null_count == 4
+    assert sum(table["dwell_s"].to_pylist()) == 2 * (2 + 3 + 4 + 5) + (1 + 2 + 3 + 4)
