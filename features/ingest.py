@@ -189,6 +189,28 @@ def ingest(
 # --- reading -----------------------------------------------------------------------------------
 
 
+def input_files(paths: Sequence[Path]) -> list[Path]:
+    """The files named, a folder standing for the files it holds at any depth that `read_table` reads (Parquet,
+    CSV, JSON Lines), in name order and leaving out hidden ones as `radar_log.parquet_files` does; one
+    `IngestError` for a folder with none."""
+    out: list[Path] = []
+    for path in paths:
+        if not path.is_dir():
+            out.append(path)
+            continue
+        found = sorted(
+            f
+            for f in path.rglob("*")
+            if f.is_file()
+            and f.suffix.lower() in READERS
+            and not any(n.startswith((".", "_")) for n in f.relative_to(path).parts)
+        )
+        if not found:
+            raise IngestError(f"{path}: no {', '.join(READERS)} files in this folder")
+        out += found
+    return out
+
+
 def read_table(path: Path, columns: Sequence[str] | None = EVENT_COLUMNS) -> pd.DataFrame:
     """A Parquet, CSV or JSON Lines file as a frame (Parquet: only `columns`, all if None), or one `IngestError`."""
     kind = READERS.get(path.suffix.lower())

@@ -349,7 +349,9 @@ def simulate(
 @app.command()
 def ingest(
     files: list[Path] | None = typer.Argument(
-        None, help="Parquet, CSV or JSON Lines files of radar events (or of stage changes, told by their columns)"
+        None,
+        help="Parquet, CSV or JSON Lines files of radar events (or of stage changes, told by their columns); a folder"
+        " stands for its files",
     ),
     out_dir: Path | None = typer.Option(
         None, "--out", help="write events.parquet, quarantine.parquet and the report here instead of the event store"
@@ -366,7 +368,9 @@ def ingest(
     as_json: bool = typer.Option(False, "--json", help="print the full report as one JSON object"),
 ) -> None:
     """Validate events and stage changes into the event store; keep the good, quarantine the bad with a reason each."""
-    files, stages = files or [], stages or []
+    from leadradar.features.ingest import input_files
+
+    files, stages = input_files(files or []), input_files(stages or [])
     if out_dir is None:
         ingest_into_store(files, stages, items, leads, sales, arrived_now, as_json)
         return

@@ -134,3 +134,27 @@ def test_score_without_files_scores_the_open_leads_of_the_store_and_keeps_the_co
     store = ScoreStore(f"sqlite:///{tmp_path / 'scores.db'}")
     tenant = scores["tenant_id"].iloc[0]
     assert store.runs(tenant) and store.context(tenant)
+
+
+def test_a_folder_stands_for_its_files_each_counted(tmp_path, store_env):
+    """A nightly export's folder: each Parquet, CSV or JSON Lines file in it (at any depth, in name order) is one
+    file of the report; hidden ones are left out, and a folder with none is one line."""
+    export = tmp_path / "export"
+    (export / "late").mkdir(parents=True)
+    pd.DataFrame([event(1, NOW - pd.Timedelta(days=2)), event(2, NOW - pd.Timedelta(days=2))]).to_csv(
+        export / "2026-01-01.csv", index=False
+    )
+    pd.DataFrame([event(3, NOW - pd.Timedelta(days=1))]).to_json(
+        export / "late" / "x.jsonl", orient="records", lines=True
+    )
+    (export / "_SUCCESS").touch()
+    (export / ".2026-01-02.csv").write_text("being written")
+    (export / "_temporary").mkdir()
+    (export / "_temporary" / "part.csv").write_text("being written")
+    (export / "notes.txt").write_text("exported by the CRM")
+    report = run("ingest", export, "--json")
+    assert [Path(f["file"]).name for f in report["files"]] == ["2026-01-01.csv", "x.jsonl"]
+    assert [f["stored"] for f in report["files"]] == [2, 1]
+    (tmp_path / "empty").mkdir()
+    result = CliRunner().invoke(app, ["ingest", str(tmp_path / "empty")])
+    assert result.exit_code == 2 and "empty: no .parquet, .csv, .jsonl, .ndjson files in this folder" in result.output
