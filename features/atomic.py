@@ -119,3 +119,15 @@ def naming(path: Path) -> Iterator[None]:
 
 def atomic_write_bytes(data: bytes, path: Path) -> None:
     atomic_write(path, lambda fh: fh.write(data))
+
+
+def folder_files(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """The files under `folder` (at any depth, in name order) whose suffix is one of `suffixes`, leaving out hidden
+    ones as Spark does: a name on the way starting with `.` or `_` (`_SUCCESS`, checksums, a file being written)."""
+    return sorted(
+        f
+        for f in folder.rglob("*")
+        if f.is_file()
+        and f.suffix.lower() in suffixes
+        and not any(n.startswith((".", "_")) for n in f.relative_to(folder).parts)
+    )

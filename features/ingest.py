@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from leadradar.config import Settings
 from leadradar.errors import UserError
-from leadradar.features.atomic import atomic_write, atomic_write_bytes
+from leadradar.features.atomic import atomic_write, atomic_write_bytes, folder_files
 from leadradar.features.contract import EVENT_COLUMNS, EVENT_SCHEMA, TS_TYPE
 from leadradar.features.locks import exclusive
 from leadradar.features.validation import (
@@ -191,20 +191,14 @@ def ingest(
 
 def input_files(paths: Sequence[Path]) -> list[Path]:
     """The files named, a folder standing for the files it holds at any depth that `read_table` reads (Parquet,
-    CSV, JSON Lines), in name order and leaving out hidden ones as `radar_log.parquet_files` does; one
-    `IngestError` for a folder with none."""
+    CSV, JSON Lines), in name order, hidden ones left out (`atomic.folder_files`); one `IngestError` for a folder
+    with none."""
     out: list[Path] = []
     for path in paths:
         if not path.is_dir():
             out.append(path)
             continue
-        found = sorted(
-            f
-            for f in path.rglob("*")
-            if f.is_file()
-            and f.suffix.lower() in READERS
-            and not any(n.startswith((".", "_")) for n in f.relative_to(path).parts)
-        )
+        found = folder_files(path, tuple(READERS))
         if not found:
             raise IngestError(f"{path}: no {', '.join(READERS)} files in this folder")
         out += found

@@ -22,6 +22,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from leadradar.errors import InputError
+from leadradar.features.atomic import folder_files
 from leadradar.features.consent import split_consent
 from leadradar.features.contract import (
     EVENT_SCHEMA,
@@ -249,15 +250,10 @@ def read_parquet_part(path: Path, part: str = "events") -> pa.Table:
 
 def parquet_files(path: Path, part: str = "events") -> list[Path]:
     """The Parquet files a source reads: the file itself, or a folder's `*.parquet` files at any depth, in name order,
-    leaving out hidden ones (a name starting with `.` or `_`, as Spark does: `_SUCCESS`, checksums, temporary
-    files). A folder with none is one `InputError`."""
+    hidden ones left out (`atomic.folder_files`). A folder with none is one `InputError`."""
     if not path.is_dir():
         return [path]
-    files = sorted(
-        f
-        for f in path.rglob("*.parquet")
-        if f.is_file() and not any(n.startswith((".", "_")) for n in f.relative_to(path).parts)
-    )
+    files = folder_files(path, (".parquet",))
     if not files:
         raise InputError(
             f"{path}: no Parquet files (*.parquet) in this folder; give the {part} as a Parquet file or a folder"
