@@ -99,11 +99,16 @@ class RadarLog:
 
     @classmethod
     def from_dir(cls, folder: str | Path) -> RadarLog:
-        """The parts a folder holds under their usual names; events.parquet and stages.parquet must be there."""
+        """The parts a folder holds under their usual names; events.parquet and stages.parquet must be there. The
+        parts with a contract may be folders of Parquet files under those names, as Spark writes them."""
         folder = Path(folder)
         if not folder.is_dir():
             raise InputError(f"{folder}: no such folder; give the folder that holds events.parquet and stages.parquet")
-        found: dict[str, Any] = {part: folder / name for part, name in FILES.items() if (folder / name).is_file()}
+
+        def there(part: str, path: Path) -> bool:
+            return path.is_file() or (part in CONTRACTS and path.is_dir())
+
+        found: dict[str, Any] = {part: folder / name for part, name in FILES.items() if there(part, folder / name)}
         missing = [FILES[part] for part in ("events", "stages") if part not in found]
         if missing:
             raise InputError(

@@ -75,7 +75,7 @@ def fresh(monkeypatch) -> list[list[int]]:
 
 
 @hsettings(
-    max_examples=8,
+    max_examples=5,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     phases=[Phase.generate],
@@ -199,21 +199,6 @@ def test_the_command_names_the_bad_file_of_a_folder_in_one_line(tmp_path):
     assert out.read_bytes() == before
 
 
-@pytest.mark.spark
-def test_spark_reads_the_files_duckdb_reads(tmp_path):
-    folder = exported(tmp_path / "events", [12, 11])
-    (tmp_path / "events" / "late").mkdir()
-    pq.write_table(daily(10).drop_columns(["channel"]), tmp_path / "events" / "late" / "late.parquet")
-    (tmp_path / "events" / "_late.parquet").write_bytes(b"being written")
-    duck = load(connect("duckdb"), folder, "events").to_pyarrow().to_pandas()
-    spark = load(connect("spark", SETTINGS.features), folder, "events").to_pyarrow().to_pandas()
-    order = ["event_id"]
-    pd.testing.assert_frame_equal(
-        spark.sort_values(order).reset_index(drop=True), duck.sort_values(order).reset_index(drop=True)
-    )
-    assert len(duck) == 12 and duck["channel"].isna().sum() == 4
-
-
 def test_readers_outside_the_engines_read_the_folder_as_one_table(tmp_path):
     """The log's data key (what tuning and promotion compare) is the one file's, and a file's narrower columns (no
     `channel`, whole-number dwell times) read as the others'."""
@@ -232,3 +217,12 @@ def test_readers_outside_the_engines_read_the_folder_as_one_table(tmp_path):
     assert table.num_rows == 12 and table.schema.field("dwell_s").type == pa.float64()
     assert table["channel"].null_count == 4
     assert sum(table["dwell_s"].to_pylist()) == 2 * (2 + 3 + 4 + 5) + (1 + 2 + 3 + 4)
+
+
+def test_a_log_folder_may_hold_its_events_as_spark_writes_them(tmp_path):
+    """`events.parquet` a folder of parts (Spark's `write.parquet`), the stages a file: `RadarLog.from_dir` takes it."""
+    exported(tmp_path / "events.parquet", [3, 2, 1])
+    pq.write_table(STAGES, tmp_path / "stages.parquet")
+    log = RadarLog.from_dir(tmp_path)
+    assert log.events == tmp_path / "events.parquet" and log.stages == tmp_path / "stages.parquet"
+    assert load(connect("duckdb"), log.events, "events").count().to_pyarrow().as_py() == 12

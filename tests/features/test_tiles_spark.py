@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from leadradar.config import Settings
 from leadradar.features.engines import connect, feature_input, load
 from leadradar.features.tiles.partials import day_tiles
+from tests.features.test_events_folder import daily, exported
 from tests.support.strategies import CUTOFF, events_table
 
 SETTINGS = Settings()
@@ -46,3 +48,18 @@ def test_spark_computes_the_same_day_tiles_as_duckdb():
     events = small_log()
     spark = connect("spark", SETTINGS.features)
     pd.testing.assert_frame_equal(_tiles(spark, events), _tiles(connect("duckdb", SETTINGS.features), events))
+
+
+def test_spark_reads_the_files_duckdb_reads(tmp_path):
+    """A folder of events files (tests/features/test_events_folder.py): here, where a Spark session runs already."""
+    folder = exported(tmp_path / "events", [12, 11])
+    (tmp_path / "events" / "late").mkdir()
+    pq.write_table(daily(10).drop_columns(["channel"]), tmp_path / "events" / "late" / "late.parquet")
+    (tmp_path / "events" / "_late.parquet").write_bytes(b"being written")
+    duck = load(connect("duckdb"), folder, "events").to_pyarrow().to_pandas()
+    spark = load(connect("spark", SETTINGS.features), folder, "events").to_pyarrow().to_pandas()
+    order = ["event_id"]
+    pd.testing.assert_frame_equal(
+        spark.sort_values(order).reset_index(drop=True), duck.sort_values(order).reset_index(drop=True)
+    )
+    assert len(duck) == 12 and duck["channel"].isna().sum() == 4
