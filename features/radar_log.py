@@ -230,6 +230,7 @@ def _folder_schema(path: Path, part: str, stats: tuple[tuple[str, int, int], ...
     if part in CONTRACTS:
         for f, schema in zip(files, schemas, strict=True):
             require_contract(schema, CONTRACTS[part], str(f))
+    schemas = [_comparable(schema) for schema in schemas]
     whole = schemas[0]
     for f, schema in zip(files[1:], schemas[1:], strict=True):
         try:
@@ -241,6 +242,20 @@ def _folder_schema(path: Path, part: str, stats: tuple[tuple[str, int, int], ...
                 " with the same columns"
             ) from exc
     return whole
+
+
+def _comparable(schema: pa.Schema) -> pa.Schema:
+    """A file's schema as the folder's files are matched: text written as categories is text, and a time in any
+    zone is a time in UTC (one instant; each file may name its own zone, as one file may)."""
+
+    def plain(t: pa.DataType) -> pa.DataType:
+        if pa.types.is_dictionary(t):
+            return plain(t.value_type)
+        if pa.types.is_timestamp(t) and t.tz is not None:
+            return pa.timestamp(t.unit, tz="UTC")
+        return t
+
+    return pa.schema([f.with_type(plain(f.type)) for f in schema], metadata=schema.metadata)
 
 
 def read_parquet_part(path: Path, part: str = "events") -> pa.Table:

@@ -9,6 +9,7 @@ from itertools import pairwise
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, Phase, given
@@ -89,13 +90,15 @@ def test_a_folder_builds_what_one_file_of_its_rows_builds(tmp_path_factory, rows
     pq.write_table(table, root / "one.parquet")
     folder = root / "events"
     (folder / "2026" / "03").mkdir(parents=True)
-    bounds = sorted({0, *(min(c, table.num_rows) for c in cuts), table.num_rows})
+    bounds = sorted({0, table.num_rows // 2, *(min(c, table.num_rows) for c in cuts), table.num_rows})
     for k, (lo, hi) in enumerate(pairwise(bounds)):
         part = table.slice(lo, hi - lo)
         if k == 0:
             part = part.drop_columns(["channel"])
-        if k == 1:
+        if k == 1:  # another writer: a column of its own, categories for text, times in Shanghai
             part = part.append_column("exporter", pa.array(["x"] * part.num_rows))
+            part = part.set_column(5, "event_type", pc.dictionary_encode(part["event_type"]))
+            part = part.set_column(4, "ts", part["ts"].cast(pa.timestamp("us", tz="Asia/Shanghai")))
         pq.write_table(part, folder / ("2026/03" if k % 2 else "") / f"part-{k}.parquet")
     (folder / "_SUCCESS").touch()
     (folder / "_tmp.parquet").write_bytes(b"not yet written")
