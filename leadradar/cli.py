@@ -458,8 +458,12 @@ def ingest_into_store(
 
 @features_app.command("build")
 def features_build(
-    events: Path | None = typer.Option(None, help="events Parquet (default: the event store)"),
-    stages: Path | None = typer.Option(None, help="CRM stage history Parquet (default: the event store)"),
+    events: Path | None = typer.Option(
+        None, help="events: a Parquet file or a folder of them (default: the event store)"
+    ),
+    stages: Path | None = typer.Option(
+        None, help="CRM stage history: a Parquet file or a folder of them (default: the event store)"
+    ),
     out_file: Path = typer.Option(
         ...,
         "--out",
@@ -515,8 +519,8 @@ def table_input(
 
 @app.command()
 def train(
-    events: Path | None = typer.Option(None, help="events Parquet"),
-    stages: Path | None = typer.Option(None, help="CRM stage history Parquet"),
+    events: Path | None = typer.Option(None, help="events: a Parquet file or a folder of them"),
+    stages: Path | None = typer.Option(None, help="CRM stage history: a Parquet file or a folder of them"),
     table: Path | None = typer.Option(None, help="or: your own feature table (CSV or Parquet)"),
     label: str | None = typer.Option(None, help="with --table: the 0/1 column to predict"),
     time_column: str | None = typer.Option(None, help="with --table: split by this time column"),
@@ -582,8 +586,8 @@ def backtest_table(result) -> Table:
 
 @app.command()
 def tune(
-    events: Path | None = typer.Option(None, help="events Parquet"),
-    stages: Path | None = typer.Option(None, help="CRM stage history Parquet"),
+    events: Path | None = typer.Option(None, help="events: a Parquet file or a folder of them"),
+    stages: Path | None = typer.Option(None, help="CRM stage history: a Parquet file or a folder of them"),
     table: Path | None = typer.Option(None, help="or: your own feature table (CSV or Parquet)"),
     label: str | None = typer.Option(None, help="with --table: the 0/1 column to predict"),
     time_column: str | None = typer.Option(None, help="with --table: split by this time column"),
@@ -816,8 +820,12 @@ def scheduler() -> None:
 
 @app.command()
 def score(
-    events: Path | None = typer.Option(None, help="events Parquet (default: the event store)"),
-    stages: Path | None = typer.Option(None, help="CRM stage history Parquet (default: the event store)"),
+    events: Path | None = typer.Option(
+        None, help="events: a Parquet file or a folder of them (default: the event store)"
+    ),
+    stages: Path | None = typer.Option(
+        None, help="CRM stage history: a Parquet file or a folder of them (default: the event store)"
+    ),
     as_of: str | None = typer.Option(None, "--as-of", help="score as of this UTC time (default: now)"),
     tenant: str | None = typer.Option(None, help="only this tenant"),
     out_file: Path | None = typer.Option(None, "--out", help="also write the scores (Parquet; CSV too with --table)"),
