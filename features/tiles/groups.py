@@ -9,6 +9,9 @@ again: kept fingerprints never stand for data they were not computed from. The s
 (other pages) are scanned whole, as before. Day fingerprints are sums (features/tiles/fingerprints.py), so a day's is
 the sum of its groups'.
 
+A folder of files (a nightly export's, a file per night) is kept by file (`EventsFolder`): a file written once is
+never fingerprinted again, whatever wrote it, and one written again has other bytes.
+
 A log read from the store's copy (features/store/mirror.py) is kept the same way by its stretches: each part of the
 copy never changes once written, so its fingerprints are kept under its name (and how its times were taken) and a
 night fingerprints only the part stored since (`EventsBlocks`).
