@@ -92,7 +92,7 @@ class RadarLog:
         if blocks is not None and not (
             isinstance(self.events, pa.Table) and sum(rows for _, rows in blocks) == self.events.num_rows
         ):
-            object.__setattr__(self, "event_blocks", None)  # events replaced (a lead forgotten): not those stretches
+            object.__setattr__(self, "event_blocks", None)  # rows taken out (consent events, a lead forgotten)
         if self.truth is not None and (why := not_truth(self.truth)):
             log.warning("%s is not the simulator's truth (%s); ignored: no metrics against it", _name(self.truth), why)
             object.__setattr__(self, "truth", None)
@@ -156,9 +156,7 @@ class RadarLog:
         with ThreadPoolExecutor(1, thread_name_prefix="stages-read") as pool:
             stages = pool.submit(store.stages, tenant, until=until)
             stored, blocks = store.whole_log(tenant, until=until, as_seen=as_seen)
-            events, consent = split_consent(stored, store.settings)
-            if events.num_rows != stored.num_rows:  # consent events set apart: the stretches' rows are not these
-                blocks = None
+            events, consent = split_consent(stored, store.settings)  # set apart: fewer rows, the blocks dropped below
             if events.num_rows == 0:
                 where = f"tenant {tenant!r} in " if tenant else ""
                 raise InputError(

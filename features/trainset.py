@@ -137,7 +137,7 @@ class _Plan:
     cutoffs: list[pd.Timestamp]
     data_until: pd.Timestamp
     consent: pa.Table  # the consent events set apart (privacy.consent_required), empty when not required
-    events_source: EventsSource | None = None  # what the events are made of (a file, the store's stretches)
+    events_source: EventsSource | None = None  # what the events are made of (a file, a folder, the store's stretches)
 
     def labels(self, spine: ir.Table, stages: ir.Table) -> ir.Table:
         """The labels on a query's spine; those whose window is still open at `data_until` missing."""
@@ -215,9 +215,9 @@ def _plan(
         )
     inputs = (feature_input(ev, "events"), feature_input(st, "stages"), load_cutoffs(con, cutoffs), settings)
     items = feature_input(it, "items") if it is not None else None
-    file = events_source(log.events, settings, until, log.event_blocks)
+    source = events_source(log.events, settings, until, log.event_blocks)
     end = pd.Timestamp(data_until)
-    return _Plan(con, engine, settings, registry, ev, inputs, items, ld, cutoffs, end, consent, file)
+    return _Plan(con, engine, settings, registry, ev, inputs, items, ld, cutoffs, end, consent, source)
 
 
 def build_training_set(
@@ -303,8 +303,8 @@ def _tiled_with_labels(plan: _Plan) -> pd.DataFrame:
 
     events, stages, cutoffs, settings = plan.inputs
     con, registry, items, leads = plan.con, plan.registry, plan.items, plan.leads
-    file = plan.events_source
-    features = tiled_frame(feature_query, events, stages, cutoffs, settings, registry, con, items, leads, file)
+    source = plan.events_source
+    features = tiled_frame(feature_query, events, stages, cutoffs, settings, registry, con, items, leads, source)
     return features.merge(_tiled_labels(plan), on=KEY, how="inner", validate="one_to_one")
 
 

@@ -615,8 +615,7 @@ class EventStore:
             return None
         folder = mirror_dir(database)
         try:
-            mirror = LogMirror(folder)
-            return mirror.table(*position, self._log_stretch, self._event_id_at), mirror.blocks
+            return LogMirror(folder).table(*position, self._log_stretch, self._event_id_at)
         except (OSError, InputError) as exc:  # a cache: a folder that cannot be written (a full disk, read-only)
             why = getattr(exc, "strerror", None) or exc
             log.warning("%s: the log's copy cannot be kept there (%s); reading the log from the database", folder, why)

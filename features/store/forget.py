@@ -152,8 +152,6 @@ def log_without_forgotten(store: EventStore, log: RadarLog) -> RadarLog:
         kept = without_forgotten(store, table)
         if len(kept) != len(table):
             parts[part] = kept
-    if "events" in parts:
-        parts["event_blocks"] = None  # the store's stretches held the forgotten leads' rows
     return dataclasses.replace(log, **parts) if parts else log
 
 

@@ -73,13 +73,14 @@ class LogMirror:
 
     def __init__(self, folder: Path):
         self.dir = Path(folder)
-        # After `table`: the parts its rows are, in order, with their rows (a part never changes once written).
-        self.blocks: list[tuple[str, int]] = []
 
-    def table(self, top: int, rewrites: int, stretch: Stretch, event_id_at: EventIdAt) -> pa.Table:
+    def table(
+        self, top: int, rewrites: int, stretch: Stretch, event_id_at: EventIdAt
+    ) -> tuple[pa.Table, list[tuple[str, int]]]:
         """The stored events up to log position `top`, in log order, while `rewrites` events were ever deleted or
-        rewritten; what the copy lacks is read by `stretch`, and kept (in a folder only this user can open: it holds
-        what the database holds).
+        rewritten, and the parts they are, in order, with their rows (a part never changes once written); what the
+        copy lacks is read by `stretch`, and kept (in a folder only this user can open: it holds what the database
+        holds).
 
         The stretch is read from the database in a second thread while the parts are read: they decompress without
         Python's lock, the database's rows with it, so a night's stretch costs little more than the parts alone."""
@@ -103,10 +104,9 @@ class LogMirror:
             whole = pa.concat_tables(tables) if tables else SCHEMA.empty_table()
             if len(parts) > MAX_PARTS:
                 parts, tables = [self._write(whole)], [whole]
-            self.blocks = [(name, table.num_rows) for name, table in zip(parts, tables, strict=True)]
             last = [int(whole["seq"][-1].as_py()), whole["event_id"][-1].as_py()] if whole.num_rows else None
             self._write_manifest({"version": MIRROR_VERSION, "rewrites": rewrites, "upto": top, "last": last}, parts)
-            return whole
+            return whole, [(name, table.num_rows) for name, table in zip(parts, tables, strict=True)]
 
     def _holds_start(self, doc: dict | None, top: int, rewrites: int, event_id_at: EventIdAt) -> bool:
         """Whether the copy still holds the start of the log as it is: not when there is none, another count of

@@ -37,7 +37,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from leadradar.features.engines import scan_files, scan_parquet
+from leadradar.features.engines import scan_files
 from leadradar.features.radar_log import parquet_files
 from leadradar.features.tiles.fingerprints import fingerprint_rows
 
@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 
 # A group's fingerprints: per day (bucket), [rows, sum of row hashes, sum of times].
 DayPrints = dict[int, list[int]]
+# How a build makes its events of an engine's table of some of their rows: view(table, keep), `keep` columns of the
+# table carried through (the build's own calls: features/build.py `events_source`).
+View = Callable[[ir.Table, tuple[str, ...]], ir.Table]
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ class EventsFile:
     its day fingerprints are kept per row group."""
 
     path: Path
-    view: Callable[[ir.Table, tuple[str, ...]], ir.Table]
+    view: View
 
     def day_fingerprints(
         self, con: ibis.BaseBackend, tod_us: int, kept: dict[str, DayPrints]
@@ -77,7 +80,7 @@ class EventsBlocks:
 
     table: pa.Table
     blocks: tuple[tuple[str, int], ...]
-    view: Callable[[ir.Table, tuple[str, ...]], ir.Table]
+    view: View
 
     def day_fingerprints(
         self, con: ibis.BaseBackend, tod_us: int, kept: dict[str, DayPrints]
@@ -86,9 +89,8 @@ class EventsBlocks:
         starts = _starts([rows for _, rows in self.blocks])
         scan = con.create_view(SCAN_VIEW, ibis.memtable(self._with_block(0, 0, 0)), overwrite=True)
         try:
-            sql = ibis.to_sql(fingerprint_rows(self.view(scan, ()), tod_us), dialect="duckdb")
-            made = hashlib.sha256(json.dumps([GROUPS_VERSION, duckdb.__version__, tod_us, str(sql)]).encode())
-            keys = [_digest(made.hexdigest(), f"{key}:{rows}") for key, rows in self.blocks]
+            made = recipe(self.view, scan, tod_us, None)
+            keys = [_digest(made, f"{key}:{rows}") for key, rows in self.blocks]
             fresh = _fresh(keys, kept)
             scanned: dict[int, DayPrints] = {b: {} for b in fresh}
             if fresh:
@@ -112,26 +114,23 @@ class EventsFolder:
     them; a file written again (corrected, or compacted with others) is fingerprinted again."""
 
     path: Path
-    view: Callable[[ir.Table, tuple[str, ...]], ir.Table]
+    view: View
 
     def day_fingerprints(
         self, con: ibis.BaseBackend, tod_us: int, kept: dict[str, DayPrints]
     ) -> tuple[DayPrints, dict[str, DayPrints]]:
         """The folder's day fingerprints, and each file's by key; the files `kept` holds are not scanned."""
         files = parquet_files(self.path)
-        metas = [pq.read_metadata(f) for f in files]
         try:
-            made = recipe(self.view, scan_parquet(con, self.path, SCAN_VIEW), tod_us, None)
+            made = recipe(self.view, scan_files(con, files, SCAN_VIEW), tod_us, None)
             with ThreadPoolExecutor(max_workers=2) as pool:  # hashing frees the interpreter
-                keys = list(pool.map(partial(_file_key, recipe_digest=made), files, metas))
+                keys = list(pool.map(partial(_file_key, recipe_digest=made), files))
             fresh = _fresh(keys, kept)
             scanned: dict[int, DayPrints] = {i: {} for i in fresh}
             if fresh:
                 scan = scan_files(con, [files[i] for i in fresh], SCAN_VIEW, filename=FILE)
-                place = {str(files[i]): i for i in fresh}
                 query = fingerprint_rows(self.view(scan, (FILE,)), tod_us, by=(FILE,))
-                for r in query.to_pyarrow().to_pylist():
-                    scanned[place[r[FILE]]][int(r["bucket"])] = [int(r["rows"]), int(r["hsum"]), int(r["usum"])]
+                scanned = _by_group(query, scanned, FILE, {str(files[i]): i for i in fresh})
         finally:
             con.drop_view(SCAN_VIEW, force=True)
         return _summed(keys, kept, scanned)
@@ -177,10 +176,14 @@ def _summed(
     return days, parts
 
 
-def _by_group(query: ir.Table, out: dict[int, DayPrints]) -> dict[int, DayPrints]:
-    """A `fingerprint_rows(..., by=(GROUP,))` query's rows into `out`, per group and day."""
+def _by_group(
+    query: ir.Table, out: dict[int, DayPrints], by: str = GROUP, place: dict[str, int] | None = None
+) -> dict[int, DayPrints]:
+    """A `fingerprint_rows(..., by=(by,))` query's rows into `out`, per part and day: the part is the column's value,
+    or its place in `place` (a folder's file names)."""
     for r in query.to_pyarrow().to_pylist():
-        out[r[GROUP]][int(r["bucket"])] = [int(r["rows"]), int(r["hsum"]), int(r["usum"])]
+        part = r[by] if place is None else place[r[by]]
+        out[part][int(r["bucket"])] = [int(r["rows"]), int(r["hsum"]), int(r["usum"])]
     return out
 
 
@@ -188,9 +191,7 @@ def _digest(recipe_digest: str, what: str) -> str:
     return hashlib.sha256(f"{recipe_digest}:{what}".encode()).hexdigest()[:32]
 
 
-def recipe(
-    view: Callable[[ir.Table, tuple[str, ...]], ir.Table], scan: ir.Table, tod_us: int, meta: pq.FileMetaData | None
-) -> str:
+def recipe(view: View, scan: ir.Table, tod_us: int, meta: pq.FileMetaData | None) -> str:
     """What a part's fingerprints follow besides its bytes: the query that makes them (the view's filters, casts
     and settings compiled to SQL), the grid, the file's schema (a folder's files: each file's, in its key) and the
     engine's version (its hash function)."""
@@ -203,8 +204,9 @@ def _columns(meta: pq.FileMetaData) -> list[list]:
     return [[c.path, c.physical_type, str(c.logical_type), c.max_definition_level] for c in meta.schema]
 
 
-def _file_key(path: Path, meta: pq.FileMetaData, recipe_digest: str) -> str:
+def _file_key(path: Path, recipe_digest: str) -> str:
     """A folder's file by the digests of its row groups' bytes, its schema and the folder's recipe."""
+    meta = pq.read_metadata(path)
     made = _digest(recipe_digest, json.dumps(_columns(meta)))
     return _digest(made, ",".join(group_keys(path, meta, made, threads=1)))
 
