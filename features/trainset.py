@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -353,27 +354,39 @@ class _LabelLookup:
 def _write_tiled(plan: _Plan, out: Path) -> int:
     """The tiles engine's training set written a chunk at a time (of leads, or of cutoffs from kept rows), so
     the table is never held whole: each chunk gets its labels and the consent rule, sorted by lead and cutoff
-    within it. The rows, columns and values are the in-memory set's; the file's order is the chunks'."""
+    within it. The rows, columns and values are the in-memory set's; the file's order is the chunks'.
+
+    A chunk is written in a second thread while the next is made (Parquet's encoding runs without Python's lock):
+    the writing was 7.4 s of a 23.4 s night from kept rows at 1.26 M rows, one chunk more held at a time."""
     from leadradar.features.tiles.build import frame_of, tiled_chunks
 
     events, stages, cutoffs, settings = plan.inputs
     labels = _LabelLookup(_tiled_labels(plan))
-    rows, writer, schema = 0, None, None
+    rows, writer, schema, written = 0, None, None, None
     inputs = (events, stages, cutoffs, settings, plan.registry, plan.con, plan.items, plan.leads, plan.events_source)
-    try:
-        with tiled_chunks(feature_query, *inputs) as parts:
-            for part in parts:
-                frame = labels.joined(frame_of(part))
-                frame = counts_only_frame(frame.sort_values(KEY, kind="stable"), plan.consent, settings, plan.registry)
-                table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
-                if writer is None:
-                    schema = table.schema
-                    writer = pq.ParquetWriter(out, schema)
-                writer.write_table(table)
-                rows += len(frame)
-    finally:
-        if writer is not None:
-            writer.close()
+    with ThreadPoolExecutor(1, thread_name_prefix="training-set-writer") as pool:
+        try:
+            with tiled_chunks(feature_query, *inputs) as parts:
+                for part in parts:
+                    frame = labels.joined(frame_of(part))
+                    frame = counts_only_frame(
+                        frame.sort_values(KEY, kind="stable"), plan.consent, settings, plan.registry
+                    )
+                    table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+                    if writer is None:
+                        schema = table.schema
+                        writer = pq.ParquetWriter(out, schema)
+                    if written is not None:
+                        written.result()
+                    written = pool.submit(writer.write_table, table)
+                    rows += len(frame)
+            if written is not None:
+                written.result()
+        finally:
+            if written is not None:
+                wait([written])  # the file is closed after its last write, whatever stopped the loop
+            if writer is not None:
+                writer.close()
     if writer is None:  # no rows: the in-memory set's (empty) layout
         plan.frame().to_parquet(out, index=False)
     return rows

@@ -219,6 +219,51 @@ def test_a_training_set_written_by_the_tiles_engine_is_the_one_it_builds_in_memo
         pd.testing.assert_frame_equal(back, whole, check_dtype=False, obj=name)
 
 
+def test_a_chunk_or_a_write_that_fails_part_way_leaves_the_last_training_set_as_it_was(tmp_path, monkeypatch):
+    """Chunks are written in a second thread while the next is made: a chunk that cannot be made, or a write that
+    fails, after earlier chunks were handed to the writer, is the command's error; the last `--out` is left whole."""
+    import pytest
+
+    import leadradar.features.trainset as trainset
+    from leadradar.features.radar_log import RadarLog
+    from leadradar.features.simulator import SimulationConfig, simulate
+    from leadradar.training.table import read_table
+
+    simulate(SimulationConfig(tenants=1, leads=150, days=120, seed=9), SETTINGS).write(tmp_path / "log")
+    log = RadarLog.from_dir(tmp_path / "log")
+    settings = Settings(features={"tiles_chunk_leads": 20})
+    out = tmp_path / "set.parquet"
+    made, write = trainset.counts_only_frame, pq.ParquetWriter.write_table
+    counts = {"made": 0, "written": 0}
+    fail = {"made": 0, "written": 0}  # which chunk fails to be made, or to be written (0: none)
+
+    def chunk_fails(frame, *args):
+        counts["made"] += 1
+        if counts["made"] == fail["made"]:
+            raise RuntimeError(f"chunk {fail['made']} could not be made")
+        return made(frame, *args)
+
+    def write_fails(self, table, *args, **kwargs):
+        counts["written"] += 1
+        if counts["written"] == fail["written"]:
+            raise OSError("no space left on device")
+        return write(self, table, *args, **kwargs)
+
+    monkeypatch.setattr(trainset, "counts_only_frame", chunk_fails)
+    monkeypatch.setattr(pq.ParquetWriter, "write_table", write_fails)
+    trainset.write_training_set(log, settings, out, engine="tiles")
+    before, chunks = read_table(out), counts["written"]
+    assert chunks > 4
+    for made_at, written_at, error in ((3, 0, "chunk 3"), (0, 3, "no space"), (0, chunks, "no space")):
+        counts.update(made=0, written=0)
+        fail.update(made=made_at, written=written_at)
+        with pytest.raises((RuntimeError, OSError), match=error):
+            trainset.write_training_set(log, settings, out, engine="tiles")
+        assert counts["written"] == (made_at - 1 if made_at else written_at)  # the last write, after the loop, too
+    pd.testing.assert_frame_equal(read_table(out), before)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log", "set.parquet"]
+
+
 def test_chunks_merged_in_threads_give_the_table_merged_one_at_a_time(tmp_path):
     """Chunks of leads merged three at a time come back in order with the same values as merged in turn."""
     from leadradar.features.radar_log import RadarLog
