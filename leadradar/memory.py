@@ -12,12 +12,19 @@ With Arrow's mimalloc pool a build spent twice the system time (the kernel's wor
 fewer page faults, not more): the 10.6 M-event tiles build 36.1-38.1 s with mimalloc (17-20 s of system time)
 against 28.7-32.3 s with jemalloc (6-10 s), fresh processes, interleaved, peak RSS 3.12-3.25 against 3.17-3.43 GB
 (2026-12-04). `ARROW_DEFAULT_MEMORY_POOL` set by the user is left as it is (`mimalloc`, `system`).
+
+numpy's arrays come from the C library's allocator, which keeps what is freed for the next request of its thread.
+A build a partition of leads at a time frees a partition's arrays in several threads; `give_back_freed` between
+partitions returns that memory to the system, so the next partition does not grow on top of it.
 """
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import sys
+from collections.abc import Callable
 
 HUGEPAGE_VARIABLE = "NUMPY_MADVISE_HUGEPAGE"
 POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
@@ -46,3 +53,21 @@ def arrow_pool() -> None:
             pyarrow.set_memory_pool(pyarrow.jemalloc_memory_pool())
         except NotImplementedError:  # a pyarrow built without jemalloc keeps its own default
             del os.environ[POOL_VARIABLE]
+
+
+def give_back_freed() -> None:
+    """Return the memory the C library's allocator holds freed to the system (glibc's `malloc_trim`); nothing
+    where the C library has no such call (musl, macOS, Windows)."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):  # a C library without it
+        return None

@@ -44,6 +44,7 @@ from leadradar.features.tiles.kept_rows import KeptRows
 from leadradar.features.tiles.partials import day_bucket, day_tiles, distinct_rows, repeated_ids, without_repeats
 from leadradar.features.tiles.store import BUILD_LOCK, DamagedTiles, TileStore, prune_sets
 from leadradar.features.tiles.windows import TilePlan, TileWindows
+from leadradar.memory import give_back_freed
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -359,7 +360,9 @@ def _lead_rows(i: _Inputs, cutoffs: ir.Table, tiles_of: TilesOf) -> Iterator[pa.
             step(FEATURES, "owners, referrals and open leads, across every lead", 0, parts)
             whole = _whole_lead_stages(i, cutoffs, partitions, Path(tmp))
             for p, mine in enumerate(partitions):
+                give_back_freed()  # what the tables across leads, or the last partition, freed in its threads
                 yield from _partition_rows(i, cutoffs, whole, mine, tiles_of, (p, parts))
+        give_back_freed()
         step(FEATURES, "done", parts, parts)
         return
     step(FEATURES, "day tiles", 0, 1)

@@ -42,3 +42,27 @@ def test_importing_leadradar_puts_arrow_on_jemalloc_unless_the_user_chose_a_pool
     assert printed("import pyarrow as pa; pa.array([1, 2]); import leadradar; " + POOL) == "jemalloc"
     assert printed(f"import leadradar, subprocess, sys; subprocess.run([sys.executable, '-c', {POOL!r}])") == "jemalloc"
     assert printed("import leadradar; " + POOL, ARROW_DEFAULT_MEMORY_POOL="system") == "system"
+
+
+FREED = """
+import numpy as np, os
+from leadradar.memory import give_back_freed
+def rss_mb():
+    return int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") >> 20
+first = np.ones(1 << 20)
+del first  # freeing a mapped 8 MB array raises glibc's threshold: 1 MB arrays then come from its heap
+big, small = [], []
+for _ in range(300):
+    big.append(np.ones(1 << 17))  # 1 MB, touched
+    small.append(np.ones(200))  # 1.6 kB (past numpy's cache of small ones) between: the heap's top stays in use
+del big
+held = rss_mb()
+give_back_freed()
+print(held, rss_mb())
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's malloc_trim")
+def test_memory_freed_by_numpy_goes_back_to_the_system_between_partitions():
+    held, after = map(int, printed(FREED).split())
+    assert held - after > 200, (held, after)  # of the 300 MB freed

@@ -282,11 +282,13 @@ def test_chunks_merged_in_threads_give_the_table_merged_one_at_a_time(tmp_path):
     pd.testing.assert_frame_equal(frames[1], frames[0])
 
 
-def test_a_tiles_build_reports_its_steps_for_each_task_up_to_its_whole(tmp_path, caplog):
+def test_a_tiles_build_reports_its_steps_for_each_task_up_to_its_whole(tmp_path, caplog, monkeypatch):
     """Kept day tiles, features and labels each report steps whose `done` never falls and ends at their `total`,
-    naming the partition of leads when there are several."""
+    naming the partition of leads when there are several; memory freed is given back before each partition and
+    after the last (leadradar/memory.py)."""
     import logging
 
+    import leadradar.features.tiles.build as tiles_build
     from leadradar.features.progress import LOGGER
     from leadradar.features.radar_log import RadarLog
     from leadradar.features.simulator import SimulationConfig, simulate
@@ -295,6 +297,8 @@ def test_a_tiles_build_reports_its_steps_for_each_task_up_to_its_whole(tmp_path,
     simulate(SimulationConfig(tenants=1, leads=150, days=120, seed=5), SETTINGS).write(tmp_path / "log")
     log = RadarLog.from_dir(tmp_path / "log")
     fc = {"tiles_partition_events": 2_000, "tiles_chunk_leads": 20, "tiles_dir": str(tmp_path / "tiles")}
+    given_back = []
+    monkeypatch.setattr(tiles_build, "give_back_freed", lambda: given_back.append(1))
     with caplog.at_level(logging.INFO, logger=LOGGER):
         write_training_set(log, Settings(features=fc), tmp_path / "set.parquet", engine="tiles")
     steps: dict[str, list[tuple[float, float, str]]] = {}
@@ -309,6 +313,7 @@ def test_a_tiles_build_reports_its_steps_for_each_task_up_to_its_whole(tmp_path,
     assert steps[FEATURES][-1][2] == steps[LABELS][-1][2] == "done"
     parts = int(steps[FEATURES][-1][1])
     assert parts > 1 and any(w.startswith(f"partition {parts} of {parts}: windows of") for _, _, w in steps[FEATURES])
+    assert len(given_back) == parts + 1
 
 
 def test_in_order_keeps_the_order_and_runs_at_most_its_threads_ahead_of_the_reader():
