@@ -72,10 +72,13 @@ def one_more_day(home: str, size: str, k: int) -> int:
     return sum(x.stored for x in loaded)
 
 
-def build_from_store(home: str, mode: str, kept: bool, cutoffs: list[str]) -> dict[str, Any]:
+def build_from_store(home: str, mode: str, kept: bool, cutoffs: list[str], command: bool = False) -> dict[str, Any]:
     """The features built from the store as `features build` does nightly: the log read whole (`mode` as for
     `read_whole`), then the tiles engine's build at `cutoffs`, with day tiles and rows kept under `home` (`kept`) or
-    none; each part timed."""
+    none; each part timed. `command`: the training set `features build` writes instead (its weekly cutoffs, labels,
+    one Parquet file; tiles kept apart from the feature table's)."""
+    import tempfile
+
     import pandas as pd
 
     from leadradar.config import Settings
@@ -83,8 +86,9 @@ def build_from_store(home: str, mode: str, kept: bool, cutoffs: list[str]) -> di
     from leadradar.features.radar_log import RadarLog
     from leadradar.features.registry import build_registry
     from leadradar.features.store import EventStore
+    from leadradar.features.trainset import write_training_set
 
-    tiles = str(Path(home) / "tiles") if kept else None
+    tiles = str(Path(home) / ("tiles-command" if command else "tiles")) if kept else None
     settings = Settings(
         home=Path(home), store={"mirror": mode == "copy"}, features={"engine": "tiles", "tiles_dir": tiles}
     )
@@ -92,17 +96,23 @@ def build_from_store(home: str, mode: str, kept: bool, cutoffs: list[str]) -> di
     start = time.perf_counter()
     log = RadarLog.from_store(store)
     read = time.perf_counter() - start
-    frame = compute_features(
-        log.events,
-        log.stages,
-        [pd.Timestamp(c) for c in cutoffs],
-        settings,
-        build_registry(settings),
-        log.items,
-        leads=log.leads,
-        consent=log.consent,
-        event_blocks=log.event_blocks,
-    )
+    if command:
+        with tempfile.TemporaryDirectory(prefix="leadradar-command-", dir=home) as out:
+            rows = write_training_set(log, settings, Path(out) / "training.parquet").rows
+    else:
+        rows = len(
+            compute_features(
+                log.events,
+                log.stages,
+                [pd.Timestamp(c) for c in cutoffs],
+                settings,
+                build_registry(settings),
+                log.items,
+                leads=log.leads,
+                consent=log.consent,
+                event_blocks=log.event_blocks,
+            )
+        )
     seconds = time.perf_counter() - start
     store.close()
     return {
@@ -110,13 +120,14 @@ def build_from_store(home: str, mode: str, kept: bool, cutoffs: list[str]) -> di
         "read_seconds": round(read, 3),
         "build_seconds": round(seconds - read, 3),
         "events": log.events.num_rows,
-        "rows": len(frame),
+        "rows": rows,
     }
 
 
 def builds_on(home: str, size: str, repeats: int) -> tuple[dict[str, Any], dict[str, list]]:
     """The world ingested, then: the whole build from the store as before the copy (ADBC's read, no kept tiles), the
-    first night with the copy and kept tiles (both made), and `repeats` nights, each after one more day stored."""
+    first night with the copy and kept tiles (both made), and `repeats` nights, each after one more day stored; then
+    the same for the training set the command writes (`command_*`: whole, first night, `repeats` nights)."""
     from benchmarks.datasets import weekly_cutoffs
 
     loaded = ingest(Path(home), size)
@@ -131,6 +142,13 @@ def builds_on(home: str, size: str, repeats: int) -> tuple[dict[str, Any], dict[
     for k in range(repeats):
         loaded["day_events"].append(one_more_day(home, size, k + 1))
         runs["night"].append(measure(target, {"home": home, "mode": "copy", "kept": True, "cutoffs": cutoffs}, QUIET))
+    command = {"home": home, "mode": "copy", "cutoffs": cutoffs, "command": True}
+    runs["command_whole"] = [measure(target, command | {"kept": False}, QUIET)]
+    runs["command_first_night"] = [measure(target, command | {"kept": True}, QUIET)]
+    runs["command_night"] = []
+    for k in range(repeats, 2 * repeats):
+        loaded["day_events"].append(one_more_day(home, size, k + 1))
+        runs["command_night"].append(measure(target, command | {"kept": True}, QUIET))
     return loaded, runs
 
 
@@ -232,6 +250,11 @@ def night_figures(args: argparse.Namespace, loaded: dict[str, Any], runs: dict[s
         for part in ("read_seconds", "build_seconds"):
             figures[f"{name}_{part}"] = statistics.median(m.result[part] for m in ms)
     figures["night_ratio_vs_whole"] = round(figures["night_seconds"] / figures["whole_seconds"], 3)
+    if "command_night" in runs:
+        figures["command_rows"] = runs["command_whole"][0].result["rows"]
+        figures["command_night_ratio_vs_whole"] = round(
+            figures["command_night_seconds"] / figures["command_whole_seconds"], 3
+        )
     written(f"store_night_{args.size.lower()}", figures, {"size": args.size, **loaded}, runs)
 
 
