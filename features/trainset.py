@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -364,29 +364,27 @@ def _write_tiled(plan: _Plan, out: Path) -> int:
     labels = _LabelLookup(_tiled_labels(plan))
     rows, writer, schema, written = 0, None, None, None
     inputs = (events, stages, cutoffs, settings, plan.registry, plan.con, plan.items, plan.leads, plan.events_source)
-    with ThreadPoolExecutor(1, thread_name_prefix="training-set-writer") as pool:
-        try:
-            with tiled_chunks(feature_query, *inputs) as parts:
-                for part in parts:
-                    frame = labels.joined(frame_of(part))
-                    frame = counts_only_frame(
-                        frame.sort_values(KEY, kind="stable"), plan.consent, settings, plan.registry
-                    )
-                    table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
-                    if writer is None:
-                        schema = table.schema
-                        writer = pq.ParquetWriter(out, schema)
-                    if written is not None:
-                        written.result()
-                    written = pool.submit(writer.write_table, table)
-                    rows += len(frame)
+    try:  # the pool's end waits for the last write, so the file is closed after it whatever stopped the loop
+        with (
+            ThreadPoolExecutor(1, thread_name_prefix="training-set-writer") as pool,
+            tiled_chunks(feature_query, *inputs) as parts,
+        ):
+            for part in parts:
+                frame = labels.joined(frame_of(part))
+                frame = counts_only_frame(frame.sort_values(KEY, kind="stable"), plan.consent, settings, plan.registry)
+                table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+                if writer is None:
+                    schema = table.schema
+                    writer = pq.ParquetWriter(out, schema)
+                if written is not None:
+                    written.result()
+                written = pool.submit(writer.write_table, table)
+                rows += len(frame)
             if written is not None:
                 written.result()
-        finally:
-            if written is not None:
-                wait([written])  # the file is closed after its last write, whatever stopped the loop
-            if writer is not None:
-                writer.close()
+    finally:
+        if writer is not None:
+            writer.close()
     if writer is None:  # no rows: the in-memory set's (empty) layout
         plan.frame().to_parquet(out, index=False)
     return rows
