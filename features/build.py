@@ -411,7 +411,7 @@ def tiled_feature_chunks(
     events, stages, cutoffs: list, settings: Settings, registry: FeatureRegistry, items=None, leads=None
 ) -> Iterator[Iterator[pa.Table]]:
     """The tiles engine's feature table as chunks, for a writer that never holds it whole (features/tiles/build.py
-    `tiled_chunks`). The consent rule is not in them: a writer applies `consent.counts_only_frame` per chunk."""
+    `tiled_chunks`). The consent rule is not in them: a writer applies `consent.counts_only_table` per chunk."""
     from leadradar.features.engines import connect
     from leadradar.features.tiles.build import tiled_chunks
 

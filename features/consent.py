@@ -179,6 +179,24 @@ def counts_only_frame(
     return frame
 
 
+def counts_only_table(
+    table: pa.Table, keys: pd.DataFrame, consent: pa.Table, settings: Settings, registry: FeatureRegistry
+) -> pa.Table:
+    """`counts_only_frame` for an Arrow table whose key columns (tenant_id, lead_id, cutoff) are `keys`: the blanked
+    features of leads without consent at their cutoff made null."""
+    if not settings.privacy.consent_required or not table.num_rows:
+        return table
+    mask = consented(consent, keys["tenant_id"], keys["lead_id"], keys["cutoff"], settings)
+    if mask.all():
+        return table
+    keep = pa.array(mask)
+    for name in (n for n in blanked(registry) if n in table.column_names):
+        i = table.schema.get_field_index(name)
+        column = table.column(i)
+        table = table.set_column(i, name, pc.if_else(keep, column, pa.scalar(None, column.type)))
+    return table
+
+
 def _micros(times: Column) -> np.ndarray:
     """UTC microseconds of tz-aware times: a column at once, a few instants one by one (cheaper than a Series)."""
     if isinstance(times, pd.Series):

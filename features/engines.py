@@ -402,6 +402,19 @@ def materialize_sql(con: ibis.BaseBackend, name: str, sql: str) -> None:
     con.raw_sql(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}")  # nosec B608 # the compiled query's own SQL
 
 
+def duckdb_arrow(con: ibis.BaseBackend, sql: str, tables: dict[str, pa.Table]) -> pa.Table:
+    """A compiled query run on DuckDB over Arrow tables registered under its table names (replacing any before):
+    a query run once per chunk is compiled once, not once per chunk."""
+    for name, table in tables.items():
+        con.con.register(name, table)
+    try:
+        result = con.raw_sql(sql).arrow()
+        return result.read_all() if isinstance(result, pa.RecordBatchReader) else result  # 1.5 reads on demand
+    finally:
+        for name in tables:
+            con.con.unregister(name)
+
+
 def to_pandas(expr: ir.Table) -> pd.DataFrame:
     """Execute and return pandas with UTC microsecond timestamps whatever the engine."""
     df = expr.to_pyarrow().to_pandas()

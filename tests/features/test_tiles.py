@@ -207,6 +207,7 @@ def test_a_training_set_written_by_the_tiles_engine_is_the_one_it_builds_in_memo
     simulate(SimulationConfig(tenants=2, leads=150, days=120, seed=6), SETTINGS).write(tmp_path / "log")
     log = RadarLog.from_dir(tmp_path / "log")
     chunked = {"features": {"tiles_chunk_leads": 40}}
+    leads = len(pq.read_table(log.events, columns=KEY[:2]).group_by(KEY[:2]).aggregate([]))
     for name, settings in {
         "fresh": Settings(**chunked),
         "kept": Settings(features={"tiles_chunk_leads": 40, "tiles_dir": str(tmp_path / "tiles")}),
@@ -217,6 +218,14 @@ def test_a_training_set_written_by_the_tiles_engine_is_the_one_it_builds_in_memo
         back = read_table(tmp_path / f"{name}.parquet").sort_values(KEY).reset_index(drop=True)
         assert written.rows == len(whole) == len(back) > 100, name
         pd.testing.assert_frame_equal(back, whole, check_dtype=False, obj=name)
+        in_file = read_table(tmp_path / f"{name}.parquet")[KEY]  # each chunk (of 40 leads, or a cutoff) by lead
+        runs = 1 + sum(a > b for a, b in zip(in_file.itertuples(index=False), in_file.iloc[1:].itertuples(index=False)))
+        assert runs <= (whole["cutoff"].nunique() if name == "kept" else leads // 40 + 1), (name, runs)
+        file = pq.read_table(tmp_path / f"{name}.parquet")  # as a reader in SQL sees it: what pandas would write
+        assert file.schema.remove_metadata() == pa.Schema.from_pandas(whole, preserve_index=False).remove_metadata()
+        floats = [c for c in file.column_names if pa.types.is_floating(file.schema.field(c).type)]
+        assert not any(pc.any(pc.is_nan(file[c])).as_py() for c in floats), f"{name}: a missing value written as NaN"
+        assert {c: file[c].null_count for c in floats} == {c: int(whole[c].isna().sum()) for c in floats}, name
 
 
 def test_a_chunk_or_a_write_that_fails_part_way_leaves_the_last_training_set_as_it_was(tmp_path, monkeypatch):
@@ -233,15 +242,15 @@ def test_a_chunk_or_a_write_that_fails_part_way_leaves_the_last_training_set_as_
     log = RadarLog.from_dir(tmp_path / "log")
     settings = Settings(features={"tiles_chunk_leads": 20})
     out = tmp_path / "set.parquet"
-    made, write = trainset.counts_only_frame, pq.ParquetWriter.write_table
+    made, write = trainset.counts_only_table, pq.ParquetWriter.write_table
     counts = {"made": 0, "written": 0}
     fail = {"made": 0, "written": 0}  # which chunk fails to be made, or to be written (0: none)
 
-    def chunk_fails(frame, *args):
+    def chunk_fails(table, *args):
         counts["made"] += 1
         if counts["made"] == fail["made"]:
             raise RuntimeError(f"chunk {fail['made']} could not be made")
-        return made(frame, *args)
+        return made(table, *args)
 
     def write_fails(self, table, *args, **kwargs):
         counts["written"] += 1
@@ -249,7 +258,7 @@ def test_a_chunk_or_a_write_that_fails_part_way_leaves_the_last_training_set_as_
             raise OSError("no space left on device")
         return write(self, table, *args, **kwargs)
 
-    monkeypatch.setattr(trainset, "counts_only_frame", chunk_fails)
+    monkeypatch.setattr(trainset, "counts_only_table", chunk_fails)
     monkeypatch.setattr(pq.ParquetWriter, "write_table", write_fails)
     trainset.write_training_set(log, settings, out, engine="tiles")
     before, chunks = read_table(out), counts["written"]
@@ -352,3 +361,24 @@ def test_lead_codes_name_each_rows_own_tenant_and_lead_with_few_or_many_tenants(
         assert [dictionary[c].as_py() for c in codes] == [f"{t}\x1f{lead}" for t, lead in zip(tenants, leads)]
         again, _ = lead_codes(pa.table({"tenant_id": [tenants[-1], "t9x"], "lead_id": [leads[-1], "zz"]}), dictionary)
         assert list(again) == [codes[-1], -1]
+
+
+@given(
+    st.lists(st.one_of(st.none(), st.just(float("nan")), st.floats(allow_nan=False)), max_size=40),
+    st.integers(0, 5),
+    st.integers(1, 3),
+)
+@hsettings(max_examples=80, deadline=None)
+def test_nan_as_null_makes_each_nan_and_only_it_null(values, offset, pieces):
+    """Missing floats reach the training set's file as nulls: NaN and null both null, every other value kept, for
+    sliced arrays and columns in pieces alike."""
+    from itertools import pairwise
+
+    from leadradar.features.tiles.build import nan_as_null
+
+    array = pa.array(values, pa.float64()).slice(min(offset, len(values)))
+    cut = [len(array) * k // pieces for k in range(pieces + 1)]
+    for column in (array, pa.chunked_array([array.slice(a, b - a) for a, b in pairwise(cut)], pa.float64())):
+        got = nan_as_null(column).to_pylist()
+        expected = [None if v is None or v != v else v for v in array.to_pylist()]
+        assert got == expected
