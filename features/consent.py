@@ -179,13 +179,12 @@ def counts_only_frame(
     return frame
 
 
-def counts_only_table(
-    table: pa.Table, keys: pd.DataFrame, consent: pa.Table, settings: Settings, registry: FeatureRegistry
-) -> pa.Table:
-    """`counts_only_frame` for an Arrow table whose key columns (tenant_id, lead_id, cutoff) are `keys`: the blanked
-    features of leads without consent at their cutoff made null."""
+def counts_only_table(table: pa.Table, consent: pa.Table, settings: Settings, registry: FeatureRegistry) -> pa.Table:
+    """`counts_only_frame` for an Arrow table (tenant_id, lead_id, cutoff, features...): the blanked features of
+    leads without consent at their cutoff made null."""
     if not settings.privacy.consent_required or not table.num_rows:
         return table
+    keys = table.select(["tenant_id", "lead_id", "cutoff"]).to_pandas()
     mask = consented(consent, keys["tenant_id"], keys["lead_id"], keys["cutoff"], settings)
     if mask.all():
         return table

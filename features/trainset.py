@@ -282,7 +282,7 @@ def write_training_set(
         elif con.name != "pyspark":
             frame = plan.frame()
             with written_whole(out) as tmp:
-                frame.to_parquet(tmp, index=False, **parquet_options(settings))
+                frame.to_parquet(tmp, index=False, **_parquet_options(settings))
             rows = len(frame)
         else:
             if settings.privacy.consent_required:
@@ -372,7 +372,7 @@ def _schema(part: pa.Table) -> pa.Schema:
     return pa.Schema.from_pandas(frame_of(part.slice(0, 0)), preserve_index=False)
 
 
-def parquet_options(settings: Settings) -> dict[str, Any]:
+def _parquet_options(settings: Settings) -> dict[str, Any]:
     """How a training set's Parquet is written, by every engine that writes one file."""
     return {"dictionary_pagesize_limit": settings.features.training_set_dictionary_bytes}
 
@@ -392,11 +392,10 @@ def _write_tiled(plan: _Plan, out: Path) -> int:
             _labelled_chunks(plan) as parts,
         ):
             for part in parts:
-                keys = part.select(KEY).to_pandas()
-                table = counts_only_table(part, keys, plan.consent, settings, plan.registry)
+                table = counts_only_table(part, plan.consent, settings, plan.registry)
                 if writer is None:
                     schema = _schema(table)
-                    writer = pq.ParquetWriter(out, schema, **parquet_options(settings))
+                    writer = pq.ParquetWriter(out, schema, **_parquet_options(settings))
                 if written is not None:
                     written.result()
                 written = pool.submit(writer.write_table, table.cast(schema))
@@ -407,7 +406,7 @@ def _write_tiled(plan: _Plan, out: Path) -> int:
         if writer is not None:
             writer.close()
     if writer is None:  # no rows: the in-memory set's (empty) layout
-        plan.frame().to_parquet(out, index=False, **parquet_options(settings))
+        plan.frame().to_parquet(out, index=False, **_parquet_options(settings))
     return rows
 
 
