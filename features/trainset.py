@@ -372,6 +372,16 @@ def _schema(part: pa.Table) -> pa.Schema:
     return pa.Schema.from_pandas(frame_of(part.slice(0, 0)), preserve_index=False)
 
 
+def _nan_as_null(table: pa.Table) -> pa.Table:
+    """Missing floats as nulls, as pandas writes NaN (the kept rows hold NaN, which pandas reads without a copy)."""
+    from leadradar.features.tiles.build import nan_as_null
+
+    for i, field_ in enumerate(table.schema):
+        if pa.types.is_floating(field_.type):
+            table = table.set_column(i, field_, nan_as_null(table.column(i)))
+    return table
+
+
 def _parquet_options(settings: Settings) -> dict[str, Any]:
     """How a training set's Parquet is written, by every engine that writes one file."""
     return {"dictionary_pagesize_limit": settings.features.training_set_dictionary_bytes}
@@ -392,7 +402,7 @@ def _write_tiled(plan: _Plan, out: Path) -> int:
             _labelled_chunks(plan) as parts,
         ):
             for part in parts:
-                table = counts_only_table(part, plan.consent, settings, plan.registry)
+                table = counts_only_table(_nan_as_null(part), plan.consent, settings, plan.registry)
                 if writer is None:
                     schema = _schema(table)
                     writer = pq.ParquetWriter(out, schema, **_parquet_options(settings))

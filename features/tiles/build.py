@@ -549,29 +549,32 @@ def _chunk_tiles(arrays: dict[str, np.ndarray] | None, leads: np.ndarray, settin
 
 
 def _assemble(part: pa.Table, values: dict[str, np.ndarray], registry: FeatureRegistry) -> pa.Table:
-    """One chunk in the public shape: key with `cutoff` as a UTC timestamp, metadata, features in registry order,
-    a missing value null (never NaN), as pandas writes it, so a training set's writer has nothing to convert."""
+    """One chunk in the public shape: key with `cutoff` as a UTC timestamp, metadata, features in registry order.
+    A missing tile feature is NaN, as pandas reads it without a copy (a training set's writer makes it null)."""
     cutoff = pc.cast(part["cutoff_us"], pa.timestamp("us", tz="UTC"))
     columns = {"tenant_id": part["tenant_id"], "lead_id": part["lead_id"], "cutoff": cutoff}
     columns |= {"sales_id": part["sales_id"], "stage": part["stage"]}
     for f in registry:
-        column = pa.array(values[f.name], pa.float64()) if f.name in values else part[f.name]
-        columns[f.name] = nan_as_null(column) if pa.types.is_floating(column.type) else column
+        columns[f.name] = pa.array(values[f.name], pa.float64()) if f.name in values else part[f.name]
     return pa.table(columns)
 
 
 def nan_as_null(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """A float column's NaN (numpy's missing value) as null, as pandas writes it, so a reader in SQL sees NULL. Only
-    a validity bitmap is made: 0.02 s for 63 k rows x 208 columns, where `if_else` copied the values in 0.1 s."""
+    """A float column's NaN (numpy's missing value) as null, as pandas writes it, so a reader in SQL sees NULL. A
+    column with no null yet is checked in numpy and given a validity bitmap, its values not copied: 0.2 s for the 1.26 M
+    x 212 floats of a training set, where Arrow's `is_nan` and `if_else` took 0.7 s."""
     if isinstance(column, pa.ChunkedArray):
         return pa.chunked_array([nan_as_null(c) for c in column.chunks], column.type)
+    if column.null_count == 0 and column.offset == 0:
+        nan = np.isnan(column.to_numpy(zero_copy_only=True))
+        if not nan.any():
+            return column
+        valid = pa.py_buffer(np.packbits(~nan, bitorder="little"))
+        return pa.Array.from_buffers(column.type, len(column), [valid, column.buffers()[1]])
     nan = pc.is_nan(column)
     if not pc.any(nan).as_py():
         return column
-    if column.offset:
-        return pc.if_else(nan, pa.scalar(None, column.type), column)
-    valid = pc.invert(pc.fill_null(nan, True))  # a null stays null
-    return pa.Array.from_buffers(column.type, len(column), [valid.buffers()[1], column.buffers()[1]])
+    return pc.if_else(nan, pa.scalar(None, column.type), column)
 
 
 def frame_of(table: pa.Table) -> pd.DataFrame:
