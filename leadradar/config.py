@@ -256,7 +256,8 @@ class FeatureConfig(BaseModel):
     # memory follows this, not the size of the log (features/tiles/build.py). At 33.7 M events: 3.2 GB written in 9
     # partitions against 10 GB in one piece; at 10.6 M, 3 partitions take 14% longer than one. 3 M, not 4 M: the
     # training set of 10.6 M events from the store 43.7 / 43.2 s and 3,953 / 3,857 MiB peak against 42.5 / 43.8 s and
-    # 4,384 / 4,212 MiB; from files 43.9 s, 2,713 MiB against 44.0 s, 3,253 MiB (Intel Xeon, 2026-12-05).
+    # 4,384 / 4,212 MiB; from files 43.9 s, 2,713 MiB against 44.0 s, 3,253 MiB; the feature table of 8 cutoffs as a
+    # frame 28.6 / 29.1 s, 2,615 / 2,538 MiB against 28.3 / 28.0 s, 2,975 / 2,948 MiB (Intel Xeon, 2026-12-05).
     tiles_partition_events: int = Field(default=3_000_000, ge=1)
     # Score a stored lead online from its kept history merged by the tiles' code (features/tiles/online.py), not by
     # the whole query over its events: equal on the parity tests; CPU per request 8 ms vs 6 ms at 50 events, 9 vs 16
