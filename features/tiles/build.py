@@ -561,8 +561,8 @@ def _assemble(part: pa.Table, values: dict[str, np.ndarray], registry: FeatureRe
 
 def nan_as_null(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """A float column's NaN (numpy's missing value) as null, as pandas writes it, so a reader in SQL sees NULL. A
-    column with no null yet is checked in numpy and given a validity bitmap, its values not copied: 0.2 s for the 1.26 M
-    x 212 floats of a training set, where Arrow's `is_nan` and `if_else` took 0.7 s."""
+    column with no null yet is checked in numpy and given a validity bitmap, its values not copied: 0.4 s for the 1.26 M
+    x 212 floats of a training set in 35 chunks, where Arrow's `is_nan` and `any` before each bitmap took 0.7 s."""
     if isinstance(column, pa.ChunkedArray):
         return pa.chunked_array([nan_as_null(c) for c in column.chunks], column.type)
     if column.null_count == 0 and column.offset == 0:
