@@ -377,7 +377,7 @@ def test_nan_as_null_makes_each_nan_and_only_it_null(values, offset, pieces):
     columns with nulls or none yet, sliced, and in pieces alike."""
     from itertools import pairwise
 
-    from leadradar.features.tiles.build import nan_as_null
+    from leadradar.features.trainset import nan_as_null
 
     array = pa.array(values, pa.float64()).slice(min(offset, len(values)))
     cut = [len(array) * k // pieces for k in range(pieces + 1)]
