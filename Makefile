@@ -43,7 +43,7 @@ TEST_WORKERS ?= 2
 test: lint
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
-# The unit tests: no servers, no Spark, no notebooks; a loop of a minute or two (on the same workers).
+# The unit tests: no servers, no Spark, no notebooks, no test of 3 s or more; a loop of a minute or two (on the same workers).
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" -x -n $(TEST_WORKERS) --dist loadfile
 

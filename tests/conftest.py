@@ -218,7 +218,7 @@ def error_answers():
 
 # -- `make test-fast`: the unit tests, without servers, Spark, notebooks or a trained champion ---------------
 SLOW_FIXTURES = {
-    *("trained", "server", "scored", "role_keys", "bare_server", "small_sim", "live", "edge"),
+    *("trained", "server", "scored", "role_keys", "bare_server", "small_sim", "live", "edge", "proxied"),
     "spark_cluster",
 }
 SLOW_FOLDERS = {"notebooks", "packaging"}
@@ -232,8 +232,9 @@ GROUPS_KEY = "leadradar/test-groups"  # in pytest's cache: the workers' grouping
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark as `slow` what starts a server or Spark, runs a notebook, or needs the session's trained model. Then put
-    the files that need the session's model first, then the other files holding slow tests (order kept within each),
+    """Mark as `slow` what starts a server or Spark, runs a notebook, or needs the session's trained model (a test of
+    3 s or more is marked by hand, with its measured time). Then put the files that need the session's model
+    first, then the other files holding slow tests (order kept within each),
     so that with `--dist loadfile` the last files a worker takes are short ones instead of one worker finishing a
     long file while the other waits; a worker also leaves that grouping for the controller (`FileGroups`)."""
     model_files: set[Path] = set()

@@ -127,6 +127,7 @@ def test_an_events_csv_that_is_empty_is_one_line_naming_it(home: Path, tmp_path:
     assert_one_line_error(result, empty, "empty file")
 
 
+@pytest.mark.slow  # about 4 s on 2 cores: left out of `make test-fast`
 def test_a_feature_table_without_its_label_column_is_one_line_naming_the_column(home: Path, tmp_path: Path) -> None:
     table = tmp_path / "table.csv"
     table.write_text("x,y\n1,0\n2,1\n")
@@ -178,6 +179,7 @@ def test_a_bad_setting_in_the_environment_is_one_line_naming_it(sim: Path, home:
 # --- state and data that are not there yet ---
 
 
+@pytest.mark.slow  # about 6 s on 2 cores: left out of `make test-fast`
 def test_until_before_the_data_is_one_line_saying_the_training_set_is_empty(sim: Path, home: Path) -> None:
     result = cli("train", *logs(sim), "--until", "2020-01-01T00:00:00Z", home=home)
     assert_one_line_error(result, sim / "stages.parquet", "no stage rows", "2020-01-01")
@@ -216,6 +218,7 @@ def test_an_events_file_with_a_damaged_page_is_one_line_naming_its_rows_and_colu
     ],
     ids=["features build", "score"],
 )
+@pytest.mark.slow  # about 13 s on 2 cores: left out of `make test-fast`
 @pytest.mark.parametrize("named", ["events.parquet", "items.parquet"])
 def test_an_out_that_is_an_input_is_refused_and_the_input_kept(
     sim: Path, home: Path, tmp_path: Path, command: list[str], named: str
@@ -276,6 +279,7 @@ def test_ingest_of_the_events_file_its_out_folder_keeps_is_refused(sim: Path, ho
     assert not (folder / "quarantine.parquet").exists()
 
 
+@pytest.mark.slow  # about 4 s on 2 cores: left out of `make test-fast`
 def test_a_scored_table_written_over_the_table_is_refused(home: Path, tmp_path: Path) -> None:
     table = tmp_path / "leads.csv"
     table.write_text("lead_id,visits\nL1,3\n")
@@ -349,6 +353,7 @@ def test_a_full_spill_folder_under_a_memory_cap_is_one_line_naming_the_folder(
 # --- --debug, and our own bugs ---
 
 
+@pytest.mark.slow  # about 3 s on 2 cores: left out of `make test-fast`
 def test_debug_shows_the_traceback_and_then_the_same_line(sim: Path, home: Path, tmp_path: Path) -> None:
     missing = tmp_path / "missing.parquet"
     plain = cli("train", "--events", missing, "--stages", sim / "stages.parquet", home=home)

@@ -105,6 +105,7 @@ def column_types(con, table: str) -> list[tuple[str, str]]:
     return [(row[0], row[1]) for row in con.raw_sql(f"DESCRIBE {table}").fetchall()]
 
 
+@pytest.mark.slow  # about 8 s on 2 cores: left out of `make test-fast`
 def test_a_duckdb_build_runs_the_compiled_sql_and_gets_the_expressions_rows(tmp_path, monkeypatch):
     """Training sets and feature tables on DuckDB run the query's SQL compiled once (kept in the query cache), on
     views of their inputs: the same rows as the expression with its stages materialised, in stage tables of the same

@@ -4,6 +4,7 @@ both takes events and reads histories back. Found by the soak benchmark, where a
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from leadradar.config import Settings
 from leadradar.features.store import EventStore
@@ -52,6 +53,7 @@ def test_a_whole_log_of_more_names_than_one_lookup_asks_for_decodes_in_a_fresh_p
     reader.close()
 
 
+@pytest.mark.slow  # about 9 s on 2 cores: left out of `make test-fast`
 def test_reads_beside_writes_in_other_threads_decode_every_name(tmp_path):
     """The service shares one store between its request threads: scores reading histories at once, while another
     worker (another store instance) writes leads whose names this one must then read. Threads switched every

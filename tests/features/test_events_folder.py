@@ -81,6 +81,7 @@ def fresh(monkeypatch) -> list[list[int]]:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
     phases=[Phase.generate],
 )
+@pytest.mark.slow  # about 7 s on 2 cores: left out of `make test-fast`
 @given(rows=st.lists(event_rows(before), min_size=1, max_size=40), cuts=st.lists(st.integers(0, 40), max_size=3))
 def test_a_folder_builds_what_one_file_of_its_rows_builds(tmp_path_factory, rows, cuts):
     """Split anywhere, in nested folders, one file without the optional `channel` column and one with a column of its
@@ -111,6 +112,7 @@ def test_a_folder_builds_what_one_file_of_its_rows_builds(tmp_path_factory, rows
         assert_same_features(got, want, REGISTRY)
 
 
+@pytest.mark.slow  # about 4 s on 2 cores: left out of `make test-fast`
 def test_a_night_fingerprints_only_the_files_written_since_and_a_rewritten_file_again(tmp_path, fresh):
     folder = tmp_path / "events"
     kept = Settings(features={"tiles_dir": str(tmp_path / "tiles")})
@@ -177,6 +179,7 @@ def test_a_folder_without_parquet_files_is_one_error(tmp_path):
         RadarLog(tmp_path / "events", STAGES)
 
 
+@pytest.mark.slow  # about 4 s on 2 cores: left out of `make test-fast`
 def test_the_command_names_the_bad_file_of_a_folder_in_one_line(tmp_path):
     """As a person runs it: a file missing a column, then a file whose footer reads but whose page is overwritten
     (it fails deep in the engine); the training set from before stays as it was."""

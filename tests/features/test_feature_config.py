@@ -56,6 +56,7 @@ def test_a_company_can_map_its_own_event_names_and_get_features_for_them():
     assert "n_mini_live_7d" in reg and "mini live" in reg["n_mini_live_7d"].en
 
 
+@pytest.mark.slow  # about 3 s on 2 cores: left out of `make test-fast`
 def test_the_definition_hash_is_stable_and_moves_with_any_definition():
     base = Settings()
     h = registry_hash(base, build_registry(base))
@@ -76,6 +77,7 @@ class _Unread:
         raise AssertionError(f"feature definitions read settings.{self.name}.{attr}; add it to DEFINITION_SECTIONS")
 
 
+@pytest.mark.slow  # about 3 s on 2 cores: left out of `make test-fast`
 def test_feature_definitions_read_only_their_sections_of_the_settings():
     """The remembered definition hash is keyed by these sections: a definition reading another would go stale."""
     from leadradar.features.build import _MADE, CompiledQuery
@@ -133,6 +135,7 @@ def test_weekly_cutoffs_fall_on_the_anchor_day_and_daily_ones_every_day():
     assert len(daily) == 28 and daily[0] == pd.Timestamp("2026-03-04", tz="UTC")
 
 
+@pytest.mark.slow  # about 7 s on 2 cores: left out of `make test-fast`
 def test_the_definition_hash_is_the_same_in_every_process():
     import subprocess
     import sys

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ibis
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -63,6 +64,7 @@ def by_hand(stages: pd.DataFrame) -> pd.DataFrame:
 COLUMNS = ["stage_since_us", "crm_first_us", "stage_changes", "max_open_rank", "open_stages_seen", "last_rank"]
 
 
+@pytest.mark.slow  # about 6 s on 2 cores: left out of `make test-fast`
 @hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(rows=st.lists(stage_row, max_size=25))
 def test_the_stage_as_of_each_cutoff_is_its_definition(rows):

@@ -6,6 +6,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -59,6 +60,7 @@ def tiled(events: pa.Table, stages: pa.Table, cutoffs: list, settings: Settings 
     stage_list=st.lists(stage_rows(near), max_size=8),
     cutoffs=cutoff_sets,
 )
+@pytest.mark.slow  # about 11 s on 2 cores: left out of `make test-fast`
 def test_tiles_equal_the_reference_query_for_every_feature(rows, repeat, stage_list, cutoffs):
     events, stages = with_duplicates(rows, repeat), stages_table(stage_list)
     reference = ONLINE.compute(events, stages, cutoffs)
@@ -77,6 +79,7 @@ def test_a_lead_with_one_event_and_a_lead_with_only_stages_get_the_defaults():
     assert set(got["lead_id"]) == {"L1", "L2"}
 
 
+@pytest.mark.slow  # about 5 s on 2 cores: left out of `make test-fast`
 def test_a_build_a_partition_of_leads_at_a_time_keeps_what_is_read_across_leads():
     """Twelve leads of one salesperson, one partition each: her record, her workload and one lead's referrals of
     the others are read across partitions."""
@@ -128,6 +131,7 @@ def _store_tiles(events: pa.Table, root, tod_us: int, settings: Settings = SETTI
 @given(
     batches=st.lists(st.lists(event_rows(before), min_size=1, max_size=15), min_size=2, max_size=3),
 )
+@pytest.mark.slow  # about 4 s on 2 cores: left out of `make test-fast`
 def test_kept_tiles_after_any_sequence_of_appends_equal_a_full_rebuild(tmp_path_factory, batches):
     """Also with runs of at most two events' days (each a segment; past `MAX_SEGMENTS`, compacted)."""
     for settings in (SETTINGS, Settings(features={"tiles_partition_events": 2})):
@@ -178,6 +182,7 @@ def test_a_build_with_kept_tiles_gives_the_same_table_as_one_without(tmp_path):
     assert_same_features(second, plain, REGISTRY)
 
 
+@pytest.mark.slow  # about 4 s on 2 cores: left out of `make test-fast`
 def test_a_training_set_on_the_tiles_engine_has_the_reference_features_and_labels(tmp_path):
     from leadradar.features.radar_log import RadarLog
     from leadradar.features.simulator import SimulationConfig, simulate
@@ -196,6 +201,7 @@ def test_a_training_set_on_the_tiles_engine_has_the_reference_features_and_label
     assert pq.ParquetFile(log.events).metadata.num_rows > 3 * 2_000
 
 
+@pytest.mark.slow  # about 6 s on 2 cores: left out of `make test-fast`
 def test_a_training_set_written_by_the_tiles_engine_is_the_one_it_builds_in_memory(tmp_path):
     """`features build --engine tiles` writes a chunk at a time (of leads, or of cutoffs from kept rows): the same
     rows, columns and values as the set in memory, the consent rule applied to every chunk."""
@@ -228,6 +234,7 @@ def test_a_training_set_written_by_the_tiles_engine_is_the_one_it_builds_in_memo
         assert {c: file[c].null_count for c in floats} == {c: int(whole[c].isna().sum()) for c in floats}, name
 
 
+@pytest.mark.slow  # about 4 s on 2 cores: left out of `make test-fast`
 def test_a_chunk_or_a_write_that_fails_part_way_leaves_the_last_training_set_as_it_was(tmp_path, monkeypatch):
     """Chunks are written in a second thread while the next is made: a chunk that cannot be made, or a write that
     fails, after earlier chunks were handed to the writer, is the command's error; the last `--out` is left whole."""
@@ -291,6 +298,7 @@ def test_chunks_merged_in_threads_give_the_table_merged_one_at_a_time(tmp_path):
     pd.testing.assert_frame_equal(frames[1], frames[0])
 
 
+@pytest.mark.slow  # about 4 s on 2 cores: left out of `make test-fast`
 def test_a_tiles_build_reports_its_steps_for_each_task_up_to_its_whole(tmp_path, caplog, monkeypatch):
     """Kept day tiles, features and labels each report steps whose `done` never falls and ends at their `total`,
     naming the partition of leads when there are several; memory freed is given back before each partition and

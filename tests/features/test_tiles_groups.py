@@ -82,6 +82,7 @@ def consent_rows(n: int) -> list[dict]:
     more=st.lists(event_rows(before), min_size=1, max_size=20),
     consent=st.integers(0, 3),
 )
+@pytest.mark.slow  # about 7 s on 2 cores: left out of `make test-fast`
 def test_fingerprints_by_row_group_after_an_append_equal_a_scan_of_every_event(
     tmp_path_factory, scanned, first, more, consent
 ):
@@ -135,6 +136,7 @@ def kept_build(root, events: str, stages: pa.Table) -> pd.DataFrame:
     return compute_features(events, stages, CUTOFFS, kept, REGISTRY, engine="tiles")
 
 
+@pytest.mark.slow  # about 3 s on 2 cores: left out of `make test-fast`
 def test_a_kept_build_from_a_file_that_grew_and_was_corrected_equals_the_reference(tmp_path, scanned, caplog):
     base = {"tenant_id": "ta", "sales_id": "s1", "micro": 0, "item_id": None, "referrer_lead_id": None}
     base |= {"channel": "h5", "event_type": "card_view", "dwell_s": 3.0}
@@ -209,6 +211,7 @@ def store(tmp_path):
     s.close()
 
 
+@pytest.mark.slow  # about 7 s on 2 cores: left out of `make test-fast`
 def test_a_log_from_the_stores_copy_is_its_stretches_and_a_night_scans_only_the_one_stored_since(
     store, tmp_path, monkeypatch
 ):

@@ -55,6 +55,7 @@ def row_files(root) -> dict[str, int]:
         max_size=3,
     )
 )
+@pytest.mark.slow  # about 7 s on 2 cores: left out of `make test-fast`
 def test_a_kept_build_after_any_sequence_of_appends_equals_the_reference(tmp_path_factory, batches):
     root = tmp_path_factory.mktemp("kept")
     events: list[pa.Table] = []
@@ -139,6 +140,7 @@ def test_a_tiles_folder_that_cannot_be_written_is_one_line_naming_it(tmp_path):
         kept_build(blocked / "tiles", events, stages_table([]))
 
 
+@pytest.mark.slow  # about 4 s on 2 cores: left out of `make test-fast`
 def test_a_kept_build_past_its_partition_size_equals_the_reference(tmp_path):
     """`tiles_partition_events` of 30 against 89 events: the first build computes tiles a run of days at a time (one
     segment each) and rows a partition of leads at a time, each from its own leads' kept tiles; a late event then
@@ -251,6 +253,7 @@ DAMAGE = {
 }
 
 
+@pytest.mark.slow  # about 12 s on 2 cores: left out of `make test-fast`
 @pytest.mark.parametrize("damage", list(DAMAGE))
 def test_a_kept_file_that_cannot_be_read_is_named_once_and_what_it_held_computed_again(tmp_path, caplog, damage):
     """Kept tiles and rows are a cache of the events: a damaged one is computed again (before: a traceback at every
@@ -274,6 +277,7 @@ def test_a_kept_file_that_cannot_be_read_is_named_once_and_what_it_held_computed
     assert_same_features(again, got, REGISTRY)
 
 
+@pytest.mark.slow  # about 4 s on 2 cores: left out of `make test-fast`
 def test_a_damaged_segment_read_by_partitions_of_leads_is_computed_again(tmp_path, caplog):
     """Past `tiles_partition_events` a partition reads its leads' tiles through the engine, whose error names no
     file: each segment is then read whole to find the damaged one."""

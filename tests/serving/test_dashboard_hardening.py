@@ -122,6 +122,7 @@ def test_the_key_cache_holds_at_most_its_size_however_many_unknown_keys_arrive(s
 # -- 4. budgets per address, shared through the database -----------------------------------------------
 
 
+@pytest.mark.slow  # about 4 s on 2 cores: left out of `make test-fast`
 def test_one_password_sprayed_over_many_names_from_one_address_is_paused(settings):
     client = TestClient(app_for(settings))
     budget = settings.serving.dashboard.login_address_attempts
@@ -162,6 +163,7 @@ def test_a_cookie_copied_before_sign_out_is_refused_after_it(settings):
     assert r.status_code == 303 and "/dashboard/login" in r.headers["location"]
 
 
+@pytest.mark.slow  # about 5 s on 2 cores: left out of `make test-fast`
 def test_a_session_idle_longer_than_the_timeout_is_refused(tmp_path):
     settings = own_settings(tmp_path, session_idle_minutes=1.5 / 60)
     name = boss(settings)

@@ -153,6 +153,7 @@ def test_compare_direct_and_chained_picks_the_lower_log_loss(chained_is_truth: b
     assert set(winner) == {"logloss", "auc", "brier"}
 
 
+@pytest.mark.slow  # about 9 s on 2 cores: left out of `make test-fast`
 def test_the_metrics_equal_scikit_learns_on_random_scores_with_ties_and_one_class() -> None:
     """`classification_metrics` computes AUC and PR AUC from one sort of its own: on 2,000 random sets (scores
     rounded into ties, all equal, a single class) every figure equals scikit-learn's to a few units of rounding."""

@@ -48,6 +48,7 @@ def test_text_and_timestamp_columns_are_refused_naming_each(tmp_path):
     assert "'notes' looks like free text" in str(err.value) and "'signed_at' is a timestamp" in str(err.value)
 
 
+@pytest.mark.slow  # about 3 s on 2 cores: left out of `make test-fast`
 def test_numeric_boolean_and_categorical_columns_are_used_natively(tmp_path, home):
     path = tmp_path / "leads.parquet"
     feature_table().to_parquet(path)
@@ -105,6 +106,7 @@ def test_cli_train_table_json(tmp_path, home):
     assert 0 < out["test_metrics"]["logloss"] < 1
 
 
+@pytest.mark.slow  # about 6 s on 2 cores: left out of `make test-fast`
 def test_tuning_resumes_logs_nested_runs_and_carries_into_train(tmp_path, home):
     path = tmp_path / "tune.parquet"
     feature_table().drop(columns="signed_at").to_parquet(path)
