@@ -373,7 +373,7 @@ def _schema(part: pa.Table) -> pa.Schema:
     return pa.Schema.from_pandas(frame_of(part.slice(0, 0)), preserve_index=False)
 
 
-def _nan_as_null(table: pa.Table) -> pa.Table:
+def _floats_nan_as_null(table: pa.Table) -> pa.Table:
     """Missing floats as nulls, as pandas writes NaN (the kept rows hold NaN, which pandas reads without a copy)."""
     columns = [nan_as_null(c) if pa.types.is_floating(c.type) else c for c in table.columns]
     return pa.Table.from_arrays(columns, schema=table.schema)
@@ -417,7 +417,7 @@ def _write_tiled(plan: _Plan, out: Path) -> int:
             _labelled_chunks(plan) as parts,
         ):
             for part in parts:
-                table = counts_only_table(_nan_as_null(part), plan.consent, settings, plan.registry)
+                table = counts_only_table(_floats_nan_as_null(part), plan.consent, settings, plan.registry)
                 if writer is None:
                     schema = _schema(table)
                     writer = pq.ParquetWriter(out, schema, **_parquet_options(settings))

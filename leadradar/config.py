@@ -251,10 +251,10 @@ class FeatureConfig(BaseModel):
     # processes interleaved: 2 threads of 5,000 leads 27.4, 27.0 s (peak 3.51, 3.35 GB); 1 thread of 10,000 29.9,
     # 29.4 s (3.13, 3.37 GB). `features build --engine tiles` at 33.7 M: 170 s, 3,721 MB against 205 s, 3,454 MB.
     tiles_merge_threads: int = Field(default=2, ge=1)
-    # Events per partition of leads in a tiles build (kept tiles or not), and per run
-    # of days whose tiles are computed at once: each partition's tile and reference queries run alone, so a build's
-    # memory follows this, not the size of the log (features/tiles/build.py). At 33.7 M events: 3.2 GB written in 9
-    # partitions against 10 GB in one piece; at 10.6 M, 3 partitions take 14% longer than one. 3 M, not 4 M: the
+    # Events per partition of leads in a tiles build (kept tiles or not), and per run of days whose tiles are computed
+    # at once: each partition's tile and reference queries run alone, so a build's memory follows this, not the size
+    # of the log (features/tiles/build.py). At 33.7 M events: 3.2 GB written in 9 partitions against 10 GB in one
+    # piece; at 10.6 M, 3 partitions take 14% longer than one. 3 M, not 4 M: the
     # training set of 10.6 M events from the store 43.7 / 43.2 s and 3,953 / 3,857 MiB peak against 42.5 / 43.8 s and
     # 4,384 / 4,212 MiB; from files 43.9 s, 2,713 MiB against 44.0 s, 3,253 MiB; the feature table of 8 cutoffs as a
     # frame 28.6 / 29.1 s, 2,615 / 2,538 MiB against 28.3 / 28.0 s, 2,975 / 2,948 MiB (Intel Xeon, 2026-12-05).
