@@ -50,7 +50,7 @@ def fit_wide(rows: int, features: int, rounds: int) -> dict:
     import time
 
     from leadradar.config import Settings
-    from leadradar.models.funnel import FunnelModel
+    from leadradar.models.funnel import FunnelModel, LeafRule
     from leadradar.targets import TargetSpec
 
     frame = synthetic_table(rows, features)
@@ -63,6 +63,7 @@ def fit_wide(rows: int, features: int, rounds: int) -> dict:
         num_boost_round=rounds,
         early_stopping_rounds=rounds + 1,
         seed=7,
+        leaf_rule=LeafRule.from_settings(settings.training),
     )
     start = time.perf_counter()
     model.fit(train, val)

@@ -307,6 +307,9 @@ class FeatureConfig(BaseModel):
         return tuple(sorted(set(v)))
 
 
+LEAF_AUTO = "auto"  # LightGBM's min_data_in_leaf scaled to the rows a booster fits (models/funnel.py `LeafRule`)
+
+
 class TrainingConfig(BaseModel):
     horizon_days: int = 30
     horizons_days: tuple[int, ...] = (7, 30, 90)
@@ -325,7 +328,8 @@ class TrainingConfig(BaseModel):
             # 0.05 in test log loss (0.1061 vs 0.1071; logistic regression 0.1066), and at 4x the data too.
             "learning_rate": 0.03,
             "num_leaves": 7,
-            "min_data_in_leaf": 100,
+            # `auto`: the rows of `min_data_in_leaf_leads` leads, at most `min_data_in_leaf_most` (models/funnel.py).
+            "min_data_in_leaf": LEAF_AUTO,
             "feature_fraction": 0.8,
             "bagging_fraction": 0.8,
             "bagging_freq": 1,
@@ -384,8 +388,22 @@ class TrainingConfig(BaseModel):
     promotion_auc_tolerance: float = 0.005
     # Below this many training rows one LightGBM thread is faster than two.
     single_thread_below_rows: int = 20_000
+    # `min_data_in_leaf = "auto"`: the rows of this many leads (a table's rows are its own units), at most `_most`
+    # rows. The simulator's worlds hold about five rows a lead, so 100 rows (20 leads) as they were tuned; a fixed
+    # 100 left a public table of 333 rows (modeldata's ad_data) at AUC 0.50 in `evaluate --table`, where 20 rows
+    # gave 0.89 (benchmarks/tables.py).
+    min_data_in_leaf_leads: int = Field(default=20, ge=1)
+    min_data_in_leaf_most: int = Field(default=100, ge=1)
     # Bring-your-own tables: a text column with more distinct values than this is free text, not a category.
     max_category_levels: int = 200
+
+    @field_validator("lgbm_params")
+    @classmethod
+    def _leaf_minimum(cls, v: dict[str, Any]) -> dict[str, Any]:
+        leaf = v.get("min_data_in_leaf")
+        if leaf is not None and leaf != LEAF_AUTO and (isinstance(leaf, bool) or not isinstance(leaf, int) or leaf < 1):
+            raise ValueError(f"min_data_in_leaf must be 'auto' or a whole number of rows >= 1, got {leaf!r}")
+        return v
 
 
 class MlflowConfig(BaseModel):

@@ -12,6 +12,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from leadradar.config import LEAF_AUTO, TrainingConfig
 from leadradar.models.calibration import IsotonicCalibrator, SigmoidCalibrator, calibrator_from_dict, choose_calibrator
 from leadradar.models.encoding import FeatureEncoder
 from leadradar.models.profile import closed_profile
@@ -30,6 +31,41 @@ def predict_threads(rows: int) -> int:
     return 1 if rows < PARALLEL_FROM_ROWS else 0
 
 
+@dataclass(frozen=True)
+class LeafRule:
+    """LightGBM's `min_data_in_leaf` when the parameters say `auto`: the rows of `leads` leads, at most `most` rows.
+
+    A lead's rows at successive cutoffs are one lead's evidence, not that many: the simulator's worlds hold about
+    five a lead, and 100 rows a leaf (20 leads) is what they were tuned with. A table's rows are its own units, and
+    there 100 rows left a public table of 333 rows with no split worth making (settings.training)."""
+
+    leads: int
+    most: int
+
+    @classmethod
+    def from_settings(cls, tc: TrainingConfig) -> LeafRule:
+        return cls(tc.min_data_in_leaf_leads, tc.min_data_in_leaf_most)
+
+    def rows_per_leaf(self, rows: int, leads: int) -> int:
+        per_lead = rows / max(leads, 1)
+        return int(min(self.most, max(self.leads, round(self.leads * per_lead))))
+
+
+def resolved_params(params: dict[str, Any], rows: int, leads: int, rule: LeafRule | None) -> dict[str, Any]:
+    """`params` as LightGBM reads them for a booster of `rows` rows of `leads` leads: an `auto` leaf minimum made a
+    number."""
+    if params.get("min_data_in_leaf") != LEAF_AUTO:
+        return params
+    if rule is None:
+        raise ValueError("min_data_in_leaf is 'auto' but no rule scales it (training.min_data_in_leaf_leads)")
+    return {**params, "min_data_in_leaf": rule.rows_per_leaf(rows, leads)}
+
+
+def lead_count(rows: pd.DataFrame, group: str) -> int:
+    """How many leads (`group`'s values) the rows hold; a frame without the column counts each row as one."""
+    return int(rows[group].nunique()) if group in rows.columns else len(rows)
+
+
 @dataclass
 class FittedTarget:
     spec: TargetSpec
@@ -41,6 +77,7 @@ class FittedTarget:
     train_positives: int = 0
     tenants: TenantCalibration | None = None
     interval: Interval | None = None
+    min_data_in_leaf: int | None = None  # LightGBM's, as the booster was fitted (for the run's record)
     single_row: SingleRow | None = field(default=None, init=False, repr=False, compare=False)
 
     def predict_raw(self, X: np.ndarray) -> np.ndarray:
@@ -104,6 +141,7 @@ class FunnelModel:
         main_target: str | None = None,
         seed: int = 7,
         single_thread_below_rows: int = 20_000,
+        leaf_rule: LeafRule | None = None,
     ):
         self.targets = targets
         self.features = features
@@ -114,6 +152,12 @@ class FunnelModel:
         self.main_target = main_target or targets[0].name
         self.seed = seed
         self.single_thread_below_rows = single_thread_below_rows
+        self.leaf_rule = leaf_rule
+
+    def leaf_minimum(self, rows: int, leads: int) -> int | None:
+        """LightGBM's `min_data_in_leaf` for a booster of `rows` rows of `leads` leads; None when LightGBM's default."""
+        value = resolved_params(self.params, rows, leads, self.leaf_rule).get("min_data_in_leaf")
+        return None if value is None else int(value)
 
     def _rows(self, frame: pd.DataFrame, spec: TargetSpec) -> pd.DataFrame:
         rows = frame[frame[spec.label].notna()]
@@ -150,20 +194,33 @@ class FunnelModel:
                 f"(train {int(y_tr.sum())}/{len(y_tr)}, validation {int(y_va.sum())}/{len(y_va)} positive)"
             )
         X_va = self.encoder_.transform(va)
-        booster, best = self._train(self.encoder_.transform(tr), y_tr, self.num_boost_round, (X_va, y_va))
+        leads = lead_count(tr, group)
+        booster, best = self._train(self.encoder_.transform(tr), y_tr, self.num_boost_round, (X_va, y_va), leads)
         raw = np.asarray(booster.predict(X_va))
         cal, scores = choose_calibrator(raw, y_va, va[group].to_numpy(), seed=self.seed)
         fitted = FittedTarget(spec, booster, cal, best, scores, train_rows=len(y_tr), train_positives=int(y_tr.sum()))
+        fitted.min_data_in_leaf = self.leaf_minimum(len(y_tr), leads)
         self.targets_[spec.name] = fitted
         return fitted
 
     def _train(
-        self, X: np.ndarray, y: np.ndarray, rounds: int, valid: tuple[np.ndarray, np.ndarray] | None = None
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        rounds: int,
+        valid: tuple[np.ndarray, np.ndarray] | None = None,
+        leads: int | None = None,
+        leaf: int | None = None,
     ) -> tuple[lgb.Booster, int]:
-        """One LightGBM booster: early-stopped on `valid` when given, else exactly `rounds` rounds."""
+        """One LightGBM booster: early-stopped on `valid` when given, else exactly `rounds` rounds. For an `auto` leaf
+        minimum: `leaf` rows when given, else by how many `leads` the rows hold (each row its own when not given)."""
         cats = self.encoder_.categorical_indices()
         d_tr = lgb.Dataset(X, y, feature_name=self.features, categorical_feature=cats, free_raw_data=True)
-        params = {**self.params, "seed": self.seed, "deterministic": True}
+        if leaf is not None and self.params.get("min_data_in_leaf") == LEAF_AUTO:
+            params = {**self.params, "min_data_in_leaf": leaf}
+        else:
+            params = resolved_params(self.params, len(y), leads or len(y), self.leaf_rule)
+        params = {**params, "seed": self.seed, "deterministic": True}
         if len(y) < self.single_thread_below_rows:
             params["num_threads"] = 1
         if valid is None:
@@ -179,10 +236,12 @@ class FunnelModel:
         best = booster.best_iteration or booster.current_iteration()
         return lgb.Booster(model_str=booster.model_to_string(num_iteration=best)), best
 
-    def raw_booster(self, spec: TargetSpec, frame: pd.DataFrame, rounds: int) -> lgb.Booster:
-        """An uncalibrated booster of `rounds` rounds on `frame`'s rows of the target (for cross-fitting)."""
-        rows = self._rows(frame, spec)
-        return self._train(self.encoder_.transform(rows), rows[spec.label].to_numpy(int), rounds)[0]
+    def raw_booster(self, fitted: FittedTarget, frame: pd.DataFrame) -> lgb.Booster:
+        """An uncalibrated booster like `fitted` (its rounds and leaf minimum) on `frame`'s rows of its target: the
+        cross-fitted boosters a calibrator learns from must be the booster it will calibrate, fitted elsewhere."""
+        rows = self._rows(frame, fitted.spec)
+        y = rows[fitted.spec.label].to_numpy(int)
+        return self._train(self.encoder_.transform(rows), y, fitted.best_iteration, leaf=fitted.min_data_in_leaf)[0]
 
     def refit_target(
         self,
@@ -191,16 +250,19 @@ class FunnelModel:
         rounds: int,
         calibrator: IsotonicCalibrator | SigmoidCalibrator,
         calibration_scores: dict[str, float],
+        leaf: int | None = None,
     ) -> FittedTarget:
-        """The target refit on all of `frame` with a fixed round count and a calibrator fitted out of time elsewhere."""
+        """The target refit on all of `frame` with a fixed round count and a calibrator fitted out of time elsewhere;
+        `leaf`: the backtest's leaf minimum, kept as its rounds are (the calibrator learnt from boosters with it)."""
         rows = self._rows(frame, spec)
         y = rows[spec.label].to_numpy(int)
         if len(y) == 0 or y.min() == y.max():
             raise ValueError(f"target {spec.name}: needs both outcomes to refit ({int(y.sum())}/{len(y)} positive)")
-        booster, _ = self._train(self.encoder_.transform(rows), y, rounds)
+        booster, _ = self._train(self.encoder_.transform(rows), y, rounds, leaf=leaf)
         fitted = FittedTarget(
             spec, booster, calibrator, rounds, calibration_scores, train_rows=len(y), train_positives=int(y.sum())
         )
+        fitted.min_data_in_leaf = leaf if leaf is not None else self.leaf_minimum(len(y), len(y))
         self.targets_[spec.name] = fitted
         return fitted
 
@@ -273,6 +335,7 @@ class FunnelModel:
         meta = {
             "main_target": self.main_target,
             "params": self.params,
+            "leaf_rule": None if self.leaf_rule is None else asdict(self.leaf_rule),
             "seed": self.seed,
             "encoder": self.encoder_.to_dict(),
             "targets": [],
@@ -295,6 +358,7 @@ class FunnelModel:
                     "calibration_scores": t.calibration_scores,
                     "train_rows": t.train_rows,
                     "train_positives": t.train_positives,
+                    "min_data_in_leaf": t.min_data_in_leaf,
                     "tenants": None if t.tenants is None else t.tenants.to_dict(),
                     "interval": None if t.interval is None else t.interval.to_dict(),
                 }
@@ -307,8 +371,15 @@ class FunnelModel:
         meta = json.loads((path / "model.json").read_text())
         enc = FeatureEncoder.from_dict(meta["encoder"])
         specs = [TargetSpec(**t["spec"]) for t in meta["targets"]]
+        rule = meta.get("leaf_rule")
         model = cls(
-            specs, enc.features, enc.categorical, meta["params"], main_target=meta["main_target"], seed=meta["seed"]
+            specs,
+            enc.features,
+            enc.categorical,
+            meta["params"],
+            main_target=meta["main_target"],
+            seed=meta["seed"],
+            leaf_rule=None if rule is None else LeafRule(**rule),
         )
         model.encoder_ = enc
         model.targets_ = {}
@@ -331,6 +402,7 @@ class FunnelModel:
                 t["train_positives"],
                 TenantCalibration.from_dict(t["tenants"]) if t.get("tenants") else None,
                 interval_from_dict(interval, bags) if interval else None,
+                t.get("min_data_in_leaf"),
             )
         model.meta_ = meta
         return model

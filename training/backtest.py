@@ -20,7 +20,7 @@ from leadradar.errors import TooLittleDataError
 from leadradar.features.build import KEY
 from leadradar.features.radar_log import RadarLog
 from leadradar.features.trainset import TrainingSet
-from leadradar.models.funnel import FunnelModel
+from leadradar.models.funnel import FunnelModel, LeafRule
 from leadradar.targets import Targets, TargetSpec
 from leadradar.training.baselines import baseline_predictions, fit_baselines
 from leadradar.training.evaluation import EvaluationReport, evaluate_test_period
@@ -79,6 +79,7 @@ def fit_funnel(
         main_target=goal.main,
         seed=tc.seed,
         single_thread_below_rows=tc.single_thread_below_rows,
+        leaf_rule=LeafRule.from_settings(tc),
     )
     cutoffs = sorted(ts.frame["cutoff"].unique())
     splits: dict[str, TimeSplit] = {}
@@ -219,6 +220,7 @@ def new_model(ts: TrainingSet, settings: Settings, params: dict[str, Any]) -> Fu
         main_target=goal.main,
         seed=tc.seed,
         single_thread_below_rows=tc.single_thread_below_rows,
+        leaf_rule=LeafRule.from_settings(tc),
     )
 
 

@@ -213,6 +213,7 @@ def log_and_register(
             **{f"rows_{k}": v for k, v in backtest.rows.items()},
             **{f"lgbm_{k}": v for k, v in params.items()},
             **{f"best_iteration_{n}": t.best_iteration for n, t in model.targets_.items()},
+            **{f"min_data_in_leaf_{n}": t.min_data_in_leaf for n, t in model.targets_.items()},
             **{f"calibration_{n}": t.calibrator.method for n, t in served.targets_.items()},
             **{f"refit_{k}_{n}": v for n, info in refit.items() for k, v in info.items() if k in ("rows", "rounds")},
         },

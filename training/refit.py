@@ -38,7 +38,7 @@ def out_of_time_scores(
         y_fit = fit[fitted.spec.label].to_numpy(int)
         if len(held) == 0 or len(y_fit) == 0 or y_fit.min() == y_fit.max():
             continue
-        booster = model.raw_booster(fitted.spec, fit, fitted.best_iteration)
+        booster = model.raw_booster(fitted, fit)
         raw.append(np.asarray(booster.predict(model.matrix(held))))
         ys.append(held[fitted.spec.label].to_numpy(int))
         groups.append(held["lead_id"].astype(str).to_numpy())
@@ -62,6 +62,7 @@ def refit_funnel(ts: TrainingSet, settings: Settings, backtest_model: FunnelMode
         main_target=backtest_model.main_target,
         seed=backtest_model.seed,
         single_thread_below_rows=backtest_model.single_thread_below_rows,
+        leaf_rule=backtest_model.leaf_rule,
     )
     model.begin(ts.frame)
     model.skipped_ = dict(backtest_model.skipped_)
@@ -75,7 +76,8 @@ def refit_funnel(ts: TrainingSet, settings: Settings, backtest_model: FunnelMode
             how = "out_of_time"
         else:  # too short to cross-fit: the backtest's calibrator, fitted on its validation rows
             calibrator, scores, how = fitted.calibrator, fitted.calibration_scores, "backtest_validation"
-        refit = model.refit_target(fitted.spec, rows, fitted.best_iteration, calibrator, scores)
+        rounds, leaf = fitted.best_iteration, fitted.min_data_in_leaf
+        refit = model.refit_target(fitted.spec, rows, rounds, calibrator, scores, leaf)
         p_out = calibrator.predict(raw) if len(raw) else raw
         refit.tenants = fit_tenants(p_out, y, tenants, settings) if how == "out_of_time" else fitted.tenants
         if name == model.main_target:

@@ -19,7 +19,7 @@ from sklearn.model_selection import train_test_split
 from leadradar.config import Settings
 from leadradar.errors import UserError
 from leadradar.features.engines import read_parquet
-from leadradar.models.funnel import FunnelModel
+from leadradar.models.funnel import FunnelModel, LeafRule
 from leadradar.registry import CHALLENGER
 from leadradar.targets import TargetSpec
 from leadradar.training import plots
@@ -154,12 +154,9 @@ class PreparedTable:
 
 def labelled_frame(raw: pd.DataFrame, y: pd.Series, cols: TableColumns) -> pd.DataFrame:
     """The feature columns (numeric as float), the label as `TARGET` and each row's position as `ROW`."""
-    frame = raw[cols.features].copy()
-    for c in cols.numeric:
-        frame[c] = frame[c].astype(float)
-    frame[TARGET] = y.to_numpy()
-    frame[ROW] = np.arange(len(frame))
-    return frame
+    numeric = raw[cols.numeric].astype(float)  # one conversion: a column at a time fragmented a wide table
+    extra = pd.DataFrame({TARGET: y.to_numpy(), ROW: np.arange(len(raw))}, index=raw.index)
+    return pd.concat([numeric, raw[cols.categorical], extra], axis=1)[[*cols.features, TARGET, ROW]]
 
 
 def prepare(
@@ -213,6 +210,7 @@ def train_from_table(
         tc.early_stopping_rounds,
         seed=tc.seed,
         single_thread_below_rows=tc.single_thread_below_rows,
+        leaf_rule=LeafRule.from_settings(tc),
     )
     part = {k: prep.frame.iloc[v] for k, v in prep.parts.items()}
     model.fit(part["train"], part["validation"], group=ROW)
@@ -244,7 +242,8 @@ def train_from_table(
         params={"rows_" + k: len(v) for k, v in prep.parts.items()}
         | {"n_numeric": len(prep.columns.numeric), "n_categorical": len(prep.columns.categorical)}
         | {f"lgbm_{k}": v for k, v in params.items()}
-        | {"best_iteration": fitted.best_iteration, "calibration": fitted.calibrator.method},
+        | {"best_iteration": fitted.best_iteration, "calibration": fitted.calibrator.method}
+        | {"min_data_in_leaf": fitted.min_data_in_leaf},
         metrics={f"{part_name}_{k}": v for part_name, m in results.items() for k, v in m.items() if np.isfinite(v)},
         bundle_extra={"test_metrics": results["test"], "label": label, "table": str(path.resolve())},
         version_tags={"label": label},

@@ -19,7 +19,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from leadradar.config import Settings
-from leadradar.models.funnel import FunnelModel
+from leadradar.models.funnel import FunnelModel, LeafRule
 from leadradar.targets import TargetSpec
 from leadradar.training.baselines import LogisticBaseline
 from leadradar.training.intervals import bootstrap_intervals
@@ -66,6 +66,7 @@ def leadradar_fold(train: pd.DataFrame, test: pd.DataFrame, columns: TableColumn
         tc.early_stopping_rounds,
         seed=tc.seed,
         single_thread_below_rows=tc.single_thread_below_rows,
+        leaf_rule=LeafRule.from_settings(tc),
     ).fit(fit, val, group=ROW)
     return model.predict_proba(test)[:, 1]
 

@@ -19,6 +19,7 @@ import pandas as pd
 from leadradar.config import Settings
 from leadradar.errors import UserError
 from leadradar.models.encoding import FeatureEncoder
+from leadradar.models.funnel import LeafRule, lead_count, resolved_params
 from leadradar.registry import configure_mlflow
 from leadradar.training.fingerprint import DataKey
 from leadradar.training.tracking import code_version
@@ -122,7 +123,9 @@ def tune_frames(
     )
     study.set_user_attr("fingerprint", key.fingerprint)
     study.set_user_attr("window", key.window)
-    base = {**tc.lgbm_params, "objective": "binary", "metric": "binary_logloss", "seed": tc.seed, "verbosity": -1}
+    leads = lead_count(train, "lead_id")  # a table's rows are their own leads
+    params = resolved_params(tc.lgbm_params, len(train), leads, LeafRule.from_settings(tc))  # a trial sets its own
+    base = {**params, "objective": "binary", "metric": "binary_logloss", "seed": tc.seed, "verbosity": -1}
     if len(train) < tc.single_thread_below_rows:
         base["num_threads"] = 1
 

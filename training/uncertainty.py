@@ -44,5 +44,5 @@ def fit_interval(
     target_rows = model.rows_of(rows, fitted.spec).reset_index(drop=True)
     boosters = []
     for sample in lead_resamples(lead_keys(target_rows), tc.interval_bags, tc.seed + 1):
-        boosters.append(model.raw_booster(fitted.spec, target_rows.iloc[sample], fitted.best_iteration))
+        boosters.append(model.raw_booster(fitted, target_rows.iloc[sample]))
     return BaggedInterval(tc.interval_level).fit(boosters)
