@@ -105,3 +105,30 @@ def test_choose_calibrator_survives_rows_of_a_single_lead():
     cal, scores = choose_calibrator(p, y, np.array(["one-lead"] * 60), seed=0)
     assert scores == {"isotonic": float("inf"), "sigmoid": float("inf")}
     assert cal.predict(np.array([0.5])).shape == (1,)
+
+
+def test_isotonic_steps_stay_half_a_row_from_0_and_1():
+    """A run of rows all lost says the chance is below 1 in their number, not 1 in a million (EPS)."""
+    p = np.linspace(0.01, 0.99, 40)
+    y = (p > 0.5).astype(int)  # perfectly separated: unbounded, the steps would be 0 and 1
+    out = IsotonicCalibrator().fit(p, y).predict(np.array([0.0, 1.0]))
+    assert out[0] == pytest.approx(0.5 / 40) and out[1] == pytest.approx(1 - 0.5 / 40)
+
+
+def _step(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Raw scores whose truth is a step (0.5 % below 0.95, 50-60 % above): a shape isotonic fits and a sigmoid not."""
+    rng = np.random.default_rng(seed)
+    p = rng.random(n)
+    y = (rng.random(n) < np.where(p < 0.95, 0.005, 0.5 if n < 1000 else 0.6)).astype(int)
+    return p, y
+
+
+def test_isotonic_is_not_chosen_from_fewer_than_30_of_either_outcome():
+    """A step function on a handful of wins learns their noise; both scores are still reported."""
+    p, y = _step(400, seed=0)
+    cal, scores = choose_calibrator(p, y, np.arange(400), seed=0)
+    assert y.sum() < 30 and scores["isotonic"] < scores["sigmoid"], (y.sum(), scores)
+    assert cal.method == "sigmoid"
+    p, y = _step(2000, seed=0)  # 72 wins: chosen by its score again
+    cal, scores = choose_calibrator(p, y, np.arange(2000), seed=0)
+    assert y.sum() >= 30 and cal.method == min(scores, key=scores.get) == "isotonic"
