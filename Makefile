@@ -12,7 +12,7 @@ export SPARK_LOCAL_IP := 127.0.0.1
 export PYTHONDONTWRITEBYTECODE := 1
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: install lint test test-fast demo bench bench-features bench-training bench-quality bench-serving bench-live bench-quality_tenants bench-quality_worlds bench-replicas bench-alerts bench-as_seen bench-soak clean
+.PHONY: install lint test test-fast demo bench bench-features bench-training bench-quality bench-serving bench-live bench-quality_tenants bench-quality_worlds bench-replicas bench-alerts bench-as_seen bench-soak bench-tables clean
 
 install: $(STAMP)
 
@@ -50,12 +50,20 @@ test-fast: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/leadradar demo
 
-bench: bench-features bench-training bench-quality bench-serving bench-live bench-alerts
+bench: bench-features bench-training bench-quality bench-serving bench-live bench-alerts bench-tables
 
 # Explicit rules: make skips pattern rules for .PHONY targets.
 BENCHES := features training quality serving live quality_tenants quality_worlds replicas alerts as_seen soak store_read
 $(addprefix bench-,$(BENCHES)): bench-%: $(STAMP)
 	$(PY) -m benchmarks.$*
+
+# The public tables come from a package (pyproject's `bench` extra), installed beside the project's own.
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
+	@touch $(BENCH_STAMP)
+bench-tables: $(BENCH_STAMP)
+	$(PY) -m benchmarks.tables
 
 # The serving benchmark drives the service with wrk too, installed here where that is possible (root, Debian).
 bench-serving: bench-wrk
