@@ -111,8 +111,7 @@ def run(data_dir: Path) -> dict:
     started = time.perf_counter()
     rows = model.rows_of(train, spec).reset_index(drop=True)
     bags = [
-        model.raw_booster(target, rows.iloc[sample])
-        for sample in lead_resamples(lead_keys(rows), BAGS, tc.seed + 1)
+        model.raw_booster(target, rows.iloc[sample]) for sample in lead_resamples(lead_keys(rows), BAGS, tc.seed + 1)
     ]
     bag_seconds = time.perf_counter() - started
     X = model.matrix(test)
