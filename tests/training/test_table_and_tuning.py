@@ -61,6 +61,8 @@ def test_numeric_boolean_and_categorical_columns_are_used_natively(tmp_path, hom
     ref = version_for_alias(MlflowClient(), "table-leads-won", CHALLENGER)
     model = FunnelModel.load(fetch(settings, ref))
     assert model.categorical == ["region"] and model.encoder_.levels_["region"] == ["east", "north", "south"]
+    params = MlflowClient().get_run(result.run_id).data.params
+    assert params["lgbm_min_data_in_leaf"] == "auto" and params["min_data_in_leaf"] == "20"  # a table's rows: leads
 
 
 def test_a_time_column_puts_the_latest_rows_in_the_test_period(tmp_path):
@@ -127,3 +129,5 @@ def test_tuning_resumes_logs_nested_runs_and_carries_into_train(tmp_path, home):
     assert run.data.tags["params_source"] == f"study {second.study}" == result.extra["params_source"]
     assert second.study.startswith("table-tune-won-target-")
     assert float(run.data.params["lgbm_learning_rate"]) == pytest.approx(study.best_params["learning_rate"])
+    tuned_leaf = study.best_params["min_data_in_leaf"]  # a trial's own number is used as given
+    assert run.data.params["lgbm_min_data_in_leaf"] == run.data.params["min_data_in_leaf"] == str(tuned_leaf)
