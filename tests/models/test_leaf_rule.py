@@ -54,7 +54,6 @@ def small_table(n: int, seed: int = 3) -> pd.DataFrame:
     return frame
 
 
-@pytest.mark.slow  # about 3 s on 2 cores: left out of `make test-fast`
 def test_a_table_of_a_few_hundred_rows_is_learnt_where_a_fixed_leaf_of_100_rows_could_not(tmp_path):
     """modeldata's ad_data (333 rows) scored AUC 0.50 with 100 rows a leaf: no split left two leaves of 100."""
     path = tmp_path / "small.csv"
