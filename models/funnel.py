@@ -194,12 +194,12 @@ class FunnelModel:
                 f"(train {int(y_tr.sum())}/{len(y_tr)}, validation {int(y_va.sum())}/{len(y_va)} positive)"
             )
         X_va = self.encoder_.transform(va)
-        leads = lead_count(tr, group)
-        booster, best = self._train(self.encoder_.transform(tr), y_tr, self.num_boost_round, (X_va, y_va), leads)
+        leaf = self.leaf_minimum(len(y_tr), lead_count(tr, group))
+        booster, best = self._train(self.encoder_.transform(tr), y_tr, self.num_boost_round, (X_va, y_va), leaf)
         raw = np.asarray(booster.predict(X_va))
         cal, scores = choose_calibrator(raw, y_va, va[group].to_numpy(), seed=self.seed)
         fitted = FittedTarget(spec, booster, cal, best, scores, train_rows=len(y_tr), train_positives=int(y_tr.sum()))
-        fitted.min_data_in_leaf = self.leaf_minimum(len(y_tr), leads)
+        fitted.min_data_in_leaf = leaf
         self.targets_[spec.name] = fitted
         return fitted
 
@@ -209,18 +209,15 @@ class FunnelModel:
         y: np.ndarray,
         rounds: int,
         valid: tuple[np.ndarray, np.ndarray] | None = None,
-        leads: int | None = None,
         leaf: int | None = None,
     ) -> tuple[lgb.Booster, int]:
-        """One LightGBM booster: early-stopped on `valid` when given, else exactly `rounds` rounds. For an `auto` leaf
-        minimum: `leaf` rows when given, else by how many `leads` the rows hold (each row its own when not given)."""
+        """One LightGBM booster: early-stopped on `valid` when given, else exactly `rounds` rounds; `leaf`: its
+        `min_data_in_leaf` (the target's, `leaf_minimum`), None for the parameters' own."""
         cats = self.encoder_.categorical_indices()
         d_tr = lgb.Dataset(X, y, feature_name=self.features, categorical_feature=cats, free_raw_data=True)
-        if leaf is not None and self.params.get("min_data_in_leaf") == LEAF_AUTO:
-            params = {**self.params, "min_data_in_leaf": leaf}
-        else:
-            params = resolved_params(self.params, len(y), leads or len(y), self.leaf_rule)
-        params = {**params, "seed": self.seed, "deterministic": True}
+        params = {**self.params, "seed": self.seed, "deterministic": True}
+        if leaf is not None:
+            params["min_data_in_leaf"] = leaf
         if len(y) < self.single_thread_below_rows:
             params["num_threads"] = 1
         if valid is None:
@@ -258,11 +255,12 @@ class FunnelModel:
         y = rows[spec.label].to_numpy(int)
         if len(y) == 0 or y.min() == y.max():
             raise ValueError(f"target {spec.name}: needs both outcomes to refit ({int(y.sum())}/{len(y)} positive)")
+        leaf = leaf if leaf is not None else self.leaf_minimum(len(y), len(y))
         booster, _ = self._train(self.encoder_.transform(rows), y, rounds, leaf=leaf)
         fitted = FittedTarget(
             spec, booster, calibrator, rounds, calibration_scores, train_rows=len(y), train_positives=int(y.sum())
         )
-        fitted.min_data_in_leaf = leaf if leaf is not None else self.leaf_minimum(len(y), len(y))
+        fitted.min_data_in_leaf = leaf
         self.targets_[spec.name] = fitted
         return fitted
 

@@ -156,7 +156,7 @@ def labelled_frame(raw: pd.DataFrame, y: pd.Series, cols: TableColumns) -> pd.Da
     """The feature columns (numeric as float), the label as `TARGET` and each row's position as `ROW`."""
     numeric = raw[cols.numeric].astype(float)  # one conversion: a column at a time fragmented a wide table
     extra = pd.DataFrame({TARGET: y.to_numpy(), ROW: np.arange(len(raw))}, index=raw.index)
-    return pd.concat([numeric, raw[cols.categorical], extra], axis=1)[[*cols.features, TARGET, ROW]]
+    return pd.concat([numeric, raw[cols.categorical], extra], axis=1)  # cols.features: numeric, then categorical
 
 
 def prepare(
