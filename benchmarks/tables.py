@@ -99,6 +99,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tables", nargs="*", default=[], help="only these items (e.g. ad_data mlc_churn)")
     args = parser.parse_args(argv)
+    unknown = sorted(set(args.tables) - {item for _, item, *_ in TABLES})
+    if unknown:
+        parser.error(f"--tables {' '.join(unknown)}: no such table; the tables: {' '.join(t[1] for t in TABLES)}")
     figures, tables = run(args.tables)
     inputs = {"folds": FOLDS, "command": "leadradar evaluate --table FILE --label converted --cv 5 [--ignore COL]"}
     path = write_results("tables", figures, inputs, {"per_table": tables})
