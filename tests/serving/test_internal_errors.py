@@ -1,7 +1,7 @@
 """An answer to an exception no handler took (our bug, a store's fault in the middleware) keeps the connection open.
 
 Starlette's last handler answered such an exception and then re-raised it to uvicorn, which closed the connection;
-under load the client's next request on that pooled connection failed with a reset (the minute of mixed traffic,
+under load the client's next request on that pooled connection failed with a reset (the mixed traffic of
 tests/serving/test_service_load.py). A real uvicorn serves an app with the service's error handling
 (serving/errors.py), and one HTTP/1.1 connection carries the requests one after the other.
 """

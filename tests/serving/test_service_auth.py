@@ -222,7 +222,7 @@ def test_a_request_without_a_valid_key_gets_401_whatever_its_body(endpoint, serv
 
 def test_a_cached_key_that_expires_while_it_is_looked_up_is_verified_not_a_500(tmp_path):
     """Under load a key's cache entry can expire between asking the cache whether it holds the key and reading it
-    (a 500 in the minute of mixed traffic, tests/serving/test_service_load.py). A clock that moves 20 s at each
+    (a 500 in the mixed traffic of tests/serving/test_service_load.py). A clock that moves 20 s at each
     reading, under a 30 s cache, puts that instant into every lookup."""
     from cachetools import TTLCache
 

@@ -27,6 +27,8 @@ from tests.support.mlflow_server import MlflowServer
 pytestmark = [pytest.mark.slow, pytest.mark.server]
 
 SIM = SimulationConfig(tenants=1, leads=3000, days=200, seed=5)
+# One close model: what the server is tested for is where runs, models and artifacts go, not the targets.
+QUICK = {"LEADRADAR_TRAINING__HORIZONS_DAYS": "[30]", "LEADRADAR_TRAINING__TRANSITION_MODELS": "false"}
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,12 @@ def mlflow_server(postgres, tmp_path_factory: pytest.TempPathFactory):
 def champion(mlflow_server: MlflowServer, tmp_path_factory: pytest.TempPathFactory) -> Champion:
     """`leadradar train` and `promote` with only the server's URL configured, then one load as the service does."""
     home = tmp_path_factory.mktemp("server-home")
-    settings = Settings(home=home, mlflow={"tracking_uri": mlflow_server.url})
-    env = {"LEADRADAR_HOME": str(home), "LEADRADAR_MLFLOW__TRACKING_URI": mlflow_server.url}
+    settings = Settings(
+        home=home,
+        mlflow={"tracking_uri": mlflow_server.url},
+        training={"horizons_days": (30,), "transition_models": False},
+    )
+    env = {"LEADRADAR_HOME": str(home), "LEADRADAR_MLFLOW__TRACKING_URI": mlflow_server.url, **QUICK}
     sim = tmp_path_factory.mktemp("server-sim")
     simulate(SIM, settings).write(sim)
     trained = run(env, "train", "--events", str(sim / "events.parquet"), "--stages", str(sim / "stages.parquet"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,12 +20,15 @@ from leadradar.registry import configure_mlflow
 from leadradar.training.retrain import LOCK, retrain
 
 SCRIPT = """
+import json
 import sys
 from leadradar.config import Settings
 from leadradar.features.radar_log import RadarLog
 from leadradar.training.retrain import retrain
-retrain(Settings(home=sys.argv[1]), log=RadarLog.from_dir(sys.argv[2]), trigger="doomed")
+settings = Settings(home=sys.argv[1], training=json.loads(sys.argv[3]))
+retrain(settings, log=RadarLog.from_dir(sys.argv[2]), trigger="doomed")
 """
+QUICK = {"horizons_days": [30], "transition_models": False}
 
 
 def versions(settings: Settings) -> int:
@@ -34,9 +38,11 @@ def versions(settings: Settings) -> int:
 
 @pytest.mark.slow
 def test_kill_9_during_retrain_registers_nothing_and_the_next_run_works(tmp_path) -> None:
-    settings = Settings(home=tmp_path / "home")
+    settings = Settings(home=tmp_path / "home", training=QUICK)  # one close model: the kill is the test
     simulate(SimulationConfig(tenants=1, leads=3000, days=200, seed=5), settings).write(tmp_path / "sim")
-    child = subprocess.Popen([sys.executable, "-c", SCRIPT, str(settings.data_dir), str(tmp_path / "sim")])
+    child = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(settings.data_dir), str(tmp_path / "sim"), json.dumps(QUICK)]
+    )
     ledger = Ledger(settings.lifecycle_url)
     deadline = time.monotonic() + 60
     registry = settings.data_dir / "mlflow.db"

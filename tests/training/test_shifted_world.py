@@ -18,7 +18,11 @@ SHIFT_DAY, DAYS = 150, 300
 
 @pytest.mark.slow
 def test_shift_halfway_is_detected_and_the_retrained_champion_fits_the_shifted_period_better(tmp_path) -> None:
-    settings = Settings(home=tmp_path / "home", lifecycle=LifecycleConfig(drift_days=28))
+    settings = Settings(
+        home=tmp_path / "home",
+        lifecycle=LifecycleConfig(drift_days=28),
+        training={"horizons_days": (30,), "transition_models": False},  # the close model alone: drift, not targets
+    )
     cfg = SimulationConfig(tenants=1, leads=5000, days=DAYS, seed=11, shift_day=SHIFT_DAY)
     paths = simulate(cfg, settings).write(tmp_path / "sim")
     log = RadarLog.from_paths(paths["events"], paths["stages"], beside=("items", "leads"))
