@@ -144,3 +144,36 @@ def test_a_whole_registry_recorded_at_an_older_schema_is_one_line_with_the_upgra
     lines = result.output.strip().splitlines()
     assert result.exit_code != 0 and len(lines) == 1, result.output
     assert f"found version {BEFORE_LOGGED_MODELS}" in lines[0] and f"mlflow db upgrade sqlite:///{path}" in lines[0]
+
+
+def contents(path: Path) -> tuple[list, dict, list]:
+    """The schema as SQLite keeps it, every other table's rows, and the experiments without their times."""
+    with sqlite3.connect(path) as db:
+        schema = sorted(db.execute("SELECT type, name, sql FROM sqlite_master"))
+        names = [name for kind, name, _ in schema if kind == "table" and name != "experiments"]
+        rows = {name: sorted(map(repr, db.execute(f'SELECT * FROM "{name}"'))) for name in names}
+        experiments = list(db.execute("SELECT experiment_id, name, artifact_location FROM experiments"))
+    db.close()
+    return schema, rows, experiments
+
+
+def test_a_registry_made_from_the_process_image_is_the_one_mlflows_migrations_make(tmp_path, monkeypatch) -> None:
+    """After a process's first new registry, the next start from its image: the same file MLflow's migrations build,
+    the Default experiment at the new file's own place, and the same experiment ids after."""
+    from leadradar import registry
+
+    monkeypatch.setattr(registry, "_EMPTY_IMAGE", [])
+    migrated, from_image = Settings(home=tmp_path / "migrated"), Settings(home=tmp_path / "from-image")
+    first = configure_mlflow(migrated)
+    assert registry._EMPTY_IMAGE, "no image kept after the first registry"
+    second = configure_mlflow(from_image)
+    schema, rows, experiments = contents(migrated.data_dir / "mlflow.db")
+    schema2, rows2, experiments2 = contents(from_image.data_dir / "mlflow.db")
+    assert schema2 == schema and rows2 == rows and first == second
+    assert experiments[0] == (0, "Default", f"{migrated.artifact_location}/0")
+    assert experiments2[0] == (0, "Default", f"{from_image.artifact_location}/0")
+    assert [e[:2] for e in experiments2] == [e[:2] for e in experiments]
+    assert stat.S_IMODE((from_image.data_dir / "mlflow.db").stat().st_mode) == 0o600
+    client = MlflowClient(tracking_uri=from_image.tracking_uri)
+    run = client.create_run(second)
+    assert client.get_run(run.info.run_id).info.artifact_uri.startswith(from_image.artifact_location)
