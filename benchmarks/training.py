@@ -64,6 +64,7 @@ def fit_wide(rows: int, features: int, rounds: int) -> dict:
         early_stopping_rounds=rounds + 1,
         seed=7,
         leaf_rule=LeafRule.from_settings(settings.training),
+        isotonic_min_rarer=settings.training.isotonic_min_rarer,
     )
     start = time.perf_counter()
     model.fit(train, val)

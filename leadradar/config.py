@@ -394,6 +394,10 @@ class TrainingConfig(BaseModel):
     # gave 0.89 (benchmarks/tables.py).
     min_data_in_leaf_leads: int = Field(default=20, ge=1)
     min_data_in_leaf_most: int = Field(default=100, ge=1)
+    # Isotonic calibration is a step per run of rows: fitted on fewer rows than this of either outcome, its steps
+    # hold a handful of rows each and learn their noise (benchmarks/tables.py: tables of a few hundred rows, a
+    # validation share of 40-70 rows), so the sigmoid is used alone (models/calibration.py).
+    isotonic_min_rarer: int = Field(default=30, ge=0)
     # Bring-your-own tables: a text column with more distinct values than this is free text, not a category.
     max_category_levels: int = 200
 

@@ -16,10 +16,6 @@ from sklearn.linear_model import LogisticRegression
 
 # Probabilities are kept in [EPS, 1 - EPS] wherever a log is taken: calibration, metrics, baselines.
 EPS = 1e-6
-# Isotonic regression is a step per run of rows: fitted on fewer rows than this of either outcome, its steps hold a
-# handful of rows each and it learns their noise (benchmarks/tables.py: tables of a few hundred rows, a validation
-# share of 40-70 rows), so the sigmoid is used alone.
-ISOTONIC_MIN_RARER = 30
 
 
 def clipped(p: np.ndarray | pd.Series, who: str = "probabilities") -> np.ndarray:
@@ -97,10 +93,11 @@ def calibrator_from_dict(d: dict[str, Any]) -> Calibrator:
 
 
 def choose_calibrator(
-    p: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int = 0
+    p: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int = 0, min_rarer: int = 0
 ) -> tuple[IsotonicCalibrator | SigmoidCalibrator, dict[str, float]]:
     """Pick isotonic or sigmoid by cross-validated log loss on the validation rows, then refit on all; the sigmoid
-    alone when either outcome has fewer than `ISOTONIC_MIN_RARER` rows (both scores are still given).
+    alone when either outcome has fewer than `min_rarer` rows (`training.isotonic_min_rarer`; both scores are still
+    given).
 
     Folds split by `groups` (the lead) so one lead's rows never sit on both sides; judging on the
     rows a calibrator was fitted on would always favour isotonic.
@@ -118,5 +115,5 @@ def choose_calibrator(
             losses.append(log_loss(y[held], pred))
         scores[name] = float(np.mean(losses)) if losses else float("inf")
     rarer = min(int(y.sum()), len(y) - int(y.sum()))
-    best = "sigmoid" if rarer < ISOTONIC_MIN_RARER else min(scores, key=lambda name: scores[name])
+    best = "sigmoid" if rarer < min_rarer else min(scores, key=lambda name: scores[name])
     return CALIBRATORS[best]().fit(p, y), scores

@@ -142,6 +142,7 @@ class FunnelModel:
         seed: int = 7,
         single_thread_below_rows: int = 20_000,
         leaf_rule: LeafRule | None = None,
+        isotonic_min_rarer: int = 0,
     ):
         self.targets = targets
         self.features = features
@@ -153,6 +154,7 @@ class FunnelModel:
         self.seed = seed
         self.single_thread_below_rows = single_thread_below_rows
         self.leaf_rule = leaf_rule
+        self.isotonic_min_rarer = isotonic_min_rarer
 
     def leaf_minimum(self, rows: int, leads: int) -> int | None:
         """LightGBM's `min_data_in_leaf` for a booster of `rows` rows of `leads` leads; None when LightGBM's default."""
@@ -197,7 +199,7 @@ class FunnelModel:
         leaf = self.leaf_minimum(len(y_tr), lead_count(tr, group))
         booster, best = self._train(self.encoder_.transform(tr), y_tr, self.num_boost_round, (X_va, y_va), leaf)
         raw = np.asarray(booster.predict(X_va))
-        cal, scores = choose_calibrator(raw, y_va, va[group].to_numpy(), seed=self.seed)
+        cal, scores = choose_calibrator(raw, y_va, va[group].to_numpy(), self.seed, self.isotonic_min_rarer)
         fitted = FittedTarget(spec, booster, cal, best, scores, train_rows=len(y_tr), train_positives=int(y_tr.sum()))
         fitted.min_data_in_leaf = leaf
         self.targets_[spec.name] = fitted
@@ -334,6 +336,7 @@ class FunnelModel:
             "main_target": self.main_target,
             "params": self.params,
             "leaf_rule": None if self.leaf_rule is None else asdict(self.leaf_rule),
+            "isotonic_min_rarer": self.isotonic_min_rarer,
             "seed": self.seed,
             "encoder": self.encoder_.to_dict(),
             "targets": [],
@@ -378,6 +381,7 @@ class FunnelModel:
             main_target=meta["main_target"],
             seed=meta["seed"],
             leaf_rule=None if rule is None else LeafRule(**rule),
+            isotonic_min_rarer=meta.get("isotonic_min_rarer", 0),
         )
         model.encoder_ = enc
         model.targets_ = {}

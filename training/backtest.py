@@ -80,6 +80,7 @@ def fit_funnel(
         seed=tc.seed,
         single_thread_below_rows=tc.single_thread_below_rows,
         leaf_rule=LeafRule.from_settings(tc),
+        isotonic_min_rarer=tc.isotonic_min_rarer,
     )
     cutoffs = sorted(ts.frame["cutoff"].unique())
     splits: dict[str, TimeSplit] = {}
@@ -221,6 +222,7 @@ def new_model(ts: TrainingSet, settings: Settings, params: dict[str, Any]) -> Fu
         seed=tc.seed,
         single_thread_below_rows=tc.single_thread_below_rows,
         leaf_rule=LeafRule.from_settings(tc),
+        isotonic_min_rarer=tc.isotonic_min_rarer,
     )
 
 

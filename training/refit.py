@@ -63,6 +63,7 @@ def refit_funnel(ts: TrainingSet, settings: Settings, backtest_model: FunnelMode
         seed=backtest_model.seed,
         single_thread_below_rows=backtest_model.single_thread_below_rows,
         leaf_rule=backtest_model.leaf_rule,
+        isotonic_min_rarer=backtest_model.isotonic_min_rarer,
     )
     model.begin(ts.frame)
     model.skipped_ = dict(backtest_model.skipped_)
@@ -72,7 +73,7 @@ def refit_funnel(ts: TrainingSet, settings: Settings, backtest_model: FunnelMode
         rows = ts.frame[ts.frame["cutoff"] + timedelta(days=h) <= ts.data_until]
         raw, y, groups, tenants, folds = out_of_time_scores(model, fitted, rows, h, settings)
         if folds and 0 < y.sum() < len(y):
-            calibrator, scores = choose_calibrator(raw, y, groups, seed=model.seed)
+            calibrator, scores = choose_calibrator(raw, y, groups, model.seed, model.isotonic_min_rarer)
             how = "out_of_time"
         else:  # too short to cross-fit: the backtest's calibrator, fitted on its validation rows
             calibrator, scores, how = fitted.calibrator, fitted.calibration_scores, "backtest_validation"

@@ -211,6 +211,7 @@ def train_from_table(
         seed=tc.seed,
         single_thread_below_rows=tc.single_thread_below_rows,
         leaf_rule=LeafRule.from_settings(tc),
+        isotonic_min_rarer=tc.isotonic_min_rarer,
     )
     part = {k: prep.frame.iloc[v] for k, v in prep.parts.items()}
     model.fit(part["train"], part["validation"], group=ROW)

@@ -67,6 +67,7 @@ def leadradar_fold(train: pd.DataFrame, test: pd.DataFrame, columns: TableColumn
         seed=tc.seed,
         single_thread_below_rows=tc.single_thread_below_rows,
         leaf_rule=LeafRule.from_settings(tc),
+        isotonic_min_rarer=tc.isotonic_min_rarer,
     ).fit(fit, val, group=ROW)
     return model.predict_proba(test)[:, 1]
 

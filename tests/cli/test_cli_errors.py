@@ -396,7 +396,8 @@ def trained_without_deal_value(sim: Path, home: Path, tmp_path_factory: pytest.T
     shutil.copy(sim / "events.parquet", folder / "events.parquet")
     pq.write_table(pq.read_table(sim / "stages.parquet").drop(["deal_value"]), folder / "stages.parquet")
     pq.write_table(pa.table({"lead": ["L1"], "score": [0.3]}), folder / "truth.parquet")
-    return folder, cli("train", *logs(folder), "--json", home=home)
+    one_model = {"LEADRADAR_TRAINING__HORIZONS_DAYS": "[30]", "LEADRADAR_TRAINING__TRANSITION_MODELS": "false"}
+    return folder, cli("train", *logs(folder), "--json", home=home, env=one_model)  # the logs are the test
 
 
 @pytest.mark.slow  # trains a model

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import log_loss
 
+from leadradar.config import Settings
 from leadradar.models.calibration import (
     EPS,
     IsotonicCalibrator,
@@ -123,12 +124,14 @@ def _step(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return p, y
 
 
-def test_isotonic_is_not_chosen_from_fewer_than_30_of_either_outcome():
+def test_isotonic_is_not_chosen_from_fewer_than_the_setting_of_either_outcome():
     """A step function on a handful of wins learns their noise; both scores are still reported."""
+    least = Settings().training.isotonic_min_rarer
     p, y = _step(400, seed=0)
-    cal, scores = choose_calibrator(p, y, np.arange(400), seed=0)
-    assert y.sum() < 30 and scores["isotonic"] < scores["sigmoid"], (y.sum(), scores)
+    cal, scores = choose_calibrator(p, y, np.arange(400), 0, least)
+    assert y.sum() < least and scores["isotonic"] < scores["sigmoid"], (y.sum(), scores)
     assert cal.method == "sigmoid"
+    assert choose_calibrator(p, y, np.arange(400), 0, min_rarer=0)[0].method == "isotonic"  # by its score alone
     p, y = _step(2000, seed=0)  # 72 wins: chosen by its score again
-    cal, scores = choose_calibrator(p, y, np.arange(2000), seed=0)
-    assert y.sum() >= 30 and cal.method == min(scores, key=scores.get) == "isotonic"
+    cal, scores = choose_calibrator(p, y, np.arange(2000), 0, least)
+    assert y.sum() >= least and cal.method == min(scores, key=scores.get) == "isotonic"

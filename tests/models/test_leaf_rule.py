@@ -76,6 +76,7 @@ def fitted_on_leads(rows: int) -> tuple[FunnelModel, pd.DataFrame]:
         params={"objective": "binary", "verbosity": -1, "min_data_in_leaf": "auto"},
         num_boost_round=20,
         leaf_rule=LeafRule(5, 40),
+        isotonic_min_rarer=12,
     ).fit(frame.iloc[:cut], frame.iloc[cut:], group="lead")
     return model, frame
 
@@ -87,6 +88,7 @@ def test_a_saved_model_keeps_its_rule_and_records_the_leaf_minimum_it_used(tmp_p
     assert fitted.booster.params["min_data_in_leaf"] == 15, "LightGBM was not given the leaf minimum"
     again = FunnelModel.load(model.save(tmp_path / "bundle"))
     assert again.leaf_rule == LeafRule(5, 40) and again.targets_["won"].min_data_in_leaf == 15
+    assert again.isotonic_min_rarer == 12  # what a refit of it chooses its calibrators by
     assert again.targets_["won"].booster.params["min_data_in_leaf"] == 15
 
 

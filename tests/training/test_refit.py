@@ -54,6 +54,7 @@ def test_the_served_model_has_seen_the_last_labelled_cutoff_and_the_backtest_mod
     leaf = int(run.data.params["min_data_in_leaf_close_30d"])  # the backtest's, kept by the refit (20 to 100 rows)
     assert 20 <= leaf <= 100 and served.targets_["close_30d"].min_data_in_leaf == leaf
     assert served.targets_["close_30d"].booster.params["min_data_in_leaf"] == leaf
+    assert served.isotonic_min_rarer == backtest.isotonic_min_rarer == settings.training.isotonic_min_rarer
 
     latest = build_training_set(log, settings, cutoff_range=(pd.Timestamp(last), pd.Timestamp(last))).frame
     p_served = served.predict_proba(latest)[:, 1]
