@@ -211,8 +211,8 @@ def create_sqlite_registry(uri: str, artifact_location: str) -> None:
     and a process killed among them left a file that no later run could open ("table logged_models already exists").
 
     The schema is built in a file beside it (a copy, when one exists; `_new_registry` when none) and renamed into
-    place under a lock. A file
-    MLflow cannot open that holds no run and no model is moved aside (kept, named in a warning) and made again."""
+    place under a lock. A file MLflow cannot open that holds no run and no model is moved aside (kept, named in a
+    warning) and made again."""
     path = sqlite_file(uri)
     if path is None or _seen_whole(path):
         return
