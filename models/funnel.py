@@ -156,6 +156,32 @@ class FunnelModel:
         self.leaf_rule = leaf_rule
         self.isotonic_min_rarer = isotonic_min_rarer
 
+    @classmethod
+    def from_settings(
+        cls,
+        targets: list[TargetSpec],
+        features: list[str],
+        categorical: list[str],
+        params: dict[str, Any],
+        tc: TrainingConfig,
+        main_target: str | None = None,
+    ) -> FunnelModel:
+        """An unfitted model with the training settings' rounds, stopping, seed, threads, leaf rule and calibration
+        rule: the one way training, the table path and its evaluation build one."""
+        return cls(
+            targets,
+            features,
+            categorical,
+            params,
+            tc.num_boost_round,
+            tc.early_stopping_rounds,
+            main_target=main_target,
+            seed=tc.seed,
+            single_thread_below_rows=tc.single_thread_below_rows,
+            leaf_rule=LeafRule.from_settings(tc),
+            isotonic_min_rarer=tc.isotonic_min_rarer,
+        )
+
     def leaf_minimum(self, rows: int, leads: int) -> int | None:
         """LightGBM's `min_data_in_leaf` for a booster of `rows` rows of `leads` leads; None when LightGBM's default."""
         value = resolved_params(self.params, rows, leads, self.leaf_rule).get("min_data_in_leaf")

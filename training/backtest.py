@@ -20,7 +20,7 @@ from leadradar.errors import TooLittleDataError
 from leadradar.features.build import KEY
 from leadradar.features.radar_log import RadarLog
 from leadradar.features.trainset import TrainingSet
-from leadradar.models.funnel import FunnelModel, LeafRule
+from leadradar.models.funnel import FunnelModel
 from leadradar.targets import Targets, TargetSpec
 from leadradar.training.baselines import baseline_predictions, fit_baselines
 from leadradar.training.evaluation import EvaluationReport, evaluate_test_period
@@ -69,19 +69,7 @@ def fit_funnel(
     """Fit every target on its own horizon's split; a secondary target short of data is skipped, the reason kept."""
     tc = settings.training
     goal = Targets.from_settings(settings)
-    model = FunnelModel(
-        targets,
-        ts.features,
-        ts.categorical,
-        params,
-        tc.num_boost_round,
-        tc.early_stopping_rounds,
-        main_target=goal.main,
-        seed=tc.seed,
-        single_thread_below_rows=tc.single_thread_below_rows,
-        leaf_rule=LeafRule.from_settings(tc),
-        isotonic_min_rarer=tc.isotonic_min_rarer,
-    )
+    model = FunnelModel.from_settings(targets, ts.features, ts.categorical, params, tc, goal.main)
     cutoffs = sorted(ts.frame["cutoff"].unique())
     splits: dict[str, TimeSplit] = {}
     model.begin(ts.frame)
@@ -209,21 +197,8 @@ def with_intervals(
 
 def new_model(ts: TrainingSet, settings: Settings, params: dict[str, Any]) -> FunnelModel:
     """An unfitted funnel model over every target, with the settings' rounds, stopping and seed."""
-    tc = settings.training
     goal = Targets.from_settings(settings)
-    return FunnelModel(
-        goal.specs(),
-        ts.features,
-        ts.categorical,
-        params,
-        tc.num_boost_round,
-        tc.early_stopping_rounds,
-        main_target=goal.main,
-        seed=tc.seed,
-        single_thread_below_rows=tc.single_thread_below_rows,
-        leaf_rule=LeafRule.from_settings(tc),
-        isotonic_min_rarer=tc.isotonic_min_rarer,
-    )
+    return FunnelModel.from_settings(goal.specs(), ts.features, ts.categorical, params, settings.training, goal.main)
 
 
 def split_leads(rows: pd.DataFrame, share: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -19,7 +19,7 @@ from sklearn.model_selection import train_test_split
 from leadradar.config import Settings
 from leadradar.errors import UserError
 from leadradar.features.engines import read_parquet
-from leadradar.models.funnel import FunnelModel, LeafRule
+from leadradar.models.funnel import FunnelModel
 from leadradar.registry import CHALLENGER
 from leadradar.targets import TargetSpec
 from leadradar.training import plots
@@ -201,17 +201,8 @@ def train_from_table(
     found = tuned_params(settings, TARGET, table_key(prep, label, time_column)) if use_tuned else None
     tuned, source = found if found else ({}, DEFAULTS)
     params = {**tc.lgbm_params, **tuned}
-    model = FunnelModel(
-        [TargetSpec(TARGET, TARGET)],
-        prep.columns.features,
-        prep.columns.categorical,
-        params,
-        tc.num_boost_round,
-        tc.early_stopping_rounds,
-        seed=tc.seed,
-        single_thread_below_rows=tc.single_thread_below_rows,
-        leaf_rule=LeafRule.from_settings(tc),
-        isotonic_min_rarer=tc.isotonic_min_rarer,
+    model = FunnelModel.from_settings(
+        [TargetSpec(TARGET, TARGET)], prep.columns.features, prep.columns.categorical, params, tc
     )
     part = {k: prep.frame.iloc[v] for k, v in prep.parts.items()}
     model.fit(part["train"], part["validation"], group=ROW)

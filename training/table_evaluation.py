@@ -19,7 +19,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from leadradar.config import Settings
-from leadradar.models.funnel import FunnelModel, LeafRule
+from leadradar.models.funnel import FunnelModel
 from leadradar.targets import TargetSpec
 from leadradar.training.baselines import LogisticBaseline
 from leadradar.training.intervals import bootstrap_intervals
@@ -57,17 +57,8 @@ def leadradar_fold(train: pd.DataFrame, test: pd.DataFrame, columns: TableColumn
     """leadradar's table model on one training fold: early stopping and calibration on a stratified share of it."""
     tc = settings.training
     fit, val = train_test_split(train, test_size=tc.validation_fraction, stratify=train[TARGET], random_state=tc.seed)
-    model = FunnelModel(
-        [TargetSpec(TARGET, TARGET)],
-        columns.features,
-        columns.categorical,
-        tc.lgbm_params,
-        tc.num_boost_round,
-        tc.early_stopping_rounds,
-        seed=tc.seed,
-        single_thread_below_rows=tc.single_thread_below_rows,
-        leaf_rule=LeafRule.from_settings(tc),
-        isotonic_min_rarer=tc.isotonic_min_rarer,
+    model = FunnelModel.from_settings(
+        [TargetSpec(TARGET, TARGET)], columns.features, columns.categorical, tc.lgbm_params, tc
     ).fit(fit, val, group=ROW)
     return model.predict_proba(test)[:, 1]
 
